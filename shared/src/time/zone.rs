@@ -14,6 +14,8 @@ pub const DEFAULT_ZONE: &str = "America/Edmonton";
 pub struct Zone(Tz);
 
 impl Zone {
+    pub const UTC: Zone = Zone(Tz::UTC);
+
     pub fn tz(self) -> Tz {
         self.0
     }

@@ -1,0 +1,231 @@
+//! Schedules in DynamoDB.
+//!
+//! One table holds every tenant's records, partitioned by tenant:
+//! `pk = TENANT#<tenant>`, `sk = SCHEDULE#<id>`. Listing a tenant's schedules is a single
+//! query on its partition, and no key of one tenant can reach another's rows. Every write
+//! is conditional: creates on the key being free, updates and deletes on the version read.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::HashMap;
+
+use super::aws::describe;
+use crate::domain::{Schedule, ScheduleId, TenantId};
+use crate::ports::{ScheduleStore, StoreError};
+use crate::time::ScheduleExpression;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The DynamoDB schedule store.
+#[derive(Clone, Debug)]
+pub struct DynamoScheduleStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoScheduleStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+pub(crate) fn tenant_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}")
+}
+
+fn schedule_sk(id: ScheduleId) -> String {
+    format!("SCHEDULE#{id}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn time(t: DateTime<Utc>) -> AttributeValue {
+    s(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn to_item(x: &Schedule) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), s(tenant_pk(&x.tenant_id)));
+    item.insert("sk".into(), s(schedule_sk(x.id)));
+    item.insert("kind".into(), s("schedule"));
+    item.insert("id".into(), s(x.id.to_string()));
+    item.insert("tenant_id".into(), s(x.tenant_id.as_str()));
+    item.insert("credential_id".into(), s(x.credential_id.to_string()));
+    item.insert("platform".into(), s(x.platform.as_str()));
+    item.insert("entity_type".into(), s(x.entity_type.as_str()));
+    item.insert("cron_expression".into(), s(&x.cron_expression));
+    item.insert("schedule_expression".into(), s(x.schedule_expression()));
+    item.insert("sync_mode".into(), s(x.sync_mode.as_str()));
+    item.insert("timezone".into(), s(x.timezone.name()));
+    item.insert("is_active".into(), AttributeValue::Bool(x.is_active));
+    if let Some(t) = x.last_run_at {
+        item.insert("last_run_at".into(), time(t));
+    }
+    item.insert("created_at".into(), time(x.created_at));
+    item.insert("updated_at".into(), time(x.updated_at));
+    item.insert("version".into(), AttributeValue::N(x.version.to_string()));
+    item
+}
+
+/// A stored item that does not decode is reported, never half-read.
+fn corrupt(field: &str) -> StoreError {
+    StoreError::Unavailable(format!("stored schedule has a bad or missing '{field}'"))
+}
+
+fn get_s<'a>(item: &'a Item, field: &str) -> Result<&'a str, StoreError> {
+    item.get(field)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| corrupt(field))
+}
+
+fn parsed<T: std::str::FromStr>(item: &Item, field: &str) -> Result<T, StoreError> {
+    get_s(item, field)?.parse().map_err(|_| corrupt(field))
+}
+
+fn get_time(item: &Item, field: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(get_s(item, field)?)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| corrupt(field))
+}
+
+fn from_item(item: &Item) -> Result<Schedule, StoreError> {
+    Ok(Schedule {
+        id: parsed(item, "id")?,
+        tenant_id: TenantId::parse(get_s(item, "tenant_id")?).map_err(|_| corrupt("tenant_id"))?,
+        credential_id: parsed(item, "credential_id")?,
+        platform: parsed(item, "platform")?,
+        entity_type: parsed(item, "entity_type")?,
+        cron_expression: get_s(item, "cron_expression")?.to_string(),
+        expression: ScheduleExpression::parse(get_s(item, "schedule_expression")?)
+            .map_err(|_| corrupt("schedule_expression"))?,
+        sync_mode: parsed(item, "sync_mode")?,
+        timezone: parsed(item, "timezone")?,
+        is_active: *item
+            .get("is_active")
+            .and_then(|v| v.as_bool().ok())
+            .ok_or_else(|| corrupt("is_active"))?,
+        last_run_at: match item.get("last_run_at") {
+            Some(_) => Some(get_time(item, "last_run_at")?),
+            None => None,
+        },
+        created_at: get_time(item, "created_at")?,
+        updated_at: get_time(item, "updated_at")?,
+        version: item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| corrupt("version"))?,
+    })
+}
+
+#[async_trait]
+impl ScheduleStore for DynamoScheduleStore {
+    async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(schedule)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_conditional_check_failed_exception() => StoreError::AlreadyExists,
+                _ => StoreError::Unavailable(describe(&e)),
+            })
+    }
+
+    async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(tenant_pk(tenant)))
+            .key("sk", s(schedule_sk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        out.item().map(from_item).transpose()
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError> {
+        let mut schedules = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+                .expression_attribute_values(":prefix", s("SCHEDULE#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+            for item in out.items() {
+                schedules.push(from_item(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        schedules.sort_by_key(|x| (x.created_at, x.id.to_string()));
+        Ok(schedules)
+    }
+
+    async fn replace(&self, schedule: &Schedule, expected_version: u64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(schedule)))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_version.to_string()),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_conditional_check_failed_exception() => StoreError::Conflict,
+                _ => StoreError::Unavailable(describe(&e)),
+            })
+    }
+
+    async fn delete(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(tenant_pk(tenant)))
+            .key("sk", s(schedule_sk(id)))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_version.to_string()),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_conditional_check_failed_exception() => StoreError::Conflict,
+                _ => StoreError::Unavailable(describe(&e)),
+            })
+    }
+}

@@ -1,0 +1,137 @@
+//! A sync schedule: which connection and entity to sync, how, and when.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+use super::{ConnectionId, ScheduleId, TenantId};
+use crate::time::{ScheduleExpression, Zone};
+
+/// A value outside an enumeration, with the values that are allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{value}' is not one of {allowed}")]
+pub struct UnknownValue {
+    pub value: String,
+    pub allowed: &'static str,
+}
+
+macro_rules! text_enum {
+    ($name:ident, $allowed:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue { value: text.to_string(), allowed: $allowed }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(Platform, "woocommerce, quickbooks, supabase", {
+    WooCommerce => "woocommerce",
+    QuickBooks => "quickbooks",
+    Supabase => "supabase",
+});
+
+text_enum!(EntityType, "orders, customers, products", {
+    Orders => "orders",
+    Customers => "customers",
+    Products => "products",
+});
+
+text_enum!(SyncMode, "full, incremental", {
+    Full => "full",
+    Incremental => "incremental",
+});
+
+/// A stored schedule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    pub id: ScheduleId,
+    pub tenant_id: TenantId,
+    pub credential_id: ConnectionId,
+    pub platform: Platform,
+    pub entity_type: EntityType,
+    /// The expression as the user wrote it.
+    pub cron_expression: String,
+    /// The parsed expression; its canonical EventBridge text is what EventBridge runs.
+    pub expression: ScheduleExpression,
+    pub sync_mode: SyncMode,
+    pub timezone: Zone,
+    pub is_active: bool,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Bumped on every write; writes are conditional on it, so two concurrent updates
+    /// cannot silently overwrite each other.
+    pub version: u64,
+}
+
+impl Schedule {
+    /// The canonical EventBridge expression.
+    pub fn schedule_expression(&self) -> String {
+        self.expression.to_eventbridge()
+    }
+
+    /// The next time EventBridge will fire this schedule after `now`; `None` while paused or
+    /// when it never fires again. Rate schedules count from the last write to EventBridge,
+    /// which is `updated_at`.
+    pub fn next_run_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.is_active {
+            return None;
+        }
+        self.expression
+            .next_after(self.timezone, self.updated_at, now)
+    }
+}
+
+/// A validated request to create a schedule.
+#[derive(Clone, Debug)]
+pub struct NewSchedule {
+    pub credential_id: ConnectionId,
+    pub platform: Platform,
+    pub entity_type: EntityType,
+    pub cron_expression: String,
+    pub expression: ScheduleExpression,
+    pub sync_mode: SyncMode,
+    pub timezone: Zone,
+    pub is_active: bool,
+}
+
+/// A validated partial update; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct SchedulePatch {
+    pub cron_expression: Option<(String, ScheduleExpression)>,
+    pub sync_mode: Option<SyncMode>,
+    pub timezone: Option<Zone>,
+    pub is_active: Option<bool>,
+}
+
+impl SchedulePatch {
+    pub fn is_empty(&self) -> bool {
+        self.cron_expression.is_none()
+            && self.sync_mode.is_none()
+            && self.timezone.is_none()
+            && self.is_active.is_none()
+    }
+}
