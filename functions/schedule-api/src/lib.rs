@@ -1,1 +1,64 @@
+//! The schedule API Lambda: CRUD and preview of sync schedules behind an API Gateway HTTP
+//! API with a JWT authorizer.
+//!
+//! ## Layout
+//! - [`handle`]: the entry point Lambda (and the local gateway) calls for every request.
+//! - `routes`: routing and one handler per route.
+//! - `request`: the tenant from the authorizer's claims; checked JSON bodies.
+//! - `view`: the JSON shapes returned.
+//! - `error`: the one error type and its mapping to status codes.
+//!
+//! Every failure is answered as JSON; the handler itself never fails, so Lambda never
+//! retries or reports a request as an invocation error.
 
+mod error;
+mod request;
+mod routes;
+mod view;
+
+use lambda_http::{Body, Error, Request, Response};
+use std::sync::Arc;
+
+use sync_shared::adapters::aws::{schedule_service, SdkConfig};
+use sync_shared::clock::SystemClock;
+use sync_shared::config::{ApiSettings, AwsResources};
+use sync_shared::service::ScheduleService;
+
+pub use error::ApiError;
+
+/// Everything a request needs, built once per cold start.
+#[derive(Clone)]
+pub struct App {
+    pub service: ScheduleService,
+    pub settings: ApiSettings,
+}
+
+impl App {
+    pub fn new(service: ScheduleService, settings: ApiSettings) -> Self {
+        Self { service, settings }
+    }
+
+    /// The production wiring: DynamoDB, EventBridge Scheduler and the system clock, from an
+    /// SDK configuration and the resource names.
+    pub fn with_aws(sdk: &SdkConfig, resources: &AwsResources, settings: ApiSettings) -> Self {
+        Self::new(
+            schedule_service(sdk, resources, Arc::new(SystemClock)),
+            settings,
+        )
+    }
+}
+
+/// Answers one request. Never returns `Err`: every failure becomes a JSON error response.
+pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let response = match routes::dispatch(app, &req).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    tracing::info!(%method, %path, status = response.status().as_u16(), "request");
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,16 @@
-fn main() {}
+//! Lambda entry point: configuration and clients are built once per cold start, then every
+//! request goes to [`schedule_api::handle`].
+
+use lambda_http::{run, service_fn, Error};
+use schedule_api::{handle, App};
+use sync_shared::config::{ApiSettings, AwsResources};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let resources = AwsResources::from_env()?;
+    let settings = ApiSettings::from_env()?;
+    let sdk = sync_shared::adapters::aws::from_env().await;
+    let app = App::with_aws(&sdk, &resources, settings);
+    run(service_fn(|req| handle(&app, req))).await
+}

@@ -1,7 +1,8 @@
 //! Building SDK configuration: the default chain in AWS, or a fixed local endpoint (moto)
 //! with dummy credentials for the local stack and the tests.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+pub use aws_config::SdkConfig;
+use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
 
 /// The environment's configuration (Lambda role, region, `AWS_ENDPOINT_URL*` overrides).
@@ -22,4 +23,23 @@ pub async fn local(endpoint: &str) -> SdkConfig {
 /// The full text of an SDK error (the default `Display` of SDK errors is only a summary).
 pub fn describe<E: std::error::Error>(err: &E) -> String {
     aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string()
+}
+
+use crate::clock::Clock;
+use crate::config::AwsResources;
+use crate::service::ScheduleService;
+use std::sync::Arc;
+
+/// Schedule use cases over DynamoDB and EventBridge Scheduler.
+pub fn schedule_service(
+    sdk: &SdkConfig,
+    resources: &AwsResources,
+    clock: Arc<dyn Clock>,
+) -> ScheduleService {
+    let store = super::DynamoScheduleStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        resources.table_name.clone(),
+    );
+    let trigger = super::EventBridgeTrigger::new(aws_sdk_scheduler::Client::new(sdk), resources);
+    ScheduleService::new(Arc::new(store), Arc::new(trigger), clock)
 }

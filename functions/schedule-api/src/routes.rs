@@ -1,0 +1,236 @@
+//! Routing and the handlers for each route.
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | POST | `/api/sync/schedules` | create |
+//! | GET | `/api/sync/schedules` | list the tenant's schedules |
+//! | GET | `/api/sync/schedules/{id}` | one schedule |
+//! | PUT | `/api/sync/schedules/{id}` | partial update |
+//! | DELETE | `/api/sync/schedules/{id}` | delete (and its EventBridge schedule) |
+//! | POST | `/api/sync/schedules/preview` | next fire times, nothing stored |
+
+use chrono::{DateTime, Utc};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::request::{json_object, tenant, Fields};
+use crate::view;
+use crate::App;
+use sync_shared::domain::{NewSchedule, ScheduleId, SchedulePatch, SyncMode, TenantId};
+use sync_shared::service::MAX_PREVIEW_COUNT;
+use sync_shared::time::{ScheduleExpression, Zone};
+
+const BASE: &str = "/api/sync/schedules";
+const CREATE_FIELDS: &[&str] = &[
+    "credential_id",
+    "platform",
+    "entity_type",
+    "cron_expression",
+    "sync_mode",
+    "timezone",
+    "is_active",
+];
+const UPDATE_FIELDS: &[&str] = &["cron_expression", "sync_mode", "timezone", "is_active"];
+const IMMUTABLE_FIELDS: &[&str] = &["credential_id", "platform", "entity_type"];
+const PREVIEW_FIELDS: &[&str] = &["cron_expression", "timezone", "count", "after"];
+const DEFAULT_PREVIEW_COUNT: i64 = 5;
+
+/// Which resource a path names.
+enum Route {
+    Collection,
+    Preview,
+    Item(String),
+}
+
+fn route(path: &str) -> Option<Route> {
+    let path = path.trim_end_matches('/');
+    let rest = path.strip_prefix(BASE)?;
+    match rest {
+        "" => Some(Route::Collection),
+        "/preview" => Some(Route::Preview),
+        _ => {
+            let id = rest.strip_prefix('/')?;
+            (!id.contains('/')).then(|| Route::Item(id.to_string()))
+        }
+    }
+}
+
+pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let tenant = tenant(req, &app.settings.tenant_claim)?;
+    let route = route(req.uri().path())
+        .ok_or_else(|| ApiError::not_found(format!("no route for {}", req.uri().path())))?;
+    let method = req.method();
+    match route {
+        Route::Collection if method == Method::GET => list(app, &tenant).await,
+        Route::Collection if method == Method::POST => create(app, &tenant, req).await,
+        Route::Collection => Err(ApiError::method_not_allowed("GET, POST")),
+        Route::Preview if method == Method::POST => preview(app, req),
+        Route::Preview => Err(ApiError::method_not_allowed("POST")),
+        Route::Item(id) => {
+            if ![Method::GET, Method::PUT, Method::DELETE].contains(method) {
+                return Err(ApiError::method_not_allowed("GET, PUT, DELETE"));
+            }
+            // An id that is not a UUID cannot name a schedule: it is simply not found.
+            let id: ScheduleId = id
+                .parse()
+                .map_err(|_| ApiError::not_found("no schedule with that id"))?;
+            match *method {
+                Method::GET => get(app, &tenant, id).await,
+                Method::PUT => update(app, &tenant, id, req).await,
+                _ => delete(app, &tenant, id).await,
+            }
+        }
+    }
+}
+
+async fn list(app: &App, tenant: &TenantId) -> Result<Response<Body>, ApiError> {
+    let schedules = app.service.list(tenant).await?;
+    let now = app.service.now();
+    let body: Vec<_> = schedules.iter().map(|s| view::schedule(s, now)).collect();
+    Ok(view::json_response(StatusCode::OK, &json!(body)))
+}
+
+async fn get(app: &App, tenant: &TenantId, id: ScheduleId) -> Result<Response<Body>, ApiError> {
+    let schedule = app.service.get(tenant, id).await?;
+    Ok(view::json_response(
+        StatusCode::OK,
+        &view::schedule(&schedule, app.service.now()),
+    ))
+}
+
+fn expression(fields: &Fields) -> Result<Option<(String, ScheduleExpression)>, ApiError> {
+    match fields.string("cron_expression", false)? {
+        None => Ok(None),
+        Some(text) => ScheduleExpression::parse(text)
+            .map(|e| Some((text.to_string(), e)))
+            .map_err(|e| ApiError::invalid_field("cron_expression", e.to_string())),
+    }
+}
+
+async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<Body>, ApiError> {
+    let fields = Fields::new(
+        json_object(req, app.settings.max_body_bytes)?,
+        CREATE_FIELDS,
+        &[],
+    )?;
+    let credential_id = fields.required_parsed("credential_id")?;
+    let platform = fields.required_parsed("platform")?;
+    let entity_type = fields.required_parsed("entity_type")?;
+    let (cron_expression, expression) = expression(&fields)?
+        .ok_or_else(|| ApiError::invalid_field("cron_expression", "cron_expression is required"))?;
+    let new = NewSchedule {
+        credential_id,
+        platform,
+        entity_type,
+        cron_expression,
+        expression,
+        sync_mode: fields
+            .parsed("sync_mode", true)?
+            .unwrap_or(SyncMode::Incremental),
+        timezone: fields
+            .parsed::<Zone>("timezone", true)?
+            .unwrap_or(app.settings.default_timezone),
+        is_active: fields.bool("is_active", true)?.unwrap_or(true),
+    };
+    let schedule = app.service.create(tenant, new).await?;
+    let mut response = view::json_response(
+        StatusCode::CREATED,
+        &json!({
+            "id": schedule.id.to_string(),
+            "message": "schedule created",
+            "schedule": view::schedule(&schedule, app.service.now()),
+        }),
+    );
+    if let Ok(location) = format!("{BASE}/{}", schedule.id).parse() {
+        response.headers_mut().insert("location", location);
+    }
+    Ok(response)
+}
+
+async fn update(
+    app: &App,
+    tenant: &TenantId,
+    id: ScheduleId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let fields = Fields::new(
+        json_object(req, app.settings.max_body_bytes)?,
+        UPDATE_FIELDS,
+        IMMUTABLE_FIELDS,
+    )?;
+    if fields.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "nothing to update; send at least one of: {}",
+            UPDATE_FIELDS.join(", ")
+        )));
+    }
+    let patch = SchedulePatch {
+        cron_expression: expression(&fields)?,
+        sync_mode: fields.parsed("sync_mode", false)?,
+        timezone: fields.parsed("timezone", false)?,
+        is_active: fields.bool("is_active", false)?,
+    };
+    let schedule = app.service.update(tenant, id, patch).await?;
+    Ok(view::json_response(
+        StatusCode::OK,
+        &json!({
+            "message": "schedule updated",
+            "schedule": view::schedule(&schedule, app.service.now()),
+        }),
+    ))
+}
+
+async fn delete(app: &App, tenant: &TenantId, id: ScheduleId) -> Result<Response<Body>, ApiError> {
+    app.service.delete(tenant, id).await?;
+    Ok(view::json_response(
+        StatusCode::OK,
+        &json!({ "message": "schedule deleted" }),
+    ))
+}
+
+fn preview(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let fields = Fields::new(
+        json_object(req, app.settings.max_body_bytes)?,
+        PREVIEW_FIELDS,
+        &[],
+    )?;
+    let (_, expression) = expression(&fields)?
+        .ok_or_else(|| ApiError::invalid_field("cron_expression", "cron_expression is required"))?;
+    let zone = fields
+        .parsed::<Zone>("timezone", true)?
+        .unwrap_or(app.settings.default_timezone);
+    let count = fields.integer("count")?.unwrap_or(DEFAULT_PREVIEW_COUNT);
+    let max = MAX_PREVIEW_COUNT as i64;
+    if !(1..=max).contains(&count) {
+        return Err(ApiError::invalid_field(
+            "count",
+            format!("count must be from 1 to {max}"),
+        ));
+    }
+    let after = match fields.string("after", true)? {
+        None => None,
+        Some(text) => Some(
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::invalid_field(
+                        "after",
+                        "after must be an RFC 3339 time, e.g. 2026-11-24T09:00:00Z",
+                    )
+                })?,
+        ),
+    };
+    // `count` is within 1..=100 here, so the conversion cannot truncate.
+    let preview = app.service.preview(
+        &expression,
+        zone,
+        after,
+        usize::try_from(count).unwrap_or(1),
+    );
+    Ok(view::json_response(
+        StatusCode::OK,
+        &view::preview(&preview),
+    ))
+}

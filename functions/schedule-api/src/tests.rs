@@ -1,0 +1,510 @@
+//! Handler tests: the `events/` fixtures, varied per case, through `handle` with in-memory
+//! fakes behind the service.
+
+use super::*;
+use lambda_http::http::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use sync_shared::clock::FixedClock;
+use sync_shared::memory::{MemoryScheduleStore, MemoryTrigger};
+
+struct World {
+    app: App,
+    store: Arc<MemoryScheduleStore>,
+    trigger: Arc<MemoryTrigger>,
+}
+
+fn world() -> World {
+    let store = Arc::new(MemoryScheduleStore::default());
+    let trigger = Arc::new(MemoryTrigger::default());
+    let clock = Arc::new(FixedClock::new(
+        chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_default(),
+    ));
+    let service = ScheduleService::new(store.clone(), trigger.clone(), clock);
+    World {
+        app: App::new(service, ApiSettings::default()),
+        store,
+        trigger,
+    }
+}
+
+/// An `events/` fixture as JSON, to vary before sending.
+fn event(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn with_body(mut e: Value, body: &str) -> Value {
+    e["body"] = json!(body);
+    e
+}
+
+fn with_json(e: Value, body: Value) -> Value {
+    with_body(e, &body.to_string())
+}
+
+fn with_path(mut e: Value, path: &str) -> Value {
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e
+}
+
+fn with_method(mut e: Value, method: &str) -> Value {
+    e["requestContext"]["http"]["method"] = json!(method);
+    e
+}
+
+fn with_header(mut e: Value, name: &str, value: Option<&str>) -> Value {
+    match value {
+        Some(v) => e["headers"][name] = json!(v),
+        None => {
+            if let Some(h) = e["headers"].as_object_mut() {
+                h.remove(name);
+            }
+        }
+    }
+    e
+}
+
+fn with_tenant(mut e: Value, tenant: &str) -> Value {
+    e["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"] = json!(tenant);
+    e
+}
+
+async fn send(w: &World, e: Value) -> (StatusCode, Value, lambda_http::http::HeaderMap) {
+    let req = lambda_http::request::from_str(&e.to_string()).unwrap_or_else(|err| panic!("{err}"));
+    let response = handle(&w.app, req)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = match response.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    (status, body, headers)
+}
+
+async fn create(w: &World) -> Value {
+    let (status, body, _) = send(w, event("schedules-create.json")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+fn item_path(id: &str) -> String {
+    format!("/api/sync/schedules/{id}")
+}
+
+fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn create_returns_201_with_the_stored_schedule_and_its_canonical_expression() {
+    let w = world();
+    let body = create(&w).await;
+    let s = &body["schedule"];
+    assert_eq!(body["id"], s["id"]);
+    assert_eq!(body["message"], "schedule created");
+    assert_eq!(s["cron_expression"], "0 */15 * * * *");
+    assert_eq!(s["schedule_expression"], "cron(0/15 * * * ? *)");
+    assert_eq!(s["timezone"], "America/Edmonton");
+    assert_eq!(s["sync_mode"], "incremental");
+    assert_eq!(s["is_active"], true);
+    assert_eq!(s["last_run_at"], Value::Null);
+    assert_eq!(s["next_run_at"], "2026-11-24T12:15:00Z");
+    assert_eq!(s["created_at"], "2026-11-24T12:00:00Z");
+    assert_eq!(w.store.len(), 1);
+    assert_eq!(w.trigger.len(), 1);
+}
+
+#[tokio::test]
+async fn defaults_apply_when_optional_fields_are_left_out() {
+    let w = world();
+    let e = with_json(
+        event("schedules-create.json"),
+        json!({"credential_id": "8d2f5b7a-1c3e-4f60-9a8b-2e4d6f8a0b1c", "platform": "quickbooks",
+               "entity_type": "customers", "cron_expression": "@daily"}),
+    );
+    let (status, body, headers) = send(&w, e).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["schedule"]["sync_mode"], "incremental");
+    assert_eq!(body["schedule"]["timezone"], "America/Edmonton");
+    assert_eq!(body["schedule"]["is_active"], true);
+    let location = headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert_eq!(location, item_path(body["id"].as_str().unwrap_or("")));
+}
+
+#[tokio::test]
+async fn list_get_update_delete_round_trip() {
+    let w = world();
+    let id = create(&w).await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    let (status, list, _) = send(&w, event("schedules-list.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+
+    let (status, got, _) = send(&w, with_path(event("schedules-get.json"), &item_path(&id))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["id"], id.as_str());
+
+    let (status, updated, _) = send(
+        &w,
+        with_path(event("schedules-update.json"), &item_path(&id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["message"], "schedule updated");
+    assert_eq!(
+        updated["schedule"]["schedule_expression"],
+        "cron(0 9 ? * MON-FRI *)"
+    );
+    assert_eq!(updated["schedule"]["is_active"], false);
+    assert_eq!(updated["schedule"]["next_run_at"], Value::Null);
+    assert_eq!(updated["schedule"]["platform"], "woocommerce");
+
+    let (status, deleted, _) = send(
+        &w,
+        with_path(event("schedules-delete.json"), &item_path(&id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(deleted["message"], "schedule deleted");
+    assert!(w.store.is_empty() && w.trigger.is_empty());
+    let (status, _, _) = send(&w, with_path(event("schedules-get.json"), &item_path(&id))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn preview_follows_edmonton_dst_and_stores_nothing() {
+    let w = world();
+    let (status, body, _) = send(&w, event("schedules-preview.json")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["schedule_expression"], "cron(30 2 * * ? *)");
+    assert_eq!(body["timezone"], "America/Edmonton");
+    // 2026-03-08 02:30 does not exist in Edmonton.
+    assert_eq!(
+        body["next_runs"],
+        json!([
+            "2026-03-07T09:30:00Z",
+            "2026-03-09T08:30:00Z",
+            "2026-03-10T08:30:00Z"
+        ])
+    );
+    assert!(w.store.is_empty());
+}
+
+#[tokio::test]
+async fn preview_checks_count_and_after() {
+    let w = world();
+    for (body, field) in [
+        (json!({"cron_expression": "@daily", "count": 0}), "count"),
+        (json!({"cron_expression": "@daily", "count": 101}), "count"),
+        (json!({"cron_expression": "@daily", "count": "5"}), "count"),
+        (
+            json!({"cron_expression": "@daily", "after": "yesterday"}),
+            "after",
+        ),
+        (
+            json!({"cron_expression": "@daily", "timezone": "Moon/Base"}),
+            "timezone",
+        ),
+        (json!({"timezone": "UTC"}), "cron_expression"),
+    ] {
+        let (status, got, _) = send(&w, with_json(event("schedules-preview.json"), body)).await;
+        assert_error(status, &got, StatusCode::BAD_REQUEST, "invalid_field");
+        assert_eq!(got["error"]["field"], field, "{got}");
+    }
+    let (status, got, _) = send(
+        &w,
+        with_json(
+            event("schedules-preview.json"),
+            json!({"cron_expression": "rate(1 hour)", "count": 100}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["next_runs"].as_array().map(Vec::len), Some(100));
+}
+
+#[tokio::test]
+async fn a_request_without_the_tenant_claim_is_401_and_changes_nothing() {
+    let w = world();
+    let (status, body, _) = send(&w, event("schedules-create-no-tenant.json")).await;
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (status, _, _) = send(&w, with_tenant(event("schedules-list.json"), "")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The tenant must come from the configured claim, not from another one.
+    let mut e = event("schedules-list.json");
+    if let Some(claims) = e["requestContext"]["authorizer"]["jwt"]["claims"].as_object_mut() {
+        claims.remove("tenant_id");
+        claims.insert("tenant".into(), json!("tenant-demo"));
+    }
+    let (status, _, _) = send(&w, with_header(e, "x-tenant-id", Some("tenant-demo"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(w.store.is_empty());
+}
+
+#[tokio::test]
+async fn the_tenant_claim_name_is_configurable() {
+    let mut w = world();
+    w.app.settings.tenant_claim = "custom:org".into();
+    let mut e = event("schedules-list.json");
+    e["requestContext"]["authorizer"]["jwt"]["claims"]["custom:org"] = json!("org-7");
+    let (status, _, _) = send(&w, e).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn another_tenants_schedule_is_404_for_every_verb() {
+    let w = world();
+    let id = create(&w).await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for name in [
+        "schedules-get.json",
+        "schedules-update.json",
+        "schedules-delete.json",
+    ] {
+        let e = with_tenant(with_path(event(name), &item_path(&id)), "tenant-other");
+        let (status, body, _) = send(&w, e).await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    }
+    let (_, list, _) = send(
+        &w,
+        with_tenant(event("schedules-list.json"), "tenant-other"),
+    )
+    .await;
+    assert_eq!(list, json!([]));
+    // The owner's schedule is untouched.
+    let (_, got, _) = send(&w, with_path(event("schedules-get.json"), &item_path(&id))).await;
+    assert_eq!(got["is_active"], true);
+    assert_eq!(w.trigger.len(), 1);
+}
+
+#[tokio::test]
+async fn invalid_fields_are_400_naming_the_field_and_store_nothing() {
+    let w = world();
+    let base = json!({"credential_id": "8d2f5b7a-1c3e-4f60-9a8b-2e4d6f8a0b1c", "platform": "woocommerce",
+                      "entity_type": "orders", "cron_expression": "@daily"});
+    let cases = [
+        ("credential_id", json!("not-a-uuid")),
+        ("credential_id", json!(null)),
+        ("platform", json!("shopify")),
+        ("entity_type", json!("invoices")),
+        ("cron_expression", json!("0 9 1 * 1")),
+        ("cron_expression", json!("30 * * * * *")),
+        ("cron_expression", json!("0 0 31 2 *")),
+        ("cron_expression", json!(42)),
+        ("sync_mode", json!("partial")),
+        ("timezone", json!("Mars/Olympus")),
+        ("is_active", json!("yes")),
+        ("tenant_id", json!("tenant-other")),
+    ];
+    for (field, value) in cases {
+        let mut body = base.clone();
+        body[field] = value.clone();
+        let (status, got, _) = send(&w, with_json(event("schedules-create.json"), body)).await;
+        assert_error(status, &got, StatusCode::BAD_REQUEST, "invalid_field");
+        assert_eq!(got["error"]["field"], field, "{field}={value}: {got}");
+    }
+    let mut missing = base.clone();
+    if let Some(m) = missing.as_object_mut() {
+        m.remove("platform");
+    }
+    let (status, got, _) = send(&w, with_json(event("schedules-create.json"), missing)).await;
+    assert_error(status, &got, StatusCode::BAD_REQUEST, "invalid_field");
+    assert_eq!(got["error"]["field"], "platform");
+    assert!(w.store.is_empty() && w.trigger.is_empty());
+}
+
+#[tokio::test]
+async fn the_dialect_error_message_says_what_to_write() {
+    let w = world();
+    let mut body: Value = serde_json::from_str(
+        event("schedules-create.json")["body"]
+            .as_str()
+            .unwrap_or("{}"),
+    )
+    .unwrap_or_default();
+    body["cron_expression"] = json!("0 9 1 * MON");
+    let (_, got, _) = send(&w, with_json(event("schedules-create.json"), body)).await;
+    let message = got["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("either") && message.contains("'0 9 * * 1'"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_400_invalid_json() {
+    let w = world();
+    for body in ["{", "[]", "\"text\"", "", "   ", "{\"a\":1}}", "null"] {
+        let (status, got, _) = send(&w, with_body(event("schedules-create.json"), body)).await;
+        assert_error(status, &got, StatusCode::BAD_REQUEST, "invalid_json");
+    }
+    // Bytes that are not UTF-8 arrive base64-encoded from API Gateway.
+    let mut e = with_body(event("schedules-create.json"), "/w==");
+    e["isBase64Encoded"] = json!(true);
+    let (status, got, _) = send(&w, e).await;
+    assert_error(status, &got, StatusCode::BAD_REQUEST, "invalid_json");
+    assert!(w.store.is_empty());
+}
+
+#[tokio::test]
+async fn a_non_json_content_type_is_415() {
+    let w = world();
+    for ct in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let e = with_header(event("schedules-create.json"), "content-type", ct);
+        let (status, got, _) = send(&w, e).await;
+        assert_error(
+            status,
+            &got,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        );
+    }
+    let e = with_header(
+        event("schedules-create.json"),
+        "content-type",
+        Some("application/json; charset=utf-8"),
+    );
+    assert_eq!(send(&w, e).await.0, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let w = world();
+    let padding = "x".repeat(w.app.settings.max_body_bytes);
+    let body = json!({"cron_expression": "@daily", "pad": padding});
+    let (status, got, _) = send(&w, with_json(event("schedules-create.json"), body)).await;
+    assert_error(
+        status,
+        &got,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+    assert!(w.store.is_empty());
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_with_allow() {
+    let w = world();
+    let cases = [
+        (event("schedules-list.json"), "PATCH", "GET, POST"),
+        (event("schedules-preview.json"), "GET", "POST"),
+        (event("schedules-get.json"), "POST", "GET, PUT, DELETE"),
+    ];
+    for (e, method, allow) in cases {
+        let (status, got, headers) = send(&w, with_method(e, method)).await;
+        assert_error(
+            status,
+            &got,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        );
+        assert_eq!(
+            headers.get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow)
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_and_ids_are_404() {
+    let w = world();
+    for path in [
+        "/api/sync/other",
+        "/api/sync/schedules/abc",
+        "/api/sync/schedules/a/b",
+    ] {
+        let (status, got, _) = send(&w, with_path(event("schedules-get.json"), path)).await;
+        assert_error(status, &got, StatusCode::NOT_FOUND, "not_found");
+    }
+}
+
+#[tokio::test]
+async fn update_refuses_immutable_unknown_and_empty_bodies() {
+    let w = world();
+    let id = create(&w).await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let e = || with_path(event("schedules-update.json"), &item_path(&id));
+    for (body, field) in [
+        (json!({"platform": "supabase"}), Some("platform")),
+        (
+            json!({"credential_id": "8d2f5b7a-1c3e-4f60-9a8b-2e4d6f8a0b1d"}),
+            Some("credential_id"),
+        ),
+        (json!({"colour": "blue"}), Some("colour")),
+        (json!({"timezone": null}), Some("timezone")),
+        (
+            json!({"cron_expression": "rate(0 days)"}),
+            Some("cron_expression"),
+        ),
+        (json!({}), None),
+    ] {
+        let (status, got, _) = send(&w, with_json(e(), body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{got}");
+        assert_eq!(got["error"]["field"].as_str(), field, "{got}");
+    }
+    let (_, got, _) = send(&w, with_path(event("schedules-get.json"), &item_path(&id))).await;
+    assert_eq!(got["cron_expression"], "0 */15 * * * *");
+}
+
+#[tokio::test]
+async fn when_eventbridge_fails_the_answer_is_503_and_nothing_is_left_behind() {
+    let w = world();
+    w.trigger.set_failing(true);
+    let (status, got, _) = send(&w, event("schedules-create.json")).await;
+    assert_error(
+        status,
+        &got,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    );
+    assert!(
+        !got.to_string().contains("memory trigger"),
+        "internals leaked: {got}"
+    );
+    assert!(w.store.is_empty());
+}
+
+#[tokio::test]
+async fn when_the_store_fails_the_answer_is_503_without_internals() {
+    let w = world();
+    w.store.set_failing(true);
+    let (status, got, _) = send(&w, event("schedules-list.json")).await;
+    assert_error(
+        status,
+        &got,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    );
+    assert!(
+        !got.to_string().contains("memory store"),
+        "internals leaked: {got}"
+    );
+}
