@@ -1,1 +1,18 @@
-
+//! Local stack and developer tooling: everything needed to run the service on one machine
+//! against emulated AWS, and the `syncctl` command line.
+//!
+//! ## Layout
+//! - [`moto`]: starts `moto_server` on loopback and stops it with us.
+//! - [`provision`]: creates the table, queues and schedule group the template defines.
+//! - [`jwt`]: the local stand-in for the HTTP API's JWT authorizer.
+//! - [`gateway`]: serves the template's routes over HTTP by calling the Lambda handlers.
+//! - [`firer`]: fires the emulated EventBridge schedules (moto never does).
+//! - [`local`]: all of the above together.
+//! - [`cli`]: the `syncctl` command line.
+pub mod cli;
+pub mod firer;
+pub mod gateway;
+pub mod jwt;
+pub mod local;
+pub mod moto;
+pub mod provision;

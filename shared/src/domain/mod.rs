@@ -1,7 +1,7 @@
 //! The domain model: identifiers, schedules and the job a schedule enqueues.
 
 mod ids;
-mod job;
+pub mod job;
 mod schedule;
 
 pub use ids::{ConnectionId, IdError, ScheduleId, TenantId};

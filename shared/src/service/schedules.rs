@@ -7,7 +7,7 @@
 //! the undo itself fails, the store still holds the user's intent, and the store is the source
 //! of truth that the trigger side is repaired to match.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use std::sync::Arc;
 
 use crate::clock::Clock;
@@ -77,8 +77,10 @@ impl ScheduleService {
         }
     }
 
+    /// Now, at the precision records are stored with (milliseconds), so what a write
+    /// returns is exactly what a later read returns.
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        self.clock.now().trunc_subsecs(3)
     }
 
     pub async fn create(
@@ -86,7 +88,7 @@ impl ScheduleService {
         tenant: &TenantId,
         new: NewSchedule,
     ) -> Result<Schedule, ServiceError> {
-        let now = self.clock.now();
+        let now = self.now();
         ensure_fires(&new.expression, new.timezone, now)?;
         let schedule = Schedule {
             id: ScheduleId::new_random(),
@@ -137,7 +139,7 @@ impl ScheduleService {
         patch: SchedulePatch,
     ) -> Result<Schedule, ServiceError> {
         let current = self.get(tenant, id).await?;
-        let now = self.clock.now();
+        let now = self.now();
         let mut next = current.clone();
         if let Some((text, expression)) = patch.cron_expression {
             next.cron_expression = text;

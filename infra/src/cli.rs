@@ -1,0 +1,218 @@
+//! `syncctl`: the developer's command line. The binary is a thin wrapper around [`run`], so
+//! tests drive the same code with captured output.
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::time::Duration;
+
+use crate::jwt::LocalJwt;
+use crate::local::{LocalOptions, LocalStack};
+use sync_shared::service::MAX_PREVIEW_COUNT;
+use sync_shared::time::{ScheduleExpression, Zone};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "syncctl",
+    about = "Developer tool for the sync scheduling service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole system locally against emulated AWS (moto).
+    Local {
+        /// Address the API listens on.
+        #[arg(long, env = "SYNC_LOCAL_LISTEN", default_value = "127.0.0.1:3000")]
+        listen: String,
+        /// Use a running emulated AWS at this URL instead of starting moto.
+        #[arg(long, env = "SYNC_LOCAL_AWS_ENDPOINT")]
+        aws_endpoint: Option<String>,
+        /// Port for the moto server it starts (default: a free port).
+        #[arg(long, env = "SYNC_LOCAL_MOTO_PORT")]
+        moto_port: Option<u16>,
+        /// Seconds between passes that fire due schedules.
+        #[arg(long, default_value_t = 5)]
+        tick_seconds: u64,
+    },
+    /// Print a token the local gateway accepts.
+    DevToken {
+        /// Tenant the token is for.
+        #[arg(long)]
+        tenant: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+        /// Claim that carries the tenant (as the API's TENANT_CLAIM).
+        #[arg(long, env = "TENANT_CLAIM", default_value = "tenant_id")]
+        claim: String,
+    },
+    /// Print the next fire times of an expression, one RFC 3339 UTC time per line.
+    Preview {
+        /// The expression, in any accepted dialect.
+        #[arg(long)]
+        expr: String,
+        /// IANA time zone.
+        #[arg(long, default_value = sync_shared::time::DEFAULT_ZONE)]
+        tz: String,
+        /// Start after this time (RFC 3339); default now.
+        #[arg(long)]
+        after: Option<String>,
+        /// How many times to print (1 to 100).
+        #[arg(long, default_value_t = 5)]
+        count: usize,
+    },
+}
+
+/// Runs `syncctl` with `args` (the first is the program name); returns the exit code:
+/// 0 success, 2 bad input, 1 anything else.
+pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = e.render().to_string();
+            return if e.use_stderr() {
+                let _ = write!(err, "{text}");
+                2
+            } else {
+                let _ = write!(out, "{text}");
+                0
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Preview {
+            expr,
+            tz,
+            after,
+            count,
+        } => return preview(&expr, &tz, after.as_deref(), count, out, err),
+        Command::DevToken { tenant, ttl, claim } => dev_token(&tenant, ttl, &claim, out, err),
+        Command::Local {
+            listen,
+            aws_endpoint,
+            moto_port,
+            tick_seconds,
+        } => {
+            local(
+                LocalOptions {
+                    listen,
+                    aws_endpoint,
+                    moto_port,
+                    tick: Duration::from_secs(tick_seconds.max(1)),
+                },
+                out,
+            )
+            .await
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e:#}");
+            1
+        }
+    }
+}
+
+fn preview(
+    expr: &str,
+    tz: &str,
+    after: Option<&str>,
+    count: usize,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let fail = |err: &mut dyn Write, message: String| {
+        let _ = writeln!(err, "error: {message}");
+        2
+    };
+    let expression = match ScheduleExpression::parse(expr) {
+        Ok(e) => e,
+        Err(e) => return fail(err, e.to_string()),
+    };
+    let zone: Zone = match tz.parse() {
+        Ok(z) => z,
+        Err(e) => return fail(err, e.to_string()),
+    };
+    let after: DateTime<Utc> = match after {
+        None => Utc::now(),
+        Some(text) => match DateTime::parse_from_rfc3339(text) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(_) => {
+                return fail(
+                    err,
+                    format!("--after '{text}' is not an RFC 3339 time, e.g. 2026-11-24T09:00:00Z"),
+                )
+            }
+        },
+    };
+    if !(1..=MAX_PREVIEW_COUNT).contains(&count) {
+        return fail(
+            err,
+            format!("--count must be from 1 to {MAX_PREVIEW_COUNT}"),
+        );
+    }
+    for t in expression.upcoming(zone, after, after, count) {
+        if writeln!(
+            out,
+            "{}",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+        .is_err()
+        {
+            return 1;
+        }
+    }
+    0
+}
+
+fn dev_token(
+    tenant: &str,
+    ttl: i64,
+    claim: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32> {
+    if sync_shared::domain::TenantId::parse(tenant).is_err() || ttl <= 0 {
+        writeln!(
+            err,
+            "error: --tenant must be 1-128 printable characters without spaces, and --ttl positive"
+        )?;
+        return Ok(2);
+    }
+    let token = LocalJwt::from_env().token(claim, tenant, Utc::now().timestamp(), ttl);
+    writeln!(out, "{token}")?;
+    Ok(0)
+}
+
+async fn local(options: LocalOptions, out: &mut dyn Write) -> Result<i32> {
+    let stack = LocalStack::start(&options).await?;
+    writeln!(out, "Local sync service is up.")?;
+    writeln!(out, "  API:           {}/api/sync/schedules", stack.api_url)?;
+    writeln!(
+        out,
+        "  AWS endpoint:  {} (moto; region us-east-1, any credentials)",
+        stack.aws_endpoint
+    )?;
+    writeln!(out, "  Table:         {}", stack.resources.table_name)?;
+    writeln!(out, "  Schedule group {}", stack.resources.schedule_group)?;
+    writeln!(out, "  Sync queue:    {}", stack.queue_arn)?;
+    writeln!(
+        out,
+        "  Token:         cargo run -q --bin syncctl -- dev-token --tenant demo"
+    )?;
+    writeln!(
+        out,
+        "Due schedules are fired every {}s. Ctrl-C stops everything.",
+        options.tick.as_secs()
+    )?;
+    out.flush()?;
+    tokio::signal::ctrl_c().await?;
+    drop(stack);
+    Ok(0)
+}

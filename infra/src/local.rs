@@ -1,0 +1,88 @@
+//! The local stack: emulated AWS (moto), our resources in it, the HTTP gateway and the
+//! schedule firer, started together with nothing to configure.
+
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+use crate::firer::LocalScheduler;
+use crate::gateway::{self, Gateway};
+use crate::jwt::LocalJwt;
+use crate::moto::MotoServer;
+use crate::provision::{provision, Names};
+use sync_shared::config::ApiSettings;
+
+/// How to run the local stack.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Address for the API, e.g. `127.0.0.1:3000`.
+    pub listen: String,
+    /// Use this AWS endpoint instead of starting moto.
+    pub aws_endpoint: Option<String>,
+    /// Port for the moto it starts (a free one when `None`).
+    pub moto_port: Option<u16>,
+    /// How often due schedules are fired.
+    pub tick: Duration,
+}
+
+/// A started local stack; everything stops when it is dropped.
+pub struct LocalStack {
+    pub api_url: String,
+    pub aws_endpoint: String,
+    pub queue_arn: String,
+    pub resources: sync_shared::config::AwsResources,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _moto: Option<MotoServer>,
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl LocalStack {
+    pub async fn start(options: &LocalOptions) -> Result<Self> {
+        let moto = match &options.aws_endpoint {
+            Some(_) => None,
+            None => Some(MotoServer::start(options.moto_port)?),
+        };
+        let aws_endpoint = match (&options.aws_endpoint, &moto) {
+            (Some(endpoint), _) => endpoint.clone(),
+            (None, Some(m)) => m.endpoint(),
+            (None, None) => anyhow::bail!("no AWS endpoint"),
+        };
+        let sdk = sync_shared::adapters::aws::local(&aws_endpoint).await;
+        let resources = provision(&sdk, &Names::local())
+            .await
+            .context("creating local AWS resources")?;
+        let settings = ApiSettings::from_env()?;
+        let gateway = Arc::new(Gateway {
+            schedules: schedule_api::App::with_aws(&sdk, &resources, settings),
+            jwt: LocalJwt::from_env(),
+        });
+        let listener = TcpListener::bind(&options.listen).await.with_context(|| {
+            format!(
+                "listening on {} (use --listen to pick another address)",
+                options.listen
+            )
+        })?;
+        let api_url = format!("http://{}", listener.local_addr()?);
+        let firer = LocalScheduler::new(&sdk, resources.schedule_group.clone());
+        let tasks = vec![
+            tokio::spawn(gateway::serve(listener, gateway)),
+            tokio::spawn(firer.run(options.tick)),
+        ];
+        Ok(Self {
+            api_url,
+            aws_endpoint,
+            queue_arn: resources.sync_queue_arn.clone(),
+            resources,
+            tasks,
+            _moto: moto,
+        })
+    }
+}

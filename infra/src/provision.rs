@@ -1,0 +1,142 @@
+//! Creating the AWS resources the template defines, in emulated AWS (moto's CloudFormation
+//! skips Scheduler resources and TTL, so the local stack creates them with the SDK).
+
+use anyhow::{Context, Result};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use sync_shared::adapters::aws::{describe, SdkConfig};
+use sync_shared::config::AwsResources;
+
+/// Names for one set of resources; tests use a unique suffix so they can share one moto.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub table: String,
+    pub queue: String,
+    pub dlq: String,
+    pub group: String,
+}
+
+impl Names {
+    /// The names the local stack uses.
+    pub fn local() -> Self {
+        Self::with_suffix("local")
+    }
+
+    pub fn with_suffix(suffix: &str) -> Self {
+        Self {
+            table: format!("sync-{suffix}"),
+            queue: format!("sync-jobs-{suffix}"),
+            dlq: format!("sync-jobs-dlq-{suffix}"),
+            group: format!("sync-{suffix}"),
+        }
+    }
+}
+
+/// The role the emulated scheduler "assumes"; moto does not check it.
+pub const LOCAL_SCHEDULER_ROLE: &str = "arn:aws:iam::123456789012:role/sync-scheduler-local";
+
+/// Creates the table, the queue with its DLQ, and the schedule group; existing ones are
+/// reused, so running it twice is harmless.
+pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<AwsResources> {
+    create_table(sdk, &names.table).await?;
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let (_, dlq_arn) = create_queue(&sqs, &names.dlq, None).await?;
+    let redrive = format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}"#);
+    let (_, queue_arn) = create_queue(&sqs, &names.queue, Some(redrive)).await?;
+    let scheduler = aws_sdk_scheduler::Client::new(sdk);
+    if let Err(e) = scheduler
+        .create_schedule_group()
+        .name(&names.group)
+        .send()
+        .await
+    {
+        if !e
+            .as_service_error()
+            .is_some_and(|se| se.is_conflict_exception())
+        {
+            return Err(anyhow::anyhow!(describe(&e))).context("creating the schedule group");
+        }
+    }
+    Ok(AwsResources {
+        table_name: names.table.clone(),
+        schedule_group: names.group.clone(),
+        sync_queue_arn: queue_arn,
+        sync_dlq_arn: dlq_arn,
+        scheduler_role_arn: LOCAL_SCHEDULER_ROLE.to_string(),
+    })
+}
+
+async fn create_table(sdk: &SdkConfig, table: &str) -> Result<()> {
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let result = ddb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(anyhow::anyhow!(describe(&e))).context("creating the table"),
+    }
+}
+
+/// Creates (or finds) a queue; returns its URL and ARN.
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    redrive: Option<String>,
+) -> Result<(String, String)> {
+    let mut request = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::VisibilityTimeout, "960");
+    if let Some(policy) = redrive {
+        request = request.attributes(QueueAttributeName::RedrivePolicy, policy);
+    }
+    let url = request
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(describe(&e)))
+        .with_context(|| format!("creating queue {name}"))?
+        .queue_url()
+        .context("queue without a URL")?
+        .to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(describe(&e)))
+        .context("reading the queue ARN")?;
+    let arn = attrs
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .context("queue without an ARN")?
+        .clone();
+    Ok((url, arn))
+}
