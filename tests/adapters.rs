@@ -1,1 +1,382 @@
+//! The DynamoDB and EventBridge Scheduler adapters against moto over HTTP, alone and under
+//! the schedule service, including what is left behind when the second write fails.
 
+use std::sync::Arc;
+
+use aws_sdk_scheduler::types::{FlexibleTimeWindowMode, ScheduleState};
+use integration_tests::{clock, fresh_aws, Aws};
+use serde_json::Value;
+use sync_shared::adapters::aws::schedule_service;
+use sync_shared::adapters::scheduler::{RETRY_MAX_ATTEMPTS, RETRY_MAX_EVENT_AGE_SECONDS};
+use sync_shared::adapters::{DynamoScheduleStore, EventBridgeTrigger};
+use sync_shared::domain::{
+    ConnectionId, EntityType, NewSchedule, Platform, Schedule, ScheduleId, SchedulePatch, SyncMode,
+    TenantId,
+};
+use sync_shared::ports::{ScheduleStore, ScheduleTrigger, StoreError};
+use sync_shared::service::ServiceError;
+use sync_shared::time::ScheduleExpression;
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn schedule(tenant_name: &str, expr: &str, created: &str) -> Schedule {
+    Schedule {
+        id: ScheduleId::new_random(),
+        tenant_id: tenant(tenant_name),
+        credential_id: ConnectionId::new_random(),
+        platform: Platform::QuickBooks,
+        entity_type: EntityType::Customers,
+        cron_expression: expr.to_string(),
+        expression: ScheduleExpression::parse(expr).unwrap_or_else(|e| panic!("{e}")),
+        sync_mode: SyncMode::Full,
+        timezone: "Australia/Lord_Howe"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}")),
+        is_active: true,
+        last_run_at: Some(at("2026-11-01T10:00:00.123Z")),
+        created_at: at(created),
+        updated_at: at(created),
+        version: 1,
+    }
+}
+
+fn store(aws: &Aws) -> DynamoScheduleStore {
+    DynamoScheduleStore::new(aws.dynamodb(), aws.resources.table_name.clone())
+}
+
+fn trigger(aws: &Aws) -> EventBridgeTrigger {
+    EventBridgeTrigger::new(aws.scheduler(), &aws.resources)
+}
+
+async fn eventbridge(
+    aws: &Aws,
+    id: ScheduleId,
+) -> Option<aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput> {
+    aws.scheduler()
+        .get_schedule()
+        .name(id.to_string())
+        .group_name(&aws.resources.schedule_group)
+        .send()
+        .await
+        .ok()
+}
+
+#[tokio::test]
+async fn the_store_round_trips_every_field() {
+    let aws = fresh_aws().await;
+    let store = store(&aws);
+    let s = schedule(
+        "acme",
+        "cron(0 10 ? * 6L 2027-2029)",
+        "2026-11-24T12:00:00.250Z",
+    );
+    store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    let got = store
+        .get(&s.tenant_id, s.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got, Some(s));
+}
+
+#[tokio::test]
+async fn an_insert_over_an_existing_id_is_refused() {
+    let aws = fresh_aws().await;
+    let store = store(&aws);
+    let s = schedule("acme", "@daily", "2026-11-24T12:00:00Z");
+    store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut again = s.clone();
+    again.cron_expression = "@hourly".into();
+    assert_eq!(store.insert(&again).await, Err(StoreError::AlreadyExists));
+    let kept = store.get(&s.tenant_id, s.id).await.ok().flatten();
+    assert_eq!(kept.map(|k| k.cron_expression), Some("@daily".to_string()));
+}
+
+#[tokio::test]
+async fn a_stale_version_can_neither_replace_nor_delete() {
+    let aws = fresh_aws().await;
+    let store = store(&aws);
+    let s = schedule("acme", "@daily", "2026-11-24T12:00:00Z");
+    store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut first = s.clone();
+    first.version = 2;
+    first.sync_mode = SyncMode::Incremental;
+    store
+        .replace(&first, 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A second writer that also read version 1 loses, and changes nothing.
+    let mut second = s.clone();
+    second.version = 2;
+    second.is_active = false;
+    assert_eq!(store.replace(&second, 1).await, Err(StoreError::Conflict));
+    assert_eq!(
+        store.delete(&s.tenant_id, s.id, 1).await,
+        Err(StoreError::Conflict)
+    );
+    let stored = store.get(&s.tenant_id, s.id).await.ok().flatten();
+    assert_eq!(stored, Some(first));
+    // Replacing something that is gone is a conflict too, and does not create it.
+    let ghost = schedule("acme", "@daily", "2026-11-24T12:00:00Z");
+    assert_eq!(store.replace(&ghost, 1).await, Err(StoreError::Conflict));
+    assert_eq!(store.get(&ghost.tenant_id, ghost.id).await, Ok(None));
+}
+
+#[tokio::test]
+async fn a_tenant_lists_only_its_own_schedules_oldest_first() {
+    let aws = fresh_aws().await;
+    let store = store(&aws);
+    let newer = schedule("acme", "@daily", "2026-11-24T12:00:02Z");
+    let older = schedule("acme", "@hourly", "2026-11-24T12:00:01Z");
+    let other = schedule("globex", "@daily", "2026-11-24T12:00:00Z");
+    for s in [&newer, &older, &other] {
+        store.insert(s).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let listed = store
+        .list(&tenant("acme"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed, vec![older, newer]);
+    assert_eq!(store.get(&tenant("acme"), other.id).await, Ok(None));
+}
+
+#[tokio::test]
+async fn the_eventbridge_schedule_carries_the_whole_definition() {
+    let aws = fresh_aws().await;
+    let s = schedule("acme", "0 9 * * 1-5", "2026-11-24T12:00:00Z");
+    trigger(&aws)
+        .create(&s)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = eventbridge(&aws, s.id)
+        .await
+        .unwrap_or_else(|| panic!("schedule missing"));
+    assert_eq!(got.schedule_expression(), Some("cron(0 9 ? * MON-FRI *)"));
+    assert_eq!(
+        got.schedule_expression_timezone(),
+        Some("Australia/Lord_Howe")
+    );
+    assert_eq!(got.state(), Some(&ScheduleState::Enabled));
+    assert_eq!(
+        got.flexible_time_window().map(|w| w.mode()),
+        Some(&FlexibleTimeWindowMode::Off)
+    );
+    let target = got.target().unwrap_or_else(|| panic!("no target"));
+    assert_eq!(target.arn(), aws.resources.sync_queue_arn);
+    assert_eq!(target.role_arn(), aws.resources.scheduler_role_arn);
+    assert_eq!(
+        target.dead_letter_config().and_then(|d| d.arn()),
+        Some(aws.resources.sync_dlq_arn.as_str())
+    );
+    let retry = target
+        .retry_policy()
+        .unwrap_or_else(|| panic!("no retry policy"));
+    assert_eq!(
+        retry.maximum_event_age_in_seconds(),
+        Some(RETRY_MAX_EVENT_AGE_SECONDS)
+    );
+    assert_eq!(retry.maximum_retry_attempts(), Some(RETRY_MAX_ATTEMPTS));
+    let input: Value = serde_json::from_str(target.input().unwrap_or("null")).unwrap_or_default();
+    assert_eq!(input["schedule_id"], s.id.to_string());
+    assert_eq!(input["tenant_id"], "acme");
+    assert_eq!(input["credential_id"], s.credential_id.to_string());
+    assert_eq!(input["platform"], "quickbooks");
+    assert_eq!(input["entity_type"], "customers");
+    assert_eq!(input["sync_mode"], "full");
+    assert_eq!(input["trigger"], "schedule");
+    assert_eq!(input["scheduled_time"], "<aws.scheduler.scheduled-time>");
+    assert_eq!(input["execution_id"], "<aws.scheduler.execution-id>");
+}
+
+#[tokio::test]
+async fn a_replace_rewrites_every_field_and_follows_is_active() {
+    let aws = fresh_aws().await;
+    let t = trigger(&aws);
+    let mut s = schedule("acme", "@daily", "2026-11-24T12:00:00Z");
+    t.create(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    s.is_active = false;
+    s.expression = ScheduleExpression::parse("rate(5 minutes)").unwrap_or_else(|e| panic!("{e}"));
+    s.version = 2;
+    t.replace(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    let got = eventbridge(&aws, s.id)
+        .await
+        .unwrap_or_else(|| panic!("schedule missing"));
+    assert_eq!(got.state(), Some(&ScheduleState::Disabled));
+    assert_eq!(got.schedule_expression(), Some("rate(5 minutes)"));
+    // Nothing the update did not mention went missing.
+    assert_eq!(
+        got.schedule_expression_timezone(),
+        Some("Australia/Lord_Howe")
+    );
+    let target = got.target().unwrap_or_else(|| panic!("no target"));
+    assert!(target
+        .input()
+        .is_some_and(|i| i.contains("<aws.scheduler.scheduled-time>")));
+    assert!(target.dead_letter_config().is_some());
+    assert!(target.retry_policy().is_some());
+    assert_eq!(
+        got.flexible_time_window().map(|w| w.mode()),
+        Some(&FlexibleTimeWindowMode::Off)
+    );
+}
+
+#[tokio::test]
+async fn remove_is_idempotent_and_replace_recreates_a_missing_schedule() {
+    let aws = fresh_aws().await;
+    let t = trigger(&aws);
+    let s = schedule("acme", "@daily", "2026-11-24T12:00:00Z");
+    t.replace(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(eventbridge(&aws, s.id).await.is_some());
+    t.remove(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(eventbridge(&aws, s.id).await.is_none());
+    t.remove(&s)
+        .await
+        .unwrap_or_else(|e| panic!("second remove: {e}"));
+    // A retried create of the same schedule is not an error.
+    t.create(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    t.create(&s)
+        .await
+        .unwrap_or_else(|e| panic!("retried create: {e}"));
+}
+
+fn new_schedule() -> NewSchedule {
+    NewSchedule {
+        credential_id: ConnectionId::new_random(),
+        platform: Platform::Supabase,
+        entity_type: EntityType::Products,
+        cron_expression: "*/10 * * * *".into(),
+        expression: ScheduleExpression::parse("*/10 * * * *").unwrap_or_else(|e| panic!("{e}")),
+        sync_mode: SyncMode::Incremental,
+        timezone: "America/Edmonton".parse().unwrap_or_else(|e| panic!("{e}")),
+        is_active: true,
+    }
+}
+
+#[tokio::test]
+async fn when_eventbridge_fails_on_create_the_table_keeps_nothing() {
+    let aws = fresh_aws().await;
+    let broken = schedule_service(
+        &aws.sdk,
+        &aws.with_broken_scheduler(),
+        clock("2026-11-24T12:00:00Z"),
+    );
+    let result = broken.create(&tenant("acme"), new_schedule()).await;
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(aws.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn when_eventbridge_fails_on_update_or_delete_the_table_is_restored() {
+    let aws = fresh_aws().await;
+    let good = schedule_service(&aws.sdk, &aws.resources, clock("2026-11-24T12:00:00Z"));
+    let broken = aws
+        .service_with_unreachable_scheduler(clock("2026-11-24T12:05:00Z"))
+        .await;
+    let acme = tenant("acme");
+    let s = good
+        .create(&acme, new_schedule())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let patch = SchedulePatch {
+        is_active: Some(false),
+        sync_mode: Some(SyncMode::Full),
+        ..SchedulePatch::default()
+    };
+    let result = broken.update(&acme, s.id, patch).await;
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable(_))),
+        "{result:?}"
+    );
+    let stored = good
+        .get(&acme, s.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(stored.is_active);
+    assert_eq!(stored.sync_mode, SyncMode::Incremental);
+    let on_eventbridge = eventbridge(&aws, s.id)
+        .await
+        .unwrap_or_else(|| panic!("missing"));
+    assert_eq!(on_eventbridge.state(), Some(&ScheduleState::Enabled));
+
+    let result = broken.delete(&acme, s.id).await;
+    assert!(
+        matches!(result, Err(ServiceError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(
+        good.get(&acme, s.id).await.is_ok(),
+        "the schedule must be put back"
+    );
+    assert!(eventbridge(&aws, s.id).await.is_some());
+
+    // And with EventBridge healthy the same calls go through on the restored record.
+    good.delete(&acme, s.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(aws.item_count().await, 0);
+    assert!(eventbridge(&aws, s.id).await.is_none());
+}
+
+#[tokio::test]
+async fn concurrent_updates_of_one_schedule_never_both_apply() {
+    let aws = fresh_aws().await;
+    let service = Arc::new(schedule_service(
+        &aws.sdk,
+        &aws.resources,
+        clock("2026-11-24T12:00:00Z"),
+    ));
+    let acme = tenant("acme");
+    let s = service
+        .create(&acme, new_schedule())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let service = service.clone();
+        let acme = acme.clone();
+        handles.push(tokio::spawn(async move {
+            let expr = format!("{i} * * * *");
+            let patch = SchedulePatch {
+                cron_expression: Some((
+                    expr.clone(),
+                    ScheduleExpression::parse(&expr).unwrap_or_else(|e| panic!("{e}")),
+                )),
+                ..SchedulePatch::default()
+            };
+            service.update(&acme, s.id, patch).await
+        }));
+    }
+    let mut applied = 0;
+    for h in handles {
+        match h.await.unwrap_or_else(|e| panic!("{e}")) {
+            Ok(_) => applied += 1,
+            Err(ServiceError::Conflict(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(applied >= 1);
+    let stored = service
+        .get(&acme, s.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Every applied update bumped the version exactly once: none was lost or doubled.
+    assert_eq!(stored.version, 1 + applied);
+    let on_eventbridge = eventbridge(&aws, s.id)
+        .await
+        .unwrap_or_else(|| panic!("missing"));
+    assert_eq!(
+        on_eventbridge.schedule_expression(),
+        Some(stored.schedule_expression().as_str())
+    );
+}

@@ -1,1 +1,318 @@
+//! The schedule API over real HTTP, through the local gateway, against moto: what a client
+//! of the deployed API sees, and what it leaves in DynamoDB and EventBridge.
 
+use aws_sdk_scheduler::types::ScheduleState;
+use infra::jwt::LocalJwt;
+use infra::local::{LocalOptions, LocalStack};
+use integration_tests::{fresh_aws, moto, Aws};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+struct Api {
+    stack: LocalStack,
+    aws: Aws,
+    http: reqwest::Client,
+}
+
+async fn api() -> Api {
+    let aws = fresh_aws().await;
+    let stack = LocalStack::start(&LocalOptions {
+        listen: "127.0.0.1:0".into(),
+        aws_endpoint: Some(moto().endpoint()),
+        moto_port: None,
+        tick: Duration::ZERO,
+        names: aws.names.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("local stack: {e:#}"));
+    Api {
+        stack,
+        aws,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn token(tenant: &str) -> String {
+    LocalJwt::from_env().token("tenant_id", tenant, chrono::Utc::now().timestamp(), 600)
+}
+
+fn create_body() -> Value {
+    json!({
+        "credential_id": "8d2f5b7a-1c3e-4f60-9a8b-2e4d6f8a0b1c",
+        "platform": "woocommerce",
+        "entity_type": "orders",
+        "cron_expression": "0 0 9 * * MON-FRI",
+        "timezone": "America/Edmonton"
+    })
+}
+
+impl Api {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.stack.api_url)
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        tenant: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = tenant {
+            req = req.bearer_auth(token(t));
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let response = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn create(&self, tenant: &str) -> String {
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/sync/schedules",
+                Some(tenant),
+                Some(create_body()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap_or_default().to_string()
+    }
+
+    async fn eventbridge_state(&self, id: &str) -> Option<ScheduleState> {
+        self.aws
+            .scheduler()
+            .get_schedule()
+            .name(id)
+            .group_name(&self.aws.resources.schedule_group)
+            .send()
+            .await
+            .ok()
+            .and_then(|s| s.state().cloned())
+    }
+}
+
+#[tokio::test]
+async fn crud_over_http_keeps_eventbridge_in_step_with_the_table() {
+    let api = api().await;
+    let id = api.create("acme").await;
+    assert_eq!(
+        api.eventbridge_state(&id).await,
+        Some(ScheduleState::Enabled)
+    );
+    assert_eq!(api.aws.item_count().await, 1);
+
+    let path = format!("/api/sync/schedules/{id}");
+    let (status, body) = api
+        .send(
+            reqwest::Method::PUT,
+            &path,
+            Some("acme"),
+            Some(json!({"is_active": false, "timezone": "Europe/London"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        api.eventbridge_state(&id).await,
+        Some(ScheduleState::Disabled)
+    );
+    let (_, got) = api
+        .send(reqwest::Method::GET, &path, Some("acme"), None)
+        .await;
+    assert_eq!(got["timezone"], "Europe/London");
+    assert_eq!(got["schedule_expression"], "cron(0 9 ? * MON-FRI *)");
+
+    let (status, list) = api
+        .send(
+            reqwest::Method::GET,
+            "/api/sync/schedules",
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+
+    let (status, body) = api
+        .send(reqwest::Method::DELETE, &path, Some("acme"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(api.eventbridge_state(&id).await, None);
+    assert_eq!(api.aws.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn the_gateway_checks_tokens_like_the_authorizer() {
+    let api = api().await;
+    let jwt = LocalJwt::from_env();
+    let now = chrono::Utc::now().timestamp();
+    let expired = jwt.token("tenant_id", "acme", now - 7_200, 60);
+    let no_tenant = jwt.token("other_claim", "acme", now, 600);
+    for auth in [
+        None,
+        Some("Bearer nonsense".to_string()),
+        Some(format!("Bearer {expired}")),
+        Some(format!("Basic {}", token("acme"))),
+    ] {
+        let mut req = api
+            .http
+            .post(api.url("/api/sync/schedules"))
+            .json(&create_body());
+        if let Some(a) = &auth {
+            req = req.header("authorization", a);
+        }
+        let response = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+    }
+    // A valid token without the tenant claim passes the authorizer but not the handler.
+    let response = api
+        .http
+        .post(api.url("/api/sync/schedules"))
+        .bearer_auth(no_tenant)
+        .json(&create_body())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = response.json().await.unwrap_or_default();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(api.aws.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn tenants_cannot_reach_each_others_schedules() {
+    let api = api().await;
+    let id = api.create("acme").await;
+    let path = format!("/api/sync/schedules/{id}");
+    for (method, body) in [
+        (reqwest::Method::GET, None),
+        (reqwest::Method::PUT, Some(json!({"is_active": false}))),
+        (reqwest::Method::DELETE, None),
+    ] {
+        let (status, got) = api.send(method.clone(), &path, Some("globex"), body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method}: {got}");
+    }
+    let (_, list) = api
+        .send(
+            reqwest::Method::GET,
+            "/api/sync/schedules",
+            Some("globex"),
+            None,
+        )
+        .await;
+    assert_eq!(list, json!([]));
+    assert_eq!(
+        api.eventbridge_state(&id).await,
+        Some(ScheduleState::Enabled)
+    );
+    let (status, _) = api
+        .send(reqwest::Method::GET, &path, Some("acme"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn client_errors_over_http_have_json_bodies_and_write_nothing() {
+    let api = api().await;
+    let post = |body: reqwest::Body, content_type: &'static str| {
+        api.http
+            .post(api.url("/api/sync/schedules"))
+            .bearer_auth(token("acme"))
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (
+            post("{not json".into(), "application/json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            post(vec![0xff, 0xfe, 0x00].into(), "application/json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            post(create_body().to_string().into(), "text/plain"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            post(
+                format!("{{\"pad\":\"{}\"}}", "x".repeat(70_000)).into(),
+                "application/json",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            api.http
+                .patch(api.url("/api/sync/schedules"))
+                .bearer_auth(token("acme")),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            api.http
+                .get(api.url("/api/sync/schedules/8d2f5b7a-1c3e-4f60-9a8b-2e4d6f8a0b1c"))
+                .bearer_auth(token("acme")),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let response = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.status(), status);
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/json")
+        );
+        let body: Value = response.json().await.unwrap_or_default();
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    let mut bad = create_body();
+    bad["cron_expression"] = json!("0 9 1 * 1");
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/sync/schedules",
+            Some("acme"),
+            Some(bad),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["field"], "cron_expression");
+    assert_eq!(api.aws.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn preview_over_http_stores_nothing() {
+    let api = api().await;
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/sync/schedules/preview",
+            Some("acme"),
+            Some(json!({"cron_expression": "cron(30 1 * * ? *)", "timezone": "America/Edmonton", "after": "2026-10-31T00:00:00Z", "count": 3})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["next_runs"],
+        json!([
+            "2026-10-31T07:30:00Z",
+            "2026-11-01T07:30:00Z",
+            "2026-11-02T08:30:00Z"
+        ])
+    );
+    assert_eq!(api.aws.item_count().await, 0);
+}

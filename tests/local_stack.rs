@@ -1,1 +1,201 @@
+//! The local stack's own promises: it fires emulated EventBridge schedules as EventBridge
+//! would, and `syncctl` behaves as documented.
 
+use chrono::{DateTime, Duration, Utc};
+use infra::firer::LocalScheduler;
+use integration_tests::{clock, fresh_aws, Aws};
+use serde_json::Value;
+use sync_shared::adapters::aws::schedule_service;
+use sync_shared::domain::{ConnectionId, EntityType, NewSchedule, Platform, SyncMode, TenantId};
+use sync_shared::time::ScheduleExpression;
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn new_schedule(expr: &str, active: bool) -> NewSchedule {
+    NewSchedule {
+        credential_id: ConnectionId::new_random(),
+        platform: Platform::WooCommerce,
+        entity_type: EntityType::Orders,
+        cron_expression: expr.to_string(),
+        expression: ScheduleExpression::parse(expr).unwrap_or_else(|e| panic!("{e}")),
+        sync_mode: SyncMode::Incremental,
+        timezone: "America/Edmonton".parse().unwrap_or_else(|e| panic!("{e}")),
+        is_active: active,
+    }
+}
+
+async fn received(aws: &Aws) -> Vec<Value> {
+    let sqs = aws.sqs();
+    let url = sqs
+        .get_queue_url()
+        .queue_name(&aws.names.queue)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.queue_url().map(str::to_string))
+        .unwrap_or_else(|| panic!("queue missing"));
+    let mut bodies = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if out.messages().is_empty() {
+            break;
+        }
+        for m in out.messages() {
+            bodies.push(serde_json::from_str(m.body().unwrap_or("null")).unwrap_or_default());
+        }
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn due_schedules_reach_the_queue_with_their_scheduled_times() {
+    let aws = fresh_aws().await;
+    let service = schedule_service(&aws.sdk, &aws.resources, clock("2026-11-01T06:00:00Z"));
+    let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    // Every 30 minutes in Edmonton across the 2026-11-01 fall-back, plus a paused one.
+    let active = service
+        .create(&tenant, new_schedule("*/30 * * * *", true))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    service
+        .create(&tenant, new_schedule("* * * * *", false))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let firer = LocalScheduler::new(&aws.sdk, aws.resources.schedule_group.clone());
+    let fired = firer
+        .fire_due(at("2026-11-01T06:45:00Z"), at("2026-11-01T09:30:00Z"))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let times: Vec<_> = fired.iter().map(|f| f.at).collect();
+    // 01:00 and 01:30 MST (the second pass) do not fire again.
+    assert_eq!(
+        times,
+        [
+            at("2026-11-01T07:00:00Z"),
+            at("2026-11-01T07:30:00Z"),
+            at("2026-11-01T09:00:00Z"),
+            at("2026-11-01T09:30:00Z")
+        ]
+    );
+    let jobs = received(&aws).await;
+    assert_eq!(jobs.len(), 4);
+    let mut scheduled: Vec<_> = jobs
+        .iter()
+        .map(|j| j["scheduled_time"].as_str().unwrap_or_default().to_string())
+        .collect();
+    scheduled.sort();
+    assert_eq!(
+        scheduled,
+        [
+            "2026-11-01T07:00:00Z",
+            "2026-11-01T07:30:00Z",
+            "2026-11-01T09:00:00Z",
+            "2026-11-01T09:30:00Z"
+        ]
+    );
+    let mut ids: Vec<_> = jobs.iter().map(|j| j["execution_id"].to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "execution ids must be unique");
+    for job in &jobs {
+        assert_eq!(job["schedule_id"], active.id.to_string());
+        assert_eq!(job["trigger"], "schedule");
+        assert!(
+            !job.to_string().contains("<aws.scheduler"),
+            "placeholder left in {job}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_empty_window_fires_nothing() {
+    let aws = fresh_aws().await;
+    let service = schedule_service(&aws.sdk, &aws.resources, clock("2026-11-01T06:00:00Z"));
+    let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    service
+        .create(&tenant, new_schedule("0 9 * * *", true))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let firer = LocalScheduler::new(&aws.sdk, aws.resources.schedule_group.clone());
+    let start = at("2026-11-01T17:00:00Z");
+    let fired = firer
+        .fire_due(start, start + Duration::hours(2))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(fired.is_empty(), "{fired:?}");
+    assert!(received(&aws).await.is_empty());
+}
+
+async fn syncctl(args: &[&str]) -> (i32, String, String) {
+    let mut argv = vec!["syncctl".to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = infra::cli::run(argv, &mut out, &mut err).await;
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn syncctl_preview_prints_one_utc_time_per_line() {
+    let (code, out, err) = syncctl(&[
+        "preview",
+        "--expr",
+        "30 2 * * *",
+        "--tz",
+        "America/Edmonton",
+        "--after",
+        "2026-03-07T00:00:00Z",
+        "--count",
+        "3",
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "2026-03-07T09:30:00Z\n2026-03-09T08:30:00Z\n2026-03-10T08:30:00Z\n"
+    );
+    assert!(err.is_empty());
+}
+
+#[tokio::test]
+async fn syncctl_preview_refuses_bad_input_with_exit_code_2() {
+    for args in [
+        vec!["preview", "--expr", "0 9 1 * 1", "--tz", "UTC"],
+        vec!["preview", "--expr", "not cron", "--tz", "UTC"],
+        vec!["preview", "--expr", "@daily", "--tz", "Nowhere/Land"],
+        vec!["preview", "--expr", "@daily", "--after", "tomorrow"],
+        vec!["preview", "--expr", "@daily", "--count", "0"],
+        vec!["preview"],
+    ] {
+        let (code, out, err) = syncctl(&args).await;
+        assert_eq!(code, 2, "{args:?}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(!err.trim().is_empty(), "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn syncctl_dev_token_is_accepted_by_the_local_authorizer() {
+    let (code, out, _) = syncctl(&["dev-token", "--tenant", "acme"]).await;
+    assert_eq!(code, 0);
+    let claims = infra::jwt::LocalJwt::from_env()
+        .verify(out.trim(), Utc::now().timestamp())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claims.get("tenant_id").map(String::as_str), Some("acme"));
+    let (code, _, _) = syncctl(&["dev-token", "--tenant", "has space"]).await;
+    assert_eq!(code, 2);
+}

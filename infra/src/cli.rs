@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::jwt::LocalJwt;
 use crate::local::{LocalOptions, LocalStack};
+use crate::provision::Names;
 use sync_shared::service::MAX_PREVIEW_COUNT;
 use sync_shared::time::{ScheduleExpression, Zone};
 
@@ -104,6 +105,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
                     aws_endpoint,
                     moto_port,
                     tick: Duration::from_secs(tick_seconds.max(1)),
+                    names: Names::local(),
                 },
                 out,
             )

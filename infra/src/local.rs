@@ -22,8 +22,10 @@ pub struct LocalOptions {
     pub aws_endpoint: Option<String>,
     /// Port for the moto it starts (a free one when `None`).
     pub moto_port: Option<u16>,
-    /// How often due schedules are fired.
+    /// How often due schedules are fired; zero leaves firing to the caller.
     pub tick: Duration,
+    /// Names of the resources to create (tests use unique ones).
+    pub names: Names,
 }
 
 /// A started local stack; everything stops when it is dropped.
@@ -56,7 +58,7 @@ impl LocalStack {
             (None, None) => anyhow::bail!("no AWS endpoint"),
         };
         let sdk = sync_shared::adapters::aws::local(&aws_endpoint).await;
-        let resources = provision(&sdk, &Names::local())
+        let resources = provision(&sdk, &options.names)
             .await
             .context("creating local AWS resources")?;
         let settings = ApiSettings::from_env()?;
@@ -72,10 +74,10 @@ impl LocalStack {
         })?;
         let api_url = format!("http://{}", listener.local_addr()?);
         let firer = LocalScheduler::new(&sdk, resources.schedule_group.clone());
-        let tasks = vec![
-            tokio::spawn(gateway::serve(listener, gateway)),
-            tokio::spawn(firer.run(options.tick)),
-        ];
+        let mut tasks = vec![tokio::spawn(gateway::serve(listener, gateway))];
+        if !options.tick.is_zero() {
+            tasks.push(tokio::spawn(firer.run(options.tick)));
+        }
         Ok(Self {
             api_url,
             aws_endpoint,
