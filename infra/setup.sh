@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the local stack and the tests need beyond the Rust toolchain: a project
+# virtualenv (./.venv) with moto, cfn-lint and the SAM CLI. Idempotent: it reinstalls only
+# when infra/requirements.txt changes.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+stamp="$venv/.requirements.sha256"
+want="$(sha256sum "$root/infra/requirements.txt" | cut -d' ' -f1)"
+
+if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+echo "setup: installing Python tools into .venv (moto, cfn-lint, SAM CLI)..." >&2
+python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check --upgrade pip >&2
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/infra/requirements.txt" >&2
+echo "$want" > "$stamp"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+echo "setup: done" >&2

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command: format check, lints, unit tests, integration tests against moto, and
+# template lint. Installs what it needs first (infra/setup.sh).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+start=$(date +%s)
+step() { printf '\n==> %s\n' "$*"; }
+
+step "setup"
+bash infra/setup.sh
+export MOTO_SERVER="$root/.venv/bin/moto_server"
+export SAM_CLI_TELEMETRY=0
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit and integration tests (integration tests start moto on a free loopback port)"
+cargo test --workspace --locked
+
+step "template lint: cfn-lint"
+.venv/bin/cfn-lint template.yaml
+
+step "template lint: sam validate --lint"
+.venv/bin/sam validate --lint --region us-east-1 --template-file template.yaml
+
+printf '\nall checks passed in %ss\n' "$(( $(date +%s) - start ))"
