@@ -19,7 +19,10 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit and integration tests (integration tests start moto on a free loopback port)"
-cargo test --workspace --locked
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+totals="$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p, f }' "$log")"
 
 step "template lint: cfn-lint"
 .venv/bin/cfn-lint template.yaml
@@ -28,3 +31,4 @@ step "template lint: sam validate --lint"
 .venv/bin/sam validate --lint --region us-east-1 --template-file template.yaml
 
 printf '\nall checks passed in %ss\n' "$(( $(date +%s) - start ))"
+printf 'tests: %s\n' "$totals"
