@@ -6,6 +6,7 @@
 //! is conditional: creates on the key being free, updates and deletes on the version read.
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -126,6 +127,20 @@ fn from_item(item: &Item) -> Result<Schedule, StoreError> {
     })
 }
 
+/// A failed conditional write becomes `on_condition`; any other failure `Unavailable`.
+fn write_failure<E, R>(e: SdkError<E, R>, on_condition: StoreError) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = e.as_service_error().and_then(|se| se.code());
+    if code == Some("ConditionalCheckFailedException") {
+        on_condition
+    } else {
+        StoreError::Unavailable(describe(&e))
+    }
+}
+
 #[async_trait]
 impl ScheduleStore for DynamoScheduleStore {
     async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
@@ -137,10 +152,7 @@ impl ScheduleStore for DynamoScheduleStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => StoreError::AlreadyExists,
-                _ => StoreError::Unavailable(describe(&e)),
-            })
+            .map_err(|e| write_failure(e, StoreError::AlreadyExists))
     }
 
     async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError> {
@@ -198,10 +210,7 @@ impl ScheduleStore for DynamoScheduleStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => StoreError::Conflict,
-                _ => StoreError::Unavailable(describe(&e)),
-            })
+            .map_err(|e| write_failure(e, StoreError::Conflict))
     }
 
     async fn delete(
@@ -223,9 +232,6 @@ impl ScheduleStore for DynamoScheduleStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => StoreError::Conflict,
-                _ => StoreError::Unavailable(describe(&e)),
-            })
+            .map_err(|e| write_failure(e, StoreError::Conflict))
     }
 }

@@ -41,6 +41,20 @@ struct Definition {
     window: FlexibleTimeWindow,
 }
 
+/// Sets every field of a [`Definition`] on a create or update request: the two SDK builders
+/// are different types with the same setters, and both must always get all of them.
+macro_rules! with_definition {
+    ($request:expr, $d:expr) => {
+        $request
+            .schedule_expression($d.expression)
+            .schedule_expression_timezone($d.timezone)
+            .state($d.state)
+            .description($d.description)
+            .target($d.target)
+            .flexible_time_window($d.window)
+    };
+}
+
 fn unavailable(e: impl std::fmt::Display) -> TriggerError {
     TriggerError::Unavailable(e.to_string())
 }
@@ -101,22 +115,14 @@ impl EventBridgeTrigger {
 
     async fn create_definition(&self, schedule: &Schedule) -> Result<bool, TriggerError> {
         let d = self.definition(schedule)?;
-        let result = self
+        let request = self
             .client
             .create_schedule()
             .name(schedule.id.to_string())
             .group_name(&self.group)
-            .schedule_expression(d.expression)
-            .schedule_expression_timezone(d.timezone)
-            .state(d.state)
-            .description(d.description)
-            .target(d.target)
-            .flexible_time_window(d.window)
             // Same schedule, same version: a retried create is the same request.
-            .client_token(format!("{}-v{}", schedule.id, schedule.version))
-            .send()
-            .await;
-        match result {
+            .client_token(format!("{}-v{}", schedule.id, schedule.version));
+        match with_definition!(request, d).send().await {
             Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()
@@ -130,20 +136,12 @@ impl EventBridgeTrigger {
 
     async fn update_definition(&self, schedule: &Schedule) -> Result<bool, TriggerError> {
         let d = self.definition(schedule)?;
-        let result = self
+        let request = self
             .client
             .update_schedule()
             .name(schedule.id.to_string())
-            .group_name(&self.group)
-            .schedule_expression(d.expression)
-            .schedule_expression_timezone(d.timezone)
-            .state(d.state)
-            .description(d.description)
-            .target(d.target)
-            .flexible_time_window(d.window)
-            .send()
-            .await;
-        match result {
+            .group_name(&self.group);
+        match with_definition!(request, d).send().await {
             Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()
