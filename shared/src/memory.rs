@@ -18,12 +18,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct MemoryScheduleStore {
     rows: Mutex<HashMap<(TenantId, ScheduleId), Schedule>>,
     failing: AtomicBool,
+    conflicting: AtomicBool,
 }
 
 impl MemoryScheduleStore {
     /// While set, every call answers `Unavailable`.
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// While set, conditional writes (replace, delete) lose as if another request had
+    /// changed the record first.
+    pub fn set_conflicting(&self, conflicting: bool) {
+        self.conflicting.store(conflicting, Ordering::SeqCst);
     }
 
     pub fn len(&self) -> usize {
@@ -37,6 +44,15 @@ impl MemoryScheduleStore {
     fn check(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             Err(StoreError::Unavailable("memory store set to fail".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_conditional(&self) -> Result<(), StoreError> {
+        self.check()?;
+        if self.conflicting.load(Ordering::SeqCst) {
+            Err(StoreError::Conflict)
         } else {
             Ok(())
         }
@@ -73,7 +89,7 @@ impl ScheduleStore for MemoryScheduleStore {
     }
 
     async fn replace(&self, schedule: &Schedule, expected_version: u64) -> Result<(), StoreError> {
-        self.check()?;
+        self.check_conditional()?;
         let mut rows = lock(&self.rows);
         match rows.get_mut(&(schedule.tenant_id.clone(), schedule.id)) {
             Some(row) if row.version == expected_version => {
@@ -90,7 +106,7 @@ impl ScheduleStore for MemoryScheduleStore {
         id: ScheduleId,
         expected_version: u64,
     ) -> Result<(), StoreError> {
-        self.check()?;
+        self.check_conditional()?;
         let mut rows = lock(&self.rows);
         let key = (tenant.clone(), id);
         match rows.get(&key) {

@@ -508,3 +508,21 @@ async fn when_the_store_fails_the_answer_is_503_without_internals() {
         "internals leaked: {got}"
     );
 }
+
+#[tokio::test]
+async fn a_concurrent_change_is_409_and_the_trigger_is_untouched() {
+    let w = world();
+    let id = create(&w).await["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    w.store.set_conflicting(true);
+    for name in ["schedules-update.json", "schedules-delete.json"] {
+        let (status, got, _) = send(&w, with_path(event(name), &item_path(&id))).await;
+        assert_error(status, &got, StatusCode::CONFLICT, "conflict");
+    }
+    w.store.set_conflicting(false);
+    let (_, got, _) = send(&w, with_path(event("schedules-get.json"), &item_path(&id))).await;
+    assert_eq!(got["is_active"], true);
+    assert_eq!(w.trigger.len(), 1);
+}
