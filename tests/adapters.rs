@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_sdk_scheduler::types::{FlexibleTimeWindowMode, ScheduleState};
 use integration_tests::{clock, fresh_aws, Aws};
 use serde_json::Value;
-use sync_shared::adapters::aws::schedule_service;
+use sync_shared::adapters::aws::services;
 use sync_shared::adapters::scheduler::{RETRY_MAX_ATTEMPTS, RETRY_MAX_EVENT_AGE_SECONDS};
 use sync_shared::adapters::{DynamoScheduleStore, EventBridgeTrigger};
 use sync_shared::domain::{
@@ -246,9 +246,9 @@ async fn remove_is_idempotent_and_replace_recreates_a_missing_schedule() {
         .unwrap_or_else(|e| panic!("retried create: {e}"));
 }
 
-fn new_schedule() -> NewSchedule {
+fn new_schedule(credential_id: ConnectionId) -> NewSchedule {
     NewSchedule {
-        credential_id: ConnectionId::new_random(),
+        credential_id,
         platform: Platform::Supabase,
         entity_type: EntityType::Products,
         cron_expression: "*/10 * * * *".into(),
@@ -262,29 +262,38 @@ fn new_schedule() -> NewSchedule {
 #[tokio::test]
 async fn when_eventbridge_fails_on_create_the_table_keeps_nothing() {
     let aws = fresh_aws().await;
-    let broken = schedule_service(
+    let broken = services(
         &aws.sdk,
         &aws.with_broken_scheduler(),
         clock("2026-11-24T12:00:00Z"),
-    );
-    let result = broken.create(&tenant("acme"), new_schedule()).await;
+    )
+    .schedules;
+    let conn = aws.connection("acme", Platform::Supabase).await;
+    let before = aws.item_count().await;
+    let result = broken.create(&tenant("acme"), new_schedule(conn)).await;
     assert!(
         matches!(result, Err(ServiceError::Unavailable(_))),
         "{result:?}"
     );
-    assert_eq!(aws.item_count().await, 0);
+    assert_eq!(
+        aws.item_count().await,
+        before,
+        "only the connection may remain"
+    );
 }
 
 #[tokio::test]
 async fn when_eventbridge_fails_on_update_or_delete_the_table_is_restored() {
     let aws = fresh_aws().await;
-    let good = schedule_service(&aws.sdk, &aws.resources, clock("2026-11-24T12:00:00Z"));
+    let good = services(&aws.sdk, &aws.resources, clock("2026-11-24T12:00:00Z")).schedules;
     let broken = aws
         .service_with_unreachable_scheduler(clock("2026-11-24T12:05:00Z"))
         .await;
     let acme = tenant("acme");
+    let conn = aws.connection("acme", Platform::Supabase).await;
+    let before = aws.item_count().await;
     let s = good
-        .create(&acme, new_schedule())
+        .create(&acme, new_schedule(conn))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -324,21 +333,19 @@ async fn when_eventbridge_fails_on_update_or_delete_the_table_is_restored() {
     good.delete(&acme, s.id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(aws.item_count().await, 0);
+    assert_eq!(aws.item_count().await, before);
     assert!(eventbridge(&aws, s.id).await.is_none());
 }
 
 #[tokio::test]
 async fn concurrent_updates_of_one_schedule_never_both_apply() {
     let aws = fresh_aws().await;
-    let service = Arc::new(schedule_service(
-        &aws.sdk,
-        &aws.resources,
-        clock("2026-11-24T12:00:00Z"),
-    ));
+    let service =
+        Arc::new(services(&aws.sdk, &aws.resources, clock("2026-11-24T12:00:00Z")).schedules);
     let acme = tenant("acme");
+    let conn = aws.connection("acme", Platform::Supabase).await;
     let s = service
-        .create(&acme, new_schedule())
+        .create(&acme, new_schedule(conn))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let mut handles = Vec::new();

@@ -33,13 +33,17 @@ async fn api() -> Api {
     }
 }
 
+fn create_body() -> Value {
+    create_body_for("8d2f5b7a-1c3e-4f60-9a8b-2e4d6f8a0b1c")
+}
+
 fn token(tenant: &str) -> String {
     LocalJwt::from_env().token("tenant_id", tenant, chrono::Utc::now().timestamp(), 600)
 }
 
-fn create_body() -> Value {
+fn create_body_for(credential: &str) -> Value {
     json!({
-        "credential_id": "8d2f5b7a-1c3e-4f60-9a8b-2e4d6f8a0b1c",
+        "credential_id": credential,
         "platform": "woocommerce",
         "entity_type": "orders",
         "cron_expression": "0 0 9 * * MON-FRI",
@@ -72,13 +76,34 @@ impl Api {
         (status, body)
     }
 
+    /// A WooCommerce connection of `tenant`, created over the API.
+    async fn connection(&self, tenant: &str) -> String {
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/connections",
+                Some(tenant),
+                Some(json!({
+                    "platform": "woocommerce",
+                    "display_name": "Shop",
+                    "config": {"base_url": "https://shop.example.com"},
+                    "secrets": {"consumer_key": "ck_0123456789abcdef", "consumer_secret": "cs_0123456789abcdef",
+                                "webhook_secret": "whsec_0123456789abcdef"}
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap_or_default().to_string()
+    }
+
     async fn create(&self, tenant: &str) -> String {
+        let credential = self.connection(tenant).await;
         let (status, body) = self
             .send(
                 reqwest::Method::POST,
                 "/api/sync/schedules",
                 Some(tenant),
-                Some(create_body()),
+                Some(create_body_for(&credential)),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -106,7 +131,8 @@ async fn crud_over_http_keeps_eventbridge_in_step_with_the_table() {
         api.eventbridge_state(&id).await,
         Some(ScheduleState::Enabled)
     );
-    assert_eq!(api.aws.item_count().await, 1);
+    // The schedule and its connection.
+    assert_eq!(api.aws.item_count().await, 2);
 
     let path = format!("/api/sync/schedules/{id}");
     let (status, body) = api
@@ -144,7 +170,7 @@ async fn crud_over_http_keeps_eventbridge_in_step_with_the_table() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(api.eventbridge_state(&id).await, None);
-    assert_eq!(api.aws.item_count().await, 0);
+    assert_eq!(api.aws.item_count().await, 1);
 }
 
 #[tokio::test]

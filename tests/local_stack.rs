@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use infra::firer::LocalScheduler;
 use integration_tests::{clock, fresh_aws, Aws};
 use serde_json::Value;
-use sync_shared::adapters::aws::schedule_service;
+use sync_shared::adapters::aws::services;
 use sync_shared::domain::{ConnectionId, EntityType, NewSchedule, Platform, SyncMode, TenantId};
 use sync_shared::time::ScheduleExpression;
 
@@ -15,9 +15,9 @@ fn at(text: &str) -> DateTime<Utc> {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn new_schedule(expr: &str, active: bool) -> NewSchedule {
+fn new_schedule(credential_id: ConnectionId, expr: &str, active: bool) -> NewSchedule {
     NewSchedule {
-        credential_id: ConnectionId::new_random(),
+        credential_id,
         platform: Platform::WooCommerce,
         entity_type: EntityType::Orders,
         cron_expression: expr.to_string(),
@@ -60,15 +60,16 @@ async fn received(aws: &Aws) -> Vec<Value> {
 #[tokio::test]
 async fn due_schedules_reach_the_queue_with_their_scheduled_times() {
     let aws = fresh_aws().await;
-    let service = schedule_service(&aws.sdk, &aws.resources, clock("2026-11-01T06:00:00Z"));
+    let service = services(&aws.sdk, &aws.resources, clock("2026-11-01T06:00:00Z")).schedules;
     let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let conn = aws.connection("acme", Platform::WooCommerce).await;
     // Every 30 minutes in Edmonton across the 2026-11-01 fall-back, plus a paused one.
     let active = service
-        .create(&tenant, new_schedule("*/30 * * * *", true))
+        .create(&tenant, new_schedule(conn, "*/30 * * * *", true))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     service
-        .create(&tenant, new_schedule("* * * * *", false))
+        .create(&tenant, new_schedule(conn, "* * * * *", false))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -121,10 +122,11 @@ async fn due_schedules_reach_the_queue_with_their_scheduled_times() {
 #[tokio::test]
 async fn an_empty_window_fires_nothing() {
     let aws = fresh_aws().await;
-    let service = schedule_service(&aws.sdk, &aws.resources, clock("2026-11-01T06:00:00Z"));
+    let service = services(&aws.sdk, &aws.resources, clock("2026-11-01T06:00:00Z")).schedules;
     let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let conn = aws.connection("acme", Platform::WooCommerce).await;
     service
-        .create(&tenant, new_schedule("0 9 * * *", true))
+        .create(&tenant, new_schedule(conn, "0 9 * * *", true))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let firer = LocalScheduler::new(&aws.sdk, aws.resources.schedule_group.clone());

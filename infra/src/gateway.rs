@@ -67,14 +67,10 @@ fn plain(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 
 /// The route key and path parameters of the template route a path falls under.
 fn route(path: &str) -> Option<(&'static str, Map<String, Value>)> {
-    let trimmed = path.trim_end_matches('/');
-    if trimmed == "/api/sync/schedules" {
-        return Some(("ANY /api/sync/schedules", Map::new()));
-    }
-    let id = trimmed.strip_prefix("/api/sync/schedules/")?;
+    let proxy = path.strip_prefix("/api/")?;
     let mut params = Map::new();
-    params.insert("id".into(), json!(id));
-    Some(("ANY /api/sync/schedules/{id}", params))
+    params.insert("proxy".into(), json!(proxy));
+    Some(("ANY /api/{proxy+}", params))
 }
 
 async fn answer(

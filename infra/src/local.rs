@@ -58,9 +58,10 @@ impl LocalStack {
             (None, None) => anyhow::bail!("no AWS endpoint"),
         };
         let sdk = sync_shared::adapters::aws::local(&aws_endpoint).await;
-        let resources = provision(&sdk, &options.names)
+        let provisioned = provision(&sdk, &options.names)
             .await
             .context("creating local AWS resources")?;
+        let resources = provisioned.resources.clone();
         let settings = ApiSettings::from_env()?;
         let gateway = Arc::new(Gateway {
             schedules: schedule_api::App::with_aws(&sdk, &resources, settings),

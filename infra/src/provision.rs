@@ -3,7 +3,8 @@
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use sync_shared::adapters::aws::{describe, SdkConfig};
@@ -15,6 +16,8 @@ pub struct Names {
     pub table: String,
     pub queue: String,
     pub dlq: String,
+    pub events_queue: String,
+    pub events_dlq: String,
     pub group: String,
 }
 
@@ -29,6 +32,8 @@ impl Names {
             table: format!("sync-{suffix}"),
             queue: format!("sync-jobs-{suffix}"),
             dlq: format!("sync-jobs-dlq-{suffix}"),
+            events_queue: format!("sync-webhook-events-{suffix}"),
+            events_dlq: format!("sync-webhook-events-dlq-{suffix}"),
             group: format!("sync-{suffix}"),
         }
     }
@@ -37,14 +42,36 @@ impl Names {
 /// The role the emulated scheduler "assumes"; moto does not check it.
 pub const LOCAL_SCHEDULER_ROLE: &str = "arn:aws:iam::123456789012:role/sync-scheduler-local";
 
-/// Creates the table, the queue with its DLQ, and the schedule group; existing ones are
-/// reused, so running it twice is harmless.
-pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<AwsResources> {
+/// What [`provision`] made.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    /// What the API function is configured with.
+    pub resources: AwsResources,
+    pub sync_queue_url: String,
+    pub events_queue_url: String,
+}
+
+/// Creates the table, the KMS key, the queues with their DLQs, and the schedule group;
+/// existing ones are reused (a new KMS key is made each run: moto keeps nothing anyway).
+pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<Provisioned> {
     create_table(sdk, &names.table).await?;
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let (_, dlq_arn) = create_queue(&sqs, &names.dlq, None).await?;
     let redrive = format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}"#);
-    let (_, queue_arn) = create_queue(&sqs, &names.queue, Some(redrive)).await?;
+    let (sync_queue_url, queue_arn) = create_queue(&sqs, &names.queue, Some(redrive)).await?;
+    let (_, events_dlq_arn) = create_queue(&sqs, &names.events_dlq, None).await?;
+    let redrive = format!(r#"{{"deadLetterTargetArn":"{events_dlq_arn}","maxReceiveCount":"5"}}"#);
+    let (events_queue_url, _) = create_queue(&sqs, &names.events_queue, Some(redrive)).await?;
+    let kms_key_id = aws_sdk_kms::Client::new(sdk)
+        .create_key()
+        .description("sync service connection secrets (local)")
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(describe(&e)))
+        .context("creating the KMS key")?
+        .key_metadata()
+        .map(|m| m.key_id().to_string())
+        .context("KMS key without an id")?;
     let scheduler = aws_sdk_scheduler::Client::new(sdk);
     if let Err(e) = scheduler
         .create_schedule_group()
@@ -59,12 +86,17 @@ pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<AwsResources> {
             return Err(anyhow::anyhow!(describe(&e))).context("creating the schedule group");
         }
     }
-    Ok(AwsResources {
-        table_name: names.table.clone(),
-        schedule_group: names.group.clone(),
-        sync_queue_arn: queue_arn,
-        sync_dlq_arn: dlq_arn,
-        scheduler_role_arn: LOCAL_SCHEDULER_ROLE.to_string(),
+    Ok(Provisioned {
+        resources: AwsResources {
+            table_name: names.table.clone(),
+            schedule_group: names.group.clone(),
+            sync_queue_arn: queue_arn,
+            sync_dlq_arn: dlq_arn,
+            scheduler_role_arn: LOCAL_SCHEDULER_ROLE.to_string(),
+            kms_key_id,
+        },
+        sync_queue_url,
+        events_queue_url,
     })
 }
 
@@ -90,6 +122,20 @@ async fn create_table(sdk: &SdkConfig, table: &str) -> Result<()> {
         .key_schema(key("sk", KeyType::Range)?)
         .attribute_definitions(attr("pk")?)
         .attribute_definitions(attr("sk")?)
+        .attribute_definitions(attr("gsi1pk")?)
+        .attribute_definitions(attr("gsi1sk")?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(sync_shared::adapters::connections::TENANT_INDEX)
+                .key_schema(key("gsi1pk", KeyType::Hash)?)
+                .key_schema(key("gsi1sk", KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()?,
+        )
         .send()
         .await;
     match result {

@@ -7,9 +7,11 @@
 //! | `SYNC_QUEUE_ARN` | SQS queue that receives sync jobs | required |
 //! | `SYNC_DLQ_ARN` | dead-letter queue for jobs EventBridge could not deliver | required |
 //! | `SCHEDULER_ROLE_ARN` | role EventBridge Scheduler assumes to send to the queue | required |
+//! | `KMS_KEY_ID` | KMS key that seals connection secrets | required |
 //! | `DEFAULT_TIMEZONE` | zone for schedules that name none | `America/Edmonton` |
 //! | `TENANT_CLAIM` | JWT claim that carries the tenant id | `tenant_id` |
 //! | `MAX_BODY_BYTES` | largest request body accepted | `65536` |
+//! | `PUBLIC_BASE_URL` | base of the webhook URLs shown on connections | the API's own domain |
 
 use crate::time::{Zone, DEFAULT_ZONE};
 
@@ -26,6 +28,7 @@ pub struct AwsResources {
     pub sync_queue_arn: String,
     pub sync_dlq_arn: String,
     pub scheduler_role_arn: String,
+    pub kms_key_id: String,
 }
 
 /// How the API behaves.
@@ -34,6 +37,8 @@ pub struct ApiSettings {
     pub default_timezone: Zone,
     pub tenant_claim: String,
     pub max_body_bytes: usize,
+    /// Base of the webhook URLs shown on connections; `None` uses the API's own domain.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for ApiSettings {
@@ -42,6 +47,7 @@ impl Default for ApiSettings {
             default_timezone: DEFAULT_ZONE.parse().unwrap_or(Zone::UTC),
             tenant_claim: "tenant_id".to_string(),
             max_body_bytes: 64 * 1024,
+            public_base_url: None,
         }
     }
 }
@@ -59,6 +65,7 @@ impl AwsResources {
             sync_queue_arn: required("SYNC_QUEUE_ARN")?,
             sync_dlq_arn: required("SYNC_DLQ_ARN")?,
             scheduler_role_arn: required("SCHEDULER_ROLE_ARN")?,
+            kms_key_id: required("KMS_KEY_ID")?,
         })
     }
 
@@ -85,6 +92,7 @@ impl ApiSettings {
                 ))
             })?;
         }
+        settings.public_base_url = get("PUBLIC_BASE_URL").filter(|v| !v.is_empty());
         Ok(settings)
     }
 

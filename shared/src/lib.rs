@@ -13,8 +13,10 @@
 pub mod adapters;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod memory;
 pub mod ports;
 pub mod service;
 pub mod time;
+pub mod webhooks;

@@ -6,8 +6,17 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use crate::domain::{Schedule, ScheduleId, TenantId};
-use crate::ports::{ScheduleStore, ScheduleTrigger, StoreError, TriggerError};
+use chrono::{DateTime, Utc};
+
+use crate::crypto;
+use crate::domain::{
+    Connection, ConnectionId, EventPage, EventRecord, EventStatus, QueuedEvent, Schedule,
+    ScheduleId, Sealed, SyncJob, TenantId,
+};
+use crate::ports::{
+    Claim, ConnectionStore, EventClaims, EventLog, EventLogError, EventQueue, JobQueue, QueueError,
+    ScheduleStore, ScheduleTrigger, SealError, SecretSealer, StoreError, TriggerError,
+};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -171,5 +180,373 @@ impl ScheduleTrigger for MemoryTrigger {
         self.check()?;
         lock(&self.schedules).remove(&schedule.id);
         Ok(())
+    }
+}
+
+/// A connection store in a hash map.
+#[derive(Default)]
+pub struct MemoryConnectionStore {
+    rows: Mutex<HashMap<ConnectionId, Connection>>,
+    failing: AtomicBool,
+}
+
+impl MemoryConnectionStore {
+    /// Puts a connection in place directly (tests that need one without the service).
+    pub fn seed(&self, connection: Connection) {
+        lock(&self.rows).insert(connection.id, connection);
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.rows).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable(
+                "memory connection store set to fail".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for MemoryConnectionStore {
+    async fn insert(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        if rows.contains_key(&connection.id) {
+            return Err(StoreError::AlreadyExists);
+        }
+        rows.insert(connection.id, connection.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.rows).get(&id).cloned())
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
+        self.check()?;
+        let mut all: Vec<Connection> = lock(&self.rows)
+            .values()
+            .filter(|c| &c.tenant_id == tenant)
+            .cloned()
+            .collect();
+        all.sort_by_key(|c| (c.created_at, c.id.to_string()));
+        Ok(all)
+    }
+
+    async fn replace(
+        &self,
+        connection: &Connection,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        match lock(&self.rows).get_mut(&connection.id) {
+            Some(row) if row.version == expected_version => {
+                *row = connection.clone();
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn delete(&self, id: ConnectionId, expected_version: u64) -> Result<(), StoreError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        match rows.get(&id) {
+            Some(row) if row.version == expected_version => {
+                rows.remove(&id);
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+}
+
+/// Envelope encryption with a master key held in memory: the same scheme as the KMS
+/// adapter (a random data key per seal, wrapped by the master key), for tests and local runs.
+pub struct MemorySealer {
+    master: Vec<u8>,
+}
+
+impl Default for MemorySealer {
+    fn default() -> Self {
+        Self {
+            master: vec![0x42; 32],
+        }
+    }
+}
+
+fn context_aad(context: &[(&str, &str)]) -> Vec<u8> {
+    context
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into_bytes()
+}
+
+#[async_trait]
+impl SecretSealer for MemorySealer {
+    async fn seal(&self, plaintext: &[u8], context: &[(&str, &str)]) -> Result<Sealed, SealError> {
+        let aad = context_aad(context);
+        let data_key = crypto::random_bytes(32).map_err(|_| SealError::Corrupt)?;
+        let (key_nonce, wrapped) =
+            crypto::aes_gcm_seal(&self.master, &data_key, &aad).map_err(|_| SealError::Corrupt)?;
+        let (nonce, ciphertext) =
+            crypto::aes_gcm_seal(&data_key, plaintext, &aad).map_err(|_| SealError::Corrupt)?;
+        let mut encrypted_key = key_nonce;
+        encrypted_key.extend(wrapped);
+        Ok(Sealed {
+            encrypted_key,
+            nonce,
+            ciphertext,
+        })
+    }
+
+    async fn open(&self, sealed: &Sealed, context: &[(&str, &str)]) -> Result<Vec<u8>, SealError> {
+        let aad = context_aad(context);
+        if sealed.encrypted_key.len() < 12 {
+            return Err(SealError::Corrupt);
+        }
+        let (key_nonce, wrapped) = sealed.encrypted_key.split_at(12);
+        let data_key = crypto::aes_gcm_open(&self.master, key_nonce, wrapped, &aad)
+            .map_err(|_| SealError::Corrupt)?;
+        crypto::aes_gcm_open(&data_key, &sealed.nonce, &sealed.ciphertext, &aad)
+            .map_err(|_| SealError::Corrupt)
+    }
+}
+
+/// A connection of `tenant` on `platform` with placeholder (unopenable) secrets, for tests
+/// that need one to exist without going through the connection service.
+pub fn connection_fixture(tenant: &TenantId, platform: crate::domain::Platform) -> Connection {
+    let now = chrono::DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default();
+    Connection {
+        id: ConnectionId::new_random(),
+        tenant_id: tenant.clone(),
+        platform,
+        display_name: format!("{platform} test connection"),
+        config: serde_json::Map::new(),
+        sealed_secrets: Sealed {
+            encrypted_key: Vec::new(),
+            nonce: Vec::new(),
+            ciphertext: Vec::new(),
+        },
+        secret_hints: std::collections::BTreeMap::new(),
+        webhooks_enabled: false,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    }
+}
+
+/// One of each in-memory adapter, shared between the services built on them and the test
+/// that inspects them.
+#[derive(Default, Clone)]
+pub struct MemoryWorld {
+    pub schedules: std::sync::Arc<MemoryScheduleStore>,
+    pub trigger: std::sync::Arc<MemoryTrigger>,
+    pub connections: std::sync::Arc<MemoryConnectionStore>,
+    pub sealer: std::sync::Arc<MemorySealer>,
+    pub events: std::sync::Arc<MemoryEventStore>,
+    pub queue: std::sync::Arc<MemoryQueue>,
+}
+
+/// One live claim: status, holder's token, when claimed, when it expires.
+type ClaimRow = (EventStatus, String, DateTime<Utc>, DateTime<Utc>);
+
+/// Claims and the event log in memory, with the same rules as the DynamoDB adapter.
+#[derive(Default)]
+pub struct MemoryEventStore {
+    claims: Mutex<HashMap<String, ClaimRow>>,
+    log: Mutex<std::collections::BTreeMap<(ConnectionId, String), EventRecord>>,
+    failing: AtomicBool,
+}
+
+impl MemoryEventStore {
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Every logged record, oldest first.
+    pub fn records(&self) -> Vec<EventRecord> {
+        lock(&self.log).values().cloned().collect()
+    }
+
+    fn check(&self) -> Result<(), EventLogError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(EventLogError::Unavailable(
+                "memory event store set to fail".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl EventClaims for MemoryEventStore {
+    async fn claim(
+        &self,
+        record: &EventRecord,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+        lease: chrono::Duration,
+    ) -> Result<Claim, EventLogError> {
+        self.check()?;
+        let mut claims = lock(&self.claims);
+        let free = match claims.get(&record.key_hash) {
+            None => true,
+            Some((status, _, claimed_at, expires_at)) => {
+                *expires_at < now || (*status == EventStatus::Claimed && *claimed_at < now - lease)
+            }
+        };
+        if !free {
+            return Ok(Claim::Duplicate);
+        }
+        claims.insert(
+            record.key_hash.clone(),
+            (
+                EventStatus::Claimed,
+                record.claim_token.clone(),
+                now,
+                now + ttl,
+            ),
+        );
+        lock(&self.log).insert((record.connection_id, record.log_key()), record.clone());
+        Ok(Claim::Claimed)
+    }
+
+    async fn confirm(&self, record: &EventRecord, message_id: &str) -> Result<(), EventLogError> {
+        self.check()?;
+        if let Some(claim) = lock(&self.claims).get_mut(&record.key_hash) {
+            if claim.1 == record.claim_token {
+                claim.0 = EventStatus::Queued;
+            }
+        }
+        if let Some(entry) = lock(&self.log).get_mut(&(record.connection_id, record.log_key())) {
+            entry.status = EventStatus::Queued;
+            entry.message_id = Some(message_id.to_string());
+        }
+        Ok(())
+    }
+
+    async fn release(&self, record: &EventRecord) -> Result<(), EventLogError> {
+        self.check()?;
+        let mut claims = lock(&self.claims);
+        if claims
+            .get(&record.key_hash)
+            .is_some_and(|c| c.1 == record.claim_token)
+        {
+            claims.remove(&record.key_hash);
+        }
+        if let Some(entry) = lock(&self.log).get_mut(&(record.connection_id, record.log_key())) {
+            entry.status = EventStatus::EnqueueFailed;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventLog for MemoryEventStore {
+    async fn list(
+        &self,
+        connection: ConnectionId,
+        limit: usize,
+        next: Option<&str>,
+        _now: DateTime<Utc>,
+    ) -> Result<EventPage, EventLogError> {
+        self.check()?;
+        let log = lock(&self.log);
+        let mut entries: Vec<&EventRecord> = log
+            .iter()
+            .filter(|((c, key), _)| *c == connection && next.is_none_or(|n| key.as_str() < n))
+            .map(|(_, r)| r)
+            .collect();
+        entries.reverse();
+        let has_more = entries.len() > limit;
+        let events: Vec<EventRecord> = entries.into_iter().take(limit).cloned().collect();
+        let next = if has_more {
+            events.last().map(EventRecord::log_key)
+        } else {
+            None
+        };
+        Ok(EventPage { events, next })
+    }
+
+    async fn set_job(
+        &self,
+        connection: ConnectionId,
+        log_key: &str,
+        job_id: &str,
+    ) -> Result<(), EventLogError> {
+        self.check()?;
+        if let Some(entry) = lock(&self.log).get_mut(&(connection, log_key.to_string())) {
+            entry.status = EventStatus::Coalesced;
+            entry.job_id = Some(job_id.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// A queue that keeps what it was sent.
+#[derive(Default)]
+pub struct MemoryQueue {
+    events: Mutex<Vec<QueuedEvent>>,
+    jobs: Mutex<Vec<SyncJob>>,
+    failing: AtomicBool,
+}
+
+impl MemoryQueue {
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    pub fn events(&self) -> Vec<QueuedEvent> {
+        lock(&self.events).clone()
+    }
+
+    pub fn jobs(&self) -> Vec<SyncJob> {
+        lock(&self.jobs).clone()
+    }
+
+    fn check(&self) -> Result<(), QueueError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(QueueError("memory queue set to fail".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl EventQueue for MemoryQueue {
+    async fn send_event(&self, event: &QueuedEvent) -> Result<String, QueueError> {
+        self.check()?;
+        let mut events = lock(&self.events);
+        events.push(event.clone());
+        Ok(format!("event-{}", events.len()))
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryQueue {
+    async fn send_job(&self, job: &SyncJob) -> Result<String, QueueError> {
+        self.check()?;
+        let mut jobs = lock(&self.jobs);
+        jobs.push(job.clone());
+        Ok(format!("job-{}", jobs.len()))
     }
 }

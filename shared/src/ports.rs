@@ -3,7 +3,11 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{Schedule, ScheduleId, TenantId};
+use crate::domain::{
+    Connection, ConnectionId, EventPage, EventRecord, QueuedEvent, Schedule, ScheduleId, Sealed,
+    SyncJob, TenantId,
+};
+use chrono::{DateTime, Utc};
 
 /// What can go wrong in a store, in domain terms (adapters translate SDK errors to these).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,4 +59,116 @@ pub trait ScheduleTrigger: Send + Sync + 'static {
     async fn replace(&self, schedule: &Schedule) -> Result<(), TriggerError>;
     /// Removes the trigger; a trigger that is already gone is not an error.
     async fn remove(&self, schedule: &Schedule) -> Result<(), TriggerError>;
+}
+
+/// Durable storage of connections. Keyed by connection id alone, because a webhook names
+/// only the connection; every tenant-facing caller checks the tenant itself.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync + 'static {
+    async fn insert(&self, connection: &Connection) -> Result<(), StoreError>;
+    async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError>;
+    /// Every connection of the tenant, oldest first.
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError>;
+    async fn replace(
+        &self,
+        connection: &Connection,
+        expected_version: u64,
+    ) -> Result<(), StoreError>;
+    async fn delete(&self, id: ConnectionId, expected_version: u64) -> Result<(), StoreError>;
+}
+
+/// Why secrets could not be sealed or opened. Carries no detail of the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    /// The key service could not be reached or refused; the text is for logs only.
+    #[error("the key service is unavailable: {0}")]
+    Unavailable(String),
+    /// The sealed bytes do not open with this context (tampered, or another record's).
+    #[error("sealed data does not open")]
+    Corrupt,
+}
+
+/// Envelope encryption: a fresh data key per seal, itself encrypted by a master key that
+/// never leaves the key service. `context` (tenant and connection) is bound into both the
+/// data key and the ciphertext, so sealed secrets moved to another record do not open.
+#[async_trait]
+pub trait SecretSealer: Send + Sync + 'static {
+    async fn seal(&self, plaintext: &[u8], context: &[(&str, &str)]) -> Result<Sealed, SealError>;
+    async fn open(&self, sealed: &Sealed, context: &[(&str, &str)]) -> Result<Vec<u8>, SealError>;
+}
+
+/// Why the event log or the claims failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventLogError {
+    /// A `next` cursor that this API did not hand out.
+    #[error("bad cursor")]
+    BadCursor,
+    #[error("the event store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The outcome of claiming an event key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours: queue it, then confirm or release.
+    Claimed,
+    /// Seen already (and not expired, released, or abandoned): drop it.
+    Duplicate,
+}
+
+/// Deduplication claims and the event log, as the intake uses them.
+#[async_trait]
+pub trait EventClaims: Send + Sync + 'static {
+    /// Claims `record.key_hash` and logs the record, in one step. A key is claimable when no
+    /// claim exists, the old one has expired (`now` past its TTL), or it is still `claimed`
+    /// after `lease` (its holder died before queueing).
+    async fn claim(
+        &self,
+        record: &EventRecord,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+        lease: chrono::Duration,
+    ) -> Result<Claim, EventLogError>;
+    /// The event is on the queue as `message_id`.
+    async fn confirm(&self, record: &EventRecord, message_id: &str) -> Result<(), EventLogError>;
+    /// Queueing failed: drop the claim (so a retry passes) and mark the log entry.
+    async fn release(&self, record: &EventRecord) -> Result<(), EventLogError>;
+}
+
+/// The event log, as the API reads it.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Up to `limit` entries of the connection's log, newest first, from cursor `next`.
+    async fn list(
+        &self,
+        connection: ConnectionId,
+        limit: usize,
+        next: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<EventPage, EventLogError>;
+    /// Records that the logged event (`log_key`) went into sync job `job_id`.
+    async fn set_job(
+        &self,
+        connection: ConnectionId,
+        log_key: &str,
+        job_id: &str,
+    ) -> Result<(), EventLogError>;
+}
+
+/// Why a queue refused a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the queue is unavailable: {0}")]
+pub struct QueueError(pub String);
+
+/// The webhook-events queue, from the intake to the coalescer.
+#[async_trait]
+pub trait EventQueue: Send + Sync + 'static {
+    /// Returns the queue's id for the message.
+    async fn send_event(&self, event: &QueuedEvent) -> Result<String, QueueError>;
+}
+
+/// The sync queue, where jobs for the worker go.
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    async fn send_job(&self, job: &SyncJob) -> Result<String, QueueError>;
 }

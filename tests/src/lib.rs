@@ -26,19 +26,21 @@ pub struct Aws {
     pub sdk: SdkConfig,
     pub names: Names,
     pub resources: AwsResources,
+    pub provisioned: infra::provision::Provisioned,
 }
 
 pub async fn fresh_aws() -> Aws {
     let sdk = sync_shared::adapters::aws::local(&moto().endpoint()).await;
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let names = Names::with_suffix(&suffix);
-    let resources = provision(&sdk, &names)
+    let provisioned = provision(&sdk, &names)
         .await
         .unwrap_or_else(|e| panic!("provisioning failed: {e:#}"));
     Aws {
         sdk,
         names,
-        resources,
+        resources: provisioned.resources.clone(),
+        provisioned,
     }
 }
 
@@ -92,7 +94,16 @@ impl Aws {
             aws_sdk_scheduler::Client::new(&dead),
             &self.resources,
         );
-        sync_shared::service::ScheduleService::new(Arc::new(store), Arc::new(trigger), clock)
+        let connections = sync_shared::adapters::DynamoConnectionStore::new(
+            self.dynamodb(),
+            self.resources.table_name.clone(),
+        );
+        sync_shared::service::ScheduleService::new(
+            Arc::new(store),
+            Arc::new(trigger),
+            Arc::new(connections),
+            clock,
+        )
     }
 }
 
@@ -101,4 +112,64 @@ pub fn clock(at: &str) -> Arc<FixedClock> {
         .map(|t| t.with_timezone(&chrono::Utc))
         .unwrap_or_else(|e| panic!("{e}"));
     Arc::new(FixedClock::new(t))
+}
+
+impl Aws {
+    /// All API use cases against this moto.
+    pub fn services(&self, clock: Arc<FixedClock>) -> sync_shared::service::Services {
+        sync_shared::adapters::aws::services(&self.sdk, &self.resources, clock)
+    }
+
+    /// Creates a connection of `tenant` on `platform` through the real service (sealed with
+    /// the emulated KMS) and returns its id.
+    pub async fn connection(
+        &self,
+        tenant: &str,
+        platform: sync_shared::domain::Platform,
+    ) -> sync_shared::domain::ConnectionId {
+        use sync_shared::domain::{NewConnection, Platform, Secret, TenantId};
+        let tenant = TenantId::parse(tenant).unwrap_or_else(|e| panic!("{e}"));
+        let (config, secrets): (serde_json::Value, &[(&str, &str)]) = match platform {
+            Platform::WooCommerce => (
+                serde_json::json!({"base_url": "https://shop.example.com"}),
+                &[
+                    ("consumer_key", "ck_test_0123456789"),
+                    ("consumer_secret", "cs_test_0123456789"),
+                    ("webhook_secret", "whsec_Sample&amp;Secret-0123456789"),
+                ],
+            ),
+            Platform::QuickBooks => (
+                serde_json::json!({"realm_id": "9130350000000001"}),
+                &[
+                    ("client_id", "id"),
+                    ("client_secret", "secret"),
+                    ("refresh_token", "rt"),
+                    ("webhook_verifier_token", "verifier-token-0123456789abcdef"),
+                ],
+            ),
+            Platform::Supabase => (
+                serde_json::json!({"project_url": "https://abc.supabase.co", "tables": {"shop_customers": "customers", "shop_orders": "orders"}}),
+                &[
+                    ("service_key", "sk"),
+                    ("webhook_secret", "sb-shared-secret-0123456789abcdef"),
+                ],
+            ),
+        };
+        let new = NewConnection {
+            platform,
+            display_name: format!("{platform} test"),
+            config: config.as_object().cloned().unwrap_or_default(),
+            secrets: secrets
+                .iter()
+                .map(|(k, v)| (k.to_string(), Secret::new(*v)))
+                .collect(),
+            webhooks_enabled: None,
+        };
+        self.services(clock("2026-11-24T12:00:00Z"))
+            .connections
+            .create(&tenant, new)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .id
+    }
 }

@@ -119,7 +119,7 @@ impl ApiError {
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::NotFound => ApiError::not_found("no schedule with that id"),
+            ServiceError::NotFound(what) => ApiError::not_found(format!("no {what} with that id")),
             ServiceError::Conflict(message) => ApiError::conflict(message),
             ServiceError::Invalid { field, message } => ApiError::invalid_field(field, message),
             ServiceError::Unavailable(detail) => {

@@ -1,5 +1,5 @@
-//! The schedule API Lambda: CRUD and preview of sync schedules behind an API Gateway HTTP
-//! API with a JWT authorizer.
+//! The API Lambda: schedules (CRUD and preview) and connections (CRUD and their webhook
+//! event log), behind an API Gateway HTTP API with a JWT authorizer.
 //!
 //! ## Layout
 //! - [`handle`]: the entry point Lambda (and the local gateway) calls for every request.
@@ -19,32 +19,29 @@ mod view;
 use lambda_http::{Body, Error, Request, Response};
 use std::sync::Arc;
 
-use sync_shared::adapters::aws::{schedule_service, SdkConfig};
+use sync_shared::adapters::aws::{services, SdkConfig};
 use sync_shared::clock::SystemClock;
 use sync_shared::config::{ApiSettings, AwsResources};
-use sync_shared::service::ScheduleService;
+use sync_shared::service::Services;
 
 pub use error::ApiError;
 
 /// Everything a request needs, built once per cold start.
 #[derive(Clone)]
 pub struct App {
-    pub service: ScheduleService,
+    pub services: Services,
     pub settings: ApiSettings,
 }
 
 impl App {
-    pub fn new(service: ScheduleService, settings: ApiSettings) -> Self {
-        Self { service, settings }
+    pub fn new(services: Services, settings: ApiSettings) -> Self {
+        Self { services, settings }
     }
 
     /// The production wiring: DynamoDB, EventBridge Scheduler and the system clock, from an
     /// SDK configuration and the resource names.
     pub fn with_aws(sdk: &SdkConfig, resources: &AwsResources, settings: ApiSettings) -> Self {
-        Self::new(
-            schedule_service(sdk, resources, Arc::new(SystemClock)),
-            settings,
-        )
+        Self::new(services(sdk, resources, Arc::new(SystemClock)), settings)
     }
 }
 

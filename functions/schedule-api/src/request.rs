@@ -133,6 +133,17 @@ impl Fields {
         }
     }
 
+    pub fn object(&self, name: &str) -> Result<Option<&Map<String, Value>>, ApiError> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(o)) => Ok(Some(o)),
+            Some(_) => Err(ApiError::invalid_field(
+                name,
+                format!("{name} must be a JSON object"),
+            )),
+        }
+    }
+
     pub fn integer(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.map.get(name) {
             None | Some(Value::Null) => Ok(None),

@@ -6,27 +6,44 @@ use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use sync_shared::clock::FixedClock;
-use sync_shared::memory::{MemoryScheduleStore, MemoryTrigger};
+use sync_shared::domain::{ConnectionId, Platform, TenantId};
+use sync_shared::memory::{connection_fixture, MemoryScheduleStore, MemoryTrigger, MemoryWorld};
 
 struct World {
     app: App,
     store: Arc<MemoryScheduleStore>,
     trigger: Arc<MemoryTrigger>,
+    memory: MemoryWorld,
+}
+
+/// The connection `events/schedules-create.json` names, owned by its tenant.
+const FIXTURE_CONNECTION: &str = "8d2f5b7a-1c3e-4f60-9a8b-2e4d6f8a0b1c";
+
+fn seed_connection(memory: &MemoryWorld, tenant: &str, id: &str, platform: Platform) {
+    let tenant = TenantId::parse(tenant).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = connection_fixture(&tenant, platform);
+    c.id = id.parse::<ConnectionId>().unwrap_or_else(|e| panic!("{e}"));
+    memory.connections.seed(c);
 }
 
 fn world() -> World {
-    let store = Arc::new(MemoryScheduleStore::default());
-    let trigger = Arc::new(MemoryTrigger::default());
     let clock = Arc::new(FixedClock::new(
         chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
             .map(|t| t.with_timezone(&chrono::Utc))
             .unwrap_or_default(),
     ));
-    let service = ScheduleService::new(store.clone(), trigger.clone(), clock);
+    let (services, memory) = Services::in_memory(clock);
+    seed_connection(
+        &memory,
+        "tenant-demo",
+        FIXTURE_CONNECTION,
+        Platform::WooCommerce,
+    );
     World {
-        app: App::new(service, ApiSettings::default()),
-        store,
-        trigger,
+        app: App::new(services, ApiSettings::default()),
+        store: memory.schedules.clone(),
+        trigger: memory.trigger.clone(),
+        memory,
     }
 }
 
@@ -131,9 +148,11 @@ async fn create_returns_201_with_the_stored_schedule_and_its_canonical_expressio
 #[tokio::test]
 async fn defaults_apply_when_optional_fields_are_left_out() {
     let w = world();
+    let qbo = "5b0f3c1e-7a2d-4e8f-9c6b-1d2e3f4a5b6c";
+    seed_connection(&w.memory, "tenant-demo", qbo, Platform::QuickBooks);
     let e = with_json(
         event("schedules-create.json"),
-        json!({"credential_id": "8d2f5b7a-1c3e-4f60-9a8b-2e4d6f8a0b1c", "platform": "quickbooks",
+        json!({"credential_id": qbo, "platform": "quickbooks",
                "entity_type": "customers", "cron_expression": "@daily"}),
     );
     let (status, body, headers) = send(&w, e).await;

@@ -5,7 +5,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 
-use sync_shared::domain::Schedule;
+use sync_shared::domain::{Connection, EventRecord, Schedule};
 use sync_shared::service::Preview;
 
 /// RFC 3339 in UTC with a `Z`, fractional seconds only when there are some.
@@ -33,6 +33,35 @@ pub fn schedule(s: &Schedule, now: DateTime<Utc>) -> Value {
         "next_run_at": optional(s.next_run_at(now)),
         "created_at": timestamp(s.created_at),
         "updated_at": timestamp(s.updated_at),
+    })
+}
+
+/// A connection as the API returns it: never a secret, only what `secret_hints` allows.
+pub fn connection(c: &Connection, base_url: &str) -> Value {
+    json!({
+        "id": c.id.to_string(),
+        "platform": c.platform.as_str(),
+        "display_name": c.display_name,
+        "config": Value::Object(c.config.clone()),
+        "secrets": c.secret_hints,
+        "webhooks_enabled": c.webhooks_enabled,
+        "webhook_url": format!("{base_url}/webhooks/{}/{}", c.platform, c.id),
+        "created_at": timestamp(c.created_at),
+        "updated_at": timestamp(c.updated_at),
+    })
+}
+
+pub fn event(r: &EventRecord) -> Value {
+    json!({
+        "platform": r.platform.as_str(),
+        "event_key": r.event_key,
+        "event_type": r.event_type,
+        "entity_type": r.entity_type.as_str(),
+        "entity_id": r.entity_id,
+        "received_at": timestamp(r.received_at),
+        "status": r.status.as_str(),
+        "message_id": r.message_id,
+        "job_id": r.job_id,
     })
 }
 

@@ -27,19 +27,44 @@ pub fn describe<E: std::error::Error>(err: &E) -> String {
 
 use crate::clock::Clock;
 use crate::config::AwsResources;
-use crate::service::ScheduleService;
+use crate::service::{ConnectionService, ScheduleService, Services};
 use std::sync::Arc;
 
-/// Schedule use cases over DynamoDB and EventBridge Scheduler.
-pub fn schedule_service(
-    sdk: &SdkConfig,
-    resources: &AwsResources,
-    clock: Arc<dyn Clock>,
-) -> ScheduleService {
-    let store = super::DynamoScheduleStore::new(
+/// The API's use cases over DynamoDB, EventBridge Scheduler and KMS.
+pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>) -> Services {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let connection_store = Arc::new(super::DynamoConnectionStore::new(
+        dynamodb.clone(),
+        resources.table_name.clone(),
+    ));
+    let schedules = ScheduleService::new(
+        Arc::new(super::DynamoScheduleStore::new(
+            dynamodb,
+            resources.table_name.clone(),
+        )),
+        Arc::new(super::EventBridgeTrigger::new(
+            aws_sdk_scheduler::Client::new(sdk),
+            resources,
+        )),
+        connection_store.clone(),
+        clock.clone(),
+    );
+    let connections = ConnectionService::new(
+        connection_store,
+        Arc::new(super::KmsSealer::new(
+            aws_sdk_kms::Client::new(sdk),
+            resources.kms_key_id.clone(),
+        )),
+        schedules.clone(),
+        clock,
+    );
+    let events = Arc::new(super::DynamoEventStore::new(
         aws_sdk_dynamodb::Client::new(sdk),
         resources.table_name.clone(),
-    );
-    let trigger = super::EventBridgeTrigger::new(aws_sdk_scheduler::Client::new(sdk), resources);
-    ScheduleService::new(Arc::new(store), Arc::new(trigger), clock)
+    ));
+    Services {
+        schedules,
+        connections,
+        events,
+    }
 }

@@ -17,7 +17,7 @@ use crate::domain::{Schedule, ScheduleId, TenantId};
 use crate::ports::{ScheduleStore, StoreError};
 use crate::time::ScheduleExpression;
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// The DynamoDB schedule store.
 #[derive(Clone, Debug)]
@@ -43,11 +43,11 @@ fn schedule_sk(id: ScheduleId) -> String {
     format!("SCHEDULE#{id}")
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn time(t: DateTime<Utc>) -> AttributeValue {
+pub(crate) fn time(t: DateTime<Utc>) -> AttributeValue {
     s(t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
@@ -77,21 +77,21 @@ fn to_item(x: &Schedule) -> Item {
 
 /// A stored item that does not decode is reported, never half-read.
 fn corrupt(field: &str) -> StoreError {
-    StoreError::Unavailable(format!("stored schedule has a bad or missing '{field}'"))
+    StoreError::Unavailable(format!("stored record has a bad or missing '{field}'"))
 }
 
-fn get_s<'a>(item: &'a Item, field: &str) -> Result<&'a str, StoreError> {
+pub(crate) fn get_s<'a>(item: &'a Item, field: &str) -> Result<&'a str, StoreError> {
     item.get(field)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
         .ok_or_else(|| corrupt(field))
 }
 
-fn parsed<T: std::str::FromStr>(item: &Item, field: &str) -> Result<T, StoreError> {
+pub(crate) fn parsed<T: std::str::FromStr>(item: &Item, field: &str) -> Result<T, StoreError> {
     get_s(item, field)?.parse().map_err(|_| corrupt(field))
 }
 
-fn get_time(item: &Item, field: &str) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn get_time(item: &Item, field: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(get_s(item, field)?)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| corrupt(field))
@@ -128,7 +128,7 @@ fn from_item(item: &Item) -> Result<Schedule, StoreError> {
 }
 
 /// A failed conditional write becomes `on_condition`; any other failure `Unavailable`.
-fn write_failure<E, R>(e: SdkError<E, R>, on_condition: StoreError) -> StoreError
+pub(crate) fn write_failure<E, R>(e: SdkError<E, R>, on_condition: StoreError) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -3,8 +3,16 @@
 //! so nothing above this module sees an SDK type.
 
 pub mod aws;
+pub mod connections;
 pub mod dynamodb;
+pub mod events;
+pub mod kms;
 pub mod scheduler;
+pub mod sqs;
 
+pub use connections::DynamoConnectionStore;
 pub use dynamodb::DynamoScheduleStore;
+pub use events::DynamoEventStore;
+pub use kms::KmsSealer;
 pub use scheduler::EventBridgeTrigger;
+pub use sqs::SqsQueue;

@@ -24,6 +24,9 @@ pub struct SyncJob {
     pub scheduled_time: String,
     /// Unique per invocation; lets the worker drop a redelivered message.
     pub execution_id: String,
+    /// For webhook jobs: the ids of the records the coalesced events named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<String>,
 }
 
 impl SyncJob {
@@ -40,6 +43,7 @@ impl SyncJob {
             trigger: "schedule".to_string(),
             scheduled_time: SCHEDULED_TIME_PLACEHOLDER.to_string(),
             execution_id: EXECUTION_ID_PLACEHOLDER.to_string(),
+            ids: Vec::new(),
         }
     }
 }

@@ -1,5 +1,45 @@
 //! Use cases, written against ports only.
 
+mod connections;
 mod schedules;
 
+pub use connections::{open_secrets, ConnectionService};
 pub use schedules::{Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT};
+
+/// The use cases the API function serves.
+#[derive(Clone)]
+pub struct Services {
+    pub schedules: ScheduleService,
+    pub connections: ConnectionService,
+    pub events: std::sync::Arc<dyn crate::ports::EventLog>,
+}
+
+impl Services {
+    /// Everything over in-memory fakes, for tests; the fakes are returned for inspection.
+    pub fn in_memory(
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> (Self, crate::memory::MemoryWorld) {
+        let world = crate::memory::MemoryWorld::default();
+        let schedules = ScheduleService::new(
+            world.schedules.clone(),
+            world.trigger.clone(),
+            world.connections.clone(),
+            clock.clone(),
+        );
+        let connections = ConnectionService::new(
+            world.connections.clone(),
+            world.sealer.clone(),
+            schedules.clone(),
+            clock,
+        );
+        let events = world.events.clone();
+        (
+            Self {
+                schedules,
+                connections,
+                events,
+            },
+            world,
+        )
+    }
+}

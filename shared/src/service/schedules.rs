@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::domain::{NewSchedule, Schedule, ScheduleId, SchedulePatch, TenantId};
-use crate::ports::{ScheduleStore, ScheduleTrigger, StoreError};
+use crate::ports::{ConnectionStore, ScheduleStore, ScheduleTrigger, StoreError};
 use crate::time::{ScheduleExpression, Zone};
 
 /// The most fire times a preview returns.
@@ -21,17 +21,15 @@ pub const MAX_PREVIEW_COUNT: usize = 100;
 /// Why a use case failed, in terms a caller can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
-    #[error("not found")]
-    NotFound,
+    /// No such record for this tenant; names the kind of record.
+    #[error("no {0} with that id")]
+    NotFound(&'static str),
     /// The request was valid but cannot apply to the current state.
     #[error("{0}")]
     Conflict(String),
     /// A field's value is acceptable alone but not in this schedule.
     #[error("{message}")]
-    Invalid {
-        field: &'static str,
-        message: String,
-    },
+    Invalid { field: String, message: String },
     /// A dependency failed; the text is for logs, never for the client.
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
@@ -61,6 +59,7 @@ pub struct Preview {
 pub struct ScheduleService {
     store: Arc<dyn ScheduleStore>,
     trigger: Arc<dyn ScheduleTrigger>,
+    connections: Arc<dyn ConnectionStore>,
     clock: Arc<dyn Clock>,
 }
 
@@ -68,11 +67,13 @@ impl ScheduleService {
     pub fn new(
         store: Arc<dyn ScheduleStore>,
         trigger: Arc<dyn ScheduleTrigger>,
+        connections: Arc<dyn ConnectionStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             trigger,
+            connections,
             clock,
         }
     }
@@ -90,6 +91,25 @@ impl ScheduleService {
     ) -> Result<Schedule, ServiceError> {
         let now = self.now();
         ensure_fires(&new.expression, new.timezone, now)?;
+        match self.connections.get(new.credential_id).await? {
+            Some(c) if &c.tenant_id == tenant && c.platform == new.platform => {}
+            Some(c) if &c.tenant_id == tenant => {
+                return Err(ServiceError::Invalid {
+                    field: "credential_id".into(),
+                    message: format!(
+                        "credential_id names a {} connection, but platform is {}",
+                        c.platform, new.platform
+                    ),
+                })
+            }
+            _ => {
+                return Err(ServiceError::Invalid {
+                    field: "credential_id".into(),
+                    message: "no connection with that id; create one with POST /api/connections"
+                        .into(),
+                })
+            }
+        }
         let schedule = Schedule {
             id: ScheduleId::new_random(),
             tenant_id: tenant.clone(),
@@ -125,7 +145,7 @@ impl ScheduleService {
         self.store
             .get(tenant, id)
             .await?
-            .ok_or(ServiceError::NotFound)
+            .ok_or(ServiceError::NotFound("schedule"))
     }
 
     pub async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, ServiceError> {
@@ -211,7 +231,7 @@ fn ensure_fires(
     match expression.next_after(zone, now, now) {
         Some(_) => Ok(()),
         None => Err(ServiceError::Invalid {
-            field: "cron_expression",
+            field: "cron_expression".into(),
             message: format!(
                 "'{}' never fires after {}: check the day, month and year fields",
                 expression.to_eventbridge(),

@@ -3,7 +3,9 @@
 use super::*;
 use crate::clock::FixedClock;
 use crate::domain::{ConnectionId, EntityType, Platform, SyncMode};
-use crate::memory::{MemoryScheduleStore, MemoryTrigger};
+use crate::memory::{
+    connection_fixture, MemoryConnectionStore, MemoryScheduleStore, MemoryTrigger,
+};
 
 struct World {
     store: Arc<MemoryScheduleStore>,
@@ -11,6 +13,9 @@ struct World {
     clock: Arc<FixedClock>,
     service: ScheduleService,
     tenant: TenantId,
+    connections: Arc<MemoryConnectionStore>,
+    /// A WooCommerce connection of `tenant`.
+    woo: ConnectionId,
 }
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -23,19 +28,31 @@ fn world() -> World {
     let store = Arc::new(MemoryScheduleStore::default());
     let trigger = Arc::new(MemoryTrigger::default());
     let clock = Arc::new(FixedClock::new(at("2026-11-24T12:00:00Z")));
-    let service = ScheduleService::new(store.clone(), trigger.clone(), clock.clone());
+    let connections = Arc::new(MemoryConnectionStore::default());
+    let service = ScheduleService::new(
+        store.clone(),
+        trigger.clone(),
+        connections.clone(),
+        clock.clone(),
+    );
+    let tenant = TenantId::parse("tenant-a").unwrap_or_else(|e| panic!("{e}"));
+    let woo = connection_fixture(&tenant, Platform::WooCommerce);
+    let woo_id = woo.id;
+    connections.seed(woo);
     World {
         store,
         trigger,
         clock,
         service,
-        tenant: TenantId::parse("tenant-a").unwrap_or_else(|e| panic!("{e}")),
+        tenant,
+        connections,
+        woo: woo_id,
     }
 }
 
-fn new_schedule(expr: &str) -> NewSchedule {
+fn new_schedule(w: &World, expr: &str) -> NewSchedule {
     NewSchedule {
-        credential_id: ConnectionId::new_random(),
+        credential_id: w.woo,
         platform: Platform::WooCommerce,
         entity_type: EntityType::Orders,
         cron_expression: expr.to_string(),
@@ -48,7 +65,7 @@ fn new_schedule(expr: &str) -> NewSchedule {
 
 async fn created(w: &World, expr: &str) -> Schedule {
     w.service
-        .create(&w.tenant, new_schedule(expr))
+        .create(&w.tenant, new_schedule(w, expr))
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -73,7 +90,10 @@ async fn creating_a_schedule_stores_it_and_creates_its_trigger() {
 async fn a_failed_trigger_create_leaves_nothing_stored() {
     let w = world();
     w.trigger.set_failing(true);
-    let result = w.service.create(&w.tenant, new_schedule("@daily")).await;
+    let result = w
+        .service
+        .create(&w.tenant, new_schedule(&w, "@daily"))
+        .await;
     assert!(
         matches!(result, Err(ServiceError::Unavailable(_))),
         "{result:?}"
@@ -86,7 +106,10 @@ async fn a_failed_trigger_create_leaves_nothing_stored() {
 async fn a_failed_store_write_never_reaches_the_trigger() {
     let w = world();
     w.store.set_failing(true);
-    let result = w.service.create(&w.tenant, new_schedule("@daily")).await;
+    let result = w
+        .service
+        .create(&w.tenant, new_schedule(&w, "@daily"))
+        .await;
     assert!(matches!(result, Err(ServiceError::Unavailable(_))));
     assert!(w.trigger.is_empty());
 }
@@ -96,15 +119,12 @@ async fn an_expression_that_never_fires_is_refused_on_the_expression_field() {
     let w = world();
     let result = w
         .service
-        .create(&w.tenant, new_schedule("0 0 31 2 *"))
+        .create(&w.tenant, new_schedule(&w, "0 0 31 2 *"))
         .await;
     assert!(
         matches!(
             &result,
-            Err(ServiceError::Invalid {
-                field: "cron_expression",
-                ..
-            })
+            Err(ServiceError::Invalid { field, .. }) if field == "cron_expression"
         ),
         "{result:?}"
     );
@@ -194,7 +214,7 @@ async fn deleting_removes_both_sides() {
     assert!(w.trigger.is_empty());
     assert_eq!(
         w.service.delete(&w.tenant, s.id).await,
-        Err(ServiceError::NotFound)
+        Err(ServiceError::NotFound("schedule"))
     );
 }
 
@@ -205,11 +225,11 @@ async fn another_tenants_schedule_is_not_found() {
     let other = TenantId::parse("tenant-b").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         w.service.get(&other, s.id).await,
-        Err(ServiceError::NotFound)
+        Err(ServiceError::NotFound("schedule"))
     );
     assert_eq!(
         w.service.delete(&other, s.id).await,
-        Err(ServiceError::NotFound)
+        Err(ServiceError::NotFound("schedule"))
     );
     let patch = SchedulePatch {
         is_active: Some(false),
@@ -217,7 +237,7 @@ async fn another_tenants_schedule_is_not_found() {
     };
     assert_eq!(
         w.service.update(&other, s.id, patch).await.err(),
-        Some(ServiceError::NotFound)
+        Some(ServiceError::NotFound("schedule"))
     );
     assert!(w.service.list(&other).await.unwrap_or_default().is_empty());
     assert_eq!(w.trigger.get(s.id).map(|t| t.is_active), Some(true));
@@ -247,4 +267,37 @@ fn a_preview_is_capped_and_starts_after_the_given_time() {
     assert_eq!(p.next_runs.len(), MAX_PREVIEW_COUNT);
     assert_eq!(p.next_runs[0], at("2026-01-01T00:01:00Z"));
     assert_eq!(p.schedule_expression, "cron(* * * * ? *)");
+}
+
+#[tokio::test]
+async fn a_schedule_must_name_one_of_the_tenants_connections_on_its_platform() {
+    let w = world();
+    // Unknown connection.
+    let mut s = new_schedule(&w, "@daily");
+    s.credential_id = ConnectionId::new_random();
+    let r = w.service.create(&w.tenant, s).await;
+    assert!(
+        matches!(&r, Err(ServiceError::Invalid { field, .. }) if field == "credential_id"),
+        "{r:?}"
+    );
+    // Another tenant's connection.
+    let other = TenantId::parse("tenant-b").unwrap_or_else(|e| panic!("{e}"));
+    let theirs = connection_fixture(&other, Platform::WooCommerce);
+    let mut s = new_schedule(&w, "@daily");
+    s.credential_id = theirs.id;
+    w.connections.seed(theirs);
+    let r = w.service.create(&w.tenant, s).await;
+    assert!(
+        matches!(&r, Err(ServiceError::Invalid { field, .. }) if field == "credential_id"),
+        "{r:?}"
+    );
+    // The tenant's connection, but on another platform.
+    let mut s = new_schedule(&w, "@daily");
+    s.platform = Platform::QuickBooks;
+    let r = w.service.create(&w.tenant, s).await;
+    assert!(
+        matches!(&r, Err(ServiceError::Invalid { field, message }) if field == "credential_id" && message.contains("woocommerce")),
+        "{r:?}"
+    );
+    assert!(w.store.is_empty() && w.trigger.is_empty());
 }

@@ -1,13 +1,4 @@
-//! Routing and the handlers for each route.
-//!
-//! | method | path | |
-//! |---|---|---|
-//! | POST | `/api/sync/schedules` | create |
-//! | GET | `/api/sync/schedules` | list the tenant's schedules |
-//! | GET | `/api/sync/schedules/{id}` | one schedule |
-//! | PUT | `/api/sync/schedules/{id}` | partial update |
-//! | DELETE | `/api/sync/schedules/{id}` | delete (and its EventBridge schedule) |
-//! | POST | `/api/sync/schedules/preview` | next fire times, nothing stored |
+//! Schedule routes: create, list, read, update, delete, preview.
 
 use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
@@ -15,14 +6,14 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::request::{json_object, tenant, Fields};
+use crate::request::{json_object, Fields};
 use crate::view;
 use crate::App;
 use sync_shared::domain::{NewSchedule, ScheduleId, SchedulePatch, SyncMode, TenantId};
 use sync_shared::service::MAX_PREVIEW_COUNT;
 use sync_shared::time::{ScheduleExpression, Zone};
 
-const BASE: &str = "/api/sync/schedules";
+pub(super) const BASE: &str = "/api/sync/schedules";
 const CREATE_FIELDS: &[&str] = &[
     "credential_id",
     "platform",
@@ -37,38 +28,22 @@ const IMMUTABLE_FIELDS: &[&str] = &["credential_id", "platform", "entity_type"];
 const PREVIEW_FIELDS: &[&str] = &["cron_expression", "timezone", "count", "after"];
 const DEFAULT_PREVIEW_COUNT: i64 = 5;
 
-/// Which resource a path names.
-enum Route {
-    Collection,
-    Preview,
-    Item(String),
-}
-
-fn route(path: &str) -> Option<Route> {
-    let path = path.trim_end_matches('/');
-    let rest = path.strip_prefix(BASE)?;
-    match rest {
-        "" => Some(Route::Collection),
-        "/preview" => Some(Route::Preview),
-        _ => {
-            let id = rest.strip_prefix('/')?;
-            (!id.contains('/')).then(|| Route::Item(id.to_string()))
-        }
-    }
-}
-
-pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let tenant = tenant(req, &app.settings.tenant_claim)?;
-    let route = route(req.uri().path())
-        .ok_or_else(|| ApiError::not_found(format!("no route for {}", req.uri().path())))?;
+pub(super) async fn dispatch(
+    app: &App,
+    tenant: &TenantId,
+    req: &Request,
+    rest: &str,
+) -> Result<Response<Body>, ApiError> {
+    let not_found = || ApiError::not_found(format!("no route for {}", req.uri().path()));
+    let segments = super::segments(rest).ok_or_else(not_found)?;
     let method = req.method();
-    match route {
-        Route::Collection if method == Method::GET => list(app, &tenant).await,
-        Route::Collection if method == Method::POST => create(app, &tenant, req).await,
-        Route::Collection => Err(ApiError::method_not_allowed("GET, POST")),
-        Route::Preview if method == Method::POST => preview(app, req),
-        Route::Preview => Err(ApiError::method_not_allowed("POST")),
-        Route::Item(id) => {
+    match segments.as_slice() {
+        [] if method == Method::GET => list(app, tenant).await,
+        [] if method == Method::POST => create(app, tenant, req).await,
+        [] => Err(ApiError::method_not_allowed("GET, POST")),
+        ["preview"] if method == Method::POST => preview(app, req),
+        ["preview"] => Err(ApiError::method_not_allowed("POST")),
+        [id] => {
             if ![Method::GET, Method::PUT, Method::DELETE].contains(method) {
                 return Err(ApiError::method_not_allowed("GET, PUT, DELETE"));
             }
@@ -77,26 +52,27 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
                 .parse()
                 .map_err(|_| ApiError::not_found("no schedule with that id"))?;
             match *method {
-                Method::GET => get(app, &tenant, id).await,
-                Method::PUT => update(app, &tenant, id, req).await,
-                _ => delete(app, &tenant, id).await,
+                Method::GET => get(app, tenant, id).await,
+                Method::PUT => update(app, tenant, id, req).await,
+                _ => delete(app, tenant, id).await,
             }
         }
+        _ => Err(not_found()),
     }
 }
 
 async fn list(app: &App, tenant: &TenantId) -> Result<Response<Body>, ApiError> {
-    let schedules = app.service.list(tenant).await?;
-    let now = app.service.now();
+    let schedules = app.services.schedules.list(tenant).await?;
+    let now = app.services.schedules.now();
     let body: Vec<_> = schedules.iter().map(|s| view::schedule(s, now)).collect();
     Ok(view::json_response(StatusCode::OK, &json!(body)))
 }
 
 async fn get(app: &App, tenant: &TenantId, id: ScheduleId) -> Result<Response<Body>, ApiError> {
-    let schedule = app.service.get(tenant, id).await?;
+    let schedule = app.services.schedules.get(tenant, id).await?;
     Ok(view::json_response(
         StatusCode::OK,
-        &view::schedule(&schedule, app.service.now()),
+        &view::schedule(&schedule, app.services.schedules.now()),
     ))
 }
 
@@ -134,13 +110,13 @@ async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<
             .unwrap_or(app.settings.default_timezone),
         is_active: fields.bool("is_active", true)?.unwrap_or(true),
     };
-    let schedule = app.service.create(tenant, new).await?;
+    let schedule = app.services.schedules.create(tenant, new).await?;
     let mut response = view::json_response(
         StatusCode::CREATED,
         &json!({
             "id": schedule.id.to_string(),
             "message": "schedule created",
-            "schedule": view::schedule(&schedule, app.service.now()),
+            "schedule": view::schedule(&schedule, app.services.schedules.now()),
         }),
     );
     if let Ok(location) = format!("{BASE}/{}", schedule.id).parse() {
@@ -172,18 +148,18 @@ async fn update(
         timezone: fields.parsed("timezone", false)?,
         is_active: fields.bool("is_active", false)?,
     };
-    let schedule = app.service.update(tenant, id, patch).await?;
+    let schedule = app.services.schedules.update(tenant, id, patch).await?;
     Ok(view::json_response(
         StatusCode::OK,
         &json!({
             "message": "schedule updated",
-            "schedule": view::schedule(&schedule, app.service.now()),
+            "schedule": view::schedule(&schedule, app.services.schedules.now()),
         }),
     ))
 }
 
 async fn delete(app: &App, tenant: &TenantId, id: ScheduleId) -> Result<Response<Body>, ApiError> {
-    app.service.delete(tenant, id).await?;
+    app.services.schedules.delete(tenant, id).await?;
     Ok(view::json_response(
         StatusCode::OK,
         &json!({ "message": "schedule deleted" }),
@@ -223,7 +199,7 @@ fn preview(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         ),
     };
     // `count` is within 1..=100 here, so the conversion cannot truncate.
-    let preview = app.service.preview(
+    let preview = app.services.schedules.preview(
         &expression,
         zone,
         after,

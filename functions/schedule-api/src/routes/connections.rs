@@ -1,0 +1,227 @@
+//! Connection routes: create, list, read, update (rename, reconfigure, rotate secrets,
+//! switch webhooks), delete, and the connection's webhook event log.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::request::{json_object, Fields};
+use crate::view;
+use crate::App;
+use sync_shared::domain::{
+    ConnectionId, ConnectionPatch, NewConnection, Platform, Secret, Secrets, TenantId,
+};
+
+pub(super) const BASE: &str = "/api/connections";
+const CREATE_FIELDS: &[&str] = &[
+    "platform",
+    "display_name",
+    "config",
+    "secrets",
+    "webhooks_enabled",
+];
+const UPDATE_FIELDS: &[&str] = &["display_name", "config", "secrets", "webhooks_enabled"];
+
+pub(super) async fn dispatch(
+    app: &App,
+    tenant: &TenantId,
+    req: &Request,
+    rest: &str,
+) -> Result<Response<Body>, ApiError> {
+    let not_found = || ApiError::not_found(format!("no route for {}", req.uri().path()));
+    let segments = super::segments(rest).ok_or_else(not_found)?;
+    let method = req.method();
+    let id = |text: &str| {
+        text.parse::<ConnectionId>()
+            .map_err(|_| ApiError::not_found("no connection with that id"))
+    };
+    match segments.as_slice() {
+        [] if method == Method::GET => list(app, tenant, req).await,
+        [] if method == Method::POST => create(app, tenant, req).await,
+        [] => Err(ApiError::method_not_allowed("GET, POST")),
+        [raw] => match *method {
+            Method::GET => get(app, tenant, id(raw)?, req).await,
+            Method::PUT => update(app, tenant, id(raw)?, req).await,
+            Method::DELETE => delete(app, tenant, id(raw)?, req).await,
+            _ => Err(ApiError::method_not_allowed("GET, PUT, DELETE")),
+        },
+        [raw, "events"] if method == Method::GET => events(app, tenant, id(raw)?, req).await,
+        [_, "events"] => Err(ApiError::method_not_allowed("GET")),
+        _ => Err(not_found()),
+    }
+}
+
+/// The base URL webhooks are sent to: configured, or this API's own domain.
+fn base_url(app: &App, req: &Request) -> String {
+    if let Some(base) = &app.settings.public_base_url {
+        return base.trim_end_matches('/').to_string();
+    }
+    let domain = match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => ctx.domain_name.clone(),
+        _ => None,
+    };
+    format!("https://{}", domain.unwrap_or_else(|| "localhost".into()))
+}
+
+fn secrets_field(fields: &Fields) -> Result<Secrets, ApiError> {
+    let Some(map) = fields.object("secrets")? else {
+        return Ok(Secrets::new());
+    };
+    map.iter()
+        .map(|(name, value)| match value {
+            Value::String(v) => Ok((name.clone(), Secret::new(v.clone()))),
+            _ => Err(ApiError::invalid_field(
+                format!("secrets.{name}"),
+                format!("secrets.{name} must be a string"),
+            )),
+        })
+        .collect()
+}
+
+fn config_field(fields: &Fields) -> Result<Map<String, Value>, ApiError> {
+    Ok(fields.object("config")?.cloned().unwrap_or_default())
+}
+
+async fn list(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<Body>, ApiError> {
+    let base = base_url(app, req);
+    let all = app.services.connections.list(tenant).await?;
+    let body: Vec<_> = all.iter().map(|c| view::connection(c, &base)).collect();
+    Ok(view::json_response(StatusCode::OK, &json!(body)))
+}
+
+async fn get(
+    app: &App,
+    tenant: &TenantId,
+    id: ConnectionId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let c = app.services.connections.get(tenant, id).await?;
+    Ok(view::json_response(
+        StatusCode::OK,
+        &view::connection(&c, &base_url(app, req)),
+    ))
+}
+
+async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<Body>, ApiError> {
+    let fields = Fields::new(
+        json_object(req, app.settings.max_body_bytes)?,
+        CREATE_FIELDS,
+        &[],
+    )?;
+    let platform: Platform = fields.required_parsed("platform")?;
+    let new = NewConnection {
+        platform,
+        display_name: fields
+            .string("display_name", false)?
+            .ok_or_else(|| ApiError::invalid_field("display_name", "display_name is required"))?
+            .to_string(),
+        config: config_field(&fields)?,
+        secrets: secrets_field(&fields)?,
+        webhooks_enabled: fields.bool("webhooks_enabled", true)?,
+    };
+    let c = app.services.connections.create(tenant, new).await?;
+    let connection = view::connection(&c, &base_url(app, req));
+    let mut response = view::json_response(
+        StatusCode::CREATED,
+        &json!({ "id": c.id.to_string(), "message": "connection created", "connection": connection }),
+    );
+    if let Ok(location) = format!("{BASE}/{}", c.id).parse() {
+        response.headers_mut().insert("location", location);
+    }
+    Ok(response)
+}
+
+async fn update(
+    app: &App,
+    tenant: &TenantId,
+    id: ConnectionId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let fields = Fields::new(
+        json_object(req, app.settings.max_body_bytes)?,
+        UPDATE_FIELDS,
+        &["platform"],
+    )?;
+    let patch = ConnectionPatch {
+        display_name: fields.string("display_name", false)?.map(str::to_string),
+        config: config_field(&fields)?,
+        secrets: secrets_field(&fields)?,
+        webhooks_enabled: fields.bool("webhooks_enabled", false)?,
+    };
+    if patch.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "nothing to update; send at least one of: {}",
+            UPDATE_FIELDS.join(", ")
+        )));
+    }
+    let c = app.services.connections.update(tenant, id, patch).await?;
+    Ok(view::json_response(
+        StatusCode::OK,
+        &json!({ "message": "connection updated", "connection": view::connection(&c, &base_url(app, req)) }),
+    ))
+}
+
+async fn delete(
+    app: &App,
+    tenant: &TenantId,
+    id: ConnectionId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let cascade = match req
+        .query_string_parameters_ref()
+        .and_then(|q| q.first("cascade"))
+    {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "cascade",
+                "cascade must be true or false",
+            ))
+        }
+    };
+    app.services.connections.delete(tenant, id, cascade).await?;
+    Ok(view::json_response(
+        StatusCode::OK,
+        &json!({ "message": "connection deleted" }),
+    ))
+}
+
+async fn events(
+    app: &App,
+    tenant: &TenantId,
+    id: ConnectionId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    // The connection must be the tenant's before anything of it is shown.
+    app.services.connections.get(tenant, id).await?;
+    let query = req.query_string_parameters_ref();
+    let limit = match query.and_then(|q| q.first("limit")) {
+        None => 50,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::invalid_field("limit", "limit must be from 1 to 100"))?,
+    };
+    let next = query.and_then(|q| q.first("next")).map(str::to_string);
+    let page = app
+        .services
+        .events
+        .list(id, limit, next.as_deref(), app.services.schedules.now())
+        .await
+        .map_err(|e| match e {
+            sync_shared::ports::EventLogError::BadCursor => {
+                ApiError::invalid_field("next", "next is not a cursor this API returned")
+            }
+            other => sync_shared::service::ServiceError::Unavailable(other.to_string()).into(),
+        })?;
+    Ok(view::json_response(
+        StatusCode::OK,
+        &json!({
+            "events": page.events.iter().map(view::event).collect::<Vec<_>>(),
+            "next": page.next,
+        }),
+    ))
+}

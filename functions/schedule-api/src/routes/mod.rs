@@ -1,0 +1,43 @@
+//! Routing: the path picks a resource, the method an action.
+//!
+//! | method | path | |
+//! |---|---|---|
+//! | POST, GET | `/api/sync/schedules` | create, list |
+//! | GET, PUT, DELETE | `/api/sync/schedules/{id}` | read, partial update, delete |
+//! | POST | `/api/sync/schedules/preview` | next fire times, nothing stored |
+//! | POST, GET | `/api/connections` | create, list |
+//! | GET, PUT, DELETE | `/api/connections/{id}` | read, update, delete (`?cascade=true`) |
+//! | GET | `/api/connections/{id}/events` | the connection's webhook event log |
+
+mod connections;
+mod schedules;
+
+use lambda_http::{Body, Request, Response};
+
+use crate::error::ApiError;
+use crate::request::tenant;
+use crate::App;
+
+pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+    let tenant = tenant(req, &app.settings.tenant_claim)?;
+    let path = req.uri().path().trim_end_matches('/');
+    if let Some(rest) = path.strip_prefix(schedules::BASE) {
+        return schedules::dispatch(app, &tenant, req, rest).await;
+    }
+    if let Some(rest) = path.strip_prefix(connections::BASE) {
+        return connections::dispatch(app, &tenant, req, rest).await;
+    }
+    Err(ApiError::not_found(format!(
+        "no route for {}",
+        req.uri().path()
+    )))
+}
+
+/// A path remainder after a collection's base: `""`, or `/{segment}[/{sub}]`.
+pub(crate) fn segments(rest: &str) -> Option<Vec<&str>> {
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    let parts: Vec<&str> = rest.strip_prefix('/')?.split('/').collect();
+    (parts.len() <= 2 && parts.iter().all(|p| !p.is_empty())).then_some(parts)
+}

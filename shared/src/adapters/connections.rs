@@ -1,0 +1,243 @@
+//! Connections in DynamoDB, in the same table as schedules.
+//!
+//! A connection is keyed by its id (`pk = CONNECTION#<id>`, `sk = CONNECTION`) because a
+//! webhook names only the connection. A global secondary index (`gsi1`, keyed
+//! `TENANT#<tenant>` / `CONNECTION#<created>#<id>`) lists a tenant's connections; like every
+//! GSI it is eventually consistent, so a connection may take a moment to appear in the list
+//! (reads by id are strongly consistent). Secrets are stored only sealed, as binary.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use std::collections::{BTreeMap, HashMap};
+
+use super::aws::describe;
+use super::dynamodb::{get_s, get_time, parsed, s, tenant_pk, time, write_failure, Item};
+use crate::domain::{Connection, ConnectionId, Sealed, TenantId};
+use crate::ports::{ConnectionStore, StoreError};
+
+/// Name of the tenant index.
+pub const TENANT_INDEX: &str = "gsi1";
+
+#[derive(Clone, Debug)]
+pub struct DynamoConnectionStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoConnectionStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+pub(crate) fn connection_pk(id: ConnectionId) -> String {
+    format!("CONNECTION#{id}")
+}
+
+fn corrupt(field: &str) -> StoreError {
+    StoreError::Unavailable(format!("stored connection has a bad or missing '{field}'"))
+}
+
+fn bytes(item: &Item, field: &str) -> Result<Vec<u8>, StoreError> {
+    item.get(field)
+        .and_then(|v| v.as_b().ok())
+        .map(|b| b.as_ref().to_vec())
+        .ok_or_else(|| corrupt(field))
+}
+
+fn to_item(c: &Connection) -> Item {
+    let mut item = Item::new();
+    item.insert("pk".into(), s(connection_pk(c.id)));
+    item.insert("sk".into(), s("CONNECTION"));
+    item.insert("gsi1pk".into(), s(tenant_pk(&c.tenant_id)));
+    item.insert(
+        "gsi1sk".into(),
+        s(format!(
+            "CONNECTION#{}#{}",
+            c.created_at.timestamp_millis(),
+            c.id
+        )),
+    );
+    item.insert("kind".into(), s("connection"));
+    item.insert("id".into(), s(c.id.to_string()));
+    item.insert("tenant_id".into(), s(c.tenant_id.as_str()));
+    item.insert("platform".into(), s(c.platform.as_str()));
+    item.insert("display_name".into(), s(&c.display_name));
+    item.insert(
+        "config".into(),
+        s(serde_json::Value::Object(c.config.clone()).to_string()),
+    );
+    item.insert(
+        "secrets_key".into(),
+        AttributeValue::B(Blob::new(c.sealed_secrets.encrypted_key.clone())),
+    );
+    item.insert(
+        "secrets_nonce".into(),
+        AttributeValue::B(Blob::new(c.sealed_secrets.nonce.clone())),
+    );
+    item.insert(
+        "secrets_ct".into(),
+        AttributeValue::B(Blob::new(c.sealed_secrets.ciphertext.clone())),
+    );
+    item.insert(
+        "secret_hints".into(),
+        AttributeValue::M(
+            c.secret_hints
+                .iter()
+                .map(|(k, v)| (k.clone(), s(v)))
+                .collect(),
+        ),
+    );
+    item.insert(
+        "webhooks_enabled".into(),
+        AttributeValue::Bool(c.webhooks_enabled),
+    );
+    item.insert("created_at".into(), time(c.created_at));
+    item.insert("updated_at".into(), time(c.updated_at));
+    item.insert("version".into(), AttributeValue::N(c.version.to_string()));
+    item
+}
+
+fn from_item(item: &Item) -> Result<Connection, StoreError> {
+    let config = match serde_json::from_str(get_s(item, "config")?) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return Err(corrupt("config")),
+    };
+    let hints: BTreeMap<String, String> = item
+        .get("secret_hints")
+        .and_then(|v| v.as_m().ok())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.clone(), s.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Connection {
+        id: parsed(item, "id")?,
+        tenant_id: TenantId::parse(get_s(item, "tenant_id")?).map_err(|_| corrupt("tenant_id"))?,
+        platform: parsed(item, "platform")?,
+        display_name: get_s(item, "display_name")?.to_string(),
+        config,
+        sealed_secrets: Sealed {
+            encrypted_key: bytes(item, "secrets_key")?,
+            nonce: bytes(item, "secrets_nonce")?,
+            ciphertext: bytes(item, "secrets_ct")?,
+        },
+        secret_hints: hints,
+        webhooks_enabled: *item
+            .get("webhooks_enabled")
+            .and_then(|v| v.as_bool().ok())
+            .ok_or_else(|| corrupt("webhooks_enabled"))?,
+        created_at: get_time(item, "created_at")?,
+        updated_at: get_time(item, "updated_at")?,
+        version: item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| corrupt("version"))?,
+    })
+}
+
+fn key(id: ConnectionId) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_string(), s(connection_pk(id))),
+        ("sk".to_string(), s("CONNECTION")),
+    ])
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoConnectionStore {
+    async fn insert(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(connection)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| write_failure(e, StoreError::AlreadyExists))
+    }
+
+    async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        out.item().map(from_item).transpose()
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
+        let mut all = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(TENANT_INDEX)
+                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
+                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
+                .expression_attribute_values(":prefix", s("CONNECTION#"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+            for item in out.items() {
+                all.push(from_item(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        all.sort_by_key(|c| (c.created_at, c.id.to_string()));
+        Ok(all)
+    }
+
+    async fn replace(
+        &self,
+        connection: &Connection,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(connection)))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_version.to_string()),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| write_failure(e, StoreError::Conflict))
+    }
+
+    async fn delete(&self, id: ConnectionId, expected_version: u64) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_version.to_string()),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| write_failure(e, StoreError::Conflict))
+    }
+}

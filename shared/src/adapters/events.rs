@@ -1,0 +1,319 @@
+//! Webhook deduplication claims and the event log in DynamoDB (same table).
+//!
+//! - Claim: `pk = EVENTKEY#<platform>#<sha256 of the event key>`, `sk = CLAIM`, with the
+//!   claim's status, token, time and TTL (`expires_at`). Claiming is a conditional write:
+//!   it succeeds only when no live claim exists (see [`EventClaims::claim`]).
+//! - Log entry: `pk = CONNECTION#<id>`, `sk = EVENT#<received ms>#<claim token>`, beside
+//!   the connection itself, so a connection's log is one query, newest first.
+//!
+//! The claim and the log entry are written in one transaction, so there is never a claim
+//! without its log entry or the other way round. Expired entries are treated as gone on
+//! read (DynamoDB's TTL deletion can lag by a day or two).
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+use super::aws::describe;
+use super::connections::connection_pk;
+use super::dynamodb::{get_s, get_time, parsed, s, time, Item};
+use crate::domain::{ConnectionId, EventPage, EventRecord, EventStatus, TenantId};
+use crate::ports::{Claim, EventClaims, EventLog, EventLogError};
+
+/// How long log entries are kept.
+const LOG_TTL_DAYS: i64 = 30;
+
+#[derive(Clone, Debug)]
+pub struct DynamoEventStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoEventStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn unavailable(e: impl std::fmt::Display) -> EventLogError {
+    EventLogError::Unavailable(e.to_string())
+}
+
+fn claim_key(r: &EventRecord) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            "pk".to_string(),
+            s(format!("EVENTKEY#{}#{}", r.platform, r.key_hash)),
+        ),
+        ("sk".to_string(), s("CLAIM")),
+    ])
+}
+
+fn log_key(connection: ConnectionId, log_key: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_string(), s(connection_pk(connection))),
+        ("sk".to_string(), s(format!("EVENT#{log_key}"))),
+    ])
+}
+
+fn to_log_item(r: &EventRecord) -> Item {
+    let mut item: Item = log_key(r.connection_id, &r.log_key());
+    item.insert("kind".into(), s("event"));
+    item.insert("connection_id".into(), s(r.connection_id.to_string()));
+    item.insert("tenant_id".into(), s(r.tenant_id.as_str()));
+    item.insert("platform".into(), s(r.platform.as_str()));
+    item.insert("event_key".into(), s(&r.event_key));
+    item.insert("key_hash".into(), s(&r.key_hash));
+    item.insert("event_type".into(), s(&r.event_type));
+    item.insert("entity_type".into(), s(r.entity_type.as_str()));
+    item.insert("entity_id".into(), s(&r.entity_id));
+    item.insert("received_at".into(), time(r.received_at));
+    item.insert("status".into(), s(r.status.as_str()));
+    item.insert("claim_token".into(), s(&r.claim_token));
+    item.insert(
+        "expires_at".into(),
+        n((r.received_at + chrono::Duration::days(LOG_TTL_DAYS)).timestamp()),
+    );
+    item
+}
+
+fn from_log_item(item: &Item) -> Result<EventRecord, EventLogError> {
+    let opt = |f: &str| item.get(f).and_then(|v| v.as_s().ok()).cloned();
+    let bad = |_| EventLogError::Unavailable("stored event has a bad field".into());
+    Ok(EventRecord {
+        connection_id: parsed(item, "connection_id").map_err(bad)?,
+        tenant_id: TenantId::parse(get_s(item, "tenant_id").map_err(bad)?)
+            .map_err(|_| EventLogError::Unavailable("stored event has a bad tenant".into()))?,
+        platform: parsed(item, "platform").map_err(bad)?,
+        event_key: get_s(item, "event_key").map_err(bad)?.to_string(),
+        key_hash: get_s(item, "key_hash").map_err(bad)?.to_string(),
+        event_type: get_s(item, "event_type").map_err(bad)?.to_string(),
+        entity_type: parsed(item, "entity_type").map_err(bad)?,
+        entity_id: get_s(item, "entity_id").map_err(bad)?.to_string(),
+        received_at: get_time(item, "received_at").map_err(bad)?,
+        status: parsed::<EventStatus>(item, "status").map_err(bad)?,
+        message_id: opt("message_id"),
+        job_id: opt("job_id"),
+        claim_token: get_s(item, "claim_token").map_err(bad)?.to_string(),
+    })
+}
+
+/// True when the claim transaction was cancelled because the claim's condition failed,
+/// i.e. a live claim exists. A cancellation for any other reason (a concurrent transaction
+/// on the same key, throttling) is not a duplicate: the caller answers 5xx and the
+/// platform's retry settles it.
+fn claim_condition_failed(e: &TransactWriteItemsError) -> bool {
+    match e {
+        TransactWriteItemsError::TransactionCanceledException(cancel) => cancel
+            .cancellation_reasons()
+            .first()
+            .and_then(|r| r.code())
+            .is_some_and(|code| code == "ConditionalCheckFailed"),
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl EventClaims for DynamoEventStore {
+    async fn claim(
+        &self,
+        record: &EventRecord,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+        lease: chrono::Duration,
+    ) -> Result<Claim, EventLogError> {
+        let mut claim: Item = claim_key(record);
+        claim.insert("status".into(), s(EventStatus::Claimed.as_str()));
+        claim.insert("claim_token".into(), s(&record.claim_token));
+        claim.insert("claimed_at".into(), n(now.timestamp_millis()));
+        claim.insert("expires_at".into(), n((now + ttl).timestamp()));
+        claim.insert("connection_id".into(), s(record.connection_id.to_string()));
+        claim.insert("log_key".into(), s(record.log_key()));
+        let put_claim = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(claim))
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now OR (#status = :claimed AND claimed_at < :stale)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .expression_attribute_values(":claimed", s(EventStatus::Claimed.as_str()))
+            .expression_attribute_values(":stale", n((now - lease).timestamp_millis()))
+            .build()
+            .map_err(unavailable)?;
+        let put_log = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_log_item(record)))
+            .build()
+            .map_err(unavailable)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_claim).build())
+            .transact_items(TransactWriteItem::builder().put(put_log).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Claimed),
+            Err(e) => match e.as_service_error() {
+                Some(se) if claim_condition_failed(se) => Ok(Claim::Duplicate),
+                _ => Err(unavailable(describe(&e))),
+            },
+        }
+    }
+
+    async fn confirm(&self, record: &EventRecord, message_id: &str) -> Result<(), EventLogError> {
+        let claim = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(claim_key(record)))
+            .update_expression("SET #status = :queued")
+            .condition_expression("claim_token = :token")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s(EventStatus::Queued.as_str()))
+            .expression_attribute_values(":token", s(&record.claim_token))
+            .build()
+            .map_err(unavailable)?;
+        let log = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(log_key(record.connection_id, &record.log_key())))
+            .update_expression("SET #status = :queued, message_id = :message")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s(EventStatus::Queued.as_str()))
+            .expression_attribute_values(":message", s(message_id))
+            .build()
+            .map_err(unavailable)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(claim).build())
+            .transact_items(TransactWriteItem::builder().update(log).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(describe(&e)))
+    }
+
+    async fn release(&self, record: &EventRecord) -> Result<(), EventLogError> {
+        let claim = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(claim_key(record)))
+            .condition_expression("claim_token = :token")
+            .expression_attribute_values(":token", s(&record.claim_token))
+            .build()
+            .map_err(unavailable)?;
+        let log = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(log_key(record.connection_id, &record.log_key())))
+            .update_expression("SET #status = :failed")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":failed", s(EventStatus::EnqueueFailed.as_str()))
+            .build()
+            .map_err(unavailable)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(claim).build())
+            .transact_items(TransactWriteItem::builder().update(log).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(describe(&e)))
+    }
+}
+
+#[async_trait]
+impl EventLog for DynamoEventStore {
+    async fn list(
+        &self,
+        connection: ConnectionId,
+        limit: usize,
+        next: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<EventPage, EventLogError> {
+        let start = match next {
+            None => None,
+            Some(cursor) => {
+                let bytes = URL_SAFE_NO_PAD
+                    .decode(cursor)
+                    .map_err(|_| EventLogError::BadCursor)?;
+                let sk = String::from_utf8(bytes).map_err(|_| EventLogError::BadCursor)?;
+                if !sk.starts_with("EVENT#") {
+                    return Err(EventLogError::BadCursor);
+                }
+                let mut key = HashMap::new();
+                key.insert("pk".to_string(), s(connection_pk(connection)));
+                key.insert("sk".to_string(), s(sk));
+                Some(key)
+            }
+        };
+        let mut events = Vec::new();
+        let mut start = start;
+        // Expired entries are filtered out after the read, so a page may need more than
+        // one query to fill; the cursor is always the last entry returned.
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .filter_expression("expires_at > :now")
+                .expression_attribute_values(":pk", s(connection_pk(connection)))
+                .expression_attribute_values(":prefix", s("EVENT#"))
+                .expression_attribute_values(":now", n(now.timestamp()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit + 1 - events.len()).unwrap_or(101))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(describe(&e)))?;
+            for item in out.items() {
+                events.push(from_log_item(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() && events.len() <= limit => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        let has_more = events.len() > limit;
+        events.truncate(limit);
+        let next = if has_more {
+            events
+                .last()
+                .map(|r| URL_SAFE_NO_PAD.encode(format!("EVENT#{}", r.log_key())))
+        } else {
+            None
+        };
+        Ok(EventPage { events, next })
+    }
+
+    async fn set_job(
+        &self,
+        connection: ConnectionId,
+        log_key_text: &str,
+        job_id: &str,
+    ) -> Result<(), EventLogError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(log_key(connection, log_key_text)))
+            .update_expression("SET #status = :coalesced, job_id = :job")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":coalesced", s(EventStatus::Coalesced.as_str()))
+            .expression_attribute_values(":job", s(job_id))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(describe(&e)))
+    }
+}

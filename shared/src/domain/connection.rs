@@ -1,0 +1,198 @@
+//! A connection (the original system's *credential*): one platform account of a tenant, its
+//! non-secret configuration, and its secrets, which are only ever stored sealed.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::{ConnectionId, EntityType, Platform, TenantId};
+
+/// A secret value. It has no `Display`, and its `Debug` prints nothing of it, so it cannot
+/// end up in a log line or a response by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that needs it (a signature check, an API call).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What a response may show: the last 4 characters of a long secret, nothing of a
+    /// short one (where 4 characters would be too much of it).
+    pub fn hint(&self) -> String {
+        let chars: Vec<char> = self.0.chars().collect();
+        if chars.len() >= 16 {
+            let tail: String = chars[chars.len() - 4..].iter().collect();
+            format!("…{tail}")
+        } else {
+            "****".to_string()
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+/// A connection's secrets by name (e.g. `consumer_secret`).
+pub type Secrets = BTreeMap<String, Secret>;
+
+/// Encrypted bytes with what is needed to decrypt them: the data key, itself encrypted by
+/// the key-management service, the nonce, and the ciphertext with its tag.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Sealed {
+    pub encrypted_key: Vec<u8>,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+/// What a platform's connection holds: which config fields and secrets exist, which are
+/// required, and which secret authenticates its webhooks.
+#[derive(Debug)]
+pub struct PlatformSpec {
+    pub config_required: &'static [&'static str],
+    pub config_optional: &'static [&'static str],
+    pub secrets_required: &'static [&'static str],
+    pub secrets_optional: &'static [&'static str],
+    pub webhook_secret: &'static str,
+}
+
+impl Platform {
+    pub fn spec(self) -> &'static PlatformSpec {
+        match self {
+            Platform::WooCommerce => &PlatformSpec {
+                config_required: &["base_url"],
+                config_optional: &[],
+                secrets_required: &["consumer_key", "consumer_secret"],
+                secrets_optional: &["webhook_secret"],
+                webhook_secret: "webhook_secret",
+            },
+            Platform::QuickBooks => &PlatformSpec {
+                config_required: &["realm_id"],
+                config_optional: &["environment"],
+                secrets_required: &["client_id", "client_secret", "refresh_token"],
+                secrets_optional: &["access_token", "webhook_verifier_token"],
+                webhook_secret: "webhook_verifier_token",
+            },
+            Platform::Supabase => &PlatformSpec {
+                config_required: &["project_url"],
+                config_optional: &["tables", "id_column", "updated_at_column", "secret_header"],
+                secrets_required: &["service_key"],
+                secrets_optional: &["webhook_secret"],
+                webhook_secret: "webhook_secret",
+            },
+        }
+    }
+}
+
+/// A stored connection.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Connection {
+    pub id: ConnectionId,
+    pub tenant_id: TenantId,
+    pub platform: Platform,
+    pub display_name: String,
+    /// Validated against the platform's spec; strings, except Supabase's `tables` map.
+    pub config: Map<String, Value>,
+    pub sealed_secrets: Sealed,
+    /// Per secret name, what a response may show of it.
+    pub secret_hints: BTreeMap<String, String>,
+    pub webhooks_enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+impl Connection {
+    pub fn config_str(&self, name: &str) -> Option<&str> {
+        self.config.get(name).and_then(Value::as_str)
+    }
+
+    /// QuickBooks: the company (realm) this connection is for.
+    pub fn realm_id(&self) -> Option<&str> {
+        self.config_str("realm_id")
+    }
+
+    /// Supabase: the entity a table's rows are, from the `tables` map.
+    pub fn entity_for_table(&self, table: &str) -> Option<EntityType> {
+        self.config
+            .get("tables")
+            .and_then(Value::as_object)
+            .and_then(|m| m.get(table))
+            .and_then(Value::as_str)
+            .and_then(|e| e.parse().ok())
+    }
+
+    /// Supabase: the header that carries the shared secret (default `x-webhook-secret`).
+    pub fn secret_header(&self) -> String {
+        self.config_str("secret_header")
+            .unwrap_or("x-webhook-secret")
+            .to_ascii_lowercase()
+    }
+
+    /// Supabase: the row's id column (default `id`).
+    pub fn id_column(&self) -> &str {
+        self.config_str("id_column").unwrap_or("id")
+    }
+
+    /// Supabase: the row's modification stamp column (default `updated_at`).
+    pub fn updated_at_column(&self) -> &str {
+        self.config_str("updated_at_column").unwrap_or("updated_at")
+    }
+
+    /// Whether the webhook secret is among the stored secrets.
+    pub fn has_webhook_secret(&self) -> bool {
+        self.secret_hints
+            .contains_key(self.platform.spec().webhook_secret)
+    }
+}
+
+/// A validated request to create a connection.
+#[derive(Clone, Debug)]
+pub struct NewConnection {
+    pub platform: Platform,
+    pub display_name: String,
+    pub config: Map<String, Value>,
+    pub secrets: Secrets,
+    pub webhooks_enabled: Option<bool>,
+}
+
+/// A validated partial update. Config and secrets are merged by name: a given name is
+/// replaced, the others are kept.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionPatch {
+    pub display_name: Option<String>,
+    pub config: Map<String, Value>,
+    pub secrets: Secrets,
+    pub webhooks_enabled: Option<bool>,
+}
+
+impl ConnectionPatch {
+    pub fn is_empty(&self) -> bool {
+        self.display_name.is_none()
+            && self.config.is_empty()
+            && self.secrets.is_empty()
+            && self.webhooks_enabled.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_never_prints_and_hints_only_at_long_ones() {
+        let s = Secret::new("cs_0123456789abcdefWXYZ");
+        assert_eq!(format!("{s:?}"), "Secret(****)");
+        assert_eq!(s.hint(), "…WXYZ");
+        assert_eq!(Secret::new("short").hint(), "****");
+    }
+}

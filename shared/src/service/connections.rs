@@ -1,0 +1,379 @@
+//! Connection use cases: create, read, update (rename, reconfigure, rotate secrets, switch
+//! webhooks), delete (refused while schedules use the connection, unless cascading), and
+//! opening the secrets for the one caller that needs them.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+use super::{ScheduleService, ServiceError};
+use crate::clock::Clock;
+use crate::domain::{
+    Connection, ConnectionId, ConnectionPatch, EntityType, NewConnection, Platform, Sealed, Secret,
+    Secrets, TenantId,
+};
+use crate::ports::{ConnectionStore, SealError, SecretSealer};
+
+/// Longest display name, secret value and URL we accept.
+const MAX_NAME: usize = 200;
+const MAX_SECRET: usize = 4096;
+const MAX_URL: usize = 2048;
+
+/// Connection use cases.
+#[derive(Clone)]
+pub struct ConnectionService {
+    store: Arc<dyn ConnectionStore>,
+    sealer: Arc<dyn SecretSealer>,
+    schedules: ScheduleService,
+    clock: Arc<dyn Clock>,
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+impl From<SealError> for ServiceError {
+    fn from(e: SealError) -> Self {
+        ServiceError::Unavailable(e.to_string())
+    }
+}
+
+/// The encryption context of a connection's secrets: they open only for this record.
+fn context<'a>(tenant: &'a str, connection: &'a str) -> [(&'static str, &'a str); 2] {
+    [("tenant_id", tenant), ("connection_id", connection)]
+}
+
+impl ConnectionService {
+    pub fn new(
+        store: Arc<dyn ConnectionStore>,
+        sealer: Arc<dyn SecretSealer>,
+        schedules: ScheduleService,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            sealer,
+            schedules,
+            clock,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now().trunc_subsecs(3)
+    }
+
+    pub async fn create(
+        &self,
+        tenant: &TenantId,
+        new: NewConnection,
+    ) -> Result<Connection, ServiceError> {
+        let display_name = check_name(&new.display_name)?;
+        check_config(new.platform, &new.config, true)?;
+        check_secrets(new.platform, &new.secrets, true)?;
+        let has_webhook_secret = new.secrets.contains_key(new.platform.spec().webhook_secret);
+        let webhooks_enabled = new.webhooks_enabled.unwrap_or(has_webhook_secret);
+        check_webhooks(new.platform, webhooks_enabled, has_webhook_secret)?;
+        let id = ConnectionId::new_random();
+        let now = self.now();
+        let connection = Connection {
+            id,
+            tenant_id: tenant.clone(),
+            platform: new.platform,
+            display_name,
+            config: new.config,
+            sealed_secrets: self.seal(tenant, id, &new.secrets).await?,
+            secret_hints: hints(&new.secrets),
+            webhooks_enabled,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.store.insert(&connection).await?;
+        Ok(connection)
+    }
+
+    /// The tenant's connection; another tenant's is simply not found.
+    pub async fn get(
+        &self,
+        tenant: &TenantId,
+        id: ConnectionId,
+    ) -> Result<Connection, ServiceError> {
+        match self.store.get(id).await? {
+            Some(c) if &c.tenant_id == tenant => Ok(c),
+            _ => Err(ServiceError::NotFound("connection")),
+        }
+    }
+
+    pub async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, ServiceError> {
+        Ok(self.store.list(tenant).await?)
+    }
+
+    pub async fn update(
+        &self,
+        tenant: &TenantId,
+        id: ConnectionId,
+        patch: ConnectionPatch,
+    ) -> Result<Connection, ServiceError> {
+        let current = self.get(tenant, id).await?;
+        let mut next = current.clone();
+        if let Some(name) = &patch.display_name {
+            next.display_name = check_name(name)?;
+        }
+        check_config(current.platform, &patch.config, false)?;
+        for (key, value) in patch.config {
+            next.config.insert(key, value);
+        }
+        if !patch.secrets.is_empty() {
+            check_secrets(current.platform, &patch.secrets, false)?;
+            let mut secrets = self.open_secrets(&current).await?;
+            secrets.extend(patch.secrets);
+            next.sealed_secrets = self.seal(tenant, id, &secrets).await?;
+            next.secret_hints = hints(&secrets);
+        }
+        if let Some(enabled) = patch.webhooks_enabled {
+            next.webhooks_enabled = enabled;
+        }
+        check_webhooks(
+            next.platform,
+            next.webhooks_enabled,
+            next.has_webhook_secret(),
+        )?;
+        next.updated_at = self.now();
+        next.version = current.version + 1;
+        self.store.replace(&next, current.version).await?;
+        Ok(next)
+    }
+
+    /// Deletes the connection. While schedules use it this is a conflict, unless `cascade`,
+    /// which deletes those schedules (and their EventBridge schedules) first.
+    pub async fn delete(
+        &self,
+        tenant: &TenantId,
+        id: ConnectionId,
+        cascade: bool,
+    ) -> Result<(), ServiceError> {
+        let current = self.get(tenant, id).await?;
+        let dependents: Vec<_> = self
+            .schedules
+            .list(tenant)
+            .await?
+            .into_iter()
+            .filter(|s| s.credential_id == id)
+            .collect();
+        if !dependents.is_empty() && !cascade {
+            return Err(ServiceError::Conflict(format!(
+                "{} schedule(s) use this connection; delete them first, or delete with ?cascade=true to delete them too",
+                dependents.len()
+            )));
+        }
+        for schedule in dependents {
+            match self.schedules.delete(tenant, schedule.id).await {
+                Ok(()) | Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.store.delete(id, current.version).await?;
+        Ok(())
+    }
+
+    /// The connection's secrets in the clear, for a signature check or a platform call.
+    pub async fn open_secrets(&self, connection: &Connection) -> Result<Secrets, ServiceError> {
+        open_secrets(self.sealer.as_ref(), connection).await
+    }
+
+    async fn seal(
+        &self,
+        tenant: &TenantId,
+        id: ConnectionId,
+        secrets: &Secrets,
+    ) -> Result<Sealed, ServiceError> {
+        let plain: Map<String, Value> = secrets
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.expose().to_string())))
+            .collect();
+        let bytes =
+            serde_json::to_vec(&plain).map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        let id = id.to_string();
+        Ok(self
+            .sealer
+            .seal(&bytes, &context(tenant.as_str(), &id))
+            .await?)
+    }
+}
+
+/// Opens a connection's sealed secrets (shared with the webhook intake, which has no
+/// connection service).
+pub async fn open_secrets(
+    sealer: &dyn SecretSealer,
+    connection: &Connection,
+) -> Result<Secrets, ServiceError> {
+    let id = connection.id.to_string();
+    let bytes = sealer
+        .open(
+            &connection.sealed_secrets,
+            &context(connection.tenant_id.as_str(), &id),
+        )
+        .await?;
+    let map: Map<String, Value> = serde_json::from_slice(&bytes)
+        .map_err(|_| ServiceError::Unavailable("sealed secrets are not a JSON object".into()))?;
+    Ok(map
+        .into_iter()
+        .filter_map(|(k, v)| v.as_str().map(|s| (k, Secret::new(s))))
+        .collect())
+}
+
+fn hints(secrets: &Secrets) -> std::collections::BTreeMap<String, String> {
+    secrets.iter().map(|(k, v)| (k.clone(), v.hint())).collect()
+}
+
+fn check_name(name: &str) -> Result<String, ServiceError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > MAX_NAME {
+        return Err(invalid(
+            "display_name",
+            format!("display_name must be 1 to {MAX_NAME} characters"),
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn check_webhooks(platform: Platform, enabled: bool, has_secret: bool) -> Result<(), ServiceError> {
+    if enabled && !has_secret {
+        return Err(invalid(
+            "webhooks_enabled",
+            format!(
+                "webhooks need secrets.{} to verify deliveries; add it, or leave webhooks disabled",
+                platform.spec().webhook_secret
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn identifier(text: &str, max: usize) -> bool {
+    !text.is_empty()
+        && text.len() <= max
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Checks config keys against the platform's spec and each value's shape; with `complete`,
+/// the required keys must all be there.
+fn check_config(
+    platform: Platform,
+    config: &Map<String, Value>,
+    complete: bool,
+) -> Result<(), ServiceError> {
+    let spec = platform.spec();
+    for (key, value) in config {
+        let field = format!("config.{key}");
+        if !spec.config_required.contains(&key.as_str())
+            && !spec.config_optional.contains(&key.as_str())
+        {
+            let mut known: Vec<&str> = spec.config_required.to_vec();
+            known.extend(spec.config_optional);
+            return Err(invalid(
+                field,
+                format!("not a {platform} setting; expected: {}", known.join(", ")),
+            ));
+        }
+        let text = value.as_str();
+        let ok = match key.as_str() {
+            "base_url" | "project_url" => text.is_some_and(|u| {
+                (u.starts_with("https://") || u.starts_with("http://"))
+                    && u.len() <= MAX_URL
+                    && !u.chars().any(char::is_whitespace)
+                    && u.len() > "https://".len()
+            }),
+            "realm_id" => text.is_some_and(|r| {
+                !r.is_empty() && r.len() <= 32 && r.bytes().all(|b| b.is_ascii_digit())
+            }),
+            "environment" => matches!(text, Some("sandbox" | "production")),
+            "id_column" | "updated_at_column" => text.is_some_and(|c| identifier(c, 63)),
+            "secret_header" => text.is_some_and(|h| {
+                !h.is_empty()
+                    && h.len() <= 64
+                    && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }),
+            "tables" => value.as_object().is_some_and(|m| {
+                !m.is_empty()
+                    && m.iter().all(|(t, e)| {
+                        identifier(t, 63)
+                            && e.as_str().is_some_and(|e| e.parse::<EntityType>().is_ok())
+                    })
+            }),
+            _ => false,
+        };
+        if !ok {
+            let expected = match key.as_str() {
+                "base_url" | "project_url" => "an http(s) URL",
+                "realm_id" => "the company's numeric realm id",
+                "environment" => "sandbox or production",
+                "tables" => "an object of table name to orders, customers or products",
+                "secret_header" => "an HTTP header name",
+                _ => "a column name (letters, digits, _)",
+            };
+            return Err(invalid(field, format!("{key} must be {expected}")));
+        }
+    }
+    if complete {
+        if let Some(missing) = spec
+            .config_required
+            .iter()
+            .find(|k| !config.contains_key(**k))
+        {
+            return Err(invalid(
+                format!("config.{missing}"),
+                format!("config.{missing} is required for {platform}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_secrets(
+    platform: Platform,
+    secrets: &Secrets,
+    complete: bool,
+) -> Result<(), ServiceError> {
+    let spec = platform.spec();
+    for (name, value) in secrets {
+        let field = format!("secrets.{name}");
+        if !spec.secrets_required.contains(&name.as_str())
+            && !spec.secrets_optional.contains(&name.as_str())
+        {
+            let mut known: Vec<&str> = spec.secrets_required.to_vec();
+            known.extend(spec.secrets_optional);
+            return Err(invalid(
+                field,
+                format!("not a {platform} secret; expected: {}", known.join(", ")),
+            ));
+        }
+        let len = value.expose().chars().count();
+        if len == 0 || len > MAX_SECRET || value.expose().trim() != value.expose() {
+            return Err(invalid(
+                field,
+                format!("{name} must be 1 to {MAX_SECRET} characters without leading or trailing spaces"),
+            ));
+        }
+    }
+    if complete {
+        if let Some(missing) = spec
+            .secrets_required
+            .iter()
+            .find(|k| !secrets.contains_key(**k))
+        {
+            return Err(invalid(
+                format!("secrets.{missing}"),
+                format!("secrets.{missing} is required for {platform}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "connections_tests.rs"]
+mod tests;

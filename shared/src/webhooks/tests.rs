@@ -1,0 +1,364 @@
+//! Signature checks against signatures computed independently (Python's `hmac`, from the
+//! platforms' documented algorithms) over the bodies in `events/webhooks/`, and the parsers
+//! on those bodies and on hostile input.
+
+use super::*;
+use crate::domain::{Connection, ConnectionId, EntityType, Platform, TenantId};
+use proptest::prelude::*;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../events/webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// What the user typed into WooCommerce; WooCommerce signs with it entity-decoded.
+const WOO_SECRET: &str = "whsec_Sample&amp;Secret-0123456789";
+const WOO_SIGNATURE: &str = "N/qrLgDgszMZaN9m0r/MbgCERmufWQHw0Vd4MqNSY7s=";
+/// The signature a receiver that forgot the decoding would expect.
+const WOO_SIGNATURE_UNDECODED_KEY: &str = "SD/iIb0CXX9vRyiirfo9qfgd38YtnlDjglH75glgB44=";
+const QBO_TOKEN: &str = "verifier-token-0123456789abcdef";
+const QBO_CLASSIC_SIGNATURE: &str = "aiikr0AVw6WnBDsFqxPBdSVzk6vZdcB3UlbV7u4j7JQ=";
+const QBO_CE_SIGNATURE: &str = "hCxsLF+Qgca+gmSlG/XdkvhrN9P+UvUMRnFsqN33pqc=";
+const REALM: &str = "9130350000000001";
+
+fn supabase_connection() -> Connection {
+    let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let mut c = crate::memory::connection_fixture(&tenant, Platform::Supabase);
+    c.config.insert(
+        "tables".into(),
+        serde_json::json!({"shop_customers": "customers", "shop_orders": "orders"}),
+    );
+    c
+}
+
+#[test]
+fn woocommerce_signatures_use_the_entity_decoded_secret() {
+    let body = fixture("woocommerce-order-updated.body.json");
+    assert!(woocommerce::verify(WOO_SECRET, &body, WOO_SIGNATURE));
+    assert!(!woocommerce::verify(
+        WOO_SECRET,
+        &body,
+        WOO_SIGNATURE_UNDECODED_KEY
+    ));
+    assert_eq!(woocommerce::sign(WOO_SECRET, &body), WOO_SIGNATURE);
+}
+
+#[test]
+fn woocommerce_signatures_fail_on_any_change() {
+    let body = fixture("woocommerce-order-updated.body.json");
+    let mut tampered = body.clone();
+    if let Some(b) = tampered.iter_mut().find(|b| **b == b'4') {
+        *b = b'5';
+    }
+    assert!(!woocommerce::verify(WOO_SECRET, &tampered, WOO_SIGNATURE));
+    assert!(!woocommerce::verify(
+        WOO_SECRET,
+        &body[..body.len() - 1],
+        WOO_SIGNATURE
+    ));
+    assert!(!woocommerce::verify("another-secret", &body, WOO_SIGNATURE));
+    assert!(!woocommerce::verify(WOO_SECRET, &body, ""));
+    assert!(!woocommerce::verify(
+        WOO_SECRET,
+        &body,
+        &WOO_SIGNATURE[..20]
+    ));
+    // Re-serialising the JSON changes the bytes (WooCommerce escapes slashes), so it fails.
+    let reserialised =
+        serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default())
+            .unwrap_or_default();
+    assert!(!woocommerce::verify(
+        WOO_SECRET,
+        &reserialised,
+        WOO_SIGNATURE
+    ));
+}
+
+#[test]
+fn the_signing_key_decodes_entities_in_one_pass() {
+    let cases = [
+        ("a&amp;b", "a&b"),
+        ("&lt;&gt;&quot;&#039;&#x27;", "<>\"''"),
+        ("&amp;lt;", "&lt;"),
+        ("&unknown; & &", "&unknown; & &"),
+        ("plain", "plain"),
+        ("&#038;&#x26;", "&&"),
+        ("é&amp;ü", "é&ü"),
+    ];
+    for (secret, key) in cases {
+        assert_eq!(woocommerce::signing_key(secret), key, "{secret}");
+    }
+}
+
+#[test]
+fn the_woocommerce_ping_is_recognised_exactly() {
+    assert!(woocommerce::is_ping(b"webhook_id=12"));
+    assert!(woocommerce::is_ping(b"webhook_id=12\n"));
+    for body in [
+        &b"webhook_id="[..],
+        b"webhook_id=12&x=1",
+        b"webhook_id=abc",
+        b"{\"webhook_id\":12}",
+        b"",
+        b"\xff",
+    ] {
+        assert!(!woocommerce::is_ping(body), "{body:?}");
+    }
+}
+
+#[test]
+fn a_woocommerce_order_becomes_one_event_keyed_by_its_modification() {
+    let id = ConnectionId::new_random();
+    let body = fixture("woocommerce-order-updated.body.json");
+    let parsed =
+        woocommerce::parse(id, Some("order.updated"), &body).unwrap_or_else(|e| panic!("{e}"));
+    assert!(parsed.ignored.is_empty());
+    let [event] = parsed.events.as_slice() else {
+        panic!("{parsed:?}")
+    };
+    assert_eq!(event.entity_type, EntityType::Orders);
+    assert_eq!(event.entity_id, "1042");
+    assert_eq!(event.event_type, "order.updated");
+    assert_eq!(
+        event.key,
+        format!("woocommerce:{id}:order:1042:updated:2026-11-24T12:12:44")
+    );
+}
+
+#[test]
+fn woocommerce_drafts_and_unsynced_topics_are_ignored() {
+    let id = ConnectionId::new_random();
+    let draft = br#"{"id":7,"status":"checkout-draft","date_modified_gmt":"2026-11-24T12:00:00"}"#;
+    let p = woocommerce::parse(id, Some("order.created"), draft).unwrap_or_default();
+    assert!(p.events.is_empty() && p.ignored.len() == 1, "{p:?}");
+    for topic in [
+        "coupon.created",
+        "action.woocommerce_foo",
+        "order.exploded",
+        "order",
+    ] {
+        let p = woocommerce::parse(id, Some(topic), br#"{"id":1}"#).unwrap_or_default();
+        assert!(
+            p.events.is_empty() && p.ignored.len() == 1,
+            "{topic}: {p:?}"
+        );
+    }
+    let deleted =
+        woocommerce::parse(id, Some("product.deleted"), br#"{"id":88}"#).unwrap_or_default();
+    assert_eq!(deleted.events.len(), 1);
+    assert!(deleted.events[0].key.contains(":product:88:deleted:body:"));
+}
+
+#[test]
+fn malformed_woocommerce_bodies_are_errors() {
+    let id = ConnectionId::new_random();
+    for (topic, body) in [
+        (None, &br#"{"id":1}"#[..]),
+        (Some("order.updated"), b"[1]"),
+        (Some("order.updated"), b"{\"total\":\"1.00\"}"),
+        (Some("order.updated"), b"{\"id\":1.5}"),
+        (Some("order.updated"), b"{\"id\":1"),
+        (Some("order.updated"), b"\xff\xfe"),
+    ] {
+        assert!(
+            woocommerce::parse(id, topic, body).is_err(),
+            "{topic:?} {body:?}"
+        );
+    }
+}
+
+#[test]
+fn quickbooks_signatures_verify_for_both_formats() {
+    let classic = fixture("quickbooks-classic.body.json");
+    let ce = fixture("quickbooks-cloudevents.body.json");
+    assert!(quickbooks::verify(
+        QBO_TOKEN,
+        &classic,
+        QBO_CLASSIC_SIGNATURE
+    ));
+    assert!(quickbooks::verify(QBO_TOKEN, &ce, QBO_CE_SIGNATURE));
+    assert!(!quickbooks::verify(QBO_TOKEN, &ce, QBO_CLASSIC_SIGNATURE));
+    assert!(!quickbooks::verify(
+        "client-secret-is-not-the-token",
+        &ce,
+        QBO_CE_SIGNATURE
+    ));
+}
+
+#[test]
+fn classic_quickbooks_events_are_routed_by_realm() {
+    let parsed = quickbooks::parse(REALM, &fixture("quickbooks-classic.body.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let keys: Vec<_> = parsed
+        .events
+        .iter()
+        .map(|e| (e.entity_type, e.entity_id.as_str(), e.key.as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (
+                EntityType::Customers,
+                "58",
+                "quickbooks:9130350000000001:Customer:58:Update:2026-11-24T12:12:44.000Z"
+            ),
+            (
+                EntityType::Orders,
+                "1301",
+                "quickbooks:9130350000000001:Invoice:1301:Create:2026-11-24T12:12:45.657Z"
+            ),
+        ]
+    );
+    // The Vendor change is not synced; the other realm's event is dropped.
+    assert_eq!(parsed.ignored.len(), 2, "{:?}", parsed.ignored);
+    assert!(parsed.ignored.iter().any(|r| r.contains("9999999999")));
+}
+
+#[test]
+fn cloudevents_are_keyed_by_their_id() {
+    let parsed = quickbooks::parse(REALM, &fixture("quickbooks-cloudevents.body.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got: Vec<_> = parsed
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e.entity_type,
+                e.entity_id.as_str(),
+                e.key.as_str(),
+                e.event_type.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                EntityType::Customers,
+                "58",
+                "quickbooks:ce:88cd52aa-33b6-4351-9aa4-47572edbd068",
+                "qbo.customer.updated.v1"
+            ),
+            (
+                EntityType::Products,
+                "19",
+                "quickbooks:ce:0f6a3d3e-9c51-4a55-b4e1-7f0e2a5c1b77",
+                "qbo.item.created.v1"
+            ),
+        ]
+    );
+    let other =
+        quickbooks::parse("123", &fixture("quickbooks-cloudevents.body.json")).unwrap_or_default();
+    assert!(other.events.is_empty());
+    assert_eq!(other.ignored.len(), 2);
+}
+
+#[test]
+fn malformed_quickbooks_bodies_are_errors() {
+    for body in [
+        &b"{}"[..],
+        b"[{\"id\":\"x\"}]",
+        b"{\"eventNotifications\":{}}",
+        b"[{\"specversion\":\"1.0\"}]",
+        b"null",
+        b"\x00",
+    ] {
+        assert!(quickbooks::parse(REALM, body).is_err(), "{body:?}");
+    }
+}
+
+#[test]
+fn supabase_secrets_compare_exactly() {
+    assert!(supabase::verify(
+        "s3cret",
+        "x-webhook-secret",
+        Some("s3cret")
+    ));
+    assert!(!supabase::verify(
+        "s3cret",
+        "x-webhook-secret",
+        Some("s3cre")
+    ));
+    assert!(!supabase::verify(
+        "s3cret",
+        "x-webhook-secret",
+        Some("s3cret-and-more")
+    ));
+    assert!(!supabase::verify("s3cret", "x-webhook-secret", None));
+    assert!(supabase::verify(
+        "s3cret",
+        "authorization",
+        Some("Bearer s3cret")
+    ));
+    assert!(!supabase::verify("s3cret", "authorization", Some("s3cret")));
+}
+
+#[test]
+fn supabase_rows_map_to_entities_with_exact_ids() {
+    let c = supabase_connection();
+    let parsed = supabase::parse(&c, &fixture("supabase-update.body.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let [event] = parsed.events.as_slice() else {
+        panic!("{parsed:?}")
+    };
+    assert_eq!(event.entity_type, EntityType::Customers);
+    // Beyond 2^53: must not go through a float.
+    assert_eq!(event.entity_id, "9007199254740993");
+    assert_eq!(event.event_type, "shop_customers.UPDATE");
+    assert!(event
+        .key
+        .ends_with(":public.shop_customers:9007199254740993:UPDATE:2026-11-24T12:12:44.123+00:00"));
+    let delete = br#"{"type":"DELETE","table":"shop_orders","schema":"public","record":null,"old_record":{"id":"a-1"}}"#;
+    let parsed = supabase::parse(&c, delete).unwrap_or_default();
+    assert_eq!(
+        parsed.events.first().map(|e| e.entity_id.as_str()),
+        Some("a-1")
+    );
+    let other = br#"{"type":"INSERT","table":"audit","schema":"public","record":{"id":1},"old_record":null}"#;
+    let parsed = supabase::parse(&c, other).unwrap_or_default();
+    assert!(parsed.events.is_empty() && parsed.ignored.len() == 1);
+    for bad in [
+        &br#"{"type":"TRUNCATE","table":"shop_orders"}"#[..],
+        br#"{"type":"INSERT","table":"shop_orders","record":{}}"#,
+        b"[]",
+    ] {
+        assert!(supabase::parse(&c, bad).is_err());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_bytes_make_a_parser_panic(body in proptest::collection::vec(any::<u8>(), 0..400), topic in "[a-z._]{0,20}") {
+        let c = supabase_connection();
+        let _ = woocommerce::parse(c.id, Some(&topic), &body);
+        let _ = woocommerce::is_ping(&body);
+        let _ = quickbooks::parse(REALM, &body);
+        let _ = supabase::parse(&c, &body);
+        let _ = woocommerce::verify("k", &body, &topic);
+    }
+
+    #[test]
+    fn no_json_shaped_text_makes_a_parser_panic(body in r#"[\[\]{}",:0-9a-zA-Z_. -]{0,200}"#) {
+        let c = supabase_connection();
+        let _ = woocommerce::parse(c.id, Some("order.updated"), body.as_bytes());
+        let _ = quickbooks::parse(REALM, body.as_bytes());
+        let _ = supabase::parse(&c, body.as_bytes());
+    }
+
+    #[test]
+    fn structured_payloads_with_odd_values_do_not_panic(
+        id in prop_oneof![Just("1".to_string()), Just("\"x\"".to_string()), Just("null".to_string()), Just("1e400".to_string()), Just("-5".to_string()), Just("{}".to_string())],
+        realm in prop_oneof![Just("\"9130350000000001\"".to_string()), Just("9130350000000001".to_string()), Just("[]".to_string())],
+    ) {
+        let c = supabase_connection();
+        let classic = format!(r#"{{"eventNotifications":[{{"realmId":{realm},"dataChangeEvent":{{"entities":[{{"name":"Customer","id":{id},"operation":"Update","lastUpdated":"x"}}]}}}}]}}"#);
+        let ce = format!(r#"[{{"specversion":"1.0","id":{id},"type":"qbo.customer.updated.v1","intuitaccountid":{realm},"intuitentityid":{id}}}]"#);
+        let sb = format!(r#"{{"type":"UPDATE","table":"shop_orders","schema":"public","record":{{"id":{id},"updated_at":{id}}}}}"#);
+        let _ = quickbooks::parse(REALM, classic.as_bytes());
+        let _ = quickbooks::parse(REALM, ce.as_bytes());
+        let _ = supabase::parse(&c, sb.as_bytes());
+        let _ = woocommerce::parse(c.id, Some("order.updated"), format!(r#"{{"id":{id},"status":{id}}}"#).as_bytes());
+    }
+}
