@@ -1,9 +1,13 @@
 //! Use cases, written against ports only.
 
+mod coalesce;
 mod connections;
+mod intake;
 mod schedules;
 
+pub use coalesce::{CoalesceReport, Coalescer, Incoming, MAX_IDS_PER_JOB};
 pub use connections::{open_secrets, ConnectionService};
+pub use intake::{Delivery, Intake, IntakeError, IntakeSettings, Outcome};
 pub use schedules::{Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT};
 
 /// The use cases the API function serves.

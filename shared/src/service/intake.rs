@@ -1,0 +1,332 @@
+//! Webhook intake: every genuine platform event becomes at most one queued event; forged or
+//! malformed deliveries change nothing.
+//!
+//! Order of work for one delivery, each step before anything is parsed or written:
+//! 1. the connection named by the URL exists, is on the URL's platform, has webhooks on;
+//! 2. the signature (or shared secret) matches the raw body bytes, in constant time;
+//! 3. the media type is JSON; then the body is parsed into events.
+//!
+//! Each event is then claimed (a conditional write on its key, so a redelivery is a
+//! duplicate), put on the webhook-events queue, and confirmed. If queueing fails the claim
+//! is released and the delivery answered 5xx, so the platform's retry gets through; if the
+//! process dies between claim and queue, the claim's lease runs out and a retry gets
+//! through too. Nothing is stranded as "seen" but never queued. The intake never calls a
+//! platform.
+
+use chrono::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::open_secrets;
+use crate::clock::Clock;
+use crate::crypto::sha256_hex;
+use crate::domain::{
+    Connection, ConnectionId, EventRecord, EventStatus, Platform, QueuedEvent, Secret,
+};
+use crate::ports::{Claim, ConnectionStore, EventClaims, EventQueue, SecretSealer};
+use crate::webhooks::{is_json_content_type, quickbooks, supabase, woocommerce, Parsed};
+
+/// Longest event key kept in the log (the claim uses its hash, whatever its length).
+const MAX_LOGGED_KEY: usize = 512;
+
+/// Tunables of the intake.
+#[derive(Clone, Debug)]
+pub struct IntakeSettings {
+    /// How long an event key stays claimed: redeliveries within it are duplicates.
+    pub dedup_ttl: Duration,
+    /// How long a claim may stay unconfirmed before a retry may take it over.
+    pub claim_lease: Duration,
+    /// How long an opened webhook secret is kept in memory.
+    pub secret_cache: std::time::Duration,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        Self {
+            dedup_ttl: Duration::hours(72),
+            claim_lease: Duration::seconds(30),
+            secret_cache: std::time::Duration::from_secs(300),
+        }
+    }
+}
+
+/// One HTTP delivery, as the intake needs it.
+pub struct Delivery<'a> {
+    /// The `{platform}` and `{connection_id}` segments of the URL.
+    pub platform: &'a str,
+    pub connection_id: &'a str,
+    /// Header names in lower case.
+    pub headers: &'a HashMap<String, String>,
+    pub body: &'a [u8],
+}
+
+impl Delivery<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// What the intake did with a delivery it accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// WooCommerce's unsigned creation ping: answer exactly 200.
+    Ping,
+    Accepted {
+        queued: usize,
+        duplicates: usize,
+        ignored: usize,
+    },
+}
+
+/// Why a delivery was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IntakeError {
+    /// Answered with a generic 401; the reason is only logged.
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("bad payload: {0}")]
+    BadPayload(String),
+    /// A dependency failed; answered 5xx so the platform retries.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+struct CachedSecret {
+    version: u64,
+    secret: Option<Secret>,
+    at: Instant,
+}
+
+/// The intake use case.
+pub struct Intake {
+    connections: Arc<dyn ConnectionStore>,
+    sealer: Arc<dyn SecretSealer>,
+    claims: Arc<dyn EventClaims>,
+    queue: Arc<dyn EventQueue>,
+    clock: Arc<dyn Clock>,
+    settings: IntakeSettings,
+    secrets: Mutex<HashMap<ConnectionId, CachedSecret>>,
+}
+
+fn refuse(connection: &str, platform: &str, reason: &'static str) -> IntakeError {
+    tracing::warn!(
+        connection_id = connection,
+        platform,
+        reason,
+        "webhook refused"
+    );
+    IntakeError::Unauthorized(reason)
+}
+
+impl Intake {
+    pub fn new(
+        connections: Arc<dyn ConnectionStore>,
+        sealer: Arc<dyn SecretSealer>,
+        claims: Arc<dyn EventClaims>,
+        queue: Arc<dyn EventQueue>,
+        clock: Arc<dyn Clock>,
+        settings: IntakeSettings,
+    ) -> Self {
+        Self {
+            connections,
+            sealer,
+            claims,
+            queue,
+            clock,
+            settings,
+            secrets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn handle(&self, d: &Delivery<'_>) -> Result<Outcome, IntakeError> {
+        let refused = |reason| refuse(d.connection_id, d.platform, reason);
+        let platform: Platform = d
+            .platform
+            .parse()
+            .map_err(|_| refused("unknown platform"))?;
+        let id: ConnectionId = d
+            .connection_id
+            .parse()
+            .map_err(|_| refused("malformed connection id"))?;
+        let connection = self
+            .connections
+            .get(id)
+            .await
+            .map_err(|e| IntakeError::Unavailable(e.to_string()))?
+            .ok_or_else(|| refused("unknown connection"))?;
+        if connection.platform != platform {
+            return Err(refused("connection is on another platform"));
+        }
+        if !connection.webhooks_enabled {
+            return Err(refused("webhooks are disabled for the connection"));
+        }
+        let secret = self
+            .webhook_secret(&connection)
+            .await?
+            .ok_or_else(|| refused("the connection has no webhook secret"))?;
+        let parsed = match platform {
+            Platform::WooCommerce => {
+                match d.header("x-wc-webhook-signature") {
+                    None if woocommerce::is_ping(d.body) => {
+                        tracing::info!(connection_id = %id, "woocommerce ping acknowledged");
+                        return Ok(Outcome::Ping);
+                    }
+                    None => return Err(refused("missing signature")),
+                    Some(sig) if !woocommerce::verify(secret.expose(), d.body, sig) => {
+                        return Err(refused("bad signature"))
+                    }
+                    Some(_) => {}
+                }
+                require_json(d, &[])?;
+                woocommerce::parse(id, d.header("x-wc-webhook-topic"), d.body)
+                    .map_err(|e| IntakeError::BadPayload(e.0))?
+            }
+            Platform::QuickBooks => {
+                let sig = d
+                    .header("intuit-signature")
+                    .ok_or_else(|| refused("missing signature"))?;
+                if !quickbooks::verify(secret.expose(), d.body, sig) {
+                    return Err(refused("bad signature"));
+                }
+                require_json(d, &["application/cloudevents+json"])?;
+                let realm = connection.realm_id().unwrap_or_default();
+                // Intuit asks receivers to acknowledge what they cannot parse (a non-200
+                // makes it retry the whole batch), so a signed but unreadable body is
+                // logged and answered 200 with nothing queued.
+                quickbooks::parse(realm, d.body).unwrap_or_else(|e| {
+                    tracing::warn!(connection_id = %id, error = %e, "unreadable QuickBooks payload acknowledged");
+                    Parsed {
+                        events: Vec::new(),
+                        ignored: vec![format!("unreadable payload: {e}")],
+                    }
+                })
+            }
+            Platform::Supabase => {
+                let header = connection.secret_header();
+                if !supabase::verify(secret.expose(), &header, d.header(&header)) {
+                    return Err(refused("bad or missing shared secret"));
+                }
+                require_json(d, &[])?;
+                supabase::parse(&connection, d.body).map_err(|e| IntakeError::BadPayload(e.0))?
+            }
+        };
+        self.enqueue(&connection, parsed).await
+    }
+
+    async fn enqueue(
+        &self,
+        connection: &Connection,
+        parsed: Parsed,
+    ) -> Result<Outcome, IntakeError> {
+        for reason in &parsed.ignored {
+            tracing::info!(connection_id = %connection.id, reason = %reason, "webhook event ignored");
+        }
+        let now = self.clock.now();
+        let (mut queued, mut duplicates) = (0, 0);
+        for event in parsed.events {
+            let full_key = format!("{}|{}", connection.platform, event.key);
+            let record = EventRecord {
+                connection_id: connection.id,
+                tenant_id: connection.tenant_id.clone(),
+                platform: connection.platform,
+                event_key: event.key.chars().take(MAX_LOGGED_KEY).collect(),
+                key_hash: sha256_hex(full_key.as_bytes()),
+                event_type: event.event_type,
+                entity_type: event.entity_type,
+                entity_id: event.entity_id,
+                received_at: now,
+                status: EventStatus::Claimed,
+                message_id: None,
+                job_id: None,
+                claim_token: uuid::Uuid::new_v4().simple().to_string(),
+            };
+            let claim = self
+                .claims
+                .claim(
+                    &record,
+                    now,
+                    self.settings.dedup_ttl,
+                    self.settings.claim_lease,
+                )
+                .await
+                .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
+            if claim == Claim::Duplicate {
+                tracing::info!(connection_id = %connection.id, key = %record.event_key, "duplicate delivery dropped");
+                duplicates += 1;
+                continue;
+            }
+            match self
+                .queue
+                .send_event(&QueuedEvent::from_record(&record))
+                .await
+            {
+                Ok(message_id) => {
+                    // Queued is what matters; a failed confirmation only leaves the claim
+                    // to expire by its lease (a later redelivery may then queue it again,
+                    // which the idempotent sync absorbs).
+                    if let Err(e) = self.claims.confirm(&record, &message_id).await {
+                        tracing::warn!(connection_id = %connection.id, error = %e, "queued event not confirmed");
+                    }
+                    queued += 1;
+                }
+                Err(e) => {
+                    if let Err(release) = self.claims.release(&record).await {
+                        tracing::error!(connection_id = %connection.id, error = %release, "claim not released; its lease will expire");
+                    }
+                    return Err(IntakeError::Unavailable(e.to_string()));
+                }
+            }
+        }
+        Ok(Outcome::Accepted {
+            queued,
+            duplicates,
+            ignored: parsed.ignored.len(),
+        })
+    }
+
+    /// The connection's webhook secret, opened at most once per connection version per
+    /// cache period (each opening is a KMS call).
+    async fn webhook_secret(&self, connection: &Connection) -> Result<Option<Secret>, IntakeError> {
+        {
+            let cache = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = cache.get(&connection.id) {
+                if hit.version == connection.version
+                    && hit.at.elapsed() < self.settings.secret_cache
+                {
+                    return Ok(hit.secret.clone());
+                }
+            }
+        }
+        let mut secrets = open_secrets(self.sealer.as_ref(), connection)
+            .await
+            .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
+        let secret = secrets.remove(connection.platform.spec().webhook_secret);
+        self.secrets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                connection.id,
+                CachedSecret {
+                    version: connection.version,
+                    secret: secret.clone(),
+                    at: Instant::now(),
+                },
+            );
+        Ok(secret)
+    }
+}
+
+fn require_json(d: &Delivery<'_>, also: &[&str]) -> Result<(), IntakeError> {
+    if is_json_content_type(d.header("content-type"), also) {
+        Ok(())
+    } else {
+        Err(IntakeError::UnsupportedMediaType)
+    }
+}
+
+#[cfg(test)]
+#[path = "intake_tests.rs"]
+mod tests;

@@ -1,0 +1,449 @@
+//! The intake against in-memory fakes, with connections created (and secrets sealed) by the
+//! real connection service, and bodies and signatures from `events/webhooks/`.
+
+use super::*;
+use crate::clock::FixedClock;
+use crate::domain::{NewConnection, TenantId};
+use crate::memory::MemoryWorld;
+use crate::service::Services;
+use serde_json::json;
+
+const WOO_SECRET: &str = "whsec_Sample&amp;Secret-0123456789";
+const WOO_SIGNATURE: &str = "N/qrLgDgszMZaN9m0r/MbgCERmufWQHw0Vd4MqNSY7s=";
+const QBO_TOKEN: &str = "verifier-token-0123456789abcdef";
+const QBO_CLASSIC_SIGNATURE: &str = "aiikr0AVw6WnBDsFqxPBdSVzk6vZdcB3UlbV7u4j7JQ=";
+const SB_SECRET: &str = "sb-shared-secret-0123456789abcdef";
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../events/webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+struct World {
+    intake: Arc<Intake>,
+    services: Services,
+    memory: MemoryWorld,
+    clock: Arc<FixedClock>,
+}
+
+fn world() -> World {
+    let clock = Arc::new(FixedClock::new(
+        chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_default(),
+    ));
+    let (services, memory) = Services::in_memory(clock.clone());
+    let intake = Arc::new(Intake::new(
+        memory.connections.clone(),
+        memory.sealer.clone(),
+        memory.events.clone(),
+        memory.queue.clone(),
+        clock.clone(),
+        IntakeSettings::default(),
+    ));
+    World {
+        intake,
+        services,
+        memory,
+        clock,
+    }
+}
+
+async fn connection(w: &World, tenant: &str, platform: Platform, secret: &str) -> Connection {
+    let (config, secrets) = match platform {
+        Platform::WooCommerce => (
+            json!({"base_url": "https://shop.example.com"}),
+            vec![
+                ("consumer_key", "ck"),
+                ("consumer_secret", "cs"),
+                ("webhook_secret", secret),
+            ],
+        ),
+        Platform::QuickBooks => (
+            json!({"realm_id": "9130350000000001"}),
+            vec![
+                ("client_id", "id"),
+                ("client_secret", "cs"),
+                ("refresh_token", "rt"),
+                ("webhook_verifier_token", secret),
+            ],
+        ),
+        Platform::Supabase => (
+            json!({"project_url": "https://abc.supabase.co", "tables": {"shop_customers": "customers"}}),
+            vec![("service_key", "sk"), ("webhook_secret", secret)],
+        ),
+    };
+    let new = NewConnection {
+        platform,
+        display_name: "test".into(),
+        config: config.as_object().cloned().unwrap_or_default(),
+        secrets: secrets
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Secret::new(v)))
+            .collect(),
+        webhooks_enabled: None,
+    };
+    let tenant = TenantId::parse(tenant).unwrap_or_else(|e| panic!("{e}"));
+    w.services
+        .connections
+        .create(&tenant, new)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn woo_headers() -> HashMap<String, String> {
+    headers(&[
+        ("content-type", "application/json"),
+        ("x-wc-webhook-signature", WOO_SIGNATURE),
+        ("x-wc-webhook-topic", "order.updated"),
+        ("x-wc-webhook-resource", "order"),
+        ("x-wc-webhook-event", "updated"),
+    ])
+}
+
+async fn deliver(
+    w: &World,
+    c: &Connection,
+    h: &HashMap<String, String>,
+    body: &[u8],
+) -> Result<Outcome, IntakeError> {
+    let id = c.id.to_string();
+    w.intake
+        .handle(&Delivery {
+            platform: c.platform.as_str(),
+            connection_id: &id,
+            headers: h,
+            body,
+        })
+        .await
+}
+
+fn queued(n: usize, duplicates: usize, ignored: usize) -> Result<Outcome, IntakeError> {
+    Ok(Outcome::Accepted {
+        queued: n,
+        duplicates,
+        ignored,
+    })
+}
+
+#[tokio::test]
+async fn a_signed_woocommerce_delivery_is_queued_once_and_logged() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::WooCommerce, WOO_SECRET).await;
+    let body = fixture("woocommerce-order-updated.body.json");
+    assert_eq!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(1, 0, 0)
+    );
+    // WooCommerce sends the same thing again: dropped.
+    assert_eq!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(0, 1, 0)
+    );
+    let events = w.memory.queue.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].entity_id, "1042");
+    assert_eq!(events[0].tenant_id, "acme");
+    let log = w.memory.events.records();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].status, EventStatus::Queued);
+    assert_eq!(log[0].message_id.as_deref(), Some("event-1"));
+}
+
+#[tokio::test]
+async fn the_woocommerce_ping_gets_its_200_and_changes_nothing() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::WooCommerce, WOO_SECRET).await;
+    let h = headers(&[("content-type", "application/x-www-form-urlencoded")]);
+    assert_eq!(
+        deliver(&w, &c, &h, b"webhook_id=17").await,
+        Ok(Outcome::Ping)
+    );
+    assert!(w.memory.queue.events().is_empty() && w.memory.events.records().is_empty());
+}
+
+#[tokio::test]
+async fn forged_deliveries_are_401_and_change_nothing() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::WooCommerce, WOO_SECRET).await;
+    let body = fixture("woocommerce-order-updated.body.json");
+    let mut tampered = body.clone();
+    tampered[10] ^= 1;
+    let mut no_sig = woo_headers();
+    no_sig.remove("x-wc-webhook-signature");
+    let mut bad_sig = woo_headers();
+    bad_sig.insert(
+        "x-wc-webhook-signature".into(),
+        crate::crypto::hmac_sha256_base64(b"wrong", &body),
+    );
+    for (h, b) in [
+        (&woo_headers(), &tampered),
+        (&no_sig, &body),
+        (&bad_sig, &body),
+        (&woo_headers(), &body[..body.len() / 2].to_vec()),
+    ] {
+        let r = deliver(&w, &c, h, b).await;
+        assert!(matches!(r, Err(IntakeError::Unauthorized(_))), "{r:?}");
+    }
+    assert!(w.memory.queue.events().is_empty() && w.memory.events.records().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_mismatched_and_disabled_connections_are_401() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::WooCommerce, WOO_SECRET).await;
+    let body = fixture("woocommerce-order-updated.body.json");
+    let h = woo_headers();
+    let id = c.id.to_string();
+    for (platform, conn) in [
+        ("woocommerce", ConnectionId::new_random().to_string()),
+        ("quickbooks", id.clone()),
+        ("shopify", id.clone()),
+        ("woocommerce", "not-a-uuid".to_string()),
+    ] {
+        let r = w
+            .intake
+            .handle(&Delivery {
+                platform,
+                connection_id: &conn,
+                headers: &h,
+                body: &body,
+            })
+            .await;
+        assert!(
+            matches!(r, Err(IntakeError::Unauthorized(_))),
+            "{platform} {conn}: {r:?}"
+        );
+    }
+    let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let patch = crate::domain::ConnectionPatch {
+        webhooks_enabled: Some(false),
+        ..Default::default()
+    };
+    let disabled = w
+        .services
+        .connections
+        .update(&tenant, c.id, patch)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        deliver(&w, &disabled, &h, &body).await,
+        Err(IntakeError::Unauthorized(
+            "webhooks are disabled for the connection"
+        ))
+    );
+    assert!(w.memory.queue.events().is_empty());
+}
+
+#[tokio::test]
+async fn another_tenants_secret_does_not_open_this_connection() {
+    let w = world();
+    let ours = connection(&w, "acme", Platform::WooCommerce, "our-secret-0123456789").await;
+    // Signed correctly for a connection of another tenant, sent to ours.
+    let _theirs = connection(&w, "globex", Platform::WooCommerce, WOO_SECRET).await;
+    let body = fixture("woocommerce-order-updated.body.json");
+    let r = deliver(&w, &ours, &woo_headers(), &body).await;
+    assert_eq!(r, Err(IntakeError::Unauthorized("bad signature")));
+}
+
+#[tokio::test]
+async fn wrong_media_types_and_malformed_bodies_are_refused_after_the_signature() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::WooCommerce, WOO_SECRET).await;
+    let body = fixture("woocommerce-order-updated.body.json");
+    let mut h = woo_headers();
+    h.insert("content-type".into(), "text/plain".into());
+    assert_eq!(
+        deliver(&w, &c, &h, &body).await,
+        Err(IntakeError::UnsupportedMediaType)
+    );
+    let garbage = b"{\"no\":\"id\"}";
+    let mut h = woo_headers();
+    h.insert(
+        "x-wc-webhook-signature".into(),
+        crate::webhooks::woocommerce::sign(WOO_SECRET, garbage),
+    );
+    assert!(matches!(
+        deliver(&w, &c, &h, garbage).await,
+        Err(IntakeError::BadPayload(_))
+    ));
+    let not_utf8 = b"\xff\xfe\xfd";
+    h.insert(
+        "x-wc-webhook-signature".into(),
+        crate::webhooks::woocommerce::sign(WOO_SECRET, not_utf8),
+    );
+    assert!(matches!(
+        deliver(&w, &c, &h, not_utf8).await,
+        Err(IntakeError::BadPayload(_))
+    ));
+    assert!(w.memory.queue.events().is_empty());
+}
+
+#[tokio::test]
+async fn quickbooks_events_of_other_realms_are_not_queued() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::QuickBooks, QBO_TOKEN).await;
+    let body = fixture("quickbooks-classic.body.json");
+    let h = headers(&[
+        ("content-type", "application/json"),
+        ("intuit-signature", QBO_CLASSIC_SIGNATURE),
+    ]);
+    assert_eq!(deliver(&w, &c, &h, &body).await, queued(2, 0, 2));
+    let ids: Vec<_> = w
+        .memory
+        .queue
+        .events()
+        .into_iter()
+        .map(|e| (e.entity_type, e.entity_id))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("customers".to_string(), "58".to_string()),
+            ("orders".to_string(), "1301".to_string())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_but_signed_quickbooks_body_is_acknowledged_without_queueing() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::QuickBooks, QBO_TOKEN).await;
+    let body = b"{\"something\":\"else\"}";
+    let h = headers(&[
+        ("content-type", "application/cloudevents+json"),
+        (
+            "intuit-signature",
+            &crate::webhooks::quickbooks::sign(QBO_TOKEN, body),
+        ),
+    ]);
+    assert_eq!(deliver(&w, &c, &h, body).await, queued(0, 0, 1));
+    assert!(w.memory.queue.events().is_empty());
+}
+
+#[tokio::test]
+async fn supabase_deliveries_need_the_shared_secret_header() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::Supabase, SB_SECRET).await;
+    let body = fixture("supabase-update.body.json");
+    let good = headers(&[
+        ("content-type", "application/json"),
+        ("x-webhook-secret", SB_SECRET),
+    ]);
+    let bad = headers(&[
+        ("content-type", "application/json"),
+        ("x-webhook-secret", "guess"),
+    ]);
+    assert!(matches!(
+        deliver(&w, &c, &bad, &body).await,
+        Err(IntakeError::Unauthorized(_))
+    ));
+    assert_eq!(deliver(&w, &c, &good, &body).await, queued(1, 0, 0));
+}
+
+#[tokio::test]
+async fn when_queueing_fails_the_claim_is_released_and_the_retry_queues_once() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::WooCommerce, WOO_SECRET).await;
+    let body = fixture("woocommerce-order-updated.body.json");
+    w.memory.queue.set_failing(true);
+    assert!(matches!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        Err(IntakeError::Unavailable(_))
+    ));
+    assert_eq!(
+        w.memory.events.records()[0].status,
+        EventStatus::EnqueueFailed
+    );
+    w.memory.queue.set_failing(false);
+    assert_eq!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(1, 0, 0)
+    );
+    assert_eq!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(0, 1, 0)
+    );
+    assert_eq!(w.memory.queue.events().len(), 1);
+}
+
+#[tokio::test]
+async fn a_claim_abandoned_before_queueing_is_taken_over_after_its_lease() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::WooCommerce, WOO_SECRET).await;
+    let body = fixture("woocommerce-order-updated.body.json");
+    // A first attempt claimed the key and died: simulate with a claim and nothing else.
+    assert_eq!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(1, 0, 0)
+    );
+    let mut abandoned = w.memory.events.records()[0].clone();
+    abandoned.claim_token = "dead".into();
+    abandoned.key_hash = "abandoned".into();
+    let now = w.clock.now();
+    let lease = chrono::Duration::seconds(30);
+    let ttl = chrono::Duration::hours(72);
+    assert_eq!(
+        w.memory.events.claim(&abandoned, now, ttl, lease).await,
+        Ok(Claim::Claimed)
+    );
+    assert_eq!(
+        w.memory.events.claim(&abandoned, now, ttl, lease).await,
+        Ok(Claim::Duplicate)
+    );
+    w.clock.advance(chrono::Duration::seconds(31));
+    abandoned.claim_token = "retry".into();
+    assert_eq!(
+        w.memory
+            .events
+            .claim(&abandoned, w.clock.now(), ttl, lease)
+            .await,
+        Ok(Claim::Claimed)
+    );
+    // A confirmed (queued) claim is never taken over by the lease, only by its TTL.
+    w.clock.advance(chrono::Duration::hours(1));
+    assert_eq!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(0, 1, 0)
+    );
+    w.clock.advance(chrono::Duration::hours(72));
+    assert_eq!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(1, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn many_identical_deliveries_at_once_queue_exactly_one_event() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::WooCommerce, WOO_SECRET).await;
+    let body = Arc::new(fixture("woocommerce-order-updated.body.json"));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let intake = w.intake.clone();
+        let body = body.clone();
+        let id = c.id.to_string();
+        tasks.push(tokio::spawn(async move {
+            let h = woo_headers();
+            intake
+                .handle(&Delivery {
+                    platform: "woocommerce",
+                    connection_id: &id,
+                    headers: &h,
+                    body: &body,
+                })
+                .await
+        }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await, Ok(Ok(Outcome::Accepted { .. }))));
+    }
+    assert_eq!(w.memory.queue.events().len(), 1);
+}
