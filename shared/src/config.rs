@@ -101,6 +101,93 @@ impl ApiSettings {
     }
 }
 
+/// What the webhook intake function is configured with.
+///
+/// | variable | meaning | default |
+/// |---|---|---|
+/// | `TABLE_NAME` | table of connections, claims and the event log | required |
+/// | `KMS_KEY_ID` | key that opens connection secrets | required |
+/// | `WEBHOOK_QUEUE_URL` | queue accepted events go to | required |
+/// | `DEDUP_TTL_HOURS` | how long a delivered event key counts as seen | `72` |
+/// | `CLAIM_LEASE_SECONDS` | how long an unconfirmed claim blocks a retry | `30` |
+/// | `MAX_WEBHOOK_BODY_BYTES` | largest delivery accepted | `2097152` |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeConfig {
+    pub table_name: String,
+    pub kms_key_id: String,
+    pub webhook_queue_url: String,
+    pub dedup_ttl_hours: i64,
+    pub claim_lease_seconds: i64,
+    pub max_body_bytes: usize,
+}
+
+fn number<T: std::str::FromStr + PartialOrd + Default>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(name).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(text) => text
+            .parse()
+            .ok()
+            .filter(|v| *v > T::default())
+            .ok_or_else(|| ConfigError(format!("{name}: '{text}' is not a positive number"))),
+    }
+}
+
+fn required(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<String, ConfigError> {
+    get(name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ConfigError(format!("{name} is not set")))
+}
+
+impl IntakeConfig {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required(&get, "TABLE_NAME")?,
+            kms_key_id: required(&get, "KMS_KEY_ID")?,
+            webhook_queue_url: required(&get, "WEBHOOK_QUEUE_URL")?,
+            dedup_ttl_hours: number(&get, "DEDUP_TTL_HOURS", 72)?,
+            claim_lease_seconds: number(&get, "CLAIM_LEASE_SECONDS", 30)?,
+            max_body_bytes: number(&get, "MAX_WEBHOOK_BODY_BYTES", 2 * 1024 * 1024)?,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn settings(&self) -> crate::service::IntakeSettings {
+        crate::service::IntakeSettings {
+            dedup_ttl: chrono::Duration::hours(self.dedup_ttl_hours),
+            claim_lease: chrono::Duration::seconds(self.claim_lease_seconds),
+            ..crate::service::IntakeSettings::default()
+        }
+    }
+}
+
+/// What the coalescer function is configured with: `TABLE_NAME` (the event log) and
+/// `SYNC_QUEUE_URL` (where jobs go).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoalescerConfig {
+    pub table_name: String,
+    pub sync_queue_url: String,
+}
+
+impl CoalescerConfig {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required(&get, "TABLE_NAME")?,
+            sync_queue_url: required(&get, "SYNC_QUEUE_URL")?,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,3 +68,49 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
         events,
     }
 }
+
+/// The webhook intake over DynamoDB, KMS and SQS.
+pub fn intake(
+    sdk: &SdkConfig,
+    config: &crate::config::IntakeConfig,
+    clock: Arc<dyn Clock>,
+) -> crate::service::Intake {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    crate::service::Intake::new(
+        Arc::new(super::DynamoConnectionStore::new(
+            dynamodb.clone(),
+            config.table_name.clone(),
+        )),
+        Arc::new(super::KmsSealer::new(
+            aws_sdk_kms::Client::new(sdk),
+            config.kms_key_id.clone(),
+        )),
+        Arc::new(super::DynamoEventStore::new(
+            dynamodb,
+            config.table_name.clone(),
+        )),
+        Arc::new(super::SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            config.webhook_queue_url.clone(),
+        )),
+        clock,
+        config.settings(),
+    )
+}
+
+/// The coalescer over SQS (jobs) and DynamoDB (event log).
+pub fn coalescer(
+    sdk: &SdkConfig,
+    config: &crate::config::CoalescerConfig,
+) -> crate::service::Coalescer {
+    crate::service::Coalescer::new(
+        Arc::new(super::SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            config.sync_queue_url.clone(),
+        )),
+        Arc::new(super::DynamoEventStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            config.table_name.clone(),
+        )),
+    )
+}

@@ -1,0 +1,65 @@
+//! The coalescer Lambda, fed by the webhook-events queue with a batching window: each batch
+//! becomes one sync job per (connection, entity type). Messages whose job could not be
+//! queued are reported as batch item failures, so SQS retries only those.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent};
+
+use sync_shared::service::{Coalescer, Incoming};
+
+pub async fn handle(
+    coalescer: &Coalescer,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
+    let batch = event
+        .payload
+        .records
+        .into_iter()
+        .map(|m| Incoming {
+            message_id: m.message_id.unwrap_or_default(),
+            body: m.body.unwrap_or_default(),
+        })
+        .collect();
+    let report = coalescer.run(batch).await;
+    let mut response = SqsBatchResponse::default();
+    for id in report.failed {
+        response.add_failure(id);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use sync_shared::memory::{MemoryEventStore, MemoryQueue};
+
+    fn sqs_event(bodies: &[&str]) -> SqsEvent {
+        let records: Vec<_> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, b)| serde_json::json!({"messageId": format!("m{i}"), "body": b}))
+            .collect();
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn failed_jobs_are_reported_per_message() {
+        let queue = Arc::new(MemoryQueue::default());
+        queue.set_failing(true);
+        let coalescer = Coalescer::new(queue, Arc::new(MemoryEventStore::default()));
+        let body = r#"{"tenant_id":"t","connection_id":"c","platform":"woocommerce","entity_type":"orders","entity_id":"1","event_type":"order.updated","key_hash":"h","log_key":"k","received_at":"2026-11-24T12:00:00Z"}"#;
+        let event = LambdaEvent::new(
+            sqs_event(&[body, "garbage"]),
+            lambda_runtime::Context::default(),
+        );
+        let response = handle(&coalescer, event).await.unwrap_or_default();
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        // The malformed message is dropped (it would fail forever), not retried.
+        assert_eq!(failed, ["m0"]);
+    }
+}

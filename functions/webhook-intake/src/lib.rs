@@ -1,0 +1,128 @@
+//! The webhook intake Lambda: `POST /webhooks/{platform}/{connection_id}`, no JWT; the
+//! connection's own secret authenticates each delivery (see [`sync_shared::service::Intake`]).
+//!
+//! Answers: 200 for an accepted delivery (also for duplicates and ignored events, so the
+//! platform stops retrying) and for WooCommerce's creation ping; 401 with a generic body for
+//! anything that fails authentication (the reason is only logged); 400 for a signed but
+//! malformed body; 404/405 for other paths and methods; 413 over the size limit; 415 for a
+//! non-JSON body; 503 when a dependency fails, so the platform retries. It never calls a
+//! platform, so it answers well inside QuickBooks' 3 seconds.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+use sync_shared::service::{Delivery, Intake, IntakeError, Outcome};
+
+/// What the handler needs, built once per cold start.
+pub struct App {
+    pub intake: Intake,
+    pub max_body_bytes: usize,
+}
+
+fn respond(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    if let Ok(v) = "application/json".parse() {
+        response.headers_mut().insert("content-type", v);
+    }
+    response
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    respond(
+        status,
+        &json!({ "error": { "code": code, "message": message } }),
+    )
+}
+
+/// Answers one delivery. Never returns `Err`.
+pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
+    let path = req.uri().path().to_string();
+    let response = answer(app, &req, &path).await;
+    tracing::info!(%path, status = response.status().as_u16(), "webhook");
+    Ok(response)
+}
+
+async fn answer(app: &App, req: &Request, path: &str) -> Response<Body> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["webhooks", platform, connection_id] = segments.as_slice() else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such webhook route");
+    };
+    if req.method() != Method::POST {
+        let mut r = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "webhooks are POSTed",
+        );
+        if let Ok(v) = "POST".parse() {
+            r.headers_mut().insert("allow", v);
+        }
+        return r;
+    }
+    let body: &[u8] = match req.body() {
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"",
+    };
+    if body.len() > app.max_body_bytes {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the delivery is too large",
+        );
+    }
+    let mut headers: HashMap<String, String> = HashMap::new();
+    for (name, value) in req.headers() {
+        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_ascii_lowercase())
+            .and_modify(|v| {
+                v.push(',');
+                v.push_str(&text);
+            })
+            .or_insert(text);
+    }
+    let delivery = Delivery {
+        platform,
+        connection_id,
+        headers: &headers,
+        body,
+    };
+    match app.intake.handle(&delivery).await {
+        Ok(Outcome::Ping) => respond(StatusCode::OK, &json!({ "status": "ok" })),
+        Ok(Outcome::Accepted {
+            queued,
+            duplicates,
+            ignored,
+        }) => respond(
+            StatusCode::OK,
+            &json!({ "queued": queued, "duplicates": duplicates, "ignored": ignored }),
+        ),
+        Err(IntakeError::Unauthorized(_)) => error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the delivery could not be authenticated",
+        ),
+        Err(IntakeError::UnsupportedMediaType) => error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "deliveries must be JSON",
+        ),
+        Err(IntakeError::BadPayload(message)) => {
+            error(StatusCode::BAD_REQUEST, "invalid_payload", &message)
+        }
+        Err(IntakeError::Unavailable(detail)) => {
+            tracing::error!(detail = %detail, "webhook not accepted; the platform will retry");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "the delivery was not accepted; retry later",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

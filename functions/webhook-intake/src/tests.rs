@@ -1,0 +1,244 @@
+//! The intake handler on the `events/webhook-*.json` fixtures, with in-memory fakes behind
+//! it and connections created by the real connection service.
+
+use super::*;
+use lambda_http::http::StatusCode;
+use std::sync::Arc;
+use sync_shared::clock::FixedClock;
+use sync_shared::domain::{Connection, NewConnection, Platform, Secret, TenantId};
+use sync_shared::memory::MemoryWorld;
+use sync_shared::service::{IntakeSettings, Services};
+
+struct World {
+    app: App,
+    services: Services,
+    memory: MemoryWorld,
+}
+
+fn world() -> World {
+    let clock = Arc::new(FixedClock::new(
+        chrono::DateTime::parse_from_rfc3339("2026-11-24T12:12:45Z")
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_default(),
+    ));
+    let (services, memory) = Services::in_memory(clock.clone());
+    let intake = Intake::new(
+        memory.connections.clone(),
+        memory.sealer.clone(),
+        memory.events.clone(),
+        memory.queue.clone(),
+        clock,
+        IntakeSettings::default(),
+    );
+    World {
+        app: App {
+            intake,
+            max_body_bytes: 64 * 1024,
+        },
+        services,
+        memory,
+    }
+}
+
+async fn connection(w: &World, platform: Platform) -> Connection {
+    let (config, secrets): (Value, &[(&str, &str)]) = match platform {
+        Platform::WooCommerce => (
+            json!({"base_url": "https://shop.example.com"}),
+            &[
+                ("consumer_key", "ck"),
+                ("consumer_secret", "cs"),
+                ("webhook_secret", "whsec_Sample&amp;Secret-0123456789"),
+            ],
+        ),
+        Platform::QuickBooks => (
+            json!({"realm_id": "9130350000000001"}),
+            &[
+                ("client_id", "i"),
+                ("client_secret", "s"),
+                ("refresh_token", "r"),
+                ("webhook_verifier_token", "verifier-token-0123456789abcdef"),
+            ],
+        ),
+        Platform::Supabase => (
+            json!({"project_url": "https://abc.supabase.co", "tables": {"shop_customers": "customers"}}),
+            &[
+                ("service_key", "k"),
+                ("webhook_secret", "sb-shared-secret-0123456789abcdef"),
+            ],
+        ),
+    };
+    let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let new = NewConnection {
+        platform,
+        display_name: "fixture".into(),
+        config: config.as_object().cloned().unwrap_or_default(),
+        secrets: secrets
+            .iter()
+            .map(|(k, v)| (k.to_string(), Secret::new(*v)))
+            .collect(),
+        webhooks_enabled: None,
+    };
+    w.services
+        .connections
+        .create(&tenant, new)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn event(name: &str) -> Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The fixture, sent to `connection` instead of the fixture's own connection id.
+fn to(mut e: Value, c: &Connection) -> Value {
+    let path = format!("/webhooks/{}/{}", c.platform, c.id);
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e
+}
+
+async fn send(w: &World, e: Value) -> (StatusCode, Value) {
+    let req = lambda_http::request::from_str(&e.to_string()).unwrap_or_else(|err| panic!("{err}"));
+    let response = handle(&w.app, req)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
+    let status = response.status();
+    let body = match response.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    (status, body)
+}
+
+#[tokio::test]
+async fn each_platforms_signed_sample_is_accepted() {
+    let w = world();
+    let woo = connection(&w, Platform::WooCommerce).await;
+    let qbo = connection(&w, Platform::QuickBooks).await;
+    let sb = connection(&w, Platform::Supabase).await;
+    let cases = [
+        (
+            "webhook-woocommerce-order-updated.json",
+            &woo,
+            json!({"queued": 1, "duplicates": 0, "ignored": 0}),
+        ),
+        (
+            "webhook-quickbooks-classic.json",
+            &qbo,
+            json!({"queued": 2, "duplicates": 0, "ignored": 2}),
+        ),
+        (
+            "webhook-quickbooks-cloudevents.json",
+            &qbo,
+            json!({"queued": 2, "duplicates": 0, "ignored": 0}),
+        ),
+        (
+            "webhook-supabase-update.json",
+            &sb,
+            json!({"queued": 1, "duplicates": 0, "ignored": 0}),
+        ),
+    ];
+    for (file, c, expected) in cases {
+        let (status, body) = send(&w, to(event(file), c)).await;
+        assert_eq!((status, body), (StatusCode::OK, expected), "{file}");
+    }
+    assert_eq!(w.memory.queue.events().len(), 6);
+    // Redelivered: all duplicates, nothing more queued.
+    let (status, body) = send(&w, to(event("webhook-quickbooks-cloudevents.json"), &qbo)).await;
+    assert_eq!(
+        (status, body["duplicates"].clone()),
+        (StatusCode::OK, json!(2))
+    );
+    assert_eq!(w.memory.queue.events().len(), 6);
+}
+
+#[tokio::test]
+async fn the_ping_is_answered_with_exactly_200() {
+    let w = world();
+    let woo = connection(&w, Platform::WooCommerce).await;
+    let (status, _) = send(&w, to(event("webhook-woocommerce-ping.json"), &woo)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(w.memory.queue.events().is_empty());
+}
+
+#[tokio::test]
+async fn authentication_failures_are_a_generic_401() {
+    let w = world();
+    let woo = connection(&w, Platform::WooCommerce).await;
+    let mut truncated = to(event("webhook-woocommerce-order-updated.json"), &woo);
+    let body = truncated["body"].as_str().unwrap_or_default().to_string();
+    truncated["body"] = json!(body[..body.len() - 10]);
+    let mut not_utf8 = to(event("webhook-woocommerce-order-updated.json"), &woo);
+    not_utf8["body"] = json!("//79/A==");
+    not_utf8["isBase64Encoded"] = json!(true);
+    let unknown = event("webhook-woocommerce-order-updated.json");
+    let mut wrong_platform = to(event("webhook-woocommerce-order-updated.json"), &woo);
+    wrong_platform["rawPath"] = json!(format!("/webhooks/supabase/{}", woo.id));
+    for e in [
+        to(event("webhook-woocommerce-bad-signature.json"), &woo),
+        truncated,
+        not_utf8,
+        unknown,
+        wrong_platform,
+    ] {
+        let (status, body) = send(&w, e).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            body,
+            json!({"error": {"code": "unauthorized", "message": "the delivery could not be authenticated"}})
+        );
+    }
+    assert!(w.memory.queue.events().is_empty() && w.memory.events.records().is_empty());
+}
+
+#[tokio::test]
+async fn content_type_size_method_and_path_are_checked() {
+    let w = world();
+    let woo = connection(&w, Platform::WooCommerce).await;
+    let mut text = to(event("webhook-woocommerce-order-updated.json"), &woo);
+    text["headers"]["content-type"] = json!("text/plain");
+    assert_eq!(send(&w, text).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let mut big = to(event("webhook-woocommerce-order-updated.json"), &woo);
+    big["body"] = json!("x".repeat(64 * 1024 + 1));
+    assert_eq!(send(&w, big).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    let mut get = to(event("webhook-woocommerce-order-updated.json"), &woo);
+    get["requestContext"]["http"]["method"] = json!("GET");
+    assert_eq!(send(&w, get).await.0, StatusCode::METHOD_NOT_ALLOWED);
+    let mut elsewhere = to(event("webhook-woocommerce-order-updated.json"), &woo);
+    elsewhere["rawPath"] = json!("/webhooks/woocommerce");
+    assert_eq!(send(&w, elsewhere).await.0, StatusCode::NOT_FOUND);
+    // The QBO CloudEvents content type is accepted for QBO only.
+    let mut ce = to(event("webhook-woocommerce-order-updated.json"), &woo);
+    ce["headers"]["content-type"] = json!("application/cloudevents+json");
+    assert_eq!(send(&w, ce).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(w.memory.queue.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_queue_outage_is_503_and_the_retry_is_queued_once() {
+    let w = world();
+    let sb = connection(&w, Platform::Supabase).await;
+    w.memory.queue.set_failing(true);
+    let (status, body) = send(&w, to(event("webhook-supabase-update.json"), &sb)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        !body.to_string().contains("memory"),
+        "internals leaked: {body}"
+    );
+    w.memory.queue.set_failing(false);
+    assert_eq!(
+        send(&w, to(event("webhook-supabase-update.json"), &sb))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&w, to(event("webhook-supabase-update.json"), &sb))
+            .await
+            .1["duplicates"],
+        json!(1)
+    );
+    assert_eq!(w.memory.queue.events().len(), 1);
+}
