@@ -23,6 +23,7 @@ async fn api() -> Api {
         moto_port: None,
         tick: Duration::ZERO,
         names: aws.names.clone(),
+        coalesce_window: Duration::ZERO,
     })
     .await
     .unwrap_or_else(|e| panic!("local stack: {e:#}"));

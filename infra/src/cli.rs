@@ -39,6 +39,9 @@ enum Command {
         /// Seconds between passes that fire due schedules.
         #[arg(long, default_value_t = 5)]
         tick_seconds: u64,
+        /// Seconds webhook events are gathered before they become sync jobs.
+        #[arg(long, default_value_t = 5)]
+        coalesce_seconds: u64,
     },
     /// Print a token the local gateway accepts.
     DevToken {
@@ -52,6 +55,9 @@ enum Command {
         #[arg(long, env = "TENANT_CLAIM", default_value = "tenant_id")]
         claim: String,
     },
+    /// Webhook tools.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Print the next fire times of an expression, one RFC 3339 UTC time per line.
     Preview {
         /// The expression, in any accepted dialect.
@@ -66,6 +72,38 @@ enum Command {
         /// How many times to print (1 to 100).
         #[arg(long, default_value_t = 5)]
         count: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum WebhookCommand {
+    /// Sign a payload the way the platform would and POST it to a connection's webhook URL.
+    Send {
+        /// woocommerce, quickbooks or supabase.
+        #[arg(long)]
+        platform: String,
+        /// The connection id (the last segment of its webhook_url).
+        #[arg(long)]
+        connection: String,
+        /// The body to send, sent byte for byte (e.g. events/webhooks/*.body.json).
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// The connection's webhook secret (WooCommerce webhook secret, QuickBooks verifier
+        /// token, Supabase shared secret).
+        #[arg(long, env = "SYNC_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Base URL of the API.
+        #[arg(long, env = "SYNC_API_URL", default_value = "http://127.0.0.1:3000")]
+        url: String,
+        /// WooCommerce topic header.
+        #[arg(long, default_value = "order.updated")]
+        topic: String,
+        /// Supabase: the header that carries the shared secret.
+        #[arg(long, default_value = "x-webhook-secret")]
+        header: String,
+        /// Content type to send.
+        #[arg(long, default_value = "application/json")]
+        content_type: String,
     },
 }
 
@@ -93,11 +131,34 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
             count,
         } => return preview(&expr, &tz, after.as_deref(), count, out, err),
         Command::DevToken { tenant, ttl, claim } => dev_token(&tenant, ttl, &claim, out, err),
+        Command::Webhook(WebhookCommand::Send {
+            platform,
+            connection,
+            file,
+            secret,
+            url,
+            topic,
+            header,
+            content_type,
+        }) => {
+            let send = WebhookSend {
+                platform,
+                connection,
+                file,
+                secret,
+                url,
+                topic,
+                header,
+                content_type,
+            };
+            send_webhook(&send, out, err).await
+        }
         Command::Local {
             listen,
             aws_endpoint,
             moto_port,
             tick_seconds,
+            coalesce_seconds,
         } => {
             local(
                 LocalOptions {
@@ -106,6 +167,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
                     moto_port,
                     tick: Duration::from_secs(tick_seconds.max(1)),
                     names: Names::local(),
+                    coalesce_window: Duration::from_secs(coalesce_seconds.max(1)),
                 },
                 out,
             )
@@ -217,4 +279,67 @@ async fn local(options: LocalOptions, out: &mut dyn Write) -> Result<i32> {
     tokio::signal::ctrl_c().await?;
     drop(stack);
     Ok(0)
+}
+
+struct WebhookSend {
+    platform: String,
+    connection: String,
+    file: std::path::PathBuf,
+    secret: String,
+    url: String,
+    topic: String,
+    header: String,
+    content_type: String,
+}
+
+/// Signs and posts one delivery; exit 0 on a 2xx answer, 1 otherwise, 2 on bad input.
+async fn send_webhook(s: &WebhookSend, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32> {
+    use sync_shared::webhooks::{quickbooks, woocommerce};
+    let body = match std::fs::read(&s.file) {
+        Ok(b) => b,
+        Err(e) => {
+            writeln!(err, "error: cannot read {}: {e}", s.file.display())?;
+            return Ok(2);
+        }
+    };
+    let endpoint = format!(
+        "{}/webhooks/{}/{}",
+        s.url.trim_end_matches('/'),
+        s.platform,
+        s.connection
+    );
+    let mut request = reqwest::Client::new()
+        .post(&endpoint)
+        .header("content-type", &s.content_type);
+    request = match s.platform.as_str() {
+        "woocommerce" => {
+            let (resource, event) = s.topic.split_once('.').unwrap_or((&s.topic, ""));
+            request
+                .header(
+                    "x-wc-webhook-signature",
+                    woocommerce::sign(&s.secret, &body),
+                )
+                .header("x-wc-webhook-topic", &s.topic)
+                .header("x-wc-webhook-resource", resource)
+                .header("x-wc-webhook-event", event)
+                .header("user-agent", "WooCommerce Hookshot (syncctl)")
+        }
+        "quickbooks" => request.header("intuit-signature", quickbooks::sign(&s.secret, &body)),
+        "supabase" if s.header.eq_ignore_ascii_case("authorization") => {
+            request.header("authorization", format!("Bearer {}", s.secret))
+        }
+        "supabase" => request.header(s.header.as_str(), &s.secret),
+        other => {
+            writeln!(
+                err,
+                "error: unknown platform '{other}'; use woocommerce, quickbooks or supabase"
+            )?;
+            return Ok(2);
+        }
+    };
+    let response = request.body(body).send().await?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    writeln!(out, "{} {text}", status.as_u16())?;
+    Ok(if status.is_success() { 0 } else { 1 })
 }

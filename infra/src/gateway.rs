@@ -1,6 +1,7 @@
 //! The local HTTP gateway: serves the template's routes on loopback by turning each HTTP
 //! request into the API Gateway v2 (HTTP API) event Lambda would receive, checking the JWT
-//! the way the authorizer would, and calling the same handler the Lambda runs.
+//! the way the authorizer would on `/api` routes (the webhook routes have none, as in the
+//! template), and calling the same handler the Lambda runs.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -24,7 +25,17 @@ pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 /// What the gateway routes to.
 pub struct Gateway {
     pub schedules: schedule_api::App,
+    pub webhooks: webhook_intake::App,
     pub jwt: LocalJwt,
+}
+
+/// Which function a template route belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The API function, behind the JWT authorizer.
+    Api,
+    /// The webhook intake, with no authorizer.
+    Webhooks,
 }
 
 /// Serves connections from `listener` until the task is dropped.
@@ -53,6 +64,15 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
     }
 }
 
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(headers: &hyper::HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
 fn plain(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(
         json!({ "message": message }).to_string(),
@@ -65,12 +85,25 @@ fn plain(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     response
 }
 
-/// The route key and path parameters of the template route a path falls under.
-fn route(path: &str) -> Option<(&'static str, Map<String, Value>)> {
-    let proxy = path.strip_prefix("/api/")?;
+/// The function, route key and path parameters of the template route a path falls under.
+fn route(path: &str) -> Option<(Target, &'static str, Map<String, Value>)> {
     let mut params = Map::new();
-    params.insert("proxy".into(), json!(proxy));
-    Some(("ANY /api/{proxy+}", params))
+    if let Some(proxy) = path.strip_prefix("/api/") {
+        params.insert("proxy".into(), json!(proxy));
+        return Some((Target::Api, "ANY /api/{proxy+}", params));
+    }
+    let rest = path.strip_prefix("/webhooks/")?;
+    let (platform, connection) = rest.split_once('/')?;
+    if platform.is_empty() || connection.is_empty() || connection.contains('/') {
+        return None;
+    }
+    params.insert("platform".into(), json!(platform));
+    params.insert("connection_id".into(), json!(connection));
+    Some((
+        Target::Webhooks,
+        "ANY /webhooks/{platform}/{connection_id}",
+        params,
+    ))
 }
 
 async fn answer(
@@ -84,25 +117,21 @@ async fn answer(
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
     };
     let path = parts.uri.path().to_string();
-    let Some((route_key, path_parameters)) = route(&path) else {
+    let Some((target, route_key, path_parameters)) = route(&path) else {
         return plain(StatusCode::NOT_FOUND, "Not Found");
     };
-    let token = parts
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
-    let now = chrono::Utc::now().timestamp();
-    let claims = match token.map(|t| gateway.jwt.verify(t.trim(), now)) {
-        Some(Ok(claims)) => claims,
-        Some(Err(reason)) => {
-            tracing::info!(%path, reason, "token refused");
-            return plain(StatusCode::UNAUTHORIZED, "Unauthorized");
-        }
-        None => return plain(StatusCode::UNAUTHORIZED, "Unauthorized"),
+    let authorizer = match target {
+        Target::Api => match bearer(&parts.headers)
+            .map(|t| gateway.jwt.verify(t, chrono::Utc::now().timestamp()))
+        {
+            Some(Ok(claims)) => json!({ "jwt": { "claims": claims, "scopes": null } }),
+            Some(Err(reason)) => {
+                tracing::info!(%path, reason, "token refused");
+                return plain(StatusCode::UNAUTHORIZED, "Unauthorized");
+            }
+            None => return plain(StatusCode::UNAUTHORIZED, "Unauthorized"),
+        },
+        Target::Webhooks => Value::Null,
     };
 
     let mut headers = Map::new();
@@ -146,10 +175,12 @@ async fn answer(
             "stage": "$default",
             "time": chrono::Utc::now().format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
             "timeEpoch": now_ms,
-            "authorizer": { "jwt": { "claims": claims, "scopes": null } },
         },
         "isBase64Encoded": is_base64,
     });
+    if !authorizer.is_null() {
+        event["requestContext"]["authorizer"] = authorizer;
+    }
     if !path_parameters.is_empty() {
         event["pathParameters"] = Value::Object(path_parameters);
     }
@@ -163,7 +194,11 @@ async fn answer(
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
         }
     };
-    match schedule_api::handle(&gateway.schedules, request).await {
+    let handled = match target {
+        Target::Api => schedule_api::handle(&gateway.schedules, request).await,
+        Target::Webhooks => webhook_intake::handle(&gateway.webhooks, request).await,
+    };
+    match handled {
         Ok(response) => to_hyper(response),
         Err(e) => {
             tracing::error!(error = %e, "handler failed");

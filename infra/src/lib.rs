@@ -7,6 +7,7 @@
 //! - [`jwt`]: the local stand-in for the HTTP API's JWT authorizer.
 //! - [`gateway`]: serves the template's routes over HTTP by calling the Lambda handlers.
 //! - [`firer`]: fires the emulated EventBridge schedules (moto never does).
+//! - [`pump`]: feeds the webhook-events queue to the coalescer, as SQS does in AWS.
 //! - [`local`]: all of the above together.
 //! - [`cli`]: the `syncctl` command line.
 pub mod cli;
@@ -16,3 +17,4 @@ pub mod jwt;
 pub mod local;
 pub mod moto;
 pub mod provision;
+pub mod pump;

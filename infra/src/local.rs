@@ -11,7 +11,9 @@ use crate::gateway::{self, Gateway};
 use crate::jwt::LocalJwt;
 use crate::moto::MotoServer;
 use crate::provision::{provision, Names};
-use sync_shared::config::ApiSettings;
+use crate::pump::EventPump;
+use sync_shared::clock::SystemClock;
+use sync_shared::config::{ApiSettings, CoalescerConfig, IntakeConfig};
 
 /// How to run the local stack.
 #[derive(Debug, Clone)]
@@ -26,6 +28,8 @@ pub struct LocalOptions {
     pub tick: Duration,
     /// Names of the resources to create (tests use unique ones).
     pub names: Names,
+    /// How long webhook events are gathered before they are coalesced into jobs.
+    pub coalesce_window: Duration,
 }
 
 /// A started local stack; everything stops when it is dropped.
@@ -34,6 +38,7 @@ pub struct LocalStack {
     pub aws_endpoint: String,
     pub queue_arn: String,
     pub resources: sync_shared::config::AwsResources,
+    pub provisioned: crate::provision::Provisioned,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _moto: Option<MotoServer>,
 }
@@ -63,10 +68,13 @@ impl LocalStack {
             .context("creating local AWS resources")?;
         let resources = provisioned.resources.clone();
         let settings = ApiSettings::from_env()?;
-        let gateway = Arc::new(Gateway {
-            schedules: schedule_api::App::with_aws(&sdk, &resources, settings),
-            jwt: LocalJwt::from_env(),
-        });
+        // The tunables (DEDUP_TTL_HOURS, …) come from the environment as in Lambda.
+        let intake_config = IntakeConfig::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(resources.table_name.clone()),
+            "KMS_KEY_ID" => Some(resources.kms_key_id.clone()),
+            "WEBHOOK_QUEUE_URL" => Some(provisioned.events_queue_url.clone()),
+            other => std::env::var(other).ok(),
+        })?;
         let listener = TcpListener::bind(&options.listen).await.with_context(|| {
             format!(
                 "listening on {} (use --listen to pick another address)",
@@ -74,16 +82,42 @@ impl LocalStack {
             )
         })?;
         let api_url = format!("http://{}", listener.local_addr()?);
+        let mut settings = settings;
+        settings
+            .public_base_url
+            .get_or_insert_with(|| api_url.clone());
+        let gateway = Arc::new(Gateway {
+            schedules: schedule_api::App::with_aws(&sdk, &resources, settings),
+            webhooks: webhook_intake::App {
+                intake: sync_shared::adapters::aws::intake(
+                    &sdk,
+                    &intake_config,
+                    Arc::new(SystemClock),
+                ),
+                max_body_bytes: intake_config.max_body_bytes,
+            },
+            jwt: LocalJwt::from_env(),
+        });
+        let coalescer = sync_shared::adapters::aws::coalescer(
+            &sdk,
+            &CoalescerConfig {
+                table_name: resources.table_name.clone(),
+                sync_queue_url: provisioned.sync_queue_url.clone(),
+            },
+        );
+        let pump = EventPump::new(&sdk, provisioned.events_queue_url.clone(), coalescer);
         let firer = LocalScheduler::new(&sdk, resources.schedule_group.clone());
         let mut tasks = vec![tokio::spawn(gateway::serve(listener, gateway))];
         if !options.tick.is_zero() {
             tasks.push(tokio::spawn(firer.run(options.tick)));
+            tasks.push(tokio::spawn(pump.run(options.coalesce_window)));
         }
         Ok(Self {
             api_url,
             aws_endpoint,
             queue_arn: resources.sync_queue_arn.clone(),
             resources,
+            provisioned,
             tasks,
             _moto: moto,
         })
