@@ -52,7 +52,7 @@ pub struct Provisioned {
 }
 
 /// Creates the table, the KMS key, the queues with their DLQs, and the schedule group;
-/// existing ones are reused (a new KMS key is made each run: moto keeps nothing anyway).
+/// existing ones are reused, so running it twice is harmless.
 pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<Provisioned> {
     create_table(sdk, &names.table).await?;
     let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -62,16 +62,7 @@ pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<Provisioned> {
     let (_, events_dlq_arn) = create_queue(&sqs, &names.events_dlq, None).await?;
     let redrive = format!(r#"{{"deadLetterTargetArn":"{events_dlq_arn}","maxReceiveCount":"5"}}"#);
     let (events_queue_url, _) = create_queue(&sqs, &names.events_queue, Some(redrive)).await?;
-    let kms_key_id = aws_sdk_kms::Client::new(sdk)
-        .create_key()
-        .description("sync service connection secrets (local)")
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!(describe(&e)))
-        .context("creating the KMS key")?
-        .key_metadata()
-        .map(|m| m.key_id().to_string())
-        .context("KMS key without an id")?;
+    let kms_key_id = secrets_key(sdk, &names.table).await?;
     let scheduler = aws_sdk_scheduler::Client::new(sdk);
     if let Err(e) = scheduler
         .create_schedule_group()
@@ -98,6 +89,35 @@ pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<Provisioned> {
         sync_queue_url,
         events_queue_url,
     })
+}
+
+/// The key that seals connection secrets, found by its alias or created with it.
+async fn secrets_key(sdk: &SdkConfig, table: &str) -> Result<String> {
+    let kms = aws_sdk_kms::Client::new(sdk);
+    let alias = format!("alias/{table}-secrets");
+    if let Ok(found) = kms.describe_key().key_id(&alias).send().await {
+        if let Some(meta) = found.key_metadata() {
+            return Ok(meta.key_id().to_string());
+        }
+    }
+    let key_id = kms
+        .create_key()
+        .description("sync service connection secrets (local)")
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(describe(&e)))
+        .context("creating the KMS key")?
+        .key_metadata()
+        .map(|m| m.key_id().to_string())
+        .context("KMS key without an id")?;
+    kms.create_alias()
+        .alias_name(&alias)
+        .target_key_id(&key_id)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(describe(&e)))
+        .context("naming the KMS key")?;
+    Ok(key_id)
 }
 
 async fn create_table(sdk: &SdkConfig, table: &str) -> Result<()> {

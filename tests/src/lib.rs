@@ -4,8 +4,14 @@
 
 use std::sync::{Arc, OnceLock};
 
+use aws_sdk_scheduler::types::ScheduleState;
+use infra::jwt::LocalJwt;
+use infra::local::{LocalOptions, LocalStack};
 use infra::moto::MotoServer;
 use infra::provision::{provision, Names};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
 use sync_shared::adapters::aws::SdkConfig;
 use sync_shared::clock::FixedClock;
 use sync_shared::config::AwsResources;
@@ -171,5 +177,122 @@ impl Aws {
             .await
             .unwrap_or_else(|e| panic!("{e}"))
             .id
+    }
+}
+
+/// The local stack (without its background firer and pump) on a fresh set of resources,
+/// with an HTTP client.
+pub struct Api {
+    pub stack: LocalStack,
+    pub aws: Aws,
+    pub http: reqwest::Client,
+}
+
+pub async fn api() -> Api {
+    let aws = fresh_aws().await;
+    let stack = LocalStack::start(&LocalOptions {
+        listen: "127.0.0.1:0".into(),
+        aws_endpoint: Some(moto().endpoint()),
+        moto_port: None,
+        tick: Duration::ZERO,
+        names: aws.names.clone(),
+        coalesce_window: Duration::ZERO,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("local stack: {e:#}"));
+    Api {
+        stack,
+        aws,
+        http: reqwest::Client::new(),
+    }
+}
+
+pub fn create_body() -> Value {
+    create_body_for("8d2f5b7a-1c3e-4f60-9a8b-2e4d6f8a0b1c")
+}
+
+pub fn token(tenant: &str) -> String {
+    LocalJwt::from_env().token("tenant_id", tenant, chrono::Utc::now().timestamp(), 600)
+}
+
+pub fn create_body_for(credential: &str) -> Value {
+    json!({
+        "credential_id": credential,
+        "platform": "woocommerce",
+        "entity_type": "orders",
+        "cron_expression": "0 0 9 * * MON-FRI",
+        "timezone": "America/Edmonton"
+    })
+}
+
+impl Api {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.stack.api_url)
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        tenant: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = tenant {
+            req = req.bearer_auth(token(t));
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let response = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// A WooCommerce connection of `tenant`, created over the API.
+    pub async fn connection(&self, tenant: &str) -> String {
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/connections",
+                Some(tenant),
+                Some(json!({
+                    "platform": "woocommerce",
+                    "display_name": "Shop",
+                    "config": {"base_url": "https://shop.example.com"},
+                    "secrets": {"consumer_key": "ck_0123456789abcdef", "consumer_secret": "cs_0123456789abcdef",
+                                "webhook_secret": "whsec_0123456789abcdef"}
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap_or_default().to_string()
+    }
+
+    pub async fn create(&self, tenant: &str) -> String {
+        let credential = self.connection(tenant).await;
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/sync/schedules",
+                Some(tenant),
+                Some(create_body_for(&credential)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap_or_default().to_string()
+    }
+
+    pub async fn eventbridge_state(&self, id: &str) -> Option<ScheduleState> {
+        self.aws
+            .scheduler()
+            .get_schedule()
+            .name(id)
+            .group_name(&self.aws.resources.schedule_group)
+            .send()
+            .await
+            .ok()
+            .and_then(|s| s.state().cloned())
     }
 }

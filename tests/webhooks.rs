@@ -1,0 +1,621 @@
+//! Connections and webhooks end to end against moto, through the local gateway over HTTP:
+//! secrets never leave sealed, deliveries become exactly one queued event each and then one
+//! job per connection and entity, failures strand nothing, tenants and realms stay apart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use integration_tests::{api, clock, create_body_for, Api};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sync_shared::adapters::aws;
+use sync_shared::config::{CoalescerConfig, IntakeConfig};
+use sync_shared::service::{Delivery, IntakeError, Outcome};
+use sync_shared::webhooks::{quickbooks, woocommerce};
+
+const WOO_SECRET: &str = "whsec_Sample&amp;Secret-0123456789";
+const QBO_TOKEN: &str = "verifier-token-0123456789abcdef";
+const SB_SECRET: &str = "sb-shared-secret-0123456789abcdef";
+const CONSUMER_SECRET: &str = "cs_live_do_not_leak_0123456789abcdef";
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../events/webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn connection_body(platform: &str) -> Value {
+    match platform {
+        "woocommerce" => json!({
+            "platform": "woocommerce", "display_name": "Shop",
+            "config": {"base_url": "https://shop.example.com"},
+            "secrets": {"consumer_key": "ck_live_0123456789abcdef", "consumer_secret": CONSUMER_SECRET, "webhook_secret": WOO_SECRET}
+        }),
+        "quickbooks" => json!({
+            "platform": "quickbooks", "display_name": "Books",
+            "config": {"realm_id": "9130350000000001", "environment": "sandbox"},
+            "secrets": {"client_id": "ABc123clientid", "client_secret": "client-secret-0123456789", "refresh_token": "AB11-refresh-0123456789", "webhook_verifier_token": QBO_TOKEN}
+        }),
+        _ => json!({
+            "platform": "supabase", "display_name": "App",
+            "config": {"project_url": "https://abc.supabase.co", "tables": {"shop_customers": "customers", "shop_orders": "orders"}},
+            "secrets": {"service_key": "sb_secret_0123456789abcdef", "webhook_secret": SB_SECRET}
+        }),
+    }
+}
+
+/// Creates a connection over the API; returns (id, webhook_url).
+async fn connect(api: &Api, tenant: &str, platform: &str) -> (String, String) {
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/connections",
+            Some(tenant),
+            Some(connection_body(platform)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let c = &body["connection"];
+    (
+        c["id"].as_str().unwrap_or_default().to_string(),
+        c["webhook_url"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// POSTs `body` to a webhook URL with the headers the platform would send.
+async fn deliver(
+    api: &Api,
+    url: &str,
+    platform: &str,
+    body: &[u8],
+    secret: &str,
+) -> (StatusCode, Value) {
+    let mut req = api
+        .http
+        .post(url)
+        .header("content-type", "application/json");
+    req = match platform {
+        "woocommerce" => req
+            .header("x-wc-webhook-signature", woocommerce::sign(secret, body))
+            .header("x-wc-webhook-topic", "order.updated"),
+        "quickbooks" => req.header("intuit-signature", quickbooks::sign(secret, body)),
+        _ => req.header("x-webhook-secret", secret),
+    };
+    let response = req
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn queue_bodies(api: &Api, url: &str) -> Vec<Value> {
+    let sqs = api.aws.sqs();
+    let mut out = Vec::new();
+    loop {
+        let r = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if r.messages().is_empty() {
+            return out;
+        }
+        out.extend(
+            r.messages()
+                .iter()
+                .map(|m| serde_json::from_str(m.body().unwrap_or("null")).unwrap_or_default()),
+        );
+    }
+}
+
+async fn coalesce(api: &Api) -> sync_shared::service::CoalesceReport {
+    let coalescer = aws::coalescer(
+        &api.aws.sdk,
+        &CoalescerConfig {
+            table_name: api.aws.resources.table_name.clone(),
+            sync_queue_url: api.aws.provisioned.sync_queue_url.clone(),
+        },
+    );
+    infra::pump::EventPump::new(
+        &api.aws.sdk,
+        api.aws.provisioned.events_queue_url.clone(),
+        coalescer,
+    )
+    .pump_once()
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+#[tokio::test]
+async fn secrets_never_appear_in_responses_or_in_a_table_dump() {
+    let api = api().await;
+    let (id, _) = connect(&api, "acme", "woocommerce").await;
+    let path = format!("/api/connections/{id}");
+    let rotated = "cs_rotated_do_not_leak_0123456789ab";
+    let mut seen = Vec::new();
+    for (method, body) in [
+        (reqwest::Method::GET, None),
+        (
+            reqwest::Method::PUT,
+            Some(json!({"secrets": {"consumer_secret": rotated}, "display_name": "Renamed"})),
+        ),
+    ] {
+        let (status, got) = api.send(method, &path, Some("acme"), body).await;
+        assert_eq!(status, StatusCode::OK, "{got}");
+        seen.push(got);
+    }
+    let (_, list) = api
+        .send(reqwest::Method::GET, "/api/connections", Some("acme"), None)
+        .await;
+    seen.push(list);
+    for text in seen.iter().map(Value::to_string) {
+        for secret in [
+            CONSUMER_SECRET,
+            rotated,
+            WOO_SECRET,
+            "ck_live_0123456789abcdef",
+        ] {
+            assert!(!text.contains(secret), "secret in a response: {text}");
+        }
+    }
+    assert_eq!(seen[1]["connection"]["secrets"]["consumer_secret"], "…89ab");
+    // A stolen dump of the table: no secret in any attribute, as text or as bytes.
+    let dump = api
+        .aws
+        .dynamodb()
+        .scan()
+        .table_name(&api.aws.resources.table_name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let everything = format!("{:?}", dump.items());
+    for secret in [
+        CONSUMER_SECRET,
+        rotated,
+        "whsec_Sample",
+        "ck_live_0123456789abcdef",
+    ] {
+        assert!(!everything.contains(secret), "secret in the table");
+        for item in dump.items() {
+            for value in item.values() {
+                if let Ok(b) = value.as_b() {
+                    assert!(!b
+                        .as_ref()
+                        .windows(secret.len())
+                        .any(|w| w == secret.as_bytes()));
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_platforms_deliveries_become_one_job_per_connection_and_entity() {
+    let api = api().await;
+    let (_, woo) = connect(&api, "acme", "woocommerce").await;
+    let (_, qbo) = connect(&api, "acme", "quickbooks").await;
+    let (_, sb) = connect(&api, "acme", "supabase").await;
+    let cases = [
+        (
+            &woo,
+            "woocommerce",
+            "woocommerce-order-updated.body.json",
+            WOO_SECRET,
+            1,
+        ),
+        (
+            &qbo,
+            "quickbooks",
+            "quickbooks-classic.body.json",
+            QBO_TOKEN,
+            2,
+        ),
+        (&sb, "supabase", "supabase-update.body.json", SB_SECRET, 1),
+    ];
+    for (url, platform, file, secret, queued) in cases {
+        let (status, body) = deliver(&api, url, platform, &fixture(file), secret).await;
+        assert_eq!(status, StatusCode::OK, "{platform}: {body}");
+        assert_eq!(body["queued"], queued, "{platform}: {body}");
+    }
+    let report = coalesce(&api).await;
+    assert_eq!(report.jobs.len(), 4, "{report:?}");
+    let mut jobs: Vec<(String, String, Vec<String>)> =
+        queue_bodies(&api, &api.aws.provisioned.sync_queue_url)
+            .await
+            .iter()
+            .map(|j| {
+                let ids = j["ids"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (
+                    j["platform"].as_str().unwrap_or_default().to_string(),
+                    j["entity_type"].as_str().unwrap_or_default().to_string(),
+                    ids,
+                )
+            })
+            .collect();
+    jobs.sort();
+    assert_eq!(
+        jobs,
+        [
+            (
+                "quickbooks".to_string(),
+                "customers".to_string(),
+                vec!["58".to_string()]
+            ),
+            (
+                "quickbooks".to_string(),
+                "orders".to_string(),
+                vec!["1301".to_string()]
+            ),
+            (
+                "supabase".to_string(),
+                "customers".to_string(),
+                vec!["9007199254740993".to_string()]
+            ),
+            (
+                "woocommerce".to_string(),
+                "orders".to_string(),
+                vec!["1042".to_string()]
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn identical_deliveries_in_parallel_make_exactly_one_event_and_one_job() {
+    let api = Arc::new(api().await);
+    let (_, url) = connect(&api, "acme", "woocommerce").await;
+    let body = Arc::new(fixture("woocommerce-order-updated.body.json"));
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let (api, url, body) = (api.clone(), url.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            deliver(&api, &url, "woocommerce", &body, WOO_SECRET).await
+        }));
+    }
+    let mut queued = 0;
+    for t in tasks {
+        let (status, body) = t.await.unwrap_or_else(|e| panic!("{e}"));
+        // A delivery that lost a race inside DynamoDB may be told to retry (503); none may
+        // be queued twice.
+        assert!(
+            status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+            "{status} {body}"
+        );
+        queued += body["queued"].as_u64().unwrap_or(0);
+    }
+    assert_eq!(queued, 1);
+    let report = coalesce(&api).await;
+    assert_eq!(report.jobs.len(), 1);
+    assert_eq!(
+        queue_bodies(&api, &api.aws.provisioned.sync_queue_url)
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_queue_failure_releases_the_claim_and_the_retry_is_queued_once() {
+    let api = api().await;
+    let (id, _) = connect(&api, "acme", "supabase").await;
+    let config = |queue: &str| IntakeConfig {
+        table_name: api.aws.resources.table_name.clone(),
+        kms_key_id: api.aws.resources.kms_key_id.clone(),
+        webhook_queue_url: queue.to_string(),
+        dedup_ttl_hours: 72,
+        claim_lease_seconds: 30,
+        max_body_bytes: 1 << 20,
+    };
+    let missing_queue = format!("{}-missing", api.aws.provisioned.events_queue_url);
+    let broken = aws::intake(
+        &api.aws.sdk,
+        &config(&missing_queue),
+        clock("2026-11-24T12:00:00Z"),
+    );
+    let working = aws::intake(
+        &api.aws.sdk,
+        &config(&api.aws.provisioned.events_queue_url),
+        clock("2026-11-24T12:00:05Z"),
+    );
+    let body = fixture("supabase-update.body.json");
+    let headers: HashMap<String, String> = [
+        ("content-type", "application/json"),
+        ("x-webhook-secret", SB_SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let delivery = Delivery {
+        platform: "supabase",
+        connection_id: &id,
+        headers: &headers,
+        body: &body,
+    };
+    assert!(matches!(
+        broken.handle(&delivery).await,
+        Err(IntakeError::Unavailable(_))
+    ));
+    assert_eq!(
+        working.handle(&delivery).await,
+        Ok(Outcome::Accepted {
+            queued: 1,
+            duplicates: 0,
+            ignored: 0
+        })
+    );
+    assert_eq!(
+        working.handle(&delivery).await,
+        Ok(Outcome::Accepted {
+            queued: 0,
+            duplicates: 1,
+            ignored: 0
+        })
+    );
+    assert_eq!(
+        queue_bodies(&api, &api.aws.provisioned.events_queue_url)
+            .await
+            .len(),
+        1
+    );
+    let (_, log) = api
+        .send(
+            reqwest::Method::GET,
+            &format!("/api/connections/{id}/events"),
+            Some("acme"),
+            None,
+        )
+        .await;
+    let statuses: Vec<_> = log["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["status"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(statuses, ["queued", "enqueue_failed"], "{log}");
+}
+
+#[tokio::test]
+async fn tenants_and_realms_stay_apart() {
+    let api = api().await;
+    let (acme_id, acme_url) = connect(&api, "acme", "woocommerce").await;
+    // Globex's own connection, with its own secret.
+    let mut theirs = connection_body("woocommerce");
+    theirs["secrets"]["webhook_secret"] = json!("globex-secret-0123456789");
+    let (status, _) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/connections",
+            Some("globex"),
+            Some(theirs),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/api/connections/{acme_id}")),
+        (
+            reqwest::Method::GET,
+            format!("/api/connections/{acme_id}/events"),
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("/api/connections/{acme_id}"),
+        ),
+    ] {
+        let (status, _) = api.send(method, &path, Some("globex"), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (status, _) = api
+        .send(
+            reqwest::Method::PUT,
+            &format!("/api/connections/{acme_id}"),
+            Some("globex"),
+            Some(json!({"webhooks_enabled": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Signed with Globex's secret, sent to Acme's URL.
+    let body = fixture("woocommerce-order-updated.body.json");
+    let (status, _) = deliver(
+        &api,
+        &acme_url,
+        "woocommerce",
+        &body,
+        "globex-secret-0123456789",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A schedule cannot name another tenant's connection.
+    let (status, got) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/sync/schedules",
+            Some("globex"),
+            Some(create_body_for(&acme_id)),
+        )
+        .await;
+    assert_eq!(
+        (status, got["error"]["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("credential_id"))
+    );
+    // QuickBooks events for a realm that is not the connection's are dropped.
+    let (_, qbo) = connect(&api, "acme", "quickbooks").await;
+    let other_realm = br#"{"eventNotifications":[{"realmId":"123","dataChangeEvent":{"entities":[{"name":"Customer","id":"1","operation":"Create","lastUpdated":"2026-11-24T12:00:00Z"}]}}]}"#;
+    let (status, body) = deliver(&api, &qbo, "quickbooks", other_realm, QBO_TOKEN).await;
+    assert_eq!(
+        (status, body["queued"].clone(), body["ignored"].clone()),
+        (StatusCode::OK, json!(0), json!(1))
+    );
+    assert!(queue_bodies(&api, &api.aws.provisioned.events_queue_url)
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn the_event_log_pages_newest_first_and_shows_the_job() {
+    let api = api().await;
+    let (id, url) = connect(&api, "acme", "supabase").await;
+    for n in 1..=3 {
+        let body = format!(
+            r#"{{"type":"INSERT","table":"shop_orders","schema":"public","record":{{"id":{n},"updated_at":"2026-11-24T12:00:0{n}Z"}},"old_record":null}}"#
+        );
+        let (status, _) = deliver(&api, &url, "supabase", body.as_bytes(), SB_SECRET).await;
+        assert_eq!(status, StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    coalesce(&api).await;
+    let path = format!("/api/connections/{id}/events");
+    let (status, first) = api
+        .send(
+            reqwest::Method::GET,
+            &format!("{path}?limit=2"),
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let ids: Vec<_> = first["events"]
+        .as_array()
+        .map(|a| a.iter().map(|e| e["entity_id"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, [json!("3"), json!("2")]);
+    assert_eq!(first["events"][0]["status"], "coalesced");
+    assert!(first["events"][0]["job_id"].is_string());
+    let next = first["next"].as_str().unwrap_or_default();
+    let (_, second) = api
+        .send(
+            reqwest::Method::GET,
+            &format!("{path}?limit=2&next={next}"),
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(second["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(second["next"], Value::Null);
+    for bad in ["limit=0", "limit=101", "next=!!", "next=QUJD"] {
+        let (status, got) = api
+            .send(
+                reqwest::Method::GET,
+                &format!("{path}?{bad}"),
+                Some("acme"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {got}");
+    }
+}
+
+#[tokio::test]
+async fn a_connection_in_use_is_deleted_only_with_cascade() {
+    let api = api().await;
+    let (id, _) = connect(&api, "acme", "woocommerce").await;
+    let (status, created) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/sync/schedules",
+            Some("acme"),
+            Some(create_body_for(&id)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let schedule = created["id"].as_str().unwrap_or_default().to_string();
+    let path = format!("/api/connections/{id}");
+    let (status, got) = api
+        .send(reqwest::Method::DELETE, &path, Some("acme"), None)
+        .await;
+    assert_eq!(
+        (status, got["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("conflict"))
+    );
+    let (status, _) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{path}?cascade=maybe"),
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = api
+        .send(
+            reqwest::Method::DELETE,
+            &format!("{path}?cascade=true"),
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(api.eventbridge_state(&schedule).await, None);
+    let (_, list) = api
+        .send(
+            reqwest::Method::GET,
+            "/api/sync/schedules",
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(list, json!([]));
+    assert_eq!(api.aws.item_count().await, 0);
+}
+
+#[tokio::test]
+async fn syncctl_webhook_send_signs_like_the_platform() {
+    let api = api().await;
+    let (id, _) = connect(&api, "acme", "quickbooks").await;
+    let file = format!(
+        "{}/../events/webhooks/quickbooks-cloudevents.body.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let args = [
+        "syncctl",
+        "webhook",
+        "send",
+        "--platform",
+        "quickbooks",
+        "--connection",
+        &id,
+        "--file",
+        &file,
+        "--secret",
+        QBO_TOKEN,
+        "--url",
+        &api.stack.api_url,
+        "--content-type",
+        "application/cloudevents+json",
+    ];
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = infra::cli::run(
+        args.iter().map(|a| a.to_string()).collect(),
+        &mut out,
+        &mut err,
+    )
+    .await;
+    let out = String::from_utf8_lossy(&out);
+    assert_eq!(code, 0, "{out} {}", String::from_utf8_lossy(&err));
+    assert!(
+        out.starts_with("200 ") && out.contains("\"queued\":2"),
+        "{out}"
+    );
+    let wrong = args.map(|a| if a == QBO_TOKEN { "wrong" } else { a });
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = infra::cli::run(
+        wrong.iter().map(|a| a.to_string()).collect(),
+        &mut out,
+        &mut err,
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(String::from_utf8_lossy(&out).starts_with("401 "));
+}
