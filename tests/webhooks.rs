@@ -362,11 +362,15 @@ async fn a_queue_failure_releases_the_claim_and_the_retry_is_queued_once() {
             ignored: 0
         })
     );
+    let report = coalesce(&api).await;
+    assert_eq!(report.jobs.len(), 1);
+    assert_eq!(report.jobs[0].ids, ["9007199254740993"]);
     assert_eq!(
-        queue_bodies(&api, &api.aws.provisioned.events_queue_url)
+        queue_bodies(&api, &api.aws.provisioned.sync_queue_url)
             .await
             .len(),
-        1
+        1,
+        "exactly one job"
     );
     let (_, log) = api
         .send(
@@ -384,7 +388,7 @@ async fn a_queue_failure_releases_the_claim_and_the_retry_is_queued_once() {
                 .collect()
         })
         .unwrap_or_default();
-    assert_eq!(statuses, ["queued", "enqueue_failed"], "{log}");
+    assert_eq!(statuses, ["coalesced", "enqueue_failed"], "{log}");
 }
 
 #[tokio::test]

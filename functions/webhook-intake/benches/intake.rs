@@ -1,1 +1,181 @@
-fn main() {}
+//! Time per webhook event in the intake handler, excluding AWS calls: the full handler path
+//! (routing, header collection, connection lookup, signature check over the raw body,
+//! parsing, claim, queue, confirm) with DynamoDB, KMS and SQS replaced by in-memory
+//! adapters. Requests are built before the clock starts. Run with
+//! `cargo bench -p webhook-intake`; it prints mean, median and p99 per scenario.
+//!
+//! The machine this runs on may be shared and noisy: read the figures as orders of
+//! magnitude, and compare runs on the same machine.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lambda_http::Request;
+use serde_json::{json, Value};
+use sync_shared::clock::SystemClock;
+use sync_shared::domain::{Connection, NewConnection, Platform, Secret, TenantId};
+use sync_shared::service::{Intake, IntakeSettings, Services};
+use sync_shared::webhooks::{quickbooks, woocommerce};
+use webhook_intake::{handle, App};
+
+const ROUNDS: usize = 5_000;
+const WARM_UP: usize = 200;
+const WOO_SECRET: &str = "whsec_Sample&amp;Secret-0123456789";
+const QBO_TOKEN: &str = "verifier-token-0123456789abcdef";
+const SB_SECRET: &str = "sb-shared-secret-0123456789abcdef";
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// An API Gateway event for `body` sent to connection `c` with `headers`.
+fn request(c: &Connection, body: &[u8], headers: Value) -> Request {
+    let path = format!("/webhooks/{}/{}", c.platform, c.id);
+    let event = json!({
+        "version": "2.0", "routeKey": "ANY /webhooks/{platform}/{connection_id}",
+        "rawPath": path, "rawQueryString": "", "headers": headers,
+        "requestContext": {"accountId": "1", "apiId": "a", "domainName": "example.com",
+            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "bench"},
+            "requestId": "r", "routeKey": "ANY /webhooks/{platform}/{connection_id}", "stage": "$default", "timeEpoch": 0},
+        "body": String::from_utf8_lossy(body), "isBase64Encoded": false,
+    });
+    lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn connection(services: &Services, platform: Platform) -> Connection {
+    let (config, secrets): (Value, &[(&str, &str)]) = match platform {
+        Platform::WooCommerce => (
+            json!({"base_url": "https://shop.example.com"}),
+            &[
+                ("consumer_key", "ck"),
+                ("consumer_secret", "cs"),
+                ("webhook_secret", WOO_SECRET),
+            ],
+        ),
+        Platform::QuickBooks => (
+            json!({"realm_id": "9130350000000001"}),
+            &[
+                ("client_id", "i"),
+                ("client_secret", "s"),
+                ("refresh_token", "r"),
+                ("webhook_verifier_token", QBO_TOKEN),
+            ],
+        ),
+        Platform::Supabase => (
+            json!({"project_url": "https://abc.supabase.co", "tables": {"shop_orders": "orders"}}),
+            &[("service_key", "k"), ("webhook_secret", SB_SECRET)],
+        ),
+    };
+    let tenant = TenantId::parse("bench").unwrap_or_else(|e| panic!("{e}"));
+    let new = NewConnection {
+        platform,
+        display_name: "bench".into(),
+        config: config.as_object().cloned().unwrap_or_default(),
+        secrets: secrets
+            .iter()
+            .map(|(k, v)| (k.to_string(), Secret::new(*v)))
+            .collect(),
+        webhooks_enabled: None,
+    };
+    services
+        .connections
+        .create(&tenant, new)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn woo_order(c: &Connection, id: usize) -> Request {
+    let mut order: Value =
+        serde_json::from_slice(&fixture("webhooks/woocommerce-order-updated.body.json"))
+            .unwrap_or_default();
+    order["id"] = json!(id);
+    let body = order.to_string().into_bytes();
+    request(
+        c,
+        &body,
+        json!({"content-type": "application/json", "x-wc-webhook-topic": "order.updated",
+        "x-wc-webhook-signature": woocommerce::sign(WOO_SECRET, &body)}),
+    )
+}
+
+fn qbo_event(c: &Connection, id: usize) -> Request {
+    let body = format!(r#"[{{"specversion":"1.0","id":"evt-{id}","source":"intuit","type":"qbo.invoice.updated.v1","datacontenttype":"application/json","time":"2026-11-24T12:00:00Z","intuitentityid":"{id}","intuitaccountid":"9130350000000001","data":{{}}}}]"#).into_bytes();
+    request(
+        c,
+        &body,
+        json!({"content-type": "application/cloudevents+json", "intuit-signature": quickbooks::sign(QBO_TOKEN, &body)}),
+    )
+}
+
+fn supabase_row(c: &Connection, id: usize) -> Request {
+    let body = format!(r#"{{"type":"UPDATE","table":"shop_orders","schema":"public","record":{{"id":{id},"total":"42.50","updated_at":"2026-11-24T12:00:00+00:00"}},"old_record":{{"id":{id}}}}}"#).into_bytes();
+    request(
+        c,
+        &body,
+        json!({"content-type": "application/json", "x-webhook-secret": SB_SECRET}),
+    )
+}
+
+async fn measure(app: &App, name: &str, requests: Vec<Request>) {
+    let mut times = Vec::with_capacity(requests.len());
+    for (i, req) in requests.into_iter().enumerate() {
+        let start = Instant::now();
+        let response = handle(app, req).await.unwrap_or_else(|e| panic!("{e}"));
+        let took = start.elapsed();
+        if i >= WARM_UP {
+            times.push(took);
+        }
+        std::hint::black_box(response);
+    }
+    times.sort();
+    let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+    println!(
+        "{name:<44} mean {:>7.1} µs   median {:>7.1} µs   p99 {:>7.1} µs   ({} events)",
+        mean.as_secs_f64() * 1e6,
+        at(0.5).as_secs_f64() * 1e6,
+        at(0.99).as_secs_f64() * 1e6,
+        times.len()
+    );
+}
+
+fn main() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    runtime.block_on(async {
+        let (services, memory) = Services::in_memory(Arc::new(SystemClock));
+        let intake = Intake::new(
+            memory.connections.clone(),
+            memory.sealer.clone(),
+            memory.events.clone(),
+            memory.queue.clone(),
+            Arc::new(SystemClock),
+            IntakeSettings::default(),
+        );
+        let app = App { intake, max_body_bytes: 2 * 1024 * 1024 };
+        let woo = connection(&services, Platform::WooCommerce).await;
+        let qbo = connection(&services, Platform::QuickBooks).await;
+        let sb = connection(&services, Platform::Supabase).await;
+        let n = ROUNDS + WARM_UP;
+        println!("webhook intake, per delivery, AWS calls replaced by in-memory adapters");
+        measure(&app, "woocommerce order (new event, queued)", (0..n).map(|i| woo_order(&woo, i)).collect()).await;
+        measure(&app, "woocommerce order (redelivery, duplicate)", (0..n).map(|i| woo_order(&woo, i)).collect()).await;
+        measure(&app, "quickbooks cloudevent (new event, queued)", (0..n).map(|i| qbo_event(&qbo, i)).collect()).await;
+        measure(&app, "supabase row (new event, queued)", (0..n).map(|i| supabase_row(&sb, i)).collect()).await;
+        let forged: Vec<Request> = (0..n)
+            .map(|i| {
+                let body = format!(r#"{{"id":{i}}}"#).into_bytes();
+                request(&woo, &body, json!({"content-type": "application/json", "x-wc-webhook-topic": "order.updated",
+                    "x-wc-webhook-signature": woocommerce::sign("forged", &body)}))
+            })
+            .collect();
+        measure(&app, "woocommerce forged signature (401)", forged).await;
+        println!("queued events: {}", memory.queue.events().len());
+    });
+}
