@@ -12,8 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use std::collections::{BTreeMap, HashMap};
 
-use super::aws::describe;
-use super::dynamodb::{get_s, get_time, parsed, s, tenant_pk, time, write_failure, Item};
+use super::dynamodb::{get_s, get_time, parsed, s, tenant_pk, time, Item, Records};
 use crate::domain::{Connection, ConnectionId, Sealed, TenantId};
 use crate::ports::{ConnectionStore, StoreError};
 
@@ -31,6 +30,13 @@ impl DynamoConnectionStore {
         Self {
             client,
             table: table.into(),
+        }
+    }
+
+    fn records(&self) -> Records<'_> {
+        Records {
+            client: &self.client,
+            table: &self.table,
         }
     }
 }
@@ -153,54 +159,28 @@ fn key(id: ConnectionId) -> HashMap<String, AttributeValue> {
 #[async_trait]
 impl ConnectionStore for DynamoConnectionStore {
     async fn insert(&self, connection: &Connection) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(connection)))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| write_failure(e, StoreError::AlreadyExists))
+        self.records().insert(to_item(connection)).await
     }
 
     async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-        out.item().map(from_item).transpose()
+        self.records()
+            .get(key(id))
+            .await?
+            .as_ref()
+            .map(from_item)
+            .transpose()
     }
 
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
-        let mut all = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(TENANT_INDEX)
-                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :prefix)")
-                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
-                .expression_attribute_values(":prefix", s("CONNECTION#"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-            for item in out.items() {
-                all.push(from_item(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
+        let items = self
+            .records()
+            .query_prefix(
+                Some(TENANT_INDEX),
+                ("gsi1pk", tenant_pk(tenant)),
+                ("gsi1sk", "CONNECTION#"),
+            )
+            .await?;
+        let mut all = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
         all.sort_by_key(|c| (c.created_at, c.id.to_string()));
         Ok(all)
     }
@@ -210,34 +190,12 @@ impl ConnectionStore for DynamoConnectionStore {
         connection: &Connection,
         expected_version: u64,
     ) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(connection)))
-            .condition_expression("version = :expected")
-            .expression_attribute_values(
-                ":expected",
-                AttributeValue::N(expected_version.to_string()),
-            )
-            .send()
+        self.records()
+            .replace(to_item(connection), expected_version)
             .await
-            .map(|_| ())
-            .map_err(|e| write_failure(e, StoreError::Conflict))
     }
 
     async fn delete(&self, id: ConnectionId, expected_version: u64) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(id)))
-            .condition_expression("version = :expected")
-            .expression_attribute_values(
-                ":expected",
-                AttributeValue::N(expected_version.to_string()),
-            )
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| write_failure(e, StoreError::Conflict))
+        self.records().delete(key(id), expected_version).await
     }
 }

@@ -33,6 +33,13 @@ impl DynamoScheduleStore {
             table: table.into(),
         }
     }
+
+    fn records(&self) -> Records<'_> {
+        Records {
+            client: &self.client,
+            table: &self.table,
+        }
+    }
 }
 
 pub(crate) fn tenant_pk(tenant: &TenantId) -> String {
@@ -141,13 +148,24 @@ where
     }
 }
 
-#[async_trait]
-impl ScheduleStore for DynamoScheduleStore {
-    async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
+/// The record operations both stores (schedules, connections) need, on one table: create
+/// if absent, strongly consistent read, replace or delete if still at the version read, and
+/// a paged query over a key prefix.
+pub(crate) struct Records<'a> {
+    pub client: &'a Client,
+    pub table: &'a str,
+}
+
+fn version(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+impl Records<'_> {
+    pub async fn insert(&self, item: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(schedule)))
+            .table_name(self.table)
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
@@ -155,62 +173,116 @@ impl ScheduleStore for DynamoScheduleStore {
             .map_err(|e| write_failure(e, StoreError::AlreadyExists))
     }
 
-    async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError> {
+    pub async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
-            .table_name(&self.table)
-            .key("pk", s(tenant_pk(tenant)))
-            .key("sk", s(schedule_sk(id)))
+            .table_name(self.table)
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-        out.item().map(from_item).transpose()
+        Ok(out.item().cloned())
     }
 
-    async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError> {
-        let mut schedules = Vec::new();
+    pub async fn replace(&self, item: Item, expected_version: u64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(self.table)
+            .set_item(Some(item))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", version(expected_version))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| write_failure(e, StoreError::Conflict))
+    }
+
+    pub async fn delete(&self, key: Item, expected_version: u64) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(self.table)
+            .set_key(Some(key))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", version(expected_version))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| write_failure(e, StoreError::Conflict))
+    }
+
+    /// Every item whose partition key attribute `pk_name` is `pk` and whose sort key starts
+    /// with `prefix`, in `index` if given (index reads cannot be strongly consistent).
+    pub async fn query_prefix(
+        &self,
+        index: Option<&str>,
+        (pk_name, pk): (&str, String),
+        (sk_name, prefix): (&str, &str),
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
         let mut start: Option<Item> = None;
         loop {
             let out = self
                 .client
                 .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(tenant_pk(tenant)))
-                .expression_attribute_values(":prefix", s("SCHEDULE#"))
-                .consistent_read(true)
+                .table_name(self.table)
+                .set_index_name(index.map(str::to_string))
+                .key_condition_expression(format!(
+                    "{pk_name} = :pk AND begins_with({sk_name}, :prefix)"
+                ))
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(prefix))
+                .set_consistent_read(index.is_none().then_some(true))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|e| StoreError::Unavailable(describe(&e)))?;
-            for item in out.items() {
-                schedules.push(from_item(item)?);
-            }
+            items.extend(out.items().iter().cloned());
             match out.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
+                _ => return Ok(items),
             }
         }
+    }
+}
+
+fn schedule_key(tenant: &TenantId, id: ScheduleId) -> Item {
+    Item::from([
+        ("pk".to_string(), s(tenant_pk(tenant))),
+        ("sk".to_string(), s(schedule_sk(id))),
+    ])
+}
+
+#[async_trait]
+impl ScheduleStore for DynamoScheduleStore {
+    async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
+        self.records().insert(to_item(schedule)).await
+    }
+
+    async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError> {
+        self.records()
+            .get(schedule_key(tenant, id))
+            .await?
+            .as_ref()
+            .map(from_item)
+            .transpose()
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError> {
+        let items = self
+            .records()
+            .query_prefix(None, ("pk", tenant_pk(tenant)), ("sk", "SCHEDULE#"))
+            .await?;
+        let mut schedules = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
         schedules.sort_by_key(|x| (x.created_at, x.id.to_string()));
         Ok(schedules)
     }
 
     async fn replace(&self, schedule: &Schedule, expected_version: u64) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(schedule)))
-            .condition_expression("version = :expected")
-            .expression_attribute_values(
-                ":expected",
-                AttributeValue::N(expected_version.to_string()),
-            )
-            .send()
+        self.records()
+            .replace(to_item(schedule), expected_version)
             .await
-            .map(|_| ())
-            .map_err(|e| write_failure(e, StoreError::Conflict))
     }
 
     async fn delete(
@@ -219,19 +291,8 @@ impl ScheduleStore for DynamoScheduleStore {
         id: ScheduleId,
         expected_version: u64,
     ) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(tenant_pk(tenant)))
-            .key("sk", s(schedule_sk(id)))
-            .condition_expression("version = :expected")
-            .expression_attribute_values(
-                ":expected",
-                AttributeValue::N(expected_version.to_string()),
-            )
-            .send()
+        self.records()
+            .delete(schedule_key(tenant, id), expected_version)
             .await
-            .map(|_| ())
-            .map_err(|e| write_failure(e, StoreError::Conflict))
     }
 }
