@@ -29,7 +29,7 @@ impl MotoServer {
             };
             let child = Command::new("sh")
                 .arg("-c")
-                .arg(r#""$1" -H 127.0.0.1 -p "$2" >/dev/null 2>&1 & pid=$!; read _; kill $pid"#)
+                .arg(r#""$1" -H 127.0.0.1 -p "$2" >/dev/null 2>&1 & pid=$!; read _; kill $pid; wait $pid"#)
                 .arg("sh")
                 .arg(&binary)
                 .arg(port.to_string())
