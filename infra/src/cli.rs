@@ -265,7 +265,11 @@ async fn local(options: LocalOptions, out: &mut dyn Write) -> Result<i32> {
     )?;
     writeln!(out, "  Table:         {}", stack.resources.table_name)?;
     writeln!(out, "  Schedule group: {}", stack.resources.schedule_group)?;
-    writeln!(out, "  Webhooks:      {}/webhooks/{{platform}}/{{connection_id}}", stack.api_url)?;
+    writeln!(
+        out,
+        "  Webhooks:      {}/webhooks/{{platform}}/{{connection_id}}",
+        stack.api_url
+    )?;
     writeln!(out, "  Sync queue:    {}", stack.queue_arn)?;
     writeln!(
         out,
