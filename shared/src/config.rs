@@ -54,18 +54,13 @@ impl Default for ApiSettings {
 
 impl AwsResources {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &str| {
-            get(name)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| ConfigError(format!("{name} is not set")))
-        };
         Ok(Self {
-            table_name: required("TABLE_NAME")?,
-            schedule_group: required("SCHEDULE_GROUP")?,
-            sync_queue_arn: required("SYNC_QUEUE_ARN")?,
-            sync_dlq_arn: required("SYNC_DLQ_ARN")?,
-            scheduler_role_arn: required("SCHEDULER_ROLE_ARN")?,
-            kms_key_id: required("KMS_KEY_ID")?,
+            table_name: required(&get, "TABLE_NAME")?,
+            schedule_group: required(&get, "SCHEDULE_GROUP")?,
+            sync_queue_arn: required(&get, "SYNC_QUEUE_ARN")?,
+            sync_dlq_arn: required(&get, "SYNC_DLQ_ARN")?,
+            scheduler_role_arn: required(&get, "SCHEDULER_ROLE_ARN")?,
+            kms_key_id: required(&get, "KMS_KEY_ID")?,
         })
     }
 
@@ -85,13 +80,7 @@ impl ApiSettings {
         if let Some(claim) = get("TENANT_CLAIM").filter(|v| !v.is_empty()) {
             settings.tenant_claim = claim;
         }
-        if let Some(bytes) = get("MAX_BODY_BYTES").filter(|v| !v.is_empty()) {
-            settings.max_body_bytes = bytes.parse().ok().filter(|b| *b > 0).ok_or_else(|| {
-                ConfigError(format!(
-                    "MAX_BODY_BYTES: '{bytes}' is not a positive number"
-                ))
-            })?;
-        }
+        settings.max_body_bytes = number(&get, "MAX_BODY_BYTES", settings.max_body_bytes)?;
         settings.public_base_url = get("PUBLIC_BASE_URL").filter(|v| !v.is_empty());
         Ok(settings)
     }

@@ -41,6 +41,45 @@ impl DynamoEventStore {
             table: table.into(),
         }
     }
+
+    /// Sets the log entry's status (and the queue's message id, once there is one).
+    fn log_status(
+        &self,
+        record: &EventRecord,
+        status: EventStatus,
+        message_id: Option<&str>,
+    ) -> Result<TransactWriteItem, EventLogError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(log_key(record.connection_id, &record.log_key())))
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status.as_str()));
+        update = match message_id {
+            Some(id) => update
+                .update_expression("SET #status = :status, message_id = :message")
+                .expression_attribute_values(":message", s(id)),
+            None => update.update_expression("SET #status = :status"),
+        };
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(unavailable)?)
+            .build())
+    }
+
+    /// Writes the claim change and the log change together, or neither.
+    async fn transact(
+        &self,
+        claim: TransactWriteItem,
+        log: TransactWriteItem,
+    ) -> Result<(), EventLogError> {
+        self.client
+            .transact_write_items()
+            .transact_items(claim)
+            .transact_items(log)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(describe(&e)))
+    }
 }
 
 fn n(v: i64) -> AttributeValue {
@@ -185,23 +224,9 @@ impl EventClaims for DynamoEventStore {
             .expression_attribute_values(":token", s(&record.claim_token))
             .build()
             .map_err(unavailable)?;
-        let log = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(log_key(record.connection_id, &record.log_key())))
-            .update_expression("SET #status = :queued, message_id = :message")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":queued", s(EventStatus::Queued.as_str()))
-            .expression_attribute_values(":message", s(message_id))
-            .build()
-            .map_err(unavailable)?;
-        self.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(claim).build())
-            .transact_items(TransactWriteItem::builder().update(log).build())
-            .send()
+        let log = self.log_status(record, EventStatus::Queued, Some(message_id))?;
+        self.transact(TransactWriteItem::builder().update(claim).build(), log)
             .await
-            .map(|_| ())
-            .map_err(|e| unavailable(describe(&e)))
     }
 
     async fn release(&self, record: &EventRecord) -> Result<(), EventLogError> {
@@ -212,22 +237,9 @@ impl EventClaims for DynamoEventStore {
             .expression_attribute_values(":token", s(&record.claim_token))
             .build()
             .map_err(unavailable)?;
-        let log = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(log_key(record.connection_id, &record.log_key())))
-            .update_expression("SET #status = :failed")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":failed", s(EventStatus::EnqueueFailed.as_str()))
-            .build()
-            .map_err(unavailable)?;
-        self.client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(claim).build())
-            .transact_items(TransactWriteItem::builder().update(log).build())
-            .send()
+        let log = self.log_status(record, EventStatus::EnqueueFailed, None)?;
+        self.transact(TransactWriteItem::builder().delete(claim).build(), log)
             .await
-            .map(|_| ())
-            .map_err(|e| unavailable(describe(&e)))
     }
 }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
+use super::schedules::invalid;
 use super::{ScheduleService, ServiceError};
 use crate::clock::Clock;
 use crate::domain::{
@@ -26,13 +27,6 @@ pub struct ConnectionService {
     sealer: Arc<dyn SecretSealer>,
     schedules: ScheduleService,
     clock: Arc<dyn Clock>,
-}
-
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> ServiceError {
-    ServiceError::Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
 }
 
 impl From<SealError> for ServiceError {

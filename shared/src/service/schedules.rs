@@ -35,6 +35,14 @@ pub enum ServiceError {
     Unavailable(String),
 }
 
+/// A field error: the value is acceptable alone but not in this record.
+pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -94,20 +102,19 @@ impl ScheduleService {
         match self.connections.get(new.credential_id).await? {
             Some(c) if &c.tenant_id == tenant && c.platform == new.platform => {}
             Some(c) if &c.tenant_id == tenant => {
-                return Err(ServiceError::Invalid {
-                    field: "credential_id".into(),
-                    message: format!(
+                return Err(invalid(
+                    "credential_id",
+                    format!(
                         "credential_id names a {} connection, but platform is {}",
                         c.platform, new.platform
                     ),
-                })
+                ))
             }
             _ => {
-                return Err(ServiceError::Invalid {
-                    field: "credential_id".into(),
-                    message: "no connection with that id; create one with POST /api/connections"
-                        .into(),
-                })
+                return Err(invalid(
+                    "credential_id",
+                    "no connection with that id; create one with POST /api/connections",
+                ))
             }
         }
         let schedule = Schedule {
@@ -230,14 +237,14 @@ fn ensure_fires(
 ) -> Result<(), ServiceError> {
     match expression.next_after(zone, now, now) {
         Some(_) => Ok(()),
-        None => Err(ServiceError::Invalid {
-            field: "cron_expression".into(),
-            message: format!(
+        None => Err(invalid(
+            "cron_expression",
+            format!(
                 "'{}' never fires after {}: check the day, month and year fields",
                 expression.to_eventbridge(),
                 now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
-        }),
+        )),
     }
 }
 
