@@ -6,16 +6,16 @@ use std::sync::Arc;
 use aws_sdk_scheduler::types::{FlexibleTimeWindowMode, ScheduleState};
 use integration_tests::{clock, fresh_aws, Aws};
 use serde_json::Value;
-use sync_shared::adapters::aws::services;
-use sync_shared::adapters::scheduler::{RETRY_MAX_ATTEMPTS, RETRY_MAX_EVENT_AGE_SECONDS};
-use sync_shared::adapters::{DynamoScheduleStore, EventBridgeTrigger};
-use sync_shared::domain::{
+use sync_aws::scheduler::{RETRY_MAX_ATTEMPTS, RETRY_MAX_EVENT_AGE_SECONDS};
+use sync_aws::wiring::services;
+use sync_aws::{DynamoScheduleStore, EventBridgeTrigger};
+use sync_core::domain::{
     ConnectionId, EntityType, NewSchedule, Platform, Schedule, ScheduleId, SchedulePatch, SyncMode,
     TenantId,
 };
-use sync_shared::ports::{ScheduleStore, ScheduleTrigger, StoreError};
-use sync_shared::service::ServiceError;
-use sync_shared::time::ScheduleExpression;
+use sync_core::ports::{ScheduleStore, ScheduleTrigger, StoreError};
+use sync_core::service::ServiceError;
+use sync_core::time::ScheduleExpression;
 
 fn tenant(name: &str) -> TenantId {
     TenantId::parse(name).unwrap_or_else(|e| panic!("{e}"))

@@ -5,9 +5,9 @@ use chrono::{DateTime, Duration, Utc};
 use infra::firer::LocalScheduler;
 use integration_tests::{clock, fresh_aws, Aws};
 use serde_json::Value;
-use sync_shared::adapters::aws::services;
-use sync_shared::domain::{ConnectionId, EntityType, NewSchedule, Platform, SyncMode, TenantId};
-use sync_shared::time::ScheduleExpression;
+use sync_aws::wiring::services;
+use sync_core::domain::{ConnectionId, EntityType, NewSchedule, Platform, SyncMode, TenantId};
+use sync_core::time::ScheduleExpression;
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)

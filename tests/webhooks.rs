@@ -8,10 +8,10 @@ use std::sync::Arc;
 use integration_tests::{api, clock, create_body_for, Api};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sync_shared::adapters::aws;
-use sync_shared::config::{CoalescerConfig, IntakeConfig};
-use sync_shared::service::{Delivery, IntakeError, Outcome};
-use sync_shared::webhooks::{quickbooks, woocommerce};
+use sync_aws::wiring as aws;
+use sync_core::config::{CoalescerConfig, IntakeConfig};
+use sync_core::service::{Delivery, IntakeError, Outcome};
+use sync_core::webhooks::{quickbooks, woocommerce};
 
 const WOO_SECRET: &str = "whsec_Sample&amp;Secret-0123456789";
 const QBO_TOKEN: &str = "verifier-token-0123456789abcdef";
@@ -112,7 +112,7 @@ async fn queue_bodies(api: &Api, url: &str) -> Vec<Value> {
     }
 }
 
-async fn coalesce(api: &Api) -> sync_shared::service::CoalesceReport {
+async fn coalesce(api: &Api) -> sync_core::service::CoalesceReport {
     let coalescer = aws::coalescer(
         &api.aws.sdk,
         &CoalescerConfig {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use crate::jwt::LocalJwt;
 use crate::local::{LocalOptions, LocalStack};
 use crate::provision::Names;
-use sync_shared::service::MAX_PREVIEW_COUNT;
-use sync_shared::time::{ScheduleExpression, Zone};
+use sync_core::service::MAX_PREVIEW_COUNT;
+use sync_core::time::{ScheduleExpression, Zone};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -64,7 +64,7 @@ enum Command {
         #[arg(long)]
         expr: String,
         /// IANA time zone.
-        #[arg(long, default_value = sync_shared::time::DEFAULT_ZONE)]
+        #[arg(long, default_value = sync_core::time::DEFAULT_ZONE)]
         tz: String,
         /// Start after this time (RFC 3339); default now.
         #[arg(long)]
@@ -242,7 +242,7 @@ fn dev_token(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<i32> {
-    if sync_shared::domain::TenantId::parse(tenant).is_err() || ttl <= 0 {
+    if sync_core::domain::TenantId::parse(tenant).is_err() || ttl <= 0 {
         writeln!(
             err,
             "error: --tenant must be 1-128 printable characters without spaces, and --ttl positive"
@@ -299,7 +299,7 @@ struct WebhookSend {
 
 /// Signs and posts one delivery; exit 0 on a 2xx answer, 1 otherwise, 2 on bad input.
 async fn send_webhook(s: &WebhookSend, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32> {
-    use sync_shared::webhooks::{quickbooks, woocommerce};
+    use sync_core::webhooks::{quickbooks, woocommerce};
     let body = match std::fs::read(&s.file) {
         Ok(b) => b,
         Err(e) => {

@@ -8,9 +8,9 @@ use aws_sdk_scheduler::types::ScheduleState;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-use sync_shared::adapters::aws::{describe, SdkConfig};
-use sync_shared::domain::job::{EXECUTION_ID_PLACEHOLDER, SCHEDULED_TIME_PLACEHOLDER};
-use sync_shared::time::{ScheduleExpression, Zone};
+use sync_aws::{describe, SdkConfig};
+use sync_core::domain::job::{EXECUTION_ID_PLACEHOLDER, SCHEDULED_TIME_PLACEHOLDER};
+use sync_core::time::{ScheduleExpression, Zone};
 
 /// Most invocations one schedule gets in one window; a long pause does not flood the queue.
 const MAX_FIRES_PER_WINDOW: usize = 100;

@@ -12,8 +12,8 @@ use crate::jwt::LocalJwt;
 use crate::moto::MotoServer;
 use crate::provision::{provision, Names};
 use crate::pump::EventPump;
-use sync_shared::clock::SystemClock;
-use sync_shared::config::{ApiSettings, CoalescerConfig, IntakeConfig};
+use sync_core::clock::SystemClock;
+use sync_core::config::{ApiSettings, CoalescerConfig, IntakeConfig};
 
 /// How to run the local stack.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ pub struct LocalStack {
     pub api_url: String,
     pub aws_endpoint: String,
     pub queue_arn: String,
-    pub resources: sync_shared::config::AwsResources,
+    pub resources: sync_core::config::AwsResources,
     pub provisioned: crate::provision::Provisioned,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _moto: Option<MotoServer>,
@@ -62,7 +62,7 @@ impl LocalStack {
             (None, Some(m)) => m.endpoint(),
             (None, None) => anyhow::bail!("no AWS endpoint"),
         };
-        let sdk = sync_shared::adapters::aws::local(&aws_endpoint).await;
+        let sdk = sync_aws::sdk::local(&aws_endpoint).await;
         let provisioned = provision(&sdk, &options.names)
             .await
             .context("creating local AWS resources")?;
@@ -89,16 +89,12 @@ impl LocalStack {
         let gateway = Arc::new(Gateway {
             schedules: schedule_api::App::with_aws(&sdk, &resources, settings),
             webhooks: webhook_intake::App {
-                intake: sync_shared::adapters::aws::intake(
-                    &sdk,
-                    &intake_config,
-                    Arc::new(SystemClock),
-                ),
+                intake: sync_aws::wiring::intake(&sdk, &intake_config, Arc::new(SystemClock)),
                 max_body_bytes: intake_config.max_body_bytes,
             },
             jwt: LocalJwt::from_env(),
         });
-        let coalescer = sync_shared::adapters::aws::coalescer(
+        let coalescer = sync_aws::wiring::coalescer(
             &sdk,
             &CoalescerConfig {
                 table_name: resources.table_name.clone(),

@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use sync_shared::adapters::aws::{describe, SdkConfig};
-use sync_shared::config::AwsResources;
+use sync_aws::{describe, SdkConfig};
+use sync_core::config::AwsResources;
 
 /// Names for one set of resources; tests use a unique suffix so they can share one moto.
 #[derive(Debug, Clone)]
@@ -146,7 +146,7 @@ async fn create_table(sdk: &SdkConfig, table: &str) -> Result<()> {
         .attribute_definitions(attr("gsi1sk")?)
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
-                .index_name(sync_shared::adapters::connections::TENANT_INDEX)
+                .index_name(sync_aws::connections::TENANT_INDEX)
                 .key_schema(key("gsi1pk", KeyType::Hash)?)
                 .key_schema(key("gsi1sk", KeyType::Range)?)
                 .projection(

@@ -6,8 +6,8 @@
 use anyhow::Result;
 use std::time::Duration;
 
-use sync_shared::adapters::aws::{describe, SdkConfig};
-use sync_shared::service::{CoalesceReport, Coalescer, Incoming};
+use sync_aws::{describe, SdkConfig};
+use sync_core::service::{CoalesceReport, Coalescer, Incoming};
 
 pub struct EventPump {
     sqs: aws_sdk_sqs::Client,

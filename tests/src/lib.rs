@@ -12,9 +12,9 @@ use infra::provision::{provision, Names};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
-use sync_shared::adapters::aws::SdkConfig;
-use sync_shared::clock::FixedClock;
-use sync_shared::config::AwsResources;
+use sync_aws::SdkConfig;
+use sync_core::clock::FixedClock;
+use sync_core::config::AwsResources;
 
 static MOTO: OnceLock<Result<MotoServer, String>> = OnceLock::new();
 
@@ -36,7 +36,7 @@ pub struct Aws {
 }
 
 pub async fn fresh_aws() -> Aws {
-    let sdk = sync_shared::adapters::aws::local(&moto().endpoint()).await;
+    let sdk = sync_aws::sdk::local(&moto().endpoint()).await;
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let names = Names::with_suffix(&suffix);
     let provisioned = provision(&sdk, &names)
@@ -89,22 +89,20 @@ impl Aws {
     pub async fn service_with_unreachable_scheduler(
         &self,
         clock: Arc<FixedClock>,
-    ) -> sync_shared::service::ScheduleService {
+    ) -> sync_core::service::ScheduleService {
         let port = infra::moto::free_port().unwrap_or_else(|e| panic!("{e}"));
-        let dead = sync_shared::adapters::aws::local(&format!("http://127.0.0.1:{port}")).await;
-        let store = sync_shared::adapters::DynamoScheduleStore::new(
-            self.dynamodb(),
-            self.resources.table_name.clone(),
-        );
-        let trigger = sync_shared::adapters::EventBridgeTrigger::new(
+        let dead = sync_aws::sdk::local(&format!("http://127.0.0.1:{port}")).await;
+        let store =
+            sync_aws::DynamoScheduleStore::new(self.dynamodb(), self.resources.table_name.clone());
+        let trigger = sync_aws::EventBridgeTrigger::new(
             aws_sdk_scheduler::Client::new(&dead),
             &self.resources,
         );
-        let connections = sync_shared::adapters::DynamoConnectionStore::new(
+        let connections = sync_aws::DynamoConnectionStore::new(
             self.dynamodb(),
             self.resources.table_name.clone(),
         );
-        sync_shared::service::ScheduleService::new(
+        sync_core::service::ScheduleService::new(
             Arc::new(store),
             Arc::new(trigger),
             Arc::new(connections),
@@ -122,8 +120,8 @@ pub fn clock(at: &str) -> Arc<FixedClock> {
 
 impl Aws {
     /// All API use cases against this moto.
-    pub fn services(&self, clock: Arc<FixedClock>) -> sync_shared::service::Services {
-        sync_shared::adapters::aws::services(&self.sdk, &self.resources, clock)
+    pub fn services(&self, clock: Arc<FixedClock>) -> sync_core::service::Services {
+        sync_aws::wiring::services(&self.sdk, &self.resources, clock)
     }
 
     /// Creates a connection of `tenant` on `platform` through the real service (sealed with
@@ -131,9 +129,9 @@ impl Aws {
     pub async fn connection(
         &self,
         tenant: &str,
-        platform: sync_shared::domain::Platform,
-    ) -> sync_shared::domain::ConnectionId {
-        use sync_shared::domain::{NewConnection, Platform, Secret, TenantId};
+        platform: sync_core::domain::Platform,
+    ) -> sync_core::domain::ConnectionId {
+        use sync_core::domain::{NewConnection, Platform, Secret, TenantId};
         let tenant = TenantId::parse(tenant).unwrap_or_else(|e| panic!("{e}"));
         let (config, secrets): (serde_json::Value, &[(&str, &str)]) = match platform {
             Platform::WooCommerce => (

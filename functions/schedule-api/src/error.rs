@@ -5,7 +5,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::json;
 
-use sync_shared::service::ServiceError;
+use sync_core::service::ServiceError;
 
 /// An error answered to the client. 5xx messages never carry internal details.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,10 +19,10 @@ mod view;
 use lambda_http::{Body, Error, Request, Response};
 use std::sync::Arc;
 
-use sync_shared::adapters::aws::{services, SdkConfig};
-use sync_shared::clock::SystemClock;
-use sync_shared::config::{ApiSettings, AwsResources};
-use sync_shared::service::Services;
+use sync_aws::{wiring::services, SdkConfig};
+use sync_core::clock::SystemClock;
+use sync_core::config::{ApiSettings, AwsResources};
+use sync_core::service::Services;
 
 pub use error::ApiError;
 

@@ -6,7 +6,7 @@ use lambda_http::{Body, Request, RequestExt};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use sync_shared::domain::TenantId;
+use sync_core::domain::TenantId;
 
 /// The tenant named by the JWT authorizer's claim `claim`. Nothing else (body, query,
 /// ordinary headers) can name a tenant.

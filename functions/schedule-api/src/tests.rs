@@ -5,9 +5,9 @@ use super::*;
 use lambda_http::http::StatusCode;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use sync_shared::clock::FixedClock;
-use sync_shared::domain::{ConnectionId, Platform, TenantId};
-use sync_shared::memory::{connection_fixture, MemoryScheduleStore, MemoryTrigger, MemoryWorld};
+use sync_core::clock::FixedClock;
+use sync_core::domain::{ConnectionId, Platform, TenantId};
+use sync_core::memory::{connection_fixture, MemoryScheduleStore, MemoryTrigger, MemoryWorld};
 
 struct World {
     app: App,

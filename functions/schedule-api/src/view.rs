@@ -5,8 +5,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 
-use sync_shared::domain::{Connection, EventRecord, Schedule};
-use sync_shared::service::Preview;
+use sync_core::domain::{Connection, EventRecord, Schedule};
+use sync_core::service::Preview;
 
 /// RFC 3339 in UTC with a `Z`, fractional seconds only when there are some.
 pub fn timestamp(t: DateTime<Utc>) -> String {

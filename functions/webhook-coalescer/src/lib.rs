@@ -5,7 +5,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 
-use sync_shared::service::{Coalescer, Incoming};
+use sync_core::service::{Coalescer, Incoming};
 
 pub async fn handle(
     coalescer: &Coalescer,
@@ -32,7 +32,7 @@ pub async fn handle(
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use sync_shared::memory::{MemoryEventStore, MemoryQueue};
+    use sync_core::memory::{MemoryEventStore, MemoryQueue};
 
     fn sqs_event(bodies: &[&str]) -> SqsEvent {
         let records: Vec<_> = bodies

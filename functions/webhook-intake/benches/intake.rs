@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use lambda_http::Request;
 use serde_json::{json, Value};
-use sync_shared::clock::SystemClock;
-use sync_shared::domain::{Connection, NewConnection, Platform, Secret, TenantId};
-use sync_shared::service::{Intake, IntakeSettings, Services};
-use sync_shared::webhooks::{quickbooks, woocommerce};
+use sync_core::clock::SystemClock;
+use sync_core::domain::{Connection, NewConnection, Platform, Secret, TenantId};
+use sync_core::service::{Intake, IntakeSettings, Services};
+use sync_core::webhooks::{quickbooks, woocommerce};
 use webhook_intake::{handle, App};
 
 const ROUNDS: usize = 5_000;

@@ -1,5 +1,5 @@
 //! The webhook intake Lambda: `POST /webhooks/{platform}/{connection_id}`, no JWT; the
-//! connection's own secret authenticates each delivery (see [`sync_shared::service::Intake`]).
+//! connection's own secret authenticates each delivery (see [`sync_core::service::Intake`]).
 //!
 //! Answers: 200 for an accepted delivery (also for duplicates and ignored events, so the
 //! platform stops retrying) and for WooCommerce's creation ping; 401 with a generic body for
@@ -13,7 +13,7 @@ use lambda_http::{Body, Error, Request, Response};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-use sync_shared::service::{Delivery, Intake, IntakeError, Outcome};
+use sync_core::service::{Delivery, Intake, IntakeError, Outcome};
 
 /// What the handler needs, built once per cold start.
 pub struct App {

@@ -3,17 +3,17 @@
 
 use lambda_http::{run, service_fn, Error};
 use std::sync::Arc;
-use sync_shared::clock::SystemClock;
-use sync_shared::config::IntakeConfig;
+use sync_core::clock::SystemClock;
+use sync_core::config::IntakeConfig;
 use webhook_intake::{handle, App};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let config = IntakeConfig::from_env()?;
-    let sdk = sync_shared::adapters::aws::from_env().await;
+    let sdk = sync_aws::sdk::from_env().await;
     let app = App {
-        intake: sync_shared::adapters::aws::intake(&sdk, &config, Arc::new(SystemClock)),
+        intake: sync_aws::wiring::intake(&sdk, &config, Arc::new(SystemClock)),
         max_body_bytes: config.max_body_bytes,
     };
     run(service_fn(|req| handle(&app, req))).await

@@ -4,10 +4,10 @@
 use super::*;
 use lambda_http::http::StatusCode;
 use std::sync::Arc;
-use sync_shared::clock::FixedClock;
-use sync_shared::domain::{Connection, NewConnection, Platform, Secret, TenantId};
-use sync_shared::memory::MemoryWorld;
-use sync_shared::service::{IntakeSettings, Services};
+use sync_core::clock::FixedClock;
+use sync_core::domain::{Connection, NewConnection, Platform, Secret, TenantId};
+use sync_core::memory::MemoryWorld;
+use sync_core::service::{IntakeSettings, Services};
 
 struct World {
     app: App,

@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::request::{json_object, Fields};
 use crate::view;
 use crate::App;
-use sync_shared::domain::{
+use sync_core::domain::{
     ConnectionId, ConnectionPatch, NewConnection, Platform, Secret, Secrets, TenantId,
 };
 
@@ -212,10 +212,10 @@ async fn events(
         .list(id, limit, next.as_deref(), app.services.schedules.now())
         .await
         .map_err(|e| match e {
-            sync_shared::ports::EventLogError::BadCursor => {
+            sync_core::ports::EventLogError::BadCursor => {
                 ApiError::invalid_field("next", "next is not a cursor this API returned")
             }
-            other => sync_shared::service::ServiceError::Unavailable(other.to_string()).into(),
+            other => sync_core::service::ServiceError::Unavailable(other.to_string()).into(),
         })?;
     Ok(view::json_response(
         StatusCode::OK,

@@ -9,9 +9,9 @@ use crate::error::ApiError;
 use crate::request::{json_object, Fields};
 use crate::view;
 use crate::App;
-use sync_shared::domain::{NewSchedule, ScheduleId, SchedulePatch, SyncMode, TenantId};
-use sync_shared::service::MAX_PREVIEW_COUNT;
-use sync_shared::time::{ScheduleExpression, Zone};
+use sync_core::domain::{NewSchedule, ScheduleId, SchedulePatch, SyncMode, TenantId};
+use sync_core::service::MAX_PREVIEW_COUNT;
+use sync_core::time::{ScheduleExpression, Zone};
 
 pub(super) const BASE: &str = "/api/sync/schedules";
 const CREATE_FIELDS: &[&str] = &[

@@ -11,10 +11,10 @@ use aws_sdk_kms::types::DataKeySpec;
 use aws_sdk_kms::Client;
 use std::collections::HashMap;
 
-use super::aws::describe;
-use crate::crypto;
-use crate::domain::Sealed;
-use crate::ports::{SealError, SecretSealer};
+use crate::sdk::describe;
+use sync_core::crypto;
+use sync_core::domain::Sealed;
+use sync_core::ports::{SealError, SecretSealer};
 
 #[derive(Clone, Debug)]
 pub struct KmsSealer {

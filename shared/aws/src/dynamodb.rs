@@ -12,10 +12,10 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::HashMap;
 
-use super::aws::describe;
-use crate::domain::{Schedule, ScheduleId, TenantId};
-use crate::ports::{ScheduleStore, StoreError};
-use crate::time::ScheduleExpression;
+use crate::sdk::describe;
+use sync_core::domain::{Schedule, ScheduleId, TenantId};
+use sync_core::ports::{ScheduleStore, StoreError};
+use sync_core::time::ScheduleExpression;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 

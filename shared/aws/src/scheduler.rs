@@ -11,10 +11,10 @@ use aws_sdk_scheduler::types::{
 };
 use aws_sdk_scheduler::Client;
 
-use super::aws::describe;
-use crate::config::AwsResources;
-use crate::domain::{Schedule, SyncJob};
-use crate::ports::{ScheduleTrigger, TriggerError};
+use crate::sdk::describe;
+use sync_core::config::AwsResources;
+use sync_core::domain::{Schedule, SyncJob};
+use sync_core::ports::{ScheduleTrigger, TriggerError};
 
 /// How long EventBridge keeps retrying delivery of one invocation before it goes to the DLQ
 /// (the maximum it allows: a day), and how many attempts it makes (also its maximum).

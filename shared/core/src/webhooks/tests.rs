@@ -7,7 +7,10 @@ use crate::domain::{Connection, ConnectionId, EntityType, Platform, TenantId};
 use proptest::prelude::*;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../events/webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../events/webhooks/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

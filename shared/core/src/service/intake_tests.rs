@@ -15,7 +15,10 @@ const QBO_CLASSIC_SIGNATURE: &str = "aiikr0AVw6WnBDsFqxPBdSVzk6vZdcB3UlbV7u4j7JQ
 const SB_SECRET: &str = "sb-shared-secret-0123456789abcdef";
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../events/webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../../events/webhooks/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

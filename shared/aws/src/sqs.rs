@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 
-use super::aws::describe;
-use crate::domain::{QueuedEvent, SyncJob};
-use crate::ports::{EventQueue, JobQueue, QueueError};
+use crate::sdk::describe;
+use sync_core::domain::{QueuedEvent, SyncJob};
+use sync_core::ports::{EventQueue, JobQueue, QueueError};
 
 #[derive(Clone, Debug)]
 pub struct SqsQueue {

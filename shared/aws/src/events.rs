@@ -19,11 +19,11 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
-use super::aws::describe;
-use super::connections::connection_pk;
-use super::dynamodb::{get_s, get_time, parsed, s, time, Item};
-use crate::domain::{ConnectionId, EventPage, EventRecord, EventStatus, TenantId};
-use crate::ports::{Claim, EventClaims, EventLog, EventLogError};
+use crate::connections::connection_pk;
+use crate::dynamodb::{get_s, get_time, parsed, s, time, Item};
+use crate::sdk::describe;
+use sync_core::domain::{ConnectionId, EventPage, EventRecord, EventStatus, TenantId};
+use sync_core::ports::{Claim, EventClaims, EventLog, EventLogError};
 
 /// How long log entries are kept.
 const LOG_TTL_DAYS: i64 = 30;

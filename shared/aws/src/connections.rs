@@ -12,9 +12,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use std::collections::{BTreeMap, HashMap};
 
-use super::dynamodb::{get_s, get_time, parsed, s, tenant_pk, time, Item, Records};
-use crate::domain::{Connection, ConnectionId, Sealed, TenantId};
-use crate::ports::{ConnectionStore, StoreError};
+use crate::dynamodb::{get_s, get_time, parsed, s, tenant_pk, time, Item, Records};
+use sync_core::domain::{Connection, ConnectionId, Sealed, TenantId};
+use sync_core::ports::{ConnectionStore, StoreError};
 
 /// Name of the tenant index.
 pub const TENANT_INDEX: &str = "gsi1";

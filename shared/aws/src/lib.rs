@@ -1,0 +1,29 @@
+//! AWS implementations of the core's ports, and the wiring of each function's use cases
+//! over them. Each adapter turns SDK errors into domain outcomes (a failed condition becomes
+//! `Conflict`/`AlreadyExists`, everything else `Unavailable`), so nothing in `sync-core`
+//! sees an SDK type.
+//!
+//! ## Layout
+//! - [`sdk`]: SDK configuration (the Lambda environment, or a local endpoint such as moto).
+//! - [`dynamodb`], [`connections`], [`events`]: the stores on the one DynamoDB table.
+//! - [`scheduler`]: EventBridge Scheduler as the schedule trigger.
+//! - [`sqs`]: the queues.
+//! - [`kms`]: envelope encryption of connection secrets.
+//! - [`wiring`]: each function's use cases over these adapters.
+
+pub mod connections;
+pub mod dynamodb;
+pub mod events;
+pub mod kms;
+pub mod scheduler;
+pub mod sdk;
+pub mod sqs;
+pub mod wiring;
+
+pub use connections::DynamoConnectionStore;
+pub use dynamodb::DynamoScheduleStore;
+pub use events::DynamoEventStore;
+pub use kms::KmsSealer;
+pub use scheduler::EventBridgeTrigger;
+pub use sdk::{describe, SdkConfig};
+pub use sqs::SqsQueue;

@@ -1,0 +1,93 @@
+//! Wiring: each function's use cases over the AWS adapters, built once per cold start.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use sync_core::clock::Clock;
+use sync_core::config::AwsResources;
+use sync_core::service::{ConnectionService, ScheduleService, Services};
+
+/// The API's use cases over DynamoDB, EventBridge Scheduler and KMS.
+pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>) -> Services {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let connection_store = Arc::new(crate::DynamoConnectionStore::new(
+        dynamodb.clone(),
+        resources.table_name.clone(),
+    ));
+    let schedules = ScheduleService::new(
+        Arc::new(crate::DynamoScheduleStore::new(
+            dynamodb,
+            resources.table_name.clone(),
+        )),
+        Arc::new(crate::EventBridgeTrigger::new(
+            aws_sdk_scheduler::Client::new(sdk),
+            resources,
+        )),
+        connection_store.clone(),
+        clock.clone(),
+    );
+    let connections = ConnectionService::new(
+        connection_store,
+        Arc::new(crate::KmsSealer::new(
+            aws_sdk_kms::Client::new(sdk),
+            resources.kms_key_id.clone(),
+        )),
+        schedules.clone(),
+        clock,
+    );
+    let events = Arc::new(crate::DynamoEventStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        resources.table_name.clone(),
+    ));
+    Services {
+        schedules,
+        connections,
+        events,
+    }
+}
+
+/// The webhook intake over DynamoDB, KMS and SQS.
+pub fn intake(
+    sdk: &SdkConfig,
+    config: &sync_core::config::IntakeConfig,
+    clock: Arc<dyn Clock>,
+) -> sync_core::service::Intake {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    sync_core::service::Intake::new(
+        Arc::new(crate::DynamoConnectionStore::new(
+            dynamodb.clone(),
+            config.table_name.clone(),
+        )),
+        Arc::new(crate::KmsSealer::new(
+            aws_sdk_kms::Client::new(sdk),
+            config.kms_key_id.clone(),
+        )),
+        Arc::new(crate::DynamoEventStore::new(
+            dynamodb,
+            config.table_name.clone(),
+        )),
+        Arc::new(crate::SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            config.webhook_queue_url.clone(),
+        )),
+        clock,
+        config.settings(),
+    )
+}
+
+/// The coalescer over SQS (jobs) and DynamoDB (event log).
+pub fn coalescer(
+    sdk: &SdkConfig,
+    config: &sync_core::config::CoalescerConfig,
+) -> sync_core::service::Coalescer {
+    sync_core::service::Coalescer::new(
+        Arc::new(crate::SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            config.sync_queue_url.clone(),
+        )),
+        Arc::new(crate::DynamoEventStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            config.table_name.clone(),
+        )),
+    )
+}
