@@ -6,5 +6,4 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash infra/setup.sh
-export MOTO_SERVER="$root/.venv/bin/moto_server"
 exec cargo run --quiet --locked --bin syncctl -- local "$@"

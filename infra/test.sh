@@ -9,7 +9,6 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "setup"
 bash infra/setup.sh
-export MOTO_SERVER="$root/.venv/bin/moto_server"
 export SAM_CLI_TELEMETRY=0
 
 step "cargo fmt --check"

@@ -3,6 +3,10 @@
 //! moto runs under a small shell guard that kills it as soon as our end of its stdin pipe
 //! closes, so it goes away with us however we exit (even on SIGKILL): no orphaned servers
 //! between test runs.
+//!
+//! By default moto is started through `infra/moto_serial.py`, which serves one request at a
+//! time so that DynamoDB conditional writes are atomic as they are in AWS (see that file).
+//! `MOTO_SERVER` names another moto-compatible server binary instead.
 
 use anyhow::{bail, Context, Result};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -19,7 +23,7 @@ pub struct MotoServer {
 impl MotoServer {
     /// Starts moto on `port`, or on a free port when `None`, and waits until it answers.
     pub fn start(port: Option<u16>) -> Result<Self> {
-        let binary = moto_binary();
+        let command = moto_command();
         let mut last_error = None;
         // A free port found by binding can be taken before moto binds it; try a few.
         for _ in 0..3 {
@@ -29,15 +33,15 @@ impl MotoServer {
             };
             let child = Command::new("sh")
                 .arg("-c")
-                .arg(r#""$1" -H 127.0.0.1 -p "$2" >/dev/null 2>&1 & pid=$!; read _; kill $pid; wait $pid"#)
+                .arg(r#"port=$1; shift; "$@" -H 127.0.0.1 -p "$port" >/dev/null 2>&1 & pid=$!; read _; kill $pid; wait $pid"#)
                 .arg("sh")
-                .arg(&binary)
                 .arg(port.to_string())
+                .args(&command)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .with_context(|| format!("starting {}", binary.display()))?;
+                .with_context(|| format!("starting {}", command[0].display()))?;
             let mut server = MotoServer { child, port };
             match server.wait_ready(Duration::from_secs(20)) {
                 Ok(()) => return Ok(server),
@@ -92,16 +96,20 @@ impl Drop for MotoServer {
     }
 }
 
-/// `MOTO_SERVER` if set, else the project's virtualenv, else `moto_server` on the PATH.
-fn moto_binary() -> PathBuf {
+/// `MOTO_SERVER` if set; else the project's one-request-at-a-time launcher with the
+/// virtualenv's Python (or `python3` on the PATH).
+fn moto_command() -> Vec<PathBuf> {
     if let Some(path) = std::env::var_os("MOTO_SERVER") {
-        return PathBuf::from(path);
+        return vec![PathBuf::from(path)];
     }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-    if venv.exists() {
-        return venv;
-    }
-    PathBuf::from("moto_server")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let venv_python = root.join("../.venv/bin/python");
+    let python = if venv_python.exists() {
+        venv_python
+    } else {
+        PathBuf::from("python3")
+    };
+    vec![python, root.join("moto_serial.py")]
 }
 
 /// A loopback port nobody is listening on right now.
