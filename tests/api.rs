@@ -95,6 +95,79 @@ async fn the_gateway_checks_tokens_like_the_authorizer() {
     assert_eq!(api.aws.item_count().await, 0);
 }
 
+/// A token signed with the local key carrying `claims` (merged over a valid set).
+fn signed_with(claims: Value) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let jwt = LocalJwt::from_env();
+    let now = chrono::Utc::now().timestamp();
+    let mut all = json!({"iss": jwt.issuer, "aud": jwt.audience, "exp": now + 600});
+    if let (Some(a), Some(c)) = (all.as_object_mut(), claims.as_object()) {
+        a.extend(c.clone());
+    }
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "HS256", "typ": "JWT"}).to_string()),
+        URL_SAFE_NO_PAD.encode(all.to_string())
+    );
+    let secret = std::env::var("SYNC_LOCAL_JWT_SECRET")
+        .unwrap_or_else(|_| "local-development-secret-not-for-production".into());
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    mac.update(input.as_bytes());
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+#[tokio::test]
+async fn a_tenant_claim_that_is_not_a_plain_string_is_refused_and_nbf_is_honoured() {
+    let api = api().await;
+    let now = chrono::Utc::now().timestamp();
+    let refused = [
+        json!({"tenant_id": null}),
+        json!({"tenant_id": true}),
+        json!({"tenant_id": ["acme"]}),
+        json!({"tenant_id": {"a": 1}}),
+        json!({"tenant_id": ""}),
+        json!({"tenant_id": "null"}),
+        json!({"tenant_id": "acme", "nbf": now + 300}),
+    ];
+    for claims in refused {
+        let (status, body) = {
+            let response = api
+                .http
+                .get(api.url("/api/sync/schedules"))
+                .bearer_auth(signed_with(claims.clone()))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let status = response.status();
+            (status, response.text().await.unwrap_or_default())
+        };
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{claims}: {body}");
+    }
+    // The scheme is case-insensitive, and a token past its nbf is fine.
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let response = api
+            .http
+            .get(api.url("/api/sync/schedules"))
+            .header(
+                "authorization",
+                format!(
+                    "{scheme} {}",
+                    signed_with(json!({"tenant_id": "acme", "nbf": now - 5}))
+                ),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
+}
+
 #[tokio::test]
 async fn tenants_cannot_reach_each_others_schedules() {
     let api = api().await;

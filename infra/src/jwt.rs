@@ -1,6 +1,7 @@
 //! The local stand-in for API Gateway's JWT authorizer: HS256 tokens signed with a local
-//! secret, checked for signature, issuer, audience and expiry. In AWS the real authorizer
-//! checks the user's identity provider; the handler sees the same claims either way.
+//! secret, checked for signature, issuer, audience, expiry and not-before. In AWS the real
+//! authorizer checks the user's identity provider; the handler sees the same claims either
+//! way (as text, the way API Gateway passes them).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -65,9 +66,9 @@ impl LocalJwt {
         format!("{signing_input}.{signature}")
     }
 
-    /// The claims of a valid token, as API Gateway hands them to the function (every value
-    /// a string), or why it is not valid.
-    pub fn verify(&self, token: &str, now: i64) -> Result<HashMap<String, String>, &'static str> {
+    /// The claims of a valid token, with their JSON types, or why it is not valid. A token
+    /// is valid from its `nbf` (if it has one) until its `exp`.
+    pub fn verify(&self, token: &str, now: i64) -> Result<Map<String, Value>, &'static str> {
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -103,7 +104,20 @@ impl LocalJwt {
             Some(exp) if exp > now => {}
             _ => return Err("expired"),
         }
-        Ok(claims
+        match claims.get("nbf") {
+            None => {}
+            Some(nbf) => match nbf.as_i64() {
+                Some(nbf) if nbf <= now => {}
+                Some(_) => return Err("not valid yet"),
+                None => return Err("malformed nbf"),
+            },
+        }
+        Ok(claims)
+    }
+
+    /// The claims as API Gateway hands them to the function: every value as text.
+    pub fn as_gateway_claims(claims: Map<String, Value>) -> HashMap<String, String> {
+        claims
             .into_iter()
             .map(|(k, v)| {
                 let text = match v {
@@ -112,7 +126,7 @@ impl LocalJwt {
                 };
                 (k, text)
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -142,9 +156,37 @@ mod tests {
     #[test]
     fn a_fresh_token_verifies_and_carries_the_tenant() {
         let t = jwt().token("tenant_id", "acme", 1_000, 60);
-        let claims = jwt().verify(&t, 1_010).unwrap_or_default();
+        let claims = LocalJwt::as_gateway_claims(jwt().verify(&t, 1_010).unwrap_or_default());
         assert_eq!(claims.get("tenant_id").map(String::as_str), Some("acme"));
         assert_eq!(claims.get("exp").map(String::as_str), Some("1060"));
+    }
+
+    /// A token with `extra` claims merged in, signed with the test key.
+    fn signed(extra: Value) -> String {
+        let mut claims = json!({"iss": "https://issuer/", "aud": "api", "exp": 2_000});
+        if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+            c.extend(e.clone());
+        }
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(json!({"alg": "HS256"}).to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut mac = jwt().mac();
+        mac.update(input.as_bytes());
+        format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    #[test]
+    fn a_token_is_refused_before_its_nbf() {
+        let t = signed(json!({"tenant_id": "acme", "nbf": 1_500}));
+        assert_eq!(jwt().verify(&t, 1_499), Err("not valid yet"));
+        assert!(jwt().verify(&t, 1_500).is_ok());
+        let odd = signed(json!({"tenant_id": "acme", "nbf": "soon"}));
+        assert_eq!(jwt().verify(&odd, 1_500), Err("malformed nbf"));
     }
 
     #[test]

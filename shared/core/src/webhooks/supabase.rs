@@ -20,12 +20,10 @@ pub fn verify(secret: &str, header: &str, value: Option<&str>) -> bool {
         return false;
     };
     let presented = if header.eq_ignore_ascii_case("authorization") {
-        match value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-        {
-            Some(token) => token,
-            None => return false,
+        // The scheme is case-insensitive (RFC 7235).
+        match value.trim().split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token,
+            _ => return false,
         }
     } else {
         value

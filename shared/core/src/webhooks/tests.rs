@@ -294,6 +294,18 @@ fn supabase_secrets_compare_exactly() {
         Some("Bearer s3cret")
     ));
     assert!(!supabase::verify("s3cret", "authorization", Some("s3cret")));
+    // The scheme is case-insensitive (RFC 7235); another scheme is not accepted.
+    for value in ["bearer s3cret", "BEARER s3cret", "BeArEr s3cret"] {
+        assert!(
+            supabase::verify("s3cret", "authorization", Some(value)),
+            "{value}"
+        );
+    }
+    assert!(!supabase::verify(
+        "s3cret",
+        "authorization",
+        Some("Basic s3cret")
+    ));
 }
 
 #[test]
