@@ -13,7 +13,7 @@ use sync_core::domain::{
     ConnectionId, EntityType, NewSchedule, Platform, Schedule, ScheduleId, SchedulePatch, SyncMode,
     TenantId,
 };
-use sync_core::ports::{ScheduleStore, ScheduleTrigger, StoreError};
+use sync_core::ports::{ScheduleStore, ScheduleTrigger, StoreError, TriggerWrite};
 use sync_core::service::ServiceError;
 use sync_core::time::ScheduleExpression;
 
@@ -27,11 +27,14 @@ fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn schedule(tenant_name: &str, expr: &str, created: &str) -> Schedule {
+/// A schedule of `tenant_name` on a QuickBooks connection of that tenant, created in `aws`
+/// (the store refuses schedules whose connection does not exist).
+async fn schedule(aws: &Aws, tenant_name: &str, expr: &str, created: &str) -> Schedule {
+    let connection = aws.connection(tenant_name, Platform::QuickBooks).await;
     Schedule {
         id: ScheduleId::new_random(),
         tenant_id: tenant(tenant_name),
-        credential_id: ConnectionId::new_random(),
+        credential_id: connection,
         platform: Platform::QuickBooks,
         entity_type: EntityType::Customers,
         cron_expression: expr.to_string(),
@@ -42,6 +45,7 @@ fn schedule(tenant_name: &str, expr: &str, created: &str) -> Schedule {
             .unwrap_or_else(|e| panic!("{e}")),
         is_active: true,
         last_run_at: Some(at("2026-11-01T10:00:00.123Z")),
+        last_run_status: Some(sync_core::domain::RunStatus::Partial),
         created_at: at(created),
         updated_at: at(created),
         version: 1,
@@ -74,10 +78,12 @@ async fn the_store_round_trips_every_field() {
     let aws = fresh_aws().await;
     let store = store(&aws);
     let s = schedule(
+        &aws,
         "acme",
         "cron(0 10 ? * 6L 2027-2029)",
         "2026-11-24T12:00:00.250Z",
-    );
+    )
+    .await;
     store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
     let got = store
         .get(&s.tenant_id, s.id)
@@ -90,7 +96,7 @@ async fn the_store_round_trips_every_field() {
 async fn an_insert_over_an_existing_id_is_refused() {
     let aws = fresh_aws().await;
     let store = store(&aws);
-    let s = schedule("acme", "@daily", "2026-11-24T12:00:00Z");
+    let s = schedule(&aws, "acme", "@daily", "2026-11-24T12:00:00Z").await;
     store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
     let mut again = s.clone();
     again.cron_expression = "@hourly".into();
@@ -103,7 +109,7 @@ async fn an_insert_over_an_existing_id_is_refused() {
 async fn a_stale_version_can_neither_replace_nor_delete() {
     let aws = fresh_aws().await;
     let store = store(&aws);
-    let s = schedule("acme", "@daily", "2026-11-24T12:00:00Z");
+    let s = schedule(&aws, "acme", "@daily", "2026-11-24T12:00:00Z").await;
     store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
     let mut first = s.clone();
     first.version = 2;
@@ -124,7 +130,7 @@ async fn a_stale_version_can_neither_replace_nor_delete() {
     let stored = store.get(&s.tenant_id, s.id).await.ok().flatten();
     assert_eq!(stored, Some(first));
     // Replacing something that is gone is a conflict too, and does not create it.
-    let ghost = schedule("acme", "@daily", "2026-11-24T12:00:00Z");
+    let ghost = schedule(&aws, "acme", "@daily", "2026-11-24T12:00:00Z").await;
     assert_eq!(store.replace(&ghost, 1).await, Err(StoreError::Conflict));
     assert_eq!(store.get(&ghost.tenant_id, ghost.id).await, Ok(None));
 }
@@ -133,9 +139,9 @@ async fn a_stale_version_can_neither_replace_nor_delete() {
 async fn a_tenant_lists_only_its_own_schedules_oldest_first() {
     let aws = fresh_aws().await;
     let store = store(&aws);
-    let newer = schedule("acme", "@daily", "2026-11-24T12:00:02Z");
-    let older = schedule("acme", "@hourly", "2026-11-24T12:00:01Z");
-    let other = schedule("globex", "@daily", "2026-11-24T12:00:00Z");
+    let newer = schedule(&aws, "acme", "@daily", "2026-11-24T12:00:02Z").await;
+    let older = schedule(&aws, "acme", "@hourly", "2026-11-24T12:00:01Z").await;
+    let other = schedule(&aws, "globex", "@daily", "2026-11-24T12:00:00Z").await;
     for s in [&newer, &older, &other] {
         store.insert(s).await.unwrap_or_else(|e| panic!("{e}"));
     }
@@ -150,7 +156,7 @@ async fn a_tenant_lists_only_its_own_schedules_oldest_first() {
 #[tokio::test]
 async fn the_eventbridge_schedule_carries_the_whole_definition() {
     let aws = fresh_aws().await;
-    let s = schedule("acme", "0 9 * * 1-5", "2026-11-24T12:00:00Z");
+    let s = schedule(&aws, "acme", "0 9 * * 1-5", "2026-11-24T12:00:00Z").await;
     trigger(&aws)
         .create(&s)
         .await
@@ -184,27 +190,31 @@ async fn the_eventbridge_schedule_carries_the_whole_definition() {
     );
     assert_eq!(retry.maximum_retry_attempts(), Some(RETRY_MAX_ATTEMPTS));
     let input: Value = serde_json::from_str(target.input().unwrap_or("null")).unwrap_or_default();
-    assert_eq!(input["schedule_id"], s.id.to_string());
+    assert_eq!(input["trigger"]["schedule_id"], s.id.to_string());
+    assert_eq!(input["trigger"]["schedule_version"], 1);
     assert_eq!(input["tenant_id"], "acme");
-    assert_eq!(input["credential_id"], s.credential_id.to_string());
+    assert_eq!(input["connection_id"], s.credential_id.to_string());
     assert_eq!(input["platform"], "quickbooks");
     assert_eq!(input["entity_type"], "customers");
     assert_eq!(input["sync_mode"], "full");
-    assert_eq!(input["trigger"], "schedule");
-    assert_eq!(input["scheduled_time"], "<aws.scheduler.scheduled-time>");
-    assert_eq!(input["execution_id"], "<aws.scheduler.execution-id>");
+    assert_eq!(input["trigger"]["kind"], "schedule");
+    assert_eq!(input["triggered_at"], "<aws.scheduler.scheduled-time>");
+    assert_eq!(input["job_id"], "<aws.scheduler.execution-id>");
 }
 
 #[tokio::test]
-async fn a_replace_rewrites_every_field_and_follows_is_active() {
+async fn an_update_rewrites_every_field_and_follows_is_active() {
     let aws = fresh_aws().await;
     let t = trigger(&aws);
-    let mut s = schedule("acme", "@daily", "2026-11-24T12:00:00Z");
+    let mut s = schedule(&aws, "acme", "@daily", "2026-11-24T12:00:00Z").await;
     t.create(&s).await.unwrap_or_else(|e| panic!("{e}"));
     s.is_active = false;
     s.expression = ScheduleExpression::parse("rate(5 minutes)").unwrap_or_else(|e| panic!("{e}"));
     s.version = 2;
-    t.replace(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        t.update(&s).await.unwrap_or_else(|e| panic!("{e}")),
+        TriggerWrite::Applied
+    );
     let got = eventbridge(&aws, s.id)
         .await
         .unwrap_or_else(|| panic!("schedule missing"));
@@ -228,15 +238,22 @@ async fn a_replace_rewrites_every_field_and_follows_is_active() {
 }
 
 #[tokio::test]
-async fn remove_is_idempotent_and_replace_recreates_a_missing_schedule() {
+async fn remove_is_idempotent_and_update_never_creates() {
     let aws = fresh_aws().await;
     let t = trigger(&aws);
-    let s = schedule("acme", "@daily", "2026-11-24T12:00:00Z");
-    t.replace(&s).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(eventbridge(&aws, s.id).await.is_some());
-    t.remove(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    let s = schedule(&aws, "acme", "@daily", "2026-11-24T12:00:00Z").await;
+    // An update of a schedule that is not there reports it and creates nothing.
+    assert_eq!(
+        t.update(&s).await.unwrap_or_else(|e| panic!("{e}")),
+        TriggerWrite::Missing
+    );
     assert!(eventbridge(&aws, s.id).await.is_none());
-    t.remove(&s)
+    t.create(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(eventbridge(&aws, s.id).await.is_some());
+    let name = s.id.to_string();
+    t.remove(&name).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(eventbridge(&aws, s.id).await.is_none());
+    t.remove(&name)
         .await
         .unwrap_or_else(|e| panic!("second remove: {e}"));
     // A retried create of the same schedule is not an error.

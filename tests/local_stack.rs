@@ -91,9 +91,14 @@ async fn due_schedules_reach_the_queue_with_their_scheduled_times() {
     );
     let jobs = received(&aws).await;
     assert_eq!(jobs.len(), 4);
+    // What lands on the queue is a typed job once EventBridge has filled in its placeholders.
+    let typed: Vec<sync_core::domain::SyncJob> = jobs
+        .iter()
+        .map(|j| serde_json::from_value(j.clone()).unwrap_or_else(|e| panic!("{e}: {j}")))
+        .collect();
     let mut scheduled: Vec<_> = jobs
         .iter()
-        .map(|j| j["scheduled_time"].as_str().unwrap_or_default().to_string())
+        .map(|j| j["triggered_at"].as_str().unwrap_or_default().to_string())
         .collect();
     scheduled.sort();
     assert_eq!(
@@ -105,13 +110,20 @@ async fn due_schedules_reach_the_queue_with_their_scheduled_times() {
             "2026-11-01T09:30:00Z"
         ]
     );
-    let mut ids: Vec<_> = jobs.iter().map(|j| j["execution_id"].to_string()).collect();
+    let mut ids: Vec<_> = typed.iter().map(|j| j.job_id.clone()).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 4, "execution ids must be unique");
+    for job in &typed {
+        assert_eq!(
+            job.trigger,
+            sync_core::domain::Trigger::Schedule {
+                schedule_id: active.id,
+                schedule_version: 1
+            }
+        );
+    }
     for job in &jobs {
-        assert_eq!(job["schedule_id"], active.id.to_string());
-        assert_eq!(job["trigger"], "schedule");
         assert!(
             !job.to_string().contains("<aws.scheduler"),
             "placeholder left in {job}"
@@ -197,7 +209,150 @@ async fn syncctl_dev_token_is_accepted_by_the_local_authorizer() {
     let claims = infra::jwt::LocalJwt::from_env()
         .verify(out.trim(), Utc::now().timestamp())
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(claims.get("tenant_id").map(String::as_str), Some("acme"));
+    assert_eq!(
+        claims.get("tenant_id").and_then(|v| v.as_str()),
+        Some("acme")
+    );
     let (code, _, _) = syncctl(&["dev-token", "--tenant", "has space"]).await;
     assert_eq!(code, 2);
+}
+
+#[tokio::test]
+async fn syncctl_repair_reports_drift_on_a_dry_run_and_fixes_it_with_apply() {
+    use integration_tests::schedule_invariant_violations;
+    // GIVEN three schedules, then drift made behind the service's back: one EventBridge
+    // schedule deleted, one rewritten to another expression, and a stray one added
+    let aws = fresh_aws().await;
+    let acme = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let connection = aws.connection("acme", Platform::WooCommerce).await;
+    let service = sync_aws::wiring::services(
+        &aws.sdk,
+        &aws.resources,
+        integration_tests::clock("2026-11-24T12:00:00Z"),
+    )
+    .schedules;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let s = service
+            .create(
+                &acme,
+                NewSchedule {
+                    credential_id: connection,
+                    platform: Platform::WooCommerce,
+                    entity_type: EntityType::Orders,
+                    cron_expression: "@daily".into(),
+                    expression: ScheduleExpression::parse("@daily")
+                        .unwrap_or_else(|e| panic!("{e}")),
+                    sync_mode: SyncMode::Incremental,
+                    timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
+                    is_active: true,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        ids.push(s.id.to_string());
+    }
+    let scheduler = aws.scheduler();
+    let group = aws.resources.schedule_group.clone();
+    scheduler
+        .delete_schedule()
+        .name(&ids[0])
+        .group_name(&group)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let existing = scheduler
+        .get_schedule()
+        .name(&ids[1])
+        .group_name(&group)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let target = existing
+        .target()
+        .cloned()
+        .unwrap_or_else(|| panic!("no target"));
+    let window = existing
+        .flexible_time_window()
+        .cloned()
+        .unwrap_or_else(|| panic!("no window"));
+    scheduler
+        .update_schedule()
+        .name(&ids[1])
+        .group_name(&group)
+        .schedule_expression("rate(1 minute)")
+        .state(aws_sdk_scheduler::types::ScheduleState::Enabled)
+        .flexible_time_window(window.clone())
+        .target(target.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stray = uuid::Uuid::new_v4().to_string();
+    scheduler
+        .create_schedule()
+        .name(&stray)
+        .group_name(&group)
+        .schedule_expression("rate(5 minutes)")
+        .flexible_time_window(window)
+        .target(target)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = schedule_invariant_violations(&aws).await;
+    assert_eq!(before.len(), 2, "{before:#?}");
+
+    let endpoint = integration_tests::moto().endpoint();
+    let args = |apply: bool| {
+        let mut a = vec![
+            "repair".to_string(),
+            "--aws-endpoint".into(),
+            endpoint.clone(),
+            "--table".into(),
+            aws.resources.table_name.clone(),
+            "--group".into(),
+            group.clone(),
+            "--queue-arn".into(),
+            aws.resources.sync_queue_arn.clone(),
+            "--dlq-arn".into(),
+            aws.resources.sync_dlq_arn.clone(),
+            "--role-arn".into(),
+            aws.resources.scheduler_role_arn.clone(),
+        ];
+        if apply {
+            a.push("--apply".into());
+        }
+        a
+    };
+    // WHEN a dry run looks
+    let dry: Vec<String> = args(false);
+    let (code, out, err) = syncctl(&dry.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    // THEN it names each difference and changes nothing
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("missing trigger   schedule {}", ids[0])),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "schedule {} (tenant acme): expression differ",
+            ids[1]
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("EventBridge schedule {stray}")),
+        "{out}"
+    );
+    assert!(out.contains("3 difference(s); nothing changed"), "{out}");
+    assert_eq!(schedule_invariant_violations(&aws).await.len(), 2);
+    // WHEN it applies
+    let apply: Vec<String> = args(true);
+    let (code, out, err) = syncctl(&apply.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("fixed 3 of 3"), "{out}");
+    // THEN everything is in step, and another look finds nothing
+    let violations = schedule_invariant_violations(&aws).await;
+    assert!(violations.is_empty(), "{violations:#?}");
+    let (_, out, _) = syncctl(&dry.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert!(out.contains("in step: nothing to repair"), "{out}");
 }

@@ -45,12 +45,17 @@ fn connection_body(platform: &str) -> Value {
 
 /// Creates a connection over the API; returns (id, webhook_url).
 async fn connect(api: &Api, tenant: &str, platform: &str) -> (String, String) {
+    connect_with(api, tenant, connection_body(platform)).await
+}
+
+/// Creates the connection `request` describes over the API; returns (id, webhook_url).
+async fn connect_with(api: &Api, tenant: &str, request: Value) -> (String, String) {
     let (status, body) = api
         .send(
             reqwest::Method::POST,
             "/api/connections",
             Some(tenant),
-            Some(connection_body(platform)),
+            Some(request),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -398,15 +403,7 @@ async fn tenants_and_realms_stay_apart() {
     // Globex's own connection, with its own secret.
     let mut theirs = connection_body("woocommerce");
     theirs["secrets"]["webhook_secret"] = json!("globex-secret-0123456789");
-    let (status, _) = api
-        .send(
-            reqwest::Method::POST,
-            "/api/connections",
-            Some("globex"),
-            Some(theirs),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    connect_with(&api, "globex", theirs).await;
     for (method, path) in [
         (reqwest::Method::GET, format!("/api/connections/{acme_id}")),
         (
@@ -622,4 +619,72 @@ async fn syncctl_webhook_send_signs_like_the_platform() {
     .await;
     assert_eq!(code, 1);
     assert!(String::from_utf8_lossy(&out).starts_with("401 "));
+}
+
+#[tokio::test]
+async fn one_quickbooks_company_connected_by_two_tenants_syncs_for_both() {
+    // GIVEN two tenants connected to the same QuickBooks company, each with its own app
+    let api = api().await;
+    let (a_id, a_url) = connect(&api, "acme", "quickbooks").await;
+    let mut theirs = connection_body("quickbooks");
+    let b_token = "globex-verifier-token-0123456789";
+    theirs["secrets"]["webhook_verifier_token"] = json!(b_token);
+    let (b_id, b_url) = connect_with(&api, "globex", theirs).await;
+    // WHEN the same delivery reaches both, each signed for its connection, twice
+    let body = fixture("quickbooks-classic.body.json");
+    for (url, token) in [(&a_url, QBO_TOKEN), (&b_url, b_token)] {
+        let (status, got) = deliver(&api, url, "quickbooks", &body, token).await;
+        assert_eq!(
+            (status, got["queued"].clone()),
+            (StatusCode::OK, json!(2)),
+            "{got}"
+        );
+        let (_, again) = deliver(&api, url, "quickbooks", &body, token).await;
+        assert_eq!(again["duplicates"], json!(2), "{again}");
+    }
+    // THEN each tenant's event log holds the events
+    for (tenant, id) in [("acme", &a_id), ("globex", &b_id)] {
+        let (status, log) = api
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/connections/{id}/events"),
+                Some(tenant),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            log["events"].as_array().map(Vec::len),
+            Some(2),
+            "{tenant}: {log}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_two_hundred_event_quickbooks_delivery_is_queued_exactly_once_against_moto() {
+    let api = api().await;
+    let (_, url) = connect(&api, "acme", "quickbooks").await;
+    let entities: Vec<Value> = (0..200)
+        .map(|i| json!({"name": "Customer", "id": format!("{}", 1000 + i), "operation": "Update", "lastUpdated": "2026-11-24T12:00:00.000Z"}))
+        .collect();
+    let body = json!({"eventNotifications": [{"realmId": "9130350000000001", "dataChangeEvent": {"entities": entities}}]})
+        .to_string()
+        .into_bytes();
+    let (status, got) = deliver(&api, &url, "quickbooks", &body, QBO_TOKEN).await;
+    assert_eq!(
+        (status, got["queued"].clone()),
+        (StatusCode::OK, json!(200)),
+        "{got}"
+    );
+    let (_, again) = deliver(&api, &url, "quickbooks", &body, QBO_TOKEN).await;
+    assert_eq!(again["duplicates"], json!(200), "{again}");
+    let queued = queue_bodies(&api, &api.aws.provisioned.events_queue_url).await;
+    let mut ids: Vec<_> = queued
+        .iter()
+        .map(|e| e["entity_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((queued.len(), ids.len()), (200, 200));
 }

@@ -58,6 +58,23 @@ enum Command {
     /// Webhook tools.
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// Compare stored schedules with EventBridge Scheduler and fix the differences.
+    ///
+    /// Dry run by default: prints every difference and changes nothing. With --apply, fixes
+    /// each (through the same read-write-read alignment the API uses, so it is safe while
+    /// the API is in use). Against the local stack, pass its AWS endpoint; against a
+    /// deployed stack, its table, group, queue and role (the stack outputs) and AWS
+    /// credentials in the environment.
+    Repair {
+        /// Only this tenant's schedules (default: every tenant's).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Fix what differs (default: only report).
+        #[arg(long)]
+        apply: bool,
+        #[command(flatten)]
+        target: RepairTarget,
+    },
     /// Print the next fire times of an expression, one RFC 3339 UTC time per line.
     Preview {
         /// The expression, in any accepted dialect.
@@ -131,6 +148,11 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
             count,
         } => return preview(&expr, &tz, after.as_deref(), count, out, err),
         Command::DevToken { tenant, ttl, claim } => dev_token(&tenant, ttl, &claim, out, err),
+        Command::Repair {
+            tenant,
+            apply,
+            target,
+        } => repair(tenant.as_deref(), apply, target, out, err).await,
         Command::Webhook(WebhookCommand::Send {
             platform,
             connection,
@@ -277,6 +299,11 @@ async fn local(options: LocalOptions, out: &mut dyn Write) -> Result<i32> {
     )?;
     writeln!(
         out,
+        "  Repair:        cargo run -q --bin syncctl -- repair --aws-endpoint {} [--apply]",
+        stack.aws_endpoint
+    )?;
+    writeln!(
+        out,
         "Due schedules are fired every {}s. Ctrl-C stops everything.",
         options.tick.as_secs()
     )?;
@@ -284,6 +311,110 @@ async fn local(options: LocalOptions, out: &mut dyn Write) -> Result<i32> {
     tokio::signal::ctrl_c().await?;
     drop(stack);
     Ok(0)
+}
+
+/// Where `syncctl repair` works.
+#[derive(clap::Args, Debug)]
+struct RepairTarget {
+    /// Emulated AWS endpoint of the local stack (it prints it at start-up).
+    #[arg(long, env = "SYNC_LOCAL_AWS_ENDPOINT")]
+    aws_endpoint: Option<String>,
+    /// The stack's table (default: the local stack's).
+    #[arg(long, env = "TABLE_NAME")]
+    table: Option<String>,
+    /// The stack's schedule group.
+    #[arg(long, env = "SCHEDULE_GROUP")]
+    group: Option<String>,
+    /// The sync queue's ARN (what schedules target).
+    #[arg(long, env = "SYNC_QUEUE_ARN")]
+    queue_arn: Option<String>,
+    /// The sync dead-letter queue's ARN.
+    #[arg(long, env = "SYNC_DLQ_ARN")]
+    dlq_arn: Option<String>,
+    /// The role EventBridge Scheduler assumes.
+    #[arg(long, env = "SCHEDULER_ROLE_ARN")]
+    role_arn: Option<String>,
+}
+
+impl RepairTarget {
+    /// The SDK configuration and resource names: the local stack's (found, or made, by the
+    /// same provisioning the stack runs) when an endpoint is given and no names are, else
+    /// the names given, with the default AWS credential chain.
+    async fn resolve(self) -> Result<(sync_aws::SdkConfig, sync_core::config::AwsResources)> {
+        let sdk = match &self.aws_endpoint {
+            Some(endpoint) => sync_aws::sdk::local(endpoint).await,
+            None => sync_aws::sdk::from_env().await,
+        };
+        if self.aws_endpoint.is_some() && self.table.is_none() {
+            let provisioned = crate::provision::provision(&sdk, &Names::local()).await?;
+            return Ok((sdk, provisioned.resources));
+        }
+        let need = |v: Option<String>, flag: &str| {
+            v.ok_or_else(|| {
+                anyhow::anyhow!("{flag} is required without --aws-endpoint (see the stack outputs)")
+            })
+        };
+        let resources = sync_core::config::AwsResources {
+            table_name: need(self.table, "--table")?,
+            schedule_group: need(self.group, "--group")?,
+            sync_queue_arn: need(self.queue_arn, "--queue-arn")?,
+            sync_dlq_arn: need(self.dlq_arn, "--dlq-arn")?,
+            scheduler_role_arn: need(self.role_arn, "--role-arn")?,
+            kms_key_id: String::new(),
+        };
+        Ok((sdk, resources))
+    }
+}
+
+/// Prints the report; exit 0 when everything asked for was done, 1 when a fix failed.
+async fn repair(
+    tenant: Option<&str>,
+    apply: bool,
+    target: RepairTarget,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32> {
+    use sync_core::service::Scope;
+    let scope = match tenant {
+        None => Scope::All,
+        Some(t) => match sync_core::domain::TenantId::parse(t) {
+            Ok(t) => Scope::Tenant(t),
+            Err(e) => {
+                writeln!(err, "error: --tenant: {e}")?;
+                return Ok(2);
+            }
+        },
+    };
+    let (sdk, resources) = target.resolve().await?;
+    let repair = sync_aws::wiring::repair(
+        &sdk,
+        &resources,
+        std::sync::Arc::new(sync_core::clock::SystemClock),
+    );
+    let report = repair.run(&scope, apply).await?;
+    writeln!(
+        out,
+        "{} stored schedule(s), {} EventBridge schedule(s) in {}",
+        report.schedules, report.triggers, resources.schedule_group
+    )?;
+    for drift in &report.drifts {
+        writeln!(out, "  {drift}")?;
+    }
+    if report.drifts.is_empty() {
+        writeln!(out, "in step: nothing to repair")?;
+    } else if apply {
+        writeln!(out, "fixed {} of {}", report.fixed, report.drifts.len())?;
+    } else {
+        writeln!(
+            out,
+            "{} difference(s); nothing changed (dry run). Run again with --apply to fix them.",
+            report.drifts.len()
+        )?;
+    }
+    for failure in &report.failures {
+        writeln!(err, "error: {failure}")?;
+    }
+    Ok(if report.failures.is_empty() { 0 } else { 1 })
 }
 
 struct WebhookSend {

@@ -47,21 +47,7 @@ impl LocalScheduler {
     /// target's input with the scheduled time and an execution id filled in.
     pub async fn fire_due(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<Fired>> {
         let mut fired = Vec::new();
-        let mut pages = self
-            .scheduler
-            .list_schedules()
-            .group_name(&self.group)
-            .into_paginator()
-            .send();
-        let mut names = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| anyhow::anyhow!(describe(&e)))?;
-            names.extend(
-                page.schedules()
-                    .iter()
-                    .filter_map(|s| s.name().map(str::to_string)),
-            );
-        }
+        let names = sync_aws::scheduler::schedule_names(&self.scheduler, &self.group).await?;
         for name in names {
             match self.fire_one(&name, after, until).await {
                 Ok(mut f) => fired.append(&mut f),

@@ -144,11 +144,25 @@ async fn create_table(sdk: &SdkConfig, table: &str) -> Result<()> {
         .attribute_definitions(attr("sk")?)
         .attribute_definitions(attr("gsi1pk")?)
         .attribute_definitions(attr("gsi1sk")?)
+        .attribute_definitions(attr("gsi2pk")?)
+        .attribute_definitions(attr("gsi2sk")?)
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(sync_aws::connections::TENANT_INDEX)
                 .key_schema(key("gsi1pk", KeyType::Hash)?)
                 .key_schema(key("gsi1sk", KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(sync_aws::dynamodb::SWEEP_INDEX)
+                .key_schema(key("gsi2pk", KeyType::Hash)?)
+                .key_schema(key("gsi2sk", KeyType::Range)?)
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::All)

@@ -294,3 +294,139 @@ impl Api {
             .and_then(|s| s.state().cloned())
     }
 }
+
+/// What the schedule invariants say must never be seen, read straight from the table and
+/// the schedule group with the SDK (not through the adapters under test):
+/// - a stored schedule whose connection is gone;
+/// - an EventBridge schedule in the group without its stored schedule;
+/// - an EventBridge schedule whose expression, zone, state or schedule version is not the
+///   stored one's.
+///
+/// Returns one line per violation.
+pub async fn schedule_invariant_violations(aws: &Aws) -> Vec<String> {
+    use std::collections::HashMap;
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = aws
+            .dynamodb()
+            .scan()
+            .table_name(&aws.resources.table_name)
+            .set_exclusive_start_key(start.take())
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scan: {e}"));
+        items.extend(out.items().iter().cloned());
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => break,
+        }
+    }
+    let text = |item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, f: &str| {
+        item.get(f)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let kind = |item: &HashMap<_, _>, k: &str| text(item, "kind") == k;
+    let connections: std::collections::HashSet<String> = items
+        .iter()
+        .filter(|i| kind(i, "connection"))
+        .map(|i| text(i, "id"))
+        .collect();
+    let schedules: HashMap<String, _> = items
+        .iter()
+        .filter(|i| kind(i, "schedule"))
+        .map(|i| (text(i, "id"), i.clone()))
+        .collect();
+    let mut violations = Vec::new();
+    for (id, s) in &schedules {
+        if !connections.contains(&text(s, "credential_id")) {
+            violations.push(format!(
+                "schedule {id} outlived its connection {}",
+                text(s, "credential_id")
+            ));
+        }
+    }
+    let mut pages = aws
+        .scheduler()
+        .list_schedules()
+        .group_name(&aws.resources.schedule_group)
+        .into_paginator()
+        .send();
+    let mut names = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap_or_else(|e| panic!("list schedules: {e}"));
+        names.extend(
+            page.schedules()
+                .iter()
+                .filter_map(|s| s.name().map(str::to_string)),
+        );
+    }
+    for name in names {
+        let Ok(got) = aws
+            .scheduler()
+            .get_schedule()
+            .name(&name)
+            .group_name(&aws.resources.schedule_group)
+            .send()
+            .await
+        else {
+            continue; // deleted since it was listed
+        };
+        let Some(stored) = schedules.get(&name) else {
+            violations.push(format!(
+                "EventBridge schedule {name} ({:?}) has no stored schedule",
+                got.state()
+            ));
+            continue;
+        };
+        let input: Value = got
+            .target()
+            .and_then(|t| t.input())
+            .and_then(|i| serde_json::from_str(i).ok())
+            .unwrap_or_default();
+        let want_state = if stored.get("is_active").and_then(|v| v.as_bool().ok()) == Some(&true) {
+            ScheduleState::Enabled
+        } else {
+            ScheduleState::Disabled
+        };
+        let checks = [
+            (
+                "expression",
+                got.schedule_expression().unwrap_or_default().to_string(),
+                text(stored, "schedule_expression"),
+            ),
+            (
+                "timezone",
+                got.schedule_expression_timezone()
+                    .unwrap_or_default()
+                    .to_string(),
+                text(stored, "timezone"),
+            ),
+            (
+                "state",
+                format!("{:?}", got.state()),
+                format!("{:?}", Some(&want_state)),
+            ),
+            (
+                "version",
+                input["trigger"]["schedule_version"].to_string(),
+                stored
+                    .get("version")
+                    .and_then(|v| v.as_n().ok())
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+        ];
+        for (what, have, want) in checks {
+            if have != want {
+                violations.push(format!(
+                    "EventBridge schedule {name}: {what} is {have}, stored {want}"
+                ));
+            }
+        }
+    }
+    violations
+}

@@ -46,6 +46,8 @@ pub fn connection(c: &Connection, base_url: &str) -> Value {
         "secrets": c.secret_hints,
         "webhooks_enabled": c.webhooks_enabled,
         "webhook_url": format!("{base_url}/webhooks/{}/{}", c.platform, c.id),
+        // `deleting`: a delete began and did not finish; deleting again finishes it.
+        "status": if c.is_deleting() { "deleting" } else { "active" },
         "created_at": timestamp(c.created_at),
         "updated_at": timestamp(c.updated_at),
     })

@@ -48,9 +48,12 @@ mod tests {
         let queue = Arc::new(MemoryQueue::default());
         queue.set_failing(true);
         let coalescer = Coalescer::new(queue, Arc::new(MemoryEventStore::default()));
-        let body = r#"{"tenant_id":"t","connection_id":"c","platform":"woocommerce","entity_type":"orders","entity_id":"1","event_type":"order.updated","key_hash":"h","log_key":"k","received_at":"2026-11-24T12:00:00Z"}"#;
+        let body = format!(
+            r#"{{"tenant_id":"t","connection_id":"{}","platform":"woocommerce","entity_type":"orders","entity_id":"1","event_type":"order.updated","key_hash":"h","log_key":"k","received_at":"2026-11-24T12:00:00Z"}}"#,
+            sync_core::domain::ConnectionId::new_random()
+        );
         let event = LambdaEvent::new(
-            sqs_event(&[body, "garbage"]),
+            sqs_event(&[&body, "garbage"]),
             lambda_runtime::Context::default(),
         );
         let response = handle(&coalescer, event).await.unwrap_or_default();

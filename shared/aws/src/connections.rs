@@ -103,6 +103,9 @@ fn to_item(c: &Connection) -> Item {
         "webhooks_enabled".into(),
         AttributeValue::Bool(c.webhooks_enabled),
     );
+    if let Some(t) = c.deleting_since {
+        item.insert("deleting_since".into(), time(t));
+    }
     item.insert("created_at".into(), time(c.created_at));
     item.insert("updated_at".into(), time(c.updated_at));
     item.insert("version".into(), AttributeValue::N(c.version.to_string()));
@@ -139,6 +142,10 @@ fn from_item(item: &Item) -> Result<Connection, StoreError> {
             .get("webhooks_enabled")
             .and_then(|v| v.as_bool().ok())
             .ok_or_else(|| corrupt("webhooks_enabled"))?,
+        deleting_since: match item.get("deleting_since") {
+            Some(_) => Some(get_time(item, "deleting_since")?),
+            None => None,
+        },
         created_at: get_time(item, "created_at")?,
         updated_at: get_time(item, "updated_at")?,
         version: item
@@ -149,7 +156,8 @@ fn from_item(item: &Item) -> Result<Connection, StoreError> {
     })
 }
 
-fn key(id: ConnectionId) -> HashMap<String, AttributeValue> {
+/// The key of a connection's item.
+pub(crate) fn connection_key(id: ConnectionId) -> HashMap<String, AttributeValue> {
     HashMap::from([
         ("pk".to_string(), s(connection_pk(id))),
         ("sk".to_string(), s("CONNECTION")),
@@ -164,7 +172,7 @@ impl ConnectionStore for DynamoConnectionStore {
 
     async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
         self.records()
-            .get(key(id))
+            .get(connection_key(id))
             .await?
             .as_ref()
             .map(from_item)
@@ -196,6 +204,8 @@ impl ConnectionStore for DynamoConnectionStore {
     }
 
     async fn delete(&self, id: ConnectionId, expected_version: u64) -> Result<(), StoreError> {
-        self.records().delete(key(id), expected_version).await
+        self.records()
+            .delete(connection_key(id), expected_version)
+            .await
     }
 }

@@ -3,21 +3,35 @@
 //! One table holds every tenant's records, partitioned by tenant:
 //! `pk = TENANT#<tenant>`, `sk = SCHEDULE#<id>`. Listing a tenant's schedules is a single
 //! query on its partition, and no key of one tenant can reach another's rows. Every write
-//! is conditional: creates on the key being free, updates and deletes on the version read.
+//! is conditional: creates on the key being free *and* on the schedule's connection being
+//! there, the tenant's, on the same platform and not being deleted (one transaction, so a
+//! schedule can never outlive its connection); updates and deletes on the version read.
+//!
+//! A second index (`gsi2`, keyed `SCHEDULES#<first hex digit of the id>`, so the listing is
+//! spread over 16 partitions) lists every tenant's schedules for the repair sweep; requests
+//! never read it.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::HashMap;
 
+use crate::connections::connection_key;
 use crate::sdk::describe;
 use sync_core::domain::{Schedule, ScheduleId, TenantId};
 use sync_core::ports::{ScheduleStore, StoreError};
 use sync_core::time::ScheduleExpression;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Name of the index that lists every tenant's schedules (for repair sweeps).
+pub const SWEEP_INDEX: &str = "gsi2";
+
+/// Attributes of a schedule the worker keeps; a user's update never writes them.
+const WORKER_FIELDS: &[&str] = &["last_run_at", "last_run_status"];
 
 /// The DynamoDB schedule store.
 #[derive(Clone, Debug)]
@@ -50,6 +64,12 @@ fn schedule_sk(id: ScheduleId) -> String {
     format!("SCHEDULE#{id}")
 }
 
+/// The sweep index partition of a schedule: its id's first hex digit.
+fn sweep_shard(id: ScheduleId) -> String {
+    let digit = id.to_string().chars().next().unwrap_or('0');
+    format!("SCHEDULES#{digit}")
+}
+
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -62,6 +82,11 @@ fn to_item(x: &Schedule) -> Item {
     let mut item = Item::new();
     item.insert("pk".into(), s(tenant_pk(&x.tenant_id)));
     item.insert("sk".into(), s(schedule_sk(x.id)));
+    item.insert("gsi2pk".into(), s(sweep_shard(x.id)));
+    item.insert(
+        "gsi2sk".into(),
+        s(format!("SCHEDULE#{}#{}", x.tenant_id, x.id)),
+    );
     item.insert("kind".into(), s("schedule"));
     item.insert("id".into(), s(x.id.to_string()));
     item.insert("tenant_id".into(), s(x.tenant_id.as_str()));
@@ -75,6 +100,9 @@ fn to_item(x: &Schedule) -> Item {
     item.insert("is_active".into(), AttributeValue::Bool(x.is_active));
     if let Some(t) = x.last_run_at {
         item.insert("last_run_at".into(), time(t));
+    }
+    if let Some(status) = x.last_run_status {
+        item.insert("last_run_status".into(), s(status.as_str()));
     }
     item.insert("created_at".into(), time(x.created_at));
     item.insert("updated_at".into(), time(x.updated_at));
@@ -122,6 +150,10 @@ fn from_item(item: &Item) -> Result<Schedule, StoreError> {
             .ok_or_else(|| corrupt("is_active"))?,
         last_run_at: match item.get("last_run_at") {
             Some(_) => Some(get_time(item, "last_run_at")?),
+            None => None,
+        },
+        last_run_status: match item.get("last_run_status") {
+            Some(_) => Some(parsed(item, "last_run_status")?),
             None => None,
         },
         created_at: get_time(item, "created_at")?,
@@ -199,6 +231,36 @@ impl Records<'_> {
             .map_err(|e| write_failure(e, StoreError::Conflict))
     }
 
+    /// Sets `fields` (every attribute but the key) on the item at `key` if, and only if, it
+    /// is at `expected_version`; attributes not named are left as they are.
+    pub async fn update_fields(
+        &self,
+        key: Item,
+        fields: Item,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(self.table)
+            .set_key(Some(key))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", version(expected_version));
+        let mut sets = Vec::new();
+        for (i, (name, value)) in fields.into_iter().enumerate() {
+            sets.push(format!("#f{i} = :f{i}"));
+            request = request
+                .expression_attribute_names(format!("#f{i}"), name)
+                .expression_attribute_values(format!(":f{i}"), value);
+        }
+        request
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| write_failure(e, StoreError::Conflict))
+    }
+
     pub async fn delete(&self, key: Item, expected_version: u64) -> Result<(), StoreError> {
         self.client
             .delete_item()
@@ -254,10 +316,60 @@ fn schedule_key(tenant: &TenantId, id: ScheduleId) -> Item {
     ])
 }
 
+/// Which condition of the insert transaction failed, if that is why it was cancelled: the
+/// connection check (first) or the free key (second).
+fn cancelled_by(e: &TransactWriteItemsError) -> Option<StoreError> {
+    let TransactWriteItemsError::TransactionCanceledException(cancel) = e else {
+        return None;
+    };
+    let failed = |i: usize| {
+        cancel
+            .cancellation_reasons()
+            .get(i)
+            .and_then(|r| r.code())
+            .is_some_and(|code| code == "ConditionalCheckFailed")
+    };
+    if failed(0) {
+        Some(StoreError::ReferenceGone)
+    } else if failed(1) {
+        Some(StoreError::AlreadyExists)
+    } else {
+        None
+    }
+}
+
 #[async_trait]
 impl ScheduleStore for DynamoScheduleStore {
     async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
-        self.records().insert(to_item(schedule)).await
+        let unavailable =
+            |e: aws_sdk_dynamodb::error::BuildError| StoreError::Unavailable(e.to_string());
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(connection_key(schedule.credential_id)))
+            .condition_expression(
+                "attribute_exists(pk) AND tenant_id = :tenant AND platform = :platform AND attribute_not_exists(deleting_since)",
+            )
+            .expression_attribute_values(":tenant", s(schedule.tenant_id.as_str()))
+            .expression_attribute_values(":platform", s(schedule.platform.as_str()))
+            .build()
+            .map_err(unavailable)?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(schedule)))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(unavailable)?;
+        self.client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| match e.as_service_error().and_then(cancelled_by) {
+                Some(reason) => reason,
+                None => StoreError::Unavailable(describe(&e)),
+            })
     }
 
     async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError> {
@@ -279,9 +391,36 @@ impl ScheduleStore for DynamoScheduleStore {
         Ok(schedules)
     }
 
+    async fn list_all(&self) -> Result<Vec<Schedule>, StoreError> {
+        let mut schedules = Vec::new();
+        for digit in "0123456789abcdef".chars() {
+            let items = self
+                .records()
+                .query_prefix(
+                    Some(SWEEP_INDEX),
+                    ("gsi2pk", format!("SCHEDULES#{digit}")),
+                    ("gsi2sk", "SCHEDULE#"),
+                )
+                .await?;
+            for item in &items {
+                schedules.push(from_item(item)?);
+            }
+        }
+        schedules.sort_by_key(|x| (x.created_at, x.id.to_string()));
+        Ok(schedules)
+    }
+
     async fn replace(&self, schedule: &Schedule, expected_version: u64) -> Result<(), StoreError> {
+        let mut fields = to_item(schedule);
+        for key in ["pk", "sk"].iter().chain(WORKER_FIELDS) {
+            fields.remove(*key);
+        }
         self.records()
-            .replace(to_item(schedule), expected_version)
+            .update_fields(
+                schedule_key(&schedule.tenant_id, schedule.id),
+                fields,
+                expected_version,
+            )
             .await
     }
 

@@ -17,6 +17,7 @@ use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
 
 use crate::connections::connection_pk;
@@ -27,6 +28,9 @@ use sync_core::ports::{Claim, EventClaims, EventLog, EventLogError};
 
 /// How long log entries are kept.
 const LOG_TTL_DAYS: i64 = 30;
+
+/// Events confirmed per transaction (two writes each; a transaction takes 100).
+const CONFIRM_CHUNK: usize = 50;
 
 #[derive(Clone, Debug)]
 pub struct DynamoEventStore {
@@ -63,6 +67,56 @@ impl DynamoEventStore {
         Ok(TransactWriteItem::builder()
             .update(update.build().map_err(unavailable)?)
             .build())
+    }
+
+    /// The two writes that confirm one queued event: the claim (still ours) becomes
+    /// `queued`, and its log entry records the message id.
+    fn confirmation(
+        &self,
+        record: &EventRecord,
+        message_id: &str,
+    ) -> Result<(TransactWriteItem, TransactWriteItem), EventLogError> {
+        let claim = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(claim_key(record)))
+            .update_expression("SET #status = :queued")
+            .condition_expression("claim_token = :token")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s(EventStatus::Queued.as_str()))
+            .expression_attribute_values(":token", s(&record.claim_token))
+            .build()
+            .map_err(unavailable)?;
+        let log = self.log_status(record, EventStatus::Queued, Some(message_id))?;
+        Ok((TransactWriteItem::builder().update(claim).build(), log))
+    }
+
+    /// Confirms up to [`CONFIRM_CHUNK`] events in one transaction, or one by one if that
+    /// transaction is cancelled.
+    async fn confirm_chunk(&self, chunk: &[(EventRecord, String)]) -> Result<(), EventLogError> {
+        let mut items = Vec::with_capacity(chunk.len() * 2);
+        for (record, message_id) in chunk {
+            let (claim, log) = self.confirmation(record, message_id)?;
+            items.push(claim);
+            items.push(log);
+        }
+        let bulk = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        if bulk.is_ok() {
+            return Ok(());
+        }
+        let singles: Vec<_> = chunk
+            .iter()
+            .map(|(record, message_id)| async move {
+                let (claim, log) = self.confirmation(record, message_id)?;
+                self.transact(claim, log).await
+            })
+            .collect();
+        let results: Vec<_> = stream::iter(singles).buffer_unordered(8).collect().await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 
     /// Writes the claim change and the log change together, or neither.
@@ -213,20 +267,17 @@ impl EventClaims for DynamoEventStore {
         }
     }
 
-    async fn confirm(&self, record: &EventRecord, message_id: &str) -> Result<(), EventLogError> {
-        let claim = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(claim_key(record)))
-            .update_expression("SET #status = :queued")
-            .condition_expression("claim_token = :token")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":queued", s(EventStatus::Queued.as_str()))
-            .expression_attribute_values(":token", s(&record.claim_token))
-            .build()
-            .map_err(unavailable)?;
-        let log = self.log_status(record, EventStatus::Queued, Some(message_id))?;
-        self.transact(TransactWriteItem::builder().update(claim).build(), log)
-            .await
+    async fn confirm(&self, queued: &[(EventRecord, String)]) -> Result<(), EventLogError> {
+        // A transaction takes up to 100 writes: 50 events, two writes each, a few
+        // transactions in flight at once. If one event's condition fails (its lease ran out
+        // and a retry took the claim over), its whole transaction is cancelled; that chunk's
+        // events are then confirmed one by one, so only the taken-over one stays unconfirmed.
+        let chunks: Vec<_> = queued
+            .chunks(CONFIRM_CHUNK)
+            .map(|chunk| self.confirm_chunk(chunk))
+            .collect();
+        let results: Vec<_> = stream::iter(chunks).buffer_unordered(4).collect().await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
     }
 
     async fn release(&self, record: &EventRecord) -> Result<(), EventLogError> {

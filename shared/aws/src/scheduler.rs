@@ -2,7 +2,9 @@
 //! the schedule id, in our schedule group, targeting the sync queue.
 //!
 //! EventBridge replaces a schedule wholesale on update, so every call here builds the whole
-//! definition from the stored schedule; no field can be dropped by a partial update.
+//! definition from the stored schedule; no field can be dropped by a partial update. An
+//! update never creates: a schedule a concurrent delete removed stays removed (the use case
+//! decides, from the store, whether to create it).
 
 use async_trait::async_trait;
 use aws_sdk_scheduler::types::{
@@ -13,8 +15,10 @@ use aws_sdk_scheduler::Client;
 
 use crate::sdk::describe;
 use sync_core::config::AwsResources;
-use sync_core::domain::{Schedule, SyncJob};
-use sync_core::ports::{ScheduleTrigger, TriggerError};
+use sync_core::domain::{Schedule, TriggerDefinition};
+use sync_core::ports::{
+    ScheduleTrigger, TriggerError, TriggerInventory, TriggerState, TriggerWrite,
+};
 
 /// How long EventBridge keeps retrying delivery of one invocation before it goes to the DLQ
 /// (the maximum it allows: a day), and how many attempts it makes (also its maximum).
@@ -71,8 +75,12 @@ impl EventBridgeTrigger {
     }
 
     fn definition(&self, schedule: &Schedule) -> Result<Definition, TriggerError> {
-        let input =
-            serde_json::to_string(&SyncJob::scheduled_template(schedule)).map_err(unavailable)?;
+        let TriggerDefinition {
+            expression,
+            timezone,
+            enabled,
+            input,
+        } = schedule.trigger_definition();
         let target = Target::builder()
             .arn(&self.queue_arn)
             .role_arn(&self.role_arn)
@@ -91,9 +99,9 @@ impl EventBridgeTrigger {
             .build()
             .map_err(unavailable)?;
         Ok(Definition {
-            expression: schedule.schedule_expression(),
-            timezone: schedule.timezone.name().to_string(),
-            state: if schedule.is_active {
+            expression,
+            timezone,
+            state: if enabled {
                 ScheduleState::Enabled
             } else {
                 ScheduleState::Disabled
@@ -119,9 +127,7 @@ impl EventBridgeTrigger {
             .client
             .create_schedule()
             .name(schedule.id.to_string())
-            .group_name(&self.group)
-            // Same schedule, same version: a retried create is the same request.
-            .client_token(format!("{}-v{}", schedule.id, schedule.version));
+            .group_name(&self.group);
         match with_definition!(request, d).send().await {
             Ok(_) => Ok(true),
             Err(e)
@@ -164,18 +170,19 @@ impl ScheduleTrigger for EventBridgeTrigger {
         self.update_definition(schedule).await.map(|_| ())
     }
 
-    async fn replace(&self, schedule: &Schedule) -> Result<(), TriggerError> {
-        if self.update_definition(schedule).await? {
-            return Ok(());
-        }
-        self.create_definition(schedule).await.map(|_| ())
+    async fn update(&self, schedule: &Schedule) -> Result<TriggerWrite, TriggerError> {
+        Ok(if self.update_definition(schedule).await? {
+            TriggerWrite::Applied
+        } else {
+            TriggerWrite::Missing
+        })
     }
 
-    async fn remove(&self, schedule: &Schedule) -> Result<(), TriggerError> {
+    async fn remove(&self, name: &str) -> Result<(), TriggerError> {
         let result = self
             .client
             .delete_schedule()
-            .name(schedule.id.to_string())
+            .name(name)
             .group_name(&self.group)
             .send()
             .await;
@@ -189,5 +196,73 @@ impl ScheduleTrigger for EventBridgeTrigger {
             }
             Err(e) => Err(unavailable(describe(&e))),
         }
+    }
+}
+
+/// The names of every schedule in `group`, through every page of the listing.
+pub async fn schedule_names(client: &Client, group: &str) -> Result<Vec<String>, TriggerError> {
+    let mut pages = client
+        .list_schedules()
+        .group_name(group)
+        .into_paginator()
+        .send();
+    let mut names = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| unavailable(describe(&e)))?;
+        names.extend(
+            page.schedules()
+                .iter()
+                .filter_map(|s| s.name().map(str::to_string)),
+        );
+    }
+    Ok(names)
+}
+
+#[async_trait]
+impl TriggerInventory for EventBridgeTrigger {
+    async fn names(&self) -> Result<Vec<String>, TriggerError> {
+        schedule_names(&self.client, &self.group).await
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<TriggerState>, TriggerError> {
+        let out = match self
+            .client
+            .get_schedule()
+            .name(name)
+            .group_name(&self.group)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(unavailable(describe(&e))),
+        };
+        let target = out.target();
+        let target_current = target.is_some_and(|t| {
+            t.arn() == self.queue_arn
+                && t.role_arn() == self.role_arn
+                && t.dead_letter_config().and_then(|d| d.arn()) == Some(self.dlq_arn.as_str())
+        });
+        Ok(Some(TriggerState {
+            name: name.to_string(),
+            definition: TriggerDefinition {
+                expression: out.schedule_expression().unwrap_or_default().to_string(),
+                timezone: out
+                    .schedule_expression_timezone()
+                    .unwrap_or("UTC")
+                    .to_string(),
+                enabled: out.state() == Some(&ScheduleState::Enabled),
+                input: target
+                    .and_then(|t| t.input())
+                    .unwrap_or_default()
+                    .to_string(),
+            },
+            target_current,
+        }))
     }
 }

@@ -91,3 +91,28 @@ pub fn coalescer(
         )),
     )
 }
+
+/// The schedule repair over DynamoDB and EventBridge Scheduler: for `syncctl repair` and a
+/// scheduled sweeper.
+pub fn repair(
+    sdk: &SdkConfig,
+    resources: &AwsResources,
+    clock: Arc<dyn Clock>,
+) -> sync_core::service::ScheduleRepair {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let store = Arc::new(crate::DynamoScheduleStore::new(
+        dynamodb.clone(),
+        resources.table_name.clone(),
+    ));
+    let connections = Arc::new(crate::DynamoConnectionStore::new(
+        dynamodb,
+        resources.table_name.clone(),
+    ));
+    let trigger = Arc::new(crate::EventBridgeTrigger::new(
+        aws_sdk_scheduler::Client::new(sdk),
+        resources,
+    ));
+    let schedules =
+        ScheduleService::new(store.clone(), trigger.clone(), connections.clone(), clock);
+    sync_core::service::ScheduleRepair::new(store, trigger.clone(), trigger, connections, schedules)
+}

@@ -16,21 +16,34 @@ use crate::domain::{
 use crate::ports::{
     Claim, ConnectionStore, EventClaims, EventLog, EventLogError, EventQueue, JobQueue, QueueError,
     ScheduleStore, ScheduleTrigger, SealError, SecretSealer, StoreError, TriggerError,
+    TriggerInventory, TriggerState, TriggerWrite,
 };
+use std::sync::Arc;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A schedule store in a hash map.
+/// A schedule store in a hash map. Built with [`MemoryScheduleStore::checking`], it refuses
+/// a schedule whose connection is missing, another tenant's, on another platform or being
+/// deleted, as the DynamoDB store's transaction does.
 #[derive(Default)]
 pub struct MemoryScheduleStore {
     rows: Mutex<HashMap<(TenantId, ScheduleId), Schedule>>,
+    connections: Option<Arc<MemoryConnectionStore>>,
     failing: AtomicBool,
     conflicting: AtomicBool,
 }
 
 impl MemoryScheduleStore {
+    /// A store that checks each new schedule's connection in `connections`.
+    pub fn checking(connections: Arc<MemoryConnectionStore>) -> Self {
+        Self {
+            connections: Some(connections),
+            ..Self::default()
+        }
+    }
+
     /// While set, every call answers `Unavailable`.
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
@@ -48,6 +61,11 @@ impl MemoryScheduleStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Puts a schedule in place directly, bypassing every check (to set up drift).
+    pub fn seed(&self, schedule: Schedule) {
+        lock(&self.rows).insert((schedule.tenant_id.clone(), schedule.id), schedule);
     }
 
     fn check(&self) -> Result<(), StoreError> {
@@ -72,6 +90,18 @@ impl MemoryScheduleStore {
 impl ScheduleStore for MemoryScheduleStore {
     async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
         self.check()?;
+        if let Some(connections) = &self.connections {
+            let ok = lock(&connections.rows)
+                .get(&schedule.credential_id)
+                .is_some_and(|c| {
+                    c.tenant_id == schedule.tenant_id
+                        && c.platform == schedule.platform
+                        && !c.is_deleting()
+                });
+            if !ok {
+                return Err(StoreError::ReferenceGone);
+            }
+        }
         let mut rows = lock(&self.rows);
         let key = (schedule.tenant_id.clone(), schedule.id);
         if rows.contains_key(&key) {
@@ -97,12 +127,22 @@ impl ScheduleStore for MemoryScheduleStore {
         Ok(all)
     }
 
+    async fn list_all(&self) -> Result<Vec<Schedule>, StoreError> {
+        self.check()?;
+        let mut all: Vec<Schedule> = lock(&self.rows).values().cloned().collect();
+        all.sort_by_key(|s| (s.created_at, s.id.to_string()));
+        Ok(all)
+    }
+
     async fn replace(&self, schedule: &Schedule, expected_version: u64) -> Result<(), StoreError> {
         self.check_conditional()?;
         let mut rows = lock(&self.rows);
         match rows.get_mut(&(schedule.tenant_id.clone(), schedule.id)) {
             Some(row) if row.version == expected_version => {
+                let (last_run_at, last_run_status) = (row.last_run_at, row.last_run_status);
                 *row = schedule.clone();
+                row.last_run_at = last_run_at;
+                row.last_run_status = last_run_status;
                 Ok(())
             }
             _ => Err(StoreError::Conflict),
@@ -128,10 +168,11 @@ impl ScheduleStore for MemoryScheduleStore {
     }
 }
 
-/// A trigger that remembers the schedules it was given, as EventBridge would.
+/// A trigger side that remembers what it was given, as EventBridge would: by name, the
+/// definition, and (for tests) the schedule it was built from.
 #[derive(Default)]
 pub struct MemoryTrigger {
-    schedules: Mutex<HashMap<ScheduleId, Schedule>>,
+    triggers: Mutex<HashMap<String, (Option<Schedule>, TriggerState)>>,
     failing: AtomicBool,
 }
 
@@ -141,12 +182,25 @@ impl MemoryTrigger {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
+    /// The schedule the trigger of `id` was last written from.
     pub fn get(&self, id: ScheduleId) -> Option<Schedule> {
-        lock(&self.schedules).get(&id).cloned()
+        lock(&self.triggers)
+            .get(&id.to_string())
+            .and_then(|(s, _)| s.clone())
+    }
+
+    /// The trigger named `name` as held.
+    pub fn state(&self, name: &str) -> Option<TriggerState> {
+        lock(&self.triggers).get(name).map(|(_, t)| t.clone())
+    }
+
+    /// Puts a trigger in place directly, as drift would (a lost write, a stray schedule).
+    pub fn put_raw(&self, state: TriggerState) {
+        lock(&self.triggers).insert(state.name.clone(), (None, state));
     }
 
     pub fn len(&self) -> usize {
-        lock(&self.schedules).len()
+        lock(&self.triggers).len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -162,24 +216,51 @@ impl MemoryTrigger {
             Ok(())
         }
     }
+
+    fn write(&self, schedule: &Schedule) {
+        let state = TriggerState {
+            name: schedule.id.to_string(),
+            definition: schedule.trigger_definition(),
+            target_current: true,
+        };
+        lock(&self.triggers).insert(state.name.clone(), (Some(schedule.clone()), state));
+    }
 }
 
 #[async_trait]
 impl ScheduleTrigger for MemoryTrigger {
     async fn create(&self, schedule: &Schedule) -> Result<(), TriggerError> {
         self.check()?;
-        lock(&self.schedules).insert(schedule.id, schedule.clone());
+        self.write(schedule);
         Ok(())
     }
 
-    async fn replace(&self, schedule: &Schedule) -> Result<(), TriggerError> {
-        self.create(schedule).await
-    }
-
-    async fn remove(&self, schedule: &Schedule) -> Result<(), TriggerError> {
+    async fn update(&self, schedule: &Schedule) -> Result<TriggerWrite, TriggerError> {
         self.check()?;
-        lock(&self.schedules).remove(&schedule.id);
+        if !lock(&self.triggers).contains_key(&schedule.id.to_string()) {
+            return Ok(TriggerWrite::Missing);
+        }
+        self.write(schedule);
+        Ok(TriggerWrite::Applied)
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), TriggerError> {
+        self.check()?;
+        lock(&self.triggers).remove(name);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl TriggerInventory for MemoryTrigger {
+    async fn names(&self) -> Result<Vec<String>, TriggerError> {
+        self.check()?;
+        Ok(lock(&self.triggers).keys().cloned().collect())
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<TriggerState>, TriggerError> {
+        self.check()?;
+        Ok(self.state(name))
     }
 }
 
@@ -346,6 +427,7 @@ pub fn connection_fixture(tenant: &TenantId, platform: crate::domain::Platform) 
         },
         secret_hints: std::collections::BTreeMap::new(),
         webhooks_enabled: false,
+        deleting_since: None,
         created_at: now,
         updated_at: now,
         version: 1,
@@ -353,8 +435,8 @@ pub fn connection_fixture(tenant: &TenantId, platform: crate::domain::Platform) 
 }
 
 /// One of each in-memory adapter, shared between the services built on them and the test
-/// that inspects them.
-#[derive(Default, Clone)]
+/// that inspects them. The schedule store checks connections in `connections`.
+#[derive(Clone)]
 pub struct MemoryWorld {
     pub schedules: std::sync::Arc<MemoryScheduleStore>,
     pub trigger: std::sync::Arc<MemoryTrigger>,
@@ -362,6 +444,20 @@ pub struct MemoryWorld {
     pub sealer: std::sync::Arc<MemorySealer>,
     pub events: std::sync::Arc<MemoryEventStore>,
     pub queue: std::sync::Arc<MemoryQueue>,
+}
+
+impl Default for MemoryWorld {
+    fn default() -> Self {
+        let connections = Arc::new(MemoryConnectionStore::default());
+        Self {
+            schedules: Arc::new(MemoryScheduleStore::checking(connections.clone())),
+            trigger: Arc::default(),
+            connections,
+            sealer: Arc::default(),
+            events: Arc::default(),
+            queue: Arc::default(),
+        }
+    }
 }
 
 /// One live claim: status, holder's token, when claimed, when it expires.
@@ -429,16 +525,19 @@ impl EventClaims for MemoryEventStore {
         Ok(Claim::Claimed)
     }
 
-    async fn confirm(&self, record: &EventRecord, message_id: &str) -> Result<(), EventLogError> {
+    async fn confirm(&self, queued: &[(EventRecord, String)]) -> Result<(), EventLogError> {
         self.check()?;
-        if let Some(claim) = lock(&self.claims).get_mut(&record.key_hash) {
-            if claim.1 == record.claim_token {
-                claim.0 = EventStatus::Queued;
+        for (record, message_id) in queued {
+            if let Some(claim) = lock(&self.claims).get_mut(&record.key_hash) {
+                if claim.1 == record.claim_token {
+                    claim.0 = EventStatus::Queued;
+                }
             }
-        }
-        if let Some(entry) = lock(&self.log).get_mut(&(record.connection_id, record.log_key())) {
-            entry.status = EventStatus::Queued;
-            entry.message_id = Some(message_id.to_string());
+            if let Some(entry) = lock(&self.log).get_mut(&(record.connection_id, record.log_key()))
+            {
+                entry.status = EventStatus::Queued;
+                entry.message_id = Some(message_id.clone());
+            }
         }
         Ok(())
     }
@@ -507,11 +606,19 @@ pub struct MemoryQueue {
     events: Mutex<Vec<QueuedEvent>>,
     jobs: Mutex<Vec<SyncJob>>,
     failing: AtomicBool,
+    /// Messages accepted before every further one is refused (a batch that half fails).
+    accept_only: Mutex<Option<usize>>,
+    calls: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoryQueue {
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Accepts `n` more messages, then refuses each one after (until set to `None`).
+    pub fn accept_only(&self, n: Option<usize>) {
+        *lock(&self.accept_only) = n;
     }
 
     pub fn events(&self) -> Vec<QueuedEvent> {
@@ -522,28 +629,49 @@ impl MemoryQueue {
         lock(&self.jobs).clone()
     }
 
+    /// How many calls were made (a batch is one call).
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
     fn check(&self) -> Result<(), QueueError> {
         if self.failing.load(Ordering::SeqCst) {
-            Err(QueueError("memory queue set to fail".into()))
-        } else {
-            Ok(())
+            return Err(QueueError("memory queue set to fail".into()));
+        }
+        let mut quota = lock(&self.accept_only);
+        match quota.as_mut() {
+            Some(0) => Err(QueueError("memory queue refused the message".into())),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
         }
     }
 }
 
 #[async_trait]
 impl EventQueue for MemoryQueue {
-    async fn send_event(&self, event: &QueuedEvent) -> Result<String, QueueError> {
-        self.check()?;
-        let mut events = lock(&self.events);
-        events.push(event.clone());
-        Ok(format!("event-{}", events.len()))
+    async fn send_events(&self, events: &[QueuedEvent]) -> Vec<Result<String, QueueError>> {
+        let mut out = Vec::with_capacity(events.len());
+        for chunk in events.chunks(crate::ports::QUEUE_BATCH) {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            for event in chunk {
+                out.push(self.check().map(|()| {
+                    let mut events = lock(&self.events);
+                    events.push(event.clone());
+                    format!("event-{}", events.len())
+                }));
+            }
+        }
+        out
     }
 }
 
 #[async_trait]
 impl JobQueue for MemoryQueue {
     async fn send_job(&self, job: &SyncJob) -> Result<String, QueueError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         self.check()?;
         let mut jobs = lock(&self.jobs);
         jobs.push(job.clone());

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::domain::{
     Connection, ConnectionId, EventPage, EventRecord, QueuedEvent, Schedule, ScheduleId, Sealed,
-    SyncJob, TenantId,
+    SyncJob, TenantId, TriggerDefinition,
 };
 use chrono::{DateTime, Utc};
 
@@ -18,6 +18,9 @@ pub enum StoreError {
     /// A conditional write found the record changed or gone since it was read.
     #[error("the record was changed or removed by another request")]
     Conflict,
+    /// A record this write depends on (a schedule's connection) is gone or being deleted.
+    #[error("a record this one depends on is gone or being deleted")]
+    ReferenceGone,
     /// The store could not be reached or refused the call; the text is for logs only.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
@@ -26,13 +29,18 @@ pub enum StoreError {
 /// Durable storage of schedules, partitioned by tenant. The source of truth.
 #[async_trait]
 pub trait ScheduleStore: Send + Sync + 'static {
-    /// Stores a new schedule; `AlreadyExists` if its id is taken.
+    /// Stores a new schedule; `AlreadyExists` if its id is taken, `ReferenceGone` unless its
+    /// connection exists, is the tenant's, on the schedule's platform and not being deleted
+    /// (checked in the same atomic write, so a schedule can never outlive its connection).
     async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError>;
     async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError>;
     /// Every schedule of the tenant, oldest first.
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError>;
-    /// Writes `schedule` over the stored one if, and only if, the stored one is at
-    /// `expected_version`; `Conflict` otherwise (including when it is gone).
+    /// Every schedule of every tenant (through an index; for repair sweeps, never requests).
+    async fn list_all(&self) -> Result<Vec<Schedule>, StoreError>;
+    /// Writes `schedule`'s user-editable fields over the stored one if, and only if, the
+    /// stored one is at `expected_version`; `Conflict` otherwise (including when it is gone).
+    /// What the worker keeps on a schedule (its last run) is left as it is.
     async fn replace(&self, schedule: &Schedule, expected_version: u64) -> Result<(), StoreError>;
     /// Removes the schedule if it is at `expected_version`; `Conflict` otherwise.
     async fn delete(
@@ -50,15 +58,46 @@ pub enum TriggerError {
     Unavailable(String),
 }
 
-/// The thing that fires schedules: EventBridge Scheduler in AWS. Every call carries the whole
-/// schedule, because EventBridge replaces a schedule wholesale on update.
+/// What an update of a trigger found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerWrite {
+    Applied,
+    /// There was no trigger to update, and none was created.
+    Missing,
+}
+
+/// The thing that fires schedules: EventBridge Scheduler in AWS. Every write carries the
+/// whole schedule, because EventBridge replaces a schedule wholesale on update.
+///
+/// Only `create` ever creates: an update of a trigger that a concurrent delete just removed
+/// reports `Missing` instead of bringing it back, so the caller can check the store first.
 #[async_trait]
 pub trait ScheduleTrigger: Send + Sync + 'static {
+    /// Creates the trigger; one that already exists is brought up to date instead.
     async fn create(&self, schedule: &Schedule) -> Result<(), TriggerError>;
-    /// Replaces the trigger with one built from `schedule`; creates it if it is missing.
-    async fn replace(&self, schedule: &Schedule) -> Result<(), TriggerError>;
-    /// Removes the trigger; a trigger that is already gone is not an error.
-    async fn remove(&self, schedule: &Schedule) -> Result<(), TriggerError>;
+    /// Replaces an existing trigger with one built from `schedule`; never creates one.
+    async fn update(&self, schedule: &Schedule) -> Result<TriggerWrite, TriggerError>;
+    /// Removes the trigger named `name` (a schedule id); one already gone is not an error.
+    async fn remove(&self, name: &str) -> Result<(), TriggerError>;
+}
+
+/// A trigger as the trigger side holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerState {
+    /// The trigger's name: the schedule id, for the triggers we create.
+    pub name: String,
+    pub definition: TriggerDefinition,
+    /// Whether it targets the queue, role and dead-letter queue this deployment uses.
+    pub target_current: bool,
+}
+
+/// Reading the trigger side, for repair.
+#[async_trait]
+pub trait TriggerInventory: Send + Sync + 'static {
+    /// The names of every trigger in our group.
+    async fn names(&self) -> Result<Vec<String>, TriggerError>;
+    /// One trigger in full; `None` if there is none by that name.
+    async fn get(&self, name: &str) -> Result<Option<TriggerState>, TriggerError>;
 }
 
 /// Durable storage of connections. Keyed by connection id alone, because a webhook names
@@ -129,8 +168,9 @@ pub trait EventClaims: Send + Sync + 'static {
         ttl: chrono::Duration,
         lease: chrono::Duration,
     ) -> Result<Claim, EventLogError>;
-    /// The event is on the queue as `message_id`.
-    async fn confirm(&self, record: &EventRecord, message_id: &str) -> Result<(), EventLogError>;
+    /// The events are on the queue, each as its message id: confirmed together, in as few
+    /// calls as the store allows.
+    async fn confirm(&self, queued: &[(EventRecord, String)]) -> Result<(), EventLogError>;
     /// Queueing failed: drop the claim (so a retry passes) and mark the log entry.
     async fn release(&self, record: &EventRecord) -> Result<(), EventLogError>;
 }
@@ -160,11 +200,15 @@ pub trait EventLog: Send + Sync + 'static {
 #[error("the queue is unavailable: {0}")]
 pub struct QueueError(pub String);
 
+/// Most messages one queue call carries (SQS's batch limit).
+pub const QUEUE_BATCH: usize = 10;
+
 /// The webhook-events queue, from the intake to the coalescer.
 #[async_trait]
 pub trait EventQueue: Send + Sync + 'static {
-    /// Returns the queue's id for the message.
-    async fn send_event(&self, event: &QueuedEvent) -> Result<String, QueueError>;
+    /// Sends the events, up to [`QUEUE_BATCH`] per call; one outcome per event, in order:
+    /// the queue's id for the message, or why that one was refused.
+    async fn send_events(&self, events: &[QueuedEvent]) -> Vec<Result<String, QueueError>>;
 }
 
 /// The sync queue, where jobs for the worker go.

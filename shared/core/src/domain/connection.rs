@@ -106,12 +106,20 @@ pub struct Connection {
     /// Per secret name, what a response may show of it.
     pub secret_hints: BTreeMap<String, String>,
     pub webhooks_enabled: bool,
+    /// Set when a delete began: from then on no schedule can be created for the connection,
+    /// its webhooks are refused, and a repeated delete finishes the job.
+    pub deleting_since: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: u64,
 }
 
 impl Connection {
+    /// Whether a delete of this connection has begun.
+    pub fn is_deleting(&self) -> bool {
+        self.deleting_since.is_some()
+    }
+
     pub fn config_str(&self, name: &str) -> Option<&str> {
         self.config.get(name).and_then(Value::as_str)
     }

@@ -1,49 +1,179 @@
-//! The sync job a schedule (or, later, a webhook) puts on the sync queue.
+//! The sync job: what a fired schedule, a burst of webhooks or a person puts on the sync
+//! queue for the worker. Every field is a domain type, so a message that would not make
+//! sense to the worker does not deserialize.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::Schedule;
+use super::{ConnectionId, EntityType, Platform, Schedule, ScheduleId, SyncMode, TenantId};
 
 /// Placeholder EventBridge Scheduler replaces with the scheduled fire time (RFC 3339).
 pub const SCHEDULED_TIME_PLACEHOLDER: &str = "<aws.scheduler.scheduled-time>";
 /// Placeholder EventBridge Scheduler replaces with a unique id per invocation.
 pub const EXECUTION_ID_PLACEHOLDER: &str = "<aws.scheduler.execution-id>";
 
+/// What caused a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    /// A schedule fired. The version is the schedule's as EventBridge held it, so the worker
+    /// can tell a trigger that lags behind the stored schedule (and repair it).
+    Schedule {
+        schedule_id: ScheduleId,
+        schedule_version: u64,
+    },
+    /// Webhook events, coalesced.
+    Webhook,
+    /// Someone asked for it (the API or `syncctl`).
+    Manual,
+    /// A missed scheduled run, caught up.
+    CatchUp,
+    /// A failed run, tried again.
+    Retry,
+    /// Not a sync of its own: runs the follow-up kept for this connection and entity while
+    /// another run held it, if one is still waiting (see the worker's lease).
+    FollowUp,
+}
+
+impl Trigger {
+    /// The name runs show: `schedule`, `webhook`, `manual`, `catch_up`, `retry`, `follow_up`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Trigger::Schedule { .. } => "schedule",
+            Trigger::Webhook => "webhook",
+            Trigger::Manual => "manual",
+            Trigger::CatchUp => "catch_up",
+            Trigger::Retry => "retry",
+            Trigger::FollowUp => "follow_up",
+        }
+    }
+
+    pub fn schedule_id(&self) -> Option<ScheduleId> {
+        match self {
+            Trigger::Schedule { schedule_id, .. } => Some(*schedule_id),
+            _ => None,
+        }
+    }
+}
+
 /// One message on the sync queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncJob {
-    pub schedule_id: Option<String>,
-    pub tenant_id: String,
-    pub credential_id: String,
-    pub platform: String,
-    pub entity_type: String,
-    pub sync_mode: String,
-    /// `schedule`, `webhook`, `manual`, `catch_up` or `retry`.
-    pub trigger: String,
+    /// Unique per job: EventBridge's execution id for scheduled jobs, a UUID otherwise.
+    pub job_id: String,
+    pub tenant_id: TenantId,
+    pub connection_id: ConnectionId,
+    pub platform: Platform,
+    pub entity_type: EntityType,
+    pub sync_mode: SyncMode,
+    pub trigger: Trigger,
     /// When the trigger fired (for schedules: EventBridge's scheduled time).
-    pub scheduled_time: String,
-    /// Unique per invocation; lets the worker drop a redelivered message.
-    pub execution_id: String,
-    /// For webhook jobs: the ids of the records the coalesced events named.
+    pub triggered_at: DateTime<Utc>,
+    /// For webhook jobs: the ids of the records the coalesced events named; only those are
+    /// synced. Empty: everything changed since the cursor.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ids: Vec<String>,
+    /// Set on a continuation of a run that stopped near its time limit: where to go on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Value>,
 }
 
 impl SyncJob {
-    /// The job EventBridge sends when `schedule` fires, with EventBridge's placeholders in
-    /// place of the time and execution id; EventBridge fills them in at each invocation.
-    pub fn scheduled_template(schedule: &Schedule) -> Self {
-        SyncJob {
-            schedule_id: Some(schedule.id.to_string()),
-            tenant_id: schedule.tenant_id.to_string(),
-            credential_id: schedule.credential_id.to_string(),
-            platform: schedule.platform.to_string(),
-            entity_type: schedule.entity_type.to_string(),
-            sync_mode: schedule.sync_mode.to_string(),
-            trigger: "schedule".to_string(),
-            scheduled_time: SCHEDULED_TIME_PLACEHOLDER.to_string(),
-            execution_id: EXECUTION_ID_PLACEHOLDER.to_string(),
+    /// The text EventBridge sends when `schedule` fires: the job with EventBridge's
+    /// placeholders in place of the time and the job id, filled in at each invocation.
+    pub fn scheduled_input(schedule: &Schedule) -> String {
+        let job = SyncJob {
+            job_id: String::new(),
+            tenant_id: schedule.tenant_id.clone(),
+            connection_id: schedule.credential_id,
+            platform: schedule.platform,
+            entity_type: schedule.entity_type,
+            sync_mode: schedule.sync_mode,
+            trigger: Trigger::Schedule {
+                schedule_id: schedule.id,
+                schedule_version: schedule.version,
+            },
+            triggered_at: schedule.updated_at,
             ids: Vec::new(),
+            resume: None,
+        };
+        let mut value = serde_json::to_value(&job).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            map.insert("job_id".into(), Value::from(EXECUTION_ID_PLACEHOLDER));
+            map.insert(
+                "triggered_at".into(),
+                Value::from(SCHEDULED_TIME_PLACEHOLDER),
+            );
+        }
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::ScheduleExpression;
+
+    fn schedule() -> Schedule {
+        let at = DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default();
+        Schedule {
+            id: ScheduleId::new_random(),
+            tenant_id: TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}")),
+            credential_id: ConnectionId::new_random(),
+            platform: Platform::WooCommerce,
+            entity_type: EntityType::Orders,
+            cron_expression: "0 9 * * *".into(),
+            expression: ScheduleExpression::parse("0 9 * * *").unwrap_or_else(|e| panic!("{e}")),
+            sync_mode: SyncMode::Incremental,
+            timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
+            is_active: true,
+            last_run_at: None,
+            last_run_status: None,
+            created_at: at,
+            updated_at: at,
+            version: 7,
+        }
+    }
+
+    #[test]
+    fn the_scheduled_input_becomes_a_job_once_eventbridge_fills_it_in() {
+        let s = schedule();
+        let input = SyncJob::scheduled_input(&s);
+        assert!(
+            input.contains(SCHEDULED_TIME_PLACEHOLDER) && input.contains(EXECUTION_ID_PLACEHOLDER)
+        );
+        let fired = input
+            .replace(SCHEDULED_TIME_PLACEHOLDER, "2026-11-25T09:00:00Z")
+            .replace(EXECUTION_ID_PLACEHOLDER, "c0ffee");
+        let job: SyncJob = serde_json::from_str(&fired).unwrap_or_else(|e| panic!("{e}: {fired}"));
+        assert_eq!(job.job_id, "c0ffee");
+        assert_eq!(job.connection_id, s.credential_id);
+        assert_eq!(
+            job.trigger,
+            Trigger::Schedule {
+                schedule_id: s.id,
+                schedule_version: 7
+            }
+        );
+        assert_eq!(job.triggered_at.to_rfc3339(), "2026-11-25T09:00:00+00:00");
+    }
+
+    #[test]
+    fn a_job_with_a_field_the_domain_refuses_does_not_deserialize() {
+        let s = schedule();
+        let good = SyncJob::scheduled_input(&s)
+            .replace(SCHEDULED_TIME_PLACEHOLDER, "2026-11-25T09:00:00Z")
+            .replace(EXECUTION_ID_PLACEHOLDER, "x");
+        assert!(serde_json::from_str::<SyncJob>(&good).is_ok());
+        for (from, to) in [
+            ("\"woocommerce\"", "\"shopify\""),
+            ("\"orders\"", "\"invoices\""),
+            ("\"acme\"", "null"),
+            ("\"2026-11-25T09:00:00Z\"", "\"yesterday\""),
+        ] {
+            let bad = good.replace(from, to);
+            assert!(serde_json::from_str::<SyncJob>(&bad).is_err(), "{bad}");
         }
     }
 }

@@ -3,6 +3,7 @@
 mod connection;
 mod ids;
 pub mod job;
+mod run;
 mod schedule;
 mod webhook;
 
@@ -10,8 +11,10 @@ pub use connection::{
     Connection, ConnectionPatch, NewConnection, PlatformSpec, Sealed, Secret, Secrets,
 };
 pub use ids::{ConnectionId, IdError, ScheduleId, TenantId};
-pub use job::SyncJob;
+pub use job::{SyncJob, Trigger};
+pub use run::RunStatus;
 pub use schedule::{
-    EntityType, NewSchedule, Platform, Schedule, SchedulePatch, SyncMode, UnknownValue,
+    EntityType, NewSchedule, Platform, Schedule, SchedulePatch, SyncMode, TriggerDefinition,
+    UnknownValue,
 };
 pub use webhook::{EventPage, EventRecord, EventStatus, QueuedEvent, WebhookEvent};

@@ -18,7 +18,9 @@ pub struct UnknownValue {
 
 macro_rules! text_enum {
     ($name:ident, $allowed:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize,
+        )]
         #[serde(rename_all = "lowercase")]
         pub enum $name { $($variant),+ }
 
@@ -80,6 +82,8 @@ pub struct Schedule {
     pub timezone: Zone,
     pub is_active: bool,
     pub last_run_at: Option<DateTime<Utc>>,
+    /// How the last run for this schedule ended (kept by the worker, never by a user edit).
+    pub last_run_status: Option<super::RunStatus>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Bumped on every write; writes are conditional on it, so two concurrent updates
@@ -102,6 +106,28 @@ impl Schedule {
         }
         self.expression
             .next_after(self.timezone, self.updated_at, now)
+    }
+}
+
+/// What the trigger side must hold for a schedule: its canonical expression, zone, state and
+/// the job it sends. Built in one place, so the trigger adapter, the repair's comparison and
+/// the in-memory fake cannot disagree on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriggerDefinition {
+    pub expression: String,
+    pub timezone: String,
+    pub enabled: bool,
+    pub input: String,
+}
+
+impl Schedule {
+    pub fn trigger_definition(&self) -> TriggerDefinition {
+        TriggerDefinition {
+            expression: self.schedule_expression(),
+            timezone: self.timezone.name().to_string(),
+            enabled: self.is_active,
+            input: super::SyncJob::scheduled_input(self),
+        }
     }
 }
 

@@ -110,31 +110,29 @@ pub struct EventPage {
 /// What the intake puts on the webhook-events queue for each accepted event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuedEvent {
-    pub tenant_id: String,
-    pub connection_id: String,
-    pub platform: String,
-    pub entity_type: String,
+    pub tenant_id: TenantId,
+    pub connection_id: ConnectionId,
+    pub platform: Platform,
+    pub entity_type: EntityType,
     pub entity_id: String,
     pub event_type: String,
     pub key_hash: String,
     pub log_key: String,
-    pub received_at: String,
+    pub received_at: DateTime<Utc>,
 }
 
 impl QueuedEvent {
     pub fn from_record(r: &EventRecord) -> Self {
         Self {
-            tenant_id: r.tenant_id.to_string(),
-            connection_id: r.connection_id.to_string(),
-            platform: r.platform.to_string(),
-            entity_type: r.entity_type.to_string(),
+            tenant_id: r.tenant_id.clone(),
+            connection_id: r.connection_id,
+            platform: r.platform,
+            entity_type: r.entity_type,
             entity_id: r.entity_id.clone(),
             event_type: r.event_type.clone(),
             key_hash: r.key_hash.clone(),
             log_key: r.log_key(),
-            received_at: r
-                .received_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            received_at: r.received_at,
         }
     }
 }

@@ -3,11 +3,12 @@
 //! source gathers within its batching window, so a burst of webhooks for one store's
 //! orders costs one sync, not hundreds.
 
-use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::domain::{ConnectionId, QueuedEvent, SyncJob};
+use crate::domain::{
+    ConnectionId, EntityType, Platform, QueuedEvent, SyncJob, SyncMode, TenantId, Trigger,
+};
 use crate::ports::{EventLog, JobQueue};
 
 /// More ids than this and the job carries none: the worker then runs a plain incremental
@@ -35,7 +36,10 @@ pub struct Coalescer {
     log: Arc<dyn EventLog>,
 }
 
-type Group = (String, String, String, String);
+type Group = (ConnectionId, EntityType);
+
+/// Whose the group is (the same for every event of a connection).
+type Owner = (TenantId, Platform);
 
 impl Coalescer {
     pub fn new(jobs: Arc<dyn JobQueue>, log: Arc<dyn EventLog>) -> Self {
@@ -44,19 +48,15 @@ impl Coalescer {
 
     pub async fn run(&self, batch: Vec<Incoming>) -> CoalesceReport {
         let mut report = CoalesceReport::default();
-        let mut groups: BTreeMap<Group, Vec<(String, QueuedEvent)>> = BTreeMap::new();
+        let mut groups: BTreeMap<Group, (Owner, Vec<(String, QueuedEvent)>)> = BTreeMap::new();
         for message in batch {
             match serde_json::from_str::<QueuedEvent>(&message.body) {
                 Ok(event) => {
-                    let key = (
-                        event.tenant_id.clone(),
-                        event.connection_id.clone(),
-                        event.platform.clone(),
-                        event.entity_type.clone(),
-                    );
+                    let owner = (event.tenant_id.clone(), event.platform);
                     groups
-                        .entry(key)
-                        .or_default()
+                        .entry((event.connection_id, event.entity_type))
+                        .or_insert_with(|| (owner, Vec::new()))
+                        .1
                         .push((message.message_id, event));
                 }
                 Err(e) => {
@@ -65,45 +65,42 @@ impl Coalescer {
                 }
             }
         }
-        for ((tenant, connection, platform, entity), events) in groups {
+        for ((connection, entity), ((tenant, platform), events)) in groups {
             let ids: BTreeSet<&str> = events.iter().map(|(_, e)| e.entity_id.as_str()).collect();
             let latest = events
                 .iter()
-                .filter_map(|(_, e)| DateTime::parse_from_rfc3339(&e.received_at).ok())
-                .map(|t| t.with_timezone(&Utc))
+                .map(|(_, e)| e.received_at)
                 .max()
-                .unwrap_or_else(Utc::now);
+                .unwrap_or_default();
             let job = SyncJob {
-                schedule_id: None,
+                job_id: uuid::Uuid::new_v4().to_string(),
                 tenant_id: tenant,
-                credential_id: connection.clone(),
+                connection_id: connection,
                 platform,
                 entity_type: entity,
-                sync_mode: "incremental".into(),
-                trigger: "webhook".into(),
-                scheduled_time: latest.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                execution_id: uuid::Uuid::new_v4().to_string(),
+                sync_mode: SyncMode::Incremental,
+                trigger: Trigger::Webhook,
+                triggered_at: latest,
                 ids: if ids.len() <= MAX_IDS_PER_JOB {
                     ids.into_iter().map(str::to_string).collect()
                 } else {
                     Vec::new()
                 },
+                resume: None,
             };
             match self.jobs.send_job(&job).await {
                 Ok(_) => {
-                    if let Ok(connection_id) = connection.parse::<ConnectionId>() {
-                        for (_, event) in &events {
-                            // The log entry is bookkeeping: the job is already queued.
-                            if let Err(e) = self
-                                .log
-                                .set_job(connection_id, &event.log_key, &job.execution_id)
-                                .await
-                            {
-                                tracing::warn!(error = %e, "event log not updated with its job");
-                            }
+                    for (_, event) in &events {
+                        // The log entry is bookkeeping: the job is already queued.
+                        if let Err(e) = self
+                            .log
+                            .set_job(connection, &event.log_key, &job.job_id)
+                            .await
+                        {
+                            tracing::warn!(error = %e, "event log not updated with its job");
                         }
                     }
-                    tracing::info!(job_id = %job.execution_id, events = events.len(), ids = job.ids.len(), "sync job queued");
+                    tracing::info!(job_id = %job.job_id, events = events.len(), ids = job.ids.len(), "sync job queued");
                     report.jobs.push(job);
                 }
                 Err(e) => {
@@ -121,17 +118,17 @@ mod tests {
     use super::*;
     use crate::memory::{MemoryEventStore, MemoryQueue};
 
-    fn event(connection: &str, entity: &str, id: &str) -> String {
+    fn event(connection: ConnectionId, entity: EntityType, id: &str) -> String {
         serde_json::to_string(&QueuedEvent {
-            tenant_id: "acme".into(),
-            connection_id: connection.into(),
-            platform: "woocommerce".into(),
-            entity_type: entity.into(),
+            tenant_id: TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}")),
+            connection_id: connection,
+            platform: Platform::WooCommerce,
+            entity_type: entity,
             entity_id: id.into(),
             event_type: "order.updated".into(),
             key_hash: format!("h-{id}"),
             log_key: format!("k-{id}"),
-            received_at: "2026-11-24T12:00:00.000Z".into(),
+            received_at: chrono::DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default(),
         })
         .unwrap_or_default()
     }
@@ -151,13 +148,13 @@ mod tests {
     async fn a_burst_for_one_connection_and_entity_is_one_job_with_every_id() {
         let queue = Arc::new(MemoryQueue::default());
         let c = Coalescer::new(queue.clone(), Arc::new(MemoryEventStore::default()));
-        let a = ConnectionId::new_random().to_string();
-        let b = ConnectionId::new_random().to_string();
+        let a = ConnectionId::new_random();
+        let b = ConnectionId::new_random();
         let mut bodies: Vec<String> = (0..50)
-            .map(|i| event(&a, "orders", &format!("{}", i % 20)))
+            .map(|i| event(a, EntityType::Orders, &format!("{}", i % 20)))
             .collect();
-        bodies.push(event(&a, "customers", "7"));
-        bodies.push(event(&b, "orders", "1"));
+        bodies.push(event(a, EntityType::Customers, "7"));
+        bodies.push(event(b, EntityType::Orders, "1"));
         bodies.push("not json".into());
         let report = c.run(batch(bodies)).await;
         assert_eq!(report.jobs.len(), 3);
@@ -166,11 +163,11 @@ mod tests {
         let orders = queue
             .jobs()
             .into_iter()
-            .find(|j| j.credential_id == a && j.entity_type == "orders")
+            .find(|j| j.connection_id == a && j.entity_type == EntityType::Orders)
             .unwrap_or_else(|| panic!("no orders job"));
         assert_eq!(orders.ids.len(), 20, "ids are deduplicated");
-        assert_eq!(orders.trigger, "webhook");
-        assert_eq!(orders.sync_mode, "incremental");
+        assert_eq!(orders.trigger, Trigger::Webhook);
+        assert_eq!(orders.sync_mode, SyncMode::Incremental);
     }
 
     #[tokio::test]
@@ -178,11 +175,11 @@ mod tests {
         let queue = Arc::new(MemoryQueue::default());
         queue.set_failing(true);
         let c = Coalescer::new(queue.clone(), Arc::new(MemoryEventStore::default()));
-        let a = ConnectionId::new_random().to_string();
+        let a = ConnectionId::new_random();
         let report = c
             .run(batch(vec![
-                event(&a, "orders", "1"),
-                event(&a, "orders", "2"),
+                event(a, EntityType::Orders, "1"),
+                event(a, EntityType::Orders, "2"),
             ]))
             .await;
         assert_eq!(report.failed, ["m0", "m1"]);
@@ -193,9 +190,9 @@ mod tests {
     async fn too_many_ids_make_a_plain_incremental_job() {
         let queue = Arc::new(MemoryQueue::default());
         let c = Coalescer::new(queue.clone(), Arc::new(MemoryEventStore::default()));
-        let a = ConnectionId::new_random().to_string();
+        let a = ConnectionId::new_random();
         let bodies = (0..=MAX_IDS_PER_JOB)
-            .map(|i| event(&a, "products", &i.to_string()))
+            .map(|i| event(a, EntityType::Products, &i.to_string()))
             .collect();
         let report = c.run(batch(bodies)).await;
         assert_eq!(report.jobs.len(), 1);

@@ -81,6 +81,7 @@ impl ConnectionService {
             sealed_secrets: self.seal(tenant, id, &new.secrets).await?,
             secret_hints: hints(&new.secrets),
             webhooks_enabled,
+            deleting_since: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -112,6 +113,11 @@ impl ConnectionService {
         patch: ConnectionPatch,
     ) -> Result<Connection, ServiceError> {
         let current = self.get(tenant, id).await?;
+        if current.is_deleting() {
+            return Err(ServiceError::Conflict(
+                "this connection is being deleted; delete it again to finish".into(),
+            ));
+        }
         let mut next = current.clone();
         if let Some(name) = &patch.display_name {
             next.display_name = check_name(name)?;
@@ -143,13 +149,28 @@ impl ConnectionService {
 
     /// Deletes the connection. While schedules use it this is a conflict, unless `cascade`,
     /// which deletes those schedules (and their EventBridge schedules) first.
+    ///
+    /// The connection is marked as being deleted before its schedules are listed: from the
+    /// mark on, the store refuses new schedules for it (the check is part of the schedule's
+    /// own write), so the list is complete and no schedule can outlive the connection. A
+    /// delete cut short leaves the mark; deleting again finishes the job.
     pub async fn delete(
         &self,
         tenant: &TenantId,
         id: ConnectionId,
         cascade: bool,
     ) -> Result<(), ServiceError> {
-        let current = self.get(tenant, id).await?;
+        let found = self.get(tenant, id).await?;
+        let marked_here = !found.is_deleting();
+        let current = if marked_here {
+            let mut marked = found.clone();
+            marked.deleting_since = Some(self.now());
+            marked.version = found.version + 1;
+            self.store.replace(&marked, found.version).await?;
+            marked
+        } else {
+            found
+        };
         let dependents: Vec<_> = self
             .schedules
             .list(tenant)
@@ -158,19 +179,42 @@ impl ConnectionService {
             .filter(|s| s.credential_id == id)
             .collect();
         if !dependents.is_empty() && !cascade {
+            if marked_here {
+                let mut unmarked = current.clone();
+                unmarked.deleting_since = None;
+                unmarked.version = current.version + 1;
+                if let Err(e) = self.store.replace(&unmarked, current.version).await {
+                    tracing::warn!(connection_id = %id, error = %e, "could not lift the delete mark; deleting again finishes the delete");
+                }
+            }
             return Err(ServiceError::Conflict(format!(
                 "{} schedule(s) use this connection; delete them first, or delete with ?cascade=true to delete them too",
                 dependents.len()
             )));
         }
         for schedule in dependents {
-            match self.schedules.delete(tenant, schedule.id).await {
-                Ok(()) | Err(ServiceError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
+            self.delete_schedule(tenant, schedule.id).await?;
         }
         self.store.delete(id, current.version).await?;
         Ok(())
+    }
+
+    /// One schedule of a cascade. A concurrent update of that schedule makes its conditional
+    /// delete lose; it is read again and retried, a few times. (A concurrent update can also
+    /// bring the trigger back after `retire` removed it; the retry removes it again.)
+    async fn delete_schedule(
+        &self,
+        tenant: &TenantId,
+        id: crate::domain::ScheduleId,
+    ) -> Result<(), ServiceError> {
+        let mut attempts = 0;
+        loop {
+            match self.schedules.retire(tenant, id).await {
+                Ok(()) | Err(ServiceError::NotFound(_)) => return Ok(()),
+                Err(ServiceError::Conflict(_)) if attempts < 5 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The connection's secrets in the clear, for a signature check or a platform call.

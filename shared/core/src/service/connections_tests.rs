@@ -24,7 +24,7 @@ fn world() -> World {
             .unwrap_or_default(),
     ));
     let schedules = ScheduleService::new(
-        Arc::new(MemoryScheduleStore::default()),
+        Arc::new(MemoryScheduleStore::checking(store.clone())),
         trigger.clone(),
         store.clone(),
         clock.clone(),
@@ -324,6 +324,13 @@ async fn a_connection_in_use_is_deleted_only_with_cascade() {
     );
     assert_eq!(w.store.len(), 1);
     assert_eq!(w.trigger.len(), 1);
+    // The refused delete lifted its mark: the connection takes schedules and edits again.
+    let after = w
+        .connections
+        .get(&w.tenant, c.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!after.is_deleting());
     w.connections
         .delete(&w.tenant, c.id, true)
         .await
@@ -334,4 +341,66 @@ async fn a_connection_in_use_is_deleted_only_with_cascade() {
         w.schedules.get(&w.tenant, s.id).await.map(|_| ()),
         Err(ServiceError::NotFound("schedule"))
     );
+}
+
+fn hourly(connection: ConnectionId) -> NewSchedule {
+    NewSchedule {
+        credential_id: connection,
+        platform: Platform::WooCommerce,
+        entity_type: EntityType::Orders,
+        cron_expression: "@hourly".into(),
+        expression: ScheduleExpression::parse("@hourly").unwrap_or_else(|e| panic!("{e}")),
+        sync_mode: SyncMode::Incremental,
+        timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
+        is_active: true,
+    }
+}
+
+#[tokio::test]
+async fn a_delete_cut_short_leaves_a_mark_that_refuses_schedules_and_edits_until_it_is_finished() {
+    // GIVEN a connection with a schedule, whose cascade delete fails half-way (the trigger
+    // side is down when its schedule is removed)
+    let w = world();
+    let c = w
+        .connections
+        .create(&w.tenant, woo())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.schedules
+        .create(&w.tenant, hourly(c.id))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.trigger.set_failing(true);
+    let cut_short = w.connections.delete(&w.tenant, c.id, true).await;
+    assert!(matches!(cut_short, Err(ServiceError::Unavailable(_))));
+    w.trigger.set_failing(false);
+    // THEN the schedule and its trigger are both still there (nothing half-deleted), and the
+    // connection is marked: new schedules and edits are refused, webhooks too
+    assert_eq!(w.trigger.len(), 1);
+    let marked = w
+        .connections
+        .get(&w.tenant, c.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(marked.is_deleting());
+    let refused = w.schedules.create(&w.tenant, hourly(c.id)).await;
+    assert!(
+        matches!(&refused, Err(ServiceError::Invalid { field, .. }) if field == "credential_id"),
+        "{refused:?}"
+    );
+    let edit = ConnectionPatch {
+        display_name: Some("renamed".into()),
+        ..ConnectionPatch::default()
+    };
+    assert!(matches!(
+        w.connections.update(&w.tenant, c.id, edit).await,
+        Err(ServiceError::Conflict(_))
+    ));
+    // AND deleting again finishes the job
+    w.connections
+        .delete(&w.tenant, c.id, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(w.store.is_empty());
+    assert!(w.trigger.is_empty());
 }

@@ -12,9 +12,18 @@
 //! process dies between claim and queue, the claim's lease runs out and a retry gets
 //! through too. Nothing is stranded as "seen" but never queued. The intake never calls a
 //! platform.
+//!
+//! The claim key is the connection plus the event's own key: the same delivery sent to two
+//! connections (two tenants with the same QuickBooks company, each with its own app) is two
+//! events, one per connection, and each connection deduplicates on its own.
+//!
+//! A delivery can carry hundreds of events (QuickBooks batches them) and must be answered
+//! within QuickBooks' 3 seconds, so the events of one delivery are claimed concurrently (a
+//! bounded number at a time), queued in batches of ten, and confirmed in bulk.
 
 use chrono::Duration;
-use std::collections::HashMap;
+use futures::stream::{self, StreamExt};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -29,6 +38,10 @@ use crate::webhooks::{is_json_content_type, quickbooks, supabase, woocommerce, P
 
 /// Longest event key kept in the log (the claim uses its hash, whatever its length).
 const MAX_LOGGED_KEY: usize = 512;
+
+/// How many claims of one delivery are in flight at once: enough to answer a 200-event
+/// QuickBooks delivery in well under its 3 seconds, few enough not to be throttled.
+const CLAIM_CONCURRENCY: usize = 32;
 
 /// Tunables of the intake.
 #[derive(Clone, Debug)]
@@ -163,6 +176,9 @@ impl Intake {
         if !connection.webhooks_enabled {
             return Err(refused("webhooks are disabled for the connection"));
         }
+        if connection.is_deleting() {
+            return Err(refused("the connection is being deleted"));
+        }
         let secret = self
             .webhook_secret(&connection)
             .await?
@@ -225,15 +241,22 @@ impl Intake {
             tracing::info!(connection_id = %connection.id, reason = %reason, "webhook event ignored");
         }
         let now = self.clock.now();
-        let (mut queued, mut duplicates) = (0, 0);
+        let mut duplicates = 0;
+        let mut seen = HashSet::new();
+        let mut records = Vec::new();
         for event in parsed.events {
-            let full_key = format!("{}|{}", connection.platform, event.key);
-            let record = EventRecord {
+            let key_hash = claim_key(connection, &event.key);
+            // The same event twice in one delivery is one event.
+            if !seen.insert(key_hash.clone()) {
+                duplicates += 1;
+                continue;
+            }
+            records.push(EventRecord {
                 connection_id: connection.id,
                 tenant_id: connection.tenant_id.clone(),
                 platform: connection.platform,
                 event_key: event.key.chars().take(MAX_LOGGED_KEY).collect(),
-                key_hash: sha256_hex(full_key.as_bytes()),
+                key_hash,
                 event_type: event.event_type,
                 entity_type: event.entity_type,
                 entity_id: event.entity_id,
@@ -242,46 +265,75 @@ impl Intake {
                 message_id: None,
                 job_id: None,
                 claim_token: uuid::Uuid::new_v4().simple().to_string(),
-            };
-            let claim = self
-                .claims
-                .claim(
-                    &record,
-                    now,
-                    self.settings.dedup_ttl,
-                    self.settings.claim_lease,
-                )
-                .await
-                .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
-            if claim == Claim::Duplicate {
-                tracing::info!(connection_id = %connection.id, key = %record.event_key, "duplicate delivery dropped");
-                duplicates += 1;
-                continue;
-            }
-            match self
-                .queue
-                .send_event(&QueuedEvent::from_record(&record))
-                .await
-            {
-                Ok(message_id) => {
-                    // Queued is what matters; a failed confirmation only leaves the claim
-                    // to expire by its lease (a later redelivery may then queue it again,
-                    // which the idempotent sync absorbs).
-                    if let Err(e) = self.claims.confirm(&record, &message_id).await {
-                        tracing::warn!(connection_id = %connection.id, error = %e, "queued event not confirmed");
-                    }
-                    queued += 1;
+            });
+        }
+
+        let (ttl, lease) = (self.settings.dedup_ttl, self.settings.claim_lease);
+        let claims: Vec<_> = records
+            .iter()
+            .map(|r| self.claims.claim(r, now, ttl, lease))
+            .collect();
+        let outcomes: Vec<_> = stream::iter(claims)
+            .buffered(CLAIM_CONCURRENCY)
+            .collect()
+            .await;
+        let mut claimed = Vec::new();
+        let mut claim_error = None;
+        for (record, outcome) in records.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(Claim::Claimed) => claimed.push(record),
+                Ok(Claim::Duplicate) => {
+                    tracing::info!(connection_id = %connection.id, key = %record.event_key, "duplicate delivery dropped");
+                    duplicates += 1;
                 }
-                Err(e) => {
-                    if let Err(release) = self.claims.release(&record).await {
-                        tracing::error!(connection_id = %connection.id, error = %release, "claim not released; its lease will expire");
-                    }
-                    return Err(IntakeError::Unavailable(e.to_string()));
+                Err(e) => claim_error = Some(e),
+            }
+        }
+
+        // What was claimed is queued (and confirmed) even when other claims failed: the
+        // platform's retry then finds those as duplicates and claims only the rest.
+        let messages: Vec<QueuedEvent> = claimed.iter().map(QueuedEvent::from_record).collect();
+        let mut sent = self.queue.send_events(&messages).await.into_iter();
+        let mut queued = Vec::new();
+        let mut unqueued = Vec::new();
+        let mut queue_error = None;
+        for record in claimed {
+            match sent.next() {
+                Some(Ok(message_id)) => queued.push((record, message_id)),
+                Some(Err(e)) => {
+                    queue_error = Some(e.to_string());
+                    unqueued.push(record);
+                }
+                None => {
+                    queue_error = Some("the queue answered for fewer events than sent".into());
+                    unqueued.push(record);
                 }
             }
         }
+        // Queued is what matters; a failed confirmation only leaves the claims to expire by
+        // their lease (a later redelivery may then queue one again, which the idempotent
+        // sync absorbs).
+        if !queued.is_empty() {
+            if let Err(e) = self.claims.confirm(&queued).await {
+                tracing::warn!(connection_id = %connection.id, error = %e, events = queued.len(), "queued events not confirmed");
+            }
+        }
+        let releases: Vec<_> = unqueued.iter().map(|r| self.claims.release(r)).collect();
+        let released: Vec<_> = stream::iter(releases)
+            .buffer_unordered(CLAIM_CONCURRENCY)
+            .collect()
+            .await;
+        for e in released.into_iter().filter_map(Result::err) {
+            tracing::error!(connection_id = %connection.id, error = %e, "claim not released; its lease will expire");
+        }
+        if let Some(e) = queue_error {
+            return Err(IntakeError::Unavailable(e));
+        }
+        if let Some(e) = claim_error {
+            return Err(IntakeError::Unavailable(e.to_string()));
+        }
         Ok(Outcome::Accepted {
-            queued,
+            queued: queued.len(),
             duplicates,
             ignored: parsed.ignored.len(),
         })
@@ -317,6 +369,12 @@ impl Intake {
             );
         Ok(secret)
     }
+}
+
+/// What an event is deduplicated on: the connection and the event's own key, hashed (keys
+/// can be long; the claim's key must not be).
+fn claim_key(connection: &Connection, event_key: &str) -> String {
+    sha256_hex(format!("{}|{}|{event_key}", connection.id, connection.platform).as_bytes())
 }
 
 fn require_json(d: &Delivery<'_>, also: &[&str]) -> Result<(), IntakeError> {

@@ -153,7 +153,7 @@ async fn a_signed_woocommerce_delivery_is_queued_once_and_logged() {
     let events = w.memory.queue.events();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].entity_id, "1042");
-    assert_eq!(events[0].tenant_id, "acme");
+    assert_eq!(events[0].tenant_id.as_str(), "acme");
     let log = w.memory.events.records();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].status, EventStatus::Queued);
@@ -304,7 +304,7 @@ async fn quickbooks_events_of_other_realms_are_not_queued() {
         .queue
         .events()
         .into_iter()
-        .map(|e| (e.entity_type, e.entity_id))
+        .map(|e| (e.entity_type.to_string(), e.entity_id))
         .collect();
     assert_eq!(
         ids,
@@ -449,4 +449,111 @@ async fn many_identical_deliveries_at_once_queue_exactly_one_event() {
         assert!(matches!(t.await, Ok(Ok(Outcome::Accepted { .. }))));
     }
     assert_eq!(w.memory.queue.events().len(), 1);
+}
+
+/// A classic QuickBooks delivery naming `count` customers of `realm`, and its signature.
+fn qbo_delivery(realm: &str, count: usize, token: &str) -> (Vec<u8>, HashMap<String, String>) {
+    let entities: Vec<_> = (0..count)
+        .map(|i| json!({"name": "Customer", "id": format!("{}", 100 + i), "operation": "Update", "lastUpdated": "2026-11-24T11:59:00.000Z"}))
+        .collect();
+    let body = json!({"eventNotifications": [{"realmId": realm, "dataChangeEvent": {"entities": entities}}]})
+        .to_string()
+        .into_bytes();
+    let signature = crate::webhooks::quickbooks::sign(token, &body);
+    let h = headers(&[
+        ("content-type", "application/json"),
+        ("intuit-signature", &signature),
+    ]);
+    (body, h)
+}
+
+#[tokio::test]
+async fn the_same_quickbooks_delivery_to_two_tenants_connections_is_queued_for_each() {
+    // GIVEN two tenants connected to the same company (realm), each with its own app token
+    let w = world();
+    let a = connection(&w, "tenant-a", Platform::QuickBooks, QBO_TOKEN).await;
+    let b_token = "another-verifier-token-0123456789";
+    let b = connection(&w, "tenant-b", Platform::QuickBooks, b_token).await;
+    // WHEN the same event reaches both, each correctly signed for its connection
+    let (body, ha) = qbo_delivery("9130350000000001", 1, QBO_TOKEN);
+    let (_, hb) = qbo_delivery("9130350000000001", 1, b_token);
+    assert_eq!(deliver(&w, &a, &ha, &body).await, queued(1, 0, 0));
+    assert_eq!(deliver(&w, &b, &hb, &body).await, queued(1, 0, 0));
+    // THEN each connection has its own event, and each deduplicates on its own
+    assert_eq!(deliver(&w, &a, &ha, &body).await, queued(0, 1, 0));
+    assert_eq!(deliver(&w, &b, &hb, &body).await, queued(0, 1, 0));
+    let per_connection: Vec<_> = w
+        .memory
+        .queue
+        .events()
+        .into_iter()
+        .map(|e| e.connection_id)
+        .collect();
+    assert_eq!(per_connection, [a.id, b.id]);
+}
+
+#[tokio::test]
+async fn a_two_hundred_event_delivery_is_queued_in_batches_and_confirmed() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::QuickBooks, QBO_TOKEN).await;
+    let (body, h) = qbo_delivery("9130350000000001", 200, QBO_TOKEN);
+    assert_eq!(deliver(&w, &c, &h, &body).await, queued(200, 0, 0));
+    assert_eq!(w.memory.queue.events().len(), 200);
+    assert_eq!(w.memory.queue.calls(), 20, "ten events per queue call");
+    assert!(w
+        .memory
+        .events
+        .records()
+        .iter()
+        .all(|r| r.status == EventStatus::Queued && r.message_id.is_some()));
+    // The retry Intuit sends when it did not see our answer is all duplicates.
+    assert_eq!(deliver(&w, &c, &h, &body).await, queued(0, 200, 0));
+}
+
+#[tokio::test]
+async fn a_batch_that_half_fails_releases_only_the_unqueued_events_and_the_retry_queues_just_those()
+{
+    // GIVEN a queue that takes 25 messages and refuses the rest
+    let w = world();
+    let c = connection(&w, "acme", Platform::QuickBooks, QBO_TOKEN).await;
+    let (body, h) = qbo_delivery("9130350000000001", 40, QBO_TOKEN);
+    w.memory.queue.accept_only(Some(25));
+    // WHEN the 40-event delivery arrives
+    let first = deliver(&w, &c, &h, &body).await;
+    // THEN it is answered 5xx, so the platform retries
+    assert!(
+        matches!(first, Err(IntakeError::Unavailable(_))),
+        "{first:?}"
+    );
+    assert_eq!(w.memory.queue.events().len(), 25);
+    // AND the retry queues exactly the 15 that did not make it: nothing lost, nothing twice
+    w.memory.queue.accept_only(None);
+    assert_eq!(deliver(&w, &c, &h, &body).await, queued(15, 25, 0));
+    let mut ids: Vec<_> = w
+        .memory
+        .queue
+        .events()
+        .into_iter()
+        .map(|e| e.entity_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40);
+    assert_eq!(w.memory.queue.events().len(), 40);
+}
+
+#[tokio::test]
+async fn the_same_event_twice_in_one_delivery_is_one_event() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::QuickBooks, QBO_TOKEN).await;
+    let entity = json!({"name": "Customer", "id": "58", "operation": "Update", "lastUpdated": "2026-11-24T11:59:00.000Z"});
+    let body = json!({"eventNotifications": [{"realmId": "9130350000000001", "dataChangeEvent": {"entities": [entity.clone(), entity]}}]})
+        .to_string()
+        .into_bytes();
+    let signature = crate::webhooks::quickbooks::sign(QBO_TOKEN, &body);
+    let h = headers(&[
+        ("content-type", "application/json"),
+        ("intuit-signature", &signature),
+    ]);
+    assert_eq!(deliver(&w, &c, &h, &body).await, queued(1, 1, 0));
 }

@@ -3,12 +3,14 @@
 mod coalesce;
 mod connections;
 mod intake;
+mod repair;
 mod schedules;
 
 pub use coalesce::{CoalesceReport, Coalescer, Incoming, MAX_IDS_PER_JOB};
 pub use connections::{open_secrets, ConnectionService};
 pub use intake::{Delivery, Intake, IntakeError, IntakeSettings, Outcome};
-pub use schedules::{Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT};
+pub use repair::{Drift, RepairReport, ScheduleRepair, Scope};
+pub use schedules::{FiredSchedule, Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT};
 
 /// The use cases the API function serves.
 #[derive(Clone)]

@@ -6,17 +6,43 @@
 //! before the error is returned, so a failed request leaves no half-made schedule behind. If
 //! the undo itself fails, the store still holds the user's intent, and the store is the source
 //! of truth that the trigger side is repaired to match.
+//!
+//! Concurrent requests can still reach the trigger in another order than the store (a PUT's
+//! trigger update landing after a DELETE's trigger removal). Two rules keep the trigger from
+//! outliving or lagging behind the store, whatever the interleaving:
+//! - an update of the trigger never creates one ([`ScheduleTrigger::update`] reports
+//!   `Missing`); only [`ScheduleService::align`] creates, after reading the store;
+//! - every writer reads the store again after its trigger write, and if the store moved on,
+//!   aligns the trigger with it. So the last trigger write is always followed by a read of
+//!   the last store write, and corrected if it disagrees.
+//!
+//! What slips through anyway (a crash between the two writes, an undo that failed) is
+//! corrected when the fired job reaches the worker ([`ScheduleService::check_fired`]) and
+//! by the repair sweep ([`super::ScheduleRepair`]).
 
 use chrono::{DateTime, SubsecRound, Utc};
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::domain::{NewSchedule, Schedule, ScheduleId, SchedulePatch, TenantId};
-use crate::ports::{ConnectionStore, ScheduleStore, ScheduleTrigger, StoreError};
+use crate::ports::{ConnectionStore, ScheduleStore, ScheduleTrigger, StoreError, TriggerWrite};
 use crate::time::{ScheduleExpression, Zone};
 
 /// The most fire times a preview returns.
 pub const MAX_PREVIEW_COUNT: usize = 100;
+
+/// How many read-write-read rounds [`ScheduleService::align`] makes before it gives up on a
+/// schedule that keeps changing under it (the repair sweep finishes the job then).
+const MAX_ALIGN_ROUNDS: usize = 5;
+
+/// What a job fired by a schedule should do, given the schedule as stored now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FiredSchedule {
+    /// The schedule exists and is active: run it (with its current definition).
+    Run(Box<Schedule>),
+    /// Drop the job; the reason is for the run and the log.
+    Drop(&'static str),
+}
 
 /// Why a use case failed, in terms a caller can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +74,9 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::AlreadyExists | StoreError::Conflict => ServiceError::Conflict(
                 "the schedule was changed by another request; fetch it and try again".into(),
+            ),
+            StoreError::ReferenceGone => ServiceError::Conflict(
+                "a record this one depends on was deleted; fetch it and try again".into(),
             ),
             StoreError::Unavailable(detail) => ServiceError::Unavailable(detail),
         }
@@ -99,7 +128,19 @@ impl ScheduleService {
     ) -> Result<Schedule, ServiceError> {
         let now = self.now();
         ensure_fires(&new.expression, new.timezone, now)?;
+        let no_connection = || {
+            invalid(
+                "credential_id",
+                "no connection with that id; create one with POST /api/connections",
+            )
+        };
         match self.connections.get(new.credential_id).await? {
+            Some(c) if &c.tenant_id == tenant && c.is_deleting() => {
+                return Err(invalid(
+                    "credential_id",
+                    "that connection is being deleted; schedules cannot be added to it",
+                ))
+            }
             Some(c) if &c.tenant_id == tenant && c.platform == new.platform => {}
             Some(c) if &c.tenant_id == tenant => {
                 return Err(invalid(
@@ -110,12 +151,7 @@ impl ScheduleService {
                     ),
                 ))
             }
-            _ => {
-                return Err(invalid(
-                    "credential_id",
-                    "no connection with that id; create one with POST /api/connections",
-                ))
-            }
+            _ => return Err(no_connection()),
         }
         let schedule = Schedule {
             id: ScheduleId::new_random(),
@@ -129,11 +165,18 @@ impl ScheduleService {
             timezone: new.timezone,
             is_active: new.is_active,
             last_run_at: None,
+            last_run_status: None,
             created_at: now,
             updated_at: now,
             version: 1,
         };
-        self.store.insert(&schedule).await?;
+        // The store re-checks the connection in the same write: a delete that began after
+        // the read above makes this fail instead of leaving a schedule without a connection.
+        match self.store.insert(&schedule).await {
+            Ok(()) => {}
+            Err(StoreError::ReferenceGone) => return Err(no_connection()),
+            Err(e) => return Err(e.into()),
+        }
         if let Err(e) = self.trigger.create(&schedule).await {
             tracing::error!(schedule_id = %schedule.id, error = %e, "trigger create failed; undoing the stored schedule");
             if let Err(undo) = self
@@ -145,6 +188,8 @@ impl ScheduleService {
             }
             return Err(ServiceError::Unavailable(e.to_string()));
         }
+        self.verify(tenant, schedule.id, Some(schedule.version))
+            .await;
         Ok(schedule)
     }
 
@@ -185,14 +230,22 @@ impl ScheduleService {
         next.updated_at = now;
         next.version = current.version + 1;
         self.store.replace(&next, current.version).await?;
-        if let Err(e) = self.trigger.replace(&next).await {
-            tracing::error!(schedule_id = %id, error = %e, "trigger replace failed; restoring the previous schedule");
-            let mut restored = current;
-            restored.version = next.version + 1;
-            if let Err(undo) = self.store.replace(&restored, next.version).await {
-                tracing::error!(schedule_id = %id, error = %undo, "restore failed; repair will align the trigger with the store");
+        match self.trigger.update(&next).await {
+            Ok(TriggerWrite::Applied) => {
+                self.verify(tenant, id, Some(next.version)).await;
             }
-            return Err(ServiceError::Unavailable(e.to_string()));
+            // Gone: a concurrent delete removed it, or it was lost earlier. Only the store
+            // can say which; `align` reads it before creating anything.
+            Ok(TriggerWrite::Missing) => self.align_logged(tenant, id).await,
+            Err(e) => {
+                tracing::error!(schedule_id = %id, error = %e, "trigger update failed; restoring the previous schedule");
+                let mut restored = current;
+                restored.version = next.version + 1;
+                if let Err(undo) = self.store.replace(&restored, next.version).await {
+                    tracing::error!(schedule_id = %id, error = %undo, "restore failed; repair will align the trigger with the store");
+                }
+                return Err(ServiceError::Unavailable(e.to_string()));
+            }
         }
         Ok(next)
     }
@@ -200,14 +253,103 @@ impl ScheduleService {
     pub async fn delete(&self, tenant: &TenantId, id: ScheduleId) -> Result<(), ServiceError> {
         let current = self.get(tenant, id).await?;
         self.store.delete(tenant, id, current.version).await?;
-        if let Err(e) = self.trigger.remove(&current).await {
+        if let Err(e) = self.trigger.remove(&id.to_string()).await {
             tracing::error!(schedule_id = %id, error = %e, "trigger remove failed; putting the schedule back");
             if let Err(undo) = self.store.insert(&current).await {
-                tracing::error!(schedule_id = %id, error = %undo, "put-back failed; repair will remove the orphaned trigger");
+                tracing::error!(schedule_id = %id, error = %undo, "put-back failed; the fired job or repair will remove the orphaned trigger");
             }
             return Err(ServiceError::Unavailable(e.to_string()));
         }
+        self.verify(tenant, id, None).await;
         Ok(())
+    }
+
+    /// Deletes a schedule whose connection is being deleted: the trigger first, then the
+    /// stored schedule. The reverse of [`Self::delete`], because here a stored schedule
+    /// cannot be put back if the trigger removal fails (its connection refuses new
+    /// schedules), so the trigger must be gone before the record is. A failure leaves both,
+    /// and deleting the connection again retries.
+    pub async fn retire(&self, tenant: &TenantId, id: ScheduleId) -> Result<(), ServiceError> {
+        let current = match self.store.get(tenant, id).await? {
+            Some(s) => s,
+            None => return Ok(()),
+        };
+        self.trigger
+            .remove(&id.to_string())
+            .await
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        self.store.delete(tenant, id, current.version).await?;
+        self.verify(tenant, id, None).await;
+        Ok(())
+    }
+
+    /// Makes the trigger of schedule `id` match the store, whatever requests came before:
+    /// reads the store, writes the trigger to match (removing it when the schedule is gone,
+    /// creating it only when the store holds the schedule), and reads the store again; if
+    /// the store moved on meanwhile, goes round again.
+    pub async fn align(&self, tenant: &TenantId, id: ScheduleId) -> Result<(), ServiceError> {
+        for _ in 0..MAX_ALIGN_ROUNDS {
+            let before = self.store.get(tenant, id).await?;
+            let trigger_result = match &before {
+                None => self.trigger.remove(&id.to_string()).await,
+                Some(s) => match self.trigger.update(s).await {
+                    Ok(TriggerWrite::Missing) => self.trigger.create(s).await,
+                    other => other.map(|_| ()),
+                },
+            };
+            trigger_result.map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+            let after = self.store.get(tenant, id).await?;
+            if after.as_ref().map(|s| s.version) == before.as_ref().map(|s| s.version) {
+                return Ok(());
+            }
+        }
+        Err(ServiceError::Unavailable(format!(
+            "schedule {id} kept changing while its trigger was aligned"
+        )))
+    }
+
+    /// `align`, for callers whose own write has already succeeded: a failure here is logged,
+    /// not returned, because the store (the source of truth) holds what was asked and the
+    /// next fired job or repair sweep aligns the trigger.
+    async fn align_logged(&self, tenant: &TenantId, id: ScheduleId) {
+        if let Err(e) = self.align(tenant, id).await {
+            tracing::warn!(schedule_id = %id, error = %e, "trigger not aligned; repair will do it");
+        }
+    }
+
+    /// After a writer's trigger write: if the store no longer holds what the writer wrote
+    /// (`expected` version, or `None` for gone), a concurrent writer moved it on, and the
+    /// trigger may hold the older write; align it.
+    async fn verify(&self, tenant: &TenantId, id: ScheduleId, expected: Option<u64>) {
+        match self.store.get(tenant, id).await {
+            Ok(now) if now.as_ref().map(|s| s.version) == expected => {}
+            Ok(_) => self.align_logged(tenant, id).await,
+            Err(e) => {
+                tracing::warn!(schedule_id = %id, error = %e, "could not re-read the schedule after its trigger write; repair will check it")
+            }
+        }
+    }
+
+    /// The check a job fired by schedule `id` at `job_version` goes through before it runs.
+    /// A schedule that no longer exists, or whose stored version is not the job's, has a
+    /// trigger that lags behind the store: it is corrected here (removed, or rewritten).
+    pub async fn check_fired(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+        job_version: u64,
+    ) -> Result<FiredSchedule, ServiceError> {
+        let current = self.store.get(tenant, id).await?;
+        let stale = current.as_ref().map(|s| s.version) != Some(job_version);
+        if stale {
+            tracing::warn!(schedule_id = %id, job_version, stored_version = ?current.as_ref().map(|s| s.version), "fired by a trigger that lags behind the store; aligning it");
+            self.align_logged(tenant, id).await;
+        }
+        Ok(match current {
+            None => FiredSchedule::Drop("the schedule no longer exists"),
+            Some(s) if !s.is_active => FiredSchedule::Drop("the schedule is paused"),
+            Some(s) => FiredSchedule::Run(Box::new(s)),
+        })
     }
 
     /// Fire times of an expression, computed by the same code that computes `next_run_at`.

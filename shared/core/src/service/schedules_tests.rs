@@ -6,6 +6,40 @@ use crate::domain::{ConnectionId, EntityType, Platform, SyncMode};
 use crate::memory::{
     connection_fixture, MemoryConnectionStore, MemoryScheduleStore, MemoryTrigger,
 };
+use crate::ports::{TriggerError, TriggerWrite};
+use futures::future::BoxFuture;
+use std::sync::Mutex;
+
+/// A trigger that lets another request run just before its first `update` lands, the way
+/// a concurrent request's writes can slip between a writer's store write and its trigger
+/// write.
+struct Interleaved {
+    inner: Arc<MemoryTrigger>,
+    before_update: Mutex<Option<BoxFuture<'static, ()>>>,
+}
+
+#[async_trait::async_trait]
+impl ScheduleTrigger for Interleaved {
+    async fn create(&self, schedule: &Schedule) -> Result<(), TriggerError> {
+        self.inner.create(schedule).await
+    }
+
+    async fn update(&self, schedule: &Schedule) -> Result<TriggerWrite, TriggerError> {
+        let other = self
+            .before_update
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(other) = other {
+            other.await;
+        }
+        self.inner.update(schedule).await
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), TriggerError> {
+        self.inner.remove(name).await
+    }
+}
 
 struct World {
     store: Arc<MemoryScheduleStore>,
@@ -25,10 +59,10 @@ fn at(text: &str) -> DateTime<Utc> {
 }
 
 fn world() -> World {
-    let store = Arc::new(MemoryScheduleStore::default());
+    let connections = Arc::new(MemoryConnectionStore::default());
+    let store = Arc::new(MemoryScheduleStore::checking(connections.clone()));
     let trigger = Arc::new(MemoryTrigger::default());
     let clock = Arc::new(FixedClock::new(at("2026-11-24T12:00:00Z")));
-    let connections = Arc::new(MemoryConnectionStore::default());
     let service = ScheduleService::new(
         store.clone(),
         trigger.clone(),
@@ -300,4 +334,210 @@ async fn a_schedule_must_name_one_of_the_tenants_connections_on_its_platform() {
         "{r:?}"
     );
     assert!(w.store.is_empty() && w.trigger.is_empty());
+}
+
+#[tokio::test]
+async fn an_update_racing_a_delete_never_brings_the_trigger_back() {
+    // GIVEN a schedule, and a DELETE that completes between a PUT's store write and its
+    // trigger update (the interleaving that used to re-create the EventBridge schedule)
+    let w = world();
+    let s = created(&w, "@daily").await;
+    let (service, tenant, id) = (w.service.clone(), w.tenant.clone(), s.id);
+    let interleaved = Interleaved {
+        inner: w.trigger.clone(),
+        before_update: Mutex::new(Some(Box::pin(async move {
+            service
+                .delete(&tenant, id)
+                .await
+                .unwrap_or_else(|e| panic!("the racing delete failed: {e}"));
+        }))),
+    };
+    let racing = ScheduleService::new(
+        w.store.clone(),
+        Arc::new(interleaved),
+        w.connections.clone(),
+        w.clock.clone(),
+    );
+    // WHEN the PUT goes ahead
+    let patch = SchedulePatch {
+        is_active: Some(false),
+        ..SchedulePatch::default()
+    };
+    let put = racing.update(&w.tenant, s.id, patch).await;
+    // THEN the delete won: the schedule is gone from both sides, whatever the PUT answered
+    assert!(
+        put.is_ok()
+            || put
+                == Err(ServiceError::Conflict(
+                    "the schedule was changed by another request; fetch it and try again".into()
+                )),
+        "{put:?}"
+    );
+    assert!(w.store.is_empty());
+    assert!(w.trigger.is_empty(), "an orphaned trigger was left behind");
+}
+
+#[tokio::test]
+async fn a_trigger_written_from_an_older_version_is_corrected_by_the_writer_that_lost() {
+    // GIVEN a PUT whose trigger update lands after a second PUT has written the store and
+    // the trigger (so the first PUT's older definition arrives last)
+    let w = world();
+    let s = created(&w, "@daily").await;
+    let second = SchedulePatch {
+        cron_expression: Some((
+            "@hourly".into(),
+            ScheduleExpression::parse("@hourly").unwrap_or_else(|e| panic!("{e}")),
+        )),
+        ..SchedulePatch::default()
+    };
+    let (service, tenant, id) = (w.service.clone(), w.tenant.clone(), s.id);
+    let racing = ScheduleService::new(
+        w.store.clone(),
+        Arc::new(Interleaved {
+            inner: w.trigger.clone(),
+            before_update: Mutex::new(Some(Box::pin(async move {
+                // The second PUT reads the first PUT's write and goes through entirely.
+                service
+                    .update(&tenant, id, second)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }))),
+        }),
+        w.connections.clone(),
+        w.clock.clone(),
+    );
+    let first = SchedulePatch {
+        sync_mode: Some(SyncMode::Full),
+        ..SchedulePatch::default()
+    };
+    racing
+        .update(&w.tenant, s.id, first)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // THEN the trigger holds the latest stored version, not the one that arrived last
+    let stored = w
+        .service
+        .get(&w.tenant, s.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored.version, 3);
+    let on_trigger = w.trigger.get(s.id).unwrap_or_else(|| panic!("no trigger"));
+    assert_eq!(on_trigger.version, stored.version);
+    assert_eq!(on_trigger.schedule_expression(), "cron(0 * * * ? *)");
+    assert_eq!(on_trigger.sync_mode, SyncMode::Full);
+}
+
+#[tokio::test]
+async fn a_missing_trigger_is_recreated_on_update_when_the_schedule_still_exists() {
+    // GIVEN a stored schedule whose trigger was lost (an earlier failure)
+    let w = world();
+    let s = created(&w, "@daily").await;
+    w.trigger
+        .remove(&s.id.to_string())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // WHEN it is updated
+    let patch = SchedulePatch {
+        sync_mode: Some(SyncMode::Full),
+        ..SchedulePatch::default()
+    };
+    w.service
+        .update(&w.tenant, s.id, patch)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // THEN the store said it exists, so the trigger is back, at the new version
+    assert_eq!(w.trigger.get(s.id).map(|t| t.version), Some(2));
+}
+
+#[tokio::test]
+async fn a_job_fired_for_a_deleted_schedule_removes_its_trigger_and_is_dropped() {
+    // GIVEN a trigger whose schedule was deleted from the store behind its back
+    let w = world();
+    let s = created(&w, "@daily").await;
+    w.store
+        .delete(&w.tenant, s.id, s.version)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(w.trigger.len(), 1);
+    // WHEN the job it fired is checked
+    let check = w
+        .service
+        .check_fired(&w.tenant, s.id, s.version)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // THEN the job is dropped and the orphaned trigger is gone
+    assert_eq!(check, FiredSchedule::Drop("the schedule no longer exists"));
+    assert!(w.trigger.is_empty());
+}
+
+#[tokio::test]
+async fn a_job_fired_by_an_outdated_trigger_rewrites_it_and_runs_the_current_schedule() {
+    // GIVEN a schedule updated in the store while its trigger kept the old definition
+    let w = world();
+    let s = created(&w, "@daily").await;
+    let mut newer = s.clone();
+    newer.sync_mode = SyncMode::Full;
+    newer.version = 2;
+    w.store
+        .replace(&newer, 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // WHEN a job fired from version 1 is checked
+    let check = w
+        .service
+        .check_fired(&w.tenant, s.id, 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // THEN it runs with the stored definition, and the trigger now holds version 2
+    assert!(
+        matches!(&check, FiredSchedule::Run(run) if run.sync_mode == SyncMode::Full && run.version == 2),
+        "{check:?}"
+    );
+    assert_eq!(w.trigger.get(s.id).map(|t| t.version), Some(2));
+    // AND a paused schedule's job is dropped
+    let mut paused = newer.clone();
+    paused.is_active = false;
+    paused.version = 3;
+    w.store
+        .replace(&paused, 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let check = w
+        .service
+        .check_fired(&w.tenant, s.id, 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(check, FiredSchedule::Drop("the schedule is paused"));
+    assert_eq!(w.trigger.get(s.id).map(|t| t.is_active), Some(false));
+}
+
+#[tokio::test]
+async fn no_schedule_can_be_created_for_a_connection_being_deleted() {
+    // GIVEN the tenant's connection, marked as being deleted
+    let w = world();
+    let mut marked = connection_fixture(&w.tenant, Platform::WooCommerce);
+    marked.deleting_since = Some(w.clock.now());
+    let id = marked.id;
+    w.connections.seed(marked);
+    // WHEN a schedule is created for it
+    let mut new = new_schedule(&w, "@daily");
+    new.credential_id = id;
+    let r = w.service.create(&w.tenant, new).await;
+    // THEN it is refused on credential_id and nothing is written
+    assert!(
+        matches!(&r, Err(ServiceError::Invalid { field, message }) if field == "credential_id" && message.contains("being deleted")),
+        "{r:?}"
+    );
+    assert!(w.store.is_empty() && w.trigger.is_empty());
+}
+
+#[tokio::test]
+async fn the_store_refuses_a_schedule_whose_connection_went_after_the_check() {
+    // GIVEN a store write that happens after the connection was deleted (the read saw it)
+    let w = world();
+    let mut s = created(&w, "@daily").await;
+    s.id = ScheduleId::new_random();
+    s.credential_id = ConnectionId::new_random();
+    // THEN the store itself refuses it
+    assert_eq!(w.store.insert(&s).await, Err(StoreError::ReferenceGone));
 }
