@@ -10,37 +10,35 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sync_aws::wiring as aws;
 use sync_core::config::{CoalescerConfig, IntakeConfig};
+use sync_core::domain::Platform;
+use sync_core::fixtures;
 use sync_core::service::{Delivery, IntakeError, Outcome};
-use sync_core::webhooks::{quickbooks, woocommerce};
 
+/// The sample connections' webhook secrets (what `events/webhooks/` is signed with).
 const WOO_SECRET: &str = "whsec_Sample&amp;Secret-0123456789";
 const QBO_TOKEN: &str = "verifier-token-0123456789abcdef";
 const SB_SECRET: &str = "sb-shared-secret-0123456789abcdef";
+/// A consumer secret the leak test looks for everywhere.
 const CONSUMER_SECRET: &str = "cs_live_do_not_leak_0123456789abcdef";
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../events/webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    fixtures::event_file(&format!("webhooks/{name}")).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn connection_body(platform: &str) -> Value {
-    match platform {
-        "woocommerce" => json!({
-            "platform": "woocommerce", "display_name": "Shop",
-            "config": {"base_url": "https://shop.example.com"},
-            "secrets": {"consumer_key": "ck_live_0123456789abcdef", "consumer_secret": CONSUMER_SECRET, "webhook_secret": WOO_SECRET}
-        }),
-        "quickbooks" => json!({
-            "platform": "quickbooks", "display_name": "Books",
-            "config": {"realm_id": "9130350000000001", "environment": "sandbox"},
-            "secrets": {"client_id": "ABc123clientid", "client_secret": "client-secret-0123456789", "refresh_token": "AB11-refresh-0123456789", "webhook_verifier_token": QBO_TOKEN}
-        }),
-        _ => json!({
-            "platform": "supabase", "display_name": "App",
-            "config": {"project_url": "https://abc.supabase.co", "tables": {"shop_customers": "customers", "shop_orders": "orders"}},
-            "secrets": {"service_key": "sb_secret_0123456789abcdef", "webhook_secret": SB_SECRET}
-        }),
+    let platform: Platform = platform.parse().unwrap_or_else(|e| panic!("{e}"));
+    let mut body = fixtures::connection_body(platform);
+    if platform == Platform::WooCommerce {
+        body["secrets"]["consumer_secret"] = json!(CONSUMER_SECRET);
     }
+    body
+}
+
+#[test]
+fn the_sample_secrets_are_the_ones_events_are_signed_with() {
+    assert_eq!(fixtures::webhook_secret(Platform::WooCommerce), WOO_SECRET);
+    assert_eq!(fixtures::webhook_secret(Platform::QuickBooks), QBO_TOKEN);
+    assert_eq!(fixtures::webhook_secret(Platform::Supabase), SB_SECRET);
 }
 
 /// Creates a connection over the API; returns (id, webhook_url).
@@ -78,13 +76,11 @@ async fn deliver(
         .http
         .post(url)
         .header("content-type", "application/json");
-    req = match platform {
-        "woocommerce" => req
-            .header("x-wc-webhook-signature", woocommerce::sign(secret, body))
-            .header("x-wc-webhook-topic", "order.updated"),
-        "quickbooks" => req.header("intuit-signature", quickbooks::sign(secret, body)),
-        _ => req.header("x-webhook-secret", secret),
-    };
+    let platform: Platform = platform.parse().unwrap_or_else(|e| panic!("{e}"));
+    let options = sync_core::platforms::SignOptions::default();
+    for (name, value) in platform.module().sign(secret, body, &options) {
+        req = req.header(name, value);
+    }
     let response = req
         .body(body.to_vec())
         .send()

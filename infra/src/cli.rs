@@ -430,7 +430,6 @@ struct WebhookSend {
 
 /// Signs and posts one delivery; exit 0 on a 2xx answer, 1 otherwise, 2 on bad input.
 async fn send_webhook(s: &WebhookSend, out: &mut dyn Write, err: &mut dyn Write) -> Result<i32> {
-    use sync_core::webhooks::{quickbooks, woocommerce};
     let body = match std::fs::read(&s.file) {
         Ok(b) => b,
         Err(e) => {
@@ -447,32 +446,20 @@ async fn send_webhook(s: &WebhookSend, out: &mut dyn Write, err: &mut dyn Write)
     let mut request = reqwest::Client::new()
         .post(&endpoint)
         .header("content-type", &s.content_type);
-    request = match s.platform.as_str() {
-        "woocommerce" => {
-            let (resource, event) = s.topic.split_once('.').unwrap_or((&s.topic, ""));
-            request
-                .header(
-                    "x-wc-webhook-signature",
-                    woocommerce::sign(&s.secret, &body),
-                )
-                .header("x-wc-webhook-topic", &s.topic)
-                .header("x-wc-webhook-resource", resource)
-                .header("x-wc-webhook-event", event)
-                .header("user-agent", "WooCommerce Hookshot (syncctl)")
-        }
-        "quickbooks" => request.header("intuit-signature", quickbooks::sign(&s.secret, &body)),
-        "supabase" if s.header.eq_ignore_ascii_case("authorization") => {
-            request.header("authorization", format!("Bearer {}", s.secret))
-        }
-        "supabase" => request.header(s.header.as_str(), &s.secret),
-        other => {
-            writeln!(
-                err,
-                "error: unknown platform '{other}'; use woocommerce, quickbooks or supabase"
-            )?;
+    let platform: sync_core::domain::Platform = match s.platform.parse() {
+        Ok(p) => p,
+        Err(e) => {
+            writeln!(err, "error: --platform: {e}")?;
             return Ok(2);
         }
     };
+    let options = sync_core::platforms::SignOptions {
+        topic: Some(s.topic.clone()),
+        header: Some(s.header.clone()),
+    };
+    for (name, value) in platform.module().sign(&s.secret, &body, &options) {
+        request = request.header(name, value);
+    }
     let response = request.body(body).send().await?;
     let status = response.status();
     let text = response.text().await.unwrap_or_default();

@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 use lambda_http::Request;
 use serde_json::{json, Value};
 use sync_core::clock::SystemClock;
-use sync_core::domain::{Connection, NewConnection, Platform, Secret, TenantId};
+use sync_core::domain::{Connection, Platform};
+use sync_core::fixtures;
+use sync_core::platforms::quickbooks::webhook as quickbooks;
+use sync_core::platforms::woocommerce::webhook as woocommerce;
 use sync_core::service::{Intake, IntakeSettings, Services};
-use sync_core::webhooks::{quickbooks, woocommerce};
 use webhook_intake::{handle, App};
 
 /// Rounds of the 200-event delivery.
@@ -31,13 +33,13 @@ const BIG_EVENTS: usize = 200;
 
 const ROUNDS: usize = 5_000;
 const WARM_UP: usize = 200;
+/// The sample connections' webhook secrets.
 const WOO_SECRET: &str = "whsec_Sample&amp;Secret-0123456789";
 const QBO_TOKEN: &str = "verifier-token-0123456789abcdef";
 const SB_SECRET: &str = "sb-shared-secret-0123456789abcdef";
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    fixtures::event_file(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// An API Gateway event for `body` sent to connection `c` with `headers`.
@@ -55,43 +57,9 @@ fn request(c: &Connection, body: &[u8], headers: Value) -> Request {
 }
 
 async fn connection(services: &Services, platform: Platform) -> Connection {
-    let (config, secrets): (Value, &[(&str, &str)]) = match platform {
-        Platform::WooCommerce => (
-            json!({"base_url": "https://shop.example.com"}),
-            &[
-                ("consumer_key", "ck"),
-                ("consumer_secret", "cs"),
-                ("webhook_secret", WOO_SECRET),
-            ],
-        ),
-        Platform::QuickBooks => (
-            json!({"realm_id": "9130350000000001"}),
-            &[
-                ("client_id", "i"),
-                ("client_secret", "s"),
-                ("refresh_token", "r"),
-                ("webhook_verifier_token", QBO_TOKEN),
-            ],
-        ),
-        Platform::Supabase => (
-            json!({"project_url": "https://abc.supabase.co", "tables": {"shop_orders": "orders"}}),
-            &[("service_key", "k"), ("webhook_secret", SB_SECRET)],
-        ),
-    };
-    let tenant = TenantId::parse("bench").unwrap_or_else(|e| panic!("{e}"));
-    let new = NewConnection {
-        platform,
-        display_name: "bench".into(),
-        config: config.as_object().cloned().unwrap_or_default(),
-        secrets: secrets
-            .iter()
-            .map(|(k, v)| (k.to_string(), Secret::new(*v)))
-            .collect(),
-        webhooks_enabled: None,
-    };
     services
         .connections
-        .create(&tenant, new)
+        .create(&fixtures::tenant(), fixtures::new_connection(platform))
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -124,54 +124,17 @@ impl Aws {
         sync_aws::wiring::services(&self.sdk, &self.resources, clock)
     }
 
-    /// Creates a connection of `tenant` on `platform` through the real service (sealed with
-    /// the emulated KMS) and returns its id.
+    /// Creates the sample connection of `platform` for `tenant` through the real service
+    /// (sealed with the emulated KMS) and returns its id.
     pub async fn connection(
         &self,
         tenant: &str,
         platform: sync_core::domain::Platform,
     ) -> sync_core::domain::ConnectionId {
-        use sync_core::domain::{NewConnection, Platform, Secret, TenantId};
-        let tenant = TenantId::parse(tenant).unwrap_or_else(|e| panic!("{e}"));
-        let (config, secrets): (serde_json::Value, &[(&str, &str)]) = match platform {
-            Platform::WooCommerce => (
-                serde_json::json!({"base_url": "https://shop.example.com"}),
-                &[
-                    ("consumer_key", "ck_test_0123456789"),
-                    ("consumer_secret", "cs_test_0123456789"),
-                    ("webhook_secret", "whsec_Sample&amp;Secret-0123456789"),
-                ],
-            ),
-            Platform::QuickBooks => (
-                serde_json::json!({"realm_id": "9130350000000001"}),
-                &[
-                    ("client_id", "id"),
-                    ("client_secret", "secret"),
-                    ("refresh_token", "rt"),
-                    ("webhook_verifier_token", "verifier-token-0123456789abcdef"),
-                ],
-            ),
-            Platform::Supabase => (
-                serde_json::json!({"project_url": "https://abc.supabase.co", "tables": {"shop_customers": "customers", "shop_orders": "orders"}}),
-                &[
-                    ("service_key", "sk"),
-                    ("webhook_secret", "sb-shared-secret-0123456789abcdef"),
-                ],
-            ),
-        };
-        let new = NewConnection {
-            platform,
-            display_name: format!("{platform} test"),
-            config: config.as_object().cloned().unwrap_or_default(),
-            secrets: secrets
-                .iter()
-                .map(|(k, v)| (k.to_string(), Secret::new(*v)))
-                .collect(),
-            webhooks_enabled: None,
-        };
+        let tenant = sync_core::domain::TenantId::parse(tenant).unwrap_or_else(|e| panic!("{e}"));
         self.services(clock("2026-11-24T12:00:00Z"))
             .connections
-            .create(&tenant, new)
+            .create(&tenant, sync_core::fixtures::new_connection(platform))
             .await
             .unwrap_or_else(|e| panic!("{e}"))
             .id

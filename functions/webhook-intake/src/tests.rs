@@ -5,7 +5,8 @@ use super::*;
 use lambda_http::http::StatusCode;
 use std::sync::Arc;
 use sync_core::clock::FixedClock;
-use sync_core::domain::{Connection, NewConnection, Platform, Secret, TenantId};
+use sync_core::domain::{Connection, Platform};
+use sync_core::fixtures;
 use sync_core::memory::MemoryWorld;
 use sync_core::service::{IntakeSettings, Services};
 
@@ -41,54 +42,16 @@ fn world() -> World {
 }
 
 async fn connection(w: &World, platform: Platform) -> Connection {
-    let (config, secrets): (Value, &[(&str, &str)]) = match platform {
-        Platform::WooCommerce => (
-            json!({"base_url": "https://shop.example.com"}),
-            &[
-                ("consumer_key", "ck"),
-                ("consumer_secret", "cs"),
-                ("webhook_secret", "whsec_Sample&amp;Secret-0123456789"),
-            ],
-        ),
-        Platform::QuickBooks => (
-            json!({"realm_id": "9130350000000001"}),
-            &[
-                ("client_id", "i"),
-                ("client_secret", "s"),
-                ("refresh_token", "r"),
-                ("webhook_verifier_token", "verifier-token-0123456789abcdef"),
-            ],
-        ),
-        Platform::Supabase => (
-            json!({"project_url": "https://abc.supabase.co", "tables": {"shop_customers": "customers"}}),
-            &[
-                ("service_key", "k"),
-                ("webhook_secret", "sb-shared-secret-0123456789abcdef"),
-            ],
-        ),
-    };
-    let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
-    let new = NewConnection {
-        platform,
-        display_name: "fixture".into(),
-        config: config.as_object().cloned().unwrap_or_default(),
-        secrets: secrets
-            .iter()
-            .map(|(k, v)| (k.to_string(), Secret::new(*v)))
-            .collect(),
-        webhooks_enabled: None,
-    };
     w.services
         .connections
-        .create(&tenant, new)
+        .create(&fixtures::tenant(), fixtures::new_connection(platform))
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn event(name: &str) -> Value {
-    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    let bytes = fixtures::event_file(name).unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// The fixture, sent to `connection` instead of the fixture's own connection id.

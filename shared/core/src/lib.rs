@@ -4,7 +4,9 @@
 //!
 //! ## Layout
 //! - [`time`]: schedule expressions in every accepted dialect, time zones, fire times. Pure.
-//! - [`domain`]: identifiers, schedules, sync jobs.
+//! - [`domain`]: identifiers, connections, schedules, flows, runs, sync jobs.
+//! - [`platforms`]: one module per platform behind one trait, and the registry.
+//! - [`records`]: the canonical orders, customers and products, and their fingerprints.
 //! - [`ports`]: the traits the use cases depend on (store, trigger).
 //! - [`service`]: the use cases, written against ports only.
 //! - [`memory`]: in-memory implementations of the ports, for tests.
@@ -14,8 +16,10 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod fixtures;
 pub mod memory;
+pub mod platforms;
 pub mod ports;
+pub mod records;
 pub mod service;
 pub mod time;
-pub mod webhooks;

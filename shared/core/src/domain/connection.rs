@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::{ConnectionId, EntityType, Platform, TenantId};
+use super::{ConnectionId, Platform, TenantId};
 
 /// A secret value. It has no `Display`, and its `Debug` prints nothing of it, so it cannot
 /// end up in a log line or a response by accident.
@@ -54,45 +54,6 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
-/// What a platform's connection holds: which config fields and secrets exist, which are
-/// required, and which secret authenticates its webhooks.
-#[derive(Debug)]
-pub struct PlatformSpec {
-    pub config_required: &'static [&'static str],
-    pub config_optional: &'static [&'static str],
-    pub secrets_required: &'static [&'static str],
-    pub secrets_optional: &'static [&'static str],
-    pub webhook_secret: &'static str,
-}
-
-impl Platform {
-    pub fn spec(self) -> &'static PlatformSpec {
-        match self {
-            Platform::WooCommerce => &PlatformSpec {
-                config_required: &["base_url"],
-                config_optional: &[],
-                secrets_required: &["consumer_key", "consumer_secret"],
-                secrets_optional: &["webhook_secret"],
-                webhook_secret: "webhook_secret",
-            },
-            Platform::QuickBooks => &PlatformSpec {
-                config_required: &["realm_id"],
-                config_optional: &["environment"],
-                secrets_required: &["client_id", "client_secret", "refresh_token"],
-                secrets_optional: &["access_token", "webhook_verifier_token"],
-                webhook_secret: "webhook_verifier_token",
-            },
-            Platform::Supabase => &PlatformSpec {
-                config_required: &["project_url"],
-                config_optional: &["tables", "id_column", "updated_at_column", "secret_header"],
-                secrets_required: &["service_key"],
-                secrets_optional: &["webhook_secret"],
-                webhook_secret: "webhook_secret",
-            },
-        }
-    }
-}
-
 /// A stored connection.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Connection {
@@ -122,38 +83,6 @@ impl Connection {
 
     pub fn config_str(&self, name: &str) -> Option<&str> {
         self.config.get(name).and_then(Value::as_str)
-    }
-
-    /// QuickBooks: the company (realm) this connection is for.
-    pub fn realm_id(&self) -> Option<&str> {
-        self.config_str("realm_id")
-    }
-
-    /// Supabase: the entity a table's rows are, from the `tables` map.
-    pub fn entity_for_table(&self, table: &str) -> Option<EntityType> {
-        self.config
-            .get("tables")
-            .and_then(Value::as_object)
-            .and_then(|m| m.get(table))
-            .and_then(Value::as_str)
-            .and_then(|e| e.parse().ok())
-    }
-
-    /// Supabase: the header that carries the shared secret (default `x-webhook-secret`).
-    pub fn secret_header(&self) -> String {
-        self.config_str("secret_header")
-            .unwrap_or("x-webhook-secret")
-            .to_ascii_lowercase()
-    }
-
-    /// Supabase: the row's id column (default `id`).
-    pub fn id_column(&self) -> &str {
-        self.config_str("id_column").unwrap_or("id")
-    }
-
-    /// Supabase: the row's modification stamp column (default `updated_at`).
-    pub fn updated_at_column(&self) -> &str {
-        self.config_str("updated_at_column").unwrap_or("updated_at")
     }
 
     /// Whether the webhook secret is among the stored secrets.

@@ -7,14 +7,12 @@ mod run;
 mod schedule;
 mod webhook;
 
-pub use connection::{
-    Connection, ConnectionPatch, NewConnection, PlatformSpec, Sealed, Secret, Secrets,
-};
+pub use crate::platforms::{Platform, PlatformSpec};
+pub use connection::{Connection, ConnectionPatch, NewConnection, Sealed, Secret, Secrets};
 pub use ids::{ConnectionId, IdError, ScheduleId, TenantId};
 pub use job::{SyncJob, Trigger};
 pub use run::RunStatus;
 pub use schedule::{
-    EntityType, NewSchedule, Platform, Schedule, SchedulePatch, SyncMode, TriggerDefinition,
-    UnknownValue,
+    EntityType, NewSchedule, Schedule, SchedulePatch, SyncMode, TriggerDefinition, UnknownValue,
 };
 pub use webhook::{EventPage, EventRecord, EventStatus, QueuedEvent, WebhookEvent};

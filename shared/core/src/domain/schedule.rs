@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-use super::{ConnectionId, ScheduleId, TenantId};
+use super::{ConnectionId, Platform, ScheduleId, TenantId};
 use crate::time::{ScheduleExpression, Zone};
 
 /// A value outside an enumeration, with the values that are allowed.
@@ -48,12 +48,6 @@ macro_rules! text_enum {
         }
     };
 }
-
-text_enum!(Platform, "woocommerce, quickbooks, supabase", {
-    WooCommerce => "woocommerce",
-    QuickBooks => "quickbooks",
-    Supabase => "supabase",
-});
 
 text_enum!(EntityType, "orders, customers, products", {
     Orders => "orders",

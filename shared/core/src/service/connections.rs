@@ -10,15 +10,14 @@ use super::schedules::invalid;
 use super::{ScheduleService, ServiceError};
 use crate::clock::Clock;
 use crate::domain::{
-    Connection, ConnectionId, ConnectionPatch, EntityType, NewConnection, Platform, Sealed, Secret,
-    Secrets, TenantId,
+    Connection, ConnectionId, ConnectionPatch, NewConnection, Platform, Sealed, Secret, Secrets,
+    TenantId,
 };
 use crate::ports::{ConnectionStore, SealError, SecretSealer};
 
 /// Longest display name, secret value and URL we accept.
 const MAX_NAME: usize = 200;
 const MAX_SECRET: usize = 4096;
-const MAX_URL: usize = 2048;
 
 /// Connection use cases.
 #[derive(Clone)]
@@ -291,14 +290,8 @@ fn check_webhooks(platform: Platform, enabled: bool, has_secret: bool) -> Result
     Ok(())
 }
 
-fn identifier(text: &str, max: usize) -> bool {
-    !text.is_empty()
-        && text.len() <= max
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// Checks config keys against the platform's spec and each value's shape; with `complete`,
-/// the required keys must all be there.
+/// Checks config keys against the platform's spec and each value against the platform's
+/// rules; with `complete`, the required keys must all be there.
 fn check_config(
     platform: Platform,
     config: &Map<String, Value>,
@@ -317,42 +310,7 @@ fn check_config(
                 format!("not a {platform} setting; expected: {}", known.join(", ")),
             ));
         }
-        let text = value.as_str();
-        let ok = match key.as_str() {
-            "base_url" | "project_url" => text.is_some_and(|u| {
-                (u.starts_with("https://") || u.starts_with("http://"))
-                    && u.len() <= MAX_URL
-                    && !u.chars().any(char::is_whitespace)
-                    && u.len() > "https://".len()
-            }),
-            "realm_id" => text.is_some_and(|r| {
-                !r.is_empty() && r.len() <= 32 && r.bytes().all(|b| b.is_ascii_digit())
-            }),
-            "environment" => matches!(text, Some("sandbox" | "production")),
-            "id_column" | "updated_at_column" => text.is_some_and(|c| identifier(c, 63)),
-            "secret_header" => text.is_some_and(|h| {
-                !h.is_empty()
-                    && h.len() <= 64
-                    && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            }),
-            "tables" => value.as_object().is_some_and(|m| {
-                !m.is_empty()
-                    && m.iter().all(|(t, e)| {
-                        identifier(t, 63)
-                            && e.as_str().is_some_and(|e| e.parse::<EntityType>().is_ok())
-                    })
-            }),
-            _ => false,
-        };
-        if !ok {
-            let expected = match key.as_str() {
-                "base_url" | "project_url" => "an http(s) URL",
-                "realm_id" => "the company's numeric realm id",
-                "environment" => "sandbox or production",
-                "tables" => "an object of table name to orders, customers or products",
-                "secret_header" => "an HTTP header name",
-                _ => "a column name (letters, digits, _)",
-            };
+        if let Err(expected) = platform.module().check_config(key, value) {
             return Err(invalid(field, format!("{key} must be {expected}")));
         }
     }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::clock::FixedClock;
-use crate::domain::{NewSchedule, SyncMode};
+use crate::domain::{EntityType, NewSchedule, SyncMode};
 use crate::memory::{MemoryConnectionStore, MemoryScheduleStore, MemorySealer, MemoryTrigger};
 use crate::time::ScheduleExpression;
 use serde_json::json;
@@ -210,7 +210,10 @@ async fn config_and_secrets_are_checked_against_the_platform() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!c.webhooks_enabled);
-    assert_eq!(c.realm_id(), Some("9130350000000001"));
+    assert_eq!(
+        crate::platforms::quickbooks::realm_id(&c),
+        Some("9130350000000001")
+    );
     let mut sb = woo();
     sb.platform = Platform::Supabase;
     sb.config = config(
@@ -403,4 +406,23 @@ async fn a_delete_cut_short_leaves_a_mark_that_refuses_schedules_and_edits_until
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(w.store.is_empty());
     assert!(w.trigger.is_empty());
+}
+
+#[tokio::test]
+async fn every_registered_platform_has_a_sample_connection_the_service_accepts() {
+    let w = world();
+    for platform in Platform::ALL {
+        assert_eq!(platform.module().platform(), *platform);
+        assert_eq!(platform.as_str().parse::<Platform>(), Ok(*platform));
+        let c = w
+            .connections
+            .create(&w.tenant, crate::fixtures::new_connection(*platform))
+            .await
+            .unwrap_or_else(|e| panic!("{platform}: {e}"));
+        assert!(
+            c.webhooks_enabled,
+            "{platform}: the sample has a webhook secret"
+        );
+        assert!(!crate::fixtures::webhook_secret(*platform).is_empty());
+    }
 }

@@ -3,8 +3,9 @@
 //!
 //! Order of work for one delivery, each step before anything is parsed or written:
 //! 1. the connection named by the URL exists, is on the URL's platform, has webhooks on;
-//! 2. the signature (or shared secret) matches the raw body bytes, in constant time;
-//! 3. the media type is JSON; then the body is parsed into events.
+//! 2. the platform's module (see [`crate::platforms`]) checks the signature (or shared
+//!    secret) over the raw body bytes, in constant time, then the media type, then parses
+//!    the body into events.
 //!
 //! Each event is then claimed (a conditional write on its key, so a redelivery is a
 //! duplicate), put on the webhook-events queue, and confirmed. If queueing fails the claim
@@ -33,8 +34,8 @@ use crate::crypto::sha256_hex;
 use crate::domain::{
     Connection, ConnectionId, EventRecord, EventStatus, Platform, QueuedEvent, Secret,
 };
+use crate::platforms::{Parsed, Received, Refusal, WebhookDelivery};
 use crate::ports::{Claim, ConnectionStore, EventClaims, EventQueue, SecretSealer};
-use crate::webhooks::{is_json_content_type, quickbooks, supabase, woocommerce, Parsed};
 
 /// Longest event key kept in the log (the claim uses its hash, whatever its length).
 const MAX_LOGGED_KEY: usize = 512;
@@ -72,12 +73,6 @@ pub struct Delivery<'a> {
     /// Header names in lower case.
     pub headers: &'a HashMap<String, String>,
     pub body: &'a [u8],
-}
-
-impl Delivery<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
 }
 
 /// What the intake did with a delivery it accepted.
@@ -183,51 +178,22 @@ impl Intake {
             .webhook_secret(&connection)
             .await?
             .ok_or_else(|| refused("the connection has no webhook secret"))?;
-        let parsed = match platform {
-            Platform::WooCommerce => {
-                match d.header("x-wc-webhook-signature") {
-                    None if woocommerce::is_ping(d.body) => {
-                        tracing::info!(connection_id = %id, "woocommerce ping acknowledged");
-                        return Ok(Outcome::Ping);
-                    }
-                    None => return Err(refused("missing signature")),
-                    Some(sig) if !woocommerce::verify(secret.expose(), d.body, sig) => {
-                        return Err(refused("bad signature"))
-                    }
-                    Some(_) => {}
-                }
-                require_json(d, &[])?;
-                woocommerce::parse(id, d.header("x-wc-webhook-topic"), d.body)
-                    .map_err(|e| IntakeError::BadPayload(e.0))?
+        let delivery = WebhookDelivery {
+            headers: d.headers,
+            body: d.body,
+        };
+        let parsed = match platform
+            .module()
+            .receive(&connection, secret.expose(), &delivery)
+        {
+            Ok(Received::Ping) => {
+                tracing::info!(connection_id = %id, platform = %platform, "webhook ping acknowledged");
+                return Ok(Outcome::Ping);
             }
-            Platform::QuickBooks => {
-                let sig = d
-                    .header("intuit-signature")
-                    .ok_or_else(|| refused("missing signature"))?;
-                if !quickbooks::verify(secret.expose(), d.body, sig) {
-                    return Err(refused("bad signature"));
-                }
-                require_json(d, &["application/cloudevents+json"])?;
-                let realm = connection.realm_id().unwrap_or_default();
-                // Intuit asks receivers to acknowledge what they cannot parse (a non-200
-                // makes it retry the whole batch), so a signed but unreadable body is
-                // logged and answered 200 with nothing queued.
-                quickbooks::parse(realm, d.body).unwrap_or_else(|e| {
-                    tracing::warn!(connection_id = %id, error = %e, "unreadable QuickBooks payload acknowledged");
-                    Parsed {
-                        events: Vec::new(),
-                        ignored: vec![format!("unreadable payload: {e}")],
-                    }
-                })
-            }
-            Platform::Supabase => {
-                let header = connection.secret_header();
-                if !supabase::verify(secret.expose(), &header, d.header(&header)) {
-                    return Err(refused("bad or missing shared secret"));
-                }
-                require_json(d, &[])?;
-                supabase::parse(&connection, d.body).map_err(|e| IntakeError::BadPayload(e.0))?
-            }
+            Ok(Received::Events(parsed)) => parsed,
+            Err(Refusal::Unauthorized(reason)) => return Err(refused(reason)),
+            Err(Refusal::UnsupportedMediaType) => return Err(IntakeError::UnsupportedMediaType),
+            Err(Refusal::BadPayload(why)) => return Err(IntakeError::BadPayload(why)),
         };
         self.enqueue(&connection, parsed).await
     }
@@ -375,14 +341,6 @@ impl Intake {
 /// can be long; the claim's key must not be).
 fn claim_key(connection: &Connection, event_key: &str) -> String {
     sha256_hex(format!("{}|{}|{event_key}", connection.id, connection.platform).as_bytes())
-}
-
-fn require_json(d: &Delivery<'_>, also: &[&str]) -> Result<(), IntakeError> {
-    if is_json_content_type(d.header("content-type"), also) {
-        Ok(())
-    } else {
-        Err(IntakeError::UnsupportedMediaType)
-    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::clock::FixedClock;
-use crate::domain::{NewConnection, TenantId};
+use crate::domain::TenantId;
 use crate::memory::MemoryWorld;
 use crate::service::Services;
 use serde_json::json;
@@ -15,11 +15,7 @@ const QBO_CLASSIC_SIGNATURE: &str = "aiikr0AVw6WnBDsFqxPBdSVzk6vZdcB3UlbV7u4j7JQ
 const SB_SECRET: &str = "sb-shared-secret-0123456789abcdef";
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../events/webhooks/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    crate::fixtures::event_file(&format!("webhooks/{name}")).unwrap_or_else(|e| panic!("{e}"))
 }
 
 struct World {
@@ -52,40 +48,13 @@ fn world() -> World {
     }
 }
 
+/// The sample connection of `platform` for `tenant`, with `secret` as its webhook secret.
 async fn connection(w: &World, tenant: &str, platform: Platform, secret: &str) -> Connection {
-    let (config, secrets) = match platform {
-        Platform::WooCommerce => (
-            json!({"base_url": "https://shop.example.com"}),
-            vec![
-                ("consumer_key", "ck"),
-                ("consumer_secret", "cs"),
-                ("webhook_secret", secret),
-            ],
-        ),
-        Platform::QuickBooks => (
-            json!({"realm_id": "9130350000000001"}),
-            vec![
-                ("client_id", "id"),
-                ("client_secret", "cs"),
-                ("refresh_token", "rt"),
-                ("webhook_verifier_token", secret),
-            ],
-        ),
-        Platform::Supabase => (
-            json!({"project_url": "https://abc.supabase.co", "tables": {"shop_customers": "customers"}}),
-            vec![("service_key", "sk"), ("webhook_secret", secret)],
-        ),
-    };
-    let new = NewConnection {
-        platform,
-        display_name: "test".into(),
-        config: config.as_object().cloned().unwrap_or_default(),
-        secrets: secrets
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), Secret::new(v)))
-            .collect(),
-        webhooks_enabled: None,
-    };
+    let mut new = crate::fixtures::new_connection(platform);
+    new.secrets.insert(
+        platform.spec().webhook_secret.to_string(),
+        Secret::new(secret),
+    );
     let tenant = TenantId::parse(tenant).unwrap_or_else(|e| panic!("{e}"));
     w.services
         .connections
@@ -271,7 +240,7 @@ async fn wrong_media_types_and_malformed_bodies_are_refused_after_the_signature(
     let mut h = woo_headers();
     h.insert(
         "x-wc-webhook-signature".into(),
-        crate::webhooks::woocommerce::sign(WOO_SECRET, garbage),
+        crate::platforms::woocommerce::webhook::sign(WOO_SECRET, garbage),
     );
     assert!(matches!(
         deliver(&w, &c, &h, garbage).await,
@@ -280,7 +249,7 @@ async fn wrong_media_types_and_malformed_bodies_are_refused_after_the_signature(
     let not_utf8 = b"\xff\xfe\xfd";
     h.insert(
         "x-wc-webhook-signature".into(),
-        crate::webhooks::woocommerce::sign(WOO_SECRET, not_utf8),
+        crate::platforms::woocommerce::webhook::sign(WOO_SECRET, not_utf8),
     );
     assert!(matches!(
         deliver(&w, &c, &h, not_utf8).await,
@@ -324,7 +293,7 @@ async fn an_unreadable_but_signed_quickbooks_body_is_acknowledged_without_queuei
         ("content-type", "application/cloudevents+json"),
         (
             "intuit-signature",
-            &crate::webhooks::quickbooks::sign(QBO_TOKEN, body),
+            &crate::platforms::quickbooks::webhook::sign(QBO_TOKEN, body),
         ),
     ]);
     assert_eq!(deliver(&w, &c, &h, body).await, queued(0, 0, 1));
@@ -459,7 +428,7 @@ fn qbo_delivery(realm: &str, count: usize, token: &str) -> (Vec<u8>, HashMap<Str
     let body = json!({"eventNotifications": [{"realmId": realm, "dataChangeEvent": {"entities": entities}}]})
         .to_string()
         .into_bytes();
-    let signature = crate::webhooks::quickbooks::sign(token, &body);
+    let signature = crate::platforms::quickbooks::webhook::sign(token, &body);
     let h = headers(&[
         ("content-type", "application/json"),
         ("intuit-signature", &signature),
@@ -550,7 +519,7 @@ async fn the_same_event_twice_in_one_delivery_is_one_event() {
     let body = json!({"eventNotifications": [{"realmId": "9130350000000001", "dataChangeEvent": {"entities": [entity.clone(), entity]}}]})
         .to_string()
         .into_bytes();
-    let signature = crate::webhooks::quickbooks::sign(QBO_TOKEN, &body);
+    let signature = crate::platforms::quickbooks::webhook::sign(QBO_TOKEN, &body);
     let h = headers(&[
         ("content-type", "application/json"),
         ("intuit-signature", &signature),

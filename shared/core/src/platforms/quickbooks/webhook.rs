@@ -12,9 +12,19 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use super::{entity_for, id_text, json, Parsed, PayloadError};
+use crate::platforms::{id_text, json, Parsed, PayloadError};
 use crate::crypto;
-use crate::domain::WebhookEvent;
+use crate::domain::{EntityType, WebhookEvent};
+
+/// The entity a QuickBooks entity name stands for.
+pub fn entity_for(name: &str) -> Option<EntityType> {
+    match name.to_ascii_lowercase().as_str() {
+        "invoice" | "salesreceipt" => Some(EntityType::Orders),
+        "customer" => Some(EntityType::Customers),
+        "item" => Some(EntityType::Products),
+        _ => None,
+    }
+}
 
 pub fn sign(verifier_token: &str, body: &[u8]) -> String {
     crypto::hmac_sha256_base64(verifier_token.as_bytes(), body)

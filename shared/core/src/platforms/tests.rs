@@ -37,13 +37,17 @@ fn supabase_connection() -> Connection {
 #[test]
 fn woocommerce_signatures_use_the_entity_decoded_secret() {
     let body = fixture("woocommerce-order-updated.body.json");
-    assert!(woocommerce::verify(WOO_SECRET, &body, WOO_SIGNATURE));
-    assert!(!woocommerce::verify(
+    assert!(woocommerce::webhook::verify(
+        WOO_SECRET,
+        &body,
+        WOO_SIGNATURE
+    ));
+    assert!(!woocommerce::webhook::verify(
         WOO_SECRET,
         &body,
         WOO_SIGNATURE_UNDECODED_KEY
     ));
-    assert_eq!(woocommerce::sign(WOO_SECRET, &body), WOO_SIGNATURE);
+    assert_eq!(woocommerce::webhook::sign(WOO_SECRET, &body), WOO_SIGNATURE);
 }
 
 #[test]
@@ -53,15 +57,23 @@ fn woocommerce_signatures_fail_on_any_change() {
     if let Some(b) = tampered.iter_mut().find(|b| **b == b'4') {
         *b = b'5';
     }
-    assert!(!woocommerce::verify(WOO_SECRET, &tampered, WOO_SIGNATURE));
-    assert!(!woocommerce::verify(
+    assert!(!woocommerce::webhook::verify(
+        WOO_SECRET,
+        &tampered,
+        WOO_SIGNATURE
+    ));
+    assert!(!woocommerce::webhook::verify(
         WOO_SECRET,
         &body[..body.len() - 1],
         WOO_SIGNATURE
     ));
-    assert!(!woocommerce::verify("another-secret", &body, WOO_SIGNATURE));
-    assert!(!woocommerce::verify(WOO_SECRET, &body, ""));
-    assert!(!woocommerce::verify(
+    assert!(!woocommerce::webhook::verify(
+        "another-secret",
+        &body,
+        WOO_SIGNATURE
+    ));
+    assert!(!woocommerce::webhook::verify(WOO_SECRET, &body, ""));
+    assert!(!woocommerce::webhook::verify(
         WOO_SECRET,
         &body,
         &WOO_SIGNATURE[..20]
@@ -70,7 +82,7 @@ fn woocommerce_signatures_fail_on_any_change() {
     let reserialised =
         serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default())
             .unwrap_or_default();
-    assert!(!woocommerce::verify(
+    assert!(!woocommerce::webhook::verify(
         WOO_SECRET,
         &reserialised,
         WOO_SIGNATURE
@@ -89,14 +101,14 @@ fn the_signing_key_decodes_entities_in_one_pass() {
         ("é&amp;ü", "é&ü"),
     ];
     for (secret, key) in cases {
-        assert_eq!(woocommerce::signing_key(secret), key, "{secret}");
+        assert_eq!(woocommerce::webhook::signing_key(secret), key, "{secret}");
     }
 }
 
 #[test]
 fn the_woocommerce_ping_is_recognised_exactly() {
-    assert!(woocommerce::is_ping(b"webhook_id=12"));
-    assert!(woocommerce::is_ping(b"webhook_id=12\n"));
+    assert!(woocommerce::webhook::is_ping(b"webhook_id=12"));
+    assert!(woocommerce::webhook::is_ping(b"webhook_id=12\n"));
     for body in [
         &b"webhook_id="[..],
         b"webhook_id=12&x=1",
@@ -105,7 +117,7 @@ fn the_woocommerce_ping_is_recognised_exactly() {
         b"",
         b"\xff",
     ] {
-        assert!(!woocommerce::is_ping(body), "{body:?}");
+        assert!(!woocommerce::webhook::is_ping(body), "{body:?}");
     }
 }
 
@@ -113,8 +125,8 @@ fn the_woocommerce_ping_is_recognised_exactly() {
 fn a_woocommerce_order_becomes_one_event_keyed_by_its_modification() {
     let id = ConnectionId::new_random();
     let body = fixture("woocommerce-order-updated.body.json");
-    let parsed =
-        woocommerce::parse(id, Some("order.updated"), &body).unwrap_or_else(|e| panic!("{e}"));
+    let parsed = woocommerce::webhook::parse(id, Some("order.updated"), &body)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(parsed.ignored.is_empty());
     let [event] = parsed.events.as_slice() else {
         panic!("{parsed:?}")
@@ -132,7 +144,7 @@ fn a_woocommerce_order_becomes_one_event_keyed_by_its_modification() {
 fn woocommerce_drafts_and_unsynced_topics_are_ignored() {
     let id = ConnectionId::new_random();
     let draft = br#"{"id":7,"status":"checkout-draft","date_modified_gmt":"2026-11-24T12:00:00"}"#;
-    let p = woocommerce::parse(id, Some("order.created"), draft).unwrap_or_default();
+    let p = woocommerce::webhook::parse(id, Some("order.created"), draft).unwrap_or_default();
     assert!(p.events.is_empty() && p.ignored.len() == 1, "{p:?}");
     for topic in [
         "coupon.created",
@@ -140,14 +152,14 @@ fn woocommerce_drafts_and_unsynced_topics_are_ignored() {
         "order.exploded",
         "order",
     ] {
-        let p = woocommerce::parse(id, Some(topic), br#"{"id":1}"#).unwrap_or_default();
+        let p = woocommerce::webhook::parse(id, Some(topic), br#"{"id":1}"#).unwrap_or_default();
         assert!(
             p.events.is_empty() && p.ignored.len() == 1,
             "{topic}: {p:?}"
         );
     }
-    let deleted =
-        woocommerce::parse(id, Some("product.deleted"), br#"{"id":88}"#).unwrap_or_default();
+    let deleted = woocommerce::webhook::parse(id, Some("product.deleted"), br#"{"id":88}"#)
+        .unwrap_or_default();
     assert_eq!(deleted.events.len(), 1);
     assert!(deleted.events[0].key.contains(":product:88:deleted:body:"));
 }
@@ -164,7 +176,7 @@ fn malformed_woocommerce_bodies_are_errors() {
         (Some("order.updated"), b"\xff\xfe"),
     ] {
         assert!(
-            woocommerce::parse(id, topic, body).is_err(),
+            woocommerce::webhook::parse(id, topic, body).is_err(),
             "{topic:?} {body:?}"
         );
     }
@@ -174,14 +186,22 @@ fn malformed_woocommerce_bodies_are_errors() {
 fn quickbooks_signatures_verify_for_both_formats() {
     let classic = fixture("quickbooks-classic.body.json");
     let ce = fixture("quickbooks-cloudevents.body.json");
-    assert!(quickbooks::verify(
+    assert!(quickbooks::webhook::verify(
         QBO_TOKEN,
         &classic,
         QBO_CLASSIC_SIGNATURE
     ));
-    assert!(quickbooks::verify(QBO_TOKEN, &ce, QBO_CE_SIGNATURE));
-    assert!(!quickbooks::verify(QBO_TOKEN, &ce, QBO_CLASSIC_SIGNATURE));
-    assert!(!quickbooks::verify(
+    assert!(quickbooks::webhook::verify(
+        QBO_TOKEN,
+        &ce,
+        QBO_CE_SIGNATURE
+    ));
+    assert!(!quickbooks::webhook::verify(
+        QBO_TOKEN,
+        &ce,
+        QBO_CLASSIC_SIGNATURE
+    ));
+    assert!(!quickbooks::webhook::verify(
         "client-secret-is-not-the-token",
         &ce,
         QBO_CE_SIGNATURE
@@ -190,7 +210,7 @@ fn quickbooks_signatures_verify_for_both_formats() {
 
 #[test]
 fn classic_quickbooks_events_are_routed_by_realm() {
-    let parsed = quickbooks::parse(REALM, &fixture("quickbooks-classic.body.json"))
+    let parsed = quickbooks::webhook::parse(REALM, &fixture("quickbooks-classic.body.json"))
         .unwrap_or_else(|e| panic!("{e}"));
     let keys: Vec<_> = parsed
         .events
@@ -219,7 +239,7 @@ fn classic_quickbooks_events_are_routed_by_realm() {
 
 #[test]
 fn cloudevents_are_keyed_by_their_id() {
-    let parsed = quickbooks::parse(REALM, &fixture("quickbooks-cloudevents.body.json"))
+    let parsed = quickbooks::webhook::parse(REALM, &fixture("quickbooks-cloudevents.body.json"))
         .unwrap_or_else(|e| panic!("{e}"));
     let got: Vec<_> = parsed
         .events
@@ -250,8 +270,8 @@ fn cloudevents_are_keyed_by_their_id() {
             ),
         ]
     );
-    let other =
-        quickbooks::parse("123", &fixture("quickbooks-cloudevents.body.json")).unwrap_or_default();
+    let other = quickbooks::webhook::parse("123", &fixture("quickbooks-cloudevents.body.json"))
+        .unwrap_or_default();
     assert!(other.events.is_empty());
     assert_eq!(other.ignored.len(), 2);
 }
@@ -266,42 +286,50 @@ fn malformed_quickbooks_bodies_are_errors() {
         b"null",
         b"\x00",
     ] {
-        assert!(quickbooks::parse(REALM, body).is_err(), "{body:?}");
+        assert!(quickbooks::webhook::parse(REALM, body).is_err(), "{body:?}");
     }
 }
 
 #[test]
 fn supabase_secrets_compare_exactly() {
-    assert!(supabase::verify(
+    assert!(supabase::webhook::verify(
         "s3cret",
         "x-webhook-secret",
         Some("s3cret")
     ));
-    assert!(!supabase::verify(
+    assert!(!supabase::webhook::verify(
         "s3cret",
         "x-webhook-secret",
         Some("s3cre")
     ));
-    assert!(!supabase::verify(
+    assert!(!supabase::webhook::verify(
         "s3cret",
         "x-webhook-secret",
         Some("s3cret-and-more")
     ));
-    assert!(!supabase::verify("s3cret", "x-webhook-secret", None));
-    assert!(supabase::verify(
+    assert!(!supabase::webhook::verify(
+        "s3cret",
+        "x-webhook-secret",
+        None
+    ));
+    assert!(supabase::webhook::verify(
         "s3cret",
         "authorization",
         Some("Bearer s3cret")
     ));
-    assert!(!supabase::verify("s3cret", "authorization", Some("s3cret")));
+    assert!(!supabase::webhook::verify(
+        "s3cret",
+        "authorization",
+        Some("s3cret")
+    ));
     // The scheme is case-insensitive (RFC 7235); another scheme is not accepted.
     for value in ["bearer s3cret", "BEARER s3cret", "BeArEr s3cret"] {
         assert!(
-            supabase::verify("s3cret", "authorization", Some(value)),
+            supabase::webhook::verify("s3cret", "authorization", Some(value)),
             "{value}"
         );
     }
-    assert!(!supabase::verify(
+    assert!(!supabase::webhook::verify(
         "s3cret",
         "authorization",
         Some("Basic s3cret")
@@ -311,7 +339,7 @@ fn supabase_secrets_compare_exactly() {
 #[test]
 fn supabase_rows_map_to_entities_with_exact_ids() {
     let c = supabase_connection();
-    let parsed = supabase::parse(&c, &fixture("supabase-update.body.json"))
+    let parsed = supabase::webhook::parse(&c, &fixture("supabase-update.body.json"))
         .unwrap_or_else(|e| panic!("{e}"));
     let [event] = parsed.events.as_slice() else {
         panic!("{parsed:?}")
@@ -324,20 +352,20 @@ fn supabase_rows_map_to_entities_with_exact_ids() {
         .key
         .ends_with(":public.shop_customers:9007199254740993:UPDATE:2026-11-24T12:12:44.123+00:00"));
     let delete = br#"{"type":"DELETE","table":"shop_orders","schema":"public","record":null,"old_record":{"id":"a-1"}}"#;
-    let parsed = supabase::parse(&c, delete).unwrap_or_default();
+    let parsed = supabase::webhook::parse(&c, delete).unwrap_or_default();
     assert_eq!(
         parsed.events.first().map(|e| e.entity_id.as_str()),
         Some("a-1")
     );
     let other = br#"{"type":"INSERT","table":"audit","schema":"public","record":{"id":1},"old_record":null}"#;
-    let parsed = supabase::parse(&c, other).unwrap_or_default();
+    let parsed = supabase::webhook::parse(&c, other).unwrap_or_default();
     assert!(parsed.events.is_empty() && parsed.ignored.len() == 1);
     for bad in [
         &br#"{"type":"TRUNCATE","table":"shop_orders"}"#[..],
         br#"{"type":"INSERT","table":"shop_orders","record":{}}"#,
         b"[]",
     ] {
-        assert!(supabase::parse(&c, bad).is_err());
+        assert!(supabase::webhook::parse(&c, bad).is_err());
     }
 }
 
@@ -347,19 +375,19 @@ proptest! {
     #[test]
     fn no_bytes_make_a_parser_panic(body in proptest::collection::vec(any::<u8>(), 0..400), topic in "[a-z._]{0,20}") {
         let c = supabase_connection();
-        let _ = woocommerce::parse(c.id, Some(&topic), &body);
-        let _ = woocommerce::is_ping(&body);
-        let _ = quickbooks::parse(REALM, &body);
-        let _ = supabase::parse(&c, &body);
-        let _ = woocommerce::verify("k", &body, &topic);
+        let _ = woocommerce::webhook::parse(c.id, Some(&topic), &body);
+        let _ = woocommerce::webhook::is_ping(&body);
+        let _ = quickbooks::webhook::parse(REALM, &body);
+        let _ = supabase::webhook::parse(&c, &body);
+        let _ = woocommerce::webhook::verify("k", &body, &topic);
     }
 
     #[test]
     fn no_json_shaped_text_makes_a_parser_panic(body in r#"[\[\]{}",:0-9a-zA-Z_. -]{0,200}"#) {
         let c = supabase_connection();
-        let _ = woocommerce::parse(c.id, Some("order.updated"), body.as_bytes());
-        let _ = quickbooks::parse(REALM, body.as_bytes());
-        let _ = supabase::parse(&c, body.as_bytes());
+        let _ = woocommerce::webhook::parse(c.id, Some("order.updated"), body.as_bytes());
+        let _ = quickbooks::webhook::parse(REALM, body.as_bytes());
+        let _ = supabase::webhook::parse(&c, body.as_bytes());
     }
 
     #[test]
@@ -371,9 +399,9 @@ proptest! {
         let classic = format!(r#"{{"eventNotifications":[{{"realmId":{realm},"dataChangeEvent":{{"entities":[{{"name":"Customer","id":{id},"operation":"Update","lastUpdated":"x"}}]}}}}]}}"#);
         let ce = format!(r#"[{{"specversion":"1.0","id":{id},"type":"qbo.customer.updated.v1","intuitaccountid":{realm},"intuitentityid":{id}}}]"#);
         let sb = format!(r#"{{"type":"UPDATE","table":"shop_orders","schema":"public","record":{{"id":{id},"updated_at":{id}}}}}"#);
-        let _ = quickbooks::parse(REALM, classic.as_bytes());
-        let _ = quickbooks::parse(REALM, ce.as_bytes());
-        let _ = supabase::parse(&c, sb.as_bytes());
-        let _ = woocommerce::parse(c.id, Some("order.updated"), format!(r#"{{"id":{id},"status":{id}}}"#).as_bytes());
+        let _ = quickbooks::webhook::parse(REALM, classic.as_bytes());
+        let _ = quickbooks::webhook::parse(REALM, ce.as_bytes());
+        let _ = supabase::webhook::parse(&c, sb.as_bytes());
+        let _ = woocommerce::webhook::parse(c.id, Some("order.updated"), format!(r#"{{"id":{id},"status":{id}}}"#).as_bytes());
     }
 }

@@ -10,7 +10,7 @@
 //! - The delivery id header is *not* unique (webhook id + current second), so the event
 //!   key is entity + id + `date_modified_gmt` (a body digest where there is no stamp).
 
-use super::{body_digest, id_text, json, Parsed, PayloadError};
+use crate::platforms::{body_digest, id_text, json, Parsed, PayloadError};
 use crate::crypto;
 use crate::domain::{ConnectionId, EntityType, WebhookEvent};
 

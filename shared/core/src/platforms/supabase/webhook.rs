@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use super::{body_digest, id_text, json, Parsed, PayloadError};
+use crate::platforms::{body_digest, id_text, json, Parsed, PayloadError};
 use crate::crypto::constant_time_eq;
 use crate::domain::{Connection, WebhookEvent};
 
@@ -48,7 +48,7 @@ pub fn parse(connection: &Connection, body: &[u8]) -> Result<Parsed, PayloadErro
         .ok_or_else(|| PayloadError("the body has no table".into()))?;
     let schema = o.get("schema").and_then(Value::as_str).unwrap_or("public");
     let mut parsed = Parsed::default();
-    let Some(entity) = connection.entity_for_table(table) else {
+    let Some(entity) = super::table_entity(connection, table) else {
         parsed
             .ignored
             .push(format!("table {schema}.{table} is not mapped to an entity"));
@@ -62,10 +62,10 @@ pub fn parse(connection: &Connection, body: &[u8]) -> Result<Parsed, PayloadErro
     let row = row
         .and_then(Value::as_object)
         .ok_or_else(|| PayloadError(format!("a {kind} has no row")))?;
-    let id = id_text(row.get(connection.id_column()))
-        .ok_or_else(|| PayloadError(format!("the row has no {} column", connection.id_column())))?;
+    let id = id_text(row.get(super::id_column(connection)))
+        .ok_or_else(|| PayloadError(format!("the row has no {} column", super::id_column(connection))))?;
     let stamp = row
-        .get(connection.updated_at_column())
+        .get(super::updated_at_column(connection))
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| body_digest(body));

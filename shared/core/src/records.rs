@@ -1,0 +1,332 @@
+//! Canonical records: orders, customers and products as the sync engine carries them
+//! between platforms. Each platform's connector maps its own JSON to and from these.
+//!
+//! Money and quantities are [`Decimal`] end to end (WooCommerce sends strings, PostgreSQL
+//! stores `numeric`): no float anywhere on the way. Decimals are kept normalised (`12.50`
+//! is `12.5`), so equal amounts compare and fingerprint equal whatever scale a platform
+//! uses.
+//!
+//! A [`Fingerprint`] is a hash per field of a record's content. The engine keeps, for each
+//! record on each platform, the fingerprint of what it last wrote there or read from there;
+//! a change whose fields equal what the target already holds is not written again (that is
+//! how a write of ours coming back as a change — an echo — is recognised and skipped).
+
+use chrono::{DateTime, Utc};
+pub use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use crate::crypto::sha256_hex;
+use crate::domain::EntityType;
+
+/// The fields of each entity; a platform reads and writes a subset (its capabilities).
+pub const CUSTOMER_FIELDS: &[&str] = &["email", "first_name", "last_name", "billing", "shipping"];
+pub const PRODUCT_FIELDS: &[&str] = &[
+    "sku",
+    "name",
+    "description",
+    "price",
+    "sale_price",
+    "stock_quantity",
+    "status",
+];
+pub const ORDER_FIELDS: &[&str] = &[
+    "number",
+    "status",
+    "currency",
+    "customer_email",
+    "billing",
+    "shipping",
+    "lines",
+    "shipping_lines",
+    "fee_lines",
+    "discount_total",
+    "shipping_total",
+    "total_tax",
+    "total",
+    "prices_include_tax",
+    "placed_at",
+    "paid_at",
+];
+
+/// A postal address with the contact details platforms keep beside it. Empty strings for
+/// what is not known (as WooCommerce sends them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Address {
+    pub first_name: String,
+    pub last_name: String,
+    pub company: String,
+    pub address_1: String,
+    pub address_2: String,
+    pub city: String,
+    pub state: String,
+    pub postcode: String,
+    /// ISO 3166-1 alpha-2.
+    pub country: String,
+    pub email: String,
+    pub phone: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub billing: Address,
+    pub shipping: Address,
+}
+
+/// Whether a product is for sale.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductStatus {
+    #[default]
+    Active,
+    Draft,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    pub sku: Option<String>,
+    pub name: String,
+    pub description: String,
+    /// The regular (list) price.
+    pub price: Option<Decimal>,
+    pub sale_price: Option<Decimal>,
+    /// `None`: stock is not tracked.
+    pub stock_quantity: Option<i64>,
+    pub status: ProductStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku: Option<String>,
+    pub name: String,
+    /// The source's id of the product, when the line names one.
+    pub product_id: Option<String>,
+    pub quantity: Decimal,
+    /// Before discounts, without tax.
+    pub subtotal: Decimal,
+    /// After discounts, without tax.
+    pub total: Decimal,
+    pub total_tax: Decimal,
+}
+
+/// A shipping or fee line.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeLine {
+    pub name: String,
+    pub total: Decimal,
+    pub total_tax: Decimal,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// The number customers see (WooCommerce's `number`).
+    pub number: String,
+    pub status: String,
+    /// ISO 4217.
+    pub currency: String,
+    pub customer_email: Option<String>,
+    pub billing: Address,
+    pub shipping: Address,
+    pub lines: Vec<OrderLine>,
+    pub shipping_lines: Vec<ChargeLine>,
+    pub fee_lines: Vec<ChargeLine>,
+    pub discount_total: Decimal,
+    pub shipping_total: Decimal,
+    pub total_tax: Decimal,
+    pub total: Decimal,
+    pub prices_include_tax: bool,
+    pub placed_at: Option<DateTime<Utc>>,
+    pub paid_at: Option<DateTime<Utc>>,
+}
+
+/// A record's content, by entity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    Customer(Customer),
+    Product(Product),
+    Order(Order),
+}
+
+impl Body {
+    pub fn entity(&self) -> EntityType {
+        match self {
+            Body::Customer(_) => EntityType::Customers,
+            Body::Product(_) => EntityType::Products,
+            Body::Order(_) => EntityType::Orders,
+        }
+    }
+
+    /// The fields as a JSON object (decimals as text), the form fingerprints hash.
+    pub fn fields(&self) -> Map<String, Value> {
+        let value = match self {
+            Body::Customer(c) => serde_json::to_value(c),
+            Body::Product(p) => serde_json::to_value(p),
+            Body::Order(o) => serde_json::to_value(o),
+        };
+        match value {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        }
+    }
+
+    /// The natural key a target can match an unlinked record by: a product's SKU, a
+    /// customer's email (lower-cased). Orders have none.
+    pub fn natural_key(&self) -> Option<String> {
+        match self {
+            Body::Product(p) => p.sku.clone().filter(|s| !s.is_empty()),
+            Body::Customer(c) => {
+                Some(c.email.trim().to_ascii_lowercase()).filter(|e| !e.is_empty())
+            }
+            Body::Order(_) => None,
+        }
+    }
+}
+
+/// One record as a source read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The platform's id of the record.
+    pub id: String,
+    pub modified_at: DateTime<Utc>,
+    /// `None`: deleted (or trashed) at the source.
+    pub body: Option<Body>,
+}
+
+impl Record {
+    pub fn is_deleted(&self) -> bool {
+        self.body.is_none()
+    }
+
+    /// A hash per field of `fields` (and of whether the record is deleted).
+    pub fn fingerprint(&self, fields: &[&str]) -> Fingerprint {
+        let mut out = BTreeMap::new();
+        out.insert(DELETED.to_string(), hash(&Value::Bool(self.is_deleted())));
+        if let Some(body) = &self.body {
+            let values = body.fields();
+            for field in fields {
+                let value = values.get(*field).cloned().unwrap_or(Value::Null);
+                out.insert((*field).to_string(), hash(&value));
+            }
+        }
+        Fingerprint(out)
+    }
+}
+
+/// The pseudo-field every fingerprint has: whether the record is deleted.
+const DELETED: &str = "_deleted";
+
+/// The first 16 hex digits of the SHA-256 of a value's JSON text (serde_json writes object
+/// keys in order, so equal values give equal text).
+fn hash(value: &Value) -> String {
+    sha256_hex(value.to_string().as_bytes())[..16].to_string()
+}
+
+/// A hash per field of a record's content.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint(pub BTreeMap<String, String>);
+
+impl Fingerprint {
+    /// Whether `other`'s fields are all held here with the same hashes (fields `other`
+    /// lacks are not compared). A deleted record matches only a deleted one.
+    pub fn covers(&self, other: &Fingerprint) -> bool {
+        other.0.iter().all(|(f, h)| self.0.get(f) == Some(h))
+    }
+
+    /// These fields over the old ones; the others kept.
+    pub fn merged(&self, newer: &Fingerprint) -> Fingerprint {
+        let mut out = self.0.clone();
+        out.extend(newer.0.clone());
+        Fingerprint(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The canonical fields of `entity`.
+pub fn entity_fields(entity: EntityType) -> &'static [&'static str] {
+    match entity {
+        EntityType::Orders => ORDER_FIELDS,
+        EntityType::Customers => CUSTOMER_FIELDS,
+        EntityType::Products => PRODUCT_FIELDS,
+    }
+}
+
+/// A decimal from text, normalised; `None` for empty text. (`12.50` → `12.5`.)
+pub fn decimal(text: &str) -> Result<Option<Decimal>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    t.parse::<Decimal>()
+        .map(|d| Some(d.normalize()))
+        .map_err(|_| format!("'{t}' is not a decimal number"))
+}
+
+/// A decimal that must be there (empty text is zero, as WooCommerce writes zero totals).
+pub fn amount(text: &str) -> Result<Decimal, String> {
+    decimal(text).map(|d| d.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(price: &str) -> Record {
+        Record {
+            id: "1".into(),
+            modified_at: DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default(),
+            body: Some(Body::Product(Product {
+                sku: Some("SKU-1".into()),
+                name: "Mug".into(),
+                price: decimal(price).unwrap_or_default(),
+                ..Product::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn equal_amounts_at_different_scales_fingerprint_the_same() {
+        let a = product("12.50").fingerprint(PRODUCT_FIELDS);
+        let b = product("12.5000").fingerprint(PRODUCT_FIELDS);
+        assert_eq!(a, b);
+        let c = product("12.51").fingerprint(PRODUCT_FIELDS);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn a_fingerprint_covers_another_on_the_fields_that_one_has() {
+        let full = product("10").fingerprint(PRODUCT_FIELDS);
+        let price_only = product("10").fingerprint(&["price"]);
+        assert!(full.covers(&price_only));
+        assert!(!price_only.covers(&full));
+        let cheaper = product("9").fingerprint(&["price"]);
+        assert!(!full.covers(&cheaper));
+        let deleted = Record {
+            body: None,
+            ..product("10")
+        }
+        .fingerprint(PRODUCT_FIELDS);
+        assert!(!full.covers(&deleted));
+        assert!(deleted.covers(&deleted.clone()));
+    }
+
+    #[test]
+    fn decimals_never_go_through_a_float() {
+        let big = "12345678901234567890.123456789";
+        assert_eq!(
+            decimal(big).map(|d| d.map(|d| d.to_string())),
+            Ok(Some(big.into()))
+        );
+        assert_eq!(decimal("0.1").map(|d| d.map(|d| d + d + d)), decimal("0.3"));
+        assert!(decimal("abc").is_err());
+        assert_eq!(decimal("  "), Ok(None));
+        assert_eq!(amount(""), Ok(Decimal::ZERO));
+    }
+}
