@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use crate::connections::connection_key;
 use crate::sdk::describe;
-use sync_core::domain::{Schedule, ScheduleId, TenantId};
+use sync_core::domain::{RunStatus, Schedule, ScheduleId, TenantId};
 use sync_core::ports::{ScheduleStore, StoreError};
 use sync_core::time::ScheduleExpression;
 
@@ -433,5 +433,35 @@ impl ScheduleStore for DynamoScheduleStore {
         self.records()
             .delete(schedule_key(tenant, id), expected_version)
             .await
+    }
+
+    async fn record_run(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+        at: DateTime<Utc>,
+        status: RunStatus,
+    ) -> Result<(), StoreError> {
+        // Only the worker's own attributes, and never the version: a user's concurrent
+        // edit is neither blocked nor overwritten.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(schedule_key(tenant, id)))
+            .update_expression("SET last_run_at = :at, last_run_status = :status")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", time(at))
+            .expression_attribute_values(":status", s(status.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The schedule was deleted meanwhile: it stays deleted.
+            Err(e) => match write_failure(e, StoreError::Conflict) {
+                StoreError::Conflict => Ok(()),
+                other => Err(other),
+            },
+        }
     }
 }

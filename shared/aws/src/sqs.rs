@@ -94,12 +94,13 @@ impl SqsQueue {
             .collect()
     }
 
-    async fn send(&self, body: String) -> Result<String, QueueError> {
+    async fn send(&self, body: String, delay_seconds: Option<i32>) -> Result<String, QueueError> {
         let out = self
             .client
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
+            .set_delay_seconds(delay_seconds)
             .send()
             .await
             .map_err(|e| QueueError(describe(&e)))?;
@@ -129,6 +130,17 @@ impl EventQueue for SqsQueue {
 impl JobQueue for SqsQueue {
     async fn send_job(&self, job: &SyncJob) -> Result<String, QueueError> {
         let body = serde_json::to_string(job).map_err(|e| QueueError(e.to_string()))?;
-        self.send(body).await
+        self.send(body, None).await
+    }
+
+    async fn send_job_later(
+        &self,
+        job: &SyncJob,
+        delay: std::time::Duration,
+    ) -> Result<String, QueueError> {
+        let body = serde_json::to_string(job).map_err(|e| QueueError(e.to_string()))?;
+        // SQS delays messages by at most 15 minutes.
+        let seconds = i32::try_from(delay.as_secs().min(900)).unwrap_or(900);
+        self.send(body, Some(seconds)).await
     }
 }

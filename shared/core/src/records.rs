@@ -147,9 +147,9 @@ pub struct Order {
 /// A record's content, by entity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
-    Customer(Customer),
-    Product(Product),
-    Order(Order),
+    Customer(Box<Customer>),
+    Product(Box<Product>),
+    Order(Box<Order>),
 }
 
 impl Body {
@@ -282,12 +282,12 @@ mod tests {
         Record {
             id: "1".into(),
             modified_at: DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default(),
-            body: Some(Body::Product(Product {
+            body: Some(Body::Product(Box::new(Product {
                 sku: Some("SKU-1".into()),
                 name: "Mug".into(),
                 price: decimal(price).unwrap_or_default(),
                 ..Product::default()
-            })),
+            }))),
         }
     }
 

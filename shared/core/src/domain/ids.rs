@@ -19,7 +19,7 @@ pub struct IdError(pub String);
 /// with brackets, quotes or commas, and must not become a tenant that every such token
 /// shares. Deserializing goes through [`TenantId::parse`] too, so no message or stored record
 /// can carry a tenant id the API would refuse.
-#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize)]
 #[serde(transparent)]
 pub struct TenantId(String);
 
@@ -113,6 +113,7 @@ macro_rules! uuid_id {
 }
 
 uuid_id!(ScheduleId, "schedule");
+uuid_id!(FlowId, "flow");
 uuid_id!(
     ConnectionId,
     "connection (the original system's credential)"

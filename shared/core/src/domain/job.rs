@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ConnectionId, EntityType, Platform, Schedule, ScheduleId, SyncMode, TenantId};
+use super::{
+    ConnectionId, Cursor, EntityType, Platform, RunId, Schedule, ScheduleId, SyncMode, TenantId,
+};
 
 /// Placeholder EventBridge Scheduler replaces with the scheduled fire time (RFC 3339).
 pub const SCHEDULED_TIME_PLACEHOLDER: &str = "<aws.scheduler.scheduled-time>";
@@ -76,7 +78,59 @@ pub struct SyncJob {
     pub ids: Vec<String>,
     /// Set on a continuation of a run that stopped near its time limit: where to go on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Checkpoint>,
+}
+
+/// Where a run stopped, to go on from in a new invocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub run_id: RunId,
+    /// Which continuation this is (1 for the first).
+    pub continuation: u32,
+    /// Where the source has been read up to.
+    pub after: Option<Cursor>,
+    /// The source's own paging state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<Value>,
+    /// A record failed earlier in the run: the cursor must not move past it.
+    pub blocked: bool,
+    /// Full runs: the cursor to set when the run completes (what has been read so far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed: Option<Cursor>,
+}
+
+/// Most ids a job carries; beyond, it syncs everything changed since the cursor instead.
+pub const MAX_JOB_IDS: usize = 500;
+
+impl SyncJob {
+    /// The one follow-up that stands for this job and a `newer` one for the same connection
+    /// and entity (only one is ever kept waiting): a full sync if either is, the ids of both
+    /// (none, meaning everything since the cursor, if either names none or there are too
+    /// many), and the newer job's trigger and identity.
+    pub fn merged_with(&self, newer: &SyncJob) -> SyncJob {
+        let mut merged = newer.clone();
+        if self.sync_mode == SyncMode::Full {
+            merged.sync_mode = SyncMode::Full;
+        }
+        merged.ids = if self.ids.is_empty() || newer.ids.is_empty() {
+            Vec::new()
+        } else {
+            let mut ids: Vec<String> = self.ids.iter().chain(&newer.ids).cloned().collect();
+            ids.sort();
+            ids.dedup();
+            if ids.len() > MAX_JOB_IDS {
+                Vec::new()
+            } else {
+                ids
+            }
+        };
+        if merged.sync_mode == SyncMode::Full {
+            merged.ids.clear();
+        }
+        merged.triggered_at = self.triggered_at.max(newer.triggered_at);
+        merged.resume = None;
+        merged
+    }
 }
 
 impl SyncJob {
@@ -157,6 +211,42 @@ mod tests {
             }
         );
         assert_eq!(job.triggered_at.to_rfc3339(), "2026-11-25T09:00:00+00:00");
+    }
+
+    fn webhook_job(ids: &[&str]) -> SyncJob {
+        let s = schedule();
+        SyncJob {
+            job_id: format!("job-{}", ids.join("-")),
+            tenant_id: s.tenant_id,
+            connection_id: s.credential_id,
+            platform: s.platform,
+            entity_type: s.entity_type,
+            sync_mode: SyncMode::Incremental,
+            trigger: Trigger::Webhook,
+            triggered_at: s.updated_at,
+            ids: ids.iter().map(|i| i.to_string()).collect(),
+            resume: None,
+        }
+    }
+
+    #[test]
+    fn merging_follow_ups_keeps_every_id_or_syncs_everything() {
+        let a = webhook_job(&["1", "2"]);
+        let b = webhook_job(&["2", "3"]);
+        assert_eq!(a.merged_with(&b).ids, ["1", "2", "3"]);
+        assert_eq!(a.merged_with(&b).job_id, b.job_id);
+        // A job without ids covers everything: the merge does too.
+        assert!(a.merged_with(&webhook_job(&[])).ids.is_empty());
+        assert!(webhook_job(&[]).merged_with(&a).ids.is_empty());
+        // Full wins, and needs no ids.
+        let mut full = webhook_job(&["9"]);
+        full.sync_mode = SyncMode::Full;
+        let m = full.merged_with(&a);
+        assert_eq!((m.sync_mode, m.ids.len()), (SyncMode::Full, 0));
+        // Too many ids: everything since the cursor instead.
+        let many: Vec<String> = (0..=MAX_JOB_IDS).map(|i| i.to_string()).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(a.merged_with(&webhook_job(&refs)).ids.is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The domain model: identifiers, connections, schedules, webhook events and sync jobs.
 
 mod connection;
+mod flow;
 mod ids;
 pub mod job;
 mod run;
@@ -9,9 +10,13 @@ mod webhook;
 
 pub use crate::platforms::{Platform, PlatformSpec};
 pub use connection::{Connection, ConnectionPatch, NewConnection, Sealed, Secret, Secrets};
-pub use ids::{ConnectionId, IdError, ScheduleId, TenantId};
-pub use job::{SyncJob, Trigger};
-pub use run::RunStatus;
+pub use flow::{ConflictPolicy, Flow, FlowPatch, NewFlow};
+pub use ids::{ConnectionId, FlowId, IdError, ScheduleId, TenantId};
+pub use job::{Checkpoint, SyncJob, Trigger, MAX_JOB_IDS};
+pub use run::{
+    Cursor, FlowRun, RecordFailure, Run, RunCounts, RunFilter, RunId, RunPage, RunStatus,
+    MAX_RUN_FAILURES,
+};
 pub use schedule::{
     EntityType, NewSchedule, Schedule, SchedulePatch, SyncMode, TriggerDefinition, UnknownValue,
 };

@@ -1,10 +1,15 @@
-//! Runs: one per executed sync job, with what it did.
+//! Runs: one per executed sync job, with what it did; and the cursor a run moves.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-use super::UnknownValue;
+use super::{
+    ConnectionId, EntityType, FlowId, IdError, Platform, ScheduleId, SyncMode, TenantId, Trigger,
+    UnknownValue,
+};
+use crate::crypto::sha256_hex;
 
 /// Where a run is, or how it ended.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
@@ -66,5 +71,221 @@ impl FromStr for RunStatus {
                 })
             }
         })
+    }
+}
+
+/// Where a source has been read up to: the modification stamp and id of the last record
+/// whose changes are in every target. Only a source compares cursors (in its own order).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub stamp: DateTime<Utc>,
+    /// Empty: every record at `stamp` is still to come.
+    #[serde(default)]
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn at(stamp: DateTime<Utc>) -> Self {
+        Self {
+            stamp,
+            id: String::new(),
+        }
+    }
+}
+
+/// A run's id: its job's time (milliseconds) and a digest of the job id, so runs sort by
+/// time, and a job delivered twice finds its own run.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RunId(String);
+
+impl RunId {
+    pub fn for_job(triggered_at: DateTime<Utc>, job_id: &str) -> Self {
+        let ms = triggered_at.timestamp_millis().max(0);
+        Self(format!("{ms:013}-{}", &sha256_hex(job_id.as_bytes())[..12]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for RunId {
+    type Err = IdError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let ok = text.len() == 26
+            && text.as_bytes()[13] == b'-'
+            && text[..13].bytes().all(|b| b.is_ascii_digit())
+            && text[14..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        if ok {
+            Ok(Self(text.to_string()))
+        } else {
+            Err(IdError(format!("'{text}' is not a run id")))
+        }
+    }
+}
+
+impl TryFrom<String> for RunId {
+    type Error = IdError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl From<RunId> for String {
+    fn from(id: RunId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a run (or one flow of it) did with the records it read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunCounts {
+    pub read: u64,
+    pub written: u64,
+    /// Already in the target as they are (re-read through the overlap window, or nothing
+    /// that flow carries changed).
+    pub unchanged: u64,
+    /// Changes that were our own writes coming back: not written again.
+    pub echo_skipped: u64,
+    pub failed: u64,
+}
+
+impl RunCounts {
+    pub fn add(&mut self, other: &RunCounts) {
+        self.read += other.read;
+        self.written += other.written;
+        self.unchanged += other.unchanged;
+        self.echo_skipped += other.echo_skipped;
+        self.failed += other.failed;
+    }
+}
+
+/// One flow's part of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowRun {
+    pub flow_id: FlowId,
+    pub target_connection_id: ConnectionId,
+    pub counts: RunCounts,
+}
+
+/// A record that could not be synced, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordFailure {
+    pub record_id: String,
+    /// The flow whose write failed; none when the record could not even be read.
+    pub flow_id: Option<FlowId>,
+    pub error: String,
+}
+
+/// The most failed records a run keeps (the count keeps counting).
+pub const MAX_RUN_FAILURES: usize = 50;
+
+/// One executed sync job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub id: RunId,
+    pub tenant_id: TenantId,
+    pub job_id: String,
+    pub trigger: Trigger,
+    pub schedule_id: Option<ScheduleId>,
+    pub connection_id: ConnectionId,
+    pub platform: Platform,
+    pub entity_type: EntityType,
+    pub sync_mode: SyncMode,
+    /// For webhook jobs: how many ids it was asked to sync.
+    pub ids_requested: usize,
+    pub status: RunStatus,
+    pub counts: RunCounts,
+    pub flows: Vec<FlowRun>,
+    /// The first [`MAX_RUN_FAILURES`] failed records.
+    pub failures: Vec<RecordFailure>,
+    /// Why the run was skipped or failed, or a note on how it ended.
+    pub message: Option<String>,
+    pub cursor_before: Option<Cursor>,
+    pub cursor_after: Option<Cursor>,
+    pub triggered_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How many times it stopped near its time limit and went on in a new invocation.
+    pub continuations: u32,
+    /// How many deliveries of its job tried it (a failed attempt is retried by the queue).
+    pub attempts: u32,
+}
+
+impl Run {
+    /// Records a failure, keeping the first [`MAX_RUN_FAILURES`].
+    pub fn fail_record(&mut self, failure: RecordFailure) {
+        self.counts.failed += 1;
+        if self.failures.len() < MAX_RUN_FAILURES {
+            self.failures.push(failure);
+        }
+    }
+
+    /// The flows the run wrote to.
+    pub fn flow_ids(&self) -> Vec<FlowId> {
+        self.flows.iter().map(|f| f.flow_id).collect()
+    }
+}
+
+/// What a run list can be narrowed to (all optional; combined with "and").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub schedule_id: Option<ScheduleId>,
+    pub flow_id: Option<FlowId>,
+    pub connection_id: Option<ConnectionId>,
+    pub status: Option<RunStatus>,
+}
+
+impl RunFilter {
+    pub fn matches(&self, run: &Run) -> bool {
+        self.schedule_id.is_none_or(|s| run.schedule_id == Some(s))
+            && self
+                .flow_id
+                .is_none_or(|f| run.flows.iter().any(|x| x.flow_id == f))
+            && self.connection_id.is_none_or(|c| run.connection_id == c)
+            && self.status.is_none_or(|s| run.status == s)
+    }
+}
+
+/// A page of runs, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunPage {
+    pub runs: Vec<Run>,
+    /// Pass back as `next` for the following page; `None` on the last.
+    pub next: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_id_sorts_by_time_and_names_its_job() {
+        let t = DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default();
+        let a = RunId::for_job(t, "job-1");
+        assert_eq!(a, RunId::for_job(t, "job-1"));
+        assert_ne!(a, RunId::for_job(t, "job-2"));
+        assert!(a < RunId::for_job(t + chrono::Duration::milliseconds(1), "job-0"));
+        assert_eq!(a.as_str().parse::<RunId>(), Ok(a.clone()));
+        for bad in [
+            "",
+            "x",
+            "1795521600000-ABCDEF012345",
+            "179552160000x-abcdef012345",
+        ] {
+            assert!(bad.parse::<RunId>().is_err(), "{bad}");
+        }
     }
 }

@@ -13,7 +13,7 @@ use crate::ports::{EventLog, JobQueue};
 
 /// More ids than this and the job carries none: the worker then runs a plain incremental
 /// sync from its cursor, which covers them all, instead of a message near SQS's size limit.
-pub const MAX_IDS_PER_JOB: usize = 500;
+pub use crate::domain::MAX_JOB_IDS as MAX_IDS_PER_JOB;
 
 /// One message of the batch.
 pub struct Incoming {

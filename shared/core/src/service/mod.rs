@@ -5,6 +5,7 @@ mod connections;
 mod intake;
 mod repair;
 mod schedules;
+pub mod sync;
 
 pub use coalesce::{CoalesceReport, Coalescer, Incoming, MAX_IDS_PER_JOB};
 pub use connections::{open_secrets, ConnectionService};

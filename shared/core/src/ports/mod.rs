@@ -1,6 +1,16 @@
 //! Ports: the narrow capabilities the domain needs from the outside world. Each function
 //! gets only the ports it uses, mirroring one narrow IAM policy per function.
 
+mod http;
+mod sync;
+
+pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
+pub use sync::{
+    Connector, Connectors, FlowSource, FlowStore, Item, Lease, Page, PlatformError, RecordIndex,
+    RecordState, RecordUpdate, RunHistory, RunListError, RunLog, Source, StateError, SyncKey,
+    SyncLeases, Target, Write, WriteOutcome,
+};
+
 use async_trait::async_trait;
 
 use crate::domain::{
@@ -48,6 +58,15 @@ pub trait ScheduleStore: Send + Sync + 'static {
         tenant: &TenantId,
         id: ScheduleId,
         expected_version: u64,
+    ) -> Result<(), StoreError>;
+    /// Notes a finished run on the schedule (when and how it ended); a schedule that is
+    /// gone is left gone.
+    async fn record_run(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+        at: DateTime<Utc>,
+        status: crate::domain::RunStatus,
     ) -> Result<(), StoreError>;
 }
 
@@ -215,4 +234,10 @@ pub trait EventQueue: Send + Sync + 'static {
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {
     async fn send_job(&self, job: &SyncJob) -> Result<String, QueueError>;
+    /// Sends `job` to become visible after `delay` (at most 15 minutes, SQS's limit).
+    async fn send_job_later(
+        &self,
+        job: &SyncJob,
+        delay: std::time::Duration,
+    ) -> Result<String, QueueError>;
 }

@@ -1,0 +1,271 @@
+//! The schedule store and the trigger side in memory.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::lock;
+use crate::domain::{Schedule, ScheduleId, TenantId};
+use crate::ports::{
+    ScheduleStore, ScheduleTrigger, StoreError, TriggerError, TriggerInventory, TriggerState,
+    TriggerWrite,
+};
+
+use super::MemoryConnectionStore;
+
+/// A schedule store in a hash map. Built with [`MemoryScheduleStore::checking`], it refuses
+/// a schedule whose connection is missing, another tenant's, on another platform or being
+/// deleted, as the DynamoDB store's transaction does.
+#[derive(Default)]
+pub struct MemoryScheduleStore {
+    rows: Mutex<HashMap<(TenantId, ScheduleId), Schedule>>,
+    connections: Option<Arc<MemoryConnectionStore>>,
+    failing: AtomicBool,
+    conflicting: AtomicBool,
+}
+
+impl MemoryScheduleStore {
+    /// A store that checks each new schedule's connection in `connections`.
+    pub fn checking(connections: Arc<MemoryConnectionStore>) -> Self {
+        Self {
+            connections: Some(connections),
+            ..Self::default()
+        }
+    }
+
+    /// While set, every call answers `Unavailable`.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// While set, conditional writes (replace, delete) lose as if another request had
+    /// changed the record first.
+    pub fn set_conflicting(&self, conflicting: bool) {
+        self.conflicting.store(conflicting, Ordering::SeqCst);
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.rows).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Puts a schedule in place directly, bypassing every check (to set up drift).
+    pub fn seed(&self, schedule: Schedule) {
+        lock(&self.rows).insert((schedule.tenant_id.clone(), schedule.id), schedule);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("memory store set to fail".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_conditional(&self) -> Result<(), StoreError> {
+        self.check()?;
+        if self.conflicting.load(Ordering::SeqCst) {
+            Err(StoreError::Conflict)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl ScheduleStore for MemoryScheduleStore {
+    async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
+        self.check()?;
+        if let Some(connections) = &self.connections {
+            let ok = lock(&connections.rows)
+                .get(&schedule.credential_id)
+                .is_some_and(|c| {
+                    c.tenant_id == schedule.tenant_id
+                        && c.platform == schedule.platform
+                        && !c.is_deleting()
+                });
+            if !ok {
+                return Err(StoreError::ReferenceGone);
+            }
+        }
+        let mut rows = lock(&self.rows);
+        let key = (schedule.tenant_id.clone(), schedule.id);
+        if rows.contains_key(&key) {
+            return Err(StoreError::AlreadyExists);
+        }
+        rows.insert(key, schedule.clone());
+        Ok(())
+    }
+
+    async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.rows).get(&(tenant.clone(), id)).cloned())
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError> {
+        self.check()?;
+        let mut all: Vec<Schedule> = lock(&self.rows)
+            .values()
+            .filter(|s| &s.tenant_id == tenant)
+            .cloned()
+            .collect();
+        all.sort_by_key(|s| (s.created_at, s.id.to_string()));
+        Ok(all)
+    }
+
+    async fn list_all(&self) -> Result<Vec<Schedule>, StoreError> {
+        self.check()?;
+        let mut all: Vec<Schedule> = lock(&self.rows).values().cloned().collect();
+        all.sort_by_key(|s| (s.created_at, s.id.to_string()));
+        Ok(all)
+    }
+
+    async fn replace(&self, schedule: &Schedule, expected_version: u64) -> Result<(), StoreError> {
+        self.check_conditional()?;
+        let mut rows = lock(&self.rows);
+        match rows.get_mut(&(schedule.tenant_id.clone(), schedule.id)) {
+            Some(row) if row.version == expected_version => {
+                let (last_run_at, last_run_status) = (row.last_run_at, row.last_run_status);
+                *row = schedule.clone();
+                row.last_run_at = last_run_at;
+                row.last_run_status = last_run_status;
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn delete(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.check_conditional()?;
+        let mut rows = lock(&self.rows);
+        let key = (tenant.clone(), id);
+        match rows.get(&key) {
+            Some(row) if row.version == expected_version => {
+                rows.remove(&key);
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn record_run(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+        at: DateTime<Utc>,
+        status: crate::domain::RunStatus,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        if let Some(row) = lock(&self.rows).get_mut(&(tenant.clone(), id)) {
+            row.last_run_at = Some(at);
+            row.last_run_status = Some(status);
+        }
+        Ok(())
+    }
+}
+
+/// A trigger side that remembers what it was given, as EventBridge would: by name, the
+/// definition, and (for tests) the schedule it was built from.
+#[derive(Default)]
+pub struct MemoryTrigger {
+    triggers: Mutex<HashMap<String, (Option<Schedule>, TriggerState)>>,
+    failing: AtomicBool,
+}
+
+impl MemoryTrigger {
+    /// While set, every call answers `Unavailable` and changes nothing.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// The schedule the trigger of `id` was last written from.
+    pub fn get(&self, id: ScheduleId) -> Option<Schedule> {
+        lock(&self.triggers)
+            .get(&id.to_string())
+            .and_then(|(s, _)| s.clone())
+    }
+
+    /// The trigger named `name` as held.
+    pub fn state(&self, name: &str) -> Option<TriggerState> {
+        lock(&self.triggers).get(name).map(|(_, t)| t.clone())
+    }
+
+    /// Puts a trigger in place directly, as drift would (a lost write, a stray schedule).
+    pub fn put_raw(&self, state: TriggerState) {
+        lock(&self.triggers).insert(state.name.clone(), (None, state));
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.triggers).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn check(&self) -> Result<(), TriggerError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(TriggerError::Unavailable(
+                "memory trigger set to fail".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn write(&self, schedule: &Schedule) {
+        let state = TriggerState {
+            name: schedule.id.to_string(),
+            definition: schedule.trigger_definition(),
+            target_current: true,
+        };
+        lock(&self.triggers).insert(state.name.clone(), (Some(schedule.clone()), state));
+    }
+}
+
+#[async_trait]
+impl ScheduleTrigger for MemoryTrigger {
+    async fn create(&self, schedule: &Schedule) -> Result<(), TriggerError> {
+        self.check()?;
+        self.write(schedule);
+        Ok(())
+    }
+
+    async fn update(&self, schedule: &Schedule) -> Result<TriggerWrite, TriggerError> {
+        self.check()?;
+        if !lock(&self.triggers).contains_key(&schedule.id.to_string()) {
+            return Ok(TriggerWrite::Missing);
+        }
+        self.write(schedule);
+        Ok(TriggerWrite::Applied)
+    }
+
+    async fn remove(&self, name: &str) -> Result<(), TriggerError> {
+        self.check()?;
+        lock(&self.triggers).remove(name);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TriggerInventory for MemoryTrigger {
+    async fn names(&self) -> Result<Vec<String>, TriggerError> {
+        self.check()?;
+        Ok(lock(&self.triggers).keys().cloned().collect())
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<TriggerState>, TriggerError> {
+        self.check()?;
+        Ok(self.state(name))
+    }
+}

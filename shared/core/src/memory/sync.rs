@@ -1,0 +1,407 @@
+//! The worker's store in memory: leases and cursors, the record index, runs and flows.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{lock, MemoryConnectionStore};
+use crate::domain::{
+    ConnectionId, Cursor, EntityType, Flow, FlowId, Run, RunFilter, RunId, RunPage, SyncJob,
+    TenantId,
+};
+use crate::ports::{
+    FlowSource, FlowStore, Lease, RecordIndex, RecordState, RecordUpdate, RunHistory, RunListError,
+    RunLog, StateError, StoreError, SyncKey, SyncLeases,
+};
+
+#[derive(Clone, Debug, Default)]
+struct LeaseRow {
+    owner: Option<String>,
+    expires: Option<DateTime<Utc>>,
+    cursor: Option<Cursor>,
+    pending: Option<SyncJob>,
+}
+
+/// Leases, cursors and follow-ups in memory, with the DynamoDB adapter's rules.
+#[derive(Default)]
+pub struct MemorySyncLeases {
+    rows: Mutex<HashMap<SyncKey, LeaseRow>>,
+    failing: AtomicBool,
+}
+
+impl MemorySyncLeases {
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// The stream's stored cursor.
+    pub fn cursor(&self, key: SyncKey) -> Option<Cursor> {
+        lock(&self.rows).get(&key).and_then(|r| r.cursor.clone())
+    }
+
+    /// The follow-up waiting on the stream.
+    pub fn pending(&self, key: SyncKey) -> Option<SyncJob> {
+        lock(&self.rows).get(&key).and_then(|r| r.pending.clone())
+    }
+
+    /// Who holds the stream's lease, if anyone does (expired or not).
+    pub fn holder(&self, key: SyncKey) -> Option<String> {
+        lock(&self.rows).get(&key).and_then(|r| r.owner.clone())
+    }
+
+    /// Makes `owner` hold the lease until `expires`, as a run elsewhere would.
+    pub fn hold(&self, key: SyncKey, owner: &str, expires: DateTime<Utc>) {
+        let mut rows = lock(&self.rows);
+        let row = rows.entry(key).or_default();
+        row.owner = Some(owner.to_string());
+        row.expires = Some(expires);
+    }
+
+    fn check(&self) -> Result<(), StateError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StateError::Unavailable("memory leases set to fail".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn held_by_other(row: &LeaseRow, owner: &str, now: DateTime<Utc>) -> bool {
+    row.owner.as_deref().is_some_and(|o| o != owner) && row.expires.is_some_and(|e| e > now)
+}
+
+#[async_trait]
+impl SyncLeases for MemorySyncLeases {
+    async fn acquire(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease, StateError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        let row = rows.entry(key).or_default();
+        if held_by_other(row, owner, now) {
+            return Ok(Lease::Held);
+        }
+        row.owner = Some(owner.to_string());
+        row.expires = Some(now + ttl);
+        Ok(Lease::Acquired {
+            cursor: row.cursor.clone(),
+        })
+    }
+
+    async fn renew(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<(), StateError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        match rows.get_mut(&key) {
+            Some(row) if row.owner.as_deref() == Some(owner) => {
+                row.expires = Some(now + ttl);
+                Ok(())
+            }
+            _ => Err(StateError::LeaseLost),
+        }
+    }
+
+    async fn save_cursor(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        cursor: &Cursor,
+    ) -> Result<(), StateError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        match rows.get_mut(&key) {
+            Some(row) if row.owner.as_deref() == Some(owner) => {
+                row.cursor = Some(cursor.clone());
+                Ok(())
+            }
+            _ => Err(StateError::LeaseLost),
+        }
+    }
+
+    async fn park(&self, key: SyncKey, job: &SyncJob) -> Result<bool, StateError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        let row = rows.entry(key).or_default();
+        let first = row.pending.is_none();
+        row.pending = Some(match &row.pending {
+            Some(waiting) => waiting.merged_with(job),
+            None => job.clone(),
+        });
+        Ok(first)
+    }
+
+    async fn take_pending(&self, key: SyncKey, owner: &str) -> Result<Option<SyncJob>, StateError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        match rows.get_mut(&key) {
+            Some(row) if row.owner.as_deref() == Some(owner) => Ok(row.pending.take()),
+            _ => Err(StateError::LeaseLost),
+        }
+    }
+
+    async fn release(&self, key: SyncKey, owner: &str) -> Result<(), StateError> {
+        self.check()?;
+        if let Some(row) = lock(&self.rows).get_mut(&key) {
+            if row.owner.as_deref() == Some(owner) {
+                row.owner = None;
+                row.expires = None;
+            }
+        }
+        Ok(())
+    }
+}
+
+type RecordKey = (ConnectionId, EntityType, String);
+
+/// The record index in memory.
+#[derive(Default)]
+pub struct MemoryRecordIndex {
+    rows: Mutex<HashMap<RecordKey, RecordState>>,
+    failing: AtomicBool,
+}
+
+impl MemoryRecordIndex {
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    pub fn state(
+        &self,
+        connection: ConnectionId,
+        entity: EntityType,
+        id: &str,
+    ) -> Option<RecordState> {
+        lock(&self.rows)
+            .get(&(connection, entity, id.to_string()))
+            .cloned()
+    }
+}
+
+#[async_trait]
+impl RecordIndex for MemoryRecordIndex {
+    async fn get(
+        &self,
+        connection: ConnectionId,
+        entity: EntityType,
+        ids: &[String],
+    ) -> Result<HashMap<String, RecordState>, StateError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StateError::Unavailable("memory index set to fail".into()));
+        }
+        let rows = lock(&self.rows);
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                rows.get(&(connection, entity, id.clone()))
+                    .map(|s| (id.clone(), s.clone()))
+            })
+            .collect())
+    }
+
+    async fn update(&self, updates: &[RecordUpdate]) -> Result<(), StateError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StateError::Unavailable("memory index set to fail".into()));
+        }
+        let mut rows = lock(&self.rows);
+        for u in updates {
+            let row = rows
+                .entry((u.connection, u.entity, u.id.clone()))
+                .or_default();
+            if !u.fingerprint.is_empty() {
+                row.fingerprint = row.fingerprint.merged(&u.fingerprint);
+                row.written = u.written;
+            }
+            if let Some((c, id)) = &u.link {
+                row.links.insert(*c, id.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs in memory.
+#[derive(Default)]
+pub struct MemoryRuns {
+    rows: Mutex<BTreeMap<(TenantId, RunId), Run>>,
+    failing: AtomicBool,
+}
+
+impl MemoryRuns {
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Every run, oldest first.
+    pub fn all(&self) -> Vec<Run> {
+        lock(&self.rows).values().cloned().collect()
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("memory runs set to fail".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl RunLog for MemoryRuns {
+    async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.rows).get(&(tenant.clone(), id.clone())).cloned())
+    }
+
+    async fn save(&self, run: &Run) -> Result<(), StoreError> {
+        self.check()?;
+        lock(&self.rows).insert((run.tenant_id.clone(), run.id.clone()), run.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RunHistory for MemoryRuns {
+    async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError> {
+        RunLog::get(self, tenant, id).await
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &RunFilter,
+        limit: usize,
+        next: Option<&str>,
+        _now: DateTime<Utc>,
+    ) -> Result<RunPage, RunListError> {
+        self.check()?;
+        let before = match next {
+            None => None,
+            Some(n) => Some(n.parse::<RunId>().map_err(|_| RunListError::BadCursor)?),
+        };
+        let rows = lock(&self.rows);
+        let mut runs: Vec<Run> = rows
+            .values()
+            .rev()
+            .filter(|r| &r.tenant_id == tenant)
+            .filter(|r| before.as_ref().is_none_or(|b| &r.id < b))
+            .filter(|r| filter.matches(r))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let more = runs.len() > limit;
+        runs.truncate(limit);
+        let next = if more {
+            runs.last().map(|r| r.id.to_string())
+        } else {
+            None
+        };
+        Ok(RunPage { runs, next })
+    }
+}
+
+/// Flows in memory; built with the connection store they must refer to.
+pub struct MemoryFlows {
+    rows: Mutex<HashMap<FlowId, Flow>>,
+    connections: Arc<MemoryConnectionStore>,
+}
+
+impl MemoryFlows {
+    pub fn new(connections: Arc<MemoryConnectionStore>) -> Self {
+        Self {
+            rows: Mutex::default(),
+            connections,
+        }
+    }
+
+    /// Puts a flow in place directly, bypassing every check.
+    pub fn seed(&self, flow: Flow) {
+        lock(&self.rows).insert(flow.id, flow);
+    }
+}
+
+#[async_trait]
+impl FlowStore for MemoryFlows {
+    async fn insert(&self, flow: &Flow) -> Result<(), StoreError> {
+        let ok = |id: ConnectionId| {
+            lock(&self.connections.rows)
+                .get(&id)
+                .is_some_and(|c| c.tenant_id == flow.tenant_id && !c.is_deleting())
+        };
+        if !ok(flow.source_connection_id) || !ok(flow.target_connection_id) {
+            return Err(StoreError::ReferenceGone);
+        }
+        let mut rows = lock(&self.rows);
+        if rows.contains_key(&flow.id) {
+            return Err(StoreError::AlreadyExists);
+        }
+        rows.insert(flow.id, flow.clone());
+        Ok(())
+    }
+
+    async fn get(&self, tenant: &TenantId, id: FlowId) -> Result<Option<Flow>, StoreError> {
+        Ok(lock(&self.rows)
+            .get(&id)
+            .filter(|f| &f.tenant_id == tenant)
+            .cloned())
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Flow>, StoreError> {
+        let mut all: Vec<Flow> = lock(&self.rows)
+            .values()
+            .filter(|f| &f.tenant_id == tenant)
+            .cloned()
+            .collect();
+        all.sort_by_key(|f| (f.created_at, f.id));
+        Ok(all)
+    }
+
+    async fn replace(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError> {
+        match lock(&self.rows).get_mut(&flow.id) {
+            Some(row) if row.version == expected_version && row.tenant_id == flow.tenant_id => {
+                *row = flow.clone();
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn delete(
+        &self,
+        tenant: &TenantId,
+        id: FlowId,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        let mut rows = lock(&self.rows);
+        match rows.get(&id) {
+            Some(row) if row.version == expected_version && &row.tenant_id == tenant => {
+                rows.remove(&id);
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict),
+        }
+    }
+}
+
+#[async_trait]
+impl FlowSource for MemoryFlows {
+    async fn flows_from(&self, connection: ConnectionId) -> Result<Vec<Flow>, StoreError> {
+        let mut flows: Vec<Flow> = lock(&self.rows)
+            .values()
+            .filter(|f| f.source_connection_id == connection)
+            .cloned()
+            .collect();
+        flows.sort_by_key(|f| (f.created_at, f.id));
+        Ok(flows)
+    }
+}

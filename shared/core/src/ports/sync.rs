@@ -1,0 +1,291 @@
+//! Ports of the sync engine: the platforms (as sources and targets, behind connectors), and
+//! what the worker keeps in its store: leases and cursors, the record index (links between
+//! the same record on two platforms, and fingerprints), runs and flows.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::StoreError;
+use crate::domain::{
+    Connection, ConnectionId, Cursor, EntityType, Flow, FlowId, Run, RunFilter, RunId, RunPage,
+    SyncJob, TenantId,
+};
+use crate::records::{Fingerprint, Record};
+
+/// What went wrong talking to a platform, in the terms the engine acts on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlatformError {
+    /// Retrying later may help: the platform was down, throttling, or slow, beyond the
+    /// retries already made.
+    #[error("the platform is unavailable: {0}")]
+    Unavailable(String),
+    /// Retrying cannot help: credentials refused, the connection misconfigured.
+    #[error("the platform refused: {0}")]
+    Rejected(String),
+}
+
+/// One record a source read, or one it could not make sense of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Record(Record),
+    /// A record that does not map (bad data): it fails alone, the rest of the run goes on.
+    Bad {
+        id: String,
+        error: String,
+    },
+}
+
+impl Item {
+    pub fn id(&self) -> &str {
+        match self {
+            Item::Record(r) => &r.id,
+            Item::Bad { id, .. } => id,
+        }
+    }
+}
+
+/// One page of changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// Where the cursor may move once this page (and every page before it) is in every
+    /// target; `None` if it may not move yet (the source cannot tell until later pages).
+    pub checkpoint: Option<Cursor>,
+    /// The source's own state for reading the next page; `None` when this was the last.
+    pub resume: Option<Value>,
+}
+
+/// A platform as the origin of records.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// The next page of `entity` records changed after `after` (`None`: from the
+    /// beginning), in the source's order, given the `resume` state of the previous page.
+    async fn changes(
+        &self,
+        entity: EntityType,
+        after: Option<&Cursor>,
+        resume: Option<&Value>,
+    ) -> Result<Page, PlatformError>;
+
+    /// The records with these ids as they are now; one that no longer exists comes back as
+    /// a deleted record.
+    async fn fetch(&self, entity: EntityType, ids: &[String]) -> Result<Vec<Item>, PlatformError>;
+}
+
+/// One record to write to a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub record: Record,
+    /// The target's id of this record, when the index links it already.
+    pub target_id: Option<String>,
+    /// Stable across retries: the source connection and the source record's id, so a
+    /// target can derive its own id or idempotency key from it.
+    pub origin: String,
+}
+
+/// What became of one write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// It is in the target, under this id.
+    Written { target_id: String },
+    /// A deletion of a record the target never had: nothing to do.
+    Skipped,
+    /// This record failed (bad data, refused by the platform); the others are unaffected.
+    Failed(String),
+}
+
+/// A platform as the destination of records.
+#[async_trait]
+pub trait Target: Send + Sync {
+    /// Writes the records (creating, updating or marking deleted), one outcome per write,
+    /// in order. An unlinked record is matched first by its natural key (SKU, email), so a
+    /// retry after a lost response creates nothing twice. `Err` when the platform could not
+    /// be written at all (the whole call failed).
+    async fn write(
+        &self,
+        entity: EntityType,
+        writes: &[Write],
+    ) -> Result<Vec<WriteOutcome>, PlatformError>;
+
+    /// When the records with these ids were last modified (for `newest_wins`).
+    async fn modified(
+        &self,
+        entity: EntityType,
+        ids: &[String],
+    ) -> Result<HashMap<String, DateTime<Utc>>, PlatformError>;
+}
+
+/// One connection's way into its platform.
+pub trait Connector: Send + Sync {
+    fn source(&self) -> Option<&dyn Source>;
+    fn target(&self) -> Option<&dyn Target>;
+}
+
+/// Opens connectors for connections (secrets opened, HTTP client attached).
+#[async_trait]
+pub trait Connectors: Send + Sync + 'static {
+    async fn open(&self, connection: &Connection) -> Result<Arc<dyn Connector>, PlatformError>;
+}
+
+/// What went wrong in the worker's store.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// Our lease was taken over (it expired while we worked): stop, the new holder goes on.
+    #[error("the lease was lost")]
+    LeaseLost,
+    #[error("the sync state store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One sync stream: a connection's records of one entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SyncKey {
+    pub connection: ConnectionId,
+    pub entity: EntityType,
+}
+
+/// The outcome of asking for a stream's lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// Ours until renewed or released; the stream's cursor as stored.
+    Acquired { cursor: Option<Cursor> },
+    /// Another run holds it.
+    Held,
+}
+
+/// One sync per stream at a time: a lease with an owner and an expiry a dead worker cannot
+/// hold forever; the stream's cursor (written only by the lease's holder); and at most one
+/// follow-up job kept while the lease is held.
+#[async_trait]
+pub trait SyncLeases: Send + Sync + 'static {
+    /// Takes the lease if it is free, expired, or already `owner`'s (then it is extended).
+    async fn acquire(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease, StateError>;
+    /// Extends our lease; `LeaseLost` if it is no longer ours.
+    async fn renew(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<(), StateError>;
+    /// Moves the cursor, only while the lease is ours (`LeaseLost` otherwise).
+    async fn save_cursor(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        cursor: &Cursor,
+    ) -> Result<(), StateError>;
+    /// Keeps `job` as the stream's follow-up, merged with one already waiting. True when
+    /// none was waiting (so the caller arranges for it to be woken).
+    async fn park(&self, key: SyncKey, job: &SyncJob) -> Result<bool, StateError>;
+    /// Takes the waiting follow-up, if any, while the lease is ours.
+    async fn take_pending(&self, key: SyncKey, owner: &str) -> Result<Option<SyncJob>, StateError>;
+    /// Gives the lease up (a lease no longer ours is left alone).
+    async fn release(&self, key: SyncKey, owner: &str) -> Result<(), StateError>;
+}
+
+/// What the index knows of one record on one platform.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordState {
+    /// The fields as last written there by us, or read from there.
+    pub fingerprint: Fingerprint,
+    /// Whether the fingerprint was last set by a write of ours (so a change matching it is
+    /// our own write coming back).
+    pub written: bool,
+    /// The same record on other connections.
+    pub links: BTreeMap<ConnectionId, String>,
+}
+
+/// A change to one record's entry in the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordUpdate {
+    pub connection: ConnectionId,
+    pub entity: EntityType,
+    pub id: String,
+    /// Fields to set (the others are kept). Empty: the fingerprint, and `written`, are left
+    /// as they are (the update only adds a link).
+    pub fingerprint: Fingerprint,
+    pub written: bool,
+    pub link: Option<(ConnectionId, String)>,
+}
+
+/// Links and fingerprints of records, by connection and entity.
+#[async_trait]
+pub trait RecordIndex: Send + Sync + 'static {
+    async fn get(
+        &self,
+        connection: ConnectionId,
+        entity: EntityType,
+        ids: &[String],
+    ) -> Result<HashMap<String, RecordState>, StateError>;
+    /// Applies the updates; each merges into what is there, so concurrent runs of other
+    /// streams lose nothing of each other's links.
+    async fn update(&self, updates: &[RecordUpdate]) -> Result<(), StateError>;
+}
+
+/// Runs, as the worker writes them.
+#[async_trait]
+pub trait RunLog: Send + Sync + 'static {
+    async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError>;
+    /// Stores the run as it is now (creating or replacing it).
+    async fn save(&self, run: &Run) -> Result<(), StoreError>;
+}
+
+/// Why a run list could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunListError {
+    #[error("bad cursor")]
+    BadCursor,
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// Runs, as the API reads them.
+#[async_trait]
+pub trait RunHistory: Send + Sync + 'static {
+    async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError>;
+    /// Up to `limit` of the tenant's runs matching `filter`, newest first, from cursor
+    /// `next`. A page may hold fewer than `limit` runs and still have a `next`.
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &RunFilter,
+        limit: usize,
+        next: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<RunPage, RunListError>;
+}
+
+/// Flows, as the API keeps them.
+#[async_trait]
+pub trait FlowStore: Send + Sync + 'static {
+    /// Stores a new flow; `ReferenceGone` unless both its connections exist, are the
+    /// tenant's and are not being deleted (checked in the same atomic write).
+    async fn insert(&self, flow: &Flow) -> Result<(), StoreError>;
+    async fn get(&self, tenant: &TenantId, id: FlowId) -> Result<Option<Flow>, StoreError>;
+    /// Every flow of the tenant, oldest first.
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Flow>, StoreError>;
+    async fn replace(&self, flow: &Flow, expected_version: u64) -> Result<(), StoreError>;
+    async fn delete(
+        &self,
+        tenant: &TenantId,
+        id: FlowId,
+        expected_version: u64,
+    ) -> Result<(), StoreError>;
+}
+
+/// Flows, as the worker finds them.
+#[async_trait]
+pub trait FlowSource: Send + Sync + 'static {
+    /// The flows whose source is `connection` (enabled or not).
+    async fn flows_from(&self, connection: ConnectionId) -> Result<Vec<Flow>, StoreError>;
+}

@@ -1,0 +1,490 @@
+//! One run of one stream (a connection's records of one entity) into every flow from it:
+//! pages are read from the source, each record goes to each flow's target unless the
+//! target already holds it, and the cursor moves only past what every target has.
+//!
+//! The rules, in the order the product decided them:
+//! - **Commit, then advance.** After a page is in every target, the cursor moves to the
+//!   page's checkpoint, and only then. A failed run never moves it.
+//! - **Never past a failed record.** Once a record fails, later pages are still read and
+//!   written (one bad record fails itself, not the run), but the cursor stays where it was:
+//!   the next run re-reads from there, and what is already in the targets is skipped.
+//! - **Overlap.** An incremental run starts a window before the cursor (sources with
+//!   second-granular, exclusive filters would miss records at the cursor's second).
+//! - **Full** runs read everything and set the cursor at the end.
+//! - **Ids** (webhook jobs) are synced one by one, and the cursor is not touched.
+//! - **Echoes.** Each record's fields are fingerprinted; a change whose fields the target
+//!   already holds is not written (counted as an echo when it was our own write coming back,
+//!   as unchanged otherwise), so two flows in opposite directions converge and stop.
+//! - **Checkpoints.** Near the deadline the run stops after a page and says where it was, so
+//!   a continuation picks up exactly there.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::domain::{
+    Checkpoint, ConflictPolicy, ConnectionId, Cursor, EntityType, Flow, FlowRun, RecordFailure,
+    Run, RunCounts, SyncJob, SyncMode,
+};
+use crate::ports::{
+    Connector, Item, PlatformError, RecordIndex, RecordState, RecordUpdate, Source, StateError,
+    SyncKey, SyncLeases, Write, WriteOutcome,
+};
+use crate::records::Record;
+
+/// Records fetched by id per call (webhook jobs).
+const FETCH_CHUNK: usize = 100;
+
+/// One flow as the engine runs it: the flow, its target, and the fields it carries.
+pub struct FlowPlan {
+    pub flow: Flow,
+    pub target: Arc<dyn Connector>,
+    /// What the source reads and the target writes.
+    pub fields: Vec<&'static str>,
+}
+
+/// Everything one run needs.
+pub struct RunContext<'a> {
+    pub key: SyncKey,
+    pub owner: &'a str,
+    pub source: &'a dyn Source,
+    /// The fields the source reads (its records' own fingerprints are over these).
+    pub source_fields: &'static [&'static str],
+    pub flows: &'a [FlowPlan],
+    /// When the run must stop after its current page.
+    pub deadline: DateTime<Utc>,
+    /// Set by the lease's keeper when the lease could not be renewed.
+    pub lease_lost: &'a AtomicBool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// Everything read; the cursor moved if it could.
+    Completed,
+    /// Stopped near the deadline: go on from here in a new invocation.
+    Checkpointed(Checkpoint),
+    /// Could not go on. `retryable`: trying the job again later may help.
+    Failed { error: String, retryable: bool },
+    /// The lease was taken over: another run goes on from the stored cursor.
+    LeaseLost,
+}
+
+impl From<PlatformError> for RunEnd {
+    fn from(e: PlatformError) -> Self {
+        let retryable = matches!(e, PlatformError::Unavailable(_));
+        RunEnd::Failed {
+            error: e.to_string(),
+            retryable,
+        }
+    }
+}
+
+impl From<StateError> for RunEnd {
+    fn from(e: StateError) -> Self {
+        match e {
+            StateError::LeaseLost => RunEnd::LeaseLost,
+            StateError::Unavailable(why) => RunEnd::Failed {
+                error: format!("the sync state store is unavailable: {why}"),
+                retryable: true,
+            },
+        }
+    }
+}
+
+/// How far a run may read before it checkpoints, and how far back it re-reads.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    /// How far before the cursor an incremental run starts reading.
+    pub overlap: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            overlap: Duration::seconds(120),
+        }
+    }
+}
+
+/// Runs streams through their flows.
+pub struct Engine {
+    leases: Arc<dyn SyncLeases>,
+    index: Arc<dyn RecordIndex>,
+    clock: Arc<dyn Clock>,
+    settings: EngineSettings,
+}
+
+/// Where a run is while it reads.
+struct Position {
+    after: Option<Cursor>,
+    resume: Option<Value>,
+    blocked: bool,
+    committed: Option<Cursor>,
+}
+
+impl Engine {
+    pub fn new(
+        leases: Arc<dyn SyncLeases>,
+        index: Arc<dyn RecordIndex>,
+        clock: Arc<dyn Clock>,
+        settings: EngineSettings,
+    ) -> Self {
+        Self {
+            leases,
+            index,
+            clock,
+            settings,
+        }
+    }
+
+    /// Runs `job` (or its continuation) from `cursor`, updating `run` as it goes.
+    pub async fn run(
+        &self,
+        ctx: &RunContext<'_>,
+        job: &SyncJob,
+        cursor: Option<Cursor>,
+        run: &mut Run,
+    ) -> RunEnd {
+        for plan in ctx.flows {
+            if !run.flows.iter().any(|f| f.flow_id == plan.flow.id) {
+                run.flows.push(FlowRun {
+                    flow_id: plan.flow.id,
+                    target_connection_id: plan.flow.target_connection_id,
+                    counts: RunCounts::default(),
+                });
+            }
+        }
+        if !job.ids.is_empty() {
+            return self.run_ids(ctx, job, run).await;
+        }
+        let mut at = match &job.resume {
+            Some(cp) => Position {
+                after: cp.after.clone(),
+                resume: cp.resume.clone(),
+                blocked: cp.blocked,
+                committed: cp.committed.clone(),
+            },
+            None => Position {
+                after: match job.sync_mode {
+                    SyncMode::Incremental => cursor
+                        .as_ref()
+                        .map(|c| Cursor::at(c.stamp - self.settings.overlap)),
+                    SyncMode::Full => None,
+                },
+                resume: None,
+                blocked: false,
+                committed: None,
+            },
+        };
+        loop {
+            if ctx.lease_lost.load(Ordering::SeqCst) {
+                return RunEnd::LeaseLost;
+            }
+            let page = match ctx
+                .source
+                .changes(ctx.key.entity, at.after.as_ref(), at.resume.as_ref())
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => return e.into(),
+            };
+            match self.process(ctx, page.items, run).await {
+                Ok(true) => {}
+                Ok(false) => at.blocked = true,
+                Err(end) => return end,
+            }
+            if let Some(checkpoint) = page.checkpoint {
+                at.after = Some(checkpoint.clone());
+                if !at.blocked {
+                    match job.sync_mode {
+                        SyncMode::Incremental => {
+                            if let Err(e) = self
+                                .leases
+                                .save_cursor(ctx.key, ctx.owner, &checkpoint)
+                                .await
+                            {
+                                return e.into();
+                            }
+                            run.cursor_after = Some(checkpoint);
+                        }
+                        SyncMode::Full => at.committed = Some(checkpoint),
+                    }
+                }
+            }
+            at.resume = page.resume;
+            if at.resume.is_none() {
+                break;
+            }
+            if self.clock.now() >= ctx.deadline {
+                return RunEnd::Checkpointed(Checkpoint {
+                    run_id: run.id.clone(),
+                    continuation: run.continuations + 1,
+                    after: at.after,
+                    resume: at.resume,
+                    blocked: at.blocked,
+                    committed: at.committed,
+                });
+            }
+        }
+        if job.sync_mode == SyncMode::Full && !at.blocked {
+            if let Some(committed) = at.committed {
+                if let Err(e) = self
+                    .leases
+                    .save_cursor(ctx.key, ctx.owner, &committed)
+                    .await
+                {
+                    return e.into();
+                }
+                run.cursor_after = Some(committed);
+            }
+        }
+        RunEnd::Completed
+    }
+
+    /// A webhook job: exactly the named records, by id; the cursor stays.
+    async fn run_ids(&self, ctx: &RunContext<'_>, job: &SyncJob, run: &mut Run) -> RunEnd {
+        for chunk in job.ids.chunks(FETCH_CHUNK) {
+            if ctx.lease_lost.load(Ordering::SeqCst) {
+                return RunEnd::LeaseLost;
+            }
+            let items = match ctx.source.fetch(ctx.key.entity, chunk).await {
+                Ok(items) => items,
+                Err(e) => return e.into(),
+            };
+            if let Err(end) = self.process(ctx, items, run).await {
+                return end;
+            }
+        }
+        RunEnd::Completed
+    }
+
+    /// Writes one page's records to every flow. `Ok(false)` when some record failed (the
+    /// page is then not committed); `Err` when the run cannot go on.
+    async fn process(
+        &self,
+        ctx: &RunContext<'_>,
+        items: Vec<Item>,
+        run: &mut Run,
+    ) -> Result<bool, RunEnd> {
+        run.counts.read += items.len() as u64;
+        let mut all_committed = true;
+        let mut records = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                Item::Record(r) => records.push(r),
+                Item::Bad { id, error } => {
+                    all_committed = false;
+                    run.fail_record(RecordFailure {
+                        record_id: id,
+                        flow_id: None,
+                        error,
+                    });
+                }
+            }
+        }
+        if records.is_empty() || ctx.flows.is_empty() {
+            return Ok(all_committed);
+        }
+        let entity = ctx.key.entity;
+        let source = ctx.key.connection;
+        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        let source_states = self.index.get(source, entity, &ids).await?;
+        let mut source_updates: HashMap<String, RecordUpdate> = HashMap::new();
+        for plan in ctx.flows {
+            let outcome = self
+                .flow_page(ctx, plan, &records, &source_states, &mut source_updates)
+                .await?;
+            if let Some(flow_run) = run.flows.iter_mut().find(|f| f.flow_id == plan.flow.id) {
+                flow_run.counts.read += records.len() as u64;
+                flow_run.counts.add(&RunCounts {
+                    read: 0,
+                    ..outcome.counts
+                });
+            }
+            run.counts.written += outcome.counts.written;
+            run.counts.unchanged += outcome.counts.unchanged;
+            run.counts.echo_skipped += outcome.counts.echo_skipped;
+            for failure in outcome.failures {
+                all_committed = false;
+                run.fail_record(failure);
+            }
+        }
+        // The source's own records: what was read from them (unless the read was our own
+        // write coming back, whose marker stays) and their new links.
+        let mut updates: Vec<RecordUpdate> = Vec::with_capacity(source_updates.len());
+        for r in &records {
+            if let Some(mut update) = source_updates.remove(&r.id) {
+                update.fingerprint = r.fingerprint(ctx.source_fields);
+                updates.push(update);
+            }
+        }
+        updates.extend(source_updates.into_values());
+        self.index.update(&updates).await?;
+        Ok(all_committed)
+    }
+
+    /// One flow's share of a page.
+    async fn flow_page(
+        &self,
+        ctx: &RunContext<'_>,
+        plan: &FlowPlan,
+        records: &[Record],
+        source_states: &HashMap<String, RecordState>,
+        source_updates: &mut HashMap<String, RecordUpdate>,
+    ) -> Result<FlowPageOutcome, RunEnd> {
+        let entity = ctx.key.entity;
+        let source = ctx.key.connection;
+        let target_connection = plan.flow.target_connection_id;
+        let Some(target) = plan.target.target() else {
+            return Err(RunEnd::Failed {
+                error: format!("flow {}: its target cannot be written", plan.flow.id),
+                retryable: false,
+            });
+        };
+        let linked: HashMap<&str, &str> = records
+            .iter()
+            .filter_map(|r| {
+                let t = source_states.get(&r.id)?.links.get(&target_connection)?;
+                Some((r.id.as_str(), t.as_str()))
+            })
+            .collect();
+        let target_ids: Vec<String> = linked.values().map(|t| t.to_string()).collect();
+        let target_states = if target_ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.index
+                .get(target_connection, entity, &target_ids)
+                .await?
+        };
+        let target_modified =
+            if plan.flow.conflict_policy == ConflictPolicy::NewestWins && !target_ids.is_empty() {
+                target.modified(entity, &target_ids).await?
+            } else {
+                HashMap::new()
+            };
+
+        let mut outcome = FlowPageOutcome::default();
+        let mut writes = Vec::new();
+        for r in records {
+            let fingerprint = r.fingerprint(&plan.fields);
+            let target_id = linked.get(r.id.as_str()).copied();
+            if let Some(t) = target_id {
+                let holds = target_states
+                    .get(t)
+                    .is_some_and(|state| state.fingerprint.covers(&fingerprint));
+                if holds {
+                    let echo = source_states
+                        .get(&r.id)
+                        .is_some_and(|s| s.written && s.fingerprint.covers(&fingerprint));
+                    if echo {
+                        outcome.counts.echo_skipped += 1;
+                    } else {
+                        outcome.counts.unchanged += 1;
+                    }
+                    continue;
+                }
+                if let Some(theirs) = target_modified.get(t) {
+                    if *theirs > r.modified_at {
+                        // newest_wins: the target changed after this record did.
+                        outcome.counts.unchanged += 1;
+                        continue;
+                    }
+                }
+            } else if r.is_deleted() {
+                // Never in the target: nothing to mark deleted.
+                outcome.counts.unchanged += 1;
+                continue;
+            }
+            writes.push(Write {
+                record: r.clone(),
+                target_id: target_id.map(str::to_string),
+                origin: format!("{source}:{}", r.id),
+            });
+        }
+        if writes.is_empty() {
+            return Ok(outcome);
+        }
+        let results = target.write(entity, &writes).await?;
+        let mut target_updates = Vec::new();
+        for (i, write) in writes.iter().enumerate() {
+            let result = results
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| WriteOutcome::Failed("the target gave no answer".into()));
+            match result {
+                WriteOutcome::Written { target_id } => {
+                    outcome.counts.written += 1;
+                    target_updates.push(RecordUpdate {
+                        connection: target_connection,
+                        entity,
+                        id: target_id.clone(),
+                        fingerprint: write.record.fingerprint(&plan.fields),
+                        written: true,
+                        link: Some((source, write.record.id.clone())),
+                    });
+                    link_source(
+                        source_updates,
+                        source,
+                        entity,
+                        &write.record.id,
+                        target_connection,
+                        target_id,
+                    );
+                }
+                WriteOutcome::Skipped => outcome.counts.unchanged += 1,
+                WriteOutcome::Failed(error) => {
+                    outcome.failures.push(RecordFailure {
+                        record_id: write.record.id.clone(),
+                        flow_id: Some(plan.flow.id),
+                        error,
+                    });
+                }
+            }
+        }
+        self.index.update(&target_updates).await?;
+        Ok(outcome)
+    }
+}
+
+/// Notes on the source record's index entry that it now lives at `target_id` on `target`
+/// (one update per record and target; the fingerprint is filled in afterwards).
+fn link_source(
+    updates: &mut HashMap<String, RecordUpdate>,
+    source: ConnectionId,
+    entity: EntityType,
+    id: &str,
+    target: ConnectionId,
+    target_id: String,
+) {
+    let key = if updates
+        .get(id)
+        .is_some_and(|u| u.link.as_ref().is_some_and(|(c, _)| *c != target))
+    {
+        // Another flow already linked this record: keep that update, add one more.
+        format!("{id}\u{0}{target}")
+    } else {
+        id.to_string()
+    };
+    updates.insert(
+        key,
+        RecordUpdate {
+            connection: source,
+            entity,
+            id: id.to_string(),
+            fingerprint: Default::default(),
+            written: false,
+            link: Some((target, target_id)),
+        },
+    );
+}
+
+/// What one flow did with one page.
+#[derive(Default)]
+struct FlowPageOutcome {
+    counts: RunCounts,
+    failures: Vec<RecordFailure>,
+}

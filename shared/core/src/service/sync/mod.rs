@@ -1,0 +1,646 @@
+//! The sync worker's use case: one job from the sync queue, from the checks before it runs
+//! to its run record.
+//!
+//! For each job, in order:
+//! 1. A job fired by a schedule is checked against the stored schedule
+//!    ([`ScheduleService::check_fired`]): gone or paused → dropped (a lagging trigger is
+//!    corrected on the way); otherwise it runs with the schedule's current definition.
+//! 2. The connection must exist, be the job's tenant's and not be being deleted.
+//! 3. The stream's lease (connection, entity) is taken. If another run holds it, the job
+//!    is kept as the stream's one follow-up (merged with one already waiting) and the
+//!    message is done: nothing is lost and nothing piles up. A delayed wake-up message makes
+//!    sure a follow-up left behind by a worker that died still runs.
+//! 4. The run is recorded (its id comes from the job's, so a job delivered twice finds its
+//!    own run and a finished one is not run again), every enabled flow from this stream is
+//!    run by the [`Engine`], and the run's outcome recorded, on the schedule too.
+//! 5. A run stopped near the deadline enqueues its own continuation; a follow-up kept
+//!    meanwhile runs next (in this invocation while time remains, else as a new job); the
+//!    lease is released.
+//!
+//! While a run works, a keeper renews its lease; a lease that cannot be renewed stops the
+//! run, and the cursor (written only by the lease's holder) stays consistent.
+
+pub mod engine;
+
+pub use engine::{Engine, EngineSettings, FlowPlan, RunContext, RunEnd};
+
+use chrono::{DateTime, Duration, Utc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::{FiredSchedule, ScheduleService};
+use crate::clock::Clock;
+use crate::domain::{
+    Connection, Cursor, FlowRun, Run, RunCounts, RunId, RunStatus, SyncJob, Trigger,
+};
+use crate::ports::{
+    ConnectionStore, Connectors, FlowSource, JobQueue, Lease, PlatformError, RunLog, ScheduleStore,
+    StateError, SyncKey, SyncLeases,
+};
+
+/// Tunables of the worker.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    /// How long a lease lasts unless renewed (a dead worker holds a stream this long).
+    pub lease_ttl: Duration,
+    /// How long before the invocation's deadline a run stops and checkpoints.
+    pub safety_margin: Duration,
+    /// If set, a run also stops this long after it started (tests, and small budgets).
+    pub time_budget: Option<Duration>,
+    pub engine: EngineSettings,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::seconds(60),
+            safety_margin: Duration::seconds(20),
+            time_budget: None,
+            engine: EngineSettings::default(),
+        }
+    }
+}
+
+/// What to tell the queue about a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Done with (run, skipped, parked as a follow-up, or dropped): delete the message.
+    Done,
+    /// Not done, and trying again later may help: leave the message for the queue to retry
+    /// (and, after a few tries, to move to the dead-letter queue).
+    Retry(String),
+}
+
+/// The ports the worker uses.
+pub struct WorkerPorts {
+    pub connections: Arc<dyn ConnectionStore>,
+    pub flows: Arc<dyn FlowSource>,
+    pub connectors: Arc<dyn Connectors>,
+    pub schedules: ScheduleService,
+    pub schedule_store: Arc<dyn ScheduleStore>,
+    pub leases: Arc<dyn SyncLeases>,
+    pub index: Arc<dyn crate::ports::RecordIndex>,
+    pub runs: Arc<dyn RunLog>,
+    pub jobs: Arc<dyn JobQueue>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The worker use case.
+pub struct SyncWorker {
+    ports: WorkerPorts,
+    engine: Engine,
+    settings: WorkerSettings,
+}
+
+impl SyncWorker {
+    pub fn new(ports: WorkerPorts, settings: WorkerSettings) -> Self {
+        let engine = Engine::new(
+            ports.leases.clone(),
+            ports.index.clone(),
+            ports.clock.clone(),
+            settings.engine.clone(),
+        );
+        Self {
+            ports,
+            engine,
+            settings,
+        }
+    }
+
+    /// Handles one job; `deadline` is when the invocation ends.
+    pub async fn handle(&self, job: SyncJob, deadline: DateTime<Utc>) -> JobOutcome {
+        let started = self.ports.clock.now();
+        let mut stop_at = deadline - self.settings.safety_margin;
+        if let Some(budget) = self.settings.time_budget {
+            stop_at = stop_at.min(started + budget);
+        }
+        let key = SyncKey {
+            connection: job.connection_id,
+            entity: job.entity_type,
+        };
+        let owner = format!("{}#{}", job.job_id, uuid::Uuid::new_v4().simple());
+        if job.trigger == Trigger::FollowUp {
+            return self.wake(key, &owner, job, stop_at).await;
+        }
+        let mut job = job;
+        if let (
+            Trigger::Schedule {
+                schedule_id,
+                schedule_version,
+            },
+            None,
+        ) = (&job.trigger, &job.resume)
+        {
+            match self
+                .ports
+                .schedules
+                .check_fired(&job.tenant_id, *schedule_id, *schedule_version)
+                .await
+            {
+                Ok(FiredSchedule::Run(schedule)) => job.sync_mode = schedule.sync_mode,
+                Ok(FiredSchedule::Drop(why)) => {
+                    tracing::info!(schedule_id = %schedule_id, reason = why, "scheduled job dropped");
+                    return self.skipped(&job, None, why).await;
+                }
+                Err(e) => return JobOutcome::Retry(e.to_string()),
+            }
+        }
+        let connection = match self.ports.connections.get(job.connection_id).await {
+            Ok(Some(c)) if c.tenant_id == job.tenant_id && !c.is_deleting() => c,
+            Ok(_) => {
+                tracing::info!(connection_id = %job.connection_id, "job for a connection that no longer exists dropped");
+                return self
+                    .skipped(&job, None, "the connection no longer exists")
+                    .await;
+            }
+            Err(e) => return JobOutcome::Retry(e.to_string()),
+        };
+        let now = self.ports.clock.now();
+        let cursor = match self
+            .ports
+            .leases
+            .acquire(key, &owner, now, self.settings.lease_ttl)
+            .await
+        {
+            Ok(Lease::Acquired { cursor }) => cursor,
+            Ok(Lease::Held) => return self.park(key, &job).await,
+            Err(e) => return JobOutcome::Retry(e.to_string()),
+        };
+        let outcome = self
+            .under_lease(key, &owner, job, &connection, cursor, stop_at)
+            .await;
+        self.release(key, &owner).await;
+        outcome
+    }
+
+    /// Keeps `job` as the stream's follow-up; the first one kept arranges a wake-up.
+    async fn park(&self, key: SyncKey, job: &SyncJob) -> JobOutcome {
+        match self.ports.leases.park(key, job).await {
+            Ok(first) => {
+                tracing::info!(connection_id = %key.connection, entity = %key.entity, job_id = %job.job_id, "stream busy; job kept as its follow-up");
+                if first {
+                    if let Err(e) = self.send_wake(key, job).await {
+                        // The follow-up is kept; the holder runs it when it finishes. Only
+                        // a holder that dies would leave it waiting for the next job.
+                        tracing::warn!(error = %e, "wake-up not queued");
+                    }
+                }
+                JobOutcome::Done
+            }
+            Err(e) => JobOutcome::Retry(e.to_string()),
+        }
+    }
+
+    /// A message that, after the lease could have expired, runs the stream's follow-up if
+    /// it is still waiting.
+    async fn send_wake(&self, key: SyncKey, about: &SyncJob) -> Result<String, String> {
+        let wake = SyncJob {
+            job_id: uuid::Uuid::new_v4().to_string(),
+            trigger: Trigger::FollowUp,
+            ids: Vec::new(),
+            resume: None,
+            connection_id: key.connection,
+            entity_type: key.entity,
+            ..about.clone()
+        };
+        let delay = (self.settings.lease_ttl + Duration::seconds(5))
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(65))
+            .min(std::time::Duration::from_secs(900));
+        self.ports
+            .jobs
+            .send_job_later(&wake, delay)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// A wake-up: run the stream's follow-up if one is waiting and the stream is free.
+    async fn wake(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        wake: SyncJob,
+        stop_at: DateTime<Utc>,
+    ) -> JobOutcome {
+        let now = self.ports.clock.now();
+        match self
+            .ports
+            .leases
+            .acquire(key, owner, now, self.settings.lease_ttl)
+            .await
+        {
+            Ok(Lease::Held) => {
+                // Still busy: look again later (the chain ends once the stream is free).
+                if let Err(e) = self.send_wake(key, &wake).await {
+                    return JobOutcome::Retry(e);
+                }
+                JobOutcome::Done
+            }
+            Ok(Lease::Acquired { .. }) => {
+                let outcome = self.follow_ups(key, owner, stop_at).await;
+                self.release(key, owner).await;
+                outcome
+            }
+            Err(e) => JobOutcome::Retry(e.to_string()),
+        }
+    }
+
+    /// Runs follow-ups kept for the stream while we hold its lease: in this invocation
+    /// while time remains, else queued as a job.
+    async fn follow_ups(&self, key: SyncKey, owner: &str, stop_at: DateTime<Utc>) -> JobOutcome {
+        loop {
+            let next = match self.ports.leases.take_pending(key, owner).await {
+                Ok(Some(job)) => job,
+                Ok(None) => return JobOutcome::Done,
+                // Not ours any more: the new holder runs what is waiting.
+                Err(StateError::LeaseLost) => return JobOutcome::Done,
+                Err(e) => return JobOutcome::Retry(e.to_string()),
+            };
+            if self.ports.clock.now() >= stop_at {
+                return match self.ports.jobs.send_job(&next).await {
+                    Ok(_) => JobOutcome::Done,
+                    Err(e) => {
+                        // Put it back: the wake-up chain or the next job will run it.
+                        let _ = self.ports.leases.park(key, &next).await;
+                        JobOutcome::Retry(e.to_string())
+                    }
+                };
+            }
+            let connection = match self.ports.connections.get(next.connection_id).await {
+                Ok(Some(c)) if !c.is_deleting() => c,
+                Ok(_) => {
+                    let _ = self
+                        .skipped(&next, None, "the connection no longer exists")
+                        .await;
+                    continue;
+                }
+                Err(e) => return JobOutcome::Retry(e.to_string()),
+            };
+            let cursor = match self
+                .ports
+                .leases
+                .acquire(key, owner, self.ports.clock.now(), self.settings.lease_ttl)
+                .await
+            {
+                Ok(Lease::Acquired { cursor }) => cursor,
+                Ok(Lease::Held) => return JobOutcome::Done,
+                Err(e) => return JobOutcome::Retry(e.to_string()),
+            };
+            if let JobOutcome::Retry(why) = self
+                .run_job(key, owner, next, &connection, cursor, stop_at)
+                .await
+            {
+                return JobOutcome::Retry(why);
+            }
+        }
+    }
+
+    /// The job's run, then the follow-ups kept meanwhile.
+    async fn under_lease(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        job: SyncJob,
+        connection: &Connection,
+        cursor: Option<Cursor>,
+        stop_at: DateTime<Utc>,
+    ) -> JobOutcome {
+        match self
+            .run_job(key, owner, job, connection, cursor, stop_at)
+            .await
+        {
+            JobOutcome::Done => self.follow_ups(key, owner, stop_at).await,
+            retry => retry,
+        }
+    }
+
+    /// Runs one job under the lease, keeping the lease renewed while it works.
+    async fn run_job(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        job: SyncJob,
+        connection: &Connection,
+        cursor: Option<Cursor>,
+        stop_at: DateTime<Utc>,
+    ) -> JobOutcome {
+        let lost = Arc::new(AtomicBool::new(false));
+        let keeper = tokio::spawn(keep_lease(
+            self.ports.leases.clone(),
+            self.ports.clock.clone(),
+            key,
+            owner.to_string(),
+            self.settings.lease_ttl,
+            lost.clone(),
+        ));
+        let outcome = self
+            .run_flows(key, owner, &job, connection, cursor, stop_at, &lost)
+            .await;
+        keeper.abort();
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_flows(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        job: &SyncJob,
+        connection: &Connection,
+        cursor: Option<Cursor>,
+        stop_at: DateTime<Utc>,
+        lost: &AtomicBool,
+    ) -> JobOutcome {
+        let mut run = match self.open_run(job, cursor.clone()).await {
+            Ok(Some(run)) => run,
+            Ok(None) => return JobOutcome::Done,
+            Err(e) => return JobOutcome::Retry(e),
+        };
+        let flows = match self.ports.flows.flows_from(connection.id).await {
+            Ok(flows) => flows,
+            Err(e) => return self.fail(run, e.to_string(), true).await,
+        };
+        let flows: Vec<_> = flows
+            .into_iter()
+            .filter(|f| f.enabled && f.carries(key.entity))
+            .collect();
+        if flows.is_empty() {
+            return self
+                .finish(
+                    run,
+                    RunStatus::Skipped,
+                    Some(format!(
+                        "no enabled flow from this connection carries {}",
+                        key.entity
+                    )),
+                )
+                .await;
+        }
+        let source_connector = match self.ports.connectors.open(connection).await {
+            Ok(c) => c,
+            Err(e) => return self.platform_failure(run, e).await,
+        };
+        let source_caps = connection.platform.module().capabilities(key.entity);
+        let (Some(source), Some(source_fields)) = (source_connector.source(), source_caps.read)
+        else {
+            return self
+                .finish(
+                    run,
+                    RunStatus::Skipped,
+                    Some(format!(
+                        "{} cannot be the source of {}",
+                        connection.platform, key.entity
+                    )),
+                )
+                .await;
+        };
+        let mut plans = Vec::new();
+        for flow in flows {
+            let target = match self.ports.connections.get(flow.target_connection_id).await {
+                Ok(Some(t)) if t.tenant_id == connection.tenant_id && !t.is_deleting() => t,
+                Ok(_) => {
+                    tracing::warn!(flow_id = %flow.id, "flow's target connection is gone; skipped");
+                    continue;
+                }
+                Err(e) => return self.fail(run, e.to_string(), true).await,
+            };
+            let write_fields = target.platform.module().capabilities(key.entity).write;
+            let Some(write_fields) = write_fields else {
+                continue;
+            };
+            let connector = match self.ports.connectors.open(&target).await {
+                Ok(c) => c,
+                Err(e) => return self.platform_failure(run, e).await,
+            };
+            plans.push(FlowPlan {
+                fields: source_fields
+                    .iter()
+                    .copied()
+                    .filter(|f| write_fields.contains(f))
+                    .collect(),
+                flow,
+                target: connector,
+            });
+        }
+        if plans.is_empty() {
+            return self
+                .finish(
+                    run,
+                    RunStatus::Skipped,
+                    Some("no flow from this connection has a usable target".into()),
+                )
+                .await;
+        }
+        let ctx = RunContext {
+            key,
+            owner,
+            source,
+            source_fields,
+            flows: &plans,
+            deadline: stop_at,
+            lease_lost: lost,
+        };
+        match self.engine.run(&ctx, job, cursor, &mut run).await {
+            RunEnd::Completed => {
+                let status = if run.counts.failed > 0 {
+                    RunStatus::Partial
+                } else {
+                    RunStatus::Succeeded
+                };
+                self.finish(run, status, None).await
+            }
+            RunEnd::Checkpointed(checkpoint) => {
+                run.continuations = checkpoint.continuation;
+                let continuation = SyncJob {
+                    resume: Some(checkpoint),
+                    ..job.clone()
+                };
+                if let Err(e) = self.ports.runs.save(&run).await {
+                    return JobOutcome::Retry(e.to_string());
+                }
+                match self.ports.jobs.send_job(&continuation).await {
+                    Ok(_) => {
+                        tracing::info!(run_id = %run.id, continuation = run.continuations, "run checkpointed; continuation queued");
+                        JobOutcome::Done
+                    }
+                    Err(e) => JobOutcome::Retry(format!("continuation not queued: {e}")),
+                }
+            }
+            RunEnd::Failed { error, retryable } => self.fail(run, error, retryable).await,
+            RunEnd::LeaseLost => {
+                // Another worker holds the stream now; it goes on from the stored cursor.
+                self.fail(
+                    run,
+                    "the stream's lease was taken over before the run finished".into(),
+                    false,
+                )
+                .await
+            }
+        }
+    }
+
+    /// The job's run record: a new one, the one a continuation or a retry goes on with, or
+    /// `None` for a job delivered again after its run finished.
+    async fn open_run(&self, job: &SyncJob, cursor: Option<Cursor>) -> Result<Option<Run>, String> {
+        let now = self.ports.clock.now();
+        let id = match &job.resume {
+            Some(cp) => cp.run_id.clone(),
+            None => RunId::for_job(job.triggered_at, &job.job_id),
+        };
+        let existing = self
+            .ports
+            .runs
+            .get(&job.tenant_id, &id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let run = match existing {
+            Some(run)
+                if job.resume.is_none()
+                    && run.status.is_final()
+                    && run.status != RunStatus::Failed =>
+            {
+                tracing::info!(run_id = %run.id, "job delivered again after its run finished; nothing to do");
+                return Ok(None);
+            }
+            Some(mut run) => {
+                if job.resume.is_none() {
+                    run.attempts += 1;
+                }
+                run.status = RunStatus::Running;
+                run.finished_at = None;
+                run
+            }
+            None => new_run(job, id, cursor, now, RunStatus::Running),
+        };
+        self.ports
+            .runs
+            .save(&run)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(run))
+    }
+
+    /// A run that did not get to run: recorded as skipped, with why.
+    async fn skipped(&self, job: &SyncJob, cursor: Option<Cursor>, why: &str) -> JobOutcome {
+        let now = self.ports.clock.now();
+        let run = new_run(
+            job,
+            RunId::for_job(job.triggered_at, &job.job_id),
+            cursor,
+            now,
+            RunStatus::Running,
+        );
+        self.finish(run, RunStatus::Skipped, Some(why.to_string()))
+            .await
+    }
+
+    async fn platform_failure(&self, run: Run, e: PlatformError) -> JobOutcome {
+        let retryable = matches!(e, PlatformError::Unavailable(_));
+        self.fail(run, e.to_string(), retryable).await
+    }
+
+    async fn fail(&self, run: Run, error: String, retryable: bool) -> JobOutcome {
+        tracing::warn!(run_id = %run.id, error = %error, retryable, "run failed");
+        match self
+            .finish(run, RunStatus::Failed, Some(error.clone()))
+            .await
+        {
+            JobOutcome::Done if retryable => JobOutcome::Retry(error),
+            other => other,
+        }
+    }
+
+    /// Records how the run ended, on the run and on its schedule.
+    async fn finish(&self, mut run: Run, status: RunStatus, message: Option<String>) -> JobOutcome {
+        let now = self.ports.clock.now();
+        run.status = status;
+        run.message = message;
+        run.finished_at = Some(now);
+        if let Err(e) = self.ports.runs.save(&run).await {
+            return JobOutcome::Retry(e.to_string());
+        }
+        if let Some(schedule) = run.schedule_id {
+            if let Err(e) = self
+                .ports
+                .schedule_store
+                .record_run(&run.tenant_id, schedule, now, status)
+                .await
+            {
+                tracing::warn!(schedule_id = %schedule, error = %e, "last run not noted on the schedule");
+            }
+        }
+        tracing::info!(run_id = %run.id, status = %status, read = run.counts.read, written = run.counts.written, unchanged = run.counts.unchanged, echo_skipped = run.counts.echo_skipped, failed = run.counts.failed, "run finished");
+        JobOutcome::Done
+    }
+
+    async fn release(&self, key: SyncKey, owner: &str) {
+        if let Err(e) = self.ports.leases.release(key, owner).await {
+            tracing::warn!(connection_id = %key.connection, entity = %key.entity, error = %e, "lease not released; it expires on its own");
+        }
+    }
+}
+
+fn new_run(
+    job: &SyncJob,
+    id: RunId,
+    cursor: Option<Cursor>,
+    now: DateTime<Utc>,
+    status: RunStatus,
+) -> Run {
+    Run {
+        id,
+        tenant_id: job.tenant_id.clone(),
+        job_id: job.job_id.clone(),
+        trigger: job.trigger.clone(),
+        schedule_id: job.trigger.schedule_id(),
+        connection_id: job.connection_id,
+        platform: job.platform,
+        entity_type: job.entity_type,
+        sync_mode: job.sync_mode,
+        ids_requested: job.ids.len(),
+        status,
+        counts: RunCounts::default(),
+        flows: Vec::<FlowRun>::new(),
+        failures: Vec::new(),
+        message: None,
+        cursor_before: cursor,
+        cursor_after: None,
+        triggered_at: job.triggered_at,
+        started_at: now,
+        finished_at: None,
+        continuations: job.resume.as_ref().map_or(0, |cp| cp.continuation),
+        attempts: 1,
+    }
+}
+
+/// Renews the lease every third of its lifetime until aborted; sets `lost` if it cannot.
+async fn keep_lease(
+    leases: Arc<dyn SyncLeases>,
+    clock: Arc<dyn Clock>,
+    key: SyncKey,
+    owner: String,
+    ttl: Duration,
+    lost: Arc<AtomicBool>,
+) {
+    let every = (ttl / 3)
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(20))
+        .max(std::time::Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(every).await;
+        match leases.renew(key, &owner, clock.now(), ttl).await {
+            Ok(()) => {}
+            Err(StateError::LeaseLost) => {
+                tracing::warn!(connection_id = %key.connection, entity = %key.entity, "lease lost while running");
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            // A passing store failure: try again at the next tick (the lease still has time).
+            Err(e) => tracing::warn!(error = %e, "lease renewal failed; retrying"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,745 @@
+//! The worker and its engine against in-memory fakes: two in-memory platforms as source
+//! and target, with the store, the leases and the queue in memory too.
+
+use super::*;
+use crate::clock::FixedClock;
+use crate::domain::{
+    ConflictPolicy, Connection, EntityType, Flow, FlowId, NewSchedule, Platform, SyncMode, TenantId,
+};
+use crate::memory::{
+    connection_fixture, MemoryConnectors, MemoryFlows, MemoryPlatform, MemoryRecordIndex,
+    MemoryRuns, MemorySyncLeases, MemoryWorld,
+};
+use crate::records::{decimal, Body, Product};
+use crate::time::ScheduleExpression;
+
+struct World {
+    clock: Arc<FixedClock>,
+    mem: MemoryWorld,
+    leases: Arc<MemorySyncLeases>,
+    index: Arc<MemoryRecordIndex>,
+    runs: Arc<MemoryRuns>,
+    flows: Arc<MemoryFlows>,
+    worker: SyncWorker,
+    tenant: TenantId,
+    /// A WooCommerce-like connection and its platform.
+    a: Connection,
+    pa: Arc<MemoryPlatform>,
+    /// A Supabase-like connection and its platform.
+    b: Connection,
+    pb: Arc<MemoryPlatform>,
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn world_with(settings: WorkerSettings, page_size: usize) -> World {
+    let clock = Arc::new(FixedClock::new(at("2026-11-24T12:00:00Z")));
+    let mem = MemoryWorld::default();
+    let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let a = connection_fixture(&tenant, Platform::WooCommerce);
+    let b = connection_fixture(&tenant, Platform::Supabase);
+    mem.connections.seed(a.clone());
+    mem.connections.seed(b.clone());
+    let pa = Arc::new(MemoryPlatform::new(clock.clone(), page_size));
+    let pb = Arc::new(MemoryPlatform::new(clock.clone(), page_size));
+    let connectors = Arc::new(MemoryConnectors::default());
+    connectors.attach(a.id, pa.clone());
+    connectors.attach(b.id, pb.clone());
+    let leases = Arc::new(MemorySyncLeases::default());
+    let index = Arc::new(MemoryRecordIndex::default());
+    let runs = Arc::new(MemoryRuns::default());
+    let flows = Arc::new(MemoryFlows::new(mem.connections.clone()));
+    let schedules = ScheduleService::new(
+        mem.schedules.clone(),
+        mem.trigger.clone(),
+        mem.connections.clone(),
+        clock.clone(),
+    );
+    let worker = SyncWorker::new(
+        WorkerPorts {
+            connections: mem.connections.clone(),
+            flows: flows.clone(),
+            connectors,
+            schedules,
+            schedule_store: mem.schedules.clone(),
+            leases: leases.clone(),
+            index: index.clone(),
+            runs: runs.clone(),
+            jobs: mem.queue.clone(),
+            clock: clock.clone(),
+        },
+        settings,
+    );
+    World {
+        clock,
+        mem,
+        leases,
+        index,
+        runs,
+        flows,
+        worker,
+        tenant,
+        a,
+        pa,
+        b,
+        pb,
+    }
+}
+
+fn world() -> World {
+    world_with(WorkerSettings::default(), 3)
+}
+
+impl World {
+    fn flow(&self, from: &Connection, to: &Connection, policy: ConflictPolicy) -> Flow {
+        let flow = Flow {
+            id: FlowId::new_random(),
+            tenant_id: self.tenant.clone(),
+            source_connection_id: from.id,
+            target_connection_id: to.id,
+            entities: vec![EntityType::Products],
+            conflict_policy: policy,
+            enabled: true,
+            created_at: self.clock.now(),
+            updated_at: self.clock.now(),
+            version: 1,
+        };
+        self.flows.seed(flow.clone());
+        flow
+    }
+
+    fn job(&self, from: &Connection, mode: SyncMode, ids: &[&str]) -> SyncJob {
+        SyncJob {
+            job_id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: self.tenant.clone(),
+            connection_id: from.id,
+            platform: from.platform,
+            entity_type: EntityType::Products,
+            sync_mode: mode,
+            trigger: if ids.is_empty() {
+                Trigger::Manual
+            } else {
+                Trigger::Webhook
+            },
+            triggered_at: self.clock.now(),
+            ids: ids.iter().map(|i| i.to_string()).collect(),
+            resume: None,
+        }
+    }
+
+    fn deadline(&self) -> DateTime<Utc> {
+        self.clock.now() + Duration::minutes(15)
+    }
+
+    /// Handles `job`, then every job it queued (continuations, follow-ups) until none is
+    /// left; returns how many invocations that took.
+    async fn run_to_end(&self, job: SyncJob) -> usize {
+        let mut queue = vec![job];
+        let mut invocations = 0;
+        while let Some(next) = queue.pop() {
+            invocations += 1;
+            assert!(invocations < 500, "runaway continuation chain");
+            let outcome = self.worker.handle(next, self.deadline()).await;
+            assert_eq!(outcome, JobOutcome::Done);
+            queue.extend(self.mem.queue.drain_jobs());
+        }
+        invocations
+    }
+
+    fn last_run(&self) -> Run {
+        self.runs
+            .all()
+            .into_iter()
+            .max_by_key(|r| (r.started_at, r.id.clone()))
+            .unwrap_or_else(|| panic!("no run"))
+    }
+
+    fn key(&self, c: &Connection) -> SyncKey {
+        SyncKey {
+            connection: c.id,
+            entity: EntityType::Products,
+        }
+    }
+}
+
+fn product(sku: &str, price: &str) -> Body {
+    Body::Product(Box::new(Product {
+        sku: Some(sku.into()),
+        name: format!("Product {sku}"),
+        price: decimal(price).unwrap_or_default(),
+        ..Product::default()
+    }))
+}
+
+/// Seeds `n` products into `p`, one a minute.
+fn seed(w: &World, p: &MemoryPlatform, n: usize) {
+    for i in 1..=n {
+        p.put(
+            EntityType::Products,
+            &i.to_string(),
+            product(&format!("SKU-{i}"), "10.00"),
+        );
+        w.clock.advance(Duration::minutes(1));
+    }
+}
+
+/// The live products of a platform, by SKU (the ids differ between platforms).
+fn by_sku(p: &MemoryPlatform) -> std::collections::BTreeMap<String, Body> {
+    p.live(EntityType::Products)
+        .into_values()
+        .map(|b| (b.natural_key().unwrap_or_default(), b))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_full_run_copies_everything_and_an_incremental_run_only_what_changed() {
+    // GIVEN seven products at the source and a flow to an empty target
+    let w = world();
+    seed(&w, &w.pa, 7);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    // WHEN a full sync runs
+    w.run_to_end(w.job(&w.a, SyncMode::Full, &[])).await;
+    // THEN the target holds all seven and the cursor stands at the last one
+    assert_eq!(by_sku(&w.pb), by_sku(&w.pa));
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!((run.counts.read, run.counts.written), (7, 7));
+    assert_eq!(
+        w.leases.cursor(w.key(&w.a)).map(|c| c.id),
+        Some("7".to_string())
+    );
+    // WHEN two products change and an incremental sync runs
+    w.clock.advance(Duration::minutes(5));
+    w.pa.put(EntityType::Products, "3", product("SKU-3", "12.50"));
+    w.pa.put(EntityType::Products, "5", product("SKU-5", "7"));
+    let writes_before = w.pb.writes();
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    // THEN just those two are written (the overlap re-reads one already there, unchanged)
+    assert_eq!(w.pb.writes() - writes_before, 2);
+    assert_eq!(by_sku(&w.pb), by_sku(&w.pa));
+    let run = w.last_run();
+    assert_eq!(run.counts.written, 2);
+    assert_eq!(run.cursor_before.map(|c| c.id), Some("7".to_string()));
+    assert_eq!(run.cursor_after.map(|c| c.id), Some("5".to_string()));
+}
+
+#[tokio::test]
+async fn a_webhook_job_syncs_exactly_the_ids_it_names_and_leaves_the_cursor() {
+    let w = world();
+    seed(&w, &w.pa, 5);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &["2", "4"]))
+        .await;
+    let skus: Vec<String> = by_sku(&w.pb).into_keys().collect();
+    assert_eq!(skus, ["SKU-2", "SKU-4"]);
+    assert_eq!(w.leases.cursor(w.key(&w.a)), None);
+    assert_eq!(w.last_run().trigger, Trigger::Webhook);
+}
+
+#[tokio::test]
+async fn the_same_job_delivered_twice_runs_once() {
+    let w = world();
+    seed(&w, &w.pa, 4);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let job = w.job(&w.a, SyncMode::Full, &[]);
+    w.run_to_end(job.clone()).await;
+    let writes = w.pb.writes();
+    w.run_to_end(job).await;
+    assert_eq!(w.pb.writes(), writes, "nothing written twice");
+    assert_eq!(w.runs.all().len(), 1, "the redelivery found its run");
+}
+
+#[tokio::test]
+async fn a_job_arriving_while_the_stream_is_busy_is_kept_once_and_runs_after() {
+    // GIVEN a stream whose lease another run holds
+    let w = world();
+    seed(&w, &w.pa, 3);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let key = w.key(&w.a);
+    w.leases
+        .hold(key, "someone-else", w.clock.now() + Duration::seconds(60));
+    // WHEN three jobs arrive meanwhile
+    for ids in [&["1"][..], &["2"], &["3"]] {
+        let outcome = w
+            .worker
+            .handle(w.job(&w.a, SyncMode::Incremental, ids), w.deadline())
+            .await;
+        assert_eq!(outcome, JobOutcome::Done);
+    }
+    // THEN none ran, one follow-up waits with every id, and one wake-up is queued
+    assert!(w.runs.all().is_empty());
+    let pending = w
+        .leases
+        .pending(key)
+        .unwrap_or_else(|| panic!("nothing kept"));
+    assert_eq!(pending.ids, ["1", "2", "3"]);
+    let wakes = w.mem.queue.delayed_jobs();
+    assert_eq!(wakes.len(), 1);
+    assert!(wakes[0].1 >= std::time::Duration::from_secs(60));
+    // WHEN the holder dies (its lease expires) and the wake-up arrives
+    w.clock.advance(Duration::seconds(70));
+    w.run_to_end(wakes[0].0.clone()).await;
+    // THEN the follow-up ran once, with every id
+    assert_eq!(w.runs.all().len(), 1);
+    assert_eq!(by_sku(&w.pb).len(), 3);
+    assert_eq!(w.leases.pending(key), None);
+    assert_eq!(w.leases.holder(key), None, "the lease is released");
+}
+
+#[tokio::test]
+async fn a_follow_up_kept_during_a_run_runs_right_after_it() {
+    // GIVEN a run in progress (we hold the lease as the worker would)
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let key = w.key(&w.a);
+    let busy = w.job(&w.a, SyncMode::Full, &[]);
+    w.leases
+        .hold(key, "other", w.clock.now() + Duration::seconds(60));
+    w.worker
+        .handle(w.job(&w.a, SyncMode::Incremental, &["1"]), w.deadline())
+        .await;
+    // WHEN the other run lets go and the next job for the stream arrives
+    w.leases
+        .hold(key, "other", w.clock.now() - Duration::seconds(1));
+    w.run_to_end(busy).await;
+    // THEN that job ran, and the kept follow-up right after it, in the same invocation
+    let runs = w.runs.all();
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert_eq!(w.leases.pending(key), None);
+}
+
+#[tokio::test]
+async fn a_bad_record_fails_alone_and_the_cursor_stays_before_it() {
+    // GIVEN six products, the third of which the target refuses
+    let w = world();
+    seed(&w, &w.pa, 6);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pb.refuse("3");
+    // WHEN an incremental run goes through them all
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    // THEN the other five are written, the run is partial with the failure kept, and the
+    // cursor stands before the failed record's page
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Partial);
+    assert_eq!((run.counts.written, run.counts.failed), (5, 1));
+    assert_eq!(run.failures.len(), 1);
+    assert_eq!(run.failures[0].record_id, "3");
+    assert!(run.failures[0].error.contains("refused"));
+    assert_eq!(by_sku(&w.pb).len(), 5);
+    assert_eq!(
+        w.leases.cursor(w.key(&w.a)),
+        None,
+        "page 1 held the failure"
+    );
+    // AND once the target takes it, the next run writes just it and moves the cursor
+    w.pb.accept("3");
+    let writes = w.pb.writes();
+    w.clock.advance(Duration::minutes(1));
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    assert_eq!(w.pb.writes() - writes, 1);
+    assert_eq!(w.last_run().status, RunStatus::Succeeded);
+    assert_eq!(
+        w.leases.cursor(w.key(&w.a)).map(|c| c.id),
+        Some("6".to_string())
+    );
+    assert_eq!(by_sku(&w.pb), by_sku(&w.pa));
+}
+
+#[tokio::test]
+async fn a_record_the_source_cannot_map_fails_alone_too() {
+    let w = world();
+    seed(&w, &w.pa, 4);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pa.unreadable("2");
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Partial);
+    assert_eq!(run.failures[0].record_id, "2");
+    assert_eq!(run.failures[0].flow_id, None);
+    assert_eq!(by_sku(&w.pb).len(), 3);
+}
+
+#[tokio::test]
+async fn an_outage_fails_the_run_for_a_retry_and_moves_nothing_then_the_retry_converges() {
+    // GIVEN a target that is down for the next few calls
+    let w = world();
+    seed(&w, &w.pa, 5);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pb.fail_next(1);
+    let job = w.job(&w.a, SyncMode::Incremental, &[]);
+    // WHEN the job runs
+    let outcome = w.worker.handle(job.clone(), w.deadline()).await;
+    // THEN the queue is asked to retry it, the run says failed, the cursor did not move
+    assert!(matches!(outcome, JobOutcome::Retry(_)), "{outcome:?}");
+    assert_eq!(w.last_run().status, RunStatus::Failed);
+    assert_eq!(w.leases.cursor(w.key(&w.a)), None);
+    assert_eq!(w.leases.holder(w.key(&w.a)), None, "the lease is released");
+    // AND the queue's retry of the same job completes it, as the same run
+    w.run_to_end(job).await;
+    let run = w.last_run();
+    assert_eq!((run.status, run.attempts), (RunStatus::Succeeded, 2));
+    assert_eq!(w.runs.all().len(), 1);
+    assert_eq!(by_sku(&w.pb), by_sku(&w.pa));
+}
+
+#[tokio::test]
+async fn refused_credentials_fail_the_run_without_a_retry() {
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pa.set_rejecting(true);
+    let outcome = w
+        .worker
+        .handle(w.job(&w.a, SyncMode::Incremental, &[]), w.deadline())
+        .await;
+    assert_eq!(outcome, JobOutcome::Done);
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.message.unwrap_or_default().contains("credentials"));
+}
+
+#[tokio::test]
+async fn a_run_continued_many_times_ends_as_an_uninterrupted_one_would() {
+    // GIVEN two identical worlds; one of them has no time to spare (every page checkpoints)
+    let hurried_settings = WorkerSettings {
+        time_budget: Some(Duration::zero()),
+        ..WorkerSettings::default()
+    };
+    let hurried = world_with(hurried_settings, 3);
+    let calm = world();
+    for w in [&hurried, &calm] {
+        seed(w, &w.pa, 20);
+        w.pb.put(EntityType::Products, "b1", product("SKU-5", "99"));
+        w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    }
+    hurried.pb.refuse("9");
+    calm.pb.refuse("9");
+    // WHEN each runs a full sync
+    let invocations = hurried
+        .run_to_end(hurried.job(&hurried.a, SyncMode::Full, &[]))
+        .await;
+    calm.run_to_end(calm.job(&calm.a, SyncMode::Full, &[]))
+        .await;
+    // THEN the hurried one took one invocation per page, and both end the same
+    assert_eq!(invocations, 7);
+    let (h, c) = (hurried.last_run(), calm.last_run());
+    assert_eq!(h.continuations, 6);
+    assert_eq!((h.status, h.counts), (c.status, c.counts));
+    let why = |r: &Run| -> Vec<(String, String)> {
+        r.failures
+            .iter()
+            .map(|f| (f.record_id.clone(), f.error.clone()))
+            .collect()
+    };
+    assert_eq!(why(&h), why(&c));
+    assert_eq!(by_sku(&hurried.pb), by_sku(&calm.pb));
+    assert_eq!(
+        hurried.leases.cursor(hurried.key(&hurried.a)),
+        calm.leases.cursor(calm.key(&calm.a))
+    );
+    assert_eq!(hurried.runs.all().len(), 1, "one run, continued");
+}
+
+#[tokio::test]
+async fn flows_both_ways_converge_and_do_not_echo() {
+    // GIVEN products on A, flows A→B and B→A
+    let w = world();
+    seed(&w, &w.pa, 4);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.flow(&w.b, &w.a, ConflictPolicy::SourceWins);
+    // WHEN A syncs to B, and B's changes (our writes) come back as a sync of B
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    w.clock.advance(Duration::minutes(1));
+    let writes_a = w.pa.writes();
+    w.run_to_end(w.job(&w.b, SyncMode::Incremental, &[])).await;
+    // THEN nothing bounces back to A: all four are echoes
+    assert_eq!(w.pa.writes(), writes_a);
+    let run = w.last_run();
+    assert_eq!((run.counts.echo_skipped, run.counts.written), (4, 0));
+    // WHEN someone edits a product on B
+    w.clock.advance(Duration::minutes(1));
+    let on_b =
+        w.pb.live(EntityType::Products)
+            .into_iter()
+            .find(|(_, b)| b.natural_key().as_deref() == Some("SKU-2"))
+            .map(|(id, _)| id)
+            .unwrap_or_default();
+    w.pb.put(EntityType::Products, &on_b, product("SKU-2", "15"));
+    w.run_to_end(w.job(&w.b, SyncMode::Incremental, &[])).await;
+    // THEN it reaches A once, and A's echo of it does not come back to B
+    assert_eq!(w.pa.writes(), writes_a + 1);
+    let writes_b = w.pb.writes();
+    w.clock.advance(Duration::minutes(1));
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    assert_eq!(w.pb.writes(), writes_b);
+    assert_eq!(w.last_run().counts.echo_skipped, 1);
+    assert_eq!(by_sku(&w.pa), by_sku(&w.pb));
+}
+
+#[tokio::test]
+async fn with_newest_wins_an_older_change_does_not_overwrite_a_newer_one() {
+    let w = world();
+    seed(&w, &w.pa, 1);
+    w.flow(&w.a, &w.b, ConflictPolicy::NewestWins);
+    w.run_to_end(w.job(&w.a, SyncMode::Full, &[])).await;
+    let id_b =
+        w.pb.live(EntityType::Products)
+            .into_keys()
+            .next()
+            .unwrap_or_default();
+    // A changes first, B later; then A's change is synced
+    w.clock.advance(Duration::minutes(1));
+    w.pa.put(EntityType::Products, "1", product("SKU-1", "11"));
+    w.clock.advance(Duration::minutes(1));
+    w.pb.put(EntityType::Products, &id_b, product("SKU-1", "22"));
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    assert_eq!(
+        w.pb.live(EntityType::Products).get(&id_b),
+        Some(&product("SKU-1", "22"))
+    );
+}
+
+#[tokio::test]
+async fn a_record_deleted_at_the_source_is_marked_deleted_at_the_target() {
+    let w = world();
+    seed(&w, &w.pa, 3);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.run_to_end(w.job(&w.a, SyncMode::Full, &[])).await;
+    w.clock.advance(Duration::minutes(1));
+    w.pa.delete(EntityType::Products, "2");
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &["2"]))
+        .await;
+    let skus: Vec<String> = by_sku(&w.pb).into_keys().collect();
+    assert_eq!(skus, ["SKU-1", "SKU-3"]);
+    // A deletion of something never synced is nothing to do.
+    w.pa.put(EntityType::Products, "9", product("SKU-9", "1"));
+    w.pa.delete(EntityType::Products, "9");
+    let writes = w.pb.writes();
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &["9"]))
+        .await;
+    assert_eq!(w.pb.writes(), writes);
+}
+
+#[tokio::test]
+async fn a_stream_without_a_flow_records_a_skipped_run() {
+    let w = world();
+    seed(&w, &w.pa, 1);
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Skipped);
+    assert!(run.message.unwrap_or_default().contains("no enabled flow"));
+}
+
+#[tokio::test]
+async fn jobs_of_deleted_schedules_and_connections_are_dropped_and_say_why() {
+    let w = world();
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    // A schedule's job, whose schedule was deleted behind its trigger's back.
+    let s = ScheduleService::new(
+        w.mem.schedules.clone(),
+        w.mem.trigger.clone(),
+        w.mem.connections.clone(),
+        w.clock.clone(),
+    )
+    .create(
+        &w.tenant,
+        NewSchedule {
+            credential_id: w.a.id,
+            platform: Platform::WooCommerce,
+            entity_type: EntityType::Products,
+            cron_expression: "@hourly".into(),
+            expression: ScheduleExpression::parse("@hourly").unwrap_or_else(|e| panic!("{e}")),
+            sync_mode: SyncMode::Incremental,
+            timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
+            is_active: true,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    use crate::ports::ScheduleStore;
+    w.mem
+        .schedules
+        .delete(&w.tenant, s.id, s.version)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
+    job.trigger = Trigger::Schedule {
+        schedule_id: s.id,
+        schedule_version: s.version,
+    };
+    w.run_to_end(job).await;
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Skipped);
+    assert_eq!(
+        run.message.as_deref(),
+        Some("the schedule no longer exists")
+    );
+    assert!(w.mem.trigger.is_empty(), "its orphaned trigger was removed");
+    // A job for a connection that is gone.
+    let mut gone = w.job(&w.a, SyncMode::Incremental, &[]);
+    gone.connection_id = crate::domain::ConnectionId::new_random();
+    w.clock.advance(Duration::seconds(1));
+    w.run_to_end(gone).await;
+    assert_eq!(
+        w.last_run().message.as_deref(),
+        Some("the connection no longer exists")
+    );
+    assert_eq!(w.pb.writes(), 0);
+}
+
+#[tokio::test]
+async fn a_scheduled_run_is_noted_on_its_schedule() {
+    let w = world();
+    seed(&w, &w.pa, 1);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let s = ScheduleService::new(
+        w.mem.schedules.clone(),
+        w.mem.trigger.clone(),
+        w.mem.connections.clone(),
+        w.clock.clone(),
+    )
+    .create(
+        &w.tenant,
+        NewSchedule {
+            credential_id: w.a.id,
+            platform: Platform::WooCommerce,
+            entity_type: EntityType::Products,
+            cron_expression: "@hourly".into(),
+            expression: ScheduleExpression::parse("@hourly").unwrap_or_else(|e| panic!("{e}")),
+            sync_mode: SyncMode::Full,
+            timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
+            is_active: true,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
+    job.trigger = Trigger::Schedule {
+        schedule_id: s.id,
+        schedule_version: s.version,
+    };
+    w.run_to_end(job).await;
+    let run = w.last_run();
+    assert_eq!(
+        run.sync_mode,
+        SyncMode::Full,
+        "the schedule's current definition"
+    );
+    assert_eq!(run.schedule_id, Some(s.id));
+    use crate::ports::ScheduleStore;
+    let stored = w
+        .mem
+        .schedules
+        .get(&w.tenant, s.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("schedule gone"));
+    assert_eq!(stored.last_run_status, Some(RunStatus::Succeeded));
+    assert_eq!(stored.last_run_at, Some(w.clock.now()));
+}
+
+/// Leases that another worker takes over right after our first cursor save.
+struct StolenAfterFirstSave {
+    inner: Arc<MemorySyncLeases>,
+    saves: std::sync::atomic::AtomicUsize,
+    clock: Arc<FixedClock>,
+}
+
+#[async_trait::async_trait]
+impl SyncLeases for StolenAfterFirstSave {
+    async fn acquire(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Lease, StateError> {
+        self.inner.acquire(key, owner, now, ttl).await
+    }
+    async fn renew(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<(), StateError> {
+        self.inner.renew(key, owner, now, ttl).await
+    }
+    async fn save_cursor(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        cursor: &Cursor,
+    ) -> Result<(), StateError> {
+        let result = self.inner.save_cursor(key, owner, cursor).await;
+        if self.saves.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.inner
+                .hold(key, "thief", self.clock.now() + Duration::seconds(60));
+        }
+        result
+    }
+    async fn park(&self, key: SyncKey, job: &SyncJob) -> Result<bool, StateError> {
+        self.inner.park(key, job).await
+    }
+    async fn take_pending(&self, key: SyncKey, owner: &str) -> Result<Option<SyncJob>, StateError> {
+        self.inner.take_pending(key, owner).await
+    }
+    async fn release(&self, key: SyncKey, owner: &str) -> Result<(), StateError> {
+        self.inner.release(key, owner).await
+    }
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_is_taken_over_stops_without_moving_the_cursor_further() {
+    // GIVEN nine products (three pages), and a lease another worker takes over after our
+    // first page's cursor is saved
+    let w = world();
+    seed(&w, &w.pa, 9);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let stolen = Arc::new(StolenAfterFirstSave {
+        inner: w.leases.clone(),
+        saves: Default::default(),
+        clock: w.clock.clone(),
+    });
+    let connectors = Arc::new(MemoryConnectors::default());
+    connectors.attach(w.a.id, w.pa.clone());
+    connectors.attach(w.b.id, w.pb.clone());
+    let worker = SyncWorker::new(
+        WorkerPorts {
+            connections: w.mem.connections.clone(),
+            flows: w.flows.clone(),
+            connectors,
+            schedules: ScheduleService::new(
+                w.mem.schedules.clone(),
+                w.mem.trigger.clone(),
+                w.mem.connections.clone(),
+                w.clock.clone(),
+            ),
+            schedule_store: w.mem.schedules.clone(),
+            leases: stolen,
+            index: w.index.clone(),
+            runs: w.runs.clone(),
+            jobs: w.mem.queue.clone(),
+            clock: w.clock.clone(),
+        },
+        WorkerSettings::default(),
+    );
+    // WHEN the run goes on
+    let outcome = worker
+        .handle(w.job(&w.a, SyncMode::Incremental, &[]), w.deadline())
+        .await;
+    // THEN it stops at its next cursor save, says why, and the new holder keeps the stream
+    assert_eq!(outcome, JobOutcome::Done);
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.message.unwrap_or_default().contains("taken over"));
+    let key = w.key(&w.a);
+    assert_eq!(w.leases.holder(key).as_deref(), Some("thief"));
+    assert_eq!(w.leases.cursor(key).map(|c| c.id), Some("3".into()));
+}
