@@ -6,12 +6,17 @@
 //!
 //! Adding a platform is one module plus one line in the [`registry!`] below.
 
+pub mod http;
+
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::domain::{Connection, EntityType, UnknownValue, WebhookEvent};
+use crate::clock::Clock;
+use crate::domain::{Connection, EntityType, Secrets, UnknownValue, WebhookEvent};
+use crate::ports::{Connector, HttpClient, PlatformError};
+use std::sync::Arc;
 
 /// The registry: each line names a platform's variant, its name on the wire, and its module.
 macro_rules! registry {
@@ -159,6 +164,26 @@ pub struct SignOptions {
     pub header: Option<String>,
 }
 
+/// What a connector is built from.
+pub struct ConnectorContext<'a> {
+    pub connection: &'a Connection,
+    /// The connection's secrets, opened.
+    pub secrets: &'a Secrets,
+    pub http: Arc<dyn HttpClient>,
+    pub clock: Arc<dyn Clock>,
+    pub retry: http::RetryPolicy,
+}
+
+impl ConnectorContext<'_> {
+    /// A secret the connector cannot work without.
+    pub fn secret(&self, name: &str) -> Result<&str, PlatformError> {
+        self.secrets
+            .get(name)
+            .map(|s| s.expose())
+            .ok_or_else(|| PlatformError::Rejected(format!("the connection has no {name}")))
+    }
+}
+
 /// Everything the service knows about one platform.
 pub trait PlatformModule: Send + Sync + 'static {
     fn platform(&self) -> Platform;
@@ -187,6 +212,9 @@ pub trait PlatformModule: Send + Sync + 'static {
 
     /// A sample connection, for tests, benches and the local demo.
     fn sample(&self) -> Sample;
+
+    /// The connection's way into the platform, for syncing.
+    fn connector(&self, ctx: ConnectorContext<'_>) -> Result<Arc<dyn Connector>, PlatformError>;
 }
 
 /// An id as text: a JSON integer or a non-empty string (platforms use both).

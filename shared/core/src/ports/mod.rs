@@ -6,9 +6,9 @@ mod sync;
 
 pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 pub use sync::{
-    Connector, Connectors, FlowSource, FlowStore, Item, Lease, Page, PlatformError, RecordIndex,
-    RecordState, RecordUpdate, RunHistory, RunListError, RunLog, Source, StateError, SyncKey,
-    SyncLeases, Target, Write, WriteOutcome,
+    Connector, Connectors, FlowSource, FlowStore, Item, Lease, Origin, Page, PlatformError,
+    RecordIndex, RecordState, RecordUpdate, RunHistory, RunListError, RunLog, Source, StateError,
+    SyncKey, SyncLeases, Target, Write, WriteOutcome,
 };
 
 use async_trait::async_trait;

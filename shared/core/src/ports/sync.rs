@@ -75,15 +75,29 @@ pub trait Source: Send + Sync {
     async fn fetch(&self, entity: EntityType, ids: &[String]) -> Result<Vec<Item>, PlatformError>;
 }
 
+/// Where a record written to a target comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub connection: ConnectionId,
+    pub platform: crate::domain::Platform,
+    /// The source's id of the record.
+    pub id: String,
+}
+
+impl Origin {
+    /// Stable across retries: a target can derive its own id or idempotency key from it.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.connection, self.id)
+    }
+}
+
 /// One record to write to a target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
     pub record: Record,
     /// The target's id of this record, when the index links it already.
     pub target_id: Option<String>,
-    /// Stable across retries: the source connection and the source record's id, so a
-    /// target can derive its own id or idempotency key from it.
-    pub origin: String,
+    pub origin: Origin,
 }
 
 /// What became of one write.

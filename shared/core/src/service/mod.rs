@@ -2,6 +2,7 @@
 
 mod coalesce;
 mod connections;
+mod connectors;
 mod intake;
 mod repair;
 mod schedules;
@@ -9,6 +10,7 @@ pub mod sync;
 
 pub use coalesce::{CoalesceReport, Coalescer, Incoming, MAX_IDS_PER_JOB};
 pub use connections::{open_secrets, ConnectionService};
+pub use connectors::PlatformConnectors;
 pub use intake::{Delivery, Intake, IntakeError, IntakeSettings, Outcome};
 pub use repair::{Drift, RepairReport, ScheduleRepair, Scope};
 pub use schedules::{FiredSchedule, Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT};

@@ -10,9 +10,11 @@ pub mod webhook;
 use serde_json::{json, Value};
 
 use super::{
-    Capabilities, Parsed, Platform, PlatformModule, PlatformSpec, Received, Refusal, Sample,
-    SignOptions, WebhookDelivery,
+    Capabilities, ConnectorContext, Parsed, Platform, PlatformModule, PlatformSpec, Received,
+    Refusal, Sample, SignOptions, WebhookDelivery,
 };
+use crate::ports::{Connector, PlatformError};
+use std::sync::Arc;
 use crate::domain::{Connection, EntityType};
 
 pub struct QuickBooks;
@@ -103,5 +105,11 @@ impl PlatformModule for QuickBooks {
             ],
             connection_id: "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
         }
+    }
+
+    fn connector(&self, _ctx: ConnectorContext<'_>) -> Result<Arc<dyn Connector>, PlatformError> {
+        Err(PlatformError::Rejected(
+            "QuickBooks cannot be synced yet: its connector comes with OAuth".into(),
+        ))
     }
 }

@@ -7,16 +7,18 @@
 //! - [`mapping`]: rows to and from the canonical records; the tables `infra/supabase.sql`
 //!   creates.
 
-// pub mod connector;
-// pub mod mapping;
+pub mod connector;
+pub mod mapping;
 pub mod webhook;
 
 use serde_json::{json, Value};
 
 use super::{
-    rules, Capabilities, Platform, PlatformModule, PlatformSpec, Received, Refusal, Sample,
-    SignOptions, WebhookDelivery,
+    http::Caller, rules, Capabilities, ConnectorContext, Platform, PlatformModule, PlatformSpec,
+    Received, Refusal, Sample, SignOptions, WebhookDelivery,
 };
+use crate::ports::{Connector, PlatformError};
+use std::sync::Arc;
 use crate::domain::{Connection, EntityType};
 use crate::records::{CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS};
 
@@ -159,5 +161,14 @@ impl PlatformModule for Supabase {
             ],
             connection_id: "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f6a",
         }
+    }
+
+    fn connector(&self, ctx: ConnectorContext<'_>) -> Result<Arc<dyn Connector>, PlatformError> {
+        Ok(Arc::new(connector::SupabaseConnector::new(
+            Caller::new(ctx.http.clone(), ctx.retry.clone(), "Supabase"),
+            ctx.connection,
+            ctx.secret("service_key")?,
+            ctx.clock.clone(),
+        )?))
     }
 }

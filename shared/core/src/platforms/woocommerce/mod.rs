@@ -6,16 +6,18 @@
 //!   target (batch writes, matched by the id map, then by SKU or email).
 //! - [`mapping`]: WooCommerce JSON to and from the canonical records.
 
-// pub mod connector;
-// pub mod mapping;
+pub mod connector;
+pub mod mapping;
 pub mod webhook;
 
 use serde_json::{json, Value};
 
 use super::{
-    rules, Capabilities, Platform, PlatformModule, PlatformSpec, Received, Refusal, Sample,
-    SignOptions, WebhookDelivery,
+    http::Caller, rules, Capabilities, ConnectorContext, Platform, PlatformModule, PlatformSpec,
+    Received, Refusal, Sample, SignOptions, WebhookDelivery,
 };
+use crate::ports::{Connector, PlatformError};
+use std::sync::Arc;
 use crate::domain::{Connection, EntityType};
 use crate::records::{CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS};
 
@@ -115,5 +117,19 @@ impl PlatformModule for WooCommerce {
             ],
             connection_id: "0b9e1a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b",
         }
+    }
+
+    fn connector(&self, ctx: ConnectorContext<'_>) -> Result<Arc<dyn Connector>, PlatformError> {
+        let base = ctx
+            .connection
+            .config_str("base_url")
+            .ok_or_else(|| PlatformError::Rejected("the connection has no base_url".into()))?;
+        Ok(Arc::new(connector::WooConnector::new(
+            Caller::new(ctx.http.clone(), ctx.retry.clone(), "WooCommerce"),
+            base,
+            ctx.secret("consumer_key")?,
+            ctx.secret("consumer_secret")?,
+            ctx.clock.clone(),
+        )?))
     }
 }

@@ -30,8 +30,8 @@ use crate::domain::{
     Run, RunCounts, SyncJob, SyncMode,
 };
 use crate::ports::{
-    Connector, Item, PlatformError, RecordIndex, RecordState, RecordUpdate, Source, StateError,
-    SyncKey, SyncLeases, Write, WriteOutcome,
+    Connector, Item, Origin, PlatformError, RecordIndex, RecordState, RecordUpdate, Source,
+    StateError, SyncKey, SyncLeases, Write, WriteOutcome,
 };
 use crate::records::Record;
 
@@ -51,6 +51,7 @@ pub struct RunContext<'a> {
     pub key: SyncKey,
     pub owner: &'a str,
     pub source: &'a dyn Source,
+    pub source_platform: crate::domain::Platform,
     /// The fields the source reads (its records' own fingerprints are over these).
     pub source_fields: &'static [&'static str],
     pub flows: &'a [FlowPlan],
@@ -402,7 +403,11 @@ impl Engine {
             writes.push(Write {
                 record: r.clone(),
                 target_id: target_id.map(str::to_string),
-                origin: format!("{source}:{}", r.id),
+                origin: Origin {
+                    connection: source,
+                    platform: ctx.source_platform,
+                    id: r.id.clone(),
+                },
             });
         }
         if writes.is_empty() {

@@ -435,6 +435,7 @@ impl SyncWorker {
             key,
             owner,
             source,
+            source_platform: connection.platform,
             source_fields,
             flows: &plans,
             deadline: stop_at,

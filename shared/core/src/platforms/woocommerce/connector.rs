@@ -1,0 +1,661 @@
+//! The WooCommerce connector: the store's REST API (`/wp-json/wc/v3`) as a source of orders,
+//! customers and products, and as a target of customers and products.
+//!
+//! Authentication follows WooCommerce: HTTP basic auth with the consumer key and secret
+//! over HTTPS; over plain HTTP (where WooCommerce never tries basic auth) one-legged
+//! OAuth 1.0a, HMAC-SHA256, signed the way `WC_REST_Authentication` checks it.
+//!
+//! Reading (`modified_after` is exclusive and second-granular, lists shift while paged):
+//! orders and products are listed by modification time, oldest first, 100 a page; after
+//! each page the next query starts again from the last record read (its second, re-read,
+//! with what was already read skipped), so a record modified meanwhile is read again later
+//! rather than skipped. Orders are listed with every status, trash included (a trashed
+//! order reads as deleted). Customers have no `modified_after`: the whole list is scanned by
+//! id and filtered by modification date, and the cursor is set to when the scan began.
+//! Records named by id are fetched with `include`; one that is gone reads as deleted.
+//!
+//! Writing goes through the batch endpoints (at most 100 items a call). A record the index
+//! does not link yet is first looked for by SKU (products) or email (customers): a retry
+//! after a lost response then updates what the first attempt created instead of creating it
+//! twice. A product without a SKU, or a customer without an email, cannot be matched that
+//! way and is refused (a per-record failure) rather than risk a duplicate. Deletions trash
+//! products and delete customers (WooCommerce has no trash for customers).
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::mapping;
+use crate::clock::Clock;
+use crate::domain::{Cursor, EntityType};
+use crate::platforms::http::{unexpected, Caller, Replay};
+use crate::ports::{
+    Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, Source, Target,
+    Write, WriteOutcome,
+};
+use crate::records::{Body, Record};
+
+/// WooCommerce's page and batch limit.
+pub const PAGE: usize = 100;
+/// Every order status, trash included (checkout drafts are not orders yet).
+const ORDER_STATUSES: &str =
+    "pending,processing,on-hold,completed,cancelled,refunded,failed,trash";
+
+/// How the connector authenticates.
+enum Auth {
+    Basic(String),
+    OAuth { key: String, secret: String },
+}
+
+pub struct WooConnector {
+    caller: Caller,
+    /// `https://shop.example.com/wp-json/wc/v3`
+    api: String,
+    auth: Auth,
+    clock: Arc<dyn Clock>,
+}
+
+/// RFC 3986 percent-encoding (PHP's `rawurlencode`): everything but `A-Z a-z 0-9 - . _ ~`.
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The OAuth 1.0a signature WooCommerce checks for `method url?params` (params unencoded).
+pub fn oauth_signature(method: &str, url: &str, params: &[(String, String)], secret: &str) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let joined: Vec<String> = sorted
+        .iter()
+        .map(|(k, v)| encode(&format!("{}={}", encode(k), encode(v))))
+        .collect();
+    let base = format!("{method}&{}&{}", encode(url), joined.join("%26"));
+    crate::crypto::hmac_sha256_base64(format!("{secret}&").as_bytes(), base.as_bytes())
+}
+
+fn entity_path(entity: EntityType) -> &'static str {
+    match entity {
+        EntityType::Orders => "orders",
+        EntityType::Customers => "customers",
+        EntityType::Products => "products",
+    }
+}
+
+fn map(entity: EntityType, v: &Value) -> Result<Record, String> {
+    match entity {
+        EntityType::Orders => mapping::order(v),
+        EntityType::Customers => mapping::customer(v),
+        EntityType::Products => mapping::product(v),
+    }
+}
+
+/// Numeric ids compare as numbers (WooCommerce orders by id as a tie-break).
+fn id_order(a: &str, b: &str) -> Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+/// Whether a record at `stamp`/`id` comes after `cursor`.
+fn is_after(stamp: DateTime<Utc>, id: &str, cursor: &Cursor) -> bool {
+    match stamp.cmp(&cursor.stamp) {
+        Ordering::Greater => true,
+        Ordering::Less => false,
+        Ordering::Equal => cursor.id.is_empty() || id_order(id, &cursor.id) == Ordering::Greater,
+    }
+}
+
+impl WooConnector {
+    pub fn new(
+        caller: Caller,
+        base_url: &str,
+        consumer_key: &str,
+        consumer_secret: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, PlatformError> {
+        let base = base_url.trim_end_matches('/');
+        let auth = if base.starts_with("https://") {
+            Auth::Basic(format!(
+                "Basic {}",
+                STANDARD.encode(format!("{consumer_key}:{consumer_secret}"))
+            ))
+        } else if base.starts_with("http://") {
+            Auth::OAuth {
+                key: consumer_key.to_string(),
+                secret: consumer_secret.to_string(),
+            }
+        } else {
+            return Err(PlatformError::Rejected(format!(
+                "base_url '{base}' is not an http(s) URL"
+            )));
+        };
+        Ok(Self {
+            caller,
+            api: format!("{base}/wp-json/wc/v3"),
+            auth,
+            clock,
+        })
+    }
+
+    /// A request to `path` (below `/wc/v3`) with `query`, authenticated.
+    fn request(&self, method: Method, path: &str, query: &[(&str, String)]) -> HttpRequest {
+        let url = format!("{}/{path}", self.api);
+        let mut params: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let mut headers = vec![("accept".to_string(), "application/json".to_string())];
+        match &self.auth {
+            Auth::Basic(value) => headers.push(("authorization".into(), value.clone())),
+            Auth::OAuth { key, secret } => {
+                let nonce: String = crate::crypto::random_bytes(16)
+                    .map(|b| b.iter().map(|x| format!("{x:02x}")).collect())
+                    .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string());
+                params.push(("oauth_consumer_key".into(), key.clone()));
+                params.push(("oauth_nonce".into(), nonce));
+                params.push(("oauth_signature_method".into(), "HMAC-SHA256".into()));
+                params.push((
+                    "oauth_timestamp".into(),
+                    self.clock.now().timestamp().to_string(),
+                ));
+                let signature = oauth_signature(method.as_str(), &url, &params, secret);
+                params.push(("oauth_signature".into(), signature));
+            }
+        }
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        let mut request = HttpRequest::new(
+            method,
+            if query.is_empty() {
+                url
+            } else {
+                format!("{url}?{}", query.join("&"))
+            },
+        );
+        request.headers.extend(headers);
+        request
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<HttpResponse, PlatformError> {
+        let response = self
+            .caller
+            .send(self.request(Method::Get, path, query), Replay::Safe)
+            .await?;
+        if response.is_success() {
+            Ok(response)
+        } else {
+            Err(unexpected("WooCommerce", &format!("GET {path}"), &response))
+        }
+    }
+
+    async fn list(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, PlatformError> {
+        let response = self.get(path, query).await?;
+        match response.json() {
+            Ok(Value::Array(items)) => Ok(items),
+            Ok(_) => Err(PlatformError::Unavailable(format!(
+                "WooCommerce answered GET {path} with something other than a list"
+            ))),
+            Err(e) => Err(PlatformError::Unavailable(format!("GET {path}: {e}"))),
+        }
+    }
+
+    /// The filters that make a list show every record of `entity` we sync.
+    fn scope(entity: EntityType) -> (&'static str, String) {
+        match entity {
+            EntityType::Orders => ("status", ORDER_STATUSES.to_string()),
+            EntityType::Products => ("status", "any".to_string()),
+            EntityType::Customers => ("role", "all".to_string()),
+        }
+    }
+
+    /// Orders and products, by modification time.
+    async fn modified_page(
+        &self,
+        entity: EntityType,
+        after: Option<&Cursor>,
+        resume: Option<&Value>,
+    ) -> Result<Page, PlatformError> {
+        let page = resume.and_then(|r| r["page"].as_u64()).unwrap_or(1);
+        let mut query = vec![
+            ("per_page", PAGE.to_string()),
+            ("page", page.to_string()),
+            ("orderby", "modified".to_string()),
+            ("order", "asc".to_string()),
+            ("dates_are_gmt", "true".to_string()),
+            Self::scope(entity),
+        ];
+        if let Some(after) = after {
+            // Exclusive and second-granular: ask from the second before, skip what is not
+            // after the cursor.
+            query.push((
+                "modified_after",
+                mapping::gmt_text(after.stamp - Duration::seconds(1)),
+            ));
+        }
+        let listed = self.list(entity_path(entity), &query).await?;
+        let full = listed.len() >= PAGE;
+        let mut items = Vec::new();
+        let mut checkpoint = None;
+        for v in &listed {
+            let record = map(entity, v);
+            let (stamp, id) = match &record {
+                Ok(r) => (r.modified_at, r.id.clone()),
+                // A record that does not map still has a place in the order if its stamp
+                // and id are readable; otherwise it is failed where it stands.
+                Err(_) => (
+                    mapping::gmt(&v["date_modified_gmt"]).ok().flatten().unwrap_or_default(),
+                    crate::platforms::id_text(v.get("id")).unwrap_or_default(),
+                ),
+            };
+            if after.is_some_and(|c| !is_after(stamp, &id, c)) {
+                continue;
+            }
+            checkpoint = Some(Cursor {
+                stamp,
+                id: id.clone(),
+            });
+            items.push(match record {
+                Ok(r) => Item::Record(r),
+                Err(error) => Item::Bad { id, error },
+            });
+        }
+        let resume = full.then(|| {
+            // Something new: start again from it. Nothing new on a full page (over a
+            // hundred records in one second): the next page of the same query.
+            let next = if items.is_empty() { page + 1 } else { 1 };
+            json!({ "page": next })
+        });
+        Ok(Page {
+            items,
+            checkpoint,
+            resume,
+        })
+    }
+
+    /// Customers: the whole list by id, filtered by modification date.
+    async fn customer_page(
+        &self,
+        after: Option<&Cursor>,
+        resume: Option<&Value>,
+    ) -> Result<Page, PlatformError> {
+        let page = resume.and_then(|r| r["page"].as_u64()).unwrap_or(1);
+        let scan_start = resume
+            .and_then(|r| r["scan_start"].as_str())
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|| self.clock.now());
+        let query = vec![
+            ("per_page", PAGE.to_string()),
+            ("page", page.to_string()),
+            ("orderby", "id".to_string()),
+            ("order", "asc".to_string()),
+            Self::scope(EntityType::Customers),
+        ];
+        let listed = self.list("customers", &query).await?;
+        let mut items = Vec::new();
+        for v in &listed {
+            match mapping::customer(v) {
+                Ok(r) => {
+                    if after.is_none_or(|c| is_after(r.modified_at, &r.id, &Cursor::at(c.stamp))) {
+                        items.push(Item::Record(r));
+                    }
+                }
+                Err(error) => items.push(Item::Bad {
+                    id: crate::platforms::id_text(v.get("id")).unwrap_or_default(),
+                    error,
+                }),
+            }
+        }
+        let more = listed.len() >= PAGE;
+        Ok(Page {
+            items,
+            // Only a finished scan says where the cursor may go: to when it began.
+            checkpoint: (!more).then(|| Cursor::at(scan_start - Duration::seconds(1))),
+            resume: more.then(|| json!({"page": page + 1, "scan_start": scan_start.to_rfc3339()})),
+        })
+    }
+
+    /// The records with these ids, as a map by id (gone ones absent).
+    async fn by_ids(&self, entity: EntityType, ids: &[String]) -> Result<HashMap<String, Value>, PlatformError> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(PAGE) {
+            let query = vec![
+                ("include", chunk.join(",")),
+                ("per_page", PAGE.to_string()),
+                Self::scope(entity),
+            ];
+            for v in self.list(entity_path(entity), &query).await? {
+                if let Some(id) = crate::platforms::id_text(v.get("id")) {
+                    found.insert(id, v);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// One record by id, `None` if it does not exist.
+    async fn one(&self, entity: EntityType, id: &str) -> Result<Option<Value>, PlatformError> {
+        let path = format!("{}/{}", entity_path(entity), encode(id));
+        let response = self
+            .caller
+            .send(self.request(Method::Get, &path, &[]), Replay::Safe)
+            .await?;
+        match response.status {
+            200 => response.json().map(Some).map_err(PlatformError::Unavailable),
+            404 | 400 => Ok(None),
+            _ => Err(unexpected("WooCommerce", &format!("GET {path}"), &response)),
+        }
+    }
+
+    /// Existing records matching unlinked writes by SKU or email: natural key → id.
+    async fn matches(&self, entity: EntityType, keys: &[String]) -> Result<HashMap<String, String>, PlatformError> {
+        let mut found = HashMap::new();
+        match entity {
+            EntityType::Products => {
+                for chunk in keys.chunks(PAGE) {
+                    let query = vec![
+                        ("sku", chunk.join(",")),
+                        ("per_page", PAGE.to_string()),
+                        ("status", "any".to_string()),
+                    ];
+                    for v in self.list("products", &query).await? {
+                        let sku = v["sku"].as_str().unwrap_or_default().to_string();
+                        if let Some(id) = crate::platforms::id_text(v.get("id")) {
+                            found.insert(sku, id);
+                        }
+                    }
+                }
+            }
+            EntityType::Customers => {
+                for email in keys {
+                    let query = vec![("email", email.clone()), ("role", "all".to_string())];
+                    if let Some(v) = self.list("customers", &query).await?.first() {
+                        if let Some(id) = crate::platforms::id_text(v.get("id")) {
+                            found.insert(email.clone(), id);
+                        }
+                    }
+                }
+            }
+            EntityType::Orders => {}
+        }
+        Ok(found)
+    }
+
+    /// Trashes (products) or deletes (customers) one record.
+    async fn remove(&self, entity: EntityType, id: &str) -> WriteOutcome {
+        let path = format!("{}/{}", entity_path(entity), encode(id));
+        let query: Vec<(&str, String)> = if entity == EntityType::Customers {
+            vec![("force", "true".to_string())]
+        } else {
+            Vec::new()
+        };
+        match self
+            .caller
+            .send(self.request(Method::Delete, &path, &query), Replay::Safe)
+            .await
+        {
+            // Gone already (deleted by the first of two attempts) is done too.
+            Ok(r) if r.is_success() || r.status == 404 || r.status == 410 => {
+                WriteOutcome::Written {
+                    target_id: id.to_string(),
+                }
+            }
+            Ok(r) => WriteOutcome::Failed(format!(
+                "WooCommerce answered {} to DELETE {path}: {}",
+                r.status,
+                r.snippet()
+            )),
+            Err(e) => WriteOutcome::Failed(e.to_string()),
+        }
+    }
+
+    /// One batch call: creates and updates, answered per item.
+    async fn batch(
+        &self,
+        entity: EntityType,
+        creates: &[(usize, Value)],
+        updates: &[(usize, Value)],
+        out: &mut [WriteOutcome],
+    ) -> Result<(), PlatformError> {
+        let body = json!({
+            "create": creates.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+            "update": updates.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+        });
+        let path = format!("{}/batch", entity_path(entity));
+        let replay = if creates.is_empty() {
+            Replay::Safe
+        } else {
+            Replay::Unsafe
+        };
+        let response = self
+            .caller
+            .send(self.request(Method::Post, &path, &[]).json(&body), replay)
+            .await?;
+        if matches!(response.status, 401 | 403) {
+            return Err(unexpected("WooCommerce", &format!("POST {path}"), &response));
+        }
+        if !response.is_success() {
+            let why = format!(
+                "WooCommerce answered {} to POST {path}: {}",
+                response.status,
+                response.snippet()
+            );
+            for (i, _) in creates.iter().chain(updates) {
+                out[*i] = WriteOutcome::Failed(why.clone());
+            }
+            return Ok(());
+        }
+        let answer = response.json().map_err(PlatformError::Unavailable)?;
+        for (kind, sent) in [("create", creates), ("update", updates)] {
+            let results = answer[kind].as_array().cloned().unwrap_or_default();
+            for (n, (i, _)) in sent.iter().enumerate() {
+                out[*i] = match results.get(n) {
+                    Some(r) if r.get("error").is_some_and(|e| !e.is_null()) => {
+                        WriteOutcome::Failed(format!(
+                            "WooCommerce refused it: {}",
+                            r["error"]["message"].as_str().unwrap_or("no reason given")
+                        ))
+                    }
+                    Some(r) => match crate::platforms::id_text(r.get("id")).filter(|id| id != "0") {
+                        Some(id) => WriteOutcome::Written { target_id: id },
+                        None => WriteOutcome::Failed("WooCommerce returned no id".into()),
+                    },
+                    None => WriteOutcome::Failed("WooCommerce did not answer for it".into()),
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Source for WooConnector {
+    async fn changes(
+        &self,
+        entity: EntityType,
+        after: Option<&Cursor>,
+        resume: Option<&Value>,
+    ) -> Result<Page, PlatformError> {
+        match entity {
+            EntityType::Customers => self.customer_page(after, resume).await,
+            _ => self.modified_page(entity, after, resume).await,
+        }
+    }
+
+    async fn fetch(&self, entity: EntityType, ids: &[String]) -> Result<Vec<Item>, PlatformError> {
+        let found = self.by_ids(entity, ids).await?;
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            // Not in the list: trashed (lists leave trashed products out) or deleted.
+            let value = match found.get(id) {
+                Some(v) => Some(v.clone()),
+                None => self.one(entity, id).await?,
+            };
+            items.push(match value {
+                Some(v) => match map(entity, &v) {
+                    Ok(r) => Item::Record(r),
+                    Err(error) => Item::Bad {
+                        id: id.clone(),
+                        error,
+                    },
+                },
+                None => Item::Record(Record {
+                    id: id.clone(),
+                    modified_at: self.clock.now(),
+                    body: None,
+                }),
+            });
+        }
+        Ok(items)
+    }
+}
+
+#[async_trait]
+impl Target for WooConnector {
+    async fn write(
+        &self,
+        entity: EntityType,
+        writes: &[Write],
+    ) -> Result<Vec<WriteOutcome>, PlatformError> {
+        let mut out = vec![WriteOutcome::Skipped; writes.len()];
+        if entity == EntityType::Orders {
+            for o in out.iter_mut() {
+                *o = WriteOutcome::Failed("WooCommerce does not take orders from a sync".into());
+            }
+            return Ok(out);
+        }
+        let unlinked: Vec<String> = writes
+            .iter()
+            .filter(|w| w.target_id.is_none())
+            .filter_map(|w| w.record.body.as_ref()?.natural_key())
+            .collect();
+        let matched = if unlinked.is_empty() {
+            HashMap::new()
+        } else {
+            self.matches(entity, &unlinked).await?
+        };
+        let mut creates = Vec::new();
+        let mut updates = Vec::new();
+        for (i, w) in writes.iter().enumerate() {
+            let Some(body) = &w.record.body else {
+                out[i] = match &w.target_id {
+                    Some(id) => self.remove(entity, id).await,
+                    None => WriteOutcome::Skipped,
+                };
+                continue;
+            };
+            let fields = match body {
+                Body::Product(p) => mapping::product_json(p),
+                Body::Customer(c) => mapping::customer_json(c),
+                Body::Order(_) => continue,
+            };
+            let key = body.natural_key();
+            let existing = w
+                .target_id
+                .clone()
+                .or_else(|| key.as_ref().and_then(|k| matched.get(k).cloned()));
+            match (existing, key) {
+                (Some(id), _) => {
+                    let mut v = Value::Object(fields);
+                    v["id"] = json!(id.parse::<u64>().map(Value::from).unwrap_or(Value::from(id)));
+                    updates.push((i, v));
+                }
+                (None, Some(_)) => creates.push((i, Value::Object(fields))),
+                (None, None) => {
+                    out[i] = WriteOutcome::Failed(match entity {
+                        EntityType::Products => "a product needs a SKU to be created in WooCommerce (without one, a retry could not find it and would create it twice)".into(),
+                        _ => "a customer needs an email to be created in WooCommerce".into(),
+                    });
+                }
+            }
+        }
+        // At most 100 items per batch call, creates and updates together.
+        let mut c = creates.as_slice();
+        let mut u = updates.as_slice();
+        while !c.is_empty() || !u.is_empty() {
+            let take_c = c.len().min(PAGE);
+            let take_u = u.len().min(PAGE - take_c);
+            self.batch(entity, &c[..take_c], &u[..take_u], &mut out).await?;
+            c = &c[take_c..];
+            u = &u[take_u..];
+        }
+        Ok(out)
+    }
+
+    async fn modified(
+        &self,
+        entity: EntityType,
+        ids: &[String],
+    ) -> Result<HashMap<String, DateTime<Utc>>, PlatformError> {
+        Ok(self
+            .by_ids(entity, ids)
+            .await?
+            .into_iter()
+            .filter_map(|(id, v)| {
+                let t = mapping::gmt(&v["date_modified_gmt"]).ok().flatten()?;
+                Some((id, t))
+            })
+            .collect())
+    }
+}
+
+impl Connector for WooConnector {
+    fn source(&self) -> Option<&dyn Source> {
+        Some(self)
+    }
+
+    fn target(&self) -> Option<&dyn Target> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoding_is_php_rawurlencode() {
+        assert_eq!(encode("a b+c/é~"), "a%20b%2Bc%2F%C3%A9~");
+        assert_eq!(encode("2026-11-24T18:05:09"), "2026-11-24T18%3A05%3A09");
+    }
+
+    #[test]
+    fn the_oauth_signature_matches_woocommerces_own_algorithm() {
+        // Computed independently with Python, following WC_REST_Authentication:
+        // params sorted, each "k=v" rawurlencoded twice over, joined with %26.
+        let params = vec![
+            ("per_page".to_string(), "100".to_string()),
+            ("modified_after".to_string(), "2026-11-24T18:05:09".to_string()),
+            ("oauth_consumer_key".to_string(), "ck_test".to_string()),
+            ("oauth_nonce".to_string(), "abc123".to_string()),
+            ("oauth_signature_method".to_string(), "HMAC-SHA256".to_string()),
+            ("oauth_timestamp".to_string(), "1795521600".to_string()),
+        ];
+        let sig = oauth_signature(
+            "GET",
+            "http://127.0.0.1:8080/wp-json/wc/v3/orders",
+            &params,
+            "cs_test",
+        );
+        assert_eq!(sig, OAUTH_FIXTURE_SIGNATURE);
+    }
+
+    /// The same inputs signed by WooCommerce's own Python client (`woocommerce` 3.0.0,
+    /// `OAuth.generate_oauth_signature`) and by a transcription of the PHP check.
+    const OAUTH_FIXTURE_SIGNATURE: &str = "2EpqEUBFAO75gucHdGcKipV0JFDHFEMUhJPtOfH4c7A=";
+}
