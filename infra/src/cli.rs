@@ -357,6 +357,8 @@ impl RepairTarget {
         let resources = sync_core::config::AwsResources {
             table_name: need(self.table, "--table")?,
             schedule_group: need(self.group, "--group")?,
+            // Repair writes EventBridge schedules, which name the queue by ARN only.
+            sync_queue_url: String::new(),
             sync_queue_arn: need(self.queue_arn, "--queue-arn")?,
             sync_dlq_arn: need(self.dlq_arn, "--dlq-arn")?,
             scheduler_role_arn: need(self.role_arn, "--role-arn")?,

@@ -81,6 +81,7 @@ pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<Provisioned> {
         resources: AwsResources {
             table_name: names.table.clone(),
             schedule_group: names.group.clone(),
+            sync_queue_url: sync_queue_url.clone(),
             sync_queue_arn: queue_arn,
             sync_dlq_arn: dlq_arn,
             scheduler_role_arn: LOCAL_SCHEDULER_ROLE.to_string(),

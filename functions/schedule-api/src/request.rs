@@ -91,7 +91,7 @@ impl Fields {
             if immutable.contains(&name.as_str()) {
                 return Err(ApiError::invalid_field(
                     name.as_str(),
-                    format!("{name} cannot be changed; create a new schedule instead"),
+                    format!("{name} cannot be changed; create a new one instead"),
                 ));
             }
             if !allowed.contains(&name.as_str()) {
@@ -150,6 +150,34 @@ impl Fields {
             Some(v) => v.as_i64().map(Some).ok_or_else(|| {
                 ApiError::invalid_field(name, format!("{name} must be a whole number"))
             }),
+        }
+    }
+
+    /// A list of strings, each parsed with `FromStr`; `None` when absent.
+    pub fn parsed_list<T>(&self, name: &str) -> Result<Option<Vec<T>>, ApiError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s
+                        .parse()
+                        .map_err(|e| ApiError::invalid_field(name, format!("{name}: {e}"))),
+                    _ => Err(ApiError::invalid_field(
+                        name,
+                        format!("{name} must be a list of strings"),
+                    )),
+                })
+                .collect::<Result<Vec<T>, _>>()
+                .map(Some),
+            Some(_) => Err(ApiError::invalid_field(
+                name,
+                format!("{name} must be a list of strings"),
+            )),
         }
     }
 

@@ -545,3 +545,230 @@ async fn a_concurrent_change_is_409_and_the_trigger_is_untouched() {
     assert_eq!(got["is_active"], true);
     assert_eq!(w.trigger.len(), 1);
 }
+
+/// A request to `path` with `method` and an optional JSON body, as the fixture's tenant.
+fn request(method: &str, path: &str, body: Option<Value>) -> Value {
+    let e = with_method(with_path(event("schedules-list.json"), path), method);
+    match body {
+        Some(b) => with_header(with_json(e, b), "content-type", Some("application/json")),
+        None => e,
+    }
+}
+
+const SUPABASE_CONNECTION: &str = "6a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+
+/// `GET /api/sync/runs` with these query parameters.
+fn runs_query(params: &[(&str, &str)]) -> Value {
+    let mut e = request("GET", "/api/sync/runs", None);
+    let raw: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    e["rawQueryString"] = json!(raw.join("&"));
+    e["queryStringParameters"] = Value::Object(
+        params
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect(),
+    );
+    e
+}
+
+#[tokio::test]
+async fn flows_are_created_read_listed_updated_and_deleted() {
+    let w = world();
+    seed_connection(
+        &w.memory,
+        "tenant-demo",
+        SUPABASE_CONNECTION,
+        Platform::Supabase,
+    );
+    let (status, body, headers) = send(
+        &w,
+        request(
+            "POST",
+            "/api/flows",
+            Some(json!({"source_connection_id": FIXTURE_CONNECTION, "target_connection_id": SUPABASE_CONNECTION,
+                        "entities": ["orders", "products"]})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(headers["location"], format!("/api/flows/{id}").as_str());
+    assert_eq!(body["flow"]["conflict_policy"], "source_wins");
+    assert_eq!(body["flow"]["enabled"], true);
+    assert_eq!(w.memory.queue.jobs().len(), 2, "backfilled per entity");
+    let (status, listed, _) = send(&w, request("GET", "/api/flows", None)).await;
+    assert_eq!(
+        (status, listed.as_array().map(Vec::len)),
+        (StatusCode::OK, Some(1))
+    );
+    let path = format!("/api/flows/{id}");
+    let (status, got, _) = send(&w, request("GET", &path, None)).await;
+    assert_eq!((status, got["id"].clone()), (StatusCode::OK, json!(id)));
+    let (status, updated, _) = send(
+        &w,
+        request(
+            "PUT",
+            &path,
+            Some(json!({"conflict_policy": "newest_wins", "enabled": false})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["flow"]["conflict_policy"], "newest_wins");
+    let (status, refused, _) = send(
+        &w,
+        request(
+            "PUT",
+            &path,
+            Some(json!({"target_connection_id": FIXTURE_CONNECTION})),
+        ),
+    )
+    .await;
+    assert_error(status, &refused, StatusCode::BAD_REQUEST, "invalid_field");
+    assert_eq!(refused["error"]["field"], "target_connection_id");
+    // Another tenant sees nothing of it.
+    let (status, _, _) = send(&w, with_tenant(request("GET", &path, None), "someone-else")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = send(&w, request("DELETE", &path, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(&w, request("GET", &path, None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_flow_the_registry_cannot_carry_is_a_400_on_its_field() {
+    let w = world();
+    seed_connection(
+        &w.memory,
+        "tenant-demo",
+        SUPABASE_CONNECTION,
+        Platform::Supabase,
+    );
+    for (body, field) in [
+        (
+            json!({"source_connection_id": SUPABASE_CONNECTION, "target_connection_id": FIXTURE_CONNECTION, "entities": ["orders"]}),
+            "entities",
+        ),
+        (
+            json!({"source_connection_id": FIXTURE_CONNECTION, "target_connection_id": SUPABASE_CONNECTION, "entities": ["invoices"]}),
+            "entities",
+        ),
+        (
+            json!({"source_connection_id": FIXTURE_CONNECTION, "target_connection_id": SUPABASE_CONNECTION, "entities": "orders"}),
+            "entities",
+        ),
+        (
+            json!({"source_connection_id": FIXTURE_CONNECTION, "target_connection_id": SUPABASE_CONNECTION}),
+            "entities",
+        ),
+        (
+            json!({"source_connection_id": FIXTURE_CONNECTION, "target_connection_id": ConnectionId::new_random().to_string(), "entities": ["orders"]}),
+            "target_connection_id",
+        ),
+        (
+            json!({"source_connection_id": FIXTURE_CONNECTION, "target_connection_id": SUPABASE_CONNECTION, "entities": ["orders"], "conflict_policy": "loudest_wins"}),
+            "conflict_policy",
+        ),
+    ] {
+        let (status, got, _) = send(&w, request("POST", "/api/flows", Some(body.clone()))).await;
+        assert_error(status, &got, StatusCode::BAD_REQUEST, "invalid_field");
+        assert_eq!(got["error"]["field"], field, "{body}");
+    }
+    assert!(w.memory.queue.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn runs_are_listed_newest_first_filtered_and_paged_and_read_only_by_their_tenant() {
+    use sync_core::domain::{
+        EntityType, Run, RunCounts, RunId, RunStatus, ScheduleId, SyncMode, Trigger,
+    };
+    use sync_core::ports::RunLog;
+    let w = world();
+    let tenant = TenantId::parse("tenant-demo").unwrap_or_else(|e| panic!("{e}"));
+    let schedule = ScheduleId::new_random();
+    let base = chrono::DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default();
+    for i in 0..5i64 {
+        let at = base + chrono::Duration::minutes(i);
+        let run = Run {
+            id: RunId::for_job(at, &format!("job-{i}")),
+            tenant_id: tenant.clone(),
+            job_id: format!("job-{i}"),
+            trigger: if i % 2 == 0 {
+                Trigger::Schedule {
+                    schedule_id: schedule,
+                    schedule_version: 1,
+                }
+            } else {
+                Trigger::Webhook
+            },
+            schedule_id: (i % 2 == 0).then_some(schedule),
+            connection_id: FIXTURE_CONNECTION.parse().unwrap_or_else(|e| panic!("{e}")),
+            platform: Platform::WooCommerce,
+            entity_type: EntityType::Orders,
+            sync_mode: SyncMode::Incremental,
+            ids_requested: 0,
+            status: if i == 4 {
+                RunStatus::Partial
+            } else {
+                RunStatus::Succeeded
+            },
+            counts: RunCounts {
+                read: 3,
+                written: 2,
+                ..RunCounts::default()
+            },
+            flows: Vec::new(),
+            failures: Vec::new(),
+            message: None,
+            cursor_before: None,
+            cursor_after: None,
+            triggered_at: at,
+            started_at: at,
+            finished_at: Some(at + chrono::Duration::seconds(2)),
+            continuations: 0,
+            attempts: 1,
+        };
+        w.memory
+            .runs
+            .save(&run)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let (status, page, _) = send(&w, request("GET", "/api/sync/runs", None)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let runs = page["runs"].as_array().cloned().unwrap_or_default();
+    assert_eq!(runs.len(), 5);
+    assert_eq!(runs[0]["status"], "partial", "newest first");
+    assert_eq!(runs[0]["duration_ms"], 2000);
+    // Filtered by schedule, two at a time.
+    let s = schedule.to_string();
+    let (status, first, _) = send(&w, runs_query(&[("schedule_id", &s), ("limit", "2")])).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["runs"].as_array().map(Vec::len), Some(2));
+    let next = first["next"].as_str().unwrap_or_default().to_string();
+    let (_, second, _) = send(
+        &w,
+        runs_query(&[("schedule_id", &s), ("limit", "2"), ("next", &next)]),
+    )
+    .await;
+    assert_eq!(second["runs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(second["next"], Value::Null);
+    // One run, and not another tenant's.
+    let id = runs[1]["id"].as_str().unwrap_or_default().to_string();
+    let one = format!("/api/sync/runs/{id}");
+    let (status, got, _) = send(&w, request("GET", &one, None)).await;
+    assert_eq!((status, got["id"].clone()), (StatusCode::OK, json!(id)));
+    let (status, _, _) = send(&w, with_tenant(request("GET", &one, None), "someone-else")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Bad filters are 400s on their field.
+    for (k, v) in [
+        ("status", "great"),
+        ("limit", "0"),
+        ("next", "nope"),
+        ("schedule_id", "x"),
+    ] {
+        let (status, got, _) = send(&w, runs_query(&[(k, v)])).await;
+        assert_error(status, &got, StatusCode::BAD_REQUEST, "invalid_field");
+        assert_eq!(got["error"]["field"], k);
+    }
+}

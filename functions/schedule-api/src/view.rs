@@ -5,7 +5,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 
-use sync_core::domain::{Connection, EventRecord, Schedule};
+use sync_core::domain::{Connection, Cursor, EventRecord, Flow, Run, RunCounts, Schedule};
 use sync_core::service::Preview;
 
 /// RFC 3339 in UTC with a `Z`, fractional seconds only when there are some.
@@ -30,6 +30,7 @@ pub fn schedule(s: &Schedule, now: DateTime<Utc>) -> Value {
         "timezone": s.timezone.name(),
         "is_active": s.is_active,
         "last_run_at": optional(s.last_run_at),
+        "last_run_status": s.last_run_status.map(|st| st.as_str()),
         "next_run_at": optional(s.next_run_at(now)),
         "created_at": timestamp(s.created_at),
         "updated_at": timestamp(s.updated_at),
@@ -73,6 +74,77 @@ pub fn preview(p: &Preview) -> Value {
         "timezone": p.timezone.name(),
         "next_runs": p.next_runs.iter().map(|t| timestamp(*t)).collect::<Vec<_>>(),
     })
+}
+
+pub fn flow(f: &Flow) -> Value {
+    json!({
+        "id": f.id.to_string(),
+        "source_connection_id": f.source_connection_id.to_string(),
+        "target_connection_id": f.target_connection_id.to_string(),
+        "entities": f.entities.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
+        "conflict_policy": f.conflict_policy.as_str(),
+        "enabled": f.enabled,
+        "created_at": timestamp(f.created_at),
+        "updated_at": timestamp(f.updated_at),
+    })
+}
+
+fn counts(c: &RunCounts) -> Value {
+    json!({
+        "read": c.read, "written": c.written, "unchanged": c.unchanged,
+        "echo_skipped": c.echo_skipped, "failed": c.failed,
+    })
+}
+
+fn cursor(c: &Option<Cursor>) -> Value {
+    c.as_ref().map_or(
+        Value::Null,
+        |c| json!({ "modified_at": timestamp(c.stamp), "id": c.id }),
+    )
+}
+
+pub fn run(r: &Run) -> Value {
+    json!({
+        "id": r.id.to_string(),
+        "trigger": r.trigger.as_str(),
+        "schedule_id": r.schedule_id.map(|s| s.to_string()),
+        "flow_ids": r.flow_ids().iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+        "connection_id": r.connection_id.to_string(),
+        "platform": r.platform.as_str(),
+        "entity_type": r.entity_type.as_str(),
+        "sync_mode": r.sync_mode.as_str(),
+        "ids_requested": r.ids_requested,
+        "status": r.status.as_str(),
+        "counts": counts(&r.counts),
+        "flows": r.flows.iter().map(|f| json!({
+            "flow_id": f.flow_id.to_string(),
+            "target_connection_id": f.target_connection_id.to_string(),
+            "counts": counts(&f.counts),
+        })).collect::<Vec<_>>(),
+        "failures": r.failures.iter().map(|f| json!({
+            "record_id": f.record_id,
+            "flow_id": f.flow_id.map(|id| id.to_string()),
+            "error": f.error,
+        })).collect::<Vec<_>>(),
+        "message": r.message,
+        "cursor_before": cursor(&r.cursor_before),
+        "cursor_after": cursor(&r.cursor_after),
+        "triggered_at": timestamp(r.triggered_at),
+        "started_at": timestamp(r.started_at),
+        "finished_at": optional(r.finished_at),
+        "duration_ms": r.finished_at.map(|f| (f - r.started_at).num_milliseconds()),
+        "continuations": r.continuations,
+        "attempts": r.attempts,
+    })
+}
+
+/// 201 with the new record's `location`.
+pub fn created(location: &str, body: Value) -> Response<Body> {
+    let mut response = json_response(StatusCode::CREATED, &body);
+    if let Ok(value) = location.parse() {
+        response.headers_mut().insert("location", value);
+    }
+    response
 }
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {

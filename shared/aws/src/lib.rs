@@ -9,21 +9,29 @@
 //! - [`scheduler`]: EventBridge Scheduler as the schedule trigger.
 //! - [`sqs`]: the queues.
 //! - [`kms`]: envelope encryption of connection secrets.
+//! - [`flows`], [`runs`], [`sync_state`]: flows, run history, and the worker's leases,
+//!   cursors and record index.
 //! - [`wiring`]: each function's use cases over these adapters.
 
 pub mod connections;
 pub mod dynamodb;
 pub mod events;
+pub mod flows;
 pub mod kms;
+pub mod runs;
 pub mod scheduler;
 pub mod sdk;
 pub mod sqs;
+pub mod sync_state;
 pub mod wiring;
 
 pub use connections::DynamoConnectionStore;
 pub use dynamodb::DynamoScheduleStore;
 pub use events::DynamoEventStore;
+pub use flows::DynamoFlows;
 pub use kms::KmsSealer;
+pub use runs::DynamoRuns;
 pub use scheduler::EventBridgeTrigger;
 pub use sdk::{describe, SdkConfig};
 pub use sqs::SqsQueue;
+pub use sync_state::DynamoSyncState;

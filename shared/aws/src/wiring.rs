@@ -5,19 +5,26 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use sync_core::clock::Clock;
 use sync_core::config::AwsResources;
-use sync_core::service::{ConnectionService, ScheduleService, Services};
+use sync_core::config::WorkerConfig;
+use sync_core::ports::HttpClient;
+use sync_core::service::sync::{SyncWorker, WorkerPorts};
+use sync_core::service::{
+    ConnectionService, FlowService, PlatformConnectors, ScheduleService, Services,
+};
 
-/// The API's use cases over DynamoDB, EventBridge Scheduler and KMS.
+/// The API's use cases over DynamoDB, EventBridge Scheduler, KMS and SQS (backfills).
 pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>) -> Services {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let table = resources.table_name.clone();
     let connection_store = Arc::new(crate::DynamoConnectionStore::new(
         dynamodb.clone(),
-        resources.table_name.clone(),
+        table.clone(),
     ));
+    let flow_store = Arc::new(crate::DynamoFlows::new(dynamodb.clone(), table.clone()));
     let schedules = ScheduleService::new(
         Arc::new(crate::DynamoScheduleStore::new(
-            dynamodb,
-            resources.table_name.clone(),
+            dynamodb.clone(),
+            table.clone(),
         )),
         Arc::new(crate::EventBridgeTrigger::new(
             aws_sdk_scheduler::Client::new(sdk),
@@ -27,23 +34,103 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
         clock.clone(),
     );
     let connections = ConnectionService::new(
-        connection_store,
+        connection_store.clone(),
         Arc::new(crate::KmsSealer::new(
             aws_sdk_kms::Client::new(sdk),
             resources.kms_key_id.clone(),
         )),
         schedules.clone(),
+        flow_store.clone(),
+        clock.clone(),
+    );
+    let flows = FlowService::new(
+        flow_store,
+        connection_store,
+        Arc::new(crate::SqsQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            resources.sync_queue_url.clone(),
+        )),
         clock,
     );
     let events = Arc::new(crate::DynamoEventStore::new(
-        aws_sdk_dynamodb::Client::new(sdk),
-        resources.table_name.clone(),
+        dynamodb.clone(),
+        table.clone(),
+    ));
+    // Reading only: the worker sets each run's expiry when it writes it.
+    let runs = Arc::new(crate::DynamoRuns::new(
+        dynamodb,
+        table,
+        chrono::Duration::days(90),
     ));
     Services {
         schedules,
         connections,
+        flows,
         events,
+        runs,
     }
+}
+
+/// The sync worker over DynamoDB, KMS, SQS, EventBridge Scheduler (it repairs lagging
+/// triggers) and `http` for the platforms.
+pub fn worker(
+    sdk: &SdkConfig,
+    config: &WorkerConfig,
+    http: Arc<dyn HttpClient>,
+    clock: Arc<dyn Clock>,
+) -> SyncWorker {
+    let resources = &config.resources;
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let table = resources.table_name.clone();
+    let connections = Arc::new(crate::DynamoConnectionStore::new(
+        dynamodb.clone(),
+        table.clone(),
+    ));
+    let schedule_store = Arc::new(crate::DynamoScheduleStore::new(
+        dynamodb.clone(),
+        table.clone(),
+    ));
+    let schedules = ScheduleService::new(
+        schedule_store.clone(),
+        Arc::new(crate::EventBridgeTrigger::new(
+            aws_sdk_scheduler::Client::new(sdk),
+            resources,
+        )),
+        connections.clone(),
+        clock.clone(),
+    );
+    let state = Arc::new(crate::DynamoSyncState::new(dynamodb.clone(), table.clone()));
+    let sealer = Arc::new(crate::KmsSealer::new(
+        aws_sdk_kms::Client::new(sdk),
+        resources.kms_key_id.clone(),
+    ));
+    SyncWorker::new(
+        WorkerPorts {
+            connections,
+            flows: Arc::new(crate::DynamoFlows::new(dynamodb.clone(), table.clone())),
+            connectors: Arc::new(PlatformConnectors::new(
+                sealer,
+                http,
+                clock.clone(),
+                config.retry(),
+            )),
+            schedules,
+            schedule_store,
+            leases: state.clone(),
+            index: state,
+            runs: Arc::new(crate::DynamoRuns::new(
+                dynamodb,
+                table,
+                chrono::Duration::days(config.run_retention_days),
+            )),
+            jobs: Arc::new(crate::SqsQueue::new(
+                aws_sdk_sqs::Client::new(sdk),
+                resources.sync_queue_url.clone(),
+            )),
+            clock,
+        },
+        config.settings(),
+    )
 }
 
 /// The webhook intake over DynamoDB, KMS and SQS.

@@ -12,6 +12,7 @@
 //! | `TENANT_CLAIM` | JWT claim that carries the tenant id | `tenant_id` |
 //! | `MAX_BODY_BYTES` | largest request body accepted | `65536` |
 //! | `PUBLIC_BASE_URL` | base of the webhook URLs shown on connections | the API's own domain |
+//! | `SYNC_QUEUE_URL` | the sync queue (backfill jobs of new flows) | required |
 
 use crate::time::{Zone, DEFAULT_ZONE};
 
@@ -25,6 +26,7 @@ pub struct ConfigError(pub String);
 pub struct AwsResources {
     pub table_name: String,
     pub schedule_group: String,
+    pub sync_queue_url: String,
     pub sync_queue_arn: String,
     pub sync_dlq_arn: String,
     pub scheduler_role_arn: String,
@@ -57,6 +59,7 @@ impl AwsResources {
         Ok(Self {
             table_name: required(&get, "TABLE_NAME")?,
             schedule_group: required(&get, "SCHEDULE_GROUP")?,
+            sync_queue_url: required(&get, "SYNC_QUEUE_URL")?,
             sync_queue_arn: required(&get, "SYNC_QUEUE_ARN")?,
             sync_dlq_arn: required(&get, "SYNC_DLQ_ARN")?,
             scheduler_role_arn: required(&get, "SCHEDULER_ROLE_ARN")?,
@@ -174,6 +177,75 @@ impl CoalescerConfig {
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+/// What the sync worker is configured with.
+///
+/// | variable | meaning | default |
+/// |---|---|---|
+/// | `TABLE_NAME`, `KMS_KEY_ID`, `SCHEDULE_GROUP`, `SYNC_QUEUE_URL`, `SYNC_QUEUE_ARN`, `SYNC_DLQ_ARN`, `SCHEDULER_ROLE_ARN` | as the API's (the worker repairs lagging triggers) | required |
+/// | `RUN_RETENTION_DAYS` | how long runs are kept | `90` |
+/// | `LEASE_SECONDS` | how long a stream's lease lasts unless renewed | `60` |
+/// | `OVERLAP_SECONDS` | how far before its cursor an incremental run re-reads | `120` |
+/// | `SAFETY_MARGIN_SECONDS` | how long before the invocation's deadline a run checkpoints | `20` |
+/// | `TIME_BUDGET_MS` | if set, a run also checkpoints this long after it started | |
+/// | `HTTP_TIMEOUT_SECONDS` | every platform call's timeout | `30` |
+/// | `HTTP_ATTEMPTS` | tries per platform call (retries on 429, 5xx, timeouts) | `5` |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    pub resources: AwsResources,
+    pub run_retention_days: i64,
+    pub lease_seconds: i64,
+    pub overlap_seconds: i64,
+    pub safety_margin_seconds: i64,
+    pub time_budget_ms: Option<i64>,
+    pub http_timeout_seconds: i64,
+    pub http_attempts: i64,
+}
+
+impl WorkerConfig {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            resources: AwsResources::from_lookup(&get)?,
+            run_retention_days: number(&get, "RUN_RETENTION_DAYS", 90)?,
+            lease_seconds: number(&get, "LEASE_SECONDS", 60)?,
+            overlap_seconds: number(&get, "OVERLAP_SECONDS", 120)?,
+            safety_margin_seconds: number(&get, "SAFETY_MARGIN_SECONDS", 20)?,
+            time_budget_ms: match get("TIME_BUDGET_MS").filter(|v| !v.is_empty()) {
+                None => None,
+                Some(_) => Some(number(&get, "TIME_BUDGET_MS", 1)?),
+            },
+            http_timeout_seconds: number(&get, "HTTP_TIMEOUT_SECONDS", 30)?,
+            http_attempts: number(&get, "HTTP_ATTEMPTS", 5)?,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The worker's tunables.
+    pub fn settings(&self) -> crate::service::sync::WorkerSettings {
+        crate::service::sync::WorkerSettings {
+            lease_ttl: chrono::Duration::seconds(self.lease_seconds),
+            safety_margin: chrono::Duration::seconds(self.safety_margin_seconds),
+            time_budget: self.time_budget_ms.map(chrono::Duration::milliseconds),
+            engine: crate::service::sync::EngineSettings {
+                overlap: chrono::Duration::seconds(self.overlap_seconds),
+            },
+        }
+    }
+
+    /// How connectors call platforms.
+    pub fn retry(&self) -> crate::platforms::http::RetryPolicy {
+        crate::platforms::http::RetryPolicy {
+            attempts: u32::try_from(self.http_attempts).unwrap_or(5),
+            timeout: std::time::Duration::from_secs(
+                u64::try_from(self.http_timeout_seconds).unwrap_or(30),
+            ),
+            ..crate::platforms::http::RetryPolicy::default()
+        }
     }
 }
 

@@ -122,14 +122,10 @@ async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<
     };
     let c = app.services.connections.create(tenant, new).await?;
     let connection = view::connection(&c, &base_url(app, req));
-    let mut response = view::json_response(
-        StatusCode::CREATED,
-        &json!({ "id": c.id.to_string(), "message": "connection created", "connection": connection }),
-    );
-    if let Ok(location) = format!("{BASE}/{}", c.id).parse() {
-        response.headers_mut().insert("location", location);
-    }
-    Ok(response)
+    Ok(view::created(
+        &format!("{BASE}/{}", c.id),
+        json!({ "id": c.id.to_string(), "message": "connection created", "connection": connection }),
+    ))
 }
 
 async fn update(

@@ -8,8 +8,14 @@
 //! | POST, GET | `/api/connections` | create, list |
 //! | GET, PUT, DELETE | `/api/connections/{id}` | read, update, delete (`?cascade=true`) |
 //! | GET | `/api/connections/{id}/events` | the connection's webhook event log |
+//! | POST, GET | `/api/flows` | create, list |
+//! | GET, PUT, DELETE | `/api/flows/{id}` | read, update, delete |
+//! | GET | `/api/sync/runs` | run history (`schedule_id`, `flow_id`, `connection_id`, `status`, `limit`, `next`) |
+//! | GET | `/api/sync/runs/{id}` | one run |
 
 mod connections;
+mod flows;
+mod runs;
 mod schedules;
 
 use lambda_http::{Body, Request, Response};
@@ -26,6 +32,12 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
     }
     if let Some(rest) = path.strip_prefix(connections::BASE) {
         return connections::dispatch(app, &tenant, req, rest).await;
+    }
+    if let Some(rest) = path.strip_prefix(flows::BASE) {
+        return flows::dispatch(app, &tenant, req, rest).await;
+    }
+    if let Some(rest) = path.strip_prefix(runs::BASE) {
+        return runs::dispatch(app, &tenant, req, rest).await;
     }
     Err(ApiError::not_found(format!(
         "no route for {}",

@@ -111,18 +111,14 @@ async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<
         is_active: fields.bool("is_active", true)?.unwrap_or(true),
     };
     let schedule = app.services.schedules.create(tenant, new).await?;
-    let mut response = view::json_response(
-        StatusCode::CREATED,
-        &json!({
+    Ok(view::created(
+        &format!("{BASE}/{}", schedule.id),
+        json!({
             "id": schedule.id.to_string(),
             "message": "schedule created",
             "schedule": view::schedule(&schedule, app.services.schedules.now()),
         }),
-    );
-    if let Ok(location) = format!("{BASE}/{}", schedule.id).parse() {
-        response.headers_mut().insert("location", location);
-    }
-    Ok(response)
+    ))
 }
 
 async fn update(

@@ -31,18 +31,22 @@ pub struct MemoryWorld {
     pub sealer: std::sync::Arc<MemorySealer>,
     pub events: std::sync::Arc<MemoryEventStore>,
     pub queue: std::sync::Arc<MemoryQueue>,
+    pub flows: std::sync::Arc<MemoryFlows>,
+    pub runs: std::sync::Arc<MemoryRuns>,
 }
 
 impl Default for MemoryWorld {
     fn default() -> Self {
         let connections = Arc::new(MemoryConnectionStore::default());
         Self {
+            flows: Arc::new(MemoryFlows::new(connections.clone())),
             schedules: Arc::new(MemoryScheduleStore::checking(connections.clone())),
             trigger: Arc::default(),
             connections,
             sealer: Arc::default(),
             events: Arc::default(),
             queue: Arc::default(),
+            runs: Arc::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::{
     Connection, ConnectionId, ConnectionPatch, NewConnection, Platform, Sealed, Secret, Secrets,
     TenantId,
 };
-use crate::ports::{ConnectionStore, SealError, SecretSealer};
+use crate::ports::{ConnectionStore, FlowStore, SealError, SecretSealer};
 
 /// Longest display name, secret value and URL we accept.
 const MAX_NAME: usize = 200;
@@ -25,6 +25,7 @@ pub struct ConnectionService {
     store: Arc<dyn ConnectionStore>,
     sealer: Arc<dyn SecretSealer>,
     schedules: ScheduleService,
+    flows: Arc<dyn FlowStore>,
     clock: Arc<dyn Clock>,
 }
 
@@ -44,12 +45,14 @@ impl ConnectionService {
         store: Arc<dyn ConnectionStore>,
         sealer: Arc<dyn SecretSealer>,
         schedules: ScheduleService,
+        flows: Arc<dyn FlowStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             sealer,
             schedules,
+            flows,
             clock,
         }
     }
@@ -146,8 +149,9 @@ impl ConnectionService {
         Ok(next)
     }
 
-    /// Deletes the connection. While schedules use it this is a conflict, unless `cascade`,
-    /// which deletes those schedules (and their EventBridge schedules) first.
+    /// Deletes the connection. While schedules or flows use it this is a conflict, unless
+    /// `cascade`, which deletes those schedules (and their EventBridge schedules) and flows
+    /// first.
     ///
     /// The connection is marked as being deleted before its schedules are listed: from the
     /// mark on, the store refuses new schedules for it (the check is part of the schedule's
@@ -177,7 +181,14 @@ impl ConnectionService {
             .into_iter()
             .filter(|s| s.credential_id == id)
             .collect();
-        if !dependents.is_empty() && !cascade {
+        let flows: Vec<_> = self
+            .flows
+            .list(tenant)
+            .await?
+            .into_iter()
+            .filter(|f| f.uses(id))
+            .collect();
+        if (!dependents.is_empty() || !flows.is_empty()) && !cascade {
             if marked_here {
                 let mut unmarked = current.clone();
                 unmarked.deleting_since = None;
@@ -187,12 +198,24 @@ impl ConnectionService {
                 }
             }
             return Err(ServiceError::Conflict(format!(
-                "{} schedule(s) use this connection; delete them first, or delete with ?cascade=true to delete them too",
-                dependents.len()
+                "{} schedule(s) and {} flow(s) use this connection; delete them first, or delete with ?cascade=true to delete them too",
+                dependents.len(),
+                flows.len()
             )));
         }
         for schedule in dependents {
             self.delete_schedule(tenant, schedule.id).await?;
+        }
+        for flow in flows {
+            match self.flows.delete(tenant, flow.id, flow.version).await {
+                // Changed meanwhile (its connections cannot change): delete what is there.
+                Err(crate::ports::StoreError::Conflict) => {
+                    if let Some(now) = self.flows.get(tenant, flow.id).await? {
+                        self.flows.delete(tenant, now.id, now.version).await?;
+                    }
+                }
+                other => other?,
+            }
         }
         self.store.delete(id, current.version).await?;
         Ok(())

@@ -33,6 +33,7 @@ fn world() -> World {
         store.clone(),
         Arc::new(MemorySealer::default()),
         schedules.clone(),
+        Arc::new(crate::memory::MemoryFlows::new(store.clone())),
         clock,
     );
     World {

@@ -3,6 +3,7 @@
 mod coalesce;
 mod connections;
 mod connectors;
+mod flows;
 mod intake;
 mod repair;
 mod schedules;
@@ -11,6 +12,7 @@ pub mod sync;
 pub use coalesce::{CoalesceReport, Coalescer, Incoming, MAX_IDS_PER_JOB};
 pub use connections::{open_secrets, ConnectionService};
 pub use connectors::PlatformConnectors;
+pub use flows::FlowService;
 pub use intake::{Delivery, Intake, IntakeError, IntakeSettings, Outcome};
 pub use repair::{Drift, RepairReport, ScheduleRepair, Scope};
 pub use schedules::{FiredSchedule, Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT};
@@ -20,7 +22,9 @@ pub use schedules::{FiredSchedule, Preview, ScheduleService, ServiceError, MAX_P
 pub struct Services {
     pub schedules: ScheduleService,
     pub connections: ConnectionService,
+    pub flows: FlowService,
     pub events: std::sync::Arc<dyn crate::ports::EventLog>,
+    pub runs: std::sync::Arc<dyn crate::ports::RunHistory>,
 }
 
 impl Services {
@@ -39,14 +43,24 @@ impl Services {
             world.connections.clone(),
             world.sealer.clone(),
             schedules.clone(),
+            world.flows.clone(),
+            clock.clone(),
+        );
+        let flows = FlowService::new(
+            world.flows.clone(),
+            world.connections.clone(),
+            world.queue.clone(),
             clock,
         );
         let events = world.events.clone();
+        let runs = world.runs.clone();
         (
             Self {
                 schedules,
                 connections,
+                flows,
                 events,
+                runs,
             },
             world,
         )

@@ -1,0 +1,116 @@
+//! Flow routes: create, list, read, update (entities, conflict policy, on/off), delete.
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::request::{json_object, Fields};
+use crate::view;
+use crate::App;
+use sync_core::domain::{ConflictPolicy, FlowId, FlowPatch, NewFlow, TenantId};
+
+pub(super) const BASE: &str = "/api/flows";
+const CREATE_FIELDS: &[&str] = &[
+    "source_connection_id",
+    "target_connection_id",
+    "entities",
+    "conflict_policy",
+    "enabled",
+];
+const UPDATE_FIELDS: &[&str] = &["entities", "conflict_policy", "enabled"];
+const IMMUTABLE_FIELDS: &[&str] = &["source_connection_id", "target_connection_id"];
+
+pub(super) async fn dispatch(
+    app: &App,
+    tenant: &TenantId,
+    req: &Request,
+    rest: &str,
+) -> Result<Response<Body>, ApiError> {
+    let not_found = || ApiError::not_found(format!("no route for {}", req.uri().path()));
+    let segments = super::segments(rest).ok_or_else(not_found)?;
+    let method = req.method();
+    match segments.as_slice() {
+        [] if method == Method::GET => {
+            let flows = app.services.flows.list(tenant).await?;
+            let body: Vec<_> = flows.iter().map(view::flow).collect();
+            Ok(view::json_response(StatusCode::OK, &json!(body)))
+        }
+        [] if method == Method::POST => create(app, tenant, req).await,
+        [] => Err(ApiError::method_not_allowed("GET, POST")),
+        [raw] => {
+            let id: FlowId = raw
+                .parse()
+                .map_err(|_| ApiError::not_found("no flow with that id"))?;
+            match *method {
+                Method::GET => {
+                    let flow = app.services.flows.get(tenant, id).await?;
+                    Ok(view::json_response(StatusCode::OK, &view::flow(&flow)))
+                }
+                Method::PUT => update(app, tenant, id, req).await,
+                Method::DELETE => {
+                    app.services.flows.delete(tenant, id).await?;
+                    Ok(view::json_response(
+                        StatusCode::OK,
+                        &json!({ "message": "flow deleted" }),
+                    ))
+                }
+                _ => Err(ApiError::method_not_allowed("GET, PUT, DELETE")),
+            }
+        }
+        _ => Err(not_found()),
+    }
+}
+
+async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<Body>, ApiError> {
+    let fields = Fields::new(
+        json_object(req, app.settings.max_body_bytes)?,
+        CREATE_FIELDS,
+        &[],
+    )?;
+    let new = NewFlow {
+        source_connection_id: fields.required_parsed("source_connection_id")?,
+        target_connection_id: fields.required_parsed("target_connection_id")?,
+        entities: fields
+            .parsed_list("entities")?
+            .ok_or_else(|| ApiError::invalid_field("entities", "entities is required"))?,
+        conflict_policy: fields
+            .parsed::<ConflictPolicy>("conflict_policy", true)?
+            .unwrap_or_default(),
+        enabled: fields.bool("enabled", true)?.unwrap_or(true),
+    };
+    let flow = app.services.flows.create(tenant, new).await?;
+    Ok(view::created(
+        &format!("{BASE}/{}", flow.id),
+        json!({ "id": flow.id.to_string(), "message": "flow created", "flow": view::flow(&flow) }),
+    ))
+}
+
+async fn update(
+    app: &App,
+    tenant: &TenantId,
+    id: FlowId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let fields = Fields::new(
+        json_object(req, app.settings.max_body_bytes)?,
+        UPDATE_FIELDS,
+        IMMUTABLE_FIELDS,
+    )?;
+    let patch = FlowPatch {
+        entities: fields.parsed_list("entities")?,
+        conflict_policy: fields.parsed("conflict_policy", false)?,
+        enabled: fields.bool("enabled", false)?,
+    };
+    if patch.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "nothing to update; send at least one of: {}",
+            UPDATE_FIELDS.join(", ")
+        )));
+    }
+    let flow = app.services.flows.update(tenant, id, patch).await?;
+    Ok(view::json_response(
+        StatusCode::OK,
+        &json!({ "message": "flow updated", "flow": view::flow(&flow) }),
+    ))
+}

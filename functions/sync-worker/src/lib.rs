@@ -1,0 +1,75 @@
+//! The sync worker Lambda, fed by the sync queue. Each message is a [`SyncJob`]; the batch's
+//! jobs run side by side (different streams do not wait for each other), each through
+//! [`SyncWorker`], until the invocation's deadline less a safety margin, where runs
+//! checkpoint and continue in new messages.
+//!
+//! The answer is a partial batch response: a job that should be tried again (a platform or
+//! a dependency was down) is reported as a failure, so the queue redelivers only that one,
+//! and after a few receives moves it to the dead-letter queue. A message that is not a job
+//! is dropped with a log line (it would fail forever).
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use lambda_runtime::{Context, Error, LambdaEvent};
+
+use sync_core::domain::SyncJob;
+use sync_core::service::sync::{JobOutcome, SyncWorker};
+
+/// Jobs of one batch run at once.
+const JOBS_IN_PARALLEL: usize = 4;
+
+/// What the handler needs, built once per cold start.
+pub struct App {
+    pub worker: SyncWorker,
+}
+
+/// When the invocation ends: Lambda's deadline, or (outside Lambda) fifteen minutes away.
+pub fn deadline(context: &Context) -> DateTime<Utc> {
+    i64::try_from(context.deadline)
+        .ok()
+        .filter(|ms| *ms > 0)
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(15))
+}
+
+pub async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let deadline = deadline(&event.context);
+    let jobs: Vec<_> = event
+        .payload
+        .records
+        .into_iter()
+        .map(|m| {
+            let id = m.message_id.unwrap_or_default();
+            let job = serde_json::from_str::<SyncJob>(m.body.as_deref().unwrap_or_default());
+            (id, job)
+        })
+        .collect();
+    let outcomes: Vec<(String, JobOutcome)> =
+        stream::iter(jobs.into_iter().map(|(id, job)| async move {
+            match job {
+                Ok(job) => {
+                    let outcome = app.worker.handle(job, deadline).await;
+                    (id, outcome)
+                }
+                Err(e) => {
+                    tracing::error!(message_id = %id, error = %e, "not a sync job; dropped");
+                    (id, JobOutcome::Done)
+                }
+            }
+        }))
+        .buffer_unordered(JOBS_IN_PARALLEL)
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for (id, outcome) in outcomes {
+        if let JobOutcome::Retry(why) = outcome {
+            tracing::warn!(message_id = %id, reason = %why, "job handed back to the queue");
+            response.add_failure(id);
+        }
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests;

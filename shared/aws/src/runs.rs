@@ -1,0 +1,397 @@
+//! Run history in DynamoDB (the one table).
+//!
+//! - A run: `pk = TENANT#<tenant>`, `sk = RUN#<run id>` (run ids sort by time, so a tenant's
+//!   runs read newest first from its partition). Its details (flows, failed records,
+//!   cursors) are JSON attributes.
+//! - Pointers for the filters: `pk = RUNS#<tenant>#SCHEDULE#<id>` (and `#CONNECTION#`,
+//!   `#FLOW#`), `sk = <run id>`. Listing by schedule, connection or flow reads that partition
+//!   and then the runs by key; no list ever scans.
+//!
+//! Everything expires with the retention (`expires_at`, DynamoDB's TTL), and is treated as
+//! gone on read once expired (TTL deletion lags).
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+use crate::dynamodb::{get_s, get_time, parsed, s, tenant_pk, time, Item};
+use crate::sdk::describe;
+use sync_core::domain::{
+    Cursor, FlowRun, RecordFailure, Run, RunCounts, RunFilter, RunId, RunPage, TenantId, Trigger,
+};
+use sync_core::ports::{RunHistory, RunListError, RunLog, StoreError};
+
+#[derive(Clone, Debug)]
+pub struct DynamoRuns {
+    client: Client,
+    table: String,
+    retention: chrono::Duration,
+}
+
+impl DynamoRuns {
+    pub fn new(client: Client, table: impl Into<String>, retention: chrono::Duration) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            retention,
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(field: &str) -> StoreError {
+    StoreError::Unavailable(format!("stored run has a bad or missing '{field}'"))
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn run_key(tenant: &TenantId, id: &RunId) -> Item {
+    Item::from([
+        ("pk".to_string(), s(tenant_pk(tenant))),
+        ("sk".to_string(), s(format!("RUN#{id}"))),
+    ])
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
+    serde_json::to_string(value).map(s).map_err(unavailable)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(item: &Item, field: &str) -> Result<T, StoreError> {
+    serde_json::from_str(get_s(item, field)?).map_err(|_| corrupt(field))
+}
+
+impl DynamoRuns {
+    fn expires_at(&self, run: &Run) -> AttributeValue {
+        AttributeValue::N((run.started_at + self.retention).timestamp().to_string())
+    }
+
+    fn to_item(&self, run: &Run) -> Result<Item, StoreError> {
+        let mut item = run_key(&run.tenant_id, &run.id);
+        item.insert("kind".into(), s("run"));
+        item.insert("id".into(), s(run.id.as_str()));
+        item.insert("tenant_id".into(), s(run.tenant_id.as_str()));
+        item.insert("job_id".into(), s(&run.job_id));
+        item.insert("trigger".into(), json(&run.trigger)?);
+        if let Some(schedule) = run.schedule_id {
+            item.insert("schedule_id".into(), s(schedule.to_string()));
+        }
+        item.insert("connection_id".into(), s(run.connection_id.to_string()));
+        item.insert("platform".into(), s(run.platform.as_str()));
+        item.insert("entity_type".into(), s(run.entity_type.as_str()));
+        item.insert("sync_mode".into(), s(run.sync_mode.as_str()));
+        item.insert("ids_requested".into(), n(run.ids_requested as u64));
+        item.insert("status".into(), s(run.status.as_str()));
+        item.insert("counts".into(), json(&run.counts)?);
+        item.insert("flows".into(), json(&run.flows)?);
+        item.insert("failures".into(), json(&run.failures)?);
+        if let Some(m) = &run.message {
+            item.insert("message".into(), s(m));
+        }
+        if let Some(c) = &run.cursor_before {
+            item.insert("cursor_before".into(), json(c)?);
+        }
+        if let Some(c) = &run.cursor_after {
+            item.insert("cursor_after".into(), json(c)?);
+        }
+        item.insert("triggered_at".into(), time(run.triggered_at));
+        item.insert("started_at".into(), time(run.started_at));
+        if let Some(t) = run.finished_at {
+            item.insert("finished_at".into(), time(t));
+        }
+        item.insert("continuations".into(), n(u64::from(run.continuations)));
+        item.insert("attempts".into(), n(u64::from(run.attempts)));
+        item.insert("expires_at".into(), self.expires_at(run));
+        Ok(item)
+    }
+
+    /// The pointer items of a run: one per filter it can be found by.
+    fn pointers(&self, run: &Run) -> Vec<Item> {
+        let tenant = run.tenant_id.as_str();
+        let mut partitions = vec![format!("RUNS#{tenant}#CONNECTION#{}", run.connection_id)];
+        if let Some(schedule) = run.schedule_id {
+            partitions.push(format!("RUNS#{tenant}#SCHEDULE#{schedule}"));
+        }
+        for flow in &run.flows {
+            partitions.push(format!("RUNS#{tenant}#FLOW#{}", flow.flow_id));
+        }
+        partitions
+            .into_iter()
+            .map(|pk| {
+                Item::from([
+                    ("pk".to_string(), s(pk)),
+                    ("sk".to_string(), s(run.id.as_str())),
+                    ("kind".to_string(), s("run-pointer")),
+                    ("expires_at".to_string(), self.expires_at(run)),
+                ])
+            })
+            .collect()
+    }
+
+    async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        for chunk in items.chunks(25) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map(|put| WriteRequest::builder().put_request(put).build())
+                        .map_err(unavailable)
+                })
+                .collect::<Result<_, _>>()?;
+            for round in 1..=10u64 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(describe(&e)))?;
+                requests = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 * round)).await;
+            }
+            if !requests.is_empty() {
+                return Err(unavailable("run pointers kept coming back unprocessed"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn by_ids(
+        &self,
+        tenant: &TenantId,
+        ids: &[RunId],
+    ) -> Result<HashMap<RunId, Run>, StoreError> {
+        let mut found = HashMap::new();
+        if ids.is_empty() {
+            return Ok(found);
+        }
+        let keys: Vec<Item> = ids.iter().map(|id| run_key(tenant, id)).collect();
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .build()
+                .map_err(unavailable)?,
+        );
+        let mut rounds = 0u64;
+        while let Some(keys) = request.take() {
+            rounds += 1;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(|e| unavailable(describe(&e)))?;
+            for item in out
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
+                let run = from_item(item)?;
+                found.insert(run.id.clone(), run);
+            }
+            request = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(&self.table))
+                .filter(|k| !k.keys().is_empty())
+                .cloned();
+            if request.is_some() {
+                if rounds > 10 {
+                    return Err(unavailable("runs kept coming back unprocessed"));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50 * rounds)).await;
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn number(item: &Item, field: &str) -> Result<u64, StoreError> {
+    item.get(field)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| corrupt(field))
+}
+
+fn from_item(item: &Item) -> Result<Run, StoreError> {
+    let optional_time = |field: &str| match item.get(field) {
+        Some(_) => get_time(item, field).map(Some),
+        None => Ok(None),
+    };
+    let optional_cursor = |field: &str| -> Result<Option<Cursor>, StoreError> {
+        match item.get(field) {
+            Some(_) => from_json(item, field).map(Some),
+            None => Ok(None),
+        }
+    };
+    Ok(Run {
+        id: parsed(item, "id")?,
+        tenant_id: TenantId::parse(get_s(item, "tenant_id")?).map_err(|_| corrupt("tenant_id"))?,
+        job_id: get_s(item, "job_id")?.to_string(),
+        trigger: from_json::<Trigger>(item, "trigger")?,
+        schedule_id: match item.get("schedule_id") {
+            Some(_) => Some(parsed(item, "schedule_id")?),
+            None => None,
+        },
+        connection_id: parsed(item, "connection_id")?,
+        platform: parsed(item, "platform")?,
+        entity_type: parsed(item, "entity_type")?,
+        sync_mode: parsed(item, "sync_mode")?,
+        ids_requested: usize::try_from(number(item, "ids_requested")?).unwrap_or(usize::MAX),
+        status: parsed(item, "status")?,
+        counts: from_json::<RunCounts>(item, "counts")?,
+        flows: from_json::<Vec<FlowRun>>(item, "flows")?,
+        failures: from_json::<Vec<RecordFailure>>(item, "failures")?,
+        message: item.get("message").and_then(|v| v.as_s().ok()).cloned(),
+        cursor_before: optional_cursor("cursor_before")?,
+        cursor_after: optional_cursor("cursor_after")?,
+        triggered_at: get_time(item, "triggered_at")?,
+        started_at: get_time(item, "started_at")?,
+        finished_at: optional_time("finished_at")?,
+        continuations: u32::try_from(number(item, "continuations")?).unwrap_or(u32::MAX),
+        attempts: u32::try_from(number(item, "attempts")?).unwrap_or(u32::MAX),
+    })
+}
+
+fn expired(item: &Item, now: DateTime<Utc>) -> bool {
+    item.get("expires_at")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .is_some_and(|t| t < now.timestamp())
+}
+
+#[async_trait]
+impl RunLog for DynamoRuns {
+    async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(run_key(tenant, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(describe(&e)))?;
+        out.item().map(from_item).transpose()
+    }
+
+    async fn save(&self, run: &Run) -> Result<(), StoreError> {
+        let mut items = vec![self.to_item(run)?];
+        items.extend(self.pointers(run));
+        self.batch_put(items).await
+    }
+}
+
+#[async_trait]
+impl RunHistory for DynamoRuns {
+    async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError> {
+        RunLog::get(self, tenant, id).await
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &RunFilter,
+        limit: usize,
+        next: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<RunPage, RunListError> {
+        let after = match next {
+            None => None,
+            Some(text) => Some(text.parse::<RunId>().map_err(|_| RunListError::BadCursor)?),
+        };
+        // The narrowest partition the filter allows.
+        let t = tenant.as_str();
+        let pointers = if let Some(schedule) = filter.schedule_id {
+            Some(format!("RUNS#{t}#SCHEDULE#{schedule}"))
+        } else if let Some(flow) = filter.flow_id {
+            Some(format!("RUNS#{t}#FLOW#{flow}"))
+        } else {
+            filter
+                .connection_id
+                .map(|c| format!("RUNS#{t}#CONNECTION#{c}"))
+        };
+        let (pk, prefix, start_sk) = match &pointers {
+            Some(pk) => (
+                pk.clone(),
+                String::new(),
+                after.as_ref().map(|a| a.to_string()),
+            ),
+            None => (
+                tenant_pk(tenant),
+                "RUN#".to_string(),
+                after.as_ref().map(|a| format!("RUN#{a}")),
+            ),
+        };
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit + 1).unwrap_or(101));
+        request = match (&start_sk, prefix.is_empty()) {
+            (Some(sk), true) => request
+                .key_condition_expression("pk = :pk AND sk < :start")
+                .expression_attribute_values(":start", s(sk.clone())),
+            (Some(sk), false) => request
+                .key_condition_expression("pk = :pk AND sk BETWEEN :prefix AND :start")
+                .expression_attribute_values(":prefix", s(prefix.clone()))
+                .expression_attribute_values(":start", s(format!("{sk}\u{0}"))),
+            (None, true) => request.key_condition_expression("pk = :pk"),
+            (None, false) => request
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":prefix", s(prefix.clone())),
+        };
+        let out = request
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        let mut items: Vec<Item> = out.items().to_vec();
+        // `BETWEEN` includes the start key itself: drop it.
+        if let Some(sk) = &start_sk {
+            items.retain(|i| i.get("sk").and_then(|v| v.as_s().ok()) != Some(sk));
+        }
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let last = items
+            .last()
+            .and_then(|i| i.get("sk")?.as_s().ok().cloned())
+            .map(|sk| sk.trim_start_matches("RUN#").to_string());
+        let runs: Vec<Run> = if pointers.is_some() {
+            let ids: Vec<RunId> = items
+                .iter()
+                .filter(|i| !expired(i, now))
+                .filter_map(|i| i.get("sk")?.as_s().ok()?.parse().ok())
+                .collect();
+            let mut found = self.by_ids(tenant, &ids).await?;
+            ids.iter().filter_map(|id| found.remove(id)).collect()
+        } else {
+            items
+                .iter()
+                .filter(|i| !expired(i, now))
+                .map(from_item)
+                .collect::<Result<_, _>>()?
+        };
+        Ok(RunPage {
+            runs: runs.into_iter().filter(|r| filter.matches(r)).collect(),
+            next: if more { last } else { None },
+        })
+    }
+}

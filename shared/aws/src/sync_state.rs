@@ -1,0 +1,418 @@
+//! The worker's state in DynamoDB (the one table):
+//!
+//! - A stream's lease, cursor and follow-up: `pk = STREAM#<connection>`, `sk = <entity>`,
+//!   with `owner`, `lease_until` (epoch ms), `cursor_stamp`/`cursor_id`, and `pending` (the
+//!   follow-up job, as JSON) with `pending_version`. Every write is conditional: taking the
+//!   lease on it being free, expired or ours; the cursor and the follow-up's hand-over on the
+//!   lease being ours (so a worker whose lease ran out cannot move the cursor); a follow-up
+//!   merge on the version it read.
+//! - The record index: `pk = REC#<connection>#<entity>`, `sk = <record id>`, a fingerprint
+//!   attribute per field (`f_<field>`), `written`, and a link attribute per other connection
+//!   (`l_<connection>`). Updates set only the attributes they name, so runs of other streams
+//!   writing the same record's entry (its links in particular) lose nothing of each other's.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::dynamodb::{s, write_failure, Item};
+use crate::sdk::describe;
+use sync_core::domain::{ConnectionId, Cursor, EntityType, SyncJob};
+use sync_core::ports::{
+    Lease, RecordIndex, RecordState, RecordUpdate, StateError, StoreError, SyncKey, SyncLeases,
+};
+use sync_core::records::Fingerprint;
+
+/// How many index updates are in flight at once.
+const UPDATES_IN_FLIGHT: usize = 16;
+/// Keys per BatchGetItem (DynamoDB's limit).
+const BATCH_GET: usize = 100;
+
+#[derive(Clone, Debug)]
+pub struct DynamoSyncState {
+    client: Client,
+    table: String,
+}
+
+impl DynamoSyncState {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StateError {
+    StateError::Unavailable(e.to_string())
+}
+
+fn stream_key(key: SyncKey) -> Item {
+    Item::from([
+        ("pk".to_string(), s(format!("STREAM#{}", key.connection))),
+        ("sk".to_string(), s(key.entity.as_str())),
+    ])
+}
+
+/// A failed condition on a lease write means the lease is someone else's.
+fn lease_failure<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> StateError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match write_failure(e, StoreError::Conflict) {
+        StoreError::Conflict => StateError::LeaseLost,
+        other => StateError::Unavailable(other.to_string()),
+    }
+}
+
+fn cursor_of(item: &Item) -> Option<Cursor> {
+    let stamp = item.get("cursor_stamp")?.as_s().ok()?;
+    let stamp = DateTime::parse_from_rfc3339(stamp)
+        .ok()?
+        .with_timezone(&Utc);
+    let id = item
+        .get("cursor_id")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default();
+    Some(Cursor { stamp, id })
+}
+
+fn pending_of(item: &Item) -> Option<SyncJob> {
+    let text = item.get("pending")?.as_s().ok()?;
+    match serde_json::from_str(text) {
+        Ok(job) => Some(job),
+        Err(e) => {
+            tracing::error!(error = %e, "stored follow-up job does not parse; dropped");
+            None
+        }
+    }
+}
+
+#[async_trait]
+impl SyncLeases for DynamoSyncState {
+    async fn acquire(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<Lease, StateError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(stream_key(key)))
+            .update_expression("SET #owner = :me, lease_until = :until")
+            .condition_expression(
+                "attribute_not_exists(#owner) OR lease_until < :now OR #owner = :me",
+            )
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":until", n((now + ttl).timestamp_millis()))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Lease::Acquired {
+                cursor: out.attributes().and_then(cursor_of),
+            }),
+            Err(e) => match lease_failure(e) {
+                StateError::LeaseLost => Ok(Lease::Held),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn renew(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: chrono::Duration,
+    ) -> Result<(), StateError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(stream_key(key)))
+            .update_expression("SET lease_until = :until")
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":until", n((now + ttl).timestamp_millis()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(lease_failure)
+    }
+
+    async fn save_cursor(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        cursor: &Cursor,
+    ) -> Result<(), StateError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(stream_key(key)))
+            .update_expression("SET cursor_stamp = :stamp, cursor_id = :id")
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(
+                ":stamp",
+                s(cursor
+                    .stamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            )
+            .expression_attribute_values(":id", s(&cursor.id))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(lease_failure)
+    }
+
+    async fn park(&self, key: SyncKey, job: &SyncJob) -> Result<bool, StateError> {
+        // Read, merge, write if nobody merged meanwhile; a lost race reads again.
+        for _ in 0..8 {
+            let current = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(stream_key(key)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| unavailable(describe(&e)))?;
+            let item = current.item().cloned().unwrap_or_default();
+            let waiting = pending_of(&item);
+            let version = item
+                .get("pending_version")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok());
+            let merged = match &waiting {
+                Some(w) => w.merged_with(job),
+                None => job.clone(),
+            };
+            let text = serde_json::to_string(&merged).map_err(unavailable)?;
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(stream_key(key)))
+                .update_expression("SET pending = :job, pending_version = :next")
+                .expression_attribute_values(":job", s(text))
+                .expression_attribute_values(":next", n(version.unwrap_or(0) + 1));
+            update = match version {
+                Some(v) => update
+                    .condition_expression("pending_version = :seen")
+                    .expression_attribute_values(":seen", n(v)),
+                None => update.condition_expression("attribute_not_exists(pending_version)"),
+            };
+            match update.send().await {
+                Ok(_) => return Ok(waiting.is_none()),
+                Err(e) => match write_failure(e, StoreError::Conflict) {
+                    StoreError::Conflict => continue,
+                    other => return Err(unavailable(other)),
+                },
+            }
+        }
+        Err(unavailable("the follow-up kept changing under us"))
+    }
+
+    async fn take_pending(&self, key: SyncKey, owner: &str) -> Result<Option<SyncJob>, StateError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(stream_key(key)))
+            .update_expression(
+                "REMOVE pending SET pending_version = if_not_exists(pending_version, :zero) + :one",
+            )
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(lease_failure)?;
+        Ok(out.attributes().and_then(pending_of))
+    }
+
+    async fn release(&self, key: SyncKey, owner: &str) -> Result<(), StateError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(stream_key(key)))
+            .update_expression("REMOVE #owner, lease_until")
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":me", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match lease_failure(e) {
+                // Not ours any more: leave it to its holder.
+                StateError::LeaseLost => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+fn record_key(connection: ConnectionId, entity: EntityType, id: &str) -> Item {
+    Item::from([
+        ("pk".to_string(), s(format!("REC#{connection}#{entity}"))),
+        ("sk".to_string(), s(id)),
+    ])
+}
+
+fn link_attribute(connection: ConnectionId) -> String {
+    format!("l_{}", connection.as_uuid().simple())
+}
+
+fn state_of(item: &Item) -> RecordState {
+    let mut fingerprint = BTreeMap::new();
+    let mut links = BTreeMap::new();
+    for (name, value) in item {
+        let Ok(text) = value.as_s() else { continue };
+        if let Some(field) = name.strip_prefix("f_") {
+            fingerprint.insert(field.to_string(), text.clone());
+        } else if let Some(conn) = name.strip_prefix("l_") {
+            if let Ok(uuid) = uuid::Uuid::parse_str(conn) {
+                links.insert(ConnectionId::from(uuid), text.clone());
+            }
+        }
+    }
+    RecordState {
+        fingerprint: Fingerprint(fingerprint),
+        written: item
+            .get("written")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        links,
+    }
+}
+
+impl DynamoSyncState {
+    async fn update_one(&self, u: &RecordUpdate) -> Result<(), StateError> {
+        let mut sets = Vec::new();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(record_key(u.connection, u.entity, &u.id)));
+        for (i, (field, hash)) in u.fingerprint.0.iter().enumerate() {
+            sets.push(format!("#f{i} = :f{i}"));
+            request = request
+                .expression_attribute_names(format!("#f{i}"), format!("f_{field}"))
+                .expression_attribute_values(format!(":f{i}"), s(hash));
+        }
+        if !u.fingerprint.is_empty() {
+            sets.push("written = :written".into());
+            request =
+                request.expression_attribute_values(":written", AttributeValue::Bool(u.written));
+        }
+        if let Some((connection, id)) = &u.link {
+            sets.push("#link = :link".into());
+            request = request
+                .expression_attribute_names("#link", link_attribute(*connection))
+                .expression_attribute_values(":link", s(id));
+        }
+        if sets.is_empty() {
+            return Ok(());
+        }
+        request
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(describe(&e)))
+    }
+}
+
+#[async_trait]
+impl RecordIndex for DynamoSyncState {
+    async fn get(
+        &self,
+        connection: ConnectionId,
+        entity: EntityType,
+        ids: &[String],
+    ) -> Result<HashMap<String, RecordState>, StateError> {
+        let mut found = HashMap::new();
+        let mut unique: Vec<&String> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(BATCH_GET) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| record_key(connection, entity, id))
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(unavailable)?,
+            );
+            // DynamoDB may hand back some keys unprocessed; ask again for those.
+            let mut rounds = 0;
+            while let Some(keys) = request.take() {
+                rounds += 1;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(describe(&e)))?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(id) = item.get("sk").and_then(|v| v.as_s().ok()) {
+                        found.insert(id.clone(), state_of(item));
+                    }
+                }
+                request = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+                if request.is_some() {
+                    if rounds > 10 {
+                        return Err(unavailable("the index kept leaving keys unprocessed"));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * rounds)).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn update(&self, updates: &[RecordUpdate]) -> Result<(), StateError> {
+        let writes: Vec<_> = updates.iter().map(|u| self.update_one(u)).collect();
+        let results: Vec<_> = stream::iter(writes)
+            .buffer_unordered(UPDATES_IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    }
+}

@@ -1,0 +1,271 @@
+//! Flow use cases: create, read, list, update, delete.
+//!
+//! A flow's connections must be two different connections of the tenant, and every entity
+//! it carries must be one its source's platform can be read for and its target's platform
+//! written for (the registry's capabilities). A new flow — or an entity added to one, or a
+//! flow switched back on — is backfilled: a full sync of its source for each such entity is
+//! queued, so the target gets what the source already holds, not only what changes next.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use std::sync::Arc;
+
+use super::schedules::invalid;
+use super::ServiceError;
+use crate::clock::Clock;
+use crate::domain::{
+    Connection, ConnectionId, EntityType, Flow, FlowId, FlowPatch, NewFlow, SyncJob, SyncMode,
+    TenantId, Trigger,
+};
+use crate::ports::{ConnectionStore, FlowStore, JobQueue, StoreError};
+
+/// Flow use cases.
+#[derive(Clone)]
+pub struct FlowService {
+    flows: Arc<dyn FlowStore>,
+    connections: Arc<dyn ConnectionStore>,
+    jobs: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+}
+
+impl FlowService {
+    pub fn new(
+        flows: Arc<dyn FlowStore>,
+        connections: Arc<dyn ConnectionStore>,
+        jobs: Arc<dyn JobQueue>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            flows,
+            connections,
+            jobs,
+            clock,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now().trunc_subsecs(3)
+    }
+
+    /// The tenant's connection named in `field`, if it can take part in a flow.
+    async fn connection(
+        &self,
+        tenant: &TenantId,
+        id: ConnectionId,
+        field: &str,
+    ) -> Result<Connection, ServiceError> {
+        match self.connections.get(id).await? {
+            Some(c) if &c.tenant_id == tenant && c.is_deleting() => Err(invalid(
+                field,
+                "that connection is being deleted; flows cannot be added to it",
+            )),
+            Some(c) if &c.tenant_id == tenant => Ok(c),
+            _ => Err(invalid(
+                field,
+                "no connection with that id; create one with POST /api/connections",
+            )),
+        }
+    }
+
+    /// Each entity must be readable at the source's platform and writable at the target's.
+    fn check_entities(
+        source: &Connection,
+        target: &Connection,
+        entities: &[EntityType],
+    ) -> Result<Vec<EntityType>, ServiceError> {
+        if entities.is_empty() {
+            return Err(invalid(
+                "entities",
+                "entities must name at least one of orders, customers, products",
+            ));
+        }
+        let mut distinct: Vec<EntityType> = entities.to_vec();
+        distinct.sort();
+        distinct.dedup();
+        for entity in &distinct {
+            let reads = source
+                .platform
+                .module()
+                .capabilities(*entity)
+                .read
+                .is_some();
+            let writes = target
+                .platform
+                .module()
+                .capabilities(*entity)
+                .write
+                .is_some();
+            if !reads || !writes {
+                let why = if !reads {
+                    format!("{} cannot be the source of {entity}", source.platform)
+                } else {
+                    format!("{} cannot be the target of {entity}", target.platform)
+                };
+                return Err(invalid(
+                    "entities",
+                    format!(
+                        "{} → {} cannot carry {entity}: {why}",
+                        source.platform, target.platform
+                    ),
+                ));
+            }
+        }
+        Ok(distinct)
+    }
+
+    pub async fn create(&self, tenant: &TenantId, new: NewFlow) -> Result<Flow, ServiceError> {
+        if new.source_connection_id == new.target_connection_id {
+            return Err(invalid(
+                "target_connection_id",
+                "a flow needs two different connections",
+            ));
+        }
+        let source = self
+            .connection(tenant, new.source_connection_id, "source_connection_id")
+            .await?;
+        let target = self
+            .connection(tenant, new.target_connection_id, "target_connection_id")
+            .await?;
+        let entities = Self::check_entities(&source, &target, &new.entities)?;
+        for existing in self.flows.list(tenant).await? {
+            if existing.source_connection_id == source.id
+                && existing.target_connection_id == target.id
+            {
+                if let Some(e) = entities.iter().find(|e| existing.carries(**e)) {
+                    return Err(ServiceError::Conflict(format!(
+                        "flow {} already carries {e} from this source to this target; update it instead",
+                        existing.id
+                    )));
+                }
+            }
+        }
+        let now = self.now();
+        let flow = Flow {
+            id: FlowId::new_random(),
+            tenant_id: tenant.clone(),
+            source_connection_id: source.id,
+            target_connection_id: target.id,
+            entities,
+            conflict_policy: new.conflict_policy,
+            enabled: new.enabled,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        match self.flows.insert(&flow).await {
+            Ok(()) => {}
+            Err(StoreError::ReferenceGone) => {
+                return Err(invalid(
+                    "source_connection_id",
+                    "a connection of this flow was deleted meanwhile",
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if flow.enabled {
+            self.backfill(&flow, &source, &flow.entities).await;
+        }
+        Ok(flow)
+    }
+
+    pub async fn get(&self, tenant: &TenantId, id: FlowId) -> Result<Flow, ServiceError> {
+        self.flows
+            .get(tenant, id)
+            .await?
+            .ok_or(ServiceError::NotFound("flow"))
+    }
+
+    pub async fn list(&self, tenant: &TenantId) -> Result<Vec<Flow>, ServiceError> {
+        Ok(self.flows.list(tenant).await?)
+    }
+
+    pub async fn update(
+        &self,
+        tenant: &TenantId,
+        id: FlowId,
+        patch: FlowPatch,
+    ) -> Result<Flow, ServiceError> {
+        let current = self.get(tenant, id).await?;
+        let mut next = current.clone();
+        let source = self
+            .connection(tenant, current.source_connection_id, "source_connection_id")
+            .await?;
+        if let Some(entities) = &patch.entities {
+            let target = self
+                .connection(tenant, current.target_connection_id, "target_connection_id")
+                .await?;
+            next.entities = Self::check_entities(&source, &target, entities)?;
+        }
+        if let Some(policy) = patch.conflict_policy {
+            next.conflict_policy = policy;
+        }
+        if let Some(enabled) = patch.enabled {
+            next.enabled = enabled;
+        }
+        next.updated_at = self.now();
+        next.version = current.version + 1;
+        self.flows
+            .replace(&next, current.version)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict => ServiceError::Conflict(
+                    "the flow was changed by another request; fetch it and try again".into(),
+                ),
+                other => other.into(),
+            })?;
+        // What the flow newly carries: every entity if it was just switched on, else the
+        // entities just added.
+        let fresh: Vec<EntityType> = if next.enabled && !current.enabled {
+            next.entities.clone()
+        } else if next.enabled {
+            next.entities
+                .iter()
+                .copied()
+                .filter(|e| !current.carries(*e))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.backfill(&next, &source, &fresh).await;
+        Ok(next)
+    }
+
+    pub async fn delete(&self, tenant: &TenantId, id: FlowId) -> Result<(), ServiceError> {
+        let current = self.get(tenant, id).await?;
+        self.flows
+            .delete(tenant, id, current.version)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict => ServiceError::Conflict(
+                    "the flow was changed by another request; fetch it and try again".into(),
+                ),
+                other => other.into(),
+            })
+    }
+
+    /// Queues a full sync of the source for each entity. The flow is stored either way; a
+    /// backfill that could not be queued is logged, and the next full or scheduled run of
+    /// the source covers it.
+    async fn backfill(&self, flow: &Flow, source: &Connection, entities: &[EntityType]) {
+        for entity in entities {
+            let job = SyncJob {
+                job_id: uuid::Uuid::new_v4().to_string(),
+                tenant_id: flow.tenant_id.clone(),
+                connection_id: source.id,
+                platform: source.platform,
+                entity_type: *entity,
+                sync_mode: SyncMode::Full,
+                trigger: Trigger::Manual,
+                triggered_at: self.clock.now(),
+                ids: Vec::new(),
+                resume: None,
+            };
+            if let Err(e) = self.jobs.send_job(&job).await {
+                tracing::warn!(flow_id = %flow.id, entity = %entity, error = %e, "backfill not queued");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "flows_tests.rs"]
+mod tests;

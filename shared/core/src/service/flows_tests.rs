@@ -1,0 +1,257 @@
+//! Flow use cases against in-memory fakes.
+
+use super::*;
+use crate::clock::FixedClock;
+use crate::domain::{ConflictPolicy, Platform, SyncMode};
+use crate::memory::{connection_fixture, MemoryWorld};
+use crate::service::Services;
+
+struct World {
+    services: Services,
+    mem: MemoryWorld,
+    tenant: TenantId,
+    woo: Connection,
+    supabase: Connection,
+    books: Connection,
+}
+
+fn world() -> World {
+    let clock = Arc::new(FixedClock::new(
+        DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default(),
+    ));
+    let (services, mem) = Services::in_memory(clock);
+    let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let woo = connection_fixture(&tenant, Platform::WooCommerce);
+    let supabase = connection_fixture(&tenant, Platform::Supabase);
+    let books = connection_fixture(&tenant, Platform::QuickBooks);
+    for c in [&woo, &supabase, &books] {
+        mem.connections.seed(c.clone());
+    }
+    World {
+        services,
+        mem,
+        tenant,
+        woo,
+        supabase,
+        books,
+    }
+}
+
+fn new_flow(from: &Connection, to: &Connection, entities: &[EntityType]) -> NewFlow {
+    NewFlow {
+        source_connection_id: from.id,
+        target_connection_id: to.id,
+        entities: entities.to_vec(),
+        conflict_policy: ConflictPolicy::SourceWins,
+        enabled: true,
+    }
+}
+
+fn field(r: Result<Flow, ServiceError>) -> String {
+    match r {
+        Err(ServiceError::Invalid { field, .. }) => field,
+        other => panic!("expected a field error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_new_flow_is_stored_and_backfilled_with_a_full_sync_per_entity() {
+    let w = world();
+    let flow = w
+        .services
+        .flows
+        .create(
+            &w.tenant,
+            new_flow(
+                &w.woo,
+                &w.supabase,
+                &[EntityType::Products, EntityType::Orders],
+            ),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(flow.entities, [EntityType::Orders, EntityType::Products]);
+    let jobs = w.mem.queue.jobs();
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs
+        .iter()
+        .all(|j| j.sync_mode == SyncMode::Full && j.connection_id == w.woo.id));
+    assert_eq!(
+        w.services.flows.get(&w.tenant, flow.id).await,
+        Ok(flow.clone())
+    );
+}
+
+#[tokio::test]
+async fn pairs_and_entities_the_registry_does_not_support_are_refused_on_their_field() {
+    let w = world();
+    let flows = &w.services.flows;
+    // Supabase → WooCommerce orders: WooCommerce cannot be written orders.
+    assert_eq!(
+        field(
+            flows
+                .create(
+                    &w.tenant,
+                    new_flow(&w.supabase, &w.woo, &[EntityType::Orders])
+                )
+                .await
+        ),
+        "entities"
+    );
+    // QuickBooks is neither a source nor a target yet.
+    assert_eq!(
+        field(
+            flows
+                .create(
+                    &w.tenant,
+                    new_flow(&w.books, &w.supabase, &[EntityType::Customers])
+                )
+                .await
+        ),
+        "entities"
+    );
+    assert_eq!(
+        field(
+            flows
+                .create(&w.tenant, new_flow(&w.woo, &w.woo, &[EntityType::Products]))
+                .await
+        ),
+        "target_connection_id"
+    );
+    assert_eq!(
+        field(
+            flows
+                .create(&w.tenant, new_flow(&w.woo, &w.supabase, &[]))
+                .await
+        ),
+        "entities"
+    );
+    // Another tenant's connection is not found.
+    let other = TenantId::parse("globex").unwrap_or_else(|e| panic!("{e}"));
+    let theirs = connection_fixture(&other, Platform::Supabase);
+    w.mem.connections.seed(theirs.clone());
+    assert_eq!(
+        field(
+            flows
+                .create(
+                    &w.tenant,
+                    new_flow(&w.woo, &theirs, &[EntityType::Products])
+                )
+                .await
+        ),
+        "target_connection_id"
+    );
+    assert!(flows.list(&w.tenant).await.unwrap_or_default().is_empty());
+    assert!(w.mem.queue.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn a_second_flow_carrying_the_same_entity_between_the_same_connections_is_a_conflict() {
+    let w = world();
+    let flows = &w.services.flows;
+    flows
+        .create(
+            &w.tenant,
+            new_flow(&w.woo, &w.supabase, &[EntityType::Products]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let again = flows
+        .create(
+            &w.tenant,
+            new_flow(
+                &w.woo,
+                &w.supabase,
+                &[EntityType::Products, EntityType::Orders],
+            ),
+        )
+        .await;
+    assert!(matches!(again, Err(ServiceError::Conflict(_))), "{again:?}");
+    // The other direction is a different flow.
+    flows
+        .create(
+            &w.tenant,
+            new_flow(&w.supabase, &w.woo, &[EntityType::Products]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn an_update_backfills_only_what_the_flow_newly_carries() {
+    let w = world();
+    let flows = &w.services.flows;
+    let flow = flows
+        .create(
+            &w.tenant,
+            new_flow(&w.woo, &w.supabase, &[EntityType::Products]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = w.mem.queue.jobs().len();
+    let patch = FlowPatch {
+        entities: Some(vec![EntityType::Products, EntityType::Customers]),
+        conflict_policy: Some(ConflictPolicy::NewestWins),
+        ..FlowPatch::default()
+    };
+    let updated = flows
+        .update(&w.tenant, flow.id, patch)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.conflict_policy, ConflictPolicy::NewestWins);
+    let jobs = w.mem.queue.jobs();
+    assert_eq!(jobs.len(), before + 1);
+    assert_eq!(jobs[before].entity_type, EntityType::Customers);
+    // Switching it off queues nothing; switching it back on backfills everything.
+    let off = FlowPatch {
+        enabled: Some(false),
+        ..FlowPatch::default()
+    };
+    flows
+        .update(&w.tenant, flow.id, off)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(w.mem.queue.jobs().len(), before + 1);
+    let on = FlowPatch {
+        enabled: Some(true),
+        ..FlowPatch::default()
+    };
+    flows
+        .update(&w.tenant, flow.id, on)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(w.mem.queue.jobs().len(), before + 3);
+}
+
+#[tokio::test]
+async fn a_connection_used_by_a_flow_is_deleted_only_with_cascade_which_deletes_the_flow() {
+    let w = world();
+    let flow = w
+        .services
+        .flows
+        .create(
+            &w.tenant,
+            new_flow(&w.woo, &w.supabase, &[EntityType::Products]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refused = w
+        .services
+        .connections
+        .delete(&w.tenant, w.supabase.id, false)
+        .await;
+    assert!(
+        matches!(refused, Err(ServiceError::Conflict(_))),
+        "{refused:?}"
+    );
+    w.services
+        .connections
+        .delete(&w.tenant, w.supabase.id, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        w.services.flows.get(&w.tenant, flow.id).await,
+        Err(ServiceError::NotFound("flow"))
+    );
+}

@@ -1,0 +1,87 @@
+//! The HTTP client adapter: the core's [`HttpClient`] port on reqwest (rustls, so no system
+//! TLS library is needed in Lambda). It moves bytes and turns reqwest's errors into the
+//! port's [`TransportError`]s; retries, timeouts per call and reading responses are the
+//! core's (`sync_core::platforms::http`).
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+use sync_core::ports::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
+
+/// The reqwest client, built once per cold start and shared by every connector.
+#[derive(Clone, Debug)]
+pub struct ReqwestClient {
+    client: reqwest::Client,
+}
+
+impl ReqwestClient {
+    pub fn new() -> Result<Self, String> {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("sync-service/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map(|client| Self { client })
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn method(m: Method) -> reqwest::Method {
+    match m {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Delete => reqwest::Method::DELETE,
+    }
+}
+
+/// What reqwest's error means for a retry: whether the request could have been processed.
+/// The URL is taken out first: its query can carry credentials (OAuth 1 signatures).
+fn transport(e: reqwest::Error) -> TransportError {
+    let e = e.without_url();
+    let text = e.to_string();
+    if e.is_timeout() {
+        TransportError::Timeout
+    } else if e.is_connect() {
+        TransportError::Connect(text)
+    } else if e.is_request() || e.is_body() || e.is_decode() {
+        TransportError::Broken(text)
+    } else {
+        TransportError::Other(text)
+    }
+}
+
+#[async_trait]
+impl HttpClient for ReqwestClient {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let mut builder = self
+            .client
+            .request(method(request.method), &request.url)
+            .timeout(request.timeout);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let response = builder.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response.bytes().await.map_err(transport)?.to_vec();
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
