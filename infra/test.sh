@@ -23,6 +23,10 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 totals="$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p, f }' "$log")"
 
+step "IAM: each function's policy grants exactly what its code can call (infra/iam_check.py)"
+.venv/bin/python infra/iam_check.py --self-test
+.venv/bin/python infra/iam_check.py
+
 step "template lint: cfn-lint"
 .venv/bin/cfn-lint template.yaml
 

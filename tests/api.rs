@@ -299,3 +299,34 @@ async fn preview_over_http_stores_nothing() {
     );
     assert_eq!(api.aws.item_count().await, 0);
 }
+
+#[tokio::test]
+async fn the_gateways_own_refusals_have_api_gateways_shape_and_the_functions_have_ours() {
+    let api = api().await;
+    // API Gateway's own answers, before any function runs.
+    let (status, body) = api
+        .send(reqwest::Method::GET, "/api/sync/schedules", None, None)
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::UNAUTHORIZED, json!({"message": "Unauthorized"}))
+    );
+    let (status, body) = api
+        .send(reqwest::Method::GET, "/no/such/route", Some("acme"), None)
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::NOT_FOUND, json!({"message": "Not Found"}))
+    );
+    // The function's answers: the documented error object.
+    let (status, body) = api
+        .send(
+            reqwest::Method::GET,
+            "/api/no/such/route",
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+}

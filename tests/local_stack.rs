@@ -193,6 +193,12 @@ async fn syncctl_preview_refuses_bad_input_with_exit_code_2() {
         vec!["preview", "--expr", "@daily", "--tz", "Nowhere/Land"],
         vec!["preview", "--expr", "@daily", "--after", "tomorrow"],
         vec!["preview", "--expr", "@daily", "--count", "0"],
+        vec!["preview", "--expr", "@daily", "--tz", "america/edmonton"],
+        vec!["preview", "--expr", "0 12 30 2 *", "--tz", "UTC"],
+        vec!["preview", "--expr", "cron(0 12 31 2 ? *)", "--tz", "UTC"],
+        vec!["preview", "--expr", "cron(0 0 31W 2 ? *)", "--tz", "UTC"],
+        vec!["preview", "--expr", "cron(0 0 29 2 ? 2100)", "--tz", "UTC"],
+        vec!["preview", "--expr", "cron(0 0 ? * ? *)", "--tz", "UTC"],
         vec!["preview"],
     ] {
         let (code, out, err) = syncctl(&args).await;

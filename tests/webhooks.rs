@@ -684,3 +684,56 @@ async fn a_two_hundred_event_quickbooks_delivery_is_queued_exactly_once_against_
     ids.dedup();
     assert_eq!((queued.len(), ids.len()), (200, 200));
 }
+
+#[tokio::test]
+async fn an_event_merged_before_the_intake_confirms_it_still_shows_coalesced() {
+    use sync_core::domain::{EntityType, EventRecord, EventStatus, TenantId};
+    use sync_core::ports::{Claim, EventClaims, EventLog};
+    let aws = integration_tests::fresh_aws().await;
+    let store = sync_aws::DynamoEventStore::new(aws.dynamodb(), aws.resources.table_name.clone());
+    let now = chrono::Utc::now();
+    let record = EventRecord {
+        connection_id: sync_core::domain::ConnectionId::new_random(),
+        tenant_id: TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}")),
+        platform: Platform::WooCommerce,
+        event_key: "woocommerce:order:7:updated:1".into(),
+        key_hash: "0f".repeat(32),
+        event_type: "order.updated".into(),
+        entity_type: EntityType::Orders,
+        entity_id: "7".into(),
+        received_at: now,
+        status: EventStatus::Claimed,
+        message_id: None,
+        job_id: None,
+        claim_token: "token-1".into(),
+    };
+    let claim = store
+        .claim(
+            &record,
+            now,
+            chrono::Duration::hours(1),
+            chrono::Duration::seconds(30),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claim, Claim::Claimed);
+    // The coalescer merges the event into a job before the intake's confirm lands.
+    store
+        .set_job(record.connection_id, &record.log_key(), "job-1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .confirm(&[(record.clone(), "message-1".into())])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let page = store
+        .list(record.connection_id, 10, None, now)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = page.events.first().cloned();
+    assert_eq!(
+        got.as_ref().map(|e| (e.status, e.job_id.as_deref())),
+        Some((EventStatus::Coalesced, Some("job-1"))),
+        "{got:?}"
+    );
+}

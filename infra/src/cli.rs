@@ -243,7 +243,11 @@ fn preview(
             format!("--count must be from 1 to {MAX_PREVIEW_COUNT}"),
         );
     }
-    for t in expression.upcoming(zone, after, after, count) {
+    let preview = match sync_core::service::preview(&expression, zone, after, count) {
+        Ok(p) => p,
+        Err(e) => return fail(err, e.to_string()),
+    };
+    for t in preview.next_runs {
         if writeln!(
             out,
             "{}",
@@ -277,40 +281,76 @@ fn dev_token(
 }
 
 async fn local(options: LocalOptions, out: &mut dyn Write) -> Result<i32> {
+    // Listen before starting anything, so a stop that comes during start-up is not lost.
+    let stop = stop_signal()?;
     let stack = LocalStack::start(&options).await?;
-    writeln!(out, "Local sync service is up.")?;
-    writeln!(out, "  API:           {}/api/sync/schedules", stack.api_url)?;
-    writeln!(
-        out,
-        "  AWS endpoint:  {} (moto; region us-east-1, any credentials)",
-        stack.aws_endpoint
-    )?;
-    writeln!(out, "  Table:         {}", stack.resources.table_name)?;
-    writeln!(out, "  Schedule group: {}", stack.resources.schedule_group)?;
-    writeln!(
-        out,
-        "  Webhooks:      {}/webhooks/{{platform}}/{{connection_id}}",
-        stack.api_url
-    )?;
-    writeln!(out, "  Sync queue:    {}", stack.queue_arn)?;
-    writeln!(
-        out,
-        "  Token:         cargo run -q --bin syncctl -- dev-token --tenant demo"
-    )?;
-    writeln!(
-        out,
-        "  Repair:        cargo run -q --bin syncctl -- repair --aws-endpoint {} [--apply]",
-        stack.aws_endpoint
-    )?;
-    writeln!(
-        out,
-        "Due schedules are fired every {}s. Ctrl-C stops everything.",
-        options.tick.as_secs()
-    )?;
+    write!(out, "{}", banner(&stack, &options))?;
     out.flush()?;
-    tokio::signal::ctrl_c().await?;
+    stop.await;
     drop(stack);
     Ok(0)
+}
+
+/// What `syncctl local` prints once the stack is up.
+fn banner(stack: &LocalStack, options: &LocalOptions) -> String {
+    let lines = [
+        ("API", format!("{}/api/sync/schedules", stack.api_url)),
+        (
+            "AWS endpoint",
+            format!(
+                "{} (moto; region us-east-1, any credentials)",
+                stack.aws_endpoint
+            ),
+        ),
+        ("Table", stack.resources.table_name.clone()),
+        ("Schedule group", stack.resources.schedule_group.clone()),
+        (
+            "Webhooks",
+            format!("{}/webhooks/{{platform}}/{{connection_id}}", stack.api_url),
+        ),
+        ("Sync queue", stack.queue_arn.clone()),
+        (
+            "Token",
+            "TOKEN=$(cargo run -q --bin syncctl -- dev-token --tenant acme)".into(),
+        ),
+        (
+            "Repair",
+            format!(
+                "cargo run -q --bin syncctl -- repair --aws-endpoint {} [--apply]",
+                stack.aws_endpoint
+            ),
+        ),
+    ];
+    let width = lines
+        .iter()
+        .map(|(label, _)| label.len())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut text = String::from("Local sync service is up.\n");
+    for (label, value) in lines {
+        text.push_str(&format!("  {:<width$} {value}\n", format!("{label}:")));
+    }
+    text.push_str(&format!(
+        "Due schedules are fired every {}s. Ctrl-C (SIGINT) or SIGTERM stops everything.\n",
+        options.tick.as_secs()
+    ));
+    text
+}
+
+/// Resolves at the first SIGINT or SIGTERM. The handlers are installed explicitly, so a
+/// stack started in the background by a non-interactive shell (which starts it with SIGINT
+/// ignored) stops on SIGINT too.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }
 
 /// Where `syncctl repair` works.

@@ -92,6 +92,9 @@ fn api_claims(gateway: &Gateway, headers: &hyper::HeaderMap) -> Result<Value, &'
     Ok(json!({ "jwt": { "claims": LocalJwt::as_gateway_claims(claims), "scopes": null } }))
 }
 
+/// An answer API Gateway gives itself, before any function runs (no route, authorizer
+/// refusal, payload limit), in API Gateway's own `{"message": …}` shape, which an HTTP API
+/// cannot change: imitated on purpose so local clients meet what AWS answers (README, errors).
 fn plain(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(
         json!({ "message": message }).to_string(),
@@ -143,7 +146,7 @@ async fn answer(
         Target::Api => match api_claims(gateway, &parts.headers) {
             Ok(authorizer) => authorizer,
             Err(reason) => {
-                tracing::info!(%path, reason, "token refused");
+                tracing::info!(path = %sync_core::logtext::clip(&path), reason, "token refused");
                 return plain(StatusCode::UNAUTHORIZED, "Unauthorized");
             }
         },

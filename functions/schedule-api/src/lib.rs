@@ -4,17 +4,17 @@
 //! ## Layout
 //! - [`handle`]: the entry point Lambda (and the local gateway) calls for every request.
 //! - `routes`: routing and one handler per route.
-//! - `request`: the tenant from the authorizer's claims; checked JSON bodies.
 //! - `view`: the JSON shapes returned.
-//! - `error`: the one error type and its mapping to status codes.
+//! - `sync_api` (shared with the other functions behind the HTTP API): the tenant from the
+//!   authorizer's claims, checked JSON bodies, the one error type.
 //!
 //! Every failure is answered as JSON; the handler itself never fails, so Lambda never
 //! retries or reports a request as an invocation error.
 
-mod error;
-mod request;
 mod routes;
 mod view;
+
+use sync_api::{error, request};
 
 use lambda_http::{Body, Error, Request, Response};
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use sync_core::clock::SystemClock;
 use sync_core::config::{ApiSettings, AwsResources};
 use sync_core::service::Services;
 
-pub use error::ApiError;
+pub use sync_api::ApiError;
 
 /// Everything a request needs, built once per cold start.
 #[derive(Clone)]
@@ -53,7 +53,7 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
-    tracing::info!(%method, %path, status = response.status().as_u16(), "request");
+    tracing::info!(%method, path = %sync_core::logtext::clip(&path), status = response.status().as_u16(), "request");
     Ok(response)
 }
 

@@ -245,6 +245,28 @@ async fn preview_checks_count_and_after() {
             "timezone",
         ),
         (json!({"timezone": "UTC"}), "cron_expression"),
+        // What can never fire is refused here exactly as create refuses it.
+        (json!({"cron_expression": "0 12 30 2 *"}), "cron_expression"),
+        (
+            json!({"cron_expression": "cron(0 12 31 2 ? *)"}),
+            "cron_expression",
+        ),
+        (
+            json!({"cron_expression": "cron(0 0 31W 2 ? *)"}),
+            "cron_expression",
+        ),
+        (
+            json!({"cron_expression": "cron(0 0 29 2 ? 2100)"}),
+            "cron_expression",
+        ),
+        (
+            json!({"cron_expression": "cron(0 0 ? * ? *)"}),
+            "cron_expression",
+        ),
+        (
+            json!({"cron_expression": "@daily", "timezone": "UTC "}),
+            "timezone",
+        ),
     ] {
         let (status, got, _) = send(&w, with_json(event("schedules-preview.json"), body)).await;
         assert_error(status, &got, StatusCode::BAD_REQUEST, "invalid_field");

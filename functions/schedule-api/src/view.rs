@@ -46,7 +46,7 @@ pub fn connection(c: &Connection, base_url: &str) -> Value {
         "config": Value::Object(c.config.clone()),
         "secrets": c.secret_hints,
         "webhooks_enabled": c.webhooks_enabled,
-        "webhook_url": format!("{base_url}/webhooks/{}/{}", c.platform, c.id),
+        "webhook_url": c.webhook_url(base_url),
         // `deleting`: a delete began and did not finish; deleting again finishes it.
         "status": if c.is_deleting() { "deleting" } else { "active" },
         "created_at": timestamp(c.created_at),
@@ -147,11 +147,4 @@ pub fn created(location: &str, body: Value) -> Response<Body> {
     response
 }
 
-pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::Text(body.to_string()));
-    *response.status_mut() = status;
-    if let Ok(value) = "application/json".parse() {
-        response.headers_mut().insert("content-type", value);
-    }
-    response
-}
+pub use sync_api::json_response;

@@ -41,7 +41,7 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let path = req.uri().path().to_string();
     let response = answer(app, &req, &path).await;
-    tracing::info!(%path, status = response.status().as_u16(), "webhook");
+    tracing::info!(path = %sync_core::logtext::clip(&path), status = response.status().as_u16(), "webhook");
     Ok(response)
 }
 

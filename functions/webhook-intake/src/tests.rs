@@ -205,3 +205,55 @@ async fn a_queue_outage_is_503_and_the_retry_is_queued_once() {
     );
     assert_eq!(w.memory.queue.events().len(), 1);
 }
+
+thread_local! {
+    /// Log output of the test running on this thread (see [`logged`]).
+    static LOG: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Writes log lines into this thread's [`LOG`].
+struct ThreadLog;
+
+impl std::io::Write for ThreadLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.with(|log| log.borrow_mut().extend_from_slice(buf));
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Log lines written on this thread while `f` runs, as text. The subscriber is the process's
+/// global one (a per-test default would race with other tests over tracing's callsite cache).
+async fn logged<F: std::future::Future>(f: F) -> String {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| ThreadLog)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+    LOG.with(|log| log.borrow_mut().clear());
+    f.await;
+    LOG.with(|log| String::from_utf8_lossy(&log.borrow()).into_owned())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_huge_attacker_controlled_path_is_clipped_in_the_logs() {
+    let w = world();
+    let woo = connection(&w, Platform::WooCommerce).await;
+    let mut e = to(event("webhook-woocommerce-order-updated.json"), &woo);
+    let path = format!("/webhooks/{}/{}", "x".repeat(60_000), woo.id);
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["path"] = json!(path);
+    let lines = logged(async {
+        let (status, _) = send(&w, e).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    })
+    .await;
+    assert!(lines.contains("webhook refused"), "{lines}");
+    assert!(lines.contains("bytes in all"), "{lines}");
+    assert!(lines.len() < 2_000, "{} bytes logged", lines.len());
+}

@@ -196,7 +196,12 @@ fn from_log_item(item: &Item) -> Result<EventRecord, EventLogError> {
         entity_type: parsed(item, "entity_type").map_err(bad)?,
         entity_id: get_s(item, "entity_id").map_err(bad)?.to_string(),
         received_at: get_time(item, "received_at").map_err(bad)?,
-        status: parsed::<EventStatus>(item, "status").map_err(bad)?,
+        // The coalescer's job id is the mark of a coalesced event: the intake's confirm
+        // (status `queued`) may land after the coalescer already merged the event.
+        status: match opt("job_id") {
+            Some(_) => EventStatus::Coalesced,
+            None => parsed::<EventStatus>(item, "status").map_err(bad)?,
+        },
         message_id: opt("message_id"),
         job_id: opt("job_id"),
         claim_token: get_s(item, "claim_token").map_err(bad)?.to_string(),

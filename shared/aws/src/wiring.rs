@@ -133,6 +133,34 @@ pub fn worker(
     )
 }
 
+/// Webhook registration at platforms, over DynamoDB (connections) and KMS (their secrets),
+/// calling platforms through `http`.
+pub fn webhook_setup(
+    sdk: &SdkConfig,
+    config: &sync_core::config::SetupConfig,
+    http: Arc<dyn HttpClient>,
+    clock: Arc<dyn Clock>,
+) -> sync_core::service::WebhookSetup {
+    let sealer = Arc::new(crate::KmsSealer::new(
+        aws_sdk_kms::Client::new(sdk),
+        config.kms_key_id.clone(),
+    ));
+    sync_core::service::WebhookSetup::new(
+        Arc::new(crate::DynamoConnectionStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            config.table_name.clone(),
+        )),
+        sealer.clone(),
+        Arc::new(PlatformConnectors::new(
+            sealer,
+            http,
+            clock.clone(),
+            config.retry(),
+        )),
+        clock,
+    )
+}
+
 /// The webhook intake over DynamoDB, KMS and SQS.
 pub fn intake(
     sdk: &SdkConfig,

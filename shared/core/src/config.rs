@@ -180,6 +180,48 @@ impl CoalescerConfig {
     }
 }
 
+/// What the connection-setup function (webhook registration at a platform) is configured
+/// with, besides the [`ApiSettings`] every API function reads.
+///
+/// | variable | meaning | default |
+/// |---|---|---|
+/// | `TABLE_NAME` | table of connections | required |
+/// | `KMS_KEY_ID` | key that seals and opens connection secrets | required |
+/// | `HTTP_TIMEOUT_SECONDS` | every platform call's timeout | `10` |
+/// | `HTTP_ATTEMPTS` | tries per platform call | `3` |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupConfig {
+    pub table_name: String,
+    pub kms_key_id: String,
+    pub http_timeout_seconds: u64,
+    pub http_attempts: u32,
+}
+
+impl SetupConfig {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required(&get, "TABLE_NAME")?,
+            kms_key_id: required(&get, "KMS_KEY_ID")?,
+            http_timeout_seconds: number(&get, "HTTP_TIMEOUT_SECONDS", 10)?,
+            http_attempts: number(&get, "HTTP_ATTEMPTS", 3)?,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// How platform calls are made: within API Gateway's 30 s, with a few retries.
+    pub fn retry(&self) -> crate::platforms::http::RetryPolicy {
+        crate::platforms::http::RetryPolicy {
+            attempts: self.http_attempts,
+            timeout: std::time::Duration::from_secs(self.http_timeout_seconds),
+            max_retry_after: std::time::Duration::from_secs(5),
+            ..crate::platforms::http::RetryPolicy::default()
+        }
+    }
+}
+
 /// What the sync worker is configured with.
 ///
 /// | variable | meaning | default |
@@ -264,7 +306,7 @@ mod tests {
 
     #[test]
     fn api_settings_default_to_edmonton_and_tenant_id() {
-        let s = ApiSettings::from_lookup(lookup(&[])).unwrap_or_default();
+        let s = ApiSettings::from_lookup(lookup(&[])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.default_timezone.name(), "America/Edmonton");
         assert_eq!(s.tenant_claim, "tenant_id");
     }

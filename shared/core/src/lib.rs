@@ -12,11 +12,13 @@
 //! - [`memory`]: in-memory implementations of the ports, for tests.
 //! - [`clock`]: the injected clock.
 //! - [`config`]: configuration read once from the environment.
+//! - [`logtext`]: outside values clipped before they are logged.
 pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod fixtures;
+pub mod logtext;
 pub mod memory;
 pub mod platforms;
 pub mod ports;

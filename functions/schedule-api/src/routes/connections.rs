@@ -54,14 +54,7 @@ pub(super) async fn dispatch(
 
 /// The base URL webhooks are sent to: configured, or this API's own domain.
 fn base_url(app: &App, req: &Request) -> String {
-    if let Some(base) = &app.settings.public_base_url {
-        return base.trim_end_matches('/').to_string();
-    }
-    let domain = match req.request_context_ref() {
-        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => ctx.domain_name.clone(),
-        _ => None,
-    };
-    format!("https://{}", domain.unwrap_or_else(|| "localhost".into()))
+    sync_api::request::public_base_url(&app.settings, req)
 }
 
 fn secrets_field(fields: &Fields) -> Result<Secrets, ApiError> {

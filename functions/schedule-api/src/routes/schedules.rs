@@ -200,7 +200,7 @@ fn preview(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         zone,
         after,
         usize::try_from(count).unwrap_or(1),
-    );
+    )?;
     Ok(view::json_response(
         StatusCode::OK,
         &view::preview(&preview),

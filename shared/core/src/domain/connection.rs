@@ -76,6 +76,16 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Where the platform delivers this connection's webhooks, below the API's `base_url`.
+    pub fn webhook_url(&self, base_url: &str) -> String {
+        format!(
+            "{}/webhooks/{}/{}",
+            base_url.trim_end_matches('/'),
+            self.platform,
+            self.id
+        )
+    }
+
     /// Whether a delete of this connection has begun.
     pub fn is_deleting(&self) -> bool {
         self.deleting_since.is_some()

@@ -15,6 +15,8 @@ use crate::ports::{ConnectionStore, SealError, SecretSealer, StoreError};
 pub struct MemoryConnectionStore {
     pub(super) rows: Mutex<HashMap<ConnectionId, Connection>>,
     failing: AtomicBool,
+    /// Conditional writes lose, as when another request changed the connection first.
+    conflicting: AtomicBool,
 }
 
 impl MemoryConnectionStore {
@@ -25,6 +27,10 @@ impl MemoryConnectionStore {
 
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    pub fn set_conflicting(&self, conflicting: bool) {
+        self.conflicting.store(conflicting, Ordering::SeqCst);
     }
 
     pub fn len(&self) -> usize {
@@ -40,6 +46,15 @@ impl MemoryConnectionStore {
             Err(StoreError::Unavailable(
                 "memory connection store set to fail".into(),
             ))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_conditional(&self) -> Result<(), StoreError> {
+        self.check()?;
+        if self.conflicting.load(Ordering::SeqCst) {
+            Err(StoreError::Conflict)
         } else {
             Ok(())
         }
@@ -79,7 +94,7 @@ impl ConnectionStore for MemoryConnectionStore {
         connection: &Connection,
         expected_version: u64,
     ) -> Result<(), StoreError> {
-        self.check()?;
+        self.check_conditional()?;
         match lock(&self.rows).get_mut(&connection.id) {
             Some(row) if row.version == expected_version => {
                 *row = connection.clone();
@@ -90,7 +105,7 @@ impl ConnectionStore for MemoryConnectionStore {
     }
 
     async fn delete(&self, id: ConnectionId, expected_version: u64) -> Result<(), StoreError> {
-        self.check()?;
+        self.check_conditional()?;
         let mut rows = lock(&self.rows);
         match rows.get(&id) {
             Some(row) if row.version == expected_version => {

@@ -85,7 +85,10 @@ impl EventClaims for MemoryEventStore {
             }
             if let Some(entry) = lock(&self.log).get_mut(&(record.connection_id, record.log_key()))
             {
-                entry.status = EventStatus::Queued;
+                // A coalescer that got there first keeps its status (as the table does).
+                if entry.job_id.is_none() {
+                    entry.status = EventStatus::Queued;
+                }
                 entry.message_id = Some(message_id.clone());
             }
         }

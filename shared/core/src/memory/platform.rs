@@ -14,7 +14,8 @@ use super::lock;
 use crate::clock::Clock;
 use crate::domain::{Connection, ConnectionId, Cursor, EntityType};
 use crate::ports::{
-    Connector, Connectors, Item, Page, PlatformError, Source, Target, Write, WriteOutcome,
+    Connector, Connectors, Item, Page, PlatformError, Source, Subscription, SubscriptionChange,
+    Target, WebhookSubscriptions, Write, WriteOutcome,
 };
 use crate::records::{Body, Record};
 
@@ -27,7 +28,15 @@ struct Faults {
     refuse: HashSet<String>,
     /// These records read as data that does not map.
     unreadable: HashSet<String>,
+    /// Its API does not manage webhooks (they are set up by hand there).
+    no_webhook_api: bool,
 }
+
+/// A webhook subscription held by the platform: (id, topic, url, secret).
+pub type HeldSubscription = (String, String, String, String);
+
+/// The topics an in-memory platform sends.
+const TOPICS: [&str; 3] = ["orders", "customers", "products"];
 
 /// One platform's records, in memory.
 pub struct MemoryPlatform {
@@ -38,6 +47,7 @@ pub struct MemoryPlatform {
     faults: Mutex<Faults>,
     writes: AtomicUsize,
     calls: AtomicUsize,
+    subscriptions: Mutex<Vec<HeldSubscription>>,
 }
 
 /// Ids compare as numbers when both are numbers (as platforms order them).
@@ -67,7 +77,18 @@ impl MemoryPlatform {
             faults: Mutex::default(),
             writes: AtomicUsize::new(0),
             calls: AtomicUsize::new(0),
+            subscriptions: Mutex::default(),
         }
+    }
+
+    /// The webhook subscriptions it holds.
+    pub fn subscriptions(&self) -> Vec<HeldSubscription> {
+        lock(&self.subscriptions).clone()
+    }
+
+    /// Whether its API manages webhooks (default yes).
+    pub fn set_webhook_api(&self, available: bool) {
+        lock(&self.faults).no_webhook_api = !available;
     }
 
     /// Creates or edits a record as a user of the platform would (modified now).
@@ -310,6 +331,60 @@ impl Connector for MemoryPlatform {
 
     fn target(&self) -> Option<&dyn Target> {
         Some(self)
+    }
+
+    fn webhooks(&self) -> Option<&dyn WebhookSubscriptions> {
+        if lock(&self.faults).no_webhook_api {
+            None
+        } else {
+            Some(self)
+        }
+    }
+}
+
+#[async_trait]
+impl WebhookSubscriptions for MemoryPlatform {
+    async fn subscribe(&self, url: &str, secret: &str) -> Result<Vec<Subscription>, PlatformError> {
+        self.call()?;
+        let mut held = lock(&self.subscriptions);
+        let mut done = Vec::new();
+        for topic in TOPICS {
+            let existing = held.iter_mut().find(|h| h.1 == topic && h.2 == url);
+            let (id, change) = match existing {
+                Some(h) => {
+                    h.3 = secret.to_string();
+                    (h.0.clone(), SubscriptionChange::Updated)
+                }
+                None => {
+                    let id = self.next_id.fetch_add(1, Ordering::SeqCst).to_string();
+                    held.push((id.clone(), topic.into(), url.into(), secret.into()));
+                    (id, SubscriptionChange::Created)
+                }
+            };
+            done.push(Subscription {
+                id,
+                topic: topic.into(),
+                status: "active".into(),
+                change,
+            });
+        }
+        Ok(done)
+    }
+
+    async fn unsubscribe(&self, url: &str) -> Result<Vec<Subscription>, PlatformError> {
+        self.call()?;
+        let mut held = lock(&self.subscriptions);
+        let (gone, kept): (Vec<_>, Vec<_>) = held.drain(..).partition(|h| h.2 == url);
+        *held = kept;
+        Ok(gone
+            .into_iter()
+            .map(|(id, topic, _, _)| Subscription {
+                id,
+                topic,
+                status: "deleted".into(),
+                change: SubscriptionChange::Removed,
+            })
+            .collect())
     }
 }
 

@@ -66,15 +66,27 @@ impl Caller {
     /// retries ran out.
     pub async fn send(
         &self,
-        mut request: HttpRequest,
+        request: HttpRequest,
         replay: Replay,
     ) -> Result<HttpResponse, PlatformError> {
-        request.timeout = self.policy.timeout;
+        self.send_fresh(&|| request.clone(), replay).await
+    }
+
+    /// As [`send`](Self::send), with the request built anew for every try: for requests
+    /// signed with a nonce and a timestamp (OAuth 1.0a), which a platform refuses to see
+    /// twice.
+    pub async fn send_fresh(
+        &self,
+        build: &(dyn Fn() -> HttpRequest + Sync),
+        replay: Replay,
+    ) -> Result<HttpResponse, PlatformError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= self.policy.attempts;
-            let (why, wait) = match self.client.send(request.clone()).await {
+            let mut request = build();
+            request.timeout = self.policy.timeout;
+            let (why, wait) = match self.client.send(request).await {
                 Ok(response) if response.status == 429 => {
                     let wait = retry_after(&response);
                     (format!("{} answered 429 (throttled)", self.platform), wait)

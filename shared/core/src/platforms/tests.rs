@@ -144,7 +144,8 @@ fn a_woocommerce_order_becomes_one_event_keyed_by_its_modification() {
 fn woocommerce_drafts_and_unsynced_topics_are_ignored() {
     let id = ConnectionId::new_random();
     let draft = br#"{"id":7,"status":"checkout-draft","date_modified_gmt":"2026-11-24T12:00:00"}"#;
-    let p = woocommerce::webhook::parse(id, Some("order.created"), draft).unwrap_or_default();
+    let p = woocommerce::webhook::parse(id, Some("order.created"), draft)
+        .unwrap_or_else(|e| panic!("{e:?}"));
     assert!(p.events.is_empty() && p.ignored.len() == 1, "{p:?}");
     for topic in [
         "coupon.created",
@@ -152,14 +153,15 @@ fn woocommerce_drafts_and_unsynced_topics_are_ignored() {
         "order.exploded",
         "order",
     ] {
-        let p = woocommerce::webhook::parse(id, Some(topic), br#"{"id":1}"#).unwrap_or_default();
+        let p = woocommerce::webhook::parse(id, Some(topic), br#"{"id":1}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
         assert!(
             p.events.is_empty() && p.ignored.len() == 1,
             "{topic}: {p:?}"
         );
     }
     let deleted = woocommerce::webhook::parse(id, Some("product.deleted"), br#"{"id":88}"#)
-        .unwrap_or_default();
+        .unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(deleted.events.len(), 1);
     assert!(deleted.events[0].key.contains(":product:88:deleted:body:"));
 }
@@ -271,7 +273,7 @@ fn cloudevents_are_keyed_by_their_id() {
         ]
     );
     let other = quickbooks::webhook::parse("123", &fixture("quickbooks-cloudevents.body.json"))
-        .unwrap_or_default();
+        .unwrap_or_else(|e| panic!("{e:?}"));
     assert!(other.events.is_empty());
     assert_eq!(other.ignored.len(), 2);
 }
@@ -352,13 +354,13 @@ fn supabase_rows_map_to_entities_with_exact_ids() {
         .key
         .ends_with(":public.shop_customers:9007199254740993:UPDATE:2026-11-24T12:12:44.123+00:00"));
     let delete = br#"{"type":"DELETE","table":"shop_orders","schema":"public","record":null,"old_record":{"id":"a-1"}}"#;
-    let parsed = supabase::webhook::parse(&c, delete).unwrap_or_default();
+    let parsed = supabase::webhook::parse(&c, delete).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(
         parsed.events.first().map(|e| e.entity_id.as_str()),
         Some("a-1")
     );
     let other = br#"{"type":"INSERT","table":"audit","schema":"public","record":{"id":1},"old_record":null}"#;
-    let parsed = supabase::webhook::parse(&c, other).unwrap_or_default();
+    let parsed = supabase::webhook::parse(&c, other).unwrap_or_else(|e| panic!("{e:?}"));
     assert!(parsed.events.is_empty() && parsed.ignored.len() == 1);
     for bad in [
         &br#"{"type":"TRUNCATE","table":"shop_orders"}"#[..],

@@ -8,7 +8,8 @@ pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 pub use sync::{
     Connector, Connectors, FlowSource, FlowStore, Item, Lease, Origin, Page, PlatformError,
     RecordIndex, RecordState, RecordUpdate, RunHistory, RunListError, RunLog, Source, StateError,
-    SyncKey, SyncLeases, Target, Write, WriteOutcome,
+    Subscription, SubscriptionChange, SyncKey, SyncLeases, Target, WebhookSubscriptions, Write,
+    WriteOutcome,
 };
 
 use async_trait::async_trait;

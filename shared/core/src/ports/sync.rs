@@ -136,6 +136,51 @@ pub trait Target: Send + Sync {
 pub trait Connector: Send + Sync {
     fn source(&self) -> Option<&dyn Source>;
     fn target(&self) -> Option<&dyn Target>;
+    /// The platform's webhook subscriptions, where its API manages them.
+    fn webhooks(&self) -> Option<&dyn WebhookSubscriptions> {
+        None
+    }
+}
+
+/// One webhook subscription at a platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// The platform's id for it.
+    pub id: String,
+    pub topic: String,
+    pub status: String,
+    pub change: SubscriptionChange,
+}
+
+/// What a call did to a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionChange {
+    Created,
+    Updated,
+    Removed,
+}
+
+impl SubscriptionChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionChange::Created => "created",
+            SubscriptionChange::Updated => "updated",
+            SubscriptionChange::Removed => "removed",
+        }
+    }
+}
+
+/// A platform's webhook subscriptions for one delivery URL, managed through its API.
+#[async_trait]
+pub trait WebhookSubscriptions: Send + Sync {
+    /// Makes the platform send every change the sync uses to `url`, signed with `secret`:
+    /// one subscription per topic, created where missing and updated (secret, URL, active)
+    /// where one exists; duplicates for the same topic and URL are removed. Calling it
+    /// again changes nothing but the secret.
+    async fn subscribe(&self, url: &str, secret: &str) -> Result<Vec<Subscription>, PlatformError>;
+
+    /// Removes every subscription that delivers to `url`.
+    async fn unsubscribe(&self, url: &str) -> Result<Vec<Subscription>, PlatformError>;
 }
 
 /// Opens connectors for connections (secrets opened, HTTP client attached).

@@ -6,7 +6,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
-use super::schedules::invalid;
+use super::schedules::{invalid, write_error};
 use super::{ScheduleService, ServiceError};
 use crate::clock::Clock;
 use crate::domain::{
@@ -145,7 +145,10 @@ impl ConnectionService {
         )?;
         next.updated_at = self.now();
         next.version = current.version + 1;
-        self.store.replace(&next, current.version).await?;
+        self.store
+            .replace(&next, current.version)
+            .await
+            .map_err(write_error("connection"))?;
         Ok(next)
     }
 
@@ -169,7 +172,10 @@ impl ConnectionService {
             let mut marked = found.clone();
             marked.deleting_since = Some(self.now());
             marked.version = found.version + 1;
-            self.store.replace(&marked, found.version).await?;
+            self.store
+                .replace(&marked, found.version)
+                .await
+                .map_err(write_error("connection"))?;
             marked
         } else {
             found
@@ -217,7 +223,10 @@ impl ConnectionService {
                 other => other?,
             }
         }
-        self.store.delete(id, current.version).await?;
+        self.store
+            .delete(id, current.version)
+            .await
+            .map_err(write_error("connection"))?;
         Ok(())
     }
 
@@ -250,18 +259,24 @@ impl ConnectionService {
         id: ConnectionId,
         secrets: &Secrets,
     ) -> Result<Sealed, ServiceError> {
-        let plain: Map<String, Value> = secrets
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.expose().to_string())))
-            .collect();
-        let bytes =
-            serde_json::to_vec(&plain).map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-        let id = id.to_string();
-        Ok(self
-            .sealer
-            .seal(&bytes, &context(tenant.as_str(), &id))
-            .await?)
+        seal_secrets(self.sealer.as_ref(), tenant, id, secrets).await
     }
+}
+
+/// Seals a connection's secrets for that connection alone.
+pub(crate) async fn seal_secrets(
+    sealer: &dyn SecretSealer,
+    tenant: &TenantId,
+    id: ConnectionId,
+    secrets: &Secrets,
+) -> Result<Sealed, ServiceError> {
+    let plain: Map<String, Value> = secrets
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.expose().to_string())))
+        .collect();
+    let bytes = serde_json::to_vec(&plain).map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+    let id = id.to_string();
+    Ok(sealer.seal(&bytes, &context(tenant.as_str(), &id)).await?)
 }
 
 /// Opens a connection's sealed secrets (shared with the webhook intake, which has no
@@ -285,7 +300,7 @@ pub async fn open_secrets(
         .collect())
 }
 
-fn hints(secrets: &Secrets) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn hints(secrets: &Secrets) -> std::collections::BTreeMap<String, String> {
     secrets.iter().map(|(k, v)| (k.clone(), v.hint())).collect()
 }
 

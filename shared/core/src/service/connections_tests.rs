@@ -292,8 +292,35 @@ async fn another_tenants_connection_is_not_found() {
         .connections
         .list(&other)
         .await
-        .unwrap_or_default()
+        .unwrap_or_else(|e| panic!("{e}"))
         .is_empty());
+}
+
+#[tokio::test]
+async fn a_conflicting_connection_update_names_the_connection_not_a_schedule() {
+    let w = world();
+    let c = w
+        .connections
+        .create(&w.tenant, woo())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.store.set_conflicting(true);
+    let patch = ConnectionPatch {
+        display_name: Some("renamed".into()),
+        ..ConnectionPatch::default()
+    };
+    let refused = w.connections.update(&w.tenant, c.id, patch).await;
+    assert_eq!(
+        refused.map(|_| ()),
+        Err(ServiceError::Conflict(
+            "the connection was changed by another request; fetch it and try again".into()
+        ))
+    );
+    let deleted = w.connections.delete(&w.tenant, c.id, false).await;
+    assert!(
+        matches!(&deleted, Err(ServiceError::Conflict(m)) if m.contains("the connection was changed")),
+        "{deleted:?}"
+    );
 }
 
 #[tokio::test]

@@ -141,7 +141,11 @@ async fn pairs_and_entities_the_registry_does_not_support_are_refused_on_their_f
         ),
         "target_connection_id"
     );
-    assert!(flows.list(&w.tenant).await.unwrap_or_default().is_empty());
+    assert!(flows
+        .list(&w.tenant)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_empty());
     assert!(w.mem.queue.jobs().is_empty());
 }
 

@@ -121,8 +121,8 @@ pub struct Intake {
 
 fn refuse(connection: &str, platform: &str, reason: &'static str) -> IntakeError {
     tracing::warn!(
-        connection_id = connection,
-        platform,
+        connection_id = %crate::logtext::clip(connection),
+        platform = %crate::logtext::clip(platform),
         reason,
         "webhook refused"
     );

@@ -8,6 +8,7 @@ mod intake;
 mod repair;
 mod schedules;
 pub mod sync;
+mod webhook_setup;
 
 pub use coalesce::{CoalesceReport, Coalescer, Incoming, MAX_IDS_PER_JOB};
 pub use connections::{open_secrets, ConnectionService};
@@ -15,7 +16,10 @@ pub use connectors::PlatformConnectors;
 pub use flows::FlowService;
 pub use intake::{Delivery, Intake, IntakeError, IntakeSettings, Outcome};
 pub use repair::{Drift, RepairReport, ScheduleRepair, Scope};
-pub use schedules::{FiredSchedule, Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT};
+pub use schedules::{
+    preview, FiredSchedule, Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT,
+};
+pub use webhook_setup::{Registration, WebhookSetup};
 
 /// The use cases the API function serves.
 #[derive(Clone)]

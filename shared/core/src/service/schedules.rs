@@ -59,6 +59,10 @@ pub enum ServiceError {
     /// A dependency failed; the text is for logs, never for the client.
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
+    /// The platform refused or failed a call made on the client's behalf; the text (the
+    /// platform's answer, never a secret) is for the client, who can fix the cause.
+    #[error("{0}")]
+    Platform(String),
 }
 
 /// A field error: the value is acceptable alone but not in this record.
@@ -69,17 +73,25 @@ pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> S
     }
 }
 
+/// A failed write of a `kind` record (schedule, connection, flow) as the client sees it: a
+/// conflict names the kind of record, as not-found does.
+pub(crate) fn write_error(kind: &'static str) -> impl Fn(StoreError) -> ServiceError {
+    move |e| match e {
+        StoreError::AlreadyExists | StoreError::Conflict => ServiceError::Conflict(format!(
+            "the {kind} was changed by another request; fetch it and try again"
+        )),
+        StoreError::ReferenceGone => ServiceError::Conflict(
+            "a record this one depends on was deleted; fetch it and try again".into(),
+        ),
+        StoreError::Unavailable(detail) => ServiceError::Unavailable(detail),
+    }
+}
+
+/// Schedule writes are the ones that go through `?`; connection and flow writes name their
+/// kind with [`write_error`].
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::AlreadyExists | StoreError::Conflict => ServiceError::Conflict(
-                "the schedule was changed by another request; fetch it and try again".into(),
-            ),
-            StoreError::ReferenceGone => ServiceError::Conflict(
-                "a record this one depends on was deleted; fetch it and try again".into(),
-            ),
-            StoreError::Unavailable(detail) => ServiceError::Unavailable(detail),
-        }
+        write_error("schedule")(e)
     }
 }
 
@@ -353,21 +365,38 @@ impl ScheduleService {
     }
 
     /// Fire times of an expression, computed by the same code that computes `next_run_at`.
-    /// A rate counts from `after`, as if the schedule were created then.
+    /// A rate counts from `after`, as if the schedule were created then. An expression that
+    /// never fires after `after` is refused as create refuses it.
     pub fn preview(
         &self,
         expression: &ScheduleExpression,
         zone: Zone,
         after: Option<DateTime<Utc>>,
         count: usize,
-    ) -> Preview {
-        let after = after.unwrap_or_else(|| self.clock.now());
-        Preview {
-            schedule_expression: expression.to_eventbridge(),
-            timezone: zone,
-            next_runs: expression.upcoming(zone, after, after, count.min(MAX_PREVIEW_COUNT)),
-        }
+    ) -> Result<Preview, ServiceError> {
+        preview(
+            expression,
+            zone,
+            after.unwrap_or_else(|| self.clock.now()),
+            count,
+        )
     }
+}
+
+/// Up to `count` (at most [`MAX_PREVIEW_COUNT`]) fire times strictly after `after`; the API's
+/// preview and `syncctl preview` both answer with this, so they refuse the same things.
+pub fn preview(
+    expression: &ScheduleExpression,
+    zone: Zone,
+    after: DateTime<Utc>,
+    count: usize,
+) -> Result<Preview, ServiceError> {
+    ensure_fires(expression, zone, after)?;
+    Ok(Preview {
+        schedule_expression: expression.to_eventbridge(),
+        timezone: zone,
+        next_runs: expression.upcoming(zone, after, after, count.min(MAX_PREVIEW_COUNT)),
+    })
 }
 
 /// A schedule that can never fire again is almost certainly a mistake (31 February, a year

@@ -273,7 +273,12 @@ async fn another_tenants_schedule_is_not_found() {
         w.service.update(&other, s.id, patch).await.err(),
         Some(ServiceError::NotFound("schedule"))
     );
-    assert!(w.service.list(&other).await.unwrap_or_default().is_empty());
+    assert!(w
+        .service
+        .list(&other)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_empty());
     assert_eq!(w.trigger.get(s.id).map(|t| t.is_active), Some(true));
 }
 
@@ -297,10 +302,49 @@ fn a_preview_is_capped_and_starts_after_the_given_time() {
     let zone: Zone = "UTC".parse().unwrap_or_else(|e| panic!("{e}"));
     let p = w
         .service
-        .preview(&e, zone, Some(at("2026-01-01T00:00:30Z")), 1_000);
+        .preview(&e, zone, Some(at("2026-01-01T00:00:30Z")), 1_000)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.next_runs.len(), MAX_PREVIEW_COUNT);
     assert_eq!(p.next_runs[0], at("2026-01-01T00:01:00Z"));
     assert_eq!(p.schedule_expression, "cron(* * * * ? *)");
+}
+
+#[test]
+fn a_preview_of_an_expression_that_never_fires_is_refused_as_create_refuses_it() {
+    let w = world();
+    let zone: Zone = "UTC".parse().unwrap_or_else(|e| panic!("{e}"));
+    for text in [
+        "0 12 30 2 *",
+        "cron(0 12 31 2 ? *)",
+        "cron(0 0 31W 2 ? *)",
+        "cron(0 0 29 2 ? 2100)",
+    ] {
+        let e = ScheduleExpression::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let refused = w
+            .service
+            .preview(&e, zone, Some(at("2026-01-01T00:00:00Z")), 5);
+        assert!(
+            matches!(&refused, Err(ServiceError::Invalid { field, message })
+                if field == "cron_expression" && message.contains("never fires")),
+            "{text}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn a_rate_preview_has_whole_seconds_like_a_cron_preview() {
+    let w = world();
+    let e = ScheduleExpression::parse("rate(5 minutes)").unwrap_or_else(|e| panic!("{e}"));
+    let zone: Zone = "UTC".parse().unwrap_or_else(|e| panic!("{e}"));
+    let after = at("2026-11-26T02:18:58Z") + chrono::Duration::nanoseconds(409_988_621);
+    let p = w
+        .service
+        .preview(&e, zone, Some(after), 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        p.next_runs,
+        vec![at("2026-11-26T02:23:58Z"), at("2026-11-26T02:28:58Z")]
+    );
 }
 
 #[tokio::test]

@@ -178,6 +178,12 @@ impl CronSpec {
             None | Some("*") | Some("?") => None,
             Some(text) => Some(parse_set(text, &YEAR)?),
         };
+        if dialect != Dialect::Unix && fields.day_of_month == "?" && fields.day_of_week == "?" {
+            return Err(ExpressionError::new(
+                "both day-of-month and day-of-week are '?'; EventBridge needs exactly one '?'",
+            )
+            .hint("write * in the other day field, e.g. cron(0 0 * * ? *)"));
+        }
         let dom = parse_month_days(fields.day_of_month)?;
         let dow = parse_week_days(fields.day_of_week, dialect)?;
         let days = match (dom, dow) {

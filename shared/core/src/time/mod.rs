@@ -19,7 +19,7 @@ mod zone;
 pub use cron::{CronSpec, Dialect};
 pub use zone::{Zone, DEFAULT_ZONE};
 
-use chrono::{DateTime, Duration, LocalResult, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, SubsecRound, TimeZone, Utc};
 use cron::Fields;
 use std::fmt;
 
@@ -163,8 +163,12 @@ impl ScheduleExpression {
         anchor: DateTime<Utc>,
         after: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        match self {
+        // Fire times stay inside EventBridge's years, 1970 to 2199 (in UTC), and on whole
+        // seconds; before 1970 zones ran on local mean time, which EventBridge never uses.
+        let after = after.max(first_instant() - Duration::seconds(1));
+        let fire = match self {
             ScheduleExpression::Rate { value, unit } => {
+                let anchor = anchor.trunc_subsecs(0);
                 let period = i64::from(*value) * unit.seconds();
                 let elapsed = (after - anchor).num_seconds();
                 // The first fire is one period after the anchor.
@@ -185,13 +189,14 @@ impl ScheduleExpression {
                     };
                     match fire {
                         Some(t) if t.with_timezone(&Utc) > after => {
-                            return Some(t.with_timezone(&Utc))
+                            break Some(t.with_timezone(&Utc))
                         }
                         _ => from = local.checked_add_signed(Duration::minutes(1))?,
                     }
                 }
             }
-        }
+        }?;
+        (fire <= last_instant()).then_some(fire)
     }
 
     /// Up to `count` fire times strictly after `after`, in order.
@@ -215,6 +220,18 @@ impl ScheduleExpression {
         }
         out
     }
+}
+
+/// The first instant EventBridge schedules: 1970-01-01T00:00:00Z.
+fn first_instant() -> DateTime<Utc> {
+    DateTime::UNIX_EPOCH
+}
+
+/// The last instant EventBridge schedules: the end of 2199, UTC.
+fn last_instant() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2199, 12, 31, 23, 59, 59)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// `name(inner)` with the name matched case-insensitively; returns `inner`.

@@ -146,8 +146,60 @@ fn unknown_time_zones_are_refused_and_names_are_canonicalised() {
     assert!("Mars/Olympus_Mons".parse::<Zone>().is_err());
     assert!("".parse::<Zone>().is_err());
     assert!("+05:00".parse::<Zone>().is_err());
-    assert_eq!(zone("america/edmonton").name(), "America/Edmonton");
+    assert_eq!(zone("America/Edmonton").name(), "America/Edmonton");
     assert_eq!(zone("UTC").name(), "UTC");
+    // Near misses are refused with the exact spelling to write, never silently corrected.
+    for (text, fix) in [
+        ("america/edmonton", "write 'America/Edmonton'"),
+        ("UTC ", "write 'UTC'"),
+        (" Europe/London", "write 'Europe/London'"),
+    ] {
+        let refused = text.parse::<Zone>().map(|z| z.name()).unwrap_err_text();
+        assert!(refused.contains(fix), "{text:?}: {refused}");
+    }
+}
+
+trait UnwrapErrText {
+    fn unwrap_err_text(self) -> String;
+}
+
+impl<T: std::fmt::Debug, E: std::fmt::Display> UnwrapErrText for Result<T, E> {
+    fn unwrap_err_text(self) -> String {
+        match self {
+            Ok(v) => panic!("accepted as {v:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+}
+
+#[test]
+fn both_day_fields_as_question_marks_are_refused_as_eventbridge_refuses_them() {
+    assert!(refused("cron(0 0 ? * ? *)").contains("exactly one '?'"));
+    assert!(refused("0 0 0 ? * ?").contains("exactly one '?'"));
+}
+
+#[test]
+fn fire_times_stay_inside_eventbridges_years() {
+    // Before 1970 the zone ran on local mean time; fire times start at 1970 instead.
+    assert_eq!(
+        fires("0 12 * * *", "America/Edmonton", "1900-06-01T00:00:00Z", 1),
+        ["1970-01-01T19:00:00Z"]
+    );
+    // The last local day of 2199 west of UTC is already 2200 in UTC: it does not fire.
+    assert_eq!(
+        fires(
+            "0 20 31 12 *",
+            "America/Edmonton",
+            "2199-06-01T00:00:00Z",
+            2
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        fires("0 20 31 12 *", "UTC", "2199-06-01T00:00:00Z", 2),
+        ["2199-12-31T20:00:00Z"]
+    );
+    assert!(fires("rate(1 day)", "UTC", "2199-12-31T00:00:00Z", 3).is_empty());
 }
 
 #[test]

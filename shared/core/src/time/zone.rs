@@ -28,22 +28,26 @@ impl Zone {
 impl FromStr for Zone {
     type Err = ExpressionError;
 
-    /// Accepts any IANA name, matching case-insensitively, and keeps its canonical spelling.
+    /// Accepts an IANA name exactly as the tz database spells it. A name that differs only
+    /// in case or surrounding spaces is refused with the canonical spelling as the fix, so
+    /// what is stored is always what the client sent.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Ok(tz) = Tz::from_str(text) {
+            return Ok(Zone(tz));
+        }
         let trimmed = text.trim();
-        Tz::from_str(trimmed)
-            .ok()
-            .or_else(|| {
-                chrono_tz::TZ_VARIANTS
-                    .iter()
-                    .find(|tz| tz.name().eq_ignore_ascii_case(trimmed))
-                    .copied()
-            })
-            .map(Zone)
-            .ok_or_else(|| {
-                ExpressionError::new(format!("'{text}' is not a known time zone"))
-                    .hint("use an IANA name such as America/Edmonton, Europe/London or UTC")
-            })
+        let near = chrono_tz::TZ_VARIANTS
+            .iter()
+            .find(|tz| tz.name().eq_ignore_ascii_case(trimmed));
+        let shown: String = text.chars().take(64).collect();
+        Err(match near {
+            Some(tz) => ExpressionError::new(format!(
+                "'{shown}' is not spelled as the IANA time zone database spells it"
+            ))
+            .hint(format!("write '{}'", tz.name())),
+            None => ExpressionError::new(format!("'{shown}' is not a known time zone"))
+                .hint("use an IANA name such as America/Edmonton, Europe/London or UTC"),
+        })
     }
 }
 

@@ -36,14 +36,20 @@ const SPEC: PlatformSpec = PlatformSpec {
 };
 
 /// The entity a table's rows are, from the connection's `tables` map.
+/// A table the map does not name is the entity of its name (`orders`, …) unless the map
+/// puts that entity in another table: the inverse of [`entity_table`].
 pub fn table_entity(connection: &Connection, table: &str) -> Option<EntityType> {
-    connection
+    let mapped = connection
         .config
         .get("tables")
         .and_then(Value::as_object)
         .and_then(|m| m.get(table))
         .and_then(Value::as_str)
-        .and_then(|e| e.parse().ok())
+        .and_then(|e| e.parse().ok());
+    mapped.or_else(|| {
+        let entity: EntityType = table.parse().ok()?;
+        (entity_table(connection, entity) == table).then_some(entity)
+    })
 }
 
 /// The table that holds `entity`: the one the `tables` map names for it, else the table

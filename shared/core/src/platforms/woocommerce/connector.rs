@@ -53,7 +53,7 @@ enum Auth {
 }
 
 pub struct WooConnector {
-    caller: Caller,
+    pub(super) caller: Caller,
     /// `https://shop.example.com/wp-json/wc/v3`
     api: String,
     auth: Auth,
@@ -151,7 +151,7 @@ impl WooConnector {
     }
 
     /// A request to `path` (below `/wc/v3`) with `query`, authenticated.
-    fn request(&self, method: Method, path: &str, query: &[(&str, String)]) -> HttpRequest {
+    pub(super) fn request(&self, method: Method, path: &str, query: &[(&str, String)]) -> HttpRequest {
         let url = format!("{}/{path}", self.api);
         let mut params: Vec<(String, String)> = query
             .iter()
@@ -194,7 +194,7 @@ impl WooConnector {
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<HttpResponse, PlatformError> {
         let response = self
             .caller
-            .send(self.request(Method::Get, path, query), Replay::Safe)
+            .send_fresh(&|| self.request(Method::Get, path, query), Replay::Safe)
             .await?;
         if response.is_success() {
             Ok(response)
@@ -353,7 +353,7 @@ impl WooConnector {
         let path = format!("{}/{}", entity_path(entity), encode(id));
         let response = self
             .caller
-            .send(self.request(Method::Get, &path, &[]), Replay::Safe)
+            .send_fresh(&|| self.request(Method::Get, &path, &[]), Replay::Safe)
             .await?;
         match response.status {
             200 => response.json().map(Some).map_err(PlatformError::Unavailable),
@@ -406,7 +406,7 @@ impl WooConnector {
         };
         match self
             .caller
-            .send(self.request(Method::Delete, &path, &query), Replay::Safe)
+            .send_fresh(&|| self.request(Method::Delete, &path, &query), Replay::Safe)
             .await
         {
             // Gone already (deleted by the first of two attempts) is done too.
@@ -444,7 +444,7 @@ impl WooConnector {
         };
         let response = self
             .caller
-            .send(self.request(Method::Post, &path, &[]).json(&body), replay)
+            .send_fresh(&|| self.request(Method::Post, &path, &[]).json(&body), replay)
             .await?;
         if matches!(response.status, 401 | 403) {
             return Err(unexpected("WooCommerce", &format!("POST {path}"), &response));
@@ -620,6 +620,10 @@ impl Connector for WooConnector {
     }
 
     fn target(&self) -> Option<&dyn Target> {
+        Some(self)
+    }
+
+    fn webhooks(&self) -> Option<&dyn crate::ports::WebhookSubscriptions> {
         Some(self)
     }
 }

@@ -5,9 +5,11 @@
 //! - [`connector`]: orders, customers and products as a source; customers and products as a
 //!   target (batch writes, matched by the id map, then by SKU or email).
 //! - [`mapping`]: WooCommerce JSON to and from the canonical records.
+//! - [`subscriptions`]: the store's webhooks for a connection, through `wc/v3/webhooks`.
 
 pub mod connector;
 pub mod mapping;
+pub mod subscriptions;
 pub mod webhook;
 
 use serde_json::{json, Value};

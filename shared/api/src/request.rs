@@ -25,6 +25,19 @@ pub fn tenant(req: &Request, claim: &str) -> Result<TenantId, ApiError> {
         .ok_or_else(ApiError::unauthorized)
 }
 
+/// The base URL the platforms reach this API at (webhook URLs are below it): the
+/// configured `PUBLIC_BASE_URL`, or the domain API Gateway received the request on.
+pub fn public_base_url(settings: &sync_core::config::ApiSettings, req: &Request) -> String {
+    if let Some(base) = &settings.public_base_url {
+        return base.trim_end_matches('/').to_string();
+    }
+    let domain = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.domain_name.clone(),
+        _ => None,
+    };
+    format!("https://{}", domain.unwrap_or_else(|| "localhost".into()))
+}
+
 /// The body as a JSON object, after checking, in order: media type (415), size (413),
 /// JSON syntax (400) and that it is an object (400).
 pub fn json_object(req: &Request, max_bytes: usize) -> Result<Map<String, Value>, ApiError> {

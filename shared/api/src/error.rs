@@ -85,6 +85,11 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
 
+    /// A platform refused or failed a call made for the client (its credentials, its URL).
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "platform_error", message)
+    }
+
     pub fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -106,7 +111,7 @@ impl ApiError {
         if let Some(field) = self.field {
             error["field"] = json!(field);
         }
-        let mut response = crate::view::json_response(self.status, &json!({ "error": error }));
+        let mut response = crate::json_response(self.status, &json!({ "error": error }));
         if let Some(allow) = self.allow {
             if let Ok(value) = allow.parse() {
                 response.headers_mut().insert("allow", value);
@@ -122,6 +127,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(what) => ApiError::not_found(format!("no {what} with that id")),
             ServiceError::Conflict(message) => ApiError::conflict(message),
             ServiceError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            ServiceError::Platform(message) => ApiError::bad_gateway(message),
             ServiceError::Unavailable(detail) => {
                 tracing::error!(detail = %detail, "dependency unavailable");
                 ApiError::unavailable()

@@ -1,0 +1,22 @@
+//! Simulators of the platforms, for the local stack, the tests and the benchmarks. Each is a
+//! real HTTP server on loopback that answers as the platform does where it matters to us
+//! (see `../shared/docs/platforms.md`), faults included. None of this is linked into a
+//! function binary.
+//!
+//! ## Layout
+//! - [`server`]: the HTTP plumbing every simulator shares, and fault injection
+//!   (`POST /__admin/faults`: status codes, `Retry-After`, latency, dropped connections).
+//! - [`woo`]: a WooCommerce store (REST API v3: lists, batch, webhooks, basic auth over
+//!   HTTPS and OAuth 1.0a over HTTP), seeded with deterministic data, sending signed webhooks.
+//! - [`pg`]: a throwaway PostgreSQL (Debian's package) on a free loopback port.
+//! - [`postgrest`]: the subset of PostgREST (Supabase's Data API) the connector uses, over
+//!   that PostgreSQL, sending Supabase's Database Webhook payloads when rows change.
+
+// Simulator routes answer a refusal as the ready HTTP response (`Err(response)`), which is
+// large; boxing every one would only add noise to code that is never in a function binary.
+#![allow(clippy::result_large_err)]
+
+pub mod pg;
+pub mod postgrest;
+pub mod server;
+pub mod woo;

@@ -1,0 +1,25 @@
+//! What every Lambda behind the HTTP API shares, so each answers the same way:
+//!
+//! - [`request`]: the tenant from the JWT authorizer's claims (nothing else can name one),
+//!   and JSON object bodies checked for media type, size and syntax, read field by field.
+//! - [`error`]: the one error type, its status codes and its JSON body
+//!   `{"error": {"code", "message", "field"}}`.
+
+pub mod error;
+pub mod request;
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde_json::Value;
+
+pub use error::ApiError;
+
+/// A JSON answer.
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = status;
+    if let Ok(value) = "application/json".parse() {
+        response.headers_mut().insert("content-type", value);
+    }
+    response
+}
