@@ -123,7 +123,11 @@ impl SqsEventSource {
         loop {
             match self.poll_once(&handler).await {
                 Ok(r) if r.received > 0 => {
-                    tracing::debug!(received = r.received, returned = r.returned, "batch handled")
+                    tracing::debug!(
+                        received = r.received,
+                        returned = r.returned,
+                        "batch handled"
+                    )
                 }
                 Ok(_) => tokio::time::sleep(pause).await,
                 Err(e) => {

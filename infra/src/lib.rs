@@ -7,14 +7,15 @@
 //! - [`jwt`]: the local stand-in for the HTTP API's JWT authorizer.
 //! - [`gateway`]: serves the template's routes over HTTP by calling the Lambda handlers.
 //! - [`firer`]: fires the emulated EventBridge schedules (moto never does).
-//! - [`pump`]: feeds the webhook-events queue to the coalescer, as SQS does in AWS.
+//! - [`event_source`]: Lambda's SQS event source mapping, feeding queues to the coalescer's
+//!   and the worker's own handlers (moto runs no Lambda).
 //! - [`local`]: all of the above together.
 //! - [`cli`]: the `syncctl` command line.
 pub mod cli;
+pub mod event_source;
 pub mod firer;
 pub mod gateway;
 pub mod jwt;
 pub mod local;
 pub mod moto;
 pub mod provision;
-pub mod pump;

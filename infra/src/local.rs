@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+use crate::event_source::{Mapping, PollReport, SqsEventSource};
 use crate::firer::LocalScheduler;
 use crate::gateway::{self, Gateway};
 use crate::jwt::LocalJwt;
 use crate::moto::MotoServer;
 use crate::provision::{provision, Names};
-use crate::pump::EventPump;
 use sync_core::clock::SystemClock;
-use sync_core::config::{ApiSettings, CoalescerConfig, IntakeConfig};
+use sync_core::config::{ApiSettings, CoalescerConfig, IntakeConfig, WorkerConfig};
 
 /// How to run the local stack.
 #[derive(Debug, Clone)]
@@ -32,6 +32,31 @@ pub struct LocalOptions {
     pub coalesce_window: Duration,
 }
 
+/// The functions fed by queues, each behind the event source mapping the template gives it.
+struct QueueFunctions {
+    coalescer: sync_core::service::Coalescer,
+    coalescer_source: SqsEventSource,
+    worker: sync_worker::App,
+    worker_source: SqsEventSource,
+}
+
+impl QueueFunctions {
+    async fn coalesce_once(&self) -> Result<PollReport> {
+        self.coalescer_source
+            .poll_once(&|event| webhook_coalescer::handle(&self.coalescer, event))
+            .await
+    }
+
+    async fn work_once(&self) -> Result<PollReport> {
+        self.worker_source
+            .poll_once(&|event| sync_worker::handle(&self.worker, event))
+            .await
+    }
+}
+
+/// The worker's timeout in the template; the sync queue's visibility timeout is six times it.
+pub const WORKER_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// A started local stack; everything stops when it is dropped.
 pub struct LocalStack {
     pub api_url: String,
@@ -39,6 +64,7 @@ pub struct LocalStack {
     pub queue_arn: String,
     pub resources: sync_core::config::AwsResources,
     pub provisioned: crate::provision::Provisioned,
+    functions: Arc<QueueFunctions>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _moto: Option<MotoServer>,
 }
@@ -101,12 +127,74 @@ impl LocalStack {
                 sync_queue_url: provisioned.sync_queue_url.clone(),
             },
         );
-        let pump = EventPump::new(&sdk, provisioned.events_queue_url.clone(), coalescer);
+        // The worker's tunables (TIME_BUDGET_MS, HTTP_ATTEMPTS, …) come from the environment
+        // as in Lambda; its resources are the local ones.
+        let worker_config = WorkerConfig::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(resources.table_name.clone()),
+            "KMS_KEY_ID" => Some(resources.kms_key_id.clone()),
+            "SCHEDULE_GROUP" => Some(resources.schedule_group.clone()),
+            "SYNC_QUEUE_URL" => Some(resources.sync_queue_url.clone()),
+            "SYNC_QUEUE_ARN" => Some(resources.sync_queue_arn.clone()),
+            "SYNC_DLQ_ARN" => Some(resources.sync_dlq_arn.clone()),
+            "SCHEDULER_ROLE_ARN" => Some(resources.scheduler_role_arn.clone()),
+            other => std::env::var(other).ok(),
+        })?;
+        let http = Arc::new(sync_http::ReqwestClient::new().map_err(anyhow::Error::msg)?);
+        let functions = Arc::new(QueueFunctions {
+            coalescer,
+            coalescer_source: SqsEventSource::new(
+                &sdk,
+                Mapping {
+                    queue_url: provisioned.events_queue_url.clone(),
+                    queue_arn: provisioned.events_queue_arn.clone(),
+                    batch_size: 1000,
+                    window: options.coalesce_window,
+                    timeout: Duration::from_secs(60),
+                    visibility_timeout: Duration::from_secs(360),
+                },
+            ),
+            worker: sync_worker::App {
+                worker: sync_aws::wiring::worker(&sdk, &worker_config, http, Arc::new(SystemClock)),
+            },
+            worker_source: SqsEventSource::new(
+                &sdk,
+                Mapping {
+                    queue_url: resources.sync_queue_url.clone(),
+                    queue_arn: resources.sync_queue_arn.clone(),
+                    batch_size: 5,
+                    window: Duration::ZERO,
+                    timeout: WORKER_TIMEOUT,
+                    visibility_timeout: WORKER_TIMEOUT * 6,
+                },
+            ),
+        });
         let firer = LocalScheduler::new(&sdk, resources.schedule_group.clone());
         let mut tasks = vec![tokio::spawn(gateway::serve(listener, gateway))];
         if !options.tick.is_zero() {
             tasks.push(tokio::spawn(firer.run(options.tick)));
-            tasks.push(tokio::spawn(pump.run(options.coalesce_window)));
+            let f = functions.clone();
+            let window = options.coalesce_window;
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(window).await;
+                    if let Err(e) = f.coalesce_once().await {
+                        tracing::warn!(error = %e, "coalescer poll failed");
+                    }
+                }
+            }));
+            let f = functions.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match f.work_once().await {
+                        Ok(r) if r.received > 0 => {}
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "sync worker poll failed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            }));
         }
         Ok(Self {
             api_url,
@@ -114,8 +202,33 @@ impl LocalStack {
             queue_arn: resources.sync_queue_arn.clone(),
             resources,
             provisioned,
+            functions,
             tasks,
             _moto: moto,
         })
+    }
+
+    /// Hands what is on the webhook-events queue now to the coalescer's handler, once (as
+    /// its event source does after each batching window).
+    pub async fn coalesce_once(&self) -> Result<PollReport> {
+        self.functions.coalesce_once().await
+    }
+
+    /// Hands one batch of the sync queue to the worker's handler, once.
+    pub async fn work_once(&self) -> Result<PollReport> {
+        self.functions.work_once().await
+    }
+
+    /// Runs the worker until the sync queue has nothing visible (or `limit` batches).
+    pub async fn work_until_idle(&self, limit: usize) -> Result<usize> {
+        let mut batches = 0;
+        while batches < limit {
+            let report = self.work_once().await?;
+            if report.received == 0 {
+                break;
+            }
+            batches += 1;
+        }
+        Ok(batches)
     }
 }

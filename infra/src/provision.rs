@@ -49,6 +49,7 @@ pub struct Provisioned {
     pub resources: AwsResources,
     pub sync_queue_url: String,
     pub events_queue_url: String,
+    pub events_queue_arn: String,
 }
 
 /// Creates the table, the KMS key, the queues with their DLQs, and the schedule group;
@@ -61,7 +62,8 @@ pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<Provisioned> {
     let (sync_queue_url, queue_arn) = create_queue(&sqs, &names.queue, Some(redrive)).await?;
     let (_, events_dlq_arn) = create_queue(&sqs, &names.events_dlq, None).await?;
     let redrive = format!(r#"{{"deadLetterTargetArn":"{events_dlq_arn}","maxReceiveCount":"5"}}"#);
-    let (events_queue_url, _) = create_queue(&sqs, &names.events_queue, Some(redrive)).await?;
+    let (events_queue_url, events_queue_arn) =
+        create_queue(&sqs, &names.events_queue, Some(redrive)).await?;
     let kms_key_id = secrets_key(sdk, &names.table).await?;
     let scheduler = aws_sdk_scheduler::Client::new(sdk);
     if let Err(e) = scheduler
@@ -89,6 +91,7 @@ pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<Provisioned> {
         },
         sync_queue_url,
         events_queue_url,
+        events_queue_arn,
     })
 }
 

@@ -2,6 +2,8 @@
 //! use, stopped when the binary exits), and fresh, uniquely named resources per test so
 //! tests can run in parallel against it.
 
+pub mod platforms;
+
 use std::sync::{Arc, OnceLock};
 
 use aws_sdk_scheduler::types::ScheduleState;

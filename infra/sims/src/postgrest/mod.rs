@@ -408,7 +408,7 @@ impl PostgRest {
         };
         let t = ident(&table.name);
         let sql = format!(
-            "WITH _in AS (SELECT * FROM json_populate_recordset(NULL::public.{t}, $1::json)),
+            "WITH _in AS (SELECT * FROM json_populate_recordset(NULL::public.{t}, ($1::text)::json)),
                   _w AS (INSERT INTO public.{t} AS _t ({cols}) SELECT {cols} FROM _in{on_conflict}
                          RETURNING (xmax = 0) AS _inserted, to_jsonb(_t.*) AS _row)
              SELECT count(*) FILTER (WHERE _inserted), count(*), coalesce(json_agg(_row), '[]'::json)::text FROM _w"

@@ -340,7 +340,7 @@ impl Records {
             };
         if let Some(docs) = ordered {
             let mut total = 0;
-            let mut page = Vec::with_capacity(q.per_page);
+            let mut page = Vec::with_capacity(q.per_page.min(100));
             for doc in docs.filter(|d| self.passes(kind, d, q)) {
                 if total >= skip && page.len() < q.per_page {
                     page.push(doc);

@@ -1,0 +1,188 @@
+//! The platforms for end-to-end sync tests: a real PostgreSQL with the tables the README's
+//! SQL creates, the PostgREST layer in front of it (a Supabase project), and a WooCommerce
+//! store simulator, with the local stack (moto, API, coalescer and worker handlers) beside
+//! them, and one connection for each platform on tenant `acme`.
+
+use std::sync::Arc;
+
+use platform_sims::pg::Postgres;
+use platform_sims::postgrest::PostgRest;
+use platform_sims::woo::{Seed, WooConfig, WooStore};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::{api, Api};
+
+/// The Supabase project's service key (the PostgREST layer accepts only it).
+pub const SERVICE_KEY: &str = "sb_secret_local_service_key_0123456789";
+/// The store connection's webhook secret.
+pub const WOO_WEBHOOK_SECRET: &str = "whsec_local_store_0123456789abcdef";
+/// The Supabase connection's webhook secret.
+pub const SB_WEBHOOK_SECRET: &str = "sb-local-shared-secret-0123456789ab";
+
+pub struct SyncWorld {
+    pub api: Api,
+    pub db: tokio_postgres::Client,
+    pub woo: Arc<WooStore>,
+    pub woo_url: String,
+    pub rest: Arc<PostgRest>,
+    pub rest_url: String,
+    /// The connections' ids.
+    pub store: String,
+    pub project: String,
+    pub pg: Postgres,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for SyncWorld {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The SQL a user runs in their project, after the local stand-in for what Supabase provides.
+pub fn project_sql() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra");
+    let read = |name: &str| {
+        std::fs::read_to_string(root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    format!("{}\n{}", read("supabase-local.sql"), read("supabase.sql"))
+}
+
+/// Logs of the stack in the test's output, filtered by `RUST_LOG` (off by default).
+fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// Everything started, the store seeded with `seed`, and both connections made (no flow).
+pub async fn sync_world(seed: Seed) -> SyncWorld {
+    init_logs();
+    let pg = tokio::task::spawn_blocking(Postgres::start)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("postgres: {e:#}"));
+    pg.create_database("project", &project_sql())
+        .await
+        .unwrap_or_else(|e| panic!("project database: {e:#} {}", pg.log()));
+    let db = platform_sims::pg::connect(&pg.url("project"))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let (rest_url, rest, mut tasks) =
+        PostgRest::start(&pg.url("project"), vec![SERVICE_KEY.to_string()], 0)
+            .await
+            .unwrap_or_else(|e| panic!("postgrest: {e:#}"));
+    let config = WooConfig {
+        seed: Some(seed),
+        ..WooConfig::default()
+    };
+    let (key, secret) = (config.consumer_key.clone(), config.consumer_secret.clone());
+    let (woo_url, woo, woo_tasks) = WooStore::start(config, 0)
+        .await
+        .unwrap_or_else(|e| panic!("store: {e:#}"));
+    tasks.extend(woo_tasks);
+    let api = api().await;
+    let store = connect(
+        &api,
+        json!({"platform": "woocommerce", "display_name": "Store",
+               "config": {"base_url": woo_url},
+               "secrets": {"consumer_key": key, "consumer_secret": secret,
+                           "webhook_secret": WOO_WEBHOOK_SECRET}}),
+    )
+    .await;
+    let project = connect(
+        &api,
+        json!({"platform": "supabase", "display_name": "Project",
+               "config": {"project_url": rest_url},
+               "secrets": {"service_key": SERVICE_KEY, "webhook_secret": SB_WEBHOOK_SECRET}}),
+    )
+    .await;
+    SyncWorld {
+        api,
+        db,
+        woo,
+        woo_url,
+        rest,
+        rest_url,
+        store,
+        project,
+        pg,
+        tasks,
+    }
+}
+
+async fn connect(api: &Api, body: Value) -> String {
+    let (status, got) = api
+        .send(
+            reqwest::Method::POST,
+            "/api/connections",
+            Some("acme"),
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{got}");
+    got["id"].as_str().unwrap_or_default().to_string()
+}
+
+impl SyncWorld {
+    /// A flow over the API; its creation queues the backfill.
+    pub async fn flow(&self, source: &str, target: &str, entities: &[&str]) -> String {
+        let (status, got) = self
+            .api
+            .send(
+                reqwest::Method::POST,
+                "/api/flows",
+                Some("acme"),
+                Some(
+                    json!({"source_connection_id": source, "target_connection_id": target,
+                            "entities": entities}),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{got}");
+        got["id"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Runs the worker's handler until the sync queue is empty.
+    pub async fn work(&self) -> usize {
+        self.api
+            .stack
+            .work_until_idle(200)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// Rows of a table, as JSON objects ordered by id.
+    pub async fn rows(&self, table: &str) -> Vec<Value> {
+        let sql = format!("select to_jsonb(t) from public.{table} t order by id");
+        self.db
+            .query(&sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .iter()
+            .map(|r| r.get::<_, Value>(0))
+            .collect()
+    }
+
+    /// Runs recorded for the tenant, newest first (first page).
+    pub async fn runs(&self, query: &str) -> Vec<Value> {
+        let (status, got) = self
+            .api
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/sync/runs?{query}"),
+                Some("acme"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{got}");
+        got["runs"].as_array().cloned().unwrap_or_default()
+    }
+}
