@@ -1,30 +1,354 @@
 //! Sync end to end: the worker's own handler fed by the sync queue as Lambda's event source
 //! mapping feeds it, against the WooCommerce store simulator and a real PostgreSQL behind
-//! the PostgREST layer.
+//! the PostgREST layer. Afterwards each target is compared with its source field by field.
 
-use integration_tests::platforms::sync_world;
+use integration_tests::platforms::{sync_world, sync_world_with, SyncWorld};
 use platform_sims::woo::{Kind, Seed};
+use reqwest::Method;
+use serde_json::{json, Value};
+use sync_core::domain::SyncMode;
+
+fn seed(orders: usize) -> Seed {
+    Seed {
+        products: 12,
+        customers: 9,
+        orders,
+        seed: 7,
+    }
+}
+
+/// A decimal as text without trailing zeros (PostgreSQL `numeric` comes back as a JSON number,
+/// WooCommerce money as a string); compared as text, never as a float.
+fn dec(v: &Value) -> String {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Null => return String::new(),
+        other => other.to_string(),
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// Every store order is in PostgreSQL once, with the same fields.
+async fn assert_orders_match(w: &SyncWorld) {
+    let rows = w.rows("orders").await;
+    let source = w.woo.all(Kind::Orders);
+    let live: Vec<&Value> = source.iter().filter(|o| o["status"] != "trash").collect();
+    assert_eq!(
+        rows.iter().filter(|r| r["deleted_at"].is_null()).count(),
+        live.len(),
+        "live orders"
+    );
+    for order in &live {
+        let id = order["id"].to_string();
+        let matching: Vec<&Value> = rows.iter().filter(|r| r["source_id"] == id).collect();
+        assert_eq!(matching.len(), 1, "order {id} is in the table once");
+        let row = matching[0];
+        assert_eq!(row["number"], order["number"], "order {id} number");
+        assert_eq!(row["status"], order["status"], "order {id} status");
+        assert_eq!(row["currency"], order["currency"], "order {id} currency");
+        for field in ["total", "total_tax", "shipping_total", "discount_total"] {
+            assert_eq!(dec(&row[field]), dec(&order[field]), "order {id} {field}");
+        }
+        assert_eq!(
+            row["lines"].as_array().map(Vec::len),
+            order["line_items"].as_array().map(Vec::len),
+            "order {id} lines"
+        );
+    }
+}
+
+/// Every store product is in PostgreSQL once (by SKU), with the same fields.
+async fn assert_products_match(w: &SyncWorld) {
+    let rows = w.rows("products").await;
+    for product in w.woo.all(Kind::Products) {
+        let sku = &product["sku"];
+        let matching: Vec<&Value> = rows.iter().filter(|r| &r["sku"] == sku).collect();
+        assert_eq!(matching.len(), 1, "product {sku} is in the table once");
+        let row = matching[0];
+        assert_eq!(row["name"], product["name"], "product {sku} name");
+        assert_eq!(
+            dec(&row["price"]),
+            dec(&product["regular_price"]),
+            "product {sku} price"
+        );
+    }
+}
 
 #[tokio::test]
 async fn a_new_flow_backfills_every_order_customer_and_product_into_postgresql() {
-    let w = sync_world(Seed {
-        products: 12,
-        customers: 9,
-        orders: 30,
-        seed: 7,
-    })
-    .await;
+    let w = sync_world(seed(30)).await;
     w.flow(&w.store, &w.project, &["orders", "customers", "products"])
         .await;
     assert!(w.work().await >= 1);
-    for (table, kind) in [
-        ("orders", Kind::Orders),
-        ("customers", Kind::Customers),
-        ("products", Kind::Products),
-    ] {
-        let rows = w.rows(table).await;
-        assert_eq!(rows.len(), w.woo.all(kind).len(), "{table}: {rows:?}");
-    }
+    assert_orders_match(&w).await;
+    assert_products_match(&w).await;
+    assert_eq!(
+        w.rows("customers").await.len(),
+        w.woo.all(Kind::Customers).len()
+    );
     let runs = w.runs("limit=20").await;
+    assert_eq!(runs.len(), 3, "{runs:#?}");
     assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:#?}");
+}
+
+#[tokio::test]
+async fn an_incremental_run_writes_what_changed_and_the_same_job_delivered_twice_runs_once() {
+    let w = sync_world(seed(20)).await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    w.work().await;
+    let order = w.woo.all(Kind::Orders)[3].clone();
+    let id = order["id"].as_u64().unwrap_or_default();
+    // The store's clock is second-granular: let the change land in a later second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/orders/{id}"),
+        json!({"status": "completed"}),
+    )
+    .await;
+    let job = w.job(&w.store, "orders", SyncMode::Incremental, &[]);
+    w.enqueue(&job).await;
+    w.enqueue(&job).await;
+    w.work().await;
+    assert_orders_match(&w).await;
+    let runs = w.runs("limit=10").await;
+    let incremental: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["sync_mode"] == "incremental")
+        .collect();
+    // The second delivery of the same job is the same run (its id is the job's), not a
+    // second sync.
+    assert_eq!(incremental.len(), 1, "{runs:#?}");
+    let written: u64 = incremental
+        .iter()
+        .map(|r| r["counts"]["written"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(written, 1, "only the changed order is written: {runs:#?}");
+}
+
+#[tokio::test]
+async fn a_webhook_job_syncs_exactly_the_ids_it_names() {
+    let w = sync_world(seed(20)).await;
+    w.flow(&w.store, &w.project, &["products"]).await;
+    w.work().await;
+    let products = w.woo.all(Kind::Products);
+    let (a, b) = (products[1]["id"].to_string(), products[5]["id"].to_string());
+    for (id, price) in [(&a, "77.70"), (&b, "88.80")] {
+        w.store_admin(
+            Method::PUT,
+            &format!("wc/v3/products/{id}"),
+            json!({"regular_price": price}),
+        )
+        .await;
+    }
+    // A third change that no webhook names waits for the next incremental run.
+    let c = products[7]["id"].to_string();
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/products/{c}"),
+        json!({"regular_price": "99.90"}),
+    )
+    .await;
+    w.enqueue(&w.job(&w.store, "products", SyncMode::Incremental, &[&a, &b]))
+        .await;
+    w.work().await;
+    let runs = w.runs("limit=1").await;
+    assert_eq!(runs[0]["ids_requested"], 2);
+    assert_eq!(runs[0]["counts"]["read"], 2, "{:#?}", runs[0]);
+    assert_eq!(runs[0]["counts"]["written"], 2, "{:#?}", runs[0]);
+    let price_of = |rows: &[Value], id: &str| {
+        rows.iter()
+            .find(|r| r["source_id"] == id)
+            .map(|r| dec(&r["price"]))
+            .unwrap_or_default()
+    };
+    let rows = w.rows("products").await;
+    assert_eq!(price_of(&rows, &a), "77.7");
+    assert_eq!(price_of(&rows, &b), "88.8");
+    assert_ne!(price_of(&rows, &c), "99.9");
+}
+
+#[tokio::test]
+async fn a_poisoned_record_fails_alone_and_the_run_is_partial() {
+    let w = sync_world(seed(15)).await;
+    let orders = w.woo.all(Kind::Orders);
+    let bad = orders[4]["id"].to_string();
+    // A plugin broke one order: its total is not an amount.
+    w.store_admin(
+        Method::PATCH,
+        &format!("raw/orders/{bad}"),
+        json!({"total": "twelve dollars"}),
+    )
+    .await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    w.work().await;
+    let runs = w.runs("limit=1").await;
+    let run = &runs[0];
+    assert_eq!(run["status"], "partial", "{run:#?}");
+    assert_eq!(run["counts"]["failed"], 1, "{run:#?}");
+    assert_eq!(run["failures"][0]["record_id"], json!(bad), "{run:#?}");
+    let rows = w.rows("orders").await;
+    assert_eq!(rows.len(), orders.len() - 1);
+    assert!(rows.iter().all(|r| r["source_id"] != json!(bad)));
+}
+
+#[tokio::test]
+async fn throttling_and_server_errors_are_retried_until_the_sync_converges() {
+    let w = sync_world_with(seed(40), vec![("HTTP_ATTEMPTS".into(), "6".into())]).await;
+    w.store_admin(
+        Method::POST,
+        "faults",
+        json!({"status": 429, "retry_after": "1", "count": 2}),
+    )
+    .await;
+    w.project_admin(Method::POST, "faults", json!({"status": 503, "count": 3}))
+        .await;
+    w.flow(&w.store, &w.project, &["orders", "products"]).await;
+    // A run that still fails is handed back to the queue and retried after its visibility
+    // timeout; here the handler's own retries are enough.
+    w.work().await;
+    assert_orders_match(&w).await;
+    assert_products_match(&w).await;
+}
+
+#[tokio::test]
+async fn a_large_sync_with_a_tiny_time_budget_ends_as_an_uninterrupted_one_would() {
+    let w = sync_world_with(
+        Seed {
+            products: 5,
+            customers: 5,
+            orders: 1_500,
+            seed: 3,
+        },
+        vec![("TIME_BUDGET_MS".into(), "150".into())],
+    )
+    .await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    w.work().await;
+    assert_orders_match(&w).await;
+    let runs = w.runs("limit=5").await;
+    assert_eq!(runs.len(), 1, "one run, continued: {runs:#?}");
+    assert_eq!(runs[0]["status"], "succeeded");
+    assert!(
+        runs[0]["continuations"].as_u64().unwrap_or(0) >= 1,
+        "{:#?}",
+        runs[0]
+    );
+    assert_eq!(runs[0]["counts"]["written"], 1_500);
+}
+
+#[tokio::test]
+async fn flows_both_ways_converge_without_ping_pong() {
+    let w = sync_world(seed(5)).await;
+    w.flow(&w.store, &w.project, &["products"]).await;
+    w.work().await;
+    w.flow(&w.project, &w.store, &["products"]).await;
+    w.work().await;
+    assert_products_match(&w).await;
+    let before = w.woo.all(Kind::Products).len();
+    // A genuine edit in PostgreSQL flows to the store...
+    let sku = w.woo.all(Kind::Products)[2]["sku"].clone();
+    w.db.execute(
+        "update public.products set price = 123.45 where sku = $1",
+        &[&sku.as_str().unwrap_or_default()],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    let in_store = w
+        .woo
+        .all(Kind::Products)
+        .into_iter()
+        .find(|p| p["sku"] == sku)
+        .map(|p| dec(&p["regular_price"]));
+    assert_eq!(in_store.as_deref(), Some("123.45"));
+    // ...and the store's change (our own write) does not come back to PostgreSQL.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.enqueue(&w.job(&w.store, "products", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    let runs = w.runs("limit=1").await;
+    assert_eq!(runs[0]["counts"]["written"], 0, "{:#?}", runs[0]);
+    assert!(
+        runs[0]["counts"]["echo_skipped"].as_u64().unwrap_or(0) >= 1,
+        "{:#?}",
+        runs[0]
+    );
+    assert_eq!(w.woo.all(Kind::Products).len(), before, "nothing doubled");
+    assert_products_match(&w).await;
+}
+
+#[tokio::test]
+async fn two_jobs_for_one_stream_at_once_never_overlap_and_the_second_runs_after() {
+    let w = sync_world(seed(200)).await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    w.work().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for n in [2, 9] {
+        let id = w.woo.all(Kind::Orders)[n]["id"].to_string();
+        w.store_admin(
+            Method::PUT,
+            &format!("wc/v3/orders/{id}"),
+            json!({"status": "on-hold"}),
+        )
+        .await;
+    }
+    // Both land in one batch, which the handler runs side by side.
+    w.enqueue(&w.job(&w.store, "orders", SyncMode::Full, &[]))
+        .await;
+    w.enqueue(&w.job(&w.store, "orders", SyncMode::Full, &[]))
+        .await;
+    w.work().await;
+    let runs = w.runs("limit=10").await;
+    let full: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["sync_mode"] == "full" && r["trigger"] != "backfill")
+        .collect();
+    // Every run that started ran alone: none of them overlapped another in time.
+    let mut spans: Vec<(String, String)> = runs
+        .iter()
+        .filter(|r| r["status"] != "skipped")
+        .map(|r| {
+            (
+                r["started_at"].as_str().unwrap_or_default().to_string(),
+                r["finished_at"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "runs overlapped: {spans:?}");
+    }
+    assert!(!full.is_empty(), "{runs:#?}");
+    assert_orders_match(&w).await;
+}
+
+#[tokio::test]
+async fn a_run_cut_off_mid_way_is_completed_by_the_next_one_without_duplicates() {
+    let w = sync_world_with(seed(600), vec![("LEASE_SECONDS".into(), "2".into())]).await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    // The invocation dies part-way (its handler is dropped mid-run, as a crash would end it).
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(700),
+        w.api.stack.work_once(),
+    )
+    .await;
+    let partly = w.rows("orders").await.len();
+    // Its lease runs out; the next job for the stream finishes the work.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    w.enqueue(&w.job(&w.store, "orders", SyncMode::Full, &[]))
+        .await;
+    w.work().await;
+    assert!(
+        partly < 600,
+        "the first run was cut off after {partly} orders"
+    );
+    assert_orders_match(&w).await;
 }

@@ -190,6 +190,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
                     tick: Duration::from_secs(tick_seconds.max(1)),
                     names: Names::local(),
                     coalesce_window: Duration::from_secs(coalesce_seconds.max(1)),
+                    worker_env: Vec::new(),
                 },
                 out,
             )

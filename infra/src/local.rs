@@ -30,6 +30,9 @@ pub struct LocalOptions {
     pub names: Names,
     /// How long webhook events are gathered before they are coalesced into jobs.
     pub coalesce_window: Duration,
+    /// Worker settings that take the place of its environment variables (`TIME_BUDGET_MS`,
+    /// `HTTP_ATTEMPTS`, …), as a function's configuration would.
+    pub worker_env: Vec<(String, String)>,
 }
 
 /// The functions fed by queues, each behind the event source mapping the template gives it.
@@ -137,7 +140,12 @@ impl LocalStack {
             "SYNC_QUEUE_ARN" => Some(resources.sync_queue_arn.clone()),
             "SYNC_DLQ_ARN" => Some(resources.sync_dlq_arn.clone()),
             "SCHEDULER_ROLE_ARN" => Some(resources.scheduler_role_arn.clone()),
-            other => std::env::var(other).ok(),
+            other => options
+                .worker_env
+                .iter()
+                .find(|(k, _)| k == other)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(other).ok()),
         })?;
         let http = Arc::new(sync_http::ReqwestClient::new().map_err(anyhow::Error::msg)?);
         let functions = Arc::new(QueueFunctions {

@@ -11,7 +11,8 @@ use platform_sims::woo::{Seed, WooConfig, WooStore};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::{api, Api};
+use crate::{api_with, Api};
+use sync_core::domain::{SyncJob, SyncMode, TenantId, Trigger};
 
 /// The Supabase project's service key (the PostgREST layer accepts only it).
 pub const SERVICE_KEY: &str = "sb_secret_local_service_key_0123456789";
@@ -64,6 +65,11 @@ fn init_logs() {
 
 /// Everything started, the store seeded with `seed`, and both connections made (no flow).
 pub async fn sync_world(seed: Seed) -> SyncWorld {
+    sync_world_with(seed, Vec::new()).await
+}
+
+/// As [`sync_world`], with the worker configured by `worker_env`.
+pub async fn sync_world_with(seed: Seed, worker_env: Vec<(String, String)>) -> SyncWorld {
     init_logs();
     let pg = tokio::task::spawn_blocking(Postgres::start)
         .await
@@ -88,7 +94,7 @@ pub async fn sync_world(seed: Seed) -> SyncWorld {
         .await
         .unwrap_or_else(|e| panic!("store: {e:#}"));
     tasks.extend(woo_tasks);
-    let api = api().await;
+    let api = api_with(worker_env).await;
     let store = connect(
         &api,
         json!({"platform": "woocommerce", "display_name": "Store",
@@ -184,5 +190,71 @@ impl SyncWorld {
             .await;
         assert_eq!(status, StatusCode::OK, "{got}");
         got["runs"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// A job for `connection`'s `entity`, as a trigger would queue it.
+    pub fn job(&self, connection: &str, entity: &str, mode: SyncMode, ids: &[&str]) -> SyncJob {
+        SyncJob {
+            job_id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}")),
+            connection_id: connection.parse().unwrap_or_else(|e| panic!("{e}")),
+            platform: if connection == self.store {
+                sync_core::domain::Platform::WooCommerce
+            } else {
+                sync_core::domain::Platform::Supabase
+            },
+            entity_type: entity.parse().unwrap_or_else(|e| panic!("{e}")),
+            sync_mode: mode,
+            trigger: if ids.is_empty() {
+                Trigger::Manual
+            } else {
+                Trigger::Webhook
+            },
+            triggered_at: chrono::Utc::now(),
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            resume: None,
+        }
+    }
+
+    /// Puts `job` on the sync queue.
+    pub async fn enqueue(&self, job: &SyncJob) {
+        self.api
+            .aws
+            .sqs()
+            .send_message()
+            .queue_url(&self.api.aws.provisioned.sync_queue_url)
+            .message_body(serde_json::to_string(job).unwrap_or_else(|e| panic!("{e}")))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// An admin call on the store (as its shop manager, or its fault switch).
+    pub async fn store_admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let response = self
+            .api
+            .http
+            .request(method, format!("{}/__admin/{path}", self.woo_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let status = response.status();
+        let got: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {got}");
+        got
+    }
+
+    /// The same on the PostgREST layer (faults only).
+    pub async fn project_admin(&self, method: reqwest::Method, path: &str, body: Value) {
+        let response = self
+            .api
+            .http
+            .request(method, format!("{}/__admin/{path}", self.rest_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(response.status().is_success(), "{path}");
     }
 }

@@ -325,19 +325,18 @@ impl SyncWorker {
         stop_at: DateTime<Utc>,
     ) -> JobOutcome {
         let lost = Arc::new(AtomicBool::new(false));
-        let keeper = tokio::spawn(keep_lease(
+        // Aborted when this run ends in any way, dropped mid-way included: a keeper that
+        // outlived its run would hold the stream for ever.
+        let _keeper = AbortOnDrop(tokio::spawn(keep_lease(
             self.ports.leases.clone(),
             self.ports.clock.clone(),
             key,
             owner.to_string(),
             self.settings.lease_ttl,
             lost.clone(),
-        ));
-        let outcome = self
-            .run_flows(key, owner, &job, connection, cursor, stop_at, &lost)
-            .await;
-        keeper.abort();
-        outcome
+        )));
+        self.run_flows(key, owner, &job, connection, cursor, stop_at, &lost)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -611,6 +610,15 @@ fn new_run(
         finished_at: None,
         continuations: job.resume.as_ref().map_or(0, |cp| cp.continuation),
         attempts: 1,
+    }
+}
+
+/// A task that is aborted when this handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
