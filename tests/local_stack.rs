@@ -362,3 +362,105 @@ async fn syncctl_repair_reports_drift_on_a_dry_run_and_fixes_it_with_apply() {
     let (_, out, _) = syncctl(&dry.iter().map(String::as_str).collect::<Vec<_>>()).await;
     assert!(out.contains("in step: nothing to repair"), "{out}");
 }
+
+#[tokio::test]
+async fn the_demo_syncs_the_store_into_postgresql_and_a_store_change_arrives_by_webhook_without_bouncing_back(
+) {
+    let aws = integration_tests::fresh_aws().await;
+    let stack = infra::local::LocalStack::start(&infra::local::LocalOptions {
+        listen: "127.0.0.1:0".into(),
+        aws_endpoint: Some(integration_tests::moto().endpoint()),
+        moto_port: None,
+        tick: std::time::Duration::from_secs(1),
+        names: aws.names.clone(),
+        coalesce_window: std::time::Duration::from_secs(1),
+        worker_env: Vec::new(),
+        demo: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let demo = stack.demo.as_ref().unwrap_or_else(|| panic!("no demo"));
+    let db = platform_sims::pg::connect(&demo.database_url)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let count = |table: &'static str| {
+        let db = &db;
+        async move {
+            db.query_one(&format!("select count(*) from public.{table}"), &[])
+                .await
+                .map(|r| r.get::<_, i64>(0))
+                .unwrap_or(-1)
+        }
+    };
+    let orders = demo.store.all(platform_sims::woo::Kind::Orders).len() as i64;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while count("orders").await < orders && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        count("orders").await,
+        orders,
+        "the backfill reached PostgreSQL"
+    );
+    // A product changed in the store's admin reaches PostgreSQL by webhook.
+    let product = demo.store.all(platform_sims::woo::Kind::Products)[0].clone();
+    let id = product["id"].to_string();
+    let response = reqwest::Client::new()
+        .put(format!("{}/__admin/wc/v3/products/{id}", demo.store_url))
+        .json(&serde_json::json!({"name": "Renamed by the demo test"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(response.status().is_success());
+    let name = || async {
+        db.query_one(
+            "select name from public.products where source_id = $1",
+            &[&id],
+        )
+        .await
+        .map(|r| r.get::<_, String>(0))
+        .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while name().await != "Renamed by the demo test" && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert_eq!(name().await, "Renamed by the demo test");
+    // The store's webhook for it became a webhook job that read that product.
+    let token = integration_tests::token(infra::demo::TENANT);
+    let mut webhook_runs = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while webhook_runs.is_empty() && std::time::Instant::now() < deadline {
+        let page: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/api/sync/runs?limit=100", stack.api_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        webhook_runs = page["runs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| {
+                r["trigger"] == "webhook"
+                    && r["entity_type"] == "products"
+                    && r["ids_requested"].as_u64() == Some(1)
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(!webhook_runs.is_empty(), "no webhook run for the change");
+    // The project's webhook for our own write comes back, and is recognised as our echo:
+    // nothing is written to the store.
+    let products_before = demo.store.all(platform_sims::woo::Kind::Products);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert_eq!(
+        demo.store.all(platform_sims::woo::Kind::Products),
+        products_before,
+        "the change bounced back to the store"
+    );
+}

@@ -1,7 +1,7 @@
 //! `syncctl`: the developer's command line. The binary is a thin wrapper around [`run`], so
 //! tests drive the same code with captured output.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -42,6 +42,36 @@ enum Command {
         /// Seconds webhook events are gathered before they become sync jobs.
         #[arg(long, default_value_t = 5)]
         coalesce_seconds: u64,
+        /// Do not start the demo (store simulator, PostgreSQL behind PostgREST, demo tenant).
+        #[arg(long)]
+        no_demo: bool,
+    },
+    /// List sync runs, newest first, as a table (through the API, with a dev token).
+    Runs {
+        /// Tenant whose runs to list.
+        #[arg(long, default_value = crate::demo::TENANT)]
+        tenant: String,
+        /// Base URL of the API.
+        #[arg(long, env = "SYNC_API_URL", default_value = "http://127.0.0.1:3000")]
+        url: String,
+        /// Only runs with this status (queued, running, succeeded, partial, failed, skipped).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only runs of this schedule.
+        #[arg(long)]
+        schedule_id: Option<String>,
+        /// Only runs of this flow.
+        #[arg(long)]
+        flow_id: Option<String>,
+        /// Only runs of this connection.
+        #[arg(long)]
+        connection_id: Option<String>,
+        /// How many (1 to 100).
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print the table again every two seconds until interrupted.
+        #[arg(long)]
+        watch: bool,
     },
     /// Print a token the local gateway accepts.
     DevToken {
@@ -148,6 +178,29 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
             count,
         } => return preview(&expr, &tz, after.as_deref(), count, out, err),
         Command::DevToken { tenant, ttl, claim } => dev_token(&tenant, ttl, &claim, out, err),
+        Command::Runs {
+            tenant,
+            url,
+            status,
+            schedule_id,
+            flow_id,
+            connection_id,
+            limit,
+            watch,
+        } => {
+            let mut query = vec![("limit", limit.to_string())];
+            for (name, value) in [
+                ("status", status),
+                ("schedule_id", schedule_id),
+                ("flow_id", flow_id),
+                ("connection_id", connection_id),
+            ] {
+                if let Some(v) = value {
+                    query.push((name, v));
+                }
+            }
+            runs(&tenant, &url, &query, watch, out, err).await
+        }
         Command::Repair {
             tenant,
             apply,
@@ -181,6 +234,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
             moto_port,
             tick_seconds,
             coalesce_seconds,
+            no_demo,
         } => {
             local(
                 LocalOptions {
@@ -191,6 +245,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
                     names: Names::local(),
                     coalesce_window: Duration::from_secs(coalesce_seconds.max(1)),
                     worker_env: Vec::new(),
+                    demo: !no_demo,
                 },
                 out,
             )
@@ -294,7 +349,7 @@ async fn local(options: LocalOptions, out: &mut dyn Write) -> Result<i32> {
 
 /// What `syncctl local` prints once the stack is up.
 fn banner(stack: &LocalStack, options: &LocalOptions) -> String {
-    let lines = [
+    let mut lines = vec![
         ("API", format!("{}/api/sync/schedules", stack.api_url)),
         (
             "AWS endpoint",
@@ -322,6 +377,26 @@ fn banner(stack: &LocalStack, options: &LocalOptions) -> String {
             ),
         ),
     ];
+    if let Some(demo) = &stack.demo {
+        lines.extend([
+            (
+                "Demo store",
+                format!(
+                    "{} (WooCommerce simulator; change data as its admin: {}/__admin/wc/v3/…)",
+                    demo.store_url, demo.store_url
+                ),
+            ),
+            (
+                "Demo project",
+                format!("{} (PostgREST over PostgreSQL)", demo.project_url),
+            ),
+            ("Demo database", demo.psql.clone()),
+            (
+                "Demo runs",
+                "cargo run -q --bin syncctl -- runs --watch".to_string(),
+            ),
+        ]);
+    }
     let width = lines
         .iter()
         .map(|(label, _)| label.len())
@@ -352,6 +427,95 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
             _ = terminate.recv() => {}
         }
     })
+}
+
+/// `syncctl runs`: the tenant's runs through the API, as a table.
+async fn runs(
+    tenant: &str,
+    url: &str,
+    query: &[(&str, String)],
+    watch: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32> {
+    let jwt = LocalJwt::from_env();
+    let http = reqwest::Client::new();
+    loop {
+        let token = jwt.token("tenant_id", tenant, Utc::now().timestamp(), 300);
+        let response = http
+            .get(format!("{}/api/sync/runs", url.trim_end_matches('/')))
+            .query(query)
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("calling {url} (is the local stack running?)"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            writeln!(err, "error: {status}: {body}")?;
+            return Ok(if status.is_client_error() { 2 } else { 1 });
+        }
+        let table = runs_table(body["runs"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+        if watch {
+            // Clear the screen, then the table.
+            write!(out, "\x1b[2J\x1b[H")?;
+        }
+        write!(out, "{table}")?;
+        out.flush()?;
+        if !watch {
+            return Ok(0);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Runs as a fixed-width table, one line each, newest first.
+pub fn runs_table(runs: &[serde_json::Value]) -> String {
+    let header = [
+        "STARTED", "ENTITY", "MODE", "TRIGGER", "STATUS", "READ", "WRITTEN", "SAME", "ECHO",
+        "FAILED", "CONT", "MS", "MESSAGE",
+    ];
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for r in runs {
+        let started = text(&r["started_at"]);
+        rows.push(vec![
+            started.get(..19).unwrap_or(&started).replace('T', " "),
+            text(&r["entity_type"]),
+            text(&r["sync_mode"]),
+            text(&r["trigger"]),
+            text(&r["status"]),
+            text(&r["counts"]["read"]),
+            text(&r["counts"]["written"]),
+            text(&r["counts"]["unchanged"]),
+            text(&r["counts"]["echo_skipped"]),
+            text(&r["counts"]["failed"]),
+            text(&r["continuations"]),
+            text(&r["duration_ms"]),
+            text(&r["message"]).chars().take(60).collect(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut table = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        table.push_str(cells.join("  ").trim_end());
+        table.push('\n');
+    }
+    if runs.is_empty() {
+        table.push_str("(no runs yet)\n");
+    }
+    table
 }
 
 /// Where `syncctl repair` works.
@@ -508,4 +672,34 @@ async fn send_webhook(s: &WebhookSend, out: &mut dyn Write, err: &mut dyn Write)
     let text = response.text().await.unwrap_or_default();
     writeln!(out, "{} {text}", status.as_u16())?;
     Ok(if status.is_success() { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs_table;
+    use serde_json::json;
+
+    #[test]
+    fn the_runs_table_has_one_aligned_line_per_run_under_its_header() {
+        let runs = [
+            json!({"started_at": "2026-11-29T01:29:02.123Z", "entity_type": "products",
+                   "sync_mode": "incremental", "trigger": "schedule", "status": "partial",
+                   "counts": {"read": 4, "written": 1, "unchanged": 2, "echo_skipped": 0, "failed": 1},
+                   "continuations": 0, "duration_ms": 181, "message": null}),
+            json!({"started_at": "2026-11-29T01:28:26.000Z", "entity_type": "orders",
+                   "sync_mode": "full", "trigger": "manual", "status": "succeeded",
+                   "counts": {"read": 60, "written": 60, "unchanged": 0, "echo_skipped": 0, "failed": 0},
+                   "continuations": 2, "duration_ms": 5274, "message": "done"}),
+        ];
+        let table = runs_table(&runs);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(lines[0].starts_with("STARTED"));
+        assert!(
+            lines[1].starts_with("2026-11-29 01:29:02  products  incremental  schedule  partial")
+        );
+        let status_column = lines[0].find("STATUS");
+        assert_eq!(lines[2].find("succeeded"), status_column, "{table}");
+        assert_eq!(runs_table(&[]).lines().last(), Some("(no runs yet)"));
+    }
 }

@@ -9,9 +9,11 @@
 //! - [`firer`]: fires the emulated EventBridge schedules (moto never does).
 //! - [`event_source`]: Lambda's SQS event source mapping, feeding queues to the coalescer's
 //!   and the worker's own handlers (moto runs no Lambda).
+//! - [`demo`]: the demo platforms (simulated store, PostgreSQL behind PostgREST) and tenant.
 //! - [`local`]: all of the above together.
 //! - [`cli`]: the `syncctl` command line.
 pub mod cli;
+pub mod demo;
 pub mod event_source;
 pub mod firer;
 pub mod gateway;

@@ -33,6 +33,8 @@ pub struct LocalOptions {
     /// Worker settings that take the place of its environment variables (`TIME_BUDGET_MS`,
     /// `HTTP_ATTEMPTS`, …), as a function's configuration would.
     pub worker_env: Vec<(String, String)>,
+    /// Also start the demo platforms and seed the demo tenant ([`crate::demo`]).
+    pub demo: bool,
 }
 
 /// The functions fed by queues, each behind the event source mapping the template gives it.
@@ -67,6 +69,8 @@ pub struct LocalStack {
     pub queue_arn: String,
     pub resources: sync_core::config::AwsResources,
     pub provisioned: crate::provision::Provisioned,
+    /// The demo platforms, when asked for.
+    pub demo: Option<crate::demo::Demo>,
     functions: Arc<QueueFunctions>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _moto: Option<MotoServer>,
@@ -204,7 +208,13 @@ impl LocalStack {
                 }
             }));
         }
+        let demo = if options.demo {
+            Some(crate::demo::Demo::start(&sdk, &resources, &api_url).await?)
+        } else {
+            None
+        };
         Ok(Self {
+            demo,
             api_url,
             aws_endpoint,
             queue_arn: resources.sync_queue_arn.clone(),

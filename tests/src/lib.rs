@@ -166,6 +166,7 @@ pub async fn api_with(worker_env: Vec<(String, String)>) -> Api {
         names: aws.names.clone(),
         coalesce_window: Duration::ZERO,
         worker_env,
+        demo: false,
     })
     .await
     .unwrap_or_else(|e| panic!("local stack: {e:#}"));

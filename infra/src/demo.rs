@@ -1,0 +1,235 @@
+//! The live demo beside the local stack: a real PostgreSQL with the tables the README's SQL
+//! creates, the PostgREST layer in front of it (standing in for a Supabase project), and a
+//! seeded WooCommerce store simulator; then a demo tenant with a connection to each, flows
+//! both ways, a schedule every minute, the store's webhooks registered through our own API
+//! use case, and the project's Database Webhooks created with the README's SQL.
+//!
+//! Everything is created through the same use cases the API calls, so what the demo shows is
+//! what a user who typed the README's requests would have.
+
+use anyhow::{Context, Result};
+use std::sync::Arc;
+
+use platform_sims::pg::Postgres;
+use platform_sims::postgrest::PostgRest;
+use platform_sims::woo::{WooConfig, WooStore};
+use sync_aws::SdkConfig;
+use sync_core::clock::SystemClock;
+use sync_core::config::{AwsResources, SetupConfig};
+use sync_core::domain::{
+    ConflictPolicy, Connection, EntityType, NewConnection, NewFlow, NewSchedule, Platform, Secret,
+    SyncMode, TenantId,
+};
+use sync_core::time::{ScheduleExpression, Zone};
+
+/// The demo tenant (`syncctl dev-token --tenant demo`).
+pub const TENANT: &str = "demo";
+const SERVICE_KEY: &str = "sb_secret_demo_service_key_0123456789";
+const STORE_WEBHOOK_SECRET: &str = "whsec_demo_store_0123456789abcdef";
+const PROJECT_WEBHOOK_SECRET: &str = "sb-demo-shared-secret-0123456789ab";
+
+/// The running demo platforms; stopped when dropped.
+pub struct Demo {
+    pub store_url: String,
+    pub project_url: String,
+    /// A `psql` command line for the project's database.
+    pub psql: String,
+    /// The project database's connection string.
+    pub database_url: String,
+    pub store: Arc<WooStore>,
+    pub project: Arc<PostgRest>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _pg: Postgres,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The SQL a user runs in their Supabase project, after the local stand-in for what a
+/// Supabase project provides.
+pub fn project_sql() -> String {
+    format!(
+        "{}\n{}",
+        include_str!("../supabase-local.sql"),
+        include_str!("../supabase.sql")
+    )
+}
+
+/// The Database Webhooks of `table`, as the README's SQL creates them.
+fn webhook_sql(table: &str, url: &str, secret: &str) -> String {
+    let headers =
+        format!(r#"{{"Content-Type": "application/json", "x-webhook-secret": "{secret}"}}"#);
+    format!(
+        "create trigger sync_{table}_changed after insert or delete on public.{table}
+           for each row execute function supabase_functions.http_request('{url}', 'POST', '{headers}', '{{}}', '5000');
+         create trigger sync_{table}_updated after update on public.{table}
+           for each row when (old.* is distinct from new.*)
+           execute function supabase_functions.http_request('{url}', 'POST', '{headers}', '{{}}', '5000');"
+    )
+}
+
+impl Demo {
+    /// Starts the platforms and seeds the demo tenant on the local stack at `api_url`.
+    pub async fn start(sdk: &SdkConfig, resources: &AwsResources, api_url: &str) -> Result<Self> {
+        let pg = tokio::task::spawn_blocking(Postgres::start)
+            .await?
+            .context("starting PostgreSQL (./infra/setup.sh installs it)")?;
+        pg.create_database("project", &project_sql()).await?;
+        let (project_url, project, mut tasks) =
+            PostgRest::start(&pg.url("project"), vec![SERVICE_KEY.to_string()], 0).await?;
+        let config = WooConfig::default();
+        let (key, secret) = (config.consumer_key.clone(), config.consumer_secret.clone());
+        let (store_url, store, store_tasks) = WooStore::start(config, 0).await?;
+        tasks.extend(store_tasks);
+
+        let clock = Arc::new(SystemClock);
+        let services = sync_aws::wiring::services(sdk, resources, clock.clone());
+        let tenant = TenantId::parse(TENANT).map_err(anyhow::Error::msg)?;
+        let store_connection = connect(
+            &services,
+            &tenant,
+            Platform::WooCommerce,
+            "Demo store",
+            serde_json::json!({ "base_url": store_url }),
+            &[
+                ("consumer_key", &key),
+                ("consumer_secret", &secret),
+                ("webhook_secret", STORE_WEBHOOK_SECRET),
+            ],
+        )
+        .await?;
+        let project_connection = connect(
+            &services,
+            &tenant,
+            Platform::Supabase,
+            "Demo project",
+            serde_json::json!({ "project_url": project_url }),
+            &[
+                ("service_key", SERVICE_KEY),
+                ("webhook_secret", PROJECT_WEBHOOK_SECRET),
+            ],
+        )
+        .await?;
+        for (source, target, entities) in [
+            (
+                &store_connection,
+                &project_connection,
+                vec![
+                    EntityType::Orders,
+                    EntityType::Customers,
+                    EntityType::Products,
+                ],
+            ),
+            (
+                &project_connection,
+                &store_connection,
+                vec![EntityType::Products, EntityType::Customers],
+            ),
+        ] {
+            services
+                .flows
+                .create(
+                    &tenant,
+                    NewFlow {
+                        source_connection_id: source.id,
+                        target_connection_id: target.id,
+                        entities,
+                        conflict_policy: ConflictPolicy::default(),
+                        enabled: true,
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("demo flow: {e}"))?;
+        }
+        let expression = ScheduleExpression::parse("* * * * *").map_err(anyhow::Error::msg)?;
+        for entity in [
+            EntityType::Orders,
+            EntityType::Customers,
+            EntityType::Products,
+        ] {
+            services
+                .schedules
+                .create(
+                    &tenant,
+                    NewSchedule {
+                        credential_id: store_connection.id,
+                        platform: Platform::WooCommerce,
+                        entity_type: entity,
+                        cron_expression: "* * * * *".into(),
+                        expression: expression.clone(),
+                        sync_mode: SyncMode::Incremental,
+                        timezone: Zone::UTC,
+                        is_active: true,
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("demo schedule: {e}"))?;
+        }
+        // The store's webhooks, registered at the store by our own use case.
+        let setup = sync_aws::wiring::webhook_setup(
+            sdk,
+            &SetupConfig {
+                table_name: resources.table_name.clone(),
+                kms_key_id: resources.kms_key_id.clone(),
+                http_timeout_seconds: 10,
+                http_attempts: 3,
+            },
+            Arc::new(sync_http::ReqwestClient::new().map_err(anyhow::Error::msg)?),
+            clock,
+        );
+        setup
+            .register(&tenant, store_connection.id, api_url)
+            .await
+            .map_err(|e| anyhow::anyhow!("registering the store's webhooks: {e}"))?;
+        // The project's Database Webhooks, as the README's SQL creates them.
+        let db = platform_sims::pg::connect(&pg.url("project")).await?;
+        let url = project_connection.webhook_url(api_url);
+        for table in ["products", "customers"] {
+            db.batch_execute(&webhook_sql(table, &url, PROJECT_WEBHOOK_SECRET))
+                .await
+                .with_context(|| format!("webhooks of {table}"))?;
+        }
+        Ok(Self {
+            store_url,
+            project_url,
+            psql: pg.psql("project"),
+            database_url: pg.url("project"),
+            store,
+            project,
+            tasks,
+            _pg: pg,
+        })
+    }
+}
+
+async fn connect(
+    services: &sync_core::service::Services,
+    tenant: &TenantId,
+    platform: Platform,
+    name: &str,
+    config: serde_json::Value,
+    secrets: &[(&str, &str)],
+) -> Result<Connection> {
+    services
+        .connections
+        .create(
+            tenant,
+            NewConnection {
+                platform,
+                display_name: name.into(),
+                config: config.as_object().cloned().unwrap_or_default(),
+                secrets: secrets
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Secret::new(*v)))
+                    .collect(),
+                webhooks_enabled: Some(true),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("demo connection {name}: {e}"))
+}
