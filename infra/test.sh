@@ -23,6 +23,21 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 totals="$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p, f }' "$log")"
 
+step "linkage: platform HTTP clients only where platforms are called, simulators in no function"
+for f in schedule-api webhook-intake webhook-coalescer sync-worker connection-setup; do
+  tree="$(cargo tree -e normal -p "$f" --locked)"
+  if grep -q ' platform-sims ' <<<"$tree"; then
+    echo "the $f function links the platform simulators" >&2; exit 1
+  fi
+  case "$f" in
+    sync-worker|connection-setup) ;;
+    *) if grep -q ' reqwest ' <<<"$tree"; then
+         echo "the $f function links a platform HTTP client (reqwest)" >&2; exit 1
+       fi ;;
+  esac
+done
+echo "linkage: ok"
+
 step "IAM: each function's policy grants exactly what its code can call (infra/iam_check.py)"
 .venv/bin/python infra/iam_check.py --self-test
 .venv/bin/python infra/iam_check.py

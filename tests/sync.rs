@@ -352,3 +352,81 @@ async fn a_run_cut_off_mid_way_is_completed_by_the_next_one_without_duplicates()
     );
     assert_orders_match(&w).await;
 }
+
+#[tokio::test]
+async fn registering_the_stores_webhooks_is_idempotent_and_the_store_then_delivers_to_us() {
+    let w = sync_world(seed(3)).await;
+    let path = format!("/api/connections/{}/webhooks", w.store);
+    let (status, first) = w.api.send(Method::POST, &path, Some("acme"), None).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{first}");
+    let created = first["subscriptions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(created.len(), 12, "{first}");
+    assert!(created.iter().all(|s| s["change"] == "created"));
+    let (status, second) = w.api.send(Method::POST, &path, Some("acme"), None).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{second}");
+    assert!(second["subscriptions"]
+        .as_array()
+        .is_some_and(|a| a.len() == 12 && a.iter().all(|s| s["change"] == "updated")));
+    let hooks = w
+        .store_admin(Method::GET, "wc/v3/webhooks?per_page=100", json!({}))
+        .await;
+    assert_eq!(hooks.as_array().map(Vec::len), Some(12), "nothing doubled");
+    // A change in the store is delivered, signed with the secret we stored, and accepted.
+    let order = w.woo.all(Kind::Orders)[0]["id"].to_string();
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/orders/{order}"),
+        json!({"status": "completed"}),
+    )
+    .await;
+    let log = format!("/api/connections/{}/events", w.store);
+    let mut events = Vec::new();
+    for _ in 0..40 {
+        let (_, got) = w.api.send(Method::GET, &log, Some("acme"), None).await;
+        events = got["events"].as_array().cloned().unwrap_or_default();
+        if !events.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(
+        events.iter().any(|e| e["entity_id"] == json!(order)),
+        "{events:#?}"
+    );
+    // Another tenant cannot touch them; removing takes them all away.
+    let (status, _) = w
+        .api
+        .send(Method::DELETE, &path, Some("globex"), None)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    let (status, removed) = w.api.send(Method::DELETE, &path, Some("acme"), None).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{removed}");
+    let hooks = w
+        .store_admin(Method::GET, "wc/v3/webhooks?per_page=100", json!({}))
+        .await;
+    assert_eq!(hooks.as_array().map(Vec::len), Some(0));
+}
+
+#[tokio::test]
+async fn an_order_trashed_in_the_store_is_marked_deleted_in_postgresql() {
+    let w = sync_world(seed(6)).await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    w.work().await;
+    let order = w.woo.all(Kind::Orders)[2]["id"].to_string();
+    w.store_admin(Method::DELETE, &format!("wc/v3/orders/{order}"), json!({}))
+        .await;
+    w.enqueue(&w.job(&w.store, "orders", SyncMode::Incremental, &[&order]))
+        .await;
+    w.work().await;
+    let rows = w.rows("orders").await;
+    let row = rows
+        .iter()
+        .find(|r| r["source_id"] == json!(order))
+        .cloned()
+        .unwrap_or_default();
+    assert!(row["deleted_at"].is_string(), "{row}");
+    assert_eq!(rows.iter().filter(|r| r["deleted_at"].is_null()).count(), 5);
+}

@@ -25,6 +25,7 @@ pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 /// What the gateway routes to.
 pub struct Gateway {
     pub schedules: schedule_api::App,
+    pub setup: connection_setup::App,
     pub webhooks: webhook_intake::App,
     pub jwt: LocalJwt,
 }
@@ -34,6 +35,8 @@ pub struct Gateway {
 enum Target {
     /// The API function, behind the JWT authorizer.
     Api,
+    /// The connection-setup function (`/api/connections/{id}/webhooks`), behind it too.
+    Setup,
     /// The webhook intake, with no authorizer.
     Webhooks,
 }
@@ -110,6 +113,15 @@ fn plain(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 /// The function, route key and path parameters of the template route a path falls under.
 fn route(path: &str) -> Option<(Target, &'static str, Map<String, Value>)> {
     let mut params = Map::new();
+    // API Gateway picks the most specific route: this one before /api/{proxy+}.
+    if let Some(id) = path
+        .strip_prefix("/api/connections/")
+        .and_then(|rest| rest.strip_suffix("/webhooks"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    {
+        params.insert("id".into(), json!(id));
+        return Some((Target::Setup, "ANY /api/connections/{id}/webhooks", params));
+    }
     if let Some(proxy) = path.strip_prefix("/api/") {
         params.insert("proxy".into(), json!(proxy));
         return Some((Target::Api, "ANY /api/{proxy+}", params));
@@ -143,7 +155,7 @@ async fn answer(
         return plain(StatusCode::NOT_FOUND, "Not Found");
     };
     let authorizer = match target {
-        Target::Api => match api_claims(gateway, &parts.headers) {
+        Target::Api | Target::Setup => match api_claims(gateway, &parts.headers) {
             Ok(authorizer) => authorizer,
             Err(reason) => {
                 tracing::info!(path = %sync_core::logtext::clip(&path), reason, "token refused");
@@ -215,6 +227,7 @@ async fn answer(
     };
     let handled = match target {
         Target::Api => schedule_api::handle(&gateway.schedules, request).await,
+        Target::Setup => connection_setup::handle(&gateway.setup, request).await,
         Target::Webhooks => webhook_intake::handle(&gateway.webhooks, request).await,
     };
     match handled {

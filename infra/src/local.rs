@@ -13,7 +13,7 @@ use crate::jwt::LocalJwt;
 use crate::moto::MotoServer;
 use crate::provision::{provision, Names};
 use sync_core::clock::SystemClock;
-use sync_core::config::{ApiSettings, CoalescerConfig, IntakeConfig, WorkerConfig};
+use sync_core::config::{ApiSettings, CoalescerConfig, IntakeConfig, SetupConfig, WorkerConfig};
 
 /// How to run the local stack.
 #[derive(Debug, Clone)]
@@ -119,7 +119,22 @@ impl LocalStack {
         settings
             .public_base_url
             .get_or_insert_with(|| api_url.clone());
+        let http = Arc::new(sync_http::ReqwestClient::new().map_err(anyhow::Error::msg)?);
+        let setup_config = SetupConfig::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(resources.table_name.clone()),
+            "KMS_KEY_ID" => Some(resources.kms_key_id.clone()),
+            other => std::env::var(other).ok(),
+        })?;
         let gateway = Arc::new(Gateway {
+            setup: connection_setup::App {
+                setup: sync_aws::wiring::webhook_setup(
+                    &sdk,
+                    &setup_config,
+                    http.clone(),
+                    Arc::new(SystemClock),
+                ),
+                settings: settings.clone(),
+            },
             schedules: schedule_api::App::with_aws(&sdk, &resources, settings),
             webhooks: webhook_intake::App {
                 intake: sync_aws::wiring::intake(&sdk, &intake_config, Arc::new(SystemClock)),
@@ -151,7 +166,6 @@ impl LocalStack {
                 .map(|(_, v)| v.clone())
                 .or_else(|| std::env::var(other).ok()),
         })?;
-        let http = Arc::new(sync_http::ReqwestClient::new().map_err(anyhow::Error::msg)?);
         let functions = Arc::new(QueueFunctions {
             coalescer,
             coalescer_source: SqsEventSource::new(
