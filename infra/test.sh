@@ -21,7 +21,14 @@ step "unit and integration tests (integration tests start moto on a free loopbac
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
-totals="$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p, f }' "$log")"
+
+step "simulators against the platforms' own Python clients (woocommerce, postgrest)"
+pylog="$(mktemp)"
+trap 'rm -f "$log" "$pylog"' EXIT
+SYNCCTL="$root/target/debug/syncctl" .venv/bin/python -m pytest -q -p no:cacheprovider infra/sims/tests 2>&1 | tee "$pylog"
+py_passed="$(grep -oE '[0-9]+ passed' "$pylog" | tail -1 | grep -oE '[0-9]+' || echo 0)"
+py_failed="$(grep -oE '[0-9]+ failed' "$pylog" | tail -1 | grep -oE '[0-9]+' || echo 0)"
+totals="$(awk -v pp="$py_passed" -v pf="$py_failed" '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p + pp, f + pf }' "$log")"
 
 step "linkage: platform HTTP clients only where platforms are called, simulators in no function"
 for f in schedule-api webhook-intake webhook-coalescer sync-worker connection-setup; do

@@ -46,6 +46,9 @@ enum Command {
         #[arg(long)]
         no_demo: bool,
     },
+    /// Start only the simulated platforms (store; PostgreSQL behind PostgREST), print where
+    /// they are as one JSON line, and run until SIGINT or SIGTERM.
+    Sims,
     /// List sync runs, newest first, as a table (through the API, with a dev token).
     Runs {
         /// Tenant whose runs to list.
@@ -178,6 +181,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
             count,
         } => return preview(&expr, &tz, after.as_deref(), count, out, err),
         Command::DevToken { tenant, ttl, claim } => dev_token(&tenant, ttl, &claim, out, err),
+        Command::Sims => sims(out).await,
         Command::Runs {
             tenant,
             url,
@@ -427,6 +431,30 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
             _ = terminate.recv() => {}
         }
     })
+}
+
+/// `syncctl sims`: the simulated platforms alone, until stopped.
+async fn sims(out: &mut dyn Write) -> Result<i32> {
+    let stop = stop_signal()?;
+    let p = crate::demo::Platforms::start().await?;
+    writeln!(
+        out,
+        "{}",
+        serde_json::json!({
+            "store_url": p.store_url,
+            "consumer_key": p.consumer_key,
+            "consumer_secret": p.consumer_secret,
+            "project_url": p.project_url,
+            "service_key": p.service_key,
+            "database_url": p.database_url,
+        })
+    )?;
+    out.flush()?;
+    stop.await;
+    for t in &p.tasks {
+        t.abort();
+    }
+    Ok(0)
 }
 
 /// `syncctl runs`: the tenant's runs through the API, as a table.

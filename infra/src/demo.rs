@@ -73,9 +73,24 @@ fn webhook_sql(table: &str, url: &str, secret: &str) -> String {
     )
 }
 
-impl Demo {
-    /// Starts the platforms and seeds the demo tenant on the local stack at `api_url`.
-    pub async fn start(sdk: &SdkConfig, resources: &AwsResources, api_url: &str) -> Result<Self> {
+/// The simulated platforms alone: a PostgreSQL project behind the PostgREST layer, and a
+/// seeded store (`syncctl sims`, and the simulators' tests with the platforms' own clients).
+pub struct Platforms {
+    pub store_url: String,
+    pub consumer_key: String,
+    pub consumer_secret: String,
+    pub project_url: String,
+    pub service_key: String,
+    pub database_url: String,
+    pub psql: String,
+    pub store: Arc<WooStore>,
+    pub project: Arc<PostgRest>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub pg: Postgres,
+}
+
+impl Platforms {
+    pub async fn start() -> Result<Self> {
         let pg = tokio::task::spawn_blocking(Postgres::start)
             .await?
             .context("starting PostgreSQL (./infra/setup.sh installs it)")?;
@@ -83,9 +98,42 @@ impl Demo {
         let (project_url, project, mut tasks) =
             PostgRest::start(&pg.url("project"), vec![SERVICE_KEY.to_string()], 0).await?;
         let config = WooConfig::default();
-        let (key, secret) = (config.consumer_key.clone(), config.consumer_secret.clone());
+        let (consumer_key, consumer_secret) =
+            (config.consumer_key.clone(), config.consumer_secret.clone());
         let (store_url, store, store_tasks) = WooStore::start(config, 0).await?;
         tasks.extend(store_tasks);
+        Ok(Self {
+            store_url,
+            consumer_key,
+            consumer_secret,
+            project_url,
+            service_key: SERVICE_KEY.into(),
+            database_url: pg.url("project"),
+            psql: pg.psql("project"),
+            store,
+            project,
+            tasks,
+            pg,
+        })
+    }
+}
+
+impl Demo {
+    /// Starts the platforms and seeds the demo tenant on the local stack at `api_url`.
+    pub async fn start(sdk: &SdkConfig, resources: &AwsResources, api_url: &str) -> Result<Self> {
+        let Platforms {
+            store_url,
+            consumer_key: key,
+            consumer_secret: secret,
+            project_url,
+            database_url,
+            psql,
+            store,
+            project,
+            tasks,
+            pg,
+            ..
+        } = Platforms::start().await?;
 
         let clock = Arc::new(SystemClock);
         let services = sync_aws::wiring::services(sdk, resources, clock.clone());
@@ -187,7 +235,7 @@ impl Demo {
             .await
             .map_err(|e| anyhow::anyhow!("registering the store's webhooks: {e}"))?;
         // The project's Database Webhooks, as the README's SQL creates them.
-        let db = platform_sims::pg::connect(&pg.url("project")).await?;
+        let db = platform_sims::pg::connect(&database_url).await?;
         let url = project_connection.webhook_url(api_url);
         for table in ["products", "customers"] {
             db.batch_execute(&webhook_sql(table, &url, PROJECT_WEBHOOK_SECRET))
@@ -197,8 +245,8 @@ impl Demo {
         Ok(Self {
             store_url,
             project_url,
-            psql: pg.psql("project"),
-            database_url: pg.url("project"),
+            psql,
+            database_url,
             store,
             project,
             tasks,

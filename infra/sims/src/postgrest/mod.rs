@@ -353,7 +353,11 @@ impl PostgRest {
             return Ok(json_response(StatusCode::CREATED, &json!([])));
         }
         let columns: Vec<String> = match req.param("columns") {
-            Some(list) => list.split(',').map(|c| c.trim().to_string()).collect(),
+            // Clients may quote the names (`columns="id","email"`), as PostgREST allows.
+            Some(list) => list
+                .split(',')
+                .map(|c| c.trim().trim_matches('"').to_string())
+                .collect(),
             None => {
                 let first: Vec<&String> = rows[0].keys().collect();
                 if rows.iter().any(|r| r.keys().collect::<Vec<_>>() != first) {

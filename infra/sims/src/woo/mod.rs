@@ -1356,8 +1356,10 @@ fn apply_webhook_fields(hook: &mut Webhook, body: &Map<String, Value>) -> Result
     Ok(())
 }
 
+/// A boolean parameter as WordPress reads one (`rest_sanitize_boolean`): `false`, `0` and
+/// the empty string in any case are false, anything else true (Python clients send `True`).
 fn truthy(v: &str) -> bool {
-    matches!(v, "true" | "1" | "yes")
+    !matches!(v.trim().to_ascii_lowercase().as_str(), "false" | "0" | "")
 }
 
 fn no_route() -> WpError {
