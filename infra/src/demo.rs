@@ -90,14 +90,23 @@ pub struct Platforms {
 }
 
 impl Platforms {
+    /// The platforms with the store seeded as the demo's.
     pub async fn start() -> Result<Self> {
+        Self::start_seeded(platform_sims::woo::Seed::default()).await
+    }
+
+    /// The platforms with the store seeded with `seed`.
+    pub async fn start_seeded(seed: platform_sims::woo::Seed) -> Result<Self> {
         let pg = tokio::task::spawn_blocking(Postgres::start)
             .await?
             .context("starting PostgreSQL (./infra/setup.sh installs it)")?;
         pg.create_database("project", &project_sql()).await?;
         let (project_url, project, mut tasks) =
             PostgRest::start(&pg.url("project"), vec![SERVICE_KEY.to_string()], 0).await?;
-        let config = WooConfig::default();
+        let config = WooConfig {
+            seed: Some(seed),
+            ..WooConfig::default()
+        };
         let (consumer_key, consumer_secret) =
             (config.consumer_key.clone(), config.consumer_secret.clone());
         let (store_url, store, store_tasks) = WooStore::start(config, 0).await?;

@@ -1,25 +1,42 @@
-//! The sync engine, measured end to end: `woocommerce → supabase` orders through the
-//! worker's own handler (fed from moto's SQS as Lambda's event source would), reading the
-//! store simulator and writing a real PostgreSQL through the PostgREST layer.
+//! The sync engine, measured: `woocommerce → supabase` orders, reading the store simulator
+//! and writing a real PostgreSQL through the PostgREST layer, over HTTP.
 //!
-//! 1. Orders per second of a full sync, with the simulators answering at once and with
-//!    50 ms added to every platform call.
-//! 2. Platform calls per 1,000 orders, against the least the platforms allow: 10 pages of
-//!    100 from WooCommerce and one upsert per chunk to PostgREST.
-//! 3. Memory: the process's resident set sampled while syncing many orders. The simulators
-//!    run in this process too and hold their data from before the sync starts, so what is
-//!    reported is the growth over the resident set just before the sync (the worker's and
-//!    the PostgREST layer's working set), sampled every 100 ms, with the peak.
+//! 1. Orders per second of a full sync by the worker use case with its AWS side replaced by
+//!    zero-latency in-memory stubs (leases, runs, flows, connections; a record index that
+//!    keeps nothing, which is what a first backfill reads from it anyway), with the
+//!    simulators answering at once and with 50 ms added to every platform call.
+//! 2. The same through the whole local stack: the worker's Lambda handler fed from moto's
+//!    SQS, its state in moto's DynamoDB. moto answers one request at a time from one Python
+//!    process, so this figure is moto's, not the worker's; it is printed for comparison.
+//! 3. Platform calls per 1,000 orders, against the least the platforms allow: 10 pages of
+//!    100 from WooCommerce; one upsert per page written (the engine commits page by page).
+//! 4. Memory while syncing many orders (part 1's setup): this process's resident set,
+//!    sampled every 100 ms. The simulators run in this process and hold their data from
+//!    before the sync starts, so what is reported is the growth over the resident set just
+//!    before the sync: the worker's working set plus the PostgREST layer's.
 //!
-//! Run with `cargo bench -p integration-tests --bench sync` (set `SYNC_BENCH_BIG_ORDERS` to
-//! change the size of part 3, default 100000). Figures from a shared machine are orders of
-//! magnitude; compare runs on one machine.
+//! Run with `cargo bench -p integration-tests --bench sync` (`SYNC_BENCH_BIG_ORDERS` sets
+//! part 4's size, default 100000). Figures from a shared machine are orders of magnitude.
 
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use integration_tests::platforms::{sync_world, SyncWorld};
+use integration_tests::platforms::sync_world;
 use platform_sims::woo::Seed;
 use serde_json::{json, Value};
+use sync_core::clock::{Clock, SystemClock};
+use sync_core::domain::{
+    ConflictPolicy, Connection, ConnectionId, EntityType, Flow, FlowId, NewConnection, Platform,
+    Secret, SyncJob, SyncMode, TenantId, Trigger,
+};
+use sync_core::memory::{MemoryFlows, MemoryRuns, MemorySyncLeases};
+use sync_core::platforms::http::RetryPolicy;
+use sync_core::ports::{RecordIndex, RecordState, RecordUpdate, StateError};
+use sync_core::service::sync::{JobOutcome, SyncWorker, WorkerPorts, WorkerSettings};
+use sync_core::service::{PlatformConnectors, ScheduleService, Services};
 
 fn seed(orders: usize) -> Seed {
     Seed {
@@ -30,7 +47,31 @@ fn seed(orders: usize) -> Seed {
     }
 }
 
-/// Calls the simulator counted, by "METHOD path".
+/// A record index that keeps nothing: every record reads as not yet linked (true of a
+/// first backfill), and updates are only counted.
+#[derive(Default)]
+struct FreshIndex {
+    updates: AtomicUsize,
+}
+
+#[async_trait]
+impl RecordIndex for FreshIndex {
+    async fn get(
+        &self,
+        _connection: ConnectionId,
+        _entity: EntityType,
+        _ids: &[String],
+    ) -> Result<HashMap<String, RecordState>, StateError> {
+        Ok(HashMap::new())
+    }
+
+    async fn update(&self, updates: &[RecordUpdate]) -> Result<(), StateError> {
+        self.updates.fetch_add(updates.len(), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Calls a simulator counted, by "METHOD path".
 async fn calls(http: &reqwest::Client, base: &str) -> Value {
     http.get(format!("{base}/__admin/calls"))
         .send()
@@ -41,8 +82,12 @@ async fn calls(http: &reqwest::Client, base: &str) -> Value {
         .unwrap_or_default()
 }
 
-fn count(calls: &Value, key: &str) -> u64 {
-    calls[key].as_u64().unwrap_or(0)
+async fn admin(http: &reqwest::Client, base: &str, path: &str, body: Value) {
+    http.post(format!("{base}/__admin/{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Resident set of this process, in KiB (Linux).
@@ -58,79 +103,212 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn full_sync(w: &SyncWorld) -> Duration {
-    let started = Instant::now();
-    w.flow(&w.store, &w.project, &["orders"]).await;
-    w.work().await;
-    started.elapsed()
+/// The worker use case over zero-latency stubs, connected to the simulated platforms.
+struct Stubbed {
+    worker: SyncWorker,
+    tenant: TenantId,
+    store: Connection,
+    platforms: infra::demo::Platforms,
+    http: reqwest::Client,
 }
 
-async fn throughput(orders: usize, latency_ms: u64) {
-    let w = sync_world(seed(orders)).await;
-    for base in [&w.woo_url, &w.rest_url] {
-        w.api
-            .http
-            .post(format!("{base}/__admin/faults"))
-            .json(&json!({ "latency_ms": latency_ms }))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        w.api
-            .http
-            .post(format!("{base}/__admin/calls/reset"))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+async fn stubbed(orders: usize) -> Stubbed {
+    let platforms = infra::demo::Platforms::start_seeded(seed(orders))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (services, mem) = Services::in_memory(clock.clone());
+    let tenant = TenantId::parse("bench").unwrap_or_else(|e| panic!("{e}"));
+    let connect = |platform, config: Value, secrets: Vec<(&str, String)>| NewConnection {
+        platform,
+        display_name: "bench".into(),
+        config: config.as_object().cloned().unwrap_or_default(),
+        secrets: secrets
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Secret::new(v)))
+            .collect(),
+        webhooks_enabled: Some(false),
+    };
+    let store = services
+        .connections
+        .create(
+            &tenant,
+            connect(
+                Platform::WooCommerce,
+                json!({"base_url": platforms.store_url}),
+                vec![
+                    ("consumer_key", platforms.consumer_key.clone()),
+                    ("consumer_secret", platforms.consumer_secret.clone()),
+                ],
+            ),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let project = services
+        .connections
+        .create(
+            &tenant,
+            connect(
+                Platform::Supabase,
+                json!({"project_url": platforms.project_url}),
+                vec![("service_key", platforms.service_key.clone())],
+            ),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let flows = Arc::new(MemoryFlows::new(mem.connections.clone()));
+    flows.seed(Flow {
+        id: FlowId::new_random(),
+        tenant_id: tenant.clone(),
+        source_connection_id: store.id,
+        target_connection_id: project.id,
+        entities: vec![EntityType::Orders],
+        conflict_policy: ConflictPolicy::SourceWins,
+        enabled: true,
+        created_at: clock.now(),
+        updated_at: clock.now(),
+        version: 1,
+    });
+    let http = Arc::new(sync_http::ReqwestClient::new().unwrap_or_else(|e| panic!("{e}")));
+    let worker = SyncWorker::new(
+        WorkerPorts {
+            connections: mem.connections.clone(),
+            flows,
+            connectors: Arc::new(PlatformConnectors::new(
+                mem.sealer.clone(),
+                http,
+                clock.clone(),
+                RetryPolicy::default(),
+            )),
+            schedules: ScheduleService::new(
+                mem.schedules.clone(),
+                mem.trigger.clone(),
+                mem.connections.clone(),
+                clock.clone(),
+            ),
+            schedule_store: mem.schedules.clone(),
+            leases: Arc::new(MemorySyncLeases::default()),
+            index: Arc::new(FreshIndex::default()),
+            runs: Arc::new(MemoryRuns::default()),
+            jobs: mem.queue.clone(),
+            clock,
+        },
+        WorkerSettings::default(),
+    );
+    Stubbed {
+        worker,
+        tenant,
+        store,
+        platforms,
+        http: reqwest::Client::new(),
     }
-    let took = full_sync(&w).await;
-    let rows = w.rows("orders").await.len();
-    assert_eq!(rows, orders, "every order reached PostgreSQL");
-    let store = calls(&w.api.http, &w.woo_url).await;
-    let project = calls(&w.api.http, &w.rest_url).await;
-    let reads = count(&store, "GET /wp-json/wc/v3/orders");
-    let upserts = count(&project, "POST /rest/v1/orders");
-    let project_reads = count(&project, "GET /rest/v1/orders");
+}
+
+impl Stubbed {
+    async fn full_sync(&self) -> Duration {
+        let job = SyncJob {
+            job_id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: self.tenant.clone(),
+            connection_id: self.store.id,
+            platform: Platform::WooCommerce,
+            entity_type: EntityType::Orders,
+            sync_mode: SyncMode::Full,
+            trigger: Trigger::Manual,
+            triggered_at: chrono::Utc::now(),
+            ids: Vec::new(),
+            resume: None,
+        };
+        let started = Instant::now();
+        let outcome = self
+            .worker
+            .handle(job, chrono::Utc::now() + chrono::Duration::hours(2))
+            .await;
+        assert!(matches!(outcome, JobOutcome::Done), "{outcome:?}");
+        started.elapsed()
+    }
+
+    async fn rows(&self) -> i64 {
+        let db = platform_sims::pg::connect(&self.platforms.database_url)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        db.query_one("select count(*) from public.orders", &[])
+            .await
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(-1)
+    }
+}
+
+fn report_calls(orders: usize, store: &Value, project: &Value) {
+    let count = |calls: &Value, key: &str| calls[key].as_u64().unwrap_or(0);
     let per_k = |n: u64| n as f64 * 1000.0 / orders as f64;
     println!(
-        "woocommerce → supabase, {orders} orders, {latency_ms} ms per call: {:.1} s, {:.0} orders/s",
+        "  calls per 1,000 orders: store reads {:.1} (least: 10), project upserts {:.1} (one per page written)",
+        per_k(count(store, "GET /wp-json/wc/v3/orders")),
+        per_k(count(project, "POST /rest/v1/orders")),
+    );
+}
+
+async fn throughput_stubbed(orders: usize, latency_ms: u64) {
+    let s = stubbed(orders).await;
+    for base in [&s.platforms.store_url, &s.platforms.project_url] {
+        admin(&s.http, base, "faults", json!({ "latency_ms": latency_ms })).await;
+        admin(&s.http, base, "calls/reset", json!({})).await;
+    }
+    let took = s.full_sync().await;
+    assert_eq!(
+        s.rows().await,
+        orders as i64,
+        "every order reached PostgreSQL"
+    );
+    println!(
+        "worker use case, AWS stubbed: {orders} orders, {latency_ms} ms per platform call: {:.2} s, {:.0} orders/s",
         took.as_secs_f64(),
         orders as f64 / took.as_secs_f64()
     );
+    let store = calls(&s.http, &s.platforms.store_url).await;
+    let project = calls(&s.http, &s.platforms.project_url).await;
+    report_calls(orders, &store, &project);
+}
+
+async fn throughput_moto(orders: usize) {
+    let w = sync_world(seed(orders)).await;
+    let started = Instant::now();
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    w.work().await;
+    let took = started.elapsed();
+    assert_eq!(w.rows("orders").await.len(), orders);
     println!(
-        "  calls per 1,000 orders: store reads {:.1} (least: 10), project upserts {:.1}, project reads {:.1}",
-        per_k(reads),
-        per_k(upserts),
-        per_k(project_reads)
+        "whole local stack (handler, moto's SQS and DynamoDB): {orders} orders: {:.1} s, {:.0} orders/s",
+        took.as_secs_f64(),
+        orders as f64 / took.as_secs_f64()
     );
-    println!("  store calls: {store}");
-    println!("  project calls: {project}");
 }
 
 async fn memory(orders: usize) {
-    let w = sync_world(seed(orders)).await;
+    let s = stubbed(orders).await;
     let before = rss_kib();
-    let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampling = samples.clone();
     let sampler = tokio::spawn(async move {
         loop {
-            if let Ok(mut s) = sampling.lock() {
-                s.push(rss_kib());
+            if let Ok(mut v) = sampling.lock() {
+                v.push(rss_kib());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let took = full_sync(&w).await;
+    let took = s.full_sync().await;
     sampler.abort();
-    let rows = w.rows("orders").await.len();
-    let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    let rows = s.rows().await;
+    let samples = samples.lock().map(|v| v.clone()).unwrap_or_default();
     let growth = |kib: u64| kib.saturating_sub(before) as f64 / 1024.0;
     let peak = samples.iter().copied().max().unwrap_or(before);
     let at = |fraction: f64| {
-        let i = ((samples.len().saturating_sub(1)) as f64 * fraction) as usize;
+        let i = (samples.len().saturating_sub(1) as f64 * fraction) as usize;
         samples.get(i).copied().map(growth).unwrap_or(0.0)
     };
     println!(
-        "memory, {orders} orders synced in {:.1} s ({rows} rows): resident set before the sync {:.0} MiB; growth over it at 25/50/75/100% of the run {:.1}/{:.1}/{:.1}/{:.1} MiB, peak growth {:.1} MiB",
+        "memory: {orders} orders synced in {:.1} s ({rows} rows); resident set before the sync {:.0} MiB; growth over it at 25/50/75/100% of the run {:.1}/{:.1}/{:.1}/{:.1} MiB, peak growth {:.1} MiB",
         took.as_secs_f64(),
         before as f64 / 1024.0,
         at(0.25),
@@ -147,7 +325,8 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    throughput(5_000, 0).await;
-    throughput(1_000, 50).await;
+    throughput_stubbed(10_000, 0).await;
+    throughput_stubbed(2_000, 50).await;
+    throughput_moto(1_000).await;
     memory(big).await;
 }

@@ -7,15 +7,13 @@ use std::sync::Arc;
 
 use platform_sims::pg::Postgres;
 use platform_sims::postgrest::PostgRest;
-use platform_sims::woo::{Seed, WooConfig, WooStore};
+use platform_sims::woo::{Seed, WooStore};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::{api_with, Api};
 use sync_core::domain::{SyncJob, SyncMode, TenantId, Trigger};
 
-/// The Supabase project's service key (the PostgREST layer accepts only it).
-pub const SERVICE_KEY: &str = "sb_secret_local_service_key_0123456789";
 /// The store connection's webhook secret.
 pub const WOO_WEBHOOK_SECRET: &str = "whsec_local_store_0123456789abcdef";
 /// The Supabase connection's webhook secret.
@@ -43,15 +41,6 @@ impl Drop for SyncWorld {
     }
 }
 
-/// The SQL a user runs in their project, after the local stand-in for what Supabase provides.
-pub fn project_sql() -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra");
-    let read = |name: &str| {
-        std::fs::read_to_string(root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-    };
-    format!("{}\n{}", read("supabase-local.sql"), read("supabase.sql"))
-}
-
 /// Logs of the stack in the test's output, filtered by `RUST_LOG` (off by default).
 fn init_logs() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -71,29 +60,24 @@ pub async fn sync_world(seed: Seed) -> SyncWorld {
 /// As [`sync_world`], with the worker configured by `worker_env`.
 pub async fn sync_world_with(seed: Seed, worker_env: Vec<(String, String)>) -> SyncWorld {
     init_logs();
-    let pg = tokio::task::spawn_blocking(Postgres::start)
+    let platforms = infra::demo::Platforms::start_seeded(seed)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("postgres: {e:#}"));
-    pg.create_database("project", &project_sql())
-        .await
-        .unwrap_or_else(|e| panic!("project database: {e:#} {}", pg.log()));
-    let db = platform_sims::pg::connect(&pg.url("project"))
+        .unwrap_or_else(|e| panic!("platforms: {e:#}"));
+    let db = platform_sims::pg::connect(&platforms.database_url)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    let (rest_url, rest, mut tasks) =
-        PostgRest::start(&pg.url("project"), vec![SERVICE_KEY.to_string()], 0)
-            .await
-            .unwrap_or_else(|e| panic!("postgrest: {e:#}"));
-    let config = WooConfig {
-        seed: Some(seed),
-        ..WooConfig::default()
-    };
-    let (key, secret) = (config.consumer_key.clone(), config.consumer_secret.clone());
-    let (woo_url, woo, woo_tasks) = WooStore::start(config, 0)
-        .await
-        .unwrap_or_else(|e| panic!("store: {e:#}"));
-    tasks.extend(woo_tasks);
+    let infra::demo::Platforms {
+        store_url: woo_url,
+        consumer_key: key,
+        consumer_secret: secret,
+        project_url: rest_url,
+        service_key,
+        store: woo,
+        project: rest,
+        tasks,
+        pg,
+        ..
+    } = platforms;
     let api = api_with(worker_env).await;
     let store = connect(
         &api,
@@ -107,7 +91,7 @@ pub async fn sync_world_with(seed: Seed, worker_env: Vec<(String, String)>) -> S
         &api,
         json!({"platform": "supabase", "display_name": "Project",
                "config": {"project_url": rest_url},
-               "secrets": {"service_key": SERVICE_KEY, "webhook_secret": SB_WEBHOOK_SECRET}}),
+               "secrets": {"service_key": service_key, "webhook_secret": SB_WEBHOOK_SECRET}}),
     )
     .await;
     SyncWorld {
