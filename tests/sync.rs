@@ -222,10 +222,10 @@ async fn a_large_sync_with_a_tiny_time_budget_ends_as_an_uninterrupted_one_would
         Seed {
             products: 5,
             customers: 5,
-            orders: 1_500,
+            orders: 5_000,
             seed: 3,
         },
-        vec![("TIME_BUDGET_MS".into(), "150".into())],
+        vec![("TIME_BUDGET_MS".into(), "1500".into())],
     )
     .await;
     w.flow(&w.store, &w.project, &["orders"]).await;
@@ -239,7 +239,7 @@ async fn a_large_sync_with_a_tiny_time_budget_ends_as_an_uninterrupted_one_would
         "{:#?}",
         runs[0]
     );
-    assert_eq!(runs[0]["counts"]["written"], 1_500);
+    assert_eq!(runs[0]["counts"]["written"], 5_000);
 }
 
 #[tokio::test]
