@@ -216,7 +216,9 @@ def wired_actions(name: str, wiring: dict[str, str], adapters: dict[str, set[str
 
 def code_actions(binary: str, wiring, adapters) -> set[str]:
     crate = ROOT / "functions" / binary / "src"
-    text = "".join(strip_comments(p.read_text()) for p in crate.glob("*.rs") if p.name != "tests.rs")
+    text = "".join(
+        strip_comments(p.read_text()) for p in sorted(crate.rglob("*.rs")) if p.name != "tests.rs"
+    )
     names = set(re.findall(r"wiring::(?:\{[^}]*\}|(\w+))", text)) - {""}
     for group in re.findall(r"wiring::\{([^}]*)\}", text):
         names |= {n.strip() for n in group.split(",") if n.strip()}

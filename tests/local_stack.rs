@@ -464,3 +464,146 @@ async fn the_demo_syncs_the_store_into_postgresql_and_a_store_change_arrives_by_
         "the change bounced back to the store"
     );
 }
+
+#[tokio::test]
+async fn the_local_sqs_event_source_settles_a_batch_as_lambda_does() {
+    use aws_lambda_events::event::sqs::SqsBatchResponse;
+    let aws = integration_tests::fresh_aws().await;
+    let (url, source) = sync_queue_source(&aws, 10);
+    for body in ["a", "b"] {
+        aws.sqs()
+            .send_message()
+            .queue_url(&url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let failing = |ids: Vec<String>| {
+        move |_event: lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
+            let ids = ids.clone();
+            async move {
+                let mut response = SqsBatchResponse::default();
+                for id in ids {
+                    response.add_failure(id);
+                }
+                Ok::<_, lambda_runtime::Error>(response)
+            }
+        }
+    };
+    // A failure naming no message of the batch fails the whole batch.
+    let report = source
+        .poll_once(&failing(vec!["not-in-this-batch".into()]))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        (report.received, report.deleted, report.returned),
+        (2, 0, 2)
+    );
+    // An invocation error too.
+    let report = source
+        .poll_once(&|_event| async { Err::<SqsBatchResponse, _>("crashed".into()) })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        (report.received, report.deleted, report.returned),
+        (2, 0, 2)
+    );
+    // A reported failure stays; the rest is deleted.
+    let report = source
+        .poll_once(&|event: lambda_runtime::LambdaEvent<
+            aws_lambda_events::event::sqs::SqsEvent,
+        >| {
+            let id = event.payload.records[0]
+                .message_id
+                .clone()
+                .unwrap_or_default();
+            let mut response = SqsBatchResponse::default();
+            response.add_failure(id);
+            async move { Ok::<_, lambda_runtime::Error>(response) }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        (report.received, report.deleted, report.returned),
+        (2, 1, 1)
+    );
+    let report = source
+        .poll_once(&failing(Vec::new()))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!((report.received, report.deleted), (1, 1));
+}
+
+#[tokio::test]
+async fn a_job_handed_back_on_every_receive_goes_to_the_dead_letter_queue_after_five() {
+    use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+    let aws = integration_tests::fresh_aws().await;
+    let (url, source) = sync_queue_source(&aws, 5);
+    aws.sqs()
+        .send_message()
+        .queue_url(&url)
+        .message_body("a job that always fails")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fail_all = |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+        let mut response = SqsBatchResponse::default();
+        for m in event.payload.records {
+            response.add_failure(m.message_id.unwrap_or_default());
+        }
+        async move { Ok::<_, lambda_runtime::Error>(response) }
+    };
+    let mut received = 0;
+    for _ in 0..8 {
+        received += source
+            .poll_once(&fail_all)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+            .received;
+    }
+    assert_eq!(
+        received, 5,
+        "handed to the function once per receive, five times"
+    );
+    let dlq = aws
+        .sqs()
+        .get_queue_url()
+        .queue_name(&aws.names.dlq)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .queue_url
+        .unwrap_or_default();
+    let dead = aws
+        .sqs()
+        .receive_message()
+        .queue_url(&dlq)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bodies: Vec<&str> = dead.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies, ["a job that always fails"]);
+}
+
+/// The sync queue's URL, and an event source over it handing over `batch_size` messages,
+/// whose handed-back messages are visible again at once (for the next poll).
+fn sync_queue_source(
+    aws: &integration_tests::Aws,
+    batch_size: usize,
+) -> (String, infra::event_source::SqsEventSource) {
+    let url = aws.provisioned.sync_queue_url.clone();
+    let source = infra::event_source::SqsEventSource::new(
+        &aws.sdk,
+        infra::event_source::Mapping {
+            queue_url: url.clone(),
+            queue_arn: aws.resources.sync_queue_arn.clone(),
+            batch_size,
+            window: std::time::Duration::ZERO,
+            timeout: std::time::Duration::from_secs(30),
+            visibility_timeout: std::time::Duration::ZERO,
+        },
+    );
+    (url, source)
+}

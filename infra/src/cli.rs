@@ -46,7 +46,8 @@ enum Command {
         #[arg(long)]
         no_demo: bool,
     },
-    /// Start only the simulated platforms (store; PostgreSQL behind PostgREST), print where
+    /// Start only the simulated platforms (store; PostgreSQL behind PostgREST; QuickBooks'
+    /// OAuth service), print where
     /// they are as one JSON line, and run until SIGINT or SIGTERM.
     Sims,
     /// List sync runs, newest first, as a table (through the API, with a dev token).
@@ -75,6 +76,9 @@ enum Command {
         /// Print the table again every two seconds until interrupted.
         #[arg(long)]
         watch: bool,
+        /// Claim that carries the tenant (as the API's TENANT_CLAIM).
+        #[arg(long, env = "TENANT_CLAIM", default_value = "tenant_id")]
+        claim: String,
     },
     /// Print a token the local gateway accepts.
     DevToken {
@@ -191,6 +195,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
             connection_id,
             limit,
             watch,
+            claim,
         } => {
             let mut query = vec![("limit", limit.to_string())];
             for (name, value) in [
@@ -203,7 +208,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
                     query.push((name, v));
                 }
             }
-            runs(&tenant, &url, &query, watch, out, err).await
+            runs(&tenant, &claim, &url, &query, watch, out, err).await
         }
         Command::Repair {
             tenant,
@@ -341,9 +346,14 @@ fn dev_token(
 }
 
 async fn local(options: LocalOptions, out: &mut dyn Write) -> Result<i32> {
-    // Listen before starting anything, so a stop that comes during start-up is not lost.
+    // Listen before starting anything: a stop during start-up (initdb, moto, the demo)
+    // stops it there.
     let stop = stop_signal()?;
-    let stack = LocalStack::start(&options).await?;
+    tokio::pin!(stop);
+    let stack = tokio::select! {
+        started = LocalStack::start(&options) => started?,
+        () = &mut stop => return Ok(0),
+    };
     write!(out, "{}", banner(&stack, &options))?;
     out.flush()?;
     stop.await;
@@ -396,6 +406,13 @@ fn banner(stack: &LocalStack, options: &LocalOptions) -> String {
             ),
             ("Demo database", demo.psql.clone()),
             (
+                "Demo token",
+                format!(
+                    "TOKEN=$(cargo run -q --bin syncctl -- dev-token --tenant {})",
+                    crate::demo::TENANT
+                ),
+            ),
+            (
                 "Demo runs",
                 "cargo run -q --bin syncctl -- runs --watch".to_string(),
             ),
@@ -436,7 +453,11 @@ fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
 /// `syncctl sims`: the simulated platforms alone, until stopped.
 async fn sims(out: &mut dyn Write) -> Result<i32> {
     let stop = stop_signal()?;
-    let p = crate::demo::Platforms::start().await?;
+    tokio::pin!(stop);
+    let p = tokio::select! {
+        started = crate::demo::Platforms::start() => started?,
+        () = &mut stop => return Ok(0),
+    };
     writeln!(
         out,
         "{}",
@@ -447,19 +468,23 @@ async fn sims(out: &mut dyn Write) -> Result<i32> {
             "project_url": p.project_url,
             "service_key": p.service_key,
             "database_url": p.database_url,
+            "quickbooks_url": p.quickbooks_url,
+            "quickbooks_client_id": p.quickbooks.config().client_id,
+            "quickbooks_client_secret": p.quickbooks.config().client_secret,
+            "quickbooks_redirect_uri": p.quickbooks.config().redirect_uris.first(),
+            "quickbooks_realm_id": p.quickbooks.config().realm_id,
         })
     )?;
     out.flush()?;
     stop.await;
-    for t in &p.tasks {
-        t.abort();
-    }
+    drop(p);
     Ok(0)
 }
 
 /// `syncctl runs`: the tenant's runs through the API, as a table.
 async fn runs(
     tenant: &str,
+    claim: &str,
     url: &str,
     query: &[(&str, String)],
     watch: bool,
@@ -469,7 +494,7 @@ async fn runs(
     let jwt = LocalJwt::from_env();
     let http = reqwest::Client::new();
     loop {
-        let token = jwt.token("tenant_id", tenant, Utc::now().timestamp(), 300);
+        let token = jwt.token(claim, tenant, Utc::now().timestamp(), 300);
         let response = http
             .get(format!("{}/api/sync/runs", url.trim_end_matches('/')))
             .query(query)

@@ -10,6 +10,7 @@
 use anyhow::{Context, Result};
 use std::sync::Arc;
 
+use crate::tasks::Tasks;
 use platform_sims::pg::Postgres;
 use platform_sims::postgrest::PostgRest;
 use platform_sims::woo::{WooConfig, WooStore};
@@ -38,16 +39,8 @@ pub struct Demo {
     pub database_url: String,
     pub store: Arc<WooStore>,
     pub project: Arc<PostgRest>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _tasks: Tasks,
     _pg: Postgres,
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
 }
 
 /// The SQL a user runs in their Supabase project, after the local stand-in for what a
@@ -85,7 +78,11 @@ pub struct Platforms {
     pub psql: String,
     pub store: Arc<WooStore>,
     pub project: Arc<PostgRest>,
-    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Intuit's OAuth service for one app and company.
+    pub quickbooks_url: String,
+    pub quickbooks: Arc<platform_sims::qbo::QuickBooks>,
+    /// The simulators' servers; aborted when dropped.
+    pub tasks: Tasks,
     pub pg: Postgres,
 }
 
@@ -101,7 +98,7 @@ impl Platforms {
             .await?
             .context("starting PostgreSQL (./infra/setup.sh installs it)")?;
         pg.create_database("project", &project_sql()).await?;
-        let (project_url, project, mut tasks) =
+        let (project_url, project, tasks) =
             PostgRest::start(&pg.url("project"), vec![SERVICE_KEY.to_string()], 0).await?;
         let config = WooConfig {
             seed: Some(seed),
@@ -109,9 +106,16 @@ impl Platforms {
         };
         let (consumer_key, consumer_secret) =
             (config.consumer_key.clone(), config.consumer_secret.clone());
+        let mut tasks = Tasks::from(tasks);
         let (store_url, store, store_tasks) = WooStore::start(config, 0).await?;
         tasks.extend(store_tasks);
+        let (quickbooks_url, quickbooks, qbo_tasks) =
+            platform_sims::qbo::QuickBooks::start(platform_sims::qbo::QboConfig::default(), 0)
+                .await?;
+        tasks.extend(qbo_tasks);
         Ok(Self {
+            quickbooks_url,
+            quickbooks,
             store_url,
             consumer_key,
             consumer_secret,
@@ -258,7 +262,7 @@ impl Demo {
             database_url,
             store,
             project,
-            tasks,
+            _tasks: tasks,
             _pg: pg,
         })
     }

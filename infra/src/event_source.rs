@@ -3,7 +3,8 @@
 //! does what the mapping does with the answer:
 //! - a message reported in `batchItemFailures` is left on the queue; it becomes visible again
 //!   after the visibility timeout, and SQS's redrive policy moves it to the dead-letter queue
-//!   after `maxReceiveCount` receives;
+//!   after `maxReceiveCount` receives; a reported id that is empty or names no message of
+//!   the batch fails the whole batch, as Lambda treats it;
 //! - every other message of the batch is deleted;
 //! - a handler that fails outright (an invocation error) leaves the whole batch.
 //!
@@ -86,15 +87,29 @@ impl SqsEventSource {
             received: receipts.len(),
             ..PollReport::default()
         };
+        let everything = || receipts.iter().map(|(id, _)| id.clone()).collect();
         let failed: HashSet<String> = match handler(LambdaEvent::new(event, context)).await {
-            Ok(response) => response
-                .batch_item_failures
-                .into_iter()
-                .map(|f| f.item_identifier)
-                .collect(),
+            Ok(response) => {
+                let reported: HashSet<String> = response
+                    .batch_item_failures
+                    .into_iter()
+                    .map(|f| f.item_identifier)
+                    .collect();
+                // As Lambda does: a reported id that is empty or not in the batch fails the
+                // whole batch (nothing is deleted).
+                if reported
+                    .iter()
+                    .any(|id| !receipts.iter().any(|(known, _)| known == id))
+                {
+                    tracing::warn!("the response names a message not in the batch; the whole batch stays on the queue");
+                    everything()
+                } else {
+                    reported
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "invocation failed; the whole batch stays on the queue");
-                receipts.iter().map(|(id, _)| id.clone()).collect()
+                everything()
             }
         };
         for (id, receipt) in receipts {

@@ -21,3 +21,4 @@ pub mod jwt;
 pub mod local;
 pub mod moto;
 pub mod provision;
+pub mod tasks;

@@ -61,6 +61,9 @@ impl QueueFunctions {
 
 /// The worker's timeout in the template; the sync queue's visibility timeout is six times it.
 pub const WORKER_TIMEOUT: Duration = Duration::from_secs(300);
+/// The coalescer's timeout in the template; the events queue's visibility timeout is six
+/// times it.
+pub const COALESCER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A started local stack; everything stops when it is dropped.
 pub struct LocalStack {
@@ -72,16 +75,8 @@ pub struct LocalStack {
     /// The demo platforms, when asked for.
     pub demo: Option<crate::demo::Demo>,
     functions: Arc<QueueFunctions>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _tasks: crate::tasks::Tasks,
     _moto: Option<MotoServer>,
-}
-
-impl Drop for LocalStack {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
 }
 
 impl LocalStack {
@@ -134,6 +129,7 @@ impl LocalStack {
                     Arc::new(SystemClock),
                 ),
                 settings: settings.clone(),
+                time_limit: connection_setup::TIME_LIMIT,
             },
             schedules: schedule_api::App::with_aws(&sdk, &resources, settings),
             webhooks: webhook_intake::App {
@@ -175,8 +171,8 @@ impl LocalStack {
                     queue_arn: provisioned.events_queue_arn.clone(),
                     batch_size: 1000,
                     window: options.coalesce_window,
-                    timeout: Duration::from_secs(60),
-                    visibility_timeout: Duration::from_secs(360),
+                    timeout: COALESCER_TIMEOUT,
+                    visibility_timeout: COALESCER_TIMEOUT * 6,
                 },
             ),
             worker: sync_worker::App {
@@ -195,16 +191,23 @@ impl LocalStack {
             ),
         });
         let firer = LocalScheduler::new(&sdk, resources.schedule_group.clone());
-        let mut tasks = vec![tokio::spawn(gateway::serve(listener, gateway))];
+        // Aborted if anything below fails (the demo), as when the stack is dropped.
+        let mut tasks = crate::tasks::Tasks::default();
+        tasks.push(tokio::spawn(gateway::serve(listener, gateway)));
         if !options.tick.is_zero() {
             tasks.push(tokio::spawn(firer.run(options.tick)));
+            // The event source gathers for the batching window from the first event; an
+            // empty queue is polled again shortly.
             let f = functions.clone();
-            let window = options.coalesce_window;
             tasks.push(tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(window).await;
-                    if let Err(e) = f.coalesce_once().await {
-                        tracing::warn!(error = %e, "coalescer poll failed");
+                    match f.coalesce_once().await {
+                        Ok(r) if r.received > 0 => {}
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "coalescer poll failed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
                     }
                 }
             }));
@@ -235,7 +238,7 @@ impl LocalStack {
             resources,
             provisioned,
             functions,
-            tasks,
+            _tasks: tasks,
             _moto: moto,
         })
     }

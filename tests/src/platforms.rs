@@ -30,15 +30,7 @@ pub struct SyncWorld {
     pub store: String,
     pub project: String,
     pub pg: Postgres,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for SyncWorld {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    _tasks: infra::tasks::Tasks,
 }
 
 /// Logs of the stack in the test's output, filtered by `RUST_LOG` (off by default).
@@ -104,7 +96,7 @@ pub async fn sync_world_with(seed: Seed, worker_env: Vec<(String, String)>) -> S
         store,
         project,
         pg,
-        tasks,
+        _tasks: tasks,
     }
 }
 

@@ -20,7 +20,12 @@ use sync_core::service::{Registration, WebhookSetup};
 pub struct App {
     pub setup: WebhookSetup,
     pub settings: ApiSettings,
+    /// How long a request may take before it is answered 504 (inside API Gateway's 30 s).
+    pub time_limit: std::time::Duration,
 }
+
+/// The default [`App::time_limit`].
+pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(25);
 
 /// Answers one request; never fails (every failure is a JSON answer).
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
@@ -47,11 +52,22 @@ async fn answer(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         .parse()
         .map_err(|_| ApiError::not_found("no connection with that id"))?;
     let base = public_base_url(&app.settings, req);
-    let registration = match *req.method() {
-        Method::POST => app.setup.register(&tenant, id, &base).await?,
-        Method::DELETE => app.setup.unregister(&tenant, id, &base).await?,
-        _ => return Err(ApiError::method_not_allowed("POST, DELETE")),
+    let work = async {
+        match *req.method() {
+            Method::POST => Ok(app.setup.register(&tenant, id, &base).await?),
+            Method::DELETE => Ok(app.setup.unregister(&tenant, id, &base).await?),
+            _ => Err(ApiError::method_not_allowed("POST, DELETE")),
+        }
     };
+    // API Gateway gives the function 30 s; answer in JSON before it answers for us. Both
+    // calls are idempotent, so the client can simply send the request again.
+    let registration = tokio::time::timeout(app.time_limit, work)
+        .await
+        .map_err(|_| {
+            ApiError::platform_timeout(
+                "the platform did not finish in time; what was done stays and sending the request again completes it",
+            )
+        })??;
     let message = if *req.method() == Method::POST {
         "webhooks registered at the platform"
     } else {

@@ -15,6 +15,7 @@ async fn main() -> Result<(), Error> {
     let app = connection_setup::App {
         setup: sync_aws::wiring::webhook_setup(&sdk, &config, http, Arc::new(SystemClock)),
         settings: ApiSettings::from_env()?,
+        time_limit: connection_setup::TIME_LIMIT,
     };
     run(service_fn(|req| connection_setup::handle(&app, req))).await
 }

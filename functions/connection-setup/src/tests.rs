@@ -12,6 +12,8 @@ use sync_core::service::Services;
 
 struct World {
     app: App,
+    services: Services,
+    connectors: Arc<MemoryConnectors>,
     store: Arc<MemoryPlatform>,
     connection: Connection,
 }
@@ -39,11 +41,14 @@ async fn world() -> World {
             setup: WebhookSetup::new(
                 memory.connections.clone(),
                 memory.sealer.clone(),
-                connectors,
+                connectors.clone(),
                 clock,
             ),
             settings,
+            time_limit: std::time::Duration::from_secs(2),
         },
+        services,
+        connectors,
         store,
         connection,
     }
@@ -130,15 +135,50 @@ async fn removing_deletes_them_and_other_methods_and_tenants_are_refused() {
     )
     .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
-    // Another tenant's connection is not found, and nothing is registered for it.
-    let mut other = w.connection.clone();
-    other.id = sync_core::domain::ConnectionId::new_random();
+    // A connection that does not exist is not found.
+    let mut missing = w.connection.clone();
+    missing.id = sync_core::domain::ConnectionId::new_random();
     let (status, body) = send(
         &w,
-        event("connections-webhooks-register.json", &other, None),
+        event("connections-webhooks-register.json", &missing, None),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["error"]["code"], "not_found");
     assert!(w.store.subscriptions().is_empty());
+}
+
+#[tokio::test]
+async fn another_tenants_connection_is_not_found_and_gets_no_webhooks() {
+    let w = world().await;
+    let globex = TenantId::parse("globex").unwrap_or_else(|e| panic!("{e}"));
+    let theirs = w
+        .services
+        .connections
+        .create(&globex, fixtures::new_connection(Platform::WooCommerce))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.connectors.attach(theirs.id, w.store.clone());
+    // The sample event's token is tenant-demo's.
+    for name in [
+        "connections-webhooks-register.json",
+        "connections-webhooks-remove.json",
+    ] {
+        let (status, body) = send(&w, event(name, &theirs, None)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{name}: {body}");
+    }
+    assert!(w.store.subscriptions().is_empty());
+}
+
+#[tokio::test]
+async fn a_platform_that_does_not_answer_in_time_is_a_json_504() {
+    let w = world().await;
+    w.store.set_latency(std::time::Duration::from_secs(5));
+    let (status, body) = send(
+        &w,
+        event("connections-webhooks-register.json", &w.connection, None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert_eq!(body["error"]["code"], "platform_timeout");
 }

@@ -8,6 +8,8 @@
 //!   (`POST /__admin/faults`: status codes, `Retry-After`, latency, dropped connections).
 //! - [`woo`]: a WooCommerce store (REST API v3: lists, batch, webhooks, basic auth over
 //!   HTTPS and OAuth 1.0a over HTTP), seeded with deterministic data, sending signed webhooks.
+//! - [`qbo`]: QuickBooks Online: Intuit's OAuth 2.0 service (authorize, token with
+//!   rotating refresh tokens, revoke, discovery) for one app and one company.
 //! - [`pg`]: a throwaway PostgreSQL (Debian's package) on a free loopback port.
 //! - [`postgrest`]: the subset of PostgREST (Supabase's Data API) the connector uses, over
 //!   that PostgreSQL, sending Supabase's Database Webhook payloads when rows change.
@@ -18,5 +20,6 @@
 
 pub mod pg;
 pub mod postgrest;
+pub mod qbo;
 pub mod server;
 pub mod woo;

@@ -3,36 +3,14 @@ speak WooCommerce's and PostgREST's dialect and not only ours: `woocommerce` (th
 WooCommerce REST API wrapper, OAuth 1.0a over plain HTTP) for the store, and `postgrest`
 (supabase-py's Data API client) for the PostgREST layer over a real PostgreSQL.
 
-The simulators are started once for the session with `syncctl sims` (built by the test
-command's `cargo test`), and stopped with SIGTERM."""
+The simulators are started once for the session with `syncctl sims` (conftest.py)."""
 
-import json
-import os
-import signal
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 from postgrest import SyncPostgrestClient
 from postgrest.exceptions import APIError
 from woocommerce import API
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="session")
-def sims():
-    exe = os.environ.get("SYNCCTL", str(ROOT / "target" / "debug" / "syncctl"))
-    proc = subprocess.Popen([exe, "sims"], stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        assert line, "syncctl sims printed nothing"
-        yield json.loads(line)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-
 
 @pytest.fixture
 def store(sims):

@@ -98,6 +98,12 @@ impl ApiError {
         )
     }
 
+    /// A platform did not answer within the time the request has (API Gateway gives a
+    /// function 30 s); what is safe to repeat may be sent again.
+    pub fn platform_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "platform_timeout", message)
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -30,6 +30,7 @@ mod seed;
 mod store;
 mod webhooks;
 
+pub use php::{constant_eq, rawurlencode};
 pub use seed::Seed;
 pub use store::Kind;
 pub use webhooks::signature;
@@ -1053,11 +1054,27 @@ impl WooStore {
             (Method::GET, []) => {
                 let state = lock(&self.state);
                 let status = req.param("status").unwrap_or("all");
+                // Paged as every WordPress list: `per_page` 1-100 (default 10), `page` from 1.
+                let number = |name: &str, default: usize, max: usize| match req.param(name) {
+                    None => Ok(default),
+                    Some(v) => v
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=max).contains(n))
+                        .ok_or_else(|| {
+                            invalid_param(name, &format!("{name} must be between 1 and {max}"))
+                        }),
+                };
+                let per_page = number("per_page", 10, 100)?;
+                let page = number("page", 1, usize::MAX)?;
                 let items: Vec<Value> = state
                     .webhooks
                     .hooks
                     .values()
                     .filter(|h| status == "all" || h.status == status)
+                    .skip((page - 1).saturating_mul(per_page))
+                    .take(per_page)
                     .map(|h| h.render(&home, edit))
                     .collect();
                 Ok((StatusCode::OK, Value::Array(items)))

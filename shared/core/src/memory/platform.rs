@@ -30,6 +30,8 @@ struct Faults {
     unreadable: HashSet<String>,
     /// Its API does not manage webhooks (they are set up by hand there).
     no_webhook_api: bool,
+    /// How long its webhook calls take to answer.
+    latency: std::time::Duration,
 }
 
 /// A webhook subscription held by the platform: (id, topic, url, secret).
@@ -84,6 +86,18 @@ impl MemoryPlatform {
     /// The webhook subscriptions it holds.
     pub fn subscriptions(&self) -> Vec<HeldSubscription> {
         lock(&self.subscriptions).clone()
+    }
+
+    /// Makes its webhook calls this slow to answer.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        lock(&self.faults).latency = latency;
+    }
+
+    async fn delay(&self) {
+        let wait = lock(&self.faults).latency;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// Whether its API manages webhooks (default yes).
@@ -345,6 +359,7 @@ impl Connector for MemoryPlatform {
 #[async_trait]
 impl WebhookSubscriptions for MemoryPlatform {
     async fn subscribe(&self, url: &str, secret: &str) -> Result<Vec<Subscription>, PlatformError> {
+        self.delay().await;
         self.call()?;
         let mut held = lock(&self.subscriptions);
         let mut done = Vec::new();
@@ -372,6 +387,7 @@ impl WebhookSubscriptions for MemoryPlatform {
     }
 
     async fn unsubscribe(&self, url: &str) -> Result<Vec<Subscription>, PlatformError> {
+        self.delay().await;
         self.call()?;
         let mut held = lock(&self.subscriptions);
         let (gone, kept): (Vec<_>, Vec<_>) = held.drain(..).partition(|h| h.2 == url);

@@ -8,6 +8,7 @@
 //! WooCommerce pings a new webhook's URL (an unsigned form body); the intake answers it.
 
 use async_trait::async_trait;
+use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
 use super::connector::{encode, WooConnector, PAGE};
@@ -16,6 +17,12 @@ use crate::platforms::id_text;
 use crate::ports::{
     Method, PlatformError, Subscription, SubscriptionChange, WebhookSubscriptions,
 };
+
+/// Most pages of webhooks read (10,000 webhooks; a store has a few dozen).
+const MAX_WEBHOOK_PAGES: usize = 100;
+
+/// Webhook calls made at once while subscribing.
+const CALLS_IN_FLIGHT: usize = 4;
 
 /// The topics the sync subscribes to.
 pub const TOPICS: [&str; 12] = [
@@ -40,11 +47,21 @@ struct Listed {
     url: String,
 }
 
+/// What subscribing does for one topic.
+struct TopicPlan {
+    fields: Value,
+    /// Our webhook for the topic, if there is one.
+    first: Option<String>,
+    /// More of ours for the same topic: removed.
+    duplicates: Vec<String>,
+}
+
 impl WooConnector {
-    /// Every webhook of the store.
+    /// Every webhook of the store: pages up to `X-WP-TotalPages` (or a short page), and never
+    /// more than [`MAX_WEBHOOK_PAGES`], so a store that ignores `page` cannot loop us.
     async fn all_webhooks(&self) -> Result<Vec<Listed>, PlatformError> {
         let mut found = Vec::new();
-        for page in 1.. {
+        for page in 1..=MAX_WEBHOOK_PAGES {
             let query = [
                 ("per_page", PAGE.to_string()),
                 ("page", page.to_string()),
@@ -73,7 +90,10 @@ impl WooConnector {
                     url: w["delivery_url"].as_str()?.to_string(),
                 })
             }));
-            if count < PAGE {
+            let total_pages = response
+                .header("x-wp-totalpages")
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if count < PAGE || total_pages.is_some_and(|total| page >= total) {
                 break;
             }
         }
@@ -122,6 +142,41 @@ impl WooConnector {
         })
     }
 
+    /// Makes one topic's webhook as planned: updates the first of ours (removing the
+    /// duplicates), or creates it.
+    async fn apply(&self, plan: TopicPlan) -> Result<Vec<Subscription>, PlatformError> {
+        let mut done = Vec::new();
+        match plan.first {
+            Some(id) => {
+                let path = format!("webhooks/{}", encode(&id));
+                done.push(
+                    self.webhook_call(
+                        Method::Put,
+                        &path,
+                        &[],
+                        Some(plan.fields),
+                        SubscriptionChange::Updated,
+                    )
+                    .await?,
+                );
+                for duplicate in plan.duplicates {
+                    done.push(self.delete_webhook(&duplicate).await?);
+                }
+            }
+            None => done.push(
+                self.webhook_call(
+                    Method::Post,
+                    "webhooks",
+                    &[],
+                    Some(plan.fields),
+                    SubscriptionChange::Created,
+                )
+                .await?,
+            ),
+        }
+        Ok(done)
+    }
+
     async fn delete_webhook(&self, id: &str) -> Result<Subscription, PlatformError> {
         let path = format!("webhooks/{}", encode(id));
         self.webhook_call(
@@ -144,34 +199,30 @@ impl WebhookSubscriptions for WooConnector {
             .into_iter()
             .filter(|w| w.url == url)
             .collect();
-        let mut done = Vec::new();
-        for topic in TOPICS {
-            let mut existing = ours.iter().filter(|w| w.topic == topic);
-            let fields = json!({
-                "name": format!("Sync: {topic}"),
-                "topic": topic,
-                "delivery_url": url,
-                "secret": secret,
-                "status": "active",
-            });
-            match existing.next() {
-                Some(first) => {
-                    let path = format!("webhooks/{}", encode(&first.id));
-                    done.push(
-                        self.webhook_call(Method::Put, &path, &[], Some(fields), SubscriptionChange::Updated)
-                            .await?,
-                    );
-                    for duplicate in existing {
-                        done.push(self.delete_webhook(&duplicate.id).await?);
-                    }
+        // One call per topic (plus one per duplicate to remove), a few at a time, in order.
+        let plan: Vec<TopicPlan> = TOPICS
+            .iter()
+            .map(|topic| {
+                let mut existing = ours.iter().filter(|w| w.topic == *topic);
+                TopicPlan {
+                    fields: json!({
+                        "name": format!("Sync: {topic}"),
+                        "topic": topic,
+                        "delivery_url": url,
+                        "secret": secret,
+                        "status": "active",
+                    }),
+                    first: existing.next().map(|w| w.id.clone()),
+                    duplicates: existing.map(|w| w.id.clone()).collect(),
                 }
-                None => done.push(
-                    self.webhook_call(Method::Post, "webhooks", &[], Some(fields), SubscriptionChange::Created)
-                        .await?,
-                ),
-            }
-        }
-        Ok(done)
+            })
+            .collect();
+        let per_topic: Vec<Vec<Subscription>> = stream::iter(plan)
+            .map(|p| self.apply(p))
+            .buffered(CALLS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        Ok(per_topic.into_iter().flatten().collect())
     }
 
     async fn unsubscribe(&self, url: &str) -> Result<Vec<Subscription>, PlatformError> {
