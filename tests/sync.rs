@@ -432,3 +432,55 @@ async fn an_order_trashed_in_the_store_is_marked_deleted_in_postgresql() {
     assert!(row["deleted_at"].is_string(), "{row}");
     assert_eq!(rows.iter().filter(|r| r["deleted_at"].is_null()).count(), 5);
 }
+
+#[tokio::test]
+async fn customers_and_products_flow_from_postgresql_to_the_store_and_a_deleted_row_trashes_the_product(
+) {
+    let w = sync_world(seed(2)).await;
+    w.flow(&w.project, &w.store, &["products", "customers"])
+        .await;
+    w.work().await;
+    // Rows created in the project (by the user, not by us) reach the store.
+    w.db.batch_execute(
+        "insert into public.products (id, sku, name, price, status) values ('p-new', 'SB-NEW-1', 'From Supabase', 12.50, 'active');
+         insert into public.customers (id, email, first_name, last_name) values ('c-new', 'new.customer@example.com', 'Ada', 'Lovelace');",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    for entity in ["products", "customers"] {
+        w.enqueue(&w.job(&w.project, entity, SyncMode::Incremental, &[]))
+            .await;
+    }
+    w.work().await;
+    let product = w
+        .woo
+        .all(Kind::Products)
+        .into_iter()
+        .find(|p| p["sku"] == "SB-NEW-1")
+        .unwrap_or_else(|| panic!("the product did not reach the store"));
+    assert_eq!(product["name"], "From Supabase");
+    assert_eq!(dec(&product["regular_price"]), "12.5");
+    assert_eq!(product["status"], "publish");
+    let customer = w
+        .woo
+        .all(Kind::Customers)
+        .into_iter()
+        .find(|c| c["email"] == "new.customer@example.com")
+        .unwrap_or_else(|| panic!("the customer did not reach the store"));
+    assert_eq!(customer["first_name"], "Ada");
+    // Marking the row deleted trashes the product in the store.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    w.db.batch_execute("update public.products set deleted_at = now() where id = 'p-new'")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    let product = w
+        .woo
+        .all(Kind::Products)
+        .into_iter()
+        .find(|p| p["sku"] == "SB-NEW-1")
+        .unwrap_or_default();
+    assert_eq!(product["status"], "trash", "{product}");
+}
