@@ -22,7 +22,7 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 
-step "simulators against the platforms' own Python clients (woocommerce, postgrest)"
+step "simulators against the platforms' own Python clients (woocommerce, postgrest, intuit-oauth)"
 pylog="$(mktemp)"
 trap 'rm -f "$log" "$pylog"' EXIT
 SYNCCTL="$root/target/debug/syncctl" .venv/bin/python -m pytest -q -p no:cacheprovider infra/sims/tests 2>&1 | tee "$pylog"
