@@ -262,12 +262,7 @@ async fn flows_both_ways_converge_without_ping_pong() {
     w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &[]))
         .await;
     w.work().await;
-    let in_store = w
-        .woo
-        .all(Kind::Products)
-        .into_iter()
-        .find(|p| p["sku"] == sku)
-        .map(|p| dec(&p["regular_price"]));
+    let in_store = w.store_product(&sku).map(|p| dec(&p["regular_price"]));
     assert_eq!(in_store.as_deref(), Some("123.45"));
     // ...and the store's change (our own write) does not come back to PostgreSQL.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -453,10 +448,7 @@ async fn customers_and_products_flow_from_postgresql_to_the_store_and_a_deleted_
     }
     w.work().await;
     let product = w
-        .woo
-        .all(Kind::Products)
-        .into_iter()
-        .find(|p| p["sku"] == "SB-NEW-1")
+        .store_product(&json!("SB-NEW-1"))
         .unwrap_or_else(|| panic!("the product did not reach the store"));
     assert_eq!(product["name"], "From Supabase");
     assert_eq!(dec(&product["regular_price"]), "12.5");
@@ -476,11 +468,6 @@ async fn customers_and_products_flow_from_postgresql_to_the_store_and_a_deleted_
     w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &[]))
         .await;
     w.work().await;
-    let product = w
-        .woo
-        .all(Kind::Products)
-        .into_iter()
-        .find(|p| p["sku"] == "SB-NEW-1")
-        .unwrap_or_default();
+    let product = w.store_product(&json!("SB-NEW-1")).unwrap_or_default();
     assert_eq!(product["status"], "trash", "{product}");
 }

@@ -14,9 +14,6 @@ use crate::tasks::Tasks;
 use platform_sims::pg::Postgres;
 use platform_sims::postgrest::PostgRest;
 use platform_sims::woo::{WooConfig, WooStore};
-use sync_aws::SdkConfig;
-use sync_core::clock::SystemClock;
-use sync_core::config::{AwsResources, SetupConfig};
 use sync_core::domain::{
     ConflictPolicy, Connection, EntityType, NewConnection, NewFlow, NewSchedule, Platform, Secret,
     SyncMode, TenantId,
@@ -132,8 +129,13 @@ impl Platforms {
 }
 
 impl Demo {
-    /// Starts the platforms and seeds the demo tenant on the local stack at `api_url`.
-    pub async fn start(sdk: &SdkConfig, resources: &AwsResources, api_url: &str) -> Result<Self> {
+    /// Starts the platforms and seeds the demo tenant through the local API function's
+    /// `services` and the connection-setup function's `setup`, whose API is at `api_url`.
+    pub async fn start(
+        services: &sync_core::service::Services,
+        setup: &sync_core::service::WebhookSetup,
+        api_url: &str,
+    ) -> Result<Self> {
         let Platforms {
             store_url,
             consumer_key: key,
@@ -148,11 +150,9 @@ impl Demo {
             ..
         } = Platforms::start().await?;
 
-        let clock = Arc::new(SystemClock);
-        let services = sync_aws::wiring::services(sdk, resources, clock.clone());
         let tenant = TenantId::parse(TENANT).map_err(anyhow::Error::msg)?;
         let store_connection = connect(
-            &services,
+            services,
             &tenant,
             Platform::WooCommerce,
             "Demo store",
@@ -165,7 +165,7 @@ impl Demo {
         )
         .await?;
         let project_connection = connect(
-            &services,
+            services,
             &tenant,
             Platform::Supabase,
             "Demo project",
@@ -231,18 +231,8 @@ impl Demo {
                 .await
                 .map_err(|e| anyhow::anyhow!("demo schedule: {e}"))?;
         }
-        // The store's webhooks, registered at the store by our own use case.
-        let setup = sync_aws::wiring::webhook_setup(
-            sdk,
-            &SetupConfig {
-                table_name: resources.table_name.clone(),
-                kms_key_id: resources.kms_key_id.clone(),
-                http_timeout_seconds: 10,
-                http_attempts: 3,
-            },
-            Arc::new(sync_http::ReqwestClient::new().map_err(anyhow::Error::msg)?),
-            clock,
-        );
+        // The store's webhooks, registered at the store by the connection-setup function's
+        // own use case (the one behind POST /api/connections/{id}/webhooks).
         setup
             .register(&tenant, store_connection.id, api_url)
             .await

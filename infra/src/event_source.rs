@@ -129,8 +129,8 @@ impl SqsEventSource {
         Ok(report)
     }
 
-    /// Polls forever, `pause` apart when the queue was empty.
-    pub async fn run<H, F>(self, handler: H, pause: Duration)
+    /// Polls forever, `pause` apart when the queue was empty or could not be read.
+    pub async fn run<H, F>(&self, handler: H, pause: Duration)
     where
         H: Fn(LambdaEvent<SqsEvent>) -> F,
         F: Future<Output = Result<SqsBatchResponse, lambda_runtime::Error>>,
@@ -146,7 +146,7 @@ impl SqsEventSource {
                 }
                 Ok(_) => tokio::time::sleep(pause).await,
                 Err(e) => {
-                    tracing::warn!(error = %e, "polling the queue failed");
+                    tracing::warn!(queue = %self.mapping.queue_url, error = %e, "polling the queue failed");
                     tokio::time::sleep(pause).await;
                 }
             }

@@ -193,40 +193,39 @@ impl LocalStack {
         let firer = LocalScheduler::new(&sdk, resources.schedule_group.clone());
         // Aborted if anything below fails (the demo), as when the stack is dropped.
         let mut tasks = crate::tasks::Tasks::default();
-        tasks.push(tokio::spawn(gateway::serve(listener, gateway)));
+        tasks.push(tokio::spawn(gateway::serve(listener, gateway.clone())));
         if !options.tick.is_zero() {
             tasks.push(tokio::spawn(firer.run(options.tick)));
             // The event source gathers for the batching window from the first event; an
             // empty queue is polled again shortly.
             let f = functions.clone();
             tasks.push(tokio::spawn(async move {
-                loop {
-                    match f.coalesce_once().await {
-                        Ok(r) if r.received > 0 => {}
-                        Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "coalescer poll failed");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    }
-                }
+                f.coalescer_source
+                    .run(
+                        |event| webhook_coalescer::handle(&f.coalescer, event),
+                        Duration::from_millis(250),
+                    )
+                    .await
             }));
             let f = functions.clone();
             tasks.push(tokio::spawn(async move {
-                loop {
-                    match f.work_once().await {
-                        Ok(r) if r.received > 0 => {}
-                        Ok(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "sync worker poll failed");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    }
-                }
+                f.worker_source
+                    .run(
+                        |event| sync_worker::handle(&f.worker, event),
+                        Duration::from_millis(500),
+                    )
+                    .await
             }));
         }
         let demo = if options.demo {
-            Some(crate::demo::Demo::start(&sdk, &resources, &api_url).await?)
+            Some(
+                crate::demo::Demo::start(
+                    &gateway.schedules.services,
+                    &gateway.setup.setup,
+                    &api_url,
+                )
+                .await?,
+            )
         } else {
             None
         };

@@ -207,10 +207,20 @@ impl SyncWorld {
 
     /// An admin call on the store (as its shop manager, or its fault switch).
     pub async fn store_admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.admin(&self.woo_url, method, path, body).await
+    }
+
+    /// The same on the PostgREST layer (faults only).
+    pub async fn project_admin(&self, method: reqwest::Method, path: &str, body: Value) {
+        self.admin(&self.rest_url, method, path, body).await;
+    }
+
+    /// A simulator's admin route below `base`, which must succeed; its JSON answer.
+    async fn admin(&self, base: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
         let response = self
             .api
             .http
-            .request(method, format!("{}/__admin/{path}", self.woo_url))
+            .request(method, format!("{base}/__admin/{path}"))
             .json(&body)
             .send()
             .await
@@ -221,16 +231,11 @@ impl SyncWorld {
         got
     }
 
-    /// The same on the PostgREST layer (faults only).
-    pub async fn project_admin(&self, method: reqwest::Method, path: &str, body: Value) {
-        let response = self
-            .api
-            .http
-            .request(method, format!("{}/__admin/{path}", self.rest_url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(response.status().is_success(), "{path}");
+    /// The store's product with this SKU, as the store renders it (trashed ones too).
+    pub fn store_product(&self, sku: &Value) -> Option<Value> {
+        self.woo
+            .all(platform_sims::woo::Kind::Products)
+            .into_iter()
+            .find(|p| &p["sku"] == sku)
     }
 }

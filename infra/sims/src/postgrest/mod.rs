@@ -473,6 +473,12 @@ impl PostgRest {
              SELECT coalesce(json_agg(_row), '[]'::json)::text FROM _w",
             sets.join(", ")
         );
+        self.changed_rows(&sql, &params, req).await
+    }
+
+    /// Runs a `PATCH` or `DELETE` statement that answers the changed rows as one JSON text,
+    /// and answers as PostgREST does: the rows with `return=representation`, else 204.
+    async fn changed_rows(&self, sql: &str, params: &Params, req: &Req) -> Result<Resp, Resp> {
         let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
             .values
             .iter()
@@ -480,7 +486,7 @@ impl PostgRest {
             .collect();
         let row = self
             .db
-            .query_one(&sql, &values)
+            .query_one(sql, &values)
             .await
             .map_err(|e| db_error(&e))?;
         let text: String = row.get(0);
@@ -503,25 +509,7 @@ impl PostgRest {
              SELECT coalesce(json_agg(_row), '[]'::json)::text FROM _w",
             t = ident(&table.name)
         );
-        let values: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
-            .values
-            .iter()
-            .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        let row = self
-            .db
-            .query_one(&sql, &values)
-            .await
-            .map_err(|e| db_error(&e))?;
-        let text: String = row.get(0);
-        Ok(if prefer(req).representation {
-            json_response(
-                StatusCode::OK,
-                &serde_json::from_str(&text).unwrap_or(json!([])),
-            )
-        } else {
-            crate::server::empty(StatusCode::NO_CONTENT)
-        })
+        self.changed_rows(&sql, &params, req).await
     }
 }
 
