@@ -321,7 +321,14 @@ async fn answer(handler: Arc<dyn Handler>, req: Request<Incoming>) -> Result<Res
             Injected::Drop => return Err(Dropped),
         }
     }
-    Ok(handler.handle(req).await)
+    let response = handler.handle(req).await;
+    if response
+        .headers()
+        .contains_key(crate::qbo::api::DROP_MARKER)
+    {
+        return Err(Dropped);
+    }
+    Ok(response)
 }
 
 /// Binds a loopback port (`0` for a free one) and serves `handler` on it; returns the base

@@ -23,6 +23,13 @@
 //!
 //! Admin: `GET /__admin/oauth` (counts of codes and live tokens), `POST
 //! /__admin/oauth/expire-access` (every access token expires now).
+//!
+//! The accounting API and the company's books: [`api`] and [`company`]; the query language:
+//! [`query`].
+
+pub mod api;
+pub mod company;
+pub mod query;
 
 use anyhow::Result;
 use base64::engine::general_purpose::STANDARD;
@@ -93,6 +100,8 @@ pub struct QuickBooks {
     state: Mutex<State>,
     faults: Faults,
     home: Mutex<String>,
+    books: api::Books,
+    http: reqwest::Client,
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Resp {
@@ -134,6 +143,11 @@ impl QuickBooks {
             config,
             faults: Faults::default(),
             home: Mutex::new(String::new()),
+            books: api::Books::default(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
         })
     }
 
@@ -145,7 +159,16 @@ impl QuickBooks {
         let qbo = Self::new(config);
         let (url, server) = crate::server::start(port, qbo.clone()).await?;
         *lock(&qbo.home) = url.clone();
-        Ok((url, qbo, vec![server]))
+        let sender = {
+            let qbo = qbo.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    qbo.deliver_webhooks().await;
+                }
+            })
+        };
+        Ok((url, qbo, vec![server, sender]))
     }
 
     pub fn config(&self) -> &QboConfig {
@@ -402,6 +425,10 @@ impl QuickBooks {
             (Method::GET, "/connect/oauth2") => self.authorize(&req),
             (Method::POST, "/oauth2/v1/tokens/bearer") => self.token(&req),
             (Method::POST, "/v2/oauth2/tokens/revoke") => self.revoke(&req),
+            (_, path) if path.starts_with("/v3/company/") => self.accounting(&req).await,
+            (_, path) if path.starts_with("/__admin/qbo/") => self
+                .accounting_admin(&req)
+                .unwrap_or_else(|| self.admin(&req)),
             (_, path) if path.starts_with("/__admin/") => self.admin(&req),
             _ => json_response(
                 StatusCode::NOT_FOUND,

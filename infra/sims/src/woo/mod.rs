@@ -30,7 +30,7 @@ mod seed;
 mod store;
 mod webhooks;
 
-pub use php::{constant_eq, rawurlencode};
+pub use php::{constant_eq, hmac_base64, rawurlencode};
 pub use seed::Seed;
 pub use store::Kind;
 pub use webhooks::signature;
