@@ -48,7 +48,15 @@ pub fn connection(c: &Connection, base_url: &str) -> Value {
         "webhooks_enabled": c.webhooks_enabled,
         "webhook_url": c.webhook_url(base_url),
         // `deleting`: a delete began and did not finish; deleting again finishes it.
-        "status": if c.is_deleting() { "deleting" } else { "active" },
+        // `needs_reauth`: the platform refused the grant; connect the company again.
+        "status": if c.is_deleting() {
+            "deleting"
+        } else if c.needs_reauth.is_some() {
+            "needs_reauth"
+        } else {
+            "active"
+        },
+        "status_reason": c.needs_reauth,
         "created_at": timestamp(c.created_at),
         "updated_at": timestamp(c.updated_at),
     })

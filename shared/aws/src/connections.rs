@@ -106,6 +106,9 @@ fn to_item(c: &Connection) -> Item {
     if let Some(t) = c.deleting_since {
         item.insert("deleting_since".into(), time(t));
     }
+    if let Some(reason) = &c.needs_reauth {
+        item.insert("needs_reauth".into(), s(reason));
+    }
     item.insert("created_at".into(), time(c.created_at));
     item.insert("updated_at".into(), time(c.updated_at));
     item.insert("version".into(), AttributeValue::N(c.version.to_string()));
@@ -146,6 +149,10 @@ fn from_item(item: &Item) -> Result<Connection, StoreError> {
             Some(_) => Some(get_time(item, "deleting_since")?),
             None => None,
         },
+        needs_reauth: item
+            .get("needs_reauth")
+            .and_then(|v| v.as_s().ok())
+            .cloned(),
         created_at: get_time(item, "created_at")?,
         updated_at: get_time(item, "updated_at")?,
         version: item

@@ -70,6 +70,10 @@ pub struct Connection {
     /// Set when a delete began: from then on no schedule can be created for the connection,
     /// its webhooks are refused, and a repeated delete finishes the job.
     pub deleting_since: Option<DateTime<Utc>>,
+    /// Set when the platform refused the connection's grant for good (QuickBooks'
+    /// `invalid_grant`): why, for the user, who must connect it again. Runs for it fail fast
+    /// until new credentials clear it.
+    pub needs_reauth: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: u64,

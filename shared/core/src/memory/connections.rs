@@ -189,6 +189,7 @@ pub fn connection_fixture(tenant: &TenantId, platform: crate::domain::Platform) 
         secret_hints: std::collections::BTreeMap::new(),
         webhooks_enabled: false,
         deleting_since: None,
+        needs_reauth: None,
         created_at: now,
         updated_at: now,
         version: 1,

@@ -7,6 +7,7 @@ mod platform;
 mod queue;
 mod schedules;
 mod sync;
+mod tokens;
 
 pub use connections::{connection_fixture, MemoryConnectionStore, MemorySealer};
 pub use events::MemoryEventStore;
@@ -14,6 +15,7 @@ pub use platform::{MemoryConnectors, MemoryPlatform};
 pub use queue::MemoryQueue;
 pub use schedules::{MemoryScheduleStore, MemoryTrigger};
 pub use sync::{MemoryFlows, MemoryRecordIndex, MemoryRuns, MemorySyncLeases};
+pub use tokens::MemoryTokenVault;
 
 use std::sync::{Arc, Mutex};
 

@@ -3,6 +3,7 @@
 
 mod http;
 mod sync;
+mod tokens;
 
 pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 pub use sync::{
@@ -11,6 +12,7 @@ pub use sync::{
     Subscription, SubscriptionChange, SyncKey, SyncLeases, Target, WebhookSubscriptions, Write,
     WriteOutcome,
 };
+pub use tokens::{StoredTokens, TokenVault};
 
 use async_trait::async_trait;
 

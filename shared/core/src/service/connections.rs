@@ -84,6 +84,7 @@ impl ConnectionService {
             secret_hints: hints(&new.secrets),
             webhooks_enabled,
             deleting_since: None,
+            needs_reauth: None,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -134,6 +135,8 @@ impl ConnectionService {
             secrets.extend(patch.secrets);
             next.sealed_secrets = self.seal(tenant, id, &secrets).await?;
             next.secret_hints = hints(&secrets);
+            // New credentials are the user's answer to a refused grant.
+            next.needs_reauth = None;
         }
         if let Some(enabled) = patch.webhooks_enabled {
             next.webhooks_enabled = enabled;

@@ -8,6 +8,7 @@ mod intake;
 mod repair;
 mod schedules;
 pub mod sync;
+pub mod tokens;
 mod webhook_setup;
 
 pub use coalesce::{CoalesceReport, Coalescer, Incoming, MAX_IDS_PER_JOB};
