@@ -28,8 +28,8 @@ use crate::domain::{Connection, Cursor, EntityType};
 use crate::platforms::http::{unexpected, Caller, Replay};
 use crate::platforms::woocommerce::connector::encode;
 use crate::ports::{
-    Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, Source, Target,
-    Write, WriteOutcome,
+    Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, Source, Target, Write,
+    WriteOutcome,
 };
 use crate::records::{Body, Record};
 
@@ -65,7 +65,11 @@ fn stamp(t: DateTime<Utc>) -> String {
 fn in_list(values: &[String]) -> String {
     format!(
         "in.({})",
-        values.iter().map(|v| quoted(v)).collect::<Vec<_>>().join(",")
+        values
+            .iter()
+            .map(|v| quoted(v))
+            .collect::<Vec<_>>()
+            .join(",")
     )
 }
 
@@ -116,7 +120,11 @@ impl SupabaseConnector {
             .header("accept", "application/json")
     }
 
-    async fn rows(&self, table: &str, query: &[(&str, String)]) -> Result<Vec<Value>, PlatformError> {
+    async fn rows(
+        &self,
+        table: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<Value>, PlatformError> {
         let response = self
             .caller
             .send(self.request(Method::Get, table, query), Replay::Safe)
@@ -144,11 +152,19 @@ impl SupabaseConnector {
     }
 
     /// The rows with these ids, by id.
-    async fn by_ids(&self, entity: EntityType, ids: &[String], select: &str) -> Result<HashMap<String, Value>, PlatformError> {
+    async fn by_ids(
+        &self,
+        entity: EntityType,
+        ids: &[String],
+        select: &str,
+    ) -> Result<HashMap<String, Value>, PlatformError> {
         let table = self.table(entity);
         let mut found = HashMap::new();
         for chunk in ids.chunks(IDS_PER_FILTER) {
-            let query = vec![("select", select.to_string()), (self.id_column(), in_list(chunk))];
+            let query = vec![
+                ("select", select.to_string()),
+                (self.id_column(), in_list(chunk)),
+            ];
             for row in self.rows(&table, &query).await? {
                 if let Some(id) = crate::platforms::id_text(row.get(self.id_column())) {
                     found.insert(id, row);
@@ -159,7 +175,11 @@ impl SupabaseConnector {
     }
 
     /// Existing rows matching unlinked records by SKU or email: natural key → row id.
-    async fn matches(&self, entity: EntityType, keys: &[String]) -> Result<HashMap<String, String>, PlatformError> {
+    async fn matches(
+        &self,
+        entity: EntityType,
+        keys: &[String],
+    ) -> Result<HashMap<String, String>, PlatformError> {
         let table = self.table(entity);
         let idc = self.id_column().to_string();
         let mut found = HashMap::new();
@@ -174,7 +194,10 @@ impl SupabaseConnector {
                     let alternatives: Vec<String> = chunk
                         .iter()
                         .map(|e| {
-                            let literal = e.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+                            let literal = e
+                                .replace('\\', "\\\\")
+                                .replace('%', "\\%")
+                                .replace('_', "\\_");
                             format!("email.ilike.{}", quoted(&literal))
                         })
                         .collect();
@@ -223,7 +246,11 @@ fn reason(response: &HttpResponse) -> String {
             v["code"].as_str().unwrap_or_default(),
             v["message"].as_str().unwrap_or_default()
         ),
-        Err(_) => format!("Supabase refused it ({}): {}", response.status, response.snippet()),
+        Err(_) => format!(
+            "Supabase refused it ({}): {}",
+            response.status,
+            response.snippet()
+        ),
     }
 }
 
@@ -317,7 +344,9 @@ impl Target for SupabaseConnector {
             }
             for (i, id) in chunk {
                 out[*i] = if response.is_success() {
-                    WriteOutcome::Written { target_id: id.clone() }
+                    WriteOutcome::Written {
+                        target_id: id.clone(),
+                    }
                 } else {
                     WriteOutcome::Failed(reason(&response))
                 };
@@ -360,7 +389,9 @@ impl Target for SupabaseConnector {
             }
             if response.is_success() {
                 for (i, id, _) in chunk {
-                    out[*i] = WriteOutcome::Written { target_id: id.clone() };
+                    out[*i] = WriteOutcome::Written {
+                        target_id: id.clone(),
+                    };
                 }
                 continue;
             }
@@ -368,7 +399,9 @@ impl Target for SupabaseConnector {
             for (i, id, row) in chunk {
                 let single = self.upsert(&table, std::slice::from_ref(row)).await?;
                 out[*i] = if single.is_success() {
-                    WriteOutcome::Written { target_id: id.clone() }
+                    WriteOutcome::Written {
+                        target_id: id.clone(),
+                    }
                 } else {
                     WriteOutcome::Failed(reason(&single))
                 };
@@ -412,7 +445,10 @@ mod tests {
 
     #[test]
     fn values_in_filters_are_quoted_as_data() {
-        assert_eq!(in_list(&["a,b".into(), "c\"d".into()]), r#"in.("a,b","c\"d")"#);
+        assert_eq!(
+            in_list(&["a,b".into(), "c\"d".into()]),
+            r#"in.("a,b","c\"d")"#
+        );
         assert_eq!(
             stamp(DateTime::from_timestamp(1_795_521_600, 123_456_000).unwrap_or_default()),
             "2026-11-24T12:00:00.123456Z"

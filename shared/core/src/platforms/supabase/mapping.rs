@@ -9,13 +9,13 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::domain::EntityType;
 use crate::platforms::id_text;
 use crate::ports::Origin;
 use crate::records::{
     decimal, Address, Body, ChargeLine, Customer, Decimal, Order, OrderLine, Product,
     ProductStatus, Record,
 };
-use crate::domain::EntityType;
 
 /// The columns read and written, per entity (besides the id and modification stamp).
 pub fn columns(entity: EntityType) -> &'static [&'static str] {
@@ -246,8 +246,8 @@ mod tests {
         };
         let mut row = Value::Object(row(&body, "id", "r1", &origin));
         row["updated_at"] = json!("2026-11-24T18:05:09.123456+00:00");
-        let back = record(EntityType::Orders, &row, "id", "updated_at")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let back =
+            record(EntityType::Orders, &row, "id", "updated_at").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back.body, Some(body));
         assert_eq!(row["total"], "12345678901234.5678");
         assert_eq!(row["lines"][0]["total"], "0.1");

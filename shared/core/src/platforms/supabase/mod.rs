@@ -17,10 +17,10 @@ use super::{
     http::Caller, rules, Capabilities, ConnectorContext, Platform, PlatformModule, PlatformSpec,
     Received, Refusal, Sample, SignOptions, WebhookDelivery,
 };
-use crate::ports::{Connector, PlatformError};
-use std::sync::Arc;
 use crate::domain::{Connection, EntityType};
+use crate::ports::{Connector, PlatformError};
 use crate::records::{CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS};
+use std::sync::Arc;
 
 pub struct Supabase;
 
@@ -82,7 +82,9 @@ pub fn id_column(connection: &Connection) -> &str {
 
 /// The rows' modification stamp column (default `updated_at`).
 pub fn updated_at_column(connection: &Connection) -> &str {
-    connection.config_str("updated_at_column").unwrap_or("updated_at")
+    connection
+        .config_str("updated_at_column")
+        .unwrap_or("updated_at")
 }
 
 impl PlatformModule for Supabase {

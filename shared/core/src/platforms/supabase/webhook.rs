@@ -10,9 +10,9 @@
 
 use serde_json::Value;
 
-use crate::platforms::{body_digest, id_text, json, Parsed, PayloadError};
 use crate::crypto::constant_time_eq;
 use crate::domain::{Connection, WebhookEvent};
+use crate::platforms::{body_digest, id_text, json, Parsed, PayloadError};
 
 /// Whether the header value carries `secret`.
 pub fn verify(secret: &str, header: &str, value: Option<&str>) -> bool {
@@ -62,8 +62,12 @@ pub fn parse(connection: &Connection, body: &[u8]) -> Result<Parsed, PayloadErro
     let row = row
         .and_then(Value::as_object)
         .ok_or_else(|| PayloadError(format!("a {kind} has no row")))?;
-    let id = id_text(row.get(super::id_column(connection)))
-        .ok_or_else(|| PayloadError(format!("the row has no {} column", super::id_column(connection))))?;
+    let id = id_text(row.get(super::id_column(connection))).ok_or_else(|| {
+        PayloadError(format!(
+            "the row has no {} column",
+            super::id_column(connection)
+        ))
+    })?;
     let stamp = row
         .get(super::updated_at_column(connection))
         .and_then(Value::as_str)

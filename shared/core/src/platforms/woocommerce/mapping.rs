@@ -24,9 +24,7 @@ pub fn gmt(v: &Value) -> Result<Option<DateTime<Utc>>, String> {
         Value::String(s) if s.is_empty() => Ok(None),
         Value::String(s) => NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
             .map(|t| Some(t.and_utc()))
-            .or_else(|_| {
-                DateTime::parse_from_rfc3339(s).map(|t| Some(t.with_timezone(&Utc)))
-            })
+            .or_else(|_| DateTime::parse_from_rfc3339(s).map(|t| Some(t.with_timezone(&Utc))))
             .map_err(|_| format!("'{s}' is not a date")),
         other => Err(format!("{other} is not a date")),
     }
@@ -282,7 +280,9 @@ mod tests {
         let r = order(&v).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.id, "1042");
         assert_eq!(r.modified_at.to_rfc3339(), "2026-11-24T18:05:09+00:00");
-        let Some(Body::Order(o)) = r.body else { panic!("not an order") };
+        let Some(Body::Order(o)) = r.body else {
+            panic!("not an order")
+        };
         assert_eq!(o.total.to_string(), "45.88");
         assert_eq!(o.discount_total.to_string(), "5");
         assert_eq!(o.lines[0].quantity.to_string(), "2");
@@ -296,7 +296,8 @@ mod tests {
     fn a_bad_amount_is_an_error_naming_the_field_and_trash_is_deleted() {
         let v = json!({"id": 1, "date_modified_gmt": "2026-11-24T18:05:09", "total": "abc"});
         assert!(order(&v).is_err_and(|e| e.contains("total")));
-        let trashed = json!({"id": 1, "date_modified_gmt": "2026-11-24T18:05:09", "status": "trash"});
+        let trashed =
+            json!({"id": 1, "date_modified_gmt": "2026-11-24T18:05:09", "status": "trash"});
         assert_eq!(order(&trashed).map(|r| r.is_deleted()), Ok(true));
         assert_eq!(product(&trashed).map(|r| r.is_deleted()), Ok(true));
     }
@@ -309,8 +310,13 @@ mod tests {
             "manage_stock": true, "stock_quantity": 4, "status": "publish",
         });
         let r = product(&v).unwrap_or_else(|e| panic!("{e}"));
-        let Some(Body::Product(p)) = &r.body else { panic!("not a product") };
-        assert_eq!((p.price.map(|d| d.to_string()), p.sale_price), (Some("12.5".into()), None));
+        let Some(Body::Product(p)) = &r.body else {
+            panic!("not a product")
+        };
+        assert_eq!(
+            (p.price.map(|d| d.to_string()), p.sale_price),
+            (Some("12.5".into()), None)
+        );
         let mut again = Value::Object(product_json(p));
         again["id"] = json!(17);
         again["date_modified_gmt"] = json!("2026-11-24T18:05:09");

@@ -18,10 +18,10 @@ use super::{
     http::Caller, rules, Capabilities, ConnectorContext, Platform, PlatformModule, PlatformSpec,
     Received, Refusal, Sample, SignOptions, WebhookDelivery,
 };
-use crate::ports::{Connector, PlatformError};
-use std::sync::Arc;
 use crate::domain::{Connection, EntityType};
+use crate::ports::{Connector, PlatformError};
 use crate::records::{CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS};
+use std::sync::Arc;
 
 pub struct WooCommerce;
 
@@ -95,10 +95,7 @@ impl PlatformModule for WooCommerce {
         let topic = options.topic.as_deref().unwrap_or("order.updated");
         let (resource, event) = topic.split_once('.').unwrap_or((topic, ""));
         vec![
-            (
-                "x-wc-webhook-signature".into(),
-                webhook::sign(secret, body),
-            ),
+            ("x-wc-webhook-signature".into(), webhook::sign(secret, body)),
             ("x-wc-webhook-topic".into(), topic.into()),
             ("x-wc-webhook-resource".into(), resource.into()),
             ("x-wc-webhook-event".into(), event.into()),

@@ -14,9 +14,7 @@ use serde_json::{json, Value};
 use super::connector::{encode, WooConnector, PAGE};
 use crate::platforms::http::{unexpected, Replay};
 use crate::platforms::id_text;
-use crate::ports::{
-    Method, PlatformError, Subscription, SubscriptionChange, WebhookSubscriptions,
-};
+use crate::ports::{Method, PlatformError, Subscription, SubscriptionChange, WebhookSubscriptions};
 
 /// Most pages of webhooks read (10,000 webhooks; a store has a few dozen).
 const MAX_WEBHOOK_PAGES: usize = 100;
@@ -69,7 +67,10 @@ impl WooConnector {
             ];
             let response = self
                 .caller
-                .send_fresh(&|| self.request(Method::Get, "webhooks", &query), Replay::Safe)
+                .send_fresh(
+                    &|| self.request(Method::Get, "webhooks", &query),
+                    Replay::Safe,
+                )
                 .await?;
             if !response.is_success() {
                 return Err(unexpected("WooCommerce", "GET webhooks", &response));
@@ -227,7 +228,12 @@ impl WebhookSubscriptions for WooConnector {
 
     async fn unsubscribe(&self, url: &str) -> Result<Vec<Subscription>, PlatformError> {
         let mut done = Vec::new();
-        for w in self.all_webhooks().await?.into_iter().filter(|w| w.url == url) {
+        for w in self
+            .all_webhooks()
+            .await?
+            .into_iter()
+            .filter(|w| w.url == url)
+        {
             done.push(self.delete_webhook(&w.id).await?);
         }
         Ok(done)

@@ -10,9 +10,9 @@
 //! - The delivery id header is *not* unique (webhook id + current second), so the event
 //!   key is entity + id + `date_modified_gmt` (a body digest where there is no stamp).
 
-use crate::platforms::{body_digest, id_text, json, Parsed, PayloadError};
 use crate::crypto;
 use crate::domain::{ConnectionId, EntityType, WebhookEvent};
+use crate::platforms::{body_digest, id_text, json, Parsed, PayloadError};
 
 /// Order statuses that are not real orders yet (block checkout drafts and the like).
 const DRAFT_STATUSES: &[&str] = &["checkout-draft", "draft", "auto-draft"];
