@@ -46,9 +46,8 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("SyncWorkerFunction", "dynamodb:DeleteItem"): "unused: the worker deletes no record",
     ("SyncWorkerFunction", "dynamodb:ConditionCheckItem"): "unused: schedules are created by the API",
     ("SyncWorkerFunction", "scheduler:GetSchedule"): "unused: only the repair sweep reads triggers",
-    # Connection setup reads one connection and rewrites it (its sealed webhook secret); it
-    # never lists or deletes connections.
-    ("ConnectionSetupFunction", "dynamodb:Query"): "unused: listing is the API's",
+    # Connection setup reads, lists and writes connections (a webhook secret; a company
+    # connected through OAuth) and records used OAuth states; it never deletes connections.
     ("ConnectionSetupFunction", "dynamodb:DeleteItem"): "unused: deleting is the API's",
     # The coalescer only marks event-log entries with their job (DynamoEventStore::set_job).
     ("WebhookCoalescerFunction", "dynamodb:Query"): "unused: listing is the API's",

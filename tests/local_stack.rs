@@ -374,7 +374,7 @@ async fn the_demo_syncs_the_store_into_postgresql_and_a_store_change_arrives_by_
         tick: std::time::Duration::from_secs(1),
         names: aws.names.clone(),
         coalesce_window: std::time::Duration::from_secs(1),
-        worker_env: Vec::new(),
+        function_env: Vec::new(),
         demo: true,
     })
     .await
@@ -402,7 +402,28 @@ async fn the_demo_syncs_the_store_into_postgresql_and_a_store_change_arrives_by_
         orders,
         "the backfill reached PostgreSQL"
     );
-    // A product changed in the store's admin reaches PostgreSQL by webhook.
+    // Once the project's own backfill into the store has run (the demo's flows go both
+    // ways), a product changed in the store's admin reaches PostgreSQL by webhook.
+    let token = integration_tests::token(infra::demo::TENANT);
+    let runs = || async {
+        let page: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/api/sync/runs?limit=100", stack.api_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        page["runs"].as_array().cloned().unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !runs().await.iter().any(|r| {
+        r["platform"] == "supabase" && r["entity_type"] == "products" && r["status"] == "succeeded"
+    }) && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
     let product = demo.store.all(platform_sims::woo::Kind::Products)[0].clone();
     let id = product["id"].to_string();
     let response = reqwest::Client::new()
@@ -421,29 +442,17 @@ async fn the_demo_syncs_the_store_into_postgresql_and_a_store_change_arrives_by_
         .map(|r| r.get::<_, String>(0))
         .unwrap_or_default()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while name().await != "Renamed by the demo test" && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
     assert_eq!(name().await, "Renamed by the demo test");
     // The store's webhook for it became a webhook job that read that product.
-    let token = integration_tests::token(infra::demo::TENANT);
     let mut webhook_runs = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while webhook_runs.is_empty() && std::time::Instant::now() < deadline {
-        let page: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/api/sync/runs?limit=100", stack.api_url))
-            .bearer_auth(&token)
-            .send()
+        webhook_runs = runs()
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default();
-        webhook_runs = page["runs"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
             .into_iter()
             .filter(|r| {
                 r["trigger"] == "webhook"

@@ -249,7 +249,7 @@ async fn each_platforms_deliveries_become_one_job_per_connection_and_entity() {
             (
                 "quickbooks".to_string(),
                 "orders".to_string(),
-                vec!["1301".to_string()]
+                vec!["Invoice:1301".to_string()]
             ),
             (
                 "supabase".to_string(),

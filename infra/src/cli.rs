@@ -253,7 +253,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
                     tick: Duration::from_secs(tick_seconds.max(1)),
                     names: Names::local(),
                     coalesce_window: Duration::from_secs(coalesce_seconds.max(1)),
-                    worker_env: Vec::new(),
+                    function_env: Vec::new(),
                     demo: !no_demo,
                 },
                 out,
@@ -405,6 +405,13 @@ fn banner(stack: &LocalStack, options: &LocalOptions) -> String {
                 format!("{} (PostgREST over PostgreSQL)", demo.project_url),
             ),
             ("Demo database", demo.psql.clone()),
+            (
+                "Demo books",
+                format!(
+                    "{} (QuickBooks simulator; its documents: {}/__admin/qbo/entities/SalesReceipt)",
+                    demo.quickbooks_url, demo.quickbooks_url
+                ),
+            ),
             (
                 "Demo token",
                 format!(

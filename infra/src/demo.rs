@@ -1,8 +1,11 @@
 //! The live demo beside the local stack: a real PostgreSQL with the tables the README's SQL
-//! creates, the PostgREST layer in front of it (standing in for a Supabase project), and a
-//! seeded WooCommerce store simulator; then a demo tenant with a connection to each, flows
-//! both ways, a schedule every minute, the store's webhooks registered through our own API
-//! use case, and the project's Database Webhooks created with the README's SQL.
+//! creates, the PostgREST layer in front of it (standing in for a Supabase project), a
+//! seeded WooCommerce store simulator and a QuickBooks simulator; then a demo tenant with a
+//! connection to each (the QuickBooks company connected through the real OAuth flow of the
+//! deployment's app: our authorize route, Intuit's consent redirect, our callback), flows
+//! store ⇄ project and store → QuickBooks, a schedule every minute, the store's webhooks
+//! registered through our own API use case, and the project's Database Webhooks created with
+//! the README's SQL.
 //!
 //! Everything is created through the same use cases the API calls, so what the demo shows is
 //! what a user who typed the README's requests would have.
@@ -26,10 +29,48 @@ const SERVICE_KEY: &str = "sb_secret_demo_service_key_0123456789";
 const STORE_WEBHOOK_SECRET: &str = "whsec_demo_store_0123456789abcdef";
 const PROJECT_WEBHOOK_SECRET: &str = "sb-demo-shared-secret-0123456789ab";
 
+/// Connects the simulated QuickBooks company for `tenant` the way a user does, over HTTP
+/// against the API at `api_url`: our authorize route (with the user's JWT), Intuit's consent
+/// screen (which approves at once), then the browser following the redirect to our
+/// callback. Returns the callback page's text.
+pub async fn connect_quickbooks(api_url: &str, jwt: &str) -> Result<String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let started: serde_json::Value = http
+        .post(format!("{api_url}/api/connections/quickbooks/authorize"))
+        .bearer_auth(jwt)
+        .send()
+        .await?
+        .error_for_status()
+        .context("POST /api/connections/quickbooks/authorize")?
+        .json()
+        .await?;
+    let consent = started["authorize_url"]
+        .as_str()
+        .context("no authorize_url")?;
+    let approved = http.get(consent).send().await?;
+    let back = approved
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .context("the consent screen did not redirect back")?
+        .to_string();
+    let page = http.get(&back).send().await?;
+    let status = page.status();
+    let text = page.text().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "the callback answered {status}: {text}"
+    );
+    Ok(text)
+}
+
 /// The running demo platforms; stopped when dropped.
 pub struct Demo {
     pub store_url: String,
     pub project_url: String,
+    pub quickbooks_url: String,
     /// A `psql` command line for the project's database.
     pub psql: String,
     /// The project database's connection string.
@@ -84,6 +125,24 @@ pub struct Platforms {
 }
 
 impl Platforms {
+    /// What the connection-setup function is configured with to connect companies through
+    /// the simulator's Intuit app (as the template's `QuickBooks*` parameters do for Intuit's).
+    pub fn quickbooks_env(&self) -> Vec<(String, String)> {
+        let app = self.quickbooks.config();
+        let url = &self.quickbooks_url;
+        [
+            ("QBO_CLIENT_ID", app.client_id.clone()),
+            ("QBO_CLIENT_SECRET", app.client_secret.clone()),
+            ("QBO_ENVIRONMENT", "sandbox".to_string()),
+            ("QBO_AUTHORIZE_URL", format!("{url}/connect/oauth2")),
+            ("QBO_TOKEN_URL", format!("{url}/oauth2/v1/tokens/bearer")),
+            ("QBO_API_URL", url.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     /// The platforms with the store seeded as the demo's.
     pub async fn start() -> Result<Self> {
         Self::start_seeded(platform_sims::woo::Seed::default()).await
@@ -129,9 +188,10 @@ impl Platforms {
 }
 
 impl Demo {
-    /// Starts the platforms and seeds the demo tenant through the local API function's
+    /// Seeds the demo tenant on the started `platforms` through the local API function's
     /// `services` and the connection-setup function's `setup`, whose API is at `api_url`.
     pub async fn start(
+        platforms: Platforms,
         services: &sync_core::service::Services,
         setup: &sync_core::service::WebhookSetup,
         api_url: &str,
@@ -147,8 +207,9 @@ impl Demo {
             project,
             tasks,
             pg,
+            quickbooks_url,
             ..
-        } = Platforms::start().await?;
+        } = platforms;
 
         let tenant = TenantId::parse(TENANT).map_err(anyhow::Error::msg)?;
         let store_connection = connect(
@@ -200,7 +261,9 @@ impl Demo {
                         source_connection_id: source.id,
                         target_connection_id: target.id,
                         entities,
-                        conflict_policy: ConflictPolicy::default(),
+                        // Two ways: a change made at one end while the other end's copy is
+                        // on its way over is not overwritten by that older copy.
+                        conflict_policy: ConflictPolicy::NewestWins,
                         enabled: true,
                     },
                 )
@@ -245,7 +308,54 @@ impl Demo {
                 .await
                 .with_context(|| format!("webhooks of {table}"))?;
         }
+        // The QuickBooks company, connected through the deployment app's OAuth flow, its
+        // books' income account set, and the store's records flowing into it.
+        let jwt = crate::jwt::LocalJwt::from_env().token(
+            "tenant_id",
+            TENANT,
+            chrono::Utc::now().timestamp(),
+            300,
+        );
+        connect_quickbooks(api_url, &jwt)
+            .await
+            .context("connecting the QuickBooks company")?;
+        let books = services
+            .connections
+            .list(&tenant)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .into_iter()
+            .find(|c| c.platform == Platform::QuickBooks)
+            .context("the QuickBooks connection is missing after connecting")?;
+        let mut patch = sync_core::domain::ConnectionPatch::default();
+        patch
+            .config
+            .insert("income_account".into(), serde_json::json!("79"));
+        services
+            .connections
+            .update(&tenant, books.id, patch)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        services
+            .flows
+            .create(
+                &tenant,
+                NewFlow {
+                    source_connection_id: store_connection.id,
+                    target_connection_id: books.id,
+                    entities: vec![
+                        EntityType::Orders,
+                        EntityType::Customers,
+                        EntityType::Products,
+                    ],
+                    conflict_policy: ConflictPolicy::default(),
+                    enabled: true,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("demo flow to QuickBooks: {e}"))?;
         Ok(Self {
+            quickbooks_url,
             store_url,
             project_url,
             psql,

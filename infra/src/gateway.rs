@@ -35,8 +35,12 @@ pub struct Gateway {
 enum Target {
     /// The API function, behind the JWT authorizer.
     Api,
-    /// The connection-setup function (`/api/connections/{id}/webhooks`), behind it too.
+    /// The connection-setup function (`/api/connections/{id}/webhooks`,
+    /// `/api/connections/quickbooks/authorize`), behind it too.
     Setup,
+    /// The connection-setup function's OAuth callback, with no authorizer (the sealed,
+    /// single-use state authenticates it).
+    Callback,
     /// The webhook intake, with no authorizer.
     Webhooks,
 }
@@ -110,9 +114,23 @@ fn plain(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     response
 }
 
-/// The function, route key and path parameters of the template route a path falls under.
-fn route(path: &str) -> Option<(Target, &'static str, Map<String, Value>)> {
+/// The function, route key and path parameters of the template route a request falls under.
+fn route(method: &str, path: &str) -> Option<(Target, &'static str, Map<String, Value>)> {
     let mut params = Map::new();
+    if path == "/oauth/quickbooks/callback" {
+        return (method == "GET").then_some((
+            Target::Callback,
+            "GET /oauth/quickbooks/callback",
+            params,
+        ));
+    }
+    if path == "/api/connections/quickbooks/authorize" && method == "POST" {
+        return Some((
+            Target::Setup,
+            "POST /api/connections/quickbooks/authorize",
+            params,
+        ));
+    }
     // API Gateway picks the most specific route: this one before /api/{proxy+}.
     if let Some(id) = path
         .strip_prefix("/api/connections/")
@@ -151,7 +169,7 @@ async fn answer(
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
     };
     let path = parts.uri.path().to_string();
-    let Some((target, route_key, path_parameters)) = route(&path) else {
+    let Some((target, route_key, path_parameters)) = route(parts.method.as_str(), &path) else {
         return plain(StatusCode::NOT_FOUND, "Not Found");
     };
     let authorizer = match target {
@@ -162,7 +180,7 @@ async fn answer(
                 return plain(StatusCode::UNAUTHORIZED, "Unauthorized");
             }
         },
-        Target::Webhooks => Value::Null,
+        Target::Webhooks | Target::Callback => Value::Null,
     };
 
     let mut headers = Map::new();
@@ -227,7 +245,7 @@ async fn answer(
     };
     let handled = match target {
         Target::Api => schedule_api::handle(&gateway.schedules, request).await,
-        Target::Setup => connection_setup::handle(&gateway.setup, request).await,
+        Target::Setup | Target::Callback => connection_setup::handle(&gateway.setup, request).await,
         Target::Webhooks => webhook_intake::handle(&gateway.webhooks, request).await,
     };
     match handled {

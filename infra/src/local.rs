@@ -32,7 +32,7 @@ pub struct LocalOptions {
     pub coalesce_window: Duration,
     /// Worker settings that take the place of its environment variables (`TIME_BUDGET_MS`,
     /// `HTTP_ATTEMPTS`, …), as a function's configuration would.
-    pub worker_env: Vec<(String, String)>,
+    pub function_env: Vec<(String, String)>,
     /// Also start the demo platforms and seed the demo tenant ([`crate::demo`]).
     pub demo: bool,
 }
@@ -115,14 +115,44 @@ impl LocalStack {
             .public_base_url
             .get_or_insert_with(|| api_url.clone());
         let http = Arc::new(sync_http::ReqwestClient::new().map_err(anyhow::Error::msg)?);
+        // The demo's platforms first: the functions are configured with their addresses.
+        let platforms = match options.demo {
+            true => Some(crate::demo::Platforms::start().await?),
+            false => None,
+        };
+        let demo_env = platforms
+            .as_ref()
+            .map(|p| p.quickbooks_env())
+            .unwrap_or_default();
+        if let Some(p) = &platforms {
+            p.quickbooks.allow_redirect_uri(&format!(
+                "{}/oauth/quickbooks/callback",
+                settings.public_base_url.as_deref().unwrap_or(&api_url)
+            ));
+        }
+        let env = |name: &str| {
+            options
+                .function_env
+                .iter()
+                .chain(demo_env.iter())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(name).ok())
+        };
         let setup_config = SetupConfig::from_lookup(|name| match name {
             "TABLE_NAME" => Some(resources.table_name.clone()),
             "KMS_KEY_ID" => Some(resources.kms_key_id.clone()),
-            other => std::env::var(other).ok(),
+            other => env(other),
         })?;
         let gateway = Arc::new(Gateway {
             setup: connection_setup::App {
                 setup: sync_aws::wiring::webhook_setup(
+                    &sdk,
+                    &setup_config,
+                    http.clone(),
+                    Arc::new(SystemClock),
+                ),
+                connect: sync_aws::wiring::quickbooks_connect(
                     &sdk,
                     &setup_config,
                     http.clone(),
@@ -155,12 +185,7 @@ impl LocalStack {
             "SYNC_QUEUE_ARN" => Some(resources.sync_queue_arn.clone()),
             "SYNC_DLQ_ARN" => Some(resources.sync_dlq_arn.clone()),
             "SCHEDULER_ROLE_ARN" => Some(resources.scheduler_role_arn.clone()),
-            other => options
-                .worker_env
-                .iter()
-                .find(|(k, _)| k == other)
-                .map(|(_, v)| v.clone())
-                .or_else(|| std::env::var(other).ok()),
+            other => env(other),
         })?;
         let functions = Arc::new(QueueFunctions {
             coalescer,
@@ -217,9 +242,10 @@ impl LocalStack {
                     .await
             }));
         }
-        let demo = if options.demo {
+        let demo = if let Some(platforms) = platforms {
             Some(
                 crate::demo::Demo::start(
+                    platforms,
                     &gateway.schedules.services,
                     &gateway.setup.setup,
                     &api_url,

@@ -155,8 +155,8 @@ pub async fn api() -> Api {
     api_with(Vec::new()).await
 }
 
-/// The local stack with the worker configured by `worker_env` (its environment variables).
-pub async fn api_with(worker_env: Vec<(String, String)>) -> Api {
+/// The local stack with the worker configured by `function_env` (its environment variables).
+pub async fn api_with(function_env: Vec<(String, String)>) -> Api {
     let aws = fresh_aws().await;
     let stack = LocalStack::start(&LocalOptions {
         listen: "127.0.0.1:0".into(),
@@ -165,7 +165,7 @@ pub async fn api_with(worker_env: Vec<(String, String)>) -> Api {
         tick: Duration::ZERO,
         names: aws.names.clone(),
         coalesce_window: Duration::ZERO,
-        worker_env,
+        function_env,
         demo: false,
     })
     .await

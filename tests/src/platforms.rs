@@ -16,11 +16,16 @@ use sync_core::domain::{SyncJob, SyncMode, TenantId, Trigger};
 
 /// The store connection's webhook secret.
 pub const WOO_WEBHOOK_SECRET: &str = "whsec_local_store_0123456789abcdef";
+/// The QuickBooks connection's webhook verifier token.
+pub const QBO_VERIFIER: &str = "qbo-verifier-token-0123456789abcdef";
 /// The Supabase connection's webhook secret.
 pub const SB_WEBHOOK_SECRET: &str = "sb-local-shared-secret-0123456789ab";
 
 pub struct SyncWorld {
     pub api: Api,
+    /// The QuickBooks simulator (Intuit's OAuth service and one company's books).
+    pub qbo: Arc<platform_sims::qbo::QuickBooks>,
+    pub qbo_url: String,
     pub db: tokio_postgres::Client,
     pub woo: Arc<WooStore>,
     pub woo_url: String,
@@ -49,12 +54,14 @@ pub async fn sync_world(seed: Seed) -> SyncWorld {
     sync_world_with(seed, Vec::new()).await
 }
 
-/// As [`sync_world`], with the worker configured by `worker_env`.
-pub async fn sync_world_with(seed: Seed, worker_env: Vec<(String, String)>) -> SyncWorld {
+/// As [`sync_world`], with the worker configured by `function_env`.
+pub async fn sync_world_with(seed: Seed, mut function_env: Vec<(String, String)>) -> SyncWorld {
     init_logs();
     let platforms = infra::demo::Platforms::start_seeded(seed)
         .await
         .unwrap_or_else(|e| panic!("platforms: {e:#}"));
+    // Connection setup offers the simulator's Intuit app, as a deployment's own app.
+    function_env.extend(platforms.quickbooks_env());
     let db = platform_sims::pg::connect(&platforms.database_url)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -68,9 +75,12 @@ pub async fn sync_world_with(seed: Seed, worker_env: Vec<(String, String)>) -> S
         project: rest,
         tasks,
         pg,
+        quickbooks: qbo,
+        quickbooks_url: qbo_url,
         ..
     } = platforms;
-    let api = api_with(worker_env).await;
+    let api = api_with(function_env).await;
+    qbo.allow_redirect_uri(&api.url("/oauth/quickbooks/callback"));
     let store = connect(
         &api,
         json!({"platform": "woocommerce", "display_name": "Store",
@@ -88,6 +98,8 @@ pub async fn sync_world_with(seed: Seed, worker_env: Vec<(String, String)>) -> S
     .await;
     SyncWorld {
         api,
+        qbo,
+        qbo_url,
         db,
         woo,
         woo_url,
@@ -168,6 +180,76 @@ impl SyncWorld {
         got["runs"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Connects the simulator's company the way a user does, through the deployment app's
+    /// OAuth flow (our authorize route, the consent redirect, our callback); then sets the
+    /// books' settings (`config`, over `income_account` 79) and the webhook verifier token.
+    pub async fn connect_quickbooks(&self, config: Value) -> String {
+        infra::demo::connect_quickbooks(&self.api.stack.api_url, &crate::token("acme"))
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let (status, list) = self
+            .api
+            .send(reqwest::Method::GET, "/api/connections", Some("acme"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let id = list
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["platform"] == "quickbooks"))
+            .and_then(|c| c["id"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let mut settings = json!({"income_account": "79"});
+        if let (Some(s), Some(extra)) = (settings.as_object_mut(), config.as_object()) {
+            s.extend(extra.clone());
+        }
+        let (status, got) = self
+            .api
+            .send(
+                reqwest::Method::PUT,
+                &format!("/api/connections/{id}"),
+                Some("acme"),
+                Some(json!({"config": settings,
+                            "secrets": {"webhook_verifier_token": QBO_VERIFIER},
+                            "webhooks_enabled": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{got}");
+        id
+    }
+
+    /// A connection of tenant `acme` as the API shows it.
+    pub async fn connection(&self, id: &str) -> Value {
+        let (status, got) = self
+            .api
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/connections/{id}"),
+                Some("acme"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{got}");
+        got
+    }
+
+    /// Every entity of a kind in the simulated company, deleted ones included.
+    pub async fn books(&self, entity: &str) -> Vec<Value> {
+        let got = self
+            .qbo_admin(
+                reqwest::Method::GET,
+                &format!("entities/{entity}"),
+                Value::Null,
+            )
+            .await;
+        got.as_array().cloned().unwrap_or_default()
+    }
+
+    /// An admin call on the QuickBooks simulator (`/__admin/qbo/{path}`).
+    pub async fn qbo_admin(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.admin(&self.qbo_url, method, &format!("qbo/{path}"), body)
+            .await
+    }
+
     /// A job for `connection`'s `entity`, as a trigger would queue it.
     pub fn job(&self, connection: &str, entity: &str, mode: SyncMode, ids: &[&str]) -> SyncJob {
         SyncJob {
@@ -176,8 +258,10 @@ impl SyncWorld {
             connection_id: connection.parse().unwrap_or_else(|e| panic!("{e}")),
             platform: if connection == self.store {
                 sync_core::domain::Platform::WooCommerce
-            } else {
+            } else if connection == self.project {
                 sync_core::domain::Platform::Supabase
+            } else {
+                sync_core::domain::Platform::QuickBooks
             },
             entity_type: entity.parse().unwrap_or_else(|e| panic!("{e}")),
             sync_mode: mode,

@@ -13,7 +13,8 @@ async fn main() -> Result<(), Error> {
     let sdk = sync_aws::sdk::from_env().await;
     let http = Arc::new(sync_http::ReqwestClient::new()?);
     let app = connection_setup::App {
-        setup: sync_aws::wiring::webhook_setup(&sdk, &config, http, Arc::new(SystemClock)),
+        setup: sync_aws::wiring::webhook_setup(&sdk, &config, http.clone(), Arc::new(SystemClock)),
+        connect: sync_aws::wiring::quickbooks_connect(&sdk, &config, http, Arc::new(SystemClock)),
         settings: ApiSettings::from_env()?,
         time_limit: connection_setup::TIME_LIMIT,
     };

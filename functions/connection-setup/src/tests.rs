@@ -7,11 +7,12 @@ use std::sync::Arc;
 use sync_core::clock::{Clock, FixedClock};
 use sync_core::domain::{Connection, Platform, TenantId};
 use sync_core::fixtures;
-use sync_core::memory::{MemoryConnectors, MemoryPlatform};
-use sync_core::service::Services;
+use sync_core::memory::{MemoryConnectors, MemoryIntuit, MemoryOAuthStates, MemoryPlatform};
+use sync_core::service::{QuickBooksAppConfig, Services};
 
 struct World {
     app: App,
+    intuit: Arc<MemoryIntuit>,
     services: Services,
     connectors: Arc<MemoryConnectors>,
     store: Arc<MemoryPlatform>,
@@ -36,13 +37,33 @@ async fn world() -> World {
         public_base_url: Some("https://api.example.com".into()),
         ..ApiSettings::default()
     };
+    let intuit = Arc::new(MemoryIntuit::default());
+    let app = QuickBooksAppConfig {
+        client_id: "AB-client".into(),
+        client_secret: "app-secret".into(),
+        authorize_url: "https://appcenter.intuit.com/connect/oauth2".into(),
+        token_url: "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer".into(),
+        redirect_uri: None,
+        environment: None,
+        api_url: None,
+    };
     World {
+        intuit: intuit.clone(),
         app: App {
             setup: WebhookSetup::new(
                 memory.connections.clone(),
                 memory.sealer.clone(),
                 connectors.clone(),
+                clock.clone(),
+            ),
+            connect: QuickBooksConnect::new(
+                memory.connections.clone(),
+                memory.sealer.clone(),
+                Arc::new(MemoryOAuthStates::default()),
+                intuit,
                 clock,
+                sync_core::platforms::http::RetryPolicy::default(),
+                Some(app),
             ),
             settings,
             time_limit: std::time::Duration::from_secs(2),
@@ -66,6 +87,46 @@ fn event(name: &str, connection: &Connection, method: Option<&str>) -> Request {
         e["requestContext"]["http"]["method"] = json!(m);
     }
     lambda_http::request::from_str(&e.to_string()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A sample event as is.
+fn sample(name: &str) -> Request {
+    let bytes = fixtures::event_file(name).unwrap_or_else(|e| panic!("{e}"));
+    lambda_http::request::from_str(&String::from_utf8_lossy(&bytes))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The callback sample with these query parameters.
+fn callback_event(params: &[(&str, &str)]) -> Request {
+    let bytes =
+        fixtures::event_file("oauth-quickbooks-callback.json").unwrap_or_else(|e| panic!("{e}"));
+    let mut e: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let query: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", sync_core::platforms::http::encode(v)))
+        .collect();
+    e["rawQueryString"] = json!(query.join("&"));
+    e["queryStringParameters"] = json!(params
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect::<serde_json::Map<String, Value>>());
+    lambda_http::request::from_str(&e.to_string()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The status, and the page's text, of an HTML answer.
+async fn page(w: &World, req: Request) -> (StatusCode, String, String) {
+    let response = handle(&w.app, req).await.unwrap_or_else(|e| panic!("{e}"));
+    let kind = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let text = match response.body() {
+        Body::Text(t) => t.clone(),
+        _ => String::new(),
+    };
+    (response.status(), kind, text)
 }
 
 async fn send(w: &World, req: Request) -> (StatusCode, Value) {
@@ -181,4 +242,85 @@ async fn a_platform_that_does_not_answer_in_time_is_a_json_504() {
     .await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
     assert_eq!(body["error"]["code"], "platform_timeout");
+}
+
+#[tokio::test]
+async fn authorizing_answers_the_consent_url_and_the_callback_connects_the_company_once() {
+    let w = world().await;
+    let (status, body) = send(&w, sample("connections-quickbooks-authorize.json")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["redirect_uri"],
+        "https://api.example.com/oauth/quickbooks/callback"
+    );
+    let url = body["authorize_url"].as_str().unwrap_or_default();
+    assert!(
+        url.starts_with("https://appcenter.intuit.com/connect/oauth2?client_id=AB-client"),
+        "{url}"
+    );
+    let state = url
+        .split('&')
+        .find_map(|p| p.strip_prefix("state="))
+        .unwrap_or_default()
+        .to_string();
+    w.intuit.grant("code-1");
+    let back = [
+        ("code", "code-1"),
+        ("state", state.as_str()),
+        ("realmId", "9341453050263456"),
+    ];
+    let (status, kind, text) = page(&w, callback_event(&back)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(kind, "text/html; charset=utf-8");
+    assert!(
+        text.contains("QuickBooks company 9341453050263456 is now connected"),
+        "{text}"
+    );
+    let tenant = TenantId::parse("tenant-demo").unwrap_or_else(|e| panic!("{e}"));
+    let books: Vec<_> = w
+        .services
+        .connections
+        .list(&tenant)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .filter(|c| c.platform == Platform::QuickBooks)
+        .collect();
+    assert_eq!(books.len(), 1);
+    // The same redirect again (a reload, or someone replaying it): refused, nothing changes.
+    let (status, _, text) = page(&w, callback_event(&back)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("already used"), "{text}");
+}
+
+#[tokio::test]
+async fn the_sample_callback_state_is_refused_with_a_page_that_escapes_what_it_shows() {
+    let w = world().await;
+    let (status, kind, text) = page(&w, sample("oauth-quickbooks-callback.json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(kind.starts_with("text/html"));
+    assert!(text.contains("start connecting again"), "{text}");
+    // A declined consent names Intuit's error, escaped.
+    let (_, state, _) = {
+        let (s, b) = send(&w, sample("connections-quickbooks-authorize.json")).await;
+        assert_eq!(s, StatusCode::OK);
+        let url = b["authorize_url"].as_str().unwrap_or_default().to_string();
+        let state = url
+            .split('&')
+            .find_map(|p| p.strip_prefix("state="))
+            .unwrap_or_default()
+            .to_string();
+        (s, state, url)
+    };
+    let (status, _, text) = page(
+        &w,
+        callback_event(&[
+            ("error", "<script>access_denied</script>"),
+            ("state", &state),
+        ]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("&lt;script&gt;access_denied"), "{text}");
+    assert!(!text.contains("<script>"));
 }

@@ -108,12 +108,17 @@ pub fn worker(
         WorkerPorts {
             connections,
             flows: Arc::new(crate::DynamoFlows::new(dynamodb.clone(), table.clone())),
-            connectors: Arc::new(PlatformConnectors::new(
-                sealer,
-                http,
-                clock.clone(),
-                config.retry(),
-            )),
+            connectors: Arc::new(
+                PlatformConnectors::new(sealer, http, clock.clone(), config.retry())
+                    .with_tokens(Arc::new(crate::DynamoTokens::new(
+                        dynamodb.clone(),
+                        table.clone(),
+                    )))
+                    .with_app(
+                        sync_core::domain::Platform::QuickBooks,
+                        config.quickbooks_app.secrets(),
+                    ),
+            ),
             schedules,
             schedule_store,
             leases: state.clone(),
@@ -158,6 +163,35 @@ pub fn webhook_setup(
             config.retry(),
         )),
         clock,
+    )
+}
+
+/// Connecting QuickBooks companies through the deployment's Intuit app, over DynamoDB
+/// (connections, used states) and KMS (states and secrets), calling Intuit through `http`.
+pub fn quickbooks_connect(
+    sdk: &SdkConfig,
+    config: &sync_core::config::SetupConfig,
+    http: Arc<dyn HttpClient>,
+    clock: Arc<dyn Clock>,
+) -> sync_core::service::QuickBooksConnect {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    sync_core::service::QuickBooksConnect::new(
+        Arc::new(crate::DynamoConnectionStore::new(
+            dynamodb.clone(),
+            config.table_name.clone(),
+        )),
+        Arc::new(crate::KmsSealer::new(
+            aws_sdk_kms::Client::new(sdk),
+            config.kms_key_id.clone(),
+        )),
+        Arc::new(crate::DynamoOAuthStates::new(
+            dynamodb,
+            config.table_name.clone(),
+        )),
+        http,
+        clock,
+        config.retry(),
+        config.quickbooks(),
     )
 }
 

@@ -113,6 +113,20 @@ pub struct IntakeConfig {
     pub max_body_bytes: usize,
 }
 
+/// An optional http(s) URL.
+fn optional_url(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+) -> Result<Option<String>, ConfigError> {
+    match get(name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if v.starts_with("https://") || v.starts_with("http://") => {
+            Ok(Some(v.trim_end_matches('/').to_string()))
+        }
+        Some(v) => Err(ConfigError(format!("{name}: '{v}' is not an http(s) URL"))),
+    }
+}
+
 fn number<T: std::str::FromStr + PartialOrd + Default>(
     get: &impl Fn(&str) -> Option<String>,
     name: &str,
@@ -189,12 +203,22 @@ impl CoalescerConfig {
 /// | `KMS_KEY_ID` | key that seals and opens connection secrets | required |
 /// | `HTTP_TIMEOUT_SECONDS` | every platform call's timeout | `10` |
 /// | `HTTP_ATTEMPTS` | tries per platform call | `3` |
+/// | `QBO_CLIENT_ID`, `QBO_CLIENT_SECRET` | the deployment's own Intuit app (connecting companies through it) | none: not offered |
+/// | `QBO_REDIRECT_URI` | the redirect URI registered for that app | `{public base URL}/oauth/quickbooks/callback` |
+/// | `QBO_ENVIRONMENT` | `sandbox` or `production`, for companies connected through it | `production` |
+/// | `QBO_AUTHORIZE_URL`, `QBO_TOKEN_URL`, `QBO_API_URL` | Intuit's hosts, replaced (a proxy, the local simulator) | Intuit's |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupConfig {
     pub table_name: String,
     pub kms_key_id: String,
     pub http_timeout_seconds: u64,
     pub http_attempts: u32,
+    pub quickbooks_app: QuickBooksApp,
+    pub quickbooks_redirect_uri: Option<String>,
+    pub quickbooks_environment: Option<String>,
+    pub quickbooks_authorize_url: Option<String>,
+    pub quickbooks_token_url: Option<String>,
+    pub quickbooks_api_url: Option<String>,
 }
 
 impl SetupConfig {
@@ -204,6 +228,40 @@ impl SetupConfig {
             kms_key_id: required(&get, "KMS_KEY_ID")?,
             http_timeout_seconds: number(&get, "HTTP_TIMEOUT_SECONDS", 10)?,
             http_attempts: number(&get, "HTTP_ATTEMPTS", 3)?,
+            quickbooks_app: QuickBooksApp::from_lookup(&get),
+            quickbooks_redirect_uri: optional_url(&get, "QBO_REDIRECT_URI")?,
+            quickbooks_environment: match get("QBO_ENVIRONMENT").filter(|v| !v.is_empty()) {
+                None => None,
+                Some(v) if v == "sandbox" || v == "production" => Some(v),
+                Some(v) => {
+                    return Err(ConfigError(format!(
+                        "QBO_ENVIRONMENT: '{v}' is not sandbox or production"
+                    )))
+                }
+            },
+            quickbooks_authorize_url: optional_url(&get, "QBO_AUTHORIZE_URL")?,
+            quickbooks_token_url: optional_url(&get, "QBO_TOKEN_URL")?,
+            quickbooks_api_url: optional_url(&get, "QBO_API_URL")?,
+        })
+    }
+
+    /// The deployment's Intuit app, if it has one.
+    pub fn quickbooks(&self) -> Option<crate::service::QuickBooksAppConfig> {
+        let app = &self.quickbooks_app;
+        Some(crate::service::QuickBooksAppConfig {
+            client_id: app.client_id.clone()?,
+            client_secret: app.client_secret.clone()?,
+            authorize_url: self
+                .quickbooks_authorize_url
+                .clone()
+                .unwrap_or_else(|| crate::platforms::quickbooks::oauth::AUTHORIZE_URL.into()),
+            token_url: self
+                .quickbooks_token_url
+                .clone()
+                .unwrap_or_else(|| crate::platforms::quickbooks::oauth::TOKEN_URL.into()),
+            redirect_uri: self.quickbooks_redirect_uri.clone(),
+            environment: self.quickbooks_environment.clone(),
+            api_url: self.quickbooks_api_url.clone(),
         })
     }
 
@@ -234,6 +292,8 @@ impl SetupConfig {
 /// | `TIME_BUDGET_MS` | if set, a run also checkpoints this long after it started | |
 /// | `HTTP_TIMEOUT_SECONDS` | every platform call's timeout | `30` |
 /// | `HTTP_ATTEMPTS` | tries per platform call (retries on 429, 5xx, timeouts) | `5` |
+/// | `THROTTLE_WAIT_SECONDS` | wait after a 429 that does not say how long | backoff; QuickBooks `60` |
+/// | `QBO_CLIENT_ID`, `QBO_CLIENT_SECRET` | the deployment's own Intuit app, for QuickBooks connections without their own | |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerConfig {
     pub resources: AwsResources,
@@ -244,6 +304,46 @@ pub struct WorkerConfig {
     pub time_budget_ms: Option<i64>,
     pub http_timeout_seconds: i64,
     pub http_attempts: i64,
+    pub throttle_wait_seconds: Option<i64>,
+    pub quickbooks_app: QuickBooksApp,
+}
+
+/// The deployment's own Intuit app (template parameters), if it has one.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct QuickBooksApp {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for QuickBooksApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuickBooksApp")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuickBooksApp {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let value = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        Self {
+            client_id: value("QBO_CLIENT_ID"),
+            client_secret: value("QBO_CLIENT_SECRET"),
+        }
+    }
+
+    /// As secrets a QuickBooks connector falls back to.
+    pub fn secrets(&self) -> crate::domain::Secrets {
+        let mut out = crate::domain::Secrets::new();
+        if let (Some(id), Some(secret)) = (&self.client_id, &self.client_secret) {
+            out.insert("client_id".into(), crate::domain::Secret::new(id.clone()));
+            out.insert(
+                "client_secret".into(),
+                crate::domain::Secret::new(secret.clone()),
+            );
+        }
+        out
+    }
 }
 
 impl WorkerConfig {
@@ -260,6 +360,11 @@ impl WorkerConfig {
             },
             http_timeout_seconds: number(&get, "HTTP_TIMEOUT_SECONDS", 30)?,
             http_attempts: number(&get, "HTTP_ATTEMPTS", 5)?,
+            throttle_wait_seconds: match get("THROTTLE_WAIT_SECONDS").filter(|v| !v.is_empty()) {
+                None => None,
+                Some(_) => Some(number(&get, "THROTTLE_WAIT_SECONDS", 60)?),
+            },
+            quickbooks_app: QuickBooksApp::from_lookup(&get),
         })
     }
 
@@ -286,6 +391,10 @@ impl WorkerConfig {
             timeout: std::time::Duration::from_secs(
                 u64::try_from(self.http_timeout_seconds).unwrap_or(30),
             ),
+            throttle_wait: self
+                .throttle_wait_seconds
+                .and_then(|s| u64::try_from(s).ok())
+                .map(std::time::Duration::from_secs),
             ..crate::platforms::http::RetryPolicy::default()
         }
     }

@@ -16,9 +16,12 @@
 //!   registered URL, classic or CloudEvents; a delivery that fails is retried, in order,
 //!   before anything newer (Intuit's head-of-line rule).
 //!
-//! Admin (`/__admin/qbo/…`): `stats`, `limits`, `faults-in-200`, `lose-responses`,
-//! `webhooks` (+ `/flush`), `entities/{Entity}` (GET every one, deleted included; POST to
-//! change one as a user would in QuickBooks' screens).
+//! Admin (`/__admin/qbo/…`): `stats` (+ `/reset`), `limits`, `faults-in-200` (the next
+//! writes answer a `SystemFault` inside a 200 and commit nothing), `lose-responses` (the next
+//! writes commit, then the connection drops), `concurrent-edits` (the next updates find the
+//! entity just saved by someone else: 5010), `webhooks` (register a URL, verifier and
+//! format), `entities/{Entity}` (GET every one, deleted included; POST to change one as a
+//! user would in QuickBooks' screens, which sends webhooks).
 
 use chrono::{DateTime, Duration, Utc};
 use hyper::{Method, StatusCode};
@@ -67,11 +70,14 @@ pub struct Hook {
 #[derive(Default)]
 struct Stats {
     max_in_flight: usize,
+    /// The most calls at once, those refused with 429 included.
+    max_attempted: usize,
     throttled: u64,
     replays: u64,
     calls: HashMap<String, u64>,
     deliveries: u64,
     failed_deliveries: u64,
+    concurrent_edits: u64,
 }
 
 /// The company's books and everything around them.
@@ -84,6 +90,8 @@ pub struct Books {
     stats: std::sync::Mutex<Stats>,
     faults_in_200: std::sync::Mutex<u32>,
     lose: std::sync::Mutex<u32>,
+    /// The next this many updates find the entity just changed by someone else.
+    concurrent_edits: std::sync::Mutex<u32>,
     hooks: std::sync::Mutex<Vec<Hook>>,
     /// Changes already queued to the hooks.
     seen_changes: std::sync::Mutex<usize>,
@@ -100,6 +108,7 @@ impl Default for Books {
             stats: Default::default(),
             faults_in_200: Default::default(),
             lose: Default::default(),
+            concurrent_edits: Default::default(),
             hooks: Default::default(),
             seen_changes: Default::default(),
         }
@@ -168,6 +177,10 @@ impl Books {
                 return Err(throttled());
             }
             let running = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            {
+                let mut stats = lock(&self.stats);
+                stats.max_attempted = stats.max_attempted.max(running);
+            }
             if running > limits.concurrent {
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
                 lock(&self.stats).throttled += 1;
@@ -204,6 +217,18 @@ impl Books {
         }
         let now = Utc::now();
         let mut company = lock(&self.company);
+        if operation != "delete"
+            && operation != "void"
+            && body.get("Id").is_some()
+            && Self::take_one(&self.concurrent_edits)
+        {
+            // A bookkeeper saves the same entity a moment before this update lands.
+            let edit = json!({"Id": body["Id"], "PrivateNote": "edited in QuickBooks"});
+            if let Err(f) = company.edit(entity, edit, now) {
+                tracing::warn!(fault = ?f, "concurrent edit failed");
+            }
+            lock(&self.stats).concurrent_edits += 1;
+        }
         let stored = match operation {
             "delete" => company.delete(entity, body, now)?,
             "void" => company.void(entity, body, now)?,
@@ -354,6 +379,14 @@ impl QuickBooks {
         }
         let request_id = req.param("requestid").map(str::to_string);
         let is_write = req.method == Method::POST && !tail.starts_with("query");
+        // A batch of queries changes nothing; any other POST may.
+        let changes = is_write
+            && (tail != "batch"
+                || req.json().ok().is_some_and(|b| {
+                    b["BatchItemRequest"]
+                        .as_array()
+                        .is_some_and(|items| items.iter().any(|i| i.get("Query").is_none()))
+                }));
         if let Some(id) = request_id.as_ref().filter(|_| is_write) {
             let limit = if tail == "batch" { 36 } else { 50 };
             if id.len() > limit {
@@ -435,7 +468,7 @@ impl QuickBooks {
         }
         self.queue_changes();
         let response = answer(status, &body);
-        if is_write && !service_failed && Books::take_one(&books.lose) {
+        if changes && !service_failed && Books::take_one(&books.lose) {
             return crate::server::with_header(response, DROP_MARKER, "1");
         }
         response
@@ -508,10 +541,12 @@ impl QuickBooks {
                     StatusCode::OK,
                     &json!({
                         "max_in_flight": s.max_in_flight,
+                        "max_attempted": s.max_attempted,
                         "throttled": s.throttled,
                         "replays": s.replays,
                         "calls": s.calls,
                         "deliveries": s.deliveries,
+                        "concurrent_edits": s.concurrent_edits,
                         "failed_deliveries": s.failed_deliveries,
                     }),
                 )
@@ -535,6 +570,10 @@ impl QuickBooks {
             }
             (Method::POST, "lose-responses") => {
                 *lock(&books.lose) = count();
+                ok()
+            }
+            (Method::POST, "concurrent-edits") => {
+                *lock(&books.concurrent_edits) = count();
                 ok()
             }
             (Method::POST, "webhooks") => match serde_json::from_slice::<Hook>(&req.body) {

@@ -22,7 +22,8 @@
 //!   tokens stop working.
 //!
 //! Admin: `GET /__admin/oauth` (counts of codes and live tokens), `POST
-//! /__admin/oauth/expire-access` (every access token expires now).
+//! /__admin/oauth/expire-access` (every access token expires now), `POST
+//! /__admin/oauth/revoke-all` (every grant revoked, as when the user disconnects the app).
 //!
 //! The accounting API and the company's books: [`api`] and [`company`]; the query language:
 //! [`query`].
@@ -181,6 +182,11 @@ impl QuickBooks {
         if !state.redirect_uris.iter().any(|u| u == uri) {
             state.redirect_uris.push(uri.to_string());
         }
+    }
+
+    /// Whether `token` is a refresh token that still works.
+    pub fn is_live_refresh_token(&self, token: &str) -> bool {
+        lock(&self.state).refresh.contains_key(token)
     }
 
     /// The realm an `Authorization: Bearer` access token is good for, if it is live.
@@ -399,6 +405,12 @@ impl QuickBooks {
                         "access_tokens": state.access.len(),
                     }),
                 )
+            }
+            (Method::POST, "/__admin/oauth/revoke-all") => {
+                let mut state = lock(&self.state);
+                state.refresh.clear();
+                state.access.clear();
+                json_response(StatusCode::OK, &json!({"ok": true}))
             }
             (Method::POST, "/__admin/oauth/expire-access") => {
                 let past = Utc::now() - Duration::seconds(1);

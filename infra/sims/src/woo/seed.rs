@@ -211,8 +211,14 @@ pub fn fill(records: &mut Records, seed: &Seed, now: DateTime<Utc>) {
     }
     for _ in 0..seed.orders {
         let id = records.next_id(Kind::Orders);
-        let fields = order_fields(&mut rng, id, &products, &customers);
+        let mut fields = order_fields(&mut rng, id, &products, &customers);
         let t = tick();
+        // Orders being processed or done have been paid, when they were placed.
+        if matches!(fields["status"].as_str(), Some("processing" | "completed")) {
+            let paid = json!(t.format("%Y-%m-%dT%H:%M:%S").to_string());
+            fields.insert("date_paid".into(), paid.clone());
+            fields.insert("date_paid_gmt".into(), paid);
+        }
         records.put(Kind::Orders, Doc::new(id, t, fields));
     }
 }

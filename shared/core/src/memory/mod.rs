@@ -15,7 +15,7 @@ pub use platform::{MemoryConnectors, MemoryPlatform};
 pub use queue::MemoryQueue;
 pub use schedules::{MemoryScheduleStore, MemoryTrigger};
 pub use sync::{MemoryFlows, MemoryRecordIndex, MemoryRuns, MemorySyncLeases};
-pub use tokens::MemoryTokenVault;
+pub use tokens::{MemoryIntuit, MemoryOAuthStates, MemoryTokenVault};
 
 use std::sync::{Arc, Mutex};
 

@@ -9,6 +9,19 @@ use std::time::Duration;
 
 use crate::ports::{HttpClient, HttpRequest, HttpResponse, PlatformError, TransportError};
 
+/// RFC 3986 percent-encoding (PHP's `rawurlencode`): everything but `A-Z a-z 0-9 - . _ ~`.
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// How a connector retries.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -21,6 +34,9 @@ pub struct RetryPolicy {
     pub max_retry_after: Duration,
     /// Every call's timeout.
     pub timeout: Duration,
+    /// How long to wait after a 429 that does not say (QuickBooks asks for 60 s);
+    /// `None`: the backoff.
+    pub throttle_wait: Option<Duration>,
 }
 
 impl Default for RetryPolicy {
@@ -31,6 +47,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(20),
             max_retry_after: Duration::from_secs(120),
             timeout: Duration::from_secs(30),
+            throttle_wait: None,
         }
     }
 }
@@ -88,7 +105,7 @@ impl Caller {
             request.timeout = self.policy.timeout;
             let (why, wait) = match self.client.send(request).await {
                 Ok(response) if response.status == 429 => {
-                    let wait = retry_after(&response);
+                    let wait = retry_after(&response).or(self.policy.throttle_wait);
                     (format!("{} answered 429 (throttled)", self.platform), wait)
                 }
                 Ok(response) if response.status >= 500 && replay == Replay::Safe => {
@@ -228,6 +245,7 @@ mod tests {
             max_delay: Duration::from_millis(5),
             max_retry_after: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
+            throttle_wait: None,
         };
         (Caller::new(client.clone(), policy, "test"), client)
     }

@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use crate::clock::Clock;
 use crate::domain::{Connection, EntityType, Secrets, UnknownValue, WebhookEvent};
-use crate::ports::{Connector, HttpClient, PlatformError};
+use crate::ports::{Connector, HttpClient, PlatformError, SecretSealer, TokenVault};
 use std::sync::Arc;
 
 /// The registry: each line names a platform's variant, its name on the wire, and its module.
@@ -164,6 +164,13 @@ pub struct SignOptions {
     pub header: Option<String>,
 }
 
+/// Where OAuth connectors keep their rotating tokens (see [`crate::service::tokens`]).
+#[derive(Clone)]
+pub struct TokenServices {
+    pub vault: Arc<dyn TokenVault>,
+    pub sealer: Arc<dyn SecretSealer>,
+}
+
 /// What a connector is built from.
 pub struct ConnectorContext<'a> {
     pub connection: &'a Connection,
@@ -172,6 +179,12 @@ pub struct ConnectorContext<'a> {
     pub http: Arc<dyn HttpClient>,
     pub clock: Arc<dyn Clock>,
     pub retry: http::RetryPolicy,
+    /// Token storage, for platforms whose tokens rotate (QuickBooks); `None` where the
+    /// function has none.
+    pub tokens: Option<TokenServices>,
+    /// The deployment's own app credentials for the platform (QuickBooks' client id and
+    /// secret), for connections made through the deployment's app.
+    pub app: Option<&'a Secrets>,
 }
 
 impl ConnectorContext<'_> {
@@ -181,6 +194,19 @@ impl ConnectorContext<'_> {
             .get(name)
             .map(|s| s.expose())
             .ok_or_else(|| PlatformError::Rejected(format!("the connection has no {name}")))
+    }
+
+    /// A secret of the connection, else of the deployment's app.
+    pub fn app_secret(&self, name: &str) -> Result<&str, PlatformError> {
+        self.secrets
+            .get(name)
+            .or_else(|| self.app.and_then(|a| a.get(name)))
+            .map(|s| s.expose())
+            .ok_or_else(|| {
+                PlatformError::Rejected(format!(
+                    "neither the connection nor the deployment's app has a {name}"
+                ))
+            })
     }
 }
 

@@ -229,7 +229,7 @@ fn classic_quickbooks_events_are_routed_by_realm() {
             ),
             (
                 EntityType::Orders,
-                "1301",
+                "Invoice:1301",
                 "quickbooks:9130350000000001:Invoice:1301:Create:2026-11-24T12:12:45.657Z"
             ),
         ]

@@ -138,6 +138,14 @@ pub trait ConnectionStore: Send + Sync + 'static {
     async fn delete(&self, id: ConnectionId, expected_version: u64) -> Result<(), StoreError>;
 }
 
+/// One-time use of OAuth `state` nonces: a consent link works once.
+#[async_trait]
+pub trait OAuthStates: Send + Sync + 'static {
+    /// Marks `nonce` used; false when it already was. Kept until `expires` (after which
+    /// the state is refused as expired anyway).
+    async fn consume(&self, nonce: &str, expires: DateTime<Utc>) -> Result<bool, StoreError>;
+}
+
 /// Why secrets could not be sealed or opened. Carries no detail of the secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {

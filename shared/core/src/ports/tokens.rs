@@ -48,6 +48,15 @@ pub trait TokenVault: Send + Sync + 'static {
         origin: &str,
     ) -> Result<bool, StateError>;
 
+    /// Gives up `owner`'s lease of the chain at `version` without storing anything (the
+    /// refresh failed); a lease no longer ours is left alone.
+    async fn release(
+        &self,
+        connection: ConnectionId,
+        version: u64,
+        owner: &str,
+    ) -> Result<(), StateError>;
+
     /// Marks the connection as needing the user to connect it again (its grant is dead),
     /// with the reason shown to them. Cleared when the connection gets new credentials.
     async fn needs_reauth(&self, connection: &Connection, reason: &str) -> Result<(), StateError>;

@@ -66,31 +66,14 @@ impl ConnectionService {
         tenant: &TenantId,
         new: NewConnection,
     ) -> Result<Connection, ServiceError> {
-        let display_name = check_name(&new.display_name)?;
-        check_config(new.platform, &new.config, true)?;
-        check_secrets(new.platform, &new.secrets, true)?;
-        let has_webhook_secret = new.secrets.contains_key(new.platform.spec().webhook_secret);
-        let webhooks_enabled = new.webhooks_enabled.unwrap_or(has_webhook_secret);
-        check_webhooks(new.platform, webhooks_enabled, has_webhook_secret)?;
-        let id = ConnectionId::new_random();
-        let now = self.now();
-        let connection = Connection {
-            id,
-            tenant_id: tenant.clone(),
-            platform: new.platform,
-            display_name,
-            config: new.config,
-            sealed_secrets: self.seal(tenant, id, &new.secrets).await?,
-            secret_hints: hints(&new.secrets),
-            webhooks_enabled,
-            deleting_since: None,
-            needs_reauth: None,
-            created_at: now,
-            updated_at: now,
-            version: 1,
-        };
-        self.store.insert(&connection).await?;
-        Ok(connection)
+        create_connection(
+            self.store.as_ref(),
+            self.sealer.as_ref(),
+            tenant,
+            new,
+            self.now(),
+        )
+        .await
     }
 
     /// The tenant's connection; another tenant's is simply not found.
@@ -116,43 +99,14 @@ impl ConnectionService {
         patch: ConnectionPatch,
     ) -> Result<Connection, ServiceError> {
         let current = self.get(tenant, id).await?;
-        if current.is_deleting() {
-            return Err(ServiceError::Conflict(
-                "this connection is being deleted; delete it again to finish".into(),
-            ));
-        }
-        let mut next = current.clone();
-        if let Some(name) = &patch.display_name {
-            next.display_name = check_name(name)?;
-        }
-        check_config(current.platform, &patch.config, false)?;
-        for (key, value) in patch.config {
-            next.config.insert(key, value);
-        }
-        if !patch.secrets.is_empty() {
-            check_secrets(current.platform, &patch.secrets, false)?;
-            let mut secrets = self.open_secrets(&current).await?;
-            secrets.extend(patch.secrets);
-            next.sealed_secrets = self.seal(tenant, id, &secrets).await?;
-            next.secret_hints = hints(&secrets);
-            // New credentials are the user's answer to a refused grant.
-            next.needs_reauth = None;
-        }
-        if let Some(enabled) = patch.webhooks_enabled {
-            next.webhooks_enabled = enabled;
-        }
-        check_webhooks(
-            next.platform,
-            next.webhooks_enabled,
-            next.has_webhook_secret(),
-        )?;
-        next.updated_at = self.now();
-        next.version = current.version + 1;
-        self.store
-            .replace(&next, current.version)
-            .await
-            .map_err(write_error("connection"))?;
-        Ok(next)
+        update_connection(
+            self.store.as_ref(),
+            self.sealer.as_ref(),
+            &current,
+            patch,
+            self.now(),
+        )
+        .await
     }
 
     /// Deletes the connection. While schedules or flows use it this is a conflict, unless
@@ -255,15 +209,88 @@ impl ConnectionService {
     pub async fn open_secrets(&self, connection: &Connection) -> Result<Secrets, ServiceError> {
         open_secrets(self.sealer.as_ref(), connection).await
     }
+}
 
-    async fn seal(
-        &self,
-        tenant: &TenantId,
-        id: ConnectionId,
-        secrets: &Secrets,
-    ) -> Result<Sealed, ServiceError> {
-        seal_secrets(self.sealer.as_ref(), tenant, id, secrets).await
+/// Checks and stores a new connection, its secrets sealed for it alone.
+pub(crate) async fn create_connection(
+    store: &dyn ConnectionStore,
+    sealer: &dyn SecretSealer,
+    tenant: &TenantId,
+    new: NewConnection,
+    now: DateTime<Utc>,
+) -> Result<Connection, ServiceError> {
+    let display_name = check_name(&new.display_name)?;
+    check_config(new.platform, &new.config, true)?;
+    check_secrets(new.platform, &new.secrets, true)?;
+    let has_webhook_secret = new.secrets.contains_key(new.platform.spec().webhook_secret);
+    let webhooks_enabled = new.webhooks_enabled.unwrap_or(has_webhook_secret);
+    check_webhooks(new.platform, webhooks_enabled, has_webhook_secret)?;
+    let id = ConnectionId::new_random();
+    let connection = Connection {
+        id,
+        tenant_id: tenant.clone(),
+        platform: new.platform,
+        display_name,
+        config: new.config,
+        sealed_secrets: seal_secrets(sealer, tenant, id, &new.secrets).await?,
+        secret_hints: hints(&new.secrets),
+        webhooks_enabled,
+        deleting_since: None,
+        needs_reauth: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    store.insert(&connection).await?;
+    Ok(connection)
+}
+
+/// Checks and applies a patch to `current`, conditional on its version. New secrets clear
+/// `needs_reauth`: they are the user's answer to a refused grant.
+pub(crate) async fn update_connection(
+    store: &dyn ConnectionStore,
+    sealer: &dyn SecretSealer,
+    current: &Connection,
+    patch: ConnectionPatch,
+    now: DateTime<Utc>,
+) -> Result<Connection, ServiceError> {
+    if current.is_deleting() {
+        return Err(ServiceError::Conflict(
+            "this connection is being deleted; delete it again to finish".into(),
+        ));
     }
+    let mut next = current.clone();
+    if let Some(name) = &patch.display_name {
+        next.display_name = check_name(name)?;
+    }
+    check_config(current.platform, &patch.config, false)?;
+    for (key, value) in patch.config {
+        next.config.insert(key, value);
+    }
+    if !patch.secrets.is_empty() {
+        check_secrets(current.platform, &patch.secrets, false)?;
+        let mut secrets = open_secrets(sealer, current).await?;
+        secrets.extend(patch.secrets);
+        next.sealed_secrets =
+            seal_secrets(sealer, &current.tenant_id, current.id, &secrets).await?;
+        next.secret_hints = hints(&secrets);
+        next.needs_reauth = None;
+    }
+    if let Some(enabled) = patch.webhooks_enabled {
+        next.webhooks_enabled = enabled;
+    }
+    check_webhooks(
+        next.platform,
+        next.webhooks_enabled,
+        next.has_webhook_secret(),
+    )?;
+    next.updated_at = now;
+    next.version = current.version + 1;
+    store
+        .replace(&next, current.version)
+        .await
+        .map_err(write_error("connection"))?;
+    Ok(next)
 }
 
 /// Seals a connection's secrets for that connection alone.

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use super::open_secrets;
 use crate::clock::Clock;
 use crate::domain::Connection;
+use crate::domain::{Platform, Secrets};
 use crate::platforms::http::RetryPolicy;
-use crate::platforms::ConnectorContext;
-use crate::ports::{Connector, Connectors, HttpClient, PlatformError, SecretSealer};
+use crate::platforms::{ConnectorContext, TokenServices};
+use crate::ports::{Connector, Connectors, HttpClient, PlatformError, SecretSealer, TokenVault};
+use std::collections::BTreeMap;
 
 /// Connectors for every registered platform.
 pub struct PlatformConnectors {
@@ -17,6 +19,8 @@ pub struct PlatformConnectors {
     http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
+    tokens: Option<Arc<dyn TokenVault>>,
+    apps: BTreeMap<Platform, Secrets>,
 }
 
 impl PlatformConnectors {
@@ -31,13 +35,35 @@ impl PlatformConnectors {
             http,
             clock,
             retry,
+            tokens: None,
+            apps: BTreeMap::new(),
         }
+    }
+
+    /// With token storage, for platforms whose refresh tokens rotate.
+    pub fn with_tokens(mut self, vault: Arc<dyn TokenVault>) -> Self {
+        self.tokens = Some(vault);
+        self
+    }
+
+    /// With the deployment's own app credentials for `platform`.
+    pub fn with_app(mut self, platform: Platform, secrets: Secrets) -> Self {
+        if !secrets.is_empty() {
+            self.apps.insert(platform, secrets);
+        }
+        self
     }
 }
 
 #[async_trait]
 impl Connectors for PlatformConnectors {
     async fn open(&self, connection: &Connection) -> Result<Arc<dyn Connector>, PlatformError> {
+        if let Some(reason) = &connection.needs_reauth {
+            return Err(PlatformError::Rejected(format!(
+                "{}: {reason}",
+                crate::service::tokens::NEEDS_REAUTH
+            )));
+        }
         let secrets = open_secrets(self.sealer.as_ref(), connection)
             .await
             .map_err(|e| PlatformError::Unavailable(e.to_string()))?;
@@ -47,6 +73,11 @@ impl Connectors for PlatformConnectors {
             http: self.http.clone(),
             clock: self.clock.clone(),
             retry: self.retry.clone(),
+            tokens: self.tokens.clone().map(|vault| TokenServices {
+                vault,
+                sealer: self.sealer.clone(),
+            }),
+            app: self.apps.get(&connection.platform),
         })
     }
 }

@@ -98,14 +98,11 @@ async fn pairs_and_entities_the_registry_does_not_support_are_refused_on_their_f
         ),
         "entities"
     );
-    // QuickBooks is neither a source nor a target yet.
+    // QuickBooks → WooCommerce orders: still no writing orders to WooCommerce.
     assert_eq!(
         field(
             flows
-                .create(
-                    &w.tenant,
-                    new_flow(&w.books, &w.supabase, &[EntityType::Customers])
-                )
+                .create(&w.tenant, new_flow(&w.books, &w.woo, &[EntityType::Orders]))
                 .await
         ),
         "entities"

@@ -279,7 +279,7 @@ async fn quickbooks_events_of_other_realms_are_not_queued() {
         ids,
         [
             ("customers".to_string(), "58".to_string()),
-            ("orders".to_string(), "1301".to_string())
+            ("orders".to_string(), "Invoice:1301".to_string())
         ]
     );
 }

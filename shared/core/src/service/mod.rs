@@ -1,6 +1,7 @@
 //! Use cases, written against ports only.
 
 mod coalesce;
+mod connect;
 mod connections;
 mod connectors;
 mod flows;
@@ -12,6 +13,7 @@ pub mod tokens;
 mod webhook_setup;
 
 pub use coalesce::{CoalesceReport, Coalescer, Incoming, MAX_IDS_PER_JOB};
+pub use connect::{Callback, ConnectError, Connected, QuickBooksAppConfig, QuickBooksConnect};
 pub use connections::{open_secrets, ConnectionService};
 pub use connectors::PlatformConnectors;
 pub use flows::FlowService;

@@ -229,7 +229,17 @@ impl TokenKeeper {
             let from = tokens
                 .map(|t| t.refresh_token)
                 .unwrap_or_else(|| self.seed.expose().to_string());
-            return match self.refresher.refresh(&from).await {
+            let refreshed = self.refresher.refresh(&from).await;
+            if refreshed.is_err() {
+                if let Err(e) = self
+                    .vault
+                    .release(self.connection.id, version, &self.owner)
+                    .await
+                {
+                    tracing::warn!(connection_id = %self.connection.id, error = %e, "could not release the token refresh lease; it expires on its own");
+                }
+            }
+            return match refreshed {
                 Ok(new) => {
                     self.keep(version, &new).await;
                     *lock(&self.cached) = Some(new.clone());

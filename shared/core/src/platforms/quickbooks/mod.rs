@@ -2,9 +2,25 @@
 //! tokens, sending webhooks signed with the app's verifier token.
 //!
 //! - [`webhook`]: the signature, and both payload formats (classic and CloudEvents).
+//! - [`oauth`]: Intuit's OAuth 2.0 service (authorize URL, code exchange, refresh).
+//! - [`connector`]: calling the accounting API; [`source`] and [`target`]: reading and
+//!   writing; [`mapping`]: its entities to and from the canonical records.
 //!
-//! QuickBooks cannot be a flow's source or target yet: its connector comes with OAuth.
+//! A connection is a company (`realm_id`) reached with a refresh token, through either
+//! the connection's own Intuit app (`client_id`/`client_secret` secrets) or the deployment's
+//! app (configured on the functions). Config also says how the books are kept:
+//! `income_account` (the account new items are booked to), `deposit_account` (where sales
+//! receipts are deposited; QuickBooks' default otherwise), `orders_as` (`by_payment`: paid
+//! orders as sales receipts, others as invoices; or always `sales_receipt` or `invoice`),
+//! `tax` (`order_total`: the order's tax as the document's total tax; `company`: left to
+//! QuickBooks' own tax settings), `doc_number_prefix`, and `api_url`/`token_url` to reach
+//! another host (a sandbox proxy, the local simulator).
 
+pub mod connector;
+pub mod mapping;
+pub mod oauth;
+mod source;
+mod target;
 pub mod webhook;
 
 use serde_json::{json, Value};
@@ -13,9 +29,31 @@ use super::{
     Capabilities, ConnectorContext, Parsed, Platform, PlatformModule, PlatformSpec, Received,
     Refusal, Sample, SignOptions, WebhookDelivery,
 };
+use crate::domain::{Connection, EntityType, Secret};
+use crate::platforms::http::Caller;
 use crate::ports::{Connector, PlatformError};
+use crate::records::{CUSTOMER_FIELDS, ORDER_FIELDS};
+use crate::service::tokens::{KeeperSettings, TokenKeeper};
+use connector::{Books, OrdersAs, QboConnector, TaxRule};
+use mapping::Document;
 use std::sync::Arc;
-use crate::domain::{Connection, EntityType};
+
+/// The product fields QuickBooks items carry.
+const ITEM_FIELDS: &[&str] = &["sku", "name", "description", "price", "status"];
+/// The order fields QuickBooks documents carry back.
+const DOCUMENT_FIELDS: &[&str] = &[
+    "number",
+    "customer_email",
+    "billing",
+    "shipping",
+    "lines",
+    "shipping_lines",
+    "fee_lines",
+    "discount_total",
+    "total_tax",
+    "total",
+    "placed_at",
+];
 
 pub struct QuickBooks;
 
@@ -24,11 +62,44 @@ pub static MODULE: QuickBooks = QuickBooks;
 
 const SPEC: PlatformSpec = PlatformSpec {
     config_required: &["realm_id"],
-    config_optional: &["environment"],
-    secrets_required: &["client_id", "client_secret", "refresh_token"],
-    secrets_optional: &["access_token", "webhook_verifier_token"],
+    config_optional: &[
+        "environment",
+        "api_url",
+        "token_url",
+        "income_account",
+        "deposit_account",
+        "orders_as",
+        "tax",
+        "doc_number_prefix",
+    ],
+    secrets_required: &["refresh_token"],
+    secrets_optional: &[
+        "client_id",
+        "client_secret",
+        "access_token",
+        "webhook_verifier_token",
+    ],
     webhook_secret: "webhook_verifier_token",
 };
+
+/// How the connection's books are kept, from its config.
+fn books(connection: &Connection) -> Books {
+    let config = |k: &str| connection.config_str(k).map(str::to_string);
+    Books {
+        income_account: config("income_account"),
+        deposit_account: config("deposit_account"),
+        orders_as: match connection.config_str("orders_as") {
+            Some("sales_receipt") => OrdersAs::Always(Document::SalesReceipt),
+            Some("invoice") => OrdersAs::Always(Document::Invoice),
+            _ => OrdersAs::ByPayment,
+        },
+        tax: match connection.config_str("tax") {
+            Some("company") => TaxRule::Company,
+            _ => TaxRule::OrderTotal,
+        },
+        doc_number_prefix: config("doc_number_prefix").unwrap_or_default(),
+    }
+}
 
 /// The company (realm) a connection is for.
 pub fn realm_id(connection: &Connection) -> Option<&str> {
@@ -54,12 +125,42 @@ impl PlatformModule for QuickBooks {
             "environment" => matches!(text, Some("sandbox" | "production"))
                 .then_some(())
                 .ok_or("sandbox or production"),
+            "api_url" | "token_url" => super::rules::url(value),
+            "income_account" | "deposit_account" => text
+                .filter(|r| !r.is_empty() && r.len() <= 20 && r.bytes().all(|b| b.is_ascii_digit()))
+                .map(|_| ())
+                .ok_or("an account's numeric id"),
+            "orders_as" => matches!(text, Some("by_payment" | "sales_receipt" | "invoice"))
+                .then_some(())
+                .ok_or("by_payment, sales_receipt or invoice"),
+            "tax" => matches!(text, Some("order_total" | "company"))
+                .then_some(())
+                .ok_or("order_total or company"),
+            "doc_number_prefix" => text
+                .filter(|p| {
+                    p.len() <= 10 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                })
+                .map(|_| ())
+                .ok_or("up to 10 letters, digits or -"),
             _ => Err("not a QuickBooks setting"),
         }
     }
 
-    fn capabilities(&self, _entity: EntityType) -> Capabilities {
-        Capabilities::default()
+    fn capabilities(&self, entity: EntityType) -> Capabilities {
+        match entity {
+            EntityType::Customers => Capabilities {
+                read: Some(CUSTOMER_FIELDS),
+                write: Some(CUSTOMER_FIELDS),
+            },
+            EntityType::Products => Capabilities {
+                read: Some(ITEM_FIELDS),
+                write: Some(ITEM_FIELDS),
+            },
+            EntityType::Orders => Capabilities {
+                read: Some(DOCUMENT_FIELDS),
+                write: Some(ORDER_FIELDS),
+            },
+        }
     }
 
     fn receive(
@@ -107,9 +208,52 @@ impl PlatformModule for QuickBooks {
         }
     }
 
-    fn connector(&self, _ctx: ConnectorContext<'_>) -> Result<Arc<dyn Connector>, PlatformError> {
-        Err(PlatformError::Rejected(
-            "QuickBooks cannot be synced yet: its connector comes with OAuth".into(),
-        ))
+    fn connector(&self, ctx: ConnectorContext<'_>) -> Result<Arc<dyn Connector>, PlatformError> {
+        let connection = ctx.connection;
+        let realm = realm_id(connection)
+            .ok_or_else(|| PlatformError::Rejected("the connection has no realm_id".into()))?;
+        let tokens = ctx.tokens.clone().ok_or_else(|| {
+            PlatformError::Rejected("this function keeps no QuickBooks tokens".into())
+        })?;
+        let app = oauth::App {
+            client_id: ctx.app_secret("client_id")?.to_string(),
+            client_secret: ctx.app_secret("client_secret")?.to_string(),
+            token_url: connection
+                .config_str("token_url")
+                .unwrap_or(oauth::TOKEN_URL)
+                .to_string(),
+        };
+        let api = connection.config_str("api_url").unwrap_or(
+            match connection.config_str("environment") {
+                Some("sandbox") => "https://sandbox-quickbooks.api.intuit.com",
+                _ => "https://quickbooks.api.intuit.com",
+            },
+        );
+        let endpoint = oauth::TokenEndpoint::new(
+            Caller::new(ctx.http.clone(), ctx.retry.clone(), "Intuit OAuth"),
+            app,
+        );
+        let keeper = TokenKeeper::new(
+            tokens.vault,
+            tokens.sealer,
+            ctx.clock.clone(),
+            Arc::new(endpoint),
+            connection,
+            Secret::new(ctx.secret("refresh_token")?),
+            KeeperSettings::default(),
+        );
+        let mut policy = ctx.retry.clone();
+        // Intuit: "wait 60 seconds before retrying" a 429.
+        policy
+            .throttle_wait
+            .get_or_insert(std::time::Duration::from_secs(60));
+        Ok(Arc::new(QboConnector::new(
+            Caller::new(ctx.http.clone(), policy, "QuickBooks"),
+            api,
+            realm,
+            keeper,
+            books(connection),
+            ctx.clock.clone(),
+        )))
     }
 }

@@ -12,9 +12,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use crate::platforms::{id_text, json, Parsed, PayloadError};
 use crate::crypto;
 use crate::domain::{EntityType, WebhookEvent};
+use crate::platforms::{id_text, json, Parsed, PayloadError};
 
 /// The entity a QuickBooks entity name stands for.
 pub fn entity_for(name: &str) -> Option<EntityType> {
@@ -23,6 +23,16 @@ pub fn entity_for(name: &str) -> Option<EntityType> {
         "customer" => Some(EntityType::Customers),
         "item" => Some(EntityType::Products),
         _ => None,
+    }
+}
+
+/// The id a record of this entity has in the sync: a document's carries its kind
+/// (`SalesReceipt:12`), since sales receipts and invoices number their ids apart.
+pub fn record_id(name: &str, id: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "salesreceipt" => format!("SalesReceipt:{id}"),
+        "invoice" => format!("Invoice:{id}"),
+        _ => id.to_string(),
     }
 }
 
@@ -99,7 +109,7 @@ fn cloud_events(realm: &str, items: &[Value]) -> Result<Parsed, PayloadError> {
             key: format!("quickbooks:ce:{id}"),
             event_type: kind.to_string(),
             entity_type: entity,
-            entity_id,
+            entity_id: record_id(name, &entity_id),
         });
     }
     Ok(parsed)
@@ -150,7 +160,7 @@ fn classic(realm: &str, o: &Map<String, Value>) -> Result<Parsed, PayloadError> 
                 key: format!("quickbooks:{realm}:{name}:{id}:{operation}:{stamp}"),
                 event_type: format!("{name}.{operation}"),
                 entity_type: entity,
-                entity_id: id,
+                entity_id: record_id(name, &id),
             });
         }
     }

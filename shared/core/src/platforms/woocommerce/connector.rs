@@ -35,16 +35,15 @@ use crate::clock::Clock;
 use crate::domain::{Cursor, EntityType};
 use crate::platforms::http::{unexpected, Caller, Replay};
 use crate::ports::{
-    Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, Source, Target,
-    Write, WriteOutcome,
+    Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, Source, Target, Write,
+    WriteOutcome,
 };
 use crate::records::{Body, Record};
 
 /// WooCommerce's page and batch limit.
 pub const PAGE: usize = 100;
 /// Every order status, trash included (checkout drafts are not orders yet).
-const ORDER_STATUSES: &str =
-    "pending,processing,on-hold,completed,cancelled,refunded,failed,trash";
+const ORDER_STATUSES: &str = "pending,processing,on-hold,completed,cancelled,refunded,failed,trash";
 
 /// How the connector authenticates.
 enum Auth {
@@ -60,21 +59,15 @@ pub struct WooConnector {
     clock: Arc<dyn Clock>,
 }
 
-/// RFC 3986 percent-encoding (PHP's `rawurlencode`): everything but `A-Z a-z 0-9 - . _ ~`.
-pub fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::platforms::http::encode;
 
 /// The OAuth 1.0a signature WooCommerce checks for `method url?params` (params unencoded).
-pub fn oauth_signature(method: &str, url: &str, params: &[(String, String)], secret: &str) -> String {
+pub fn oauth_signature(
+    method: &str,
+    url: &str,
+    params: &[(String, String)],
+    secret: &str,
+) -> String {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let joined: Vec<String> = sorted
@@ -151,7 +144,12 @@ impl WooConnector {
     }
 
     /// A request to `path` (below `/wc/v3`) with `query`, authenticated.
-    pub(super) fn request(&self, method: Method, path: &str, query: &[(&str, String)]) -> HttpRequest {
+    pub(super) fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> HttpRequest {
         let url = format!("{}/{path}", self.api);
         let mut params: Vec<(String, String)> = query
             .iter()
@@ -191,7 +189,11 @@ impl WooConnector {
         request
     }
 
-    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<HttpResponse, PlatformError> {
+    async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<HttpResponse, PlatformError> {
         let response = self
             .caller
             .send_fresh(&|| self.request(Method::Get, path, query), Replay::Safe)
@@ -203,7 +205,11 @@ impl WooConnector {
         }
     }
 
-    async fn list(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, PlatformError> {
+    async fn list(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<Value>, PlatformError> {
         let response = self.get(path, query).await?;
         match response.json() {
             Ok(Value::Array(items)) => Ok(items),
@@ -258,7 +264,10 @@ impl WooConnector {
                 // A record that does not map still has a place in the order if its stamp
                 // and id are readable; otherwise it is failed where it stands.
                 Err(_) => (
-                    mapping::gmt(&v["date_modified_gmt"]).ok().flatten().unwrap_or_default(),
+                    mapping::gmt(&v["date_modified_gmt"])
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
                     crate::platforms::id_text(v.get("id")).unwrap_or_default(),
                 ),
             };
@@ -331,7 +340,11 @@ impl WooConnector {
     }
 
     /// The records with these ids, as a map by id (gone ones absent).
-    async fn by_ids(&self, entity: EntityType, ids: &[String]) -> Result<HashMap<String, Value>, PlatformError> {
+    async fn by_ids(
+        &self,
+        entity: EntityType,
+        ids: &[String],
+    ) -> Result<HashMap<String, Value>, PlatformError> {
         let mut found = HashMap::new();
         for chunk in ids.chunks(PAGE) {
             let query = vec![
@@ -356,14 +369,21 @@ impl WooConnector {
             .send_fresh(&|| self.request(Method::Get, &path, &[]), Replay::Safe)
             .await?;
         match response.status {
-            200 => response.json().map(Some).map_err(PlatformError::Unavailable),
+            200 => response
+                .json()
+                .map(Some)
+                .map_err(PlatformError::Unavailable),
             404 | 400 => Ok(None),
             _ => Err(unexpected("WooCommerce", &format!("GET {path}"), &response)),
         }
     }
 
     /// Existing records matching unlinked writes by SKU or email: natural key → id.
-    async fn matches(&self, entity: EntityType, keys: &[String]) -> Result<HashMap<String, String>, PlatformError> {
+    async fn matches(
+        &self,
+        entity: EntityType,
+        keys: &[String],
+    ) -> Result<HashMap<String, String>, PlatformError> {
         let mut found = HashMap::new();
         match entity {
             EntityType::Products => {
@@ -406,7 +426,10 @@ impl WooConnector {
         };
         match self
             .caller
-            .send_fresh(&|| self.request(Method::Delete, &path, &query), Replay::Safe)
+            .send_fresh(
+                &|| self.request(Method::Delete, &path, &query),
+                Replay::Safe,
+            )
             .await
         {
             // Gone already (deleted by the first of two attempts) is done too.
@@ -444,10 +467,17 @@ impl WooConnector {
         };
         let response = self
             .caller
-            .send_fresh(&|| self.request(Method::Post, &path, &[]).json(&body), replay)
+            .send_fresh(
+                &|| self.request(Method::Post, &path, &[]).json(&body),
+                replay,
+            )
             .await?;
         if matches!(response.status, 401 | 403) {
-            return Err(unexpected("WooCommerce", &format!("POST {path}"), &response));
+            return Err(unexpected(
+                "WooCommerce",
+                &format!("POST {path}"),
+                &response,
+            ));
         }
         if !response.is_success() {
             let why = format!(
@@ -471,10 +501,12 @@ impl WooConnector {
                             r["error"]["message"].as_str().unwrap_or("no reason given")
                         ))
                     }
-                    Some(r) => match crate::platforms::id_text(r.get("id")).filter(|id| id != "0") {
-                        Some(id) => WriteOutcome::Written { target_id: id },
-                        None => WriteOutcome::Failed("WooCommerce returned no id".into()),
-                    },
+                    Some(r) => {
+                        match crate::platforms::id_text(r.get("id")).filter(|id| id != "0") {
+                            Some(id) => WriteOutcome::Written { target_id: id },
+                            None => WriteOutcome::Failed("WooCommerce returned no id".into()),
+                        }
+                    }
                     None => WriteOutcome::Failed("WooCommerce did not answer for it".into()),
                 };
             }
@@ -572,7 +604,10 @@ impl Target for WooConnector {
             match (existing, key) {
                 (Some(id), _) => {
                     let mut v = Value::Object(fields);
-                    v["id"] = json!(id.parse::<u64>().map(Value::from).unwrap_or(Value::from(id)));
+                    v["id"] = json!(id
+                        .parse::<u64>()
+                        .map(Value::from)
+                        .unwrap_or(Value::from(id)));
                     updates.push((i, v));
                 }
                 (None, Some(_)) => creates.push((i, Value::Object(fields))),
@@ -590,7 +625,8 @@ impl Target for WooConnector {
         while !c.is_empty() || !u.is_empty() {
             let take_c = c.len().min(PAGE);
             let take_u = u.len().min(PAGE - take_c);
-            self.batch(entity, &c[..take_c], &u[..take_u], &mut out).await?;
+            self.batch(entity, &c[..take_c], &u[..take_u], &mut out)
+                .await?;
             c = &c[take_c..];
             u = &u[take_u..];
         }
@@ -644,10 +680,16 @@ mod tests {
         // params sorted, each "k=v" rawurlencoded twice over, joined with %26.
         let params = vec![
             ("per_page".to_string(), "100".to_string()),
-            ("modified_after".to_string(), "2026-11-24T18:05:09".to_string()),
+            (
+                "modified_after".to_string(),
+                "2026-11-24T18:05:09".to_string(),
+            ),
             ("oauth_consumer_key".to_string(), "ck_test".to_string()),
             ("oauth_nonce".to_string(), "abc123".to_string()),
-            ("oauth_signature_method".to_string(), "HMAC-SHA256".to_string()),
+            (
+                "oauth_signature_method".to_string(),
+                "HMAC-SHA256".to_string(),
+            ),
             ("oauth_timestamp".to_string(), "1795521600".to_string()),
         ];
         let sig = oauth_signature(

@@ -1,0 +1,426 @@
+//! The QuickBooks connector's way of calling the accounting API (`platforms.md` §2): a
+//! bearer token from the [`TokenKeeper`] (a 401 gets one fresh token and one more try),
+//! `minorversion=75` on every call, a deterministic `requestid` on every write, faults read
+//! from the body whatever the HTTP status (QuickBooks sends some inside a 200), and at most
+//! [`CALLS_IN_FLIGHT`] calls at once and [`CALLS_PER_MINUTE`] a minute per company from this
+//! process. A 429 waits as Intuit asks (60 s) before the retry.
+//!
+//! Reading is in [`super::source`], writing in [`super::target`].
+
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::mapping::Document;
+use crate::clock::Clock;
+use crate::platforms::http::{encode, unexpected, Caller, Replay};
+use crate::ports::{Connector, HttpRequest, Method, PlatformError, Source, Target};
+use crate::service::tokens::TokenKeeper;
+
+/// Calls in flight per company from one process (Intuit throttles beyond 10 per app and
+/// company; the rest is headroom for other processes and streams).
+pub const CALLS_IN_FLIGHT: usize = 4;
+/// Calls a minute per company from one process (Intuit allows 500).
+pub const CALLS_PER_MINUTE: usize = 450;
+/// The most items in one batch request (Intuit's limits page recommends at most 30).
+pub const BATCH: usize = 30;
+/// The minor version every call asks for (lower ones are served as 75 since 2025-08-01).
+pub const MINOR_VERSION: &str = "75";
+
+/// How orders become documents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrdersAs {
+    /// Paid orders as sales receipts, the others as invoices.
+    ByPayment,
+    Always(Document),
+}
+
+/// How an order's tax reaches its document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaxRule {
+    /// WooCommerce's total tax as the document's `TxnTaxDetail.TotalTax`: the document's
+    /// total equals the order's.
+    OrderTotal,
+    /// No tax sent: QuickBooks applies the company's own tax settings.
+    Company,
+}
+
+/// What the connection says about the books (its config).
+#[derive(Clone, Debug)]
+pub struct Books {
+    pub income_account: Option<String>,
+    pub deposit_account: Option<String>,
+    pub orders_as: OrdersAs,
+    pub tax: TaxRule,
+    pub doc_number_prefix: String,
+}
+
+/// A fault QuickBooks answered with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub status: u16,
+    pub kind: String,
+    pub code: String,
+    pub message: String,
+    pub detail: String,
+}
+
+impl Fault {
+    pub fn read(status: u16, fault: &Value) -> Self {
+        let error = &fault["Error"][0];
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        Fault {
+            status,
+            kind: text(&fault["type"]),
+            code: match &error["code"] {
+                Value::Number(n) => n.to_string(),
+                other => text(other),
+            },
+            message: text(&error["Message"]),
+            detail: text(&error["Detail"]),
+        }
+    }
+
+    pub fn is_stale(&self) -> bool {
+        self.code == "5010"
+    }
+
+    pub fn is_duplicate_name(&self) -> bool {
+        self.code == "6240"
+    }
+
+    /// A failure of the service, not of the request: worth one more try.
+    pub fn is_transient(&self) -> bool {
+        self.kind == "SystemFault" || self.code == "10000"
+    }
+
+    pub fn text(&self) -> String {
+        let detail = crate::logtext::clip(&self.detail);
+        format!(
+            "QuickBooks fault {} ({}): {detail}",
+            self.code, self.message
+        )
+    }
+}
+
+/// The limits of one company from this process.
+struct Throttle {
+    permits: tokio::sync::Semaphore,
+    recent: Mutex<VecDeque<Instant>>,
+}
+
+fn throttle(realm: &str) -> Arc<Throttle> {
+    static ALL: OnceLock<Mutex<HashMap<String, Arc<Throttle>>>> = OnceLock::new();
+    let all = ALL.get_or_init(Default::default);
+    let mut map = all.lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(realm.to_string())
+        .or_insert_with(|| {
+            Arc::new(Throttle {
+                permits: tokio::sync::Semaphore::new(CALLS_IN_FLIGHT),
+                recent: Mutex::new(VecDeque::new()),
+            })
+        })
+        .clone()
+}
+
+impl Throttle {
+    /// Waits until one more call fits the per-minute budget.
+    async fn pace(&self) {
+        loop {
+            let wait = {
+                let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                while recent
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+                {
+                    recent.pop_front();
+                }
+                if recent.len() < CALLS_PER_MINUTE {
+                    recent.push_back(now);
+                    None
+                } else {
+                    recent
+                        .front()
+                        .map(|t| Duration::from_secs(60).saturating_sub(now.duration_since(*t)))
+                }
+            };
+            match wait {
+                None => return,
+                Some(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+}
+
+/// The body of a call.
+pub(super) enum Body {
+    None,
+    Json(Value),
+    /// A query statement, sent as `application/text`.
+    Text(String),
+}
+
+pub struct QboConnector {
+    caller: Caller,
+    /// `{base}/v3/company/{realm}`
+    api: String,
+    pub(super) realm: String,
+    keeper: TokenKeeper,
+    throttle: Arc<Throttle>,
+    pub(super) books: Books,
+    pub(super) clock: Arc<dyn Clock>,
+}
+
+/// A `requestid` from a key: 32 hex digits (Intuit allows 50, and 36 on batch).
+pub(super) fn request_id(key: &str) -> String {
+    crate::crypto::sha256_hex(key.as_bytes())[..32].to_string()
+}
+
+/// A value inside a query's quotes (`'` escaped as Intuit's SDKs do).
+pub(super) fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+impl QboConnector {
+    pub fn new(
+        caller: Caller,
+        api_base: &str,
+        realm: &str,
+        keeper: TokenKeeper,
+        books: Books,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            caller,
+            api: format!("{}/v3/company/{realm}", api_base.trim_end_matches('/')),
+            realm: realm.to_string(),
+            keeper,
+            throttle: throttle(realm),
+            books,
+            clock,
+        }
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: &Body,
+        token: &str,
+    ) -> HttpRequest {
+        let mut params = vec![format!("minorversion={MINOR_VERSION}")];
+        params.extend(query.iter().map(|(k, v)| format!("{k}={}", encode(v))));
+        let mut request =
+            HttpRequest::new(method, format!("{}/{path}?{}", self.api, params.join("&")))
+                .header("accept", "application/json")
+                .header("authorization", format!("Bearer {token}"));
+        match body {
+            Body::None => {}
+            Body::Json(v) => request = request.json(v),
+            Body::Text(t) => {
+                request = request.header("content-type", "application/text");
+                request.body = Some(t.clone().into_bytes());
+            }
+        }
+        request
+    }
+
+    /// One call: the entity JSON, or the fault QuickBooks answered with. A fault inside a
+    /// 200 that says the service failed is tried once more (with the same `requestid`, so
+    /// nothing is done twice).
+    pub(super) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Body,
+    ) -> Result<Result<Value, Fault>, PlatformError> {
+        let mut tried_again = false;
+        loop {
+            let answer = self.call_once(method, path, query, &body).await?;
+            match answer {
+                Err(f) if f.is_transient() && !tried_again => {
+                    tracing::info!(realm = %self.realm, path, fault = %f.text(), "QuickBooks service fault; trying once more");
+                    tried_again = true;
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    async fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: &Body,
+    ) -> Result<Result<Value, Fault>, PlatformError> {
+        let _permit = self
+            .throttle
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| PlatformError::Unavailable(e.to_string()))?;
+        let mut token = self.keeper.access_token().await?;
+        let mut refreshed = false;
+        loop {
+            self.throttle.pace().await;
+            let response = self
+                .caller
+                .send(
+                    self.request(method, path, query, body, &token),
+                    Replay::Safe,
+                )
+                .await?;
+            if response.status == 401 {
+                if refreshed {
+                    return Err(PlatformError::Rejected(
+                        "QuickBooks refused a freshly refreshed access token (401)".into(),
+                    ));
+                }
+                token = self.keeper.after_rejection(&token).await?;
+                refreshed = true;
+                continue;
+            }
+            let json = response.json().ok();
+            if let Some(fault) = json.as_ref().and_then(|j| j.get("Fault")) {
+                return Ok(Err(Fault::read(response.status, fault)));
+            }
+            return match json {
+                Some(v) if response.is_success() => Ok(Ok(v)),
+                _ => Err(unexpected(
+                    "QuickBooks",
+                    &format!("{} {path}", method.as_str()),
+                    &response,
+                )),
+            };
+        }
+    }
+
+    /// Every entity a statement selects (`MAXRESULTS` as given; one page).
+    pub(super) async fn query(
+        &self,
+        entity: &str,
+        statement: &str,
+    ) -> Result<Vec<Value>, PlatformError> {
+        let answer = if statement.len() > 1500 {
+            self.call(
+                Method::Post,
+                "query",
+                &[],
+                Body::Text(statement.to_string()),
+            )
+            .await?
+        } else {
+            self.call(
+                Method::Get,
+                "query",
+                &[("query", statement.to_string())],
+                Body::None,
+            )
+            .await?
+        };
+        let v = answer.map_err(|f| PlatformError::Unavailable(f.text()))?;
+        Ok(list(&v["QueryResponse"], entity))
+    }
+
+    /// Several queries in one call (a batch of `Query` items), each answer in order.
+    pub(super) async fn queries(
+        &self,
+        statements: &[(String, String)],
+    ) -> Result<Vec<Vec<Value>>, PlatformError> {
+        let mut out = Vec::new();
+        for chunk in statements.chunks(BATCH) {
+            if chunk.len() == 1 {
+                out.push(self.query(&chunk[0].0, &chunk[0].1).await?);
+                continue;
+            }
+            let items: Vec<Value> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (_, q))| json!({"bId": format!("q{i}"), "Query": q}))
+                .collect();
+            let answer = self
+                .call(
+                    Method::Post,
+                    "batch",
+                    &[],
+                    Body::Json(json!({"BatchItemRequest": items})),
+                )
+                .await?
+                .map_err(|f| PlatformError::Unavailable(f.text()))?;
+            let by_id = batch_answers(&answer);
+            for (i, (entity, _)) in chunk.iter().enumerate() {
+                match by_id.get(&format!("q{i}")) {
+                    Some(item) if item.get("Fault").is_some() => {
+                        return Err(PlatformError::Unavailable(
+                            Fault::read(200, &item["Fault"]).text(),
+                        ))
+                    }
+                    Some(item) => out.push(list(&item["QueryResponse"], entity)),
+                    None => {
+                        return Err(PlatformError::Unavailable(
+                            "a batch answer left a query out".into(),
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The entities of `entity` whose `field` is one of `values` (inactive ones too), keyed
+    /// by the field's value as `key` reads it.
+    pub(super) fn lookups(entity: &str, field: &str, values: &[String]) -> Vec<(String, String)> {
+        let mut unique: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
+        unique.sort();
+        unique.dedup();
+        let active = if matches!(entity, "Customer" | "Item") {
+            " AND Active IN (true, false)"
+        } else {
+            ""
+        };
+        unique
+            .chunks(50)
+            .map(|chunk| {
+                let list: Vec<String> = chunk.iter().map(|v| quoted(v)).collect();
+                (
+                    entity.to_string(),
+                    format!(
+                        "SELECT * FROM {entity} WHERE {field} IN ({}){active} MAXRESULTS 1000",
+                        list.join(", ")
+                    ),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The entity list in a `QueryResponse` (missing when empty).
+pub(super) fn list(response: &Value, entity: &str) -> Vec<Value> {
+    response[entity].as_array().cloned().unwrap_or_default()
+}
+
+/// A batch answer's items by `bId`.
+pub(super) fn batch_answers(answer: &Value) -> HashMap<String, Value> {
+    answer["BatchItemResponse"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|item| Some((item["bId"].as_str()?.to_string(), item.clone())))
+        .collect()
+}
+
+impl Connector for QboConnector {
+    fn source(&self) -> Option<&dyn Source> {
+        Some(self)
+    }
+
+    fn target(&self) -> Option<&dyn Target> {
+        Some(self)
+    }
+}

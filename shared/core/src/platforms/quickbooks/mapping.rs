@@ -1,0 +1,443 @@
+//! QuickBooks entities to and from the canonical records.
+//!
+//! - Customers: `GivenName`/`FamilyName`, `PrimaryEmailAddr`, `PrimaryPhone`, `CompanyName`,
+//!   `BillAddr` and `ShipAddr` (QuickBooks keeps one name per customer: both addresses read
+//!   back with it). `DisplayName` is QuickBooks' own unique label, not a canonical field.
+//! - Products: `Item` with `Name`, `Sku`, `Description`, `UnitPrice`, `Active`.
+//! - Orders: `SalesReceipt` (paid) and `Invoice` (unpaid). Their ids in records carry the
+//!   entity: `SalesReceipt:12`, `Invoice:7`. Product lines are `SalesItemLineDetail` lines;
+//!   the shipping and fee lines are sales lines on the items named in [`SHIPPING_ITEM`] and
+//!   [`FEE_ITEM`]; discounts are one `DiscountLineDetail`; tax is `TxnTaxDetail.TotalTax`.
+//! - Money is read from the JSON number's text, never through a float.
+//! - Deleted (`status: Deleted`, from CDC) and voided documents read as deleted.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{json, Map, Value};
+
+use crate::records::{
+    decimal, Address, Body, ChargeLine, Customer, Decimal, Order, OrderLine, Product,
+    ProductStatus, Record,
+};
+
+/// The item shipping lines are booked on.
+pub const SHIPPING_ITEM: &str = "Shipping";
+/// The item fee lines are booked on.
+pub const FEE_ITEM: &str = "Fees";
+/// The item for order lines without a SKU.
+pub const UNNAMED_ITEM: &str = "Sales";
+
+/// The document kinds an order can be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Document {
+    SalesReceipt,
+    Invoice,
+}
+
+impl Document {
+    pub fn entity(self) -> &'static str {
+        match self {
+            Document::SalesReceipt => "SalesReceipt",
+            Document::Invoice => "Invoice",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "SalesReceipt" => Some(Document::SalesReceipt),
+            "Invoice" => Some(Document::Invoice),
+            _ => None,
+        }
+    }
+}
+
+/// An order's record id: `SalesReceipt:12`.
+pub fn document_id(kind: Document, id: &str) -> String {
+    format!("{}:{id}", kind.entity())
+}
+
+pub fn split_document_id(text: &str) -> Option<(Document, &str)> {
+    let (kind, id) = text.split_once(':')?;
+    Some((Document::parse(kind)?, id))
+}
+
+fn money(v: &Value, what: &str) -> Result<Decimal, String> {
+    match v {
+        Value::Null => Ok(Decimal::ZERO),
+        Value::Number(n) => decimal(&n.to_string())
+            .map(Option::unwrap_or_default)
+            .map_err(|e| format!("{what}: {e}")),
+        Value::String(s) => decimal(s)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| format!("{what}: {e}")),
+        other => Err(format!("{what}: {other} is not an amount")),
+    }
+}
+
+/// A decimal as a JSON number, written from its text.
+pub fn number(d: Decimal) -> Value {
+    serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// `MetaData.LastUpdatedTime`, which carries an offset.
+pub fn updated_at(v: &Value) -> Result<DateTime<Utc>, String> {
+    let t = &v["MetaData"]["LastUpdatedTime"];
+    t.as_str()
+        .and_then(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
+                .ok()
+        })
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| format!("MetaData.LastUpdatedTime {t} is not a time"))
+}
+
+fn id(v: &Value) -> Result<String, String> {
+    v["Id"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| "the entity has no Id".to_string())
+}
+
+/// Whether QuickBooks reports the entity deleted or voided.
+pub fn is_gone(v: &Value) -> bool {
+    v["status"] == "Deleted" || v["status"] == "Voided" || v["PrivateNote"] == "Voided"
+}
+
+fn address(
+    v: &Value,
+    given: &str,
+    family: &str,
+    company: &str,
+    email: &str,
+    phone: &str,
+) -> Address {
+    Address {
+        first_name: given.into(),
+        last_name: family.into(),
+        company: company.into(),
+        address_1: text(&v["Line1"]),
+        address_2: text(&v["Line2"]),
+        city: text(&v["City"]),
+        state: text(&v["CountrySubDivisionCode"]),
+        postcode: text(&v["PostalCode"]),
+        country: text(&v["Country"]),
+        email: email.into(),
+        phone: phone.into(),
+    }
+}
+
+pub fn address_json(a: &Address) -> Value {
+    json!({
+        "Line1": a.address_1, "Line2": a.address_2, "City": a.city,
+        "CountrySubDivisionCode": a.state, "PostalCode": a.postcode, "Country": a.country,
+    })
+}
+
+pub fn customer(v: &Value) -> Result<Record, String> {
+    let id = id(v)?;
+    let modified_at = updated_at(v)?;
+    if is_gone(v) || v["Active"] == json!(false) {
+        return Ok(Record {
+            id,
+            modified_at,
+            body: None,
+        });
+    }
+    let (given, family) = (text(&v["GivenName"]), text(&v["FamilyName"]));
+    let company = text(&v["CompanyName"]);
+    let email = text(&v["PrimaryEmailAddr"]["Address"]);
+    let phone = text(&v["PrimaryPhone"]["FreeFormNumber"]);
+    Ok(Record {
+        id,
+        modified_at,
+        body: Some(Body::Customer(Box::new(Customer {
+            billing: address(&v["BillAddr"], &given, &family, &company, &email, &phone),
+            shipping: address(&v["ShipAddr"], &given, &family, &company, "", ""),
+            email,
+            first_name: given,
+            last_name: family,
+        }))),
+    })
+}
+
+pub fn product(v: &Value) -> Result<Record, String> {
+    let id = id(v)?;
+    let modified_at = updated_at(v)?;
+    if is_gone(v) {
+        return Ok(Record {
+            id,
+            modified_at,
+            body: None,
+        });
+    }
+    let price = match &v["UnitPrice"] {
+        Value::Null => None,
+        p => Some(money(p, "UnitPrice")?),
+    };
+    Ok(Record {
+        id,
+        modified_at,
+        body: Some(Body::Product(Box::new(Product {
+            sku: v["Sku"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            name: text(&v["Name"]),
+            description: text(&v["Description"]),
+            price,
+            sale_price: None,
+            stock_quantity: None,
+            status: if v["Active"] == json!(false) {
+                ProductStatus::Draft
+            } else {
+                ProductStatus::Active
+            },
+        }))),
+    })
+}
+
+/// An order from a sales receipt or an invoice. `items` names the items by id (for the
+/// shipping and fee lines, and SKUs).
+/// An item's name and SKU.
+pub type ItemName = (String, Option<String>);
+
+pub fn order(
+    kind: Document,
+    v: &Value,
+    items: &dyn Fn(&str) -> Option<ItemName>,
+) -> Result<Record, String> {
+    let id = document_id(kind, &id(v)?);
+    let modified_at = updated_at(v)?;
+    if is_gone(v) {
+        return Ok(Record {
+            id,
+            modified_at,
+            body: None,
+        });
+    }
+    let mut order = Order {
+        number: text(&v["DocNumber"]),
+        status: match kind {
+            Document::SalesReceipt => "completed".into(),
+            Document::Invoice if money(&v["Balance"], "Balance")? == Decimal::ZERO => {
+                "completed".into()
+            }
+            Document::Invoice => "pending".into(),
+        },
+        currency: v["CurrencyRef"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        customer_email: v["BillEmail"]["Address"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        billing: address(&v["BillAddr"], "", "", "", "", ""),
+        shipping: address(&v["ShipAddr"], "", "", "", "", ""),
+        total_tax: money(&v["TxnTaxDetail"]["TotalTax"], "TotalTax")?,
+        total: money(&v["TotalAmt"], "TotalAmt")?,
+        placed_at: v["TxnDate"]
+            .as_str()
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|d| d.and_utc()),
+        ..Order::default()
+    };
+    for line in v["Line"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let amount = money(&line["Amount"], "Line.Amount")?;
+        match line["DetailType"].as_str() {
+            Some("SalesItemLineDetail") => {
+                let detail = &line["SalesItemLineDetail"];
+                let item_id = detail["ItemRef"]["value"].as_str().unwrap_or_default();
+                let (item_name, sku) = items(item_id).unwrap_or_default();
+                let name = line["Description"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or(item_name.clone());
+                if item_name == SHIPPING_ITEM || item_name == FEE_ITEM {
+                    let charge = ChargeLine {
+                        name,
+                        total: amount,
+                        total_tax: Decimal::ZERO,
+                    };
+                    if item_name == SHIPPING_ITEM {
+                        order.shipping_total += amount;
+                        order.shipping_lines.push(charge);
+                    } else {
+                        order.fee_lines.push(charge);
+                    }
+                    continue;
+                }
+                order.lines.push(OrderLine {
+                    sku,
+                    name,
+                    product_id: Some(item_id.to_string()).filter(|s| !s.is_empty()),
+                    quantity: money(&detail["Qty"], "Qty")?,
+                    subtotal: amount,
+                    total: amount,
+                    total_tax: Decimal::ZERO,
+                });
+            }
+            Some("DiscountLineDetail") => order.discount_total += amount,
+            _ => {}
+        }
+    }
+    // The discount comes off the product lines, in proportion, to the cent; the last line
+    // takes what rounding leaves.
+    let subtotal: Decimal = order.lines.iter().map(|l| l.subtotal).sum();
+    if order.discount_total > Decimal::ZERO && subtotal > Decimal::ZERO {
+        let mut left = order.discount_total;
+        let n = order.lines.len();
+        for (i, line) in order.lines.iter_mut().enumerate() {
+            let share = if i + 1 == n {
+                left
+            } else {
+                (order.discount_total * line.subtotal / subtotal).round_dp(2)
+            };
+            left -= share;
+            line.total = (line.subtotal - share).normalize();
+        }
+    }
+    if kind == Document::SalesReceipt {
+        order.paid_at = order.placed_at;
+    }
+    order.discount_total = order.discount_total.normalize();
+    order.shipping_total = order.shipping_total.normalize();
+    Ok(Record {
+        id,
+        modified_at,
+        body: Some(Body::Order(Box::new(order))),
+    })
+}
+
+/// The fields of a customer we own, for a create or a sparse update.
+pub fn customer_json(c: &Customer, display_name: &str) -> Map<String, Value> {
+    let given = if c.first_name.is_empty() {
+        &c.billing.first_name
+    } else {
+        &c.first_name
+    };
+    let family = if c.last_name.is_empty() {
+        &c.billing.last_name
+    } else {
+        &c.last_name
+    };
+    let mut out = Map::new();
+    out.insert("DisplayName".into(), json!(display_name));
+    out.insert("GivenName".into(), json!(given));
+    out.insert("FamilyName".into(), json!(family));
+    out.insert("CompanyName".into(), json!(c.billing.company));
+    out.insert("PrimaryEmailAddr".into(), json!({"Address": c.email}));
+    out.insert(
+        "PrimaryPhone".into(),
+        json!({"FreeFormNumber": c.billing.phone}),
+    );
+    out.insert("BillAddr".into(), address_json(&c.billing));
+    out.insert("ShipAddr".into(), address_json(&c.shipping));
+    out.insert("Active".into(), json!(true));
+    out
+}
+
+/// The label QuickBooks shows (and keeps unique): the name, else the company, else the email.
+pub fn display_name(c: &Customer) -> String {
+    let name = format!("{} {}", c.first_name, c.last_name)
+        .trim()
+        .to_string();
+    let name = if name.is_empty() {
+        format!("{} {}", c.billing.first_name, c.billing.last_name)
+            .trim()
+            .to_string()
+    } else {
+        name
+    };
+    [name, c.billing.company.clone(), c.email.clone()]
+        .into_iter()
+        .find(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "Customer".into())
+        .chars()
+        .take(100)
+        .collect()
+}
+
+pub fn product_json(p: &Product, name: &str, income_account: &str) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("Name".into(), json!(name));
+    out.insert("Sku".into(), json!(p.sku));
+    out.insert("Description".into(), json!(p.description));
+    out.insert("Type".into(), json!("NonInventory"));
+    out.insert("IncomeAccountRef".into(), json!({"value": income_account}));
+    if let Some(price) = p.price {
+        out.insert("UnitPrice".into(), number(price));
+    }
+    out.insert("Active".into(), json!(p.status == ProductStatus::Active));
+    out
+}
+
+/// `Amount = Qty × UnitPrice` to the cent, as QuickBooks checks it: the unit price is the
+/// amount over the quantity to seven places.
+pub fn sales_line(amount: Decimal, qty: Decimal, item: &str, description: &str) -> Value {
+    let qty = if qty == Decimal::ZERO {
+        Decimal::ONE
+    } else {
+        qty
+    };
+    let unit = (amount / qty).round_dp(7);
+    json!({
+        "DetailType": "SalesItemLineDetail",
+        "Amount": number(amount.round_dp(2)),
+        "Description": description,
+        "SalesItemLineDetail": {"ItemRef": {"value": item}, "Qty": number(qty), "UnitPrice": number(unit)},
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_amount_that_does_not_divide_evenly_still_satisfies_quickbooks_line_math() {
+        let line = sales_line(Decimal::new(1000, 2), Decimal::from(3), "1", "x");
+        let unit: Decimal = line["SalesItemLineDetail"]["UnitPrice"]
+            .to_string()
+            .parse()
+            .unwrap();
+        assert_eq!((unit * Decimal::from(3)).round_dp(2), Decimal::new(1000, 2));
+    }
+
+    #[test]
+    fn a_sales_receipt_reads_as_a_paid_order_with_its_lines_shipping_fees_and_discount() {
+        let v = json!({"Id": "9", "DocNumber": "1001", "TxnDate": "2026-11-01", "TotalAmt": 27.5,
+            "MetaData": {"LastUpdatedTime": "2026-11-01T10:00:00-07:00"}, "TxnTaxDetail": {"TotalTax": 2.5},
+            "Line": [
+                {"DetailType": "SalesItemLineDetail", "Amount": 20, "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 2}},
+                {"DetailType": "SalesItemLineDetail", "Amount": 5, "Description": "Flat rate", "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": 1}},
+                {"DetailType": "DiscountLineDetail", "Amount": 2},
+                {"DetailType": "SalesItemLineDetail", "Amount": 2, "SalesItemLineDetail": {"ItemRef": {"value": "3"}, "Qty": 1}},
+                {"DetailType": "SubTotalLineDetail", "Amount": 27}]});
+        let names = |id: &str| match id {
+            "1" => Some(("Mug".to_string(), Some("MUG-1".to_string()))),
+            "2" => Some((SHIPPING_ITEM.to_string(), None)),
+            "3" => Some((FEE_ITEM.to_string(), None)),
+            _ => None,
+        };
+        let r = order(Document::SalesReceipt, &v, &names).unwrap();
+        assert_eq!(r.id, "SalesReceipt:9");
+        let Some(Body::Order(o)) = r.body else {
+            panic!("not an order")
+        };
+        assert_eq!(o.lines[0].sku.as_deref(), Some("MUG-1"));
+        assert_eq!(
+            (o.lines[0].subtotal, o.lines[0].total),
+            (Decimal::from(20), Decimal::from(18))
+        );
+        assert_eq!(o.shipping_lines[0].name, "Flat rate");
+        assert_eq!(o.fee_lines.len(), 1);
+        assert_eq!(o.total, Decimal::new(275, 1));
+        assert!(o.paid_at.is_some());
+    }
+}

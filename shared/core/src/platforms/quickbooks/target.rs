@@ -1,0 +1,937 @@
+//! QuickBooks as a target: customers, items, and orders as sales receipts or invoices.
+//!
+//! Never two documents for one order, whatever is lost on the way:
+//! 1. the index's link (the engine hands it in as the write's `target_id`);
+//! 2. else the natural key, looked up before anything is created: a customer's email, then
+//!    its display name (only a customer without an email, or with the same one); an item's
+//!    SKU; a document's `DocNumber`;
+//! 3. every write carries a `requestid` derived from the source record and revision (the
+//!    body we send), so a retry of a write whose answer was lost gets the first answer back
+//!    instead of doing it again.
+//!
+//! Writes go in batches of up to [`BATCH`]; lookups of a page go in one batch of queries.
+//! Updates are sparse (`sparse: true`) with the current `SyncToken`; a stale one (fault 5010)
+//! is read again and the update retried once. A display name (or item name) QuickBooks
+//! already has elsewhere (fault 6240) gets a deterministic suffix naming the source record.
+//! Deleted customers and products are made inactive (QuickBooks cannot delete them);
+//! deleted, cancelled, failed or refunded orders void their document (which keeps the audit
+//! trail). A product without a SKU is refused: it could not be matched again on a retry.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+use super::connector::{
+    batch_answers, request_id, Body, Fault, OrdersAs, QboConnector, TaxRule, BATCH,
+};
+use super::mapping::{
+    self, document_id, split_document_id, Document, FEE_ITEM, SHIPPING_ITEM, UNNAMED_ITEM,
+};
+use crate::domain::EntityType;
+use crate::ports::{Method, Origin, PlatformError, Target, Write, WriteOutcome};
+use crate::records::{Body as RecordBody, Customer, Decimal, Order, Product};
+
+/// One write to QuickBooks.
+pub(super) struct Op {
+    entity: &'static str,
+    /// `create`, `update` or `void`.
+    operation: &'static str,
+    body: Value,
+    /// What makes the `requestid`: the source record and what we send.
+    key: String,
+    /// On a name clash (6240): the field, and the name to use instead.
+    rename: Option<(&'static str, String)>,
+    /// On a name clash of a create: the query that finds the same record by its natural key
+    /// (created meanwhile by another stream), which is then updated instead.
+    rematch: Option<String>,
+}
+
+impl Op {
+    fn new(entity: &'static str, operation: &'static str, body: Value, origin: &str) -> Self {
+        let key = format!("{origin}|{entity}|{operation}|{body}");
+        Op {
+            entity,
+            operation,
+            body,
+            key,
+            rename: None,
+            rematch: None,
+        }
+    }
+
+    fn rematched_by(mut self, field: &str, value: &str) -> Self {
+        if !value.trim().is_empty() {
+            self.rematch = Some(format!(
+                "SELECT * FROM {} WHERE {field} = {} AND Active IN (true, false)",
+                self.entity,
+                super::connector::quoted(value.trim())
+            ));
+        }
+        self
+    }
+
+    fn renamed(mut self, field: &'static str, name: String) -> Self {
+        self.rename = Some((field, name));
+        self
+    }
+}
+
+/// What to do for one write.
+pub(super) enum Plan {
+    Op(Op),
+    Done(WriteOutcome),
+}
+
+/// The name with a suffix that names the source record: `Jane Doe (woocommerce-17)`.
+fn suffixed(name: &str, origin: &Origin) -> String {
+    let suffix = format!(" ({}-{})", origin.platform, origin.id);
+    let room = 100usize.saturating_sub(suffix.chars().count());
+    format!("{}{suffix}", name.chars().take(room).collect::<String>())
+}
+
+fn id_of(v: &Value) -> String {
+    v["Id"].as_str().unwrap_or_default().to_string()
+}
+
+fn lower(text: &str) -> String {
+    text.trim().to_lowercase()
+}
+
+/// A sparse update of `existing` with `fields`.
+fn update(
+    entity: &'static str,
+    existing: &Value,
+    mut fields: serde_json::Map<String, Value>,
+    origin: &str,
+) -> Op {
+    fields.insert("Id".into(), existing["Id"].clone());
+    fields.insert("SyncToken".into(), existing["SyncToken"].clone());
+    fields.insert("sparse".into(), json!(true));
+    Op::new(entity, "update", Value::Object(fields), origin)
+}
+
+fn deactivate(entity: &'static str, existing: Option<&Value>, origin: &str) -> Plan {
+    match existing {
+        None => Plan::Done(WriteOutcome::Skipped),
+        Some(e) if e["Active"] == json!(false) => Plan::Done(WriteOutcome::Written {
+            target_id: id_of(e),
+        }),
+        Some(e) => {
+            let mut fields = serde_json::Map::new();
+            fields.insert("Active".into(), json!(false));
+            Plan::Op(update(entity, e, fields, origin))
+        }
+    }
+}
+
+impl QboConnector {
+    /// Runs the plans: the ops in batches, then the fix-ups faults call for.
+    pub(super) async fn apply(&self, plans: Vec<Plan>) -> Result<Vec<WriteOutcome>, PlatformError> {
+        let mut outcomes: Vec<Option<WriteOutcome>> = Vec::with_capacity(plans.len());
+        let mut ops = Vec::new();
+        for (i, plan) in plans.into_iter().enumerate() {
+            match plan {
+                Plan::Done(outcome) => outcomes.push(Some(outcome)),
+                Plan::Op(op) => {
+                    outcomes.push(None);
+                    ops.push((i, op));
+                }
+            }
+        }
+        for chunk in ops.chunks(BATCH) {
+            let answers = self.batch(chunk.iter().map(|(_, op)| op).collect()).await?;
+            for ((i, op), answer) in chunk.iter().zip(answers) {
+                let answer = match answer {
+                    Err(fault) => self.fix(op, fault).await?,
+                    ok => ok,
+                };
+                outcomes[*i] = Some(match answer {
+                    Ok(entity) => WriteOutcome::Written {
+                        target_id: match Document::parse(op.entity) {
+                            Some(kind) => document_id(kind, &id_of(&entity)),
+                            None => id_of(&entity),
+                        },
+                    },
+                    Err(fault) => WriteOutcome::Failed(fault.text()),
+                });
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(WriteOutcome::Skipped))
+            .collect())
+    }
+
+    /// The ops as one batch request (one op: a plain write), each answer in order.
+    async fn batch(&self, ops: Vec<&Op>) -> Result<Vec<Result<Value, Fault>>, PlatformError> {
+        if let [op] = ops.as_slice() {
+            return Ok(vec![self.write_one(op, "").await?]);
+        }
+        let keys: Vec<&str> = ops.iter().map(|op| op.key.as_str()).collect();
+        let items: Vec<Value> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| json!({"bId": format!("b{i}"), "operation": op.operation, op.entity: op.body}))
+            .collect();
+        let answer = self
+            .call(
+                Method::Post,
+                "batch",
+                &[("requestid", request_id(&keys.join("\n")))],
+                Body::Json(json!({"BatchItemRequest": items})),
+            )
+            .await?;
+        let answer = match answer {
+            Ok(v) => v,
+            Err(fault) => return Ok(ops.iter().map(|_| Err(fault.clone())).collect()),
+        };
+        let by_id = batch_answers(&answer);
+        Ok(ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| match by_id.get(&format!("b{i}")) {
+                Some(item) if item.get("Fault").is_some() => Err(Fault::read(200, &item["Fault"])),
+                Some(item) => Ok(item[op.entity].clone()),
+                None => Err(Fault {
+                    status: 200,
+                    kind: "SystemFault".into(),
+                    code: "10000".into(),
+                    message: "the batch answer left this item out".into(),
+                    detail: String::new(),
+                }),
+            })
+            .collect())
+    }
+
+    /// One write on its own; `salt` makes its `requestid` differ from an earlier try's.
+    async fn write_one(&self, op: &Op, salt: &str) -> Result<Result<Value, Fault>, PlatformError> {
+        let mut query = vec![("requestid", request_id(&format!("{}{salt}", op.key)))];
+        if op.operation == "void" {
+            query.push(("operation", "void".to_string()));
+        }
+        let answer = self
+            .call(
+                Method::Post,
+                &op.entity.to_lowercase(),
+                &query,
+                Body::Json(op.body.clone()),
+            )
+            .await?;
+        Ok(answer.map(|v| v[op.entity].clone()))
+    }
+
+    /// What a fault calls for: a stale `SyncToken` is read again and the write retried once;
+    /// a name clash retried once with the suffixed name; a service fault retried once.
+    async fn fix(&self, op: &Op, fault: Fault) -> Result<Result<Value, Fault>, PlatformError> {
+        if fault.is_stale() {
+            let id = op.body["Id"].as_str().unwrap_or_default();
+            let current = self
+                .call(
+                    Method::Get,
+                    &format!("{}/{id}", op.entity.to_lowercase()),
+                    &[],
+                    Body::None,
+                )
+                .await?;
+            let token = match current {
+                Ok(v) => v[op.entity]["SyncToken"].clone(),
+                Err(f) => return Ok(Err(f)),
+            };
+            tracing::info!(realm = %self.realm, entity = op.entity, id, "stale SyncToken; read again and retrying once");
+            let mut body = op.body.clone();
+            body["SyncToken"] = token.clone();
+            let retry = Op {
+                body,
+                key: format!("{}|stale:{token}", op.key),
+                rename: None,
+                rematch: None,
+                ..*op
+            };
+            return self.write_one(&retry, "").await;
+        }
+        if fault.is_duplicate_name() {
+            if let Some(statement) = op.rematch.as_ref().filter(|_| op.operation == "create") {
+                if let Some(existing) = self.query(op.entity, statement).await?.first() {
+                    tracing::info!(realm = %self.realm, entity = op.entity, "name clash with the same record created meanwhile; updating it");
+                    let fields = op.body.as_object().cloned().unwrap_or_default();
+                    let retry = update(op.entity, existing, fields, &op.key);
+                    return self.write_one(&retry, "").await;
+                }
+            }
+            if let Some((field, name)) = &op.rename {
+                let mut body = op.body.clone();
+                body[*field] = json!(name);
+                let retry = Op {
+                    body,
+                    key: format!("{}|renamed", op.key),
+                    rename: None,
+                    rematch: None,
+                    ..*op
+                };
+                return self.write_one(&retry, "").await;
+            }
+        }
+        if fault.is_transient() {
+            return self.write_one(op, "|again").await;
+        }
+        Ok(Err(fault))
+    }
+
+    /// The entities found by the lookups, all in one list.
+    async fn found(&self, statements: Vec<(String, String)>) -> Result<Vec<Value>, PlatformError> {
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .queries(&statements)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
+    async fn write_customers(&self, writes: &[Write]) -> Result<Vec<WriteOutcome>, PlatformError> {
+        let linked: Vec<String> = writes.iter().filter_map(|w| w.target_id.clone()).collect();
+        let customers: Vec<Option<&Customer>> = writes
+            .iter()
+            .map(|w| match &w.record.body {
+                Some(RecordBody::Customer(c)) => Some(c.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let emails: Vec<String> = customers
+            .iter()
+            .flatten()
+            .map(|c| c.email.trim().to_string())
+            .collect();
+        let names: Vec<String> = customers
+            .iter()
+            .flatten()
+            .map(|c| mapping::display_name(c))
+            .collect();
+        let mut statements = Self::lookups("Customer", "Id", &linked);
+        statements.extend(Self::lookups("Customer", "PrimaryEmailAddr", &emails));
+        statements.extend(Self::lookups("Customer", "DisplayName", &names));
+        let found = self.found(statements).await?;
+        let by_id: HashMap<String, &Value> = found.iter().map(|v| (id_of(v), v)).collect();
+        let by_email: HashMap<String, &Value> = found
+            .iter()
+            .filter_map(|v| Some((lower(v["PrimaryEmailAddr"]["Address"].as_str()?), v)))
+            .filter(|(e, _)| !e.is_empty())
+            .collect();
+        let by_name: HashMap<String, &Value> = found
+            .iter()
+            .filter_map(|v| Some((lower(v["DisplayName"].as_str()?), v)))
+            .collect();
+        let mut plans = Vec::new();
+        for (w, customer) in writes.iter().zip(&customers) {
+            let origin = w.origin.key();
+            let existing = w
+                .target_id
+                .as_ref()
+                .and_then(|id| by_id.get(id))
+                .copied()
+                .or_else(|| {
+                    let c = customer.as_ref()?;
+                    by_email
+                        .get(&lower(&c.email))
+                        .copied()
+                        .filter(|_| !c.email.trim().is_empty())
+                        .or_else(|| {
+                            by_name
+                                .get(&lower(&mapping::display_name(c)))
+                                .copied()
+                                .filter(|v| {
+                                    let theirs = lower(
+                                        v["PrimaryEmailAddr"]["Address"]
+                                            .as_str()
+                                            .unwrap_or_default(),
+                                    );
+                                    theirs.is_empty() || theirs == lower(&c.email)
+                                })
+                        })
+                });
+            let Some(c) = customer else {
+                plans.push(deactivate("Customer", existing, &origin));
+                continue;
+            };
+            let name = mapping::display_name(c);
+            let alternative = suffixed(&name, &w.origin);
+            // A customer that took the suffixed name keeps it (no flip-flop back to a clash).
+            let name = match existing {
+                Some(e) if e["DisplayName"].as_str() == Some(alternative.as_str()) => {
+                    alternative.clone()
+                }
+                _ => name,
+            };
+            let fields = mapping::customer_json(c, &name);
+            let op = match existing {
+                Some(e) => update("Customer", e, fields, &origin),
+                None => Op::new("Customer", "create", Value::Object(fields), &origin)
+                    .rematched_by("PrimaryEmailAddr", &c.email),
+            };
+            plans.push(Plan::Op(op.renamed("DisplayName", alternative)));
+        }
+        self.apply(plans).await
+    }
+
+    fn income_account(&self) -> Result<String, String> {
+        self.books.income_account.clone().ok_or_else(|| {
+            "the QuickBooks connection has no income_account (the id of the income account products are booked to)".to_string()
+        })
+    }
+
+    async fn write_products(&self, writes: &[Write]) -> Result<Vec<WriteOutcome>, PlatformError> {
+        let linked: Vec<String> = writes.iter().filter_map(|w| w.target_id.clone()).collect();
+        let products: Vec<Option<&Product>> = writes
+            .iter()
+            .map(|w| match &w.record.body {
+                Some(RecordBody::Product(p)) => Some(p.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let skus: Vec<String> = products
+            .iter()
+            .flatten()
+            .filter_map(|p| p.sku.clone())
+            .collect();
+        let mut statements = Self::lookups("Item", "Id", &linked);
+        statements.extend(Self::lookups("Item", "Sku", &skus));
+        let found = self.found(statements).await?;
+        let by_id: HashMap<String, &Value> = found.iter().map(|v| (id_of(v), v)).collect();
+        let by_sku: HashMap<String, &Value> = found
+            .iter()
+            .filter_map(|v| Some((v["Sku"].as_str()?.to_string(), v)))
+            .collect();
+        let mut plans = Vec::new();
+        for (w, product) in writes.iter().zip(&products) {
+            let origin = w.origin.key();
+            let existing = w
+                .target_id
+                .as_ref()
+                .and_then(|id| by_id.get(id))
+                .or_else(|| {
+                    product
+                        .and_then(|p| p.sku.as_ref())
+                        .and_then(|s| by_sku.get(s))
+                })
+                .copied();
+            let Some(p) = product else {
+                plans.push(deactivate("Item", existing, &origin));
+                continue;
+            };
+            let Some(sku) = p.sku.as_ref().filter(|s| !s.is_empty()) else {
+                plans.push(Plan::Done(WriteOutcome::Failed(
+                    "a product without a SKU cannot be matched in QuickBooks, so it is not created (a retry could duplicate it)".into(),
+                )));
+                continue;
+            };
+            let alternative = format!("{} ({sku})", p.name.chars().take(80).collect::<String>());
+            let name = match existing {
+                Some(e) if e["Name"].as_str() == Some(alternative.as_str()) => alternative.clone(),
+                _ => p.name.chars().take(100).collect(),
+            };
+            let plan = match existing {
+                Some(e) => {
+                    let mut fields = mapping::product_json(p, &name, "");
+                    // The item's type and account are the bookkeeper's once it exists.
+                    fields.remove("Type");
+                    fields.remove("IncomeAccountRef");
+                    Plan::Op(update("Item", e, fields, &origin).renamed("Name", alternative))
+                }
+                None => match self.income_account() {
+                    Ok(account) => Plan::Op(
+                        Op::new(
+                            "Item",
+                            "create",
+                            Value::Object(mapping::product_json(p, &name, &account)),
+                            &origin,
+                        )
+                        .rematched_by("Sku", sku)
+                        .renamed("Name", alternative),
+                    ),
+                    Err(e) => Plan::Done(WriteOutcome::Failed(e)),
+                },
+            };
+            plans.push(plan);
+        }
+        self.apply(plans).await
+    }
+}
+
+/// What an order needs from QuickBooks before its document can be written.
+struct OrderRefs<'a> {
+    documents: HashMap<(Document, String), &'a Value>,
+    by_number: HashMap<String, (Document, &'a Value)>,
+    customers_by_email: HashMap<String, String>,
+    customers_by_name: HashMap<String, String>,
+    items_by_sku: HashMap<String, String>,
+    items_by_name: HashMap<String, String>,
+}
+
+/// Whether an order in this state keeps no document (its document is voided).
+fn voids(order: &Order) -> bool {
+    matches!(order.status.as_str(), "cancelled" | "failed" | "refunded")
+}
+
+impl QboConnector {
+    fn doc_number(&self, order: &Order) -> Result<String, String> {
+        let number = format!("{}{}", self.books.doc_number_prefix, order.number);
+        if number.is_empty() || number.chars().count() > 21 {
+            return Err(format!(
+                "the document number '{number}' is not 1 to 21 characters (QuickBooks' DocNumber)"
+            ));
+        }
+        Ok(number)
+    }
+
+    fn document_body(
+        &self,
+        order: &Order,
+        kind: Document,
+        refs: &OrderRefs<'_>,
+        origin: &Origin,
+    ) -> Result<Value, String> {
+        let item = |sku: Option<&String>| -> Result<String, String> {
+            sku.and_then(|s| refs.items_by_sku.get(s))
+                .or_else(|| refs.items_by_name.get(&lower(UNNAMED_ITEM)))
+                .cloned()
+                .ok_or_else(|| "an item for an order line is missing in QuickBooks".to_string())
+        };
+        let special = |name: &str| {
+            refs.items_by_name
+                .get(&lower(name))
+                .cloned()
+                .ok_or_else(|| format!("the item '{name}' is missing in QuickBooks"))
+        };
+        let mut lines = Vec::new();
+        for line in &order.lines {
+            lines.push(mapping::sales_line(
+                line.subtotal,
+                line.quantity,
+                &item(line.sku.as_ref())?,
+                &line.name,
+            ));
+        }
+        for charge in &order.shipping_lines {
+            lines.push(mapping::sales_line(
+                charge.total,
+                Decimal::ONE,
+                &special(SHIPPING_ITEM)?,
+                &charge.name,
+            ));
+        }
+        for charge in &order.fee_lines {
+            lines.push(mapping::sales_line(
+                charge.total,
+                Decimal::ONE,
+                &special(FEE_ITEM)?,
+                &charge.name,
+            ));
+        }
+        if order.discount_total > Decimal::ZERO {
+            lines.push(json!({
+                "DetailType": "DiscountLineDetail",
+                "Amount": mapping::number(order.discount_total),
+                "DiscountLineDetail": {"PercentBased": false},
+            }));
+        }
+        let mut body = json!({
+            "DocNumber": self.doc_number(order)?,
+            "Line": lines,
+            "BillAddr": mapping::address_json(&order.billing),
+            "ShipAddr": mapping::address_json(&order.shipping),
+            "PrivateNote": format!("{} order {}", origin.platform, order.number),
+        });
+        if let Some(placed) = order.placed_at {
+            body["TxnDate"] = json!(placed.format("%Y-%m-%d").to_string());
+        }
+        if let Some(email) = order.customer_email.as_ref().filter(|e| !e.is_empty()) {
+            body["BillEmail"] = json!({"Address": email});
+        }
+        if let Some(customer) = self.order_customer(order, refs) {
+            body["CustomerRef"] = json!({"value": customer});
+        } else if kind == Document::Invoice {
+            return Err("an invoice needs a customer, and none could be found or created".into());
+        }
+        if self.books.tax == TaxRule::OrderTotal {
+            body["TxnTaxDetail"] = json!({"TotalTax": mapping::number(order.total_tax)});
+        }
+        if kind == Document::SalesReceipt {
+            if let Some(account) = &self.books.deposit_account {
+                body["DepositToAccountRef"] = json!({"value": account});
+            }
+        }
+        Ok(body)
+    }
+
+    fn order_customer(&self, order: &Order, refs: &OrderRefs<'_>) -> Option<String> {
+        match order
+            .customer_email
+            .as_ref()
+            .filter(|e| !e.trim().is_empty())
+        {
+            Some(email) => refs.customers_by_email.get(&lower(email)).cloned(),
+            None => refs
+                .customers_by_name
+                .get(&lower(&mapping::display_name(&order_customer(order))))
+                .cloned(),
+        }
+    }
+
+    async fn write_orders(&self, writes: &[Write]) -> Result<Vec<WriteOutcome>, PlatformError> {
+        let orders: Vec<Option<&Order>> = writes
+            .iter()
+            .map(|w| match &w.record.body {
+                Some(RecordBody::Order(o)) => Some(o.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let mut statements = Vec::new();
+        for kind in [Document::SalesReceipt, Document::Invoice] {
+            let linked: Vec<String> = writes
+                .iter()
+                .filter_map(|w| split_document_id(w.target_id.as_deref()?))
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, id)| id.to_string())
+                .collect();
+            statements.extend(Self::lookups(kind.entity(), "Id", &linked));
+            let numbers: Vec<String> = orders
+                .iter()
+                .flatten()
+                .filter_map(|o| self.doc_number(o).ok())
+                .collect();
+            statements.extend(Self::lookups(kind.entity(), "DocNumber", &numbers));
+        }
+        let live: Vec<&Order> = orders
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|o| !voids(o))
+            .collect();
+        let emails: Vec<String> = live
+            .iter()
+            .filter_map(|o| o.customer_email.clone())
+            .collect();
+        let guests: Vec<String> = live
+            .iter()
+            .filter(|o| {
+                o.customer_email
+                    .as_ref()
+                    .is_none_or(|e| e.trim().is_empty())
+            })
+            .map(|o| mapping::display_name(&order_customer(o)))
+            .collect();
+        let skus: Vec<String> = live
+            .iter()
+            .flat_map(|o| o.lines.iter().filter_map(|l| l.sku.clone()))
+            .collect();
+        let specials: Vec<String> = [SHIPPING_ITEM, FEE_ITEM, UNNAMED_ITEM]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        statements.extend(Self::lookups("Customer", "PrimaryEmailAddr", &emails));
+        statements.extend(Self::lookups("Customer", "DisplayName", &guests));
+        statements.extend(Self::lookups("Item", "Sku", &skus));
+        statements.extend(Self::lookups("Item", "Name", &specials));
+        let answers = self.queries(&statements).await?;
+        let mut found: Vec<(String, Value)> = Vec::new();
+        for ((entity, _), list) in statements.iter().zip(answers) {
+            found.extend(list.into_iter().map(|v| (entity.clone(), v)));
+        }
+        let mut refs = OrderRefs {
+            documents: HashMap::new(),
+            by_number: HashMap::new(),
+            customers_by_email: HashMap::new(),
+            customers_by_name: HashMap::new(),
+            items_by_sku: HashMap::new(),
+            items_by_name: HashMap::new(),
+        };
+        for (entity, v) in &found {
+            match Document::parse(entity) {
+                Some(kind) => {
+                    refs.documents.insert((kind, id_of(v)), v);
+                    if let Some(n) = v["DocNumber"].as_str() {
+                        refs.by_number.insert(n.to_string(), (kind, v));
+                    }
+                }
+                None if entity == "Customer" => {
+                    if let Some(e) = v["PrimaryEmailAddr"]["Address"]
+                        .as_str()
+                        .filter(|e| !e.is_empty())
+                    {
+                        refs.customers_by_email.insert(lower(e), id_of(v));
+                    }
+                    if let Some(n) = v["DisplayName"].as_str() {
+                        refs.customers_by_name.insert(lower(n), id_of(v));
+                    }
+                }
+                None => {
+                    if let Some(s) = v["Sku"].as_str().filter(|s| !s.is_empty()) {
+                        refs.items_by_sku.insert(s.to_string(), id_of(v));
+                    }
+                    if let Some(n) = v["Name"].as_str() {
+                        refs.items_by_name.insert(lower(n), id_of(v));
+                    }
+                }
+            }
+        }
+        for (need, id) in self.prerequisites(writes, &refs).await? {
+            match need {
+                Need::Email(e) => refs.customers_by_email.insert(e, id),
+                Need::Guest(n) => refs.customers_by_name.insert(n, id),
+                Need::Sku(s) => refs.items_by_sku.insert(s, id),
+                Need::Item(n) => refs.items_by_name.insert(n, id),
+            };
+        }
+        let mut plans = Vec::new();
+        for (w, order) in writes.iter().zip(&orders) {
+            let origin = w.origin.key();
+            let existing = w
+                .target_id
+                .as_deref()
+                .and_then(split_document_id)
+                .and_then(|(k, id)| refs.documents.get(&(k, id.to_string())).map(|v| (k, *v)))
+                .or_else(|| {
+                    let number = self.doc_number(order.as_ref()?).ok()?;
+                    refs.by_number.get(&number).copied()
+                });
+            let void = order.is_none_or(voids);
+            if void {
+                plans.push(match existing {
+                    None => Plan::Done(WriteOutcome::Skipped),
+                    Some((kind, e)) if mapping::is_gone(e) => Plan::Done(WriteOutcome::Written {
+                        target_id: document_id(kind, &id_of(e)),
+                    }),
+                    Some((kind, e)) => Plan::Op(Op::new(
+                        kind.entity(),
+                        "void",
+                        json!({"Id": e["Id"], "SyncToken": e["SyncToken"]}),
+                        &origin,
+                    )),
+                });
+                continue;
+            }
+            let Some(o) = order else { continue };
+            let kind = match (existing, self.books.orders_as) {
+                (Some((kind, _)), _) => kind,
+                (None, OrdersAs::Always(kind)) => kind,
+                (None, OrdersAs::ByPayment) if o.paid_at.is_some() => Document::SalesReceipt,
+                (None, OrdersAs::ByPayment) => Document::Invoice,
+            };
+            let body = match self.document_body(o, kind, &refs, &w.origin) {
+                Ok(b) => b,
+                Err(e) => {
+                    plans.push(Plan::Done(WriteOutcome::Failed(e)));
+                    continue;
+                }
+            };
+            plans.push(Plan::Op(match existing {
+                Some((_, e)) => {
+                    let fields = body.as_object().cloned().unwrap_or_default();
+                    update(kind.entity(), e, fields, &origin)
+                }
+                None => Op::new(kind.entity(), "create", body, &origin),
+            }));
+        }
+        self.apply(plans).await
+    }
+}
+
+/// The customer an order's billing details describe.
+fn order_customer(order: &Order) -> Customer {
+    Customer {
+        email: order.customer_email.clone().unwrap_or_default(),
+        first_name: order.billing.first_name.clone(),
+        last_name: order.billing.last_name.clone(),
+        billing: order.billing.clone(),
+        shipping: order.shipping.clone(),
+    }
+}
+
+/// Something an order's document refers to, by the key it is looked up with.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Need {
+    Email(String),
+    Guest(String),
+    Sku(String),
+    Item(String),
+}
+
+impl QboConnector {
+    /// Creates the customers and items the orders need that QuickBooks does not have yet;
+    /// returns what each created one is found by, and its id. One that could not be created
+    /// fails its orders (they name what is missing).
+    async fn prerequisites(
+        &self,
+        writes: &[Write],
+        refs: &OrderRefs<'_>,
+    ) -> Result<Vec<(Need, String)>, PlatformError> {
+        let mut needs: Vec<Need> = Vec::new();
+        let mut plans = Vec::new();
+        let account = self.income_account();
+        for w in writes {
+            let Some(RecordBody::Order(o)) = &w.record.body else {
+                continue;
+            };
+            if voids(o) {
+                continue;
+            }
+            let customer = order_customer(o);
+            let name = mapping::display_name(&customer);
+            let need = match o.customer_email.as_ref().filter(|e| !e.trim().is_empty()) {
+                Some(e) if !refs.customers_by_email.contains_key(&lower(e)) => {
+                    Some(Need::Email(lower(e)))
+                }
+                None if !refs.customers_by_name.contains_key(&lower(&name)) => {
+                    Some(Need::Guest(lower(&name)))
+                }
+                _ => None,
+            };
+            if let Some(need) = need.filter(|n| !needs.contains(n)) {
+                let fields = mapping::customer_json(&customer, &name);
+                let key = format!("customer-of:{need:?}");
+                needs.push(need);
+                plans.push(Plan::Op(
+                    Op::new("Customer", "create", Value::Object(fields), &key)
+                        .rematched_by("PrimaryEmailAddr", &customer.email)
+                        .renamed("DisplayName", suffixed(&name, &w.origin)),
+                ));
+            }
+            let mut items: Vec<(Need, Value)> = Vec::new();
+            for line in &o.lines {
+                match line.sku.as_ref().filter(|s| !s.is_empty()) {
+                    Some(sku) if !refs.items_by_sku.contains_key(sku) => {
+                        let product = Product {
+                            sku: Some(sku.clone()),
+                            name: line.name.clone(),
+                            ..Product::default()
+                        };
+                        items.push((Need::Sku(sku.clone()), json!([line.name, product.sku])));
+                    }
+                    Some(_) => {}
+                    None => {
+                        items.push((Need::Item(lower(UNNAMED_ITEM)), json!([UNNAMED_ITEM, null])))
+                    }
+                }
+            }
+            if !o.shipping_lines.is_empty() {
+                items.push((
+                    Need::Item(lower(SHIPPING_ITEM)),
+                    json!([SHIPPING_ITEM, null]),
+                ));
+            }
+            if !o.fee_lines.is_empty() {
+                items.push((Need::Item(lower(FEE_ITEM)), json!([FEE_ITEM, null])));
+            }
+            for (need, what) in items {
+                let known = match &need {
+                    Need::Item(n) => refs.items_by_name.contains_key(n),
+                    _ => false,
+                };
+                if known || needs.contains(&need) {
+                    continue;
+                }
+                let Ok(account) = &account else { continue };
+                let name = what[0]
+                    .as_str()
+                    .unwrap_or(UNNAMED_ITEM)
+                    .chars()
+                    .take(100)
+                    .collect::<String>();
+                let sku = what[1].as_str().map(str::to_string);
+                let product = Product {
+                    sku: sku.clone(),
+                    name: name.clone(),
+                    ..Product::default()
+                };
+                let mut fields = mapping::product_json(&product, &name, account);
+                if sku.is_none() {
+                    fields.insert("Type".into(), json!("Service"));
+                    fields.remove("Sku");
+                }
+                let key = format!("item-for:{need:?}");
+                let op = Op::new("Item", "create", Value::Object(fields), &key);
+                let op = match &sku {
+                    Some(sku) => op.rematched_by("Sku", sku).renamed(
+                        "Name",
+                        format!("{} ({sku})", name.chars().take(80).collect::<String>()),
+                    ),
+                    None => op.rematched_by("Name", &name),
+                };
+                needs.push(need);
+                plans.push(Plan::Op(op));
+            }
+        }
+        if plans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let outcomes = self.apply(plans).await?;
+        let mut made = Vec::new();
+        for (need, outcome) in needs.into_iter().zip(outcomes) {
+            match outcome {
+                WriteOutcome::Written { target_id } => made.push((need, target_id)),
+                other => {
+                    tracing::warn!(realm = %self.realm, ?need, ?other, "could not create what an order refers to")
+                }
+            }
+        }
+        Ok(made)
+    }
+}
+
+#[async_trait]
+impl Target for QboConnector {
+    async fn write(
+        &self,
+        entity: EntityType,
+        writes: &[Write],
+    ) -> Result<Vec<WriteOutcome>, PlatformError> {
+        match entity {
+            EntityType::Customers => self.write_customers(writes).await,
+            EntityType::Products => self.write_products(writes).await,
+            EntityType::Orders => self.write_orders(writes).await,
+        }
+    }
+
+    async fn modified(
+        &self,
+        entity: EntityType,
+        ids: &[String],
+    ) -> Result<HashMap<String, DateTime<Utc>>, PlatformError> {
+        let mut statements = Vec::new();
+        match entity {
+            EntityType::Orders => {
+                for kind in [Document::SalesReceipt, Document::Invoice] {
+                    let own: Vec<String> = ids
+                        .iter()
+                        .filter_map(|id| split_document_id(id))
+                        .filter(|(k, _)| *k == kind)
+                        .map(|(_, id)| id.to_string())
+                        .collect();
+                    statements.extend(Self::lookups(kind.entity(), "Id", &own));
+                }
+            }
+            EntityType::Customers => statements.extend(Self::lookups("Customer", "Id", ids)),
+            EntityType::Products => statements.extend(Self::lookups("Item", "Id", ids)),
+        }
+        if statements.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let answers = self.queries(&statements).await?;
+        let mut out = HashMap::new();
+        for ((name, _), list) in statements.iter().zip(answers) {
+            for v in list {
+                if let Ok(at) = mapping::updated_at(&v) {
+                    let id = match Document::parse(name) {
+                        Some(kind) => document_id(kind, &id_of(&v)),
+                        None => id_of(&v),
+                    };
+                    out.insert(id, at);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,559 @@
+//! QuickBooks end to end through the local stack (moto, the API and the worker's own
+//! handlers) against the QuickBooks simulator, the WooCommerce store simulator and a real
+//! PostgreSQL behind the PostgREST layer.
+
+use integration_tests::platforms::{sync_world_with, SyncWorld, QBO_VERIFIER};
+use platform_sims::server::Handler;
+use platform_sims::woo::{Kind, Seed};
+use reqwest::{Method, StatusCode};
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::str::FromStr;
+use sync_core::domain::SyncMode;
+
+fn seed() -> Seed {
+    Seed {
+        products: 8,
+        customers: 6,
+        orders: 30,
+        seed: 11,
+    }
+}
+
+/// A world with the company connected; a 429 that does not say how long waits a second.
+async fn world() -> (SyncWorld, String) {
+    let w = sync_world_with(seed(), vec![("THROTTLE_WAIT_SECONDS".into(), "1".into())]).await;
+    let books = w.connect_quickbooks(json!({})).await;
+    (w, books)
+}
+
+fn amount(v: &Value) -> Decimal {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => "0".into(),
+    };
+    Decimal::from_str(&text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .normalize()
+}
+
+/// The live documents in the company, by `DocNumber`, with their kind.
+async fn documents(w: &SyncWorld) -> HashMap<String, Vec<(&'static str, Value)>> {
+    let mut out: HashMap<String, Vec<(&'static str, Value)>> = HashMap::new();
+    for kind in ["SalesReceipt", "Invoice"] {
+        for doc in w.books(kind).await {
+            if doc["status"] != "Deleted" {
+                let number = doc["DocNumber"].as_str().unwrap_or_default().to_string();
+                out.entry(number).or_default().push((kind, doc));
+            }
+        }
+    }
+    out
+}
+
+fn item_names(items: &[Value]) -> HashMap<String, (String, String)> {
+    items
+        .iter()
+        .map(|i| {
+            (
+                i["Id"].as_str().unwrap_or_default().to_string(),
+                (
+                    i["Name"].as_str().unwrap_or_default().to_string(),
+                    i["Sku"].as_str().unwrap_or_default().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Every order that keeps a document has exactly one, of the kind its payment says, whose
+/// lines, discount, tax and total are the order's.
+async fn assert_documents_match_orders(w: &SyncWorld) {
+    let docs = documents(w).await;
+    let items = item_names(&w.books("Item").await);
+    let orders = w.woo.all(Kind::Orders);
+    assert!(!orders.is_empty());
+    let mut checked = 0;
+    for order in orders {
+        let number = order["number"].as_str().unwrap_or_default();
+        let status = order["status"].as_str().unwrap_or_default();
+        let found = docs.get(number).cloned().unwrap_or_default();
+        if matches!(status, "cancelled" | "refunded" | "failed" | "trash") {
+            assert!(
+                found.iter().all(|(_, d)| d["TotalAmt"] == json!(0)),
+                "order {number} ({status}) has a live document: {found:?}"
+            );
+            continue;
+        }
+        assert_eq!(found.len(), 1, "order {number}: {found:?}");
+        let (kind, doc) = &found[0];
+        let paid = !order["date_paid_gmt"].is_null();
+        assert_eq!(
+            *kind,
+            if paid { "SalesReceipt" } else { "Invoice" },
+            "order {number}"
+        );
+        assert_eq!(
+            amount(&doc["TotalAmt"]),
+            amount(&order["total"]),
+            "order {number} total"
+        );
+        assert_eq!(
+            amount(&doc["TxnTaxDetail"]["TotalTax"]),
+            amount(&order["total_tax"]),
+            "order {number} tax"
+        );
+        let lines: Vec<&Value> = doc["Line"]
+            .as_array()
+            .map(|l| l.iter().collect())
+            .unwrap_or_default();
+        let sales: Vec<&Value> = lines
+            .iter()
+            .copied()
+            .filter(|l| l["DetailType"] == "SalesItemLineDetail")
+            .collect();
+        let (mut products, mut shipping, mut fees) = (Vec::new(), Decimal::ZERO, Decimal::ZERO);
+        for line in sales {
+            let item = line["SalesItemLineDetail"]["ItemRef"]["value"]
+                .as_str()
+                .unwrap_or_default();
+            match items.get(item).map(|(n, s)| (n.as_str(), s.as_str())) {
+                Some(("Shipping", _)) => shipping += amount(&line["Amount"]),
+                Some(("Fees", _)) => fees += amount(&line["Amount"]),
+                Some((_, sku)) => products.push((
+                    sku.to_string(),
+                    amount(&line["SalesItemLineDetail"]["Qty"]),
+                    amount(&line["Amount"]),
+                )),
+                None => panic!("order {number}: line on unknown item {item}"),
+            }
+        }
+        let expected: Vec<(String, Decimal, Decimal)> = order["line_items"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|l| {
+                (
+                    l["sku"].as_str().unwrap_or_default().to_string(),
+                    amount(&l["quantity"]),
+                    amount(&l["subtotal"]),
+                )
+            })
+            .collect();
+        assert_eq!(products, expected, "order {number} lines");
+        assert_eq!(
+            shipping,
+            amount(&order["shipping_total"]),
+            "order {number} shipping"
+        );
+        let fee_total: Decimal = order["fee_lines"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| amount(&f["total"]))
+            .sum();
+        assert_eq!(fees, fee_total.normalize(), "order {number} fees");
+        let discount: Decimal = lines
+            .iter()
+            .filter(|l| l["DetailType"] == "DiscountLineDetail")
+            .map(|l| amount(&l["Amount"]))
+            .sum();
+        assert_eq!(
+            discount.normalize(),
+            amount(&order["discount_total"]),
+            "order {number} discount"
+        );
+        checked += 1;
+    }
+    assert!(checked > 10, "only {checked} orders checked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paid_and_unpaid_orders_become_documents_that_equal_the_orders_line_by_line() {
+    let (w, books) = world().await;
+    w.flow(&w.store, &books, &["customers", "products", "orders"])
+        .await;
+    w.work().await;
+    assert_documents_match_orders(&w).await;
+    // Customers are matched by email: one per store customer and one per guest email.
+    let customers = w.books("Customer").await;
+    let mut emails: Vec<&str> = customers
+        .iter()
+        .filter_map(|c| c["PrimaryEmailAddr"]["Address"].as_str())
+        .collect();
+    let before = emails.len();
+    emails.sort();
+    emails.dedup();
+    assert_eq!(emails.len(), before, "a customer was created twice");
+    // A second full sync writes nothing new.
+    let writes = |s: &Value| -> u64 {
+        s["calls"]
+            .as_object()
+            .map(|c| {
+                c.iter()
+                    .filter(|(k, _)| k.starts_with("create") || k.starts_with("update"))
+                    .map(|(_, v)| v.as_u64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let stats = w.qbo_admin(Method::GET, "stats", Value::Null).await;
+    w.enqueue(&w.job(&w.store, "orders", SyncMode::Full, &[]))
+        .await;
+    w.work().await;
+    let again = w.qbo_admin(Method::GET, "stats", Value::Null).await;
+    assert_eq!(
+        writes(&again),
+        writes(&stats),
+        "the second sync wrote again"
+    );
+    assert_documents_match_orders(&w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_lost_after_quickbooks_committed_still_leaves_one_document() {
+    let (w, books) = world().await;
+    w.qbo_admin(Method::POST, "lose-responses", json!({"count": 4}))
+        .await;
+    w.flow(&w.store, &books, &["orders"]).await;
+    w.work().await;
+    let stats = w.qbo_admin(Method::GET, "stats", Value::Null).await;
+    assert!(stats["replays"].as_u64().unwrap_or(0) >= 1, "{stats}");
+    assert_documents_match_orders(&w).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_sync_token_is_read_again_and_the_update_retried_keeping_the_other_edit() {
+    let (w, books) = world().await;
+    w.flow(&w.store, &books, &["customers"]).await;
+    w.work().await;
+    let customer = w
+        .woo
+        .all(Kind::Customers)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    let id = customer["id"].as_u64().unwrap_or_default();
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/customers/{id}"),
+        json!({"first_name": "Renamed"}),
+    )
+    .await;
+    w.qbo_admin(Method::POST, "concurrent-edits", json!({"count": 1}))
+        .await;
+    w.enqueue(&w.job(&w.store, "customers", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    let stats = w.qbo_admin(Method::GET, "stats", Value::Null).await;
+    assert_eq!(stats["concurrent_edits"], 1, "{stats}");
+    let email = customer["email"].as_str().unwrap_or_default();
+    let found = w
+        .books("Customer")
+        .await
+        .into_iter()
+        .find(|c| c["PrimaryEmailAddr"]["Address"] == email)
+        .unwrap_or_default();
+    assert_eq!(found["GivenName"], "Renamed", "{found}");
+    assert_eq!(
+        found["PrivateNote"], "edited in QuickBooks",
+        "the other edit was lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_grant_marks_the_connection_needs_reauth_and_its_runs_fail_fast() {
+    let (w, books) = world().await;
+    // The user disconnects the app in QuickBooks: every grant is revoked.
+    let revoked = w
+        .api
+        .http
+        .post(format!("{}/__admin/oauth/revoke-all", w.qbo_url))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(revoked.status().is_success());
+    w.flow(&w.store, &books, &["customers"]).await;
+    w.work().await;
+    let connection = w.connection(&books).await;
+    assert_eq!(connection["status"], "needs_reauth", "{connection}");
+    let runs = w
+        .runs(&format!("connection_id={}&status=failed", w.store))
+        .await;
+    assert!(
+        runs.iter().any(|r| r["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("needs_reauth")),
+        "{runs:?}"
+    );
+    // Later runs do not go back to Intuit.
+    let token_calls = |w: &SyncWorld| {
+        w.qbo
+            .faults()
+            .calls()
+            .get("POST /oauth2/v1/tokens/bearer")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = token_calls(&w);
+    w.enqueue(&w.job(&w.store, "customers", SyncMode::Full, &[]))
+        .await;
+    w.work().await;
+    assert_eq!(token_calls(&w), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_429s_converges_and_never_more_than_ten_calls_go_at_once() {
+    let (w, books) = world().await;
+    // The company admits one call at a time: any other the worker makes meanwhile is refused
+    // with 429.
+    w.qbo_admin(
+        Method::POST,
+        "limits",
+        json!({"concurrent": 1, "per_minute": 500, "latency_ms": 25}),
+    )
+    .await;
+    w.flow(&w.store, &books, &["customers", "products", "orders"])
+        .await;
+    w.work().await;
+    assert_documents_match_orders(&w).await;
+    let stats = w.qbo_admin(Method::GET, "stats", Value::Null).await;
+    assert!(
+        stats["throttled"].as_u64().unwrap_or(0) > 0,
+        "no storm: {stats}"
+    );
+    let most = stats["max_attempted"].as_u64().unwrap_or(99);
+    assert!(most <= 10, "{most} calls at once: {stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quickbooks_webhook_syncs_just_that_customer_to_supabase() {
+    let (w, books) = world().await;
+    w.flow(&books, &w.project, &["customers"]).await;
+    w.qbo_admin(
+        Method::POST,
+        "entities/Customer",
+        json!({"DisplayName": "Ada Lovelace", "GivenName": "Ada", "FamilyName": "Lovelace",
+               "PrimaryEmailAddr": {"Address": "ada@example.com"}}),
+    )
+    .await;
+    w.work().await;
+    assert_eq!(w.rows("customers").await.len(), 1);
+    let url = w.api.url(&format!("/webhooks/quickbooks/{books}"));
+    w.qbo_admin(
+        Method::POST,
+        "webhooks",
+        json!({"url": url, "verifier": QBO_VERIFIER, "format": "cloudevents"}),
+    )
+    .await;
+    let ada = w
+        .books("Customer")
+        .await
+        .into_iter()
+        .find(|c| c["DisplayName"] == "Ada Lovelace")
+        .unwrap_or_default();
+    w.qbo_admin(
+        Method::POST,
+        "entities/Customer",
+        json!({"Id": ada["Id"], "GivenName": "Augusta"}),
+    )
+    .await;
+    let mut synced = false;
+    for _ in 0..50 {
+        w.qbo.deliver_webhooks().await;
+        w.api
+            .stack
+            .coalesce_once()
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        w.work().await;
+        let rows = w.rows("customers").await;
+        if rows.iter().any(|r| r["first_name"] == "Augusta") {
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(synced, "{:?}", w.rows("customers").await);
+    let runs = w.runs(&format!("connection_id={books}")).await;
+    assert!(
+        runs.iter()
+            .any(|r| r["trigger"] == "webhook" && r["counts"]["read"] == 1),
+        "the webhook run read more than the one customer: {runs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_through_the_consent_screen_makes_one_connection_and_a_replayed_redirect_is_refused(
+) {
+    let (w, books) = world().await;
+    let connection = w.connection(&books).await;
+    assert_eq!(connection["status"], "active", "{connection}");
+    assert_eq!(connection["config"]["realm_id"], w.qbo.config().realm_id);
+    // Connecting the same company again renews the connection instead of adding one, and a
+    // redirect seen once is refused the second time.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (status, started) = w
+        .api
+        .send(
+            Method::POST,
+            "/api/connections/quickbooks/authorize",
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let consent = http
+        .get(started["authorize_url"].as_str().unwrap_or_default())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let back = consent
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let first = http
+        .get(&back)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(first
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("is connected again"));
+    let replay = http
+        .get(&back)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    let (_, all) = w
+        .api
+        .send(Method::GET, "/api/connections", Some("acme"), None)
+        .await;
+    let books_count = all
+        .as_array()
+        .map(|a| a.iter().filter(|c| c["platform"] == "quickbooks").count())
+        .unwrap_or(0);
+    assert_eq!(books_count, 1);
+    // Without a JWT there is no consent URL.
+    let (status, _) = w
+        .api
+        .send(
+            Method::POST,
+            "/api/connections/quickbooks/authorize",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refresh_racing_in_two_workers_ends_with_one_valid_refresh_token_stored() {
+    use std::sync::Arc;
+    use sync_core::clock::SystemClock;
+    use sync_core::platforms::http::{Caller, RetryPolicy};
+    use sync_core::platforms::quickbooks::oauth::{App, TokenEndpoint};
+    use sync_core::ports::{ConnectionStore, SecretSealer, TokenVault};
+    use sync_core::service::tokens::{KeeperSettings, TokenKeeper};
+
+    let (w, books) = world().await;
+    let aws = &w.api.aws;
+    let table = aws.resources.table_name.clone();
+    let connection = sync_aws::DynamoConnectionStore::new(aws.dynamodb(), table.clone())
+        .get(books.parse().unwrap_or_else(|e| panic!("{e}")))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no connection"));
+    let sealer = Arc::new(sync_aws::KmsSealer::new(
+        aws_sdk_kms::Client::new(&aws.sdk),
+        aws.resources.kms_key_id.clone(),
+    ));
+    let secrets = sync_core::service::open_secrets(sealer.as_ref(), &connection)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let vault = Arc::new(sync_aws::DynamoTokens::new(aws.dynamodb(), table));
+    let app = w.qbo.config().clone();
+    let endpoint = Arc::new(TokenEndpoint::new(
+        Caller::new(
+            Arc::new(sync_http::ReqwestClient::new().unwrap_or_else(|e| panic!("{e}"))),
+            RetryPolicy::default(),
+            "Intuit OAuth",
+        ),
+        App {
+            client_id: app.client_id.clone(),
+            client_secret: app.client_secret.clone(),
+            token_url: format!("{}/oauth2/v1/tokens/bearer", w.qbo_url),
+        },
+    ));
+    let keeper = || {
+        TokenKeeper::new(
+            vault.clone(),
+            sealer.clone(),
+            Arc::new(SystemClock),
+            endpoint.clone(),
+            &connection,
+            secrets["refresh_token"].clone(),
+            KeeperSettings {
+                poll: std::time::Duration::from_millis(20),
+                ..KeeperSettings::default()
+            },
+        )
+    };
+    let refreshes = || {
+        w.qbo
+            .faults()
+            .calls()
+            .get("POST /oauth2/v1/tokens/bearer")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = refreshes();
+    let (a, b) = (keeper(), keeper());
+    let (x, y) = tokio::join!(a.access_token(), b.access_token());
+    let (x, y) = (
+        x.unwrap_or_else(|e| panic!("{e}")),
+        y.unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert_eq!(x, y, "both workers use the one refreshed access token");
+    assert_eq!(refreshes() - before, 1, "one refresh");
+    let stored = vault
+        .load(connection.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .and_then(|s| s.sealed)
+        .unwrap_or_else(|| panic!("nothing stored"));
+    let opened = sealer
+        .open(
+            &stored,
+            &[
+                ("tenant_id", "acme"),
+                ("connection_id", &books),
+                ("purpose", "oauth-tokens"),
+            ],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tokens: Value = serde_json::from_slice(&opened).unwrap_or_default();
+    let refresh = tokens["refresh_token"].as_str().unwrap_or_default();
+    assert!(
+        w.qbo.is_live_refresh_token(refresh),
+        "the stored refresh token is the live one"
+    );
+    assert!(!w
+        .qbo
+        .is_live_refresh_token(secrets["refresh_token"].expose()));
+}
