@@ -34,9 +34,8 @@ AWS_SRC = ROOT / "shared" / "aws" / "src"
 # "unused" = the adapter can call it but this function's code paths never do;
 # "external" = needed by AWS on the function's behalf, not by an SDK call in our code.
 EXCEPTIONS: dict[tuple[str, str], str] = {
-    # The intake reads connections and writes claims and the event log; it never lists
-    # connections or event-log pages (the API does) nor deletes a connection.
-    ("WebhookIntakeFunction", "dynamodb:Query"): "unused: listing is the API's",
+    # The intake reads connections (one, or a company's through the route index) and writes
+    # claims and the event log; it never lists event-log pages (the API does).
     # Secrets are sealed by the API (connections); the intake and the worker only open them.
     ("WebhookIntakeFunction", "kms:GenerateDataKey"): "unused: the intake only opens secrets",
     ("SyncWorkerFunction", "kms:GenerateDataKey"): "unused: the worker only opens secrets",

@@ -2,7 +2,7 @@
 //! handlers) against the QuickBooks simulator, the WooCommerce store simulator and a real
 //! PostgreSQL behind the PostgREST layer.
 
-use integration_tests::platforms::{sync_world_with, SyncWorld, QBO_VERIFIER};
+use integration_tests::platforms::{sync_world_with, SyncWorld};
 use platform_sims::server::Handler;
 use platform_sims::woo::{Kind, Seed};
 use reqwest::{Method, StatusCode};
@@ -332,7 +332,7 @@ async fn a_storm_of_429s_converges_and_never_more_than_ten_calls_go_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quickbooks_webhook_syncs_just_that_customer_to_supabase() {
+async fn a_webhook_to_the_apps_one_url_syncs_just_that_customer_to_supabase() {
     let (w, books) = world().await;
     w.flow(&books, &w.project, &["customers"]).await;
     w.qbo_admin(
@@ -344,11 +344,12 @@ async fn a_quickbooks_webhook_syncs_just_that_customer_to_supabase() {
     .await;
     w.work().await;
     assert_eq!(w.rows("customers").await.len(), 1);
-    let url = w.api.url(&format!("/webhooks/quickbooks/{books}"));
+    // Intuit sends every company's webhooks for the deployment's app to its one URL.
+    let url = w.api.url("/webhooks/quickbooks");
     w.qbo_admin(
         Method::POST,
         "webhooks",
-        json!({"url": url, "verifier": QBO_VERIFIER, "format": "cloudevents"}),
+        json!({"url": url, "verifier": infra::demo::APP_VERIFIER, "format": "cloudevents"}),
     )
     .await;
     let ada = w
@@ -556,4 +557,153 @@ async fn a_token_refresh_racing_in_two_workers_ends_with_one_valid_refresh_token
     assert!(!w
         .qbo
         .is_live_refresh_token(secrets["refresh_token"].expose()));
+}
+
+/// A world where the store's records went into QuickBooks, and QuickBooks' into Supabase.
+async fn store_into_books_into_project() -> (SyncWorld, String) {
+    let (w, books) = world().await;
+    for (from, to) in [(&w.store, &books), (&books, &w.project)] {
+        w.flow(from, to, &["customers", "products", "orders"]).await;
+        w.work().await;
+    }
+    (w, books)
+}
+
+/// Runs one incremental sync of `entity` from `connection`; what its run wrote.
+async fn sync_once(w: &SyncWorld, connection: &str, entity: &str) -> u64 {
+    w.enqueue(&w.job(connection, entity, SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    let runs = w.runs(&format!("connection_id={connection}")).await;
+    let run = runs
+        .iter()
+        .find(|r| r["entity_type"] == entity)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(run["status"], "succeeded", "{run}");
+    run["counts"]["written"].as_u64().unwrap_or(99)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickbooks_documents_customers_and_items_reach_supabase() {
+    let (w, _) = store_into_books_into_project().await;
+    let docs = documents(&w).await;
+    let live: Vec<(&'static str, Value)> = docs
+        .values()
+        .flatten()
+        .filter(|(_, d)| d["PrivateNote"] != "Voided")
+        .cloned()
+        .collect();
+    let rows = w.rows("orders").await;
+    assert_eq!(rows.len(), live.len(), "one order row per live document");
+    for (kind, doc) in &live {
+        let id = format!("{kind}:{}", doc["Id"].as_str().unwrap_or_default());
+        let row = rows
+            .iter()
+            .find(|r| r["source_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no row for {id}"));
+        assert_eq!(row["source"], "quickbooks");
+        assert_eq!(row["number"], doc["DocNumber"]);
+        assert_eq!(amount(&row["total"]), amount(&doc["TotalAmt"]), "{id}");
+        assert_eq!(
+            amount(&row["total_tax"]),
+            amount(&doc["TxnTaxDetail"]["TotalTax"])
+        );
+        let expected = if *kind == "SalesReceipt" {
+            "completed"
+        } else {
+            "pending"
+        };
+        assert_eq!(row["status"], expected, "{id}");
+    }
+    // Items with a SKU are products; the items orders' charges are booked on are not.
+    let products = w.rows("products").await;
+    assert_eq!(products.len(), w.woo.all(Kind::Products).len());
+    assert!(
+        products.iter().all(|p| p["sku"].is_string()),
+        "{products:?}"
+    );
+    let customers = w.rows("customers").await;
+    let with_email = w
+        .books("Customer")
+        .await
+        .iter()
+        .filter(|c| c["PrimaryEmailAddr"]["Address"].is_string())
+        .count();
+    assert_eq!(customers.len(), with_email);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_goes_once_round_woocommerce_quickbooks_supabase_and_stops() {
+    let (w, books) = store_into_books_into_project().await;
+    w.flow(&w.project, &w.store, &["customers", "products"])
+        .await;
+    w.work().await;
+    // The backfills settle: within a few rounds nothing anywhere is written any more. (The
+    // customers QuickBooks got for guest orders go round once: Supabase, then the store.)
+    let pairs = [
+        (&w.store, "products"),
+        (&books, "products"),
+        (&w.project, "products"),
+        (&w.store, "customers"),
+        (&books, "customers"),
+        (&w.project, "customers"),
+    ];
+    let mut settled = false;
+    for _ in 0..4 {
+        let mut written = 0;
+        for (connection, entity) in pairs {
+            written += sync_once(&w, connection, entity).await;
+        }
+        if written == 0 {
+            settled = true;
+            break;
+        }
+    }
+    assert!(settled, "the three flows keep writing");
+    let product = w.woo.all(Kind::Products)[0].clone();
+    let id = product["id"].as_u64().unwrap_or_default();
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/products/{id}"),
+        json!({"regular_price": "77.70"}),
+    )
+    .await;
+    assert_eq!(
+        sync_once(&w, &w.store, "products").await,
+        1,
+        "store → QuickBooks"
+    );
+    assert_eq!(
+        sync_once(&w, &books, "products").await,
+        1,
+        "QuickBooks → Supabase"
+    );
+    assert_eq!(
+        sync_once(&w, &w.project, "products").await,
+        0,
+        "Supabase → store: already there"
+    );
+    assert_eq!(sync_once(&w, &w.store, "products").await, 0, "and it stops");
+    assert_eq!(sync_once(&w, &books, "products").await, 0);
+    let sku = product["sku"].clone();
+    let now = w.store_product(&sku).unwrap_or_default();
+    assert_eq!(now["regular_price"], "77.70");
+    // QuickBooks keeps no stock: the store's stock is not blanked by the round trip.
+    assert_eq!(now["stock_quantity"], product["stock_quantity"]);
+    assert_eq!(now["manage_stock"], product["manage_stock"]);
+    let item = w
+        .books("Item")
+        .await
+        .into_iter()
+        .find(|i| i["Sku"] == sku)
+        .unwrap_or_default();
+    assert_eq!(amount(&item["UnitPrice"]), amount(&json!("77.7")));
+    let row = w
+        .rows("products")
+        .await
+        .into_iter()
+        .find(|r| r["sku"] == sku)
+        .unwrap_or_default();
+    assert_eq!(amount(&row["price"]), amount(&json!("77.7")));
 }

@@ -309,6 +309,7 @@ async fn a_queue_failure_releases_the_claim_and_the_retry_is_queued_once() {
         dedup_ttl_hours: 72,
         claim_lease_seconds: 30,
         max_body_bytes: 1 << 20,
+        quickbooks_verifier: None,
     };
     let missing_queue = format!("{}-missing", api.aws.provisioned.events_queue_url);
     let broken = aws::intake(

@@ -28,6 +28,8 @@ pub const TENANT: &str = "demo";
 const SERVICE_KEY: &str = "sb_secret_demo_service_key_0123456789";
 const STORE_WEBHOOK_SECRET: &str = "whsec_demo_store_0123456789abcdef";
 const PROJECT_WEBHOOK_SECRET: &str = "sb-demo-shared-secret-0123456789ab";
+/// The webhook verifier token of the simulated Intuit app (the deployment's).
+pub const APP_VERIFIER: &str = "demo-app-verifier-token-0123456789";
 
 /// Connects the simulated QuickBooks company for `tenant` the way a user does, over HTTP
 /// against the API at `api_url`: our authorize route (with the user's JWT), Intuit's consent
@@ -137,6 +139,7 @@ impl Platforms {
             ("QBO_AUTHORIZE_URL", format!("{url}/connect/oauth2")),
             ("QBO_TOKEN_URL", format!("{url}/oauth2/v1/tokens/bearer")),
             ("QBO_API_URL", url.clone()),
+            ("QBO_WEBHOOK_VERIFIER", APP_VERIFIER.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -319,6 +322,18 @@ impl Demo {
         connect_quickbooks(api_url, &jwt)
             .await
             .context("connecting the QuickBooks company")?;
+        // The app's webhook endpoint, as set in Intuit's developer portal: one URL for every
+        // company connected through the app.
+        reqwest::Client::new()
+            .post(format!("{quickbooks_url}/__admin/qbo/webhooks"))
+            .json(
+                &serde_json::json!({"url": format!("{api_url}/webhooks/quickbooks"),
+                                      "verifier": APP_VERIFIER, "format": "cloudevents"}),
+            )
+            .send()
+            .await?
+            .error_for_status()
+            .context("registering the app's webhook endpoint at the QuickBooks simulator")?;
         let books = services
             .connections
             .list(&tenant)

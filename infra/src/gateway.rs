@@ -145,7 +145,14 @@ fn route(method: &str, path: &str) -> Option<(Target, &'static str, Map<String, 
         return Some((Target::Api, "ANY /api/{proxy+}", params));
     }
     let rest = path.strip_prefix("/webhooks/")?;
-    let (platform, connection) = rest.split_once('/')?;
+    let Some((platform, connection)) = rest.split_once('/') else {
+        // The deployment app's one URL per platform.
+        if rest.is_empty() || method != "POST" {
+            return None;
+        }
+        params.insert("platform".into(), json!(rest));
+        return Some((Target::Webhooks, "POST /webhooks/{platform}", params));
+    };
     if platform.is_empty() || connection.is_empty() || connection.contains('/') {
         return None;
     }

@@ -30,8 +30,8 @@ pub struct LocalOptions {
     pub names: Names,
     /// How long webhook events are gathered before they are coalesced into jobs.
     pub coalesce_window: Duration,
-    /// Worker settings that take the place of its environment variables (`TIME_BUDGET_MS`,
-    /// `HTTP_ATTEMPTS`, …), as a function's configuration would.
+    /// Settings that take the place of the functions' environment variables
+    /// (`TIME_BUDGET_MS`, `HTTP_ATTEMPTS`, `QBO_*`, …), as their configuration would.
     pub function_env: Vec<(String, String)>,
     /// Also start the demo platforms and seed the demo tenant ([`crate::demo`]).
     pub demo: bool,
@@ -96,13 +96,6 @@ impl LocalStack {
             .context("creating local AWS resources")?;
         let resources = provisioned.resources.clone();
         let settings = ApiSettings::from_env()?;
-        // The tunables (DEDUP_TTL_HOURS, …) come from the environment as in Lambda.
-        let intake_config = IntakeConfig::from_lookup(|name| match name {
-            "TABLE_NAME" => Some(resources.table_name.clone()),
-            "KMS_KEY_ID" => Some(resources.kms_key_id.clone()),
-            "WEBHOOK_QUEUE_URL" => Some(provisioned.events_queue_url.clone()),
-            other => std::env::var(other).ok(),
-        })?;
         let listener = TcpListener::bind(&options.listen).await.with_context(|| {
             format!(
                 "listening on {} (use --listen to pick another address)",
@@ -139,6 +132,13 @@ impl LocalStack {
                 .map(|(_, v)| v.clone())
                 .or_else(|| std::env::var(name).ok())
         };
+        // The tunables (DEDUP_TTL_HOURS, …) come from the environment as in Lambda.
+        let intake_config = IntakeConfig::from_lookup(|name| match name {
+            "TABLE_NAME" => Some(resources.table_name.clone()),
+            "KMS_KEY_ID" => Some(resources.kms_key_id.clone()),
+            "WEBHOOK_QUEUE_URL" => Some(provisioned.events_queue_url.clone()),
+            other => env(other),
+        })?;
         let setup_config = SetupConfig::from_lookup(|name| match name {
             "TABLE_NAME" => Some(resources.table_name.clone()),
             "KMS_KEY_ID" => Some(resources.kms_key_id.clone()),

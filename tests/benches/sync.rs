@@ -1,5 +1,6 @@
 //! The sync engine, measured: `woocommerce → supabase` orders, reading the store simulator
-//! and writing a real PostgreSQL through the PostgREST layer, over HTTP.
+//! and writing a real PostgreSQL through the PostgREST layer, over HTTP; and
+//! `woocommerce → quickbooks` orders into the QuickBooks simulator (part 5).
 //!
 //! 1. Orders per second of a full sync by the worker use case with its AWS side replaced by
 //!    zero-latency in-memory stubs (leases, runs, flows, connections; a record index that
@@ -14,6 +15,10 @@
 //!    sampled every 100 ms. The simulators run in this process and hold their data from
 //!    before the sync starts, so what is reported is the growth over the resident set just
 //!    before the sync: the worker's working set plus the PostgREST layer's.
+//!
+//! 5. `woocommerce → quickbooks`: orders per second (AWS stubbed as in part 1) at zero
+//!    latency and at 50 ms per platform call, QuickBooks calls per 1,000 orders against the
+//!    least batching allows, and the peak growth of the resident set.
 //!
 //! Run with `cargo bench -p integration-tests --bench sync` (`SYNC_BENCH_BIG_ORDERS` sets
 //! part 4's size, default 100000). Figures from a shared machine are orders of magnitude.
@@ -32,7 +37,7 @@ use sync_core::domain::{
     ConflictPolicy, Connection, ConnectionId, EntityType, Flow, FlowId, NewConnection, Platform,
     Secret, SyncJob, SyncMode, TenantId, Trigger,
 };
-use sync_core::memory::{MemoryFlows, MemoryRuns, MemorySyncLeases};
+use sync_core::memory::{MemoryFlows, MemoryRuns, MemorySyncLeases, MemoryTokenVault};
 use sync_core::platforms::http::RetryPolicy;
 use sync_core::ports::{RecordIndex, RecordState, RecordUpdate, StateError};
 use sync_core::service::sync::{JobOutcome, SyncWorker, WorkerPorts, WorkerSettings};
@@ -103,8 +108,16 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Where the benchmarked orders go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum To {
+    Supabase,
+    QuickBooks,
+}
+
 /// The worker use case over zero-latency stubs, connected to the simulated platforms.
 struct Stubbed {
+    to: To,
     worker: SyncWorker,
     tenant: TenantId,
     store: Connection,
@@ -112,7 +125,7 @@ struct Stubbed {
     http: reqwest::Client,
 }
 
-async fn stubbed(orders: usize) -> Stubbed {
+async fn stubbed(orders: usize, to: To) -> Stubbed {
     let platforms = infra::demo::Platforms::start_seeded(seed(orders))
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -144,16 +157,28 @@ async fn stubbed(orders: usize) -> Stubbed {
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let app = platforms.quickbooks.config().clone();
+    let target = match to {
+        To::Supabase => connect(
+            Platform::Supabase,
+            json!({"project_url": platforms.project_url}),
+            vec![("service_key", platforms.service_key.clone())],
+        ),
+        To::QuickBooks => connect(
+            Platform::QuickBooks,
+            json!({"realm_id": app.realm_id, "api_url": platforms.quickbooks_url,
+                   "token_url": format!("{}/oauth2/v1/tokens/bearer", platforms.quickbooks_url),
+                   "income_account": "79"}),
+            vec![
+                ("client_id", app.client_id.clone()),
+                ("client_secret", app.client_secret.clone()),
+                ("refresh_token", platforms.quickbooks.grant()),
+            ],
+        ),
+    };
     let project = services
         .connections
-        .create(
-            &tenant,
-            connect(
-                Platform::Supabase,
-                json!({"project_url": platforms.project_url}),
-                vec![("service_key", platforms.service_key.clone())],
-            ),
-        )
+        .create(&tenant, target)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let flows = Arc::new(MemoryFlows::new(mem.connections.clone()));
@@ -174,12 +199,15 @@ async fn stubbed(orders: usize) -> Stubbed {
         WorkerPorts {
             connections: mem.connections.clone(),
             flows,
-            connectors: Arc::new(PlatformConnectors::new(
-                mem.sealer.clone(),
-                http,
-                clock.clone(),
-                RetryPolicy::default(),
-            )),
+            connectors: Arc::new(
+                PlatformConnectors::new(
+                    mem.sealer.clone(),
+                    http,
+                    clock.clone(),
+                    RetryPolicy::default(),
+                )
+                .with_tokens(Arc::new(MemoryTokenVault::default())),
+            ),
             schedules: ScheduleService::new(
                 mem.schedules.clone(),
                 mem.trigger.clone(),
@@ -196,6 +224,7 @@ async fn stubbed(orders: usize) -> Stubbed {
         WorkerSettings::default(),
     );
     Stubbed {
+        to,
         worker,
         tenant,
         store,
@@ -227,7 +256,28 @@ impl Stubbed {
         started.elapsed()
     }
 
+    /// The orders written: rows in PostgreSQL, or documents in QuickBooks.
     async fn rows(&self) -> i64 {
+        if self.to == To::QuickBooks {
+            let mut n = 0;
+            for kind in ["SalesReceipt", "Invoice"] {
+                let url = format!(
+                    "{}/__admin/qbo/entities/{kind}",
+                    self.platforms.quickbooks_url
+                );
+                let docs: Value = self
+                    .http
+                    .get(url)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .json()
+                    .await
+                    .unwrap_or_default();
+                n += docs.as_array().map_or(0, Vec::len) as i64;
+            }
+            return n;
+        }
         let db = platform_sims::pg::connect(&self.platforms.database_url)
             .await
             .unwrap_or_else(|e| panic!("{e:#}"));
@@ -249,7 +299,7 @@ fn report_calls(orders: usize, store: &Value, project: &Value) {
 }
 
 async fn throughput_stubbed(orders: usize, latency_ms: u64) {
-    let s = stubbed(orders).await;
+    let s = stubbed(orders, To::Supabase).await;
     for base in [&s.platforms.store_url, &s.platforms.project_url] {
         admin(&s.http, base, "faults", json!({ "latency_ms": latency_ms })).await;
         admin(&s.http, base, "calls/reset", json!({})).await;
@@ -284,8 +334,9 @@ async fn throughput_moto(orders: usize) {
     );
 }
 
-async fn memory(orders: usize) {
-    let s = stubbed(orders).await;
+/// The peak growth of the resident set (MiB) while `work` runs, sampled every 100 ms, and
+/// the growth at 25/50/75/100% of it.
+async fn sample_memory<F: std::future::Future>(work: F) -> (F::Output, f64, f64, [f64; 4]) {
     let before = rss_kib();
     let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sampling = samples.clone();
@@ -297,9 +348,8 @@ async fn memory(orders: usize) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let took = s.full_sync().await;
+    let out = work.await;
     sampler.abort();
-    let rows = s.rows().await;
     let samples = samples.lock().map(|v| v.clone()).unwrap_or_default();
     let growth = |kib: u64| kib.saturating_sub(before) as f64 / 1024.0;
     let peak = samples.iter().copied().max().unwrap_or(before);
@@ -307,15 +357,71 @@ async fn memory(orders: usize) {
         let i = (samples.len().saturating_sub(1) as f64 * fraction) as usize;
         samples.get(i).copied().map(growth).unwrap_or(0.0)
     };
-    println!(
-        "memory: {orders} orders synced in {:.1} s ({rows} rows); resident set before the sync {:.0} MiB; growth over it at 25/50/75/100% of the run {:.1}/{:.1}/{:.1}/{:.1} MiB, peak growth {:.1} MiB",
-        took.as_secs_f64(),
+    (
+        out,
         before as f64 / 1024.0,
-        at(0.25),
-        at(0.5),
-        at(0.75),
-        at(1.0),
-        growth(peak)
+        growth(peak),
+        [at(0.25), at(0.5), at(0.75), at(1.0)],
+    )
+}
+
+async fn memory(orders: usize) {
+    let s = stubbed(orders, To::Supabase).await;
+    let (took, before, peak, at) = sample_memory(s.full_sync()).await;
+    let rows = s.rows().await;
+    println!(
+        "memory: {orders} orders synced in {:.1} s ({rows} rows); resident set before the sync {before:.0} MiB; growth over it at 25/50/75/100% of the run {:.1}/{:.1}/{:.1}/{:.1} MiB, peak growth {peak:.1} MiB",
+        took.as_secs_f64(),
+        at[0],
+        at[1],
+        at[2],
+        at[3],
+    );
+}
+
+/// `woocommerce → quickbooks` orders: throughput, calls per 1,000 orders, memory.
+async fn quickbooks(orders: usize, latency_ms: u64) {
+    let s = stubbed(orders, To::QuickBooks).await;
+    let qbo = s.platforms.quickbooks_url.clone();
+    for base in [&s.platforms.store_url, &qbo] {
+        admin(&s.http, base, "faults", json!({ "latency_ms": latency_ms })).await;
+        admin(&s.http, base, "calls/reset", json!({})).await;
+    }
+    let (took, _, peak, _) = sample_memory(s.full_sync()).await;
+    let documents = s.rows().await;
+    let live = s
+        .platforms
+        .store
+        .all(platform_sims::woo::Kind::Orders)
+        .iter()
+        .filter(|o| {
+            !matches!(
+                o["status"].as_str(),
+                Some("cancelled" | "refunded" | "failed")
+            )
+        })
+        .count();
+    assert_eq!(documents, live as i64, "one document per live order");
+    let calls = calls(&s.http, &qbo).await;
+    let accounting: u64 = calls
+        .as_object()
+        .map(|c| {
+            c.iter()
+                .filter(|(k, _)| k.contains("/v3/company/"))
+                .map(|(_, v)| v.as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0);
+    let per_k = |n: u64| n as f64 * 1000.0 / orders as f64;
+    // Least batching allows: every document in batches of 30, and one look-up call per page
+    // of 100 orders (customers, items and documents found in one batch of queries).
+    let least = (live as f64 / 30.0).ceil() + (orders as f64 / 100.0).ceil();
+    println!(
+        "woocommerce → quickbooks, AWS stubbed: {orders} orders ({live} documents), {latency_ms} ms per platform call: {:.2} s, {:.0} orders/s; QuickBooks calls per 1,000 orders {:.1} (least batching allows {:.1}); peak memory growth {peak:.1} MiB",
+        took.as_secs_f64(),
+        orders as f64 / took.as_secs_f64(),
+        per_k(accounting),
+        per_k(least as u64),
     );
 }
 
@@ -329,4 +435,6 @@ async fn main() {
     throughput_stubbed(2_000, 50).await;
     throughput_moto(1_000).await;
     memory(big).await;
+    quickbooks(2_000, 0).await;
+    quickbooks(1_000, 50).await;
 }

@@ -1,5 +1,8 @@
 //! The webhook intake Lambda: `POST /webhooks/{platform}/{connection_id}`, no JWT; the
 //! connection's own secret authenticates each delivery (see [`sync_core::service::Intake`]).
+//! `POST /webhooks/{platform}` is the deployment's app-wide URL (QuickBooks sends every
+//! company's webhooks for one app to one URL): the app's secret authenticates it and each
+//! company's events go to the connections made for it through the app.
 //!
 //! Answers: 200 for an accepted delivery (also for duplicates and ignored events, so the
 //! platform stops retrying) and for WooCommerce's creation ping; 401 with a generic body for
@@ -47,8 +50,10 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
 
 async fn answer(app: &App, req: &Request, path: &str) -> Response<Body> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let ["webhooks", platform, connection_id] = segments.as_slice() else {
-        return error(StatusCode::NOT_FOUND, "not_found", "no such webhook route");
+    let (platform, connection_id) = match segments.as_slice() {
+        ["webhooks", platform, connection_id] => (*platform, Some(*connection_id)),
+        ["webhooks", platform] => (*platform, None),
+        _ => return error(StatusCode::NOT_FOUND, "not_found", "no such webhook route"),
     };
     if req.method() != Method::POST {
         let mut r = error(
@@ -84,13 +89,19 @@ async fn answer(app: &App, req: &Request, path: &str) -> Response<Body> {
             })
             .or_insert(text);
     }
-    let delivery = Delivery {
-        platform,
-        connection_id,
-        headers: &headers,
-        body,
+    let outcome = match connection_id {
+        Some(connection_id) => {
+            let delivery = Delivery {
+                platform,
+                connection_id,
+                headers: &headers,
+                body,
+            };
+            app.intake.handle(&delivery).await
+        }
+        None => app.intake.handle_app(platform, &headers, body).await,
     };
-    match app.intake.handle(&delivery).await {
+    match outcome {
         Ok(Outcome::Ping) => respond(StatusCode::OK, &json!({ "status": "ok" })),
         Ok(Outcome::Accepted {
             queued,

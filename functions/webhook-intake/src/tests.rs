@@ -170,8 +170,12 @@ async fn content_type_size_method_and_path_are_checked() {
     get["requestContext"]["http"]["method"] = json!("GET");
     assert_eq!(send(&w, get).await.0, StatusCode::METHOD_NOT_ALLOWED);
     let mut elsewhere = to(event("webhook-woocommerce-order-updated.json"), &woo);
-    elsewhere["rawPath"] = json!("/webhooks/woocommerce");
+    elsewhere["rawPath"] = json!(format!("/webhooks/woocommerce/{}/more", woo.id));
     assert_eq!(send(&w, elsewhere).await.0, StatusCode::NOT_FOUND);
+    // The app-wide URL of a platform without one (or of a deployment without the app).
+    let mut app = to(event("webhook-woocommerce-order-updated.json"), &woo);
+    app["rawPath"] = json!("/webhooks/woocommerce");
+    assert_eq!(send(&w, app).await.0, StatusCode::UNAUTHORIZED);
     // The QBO CloudEvents content type is accepted for QBO only.
     let mut ce = to(event("webhook-woocommerce-order-updated.json"), &woo);
     ce["headers"]["content-type"] = json!("application/cloudevents+json");

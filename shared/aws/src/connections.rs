@@ -109,6 +109,11 @@ fn to_item(c: &Connection) -> Item {
     if let Some(reason) = &c.needs_reauth {
         item.insert("needs_reauth".into(), s(reason));
     }
+    // Deliveries to the deployment's app-wide webhook URL find it by its route.
+    if let Some(route) = c.platform.module().route(c) {
+        item.insert("gsi2pk".into(), s(route_pk(&route)));
+        item.insert("gsi2sk".into(), s(format!("CONNECTION#{}", c.id)));
+    }
     item.insert("created_at".into(), time(c.created_at));
     item.insert("updated_at".into(), time(c.updated_at));
     item.insert("version".into(), AttributeValue::N(c.version.to_string()));
@@ -163,6 +168,11 @@ fn from_item(item: &Item) -> Result<Connection, StoreError> {
     })
 }
 
+/// The index key of a webhook route (in the sweep index, whose schedule keys it cannot meet).
+fn route_pk(route: &str) -> String {
+    format!("ROUTE#{route}")
+}
+
 /// The key of a connection's item.
 pub(crate) fn connection_key(id: ConnectionId) -> HashMap<String, AttributeValue> {
     HashMap::from([
@@ -198,6 +208,18 @@ impl ConnectionStore for DynamoConnectionStore {
         let mut all = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
         all.sort_by_key(|c| (c.created_at, c.id.to_string()));
         Ok(all)
+    }
+
+    async fn routed(&self, route: &str) -> Result<Vec<Connection>, StoreError> {
+        let items = self
+            .records()
+            .query_prefix(
+                Some(crate::dynamodb::SWEEP_INDEX),
+                ("gsi2pk", route_pk(route)),
+                ("gsi2sk", "CONNECTION#"),
+            )
+            .await?;
+        items.iter().map(from_item).collect()
     }
 
     async fn replace(

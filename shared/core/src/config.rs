@@ -103,6 +103,7 @@ impl ApiSettings {
 /// | `DEDUP_TTL_HOURS` | how long a delivered event key counts as seen | `72` |
 /// | `CLAIM_LEASE_SECONDS` | how long an unconfirmed claim blocks a retry | `30` |
 /// | `MAX_WEBHOOK_BODY_BYTES` | largest delivery accepted | `2097152` |
+/// | `QBO_WEBHOOK_VERIFIER` | the deployment's Intuit app's webhook verifier token, for `POST /webhooks/quickbooks` | none: that route refuses |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntakeConfig {
     pub table_name: String,
@@ -111,6 +112,7 @@ pub struct IntakeConfig {
     pub dedup_ttl_hours: i64,
     pub claim_lease_seconds: i64,
     pub max_body_bytes: usize,
+    pub quickbooks_verifier: Option<String>,
 }
 
 /// An optional http(s) URL.
@@ -157,6 +159,7 @@ impl IntakeConfig {
             dedup_ttl_hours: number(&get, "DEDUP_TTL_HOURS", 72)?,
             claim_lease_seconds: number(&get, "CLAIM_LEASE_SECONDS", 30)?,
             max_body_bytes: number(&get, "MAX_WEBHOOK_BODY_BYTES", 2 * 1024 * 1024)?,
+            quickbooks_verifier: get("QBO_WEBHOOK_VERIFIER").filter(|v| !v.trim().is_empty()),
         })
     }
 
@@ -168,6 +171,16 @@ impl IntakeConfig {
         crate::service::IntakeSettings {
             dedup_ttl: chrono::Duration::hours(self.dedup_ttl_hours),
             claim_lease: chrono::Duration::seconds(self.claim_lease_seconds),
+            app_secrets: self
+                .quickbooks_verifier
+                .iter()
+                .map(|v| {
+                    (
+                        crate::domain::Platform::QuickBooks,
+                        crate::domain::Secret::new(v.clone()),
+                    )
+                })
+                .collect(),
             ..crate::service::IntakeSettings::default()
         }
     }

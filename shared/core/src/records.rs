@@ -195,6 +195,9 @@ pub struct Record {
     pub modified_at: DateTime<Utc>,
     /// `None`: deleted (or trashed) at the source.
     pub body: Option<Body>,
+    /// Fields the source holds no value for (a database column left null): they are not
+    /// carried to targets, so a copy that never had them does not blank them elsewhere.
+    pub unknown: Vec<&'static str>,
 }
 
 impl Record {
@@ -288,6 +291,7 @@ mod tests {
                 price: decimal(price).unwrap_or_default(),
                 ..Product::default()
             }))),
+            unknown: Vec::new(),
         }
     }
 

@@ -184,6 +184,17 @@ impl QuickBooks {
         }
     }
 
+    /// A refresh token for the company, as the consent screen and the code exchange would
+    /// give one (for benchmarks, which have no browser).
+    pub fn grant(&self) -> String {
+        let mut state = lock(&self.state);
+        let body = self.issue(&mut state, None, false);
+        body["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Whether `token` is a refresh token that still works.
     pub fn is_live_refresh_token(&self, token: &str) -> bool {
         lock(&self.state).refresh.contains_key(token)

@@ -78,6 +78,17 @@ impl ConnectionStore for MemoryConnectionStore {
         Ok(lock(&self.rows).get(&id).cloned())
     }
 
+    async fn routed(&self, route: &str) -> Result<Vec<Connection>, StoreError> {
+        self.check()?;
+        let mut all: Vec<Connection> = lock(&self.rows)
+            .values()
+            .filter(|c| c.platform.module().route(c).as_deref() == Some(route))
+            .cloned()
+            .collect();
+        all.sort_by_key(|c| c.id.to_string());
+        Ok(all)
+    }
+
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
         self.check()?;
         let mut all: Vec<Connection> = lock(&self.rows)

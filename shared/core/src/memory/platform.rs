@@ -111,6 +111,7 @@ impl MemoryPlatform {
             id: id.to_string(),
             modified_at: self.clock.now(),
             body: Some(body),
+            unknown: Vec::new(),
         };
         lock(&self.records)
             .entry(entity)
@@ -252,6 +253,7 @@ impl Source for MemoryPlatform {
                     id: id.clone(),
                     modified_at: now,
                     body: None,
+                    unknown: Vec::new(),
                 });
                 self.item(r)
             })
@@ -313,6 +315,7 @@ impl Target for MemoryPlatform {
                     id: id.clone(),
                     modified_at: now,
                     body: Some(body.clone()),
+                    unknown: Vec::new(),
                 },
             );
             self.writes.fetch_add(1, Ordering::SeqCst);

@@ -233,6 +233,26 @@ pub trait PlatformModule: Send + Sync + 'static {
         delivery: &WebhookDelivery<'_>,
     ) -> Result<Received, Refusal>;
 
+    /// Where a delivery to the deployment's app-wide webhook URL is routed: the connections
+    /// with this route receive its events for them (QuickBooks: a connection made through the
+    /// deployment's Intuit app, routed by its company). `None`: the connection receives only
+    /// on its own URL.
+    fn route(&self, _connection: &Connection) -> Option<String> {
+        None
+    }
+
+    /// Authenticates one delivery to the deployment's app-wide webhook URL with the app's
+    /// `secret` and reads it, its events grouped by route.
+    fn receive_app(
+        &self,
+        _secret: &str,
+        _delivery: &WebhookDelivery<'_>,
+    ) -> Result<Vec<(String, Parsed)>, Refusal> {
+        Err(Refusal::Unauthorized(
+            "the platform has no app-wide webhook route",
+        ))
+    }
+
     /// The headers the platform would send with `body`, signed with `secret`.
     fn sign(&self, secret: &str, body: &[u8], options: &SignOptions) -> Vec<(String, String)>;
 

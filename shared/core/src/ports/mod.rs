@@ -136,6 +136,9 @@ pub trait ConnectionStore: Send + Sync + 'static {
         expected_version: u64,
     ) -> Result<(), StoreError>;
     async fn delete(&self, id: ConnectionId, expected_version: u64) -> Result<(), StoreError>;
+    /// Every connection (of any tenant) with this webhook route (see
+    /// [`crate::platforms::PlatformModule::route`]), through an index.
+    async fn routed(&self, route: &str) -> Result<Vec<Connection>, StoreError>;
 }
 
 /// One-time use of OAuth `state` nonces: a consent link works once.

@@ -98,6 +98,10 @@ pub struct Write {
     /// The target's id of this record, when the index links it already.
     pub target_id: Option<String>,
     pub origin: Origin,
+    /// The canonical fields the flow carries (those the source reads and the target
+    /// writes). A target writes these and leaves its others as they are: a field the source
+    /// does not have (QuickBooks keeps no stock) never blanks the target's.
+    pub fields: Vec<&'static str>,
 }
 
 /// What became of one write.

@@ -45,7 +45,7 @@ const MAX_LOGGED_KEY: usize = 512;
 const CLAIM_CONCURRENCY: usize = 32;
 
 /// Tunables of the intake.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct IntakeSettings {
     /// How long an event key stays claimed: redeliveries within it are duplicates.
     pub dedup_ttl: Duration,
@@ -53,6 +53,20 @@ pub struct IntakeSettings {
     pub claim_lease: Duration,
     /// How long an opened webhook secret is kept in memory.
     pub secret_cache: std::time::Duration,
+    /// The deployment's own apps' webhook secrets (QuickBooks: the app's verifier token),
+    /// for deliveries to `POST /webhooks/{platform}`.
+    pub app_secrets: HashMap<Platform, Secret>,
+}
+
+impl std::fmt::Debug for IntakeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntakeSettings")
+            .field("dedup_ttl", &self.dedup_ttl)
+            .field("claim_lease", &self.claim_lease)
+            .field("secret_cache", &self.secret_cache)
+            .field("app_secrets", &self.app_secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Default for IntakeSettings {
@@ -61,6 +75,7 @@ impl Default for IntakeSettings {
             dedup_ttl: Duration::hours(72),
             claim_lease: Duration::seconds(30),
             secret_cache: std::time::Duration::from_secs(300),
+            app_secrets: HashMap::new(),
         }
     }
 }
@@ -196,6 +211,61 @@ impl Intake {
             Err(Refusal::BadPayload(why)) => return Err(IntakeError::BadPayload(why)),
         };
         self.enqueue(&connection, parsed).await
+    }
+
+    /// A delivery to the deployment's app-wide URL (`POST /webhooks/{platform}`): verified
+    /// with the app's secret, then each company's events go to every connection routed to
+    /// it, each deduplicating on its own. Events for a company no connection has are
+    /// acknowledged and dropped.
+    pub async fn handle_app(
+        &self,
+        platform: &str,
+        headers: &HashMap<String, String>,
+        body: &[u8],
+    ) -> Result<Outcome, IntakeError> {
+        let refused = |reason| refuse("(app)", platform, reason);
+        let platform: Platform = platform.parse().map_err(|_| refused("unknown platform"))?;
+        let secret =
+            self.settings.app_secrets.get(&platform).ok_or_else(|| {
+                refused("the deployment has no app webhook secret for the platform")
+            })?;
+        let delivery = WebhookDelivery { headers, body };
+        let routed = match platform.module().receive_app(secret.expose(), &delivery) {
+            Ok(routed) => routed,
+            Err(Refusal::Unauthorized(reason)) => return Err(refused(reason)),
+            Err(Refusal::UnsupportedMediaType) => return Err(IntakeError::UnsupportedMediaType),
+            Err(Refusal::BadPayload(why)) => return Err(IntakeError::BadPayload(why)),
+        };
+        let (mut queued, mut duplicates, mut ignored) = (0, 0, 0);
+        for (route, parsed) in routed {
+            let connections = self
+                .connections
+                .routed(&route)
+                .await
+                .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
+            if connections.is_empty() {
+                tracing::info!(route = %crate::logtext::clip(&route), events = parsed.events.len(), "app webhook events for no connection dropped");
+                ignored += parsed.events.len();
+                continue;
+            }
+            for connection in connections.iter().filter(|c| !c.is_deleting()) {
+                if let Outcome::Accepted {
+                    queued: q,
+                    duplicates: d,
+                    ignored: i,
+                } = self.enqueue(connection, parsed.clone()).await?
+                {
+                    queued += q;
+                    duplicates += d;
+                    ignored += i;
+                }
+            }
+        }
+        Ok(Outcome::Accepted {
+            queued,
+            duplicates,
+            ignored,
+        })
     }
 
     async fn enqueue(

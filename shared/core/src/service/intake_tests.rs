@@ -526,3 +526,124 @@ async fn the_same_event_twice_in_one_delivery_is_one_event() {
     ]);
     assert_eq!(deliver(&w, &c, &h, &body).await, queued(1, 1, 0));
 }
+
+/// An intake that has the deployment app's QuickBooks verifier token.
+fn world_with_app() -> World {
+    let mut w = world();
+    let mut settings = IntakeSettings::default();
+    settings
+        .app_secrets
+        .insert(Platform::QuickBooks, Secret::new(QBO_TOKEN));
+    w.intake = Arc::new(Intake::new(
+        w.memory.connections.clone(),
+        w.memory.sealer.clone(),
+        w.memory.events.clone(),
+        w.memory.queue.clone(),
+        w.clock.clone(),
+        settings,
+    ));
+    w
+}
+
+/// A QuickBooks connection made through the deployment's app (no app of its own).
+async fn app_connection(w: &World, tenant: &str, realm: &str) -> Connection {
+    let mut new = crate::fixtures::new_connection(Platform::QuickBooks);
+    new.secrets.retain(|k, _| k == "refresh_token");
+    new.config.insert("realm_id".into(), json!(realm));
+    new.webhooks_enabled = Some(false);
+    let tenant = TenantId::parse(tenant).unwrap_or_else(|e| panic!("{e}"));
+    w.services
+        .connections
+        .create(&tenant, new)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn the_apps_one_url_routes_each_companys_events_to_every_connection_for_it() {
+    let w = world_with_app();
+    // The classic sample names realm 9130350000000001 (a customer and an invoice) and another.
+    let acme = app_connection(&w, "acme", "9130350000000001").await;
+    let globex = app_connection(&w, "globex", "9130350000000001").await;
+    let elsewhere = app_connection(&w, "initech", "5555").await;
+    // A connection with its own app gets its webhooks from that app, not this route.
+    let own = connection(&w, "acme", Platform::QuickBooks, QBO_TOKEN).await;
+    let body = fixture("quickbooks-classic.body.json");
+    let h = headers(&[
+        ("content-type", "application/json"),
+        ("intuit-signature", QBO_CLASSIC_SIGNATURE),
+    ]);
+    let outcome = w.intake.handle_app("quickbooks", &h, &body).await;
+    assert!(
+        matches!(
+            outcome,
+            Ok(Outcome::Accepted {
+                queued: 4,
+                duplicates: 0,
+                ..
+            })
+        ),
+        "{outcome:?}"
+    );
+    let mut got: Vec<(ConnectionId, String)> = w
+        .memory
+        .queue
+        .events()
+        .into_iter()
+        .map(|e| (e.connection_id, e.entity_id))
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (acme.id, "58".to_string()),
+        (acme.id, "Invoice:1301".to_string()),
+        (globex.id, "58".to_string()),
+        (globex.id, "Invoice:1301".to_string()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert!(!got.iter().any(|(c, _)| *c == elsewhere.id || *c == own.id));
+    // The same delivery again: duplicates for each connection, nothing queued.
+    let again = w.intake.handle_app("quickbooks", &h, &body).await;
+    assert!(
+        matches!(
+            again,
+            Ok(Outcome::Accepted {
+                queued: 0,
+                duplicates: 4,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_apps_url_refuses_a_bad_signature_and_a_deployment_without_an_app() {
+    let w = world_with_app();
+    app_connection(&w, "acme", "9130350000000001").await;
+    let body = fixture("quickbooks-classic.body.json");
+    let forged = headers(&[
+        ("content-type", "application/json"),
+        ("intuit-signature", "bm90IHRoZSBzaWduYXR1cmU="),
+    ]);
+    assert!(matches!(
+        w.intake.handle_app("quickbooks", &forged, &body).await,
+        Err(IntakeError::Unauthorized(_))
+    ));
+    let signed = headers(&[
+        ("content-type", "application/json"),
+        ("intuit-signature", QBO_CLASSIC_SIGNATURE),
+    ]);
+    assert!(matches!(
+        world()
+            .intake
+            .handle_app("quickbooks", &signed, &body)
+            .await,
+        Err(IntakeError::Unauthorized(_))
+    ));
+    assert!(matches!(
+        w.intake.handle_app("woocommerce", &signed, &body).await,
+        Err(IntakeError::Unauthorized(_))
+    ));
+    assert!(w.memory.queue.events().is_empty());
+}

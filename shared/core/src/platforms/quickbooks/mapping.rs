@@ -103,6 +103,13 @@ fn id(v: &Value) -> Result<String, String> {
         .ok_or_else(|| "the entity has no Id".to_string())
 }
 
+/// Whether an item is one of those the sync books order charges on (shipping, fees, lines
+/// without a SKU): bookkeeping, not a product to sync elsewhere.
+pub fn is_charge_item(v: &Value) -> bool {
+    v["Sku"].as_str().unwrap_or_default().is_empty()
+        && [SHIPPING_ITEM, FEE_ITEM, UNNAMED_ITEM].contains(&v["Name"].as_str().unwrap_or_default())
+}
+
 /// Whether QuickBooks reports the entity deleted or voided.
 pub fn is_gone(v: &Value) -> bool {
     v["status"] == "Deleted" || v["status"] == "Voided" || v["PrivateNote"] == "Voided"
@@ -146,6 +153,7 @@ pub fn customer(v: &Value) -> Result<Record, String> {
             id,
             modified_at,
             body: None,
+            unknown: Vec::new(),
         });
     }
     let (given, family) = (text(&v["GivenName"]), text(&v["FamilyName"]));
@@ -162,6 +170,7 @@ pub fn customer(v: &Value) -> Result<Record, String> {
             first_name: given,
             last_name: family,
         }))),
+        unknown: Vec::new(),
     })
 }
 
@@ -173,6 +182,7 @@ pub fn product(v: &Value) -> Result<Record, String> {
             id,
             modified_at,
             body: None,
+            unknown: Vec::new(),
         });
     }
     let price = match &v["UnitPrice"] {
@@ -198,6 +208,7 @@ pub fn product(v: &Value) -> Result<Record, String> {
                 ProductStatus::Active
             },
         }))),
+        unknown: Vec::new(),
     })
 }
 
@@ -218,6 +229,7 @@ pub fn order(
             id,
             modified_at,
             body: None,
+            unknown: Vec::new(),
         });
     }
     let mut order = Order {
@@ -312,6 +324,7 @@ pub fn order(
         id,
         modified_at,
         body: Some(Body::Order(Box::new(order))),
+        unknown: Vec::new(),
     })
 }
 

@@ -40,9 +40,13 @@ use std::sync::Arc;
 
 /// The product fields QuickBooks items carry.
 const ITEM_FIELDS: &[&str] = &["sku", "name", "description", "price", "status"];
+/// The customer fields QuickBooks carries back: one name, one phone and one company per
+/// customer, so a shipping address (its own name and phone) does not come back whole.
+const CUSTOMER_READ_FIELDS: &[&str] = &["email", "first_name", "last_name", "billing"];
 /// The order fields QuickBooks documents carry back.
 const DOCUMENT_FIELDS: &[&str] = &[
     "number",
+    "status",
     "customer_email",
     "billing",
     "shipping",
@@ -81,6 +85,21 @@ const SPEC: PlatformSpec = PlatformSpec {
     ],
     webhook_secret: "webhook_verifier_token",
 };
+
+/// Checks a delivery's signature with the verifier token (over the raw body, in constant
+/// time, before anything is parsed), then its media type.
+fn authenticate(secret: &str, d: &WebhookDelivery<'_>) -> Result<(), Refusal> {
+    let sig = d
+        .header("intuit-signature")
+        .ok_or(Refusal::Unauthorized("missing signature"))?;
+    if !webhook::verify(secret, d.body, sig) {
+        return Err(Refusal::Unauthorized("bad signature"));
+    }
+    if !d.is_json(&["application/cloudevents+json"]) {
+        return Err(Refusal::UnsupportedMediaType);
+    }
+    Ok(())
+}
 
 /// How the connection's books are kept, from its config.
 fn books(connection: &Connection) -> Books {
@@ -149,7 +168,7 @@ impl PlatformModule for QuickBooks {
     fn capabilities(&self, entity: EntityType) -> Capabilities {
         match entity {
             EntityType::Customers => Capabilities {
-                read: Some(CUSTOMER_FIELDS),
+                read: Some(CUSTOMER_READ_FIELDS),
                 write: Some(CUSTOMER_FIELDS),
             },
             EntityType::Products => Capabilities {
@@ -169,15 +188,7 @@ impl PlatformModule for QuickBooks {
         secret: &str,
         d: &WebhookDelivery<'_>,
     ) -> Result<Received, Refusal> {
-        let sig = d
-            .header("intuit-signature")
-            .ok_or(Refusal::Unauthorized("missing signature"))?;
-        if !webhook::verify(secret, d.body, sig) {
-            return Err(Refusal::Unauthorized("bad signature"));
-        }
-        if !d.is_json(&["application/cloudevents+json"]) {
-            return Err(Refusal::UnsupportedMediaType);
-        }
+        authenticate(secret, d)?;
         let realm = realm_id(connection).unwrap_or_default();
         // Intuit asks receivers to acknowledge what they cannot parse (a non-200 makes it
         // retry the whole batch), so a signed but unreadable body is logged and answered
@@ -189,6 +200,39 @@ impl PlatformModule for QuickBooks {
                 ignored: vec![format!("unreadable payload: {e}")],
             }
         })))
+    }
+
+    fn route(&self, connection: &Connection) -> Option<String> {
+        // Made through the deployment's app (no app of its own): Intuit sends its company's
+        // webhooks to the app's one URL.
+        let own_app = connection.secret_hints.contains_key("client_id");
+        realm_id(connection)
+            .filter(|_| !own_app)
+            .map(|realm| format!("quickbooks#{realm}"))
+    }
+
+    fn receive_app(
+        &self,
+        secret: &str,
+        d: &WebhookDelivery<'_>,
+    ) -> Result<Vec<(String, Parsed)>, Refusal> {
+        authenticate(secret, d)?;
+        // As on a connection's own URL, a signed body that does not read is acknowledged.
+        let realms = webhook::realms(d.body).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "unreadable QuickBooks payload acknowledged");
+            Vec::new()
+        });
+        Ok(realms
+            .into_iter()
+            .filter_map(|realm| {
+                let mut parsed = webhook::parse(&realm, d.body).ok()?;
+                // The other companies' events are routed on their own.
+                parsed
+                    .ignored
+                    .retain(|r| !r.contains("not this connection's"));
+                Some((format!("quickbooks#{realm}"), parsed))
+            })
+            .collect())
     }
 
     fn sign(&self, secret: &str, body: &[u8], _options: &SignOptions) -> Vec<(String, String)> {

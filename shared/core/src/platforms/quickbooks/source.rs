@@ -95,6 +95,7 @@ impl QboConnector {
         let lookup = |id: &str| names.get(id).cloned();
         Ok(found
             .iter()
+            .filter(|v| name != "Item" || !mapping::is_charge_item(v))
             .map(|v| {
                 let mapped: Result<Record, String> = match (name, Document::parse(name)) {
                     (_, Some(kind)) => mapping::order(kind, v, &lookup),
@@ -317,6 +318,7 @@ impl Source for QboConnector {
                         id: id.clone(),
                         modified_at: self.clock.now(),
                         body: None,
+                        unknown: Vec::new(),
                     })
                 })
             })

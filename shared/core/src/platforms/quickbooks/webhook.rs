@@ -62,6 +62,29 @@ fn str_field<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
 }
 
 /// Events in a verified delivery for the connection of `realm`.
+/// The companies (realms) a delivery names, in order of first appearance.
+pub fn realms(body: &[u8]) -> Result<Vec<String>, PayloadError> {
+    let named: Vec<Option<String>> = match json(body)? {
+        Value::Array(items) => items
+            .iter()
+            .map(|i| id_text(i.get("intuitaccountid")))
+            .collect(),
+        Value::Object(o) => o
+            .get("eventNotifications")
+            .and_then(Value::as_array)
+            .map(|n| n.iter().map(|n| id_text(n.get("realmId"))).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let mut out: Vec<String> = Vec::new();
+    for realm in named.into_iter().flatten() {
+        if !out.contains(&realm) {
+            out.push(realm);
+        }
+    }
+    Ok(out)
+}
+
 pub fn parse(realm: &str, body: &[u8]) -> Result<Parsed, PayloadError> {
     match json(body)? {
         Value::Array(items) => cloud_events(realm, &items),

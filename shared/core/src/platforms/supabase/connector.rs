@@ -19,7 +19,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::mapping;
@@ -308,6 +308,7 @@ impl Source for SupabaseConnector {
                     id: id.clone(),
                     modified_at: now,
                     body: None,
+                    unknown: Vec::new(),
                 }),
             })
             .collect())
@@ -378,10 +379,20 @@ impl Target for SupabaseConnector {
                 .unwrap_or_else(|| {
                     uuid::Uuid::new_v5(&ROW_ID_NAMESPACE, w.origin.key().as_bytes()).to_string()
                 });
-            let row = Value::Object(mapping::row(body, &idc, &id, &w.origin));
+            let row = Value::Object(mapping::row(body, &idc, &id, &w.origin, &w.fields));
             rows.push((i, id, row));
         }
-        for chunk in rows.chunks(PAGE) {
+        // PostgREST upserts rows with the same columns together: rows that carry different
+        // fields (a record without a value for some) go in statements of their own.
+        let mut by_columns: BTreeMap<Vec<String>, Vec<(usize, String, Value)>> = BTreeMap::new();
+        for (i, id, row) in rows {
+            let columns = row
+                .as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default();
+            by_columns.entry(columns).or_default().push((i, id, row));
+        }
+        for chunk in by_columns.values().flat_map(|rows| rows.chunks(PAGE)) {
             let values: Vec<Value> = chunk.iter().map(|(_, _, r)| r.clone()).collect();
             let response = self.upsert(&table, &values).await?;
             if matches!(response.status, 401 | 403) {

@@ -126,6 +126,7 @@ pub fn record(
             id,
             modified_at,
             body: None,
+            unknown: Vec::new(),
         });
     }
     let body = match entity {
@@ -172,7 +173,28 @@ pub fn record(
         id,
         modified_at,
         body: Some(body),
+        unknown: unknown(entity, row),
     })
+}
+
+/// The fields a row holds no value for: a product's null price, sale price or stock, a
+/// customer's empty address (a row another platform's copy created without them). Orders
+/// have none: a null `paid_at` means unpaid.
+fn unknown(entity: EntityType, row: &Value) -> Vec<&'static str> {
+    let candidates: &[&'static str] = match entity {
+        EntityType::Products => &["price", "sale_price", "stock_quantity"],
+        EntityType::Customers => &["billing", "shipping"],
+        EntityType::Orders => &[],
+    };
+    candidates
+        .iter()
+        .copied()
+        .filter(|c| match &row[*c] {
+            Value::Null => true,
+            Value::Object(o) => o.is_empty(),
+            _ => false,
+        })
+        .collect()
 }
 
 fn amount(d: &Decimal) -> Value {
@@ -187,10 +209,17 @@ fn time(t: &Option<DateTime<Utc>>) -> Value {
     t.map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
 }
 
-/// The row to upsert for a live record: every column (so every row of a chunk has the same
-/// keys), `deleted_at` cleared (a restore undeletes), and where it came from.
-pub fn row(body: &Body, id_column: &str, id: &str, origin: &Origin) -> Map<String, Value> {
-    let fields = match body {
+/// The row to upsert for a live record: the columns of `fields` (a flow's, so every row of
+/// a chunk has the same keys; the others keep what the row holds), `deleted_at` cleared (a
+/// restore undeletes), and where it came from.
+pub fn row(
+    body: &Body,
+    id_column: &str,
+    id: &str,
+    origin: &Origin,
+    fields: &[&str],
+) -> Map<String, Value> {
+    let columns = match body {
         Body::Customer(c) => json!({
             "email": c.email, "first_name": c.first_name, "last_name": c.last_name,
             "billing": c.billing, "shipping": c.shipping,
@@ -211,7 +240,8 @@ pub fn row(body: &Body, id_column: &str, id: &str, origin: &Origin) -> Map<Strin
             "placed_at": time(&o.placed_at), "paid_at": time(&o.paid_at),
         }),
     };
-    let mut row = fields.as_object().cloned().unwrap_or_default();
+    let mut row = columns.as_object().cloned().unwrap_or_default();
+    row.retain(|column, _| fields.contains(&column.as_str()));
     row.insert(id_column.to_string(), Value::String(id.to_string()));
     row.insert("deleted_at".into(), Value::Null);
     row.insert("source".into(), Value::String(origin.platform.to_string()));
@@ -244,7 +274,13 @@ mod tests {
             platform: Platform::WooCommerce,
             id: "1042".into(),
         };
-        let mut row = Value::Object(row(&body, "id", "r1", &origin));
+        let mut row = Value::Object(row(
+            &body,
+            "id",
+            "r1",
+            &origin,
+            crate::records::ORDER_FIELDS,
+        ));
         row["updated_at"] = json!("2026-11-24T18:05:09.123456+00:00");
         let back =
             record(EntityType::Orders, &row, "id", "updated_at").unwrap_or_else(|e| panic!("{e}"));

@@ -550,6 +550,7 @@ impl Source for WooConnector {
                     id: id.clone(),
                     modified_at: self.clock.now(),
                     body: None,
+                    unknown: Vec::new(),
                 }),
             });
         }
@@ -592,8 +593,8 @@ impl Target for WooConnector {
                 continue;
             };
             let fields = match body {
-                Body::Product(p) => mapping::product_json(p),
-                Body::Customer(c) => mapping::customer_json(c),
+                Body::Product(p) => mapping::product_json(p, &w.fields),
+                Body::Customer(c) => mapping::customer_json(c, &w.fields),
                 Body::Order(_) => continue,
             };
             let key = body.natural_key();

@@ -123,6 +123,7 @@ pub fn order(v: &Value) -> Result<Record, String> {
             id,
             modified_at,
             body: None,
+            unknown: Vec::new(),
         });
     }
     let lines = v["line_items"]
@@ -169,6 +170,7 @@ pub fn order(v: &Value) -> Result<Record, String> {
         id,
         modified_at,
         body: Some(Body::Order(Box::new(order))),
+        unknown: Vec::new(),
     })
 }
 
@@ -181,6 +183,7 @@ pub fn product(v: &Value) -> Result<Record, String> {
             id,
             modified_at,
             body: None,
+            unknown: Vec::new(),
         });
     }
     let managed = v["manage_stock"].as_bool().unwrap_or(false);
@@ -205,6 +208,7 @@ pub fn product(v: &Value) -> Result<Record, String> {
         id,
         modified_at,
         body: Some(Body::Product(Box::new(product))),
+        unknown: Vec::new(),
     })
 }
 
@@ -222,6 +226,7 @@ pub fn customer(v: &Value) -> Result<Record, String> {
         id,
         modified_at,
         body: Some(Body::Customer(Box::new(customer))),
+        unknown: Vec::new(),
     })
 }
 
@@ -229,8 +234,24 @@ fn price_text(p: Option<Decimal>) -> String {
     p.map(|d| d.to_string()).unwrap_or_default()
 }
 
-/// The fields WooCommerce takes to create or update a product.
-pub fn product_json(p: &Product) -> Map<String, Value> {
+/// Whether WooCommerce's `key` holds the canonical `field`.
+fn holds(key: &str, field: &str) -> bool {
+    match field {
+        "price" => key == "regular_price",
+        "stock_quantity" => key == "manage_stock" || key == "stock_quantity",
+        other => key == other,
+    }
+}
+
+/// Only the keys that hold `fields`.
+fn only(v: Value, fields: &[&str]) -> Map<String, Value> {
+    let mut map = v.as_object().cloned().unwrap_or_default();
+    map.retain(|key, _| fields.iter().any(|f| holds(key, f)));
+    map
+}
+
+/// The fields WooCommerce takes to create or update a product, of those in `fields`.
+pub fn product_json(p: &Product, fields: &[&str]) -> Map<String, Value> {
     let v = json!({
         "sku": p.sku.clone().unwrap_or_default(),
         "name": p.name,
@@ -244,11 +265,11 @@ pub fn product_json(p: &Product) -> Map<String, Value> {
             ProductStatus::Draft => "draft",
         },
     });
-    v.as_object().cloned().unwrap_or_default()
+    only(v, fields)
 }
 
-/// The fields WooCommerce takes to create or update a customer.
-pub fn customer_json(c: &Customer) -> Map<String, Value> {
+/// The fields WooCommerce takes to create or update a customer, of those in `fields`.
+pub fn customer_json(c: &Customer, fields: &[&str]) -> Map<String, Value> {
     let v = json!({
         "email": c.email,
         "first_name": c.first_name,
@@ -256,7 +277,7 @@ pub fn customer_json(c: &Customer) -> Map<String, Value> {
         "billing": address_json(&c.billing, true),
         "shipping": address_json(&c.shipping, false),
     });
-    v.as_object().cloned().unwrap_or_default()
+    only(v, fields)
 }
 
 #[cfg(test)]
@@ -317,9 +338,26 @@ mod tests {
             (p.price.map(|d| d.to_string()), p.sale_price),
             (Some("12.5".into()), None)
         );
-        let mut again = Value::Object(product_json(p));
+        let mut again = Value::Object(product_json(p, crate::records::PRODUCT_FIELDS));
         again["id"] = json!(17);
         again["date_modified_gmt"] = json!("2026-11-24T18:05:09");
         assert_eq!(product(&again), Ok(r));
+    }
+
+    #[test]
+    fn a_field_the_flow_does_not_carry_is_left_out_of_the_write() {
+        let p = Product {
+            sku: Some("MUG-1".into()),
+            name: "Mug".into(),
+            price: decimal("12.50").unwrap_or_default(),
+            stock_quantity: Some(5),
+            ..Product::default()
+        };
+        let carried = product_json(&p, &["sku", "name", "price"]);
+        let keys: Vec<&str> = carried.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["name", "regular_price", "sku"]);
+        let all = product_json(&p, crate::records::PRODUCT_FIELDS);
+        assert_eq!(all["manage_stock"], true);
+        assert_eq!(all["stock_quantity"], 5);
     }
 }

@@ -371,7 +371,14 @@ impl Engine {
         let mut outcome = FlowPageOutcome::default();
         let mut writes = Vec::new();
         for r in records {
-            let fingerprint = r.fingerprint(&plan.fields);
+            // What this record can carry: the flow's fields it holds a value for.
+            let fields: Vec<&'static str> = plan
+                .fields
+                .iter()
+                .copied()
+                .filter(|f| !r.unknown.contains(f))
+                .collect();
+            let fingerprint = r.fingerprint(&fields);
             let target_id = linked.get(r.id.as_str()).copied();
             if let Some(t) = target_id {
                 let holds = target_states
@@ -408,6 +415,7 @@ impl Engine {
                     platform: ctx.source_platform,
                     id: r.id.clone(),
                 },
+                fields,
             });
         }
         if writes.is_empty() {
@@ -427,7 +435,7 @@ impl Engine {
                         connection: target_connection,
                         entity,
                         id: target_id.clone(),
-                        fingerprint: write.record.fingerprint(&plan.fields),
+                        fingerprint: write.record.fingerprint(&write.fields),
                         written: true,
                         link: Some((source, write.record.id.clone())),
                     });
