@@ -3,7 +3,8 @@
 //! seeded WooCommerce store simulator and a QuickBooks simulator; then a demo tenant with a
 //! connection to each (the QuickBooks company connected through the real OAuth flow of the
 //! deployment's app: our authorize route, Intuit's consent redirect, our callback), flows
-//! store ⇄ project and store → QuickBooks, a schedule every minute, the store's webhooks
+//! store ⇄ project (customers, products) and store → QuickBooks → project (orders), a
+//! schedule every minute, the store's webhooks
 //! registered through our own API use case, and the project's Database Webhooks created with
 //! the README's SQL.
 //!
@@ -240,20 +241,78 @@ impl Demo {
             ],
         )
         .await?;
-        for (source, target, entities) in [
+        // The QuickBooks company, connected through the deployment app's OAuth flow, with
+        // its books' income account set.
+        let jwt = crate::jwt::LocalJwt::from_env().token(
+            "tenant_id",
+            TENANT,
+            chrono::Utc::now().timestamp(),
+            300,
+        );
+        connect_quickbooks(api_url, &jwt)
+            .await
+            .context("connecting the QuickBooks company")?;
+        // The app's webhook endpoint, as set in Intuit's developer portal: one URL for every
+        // company connected through the app.
+        reqwest::Client::new()
+            .post(format!("{quickbooks_url}/__admin/qbo/webhooks"))
+            .json(
+                &serde_json::json!({"url": format!("{api_url}/webhooks/quickbooks"),
+                                      "verifier": APP_VERIFIER, "format": "cloudevents"}),
+            )
+            .send()
+            .await?
+            .error_for_status()
+            .context("registering the app's webhook endpoint at the QuickBooks simulator")?;
+        let books = services
+            .connections
+            .list(&tenant)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .into_iter()
+            .find(|c| c.platform == Platform::QuickBooks)
+            .context("the QuickBooks connection is missing after connecting")?;
+        let mut patch = sync_core::domain::ConnectionPatch::default();
+        patch
+            .config
+            .insert("income_account".into(), serde_json::json!("79"));
+        services
+            .connections
+            .update(&tenant, books.id, patch)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Store ⇄ project for customers and products; the store's orders go into the books,
+        // and the books' documents on into the project (store → books → warehouse).
+        for (source, target, entities, conflict_policy) in [
             (
                 &store_connection,
                 &project_connection,
-                vec![
-                    EntityType::Orders,
-                    EntityType::Customers,
-                    EntityType::Products,
-                ],
+                vec![EntityType::Customers, EntityType::Products],
+                // Two ways: a change made at one end while the other end's copy is on its
+                // way over is not overwritten by that older copy.
+                ConflictPolicy::NewestWins,
             ),
             (
                 &project_connection,
                 &store_connection,
                 vec![EntityType::Products, EntityType::Customers],
+                ConflictPolicy::NewestWins,
+            ),
+            (
+                &store_connection,
+                &books,
+                vec![
+                    EntityType::Orders,
+                    EntityType::Customers,
+                    EntityType::Products,
+                ],
+                ConflictPolicy::SourceWins,
+            ),
+            (
+                &books,
+                &project_connection,
+                vec![EntityType::Orders],
+                ConflictPolicy::SourceWins,
             ),
         ] {
             services
@@ -264,9 +323,7 @@ impl Demo {
                         source_connection_id: source.id,
                         target_connection_id: target.id,
                         entities,
-                        // Two ways: a change made at one end while the other end's copy is
-                        // on its way over is not overwritten by that older copy.
-                        conflict_policy: ConflictPolicy::NewestWins,
+                        conflict_policy,
                         enabled: true,
                     },
                 )
@@ -311,64 +368,6 @@ impl Demo {
                 .await
                 .with_context(|| format!("webhooks of {table}"))?;
         }
-        // The QuickBooks company, connected through the deployment app's OAuth flow, its
-        // books' income account set, and the store's records flowing into it.
-        let jwt = crate::jwt::LocalJwt::from_env().token(
-            "tenant_id",
-            TENANT,
-            chrono::Utc::now().timestamp(),
-            300,
-        );
-        connect_quickbooks(api_url, &jwt)
-            .await
-            .context("connecting the QuickBooks company")?;
-        // The app's webhook endpoint, as set in Intuit's developer portal: one URL for every
-        // company connected through the app.
-        reqwest::Client::new()
-            .post(format!("{quickbooks_url}/__admin/qbo/webhooks"))
-            .json(
-                &serde_json::json!({"url": format!("{api_url}/webhooks/quickbooks"),
-                                      "verifier": APP_VERIFIER, "format": "cloudevents"}),
-            )
-            .send()
-            .await?
-            .error_for_status()
-            .context("registering the app's webhook endpoint at the QuickBooks simulator")?;
-        let books = services
-            .connections
-            .list(&tenant)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .into_iter()
-            .find(|c| c.platform == Platform::QuickBooks)
-            .context("the QuickBooks connection is missing after connecting")?;
-        let mut patch = sync_core::domain::ConnectionPatch::default();
-        patch
-            .config
-            .insert("income_account".into(), serde_json::json!("79"));
-        services
-            .connections
-            .update(&tenant, books.id, patch)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        services
-            .flows
-            .create(
-                &tenant,
-                NewFlow {
-                    source_connection_id: store_connection.id,
-                    target_connection_id: books.id,
-                    entities: vec![
-                        EntityType::Orders,
-                        EntityType::Customers,
-                        EntityType::Products,
-                    ],
-                    conflict_policy: ConflictPolicy::default(),
-                    enabled: true,
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("demo flow to QuickBooks: {e}"))?;
         Ok(Self {
             quickbooks_url,
             store_url,

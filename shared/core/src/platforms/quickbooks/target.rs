@@ -325,6 +325,7 @@ impl QboConnector {
             .filter_map(|v| Some((lower(v["DisplayName"].as_str()?), v)))
             .collect();
         let mut plans = Vec::new();
+        let mut taken = std::collections::HashSet::new();
         for (w, customer) in writes.iter().zip(&customers) {
             let origin = w.origin.key();
             let existing = w
@@ -358,13 +359,20 @@ impl QboConnector {
             };
             let name = mapping::display_name(c);
             let alternative = suffixed(&name, &w.origin);
-            // A customer that took the suffixed name keeps it (no flip-flop back to a clash).
             let name = match existing {
+                // A customer that took the suffixed name keeps it (no flip-flop back to a
+                // clash).
                 Some(e) if e["DisplayName"].as_str() == Some(alternative.as_str()) => {
+                    alternative.clone()
+                }
+                // Someone else has the name already (or another record of this page takes
+                // it): the suffixed name at once, rather than a 6240 and a second call.
+                None if by_name.contains_key(&lower(&name)) || taken.contains(&lower(&name)) => {
                     alternative.clone()
                 }
                 _ => name,
             };
+            taken.insert(lower(&name));
             let fields = mapping::customer_json(c, &name);
             let op = match existing {
                 Some(e) => update("Customer", e, fields, &origin),
@@ -614,13 +622,10 @@ impl QboConnector {
             .iter()
             .filter_map(|o| o.customer_email.clone())
             .collect();
+        // Guests without an email are matched by name; the others' names are looked up too,
+        // so a customer created for an order takes a free name at once.
         let guests: Vec<String> = live
             .iter()
-            .filter(|o| {
-                o.customer_email
-                    .as_ref()
-                    .is_none_or(|e| e.trim().is_empty())
-            })
             .map(|o| mapping::display_name(&order_customer(o)))
             .collect();
         let skus: Vec<String> = live
@@ -770,6 +775,7 @@ impl QboConnector {
     ) -> Result<Vec<(Need, String)>, PlatformError> {
         let mut needs: Vec<Need> = Vec::new();
         let mut plans = Vec::new();
+        let mut taken = std::collections::HashSet::new();
         let account = self.income_account();
         for w in writes {
             let Some(RecordBody::Order(o)) = &w.record.body else {
@@ -790,13 +796,23 @@ impl QboConnector {
                 _ => None,
             };
             if let Some(need) = need.filter(|n| !needs.contains(n)) {
+                let alternative = suffixed(&name, &w.origin);
+                let name = if matches!(need, Need::Email(_))
+                    && (refs.customers_by_name.contains_key(&lower(&name))
+                        || taken.contains(&lower(&name)))
+                {
+                    alternative.clone()
+                } else {
+                    name
+                };
+                taken.insert(lower(&name));
                 let fields = mapping::customer_json(&customer, &name);
                 let key = format!("customer-of:{need:?}");
                 needs.push(need);
                 plans.push(Plan::Op(
                     Op::new("Customer", "create", Value::Object(fields), &key)
                         .rematched_by("PrimaryEmailAddr", &customer.email)
-                        .renamed("DisplayName", suffixed(&name, &w.origin)),
+                        .renamed("DisplayName", alternative),
                 ));
             }
             let mut items: Vec<(Need, Value)> = Vec::new();
