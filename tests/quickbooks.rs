@@ -215,6 +215,85 @@ async fn paid_and_unpaid_orders_become_documents_that_equal_the_orders_line_by_l
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_made_through_the_deployments_app_never_sends_its_secret_elsewhere() {
+    let (w, books) = world().await;
+    // A tenant names another token endpoint on the connection: it is not used, since the
+    // app's credentials would go with the refresh.
+    let (status, got) = w
+        .api
+        .send(
+            Method::PUT,
+            &format!("/api/connections/{books}"),
+            Some("acme"),
+            Some(json!({"config": {"token_url": "http://127.0.0.1:9/collect",
+                                   "api_url": "http://127.0.0.1:9/books"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    w.flow(&w.store, &books, &["customers"]).await;
+    w.work().await;
+    let runs = w.runs(&format!("connection_id={}", w.store)).await;
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
+    assert_eq!(
+        w.books("Customer").await.len(),
+        w.woo.all(Kind::Customers).len(),
+        "written to the deployment's QuickBooks"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_the_bookkeeper_numbered_like_an_order_is_left_alone() {
+    let (w, books) = world().await;
+    let order = w
+        .woo
+        .all(Kind::Orders)
+        .into_iter()
+        .find(|o| o["status"] == "pending" || o["status"] == "on-hold")
+        .unwrap_or_default();
+    let number = order["number"].as_str().unwrap_or_default().to_string();
+    let customer = w
+        .qbo_admin(
+            Method::POST,
+            "entities/Customer",
+            json!({"DisplayName": "Walk-in"}),
+        )
+        .await;
+    let item = w
+        .qbo_admin(
+            Method::POST,
+            "entities/Item",
+            json!({"Name": "Consulting", "Type": "Service", "IncomeAccountRef": {"value": "1"}}),
+        )
+        .await;
+    let theirs = w
+        .qbo_admin(
+            Method::POST,
+            "entities/Invoice",
+            json!({"DocNumber": number, "CustomerRef": {"value": customer["Id"]},
+                   "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 5,
+                             "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}}}]}),
+        )
+        .await;
+    w.flow(&w.store, &books, &["orders"]).await;
+    w.work().await;
+    let invoices = w.books("Invoice").await;
+    let numbered: Vec<&Value> = invoices
+        .iter()
+        .filter(|d| d["DocNumber"] == number.as_str())
+        .collect();
+    assert_eq!(numbered.len(), 2, "the order got its own invoice");
+    let kept = numbered
+        .iter()
+        .find(|d| d["Id"] == theirs["Id"])
+        .unwrap_or_else(|| panic!("the bookkeeper's invoice is gone"));
+    assert_eq!(
+        kept["SyncToken"], "0",
+        "the bookkeeper's invoice was not written"
+    );
+    assert_eq!(amount(&kept["TotalAmt"]), amount(&json!(5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_lost_after_quickbooks_committed_still_leaves_one_document() {
     let (w, books) = world().await;
     w.qbo_admin(Method::POST, "lose-responses", json!({"count": 4}))
@@ -449,6 +528,20 @@ async fn connecting_through_the_consent_screen_makes_one_connection_and_a_replay
         .map(|a| a.iter().filter(|c| c["platform"] == "quickbooks").count())
         .unwrap_or(0);
     assert_eq!(books_count, 1);
+    // The company of a connection made through the app, and how it was made, are not the
+    // user's to type in: webhooks for that company are routed to it.
+    for config in [json!({"realm_id": "1234"}), json!({"app": "deployment"})] {
+        let (status, got) = w
+            .api
+            .send(
+                Method::PUT,
+                &format!("/api/connections/{books}"),
+                Some("acme"),
+                Some(json!({ "config": config })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{got}");
+    }
     // Without a JWT there is no consent URL.
     let (status, _) = w
         .api

@@ -204,14 +204,17 @@ impl TokenVault for DynamoTokens {
             .table_name(&self.table)
             .set_key(Some(connection_key(connection.id)))
             .update_expression("SET needs_reauth = :why, updated_at = :now ADD version :one")
-            .condition_expression("attribute_exists(pk)")
+            // Only the connection as this worker read it: one given new credentials since
+            // (connected again) is not marked for the old grant's refusal.
+            .condition_expression("attribute_exists(pk) AND version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(connection.version.to_string()))
             .expression_attribute_values(":why", s(reason))
             .expression_attribute_values(":now", time(Utc::now()))
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
         match result {
-            // A connection deleted meanwhile has nothing left to mark.
+            // A connection deleted or changed meanwhile is left as it is.
             Ok(_) => Ok(()),
             Err(e) => conditional(e).map(|_| ()),
         }

@@ -307,6 +307,7 @@ impl SetupConfig {
 /// | `HTTP_ATTEMPTS` | tries per platform call (retries on 429, 5xx, timeouts) | `5` |
 /// | `THROTTLE_WAIT_SECONDS` | wait after a 429 that does not say how long | backoff; QuickBooks `60` |
 /// | `QBO_CLIENT_ID`, `QBO_CLIENT_SECRET` | the deployment's own Intuit app, for QuickBooks connections without their own | |
+/// | `QBO_TOKEN_URL`, `QBO_API_URL` | that app's Intuit hosts, replaced (the local simulator) | Intuit's |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerConfig {
     pub resources: AwsResources,
@@ -326,6 +327,9 @@ pub struct WorkerConfig {
 pub struct QuickBooksApp {
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// Intuit's hosts replaced (`QBO_TOKEN_URL`, `QBO_API_URL`): the local simulator.
+    pub token_url: Option<String>,
+    pub api_url: Option<String>,
 }
 
 impl std::fmt::Debug for QuickBooksApp {
@@ -342,6 +346,8 @@ impl QuickBooksApp {
         Self {
             client_id: value("QBO_CLIENT_ID"),
             client_secret: value("QBO_CLIENT_SECRET"),
+            token_url: value("QBO_TOKEN_URL"),
+            api_url: value("QBO_API_URL"),
         }
     }
 
@@ -354,6 +360,11 @@ impl QuickBooksApp {
                 "client_secret".into(),
                 crate::domain::Secret::new(secret.clone()),
             );
+            for (key, value) in [("token_url", &self.token_url), ("api_url", &self.api_url)] {
+                if let Some(v) = value {
+                    out.insert(key.into(), crate::domain::Secret::new(v.clone()));
+                }
+            }
         }
         out
     }

@@ -654,7 +654,13 @@ impl Company {
         }
         stored["TotalAmt"] = json!(0);
         stored["Balance"] = json!(0);
-        stored["PrivateNote"] = json!("Voided");
+        let note = stored["PrivateNote"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        stored["PrivateNote"] = json!(format!("Voided - {note}")
+            .trim_end_matches(" - ")
+            .to_string());
         Ok(self.bump(entity, id, stored, "Void", now))
     }
 

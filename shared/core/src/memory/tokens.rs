@@ -123,7 +123,10 @@ impl TokenVault for MemoryTokenVault {
     async fn needs_reauth(&self, connection: &Connection, reason: &str) -> Result<(), StateError> {
         lock(&self.marks).push((connection.id, reason.to_string()));
         if let Some(store) = &self.connections {
-            if let Some(c) = lock(&store.rows).get_mut(&connection.id) {
+            if let Some(c) = lock(&store.rows)
+                .get_mut(&connection.id)
+                .filter(|c| c.version == connection.version)
+            {
                 c.needs_reauth = Some(reason.to_string());
                 c.version += 1;
             }

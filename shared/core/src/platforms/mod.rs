@@ -221,6 +221,12 @@ pub trait PlatformModule: Send + Sync + 'static {
     /// not, what it must be, to tell the user.
     fn check_config(&self, key: &str, value: &Value) -> Result<(), &'static str>;
 
+    /// Whether config key `key` of the existing `connection` may be changed by its user
+    /// (some keys are fixed once the platform vouched for them); when not, why.
+    fn check_change(&self, _connection: &Connection, _key: &str) -> Result<(), &'static str> {
+        Ok(())
+    }
+
     /// What this platform can be the source and the target of, for `entity`.
     fn capabilities(&self, entity: EntityType) -> Capabilities;
 

@@ -58,6 +58,7 @@ pub trait TokenVault: Send + Sync + 'static {
     ) -> Result<(), StateError>;
 
     /// Marks the connection as needing the user to connect it again (its grant is dead),
-    /// with the reason shown to them. Cleared when the connection gets new credentials.
+    /// with the reason shown to them, if it is still at `connection.version` (one given new
+    /// credentials since is left alone). Cleared when the connection gets new credentials.
     async fn needs_reauth(&self, connection: &Connection, reason: &str) -> Result<(), StateError>;
 }

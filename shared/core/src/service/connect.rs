@@ -47,7 +47,8 @@ pub struct QuickBooksAppConfig {
     pub redirect_uri: Option<String>,
     /// `sandbox` or `production` (the API host), for new connections.
     pub environment: Option<String>,
-    /// Another accounting API host (a proxy, the local simulator), for new connections.
+    /// Another accounting API host (a proxy, the local simulator); the worker is given the
+    /// same (`QBO_API_URL`), connections never hold it.
     pub api_url: Option<String>,
 }
 
@@ -295,12 +296,9 @@ impl QuickBooksConnect {
         if let Some(env) = &app.environment {
             config.insert("environment".into(), json!(env));
         }
-        if let Some(api) = &app.api_url {
-            config.insert("api_url".into(), json!(api));
-        }
-        if app.token_url != oauth::TOKEN_URL {
-            config.insert("token_url".into(), json!(app.token_url));
-        }
+        // Set by this flow alone (users cannot): the company is the one Intuit named.
+        let mut trusted = Map::new();
+        trusted.insert("app".into(), json!("deployment"));
         let now = self.clock.now();
         let existing = self
             .store
@@ -316,6 +314,8 @@ impl QuickBooksConnect {
             });
         match existing {
             Some(current) => {
+                // The same company: its realm stays as it is.
+                config.remove("realm_id");
                 let patch = ConnectionPatch {
                     config,
                     secrets,
@@ -326,6 +326,7 @@ impl QuickBooksConnect {
                     self.sealer.as_ref(),
                     &current,
                     patch,
+                    trusted,
                     now,
                 )
                 .await?;
@@ -342,9 +343,15 @@ impl QuickBooksConnect {
                     secrets,
                     webhooks_enabled: None,
                 };
-                let connection =
-                    create_connection(self.store.as_ref(), self.sealer.as_ref(), &tenant, new, now)
-                        .await?;
+                let connection = create_connection(
+                    self.store.as_ref(),
+                    self.sealer.as_ref(),
+                    &tenant,
+                    new,
+                    trusted,
+                    now,
+                )
+                .await?;
                 Ok(Connected {
                     connection,
                     created: true,

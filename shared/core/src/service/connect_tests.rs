@@ -108,6 +108,7 @@ async fn a_callback_stores_the_refresh_token_on_a_new_connection_for_the_company
     assert_eq!(c.platform, Platform::QuickBooks);
     assert_eq!(c.config_str("realm_id"), Some("9341453050263456"));
     assert_eq!(c.config_str("environment"), Some("sandbox"));
+    assert_eq!(c.config_str("app"), Some("deployment"));
     assert!(c.secret_hints.contains_key("refresh_token"));
     assert_eq!(w.store.len(), 1);
     assert_eq!(w.intuit.issued(), 1);

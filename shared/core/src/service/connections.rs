@@ -71,6 +71,7 @@ impl ConnectionService {
             self.sealer.as_ref(),
             tenant,
             new,
+            Map::new(),
             self.now(),
         )
         .await
@@ -104,6 +105,7 @@ impl ConnectionService {
             self.sealer.as_ref(),
             &current,
             patch,
+            Map::new(),
             self.now(),
         )
         .await
@@ -211,16 +213,20 @@ impl ConnectionService {
     }
 }
 
-/// Checks and stores a new connection, its secrets sealed for it alone.
+/// Checks and stores a new connection, its secrets sealed for it alone. `trusted` config
+/// is set by the service itself, after the checks a user's config gets (keys users may not
+/// set, such as how a QuickBooks connection was made).
 pub(crate) async fn create_connection(
     store: &dyn ConnectionStore,
     sealer: &dyn SecretSealer,
     tenant: &TenantId,
-    new: NewConnection,
+    mut new: NewConnection,
+    trusted: Map<String, Value>,
     now: DateTime<Utc>,
 ) -> Result<Connection, ServiceError> {
     let display_name = check_name(&new.display_name)?;
     check_config(new.platform, &new.config, true)?;
+    new.config.extend(trusted);
     check_secrets(new.platform, &new.secrets, true)?;
     let has_webhook_secret = new.secrets.contains_key(new.platform.spec().webhook_secret);
     let webhooks_enabled = new.webhooks_enabled.unwrap_or(has_webhook_secret);
@@ -252,6 +258,7 @@ pub(crate) async fn update_connection(
     sealer: &dyn SecretSealer,
     current: &Connection,
     patch: ConnectionPatch,
+    trusted: Map<String, Value>,
     now: DateTime<Utc>,
 ) -> Result<Connection, ServiceError> {
     if current.is_deleting() {
@@ -264,7 +271,14 @@ pub(crate) async fn update_connection(
         next.display_name = check_name(name)?;
     }
     check_config(current.platform, &patch.config, false)?;
-    for (key, value) in patch.config {
+    for key in patch.config.keys() {
+        current
+            .platform
+            .module()
+            .check_change(current, key)
+            .map_err(|why| invalid(format!("config.{key}"), why))?;
+    }
+    for (key, value) in patch.config.into_iter().chain(trusted) {
         next.config.insert(key, value);
     }
     if !patch.secrets.is_empty() {

@@ -552,11 +552,16 @@ async fn app_connection(w: &World, tenant: &str, realm: &str) -> Connection {
     new.config.insert("realm_id".into(), json!(realm));
     new.webhooks_enabled = Some(false);
     let tenant = TenantId::parse(tenant).unwrap_or_else(|e| panic!("{e}"));
-    w.services
+    let mut made = w
+        .services
         .connections
         .create(&tenant, new)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // As the connect flow marks it (users cannot).
+    made.config.insert("app".into(), json!("deployment"));
+    w.memory.connections.seed(made.clone());
+    made
 }
 
 #[tokio::test]
@@ -566,8 +571,23 @@ async fn the_apps_one_url_routes_each_companys_events_to_every_connection_for_it
     let acme = app_connection(&w, "acme", "9130350000000001").await;
     let globex = app_connection(&w, "globex", "9130350000000001").await;
     let elsewhere = app_connection(&w, "initech", "5555").await;
-    // A connection with its own app gets its webhooks from that app, not this route.
+    // A connection with its own app gets its webhooks from that app, not this route; one
+    // whose user typed the company's realm in is not routed either.
     let own = connection(&w, "acme", Platform::QuickBooks, QBO_TOKEN).await;
+    let mut typed = crate::fixtures::new_connection(Platform::QuickBooks);
+    typed.secrets.retain(|k, _| k == "refresh_token");
+    typed
+        .config
+        .insert("realm_id".into(), json!("9130350000000001"));
+    let typed = w
+        .services
+        .connections
+        .create(
+            &TenantId::parse("mallory").unwrap_or_else(|e| panic!("{e}")),
+            typed,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let body = fixture("quickbooks-classic.body.json");
     let h = headers(&[
         ("content-type", "application/json"),
@@ -601,7 +621,9 @@ async fn the_apps_one_url_routes_each_companys_events_to_every_connection_for_it
     ];
     want.sort();
     assert_eq!(got, want);
-    assert!(!got.iter().any(|(c, _)| *c == elsewhere.id || *c == own.id));
+    assert!(!got
+        .iter()
+        .any(|(c, _)| *c == elsewhere.id || *c == own.id || *c == typed.id));
     // The same delivery again: duplicates for each connection, nothing queued.
     let again = w.intake.handle_app("quickbooks", &h, &body).await;
     assert!(

@@ -96,7 +96,6 @@ pub struct TokenKeeper {
     /// The refresh token on the connection: where a chain starts.
     seed: Secret,
     origin: String,
-    owner: String,
     settings: KeeperSettings,
     cached: Mutex<Option<Tokens>>,
 }
@@ -128,7 +127,6 @@ impl TokenKeeper {
             connection: connection.clone(),
             seed,
             origin,
-            owner: uuid::Uuid::new_v4().to_string(),
             settings,
             cached: Mutex::new(None),
         }
@@ -181,6 +179,8 @@ impl TokenKeeper {
 
     async fn current(&self, rejected: Option<&str>) -> Result<String, PlatformError> {
         let started = self.clock.now();
+        // One owner per attempt: two calls of this keeper at once are two workers too.
+        let owner = uuid::Uuid::new_v4().to_string();
         loop {
             let now = self.clock.now();
             let stored = self
@@ -210,7 +210,7 @@ impl TokenKeeper {
                 .lease(
                     self.connection.id,
                     version,
-                    &self.owner,
+                    &owner,
                     now,
                     now + self.settings.lease,
                 )
@@ -233,7 +233,7 @@ impl TokenKeeper {
             if refreshed.is_err() {
                 if let Err(e) = self
                     .vault
-                    .release(self.connection.id, version, &self.owner)
+                    .release(self.connection.id, version, &owner)
                     .await
                 {
                     tracing::warn!(connection_id = %self.connection.id, error = %e, "could not release the token refresh lease; it expires on its own");
@@ -241,7 +241,7 @@ impl TokenKeeper {
             }
             return match refreshed {
                 Ok(new) => {
-                    self.keep(version, &new).await;
+                    self.keep(version, &owner, &new).await;
                     *lock(&self.cached) = Some(new.clone());
                     Ok(new.access_token)
                 }
@@ -261,19 +261,13 @@ impl TokenKeeper {
     }
 
     /// Stores refreshed tokens, retrying a store that fails, within the lease.
-    async fn keep(&self, version: u64, tokens: &Tokens) {
+    async fn keep(&self, version: u64, owner: &str, tokens: &Tokens) {
         let mut delay = std::time::Duration::from_millis(100);
         for attempt in 1..=6 {
             let result = match self.seal(tokens).await {
                 Ok(sealed) => self
                     .vault
-                    .store(
-                        self.connection.id,
-                        version,
-                        &self.owner,
-                        &sealed,
-                        &self.origin,
-                    )
+                    .store(self.connection.id, version, owner, &sealed, &self.origin)
                     .await
                     .map_err(unavailable),
                 Err(e) => Err(e),

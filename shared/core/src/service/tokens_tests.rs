@@ -161,3 +161,13 @@ async fn a_connection_given_a_new_refresh_token_starts_a_new_chain_from_it() {
     );
     assert_eq!(w.stored_refresh_token().await, w.platform.live());
 }
+
+#[tokio::test]
+async fn two_calls_of_one_keeper_at_once_make_one_refresh() {
+    let w = world();
+    let keeper = w.keeper("seed");
+    let (x, y) = tokio::join!(keeper.access_token(), keeper.access_token());
+    assert_eq!(x.unwrap(), y.unwrap());
+    assert_eq!(w.platform.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(w.stored_refresh_token().await, w.platform.live());
+}

@@ -178,6 +178,18 @@ pub(super) fn request_id(key: &str) -> String {
     crate::crypto::sha256_hex(key.as_bytes())[..32].to_string()
 }
 
+impl QboConnector {
+    /// The `requestid` of a write with this key, now. QuickBooks answers a `requestid` it
+    /// has seen with its first answer, a refusal included, so the same id would keep a
+    /// record refused after its cause was fixed (an item made active again). The id is
+    /// therefore scoped to the hour: a retry of a lost answer (within the same call, or the
+    /// next run in the same hour) gets the first answer back; later, the look-up by natural
+    /// key (`DocNumber`, email, SKU) done before every create finds what the lost write made.
+    pub(super) fn request_id_now(&self, key: &str) -> String {
+        request_id(&format!("{key}|{}", self.clock.now().format("%Y%m%d%H")))
+    }
+}
+
 /// A value inside a query's quotes (`'` escaped as Intuit's SDKs do).
 pub(super) fn quoted(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))

@@ -112,7 +112,35 @@ pub fn is_charge_item(v: &Value) -> bool {
 
 /// Whether QuickBooks reports the entity deleted or voided.
 pub fn is_gone(v: &Value) -> bool {
-    v["status"] == "Deleted" || v["status"] == "Voided" || v["PrivateNote"] == "Voided"
+    v["status"] == "Deleted"
+        || v["status"] == "Voided"
+        || v["PrivateNote"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("Voided"))
+}
+
+/// Whether QuickBooks' `key` holds the canonical `field` (`None`: the key is always sent).
+fn key_field(key: &str) -> Option<&'static str> {
+    match key {
+        "GivenName" => Some("first_name"),
+        "FamilyName" => Some("last_name"),
+        "PrimaryEmailAddr" => Some("email"),
+        "CompanyName" | "PrimaryPhone" | "BillAddr" => Some("billing"),
+        "ShipAddr" => Some("shipping"),
+        "Name" => Some("name"),
+        "Sku" => Some("sku"),
+        "Description" => Some("description"),
+        "UnitPrice" => Some("price"),
+        "Active" => Some("status"),
+        _ => None,
+    }
+}
+
+/// Only the keys that hold one of `fields` (and those always sent): a field the source does
+/// not carry is left as QuickBooks has it.
+pub fn carried(mut map: Map<String, Value>, fields: &[&str]) -> Map<String, Value> {
+    map.retain(|key, _| key_field(key).is_none_or(|f| fields.contains(&f)));
+    map
 }
 
 fn address(
@@ -452,5 +480,23 @@ mod tests {
         assert_eq!(o.fee_lines.len(), 1);
         assert_eq!(o.total, Decimal::new(275, 1));
         assert!(o.paid_at.is_some());
+    }
+
+    #[test]
+    fn a_field_the_flow_does_not_carry_is_left_as_quickbooks_has_it() {
+        let c = Customer {
+            email: "jane@example.com".into(),
+            first_name: "Jane".into(),
+            ..Customer::default()
+        };
+        let sent = carried(
+            customer_json(&c, "Jane"),
+            &["email", "first_name", "last_name"],
+        );
+        let keys: Vec<&str> = sent.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["DisplayName", "FamilyName", "GivenName", "PrimaryEmailAddr"]
+        );
     }
 }

@@ -67,6 +67,7 @@ pub static MODULE: QuickBooks = QuickBooks;
 const SPEC: PlatformSpec = PlatformSpec {
     config_required: &["realm_id"],
     config_optional: &[
+        "app",
         "environment",
         "api_url",
         "token_url",
@@ -120,6 +121,11 @@ fn books(connection: &Connection) -> Books {
     }
 }
 
+/// Whether the connection was made by the deployment app's connect flow.
+pub fn is_app_connection(connection: &Connection) -> bool {
+    connection.config_str("app") == Some("deployment")
+}
+
 /// The company (realm) a connection is for.
 pub fn realm_id(connection: &Connection) -> Option<&str> {
     connection.config_str("realm_id")
@@ -145,6 +151,9 @@ impl PlatformModule for QuickBooks {
                 .then_some(())
                 .ok_or("sandbox or production"),
             "api_url" | "token_url" => super::rules::url(value),
+            "app" => Err(
+                "set by connecting a company through the deployment's Intuit app, never by hand",
+            ),
             "income_account" | "deposit_account" => text
                 .filter(|r| !r.is_empty() && r.len() <= 20 && r.bytes().all(|b| b.is_ascii_digit()))
                 .map(|_| ())
@@ -203,12 +212,19 @@ impl PlatformModule for QuickBooks {
     }
 
     fn route(&self, connection: &Connection) -> Option<String> {
-        // Made through the deployment's app (no app of its own): Intuit sends its company's
-        // webhooks to the app's one URL.
+        // Made through the deployment's app, by its connect flow (so the company is the one
+        // Intuit named): Intuit sends its company's webhooks to the app's one URL.
         let own_app = connection.secret_hints.contains_key("client_id");
         realm_id(connection)
-            .filter(|_| !own_app)
+            .filter(|_| !own_app && is_app_connection(connection))
             .map(|realm| format!("quickbooks#{realm}"))
+    }
+
+    fn check_change(&self, connection: &Connection, key: &str) -> Result<(), &'static str> {
+        if key == "realm_id" && is_app_connection(connection) {
+            return Err("the company of a connection made through the deployment's Intuit app changes only by connecting again");
+        }
+        Ok(())
     }
 
     fn receive_app(
@@ -259,20 +275,44 @@ impl PlatformModule for QuickBooks {
         let tokens = ctx.tokens.clone().ok_or_else(|| {
             PlatformError::Rejected("this function keeps no QuickBooks tokens".into())
         })?;
-        let app = oauth::App {
-            client_id: ctx.app_secret("client_id")?.to_string(),
-            client_secret: ctx.app_secret("client_secret")?.to_string(),
-            token_url: connection
-                .config_str("token_url")
-                .unwrap_or(oauth::TOKEN_URL)
-                .to_string(),
+        // A connection with its own Intuit app may name other hosts; one made through the
+        // deployment's app never does: its hosts are the deployment's, so the app's secret
+        // goes nowhere a tenant chose.
+        let (app, hosts) = if ctx.secrets.contains_key("client_id") {
+            (
+                oauth::App {
+                    client_id: ctx.secret("client_id")?.to_string(),
+                    client_secret: ctx.secret("client_secret")?.to_string(),
+                    token_url: connection
+                        .config_str("token_url")
+                        .unwrap_or(oauth::TOKEN_URL)
+                        .to_string(),
+                },
+                connection.config_str("api_url").map(str::to_string),
+            )
+        } else {
+            let deployment = ctx.app.ok_or_else(|| {
+                PlatformError::Rejected(
+                    "the connection has no client_id and the deployment has no Intuit app".into(),
+                )
+            })?;
+            let value = |k: &str| deployment.get(k).map(|s| s.expose().to_string());
+            (
+                oauth::App {
+                    client_id: ctx.app_secret("client_id")?.to_string(),
+                    client_secret: ctx.app_secret("client_secret")?.to_string(),
+                    token_url: value("token_url").unwrap_or_else(|| oauth::TOKEN_URL.to_string()),
+                },
+                value("api_url"),
+            )
         };
-        let api = connection.config_str("api_url").unwrap_or(
+        let api = hosts.unwrap_or_else(|| {
             match connection.config_str("environment") {
                 Some("sandbox") => "https://sandbox-quickbooks.api.intuit.com",
                 _ => "https://quickbooks.api.intuit.com",
-            },
-        );
+            }
+            .to_string()
+        });
         let endpoint = oauth::TokenEndpoint::new(
             Caller::new(ctx.http.clone(), ctx.retry.clone(), "Intuit OAuth"),
             app,
@@ -293,7 +333,7 @@ impl PlatformModule for QuickBooks {
             .get_or_insert(std::time::Duration::from_secs(60));
         Ok(Arc::new(QboConnector::new(
             Caller::new(ctx.http.clone(), policy, "QuickBooks"),
-            api,
+            &api,
             realm,
             keeper,
             books(connection),

@@ -120,7 +120,8 @@ impl TokenEndpoint {
             (Some(access_token), Some(refresh_token)) => Ok(Tokens {
                 access_token,
                 access_expires_at: Utc::now()
-                    + Duration::seconds(json["expires_in"].as_i64().unwrap_or(3600)),
+                    // Within a day, whatever the answer says (and never out of range).
+                    + Duration::seconds(json["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400)),
                 refresh_token,
             }),
             _ => Err(RefreshError::Unavailable(

@@ -22,9 +22,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-use super::connector::{
-    batch_answers, request_id, Body, Fault, OrdersAs, QboConnector, TaxRule, BATCH,
-};
+use super::connector::{batch_answers, Body, Fault, OrdersAs, QboConnector, TaxRule, BATCH};
 use super::mapping::{
     self, document_id, split_document_id, Document, FEE_ITEM, SHIPPING_ITEM, UNNAMED_ITEM,
 };
@@ -139,7 +137,11 @@ impl QboConnector {
                 }
             }
         }
-        for chunk in ops.chunks(BATCH) {
+        // Batch items are create, update or delete: voids go on their own.
+        let (voids, ops): (Vec<_>, Vec<_>) =
+            ops.into_iter().partition(|(_, op)| op.operation == "void");
+        let chunks: Vec<&[(usize, Op)]> = ops.chunks(BATCH).chain(voids.chunks(1)).collect();
+        for chunk in chunks {
             let answers = self.batch(chunk.iter().map(|(_, op)| op).collect()).await?;
             for ((i, op), answer) in chunk.iter().zip(answers) {
                 let answer = match answer {
@@ -178,7 +180,7 @@ impl QboConnector {
             .call(
                 Method::Post,
                 "batch",
-                &[("requestid", request_id(&keys.join("\n")))],
+                &[("requestid", self.request_id_now(&keys.join("\n")))],
                 Body::Json(json!({"BatchItemRequest": items})),
             )
             .await?;
@@ -206,7 +208,10 @@ impl QboConnector {
 
     /// One write on its own; `salt` makes its `requestid` differ from an earlier try's.
     async fn write_one(&self, op: &Op, salt: &str) -> Result<Result<Value, Fault>, PlatformError> {
-        let mut query = vec![("requestid", request_id(&format!("{}{salt}", op.key)))];
+        let mut query = vec![(
+            "requestid",
+            self.request_id_now(&format!("{}{salt}", op.key)),
+        )];
         if op.operation == "void" {
             query.push(("operation", "void".to_string()));
         }
@@ -273,6 +278,12 @@ impl QboConnector {
             }
         }
         if fault.is_transient() {
+            // A create QuickBooks may have committed is not sent again under another id (a
+            // second document); the record fails, and the next run's look-up by natural key
+            // finds it if it was made. An update can be: it is the same change twice.
+            if op.operation == "create" {
+                return Ok(Err(fault));
+            }
             return self.write_one(op, "|again").await;
         }
         Ok(Err(fault))
@@ -373,7 +384,7 @@ impl QboConnector {
                 _ => name,
             };
             taken.insert(lower(&name));
-            let fields = mapping::customer_json(c, &name);
+            let fields = mapping::carried(mapping::customer_json(c, &name), &w.fields);
             let op = match existing {
                 Some(e) => update("Customer", e, fields, &origin),
                 None => Op::new("Customer", "create", Value::Object(fields), &origin)
@@ -442,7 +453,8 @@ impl QboConnector {
             };
             let plan = match existing {
                 Some(e) => {
-                    let mut fields = mapping::product_json(p, &name, "");
+                    let mut fields =
+                        mapping::carried(mapping::product_json(p, &name, ""), &w.fields);
                     // The item's type and account are the bookkeeper's once it exists.
                     fields.remove("Type");
                     fields.remove("IncomeAccountRef");
@@ -550,7 +562,7 @@ impl QboConnector {
             "Line": lines,
             "BillAddr": mapping::address_json(&order.billing),
             "ShipAddr": mapping::address_json(&order.shipping),
-            "PrivateNote": format!("{} order {}", origin.platform, order.number),
+            "PrivateNote": marker(origin, order),
         });
         if let Some(placed) = order.placed_at {
             body["TxnDate"] = json!(placed.format("%Y-%m-%d").to_string());
@@ -699,8 +711,16 @@ impl QboConnector {
                 .and_then(split_document_id)
                 .and_then(|(k, id)| refs.documents.get(&(k, id.to_string())).map(|v| (k, *v)))
                 .or_else(|| {
-                    let number = self.doc_number(order.as_ref()?).ok()?;
-                    refs.by_number.get(&number).copied()
+                    // A document found by number alone is ours only if it says so: the
+                    // company may number its own invoices the same way.
+                    let o = order.as_ref()?;
+                    let number = self.doc_number(o).ok()?;
+                    let marker = marker(&w.origin, o);
+                    refs.by_number.get(&number).copied().filter(|(_, d)| {
+                        d["PrivateNote"]
+                            .as_str()
+                            .is_some_and(|n| n.contains(&marker))
+                    })
                 });
             let void = order.is_none_or(voids);
             if void {
@@ -742,6 +762,11 @@ impl QboConnector {
         }
         self.apply(plans).await
     }
+}
+
+/// What marks a document as written for this order (its `PrivateNote`).
+fn marker(origin: &Origin, order: &Order) -> String {
+    format!("{} order {}", origin.platform, order.number)
 }
 
 /// The customer an order's billing details describe.
