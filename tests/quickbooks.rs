@@ -800,3 +800,27 @@ async fn a_change_goes_once_round_woocommerce_quickbooks_supabase_and_stops() {
         .unwrap_or_default();
     assert_eq!(amount(&row["price"]), amount(&json!("77.7")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_that_is_not_quickbooks_fails_alone_and_never_reads_as_a_deletion() {
+    let (w, books) = world().await;
+    w.flow(&books, &w.project, &["orders"]).await;
+    w.work().await;
+    w.enqueue(&w.job(
+        &books,
+        "orders",
+        SyncMode::Incremental,
+        &["1301", "Invoice:x"],
+    ))
+    .await;
+    w.work().await;
+    let runs = w.runs(&format!("connection_id={books}")).await;
+    let run = runs
+        .iter()
+        .find(|r| r["trigger"] == "webhook")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(run["status"], "partial", "{run}");
+    assert_eq!(run["counts"]["failed"], 2, "{run}");
+    assert_eq!(run["counts"]["written"], 0, "{run}");
+}

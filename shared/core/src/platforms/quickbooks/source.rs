@@ -278,15 +278,17 @@ impl Source for QboConnector {
 
     async fn fetch(&self, entity: EntityType, ids: &[String]) -> Result<Vec<Item>, PlatformError> {
         let mut wanted: Vec<(&str, String, String)> = Vec::new();
+        // QuickBooks ids are numbers; an order's record id names its document kind too.
+        let numeric =
+            |t: &str| !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit());
         for id in ids {
-            match entity {
-                EntityType::Orders => {
-                    if let Some((kind, own)) = split_document_id(id) {
-                        wanted.push((kind.entity(), own.to_string(), id.clone()));
-                    }
-                }
-                EntityType::Customers => wanted.push(("Customer", id.clone(), id.clone())),
-                EntityType::Products => wanted.push(("Item", id.clone(), id.clone())),
+            let named = match entity {
+                EntityType::Orders => split_document_id(id).map(|(k, own)| (k.entity(), own)),
+                EntityType::Customers => Some(("Customer", id.as_str())),
+                EntityType::Products => Some(("Item", id.as_str())),
+            };
+            if let Some((kind, own)) = named.filter(|(_, own)| numeric(own)) {
+                wanted.push((kind, own.to_string(), id.clone()));
             }
         }
         let mut found: HashMap<String, Item> = HashMap::new();
@@ -310,9 +312,22 @@ impl Source for QboConnector {
                 found.insert(item.id().to_string(), item);
             }
         }
+        let asked: std::collections::HashSet<&str> =
+            wanted.iter().map(|(_, _, id)| id.as_str()).collect();
         Ok(ids
             .iter()
             .map(|id| {
+                if !asked.contains(id.as_str()) {
+                    // Not an id of this entity (an order's names its document kind): never
+                    // read as a deletion.
+                    return Item::Bad {
+                        id: id.clone(),
+                        error: format!(
+                            "'{}' is not a QuickBooks id of {entity}",
+                            crate::logtext::clip(id)
+                        ),
+                    };
+                }
                 found.remove(id).unwrap_or_else(|| {
                     Item::Record(Record {
                         id: id.clone(),
