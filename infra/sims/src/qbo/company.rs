@@ -106,6 +106,18 @@ fn number(d: Decimal) -> Value {
     serde_json::from_str(&d.to_string()).unwrap_or(Value::Null)
 }
 
+/// Only transactions (invoices, sales receipts) can be `done` (deleted, voided).
+fn transaction_only(entity: &str, done: &str) -> Result<(), Fault> {
+    if matches!(entity, "Invoice" | "SalesReceipt") {
+        return Ok(());
+    }
+    Err(Fault::validation(
+        "6000",
+        "A business validation error has occurred",
+        format!("{entity} cannot be {done}"),
+    ))
+}
+
 #[derive(Default)]
 pub struct Company {
     /// Entity → id → the entity as stored (deleted ones carry `status: Deleted`).
@@ -615,13 +627,7 @@ impl Company {
         body: Value,
         now: DateTime<Utc>,
     ) -> Result<Value, Fault> {
-        if !matches!(entity, "Invoice" | "SalesReceipt") {
-            return Err(Fault::validation(
-                "6000",
-                "A business validation error has occurred",
-                format!("{entity} cannot be deleted; make it inactive"),
-            ));
-        }
+        transaction_only(entity, "deleted; make it inactive")?;
         let (id, stored) = self.current(entity, &body)?;
         let mut gone = stored.clone();
         gone["status"] = json!("Deleted");
@@ -636,13 +642,7 @@ impl Company {
         body: Value,
         now: DateTime<Utc>,
     ) -> Result<Value, Fault> {
-        if !matches!(entity, "Invoice" | "SalesReceipt") {
-            return Err(Fault::validation(
-                "6000",
-                "A business validation error has occurred",
-                format!("{entity} cannot be voided"),
-            ));
-        }
+        transaction_only(entity, "voided")?;
         let (id, mut stored) = self.current(entity, &body)?;
         if let Some(lines) = stored["Line"].as_array_mut() {
             for line in lines {

@@ -384,6 +384,22 @@ impl QboConnector {
         Ok(out)
     }
 
+    /// The entities found by the lookups, all in one list.
+    pub(super) async fn found(
+        &self,
+        statements: Vec<(String, String)>,
+    ) -> Result<Vec<Value>, PlatformError> {
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .queries(&statements)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
     /// The entities of `entity` whose `field` is one of `values` (inactive ones too), keyed
     /// by the field's value as `key` reads it.
     pub(super) fn lookups(entity: &str, field: &str, values: &[String]) -> Vec<(String, String)> {

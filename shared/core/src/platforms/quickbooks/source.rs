@@ -63,15 +63,10 @@ impl QboConnector {
                     .map(str::to_string)
             })
             .collect();
-        let statements = Self::lookups("Item", "Id", &ids);
-        if statements.is_empty() {
-            return Ok(HashMap::new());
-        }
         Ok(self
-            .queries(&statements)
+            .found(Self::lookups("Item", "Id", &ids))
             .await?
             .into_iter()
-            .flatten()
             .map(|v| {
                 let id = v["Id"].as_str().unwrap_or_default().to_string();
                 let sku = v["Sku"]
@@ -298,16 +293,7 @@ impl Source for QboConnector {
                 .filter(|(k, _, _)| k == kind)
                 .map(|(_, id, _)| id.clone())
                 .collect();
-            let statements = Self::lookups(kind, "Id", &own);
-            if statements.is_empty() {
-                continue;
-            }
-            let values: Vec<Value> = self
-                .queries(&statements)
-                .await?
-                .into_iter()
-                .flatten()
-                .collect();
+            let values = self.found(Self::lookups(kind, "Id", &own)).await?;
             for item in self.records(kind, &values).await? {
                 found.insert(item.id().to_string(), item);
             }

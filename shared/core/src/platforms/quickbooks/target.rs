@@ -289,19 +289,6 @@ impl QboConnector {
         Ok(Err(fault))
     }
 
-    /// The entities found by the lookups, all in one list.
-    async fn found(&self, statements: Vec<(String, String)>) -> Result<Vec<Value>, PlatformError> {
-        if statements.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(self
-            .queries(&statements)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect())
-    }
-
     async fn write_customers(&self, writes: &[Write]) -> Result<Vec<WriteOutcome>, PlatformError> {
         let linked: Vec<String> = writes.iter().filter_map(|w| w.target_id.clone()).collect();
         let customers: Vec<Option<&Customer>> = writes
@@ -608,6 +595,11 @@ impl QboConnector {
                 _ => None,
             })
             .collect();
+        let numbers: Vec<String> = orders
+            .iter()
+            .flatten()
+            .filter_map(|o| self.doc_number(o).ok())
+            .collect();
         let mut statements = Vec::new();
         for kind in [Document::SalesReceipt, Document::Invoice] {
             let linked: Vec<String> = writes
@@ -617,11 +609,6 @@ impl QboConnector {
                 .map(|(_, id)| id.to_string())
                 .collect();
             statements.extend(Self::lookups(kind.entity(), "Id", &linked));
-            let numbers: Vec<String> = orders
-                .iter()
-                .flatten()
-                .filter_map(|o| self.doc_number(o).ok())
-                .collect();
             statements.extend(Self::lookups(kind.entity(), "DocNumber", &numbers));
         }
         let live: Vec<&Order> = orders
