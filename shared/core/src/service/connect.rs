@@ -347,6 +347,7 @@ impl QuickBooksConnect {
                     self.store.as_ref(),
                     self.sealer.as_ref(),
                     &tenant,
+                    crate::domain::ConnectionId::new_random(),
                     new,
                     trusted,
                     now,

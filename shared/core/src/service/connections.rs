@@ -66,15 +66,35 @@ impl ConnectionService {
         tenant: &TenantId,
         new: NewConnection,
     ) -> Result<Connection, ServiceError> {
+        self.create_with_id(tenant, ConnectionId::new_random(), new)
+            .await
+    }
+
+    /// Creates a connection under an id already known outside: one whose webhook URLs and
+    /// signed deliveries carry it (the samples in `events/`). Checked as [`Self::create`]
+    /// checks; refused with a conflict if the id is taken.
+    pub async fn create_with_id(
+        &self,
+        tenant: &TenantId,
+        id: ConnectionId,
+        new: NewConnection,
+    ) -> Result<Connection, ServiceError> {
         create_connection(
             self.store.as_ref(),
             self.sealer.as_ref(),
             tenant,
+            id,
             new,
             Map::new(),
             self.now(),
         )
         .await
+        .map_err(|e| match e {
+            ServiceError::Conflict(_) => {
+                ServiceError::Conflict(format!("a connection with the id {id} already exists"))
+            }
+            other => other,
+        })
     }
 
     /// The tenant's connection; another tenant's is simply not found.
@@ -220,6 +240,7 @@ pub(crate) async fn create_connection(
     store: &dyn ConnectionStore,
     sealer: &dyn SecretSealer,
     tenant: &TenantId,
+    id: ConnectionId,
     mut new: NewConnection,
     trusted: Map<String, Value>,
     now: DateTime<Utc>,
@@ -231,7 +252,6 @@ pub(crate) async fn create_connection(
     let has_webhook_secret = new.secrets.contains_key(new.platform.spec().webhook_secret);
     let webhooks_enabled = new.webhooks_enabled.unwrap_or(has_webhook_secret);
     check_webhooks(new.platform, webhooks_enabled, has_webhook_secret)?;
-    let id = ConnectionId::new_random();
     let connection = Connection {
         id,
         tenant_id: tenant.clone(),

@@ -138,6 +138,39 @@ async fn sealed_secrets_moved_to_another_connection_do_not_open() {
 }
 
 #[tokio::test]
+async fn a_connection_created_under_a_known_id_opens_its_secrets_and_the_id_cannot_be_taken_twice()
+{
+    let w = world();
+    let id = ConnectionId::new_random();
+    let c = w
+        .connections
+        .create_with_id(&w.tenant, id, woo())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.id, id);
+    let open = w
+        .connections
+        .open_secrets(&c)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        open.get("webhook_secret").map(|s| s.expose()),
+        Some("whsec-0123456789abcdefWXYZ")
+    );
+    let again = w.connections.create_with_id(&w.tenant, id, woo()).await;
+    assert!(matches!(again, Err(ServiceError::Conflict(_))), "{again:?}");
+    let mut bad = woo();
+    bad.config.remove("base_url");
+    let other = ConnectionId::new_random();
+    assert!(w
+        .connections
+        .create_with_id(&w.tenant, other, bad)
+        .await
+        .is_err());
+    assert!(w.store.get(other).await.ok().flatten().is_none());
+}
+
+#[tokio::test]
 async fn config_and_secrets_are_checked_against_the_platform() {
     let w = world();
     type Change = Box<dyn Fn(&mut NewConnection)>;
