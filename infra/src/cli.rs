@@ -45,6 +45,14 @@ enum Command {
         /// Do not start the demo (store simulator, PostgreSQL behind PostgREST, demo tenant).
         #[arg(long)]
         no_demo: bool,
+        /// Address moto and the simulators listen on (default: loopback). Docker's bridge
+        /// address lets functions that `sam local` runs in containers reach them.
+        #[arg(long, env = "SYNC_LOCAL_HOST")]
+        host: Option<std::net::IpAddr>,
+        /// Also serve `sam local`: create the connections the `events/` samples name and
+        /// write SAM's `--env-vars` file (every function pointed at this stack) here.
+        #[arg(long)]
+        sam_env_file: Option<std::path::PathBuf>,
     },
     /// Start only the simulated platforms (store; PostgreSQL behind PostgREST; QuickBooks'
     /// OAuth service), print where
@@ -244,7 +252,15 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
             tick_seconds,
             coalesce_seconds,
             no_demo,
+            host,
+            sam_env_file,
         } => {
+            if let Some(host) = host {
+                if let Err(e) = platform_sims::server::set_listen_host(host) {
+                    let _ = writeln!(err, "error: {e:#}");
+                    return 1;
+                }
+            }
             local(
                 LocalOptions {
                     listen,
@@ -256,6 +272,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
                     function_env: Vec::new(),
                     demo: !no_demo,
                 },
+                sam_env_file.as_deref(),
                 out,
             )
             .await
@@ -345,7 +362,11 @@ fn dev_token(
     Ok(0)
 }
 
-async fn local(options: LocalOptions, out: &mut dyn Write) -> Result<i32> {
+async fn local(
+    options: LocalOptions,
+    sam_env_file: Option<&std::path::Path>,
+    out: &mut dyn Write,
+) -> Result<i32> {
     // Listen before starting anything: a stop during start-up (initdb, moto, the demo)
     // stops it there.
     let stop = stop_signal()?;
@@ -354,7 +375,17 @@ async fn local(options: LocalOptions, out: &mut dyn Write) -> Result<i32> {
         started = LocalStack::start(&options) => started?,
         () = &mut stop => return Ok(0),
     };
+    if let Some(path) = sam_env_file {
+        crate::sam::prepare(&stack, path).await?;
+    }
     write!(out, "{}", banner(&stack, &options))?;
+    if let Some(path) = sam_env_file {
+        writeln!(
+            out,
+            "SAM env-vars: {} (sam local invoke|start-api --config-env local; README, \"Run a function the way Lambda does\")",
+            path.display()
+        )?;
+    }
     out.flush()?;
     stop.await;
     drop(stack);

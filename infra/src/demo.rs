@@ -72,7 +72,12 @@ pub async fn connect_quickbooks(api_url: &str, jwt: &str) -> Result<String> {
 /// The running demo platforms; stopped when dropped.
 pub struct Demo {
     pub store_url: String,
+    /// The store's REST API keys.
+    pub consumer_key: String,
+    pub consumer_secret: String,
     pub project_url: String,
+    /// The project's service key.
+    pub service_key: String,
     pub quickbooks_url: String,
     /// A `psql` command line for the project's database.
     pub psql: String,
@@ -212,6 +217,7 @@ impl Demo {
             tasks,
             pg,
             quickbooks_url,
+            service_key,
             ..
         } = platforms;
 
@@ -371,7 +377,10 @@ impl Demo {
         Ok(Self {
             quickbooks_url,
             store_url,
+            consumer_key: key,
+            consumer_secret: secret,
             project_url,
+            service_key,
             psql,
             database_url,
             store,

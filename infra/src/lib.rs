@@ -11,6 +11,8 @@
 //!   and the worker's own handlers (moto runs no Lambda).
 //! - [`demo`]: the demo platforms (simulated store, PostgreSQL behind PostgREST) and tenant.
 //! - [`local`]: all of the above together.
+//! - [`sam`]: what `sam local` needs from a running local stack (the samples' connections,
+//!   the `--env-vars` file).
 //! - [`cli`]: the `syncctl` command line.
 pub mod cli;
 pub mod demo;
@@ -21,4 +23,5 @@ pub mod jwt;
 pub mod local;
 pub mod moto;
 pub mod provision;
+pub mod sam;
 pub mod tasks;

@@ -74,6 +74,9 @@ pub struct LocalStack {
     pub provisioned: crate::provision::Provisioned,
     /// The demo platforms, when asked for.
     pub demo: Option<crate::demo::Demo>,
+    /// The functions' settings beyond their resources (`LocalOptions::function_env`, then
+    /// the demo's QuickBooks app), as the stack's own functions got them.
+    pub function_env: Vec<(String, String)>,
     functions: Arc<QueueFunctions>,
     _tasks: crate::tasks::Tasks,
     _moto: Option<MotoServer>,
@@ -123,11 +126,15 @@ impl LocalStack {
                 settings.public_base_url.as_deref().unwrap_or(&api_url)
             ));
         }
+        let mut function_env = options.function_env.clone();
+        for (name, value) in demo_env {
+            if !function_env.iter().any(|(k, _)| *k == name) {
+                function_env.push((name, value));
+            }
+        }
         let env = |name: &str| {
-            options
-                .function_env
+            function_env
                 .iter()
-                .chain(demo_env.iter())
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
                 .or_else(|| std::env::var(name).ok())
@@ -257,6 +264,7 @@ impl LocalStack {
         };
         Ok(Self {
             demo,
+            function_env,
             api_url,
             aws_endpoint,
             queue_arn: resources.sync_queue_arn.clone(),

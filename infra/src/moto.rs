@@ -1,4 +1,5 @@
-//! Starting `moto_server` (emulated AWS) on a loopback port.
+//! Starting `moto_server` (emulated AWS) on a local port (loopback, or the address
+//! `platform_sims::server::set_listen_host` set).
 //!
 //! moto runs under a small shell guard that kills it as soon as our end of its stdin pipe
 //! closes, so it goes away with us however we exit (even on SIGKILL): no orphaned servers
@@ -13,6 +14,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use platform_sims::server::listen_host;
 
 /// A running moto server; stopped when dropped.
 pub struct MotoServer {
@@ -33,8 +36,9 @@ impl MotoServer {
             };
             let child = Command::new("sh")
                 .arg("-c")
-                .arg(r#"port=$1; shift; "$@" -H 127.0.0.1 -p "$port" >/dev/null 2>&1 & pid=$!; read _; kill $pid; wait $pid"#)
+                .arg(r#"host=$1; port=$2; shift 2; "$@" -H "$host" -p "$port" >/dev/null 2>&1 & pid=$!; read _; kill $pid; wait $pid"#)
                 .arg("sh")
+                .arg(listen_host().to_string())
                 .arg(port.to_string())
                 .args(&command)
                 .stdin(Stdio::piped())
@@ -60,11 +64,11 @@ impl MotoServer {
 
     /// The endpoint URL to hand the AWS SDK.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}", SocketAddr::from((listen_host(), self.port)))
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let addr = SocketAddr::from((listen_host(), self.port));
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -112,8 +116,8 @@ fn moto_command() -> Vec<PathBuf> {
     vec![python, root.join("moto_serial.py")]
 }
 
-/// A loopback port nobody is listening on right now.
+/// A port nobody is listening on right now (on the local servers' address).
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).context("finding a free port")?;
+    let listener = TcpListener::bind((listen_host(), 0)).context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }

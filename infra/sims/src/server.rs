@@ -1,4 +1,4 @@
-//! HTTP plumbing shared by the simulators: a loopback server over a handler, helpers for
+//! HTTP plumbing shared by the simulators: a local server over a handler, helpers for
 //! reading requests and writing JSON answers, and fault injection.
 //!
 //! Faults are set with `POST /__admin/faults` and apply to the next `count` requests (or to
@@ -19,10 +19,35 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
+
+static LISTEN_HOST: OnceLock<IpAddr> = OnceLock::new();
+
+/// Makes this process's local servers (the simulators, and the local stack's moto) listen on
+/// `host` instead of loopback, e.g. Docker's bridge address so that functions `sam local`
+/// runs in containers can reach them. Set once, before any server starts; a later call
+/// with another address is refused.
+pub fn set_listen_host(host: IpAddr) -> Result<()> {
+    let set = *LISTEN_HOST.get_or_init(|| host);
+    anyhow::ensure!(
+        set == host,
+        "local servers already listen on {set}, not {host}"
+    );
+    Ok(())
+}
+
+/// Where this process's local servers listen (loopback unless [`set_listen_host`] said
+/// otherwise).
+pub fn listen_host() -> IpAddr {
+    LISTEN_HOST
+        .get()
+        .copied()
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
 
 /// A request as the simulators see it: method, path, decoded query pairs (in order), lower-
 /// case headers, the raw body.
@@ -331,13 +356,13 @@ async fn answer(handler: Arc<dyn Handler>, req: Request<Incoming>) -> Result<Res
     Ok(response)
 }
 
-/// Binds a loopback port (`0` for a free one) and serves `handler` on it; returns the base
-/// URL and the serving task.
+/// Binds a port (`0` for a free one) on [`listen_host`] and serves `handler` on it; returns
+/// the base URL and the serving task.
 pub async fn start(
     port: u16,
     handler: Arc<dyn Handler>,
 ) -> Result<(String, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = TcpListener::bind((listen_host(), port)).await?;
     let url = format!("http://{}", listener.local_addr()?);
     Ok((url, tokio::spawn(serve(listener, handler))))
 }
