@@ -32,18 +32,27 @@ pub const SCHEDULED_CONNECTION: &str = "8d2f5b7a-1c3e-4f60-9a8b-2e4d6f8a0b1c";
 pub const WEBHOOKS_CONNECTION: &str = "3f6c2a1e-9b7d-4c55-8e21-0a4b6d9c7f10";
 
 /// Seeds the samples' connections, writes SAM's `--env-vars` file to `path` and the same
-/// variables as `KEY=VALUE` lines beside it, with the extension `.env` (for
-/// `cargo lambda watch --env-file`).
+/// variables as `KEY=VALUE` lines beside it, with the extension `.env`, with a region and
+/// credentials (for `cargo lambda watch --env-file`).
 pub async fn prepare(stack: &LocalStack, path: &Path) -> Result<()> {
     seed_samples(stack).await?;
     let vars = env_vars(stack);
     let text = serde_json::to_string_pretty(&vars)?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    // `cargo lambda watch` runs the binaries on this machine, without the region and
+    // credentials SAM and Lambda give them (moto takes any).
+    let local_aws = [
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
     let dotenv: String = vars["Parameters"]
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(k, v)| format!("{k}={}\n", v.as_str().unwrap_or_default()))
+        .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
+        .chain(local_aws)
+        .map(|(k, v)| format!("{k}={v}\n"))
         .collect();
     let path = path.with_extension("env");
     std::fs::write(&path, dotenv).with_context(|| format!("writing {}", path.display()))

@@ -65,4 +65,43 @@ mod tests {
         // The malformed message is dropped (it would fail forever), not retried.
         assert_eq!(failed, ["m0"]);
     }
+
+    fn sample_batch() -> LambdaEvent<SqsEvent> {
+        let text = sync_core::fixtures::event_file("webhook-coalescer-events.json")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let event: SqsEvent = serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{e}"));
+        LambdaEvent::new(event, lambda_runtime::Context::default())
+    }
+
+    #[tokio::test]
+    async fn the_sample_batch_becomes_one_job_with_both_orders_and_nothing_to_retry() {
+        let queue = Arc::new(MemoryQueue::default());
+        let coalescer = Coalescer::new(queue.clone(), Arc::new(MemoryEventStore::default()));
+        let response = handle(&coalescer, sample_batch()).await.unwrap_or_default();
+        assert!(response.batch_item_failures.is_empty());
+        let jobs = queue.jobs();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!(jobs[0].ids, ["1042", "1043"]);
+        assert_eq!(jobs[0].tenant_id.as_str(), "acme");
+    }
+
+    #[tokio::test]
+    async fn when_the_sync_queue_refuses_the_sample_batch_its_two_events_are_handed_back() {
+        let queue = Arc::new(MemoryQueue::default());
+        queue.set_failing(true);
+        let coalescer = Coalescer::new(queue, Arc::new(MemoryEventStore::default()));
+        let response = handle(&coalescer, sample_batch()).await.unwrap_or_default();
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                "7c3e2d1a-0001-4b5c-8d9e-000000000001",
+                "7c3e2d1a-0002-4b5c-8d9e-000000000002"
+            ]
+        );
+    }
 }
