@@ -86,25 +86,32 @@ build_image() {
     echo "sam-local: $image is up to date" >&2
     return
   fi
+  local previous
+  previous="$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
   local rootfs
   rootfs="$(mktemp -d)"
-  trap 'rm -rf "$rootfs"' RETURN
-  mkdir -p "$rootfs"/{tmp,var/task,var/runtime,var/rapid,opt,etc}
-  chmod 1777 "$rootfs/tmp"
-  while IFS=: read -r src dest; do
-    mkdir -p "$rootfs$(dirname "$dest")"
-    cp -L "$src" "$rootfs$dest"
-  done <<<"$files"
-  chmod 0755 "$rootfs/var/rapid/aws-lambda-rie"
-  # Lambda's own image runs functions as an unprivileged user; SAM runs them as root.
-  printf 'root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin\n' >"$rootfs/etc/passwd"
-  printf 'hosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
-  tar -C "$rootfs" -c . | docker import \
-    --change 'ENTRYPOINT ["/var/rapid/aws-lambda-rie"]' \
-    --change 'WORKDIR /var/task' \
-    --change 'ENV LAMBDA_TASK_ROOT=/var/task LAMBDA_RUNTIME_DIR=/var/runtime TZ=:/etc/localtime PATH=/var/task:/usr/local/bin:/usr/bin:/bin:/opt/bin' \
-    --change "LABEL sync-service.stand-in=$digest" \
-    - "$image" >/dev/null
+  # In a subshell, so the root filesystem goes whatever happens.
+  (
+    trap 'rm -rf "$rootfs"' EXIT
+    mkdir -p "$rootfs"/{tmp,var/task,var/runtime,var/rapid,opt,etc}
+    chmod 1777 "$rootfs/tmp"
+    while IFS=: read -r src dest; do
+      mkdir -p "$rootfs$(dirname "$dest")"
+      cp -L "$src" "$rootfs$dest"
+    done <<<"$files"
+    chmod 0755 "$rootfs/var/rapid/aws-lambda-rie"
+    # Lambda's own image runs functions as an unprivileged user; SAM runs them as root.
+    printf 'root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin\n' >"$rootfs/etc/passwd"
+    printf 'hosts: files dns\n' >"$rootfs/etc/nsswitch.conf"
+    tar -C "$rootfs" -c . | docker import \
+      --change 'ENTRYPOINT ["/var/rapid/aws-lambda-rie"]' \
+      --change 'WORKDIR /var/task' \
+      --change 'ENV LAMBDA_TASK_ROOT=/var/task LAMBDA_RUNTIME_DIR=/var/runtime TZ=:/etc/localtime PATH=/var/task:/usr/local/bin:/usr/bin:/bin:/opt/bin' \
+      --change "LABEL sync-service.stand-in=$digest" \
+      - "$image" >/dev/null
+  )
+  # The image this one replaces, no longer tagged.
+  [ -z "$previous" ] || docker rmi "$previous" >/dev/null 2>&1 || true
   echo "sam-local: built $image from local files" >&2
 }
 
