@@ -11,16 +11,22 @@
 #                                --env-vars file to .aws-sam/env-vars.json (and the same as
 #                                KEY=VALUE lines to .aws-sam/env-vars.env)
 #   infra/sam-local.sh address   print the host address containers reach the stack at
+#   infra/sam-local.sh check     exit 0 if this machine can run the SAM path (a Docker engine on
+#                                Linux whose bridge address is this host's), else say why
 #
 # SAM runs each function in the image public.ecr.aws/lambda/provided:al2023-rapid-<arch>,
 # which it normally builds from the provided.al2023 image it pulls. With that tag already
 # present and --skip-pull-image (set in samconfig.toml's `local` environment) it neither pulls
 # nor builds, so this script makes one from local files: the host's C library (the functions'
 # only dynamic dependencies), CA certificates, and the Lambda runtime interface emulator that
-# ships inside the SAM CLI package. The functions are built for this machine's architecture.
+# ships inside the SAM CLI package. It replaces that tag for every project on this machine
+# (a real AWS image under it is left alone: only a previous stand-in is removed). The
+# functions are built for this machine's architecture.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# ldconfig and ip live in sbin, which a user's PATH may lack.
+PATH="$PATH:/usr/sbin:/sbin"
 
 case "$(uname -m)" in
   x86_64 | amd64) arch=x86_64 ;;
@@ -39,6 +45,17 @@ bridge_address() {
   fi
   [ -n "$address" ] || { echo "sam-local: cannot find Docker's bridge address (is the engine running?)" >&2; exit 1; }
   echo "$address"
+}
+
+# Whether this machine can run the SAM path; prints why not.
+check() {
+  [ "$(uname -s)" = Linux ] || { echo "not Linux (the image is made of this host's C library)"; return 1; }
+  command -v docker >/dev/null || { echo "docker is not installed"; return 1; }
+  docker info >/dev/null 2>&1 || { echo "no Docker engine answers ('docker info' failed)"; return 1; }
+  local address
+  address="$(bridge_address 2>/dev/null)" || { echo "Docker has no default bridge network"; return 1; }
+  ip -4 -o addr show 2>/dev/null | grep -q "inet $address/" \
+    || { echo "Docker's bridge address $address is not this host's (rootless Docker or a VM)"; return 1; }
 }
 
 # The files the image is made of, as "source:destination in the image" lines.
@@ -110,15 +127,18 @@ build_image() {
       --change "LABEL sync-service.stand-in=$digest" \
       - "$image" >/dev/null
   )
-  # The image this one replaces, no longer tagged.
-  [ -z "$previous" ] || docker rmi "$previous" >/dev/null 2>&1 || true
+  # The stand-in this one replaces, no longer tagged (never an image of AWS's).
+  if [ -n "$previous" ] && [ -n "$(docker image inspect --format '{{index .Config.Labels "sync-service.stand-in"}}' "$previous" 2>/dev/null || true)" ]; then
+    docker rmi "$previous" >/dev/null 2>&1 || true
+  fi
   echo "sam-local: built $image from local files" >&2
 }
 
 sam_build() {
   build_image
   # SAM runs `cargo lambda` from the PATH.
-  PATH="$root/.venv/bin:$PATH" .venv/bin/sam build --config-env local
+  PATH="$root/.venv/bin:$PATH" .venv/bin/sam build --config-env local \
+    --parameter-overrides "Architecture=$arch"
 }
 
 stack() {
@@ -139,7 +159,8 @@ case "${1:-all}" in
   image) build_image ;;
   build) sam_build ;;
   address) bridge_address ;;
+  check) check ;;
   stack) shift; stack "$@" ;;
   all) shift || true; sam_build; stack "$@" ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,15p' "$0" >&2; exit 2 ;;
 esac

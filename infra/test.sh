@@ -33,10 +33,10 @@ py_passed="$(grep -oE '[0-9]+ passed' "$pylog" | tail -1 | grep -oE '[0-9]+' || 
 py_failed="$(grep -oE '[0-9]+ failed' "$pylog" | tail -1 | grep -oE '[0-9]+' || echo 0)"
 
 step "sam local: each function's bootstrap in Lambda's container, invoked with its events/ samples"
-# Needs a Docker engine (no registry: infra/sam-local.sh builds the Lambda image from local
-# files). Skipped, saying so, where none answers.
+# Needs a Docker engine on Linux (no registry: infra/sam-local.sh builds the Lambda image
+# from local files). Skipped, saying why, where there is none.
 sam_passed=0 sam_failed=0 sam_note="ran"
-if docker info >/dev/null 2>&1; then
+if sam_why="$(bash infra/sam-local.sh check)"; then
   bash infra/sam-local.sh build
   samlog="$(mktemp)"
   trap 'rm -f "$log" "$pylog" "$samlog"' EXIT
@@ -47,7 +47,7 @@ if docker info >/dev/null 2>&1; then
   echo "invoke times through sam local start-lambda (first = a new container):"
   cat "$root/target/sam-invoke-times.md"
 else
-  sam_note="SKIPPED: no Docker engine answers ('docker info' failed)"
+  sam_note="SKIPPED: $sam_why"
   echo "sam local: $sam_note"
 fi
 

@@ -256,6 +256,15 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
             sam_env_file,
         } => {
             if let Some(host) = host {
+                // Every URL the stack hands out carries this address: it must be one that
+                // clients can reach (and "everywhere" would also expose moto's keys).
+                if host.is_unspecified() {
+                    let _ = writeln!(
+                        err,
+                        "error: --host {host} is not an address clients can reach; give one of this host's addresses (e.g. Docker's bridge, 172.17.0.1)"
+                    );
+                    return 2;
+                }
                 if let Err(e) = platform_sims::server::set_listen_host(host) {
                     let _ = writeln!(err, "error: {e:#}");
                     return 1;

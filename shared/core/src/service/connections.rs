@@ -71,8 +71,10 @@ impl ConnectionService {
     }
 
     /// Creates a connection under an id already known outside: one whose webhook URLs and
-    /// signed deliveries carry it (the samples in `events/`). Checked as [`Self::create`]
-    /// checks; refused with a conflict if the id is taken.
+    /// signed deliveries carry it (the samples in `events/`, seeded by the local stack).
+    /// Checked as [`Self::create`] checks; refused with a conflict if the id is taken. For
+    /// operators' tools, never for a request's id: the conflict would tell a caller that an
+    /// id exists in another tenant.
     pub async fn create_with_id(
         &self,
         tenant: &TenantId,
