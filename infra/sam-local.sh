@@ -88,6 +88,11 @@ image_files() {
   done
 }
 
+# The digest label of a stand-in image (empty for any other image, or none).
+stand_in_digest() {
+  docker image inspect --format '{{index .Config.Labels "sync-service.stand-in"}}' "$1" 2>/dev/null || true
+}
+
 build_image() {
   command -v docker >/dev/null || { echo "sam-local: docker is not installed" >&2; exit 1; }
   docker info >/dev/null 2>&1 || { echo "sam-local: no Docker engine answers (docker info failed)" >&2; exit 1; }
@@ -99,7 +104,7 @@ build_image() {
     while IFS=: read -r src dest; do echo "$dest $(sha256sum <"$src")"; done <<<"$files"
     declare -f build_image
   } | sha256sum | cut -c1-16)"
-  if [ "$(docker image inspect --format '{{index .Config.Labels "sync-service.stand-in"}}' "$image" 2>/dev/null || true)" = "$digest" ]; then
+  if [ "$(stand_in_digest "$image")" = "$digest" ]; then
     echo "sam-local: $image is up to date" >&2
     return
   fi
@@ -128,7 +133,7 @@ build_image() {
       - "$image" >/dev/null
   )
   # The stand-in this one replaces, no longer tagged (never an image of AWS's).
-  if [ -n "$previous" ] && [ -n "$(docker image inspect --format '{{index .Config.Labels "sync-service.stand-in"}}' "$previous" 2>/dev/null || true)" ]; then
+  if [ -n "$previous" ] && [ -n "$(stand_in_digest "$previous")" ]; then
     docker rmi "$previous" >/dev/null 2>&1 || true
   fi
   echo "sam-local: built $image from local files" >&2

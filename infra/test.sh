@@ -7,6 +7,9 @@ cd "$root"
 start=$(date +%s)
 step() { printf '\n==> %s\n' "$*"; }
 
+# pytest's count of passed or failed tests in a log (0 when it names none).
+pytest_count() { grep -oE "[0-9]+ $1" "$2" | tail -1 | grep -oE '[0-9]+' || echo 0; }
+
 step "setup"
 bash infra/setup.sh
 export SAM_CLI_TELEMETRY=0
@@ -29,8 +32,8 @@ step "simulators against the platforms' own Python clients (woocommerce, postgre
 pylog="$(mktemp)"
 trap 'rm -f "$log" "$pylog"' EXIT
 SYNCCTL="$root/target/debug/syncctl" .venv/bin/python -m pytest -q -p no:cacheprovider infra/sims/tests 2>&1 | tee "$pylog"
-py_passed="$(grep -oE '[0-9]+ passed' "$pylog" | tail -1 | grep -oE '[0-9]+' || echo 0)"
-py_failed="$(grep -oE '[0-9]+ failed' "$pylog" | tail -1 | grep -oE '[0-9]+' || echo 0)"
+py_passed="$(pytest_count passed "$pylog")"
+py_failed="$(pytest_count failed "$pylog")"
 
 step "sam local: each function's bootstrap in Lambda's container, invoked with its events/ samples"
 # Needs a Docker engine on Linux (no registry: infra/sam-local.sh builds the Lambda image
@@ -42,8 +45,8 @@ if sam_why="$(bash infra/sam-local.sh check)"; then
   trap 'rm -f "$log" "$pylog" "$samlog"' EXIT
   SAM_TIMES_FILE="$root/target/sam-invoke-times.md" SYNCCTL="$root/target/debug/syncctl" \
     .venv/bin/python -m pytest -q -p no:cacheprovider infra/tests/test_sam_local.py 2>&1 | tee "$samlog"
-  sam_passed="$(grep -oE '[0-9]+ passed' "$samlog" | tail -1 | grep -oE '[0-9]+' || echo 0)"
-  sam_failed="$(grep -oE '[0-9]+ failed' "$samlog" | tail -1 | grep -oE '[0-9]+' || echo 0)"
+  sam_passed="$(pytest_count passed "$samlog")"
+  sam_failed="$(pytest_count failed "$samlog")"
   echo "invoke times through sam local start-lambda (first = a new container):"
   cat "$root/target/sam-invoke-times.md"
 else

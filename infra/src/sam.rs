@@ -108,23 +108,24 @@ async fn seed_samples(stack: &LocalStack) -> Result<()> {
     };
 
     let acme = fixtures::tenant();
-    let mut store = sample(Platform::WooCommerce)?;
-    store
-        .1
-        .config
-        .insert("base_url".into(), json!(demo.store_url));
-    put_secret(&mut store.1, "consumer_key", &demo.consumer_key);
-    put_secret(&mut store.1, "consumer_secret", &demo.consumer_secret);
-    let store = create(acme.clone(), store.0, store.1).await?;
-    let mut project = sample(Platform::Supabase)?;
+    let store = create(
+        acme.clone(),
+        sample_id(Platform::WooCommerce)?,
+        on_demo_store(demo),
+    )
+    .await?;
+    let mut project = fixtures::new_connection(Platform::Supabase);
     project
-        .1
         .config
         .insert("project_url".into(), json!(demo.project_url));
-    put_secret(&mut project.1, "service_key", &demo.service_key);
-    let project = create(acme.clone(), project.0, project.1).await?;
-    let books = sample(Platform::QuickBooks)?;
-    create(acme.clone(), books.0, books.1).await?;
+    put_secret(&mut project, "service_key", &demo.service_key);
+    let project = create(acme.clone(), sample_id(Platform::Supabase)?, project).await?;
+    create(
+        acme.clone(),
+        sample_id(Platform::QuickBooks)?,
+        fixtures::new_connection(Platform::QuickBooks),
+    )
+    .await?;
     services
         .flows
         .create(
@@ -145,26 +146,32 @@ async fn seed_samples(stack: &LocalStack) -> Result<()> {
         (SCHEDULED_CONNECTION, "Scheduled store"),
         (WEBHOOKS_CONNECTION, "Store with webhooks"),
     ] {
-        let (_, mut new) = sample(Platform::WooCommerce)?;
+        let mut new = on_demo_store(demo);
         new.display_name = name.into();
-        new.config.insert("base_url".into(), json!(demo.store_url));
-        put_secret(&mut new, "consumer_key", &demo.consumer_key);
-        put_secret(&mut new, "consumer_secret", &demo.consumer_secret);
         let id = id.parse::<ConnectionId>().map_err(anyhow::Error::msg)?;
         create(api_tenant.clone(), id, new).await?;
     }
     Ok(())
 }
 
-/// `platform`'s sample connection (from its module) and the id the samples address it by.
-fn sample(platform: Platform) -> Result<(ConnectionId, NewConnection)> {
-    let id = platform
+/// The id the samples address `platform`'s sample connection by.
+fn sample_id(platform: Platform) -> Result<ConnectionId> {
+    platform
         .module()
         .sample()
         .connection_id
         .parse::<ConnectionId>()
-        .map_err(anyhow::Error::msg)?;
-    Ok((id, fixtures::new_connection(platform)))
+        .map_err(anyhow::Error::msg)
+}
+
+/// The sample WooCommerce connection, on the demo store (its URL and REST API keys; the
+/// sample's webhook secret, which the signed samples need).
+fn on_demo_store(demo: &crate::demo::Demo) -> NewConnection {
+    let mut new = fixtures::new_connection(Platform::WooCommerce);
+    new.config.insert("base_url".into(), json!(demo.store_url));
+    put_secret(&mut new, "consumer_key", &demo.consumer_key);
+    put_secret(&mut new, "consumer_secret", &demo.consumer_secret);
+    new
 }
 
 fn put_secret(new: &mut NewConnection, name: &str, value: &str) {
