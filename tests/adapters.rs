@@ -404,3 +404,84 @@ async fn concurrent_updates_of_one_schedule_never_both_apply() {
         Some(stored.schedule_expression().as_str())
     );
 }
+
+/// Every run id of `filter`'s list, following `next` to the end with pages of `limit`, and
+/// saving a new run after each page (newer than every run listed so far).
+async fn follow_run_pages(
+    runs: &sync_aws::DynamoRuns,
+    tenant: &TenantId,
+    filter: &sync_core::domain::RunFilter,
+    limit: usize,
+    connection: ConnectionId,
+) -> (Vec<String>, usize) {
+    use sync_core::ports::{RunHistory, RunLog};
+    let (mut seen, mut pages, mut next) = (Vec::new(), 0, None::<String>);
+    loop {
+        let page = runs
+            .list(tenant, filter, limit, next.as_deref(), chrono::Utc::now())
+            .await
+            .unwrap_or_else(|e| panic!("page {pages}: {e}"));
+        pages += 1;
+        seen.extend(page.runs.iter().map(|r| r.id.to_string()));
+        let added = sync_core::fixtures::run(
+            tenant,
+            connection,
+            &format!("added-{}", uuid::Uuid::new_v4()),
+            chrono::Utc::now(),
+        );
+        runs.save(&added).await.unwrap_or_else(|e| panic!("{e}"));
+        match page.next {
+            Some(n) => next = Some(n),
+            None => return (seen, pages),
+        }
+        assert!(pages < 50, "the list never ends: {seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_run_list_follows_next_to_its_last_run_while_runs_are_added() {
+    use sync_core::domain::RunFilter;
+    use sync_core::ports::RunLog;
+    let aws = fresh_aws().await;
+    let runs = sync_aws::DynamoRuns::new(
+        aws.dynamodb(),
+        aws.resources.table_name.clone(),
+        chrono::Duration::days(90),
+    );
+    let acme = tenant("acme");
+    let connection = ConnectionId::new_random();
+    let start = chrono::Utc::now() - chrono::Duration::hours(1);
+    for i in 0..17 {
+        let run = sync_core::fixtures::run(
+            &acme,
+            connection,
+            &format!("job-{i}"),
+            start + chrono::Duration::seconds(i),
+        );
+        runs.save(&run).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    // Another tenant's runs never show.
+    let other = sync_core::fixtures::run(&tenant("other"), connection, "theirs", start);
+    runs.save(&other).await.unwrap_or_else(|e| panic!("{e}"));
+    for (filter, limit) in [
+        (RunFilter::default(), 5),
+        (RunFilter::default(), 1),
+        (
+            RunFilter {
+                connection_id: Some(connection),
+                ..RunFilter::default()
+            },
+            5,
+        ),
+    ] {
+        // What is there when the listing starts, newest first; runs saved while paging are
+        // newer than the pages already read, so they are not part of this listing.
+        let (everything, _) = follow_run_pages(&runs, &acme, &filter, 100, connection).await;
+        let (seen, pages) = follow_run_pages(&runs, &acme, &filter, limit, connection).await;
+        let expected: Vec<String> = everything.clone();
+        // The run saved after the full listing is newer than all of it: it leads this one.
+        assert_eq!(seen[1..], expected[..], "{filter:?} limit {limit}");
+        assert!(pages > 3, "{filter:?}: {pages} pages");
+        assert!(!seen.contains(&other.id.to_string()));
+    }
+}

@@ -447,6 +447,64 @@ async fn tenants_and_realms_stay_apart() {
         .is_empty());
 }
 
+/// A Supabase insert of row `n` of `shop_orders`, as the project's Database Webhook sends it.
+async fn deliver_insert(api: &Api, url: &str, n: u32) {
+    let body = format!(
+        r#"{{"type":"INSERT","table":"shop_orders","schema":"public","record":{{"id":{n},"updated_at":"2026-11-24T12:00:{:02}Z"}},"old_record":null}}"#,
+        n % 60
+    );
+    let (status, got) = deliver(api, url, "supabase", body.as_bytes(), SB_SECRET).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    // Event log entries are ordered by their arrival, to the millisecond.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+}
+
+#[tokio::test]
+async fn the_event_log_follows_next_to_its_oldest_event_while_events_arrive() {
+    let api = api().await;
+    let (id, url) = connect(&api, "acme", "supabase").await;
+    for n in 1..=7 {
+        deliver_insert(&api, &url, n).await;
+    }
+    let path = format!("/api/connections/{id}/events");
+    let (mut seen, mut next, mut pages) = (Vec::<Value>::new(), String::new(), 0);
+    loop {
+        let query = if next.is_empty() {
+            "limit=2".to_string()
+        } else {
+            format!("limit=2&next={next}")
+        };
+        let (status, page) = api
+            .send(
+                reqwest::Method::GET,
+                &format!("{path}?{query}"),
+                Some("acme"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        pages += 1;
+        seen.extend(
+            page["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| e["entity_id"].clone()),
+        );
+        // A new event arrives between two pages: newer than every one listed, so not part
+        // of this listing.
+        deliver_insert(&api, &url, 100 + pages).await;
+        match page["next"].as_str() {
+            Some(n) => next = n.to_string(),
+            None => break,
+        }
+        assert!(pages < 20, "the list never ends: {seen:?}");
+    }
+    let expected: Vec<Value> = (1..=7).rev().map(|n| json!(n.to_string())).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(pages, 4);
+}
+
 #[tokio::test]
 async fn the_event_log_pages_newest_first_and_shows_the_job() {
     let api = api().await;

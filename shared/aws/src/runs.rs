@@ -339,13 +339,17 @@ impl RunHistory for DynamoRuns {
                 after.as_ref().map(|a| format!("RUN#{a}")),
             ),
         };
+        // One more than a page tells whether there is more; where the key condition
+        // includes the cursor's own row (`BETWEEN`), one more again, since it is dropped.
+        let includes_start = start_sk.is_some() && !prefix.is_empty();
+        let wanted = limit + 1 + usize::from(includes_start);
         let mut request = self
             .client
             .query()
             .table_name(&self.table)
             .expression_attribute_values(":pk", s(pk.clone()))
             .scan_index_forward(false)
-            .limit(i32::try_from(limit + 1).unwrap_or(101));
+            .limit(i32::try_from(wanted).unwrap_or(102));
         request = match (&start_sk, prefix.is_empty()) {
             (Some(sk), true) => request
                 .key_condition_expression("pk = :pk AND sk < :start")

@@ -2,7 +2,12 @@
 //! platform (from its module), the signed sample deliveries in `events/`, and requests built
 //! from them. One place, so a platform's sample secrets and signatures cannot drift apart.
 
-use crate::domain::{NewConnection, Platform, Secret, TenantId};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    ConnectionId, EntityType, NewConnection, Platform, Run, RunCounts, RunId, RunStatus, Secret,
+    SyncMode, TenantId, Trigger,
+};
 
 /// The repository's `events/` folder (sample API Gateway events and webhook bodies).
 pub const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events");
@@ -61,4 +66,33 @@ pub fn webhook_secret(platform: Platform) -> &'static str {
 /// The tenant samples belong to.
 pub fn tenant() -> TenantId {
     TenantId::parse("acme").unwrap_or_else(|_| unreachable!("a valid literal"))
+}
+
+/// A finished manual run of `job` on `connection`'s orders, started at `at` (its id is the
+/// job's, as the worker makes it).
+pub fn run(tenant: &TenantId, connection: ConnectionId, job: &str, at: DateTime<Utc>) -> Run {
+    Run {
+        id: RunId::for_job(at, job),
+        tenant_id: tenant.clone(),
+        job_id: job.to_string(),
+        trigger: Trigger::Manual,
+        schedule_id: None,
+        connection_id: connection,
+        platform: Platform::WooCommerce,
+        entity_type: EntityType::Orders,
+        sync_mode: SyncMode::Incremental,
+        ids_requested: 0,
+        status: RunStatus::Succeeded,
+        counts: RunCounts::default(),
+        flows: Vec::new(),
+        failures: Vec::new(),
+        message: None,
+        cursor_before: None,
+        cursor_after: None,
+        triggered_at: at,
+        started_at: at,
+        finished_at: Some(at + chrono::Duration::seconds(1)),
+        continuations: 0,
+        attempts: 1,
+    }
 }
