@@ -471,3 +471,146 @@ async fn customers_and_products_flow_from_postgresql_to_the_store_and_a_deleted_
     let product = w.store_product(&json!("SB-NEW-1")).unwrap_or_default();
     assert_eq!(product["status"], "trash", "{product}");
 }
+
+/// The project's price of the product with store id `id`, as text.
+async fn project_price(w: &SyncWorld, id: &str) -> String {
+    w.rows("products")
+        .await
+        .iter()
+        .find(|r| r["source_id"] == id)
+        .map(|r| dec(&r["price"]))
+        .unwrap_or_default()
+}
+
+/// Changes the store product `id`'s price in a later second than anything before it.
+async fn reprice(w: &SyncWorld, id: &str, price: &str) {
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/products/{id}"),
+        json!({ "regular_price": price }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_follow_up_whose_run_fails_stays_kept_and_runs_with_the_streams_next_job() {
+    let w = sync_world_with(seed(5), vec![("HTTP_ATTEMPTS".into(), "1".into())]).await;
+    w.flow(&w.store, &w.project, &["products"]).await;
+    w.work().await;
+    let products = w.woo.all(Kind::Products);
+    let (changed, other) = (products[1]["id"].to_string(), products[3]["id"].to_string());
+    reprice(&w, &changed, "77.70").await;
+    // Another worker holds the stream while the change's webhook job arrives: it is kept as
+    // the stream's follow-up.
+    w.hold_stream(&w.store, "products", "elsewhere", 60_000)
+        .await;
+    w.enqueue(&w.job(&w.store, "products", SyncMode::Incremental, &[&changed]))
+        .await;
+    w.work().await;
+    assert!(w.kept(&w.store, "products").await.is_some());
+    // That worker dies; the wake-up comes while the project is down.
+    w.hold_stream(&w.store, "products", "elsewhere", -1).await;
+    w.project_admin(Method::POST, "faults", json!({"status": 503, "count": -1}))
+        .await;
+    let mut wake = w.job(&w.store, "products", SyncMode::Incremental, &[]);
+    wake.trigger = sync_core::domain::Trigger::FollowUp;
+    w.enqueue(&wake).await;
+    let report = w
+        .api
+        .stack
+        .work_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(report.returned, 1, "the wake-up is handed back: {report:?}");
+    assert_ne!(project_price(&w, &changed).await, "77.7");
+    // The project is back; the stream's next job (for another product) runs, and then the
+    // follow-up that failed, which was kept.
+    w.project_admin(Method::POST, "faults", json!({"status": null, "count": 0}))
+        .await;
+    w.enqueue(&w.job(&w.store, "products", SyncMode::Incremental, &[&other]))
+        .await;
+    w.work().await;
+    assert_eq!(project_price(&w, &changed).await, "77.7");
+    assert!(w.kept(&w.store, "products").await.is_none());
+}
+
+#[tokio::test]
+async fn a_5xx_on_a_batch_create_is_tried_again_later_and_the_product_lands_once() {
+    let w = sync_world_with(seed(2), vec![("RECORD_RETRY_SECONDS".into(), "1".into())]).await;
+    w.flow(&w.project, &w.store, &["products"]).await;
+    w.work().await;
+    w.db.batch_execute(
+        "insert into public.products (id, sku, name, price, status) values ('p-retry', 'SB-RETRY-1', 'Tried again', 9.50, 'active')",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    // The store answers 503 to the batch that creates it (it may or may not have made it:
+    // a create is never resent blindly).
+    w.store_admin(
+        Method::POST,
+        "faults",
+        json!({"status": 503, "count": 1, "method": "POST", "path": "/products/batch"}),
+    )
+    .await;
+    w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &["p-retry"]))
+        .await;
+    w.work().await;
+    let runs = w.runs("limit=1").await;
+    assert_eq!(runs[0]["status"], "partial", "{:#?}", runs[0]);
+    assert_eq!(runs[0]["failures"][0]["retryable"], true, "{:#?}", runs[0]);
+    assert!(w.store_product(&json!("SB-RETRY-1")).is_none());
+    // The retry is queued with a delay; once due, it writes the product.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    w.work().await;
+    let landed: Vec<Value> = w
+        .woo
+        .all(Kind::Products)
+        .into_iter()
+        .filter(|p| p["sku"] == "SB-RETRY-1")
+        .collect();
+    assert_eq!(landed.len(), 1, "{landed:#?}");
+    let runs = w.runs("limit=1").await;
+    assert_eq!(
+        (runs[0]["trigger"].clone(), runs[0]["status"].clone()),
+        (json!("retry"), json!("succeeded")),
+        "{:#?}",
+        runs[0]
+    );
+}
+
+#[tokio::test]
+async fn a_webhook_job_whose_lease_is_taken_over_mid_page_is_kept_and_runs_after_the_new_holder() {
+    let w = sync_world_with(seed(5), vec![("LEASE_SECONDS".into(), "3".into())]).await;
+    w.flow(&w.store, &w.project, &["products"]).await;
+    w.work().await;
+    let id = w.woo.all(Kind::Products)[2]["id"].to_string();
+    reprice(&w, &id, "55.50").await;
+    // The store is slow: the fetch takes longer than the lease's renewal period.
+    w.store_admin(
+        Method::POST,
+        "faults",
+        json!({"latency_ms": 2500, "count": 1, "method": "GET"}),
+    )
+    .await;
+    w.enqueue(&w.job(&w.store, "products", SyncMode::Incremental, &[&id]))
+        .await;
+    let worker = w.api.stack.work_once();
+    let thief = async {
+        // While the fetch is in flight, another worker takes the stream over.
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        w.hold_stream(&w.store, "products", "thief", 60_000).await;
+    };
+    let (report, ()) = tokio::join!(worker, thief);
+    assert_eq!(report.unwrap_or_else(|e| panic!("{e:#}")).returned, 0);
+    // Nothing was written after the take-over, and the job waits for the new holder.
+    assert_ne!(project_price(&w, &id).await, "55.5");
+    let kept = w.kept(&w.store, "products").await;
+    assert_eq!(kept.map(|j| j.ids), Some(vec![id.clone()]));
+    // The new holder finishes; the stream's next job runs the kept one after its own.
+    w.hold_stream(&w.store, "products", "thief", -1).await;
+    w.enqueue(&w.job(&w.store, "products", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    assert_eq!(project_price(&w, &id).await, "55.5");
+}

@@ -247,6 +247,7 @@ impl Stubbed {
             triggered_at: chrono::Utc::now(),
             ids: Vec::new(),
             resume: None,
+            attempt: 0,
         };
         let started = Instant::now();
         let outcome = self

@@ -273,6 +273,7 @@ impl SyncWorld {
             triggered_at: chrono::Utc::now(),
             ids: ids.iter().map(|s| s.to_string()).collect(),
             resume: None,
+            attempt: 0,
         }
     }
 
@@ -313,6 +314,71 @@ impl SyncWorld {
         let got: Value = response.json().await.unwrap_or(Value::Null);
         assert!(status.is_success(), "{path}: {status} {got}");
         got
+    }
+
+    /// The worker's stream state in the table, as the worker's own adapter sees it.
+    pub fn leases(&self) -> sync_aws::DynamoSyncState {
+        sync_aws::DynamoSyncState::new(
+            self.api.aws.dynamodb(),
+            self.api.aws.resources.table_name.clone(),
+        )
+    }
+
+    /// The stream of `connection`'s `entity`.
+    pub fn stream(&self, connection: &str, entity: &str) -> sync_core::ports::SyncKey {
+        sync_core::ports::SyncKey {
+            connection: connection.parse().unwrap_or_else(|e| panic!("{e}")),
+            entity: entity.parse().unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    /// Makes `owner` hold the stream's lease for `ttl` from now, as a worker elsewhere would
+    /// (taking it over if another holds it: a lease that ran out while its holder worked).
+    pub async fn hold_stream(&self, connection: &str, entity: &str, owner: &str, ttl_ms: i64) {
+        let key = self.stream(connection, entity);
+        let until = chrono::Utc::now() + chrono::Duration::milliseconds(ttl_ms);
+        self.api
+            .aws
+            .dynamodb()
+            .update_item()
+            .table_name(&self.api.aws.resources.table_name)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("STREAM#{}", key.connection)),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S(key.entity.as_str().to_string()),
+            )
+            .update_expression("SET #owner = :owner, lease_until = :until")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(
+                ":owner",
+                aws_sdk_dynamodb::types::AttributeValue::S(owner.to_string()),
+            )
+            .expression_attribute_values(
+                ":until",
+                aws_sdk_dynamodb::types::AttributeValue::N(until.timestamp_millis().to_string()),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The follow-up kept for the stream, if any.
+    pub async fn kept(&self, connection: &str, entity: &str) -> Option<SyncJob> {
+        use sync_core::ports::SyncLeases;
+        let key = self.stream(connection, entity);
+        // Read as the lease's holder would: take it for a moment under a name of our own.
+        let me = format!("test-{}", uuid::Uuid::new_v4());
+        self.hold_stream(connection, entity, &me, 1_000).await;
+        let kept = self
+            .leases()
+            .peek_pending(key, &me)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = self.leases().release(key, &me).await;
+        kept.map(|p| p.job)
     }
 
     /// The store's product with this SKU, as the store renders it (trashed ones too).

@@ -133,6 +133,7 @@ pub fn run(r: &Run) -> Value {
             "record_id": f.record_id,
             "flow_id": f.flow_id.map(|id| id.to_string()),
             "error": f.error,
+            "retryable": f.retryable,
         })).collect::<Vec<_>>(),
         "message": r.message,
         "cursor_before": cursor(&r.cursor_before),

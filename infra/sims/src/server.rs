@@ -162,6 +162,19 @@ pub struct Fault {
     pub drop: bool,
     /// How many requests this applies to; -1 for all.
     pub count: i64,
+    /// Only requests with this method (e.g. `POST`), when set.
+    pub method: Option<String>,
+    /// Only requests whose path ends with this (e.g. `/products/batch`), when set.
+    pub path: Option<String>,
+}
+
+impl Fault {
+    fn applies_to(&self, req: &Req) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(req.method.as_str()))
+            && self.path.as_deref().is_none_or(|p| req.path.ends_with(p))
+    }
 }
 
 /// Faults and call counts of one simulator.
@@ -212,7 +225,7 @@ impl Faults {
         let fault = {
             let mut pending = lock(&self.pending);
             match pending.as_mut() {
-                Some(f) if f.count != 0 => {
+                Some(f) if f.count != 0 && f.applies_to(req) => {
                     if f.count > 0 {
                         f.count -= 1;
                     }

@@ -3,9 +3,11 @@
 //! - A stream's lease, cursor and follow-up: `pk = STREAM#<connection>`, `sk = <entity>`,
 //!   with `owner`, `lease_until` (epoch ms), `cursor_stamp`/`cursor_id`, and `pending` (the
 //!   follow-up job, as JSON) with `pending_version`. Every write is conditional: taking the
-//!   lease on it being free, expired or ours; the cursor and the follow-up's hand-over on the
-//!   lease being ours (so a worker whose lease ran out cannot move the cursor); a follow-up
-//!   merge on the version it read.
+//!   lease on it being free, expired or ours; the cursor on the lease being ours (so a worker
+//!   whose lease ran out cannot move the cursor); a follow-up merge on the version it read;
+//!   and dropping a follow-up, once a run of it has ended for good, on the version that run
+//!   read (a job merged in meanwhile stays). Until then the follow-up stays stored, so a run
+//!   that fails or dies leaves it to be run again.
 //! - The record index: `pk = REC#<connection>#<entity>`, `sk = <record id>`, a fingerprint
 //!   attribute per field (`f_<field>`), `written`, and a link attribute per other connection
 //!   (`l_<connection>`). Updates set only the attributes they name, so runs of other streams
@@ -22,7 +24,8 @@ use crate::dynamodb::{s, write_failure, Item};
 use crate::sdk::describe;
 use sync_core::domain::{ConnectionId, Cursor, EntityType, SyncJob};
 use sync_core::ports::{
-    Lease, RecordIndex, RecordState, RecordUpdate, StateError, StoreError, SyncKey, SyncLeases,
+    Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, StateError, StoreError, SyncKey,
+    SyncLeases,
 };
 use sync_core::records::Fingerprint;
 
@@ -230,25 +233,58 @@ impl SyncLeases for DynamoSyncState {
         Err(unavailable("the follow-up kept changing under us"))
     }
 
-    async fn take_pending(&self, key: SyncKey, owner: &str) -> Result<Option<SyncJob>, StateError> {
+    async fn peek_pending(
+        &self,
+        key: SyncKey,
+        owner: &str,
+    ) -> Result<Option<PendingJob>, StateError> {
         let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(stream_key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(describe(&e)))?;
+        let item = out.item().cloned().unwrap_or_default();
+        if item
+            .get("owner")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            != Some(owner)
+        {
+            return Err(StateError::LeaseLost);
+        }
+        let version = item
+            .get("pending_version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok(pending_of(&item).map(|job| PendingJob { job, version }))
+    }
+
+    async fn done_pending(&self, key: SyncKey, version: u64) -> Result<bool, StateError> {
+        // Conditional on the version read: a job merged in meanwhile stays. Not on the lease:
+        // the run of what was read has ended for good whoever holds the stream now.
+        let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(stream_key(key)))
-            .update_expression(
-                "REMOVE pending SET pending_version = if_not_exists(pending_version, :zero) + :one",
-            )
-            .condition_expression("#owner = :me")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":me", s(owner))
-            .expression_attribute_values(":zero", n(0))
+            .update_expression("REMOVE pending SET pending_version = pending_version + :one")
+            .condition_expression("attribute_exists(pending) AND pending_version = :seen")
+            .expression_attribute_values(":seen", n(i64::try_from(version).unwrap_or(i64::MAX)))
             .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllOld)
             .send()
-            .await
-            .map_err(lease_failure)?;
-        Ok(out.attributes().and_then(pending_of))
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match write_failure(e, StoreError::Conflict) {
+                StoreError::Conflict => Ok(false),
+                other => Err(unavailable(other)),
+            },
+        }
     }
 
     async fn release(&self, key: SyncKey, owner: &str) -> Result<(), StateError> {

@@ -303,6 +303,8 @@ impl SetupConfig {
 /// | `OVERLAP_SECONDS` | how far before its cursor an incremental run re-reads | `120` |
 /// | `SAFETY_MARGIN_SECONDS` | how long before the invocation's deadline a run checkpoints | `20` |
 /// | `TIME_BUDGET_MS` | if set, a run also checkpoints this long after it started | |
+/// | `RECORD_ATTEMPTS` | tries of a webhook job's record whose write fails in a way that may pass | `5` |
+/// | `RECORD_RETRY_SECONDS` | wait before the first retry of such records (doubling, at most 900) | `30` |
 /// | `HTTP_TIMEOUT_SECONDS` | every platform call's timeout | `30` |
 /// | `HTTP_ATTEMPTS` | tries per platform call (retries on 429, 5xx, timeouts) | `5` |
 /// | `THROTTLE_WAIT_SECONDS` | wait after a 429 that does not say how long | backoff; QuickBooks `60` |
@@ -316,6 +318,8 @@ pub struct WorkerConfig {
     pub overlap_seconds: i64,
     pub safety_margin_seconds: i64,
     pub time_budget_ms: Option<i64>,
+    pub record_attempts: i64,
+    pub record_retry_seconds: i64,
     pub http_timeout_seconds: i64,
     pub http_attempts: i64,
     pub throttle_wait_seconds: Option<i64>,
@@ -382,6 +386,8 @@ impl WorkerConfig {
                 None => None,
                 Some(_) => Some(number(&get, "TIME_BUDGET_MS", 1)?),
             },
+            record_attempts: number(&get, "RECORD_ATTEMPTS", 5)?,
+            record_retry_seconds: number(&get, "RECORD_RETRY_SECONDS", 30)?,
             http_timeout_seconds: number(&get, "HTTP_TIMEOUT_SECONDS", 30)?,
             http_attempts: number(&get, "HTTP_ATTEMPTS", 5)?,
             throttle_wait_seconds: match get("THROTTLE_WAIT_SECONDS").filter(|v| !v.is_empty()) {
@@ -402,6 +408,8 @@ impl WorkerConfig {
             lease_ttl: chrono::Duration::seconds(self.lease_seconds),
             safety_margin: chrono::Duration::seconds(self.safety_margin_seconds),
             time_budget: self.time_budget_ms.map(chrono::Duration::milliseconds),
+            record_attempts: u32::try_from(self.record_attempts.max(1)).unwrap_or(5),
+            record_retry: chrono::Duration::seconds(self.record_retry_seconds),
             engine: crate::service::sync::EngineSettings {
                 overlap: chrono::Duration::seconds(self.overlap_seconds),
             },

@@ -79,6 +79,14 @@ pub struct SyncJob {
     /// Set on a continuation of a run that stopped near its time limit: where to go on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<Checkpoint>,
+    /// For a retry of a job's records that failed in a way that may pass: how many tries of
+    /// them came before (0 for every other job).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Where a run stopped, to go on from in a new invocation.
@@ -129,6 +137,7 @@ impl SyncJob {
         }
         merged.triggered_at = self.triggered_at.max(newer.triggered_at);
         merged.resume = None;
+        merged.attempt = self.attempt.min(newer.attempt);
         merged
     }
 }
@@ -151,6 +160,7 @@ impl SyncJob {
             triggered_at: schedule.updated_at,
             ids: Vec::new(),
             resume: None,
+            attempt: 0,
         };
         let mut value = serde_json::to_value(&job).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {
@@ -226,6 +236,7 @@ mod tests {
             triggered_at: s.updated_at,
             ids: ids.iter().map(|i| i.to_string()).collect(),
             resume: None,
+            attempt: 0,
         }
     }
 

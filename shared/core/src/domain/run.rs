@@ -187,6 +187,9 @@ pub struct RecordFailure {
     /// The flow whose write failed; none when the record could not even be read.
     pub flow_id: Option<FlowId>,
     pub error: String,
+    /// Whether trying again later may help (the platform was down or throttling for it).
+    #[serde(default)]
+    pub retryable: bool,
 }
 
 /// The most failed records a run keeps (the count keeps counting).

@@ -26,6 +26,9 @@ struct Faults {
     rejected: bool,
     /// Writes of records with these source ids fail alone.
     refuse: HashSet<String>,
+    /// Writes of records with these source ids fail alone, in a way that may pass (a 503
+    /// for that record).
+    busy: HashSet<String>,
     /// These records read as data that does not map.
     unreadable: HashSet<String>,
     /// Its API does not manage webhooks (they are set up by hand there).
@@ -171,7 +174,14 @@ impl MemoryPlatform {
 
     /// Writes of the record with source id `id` are taken again.
     pub fn accept(&self, id: &str) {
-        lock(&self.faults).refuse.remove(id);
+        let mut faults = lock(&self.faults);
+        faults.refuse.remove(id);
+        faults.busy.remove(id);
+    }
+
+    /// Writes of the record with source id `id` fail for now (a 503 for it), until `accept`.
+    pub fn turn_away(&self, id: &str) {
+        lock(&self.faults).busy.insert(id.to_string());
     }
 
     /// The record `id` reads as data that does not map (until `readable`).
@@ -270,11 +280,21 @@ impl Target for MemoryPlatform {
     ) -> Result<Vec<WriteOutcome>, PlatformError> {
         self.call()?;
         let now = self.clock.now();
-        let refuse = lock(&self.faults).refuse.clone();
+        let (refuse, busy) = {
+            let faults = lock(&self.faults);
+            (faults.refuse.clone(), faults.busy.clone())
+        };
         let mut records = lock(&self.records);
         let table = records.entry(entity).or_default();
         let mut out = Vec::with_capacity(writes.len());
         for w in writes {
+            if busy.contains(&w.record.id) {
+                out.push(WriteOutcome::Unavailable(format!(
+                    "record {}: 503 from the platform",
+                    w.record.id
+                )));
+                continue;
+            }
             if refuse.contains(&w.record.id) {
                 out.push(WriteOutcome::Failed(format!(
                     "record {} refused: a required field is missing",

@@ -12,8 +12,8 @@ use crate::domain::{
     TenantId,
 };
 use crate::ports::{
-    FlowSource, FlowStore, Lease, RecordIndex, RecordState, RecordUpdate, RunHistory, RunListError,
-    RunLog, StateError, StoreError, SyncKey, SyncLeases,
+    FlowSource, FlowStore, Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, RunHistory,
+    RunListError, RunLog, StateError, StoreError, SyncKey, SyncLeases,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -22,6 +22,8 @@ struct LeaseRow {
     expires: Option<DateTime<Utc>>,
     cursor: Option<Cursor>,
     pending: Option<SyncJob>,
+    /// Bumped by every merge and every hand-over, as the DynamoDB adapter's.
+    pending_version: u64,
 }
 
 /// Leases, cursors and follow-ups in memory, with the DynamoDB adapter's rules.
@@ -138,15 +140,38 @@ impl SyncLeases for MemorySyncLeases {
             Some(waiting) => waiting.merged_with(job),
             None => job.clone(),
         });
+        row.pending_version += 1;
         Ok(first)
     }
 
-    async fn take_pending(&self, key: SyncKey, owner: &str) -> Result<Option<SyncJob>, StateError> {
+    async fn peek_pending(
+        &self,
+        key: SyncKey,
+        owner: &str,
+    ) -> Result<Option<PendingJob>, StateError> {
+        self.check()?;
+        let rows = lock(&self.rows);
+        match rows.get(&key) {
+            Some(row) if row.owner.as_deref() == Some(owner) => {
+                Ok(row.pending.clone().map(|job| PendingJob {
+                    job,
+                    version: row.pending_version,
+                }))
+            }
+            _ => Err(StateError::LeaseLost),
+        }
+    }
+
+    async fn done_pending(&self, key: SyncKey, version: u64) -> Result<bool, StateError> {
         self.check()?;
         let mut rows = lock(&self.rows);
         match rows.get_mut(&key) {
-            Some(row) if row.owner.as_deref() == Some(owner) => Ok(row.pending.take()),
-            _ => Err(StateError::LeaseLost),
+            Some(row) if row.pending.is_some() && row.pending_version == version => {
+                row.pending = None;
+                row.pending_version += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
     }
 

@@ -179,6 +179,16 @@ fn retry_after(response: &HttpResponse) -> Option<Duration> {
     Some(wait.to_std().unwrap_or_default())
 }
 
+/// A record's failed write answered with `status`: one that may pass (429, 5xx) is tried
+/// again later, any other is the record's own failure.
+pub fn failed_write(status: u16, why: String) -> crate::ports::WriteOutcome {
+    if status == 429 || status >= 500 {
+        crate::ports::WriteOutcome::Unavailable(why)
+    } else {
+        crate::ports::WriteOutcome::Failed(why)
+    }
+}
+
 /// The error for a response the connector did not expect: credentials refused are
 /// `Rejected` (retrying cannot help), anything else `Unavailable`.
 pub fn unexpected(platform: &str, what: &str, response: &HttpResponse) -> PlatformError {

@@ -113,6 +113,9 @@ pub enum WriteOutcome {
     Skipped,
     /// This record failed (bad data, refused by the platform); the others are unaffected.
     Failed(String),
+    /// This record's write failed in a way that trying again later may help (the platform
+    /// answered 5xx or 429 for it, or a transient fault); the others are unaffected.
+    Unavailable(String),
 }
 
 /// A platform as the destination of records.
@@ -219,6 +222,14 @@ pub enum Lease {
     Held,
 }
 
+/// The follow-up kept for a stream, as read: the job and the version it was read at (every
+/// merge makes a new version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingJob {
+    pub job: SyncJob,
+    pub version: u64,
+}
+
 /// One sync per stream at a time: a lease with an owner and an expiry a dead worker cannot
 /// hold forever; the stream's cursor (written only by the lease's holder); and at most one
 /// follow-up job kept while the lease is held.
@@ -250,8 +261,17 @@ pub trait SyncLeases: Send + Sync + 'static {
     /// Keeps `job` as the stream's follow-up, merged with one already waiting. True when
     /// none was waiting (so the caller arranges for it to be woken).
     async fn park(&self, key: SyncKey, job: &SyncJob) -> Result<bool, StateError>;
-    /// Takes the waiting follow-up, if any, while the lease is ours.
-    async fn take_pending(&self, key: SyncKey, owner: &str) -> Result<Option<SyncJob>, StateError>;
+    /// The waiting follow-up, if any, while the lease is ours (`LeaseLost` otherwise). It
+    /// stays kept until [`done_pending`](Self::done_pending): a run of it that fails in a way
+    /// that may pass, or an invocation that dies, leaves it to be run again.
+    async fn peek_pending(
+        &self,
+        key: SyncKey,
+        owner: &str,
+    ) -> Result<Option<PendingJob>, StateError>;
+    /// Drops the follow-up read at `version`, once a run of it has ended for good. False when
+    /// a job was merged into it since (a newer version): that one stays, to be run too.
+    async fn done_pending(&self, key: SyncKey, version: u64) -> Result<bool, StateError>;
     /// Gives the lease up (a lease no longer ours is left alone).
     async fn release(&self, key: SyncKey, owner: &str) -> Result<(), StateError>;
 }

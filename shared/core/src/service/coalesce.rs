@@ -87,6 +87,7 @@ impl Coalescer {
                     Vec::new()
                 },
                 resume: None,
+                attempt: 0,
             };
             match self.jobs.send_job(&job).await {
                 Ok(_) => {

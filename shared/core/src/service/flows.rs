@@ -258,6 +258,7 @@ impl FlowService {
                 triggered_at: self.clock.now(),
                 ids: Vec::new(),
                 resume: None,
+                attempt: 0,
             };
             if let Err(e) = self.jobs.send_job(&job).await {
                 tracing::warn!(flow_id = %flow.id, entity = %entity, error = %e, "backfill not queued");

@@ -155,6 +155,7 @@ impl QboConnector {
                             None => id_of(&entity),
                         },
                     },
+                    Err(fault) if fault.is_transient() => WriteOutcome::Unavailable(fault.text()),
                     Err(fault) => WriteOutcome::Failed(fault.text()),
                 });
             }

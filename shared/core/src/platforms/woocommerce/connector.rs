@@ -33,7 +33,7 @@ use std::sync::Arc;
 use super::mapping;
 use crate::clock::Clock;
 use crate::domain::{Cursor, EntityType};
-use crate::platforms::http::{unexpected, Caller, Replay};
+use crate::platforms::http::{failed_write, unexpected, Caller, Replay};
 use crate::ports::{
     Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, Source, Target, Write,
     WriteOutcome,
@@ -438,11 +438,15 @@ impl WooConnector {
                     target_id: id.to_string(),
                 }
             }
-            Ok(r) => WriteOutcome::Failed(format!(
-                "WooCommerce answered {} to DELETE {path}: {}",
+            Ok(r) => failed_write(
                 r.status,
-                r.snippet()
-            )),
+                format!(
+                    "WooCommerce answered {} to DELETE {path}: {}",
+                    r.status,
+                    r.snippet()
+                ),
+            ),
+            Err(e @ PlatformError::Unavailable(_)) => WriteOutcome::Unavailable(e.to_string()),
             Err(e) => WriteOutcome::Failed(e.to_string()),
         }
     }
@@ -485,8 +489,10 @@ impl WooConnector {
                 response.status,
                 response.snippet()
             );
+            // A 5xx on a batch that creates is not resent blindly (it may have been
+            // processed): its records are tried again later, matched by their keys first.
             for (i, _) in creates.iter().chain(updates) {
-                out[*i] = WriteOutcome::Failed(why.clone());
+                out[*i] = failed_write(response.status, why.clone());
             }
             return Ok(());
         }

@@ -11,7 +11,9 @@
 //! - **Overlap.** An incremental run starts a window before the cursor (sources with
 //!   second-granular, exclusive filters would miss records at the cursor's second).
 //! - **Full** runs read everything and set the cursor at the end.
-//! - **Ids** (webhook jobs) are synced one by one, and the cursor is not touched.
+//! - **Ids** (webhook jobs) are synced one by one, and the cursor is not touched. A record
+//!   whose write failed in a way that may pass (a 5xx or 429 for it) is named in the run's
+//!   end, for the worker to try again later; nothing else would ever bring it back.
 //! - **Echoes.** Each record's fields are fingerprinted; a change whose fields the target
 //!   already holds is not written (counted as an echo when it was our own write coming back,
 //!   as unchanged otherwise), so two flows in opposite directions converge and stop.
@@ -64,8 +66,9 @@ pub struct RunContext<'a> {
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunEnd {
-    /// Everything read; the cursor moved if it could.
-    Completed,
+    /// Everything read; the cursor moved if it could. `retry`: the ids of a webhook job's
+    /// records whose writes failed in a way that may pass.
+    Completed { retry: Vec<String> },
     /// Stopped near the deadline: go on from here in a new invocation.
     Checkpointed(Checkpoint),
     /// Could not go on. `retryable`: trying the job again later may help.
@@ -117,6 +120,14 @@ pub struct Engine {
     index: Arc<dyn RecordIndex>,
     clock: Arc<dyn Clock>,
     settings: EngineSettings,
+}
+
+/// What one page did: whether all of it is in every target (so the cursor may move past
+/// it), and which of its records failed in a way that may pass.
+#[derive(Default)]
+struct PageOutcome {
+    committed: bool,
+    retry: Vec<String>,
 }
 
 /// Where a run is while it reads.
@@ -194,8 +205,8 @@ impl Engine {
                 Err(e) => return e.into(),
             };
             match self.process(ctx, page.items, run).await {
-                Ok(true) => {}
-                Ok(false) => at.blocked = true,
+                Ok(outcome) if outcome.committed => {}
+                Ok(_) => at.blocked = true,
                 Err(end) => return end,
             }
             if let Some(checkpoint) = page.checkpoint {
@@ -243,11 +254,12 @@ impl Engine {
                 run.cursor_after = Some(committed);
             }
         }
-        RunEnd::Completed
+        RunEnd::Completed { retry: Vec::new() }
     }
 
     /// A webhook job: exactly the named records, by id; the cursor stays.
     async fn run_ids(&self, ctx: &RunContext<'_>, job: &SyncJob, run: &mut Run) -> RunEnd {
+        let mut retry = Vec::new();
         for chunk in job.ids.chunks(FETCH_CHUNK) {
             if ctx.lease_lost.load(Ordering::SeqCst) {
                 return RunEnd::LeaseLost;
@@ -256,23 +268,26 @@ impl Engine {
                 Ok(items) => items,
                 Err(e) => return e.into(),
             };
-            if let Err(end) = self.process(ctx, items, run).await {
-                return end;
+            match self.process(ctx, items, run).await {
+                Ok(outcome) => retry.extend(outcome.retry),
+                Err(end) => return end,
             }
         }
-        RunEnd::Completed
+        retry.sort();
+        retry.dedup();
+        RunEnd::Completed { retry }
     }
 
-    /// Writes one page's records to every flow. `Ok(false)` when some record failed (the
-    /// page is then not committed); `Err` when the run cannot go on.
+    /// Writes one page's records to every flow; `Err` when the run cannot go on.
     async fn process(
         &self,
         ctx: &RunContext<'_>,
         items: Vec<Item>,
         run: &mut Run,
-    ) -> Result<bool, RunEnd> {
+    ) -> Result<PageOutcome, RunEnd> {
         run.counts.read += items.len() as u64;
         let mut all_committed = true;
+        let mut retry = Vec::new();
         let mut records = Vec::with_capacity(items.len());
         for item in items {
             match item {
@@ -283,12 +298,16 @@ impl Engine {
                         record_id: id,
                         flow_id: None,
                         error,
+                        retryable: false,
                     });
                 }
             }
         }
         if records.is_empty() || ctx.flows.is_empty() {
-            return Ok(all_committed);
+            return Ok(PageOutcome {
+                committed: all_committed,
+                retry,
+            });
         }
         let entity = ctx.key.entity;
         let source = ctx.key.connection;
@@ -311,6 +330,9 @@ impl Engine {
             run.counts.echo_skipped += outcome.counts.echo_skipped;
             for failure in outcome.failures {
                 all_committed = false;
+                if failure.retryable {
+                    retry.push(failure.record_id.clone());
+                }
                 run.fail_record(failure);
             }
         }
@@ -325,7 +347,10 @@ impl Engine {
         }
         updates.extend(source_updates.into_values());
         self.index.update(&updates).await?;
-        Ok(all_committed)
+        Ok(PageOutcome {
+            committed: all_committed,
+            retry,
+        })
     }
 
     /// One flow's share of a page.
@@ -421,6 +446,11 @@ impl Engine {
         if writes.is_empty() {
             return Ok(outcome);
         }
+        // A run whose lease was taken over writes nothing more: the new holder re-reads
+        // this page from the stored cursor, and a late write of ours could land after its.
+        if ctx.lease_lost.load(Ordering::SeqCst) {
+            return Err(RunEnd::LeaseLost);
+        }
         let results = target.write(entity, &writes).await?;
         let mut target_updates = Vec::new();
         for (i, write) in writes.iter().enumerate() {
@@ -449,13 +479,18 @@ impl Engine {
                     );
                 }
                 WriteOutcome::Skipped => outcome.counts.unchanged += 1,
-                WriteOutcome::Failed(error) => {
-                    outcome.failures.push(RecordFailure {
-                        record_id: write.record.id.clone(),
-                        flow_id: Some(plan.flow.id),
-                        error,
-                    });
-                }
+                WriteOutcome::Failed(error) => outcome.failures.push(RecordFailure {
+                    record_id: write.record.id.clone(),
+                    flow_id: Some(plan.flow.id),
+                    error,
+                    retryable: false,
+                }),
+                WriteOutcome::Unavailable(error) => outcome.failures.push(RecordFailure {
+                    record_id: write.record.id.clone(),
+                    flow_id: Some(plan.flow.id),
+                    error,
+                    retryable: true,
+                }),
             }
         }
         self.index.update(&target_updates).await?;

@@ -34,8 +34,8 @@ use crate::domain::{
     Connection, Cursor, FlowRun, Run, RunCounts, RunId, RunStatus, SyncJob, Trigger,
 };
 use crate::ports::{
-    ConnectionStore, Connectors, FlowSource, JobQueue, Lease, PlatformError, RunLog, ScheduleStore,
-    StateError, SyncKey, SyncLeases,
+    ConnectionStore, Connectors, FlowSource, JobQueue, Lease, PendingJob, PlatformError, RunLog,
+    ScheduleStore, StateError, SyncKey, SyncLeases,
 };
 
 /// Tunables of the worker.
@@ -47,6 +47,10 @@ pub struct WorkerSettings {
     pub safety_margin: Duration,
     /// If set, a run also stops this long after it started (tests, and small budgets).
     pub time_budget: Option<Duration>,
+    /// Tries of a webhook job's record whose write fails in a way that may pass.
+    pub record_attempts: u32,
+    /// The wait before the first retry of such records (doubling with each try).
+    pub record_retry: Duration,
     pub engine: EngineSettings,
 }
 
@@ -56,6 +60,8 @@ impl Default for WorkerSettings {
             lease_ttl: Duration::seconds(60),
             safety_margin: Duration::seconds(20),
             time_budget: None,
+            record_attempts: 5,
+            record_retry: Duration::seconds(30),
             engine: EngineSettings::default(),
         }
     }
@@ -246,52 +252,82 @@ impl SyncWorker {
     }
 
     /// Runs follow-ups kept for the stream while we hold its lease: in this invocation
-    /// while time remains, else queued as a job.
+    /// while time remains, else queued as a job. A follow-up stays kept until a run of it
+    /// has ended for good (or its job is queued): one that fails in a way that may pass is
+    /// left for this message's retry, and one cut off by a dying invocation for the next.
     async fn follow_ups(&self, key: SyncKey, owner: &str, stop_at: DateTime<Utc>) -> JobOutcome {
         loop {
-            let next = match self.ports.leases.take_pending(key, owner).await {
-                Ok(Some(job)) => job,
-                Ok(None) => return JobOutcome::Done,
-                // Not ours any more: the new holder runs what is waiting.
-                Err(StateError::LeaseLost) => return JobOutcome::Done,
-                Err(e) => return JobOutcome::Retry(e.to_string()),
+            let PendingJob { job: next, version } =
+                match self.ports.leases.peek_pending(key, owner).await {
+                    Ok(Some(pending)) => pending,
+                    Ok(None) => return JobOutcome::Done,
+                    // Not ours any more: the new holder runs what is waiting.
+                    Err(StateError::LeaseLost) => return JobOutcome::Done,
+                    Err(e) => return JobOutcome::Retry(e.to_string()),
+                };
+            match self.follow_up(key, owner, next, stop_at).await {
+                FollowUp::Ended => self.done_pending(key, version).await,
+                FollowUp::Queued => {
+                    self.done_pending(key, version).await;
+                    return JobOutcome::Done;
+                }
+                FollowUp::Stop(outcome) => return outcome,
+            }
+        }
+    }
+
+    /// One kept follow-up: run here, or queued when time is up.
+    async fn follow_up(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        next: SyncJob,
+        stop_at: DateTime<Utc>,
+    ) -> FollowUp {
+        if self.ports.clock.now() >= stop_at {
+            return match self.ports.jobs.send_job(&next).await {
+                Ok(_) => FollowUp::Queued,
+                // Still kept: this message's retry, the wake-up chain or the next job runs it.
+                Err(e) => FollowUp::Stop(JobOutcome::Retry(e.to_string())),
             };
-            if self.ports.clock.now() >= stop_at {
-                return match self.ports.jobs.send_job(&next).await {
-                    Ok(_) => JobOutcome::Done,
-                    Err(e) => {
-                        // Put it back: the wake-up chain or the next job will run it.
-                        let _ = self.ports.leases.park(key, &next).await;
-                        JobOutcome::Retry(e.to_string())
-                    }
+        }
+        let connection = match self.ports.connections.get(next.connection_id).await {
+            Ok(Some(c)) if c.tenant_id == next.tenant_id && !c.is_deleting() => c,
+            Ok(_) => {
+                return match self
+                    .skipped(&next, None, "the connection no longer exists")
+                    .await
+                {
+                    JobOutcome::Done => FollowUp::Ended,
+                    retry => FollowUp::Stop(retry),
                 };
             }
-            let connection = match self.ports.connections.get(next.connection_id).await {
-                Ok(Some(c)) if !c.is_deleting() => c,
-                Ok(_) => {
-                    let _ = self
-                        .skipped(&next, None, "the connection no longer exists")
-                        .await;
-                    continue;
-                }
-                Err(e) => return JobOutcome::Retry(e.to_string()),
-            };
-            let cursor = match self
-                .ports
-                .leases
-                .acquire(key, owner, self.ports.clock.now(), self.settings.lease_ttl)
-                .await
-            {
-                Ok(Lease::Acquired { cursor }) => cursor,
-                Ok(Lease::Held) => return JobOutcome::Done,
-                Err(e) => return JobOutcome::Retry(e.to_string()),
-            };
-            if let JobOutcome::Retry(why) = self
-                .run_job(key, owner, next, &connection, cursor, stop_at)
-                .await
-            {
-                return JobOutcome::Retry(why);
-            }
+            Err(e) => return FollowUp::Stop(JobOutcome::Retry(e.to_string())),
+        };
+        let cursor = match self
+            .ports
+            .leases
+            .acquire(key, owner, self.ports.clock.now(), self.settings.lease_ttl)
+            .await
+        {
+            Ok(Lease::Acquired { cursor }) => cursor,
+            Ok(Lease::Held) => return FollowUp::Stop(JobOutcome::Done),
+            Err(e) => return FollowUp::Stop(JobOutcome::Retry(e.to_string())),
+        };
+        match self
+            .run_job(key, owner, next, &connection, cursor, stop_at)
+            .await
+        {
+            JobOutcome::Done => FollowUp::Ended,
+            retry => FollowUp::Stop(retry),
+        }
+    }
+
+    /// Drops a follow-up whose run has ended for good. Should that fail, it stays kept and
+    /// runs once more (as a job delivered again, it finds its run finished).
+    async fn done_pending(&self, key: SyncKey, version: u64) {
+        if let Err(e) = self.ports.leases.done_pending(key, version).await {
+            tracing::warn!(connection_id = %key.connection, entity = %key.entity, error = %e, "finished follow-up not dropped; it runs again");
         }
     }
 
@@ -441,13 +477,18 @@ impl SyncWorker {
             lease_lost: lost,
         };
         match self.engine.run(&ctx, job, cursor, &mut run).await {
-            RunEnd::Completed => {
+            RunEnd::Completed { retry } => {
+                let message = match self.retry_records(job, retry).await {
+                    Ok(message) => message,
+                    // The run stays open: this message's retry runs the job again.
+                    Err(e) => return JobOutcome::Retry(e),
+                };
                 let status = if run.counts.failed > 0 {
                     RunStatus::Partial
                 } else {
                     RunStatus::Succeeded
                 };
-                self.finish(run, status, None).await
+                self.finish(run, status, message).await
             }
             RunEnd::Checkpointed(checkpoint) => {
                 run.continuations = checkpoint.continuation;
@@ -468,15 +509,69 @@ impl SyncWorker {
             }
             RunEnd::Failed { error, retryable } => self.fail(run, error, retryable).await,
             RunEnd::LeaseLost => {
-                // Another worker holds the stream now; it goes on from the stored cursor.
+                // Another worker holds the stream now. The job is kept as the stream's
+                // follow-up, so the holder runs it after: a webhook job's ids are not lost,
+                // and neither is a full run.
+                let kept = SyncJob {
+                    resume: None,
+                    ..job.clone()
+                };
+                if let JobOutcome::Retry(why) = self.park(key, &kept).await {
+                    return JobOutcome::Retry(why);
+                }
                 self.fail(
                     run,
-                    "the stream's lease was taken over before the run finished".into(),
+                    "the stream's lease was taken over before the run finished; the job is kept to run after the new holder's".into(),
                     false,
                 )
                 .await
             }
         }
+    }
+
+    /// Queues a later try of a webhook job's records whose writes failed in a way that may
+    /// pass, while tries remain (the wait doubles with each, up to SQS's 15 minutes). What
+    /// the run says about it; `Err` when the retry could not be queued.
+    async fn retry_records(
+        &self,
+        job: &SyncJob,
+        ids: Vec<String>,
+    ) -> Result<Option<String>, String> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let attempt = job.attempt + 1;
+        if attempt >= self.settings.record_attempts {
+            return Ok(Some(format!(
+                "{} record(s) still failing after {attempt} tries; not tried again",
+                ids.len()
+            )));
+        }
+        let wait = (self.settings.record_retry * 2i32.pow(job.attempt.min(10)))
+            .to_std()
+            .unwrap_or_default()
+            .min(std::time::Duration::from_secs(900));
+        // Its id and time derive from the job's, so a redelivered job queues the same retry
+        // (which then finds its run) rather than a second one; it is due `wait` after it.
+        let retry = SyncJob {
+            job_id: format!("{}+retry{attempt}", job.job_id),
+            trigger: Trigger::Retry,
+            triggered_at: job.triggered_at + Duration::from_std(wait).unwrap_or_default(),
+            ids,
+            resume: None,
+            attempt,
+            ..job.clone()
+        };
+        self.ports
+            .jobs
+            .send_job_later(&retry, wait)
+            .await
+            .map_err(|e| format!("retry of failed records not queued: {e}"))?;
+        Ok(Some(format!(
+            "{} record(s) failed in a way that may pass; tried again in {} s",
+            retry.ids.len(),
+            wait.as_secs()
+        )))
     }
 
     /// The job's run record: a new one, the one a continuation or a retry goes on with, or
@@ -611,6 +706,16 @@ fn new_run(
         continuations: job.resume.as_ref().map_or(0, |cp| cp.continuation),
         attempts: 1,
     }
+}
+
+/// How one kept follow-up went.
+enum FollowUp {
+    /// Its run ended for good (or it had nothing left to run): drop it.
+    Ended,
+    /// Queued as a job of its own (time was up): drop it, and stop here.
+    Queued,
+    /// Stop here with this outcome; the follow-up stays kept.
+    Stop(JobOutcome),
 }
 
 /// A task that is aborted when this handle is dropped.

@@ -128,6 +128,7 @@ impl World {
             triggered_at: self.clock.now(),
             ids: ids.iter().map(|i| i.to_string()).collect(),
             resume: None,
+            attempt: 0,
         }
     }
 
@@ -311,6 +312,117 @@ async fn a_follow_up_kept_during_a_run_runs_right_after_it() {
     let runs = w.runs.all();
     assert_eq!(runs.len(), 2, "{runs:#?}");
     assert_eq!(w.leases.pending(key), None);
+}
+
+#[tokio::test]
+async fn a_follow_up_whose_run_fails_in_a_way_that_may_pass_stays_kept_and_runs_later() {
+    // GIVEN a follow-up kept while another run held the stream, whose holder then died
+    let w = world();
+    seed(&w, &w.pa, 3);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let key = w.key(&w.a);
+    w.leases
+        .hold(key, "other", w.clock.now() + Duration::seconds(60));
+    w.worker
+        .handle(w.job(&w.a, SyncMode::Incremental, &["3"]), w.deadline())
+        .await;
+    w.leases
+        .hold(key, "other", w.clock.now() - Duration::seconds(1));
+    let wake = w.mem.queue.delayed_jobs()[0].0.clone();
+    // WHEN the wake-up runs it while the target is down
+    w.pb.fail_next(100);
+    let outcome = w.worker.handle(wake.clone(), w.deadline()).await;
+    // THEN the message is to be retried and the follow-up is still kept
+    assert!(matches!(outcome, JobOutcome::Retry(_)), "{outcome:?}");
+    assert_eq!(
+        w.leases.pending(key).map(|j| j.ids),
+        Some(vec!["3".to_string()])
+    );
+    // WHEN the target is back and the message comes again
+    w.pb.fail_next(0);
+    w.run_to_end(wake).await;
+    // THEN the follow-up ran, once more, and is no longer kept
+    assert_eq!(w.leases.pending(key), None);
+    assert_eq!(by_sku(&w.pb).into_keys().collect::<Vec<_>>(), ["SKU-3"]);
+    assert_eq!(w.last_run().attempts, 2);
+    assert_eq!(w.last_run().status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_webhook_jobs_record_turned_away_for_now_is_tried_again_later_until_it_lands() {
+    // GIVEN a target that turns product 2 away for now (a 503 for it)
+    let w = world();
+    seed(&w, &w.pa, 3);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pb.turn_away("2");
+    // WHEN a webhook job names products 1 and 2
+    let outcome = w
+        .worker
+        .handle(
+            w.job(&w.a, SyncMode::Incremental, &["1", "2"]),
+            w.deadline(),
+        )
+        .await;
+    // THEN 1 is written, the run is partial, and a retry of 2 alone is queued for later
+    assert_eq!(outcome, JobOutcome::Done);
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Partial);
+    assert!(run.failures[0].retryable, "{run:#?}");
+    let retries = w.mem.queue.delayed_jobs();
+    assert_eq!(retries.len(), 1, "{retries:#?}");
+    let (retry, wait) = retries[0].clone();
+    assert_eq!(
+        (retry.ids.clone(), retry.trigger.clone(), retry.attempt),
+        (vec!["2".to_string()], Trigger::Retry, 1)
+    );
+    assert_eq!(wait, std::time::Duration::from_secs(30));
+    // WHEN it is still turned away at the retry
+    w.clock.advance(Duration::seconds(30));
+    w.worker.handle(retry.clone(), w.deadline()).await;
+    // THEN the next retry waits twice as long
+    let retries = w.mem.queue.delayed_jobs();
+    let (again, wait) = retries[1].clone();
+    assert_eq!(
+        (again.attempt, wait),
+        (2, std::time::Duration::from_secs(60))
+    );
+    // WHEN the target takes it again
+    w.pb.accept("2");
+    w.clock.advance(Duration::seconds(60));
+    w.run_to_end(again).await;
+    // THEN it lands and the retry's run succeeds
+    assert_eq!(
+        by_sku(&w.pb).into_keys().collect::<Vec<_>>(),
+        ["SKU-1", "SKU-2"]
+    );
+    assert_eq!(w.last_run().status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_record_turned_away_on_every_try_is_tried_a_bounded_number_of_times() {
+    let w = world_with(
+        WorkerSettings {
+            record_attempts: 2,
+            ..WorkerSettings::default()
+        },
+        3,
+    );
+    seed(&w, &w.pa, 1);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pb.turn_away("1");
+    w.worker
+        .handle(w.job(&w.a, SyncMode::Incremental, &["1"]), w.deadline())
+        .await;
+    let (retry, _) = w.mem.queue.delayed_jobs()[0].clone();
+    w.clock.advance(Duration::seconds(30));
+    w.worker.handle(retry, w.deadline()).await;
+    assert_eq!(w.mem.queue.delayed_jobs().len(), 1, "no third try");
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Partial);
+    assert!(
+        run.message.unwrap_or_default().contains("after 2 tries"),
+        "the run says it gave up"
+    );
 }
 
 #[tokio::test]
@@ -687,8 +799,15 @@ impl SyncLeases for StolenAfterFirstSave {
     async fn park(&self, key: SyncKey, job: &SyncJob) -> Result<bool, StateError> {
         self.inner.park(key, job).await
     }
-    async fn take_pending(&self, key: SyncKey, owner: &str) -> Result<Option<SyncJob>, StateError> {
-        self.inner.take_pending(key, owner).await
+    async fn peek_pending(
+        &self,
+        key: SyncKey,
+        owner: &str,
+    ) -> Result<Option<PendingJob>, StateError> {
+        self.inner.peek_pending(key, owner).await
+    }
+    async fn done_pending(&self, key: SyncKey, version: u64) -> Result<bool, StateError> {
+        self.inner.done_pending(key, version).await
     }
     async fn release(&self, key: SyncKey, owner: &str) -> Result<(), StateError> {
         self.inner.release(key, owner).await
