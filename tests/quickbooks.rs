@@ -824,3 +824,27 @@ async fn an_id_that_is_not_quickbooks_fails_alone_and_never_reads_as_a_deletion(
     assert_eq!(run["counts"]["failed"], 2, "{run}");
     assert_eq!(run["counts"]["written"], 0, "{run}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_again_after_the_three_flow_chain_writes_nothing_and_rewrites_no_document() {
+    let (w, books) = store_into_books_into_project().await;
+    // Every entity polled again, from every source, in the chain's order.
+    let mut written = Vec::new();
+    for (connection, entity) in [
+        (&w.store, "customers"),
+        (&w.store, "products"),
+        (&w.store, "orders"),
+        (&books, "customers"),
+        (&books, "products"),
+        (&books, "orders"),
+    ] {
+        written.push((entity, sync_once(&w, connection, entity).await));
+    }
+    assert!(written.iter().all(|(_, n)| *n == 0), "{written:?}");
+    // No document was written twice: each is at its first version.
+    for kind in ["SalesReceipt", "Invoice"] {
+        for doc in w.books(kind).await {
+            assert_eq!(doc["SyncToken"], "0", "{kind} {}", doc["Id"]);
+        }
+    }
+}

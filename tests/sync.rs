@@ -522,8 +522,12 @@ async fn a_follow_up_whose_run_fails_stays_kept_and_runs_with_the_streams_next_j
         .work_once()
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    assert_eq!(report.returned, 1, "the wake-up is handed back: {report:?}");
+    assert_eq!(report.received, 1, "{report:?}");
     assert_ne!(project_price(&w, &changed).await, "77.7");
+    assert!(
+        w.kept(&w.store, "products").await.is_some(),
+        "still kept, with a wake-up queued for later"
+    );
     // The project is back; the stream's next job (for another product) runs, and then the
     // follow-up that failed, which was kept.
     w.project_admin(Method::POST, "faults", json!({"status": null, "count": 0}))
@@ -613,4 +617,78 @@ async fn a_webhook_job_whose_lease_is_taken_over_mid_page_is_kept_and_runs_after
         .await;
     w.work().await;
     assert_eq!(project_price(&w, &id).await, "55.5");
+}
+
+#[tokio::test]
+async fn a_customer_deleted_between_two_page_reads_shifts_no_other_customer_out_of_the_scan() {
+    let w = sync_world_with(
+        Seed {
+            products: 1,
+            customers: 150,
+            orders: 0,
+            seed: 5,
+        },
+        // Every page is its own invocation: the store can change between two page reads.
+        vec![("TIME_BUDGET_MS".into(), "1".into())],
+    )
+    .await;
+    w.flow(&w.store, &w.project, &["customers"]).await;
+    // The backfill reads its first page of customers, then checkpoints.
+    w.api
+        .stack
+        .work_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    // A customer of that first page is deleted before the second page is read.
+    let gone = w.woo.all(Kind::Customers)[10]["id"].to_string();
+    w.store_admin(
+        Method::DELETE,
+        &format!("wc/v3/customers/{gone}?force=true"),
+        Value::Null,
+    )
+    .await;
+    w.work().await;
+    let rows = w.rows("customers").await;
+    for customer in w.woo.all(Kind::Customers) {
+        assert!(
+            rows.iter().any(|r| r["email"] == customer["email"]),
+            "customer {} was never read",
+            customer["id"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bulk_edit_in_one_second_is_read_whole_whatever_order_the_store_gives_its_ties() {
+    let w = sync_world(Seed {
+        products: 150,
+        customers: 1,
+        orders: 0,
+        seed: 9,
+    })
+    .await;
+    w.flow(&w.store, &w.project, &["products"]).await;
+    w.work().await;
+    // The store lists records of one second newest id first (WordPress promises no order),
+    // and a bulk edit changes every product in the same second.
+    w.store_admin(Method::POST, "ties", json!({"newest_id_first": true}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.store_admin(
+        Method::POST,
+        "touch/products",
+        json!({"set": {"regular_price": "1.23", "price": "1.23"}}),
+    )
+    .await;
+    w.enqueue(&w.job(&w.store, "products", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    let stale: Vec<Value> = w
+        .rows("products")
+        .await
+        .into_iter()
+        .filter(|r| dec(&r["price"]) != "1.23")
+        .map(|r| r["source_id"].clone())
+        .collect();
+    assert!(stale.is_empty(), "never read: {stale:?}");
 }

@@ -9,8 +9,10 @@
 //!   read (a job merged in meanwhile stays). Until then the follow-up stays stored, so a run
 //!   that fails or dies leaves it to be run again.
 //! - The record index: `pk = REC#<connection>#<entity>`, `sk = <record id>`, a fingerprint
-//!   attribute per field (`f_<field>`), `written`, and a link attribute per other connection
-//!   (`l_<connection>`). Updates set only the attributes they name, so runs of other streams
+//!   attribute per field (`f_<field>`), `written`, a link attribute per other connection
+//!   (`l_<connection>`), and per linked connection the seal of what the record agrees on with
+//!   its copy there (`a_<connection>`: one short text, not a field each, to keep the entry
+//!   within one write unit). Updates set only the attributes they name, so runs of other streams
 //!   writing the same record's entry (its links in particular) lose nothing of each other's.
 
 use async_trait::async_trait;
@@ -321,9 +323,15 @@ fn link_attribute(connection: ConnectionId) -> String {
     format!("l_{}", connection.as_uuid().simple())
 }
 
+/// The attribute holding the seal of what a record agrees on with its copy on `connection`.
+fn agreed_attribute(connection: ConnectionId) -> String {
+    format!("a_{}", connection.as_uuid().simple())
+}
+
 fn state_of(item: &Item) -> RecordState {
     let mut fingerprint = BTreeMap::new();
     let mut links = BTreeMap::new();
+    let mut agreed = BTreeMap::new();
     for (name, value) in item {
         let Ok(text) = value.as_s() else { continue };
         if let Some(field) = name.strip_prefix("f_") {
@@ -331,6 +339,10 @@ fn state_of(item: &Item) -> RecordState {
         } else if let Some(conn) = name.strip_prefix("l_") {
             if let Ok(uuid) = uuid::Uuid::parse_str(conn) {
                 links.insert(ConnectionId::from(uuid), text.clone());
+            }
+        } else if let Some(conn) = name.strip_prefix("a_") {
+            if let Ok(uuid) = uuid::Uuid::parse_str(conn) {
+                agreed.insert(ConnectionId::from(uuid), text.clone());
             }
         }
     }
@@ -342,6 +354,7 @@ fn state_of(item: &Item) -> RecordState {
             .copied()
             .unwrap_or(false),
         links,
+        agreed,
     }
 }
 
@@ -369,6 +382,12 @@ impl DynamoSyncState {
             request = request
                 .expression_attribute_names("#link", link_attribute(*connection))
                 .expression_attribute_values(":link", s(id));
+        }
+        if let Some((connection, seal)) = &u.agreed {
+            sets.push("#agreed = :agreed".into());
+            request = request
+                .expression_attribute_names("#agreed", agreed_attribute(*connection))
+                .expression_attribute_values(":agreed", s(seal));
         }
         if sets.is_empty() {
             return Ok(());

@@ -18,7 +18,11 @@
 //!   100 items (413 beyond); SKUs and customer emails unique.
 //! - Webhooks: CRUD on `/webhooks`, a ping on creation, deliveries as `webhooks.rs` says.
 //!
-//! Admin routes (no authentication, no faults): `POST /__admin/seed` (`{"products": 20,
+//! Admin routes (no authentication, no faults): `POST /__admin/touch/{kind}`
+//! (`{"set": {…}}`: a bulk edit, every record of the kind modified in one second),
+//! `POST /__admin/ties`
+//! (`{"newest_id_first": true}`: lists by modification give records of one second in
+//! descending id order, as a store may), `POST /__admin/seed` (`{"products": 20,
 //! "customers": 15, "orders": 60, "seed": 1}`), `POST /__admin/reset`, everything under
 //! `/__admin/wc/v3/…` as the shop manager would do it in wp-admin, `PATCH
 //! /__admin/raw/{orders|products|customers}/{id}` (fields stored as given, unchecked — a
@@ -1284,6 +1288,25 @@ impl WooStore {
                 ok(self.counts(&state))
             }
             ("GET", "state") => ok(self.counts(&lock(&self.state))),
+            ("POST", r) if r.starts_with("touch/") => {
+                let Some(kind) = Kind::from_path(&r["touch/".len()..]) else {
+                    return no_route().response();
+                };
+                let set = serde_json::from_slice::<Value>(&req.body)
+                    .ok()
+                    .and_then(|v| v["set"].as_object().cloned())
+                    .unwrap_or_default();
+                let touched = lock(&self.state).records.touch_all(kind, &set, now());
+                ok(json!({ "touched": touched }))
+            }
+            ("POST", "ties") => {
+                let newest_first = serde_json::from_slice::<Value>(&req.body)
+                    .ok()
+                    .and_then(|v| v["newest_id_first"].as_bool())
+                    .unwrap_or(false);
+                lock(&self.state).records.ties_newest_first = newest_first;
+                ok(json!({ "newest_id_first": newest_first }))
+            }
             ("GET", "deliveries") => ok(json!(lock(&self.state).webhooks.log)),
             ("POST", "deliver") => ok(json!({"delivered": self.deliver_now().await})),
             (_, r) if r.starts_with("wc/v3/") => self.api(&r["wc/v3/".len()..], req),

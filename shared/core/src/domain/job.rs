@@ -137,7 +137,15 @@ impl SyncJob {
         }
         merged.triggered_at = self.triggered_at.max(newer.triggered_at);
         merged.resume = None;
-        merged.attempt = self.attempt.min(newer.attempt);
+        // Tries are bounded: a retry merged with new work keeps its count.
+        merged.attempt = self.attempt.max(newer.attempt);
+        // A new identity: the newest job alone, delivered again, must not find this merged
+        // job's run and take it for its own (the older job's ids would be skipped).
+        merged.job_id = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{}\n{}", self.job_id, newer.job_id).as_bytes(),
+        )
+        .to_string();
         merged
     }
 }
@@ -245,7 +253,14 @@ mod tests {
         let a = webhook_job(&["1", "2"]);
         let b = webhook_job(&["2", "3"]);
         assert_eq!(a.merged_with(&b).ids, ["1", "2", "3"]);
-        assert_eq!(a.merged_with(&b).job_id, b.job_id);
+        // A job of its own: neither of the two, delivered again, takes its run for theirs.
+        let merged = a.merged_with(&b);
+        assert!(merged.job_id != a.job_id && merged.job_id != b.job_id);
+        assert_eq!(
+            merged.job_id,
+            a.merged_with(&b).job_id,
+            "derived, not random"
+        );
         // A job without ids covers everything: the merge does too.
         assert!(a.merged_with(&webhook_job(&[])).ids.is_empty());
         assert!(webhook_job(&[]).merged_with(&a).ids.is_empty());

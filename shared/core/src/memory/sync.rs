@@ -250,6 +250,9 @@ impl RecordIndex for MemoryRecordIndex {
             if let Some((c, id)) = &u.link {
                 row.links.insert(*c, id.clone());
             }
+            if let Some((c, agreed)) = &u.agreed {
+                row.agreed.insert(*c, agreed.clone());
+            }
         }
         Ok(())
     }

@@ -286,6 +286,12 @@ pub struct RecordState {
     pub written: bool,
     /// The same record on other connections.
     pub links: BTreeMap<ConnectionId, String>,
+    /// Per linked connection, the seal ([`Fingerprint::seal`]) of what this record and its
+    /// copy there last agreed on: the fields one of our flows last carried between the two,
+    /// in either direction. A change is a change since then, whatever other flows have read
+    /// or written since (a document carried on from QuickBooks to Supabase does not make the
+    /// store's order look changed).
+    pub agreed: BTreeMap<ConnectionId, String>,
 }
 
 /// A change to one record's entry in the index.
@@ -299,6 +305,8 @@ pub struct RecordUpdate {
     pub fingerprint: Fingerprint,
     pub written: bool,
     pub link: Option<(ConnectionId, String)>,
+    /// The seal of what this record now agrees on with its copy on that connection.
+    pub agreed: Option<(ConnectionId, String)>,
 }
 
 /// Links and fingerprints of records, by connection and entity.

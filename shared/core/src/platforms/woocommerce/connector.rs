@@ -42,6 +42,9 @@ use crate::records::{Body, Record};
 
 /// WooCommerce's page and batch limit.
 pub const PAGE: usize = 100;
+/// How many customers each page re-reads before where the last one ended (see
+/// `customer_page`).
+const CUSTOMER_OVERLAP: usize = 10;
 /// Every order status, trash included (checkout drafts are not orders yet).
 const ORDER_STATUSES: &str = "pending,processing,on-hold,completed,cancelled,refunded,failed,trash";
 
@@ -230,6 +233,12 @@ impl WooConnector {
     }
 
     /// Orders and products, by modification time.
+    ///
+    /// The store orders records by modification second, but records of the same second in
+    /// no order we can rely on (WordPress adds no tie-breaker under every setup). So the
+    /// position a page reaches is a second, not a record: the next page asks again from
+    /// that second, and the ids already read in it (kept in the paging state) are skipped.
+    /// A record whose modification time cannot be read is a failed record, never skipped.
     async fn modified_page(
         &self,
         entity: EntityType,
@@ -237,6 +246,16 @@ impl WooConnector {
         resume: Option<&Value>,
     ) -> Result<Page, PlatformError> {
         let page = resume.and_then(|r| r["page"].as_u64()).unwrap_or(1);
+        // The ids already read at the second the cursor is at.
+        let mut seen: std::collections::BTreeSet<String> = resume
+            .filter(|r| {
+                after.is_some_and(|c| r["at"].as_str() == Some(c.stamp.to_rfc3339().as_str()))
+            })
+            .and_then(|r| r["seen"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
         let mut query = vec![
             ("per_page", PAGE.to_string()),
             ("page", page.to_string()),
@@ -256,38 +275,60 @@ impl WooConnector {
         let listed = self.list(entity_path(entity), &query).await?;
         let full = listed.len() >= PAGE;
         let mut items = Vec::new();
-        let mut checkpoint = None;
+        let mut reached = after.map(|c| c.stamp);
         for v in &listed {
             let record = map(entity, v);
-            let (stamp, id) = match &record {
-                Ok(r) => (r.modified_at, r.id.clone()),
-                // A record that does not map still has a place in the order if its stamp
-                // and id are readable; otherwise it is failed where it stands.
-                Err(_) => (
-                    mapping::gmt(&v["date_modified_gmt"])
-                        .ok()
-                        .flatten()
-                        .unwrap_or_default(),
-                    crate::platforms::id_text(v.get("id")).unwrap_or_default(),
-                ),
+            let id = match &record {
+                Ok(r) => r.id.clone(),
+                Err(_) => crate::platforms::id_text(v.get("id")).unwrap_or_default(),
             };
-            if after.is_some_and(|c| !is_after(stamp, &id, c)) {
+            let stamp = match &record {
+                Ok(r) => Some(r.modified_at),
+                Err(_) => mapping::gmt(&v["date_modified_gmt"]).ok().flatten(),
+            };
+            let Some(stamp) = stamp else {
+                // No place in the order: failed where it stands, once per scan.
+                if seen.insert(id.clone()) {
+                    items.push(Item::Bad {
+                        id,
+                        error: match record {
+                            Err(error) => error,
+                            Ok(_) => "its modification time cannot be read".into(),
+                        },
+                    });
+                }
+                continue;
+            };
+            if after.is_some_and(|c| stamp < c.stamp) {
                 continue;
             }
-            checkpoint = Some(Cursor {
-                stamp,
-                id: id.clone(),
-            });
+            if reached.is_some_and(|r| stamp > r) {
+                // A later second: what was seen before it is behind us.
+                seen.clear();
+            }
+            reached = Some(reached.map_or(stamp, |r| r.max(stamp)));
+            if !seen.insert(id.clone()) {
+                continue;
+            }
             items.push(match record {
                 Ok(r) => Item::Record(r),
                 Err(error) => Item::Bad { id, error },
             });
         }
+        let checkpoint = if items.is_empty() {
+            None
+        } else {
+            reached.map(Cursor::at)
+        };
         let resume = full.then(|| {
-            // Something new: start again from it. Nothing new on a full page (over a
-            // hundred records in one second): the next page of the same query.
+            // Something new: start again from the second reached. Nothing new on a full page
+            // (over a hundred records in one second): the next page of the same query.
             let next = if items.is_empty() { page + 1 } else { 1 };
-            json!({ "page": next })
+            json!({
+                "page": next,
+                "at": reached.map(|r| r.to_rfc3339()),
+                "seen": seen,
+            })
         });
         Ok(Page {
             items,
@@ -296,38 +337,81 @@ impl WooConnector {
         })
     }
 
-    /// Customers: the whole list by id, filtered by modification date.
+    /// Customers: the whole list by id (WooCommerce has no date filter for them), filtered
+    /// by modification date.
+    ///
+    /// Pages are asked for by offset, each starting `CUSTOMER_OVERLAP` records before where
+    /// the last one ended, and what was already read (ids up to the highest read) skipped:
+    /// a customer deleted between two page reads shifts the list, and without the overlap
+    /// the customer that moved into the gap would never be read. A page that does not reach
+    /// back to what was read (more deletions than the overlap) is asked for again from
+    /// further back. New customers get higher ids, so they only ever add to the end.
     async fn customer_page(
         &self,
         after: Option<&Cursor>,
         resume: Option<&Value>,
     ) -> Result<Page, PlatformError> {
-        let page = resume.and_then(|r| r["page"].as_u64()).unwrap_or(1);
+        let offset = resume
+            .and_then(|r| r["offset"].as_u64())
+            .and_then(|o| usize::try_from(o).ok())
+            .unwrap_or(0);
+        let read_up_to = resume
+            .and_then(|r| r["last_id"].as_str())
+            .map(str::to_string);
         let scan_start = resume
             .and_then(|r| r["scan_start"].as_str())
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_else(|| self.clock.now());
-        let query = vec![
-            ("per_page", PAGE.to_string()),
-            ("page", page.to_string()),
-            ("orderby", "id".to_string()),
-            ("order", "asc".to_string()),
-            Self::scope(EntityType::Customers),
-        ];
-        let listed = self.list("customers", &query).await?;
+        let mut start = match read_up_to {
+            Some(_) => offset.saturating_sub(CUSTOMER_OVERLAP),
+            None => offset,
+        };
+        let listed = loop {
+            let query = vec![
+                ("per_page", PAGE.to_string()),
+                ("offset", start.to_string()),
+                ("orderby", "id".to_string()),
+                ("order", "asc".to_string()),
+                Self::scope(EntityType::Customers),
+            ];
+            let listed = self.list("customers", &query).await?;
+            let reaches_back = match (&read_up_to, listed.first()) {
+                (Some(last), Some(first)) => {
+                    let first = crate::platforms::id_text(first.get("id")).unwrap_or_default();
+                    id_order(&first, last) != Ordering::Greater
+                }
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            if reaches_back || start == 0 {
+                break listed;
+            }
+            start = start.saturating_sub(PAGE);
+        };
         let mut items = Vec::new();
+        let mut last = read_up_to.clone();
         for v in &listed {
+            let id = crate::platforms::id_text(v.get("id")).unwrap_or_default();
+            if read_up_to
+                .as_deref()
+                .is_some_and(|r| id_order(&id, r) != Ordering::Greater)
+            {
+                continue;
+            }
+            if last
+                .as_deref()
+                .is_none_or(|l| id_order(&id, l) == Ordering::Greater)
+            {
+                last = Some(id.clone());
+            }
             match mapping::customer(v) {
                 Ok(r) => {
                     if after.is_none_or(|c| is_after(r.modified_at, &r.id, &Cursor::at(c.stamp))) {
                         items.push(Item::Record(r));
                     }
                 }
-                Err(error) => items.push(Item::Bad {
-                    id: crate::platforms::id_text(v.get("id")).unwrap_or_default(),
-                    error,
-                }),
+                Err(error) => items.push(Item::Bad { id, error }),
             }
         }
         let more = listed.len() >= PAGE;
@@ -335,7 +419,13 @@ impl WooConnector {
             items,
             // Only a finished scan says where the cursor may go: to when it began.
             checkpoint: (!more).then(|| Cursor::at(scan_start - Duration::seconds(1))),
-            resume: more.then(|| json!({"page": page + 1, "scan_start": scan_start.to_rfc3339()})),
+            resume: more.then(|| {
+                json!({
+                    "offset": start + listed.len(),
+                    "last_id": last,
+                    "scan_start": scan_start.to_rfc3339(),
+                })
+            }),
         })
     }
 

@@ -35,7 +35,7 @@ use crate::ports::{
     Connector, Item, Origin, PlatformError, RecordIndex, RecordState, RecordUpdate, Source,
     StateError, SyncKey, SyncLeases, Write, WriteOutcome,
 };
-use crate::records::Record;
+use crate::records::{Fingerprint, Record};
 
 /// Records fetched by id per call (webhook jobs).
 const FETCH_CHUNK: usize = 100;
@@ -73,8 +73,22 @@ pub enum RunEnd {
     Checkpointed(Checkpoint),
     /// Could not go on. `retryable`: trying the job again later may help.
     Failed { error: String, retryable: bool },
-    /// The lease was taken over: another run goes on from the stored cursor.
-    LeaseLost,
+    /// The lease was taken over: another run goes on from the stored cursor. `in_flight`:
+    /// the records of the page being written then (our writes of them may land after the
+    /// new holder's, so they are to be synced again after it).
+    LeaseLost { in_flight: Vec<String> },
+}
+
+impl RunEnd {
+    /// `LeaseLost` with the page in flight named; any other end as it is.
+    fn in_flight(self, ids: &[String]) -> RunEnd {
+        match self {
+            RunEnd::LeaseLost { .. } => RunEnd::LeaseLost {
+                in_flight: ids.to_vec(),
+            },
+            other => other,
+        }
+    }
 }
 
 impl From<PlatformError> for RunEnd {
@@ -90,7 +104,9 @@ impl From<PlatformError> for RunEnd {
 impl From<StateError> for RunEnd {
     fn from(e: StateError) -> Self {
         match e {
-            StateError::LeaseLost => RunEnd::LeaseLost,
+            StateError::LeaseLost => RunEnd::LeaseLost {
+                in_flight: Vec::new(),
+            },
             StateError::Unavailable(why) => RunEnd::Failed {
                 error: format!("the sync state store is unavailable: {why}"),
                 retryable: true,
@@ -194,7 +210,9 @@ impl Engine {
         };
         loop {
             if ctx.lease_lost.load(Ordering::SeqCst) {
-                return RunEnd::LeaseLost;
+                return RunEnd::LeaseLost {
+                    in_flight: Vec::new(),
+                };
             }
             let page = match ctx
                 .source
@@ -204,10 +222,11 @@ impl Engine {
                 Ok(page) => page,
                 Err(e) => return e.into(),
             };
+            let ids: Vec<String> = page.items.iter().map(|i| i.id().to_string()).collect();
             match self.process(ctx, page.items, run).await {
                 Ok(outcome) if outcome.committed => {}
                 Ok(_) => at.blocked = true,
-                Err(end) => return end,
+                Err(end) => return end.in_flight(&ids),
             }
             if let Some(checkpoint) = page.checkpoint {
                 at.after = Some(checkpoint.clone());
@@ -219,7 +238,7 @@ impl Engine {
                                 .save_cursor(ctx.key, ctx.owner, &checkpoint)
                                 .await
                             {
-                                return e.into();
+                                return RunEnd::from(e).in_flight(&ids);
                             }
                             run.cursor_after = Some(checkpoint);
                         }
@@ -262,7 +281,9 @@ impl Engine {
         let mut retry = Vec::new();
         for chunk in job.ids.chunks(FETCH_CHUNK) {
             if ctx.lease_lost.load(Ordering::SeqCst) {
-                return RunEnd::LeaseLost;
+                return RunEnd::LeaseLost {
+                    in_flight: Vec::new(),
+                };
             }
             let items = match ctx.source.fetch(ctx.key.entity, chunk).await {
                 Ok(items) => items,
@@ -270,7 +291,7 @@ impl Engine {
             };
             match self.process(ctx, items, run).await {
                 Ok(outcome) => retry.extend(outcome.retry),
-                Err(end) => return end,
+                Err(end) => return end.in_flight(chunk),
             }
         }
         retry.sort();
@@ -395,6 +416,8 @@ impl Engine {
 
         let mut outcome = FlowPageOutcome::default();
         let mut writes = Vec::new();
+        // Index updates for records found unchanged that had no agreement yet.
+        let mut settled: Vec<RecordUpdate> = Vec::new();
         for r in records {
             // What this record can carry: the flow's fields it holds a value for.
             let fields: Vec<&'static str> = plan
@@ -406,9 +429,27 @@ impl Engine {
             let fingerprint = r.fingerprint(&fields);
             let target_id = linked.get(r.id.as_str()).copied();
             if let Some(t) = target_id {
-                let holds = target_states
-                    .get(t)
-                    .is_some_and(|state| state.fingerprint.covers(&fingerprint));
+                // Nothing to write when the record is unchanged since it and its copy last
+                // agreed (what a flow last carried between them, in either direction: what
+                // other flows read or wrote since does not count), or when the copy already
+                // holds it (it came round another way, or the agreement is older than
+                // agreements). Either way they agree on it from now.
+                let seal = fingerprint.seal();
+                let agreed = source_states
+                    .get(&r.id)
+                    .and_then(|s| s.agreed.get(&target_connection));
+                let holds = agreed == Some(&seal)
+                    || target_states
+                        .get(t)
+                        .is_some_and(|state| state.fingerprint.covers(&fingerprint));
+                if holds && agreed != Some(&seal) {
+                    settled.extend(agreement(
+                        entity,
+                        (source, &r.id),
+                        (target_connection, t),
+                        &seal,
+                    ));
+                }
                 if holds {
                     let echo = source_states
                         .get(&r.id)
@@ -444,15 +485,18 @@ impl Engine {
             });
         }
         if writes.is_empty() {
+            self.index.update(&settled).await?;
             return Ok(outcome);
         }
         // A run whose lease was taken over writes nothing more: the new holder re-reads
         // this page from the stored cursor, and a late write of ours could land after its.
         if ctx.lease_lost.load(Ordering::SeqCst) {
-            return Err(RunEnd::LeaseLost);
+            return Err(RunEnd::LeaseLost {
+                in_flight: Vec::new(),
+            });
         }
         let results = target.write(entity, &writes).await?;
-        let mut target_updates = Vec::new();
+        let mut target_updates = settled;
         for (i, write) in writes.iter().enumerate() {
             let result = results
                 .get(i)
@@ -461,21 +505,22 @@ impl Engine {
             match result {
                 WriteOutcome::Written { target_id } => {
                     outcome.counts.written += 1;
+                    let written = write.record.fingerprint(&write.fields);
+                    let seal = written.seal();
                     target_updates.push(RecordUpdate {
                         connection: target_connection,
                         entity,
                         id: target_id.clone(),
-                        fingerprint: write.record.fingerprint(&write.fields),
+                        fingerprint: written,
                         written: true,
                         link: Some((source, write.record.id.clone())),
+                        agreed: Some((source, seal.clone())),
                     });
                     link_source(
                         source_updates,
-                        source,
-                        entity,
-                        &write.record.id,
-                        target_connection,
-                        target_id,
+                        (source, entity, &write.record.id),
+                        (target_connection, target_id),
+                        seal,
                     );
                 }
                 WriteOutcome::Skipped => outcome.counts.unchanged += 1,
@@ -498,15 +543,14 @@ impl Engine {
     }
 }
 
-/// Notes on the source record's index entry that it now lives at `target_id` on `target`
-/// (one update per record and target; the fingerprint is filled in afterwards).
+/// Notes on the source record's index entry that it now lives at `target_id` on `target`,
+/// agreeing there on what `agreed` seals (one update per record and target; the fingerprint
+/// is filled in afterwards).
 fn link_source(
     updates: &mut HashMap<String, RecordUpdate>,
-    source: ConnectionId,
-    entity: EntityType,
-    id: &str,
-    target: ConnectionId,
-    target_id: String,
+    (source, entity, id): (ConnectionId, EntityType, &str),
+    (target, target_id): (ConnectionId, String),
+    agreed: String,
 ) {
     let key = if updates
         .get(id)
@@ -526,8 +570,32 @@ fn link_source(
             fingerprint: Default::default(),
             written: false,
             link: Some((target, target_id)),
+            agreed: Some((target, agreed)),
         },
     );
+}
+
+/// The two index updates that record a source record and its copy as agreeing on what
+/// `seal` seals (nothing else of their entries changes).
+fn agreement(
+    entity: EntityType,
+    (source, id): (ConnectionId, &str),
+    (target, target_id): (ConnectionId, &str),
+    seal: &str,
+) -> [RecordUpdate; 2] {
+    let update = |connection, id: &str, peer| RecordUpdate {
+        connection,
+        entity,
+        id: id.to_string(),
+        fingerprint: Fingerprint::default(),
+        written: false,
+        link: None,
+        agreed: Some((peer, seal.to_string())),
+    };
+    [
+        update(source, id, target),
+        update(target, target_id, source),
+    ]
 }
 
 /// What one flow did with one page.

@@ -185,7 +185,7 @@ impl SyncWorker {
             Ok(first) => {
                 tracing::info!(connection_id = %key.connection, entity = %key.entity, job_id = %job.job_id, "stream busy; job kept as its follow-up");
                 if first {
-                    if let Err(e) = self.send_wake(key, job).await {
+                    if let Err(e) = self.send_wake(key, job, 0, self.lease_wait()).await {
                         // The follow-up is kept; the holder runs it when it finishes. Only
                         // a holder that dies would leave it waiting for the next job.
                         tracing::warn!(error = %e, "wake-up not queued");
@@ -197,9 +197,23 @@ impl SyncWorker {
         }
     }
 
-    /// A message that, after the lease could have expired, runs the stream's follow-up if
-    /// it is still waiting.
-    async fn send_wake(&self, key: SyncKey, about: &SyncJob) -> Result<String, String> {
+    /// How long after a lease was last renewed it has surely expired.
+    fn lease_wait(&self) -> std::time::Duration {
+        (self.settings.lease_ttl + Duration::seconds(5))
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(65))
+            .min(std::time::Duration::from_secs(900))
+    }
+
+    /// A message that, after `delay`, runs the stream's follow-up if it is still waiting;
+    /// `attempt` counts wake-ups sent because a run of the follow-up failed.
+    async fn send_wake(
+        &self,
+        key: SyncKey,
+        about: &SyncJob,
+        attempt: u32,
+        delay: std::time::Duration,
+    ) -> Result<String, String> {
         let wake = SyncJob {
             job_id: uuid::Uuid::new_v4().to_string(),
             trigger: Trigger::FollowUp,
@@ -207,12 +221,9 @@ impl SyncWorker {
             resume: None,
             connection_id: key.connection,
             entity_type: key.entity,
+            attempt,
             ..about.clone()
         };
-        let delay = (self.settings.lease_ttl + Duration::seconds(5))
-            .to_std()
-            .unwrap_or(std::time::Duration::from_secs(65))
-            .min(std::time::Duration::from_secs(900));
         self.ports
             .jobs
             .send_job_later(&wake, delay)
@@ -237,13 +248,16 @@ impl SyncWorker {
         {
             Ok(Lease::Held) => {
                 // Still busy: look again later (the chain ends once the stream is free).
-                if let Err(e) = self.send_wake(key, &wake).await {
+                if let Err(e) = self
+                    .send_wake(key, &wake, wake.attempt, self.lease_wait())
+                    .await
+                {
                     return JobOutcome::Retry(e);
                 }
                 JobOutcome::Done
             }
             Ok(Lease::Acquired { .. }) => {
-                let outcome = self.follow_ups(key, owner, stop_at).await;
+                let outcome = self.follow_ups(key, owner, stop_at, wake.attempt).await;
                 self.release(key, owner).await;
                 outcome
             }
@@ -251,11 +265,21 @@ impl SyncWorker {
         }
     }
 
-    /// Runs follow-ups kept for the stream while we hold its lease: in this invocation
-    /// while time remains, else queued as a job. A follow-up stays kept until a run of it
-    /// has ended for good (or its job is queued): one that fails in a way that may pass is
-    /// left for this message's retry, and one cut off by a dying invocation for the next.
-    async fn follow_ups(&self, key: SyncKey, owner: &str, stop_at: DateTime<Utc>) -> JobOutcome {
+    /// Runs follow-ups kept for the stream while we hold its lease. A follow-up stays kept
+    /// until a run of it has ended for good, so nothing a failure or a dying invocation
+    /// interrupts is lost; whatever stops here arranges for a wake-up to go on:
+    /// - time up: the lease is released and a wake-up queued at once (a new invocation goes
+    ///   on, with its own time);
+    /// - a run that failed in a way that may pass: a wake-up after the lease's lifetime,
+    ///   doubling with each (`wake_attempt`), up to the record retry bound; after that it
+    ///   waits, kept, for the stream's next job.
+    async fn follow_ups(
+        &self,
+        key: SyncKey,
+        owner: &str,
+        stop_at: DateTime<Utc>,
+        wake_attempt: u32,
+    ) -> JobOutcome {
         loop {
             let PendingJob { job: next, version } =
                 match self.ports.leases.peek_pending(key, owner).await {
@@ -265,44 +289,64 @@ impl SyncWorker {
                     Err(StateError::LeaseLost) => return JobOutcome::Done,
                     Err(e) => return JobOutcome::Retry(e.to_string()),
                 };
-            match self.follow_up(key, owner, next, stop_at).await {
-                FollowUp::Ended => self.done_pending(key, version).await,
-                FollowUp::Queued => {
-                    self.done_pending(key, version).await;
-                    return JobOutcome::Done;
+            match self.follow_up(key, owner, &next, stop_at).await {
+                FollowUp::Ended => {
+                    if let Err(e) = self.ports.leases.done_pending(key, version).await {
+                        // Still kept: this message's retry finds its run finished.
+                        return JobOutcome::Retry(e.to_string());
+                    }
                 }
-                FollowUp::Stop(outcome) => return outcome,
+                FollowUp::TimeUp => {
+                    self.release(key, owner).await;
+                    return match self
+                        .send_wake(key, &next, wake_attempt, std::time::Duration::ZERO)
+                        .await
+                    {
+                        Ok(_) => JobOutcome::Done,
+                        Err(e) => JobOutcome::Retry(e),
+                    };
+                }
+                FollowUp::Failed(why) => {
+                    let attempt = wake_attempt + 1;
+                    if attempt >= self.settings.record_attempts {
+                        tracing::warn!(connection_id = %key.connection, entity = %key.entity, error = %why, "follow-up still failing; kept for the stream's next job");
+                        return JobOutcome::Done;
+                    }
+                    let delay = (self.lease_wait() * 2u32.pow(wake_attempt.min(10)))
+                        .min(std::time::Duration::from_secs(900));
+                    return match self.send_wake(key, &next, attempt, delay).await {
+                        Ok(_) => JobOutcome::Done,
+                        Err(_) => JobOutcome::Retry(why),
+                    };
+                }
+                FollowUp::Yield(outcome) => return outcome,
             }
         }
     }
 
-    /// One kept follow-up: run here, or queued when time is up.
+    /// One kept follow-up, run here unless time is up.
     async fn follow_up(
         &self,
         key: SyncKey,
         owner: &str,
-        next: SyncJob,
+        next: &SyncJob,
         stop_at: DateTime<Utc>,
     ) -> FollowUp {
         if self.ports.clock.now() >= stop_at {
-            return match self.ports.jobs.send_job(&next).await {
-                Ok(_) => FollowUp::Queued,
-                // Still kept: this message's retry, the wake-up chain or the next job runs it.
-                Err(e) => FollowUp::Stop(JobOutcome::Retry(e.to_string())),
-            };
+            return FollowUp::TimeUp;
         }
         let connection = match self.ports.connections.get(next.connection_id).await {
             Ok(Some(c)) if c.tenant_id == next.tenant_id && !c.is_deleting() => c,
             Ok(_) => {
                 return match self
-                    .skipped(&next, None, "the connection no longer exists")
+                    .skipped(next, None, "the connection no longer exists")
                     .await
                 {
                     JobOutcome::Done => FollowUp::Ended,
-                    retry => FollowUp::Stop(retry),
+                    JobOutcome::Retry(why) => FollowUp::Yield(JobOutcome::Retry(why)),
                 };
             }
-            Err(e) => return FollowUp::Stop(JobOutcome::Retry(e.to_string())),
+            Err(e) => return FollowUp::Yield(JobOutcome::Retry(e.to_string())),
         };
         let cursor = match self
             .ports
@@ -311,23 +355,16 @@ impl SyncWorker {
             .await
         {
             Ok(Lease::Acquired { cursor }) => cursor,
-            Ok(Lease::Held) => return FollowUp::Stop(JobOutcome::Done),
-            Err(e) => return FollowUp::Stop(JobOutcome::Retry(e.to_string())),
+            // Another holder: it runs what is kept.
+            Ok(Lease::Held) => return FollowUp::Yield(JobOutcome::Done),
+            Err(e) => return FollowUp::Yield(JobOutcome::Retry(e.to_string())),
         };
         match self
-            .run_job(key, owner, next, &connection, cursor, stop_at)
+            .run_job(key, owner, next.clone(), &connection, cursor, stop_at)
             .await
         {
             JobOutcome::Done => FollowUp::Ended,
-            retry => FollowUp::Stop(retry),
-        }
-    }
-
-    /// Drops a follow-up whose run has ended for good. Should that fail, it stays kept and
-    /// runs once more (as a job delivered again, it finds its run finished).
-    async fn done_pending(&self, key: SyncKey, version: u64) {
-        if let Err(e) = self.ports.leases.done_pending(key, version).await {
-            tracing::warn!(connection_id = %key.connection, entity = %key.entity, error = %e, "finished follow-up not dropped; it runs again");
+            JobOutcome::Retry(why) => FollowUp::Failed(why),
         }
     }
 
@@ -345,7 +382,7 @@ impl SyncWorker {
             .run_job(key, owner, job, connection, cursor, stop_at)
             .await
         {
-            JobOutcome::Done => self.follow_ups(key, owner, stop_at).await,
+            JobOutcome::Done => self.follow_ups(key, owner, stop_at, 0).await,
             retry => retry,
         }
     }
@@ -508,25 +545,60 @@ impl SyncWorker {
                 }
             }
             RunEnd::Failed { error, retryable } => self.fail(run, error, retryable).await,
-            RunEnd::LeaseLost => {
-                // Another worker holds the stream now. The job is kept as the stream's
-                // follow-up, so the holder runs it after: a webhook job's ids are not lost,
-                // and neither is a full run.
-                let kept = SyncJob {
-                    resume: None,
-                    ..job.clone()
-                };
-                if let JobOutcome::Retry(why) = self.park(key, &kept).await {
+            RunEnd::LeaseLost { in_flight } => {
+                // Another worker holds the stream now. The run is recorded first (the job,
+                // kept, may run under the same id as soon as it is parked).
+                let outcome = self
+                    .fail(
+                        run,
+                        "the stream's lease was taken over before the run finished; the job is kept to run after the new holder's".into(),
+                        false,
+                    )
+                    .await;
+                if let JobOutcome::Retry(why) = outcome {
                     return JobOutcome::Retry(why);
                 }
-                self.fail(
-                    run,
-                    "the stream's lease was taken over before the run finished; the job is kept to run after the new holder's".into(),
-                    false,
-                )
-                .await
+                self.after_lease_lost(key, job, in_flight).await
             }
         }
+    }
+
+    /// What a run whose lease was taken over leaves for after the new holder: the job, kept
+    /// as the stream's follow-up (a webhook job's ids are not lost, nor is a full run); and
+    /// the records of the page that was being written, synced again by id once the lease
+    /// has surely changed hands (a write of ours may have landed after the new holder's).
+    async fn after_lease_lost(
+        &self,
+        key: SyncKey,
+        job: &SyncJob,
+        in_flight: Vec<String>,
+    ) -> JobOutcome {
+        let kept = SyncJob {
+            resume: None,
+            ..job.clone()
+        };
+        if let JobOutcome::Retry(why) = self.park(key, &kept).await {
+            return JobOutcome::Retry(why);
+        }
+        if job.ids.is_empty() && !in_flight.is_empty() {
+            let again = SyncJob {
+                job_id: format!("{}+page{}", job.job_id, ids_digest(&in_flight)),
+                trigger: Trigger::Retry,
+                ids: in_flight,
+                resume: None,
+                attempt: 0,
+                ..job.clone()
+            };
+            if let Err(e) = self
+                .ports
+                .jobs
+                .send_job_later(&again, self.lease_wait())
+                .await
+            {
+                return JobOutcome::Retry(format!("page in flight not queued again: {e}"));
+            }
+        }
+        JobOutcome::Done
     }
 
     /// Queues a later try of a webhook job's records whose writes failed in a way that may
@@ -554,7 +626,7 @@ impl SyncWorker {
         // Its id and time derive from the job's, so a redelivered job queues the same retry
         // (which then finds its run) rather than a second one; it is due `wait` after it.
         let retry = SyncJob {
-            job_id: format!("{}+retry{attempt}", job.job_id),
+            job_id: format!("{}+retry{attempt}-{}", job.job_id, ids_digest(&ids)),
             trigger: Trigger::Retry,
             triggered_at: job.triggered_at + Duration::from_std(wait).unwrap_or_default(),
             ids,
@@ -675,6 +747,11 @@ impl SyncWorker {
     }
 }
 
+/// A short digest of a set of ids, for job ids derived from them.
+fn ids_digest(ids: &[String]) -> String {
+    crate::crypto::sha256_hex(ids.join("\n").as_bytes())[..12].to_string()
+}
+
 fn new_run(
     job: &SyncJob,
     id: RunId,
@@ -712,10 +789,12 @@ fn new_run(
 enum FollowUp {
     /// Its run ended for good (or it had nothing left to run): drop it.
     Ended,
-    /// Queued as a job of its own (time was up): drop it, and stop here.
-    Queued,
-    /// Stop here with this outcome; the follow-up stays kept.
-    Stop(JobOutcome),
+    /// Time is up: it stays kept, for a new invocation.
+    TimeUp,
+    /// Its run failed in a way that may pass: it stays kept, to be tried again.
+    Failed(String),
+    /// Stop here with this outcome (another holder, or our store failing); it stays kept.
+    Yield(JobOutcome),
 }
 
 /// A task that is aborted when this handle is dropped.
@@ -740,17 +819,29 @@ async fn keep_lease(
         .to_std()
         .unwrap_or(std::time::Duration::from_secs(20))
         .max(std::time::Duration::from_millis(50));
+    // Until when the lease is surely ours: the last renewal's expiry.
+    let mut valid_until = clock.now() + ttl;
     loop {
         tokio::time::sleep(every).await;
-        match leases.renew(key, &owner, clock.now(), ttl).await {
-            Ok(()) => {}
+        let now = clock.now();
+        match leases.renew(key, &owner, now, ttl).await {
+            Ok(()) => valid_until = now + ttl,
             Err(StateError::LeaseLost) => {
                 tracing::warn!(connection_id = %key.connection, entity = %key.entity, "lease lost while running");
                 lost.store(true, Ordering::SeqCst);
                 return;
             }
-            // A passing store failure: try again at the next tick (the lease still has time).
-            Err(e) => tracing::warn!(error = %e, "lease renewal failed; retrying"),
+            // A passing store failure: try again at the next tick, while the lease still
+            // has time; past that, another worker may hold it, so stop as if it were lost.
+            Err(e) => {
+                let next_tick = Duration::from_std(every).unwrap_or_default();
+                if clock.now() + next_tick >= valid_until {
+                    tracing::warn!(error = %e, "lease could not be renewed before it runs out; stopping");
+                    lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                tracing::warn!(error = %e, "lease renewal failed; retrying");
+            }
         }
     }
 }

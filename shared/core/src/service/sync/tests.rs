@@ -332,15 +332,28 @@ async fn a_follow_up_whose_run_fails_in_a_way_that_may_pass_stays_kept_and_runs_
     // WHEN the wake-up runs it while the target is down
     w.pb.fail_next(100);
     let outcome = w.worker.handle(wake.clone(), w.deadline()).await;
-    // THEN the message is to be retried and the follow-up is still kept
-    assert!(matches!(outcome, JobOutcome::Retry(_)), "{outcome:?}");
+    // THEN the follow-up is still kept, and a later wake-up (twice the lease's wait at the
+    // most) is queued to try again; the message itself is done
+    assert_eq!(outcome, JobOutcome::Done);
     assert_eq!(
         w.leases.pending(key).map(|j| j.ids),
         Some(vec!["3".to_string()])
     );
-    // WHEN the target is back and the message comes again
+    let wakes = w.mem.queue.delayed_jobs();
+    let (again, wait) = wakes
+        .last()
+        .cloned()
+        .unwrap_or_else(|| panic!("no wake-up"));
+    assert_eq!(
+        (again.trigger.clone(), again.attempt),
+        (Trigger::FollowUp, 1)
+    );
+    assert_eq!(wait, std::time::Duration::from_secs(65));
+    assert_eq!(w.leases.holder(key), None, "the lease is released");
+    // WHEN the target is back and that wake-up comes
     w.pb.fail_next(0);
-    w.run_to_end(wake).await;
+    w.clock.advance(Duration::seconds(65));
+    w.run_to_end(again).await;
     // THEN the follow-up ran, once more, and is no longer kept
     assert_eq!(w.leases.pending(key), None);
     assert_eq!(by_sku(&w.pb).into_keys().collect::<Vec<_>>(), ["SKU-3"]);
@@ -423,6 +436,77 @@ async fn a_record_turned_away_on_every_try_is_tried_a_bounded_number_of_times() 
         run.message.unwrap_or_default().contains("after 2 tries"),
         "the run says it gave up"
     );
+}
+
+#[tokio::test]
+async fn a_follow_up_met_when_time_is_up_stays_kept_and_a_new_invocation_is_woken_at_once() {
+    // GIVEN a follow-up kept while another run held the stream
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let key = w.key(&w.a);
+    w.leases
+        .hold(key, "other", w.clock.now() + Duration::seconds(60));
+    w.worker
+        .handle(w.job(&w.a, SyncMode::Incremental, &["2"]), w.deadline())
+        .await;
+    w.leases
+        .hold(key, "other", w.clock.now() - Duration::seconds(1));
+    // WHEN the next job runs with no time left after its own run
+    let outcome = w
+        .worker
+        .handle(
+            w.job(&w.a, SyncMode::Incremental, &["1"]),
+            w.clock.now() + Duration::seconds(5),
+        )
+        .await;
+    // THEN the follow-up is still kept, the lease is free, and a wake-up is queued now
+    assert_eq!(outcome, JobOutcome::Done);
+    assert!(w.leases.pending(key).is_some());
+    assert_eq!(w.leases.holder(key), None);
+    let wakes = w.mem.queue.delayed_jobs();
+    let (wake, wait) = wakes
+        .last()
+        .cloned()
+        .unwrap_or_else(|| panic!("no wake-up"));
+    assert_eq!(
+        (wake.trigger.clone(), wait),
+        (Trigger::FollowUp, std::time::Duration::ZERO)
+    );
+    // WHEN it comes
+    w.run_to_end(wake).await;
+    // THEN the follow-up ran
+    assert_eq!(w.leases.pending(key), None);
+    assert_eq!(
+        by_sku(&w.pb).into_keys().collect::<Vec<_>>(),
+        ["SKU-1", "SKU-2"]
+    );
+}
+
+#[tokio::test]
+async fn a_kept_job_merged_with_a_newer_one_is_not_taken_for_the_newer_one_delivered_again() {
+    // GIVEN two webhook jobs kept (merged) while another run held the stream
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let key = w.key(&w.a);
+    w.leases
+        .hold(key, "other", w.clock.now() + Duration::seconds(60));
+    let older = w.job(&w.a, SyncMode::Incremental, &["1"]);
+    let newer = w.job(&w.a, SyncMode::Incremental, &["2"]);
+    w.worker.handle(older, w.deadline()).await;
+    w.worker.handle(newer.clone(), w.deadline()).await;
+    w.leases
+        .hold(key, "other", w.clock.now() - Duration::seconds(1));
+    // WHEN the newer job is delivered again (SQS delivers at least once), runs alone, and
+    // then runs the kept one
+    w.run_to_end(newer).await;
+    // THEN the older job's record was synced too
+    assert_eq!(
+        by_sku(&w.pb).into_keys().collect::<Vec<_>>(),
+        ["SKU-1", "SKU-2"]
+    );
+    assert_eq!(w.leases.pending(key), None);
 }
 
 #[tokio::test]
@@ -591,6 +675,39 @@ async fn flows_both_ways_converge_and_do_not_echo() {
     assert_eq!(w.pb.writes(), writes_b);
     assert_eq!(w.last_run().counts.echo_skipped, 1);
     assert_eq!(by_sku(&w.pa), by_sku(&w.pb));
+}
+
+#[tokio::test]
+async fn an_edit_back_to_an_earlier_value_is_a_change_and_a_bookkeepers_edit_is_left_alone() {
+    // GIVEN a product carried A→B, edited on B and carried back to A
+    let w = world();
+    seed(&w, &w.pa, 1);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.flow(&w.b, &w.a, ConflictPolicy::SourceWins);
+    w.run_to_end(w.job(&w.a, SyncMode::Full, &[])).await;
+    let on_b =
+        w.pb.live(EntityType::Products)
+            .into_keys()
+            .next()
+            .unwrap_or_default();
+    w.clock.advance(Duration::minutes(1));
+    w.pb.put(EntityType::Products, &on_b, product("SKU-1", "20"));
+    w.run_to_end(w.job(&w.b, SyncMode::Incremental, &[])).await;
+    assert_eq!(by_sku(&w.pa)["SKU-1"], product("SKU-1", "20"));
+    // WHEN A is edited back to the price it first had
+    w.clock.advance(Duration::minutes(1));
+    w.pa.put(EntityType::Products, "1", product("SKU-1", "10.00"));
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    // THEN that is a change, and B gets it
+    assert_eq!(by_sku(&w.pb)["SKU-1"], product("SKU-1", "10"));
+    // WHEN B is edited while A stays as it is, and only A is polled (no B→A run yet)
+    w.clock.advance(Duration::minutes(1));
+    w.pb.put(EntityType::Products, &on_b, product("SKU-1", "30"));
+    let writes_b = w.pb.writes();
+    w.run_to_end(w.job(&w.a, SyncMode::Full, &[])).await;
+    // THEN A's unchanged record does not overwrite B's edit
+    assert_eq!(w.pb.writes(), writes_b);
+    assert_eq!(by_sku(&w.pb)["SKU-1"], product("SKU-1", "30"));
 }
 
 #[tokio::test]
