@@ -63,8 +63,9 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("SyncWorkerFunction", "scheduler:ListSchedules"): "unused: only the repair sweep lists",
     ("ScheduleApiFunction", "iam:PassRole"): "external: Scheduler assumes the role we name",
     ("SyncWorkerFunction", "iam:PassRole"): "external: Scheduler assumes the role we name",
-    # Run history: the API reads runs (get, query, batch get); writing them is the worker's.
-    ("ScheduleApiFunction", "dynamodb:BatchWriteItem"): "unused: runs are written by the worker",
+    # Run history and kept failures: the API reads them (get, query, batch get); writing
+    # them is the worker's.
+    ("ScheduleApiFunction", "dynamodb:BatchWriteItem"): "unused: runs and failures are written by the worker",
     # SQS event sources: Lambda's poller receives and deletes with the function's role.
     ("WebhookCoalescerFunction", "sqs:ReceiveMessage"): "external: the event source mapping",
     ("WebhookCoalescerFunction", "sqs:DeleteMessage"): "external: the event source mapping",

@@ -485,3 +485,70 @@ async fn the_run_list_follows_next_to_its_last_run_while_runs_are_added() {
         assert!(!seen.contains(&other.id.to_string()));
     }
 }
+
+#[tokio::test]
+async fn the_failure_list_follows_next_to_its_last_record_while_failures_are_kept() {
+    use sync_core::domain::{EntityType, FailedRecord, RunId};
+    use sync_core::ports::{FailureList, FailureLog, SyncKey};
+    let aws = fresh_aws().await;
+    let store = sync_aws::DynamoFailures::new(aws.dynamodb(), aws.resources.table_name.clone());
+    let connection = ConnectionId::new_random();
+    let now = chrono::Utc::now();
+    let failure = |id: String| FailedRecord {
+        tenant_id: tenant("acme"),
+        connection_id: connection,
+        entity_type: EntityType::Products,
+        record_id: id,
+        flow_id: None,
+        error: "a product needs a SKU".into(),
+        attempts: 5,
+        first_failed_at: now,
+        last_failed_at: now,
+        run_id: RunId::for_job(now, "job"),
+        quarantined_at: Some(now),
+        next_try_at: Some(now),
+    };
+    let ids: Vec<String> = (10..27).map(|i| format!("p-{i}")).collect();
+    let all: Vec<FailedRecord> = ids.iter().cloned().map(failure).collect();
+    store.keep(&all).await.unwrap_or_else(|e| panic!("{e}"));
+    let (mut seen, mut next, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let page = store
+            .list(connection, Some(EntityType::Products), 5, next.as_deref())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        pages += 1;
+        seen.extend(page.failures.iter().map(|f| f.record_id.clone()));
+        // A record failing meanwhile, sorting before every one listed so far.
+        store
+            .keep(&[failure(format!("a-{pages}"))])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        match page.next {
+            Some(n) => next = Some(n),
+            None => break,
+        }
+        assert!(pages < 20, "never ends: {seen:?}");
+    }
+    assert_eq!(seen, ids);
+    assert_eq!(pages, 4);
+    // Due ones are found, forgotten ones are gone.
+    let key = SyncKey {
+        connection,
+        entity: EntityType::Products,
+    };
+    let due = store
+        .due(key, now, 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(due.len(), ids.len() + 4);
+    store
+        .forget(key, &ids)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let left = store
+        .list(connection, None, 100, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(left.failures.len(), 4);
+}

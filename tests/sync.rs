@@ -692,3 +692,123 @@ async fn a_bulk_edit_in_one_second_is_read_whole_whatever_order_the_store_gives_
         .collect();
     assert!(stale.is_empty(), "never read: {stale:?}");
 }
+
+#[tokio::test]
+async fn a_page_whose_retries_would_outlast_the_deadline_checkpoints_instead_of_waiting() {
+    // The invocation's last 298 of its 300 s are the safety margin: a run has 2 s.
+    let w = sync_world_with(
+        seed(250),
+        vec![("SAFETY_MARGIN_SECONDS".into(), "298".into())],
+    )
+    .await;
+    // The store throttles the order list and asks for 3 s: more than a run has left.
+    w.store_admin(
+        Method::POST,
+        "faults",
+        json!({"status": 429, "retry_after": "3", "count": 2, "method": "GET", "path": "/orders"}),
+    )
+    .await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    let report = w
+        .api
+        .stack
+        .work_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    // Nothing is handed back to wait out the queue's visibility timeout: the run stopped
+    // in time and queued its own continuation.
+    assert_eq!(report.returned, 0, "{report:?}");
+    w.work().await;
+    assert_orders_match(&w).await;
+    let runs = w.runs("limit=5").await;
+    assert_eq!(runs.len(), 1, "one run, continued: {runs:#?}");
+    assert_eq!(runs[0]["status"], "succeeded");
+    assert!(
+        runs[0]["continuations"].as_u64().unwrap_or(0) >= 2,
+        "it checkpointed rather than wait: {:#?}",
+        runs[0]
+    );
+}
+
+/// `GET /api/sync/failures` with this query, as `tenant`.
+async fn failures(w: &SyncWorld, tenant: &str, query: &str) -> (reqwest::StatusCode, Value) {
+    w.api
+        .send(
+            Method::GET,
+            &format!("/api/sync/failures?{query}"),
+            Some(tenant),
+            None,
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_record_that_always_fails_is_quarantined_shown_and_leaves_once_fixed_at_the_source() {
+    let w = sync_world_with(seed(2), vec![("RECORD_ATTEMPTS".into(), "3".into())]).await;
+    w.flow(&w.project, &w.store, &["products"]).await;
+    w.work().await;
+    // A product row without a SKU: the store cannot take it (a retry could not find it).
+    w.db.batch_execute(
+        "insert into public.products (id, name, price, status) values ('p-nosku', 'No SKU', 5, 'active')",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let poll = || async {
+        w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &[]))
+            .await;
+        w.work().await;
+        w.runs("limit=1").await.remove(0)
+    };
+    let first = poll().await;
+    assert_eq!(first["failures"][0]["attempts"], 1, "{first:#}");
+    assert_eq!(first["failures"][0]["quarantined"], false);
+    assert!(
+        first["cursor_after"].is_null(),
+        "the cursor waits: {first:#}"
+    );
+    poll().await;
+    let third = poll().await;
+    // The third try quarantines it, and the cursor moves past it.
+    assert_eq!(third["status"], "partial", "{third:#}");
+    assert_eq!(third["failures"][0]["quarantined"], true, "{third:#}");
+    assert!(third["cursor_after"].is_object(), "{third:#}");
+    // The user sees it, with why, how often and since when.
+    let (status, page) = failures(&w, "acme", &format!("connection_id={}", w.project)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+    let listed = page["failures"].as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 1, "{page:#}");
+    assert_eq!(listed[0]["record_id"], "p-nosku");
+    assert_eq!(listed[0]["entity_type"], "products");
+    assert_eq!(listed[0]["attempts"], 3);
+    assert_eq!(listed[0]["quarantined"], true);
+    assert!(listed[0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("SKU"));
+    assert!(listed[0]["next_try_at"].is_string());
+    // Only the connection's tenant sees it; a bad request changes nothing and says why.
+    let (status, _) = failures(&w, "other", &format!("connection_id={}", w.project)).await;
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND);
+    for (query, field) in [
+        (String::new(), "connection_id"),
+        (
+            format!("connection_id={}&entity_type=invoices", w.project),
+            "entity_type",
+        ),
+        (format!("connection_id={}&limit=0", w.project), "limit"),
+    ] {
+        let (status, got) = failures(&w, "acme", &query).await;
+        assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{query}: {got}");
+        assert_eq!(got["error"]["field"], field, "{got}");
+    }
+    // Fixed at the source: the next run writes it and it leaves the quarantine.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    w.db.batch_execute("update public.products set sku = 'SB-FIXED-1' where id = 'p-nosku'")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fixed = poll().await;
+    assert_eq!(fixed["status"], "succeeded", "{fixed:#}");
+    assert!(w.store_product(&json!("SB-FIXED-1")).is_some());
+    let (_, page) = failures(&w, "acme", &format!("connection_id={}", w.project)).await;
+    assert_eq!(page["failures"], json!([]), "{page:#}");
+}

@@ -218,6 +218,7 @@ async fn stubbed(orders: usize, to: To) -> Stubbed {
             schedule_store: mem.schedules.clone(),
             leases: Arc::new(MemorySyncLeases::default()),
             index: Arc::new(FreshIndex::default()),
+            failures: mem.failures.clone(),
             runs: Arc::new(MemoryRuns::default()),
             jobs: mem.queue.clone(),
             clock,

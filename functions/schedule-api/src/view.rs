@@ -5,7 +5,9 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 
-use sync_core::domain::{Connection, Cursor, EventRecord, Flow, Run, RunCounts, Schedule};
+use sync_core::domain::{
+    Connection, Cursor, EventRecord, FailedRecord, Flow, Run, RunCounts, Schedule,
+};
 use sync_core::service::Preview;
 
 /// RFC 3339 in UTC with a `Z`, fractional seconds only when there are some.
@@ -111,6 +113,24 @@ fn cursor(c: &Option<Cursor>) -> Value {
     )
 }
 
+/// A record that keeps failing, as the API shows it.
+pub fn failure(f: &FailedRecord) -> Value {
+    json!({
+        "connection_id": f.connection_id.to_string(),
+        "entity_type": f.entity_type.as_str(),
+        "record_id": f.record_id,
+        "flow_id": f.flow_id.map(|id| id.to_string()),
+        "error": f.error,
+        "attempts": f.attempts,
+        "first_failed_at": timestamp(f.first_failed_at),
+        "last_failed_at": timestamp(f.last_failed_at),
+        "run_id": f.run_id.to_string(),
+        "quarantined": f.quarantined_at.is_some(),
+        "quarantined_at": optional(f.quarantined_at),
+        "next_try_at": optional(f.next_try_at),
+    })
+}
+
 pub fn run(r: &Run) -> Value {
     json!({
         "id": r.id.to_string(),
@@ -134,6 +154,8 @@ pub fn run(r: &Run) -> Value {
             "flow_id": f.flow_id.map(|id| id.to_string()),
             "error": f.error,
             "retryable": f.retryable,
+            "attempts": f.attempts,
+            "quarantined": f.quarantined,
         })).collect::<Vec<_>>(),
         "message": r.message,
         "cursor_before": cursor(&r.cursor_before),

@@ -81,6 +81,7 @@ fn world() -> World {
             schedule_store: mem.schedules.clone(),
             leases: Arc::new(MemorySyncLeases::default()),
             index: Arc::new(MemoryRecordIndex::default()),
+            failures: mem.failures.clone(),
             runs: mem.runs.clone(),
             jobs: mem.queue.clone(),
             clock,

@@ -16,6 +16,7 @@
 pub mod connections;
 pub mod dynamodb;
 pub mod events;
+pub mod failures;
 pub mod flows;
 pub mod kms;
 pub mod oauth_states;
@@ -30,6 +31,7 @@ pub mod wiring;
 pub use connections::DynamoConnectionStore;
 pub use dynamodb::DynamoScheduleStore;
 pub use events::DynamoEventStore;
+pub use failures::DynamoFailures;
 pub use flows::DynamoFlows;
 pub use kms::KmsSealer;
 pub use oauth_states::DynamoOAuthStates;

@@ -12,7 +12,8 @@
 //!   attribute per field (`f_<field>`), `written`, a link attribute per other connection
 //!   (`l_<connection>`), and per linked connection the seal of what the record agrees on with
 //!   its copy there (`a_<connection>`: one short text, not a field each, to keep the entry
-//!   within one write unit). Updates set only the attributes they name, so runs of other streams
+//!   within one write unit), and `fails`, the record's failed tries in a row as a source
+//!   (absent: none; the failure itself is kept by `failures.rs`). Updates set only the attributes they name, so runs of other streams
 //!   writing the same record's entry (its links in particular) lose nothing of each other's.
 
 use async_trait::async_trait;
@@ -355,6 +356,11 @@ fn state_of(item: &Item) -> RecordState {
             .unwrap_or(false),
         links,
         agreed,
+        failures: item
+            .get("fails")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
     }
 }
 
@@ -389,11 +395,26 @@ impl DynamoSyncState {
                 .expression_attribute_names("#agreed", agreed_attribute(*connection))
                 .expression_attribute_values(":agreed", s(seal));
         }
-        if sets.is_empty() {
+        let mut remove = "";
+        match u.failures {
+            Some(0) => remove = " REMOVE fails",
+            Some(count) => {
+                sets.push("fails = :fails".into());
+                request = request
+                    .expression_attribute_values(":fails", AttributeValue::N(count.to_string()));
+            }
+            None => {}
+        }
+        if sets.is_empty() && remove.is_empty() {
             return Ok(());
         }
+        let set = if sets.is_empty() {
+            String::new()
+        } else {
+            format!("SET {}", sets.join(", "))
+        };
         request
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(format!("{set}{remove}").trim().to_string())
             .send()
             .await
             .map(|_| ())

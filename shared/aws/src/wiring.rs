@@ -58,16 +58,19 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
     ));
     // Reading only: the worker sets each run's expiry when it writes it.
     let runs = Arc::new(crate::DynamoRuns::new(
-        dynamodb,
-        table,
+        dynamodb.clone(),
+        table.clone(),
         chrono::Duration::days(90),
     ));
+    // Reading only: the worker keeps and forgets failures.
+    let failures = Arc::new(crate::DynamoFailures::new(dynamodb, table));
     Services {
         schedules,
         connections,
         flows,
         events,
         runs,
+        failures,
     }
 }
 
@@ -123,6 +126,7 @@ pub fn worker(
             schedule_store,
             leases: state.clone(),
             index: state,
+            failures: Arc::new(crate::DynamoFailures::new(dynamodb.clone(), table.clone())),
             runs: Arc::new(crate::DynamoRuns::new(
                 dynamodb,
                 table,

@@ -303,7 +303,7 @@ impl SetupConfig {
 /// | `OVERLAP_SECONDS` | how far before its cursor an incremental run re-reads | `120` |
 /// | `SAFETY_MARGIN_SECONDS` | how long before the invocation's deadline a run checkpoints | `20` |
 /// | `TIME_BUDGET_MS` | if set, a run also checkpoints this long after it started | |
-/// | `RECORD_ATTEMPTS` | tries of a webhook job's record whose write fails in a way that may pass | `5` |
+/// | `RECORD_ATTEMPTS` | failed tries of a record before it is quarantined; tries of a webhook job's record whose write fails in a way that may pass | `5` |
 /// | `RECORD_RETRY_SECONDS` | wait before the first retry of such records (doubling, at most 900) | `30` |
 /// | `HTTP_TIMEOUT_SECONDS` | every platform call's timeout | `30` |
 /// | `HTTP_ATTEMPTS` | tries per platform call (retries on 429, 5xx, timeouts) | `5` |
@@ -412,6 +412,7 @@ impl WorkerConfig {
             record_retry: chrono::Duration::seconds(self.record_retry_seconds),
             engine: crate::service::sync::EngineSettings {
                 overlap: chrono::Duration::seconds(self.overlap_seconds),
+                quarantine_after: u32::try_from(self.record_attempts.max(1)).unwrap_or(5),
             },
         }
     }

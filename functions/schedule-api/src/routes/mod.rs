@@ -12,8 +12,10 @@
 //! | GET, PUT, DELETE | `/api/flows/{id}` | read, update, delete |
 //! | GET | `/api/sync/runs` | run history (`schedule_id`, `flow_id`, `connection_id`, `status`, `limit`, `next`) |
 //! | GET | `/api/sync/runs/{id}` | one run |
+//! | GET | `/api/sync/failures` | a connection's records that keep failing (`connection_id`, `entity_type`, `limit`, `next`) |
 
 mod connections;
+mod failures;
 mod flows;
 mod runs;
 mod schedules;
@@ -38,6 +40,9 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
     }
     if let Some(rest) = path.strip_prefix(runs::BASE) {
         return runs::dispatch(app, &tenant, req, rest).await;
+    }
+    if let Some(rest) = path.strip_prefix(failures::BASE) {
+        return failures::dispatch(app, &tenant, req, rest).await;
     }
     Err(ApiError::not_found(format!(
         "no route for {}",

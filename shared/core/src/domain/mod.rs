@@ -1,6 +1,7 @@
 //! The domain model: identifiers, connections, schedules, webhook events and sync jobs.
 
 mod connection;
+mod failure;
 mod flow;
 mod ids;
 pub mod job;
@@ -10,6 +11,7 @@ mod webhook;
 
 pub use crate::platforms::{Platform, PlatformSpec};
 pub use connection::{Connection, ConnectionPatch, NewConnection, Sealed, Secret, Secrets};
+pub use failure::{FailedRecord, FailurePage};
 pub use flow::{ConflictPolicy, Flow, FlowPatch, NewFlow};
 pub use ids::{ConnectionId, FlowId, IdError, ScheduleId, TenantId};
 pub use job::{Checkpoint, SyncJob, Trigger, MAX_JOB_IDS};

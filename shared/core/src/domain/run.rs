@@ -190,6 +190,12 @@ pub struct RecordFailure {
     /// Whether trying again later may help (the platform was down or throttling for it).
     #[serde(default)]
     pub retryable: bool,
+    /// Failed tries of this record in a row, this one included.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Whether this failure quarantined the record (see `GET /api/sync/failures`).
+    #[serde(default)]
+    pub quarantined: bool,
 }
 
 /// The most failed records a run keeps (the count keeps counting).

@@ -14,7 +14,7 @@ pub use events::MemoryEventStore;
 pub use platform::{MemoryConnectors, MemoryPlatform};
 pub use queue::MemoryQueue;
 pub use schedules::{MemoryScheduleStore, MemoryTrigger};
-pub use sync::{MemoryFlows, MemoryRecordIndex, MemoryRuns, MemorySyncLeases};
+pub use sync::{MemoryFailures, MemoryFlows, MemoryRecordIndex, MemoryRuns, MemorySyncLeases};
 pub use tokens::{MemoryIntuit, MemoryOAuthStates, MemoryTokenVault};
 
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,7 @@ pub struct MemoryWorld {
     pub queue: std::sync::Arc<MemoryQueue>,
     pub flows: std::sync::Arc<MemoryFlows>,
     pub runs: std::sync::Arc<MemoryRuns>,
+    pub failures: std::sync::Arc<MemoryFailures>,
 }
 
 impl Default for MemoryWorld {
@@ -49,6 +50,7 @@ impl Default for MemoryWorld {
             events: Arc::default(),
             queue: Arc::default(),
             runs: Arc::default(),
+            failures: Arc::default(),
         }
     }
 }

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use super::{lock, MemoryConnectionStore};
 use crate::domain::{
-    ConnectionId, Cursor, EntityType, Flow, FlowId, Run, RunFilter, RunId, RunPage, SyncJob,
-    TenantId,
+    ConnectionId, Cursor, EntityType, FailedRecord, FailurePage, Flow, FlowId, Run, RunFilter,
+    RunId, RunPage, SyncJob, TenantId,
 };
 use crate::ports::{
-    FlowSource, FlowStore, Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, RunHistory,
-    RunListError, RunLog, StateError, StoreError, SyncKey, SyncLeases,
+    FailureList, FailureLog, FlowSource, FlowStore, Lease, PendingJob, RecordIndex, RecordState,
+    RecordUpdate, RunHistory, RunListError, RunLog, StateError, StoreError, SyncKey, SyncLeases,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -253,6 +253,9 @@ impl RecordIndex for MemoryRecordIndex {
             if let Some((c, agreed)) = &u.agreed {
                 row.agreed.insert(*c, agreed.clone());
             }
+            if let Some(failures) = u.failures {
+                row.failures = failures;
+            }
         }
         Ok(())
     }
@@ -431,5 +434,84 @@ impl FlowSource for MemoryFlows {
             .collect();
         flows.sort_by_key(|f| (f.created_at, f.id));
         Ok(flows)
+    }
+}
+
+/// Kept failures in memory, by stream and record id.
+#[derive(Default)]
+pub struct MemoryFailures {
+    rows: Mutex<BTreeMap<(ConnectionId, EntityType, String), FailedRecord>>,
+}
+
+impl MemoryFailures {
+    /// Every kept failure.
+    pub fn all(&self) -> Vec<FailedRecord> {
+        lock(&self.rows).values().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl FailureLog for MemoryFailures {
+    async fn keep(&self, failures: &[FailedRecord]) -> Result<(), StateError> {
+        let mut rows = lock(&self.rows);
+        for f in failures {
+            rows.insert(
+                (f.connection_id, f.entity_type, f.record_id.clone()),
+                f.clone(),
+            );
+        }
+        Ok(())
+    }
+
+    async fn forget(&self, key: SyncKey, ids: &[String]) -> Result<(), StateError> {
+        let mut rows = lock(&self.rows);
+        for id in ids {
+            rows.remove(&(key.connection, key.entity, id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn due(
+        &self,
+        key: SyncKey,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<FailedRecord>, StateError> {
+        Ok(lock(&self.rows)
+            .values()
+            .filter(|f| f.connection_id == key.connection && f.entity_type == key.entity)
+            .filter(|f| f.next_try_at.is_some_and(|t| t <= now))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl FailureList for MemoryFailures {
+    async fn list(
+        &self,
+        connection: ConnectionId,
+        entity: Option<EntityType>,
+        limit: usize,
+        next: Option<&str>,
+    ) -> Result<FailurePage, RunListError> {
+        let rows = lock(&self.rows);
+        let mut matching = rows
+            .values()
+            .filter(|f| f.connection_id == connection)
+            .filter(|f| entity.is_none_or(|e| f.entity_type == e))
+            .map(|f| (format!("{}#{}", f.entity_type, f.record_id), f))
+            .filter(|(k, _)| next.is_none_or(|n| k.as_str() > n))
+            .collect::<Vec<_>>();
+        matching.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = matching.len() > limit;
+        matching.truncate(limit);
+        Ok(FailurePage {
+            next: more
+                .then(|| matching.last().map(|(k, _)| k.clone()))
+                .flatten(),
+            failures: matching.into_iter().map(|(_, f)| f.clone()).collect(),
+        })
     }
 }

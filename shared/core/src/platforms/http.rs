@@ -4,6 +4,7 @@
 //! something, once it may have reached the platform (a lost response must not become a
 //! second record; the connector's own matching decides on the next attempt).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,35 @@ pub fn encode(text: &str) -> String {
         }
     }
     out
+}
+
+tokio::task_local! {
+    /// When the work calling platforms must have stopped (a run's checkpoint time).
+    static DEADLINE: tokio::time::Instant;
+}
+
+/// Runs `work` with every platform call in it bounded by `deadline`: no call's timeout
+/// reaches past it, and no retry waits past it. A call that would is given up as
+/// `Unavailable` at once, so a run stops in time to checkpoint instead of being killed by
+/// the function's timeout with its whole batch (one page can otherwise take minutes: five
+/// tries of 30 s, QuickBooks' 60 s back-off).
+pub async fn until<F: Future>(deadline: tokio::time::Instant, work: F) -> F::Output {
+    DEADLINE.scope(deadline, work).await
+}
+
+/// Runs `work` free of any deadline `until` set around it: for a call whose outcome must
+/// not be left unknown by a timeout cut short (a token refresh).
+pub async fn unbounded<F: Future>(work: F) -> F::Output {
+    // A day is beyond any invocation.
+    let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+    DEADLINE.scope(far, work).await
+}
+
+/// How long until the deadline `until` set, if any.
+fn time_left() -> Option<Duration> {
+    DEADLINE
+        .try_with(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+        .ok()
 }
 
 /// How a connector retries.
@@ -101,8 +131,15 @@ impl Caller {
         loop {
             attempt += 1;
             let last = attempt >= self.policy.attempts;
+            let left = time_left();
+            if left == Some(Duration::ZERO) {
+                return Err(PlatformError::OutOfTime(format!(
+                    "{}: no time left for the call before the run's deadline",
+                    self.platform
+                )));
+            }
             let mut request = build();
-            request.timeout = self.policy.timeout;
+            request.timeout = left.map_or(self.policy.timeout, |l| l.min(self.policy.timeout));
             let (why, wait) = match self.client.send(request).await {
                 Ok(response) if response.status == 429 => {
                     let wait = retry_after(&response).or(self.policy.throttle_wait);
@@ -147,6 +184,12 @@ impl Caller {
                 Some(asked) => asked,
                 None => self.backoff(attempt),
             };
+            if time_left().is_some_and(|left| delay >= left) {
+                return Err(PlatformError::OutOfTime(format!(
+                    "{why}; no time left to wait {} ms before the run's deadline",
+                    delay.as_millis()
+                )));
+            }
             tracing::info!(platform = self.platform, attempt, delay_ms = delay.as_millis() as u64, reason = %why, "retrying");
             tokio::time::sleep(delay).await;
         }
@@ -278,6 +321,29 @@ mod tests {
         let r = c.send(get(), Replay::Safe).await;
         assert_eq!(r.map(|r| r.status), Ok(200));
         assert_eq!(calls(&s), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_retry_waits_past_the_deadline_and_no_call_starts_after_it() {
+        // GIVEN a platform asking to wait 2 s, with 1 s left
+        let (c, s) = caller(vec![Ok((429, Some("2")))]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        let started = tokio::time::Instant::now();
+        // WHEN the call is made within the deadline
+        let r = until(deadline, c.send(get(), Replay::Safe)).await;
+        // THEN it gives up at once instead of waiting
+        assert!(
+            matches!(&r, Err(PlatformError::OutOfTime(_))),
+            "{:?}",
+            r.map(|r| r.status)
+        );
+        assert_eq!(calls(&s), 1);
+        assert!(started.elapsed() < Duration::from_millis(10));
+        // AND once the deadline has passed, no call is made at all
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let r = until(deadline, c.send(get(), Replay::Safe)).await;
+        assert!(r.is_err());
+        assert_eq!(calls(&s), 1);
     }
 
     #[tokio::test]

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use super::StoreError;
 use crate::domain::{
-    Connection, ConnectionId, Cursor, EntityType, Flow, FlowId, Run, RunFilter, RunId, RunPage,
-    SyncJob, TenantId,
+    Connection, ConnectionId, Cursor, EntityType, FailedRecord, FailurePage, Flow, FlowId, Run,
+    RunFilter, RunId, RunPage, SyncJob, TenantId,
 };
 use crate::records::{Fingerprint, Record};
 
@@ -25,6 +25,17 @@ pub enum PlatformError {
     /// Retrying cannot help: credentials refused, the connection misconfigured.
     #[error("the platform refused: {0}")]
     Rejected(String),
+    /// The run's deadline came first: the call was not made, or its retry not waited for.
+    /// A new invocation, with its own time, goes on.
+    #[error("no time left: {0}")]
+    OutOfTime(String),
+}
+
+impl PlatformError {
+    /// Whether trying again later may help.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, PlatformError::Rejected(_))
+    }
 }
 
 /// One record a source read, or one it could not make sense of.
@@ -292,6 +303,8 @@ pub struct RecordState {
     /// or written since (a document carried on from QuickBooks to Supabase does not make the
     /// store's order look changed).
     pub agreed: BTreeMap<ConnectionId, String>,
+    /// Failed tries in a row of this record as a source (0: none kept).
+    pub failures: u32,
 }
 
 /// A change to one record's entry in the index.
@@ -307,6 +320,8 @@ pub struct RecordUpdate {
     pub link: Option<(ConnectionId, String)>,
     /// The seal of what this record now agrees on with its copy on that connection.
     pub agreed: Option<(ConnectionId, String)>,
+    /// Its failed tries in a row as a source, when that changes (0: it succeeded).
+    pub failures: Option<u32>,
 }
 
 /// Links and fingerprints of records, by connection and entity.
@@ -321,6 +336,36 @@ pub trait RecordIndex: Send + Sync + 'static {
     /// Applies the updates; each merges into what is there, so concurrent runs of other
     /// streams lose nothing of each other's links.
     async fn update(&self, updates: &[RecordUpdate]) -> Result<(), StateError>;
+}
+
+/// Records that keep failing, per stream (see [`FailedRecord`]): the worker's side.
+#[async_trait]
+pub trait FailureLog: Send + Sync + 'static {
+    /// Keeps these failures, each replacing what was kept for its record.
+    async fn keep(&self, failures: &[FailedRecord]) -> Result<(), StateError>;
+    /// Forgets the failures of these records of the stream (they succeeded).
+    async fn forget(&self, key: SyncKey, ids: &[String]) -> Result<(), StateError>;
+    /// Up to `limit` quarantined records of the stream due for another try at `now`.
+    async fn due(
+        &self,
+        key: SyncKey,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<FailedRecord>, StateError>;
+}
+
+/// Records that keep failing: the API's side.
+#[async_trait]
+pub trait FailureList: Send + Sync + 'static {
+    /// Up to `limit` failures kept for `connection`'s records (of `entity`, if given), by
+    /// entity and record id, from cursor `next`.
+    async fn list(
+        &self,
+        connection: ConnectionId,
+        entity: Option<EntityType>,
+        limit: usize,
+        next: Option<&str>,
+    ) -> Result<FailurePage, RunListError>;
 }
 
 /// Runs, as the worker writes them.

@@ -32,6 +32,8 @@ pub struct Services {
     pub flows: FlowService,
     pub events: std::sync::Arc<dyn crate::ports::EventLog>,
     pub runs: std::sync::Arc<dyn crate::ports::RunHistory>,
+    /// Records that keep failing, as the API lists them.
+    pub failures: std::sync::Arc<dyn crate::ports::FailureList>,
 }
 
 impl Services {
@@ -61,6 +63,7 @@ impl Services {
         );
         let events = world.events.clone();
         let runs = world.runs.clone();
+        let failures = world.failures.clone();
         (
             Self {
                 schedules,
@@ -68,6 +71,7 @@ impl Services {
                 flows,
                 events,
                 runs,
+                failures,
             },
             world,
         )

@@ -42,9 +42,11 @@ impl From<PlatformError> for ServiceError {
     fn from(e: PlatformError) -> Self {
         match e {
             PlatformError::Rejected(why) => ServiceError::Platform(why),
-            PlatformError::Unavailable(why) => ServiceError::Platform(format!(
-                "the platform could not be reached or failed; nothing was changed there: {why}"
-            )),
+            PlatformError::Unavailable(why) | PlatformError::OutOfTime(why) => {
+                ServiceError::Platform(format!(
+                    "the platform could not be reached or failed; nothing was changed there: {why}"
+                ))
+            }
         }
     }
 }

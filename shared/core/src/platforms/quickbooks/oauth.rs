@@ -74,14 +74,14 @@ impl TokenEndpoint {
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json");
         request.body = Some(body.join("&").into_bytes());
-        let response = self
-            .caller
-            .send(request, Replay::Unsafe)
+        // Outside the run's deadline: a refresh cut short after Intuit took it would leave
+        // its outcome unknown, and the old refresh token possibly retired.
+        let response = crate::platforms::http::unbounded(self.caller.send(request, Replay::Unsafe))
             .await
             .map_err(|e| match e {
-                PlatformError::Unavailable(m) | PlatformError::Rejected(m) => {
-                    RefreshError::Unavailable(m)
-                }
+                PlatformError::Unavailable(m)
+                | PlatformError::Rejected(m)
+                | PlatformError::OutOfTime(m) => RefreshError::Unavailable(m),
             })?;
         let json = response.json().unwrap_or(Value::Null);
         let error = json["error"].as_str().unwrap_or_default();

@@ -247,10 +247,9 @@ impl WooConnector {
     ) -> Result<Page, PlatformError> {
         let page = resume.and_then(|r| r["page"].as_u64()).unwrap_or(1);
         // The ids already read at the second the cursor is at.
+        let at = after.map_or(Value::Null, |c| json!(c.stamp.to_rfc3339()));
         let mut seen: std::collections::BTreeSet<String> = resume
-            .filter(|r| {
-                after.is_some_and(|c| r["at"].as_str() == Some(c.stamp.to_rfc3339().as_str()))
-            })
+            .filter(|r| r["at"] == at)
             .and_then(|r| r["seen"].as_array())
             .into_iter()
             .flatten()
@@ -321,9 +320,10 @@ impl WooConnector {
             reached.map(Cursor::at)
         };
         let resume = full.then(|| {
-            // Something new: start again from the second reached. Nothing new on a full page
-            // (over a hundred records in one second): the next page of the same query.
-            let next = if items.is_empty() { page + 1 } else { 1 };
+            // A second reached: start again from it. Nothing new on a full page (over a
+            // hundred records in one second), or no readable time on it: the next page of
+            // the same query.
+            let next = if checkpoint.is_some() { 1 } else { page + 1 };
             json!({
                 "page": next,
                 "at": reached.map(|r| r.to_rfc3339()),
@@ -536,7 +536,7 @@ impl WooConnector {
                     r.snippet()
                 ),
             ),
-            Err(e @ PlatformError::Unavailable(_)) => WriteOutcome::Unavailable(e.to_string()),
+            Err(e) if e.is_retryable() => WriteOutcome::Unavailable(e.to_string()),
             Err(e) => WriteOutcome::Failed(e.to_string()),
         }
     }

@@ -18,22 +18,24 @@
 //!   already holds is not written (counted as an echo when it was our own write coming back,
 //!   as unchanged otherwise), so two flows in opposite directions converge and stop.
 //! - **Checkpoints.** Near the deadline the run stops after a page and says where it was, so
-//!   a continuation picks up exactly there.
+//!   a continuation picks up exactly there. A platform call that would run past the deadline
+//!   (its retry waits are bounded by it, see `platforms::http::until`) gives up, and the run
+//!   checkpoints before that page instead of failing. Webhook jobs check between chunks.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::domain::{
-    Checkpoint, ConflictPolicy, ConnectionId, Cursor, EntityType, Flow, FlowRun, RecordFailure,
-    Run, RunCounts, SyncJob, SyncMode,
+    Checkpoint, ConflictPolicy, ConnectionId, Cursor, EntityType, FailedRecord, Flow, FlowRun,
+    RecordFailure, Run, RunCounts, SyncJob, SyncMode,
 };
 use crate::ports::{
-    Connector, Item, Origin, PlatformError, RecordIndex, RecordState, RecordUpdate, Source,
-    StateError, SyncKey, SyncLeases, Write, WriteOutcome,
+    Connector, FailureLog, Item, Origin, PlatformError, RecordIndex, RecordState, RecordUpdate,
+    Source, StateError, SyncKey, SyncLeases, Write, WriteOutcome,
 };
 use crate::records::{Fingerprint, Record};
 
@@ -73,6 +75,9 @@ pub enum RunEnd {
     Checkpointed(Checkpoint),
     /// Could not go on. `retryable`: trying the job again later may help.
     Failed { error: String, retryable: bool },
+    /// A platform call was given up for want of time (the engine checkpoints instead
+    /// wherever it can).
+    TimeUp(String),
     /// The lease was taken over: another run goes on from the stored cursor. `in_flight`:
     /// the records of the page being written then (our writes of them may land after the
     /// new holder's, so they are to be synced again after it).
@@ -93,10 +98,12 @@ impl RunEnd {
 
 impl From<PlatformError> for RunEnd {
     fn from(e: PlatformError) -> Self {
-        let retryable = matches!(e, PlatformError::Unavailable(_));
-        RunEnd::Failed {
-            error: e.to_string(),
-            retryable,
+        match e {
+            PlatformError::OutOfTime(_) => RunEnd::TimeUp(e.to_string()),
+            _ => RunEnd::Failed {
+                retryable: e.is_retryable(),
+                error: e.to_string(),
+            },
         }
     }
 }
@@ -120,12 +127,15 @@ impl From<StateError> for RunEnd {
 pub struct EngineSettings {
     /// How far before the cursor an incremental run starts reading.
     pub overlap: Duration,
+    /// Failed tries in a row after which a record is quarantined (the cursor moves on).
+    pub quarantine_after: u32,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
         Self {
             overlap: Duration::seconds(120),
+            quarantine_after: 5,
         }
     }
 }
@@ -134,6 +144,7 @@ impl Default for EngineSettings {
 pub struct Engine {
     leases: Arc<dyn SyncLeases>,
     index: Arc<dyn RecordIndex>,
+    failures: Arc<dyn FailureLog>,
     clock: Arc<dyn Clock>,
     settings: EngineSettings,
 }
@@ -154,16 +165,32 @@ struct Position {
     committed: Option<Cursor>,
 }
 
+impl Position {
+    /// Where a continuation of `run` goes on from: here.
+    fn checkpoint(&self, run: &Run) -> Checkpoint {
+        Checkpoint {
+            run_id: run.id.clone(),
+            continuation: run.continuations + 1,
+            after: self.after.clone(),
+            resume: self.resume.clone(),
+            blocked: self.blocked,
+            committed: self.committed.clone(),
+        }
+    }
+}
+
 impl Engine {
     pub fn new(
         leases: Arc<dyn SyncLeases>,
         index: Arc<dyn RecordIndex>,
+        failures: Arc<dyn FailureLog>,
         clock: Arc<dyn Clock>,
         settings: EngineSettings,
     ) -> Self {
         Self {
             leases,
             index,
+            failures,
             clock,
             settings,
         }
@@ -208,6 +235,11 @@ impl Engine {
                 committed: None,
             },
         };
+        if job.resume.is_none() {
+            if let Err(end) = self.retry_quarantined(ctx, run).await {
+                return self.or_checkpoint(ctx, end, run, &at);
+            }
+        }
         loop {
             if ctx.lease_lost.load(Ordering::SeqCst) {
                 return RunEnd::LeaseLost {
@@ -220,13 +252,13 @@ impl Engine {
                 .await
             {
                 Ok(page) => page,
-                Err(e) => return e.into(),
+                Err(e) => return self.or_checkpoint(ctx, e.into(), run, &at),
             };
             let ids: Vec<String> = page.items.iter().map(|i| i.id().to_string()).collect();
             match self.process(ctx, page.items, run).await {
                 Ok(outcome) if outcome.committed => {}
                 Ok(_) => at.blocked = true,
-                Err(end) => return end.in_flight(&ids),
+                Err(end) => return self.or_checkpoint(ctx, end.in_flight(&ids), run, &at),
             }
             if let Some(checkpoint) = page.checkpoint {
                 at.after = Some(checkpoint.clone());
@@ -251,14 +283,7 @@ impl Engine {
                 break;
             }
             if self.clock.now() >= ctx.deadline {
-                return RunEnd::Checkpointed(Checkpoint {
-                    run_id: run.id.clone(),
-                    continuation: run.continuations + 1,
-                    after: at.after,
-                    resume: at.resume,
-                    blocked: at.blocked,
-                    committed: at.committed,
-                });
+                return RunEnd::Checkpointed(at.checkpoint(run));
             }
         }
         if job.sync_mode == SyncMode::Full && !at.blocked {
@@ -276,27 +301,84 @@ impl Engine {
         RunEnd::Completed { retry: Vec::new() }
     }
 
-    /// A webhook job: exactly the named records, by id; the cursor stays.
+    /// A webhook job: exactly the named records, by id; the cursor stays. It checks the
+    /// deadline between chunks as a run between pages, and its continuation goes on from the
+    /// chunk it stopped at (`ids_from` in the checkpoint), carrying the ids to retry.
     async fn run_ids(&self, ctx: &RunContext<'_>, job: &SyncJob, run: &mut Run) -> RunEnd {
-        let mut retry = Vec::new();
-        for chunk in job.ids.chunks(FETCH_CHUNK) {
+        let resumed = job.resume.as_ref().and_then(|cp| cp.resume.as_ref());
+        let from = resumed
+            .and_then(|r| r["ids_from"].as_u64())
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0);
+        let mut retry: Vec<String> = resumed
+            .and_then(|r| r["retry"].as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        let chunks: Vec<&[String]> = job.ids.chunks(FETCH_CHUNK).collect();
+        let (run_id, continuation) = (run.id.clone(), run.continuations + 1);
+        for (n, chunk) in chunks.iter().enumerate().skip(from) {
+            let stop_here = |retry: &[String]| {
+                RunEnd::Checkpointed(Checkpoint {
+                    run_id: run_id.clone(),
+                    continuation,
+                    after: None,
+                    resume: Some(serde_json::json!({ "ids_from": n, "retry": retry })),
+                    blocked: false,
+                    committed: None,
+                })
+            };
+            if n > from && self.clock.now() >= ctx.deadline {
+                return stop_here(&retry);
+            }
             if ctx.lease_lost.load(Ordering::SeqCst) {
                 return RunEnd::LeaseLost {
                     in_flight: Vec::new(),
                 };
             }
-            let items = match ctx.source.fetch(ctx.key.entity, chunk).await {
-                Ok(items) => items,
-                Err(e) => return e.into(),
+            let end = match ctx.source.fetch(ctx.key.entity, chunk).await {
+                Ok(items) => match self.process(ctx, items, run).await {
+                    Ok(outcome) => {
+                        retry.extend(outcome.retry);
+                        continue;
+                    }
+                    Err(end) => end.in_flight(chunk),
+                },
+                Err(e) => e.into(),
             };
-            match self.process(ctx, items, run).await {
-                Ok(outcome) => retry.extend(outcome.retry),
-                Err(end) => return end.in_flight(chunk),
-            }
+            return if self.out_of_time(ctx, &end) {
+                stop_here(&retry)
+            } else {
+                end
+            };
         }
         retry.sort();
         retry.dedup();
         RunEnd::Completed { retry }
+    }
+
+    /// `end`, or a checkpoint at `at` (the page that failed is read again by the
+    /// continuation) when it is a failure that came of the deadline.
+    fn or_checkpoint(&self, ctx: &RunContext<'_>, end: RunEnd, run: &Run, at: &Position) -> RunEnd {
+        if self.out_of_time(ctx, &end) {
+            tracing::info!(run_id = %run.id, "a call gave up for want of time; checkpointing");
+            RunEnd::Checkpointed(at.checkpoint(run))
+        } else {
+            end
+        }
+    }
+
+    /// Whether `end` is a failure that came of the deadline (a call given up for want of
+    /// time, which a new invocation has): the run checkpoints instead of failing.
+    fn out_of_time(&self, ctx: &RunContext<'_>, end: &RunEnd) -> bool {
+        match end {
+            RunEnd::TimeUp(_) => true,
+            RunEnd::Failed {
+                retryable: true, ..
+            } => self.clock.now() >= ctx.deadline,
+            _ => false,
+        }
     }
 
     /// Writes one page's records to every flow; `Err` when the run cannot go on.
@@ -307,54 +389,52 @@ impl Engine {
         run: &mut Run,
     ) -> Result<PageOutcome, RunEnd> {
         run.counts.read += items.len() as u64;
-        let mut all_committed = true;
-        let mut retry = Vec::new();
         let mut records = Vec::with_capacity(items.len());
+        let mut failures = Vec::new();
         for item in items {
             match item {
                 Item::Record(r) => records.push(r),
-                Item::Bad { id, error } => {
-                    all_committed = false;
-                    run.fail_record(RecordFailure {
-                        record_id: id,
-                        flow_id: None,
-                        error,
-                        retryable: false,
-                    });
-                }
+                Item::Bad { id, error } => failures.push(RecordFailure {
+                    record_id: id,
+                    flow_id: None,
+                    error,
+                    retryable: false,
+                    attempts: 0,
+                    quarantined: false,
+                }),
             }
-        }
-        if records.is_empty() || ctx.flows.is_empty() {
-            return Ok(PageOutcome {
-                committed: all_committed,
-                retry,
-            });
         }
         let entity = ctx.key.entity;
         let source = ctx.key.connection;
-        let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+        let ids: Vec<String> = records
+            .iter()
+            .map(|r| r.id.clone())
+            .chain(failures.iter().map(|f| f.record_id.clone()))
+            .collect();
+        if ids.is_empty() {
+            return Ok(PageOutcome {
+                committed: true,
+                retry: Vec::new(),
+            });
+        }
         let source_states = self.index.get(source, entity, &ids).await?;
         let mut source_updates: HashMap<String, RecordUpdate> = HashMap::new();
-        for plan in ctx.flows {
-            let outcome = self
-                .flow_page(ctx, plan, &records, &source_states, &mut source_updates)
-                .await?;
-            if let Some(flow_run) = run.flows.iter_mut().find(|f| f.flow_id == plan.flow.id) {
-                flow_run.counts.read += records.len() as u64;
-                flow_run.counts.add(&RunCounts {
-                    read: 0,
-                    ..outcome.counts
-                });
-            }
-            run.counts.written += outcome.counts.written;
-            run.counts.unchanged += outcome.counts.unchanged;
-            run.counts.echo_skipped += outcome.counts.echo_skipped;
-            for failure in outcome.failures {
-                all_committed = false;
-                if failure.retryable {
-                    retry.push(failure.record_id.clone());
+        if !records.is_empty() {
+            for plan in ctx.flows {
+                let outcome = self
+                    .flow_page(ctx, plan, &records, &source_states, &mut source_updates)
+                    .await?;
+                if let Some(flow_run) = run.flows.iter_mut().find(|f| f.flow_id == plan.flow.id) {
+                    flow_run.counts.read += records.len() as u64;
+                    flow_run.counts.add(&RunCounts {
+                        read: 0,
+                        ..outcome.counts
+                    });
                 }
-                run.fail_record(failure);
+                run.counts.written += outcome.counts.written;
+                run.counts.unchanged += outcome.counts.unchanged;
+                run.counts.echo_skipped += outcome.counts.echo_skipped;
+                failures.extend(outcome.failures);
             }
         }
         // The source's own records: what was read from them (unless the read was our own
@@ -367,11 +447,98 @@ impl Engine {
             }
         }
         updates.extend(source_updates.into_values());
+        let outcome = self
+            .account(ctx, run, &ids, failures, &source_states, &mut updates)
+            .await?;
         self.index.update(&updates).await?;
-        Ok(PageOutcome {
-            committed: all_committed,
-            retry,
-        })
+        Ok(outcome)
+    }
+
+    /// Counts the page's failed records (one failure each: its first) and forgets the
+    /// failures of those that succeeded now. A record below the bound of tries keeps the
+    /// page from being committed, so the cursor waits before it; at the bound it is
+    /// quarantined and the cursor moves on (see [`FailedRecord`]).
+    async fn account(
+        &self,
+        ctx: &RunContext<'_>,
+        run: &mut Run,
+        ids: &[String],
+        failures: Vec<RecordFailure>,
+        source_states: &HashMap<String, RecordState>,
+        updates: &mut Vec<RecordUpdate>,
+    ) -> Result<PageOutcome, RunEnd> {
+        let (source, entity) = (ctx.key.connection, ctx.key.entity);
+        let now = self.clock.now();
+        let bound = self.settings.quarantine_after;
+        let mut first: BTreeMap<String, RecordFailure> = BTreeMap::new();
+        for f in failures {
+            first.entry(f.record_id.clone()).or_insert(f);
+        }
+        let mut outcome = PageOutcome {
+            committed: true,
+            retry: Vec::new(),
+        };
+        let mut kept = Vec::with_capacity(first.len());
+        for (id, mut failure) in first.iter().map(|(k, v)| (k.clone(), v.clone())) {
+            let attempts = source_states.get(&id).map_or(0, |s| s.failures) + 1;
+            let quarantined = FailedRecord::quarantines(attempts, bound);
+            outcome.committed &= quarantined;
+            if failure.retryable {
+                outcome.retry.push(id.clone());
+            }
+            kept.push(FailedRecord {
+                tenant_id: run.tenant_id.clone(),
+                connection_id: source,
+                entity_type: entity,
+                record_id: id.clone(),
+                flow_id: failure.flow_id,
+                error: failure.error.clone(),
+                attempts,
+                first_failed_at: now,
+                last_failed_at: now,
+                run_id: run.id.clone(),
+                quarantined_at: quarantined.then_some(now),
+                next_try_at: quarantined.then(|| FailedRecord::next_try(attempts, bound, now)),
+            });
+            updates.push(failure_count(source, entity, &id, attempts));
+            failure.attempts = attempts;
+            failure.quarantined = quarantined;
+            run.fail_record(failure);
+        }
+        let recovered: Vec<String> = ids
+            .iter()
+            .filter(|id| !first.contains_key(*id))
+            .filter(|id| source_states.get(*id).is_some_and(|s| s.failures > 0))
+            .cloned()
+            .collect();
+        if !kept.is_empty() {
+            self.failures.keep(&kept).await?;
+        }
+        if !recovered.is_empty() {
+            self.failures.forget(ctx.key, &recovered).await?;
+            updates.extend(
+                recovered
+                    .iter()
+                    .map(|id| failure_count(source, entity, id, 0)),
+            );
+        }
+        Ok(outcome)
+    }
+
+    /// Quarantined records of the stream due for another try, tried by id at the start of
+    /// a run (their failures do not hold the cursor: they are quarantined already).
+    async fn retry_quarantined(&self, ctx: &RunContext<'_>, run: &mut Run) -> Result<(), RunEnd> {
+        let due = self
+            .failures
+            .due(ctx.key, self.clock.now(), FETCH_CHUNK)
+            .await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = due.into_iter().map(|f| f.record_id).collect();
+        tracing::info!(run_id = %run.id, count = ids.len(), "trying quarantined records again");
+        let items = ctx.source.fetch(ctx.key.entity, &ids).await?;
+        self.process(ctx, items, run).await.map(|_| ())
     }
 
     /// One flow's share of a page.
@@ -515,6 +682,7 @@ impl Engine {
                         written: true,
                         link: Some((source, write.record.id.clone())),
                         agreed: Some((source, seal.clone())),
+                        failures: None,
                     });
                     link_source(
                         source_updates,
@@ -529,12 +697,16 @@ impl Engine {
                     flow_id: Some(plan.flow.id),
                     error,
                     retryable: false,
+                    attempts: 0,
+                    quarantined: false,
                 }),
                 WriteOutcome::Unavailable(error) => outcome.failures.push(RecordFailure {
                     record_id: write.record.id.clone(),
                     flow_id: Some(plan.flow.id),
                     error,
                     retryable: true,
+                    attempts: 0,
+                    quarantined: false,
                 }),
             }
         }
@@ -571,6 +743,7 @@ fn link_source(
             written: false,
             link: Some((target, target_id)),
             agreed: Some((target, agreed)),
+            failures: None,
         },
     );
 }
@@ -591,11 +764,26 @@ fn agreement(
         written: false,
         link: None,
         agreed: Some((peer, seal.to_string())),
+        failures: None,
     };
     [
         update(source, id, target),
         update(target, target_id, source),
     ]
+}
+
+/// An index update of only a source record's count of failed tries.
+fn failure_count(source: ConnectionId, entity: EntityType, id: &str, count: u32) -> RecordUpdate {
+    RecordUpdate {
+        connection: source,
+        entity,
+        id: id.to_string(),
+        fingerprint: Fingerprint::default(),
+        written: false,
+        link: None,
+        agreed: None,
+        failures: Some(count),
+    }
 }
 
 /// What one flow did with one page.

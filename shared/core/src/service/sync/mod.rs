@@ -86,6 +86,8 @@ pub struct WorkerPorts {
     pub schedule_store: Arc<dyn ScheduleStore>,
     pub leases: Arc<dyn SyncLeases>,
     pub index: Arc<dyn crate::ports::RecordIndex>,
+    /// Records that keep failing, kept per stream (quarantine).
+    pub failures: Arc<dyn crate::ports::FailureLog>,
     pub runs: Arc<dyn RunLog>,
     pub jobs: Arc<dyn JobQueue>,
     pub clock: Arc<dyn Clock>,
@@ -103,6 +105,7 @@ impl SyncWorker {
         let engine = Engine::new(
             ports.leases.clone(),
             ports.index.clone(),
+            ports.failures.clone(),
             ports.clock.clone(),
             settings.engine.clone(),
         );
@@ -114,7 +117,23 @@ impl SyncWorker {
     }
 
     /// Handles one job; `deadline` is when the invocation ends.
+    ///
+    /// Every platform call made for it ends by the deadline less the safety margin, retry
+    /// waits included (`platforms::http::until`): a run stops in time to checkpoint, and so
+    /// do its siblings in the batch, whatever a platform asks to wait. (`time_budget` is
+    /// softer: checked between pages.)
     pub async fn handle(&self, job: SyncJob, deadline: DateTime<Utc>) -> JobOutcome {
+        let left = (deadline - self.settings.safety_margin - self.ports.clock.now())
+            .to_std()
+            .unwrap_or_default();
+        crate::platforms::http::until(
+            tokio::time::Instant::now() + left,
+            self.handle_within(job, deadline),
+        )
+        .await
+    }
+
+    async fn handle_within(&self, job: SyncJob, deadline: DateTime<Utc>) -> JobOutcome {
         let started = self.ports.clock.now();
         let mut stop_at = deadline - self.settings.safety_margin;
         if let Some(budget) = self.settings.time_budget {
@@ -169,6 +188,7 @@ impl SyncWorker {
             .await
         {
             Ok(Lease::Acquired { cursor }) => cursor,
+            Ok(Lease::Held) if must_run_as_is(&job) => return self.later(&job).await,
             Ok(Lease::Held) => return self.park(key, &job).await,
             Err(e) => return JobOutcome::Retry(e.to_string()),
         };
@@ -177,6 +197,15 @@ impl SyncWorker {
             .await;
         self.release(key, &owner).await;
         outcome
+    }
+
+    /// Sends `job` again, to arrive once the lease has surely changed hands.
+    async fn later(&self, job: &SyncJob) -> JobOutcome {
+        tracing::info!(job_id = %job.job_id, "stream busy; job sent again for later");
+        match self.ports.jobs.send_job_later(job, self.lease_wait()).await {
+            Ok(_) => JobOutcome::Done,
+            Err(e) => JobOutcome::Retry(e.to_string()),
+        }
     }
 
     /// Keeps `job` as the stream's follow-up; the first one kept arranges a wake-up.
@@ -257,7 +286,9 @@ impl SyncWorker {
                 JobOutcome::Done
             }
             Ok(Lease::Acquired { .. }) => {
-                let outcome = self.follow_ups(key, owner, stop_at, wake.attempt).await;
+                let outcome = self
+                    .follow_ups(key, owner, stop_at, wake.attempt, true)
+                    .await;
                 self.release(key, owner).await;
                 outcome
             }
@@ -279,7 +310,11 @@ impl SyncWorker {
         owner: &str,
         stop_at: DateTime<Utc>,
         wake_attempt: u32,
+        woken: bool,
     ) -> JobOutcome {
+        // A wake-up runs at least one follow-up whatever its time (the run checkpoints on
+        // its own): one that only passed the baton on would wake the next for ever.
+        let mut must_run = woken;
         loop {
             let PendingJob { job: next, version } =
                 match self.ports.leases.peek_pending(key, owner).await {
@@ -289,7 +324,12 @@ impl SyncWorker {
                     Err(StateError::LeaseLost) => return JobOutcome::Done,
                     Err(e) => return JobOutcome::Retry(e.to_string()),
                 };
-            match self.follow_up(key, owner, &next, stop_at).await {
+            let until = if std::mem::take(&mut must_run) {
+                stop_at.max(self.ports.clock.now() + Duration::milliseconds(1))
+            } else {
+                stop_at
+            };
+            match self.follow_up(key, owner, &next, until).await {
                 FollowUp::Ended => {
                     if let Err(e) = self.ports.leases.done_pending(key, version).await {
                         // Still kept: this message's retry finds its run finished.
@@ -382,7 +422,7 @@ impl SyncWorker {
             .run_job(key, owner, job, connection, cursor, stop_at)
             .await
         {
-            JobOutcome::Done => self.follow_ups(key, owner, stop_at, 0).await,
+            JobOutcome::Done => self.follow_ups(key, owner, stop_at, 0, false).await,
             retry => retry,
         }
     }
@@ -545,6 +585,7 @@ impl SyncWorker {
                 }
             }
             RunEnd::Failed { error, retryable } => self.fail(run, error, retryable).await,
+            RunEnd::TimeUp(error) => self.fail(run, error, true).await,
             RunEnd::LeaseLost { in_flight } => {
                 // Another worker holds the stream now. The run is recorded first (the job,
                 // kept, may run under the same id as soon as it is parked).
@@ -702,7 +743,7 @@ impl SyncWorker {
     }
 
     async fn platform_failure(&self, run: Run, e: PlatformError) -> JobOutcome {
-        let retryable = matches!(e, PlatformError::Unavailable(_));
+        let retryable = e.is_retryable();
         self.fail(run, e.to_string(), retryable).await
     }
 
@@ -745,6 +786,14 @@ impl SyncWorker {
             tracing::warn!(connection_id = %key.connection, entity = %key.entity, error = %e, "lease not released; it expires on its own");
         }
     }
+}
+
+/// Whether `job` must run as it is, never merged into a follow-up: a continuation (merging
+/// would drop its place and restart the run) and a retry or re-sync of named records (a
+/// merge with a job without ids would read only what changed since the cursor, which they
+/// may lie before; and it would share their count of tries).
+fn must_run_as_is(job: &SyncJob) -> bool {
+    job.resume.is_some() || (job.trigger == Trigger::Retry && !job.ids.is_empty())
 }
 
 /// A short digest of a set of ids, for job ids derived from them.

@@ -7,8 +7,8 @@ use crate::domain::{
     ConflictPolicy, Connection, EntityType, Flow, FlowId, NewSchedule, Platform, SyncMode, TenantId,
 };
 use crate::memory::{
-    connection_fixture, MemoryConnectors, MemoryFlows, MemoryPlatform, MemoryRecordIndex,
-    MemoryRuns, MemorySyncLeases, MemoryWorld,
+    connection_fixture, MemoryConnectors, MemoryFailures, MemoryFlows, MemoryPlatform,
+    MemoryRecordIndex, MemoryRuns, MemorySyncLeases, MemoryWorld,
 };
 use crate::records::{decimal, Body, Product};
 use crate::time::ScheduleExpression;
@@ -18,6 +18,7 @@ struct World {
     mem: MemoryWorld,
     leases: Arc<MemorySyncLeases>,
     index: Arc<MemoryRecordIndex>,
+    failures: Arc<MemoryFailures>,
     runs: Arc<MemoryRuns>,
     flows: Arc<MemoryFlows>,
     worker: SyncWorker,
@@ -51,6 +52,7 @@ fn world_with(settings: WorkerSettings, page_size: usize) -> World {
     connectors.attach(b.id, pb.clone());
     let leases = Arc::new(MemorySyncLeases::default());
     let index = Arc::new(MemoryRecordIndex::default());
+    let failures = Arc::new(MemoryFailures::default());
     let runs = Arc::new(MemoryRuns::default());
     let flows = Arc::new(MemoryFlows::new(mem.connections.clone()));
     let schedules = ScheduleService::new(
@@ -68,6 +70,7 @@ fn world_with(settings: WorkerSettings, page_size: usize) -> World {
             schedule_store: mem.schedules.clone(),
             leases: leases.clone(),
             index: index.clone(),
+            failures: failures.clone(),
             runs: runs.clone(),
             jobs: mem.queue.clone(),
             clock: clock.clone(),
@@ -79,6 +82,7 @@ fn world_with(settings: WorkerSettings, page_size: usize) -> World {
         mem,
         leases,
         index,
+        failures,
         runs,
         flows,
         worker,
@@ -507,6 +511,138 @@ async fn a_kept_job_merged_with_a_newer_one_is_not_taken_for_the_newer_one_deliv
         ["SKU-1", "SKU-2"]
     );
     assert_eq!(w.leases.pending(key), None);
+}
+
+#[tokio::test]
+async fn a_webhook_job_checks_the_deadline_between_chunks_and_goes_on_where_it_stopped() {
+    // GIVEN a webhook job naming 250 products (three chunks of at most 100)
+    let w = world();
+    seed(&w, &w.pa, 250);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let ids: Vec<String> = (1..=250).map(|i| i.to_string()).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    // WHEN it runs with its time already up after the first chunk
+    let outcome = w
+        .worker
+        .handle(w.job(&w.a, SyncMode::Incremental, &refs), w.clock.now())
+        .await;
+    // THEN that chunk is written and a continuation goes on from the second
+    assert_eq!(outcome, JobOutcome::Done);
+    assert_eq!(w.pb.live(EntityType::Products).len(), 100);
+    let continuation = w.mem.queue.drain_jobs();
+    assert_eq!(continuation.len(), 1);
+    let resume = continuation[0].resume.clone().and_then(|cp| cp.resume);
+    assert_eq!(
+        resume.map(|r| r["ids_from"].clone()),
+        Some(serde_json::json!(1))
+    );
+    // WHEN the continuation has time
+    let writes = w.pb.writes();
+    w.run_to_end(continuation[0].clone()).await;
+    // THEN the other 150 are written, once, in the same run
+    assert_eq!(by_sku(&w.pb).len(), 250);
+    assert_eq!(w.pb.writes() - writes, 150);
+    assert_eq!(w.runs.all().len(), 1);
+    assert_eq!(w.last_run().status, RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_record_that_always_fails_is_quarantined_and_the_cursor_moves_past_it_until_it_lands() {
+    // GIVEN six products, the third of which the target refuses every time
+    let w = world();
+    seed(&w, &w.pa, 6);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pb.refuse("3");
+    let key = w.key(&w.a);
+    // WHEN incremental runs meet it four times
+    for _ in 0..4 {
+        w.clock.advance(Duration::minutes(1));
+        w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    }
+    // THEN the cursor still waits before it, and its tries are counted
+    assert_eq!(w.leases.cursor(key), None);
+    let run = w.last_run();
+    assert_eq!(
+        (run.failures[0].attempts, run.failures[0].quarantined),
+        (4, false)
+    );
+    // WHEN the fifth try fails too
+    w.clock.advance(Duration::minutes(1));
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    // THEN it is quarantined: kept with its error and tries, and the cursor moves past it
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Partial);
+    assert_eq!(
+        (run.failures[0].attempts, run.failures[0].quarantined),
+        (5, true)
+    );
+    assert_eq!(w.leases.cursor(key).map(|c| c.id), Some("6".to_string()));
+    let kept = w.failures.all();
+    assert_eq!(kept.len(), 1, "{kept:#?}");
+    assert_eq!((kept[0].record_id.as_str(), kept[0].attempts), ("3", 5));
+    assert!(kept[0].error.contains("refused"));
+    assert_eq!(
+        kept[0].next_try_at,
+        Some(w.clock.now() + Duration::minutes(15))
+    );
+    // WHEN the target takes it again: before its wait is over, a run does not try it
+    w.pb.accept("3");
+    w.clock.advance(Duration::minutes(5));
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    assert!(!by_sku(&w.pb).contains_key("SKU-3"));
+    // WHEN its wait is over
+    w.clock.advance(Duration::minutes(11));
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    // THEN it is tried by id, lands, and leaves the quarantine
+    assert_eq!(by_sku(&w.pb), by_sku(&w.pa));
+    assert!(w.failures.all().is_empty());
+    assert_eq!(
+        w.index
+            .state(w.a.id, EntityType::Products, "3")
+            .map(|s| s.failures),
+        Some(0)
+    );
+}
+
+#[tokio::test]
+async fn a_continuation_that_finds_its_stream_busy_is_sent_again_and_never_merged() {
+    // GIVEN a stream held elsewhere, with a webhook job kept as its follow-up
+    let w = world();
+    seed(&w, &w.pa, 3);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let key = w.key(&w.a);
+    w.leases
+        .hold(key, "other", w.clock.now() + Duration::seconds(60));
+    w.worker
+        .handle(w.job(&w.a, SyncMode::Incremental, &["1"]), w.deadline())
+        .await;
+    // WHEN a run's continuation arrives
+    let job = w.job(&w.a, SyncMode::Full, &[]);
+    let continuation = SyncJob {
+        resume: Some(crate::domain::Checkpoint {
+            run_id: RunId::for_job(job.triggered_at, &job.job_id),
+            continuation: 1,
+            after: None,
+            resume: Some(serde_json::json!({"page": 2})),
+            blocked: false,
+            committed: None,
+        }),
+        ..job
+    };
+    let outcome = w.worker.handle(continuation.clone(), w.deadline()).await;
+    // THEN it is sent again for later, as it is, and the follow-up is left as it was (a
+    // merge would have dropped its place and restarted the full run)
+    assert_eq!(outcome, JobOutcome::Done);
+    assert_eq!(
+        w.leases.pending(key).map(|j| (j.ids, j.sync_mode)),
+        Some((vec!["1".to_string()], SyncMode::Incremental))
+    );
+    assert!(w
+        .mem
+        .queue
+        .delayed_jobs()
+        .iter()
+        .any(|(j, _)| j == &continuation));
 }
 
 #[tokio::test]
@@ -960,6 +1096,7 @@ async fn a_run_whose_lease_is_taken_over_stops_without_moving_the_cursor_further
             schedule_store: w.mem.schedules.clone(),
             leases: stolen,
             index: w.index.clone(),
+            failures: w.failures.clone(),
             runs: w.runs.clone(),
             jobs: w.mem.queue.clone(),
             clock: w.clock.clone(),
