@@ -812,3 +812,48 @@ async fn a_record_that_always_fails_is_quarantined_shown_and_leaves_once_fixed_a
     let (_, page) = failures(&w, "acme", &format!("connection_id={}", w.project)).await;
     assert_eq!(page["failures"], json!([]), "{page:#}");
 }
+
+#[tokio::test]
+async fn a_customer_deleted_at_the_store_is_created_again_when_its_row_changes() {
+    let w = sync_world(seed(2)).await;
+    w.flow(&w.project, &w.store, &["customers"]).await;
+    w.work().await;
+    w.db.batch_execute(
+        "insert into public.customers (id, email, first_name, last_name) values ('c-back', 'back@example.com', 'Ada', 'Lovelace')",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let sync = || async {
+        w.enqueue(&w.job(&w.project, "customers", SyncMode::Incremental, &[]))
+            .await;
+        w.work().await;
+        w.runs("limit=1").await.remove(0)
+    };
+    sync().await;
+    let at_store = |email: &str| {
+        w.woo
+            .all(Kind::Customers)
+            .into_iter()
+            .find(|c| c["email"] == email)
+    };
+    let id = at_store("back@example.com")
+        .map(|c| c["id"].to_string())
+        .unwrap_or_else(|| panic!("the customer did not reach the store"));
+    // The shop manager deletes the customer (WooCommerce deletes customers outright).
+    w.store_admin(
+        Method::DELETE,
+        &format!("wc/v3/customers/{id}?force=true"),
+        Value::Null,
+    )
+    .await;
+    // Then the row changes in the project: the customer is created again, not failed.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    w.db.batch_execute("update public.customers set first_name = 'Grace' where id = 'c-back'")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = sync().await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    let again = at_store("back@example.com").unwrap_or_else(|| panic!("not created again"));
+    assert_eq!(again["first_name"], "Grace");
+    assert_ne!(again["id"].to_string(), id);
+}

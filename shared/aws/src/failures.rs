@@ -121,15 +121,14 @@ impl DynamoFailures {
             }
             None => removes.push("flow_id"),
         }
-        match (f.quarantined_at, f.next_try_at) {
-            (Some(since), Some(next)) => {
-                sets.push("quarantined_at = if_not_exists(quarantined_at, :since)");
-                sets.push("next_try_at = :next");
-                request = request
-                    .expression_attribute_values(":since", time(since))
-                    .expression_attribute_values(":next", time(next));
-            }
-            _ => removes.extend(["quarantined_at", "next_try_at"]),
+        // Once quarantined, always due again until it lands (even if the bound was raised
+        // since: the cursor is past it, so nothing else would bring it back).
+        if let (Some(since), Some(next)) = (f.quarantined_at, f.next_try_at) {
+            sets.push("quarantined_at = if_not_exists(quarantined_at, :since)");
+            sets.push("next_try_at = :next");
+            request = request
+                .expression_attribute_values(":since", time(since))
+                .expression_attribute_values(":next", time(next));
         }
         let mut expression = format!("SET {}", sets.join(", "));
         if !removes.is_empty() {
@@ -281,6 +280,10 @@ impl FailureList for DynamoFailures {
             ),
         };
         let prefix = entity.map(|e| format!("{e}#")).unwrap_or_default();
+        // A cursor from another listing (another entity's) is not this one's.
+        if start.as_ref().is_some_and(|sk| !sk.starts_with(&prefix)) {
+            return Err(RunListError::BadCursor);
+        }
         // One more than a page tells whether there is more.
         let (items, _) = self.query(connection, &prefix, start, limit + 1).await?;
         let mut failures: Vec<(String, FailedRecord)> = items

@@ -105,6 +105,9 @@ pub struct Checkpoint {
     /// Full runs: the cursor to set when the run completes (what has been read so far).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub committed: Option<Cursor>,
+    /// Invocations in a row that ended out of time without getting past this point.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stalled: u32,
 }
 
 /// Most ids a job carries; beyond, it syncs everything changed since the cursor instead.

@@ -455,10 +455,16 @@ impl FailureLog for MemoryFailures {
     async fn keep(&self, failures: &[FailedRecord]) -> Result<(), StateError> {
         let mut rows = lock(&self.rows);
         for f in failures {
-            rows.insert(
-                (f.connection_id, f.entity_type, f.record_id.clone()),
-                f.clone(),
-            );
+            let key = (f.connection_id, f.entity_type, f.record_id.clone());
+            let mut kept = f.clone();
+            if let Some(was) = rows.get(&key) {
+                // As the DynamoDB adapter: the first failure and quarantine times stay, and
+                // a quarantined record stays due.
+                kept.first_failed_at = was.first_failed_at;
+                kept.quarantined_at = was.quarantined_at.or(kept.quarantined_at);
+                kept.next_try_at = kept.next_try_at.or(was.next_try_at);
+            }
+            rows.insert(key, kept);
         }
         Ok(())
     }

@@ -46,7 +46,7 @@ pub async fn unbounded<F: Future>(work: F) -> F::Output {
 }
 
 /// How long until the deadline `until` set, if any.
-fn time_left() -> Option<Duration> {
+pub fn time_left() -> Option<Duration> {
     DEADLINE
         .try_with(|d| d.saturating_duration_since(tokio::time::Instant::now()))
         .ok()
@@ -135,6 +135,14 @@ impl Caller {
             if left == Some(Duration::ZERO) {
                 return Err(PlatformError::OutOfTime(format!(
                     "{}: no time left for the call before the run's deadline",
+                    self.platform
+                )));
+            }
+            // A create is sent only with its whole timeout ahead: cut short, its outcome would
+            // be unknown, and the continuation could make it again before it lands.
+            if replay == Replay::Unsafe && left.is_some_and(|l| l < self.policy.timeout) {
+                return Err(PlatformError::OutOfTime(format!(
+                    "{}: too little time left to send a create",
                     self.platform
                 )));
             }

@@ -126,7 +126,7 @@ fn throttle(realm: &str) -> Arc<Throttle> {
 
 impl Throttle {
     /// Waits until one more call fits the per-minute budget.
-    async fn pace(&self) {
+    async fn pace(&self) -> Result<(), PlatformError> {
         loop {
             let wait = {
                 let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -147,7 +147,13 @@ impl Throttle {
                 }
             };
             match wait {
-                None => return,
+                None => return Ok(()),
+                Some(d) if crate::platforms::http::time_left().is_some_and(|left| d >= left) => {
+                    return Err(PlatformError::OutOfTime(format!(
+                        "QuickBooks' 500 calls a minute: no time left to wait {} s",
+                        d.as_secs()
+                    )))
+                }
                 Some(d) => tokio::time::sleep(d).await,
             }
         }
@@ -279,7 +285,7 @@ impl QboConnector {
         let mut token = self.keeper.access_token().await?;
         let mut refreshed = false;
         loop {
-            self.throttle.pace().await;
+            self.throttle.pace().await?;
             let response = self
                 .caller
                 .send(

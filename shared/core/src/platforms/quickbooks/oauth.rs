@@ -75,7 +75,15 @@ impl TokenEndpoint {
             .header("accept", "application/json");
         request.body = Some(body.join("&").into_bytes());
         // Outside the run's deadline: a refresh cut short after Intuit took it would leave
-        // its outcome unknown, and the old refresh token possibly retired.
+        // its outcome unknown, and the old refresh token possibly retired. So it is not
+        // started at all without its whole timeout (and time to store the answer) ahead.
+        if crate::platforms::http::time_left()
+            .is_some_and(|left| left < std::time::Duration::from_secs(40))
+        {
+            return Err(RefreshError::Unavailable(
+                "too little time left in this invocation to refresh the token safely".into(),
+            ));
+        }
         let response = crate::platforms::http::unbounded(self.caller.send(request, Replay::Unsafe))
             .await
             .map_err(|e| match e {

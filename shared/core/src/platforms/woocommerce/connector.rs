@@ -541,13 +541,89 @@ impl WooConnector {
         }
     }
 
-    /// One batch call: creates and updates, answered per item.
+    /// Writes `writes[indices]`, each to its linked record (when `linked`), else to the
+    /// record its natural key matches, else as a new one; the indices whose linked record no
+    /// longer exists at the store.
+    async fn send(
+        &self,
+        entity: EntityType,
+        writes: &[Write],
+        indices: &[usize],
+        linked: bool,
+        out: &mut [WriteOutcome],
+    ) -> Result<Vec<usize>, PlatformError> {
+        let target = |w: &Write| if linked { w.target_id.clone() } else { None };
+        let unlinked: Vec<String> = indices
+            .iter()
+            .map(|i| &writes[*i])
+            .filter(|w| target(w).is_none())
+            .filter_map(|w| w.record.body.as_ref()?.natural_key())
+            .collect();
+        let matched = if unlinked.is_empty() {
+            HashMap::new()
+        } else {
+            self.matches(entity, &unlinked).await?
+        };
+        let mut creates = Vec::new();
+        let mut updates = Vec::new();
+        for &i in indices {
+            let w = &writes[i];
+            let Some(body) = &w.record.body else {
+                out[i] = match &w.target_id {
+                    Some(id) => self.remove(entity, id).await,
+                    None => WriteOutcome::Skipped,
+                };
+                continue;
+            };
+            let fields = match body {
+                Body::Product(p) => mapping::product_json(p, &w.fields),
+                Body::Customer(c) => mapping::customer_json(c, &w.fields),
+                Body::Order(_) => continue,
+            };
+            let key = body.natural_key();
+            let existing = target(w).or_else(|| key.as_ref().and_then(|k| matched.get(k).cloned()));
+            match (existing, key) {
+                (Some(id), _) => {
+                    let mut v = Value::Object(fields);
+                    v["id"] = json!(id
+                        .parse::<u64>()
+                        .map(Value::from)
+                        .unwrap_or(Value::from(id)));
+                    updates.push((i, v));
+                }
+                (None, Some(_)) => creates.push((i, Value::Object(fields))),
+                (None, None) => {
+                    out[i] = WriteOutcome::Failed(match entity {
+                        EntityType::Products => "the product has no SKU (field `sku`): WooCommerce needs one to create it, since without it a retry could not find it and would create it twice".into(),
+                        _ => "the customer has no email (field `email`): WooCommerce needs one to create it".into(),
+                    });
+                }
+            }
+        }
+        // At most 100 items per batch call, creates and updates together.
+        let mut gone = Vec::new();
+        let mut c = creates.as_slice();
+        let mut u = updates.as_slice();
+        while !c.is_empty() || !u.is_empty() {
+            let take_c = c.len().min(PAGE);
+            let take_u = u.len().min(PAGE - take_c);
+            self.batch(entity, &c[..take_c], &u[..take_u], out, &mut gone)
+                .await?;
+            c = &c[take_c..];
+            u = &u[take_u..];
+        }
+        Ok(gone)
+    }
+
+    /// One batch call: creates and updates, answered per item; an update whose record no
+    /// longer exists is named in `gone`.
     async fn batch(
         &self,
         entity: EntityType,
         creates: &[(usize, Value)],
         updates: &[(usize, Value)],
         out: &mut [WriteOutcome],
+        gone: &mut Vec<usize>,
     ) -> Result<(), PlatformError> {
         let body = json!({
             "create": creates.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>(),
@@ -590,6 +666,13 @@ impl WooConnector {
         for (kind, sent) in [("create", creates), ("update", updates)] {
             let results = answer[kind].as_array().cloned().unwrap_or_default();
             for (n, (i, _)) in sent.iter().enumerate() {
+                let code = results
+                    .get(n)
+                    .and_then(|r| r["error"]["code"].as_str())
+                    .unwrap_or_default();
+                if kind == "update" && code.ends_with("invalid_id") {
+                    gone.push(*i);
+                }
                 out[*i] = match results.get(n) {
                     Some(r) if r.get("error").is_some_and(|e| !e.is_null()) => {
                         WriteOutcome::Failed(format!(
@@ -668,64 +751,12 @@ impl Target for WooConnector {
             }
             return Ok(out);
         }
-        let unlinked: Vec<String> = writes
-            .iter()
-            .filter(|w| w.target_id.is_none())
-            .filter_map(|w| w.record.body.as_ref()?.natural_key())
-            .collect();
-        let matched = if unlinked.is_empty() {
-            HashMap::new()
-        } else {
-            self.matches(entity, &unlinked).await?
-        };
-        let mut creates = Vec::new();
-        let mut updates = Vec::new();
-        for (i, w) in writes.iter().enumerate() {
-            let Some(body) = &w.record.body else {
-                out[i] = match &w.target_id {
-                    Some(id) => self.remove(entity, id).await,
-                    None => WriteOutcome::Skipped,
-                };
-                continue;
-            };
-            let fields = match body {
-                Body::Product(p) => mapping::product_json(p, &w.fields),
-                Body::Customer(c) => mapping::customer_json(c, &w.fields),
-                Body::Order(_) => continue,
-            };
-            let key = body.natural_key();
-            let existing = w
-                .target_id
-                .clone()
-                .or_else(|| key.as_ref().and_then(|k| matched.get(k).cloned()));
-            match (existing, key) {
-                (Some(id), _) => {
-                    let mut v = Value::Object(fields);
-                    v["id"] = json!(id
-                        .parse::<u64>()
-                        .map(Value::from)
-                        .unwrap_or(Value::from(id)));
-                    updates.push((i, v));
-                }
-                (None, Some(_)) => creates.push((i, Value::Object(fields))),
-                (None, None) => {
-                    out[i] = WriteOutcome::Failed(match entity {
-                        EntityType::Products => "a product needs a SKU to be created in WooCommerce (without one, a retry could not find it and would create it twice)".into(),
-                        _ => "a customer needs an email to be created in WooCommerce".into(),
-                    });
-                }
-            }
-        }
-        // At most 100 items per batch call, creates and updates together.
-        let mut c = creates.as_slice();
-        let mut u = updates.as_slice();
-        while !c.is_empty() || !u.is_empty() {
-            let take_c = c.len().min(PAGE);
-            let take_u = u.len().min(PAGE - take_c);
-            self.batch(entity, &c[..take_c], &u[..take_u], &mut out)
-                .await?;
-            c = &c[take_c..];
-            u = &u[take_u..];
+        let all: Vec<usize> = (0..writes.len()).collect();
+        let gone = self.send(entity, writes, &all, true, &mut out).await?;
+        if !gone.is_empty() {
+            // Linked records deleted at the store since (a customer is deleted outright):
+            // matched by key again, or created anew; never left failing for ever.
+            self.send(entity, writes, &gone, false, &mut out).await?;
         }
         Ok(out)
     }

@@ -157,17 +157,26 @@ struct PageOutcome {
     retry: Vec<String>,
 }
 
+/// Invocations in a row a run may end out of time without getting past a point; then it
+/// fails (and its message is retried after the queue's visibility timeout), rather than
+/// continue for ever on a page that never fits in one invocation.
+const MAX_STALLED: u32 = 3;
+
 /// Where a run is while it reads.
 struct Position {
     after: Option<Cursor>,
     resume: Option<Value>,
     blocked: bool,
     committed: Option<Cursor>,
+    /// Where this invocation began, and how many before it ended there out of time.
+    start: (Option<Cursor>, Option<Value>),
+    stalled: u32,
 }
 
 impl Position {
     /// Where a continuation of `run` goes on from: here.
     fn checkpoint(&self, run: &Run) -> Checkpoint {
+        let stuck = (&self.after, &self.resume) == (&self.start.0, &self.start.1);
         Checkpoint {
             run_id: run.id.clone(),
             continuation: run.continuations + 1,
@@ -175,6 +184,7 @@ impl Position {
             resume: self.resume.clone(),
             blocked: self.blocked,
             committed: self.committed.clone(),
+            stalled: if stuck { self.stalled + 1 } else { 0 },
         }
     }
 }
@@ -222,22 +232,36 @@ impl Engine {
                 resume: cp.resume.clone(),
                 blocked: cp.blocked,
                 committed: cp.committed.clone(),
+                start: (cp.after.clone(), cp.resume.clone()),
+                stalled: cp.stalled,
             },
-            None => Position {
-                after: match job.sync_mode {
+            None => {
+                let after = match job.sync_mode {
                     SyncMode::Incremental => cursor
                         .as_ref()
                         .map(|c| Cursor::at(c.stamp - self.settings.overlap)),
                     SyncMode::Full => None,
-                },
-                resume: None,
-                blocked: false,
-                committed: None,
-            },
+                };
+                Position {
+                    start: (after.clone(), None),
+                    after,
+                    resume: None,
+                    blocked: false,
+                    committed: None,
+                    stalled: 0,
+                }
+            }
         };
         if job.resume.is_none() {
-            if let Err(end) = self.retry_quarantined(ctx, run).await {
-                return self.or_checkpoint(ctx, end, run, &at);
+            // Best effort: quarantined records wait, whatever becomes of this try, and the
+            // stream goes on (unless the lease is lost or time is up).
+            match self.retry_quarantined(ctx, run).await {
+                Ok(()) => {}
+                Err(end @ RunEnd::LeaseLost { .. }) => return end,
+                Err(end @ RunEnd::TimeUp(_)) => return self.or_checkpoint(ctx, end, run, &at),
+                Err(end) => {
+                    tracing::warn!(run_id = %run.id, end = ?end, "quarantined records not tried again this run")
+                }
             }
         }
         loop {
@@ -318,6 +342,7 @@ impl Engine {
             .collect();
         let chunks: Vec<&[String]> = job.ids.chunks(FETCH_CHUNK).collect();
         let (run_id, continuation) = (run.id.clone(), run.continuations + 1);
+        let stalled_before = job.resume.as_ref().map_or(0, |cp| cp.stalled);
         for (n, chunk) in chunks.iter().enumerate().skip(from) {
             let stop_here = |retry: &[String]| {
                 RunEnd::Checkpointed(Checkpoint {
@@ -327,6 +352,7 @@ impl Engine {
                     resume: Some(serde_json::json!({ "ids_from": n, "retry": retry })),
                     blocked: false,
                     committed: None,
+                    stalled: if n == from { stalled_before + 1 } else { 0 },
                 })
             };
             if n > from && self.clock.now() >= ctx.deadline {
@@ -347,10 +373,17 @@ impl Engine {
                 },
                 Err(e) => e.into(),
             };
-            return if self.out_of_time(ctx, &end) {
+            let stuck = n == from && stalled_before >= MAX_STALLED;
+            return if self.out_of_time(ctx, &end) && !stuck {
                 stop_here(&retry)
             } else {
-                end
+                match end {
+                    RunEnd::TimeUp(error) => RunEnd::Failed {
+                        error,
+                        retryable: true,
+                    },
+                    other => other,
+                }
             };
         }
         retry.sort();
@@ -361,12 +394,25 @@ impl Engine {
     /// `end`, or a checkpoint at `at` (the page that failed is read again by the
     /// continuation) when it is a failure that came of the deadline.
     fn or_checkpoint(&self, ctx: &RunContext<'_>, end: RunEnd, run: &Run, at: &Position) -> RunEnd {
-        if self.out_of_time(ctx, &end) {
-            tracing::info!(run_id = %run.id, "a call gave up for want of time; checkpointing");
-            RunEnd::Checkpointed(at.checkpoint(run))
-        } else {
-            end
+        if !self.out_of_time(ctx, &end) {
+            return end;
         }
+        let checkpoint = at.checkpoint(run);
+        if checkpoint.stalled > MAX_STALLED {
+            return RunEnd::Failed {
+                error: format!(
+                    "{} invocations in a row ran out of time at the same point: {}",
+                    checkpoint.stalled,
+                    match end {
+                        RunEnd::TimeUp(why) | RunEnd::Failed { error: why, .. } => why,
+                        other => format!("{other:?}"),
+                    }
+                ),
+                retryable: true,
+            };
+        }
+        tracing::info!(run_id = %run.id, stalled = checkpoint.stalled, "a call gave up for want of time; checkpointing");
+        RunEnd::Checkpointed(checkpoint)
     }
 
     /// Whether `end` is a failure that came of the deadline (a call given up for want of
@@ -454,10 +500,12 @@ impl Engine {
         Ok(outcome)
     }
 
-    /// Counts the page's failed records (one failure each: its first) and forgets the
-    /// failures of those that succeeded now. A record below the bound of tries keeps the
-    /// page from being committed, so the cursor waits before it; at the bound it is
-    /// quarantined and the cursor moves on (see [`FailedRecord`]).
+    /// Counts the page's failed records and forgets the failures of those that succeeded
+    /// now. Only a failure retrying cannot fix counts as a try: one that may pass (a 5xx or
+    /// 429 for the record, time up) holds the page back, and a webhook job's record is
+    /// retried, but an outage never quarantines anything. Below the bound of tries a record
+    /// keeps the page from being committed, so the cursor waits before it; at the bound it
+    /// is quarantined and the cursor moves on (see [`FailedRecord`]).
     async fn account(
         &self,
         ctx: &RunContext<'_>,
@@ -470,44 +518,53 @@ impl Engine {
         let (source, entity) = (ctx.key.connection, ctx.key.entity);
         let now = self.clock.now();
         let bound = self.settings.quarantine_after;
-        let mut first: BTreeMap<String, RecordFailure> = BTreeMap::new();
+        // Every flow's failures of each record.
+        let mut by_record: BTreeMap<String, Vec<RecordFailure>> = BTreeMap::new();
         for f in failures {
-            first.entry(f.record_id.clone()).or_insert(f);
+            by_record.entry(f.record_id.clone()).or_default().push(f);
         }
         let mut outcome = PageOutcome {
             committed: true,
             retry: Vec::new(),
         };
-        let mut kept = Vec::with_capacity(first.len());
-        for (id, mut failure) in first.iter().map(|(k, v)| (k.clone(), v.clone())) {
-            let attempts = source_states.get(&id).map_or(0, |s| s.failures) + 1;
-            let quarantined = FailedRecord::quarantines(attempts, bound);
+        let mut kept = Vec::new();
+        for (id, record_failures) in by_record.iter() {
+            let before = source_states.get(id).map_or(0, |s| s.failures);
+            let lasting = record_failures.iter().find(|f| !f.retryable);
+            let attempts = before + u32::from(lasting.is_some());
+            let quarantined = attempts > 0 && FailedRecord::quarantines(attempts, bound);
             outcome.committed &= quarantined;
-            if failure.retryable {
+            if record_failures.iter().any(|f| f.retryable) {
                 outcome.retry.push(id.clone());
             }
-            kept.push(FailedRecord {
-                tenant_id: run.tenant_id.clone(),
-                connection_id: source,
-                entity_type: entity,
-                record_id: id.clone(),
-                flow_id: failure.flow_id,
-                error: failure.error.clone(),
-                attempts,
-                first_failed_at: now,
-                last_failed_at: now,
-                run_id: run.id.clone(),
-                quarantined_at: quarantined.then_some(now),
-                next_try_at: quarantined.then(|| FailedRecord::next_try(attempts, bound, now)),
-            });
-            updates.push(failure_count(source, entity, &id, attempts));
-            failure.attempts = attempts;
-            failure.quarantined = quarantined;
-            run.fail_record(failure);
+            if let Some(failure) = lasting {
+                kept.push(FailedRecord {
+                    tenant_id: run.tenant_id.clone(),
+                    connection_id: source,
+                    entity_type: entity,
+                    record_id: id.clone(),
+                    flow_id: failure.flow_id,
+                    error: failure.error.clone(),
+                    attempts,
+                    first_failed_at: now,
+                    last_failed_at: now,
+                    run_id: run.id.clone(),
+                    quarantined_at: quarantined.then_some(now),
+                    next_try_at: quarantined.then(|| FailedRecord::next_try(attempts, bound, now)),
+                });
+                updates.push(failure_count(source, entity, id, attempts));
+            }
+            for failure in record_failures {
+                run.fail_record(RecordFailure {
+                    attempts,
+                    quarantined,
+                    ..failure.clone()
+                });
+            }
         }
         let recovered: Vec<String> = ids
             .iter()
-            .filter(|id| !first.contains_key(*id))
+            .filter(|id| !by_record.contains_key(*id))
             .filter(|id| source_states.get(*id).is_some_and(|s| s.failures > 0))
             .cloned()
             .collect();

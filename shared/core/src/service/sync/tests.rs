@@ -440,6 +440,12 @@ async fn a_record_turned_away_on_every_try_is_tried_a_bounded_number_of_times() 
         run.message.unwrap_or_default().contains("after 2 tries"),
         "the run says it gave up"
     );
+    // A failure that may pass is no try toward quarantine: an outage quarantines nothing.
+    assert_eq!(
+        (run.failures[0].attempts, run.failures[0].quarantined),
+        (0, false)
+    );
+    assert!(w.failures.all().is_empty());
 }
 
 #[tokio::test]
@@ -626,6 +632,7 @@ async fn a_continuation_that_finds_its_stream_busy_is_sent_again_and_never_merge
             resume: Some(serde_json::json!({"page": 2})),
             blocked: false,
             committed: None,
+            stalled: 0,
         }),
         ..job
     };
@@ -643,6 +650,31 @@ async fn a_continuation_that_finds_its_stream_busy_is_sent_again_and_never_merge
         .delayed_jobs()
         .iter()
         .any(|(j, _)| j == &continuation));
+}
+
+#[tokio::test]
+async fn a_run_that_keeps_running_out_of_time_at_one_point_fails_rather_than_continue_for_ever() {
+    // GIVEN a source that fails every call, and invocations whose time is always up
+    let w = world();
+    seed(&w, &w.pa, 3);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pa.fail_next(1000);
+    // WHEN each invocation's continuation is handed to the next
+    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
+    let mut outcomes = Vec::new();
+    for _ in 0..10 {
+        outcomes.push(w.worker.handle(job.clone(), w.clock.now()).await);
+        match w.mem.queue.drain_jobs().pop() {
+            Some(next) => job = next,
+            None => break,
+        }
+    }
+    // THEN three continuations go on from the same point, then the run fails for a retry
+    assert_eq!(outcomes.len(), 4, "{outcomes:?}");
+    assert!(matches!(outcomes[3], JobOutcome::Retry(_)), "{outcomes:?}");
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.message.unwrap_or_default().contains("in a row"));
 }
 
 #[tokio::test]
