@@ -436,12 +436,8 @@ async fn customers_and_products_flow_from_postgresql_to_the_store_and_a_deleted_
         .await;
     w.work().await;
     // Rows created in the project (by the user, not by us) reach the store.
-    w.db.batch_execute(
-        "insert into public.products (id, sku, name, price, status) values ('p-new', 'SB-NEW-1', 'From Supabase', 12.50, 'active');
-         insert into public.customers (id, email, first_name, last_name) values ('c-new', 'new.customer@example.com', 'Ada', 'Lovelace');",
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    w.sql("insert into public.products (id, sku, name, price, status) values ('p-new', 'SB-NEW-1', 'From Supabase', 12.50, 'active');
+         insert into public.customers (id, email, first_name, last_name) values ('c-new', 'new.customer@example.com', 'Ada', 'Lovelace');").await;
     for entity in ["products", "customers"] {
         w.enqueue(&w.job(&w.project, entity, SyncMode::Incremental, &[]))
             .await;
@@ -462,9 +458,8 @@ async fn customers_and_products_flow_from_postgresql_to_the_store_and_a_deleted_
     assert_eq!(customer["first_name"], "Ada");
     // Marking the row deleted trashes the product in the store.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    w.db.batch_execute("update public.products set deleted_at = now() where id = 'p-new'")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    w.sql("update public.products set deleted_at = now() where id = 'p-new'")
+        .await;
     w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &[]))
         .await;
     w.work().await;
@@ -544,11 +539,7 @@ async fn a_5xx_on_a_batch_create_is_tried_again_later_and_the_product_lands_once
     let w = sync_world_with(seed(2), vec![("RECORD_RETRY_SECONDS".into(), "1".into())]).await;
     w.flow(&w.project, &w.store, &["products"]).await;
     w.work().await;
-    w.db.batch_execute(
-        "insert into public.products (id, sku, name, price, status) values ('p-retry', 'SB-RETRY-1', 'Tried again', 9.50, 'active')",
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    w.sql("insert into public.products (id, sku, name, price, status) values ('p-retry', 'SB-RETRY-1', 'Tried again', 9.50, 'active')").await;
     // The store answers 503 to the batch that creates it (it may or may not have made it:
     // a create is never resent blindly).
     w.store_admin(
@@ -748,17 +739,8 @@ async fn a_record_that_always_fails_is_quarantined_shown_and_leaves_once_fixed_a
     w.flow(&w.project, &w.store, &["products"]).await;
     w.work().await;
     // A product row without a SKU: the store cannot take it (a retry could not find it).
-    w.db.batch_execute(
-        "insert into public.products (id, name, price, status) values ('p-nosku', 'No SKU', 5, 'active')",
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let poll = || async {
-        w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &[]))
-            .await;
-        w.work().await;
-        w.runs("limit=1").await.remove(0)
-    };
+    w.sql("insert into public.products (id, name, price, status) values ('p-nosku', 'No SKU', 5, 'active')").await;
+    let poll = || w.poll(&w.project, "products");
     let first = poll().await;
     assert_eq!(first["failures"][0]["attempts"], 1, "{first:#}");
     assert_eq!(first["failures"][0]["quarantined"], false);
@@ -803,9 +785,8 @@ async fn a_record_that_always_fails_is_quarantined_shown_and_leaves_once_fixed_a
     }
     // Fixed at the source: the next run writes it and it leaves the quarantine.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    w.db.batch_execute("update public.products set sku = 'SB-FIXED-1' where id = 'p-nosku'")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    w.sql("update public.products set sku = 'SB-FIXED-1' where id = 'p-nosku'")
+        .await;
     let fixed = poll().await;
     assert_eq!(fixed["status"], "succeeded", "{fixed:#}");
     assert!(w.store_product(&json!("SB-FIXED-1")).is_some());
@@ -818,17 +799,8 @@ async fn a_customer_deleted_at_the_store_is_created_again_when_its_row_changes()
     let w = sync_world(seed(2)).await;
     w.flow(&w.project, &w.store, &["customers"]).await;
     w.work().await;
-    w.db.batch_execute(
-        "insert into public.customers (id, email, first_name, last_name) values ('c-back', 'back@example.com', 'Ada', 'Lovelace')",
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let sync = || async {
-        w.enqueue(&w.job(&w.project, "customers", SyncMode::Incremental, &[]))
-            .await;
-        w.work().await;
-        w.runs("limit=1").await.remove(0)
-    };
+    w.sql("insert into public.customers (id, email, first_name, last_name) values ('c-back', 'back@example.com', 'Ada', 'Lovelace')").await;
+    let sync = || w.poll(&w.project, "customers");
     sync().await;
     let at_store = |email: &str| {
         w.woo
@@ -848,9 +820,8 @@ async fn a_customer_deleted_at_the_store_is_created_again_when_its_row_changes()
     .await;
     // Then the row changes in the project: the customer is created again, not failed.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    w.db.batch_execute("update public.customers set first_name = 'Grace' where id = 'c-back'")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    w.sql("update public.customers set first_name = 'Grace' where id = 'c-back'")
+        .await;
     let run = sync().await;
     assert_eq!(run["status"], "succeeded", "{run:#}");
     let again = at_store("back@example.com").unwrap_or_else(|| panic!("not created again"));

@@ -153,6 +153,14 @@ impl SyncWorld {
             .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
+    /// Runs SQL in the project's database, as a user of the project would.
+    pub async fn sql(&self, statements: &str) {
+        self.db
+            .batch_execute(statements)
+            .await
+            .unwrap_or_else(|e| panic!("{statements}: {e}"));
+    }
+
     /// Rows of a table, as JSON objects ordered by id.
     pub async fn rows(&self, table: &str) -> Vec<Value> {
         let sql = format!("select to_jsonb(t) from public.{table} t order by id");
@@ -275,6 +283,19 @@ impl SyncWorld {
             resume: None,
             attempt: 0,
         }
+    }
+
+    /// Queues an incremental sync of `connection`'s `entity`, works the queue to the end,
+    /// and answers the newest run.
+    pub async fn poll(&self, connection: &str, entity: &str) -> Value {
+        self.enqueue(&self.job(connection, entity, SyncMode::Incremental, &[]))
+            .await;
+        self.work().await;
+        self.runs("limit=1")
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or_default()
     }
 
     /// Puts `job` on the sync queue.

@@ -465,3 +465,38 @@ impl ScheduleStore for DynamoScheduleStore {
         }
     }
 }
+
+/// Sends `requests` (puts or deletes) with BatchWriteItem, 25 a call, asking again (after a
+/// growing pause) for those DynamoDB hands back unprocessed, as it may under load.
+pub(crate) async fn batch_write(
+    client: &Client,
+    table: &str,
+    requests: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+) -> Result<(), StoreError> {
+    for chunk in requests.chunks(25) {
+        let mut pending = chunk.to_vec();
+        for round in 1..=10u64 {
+            let out = client
+                .batch_write_item()
+                .request_items(table, pending)
+                .send()
+                .await
+                .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+            pending = out
+                .unprocessed_items()
+                .and_then(|u| u.get(table))
+                .cloned()
+                .unwrap_or_default();
+            if pending.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50 * round)).await;
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Unavailable(
+                "writes kept coming back unprocessed".into(),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -194,42 +194,19 @@ impl FailureLog for DynamoFailures {
     }
 
     async fn forget(&self, key_of: SyncKey, ids: &[String]) -> Result<(), StateError> {
-        for chunk in ids.chunks(25) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|id| {
-                    DeleteRequest::builder()
-                        .set_key(Some(key(key_of.connection, key_of.entity, id)))
-                        .build()
-                        .map(|d| WriteRequest::builder().delete_request(d).build())
-                        .map_err(unavailable)
-                })
-                .collect::<Result<_, _>>()?;
-            for round in 1..=10u64 {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(|e| unavailable(describe(&e)))?;
-                requests = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50 * round)).await;
-            }
-            if !requests.is_empty() {
-                return Err(unavailable(
-                    "failures to forget kept coming back unprocessed",
-                ));
-            }
-        }
-        Ok(())
+        let requests: Vec<WriteRequest> = ids
+            .iter()
+            .map(|id| {
+                DeleteRequest::builder()
+                    .set_key(Some(key(key_of.connection, key_of.entity, id)))
+                    .build()
+                    .map(|d| WriteRequest::builder().delete_request(d).build())
+                    .map_err(unavailable)
+            })
+            .collect::<Result<_, _>>()?;
+        crate::dynamodb::batch_write(&self.client, &self.table, requests)
+            .await
+            .map_err(unavailable)
     }
 
     async fn due(

@@ -135,40 +135,17 @@ impl DynamoRuns {
     }
 
     async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
-        for chunk in items.chunks(25) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|item| {
-                    PutRequest::builder()
-                        .set_item(Some(item.clone()))
-                        .build()
-                        .map(|put| WriteRequest::builder().put_request(put).build())
-                        .map_err(unavailable)
-                })
-                .collect::<Result<_, _>>()?;
-            for round in 1..=10u64 {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(|e| unavailable(describe(&e)))?;
-                requests = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50 * round)).await;
-            }
-            if !requests.is_empty() {
-                return Err(unavailable("run pointers kept coming back unprocessed"));
-            }
-        }
-        Ok(())
+        let requests: Vec<WriteRequest> = items
+            .into_iter()
+            .map(|item| {
+                PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(unavailable)
+            })
+            .collect::<Result<_, _>>()?;
+        crate::dynamodb::batch_write(&self.client, &self.table, requests).await
     }
 
     async fn by_ids(

@@ -163,6 +163,23 @@ impl World {
             .unwrap_or_else(|| panic!("no run"))
     }
 
+    /// Keeps a webhook job for `ids` as the follow-up of A's stream while another run holds
+    /// it; then that run's holder dies (its lease runs out). The stream's key.
+    async fn keep_follow_up(&self, ids: &[&str]) -> SyncKey {
+        let key = self.key(&self.a);
+        self.leases
+            .hold(key, "other", self.clock.now() + Duration::seconds(60));
+        self.worker
+            .handle(
+                self.job(&self.a, SyncMode::Incremental, ids),
+                self.deadline(),
+            )
+            .await;
+        self.leases
+            .hold(key, "other", self.clock.now() - Duration::seconds(1));
+        key
+    }
+
     fn key(&self, c: &Connection) -> SyncKey {
         SyncKey {
             connection: c.id,
@@ -324,14 +341,7 @@ async fn a_follow_up_whose_run_fails_in_a_way_that_may_pass_stays_kept_and_runs_
     let w = world();
     seed(&w, &w.pa, 3);
     w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
-    let key = w.key(&w.a);
-    w.leases
-        .hold(key, "other", w.clock.now() + Duration::seconds(60));
-    w.worker
-        .handle(w.job(&w.a, SyncMode::Incremental, &["3"]), w.deadline())
-        .await;
-    w.leases
-        .hold(key, "other", w.clock.now() - Duration::seconds(1));
+    let key = w.keep_follow_up(&["3"]).await;
     let wake = w.mem.queue.delayed_jobs()[0].0.clone();
     // WHEN the wake-up runs it while the target is down
     w.pb.fail_next(100);
@@ -454,14 +464,7 @@ async fn a_follow_up_met_when_time_is_up_stays_kept_and_a_new_invocation_is_woke
     let w = world();
     seed(&w, &w.pa, 2);
     w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
-    let key = w.key(&w.a);
-    w.leases
-        .hold(key, "other", w.clock.now() + Duration::seconds(60));
-    w.worker
-        .handle(w.job(&w.a, SyncMode::Incremental, &["2"]), w.deadline())
-        .await;
-    w.leases
-        .hold(key, "other", w.clock.now() - Duration::seconds(1));
+    let key = w.keep_follow_up(&["2"]).await;
     // WHEN the next job runs with no time left after its own run
     let outcome = w
         .worker
