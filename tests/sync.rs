@@ -828,3 +828,40 @@ async fn a_customer_deleted_at_the_store_is_created_again_when_its_row_changes()
     assert_eq!(again["first_name"], "Grace");
     assert_ne!(again["id"].to_string(), id);
 }
+
+#[tokio::test]
+async fn clearing_a_column_in_the_project_clears_the_field_in_the_store() {
+    let w = sync_world(seed(2)).await;
+    w.flow(&w.project, &w.store, &["products"]).await;
+    w.work().await;
+    w.sql(
+        "insert into public.products (id, sku, name, price, sale_price, stock_quantity, status) values ('p-clear', 'SB-CLEAR-1', 'On sale', 20, 15, 7, 'active')",
+    )
+    .await;
+    w.poll(&w.project, "products").await;
+    let before = w.store_product(&json!("SB-CLEAR-1")).unwrap_or_default();
+    assert_eq!(dec(&before["sale_price"]), "15", "{before}");
+    assert_eq!(
+        (
+            before["manage_stock"].clone(),
+            before["stock_quantity"].clone()
+        ),
+        (json!(true), json!(7))
+    );
+    // The sale ends and stock stops being tracked: the columns are set to NULL.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    w.sql(
+        "update public.products set sale_price = null, stock_quantity = null where id = 'p-clear'",
+    )
+    .await;
+    let run = w.poll(&w.project, "products").await;
+    assert_eq!(run["counts"]["written"], 1, "{run:#}");
+    let after = w.store_product(&json!("SB-CLEAR-1")).unwrap_or_default();
+    assert_eq!(after["sale_price"], "", "{after}");
+    assert_eq!(after["manage_stock"], false, "{after}");
+    assert_eq!(
+        dec(&after["regular_price"]),
+        "20",
+        "the price is left as it is"
+    );
+}

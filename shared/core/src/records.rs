@@ -251,6 +251,11 @@ impl Fingerprint {
         self.0.is_empty()
     }
 
+    /// Whether `field` held a value (anything but null) when this was taken.
+    pub fn had_value(&self, field: &str) -> bool {
+        self.0.get(field).is_some_and(|h| *h != hash(&Value::Null))
+    }
+
     /// One short text for the whole fingerprint: which fields it has and what they hold.
     /// Two seals are equal when both are, so a stored seal answers "unchanged since?" for
     /// the same fields in one comparison, at a fraction of the fingerprint's size.

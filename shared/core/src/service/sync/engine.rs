@@ -643,12 +643,15 @@ impl Engine {
         // Index updates for records found unchanged that had no agreement yet.
         let mut settled: Vec<RecordUpdate> = Vec::new();
         for r in records {
-            // What this record can carry: the flow's fields it holds a value for.
+            // What this record can carry: the flow's fields it holds a value for, and those
+            // it held a value for when we last saw it, now cleared (a clearing is a change;
+            // a field it never had, a copy created without it, is not).
+            let seen = source_states.get(&r.id).map(|s| &s.fingerprint);
             let fields: Vec<&'static str> = plan
                 .fields
                 .iter()
                 .copied()
-                .filter(|f| !r.unknown.contains(f))
+                .filter(|f| !r.unknown.contains(f) || seen.is_some_and(|k| k.had_value(f)))
                 .collect();
             let fingerprint = r.fingerprint(&fields);
             let target_id = linked.get(r.id.as_str()).copied();
