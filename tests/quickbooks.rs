@@ -848,3 +848,42 @@ async fn polling_again_after_the_three_flow_chain_writes_nothing_and_rewrites_no
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_are_booked_on_the_shops_own_day_and_carried_on_with_their_creation_instant() {
+    let (w, books) = world().await;
+    // A shop fourteen hours ahead of UTC: every order's local day is not its UTC day for
+    // most of the day, as an evening order in Edmonton is not on the next UTC day's books.
+    w.store_admin(Method::POST, "zone", json!({"zone": "Pacific/Kiritimati"}))
+        .await;
+    w.flow(&w.store, &books, &["orders"]).await;
+    w.work().await;
+    let docs = documents(&w).await;
+    assert!(!docs.is_empty());
+    for order in w.woo.all(Kind::Orders) {
+        let number = order["number"].as_str().unwrap_or_default();
+        let Some(found) = docs.get(number) else {
+            continue;
+        };
+        let local_day = &order["date_created"].as_str().unwrap_or_default()[..10];
+        assert_eq!(found[0].1["TxnDate"], local_day, "order {number}");
+    }
+    // Carried on into the project, a document keeps its creation instant, not midnight.
+    w.flow(&books, &w.project, &["orders"]).await;
+    w.work().await;
+    let rows = w.rows("orders").await;
+    for (kind, doc) in docs.values().flatten() {
+        let id = format!("{kind}:{}", doc["Id"].as_str().unwrap_or_default());
+        let Some(row) = rows.iter().find(|r| r["source_id"] == id.as_str()) else {
+            continue;
+        };
+        let created = chrono::DateTime::parse_from_rfc3339(
+            doc["MetaData"]["CreateTime"].as_str().unwrap_or_default(),
+        )
+        .unwrap_or_else(|e| panic!("{id}: {e}"));
+        let placed =
+            chrono::DateTime::parse_from_rfc3339(row["placed_at"].as_str().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(placed, created, "{id}");
+    }
+}

@@ -141,6 +141,12 @@ pub struct Order {
     pub total: Decimal,
     pub prices_include_tax: bool,
     pub placed_at: Option<DateTime<Utc>>,
+    /// The day it was placed in the shop's own time zone, as the shop manager and the
+    /// accountant see it: the day the books record it on (an evening order in Edmonton is
+    /// not booked on the next day by UTC). A companion of `placed_at`, not a field of its
+    /// own (it changes only with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed_on: Option<chrono::NaiveDate>,
     pub paid_at: Option<DateTime<Utc>>,
 }
 

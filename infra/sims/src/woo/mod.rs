@@ -18,7 +18,8 @@
 //!   100 items (413 beyond); SKUs and customer emails unique.
 //! - Webhooks: CRUD on `/webhooks`, a ping on creation, deliveries as `webhooks.rs` says.
 //!
-//! Admin routes (no authentication, no faults): `POST /__admin/touch/{kind}`
+//! Admin routes (no authentication, no faults): `POST /__admin/zone` (`{"zone":
+//! "Pacific/Kiritimati"}`: the site's time zone), `POST /__admin/touch/{kind}`
 //! (`{"set": {…}}`: a bulk edit, every record of the kind modified in one second),
 //! `POST /__admin/ties`
 //! (`{"newest_id_first": true}`: lists by modification give records of one second in
@@ -1298,6 +1299,23 @@ impl WooStore {
                     .unwrap_or_default();
                 let touched = lock(&self.state).records.touch_all(kind, &set, now());
                 ok(json!({ "touched": touched }))
+            }
+            ("POST", "zone") => {
+                let zone = serde_json::from_slice::<Value>(&req.body)
+                    .ok()
+                    .and_then(|v| v["zone"].as_str()?.parse::<Tz>().ok());
+                match zone {
+                    Some(zone) => {
+                        lock(&self.state).records.zone = zone;
+                        ok(json!({ "zone": zone.name() }))
+                    }
+                    None => wp_error(
+                        StatusCode::BAD_REQUEST,
+                        "rest_invalid_param",
+                        "zone must be an IANA time zone",
+                    )
+                    .response(),
+                }
             }
             ("POST", "ties") => {
                 let newest_first = serde_json::from_slice::<Value>(&req.body)

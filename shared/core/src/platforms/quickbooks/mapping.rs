@@ -281,11 +281,21 @@ pub fn order(
         shipping: address(&v["ShipAddr"], "", "", "", "", ""),
         total_tax: money(&v["TxnTaxDetail"]["TotalTax"], "TotalTax")?,
         total: money(&v["TotalAmt"], "TotalAmt")?,
-        placed_at: v["TxnDate"]
+        // The document's real creation instant; its transaction day as the day placed.
+        placed_on: v["TxnDate"]
             .as_str()
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|d| d.and_utc()),
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+        placed_at: v["MetaData"]["CreateTime"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|| {
+                v["TxnDate"]
+                    .as_str()
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|d| d.and_utc())
+            }),
         ..Order::default()
     };
     for line in v["Line"].as_array().map(Vec::as_slice).unwrap_or_default() {

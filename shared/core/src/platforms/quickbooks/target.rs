@@ -552,8 +552,12 @@ impl QboConnector {
             "ShipAddr": mapping::address_json(&order.shipping),
             "PrivateNote": marker(origin, order),
         });
-        if let Some(placed) = order.placed_at {
-            body["TxnDate"] = json!(placed.format("%Y-%m-%d").to_string());
+        // The books' day is the shop's: its local date, when the source gives it.
+        if let Some(day) = order
+            .placed_on
+            .or_else(|| order.placed_at.map(|t| t.date_naive()))
+        {
+            body["TxnDate"] = json!(day.format("%Y-%m-%d").to_string());
         }
         if let Some(email) = order.customer_email.as_ref().filter(|e| !e.is_empty()) {
             body["BillEmail"] = json!({"Address": email});

@@ -166,6 +166,7 @@ pub fn record(
             total: money(&row["total"], "total")?.unwrap_or_default(),
             prices_include_tax: row["prices_include_tax"].as_bool().unwrap_or(false),
             placed_at: timestamp(&row["placed_at"], "placed_at")?,
+            placed_on: None,
             paid_at: timestamp(&row["paid_at"], "paid_at")?,
         })),
     };

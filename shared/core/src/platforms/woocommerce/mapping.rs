@@ -164,6 +164,8 @@ pub fn order(v: &Value) -> Result<Record, String> {
         total: money(&v["total"], "total")?,
         prices_include_tax: v["prices_include_tax"].as_bool().unwrap_or(false),
         placed_at: gmt(&v["date_created_gmt"])?,
+        // `date_created` is the site's own wall time: its day is the shop's.
+        placed_on: gmt(&v["date_created"])?.map(|t| t.date_naive()),
         paid_at: gmt(&v["date_paid_gmt"])?,
     };
     Ok(Record {
