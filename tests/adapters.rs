@@ -552,3 +552,63 @@ async fn the_failure_list_follows_next_to_its_last_record_while_failures_are_kep
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(left.failures.len(), 4);
 }
+
+#[tokio::test]
+async fn an_index_write_under_an_older_lease_is_refused_once_the_new_holder_wrote_the_entry() {
+    use sync_core::domain::EntityType;
+    use sync_core::ports::{Lease, RecordIndex, RecordUpdate, StateError, SyncKey, SyncLeases};
+    use sync_core::records::Fingerprint;
+    let aws = fresh_aws().await;
+    let state = sync_aws::DynamoSyncState::new(aws.dynamodb(), aws.resources.table_name.clone());
+    let key = SyncKey {
+        connection: ConnectionId::new_random(),
+        entity: EntityType::Products,
+    };
+    let now = chrono::Utc::now();
+    let ttl = chrono::Duration::seconds(1);
+    let epoch = |lease| match lease {
+        Ok(Lease::Acquired { epoch, .. }) => epoch,
+        other => panic!("{other:?}"),
+    };
+    // A worker takes the lease; it runs out while the worker works, and another takes it.
+    let old = epoch(state.acquire(key, "old", now, ttl).await);
+    let new = epoch(
+        state
+            .acquire(key, "new", now + chrono::Duration::seconds(2), ttl)
+            .await,
+    );
+    assert!(new > old, "{old} then {new}");
+    let update = |price: &str, epoch: u64| RecordUpdate {
+        connection: key.connection,
+        entity: key.entity,
+        id: "101".into(),
+        fingerprint: Fingerprint([("price".to_string(), price.to_string())].into()),
+        written: false,
+        link: None,
+        agreed: None,
+        failures: None,
+        fence: Some((key.connection, epoch)),
+    };
+    // The new holder writes the entry; the old worker's late write of it is refused.
+    state
+        .update(&[update("new-price", new)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        state.update(&[update("stale-price", old)]).await,
+        Err(StateError::LeaseLost)
+    );
+    let stored = state
+        .get(key.connection, key.entity, &["101".to_string()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored["101"].fingerprint.0["price"], "new-price");
+    // An entry the new holder has not written yet still takes the old worker's write (the
+    // new holder reads the page again from the cursor, and writes after it).
+    let mut other = update("old-price", old);
+    other.id = "102".into();
+    state
+        .update(&[other])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}

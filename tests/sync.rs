@@ -551,10 +551,15 @@ async fn a_5xx_on_a_batch_create_is_tried_again_later_and_the_product_lands_once
     w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &["p-retry"]))
         .await;
     w.work().await;
-    let runs = w.runs("limit=1").await;
-    assert_eq!(runs[0]["status"], "partial", "{:#?}", runs[0]);
-    assert_eq!(runs[0]["failures"][0]["retryable"], true, "{:#?}", runs[0]);
-    assert!(w.store_product(&json!("SB-RETRY-1")).is_none());
+    // (On a slow machine the retry may already have come due and run: look the webhook
+    // job's run up by its trigger.)
+    let runs = w.runs("limit=5").await;
+    let first = runs
+        .iter()
+        .find(|r| r["trigger"] == "webhook")
+        .unwrap_or_else(|| panic!("no webhook run: {runs:#?}"));
+    assert_eq!(first["status"], "partial", "{first:#?}");
+    assert_eq!(first["failures"][0]["retryable"], true, "{first:#?}");
     // The retry is queued with a delay; once due, it writes the product.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     w.work().await;
@@ -585,7 +590,7 @@ async fn a_webhook_job_whose_lease_is_taken_over_mid_page_is_kept_and_runs_after
     w.store_admin(
         Method::POST,
         "faults",
-        json!({"latency_ms": 2500, "count": 1, "method": "GET"}),
+        json!({"latency_ms": 5000, "count": 1, "method": "GET"}),
     )
     .await;
     w.enqueue(&w.job(&w.store, "products", SyncMode::Incremental, &[&id]))
@@ -686,17 +691,17 @@ async fn a_bulk_edit_in_one_second_is_read_whole_whatever_order_the_store_gives_
 
 #[tokio::test]
 async fn a_page_whose_retries_would_outlast_the_deadline_checkpoints_instead_of_waiting() {
-    // The invocation's last 298 of its 300 s are the safety margin: a run has 2 s.
+    // The invocation's last 296 of its 300 s are the safety margin: a run has 4 s.
     let w = sync_world_with(
         seed(250),
-        vec![("SAFETY_MARGIN_SECONDS".into(), "298".into())],
+        vec![("SAFETY_MARGIN_SECONDS".into(), "296".into())],
     )
     .await;
-    // The store throttles the order list and asks for 3 s: more than a run has left.
+    // The store throttles the order list and asks for 6 s: more than a run has left.
     w.store_admin(
         Method::POST,
         "faults",
-        json!({"status": 429, "retry_after": "3", "count": 2, "method": "GET", "path": "/orders"}),
+        json!({"status": 429, "retry_after": "6", "count": 2, "method": "GET", "path": "/orders"}),
     )
     .await;
     w.flow(&w.store, &w.project, &["orders"]).await;

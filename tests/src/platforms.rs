@@ -371,8 +371,12 @@ impl SyncWorld {
                 "sk",
                 aws_sdk_dynamodb::types::AttributeValue::S(key.entity.as_str().to_string()),
             )
-            .update_expression("SET #owner = :owner, lease_until = :until")
+            .update_expression(
+                "SET #owner = :owner, lease_until = :until, epoch = if_not_exists(epoch, :zero) + :one",
+            )
             .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":zero", aws_sdk_dynamodb::types::AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
             .expression_attribute_values(
                 ":owner",
                 aws_sdk_dynamodb::types::AttributeValue::S(owner.to_string()),

@@ -1,7 +1,8 @@
 //! The worker's state in DynamoDB (the one table):
 //!
 //! - A stream's lease, cursor and follow-up: `pk = STREAM#<connection>`, `sk = <entity>`,
-//!   with `owner`, `lease_until` (epoch ms), `cursor_stamp`/`cursor_id`, and `pending` (the
+//!   with `owner`, `lease_until` (epoch ms), `epoch` (the fencing token, one more at every
+//!   acquisition), `cursor_stamp`/`cursor_id`, and `pending` (the
 //!   follow-up job, as JSON) with `pending_version`. Every write is conditional: taking the
 //!   lease on it being free, expired or ours; the cursor on the lease being ours (so a worker
 //!   whose lease ran out cannot move the cursor); a follow-up merge on the version it read;
@@ -13,7 +14,10 @@
 //!   (`l_<connection>`), and per linked connection the seal of what the record agrees on with
 //!   its copy there (`a_<connection>`: one short text, not a field each, to keep the entry
 //!   within one write unit), and `fails`, the record's failed tries in a row as a source
-//!   (absent: none; the failure itself is kept by `failures.rs`). Updates set only the attributes they name, so runs of other streams
+//!   (absent: none; the failure itself is kept by `failures.rs`). Every write of an entry by a
+//!   run is fenced: `x_<connection>` holds the lease epoch of that source stream it was last
+//!   written under, and a write under an older epoch is refused (a worker whose lease ran
+//!   out while it worked cannot overwrite what the new holder wrote). Updates set only the attributes they name, so runs of other streams
 //!   writing the same record's entry (its links in particular) lose nothing of each other's.
 
 use async_trait::async_trait;
@@ -117,7 +121,9 @@ impl SyncLeases for DynamoSyncState {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(stream_key(key)))
-            .update_expression("SET #owner = :me, lease_until = :until")
+            .update_expression(
+                "SET #owner = :me, lease_until = :until, epoch = if_not_exists(epoch, :zero) + :one",
+            )
             .condition_expression(
                 "attribute_not_exists(#owner) OR lease_until < :now OR #owner = :me",
             )
@@ -125,12 +131,20 @@ impl SyncLeases for DynamoSyncState {
             .expression_attribute_values(":me", s(owner))
             .expression_attribute_values(":until", n((now + ttl).timestamp_millis()))
             .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match result {
             Ok(out) => Ok(Lease::Acquired {
                 cursor: out.attributes().and_then(cursor_of),
+                epoch: out
+                    .attributes()
+                    .and_then(|a| a.get("epoch"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
             }),
             Err(e) => match lease_failure(e) {
                 StateError::LeaseLost => Ok(Lease::Held),
@@ -408,6 +422,13 @@ impl DynamoSyncState {
         if sets.is_empty() && remove.is_empty() {
             return Ok(());
         }
+        if let Some((stream, epoch)) = u.fence {
+            sets.push("#fence = :epoch".into());
+            request = request
+                .condition_expression("attribute_not_exists(#fence) OR #fence <= :epoch")
+                .expression_attribute_names("#fence", format!("x_{}", stream.as_uuid().simple()))
+                .expression_attribute_values(":epoch", AttributeValue::N(epoch.to_string()));
+        }
         let set = if sets.is_empty() {
             String::new()
         } else {
@@ -418,7 +439,7 @@ impl DynamoSyncState {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| unavailable(describe(&e)))
+            .map_err(lease_failure)
     }
 }
 

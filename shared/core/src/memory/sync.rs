@@ -24,6 +24,8 @@ struct LeaseRow {
     pending: Option<SyncJob>,
     /// Bumped by every merge and every hand-over, as the DynamoDB adapter's.
     pending_version: u64,
+    /// The fencing token, bumped by every acquisition.
+    epoch: u64,
 }
 
 /// Leases, cursors and follow-ups in memory, with the DynamoDB adapter's rules.
@@ -53,10 +55,14 @@ impl MemorySyncLeases {
         lock(&self.rows).get(&key).and_then(|r| r.owner.clone())
     }
 
-    /// Makes `owner` hold the lease until `expires`, as a run elsewhere would.
+    /// Makes `owner` hold the lease until `expires`, as a run elsewhere would (taking it
+    /// over from another owner bumps the fencing token).
     pub fn hold(&self, key: SyncKey, owner: &str, expires: DateTime<Utc>) {
         let mut rows = lock(&self.rows);
         let row = rows.entry(key).or_default();
+        if row.owner.as_deref() != Some(owner) {
+            row.epoch += 1;
+        }
         row.owner = Some(owner.to_string());
         row.expires = Some(expires);
     }
@@ -91,8 +97,10 @@ impl SyncLeases for MemorySyncLeases {
         }
         row.owner = Some(owner.to_string());
         row.expires = Some(now + ttl);
+        row.epoch += 1;
         Ok(Lease::Acquired {
             cursor: row.cursor.clone(),
+            epoch: row.epoch,
         })
     }
 
@@ -193,6 +201,8 @@ type RecordKey = (ConnectionId, EntityType, String);
 #[derive(Default)]
 pub struct MemoryRecordIndex {
     rows: Mutex<HashMap<RecordKey, RecordState>>,
+    /// Per entry and writing stream, the lease epoch it was last written under.
+    fences: Mutex<HashMap<(RecordKey, ConnectionId), u64>>,
     failing: AtomicBool,
 }
 
@@ -239,10 +249,19 @@ impl RecordIndex for MemoryRecordIndex {
             return Err(StateError::Unavailable("memory index set to fail".into()));
         }
         let mut rows = lock(&self.rows);
+        let mut fences = lock(&self.fences);
+        let mut refused = false;
         for u in updates {
-            let row = rows
-                .entry((u.connection, u.entity, u.id.clone()))
-                .or_default();
+            let key = (u.connection, u.entity, u.id.clone());
+            if let Some((stream, epoch)) = u.fence {
+                let last = fences.entry((key.clone(), stream)).or_insert(epoch);
+                if *last > epoch {
+                    refused = true;
+                    continue;
+                }
+                *last = epoch;
+            }
+            let row = rows.entry(key).or_default();
             if !u.fingerprint.is_empty() {
                 row.fingerprint = row.fingerprint.merged(&u.fingerprint);
                 row.written = u.written;
@@ -256,6 +275,9 @@ impl RecordIndex for MemoryRecordIndex {
             if let Some(failures) = u.failures {
                 row.failures = failures;
             }
+        }
+        if refused {
+            return Err(StateError::LeaseLost);
         }
         Ok(())
     }

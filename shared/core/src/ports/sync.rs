@@ -227,8 +227,10 @@ pub struct SyncKey {
 /// The outcome of asking for a stream's lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lease {
-    /// Ours until renewed or released; the stream's cursor as stored.
-    Acquired { cursor: Option<Cursor> },
+    /// Ours until renewed or released; the stream's cursor as stored, and the lease's
+    /// fencing token: higher with every acquisition, so the record index can refuse a write
+    /// made under an older one (a worker whose lease ran out while it worked).
+    Acquired { cursor: Option<Cursor>, epoch: u64 },
     /// Another run holds it.
     Held,
 }
@@ -322,6 +324,10 @@ pub struct RecordUpdate {
     pub agreed: Option<(ConnectionId, String)>,
     /// Its failed tries in a row as a source, when that changes (0: it succeeded).
     pub failures: Option<u32>,
+    /// The stream (its connection; the entity is the entry's) and lease epoch the update is
+    /// made under: refused, as `LeaseLost`, when the entry was written under a later epoch
+    /// of that stream. `None`: unfenced.
+    pub fence: Option<(ConnectionId, u64)>,
 }
 
 /// Links and fingerprints of records, by connection and entity.
@@ -334,7 +340,8 @@ pub trait RecordIndex: Send + Sync + 'static {
         ids: &[String],
     ) -> Result<HashMap<String, RecordState>, StateError>;
     /// Applies the updates; each merges into what is there, so concurrent runs of other
-    /// streams lose nothing of each other's links.
+    /// streams lose nothing of each other's links. `LeaseLost` when a fenced update was
+    /// refused (the others may have been applied).
     async fn update(&self, updates: &[RecordUpdate]) -> Result<(), StateError>;
 }
 

@@ -63,6 +63,9 @@ pub struct RunContext<'a> {
     pub deadline: DateTime<Utc>,
     /// Set by the lease's keeper when the lease could not be renewed.
     pub lease_lost: &'a AtomicBool,
+    /// The lease's fencing token: the run's index writes are refused once a later holder
+    /// of the stream has written the same entries.
+    pub epoch: u64,
 }
 
 /// How a run ended.
@@ -415,6 +418,22 @@ impl Engine {
         RunEnd::Checkpointed(checkpoint)
     }
 
+    /// Records `updates` in the index under the run's lease: fenced, so a run whose lease
+    /// was taken over cannot overwrite what the new holder wrote (`LeaseLost` instead).
+    async fn record(
+        &self,
+        ctx: &RunContext<'_>,
+        mut updates: Vec<RecordUpdate>,
+    ) -> Result<(), RunEnd> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        for u in &mut updates {
+            u.fence = Some((ctx.key.connection, ctx.epoch));
+        }
+        self.index.update(&updates).await.map_err(RunEnd::from)
+    }
+
     /// Whether `end` is a failure that came of the deadline (a call given up for want of
     /// time, which a new invocation has): the run checkpoints instead of failing.
     fn out_of_time(&self, ctx: &RunContext<'_>, end: &RunEnd) -> bool {
@@ -496,7 +515,7 @@ impl Engine {
         let outcome = self
             .account(ctx, run, &ids, failures, &source_states, &mut updates)
             .await?;
-        self.index.update(&updates).await?;
+        self.record(ctx, updates).await?;
         Ok(outcome)
     }
 
@@ -712,7 +731,7 @@ impl Engine {
             });
         }
         if writes.is_empty() {
-            self.index.update(&settled).await?;
+            self.record(ctx, settled).await?;
             return Ok(outcome);
         }
         // A run whose lease was taken over writes nothing more: the new holder re-reads
@@ -743,6 +762,7 @@ impl Engine {
                         link: Some((source, write.record.id.clone())),
                         agreed: Some((source, seal.clone())),
                         failures: None,
+                        fence: None,
                     });
                     link_source(
                         source_updates,
@@ -770,7 +790,7 @@ impl Engine {
                 }),
             }
         }
-        self.index.update(&target_updates).await?;
+        self.record(ctx, target_updates).await?;
         Ok(outcome)
     }
 }
@@ -804,6 +824,7 @@ fn link_source(
             link: Some((target, target_id)),
             agreed: Some((target, agreed)),
             failures: None,
+            fence: None,
         },
     );
 }
@@ -825,6 +846,7 @@ fn agreement(
         link: None,
         agreed: Some((peer, seal.to_string())),
         failures: None,
+        fence: None,
     };
     [
         update(source, id, target),
@@ -843,6 +865,7 @@ fn failure_count(source: ConnectionId, entity: EntityType, id: &str, count: u32)
         link: None,
         agreed: None,
         failures: Some(count),
+        fence: None,
     }
 }
 

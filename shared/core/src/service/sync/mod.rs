@@ -181,19 +181,19 @@ impl SyncWorker {
             Err(e) => return JobOutcome::Retry(e.to_string()),
         };
         let now = self.ports.clock.now();
-        let cursor = match self
+        let held = match self
             .ports
             .leases
             .acquire(key, &owner, now, self.settings.lease_ttl)
             .await
         {
-            Ok(Lease::Acquired { cursor }) => cursor,
+            Ok(Lease::Acquired { cursor, epoch }) => Held { cursor, epoch },
             Ok(Lease::Held) if must_run_as_is(&job) => return self.later(&job).await,
             Ok(Lease::Held) => return self.park(key, &job).await,
             Err(e) => return JobOutcome::Retry(e.to_string()),
         };
         let outcome = self
-            .under_lease(key, &owner, job, &connection, cursor, stop_at)
+            .under_lease(key, &owner, job, &connection, held, stop_at)
             .await;
         self.release(key, &owner).await;
         outcome
@@ -388,19 +388,19 @@ impl SyncWorker {
             }
             Err(e) => return FollowUp::Yield(JobOutcome::Retry(e.to_string())),
         };
-        let cursor = match self
+        let held = match self
             .ports
             .leases
             .acquire(key, owner, self.ports.clock.now(), self.settings.lease_ttl)
             .await
         {
-            Ok(Lease::Acquired { cursor }) => cursor,
+            Ok(Lease::Acquired { cursor, epoch }) => Held { cursor, epoch },
             // Another holder: it runs what is kept.
             Ok(Lease::Held) => return FollowUp::Yield(JobOutcome::Done),
             Err(e) => return FollowUp::Yield(JobOutcome::Retry(e.to_string())),
         };
         match self
-            .run_job(key, owner, next.clone(), &connection, cursor, stop_at)
+            .run_job(key, owner, next.clone(), &connection, held, stop_at)
             .await
         {
             JobOutcome::Done => FollowUp::Ended,
@@ -415,11 +415,11 @@ impl SyncWorker {
         owner: &str,
         job: SyncJob,
         connection: &Connection,
-        cursor: Option<Cursor>,
+        held: Held,
         stop_at: DateTime<Utc>,
     ) -> JobOutcome {
         match self
-            .run_job(key, owner, job, connection, cursor, stop_at)
+            .run_job(key, owner, job, connection, held, stop_at)
             .await
         {
             JobOutcome::Done => self.follow_ups(key, owner, stop_at, 0, false).await,
@@ -434,7 +434,7 @@ impl SyncWorker {
         owner: &str,
         job: SyncJob,
         connection: &Connection,
-        cursor: Option<Cursor>,
+        held: Held,
         stop_at: DateTime<Utc>,
     ) -> JobOutcome {
         let lost = Arc::new(AtomicBool::new(false));
@@ -448,7 +448,7 @@ impl SyncWorker {
             self.settings.lease_ttl,
             lost.clone(),
         )));
-        self.run_flows(key, owner, &job, connection, cursor, stop_at, &lost)
+        self.run_flows(key, owner, &job, connection, held, stop_at, &lost)
             .await
     }
 
@@ -459,10 +459,11 @@ impl SyncWorker {
         owner: &str,
         job: &SyncJob,
         connection: &Connection,
-        cursor: Option<Cursor>,
+        held: Held,
         stop_at: DateTime<Utc>,
         lost: &AtomicBool,
     ) -> JobOutcome {
+        let Held { cursor, epoch } = held;
         let mut run = match self.open_run(job, cursor.clone()).await {
             Ok(Some(run)) => run,
             Ok(None) => return JobOutcome::Done,
@@ -552,6 +553,7 @@ impl SyncWorker {
             flows: &plans,
             deadline: stop_at,
             lease_lost: lost,
+            epoch,
         };
         match self.engine.run(&ctx, job, cursor, &mut run).await {
             RunEnd::Completed { retry } => {
@@ -832,6 +834,13 @@ fn new_run(
         continuations: job.resume.as_ref().map_or(0, |cp| cp.continuation),
         attempts: 1,
     }
+}
+
+/// The lease as a run holds it: the stream's cursor as stored, and the lease's fencing
+/// token.
+struct Held {
+    cursor: Option<Cursor>,
+    epoch: u64,
 }
 
 /// How one kept follow-up went.
