@@ -259,7 +259,12 @@ impl Fingerprint {
 
     /// Whether `field` held a value (anything but null) when this was taken.
     pub fn had_value(&self, field: &str) -> bool {
-        self.0.get(field).is_some_and(|h| *h != hash(&Value::Null))
+        // An address with nothing in it is no value either (a NULL address column reads as
+        // an empty address).
+        let empty_address = serde_json::to_value(Address::default()).unwrap_or(Value::Null);
+        self.0
+            .get(field)
+            .is_some_and(|h| *h != hash(&Value::Null) && *h != hash(&empty_address))
     }
 
     /// One short text for the whole fingerprint: which fields it has and what they hold.
@@ -304,6 +309,31 @@ pub fn amount(text: &str) -> Result<Decimal, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_address_or_a_null_is_no_value_to_clear() {
+        let customer = |city: &str| Record {
+            id: "c".into(),
+            modified_at: DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default(),
+            body: Some(Body::Customer(Box::new(Customer {
+                email: "a@example.com".into(),
+                billing: Address {
+                    city: city.into(),
+                    ..Address::default()
+                },
+                ..Customer::default()
+            }))),
+            unknown: Vec::new(),
+        };
+        let fields = ["email", "billing", "shipping"];
+        let empty = customer("").fingerprint(&fields);
+        assert!(!empty.had_value("billing"), "an empty address");
+        assert!(!empty.had_value("shipping"));
+        assert!(!empty.had_value("phone"), "a field it does not have");
+        assert!(customer("Edmonton")
+            .fingerprint(&fields)
+            .had_value("billing"));
+    }
 
     fn product(price: &str) -> Record {
         Record {

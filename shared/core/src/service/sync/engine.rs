@@ -503,11 +503,15 @@ impl Engine {
             }
         }
         // The source's own records: what was read from them (unless the read was our own
-        // write coming back, whose marker stays) and their new links.
+        // write coming back, whose marker stays) and their new links. A record some flow
+        // failed to write keeps what was last seen of it, so a field it has cleared since is
+        // still carried as cleared when that flow tries again.
         let mut updates: Vec<RecordUpdate> = Vec::with_capacity(source_updates.len());
         for r in &records {
             if let Some(mut update) = source_updates.remove(&r.id) {
-                update.fingerprint = r.fingerprint(ctx.source_fields);
+                if !failures.iter().any(|f| f.record_id == r.id) {
+                    update.fingerprint = r.fingerprint(ctx.source_fields);
+                }
                 updates.push(update);
             }
         }
