@@ -166,7 +166,10 @@ pub fn order(v: &Value) -> Result<Record, String> {
         placed_at: gmt(&v["date_created_gmt"])?,
         // `date_created` is the site's own wall time: its day is the shop's.
         // (Not the order's failure if unreadable: the UTC day stands in for it.)
-        placed_on: gmt(&v["date_created"]).ok().flatten().map(|t| t.date_naive()),
+        placed_on: gmt(&v["date_created"])
+            .ok()
+            .flatten()
+            .map(|t| t.date_naive()),
         paid_at: gmt(&v["date_paid_gmt"])?,
     };
     Ok(Record {
