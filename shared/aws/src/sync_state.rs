@@ -205,16 +205,7 @@ impl SyncLeases for DynamoSyncState {
     async fn park(&self, key: SyncKey, job: &SyncJob) -> Result<bool, StateError> {
         // Read, merge, write if nobody merged meanwhile; a lost race reads again.
         for _ in 0..8 {
-            let current = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .set_key(Some(stream_key(key)))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| unavailable(describe(&e)))?;
-            let item = current.item().cloned().unwrap_or_default();
+            let item = self.stream_item(key).await?;
             let waiting = pending_of(&item);
             let version = item
                 .get("pending_version")
@@ -255,16 +246,7 @@ impl SyncLeases for DynamoSyncState {
         key: SyncKey,
         owner: &str,
     ) -> Result<Option<PendingJob>, StateError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(stream_key(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(describe(&e)))?;
-        let item = out.item().cloned().unwrap_or_default();
+        let item = self.stream_item(key).await?;
         if item
             .get("owner")
             .and_then(|v| v.as_s().ok())
@@ -324,6 +306,22 @@ impl SyncLeases for DynamoSyncState {
                 other => Err(other),
             },
         }
+    }
+}
+
+impl DynamoSyncState {
+    /// The stream's item (lease, cursor, follow-up) as it is now; empty when there is none.
+    async fn stream_item(&self, key: SyncKey) -> Result<Item, StateError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(stream_key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(describe(&e)))?;
+        Ok(out.item().cloned().unwrap_or_default())
     }
 }
 
