@@ -870,3 +870,125 @@ async fn clearing_a_column_in_the_project_clears_the_field_in_the_store() {
         "the price is left as it is"
     );
 }
+
+/// The store product with this SKU's regular price, as text without trailing zeros.
+fn store_price(w: &SyncWorld, sku: &str) -> Option<String> {
+    w.store_product(&json!(sku))
+        .map(|p| dec(&p["regular_price"]))
+}
+
+/// How many product batch writes reached the store so far (counted as they arrive).
+async fn batch_writes(w: &SyncWorld) -> u64 {
+    let calls = w.store_admin(Method::GET, "calls", json!(null)).await;
+    calls
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.starts_with("POST ") && k.ends_with("/products/batch"))
+                .filter_map(|(_, n)| n.as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn with_newest_wins_an_edit_made_while_our_write_is_in_flight_still_reaches_the_target() {
+    let w = sync_world(seed(2)).await;
+    w.flow_with(
+        &w.project,
+        &w.store,
+        &["products"],
+        json!({"conflict_policy": "newest_wins"}),
+    )
+    .await;
+    w.work().await;
+    w.sql("insert into public.products (id, sku, name, price, status) values ('p-race', 'SB-RACE-1', 'Raced', 10, 'active')").await;
+    w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    assert_eq!(store_price(&w, "SB-RACE-1").as_deref(), Some("10"));
+
+    // The row is edited; the store is slow to take the write of it...
+    w.sql("update public.products set price = 20 where id = 'p-race'")
+        .await;
+    let before = batch_writes(&w).await;
+    w.store_admin(
+        Method::POST,
+        "faults",
+        json!({"latency_ms": 2500, "count": 1, "method": "POST", "path": "/products/batch"}),
+    )
+    .await;
+    w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &[]))
+        .await;
+    let worker = w.api.stack.work_once();
+    let editor = async {
+        // ...and while that write is in flight the row is edited again: this edit is older
+        // than the store's modification time once our write lands.
+        while batch_writes(&w).await <= before {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        w.sql("update public.products set price = 30 where id = 'p-race'")
+            .await;
+    };
+    let (report, ()) = tokio::join!(worker, editor);
+    report.unwrap_or_else(|e| panic!("{e:#}"));
+
+    // The second edit reaches the store (the same run reads the row again, or the next poll
+    // does): the store's copy is what we wrote, unchanged, however late its time.
+    w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    assert_eq!(store_price(&w, "SB-RACE-1").as_deref(), Some("30"));
+    let runs = w.runs("limit=1").await;
+    assert_eq!(runs[0]["counts"]["conflicts"], 0, "{:#?}", runs[0]);
+
+    // Both sides edited since they last agreed: the later edit wins, and the run says so.
+    let id = w
+        .store_product(&json!("SB-RACE-1"))
+        .map(|p| p["id"].to_string())
+        .unwrap_or_default();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/products/{id}"),
+        json!({"regular_price": "40"}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.sql("update public.products set price = 50 where id = 'p-race'")
+        .await;
+    w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    assert_eq!(store_price(&w, "SB-RACE-1").as_deref(), Some("50"));
+    let runs = w.runs("limit=1").await;
+    assert_eq!(runs[0]["counts"]["conflicts"], 1, "{:#?}", runs[0]);
+    let conflict = &runs[0]["conflicts"][0];
+    assert_eq!(
+        (conflict["record_id"].clone(), conflict["winner"].clone()),
+        (json!("p-race"), json!("source")),
+        "{conflict:#}"
+    );
+
+    // The store's edit is the later one now: it is kept, and recorded as the winner.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.sql("update public.products set price = 60 where id = 'p-race'")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/products/{id}"),
+        json!({"regular_price": "70"}),
+    )
+    .await;
+    w.enqueue(&w.job(&w.project, "products", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    assert_eq!(store_price(&w, "SB-RACE-1").as_deref(), Some("70"));
+    let runs = w.runs("limit=1").await;
+    assert_eq!(
+        runs[0]["conflicts"][0]["winner"], "target",
+        "{:#?}",
+        runs[0]
+    );
+}

@@ -128,16 +128,29 @@ async fn connect(api: &Api, body: Value) -> String {
 impl SyncWorld {
     /// A flow over the API; its creation queues the backfill.
     pub async fn flow(&self, source: &str, target: &str, entities: &[&str]) -> String {
+        self.flow_with(source, target, entities, json!({})).await
+    }
+
+    /// A flow over the API with more of its settings (`conflict_policy`, ...).
+    pub async fn flow_with(
+        &self,
+        source: &str,
+        target: &str,
+        entities: &[&str],
+        settings: Value,
+    ) -> String {
+        let mut body = json!({"source_connection_id": source, "target_connection_id": target,
+                              "entities": entities});
+        if let (Some(b), Some(more)) = (body.as_object_mut(), settings.as_object()) {
+            b.extend(more.clone());
+        }
         let (status, got) = self
             .api
             .send(
                 reqwest::Method::POST,
                 "/api/flows",
                 Some("acme"),
-                Some(
-                    json!({"source_connection_id": source, "target_connection_id": target,
-                            "entities": entities}),
-                ),
+                Some(body),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{got}");

@@ -741,6 +741,7 @@ async fn runs_are_listed_newest_first_filtered_and_paged_and_read_only_by_their_
             },
             flows: Vec::new(),
             failures: Vec::new(),
+            conflicts: Vec::new(),
             message: None,
             cursor_before: None,
             cursor_after: None,

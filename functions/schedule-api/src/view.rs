@@ -102,7 +102,7 @@ pub fn flow(f: &Flow) -> Value {
 fn counts(c: &RunCounts) -> Value {
     json!({
         "read": c.read, "written": c.written, "unchanged": c.unchanged,
-        "echo_skipped": c.echo_skipped, "failed": c.failed,
+        "echo_skipped": c.echo_skipped, "failed": c.failed, "conflicts": c.conflicts,
     })
 }
 
@@ -156,6 +156,15 @@ pub fn run(r: &Run) -> Value {
             "retryable": f.retryable,
             "attempts": f.attempts,
             "quarantined": f.quarantined,
+        })).collect::<Vec<_>>(),
+        "conflicts": r.conflicts.iter().map(|c| json!({
+            "record_id": c.record_id,
+            "flow_id": c.flow_id.to_string(),
+            "target_id": c.target_id,
+            "source_modified_at": timestamp(c.source_modified_at),
+            "target_modified_at": timestamp(c.target_modified_at),
+            "winner": c.winner.as_str(),
+            "tie": c.tie,
         })).collect::<Vec<_>>(),
         "message": r.message,
         "cursor_before": cursor(&r.cursor_before),

@@ -19,7 +19,8 @@ use std::collections::HashMap;
 use crate::dynamodb::{get_s, get_time, parsed, s, tenant_pk, time, Item};
 use crate::sdk::describe;
 use sync_core::domain::{
-    Cursor, FlowRun, RecordFailure, Run, RunCounts, RunFilter, RunId, RunPage, TenantId, Trigger,
+    Conflict, Cursor, FlowRun, RecordFailure, Run, RunCounts, RunFilter, RunId, RunPage, TenantId,
+    Trigger,
 };
 use sync_core::ports::{RunHistory, RunListError, RunLog, StoreError};
 
@@ -91,6 +92,9 @@ impl DynamoRuns {
         item.insert("counts".into(), json(&run.counts)?);
         item.insert("flows".into(), json(&run.flows)?);
         item.insert("failures".into(), json(&run.failures)?);
+        if !run.conflicts.is_empty() {
+            item.insert("conflicts".into(), json(&run.conflicts)?);
+        }
         if let Some(m) = &run.message {
             item.insert("message".into(), s(m));
         }
@@ -235,6 +239,10 @@ fn from_item(item: &Item) -> Result<Run, StoreError> {
         counts: from_json::<RunCounts>(item, "counts")?,
         flows: from_json::<Vec<FlowRun>>(item, "flows")?,
         failures: from_json::<Vec<RecordFailure>>(item, "failures")?,
+        conflicts: match item.get("conflicts") {
+            Some(_) => from_json::<Vec<Conflict>>(item, "conflicts")?,
+            None => Vec::new(),
+        },
         message: item.get("message").and_then(|v| v.as_s().ok()).cloned(),
         cursor_before: optional_cursor("cursor_before")?,
         cursor_after: optional_cursor("cursor_after")?,

@@ -86,6 +86,7 @@ pub fn run(tenant: &TenantId, connection: ConnectionId, job: &str, at: DateTime<
         counts: RunCounts::default(),
         flows: Vec::new(),
         failures: Vec::new(),
+        conflicts: Vec::new(),
         message: None,
         cursor_before: None,
         cursor_after: None,

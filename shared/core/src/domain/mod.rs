@@ -16,8 +16,8 @@ pub use flow::{ConflictPolicy, Flow, FlowPatch, NewFlow};
 pub use ids::{ConnectionId, FlowId, IdError, ScheduleId, TenantId};
 pub use job::{Checkpoint, SyncJob, Trigger, MAX_JOB_IDS};
 pub use run::{
-    Cursor, FlowRun, RecordFailure, Run, RunCounts, RunFilter, RunId, RunPage, RunStatus,
-    MAX_RUN_FAILURES,
+    Conflict, Cursor, FlowRun, RecordFailure, Run, RunCounts, RunFilter, RunId, RunPage, RunStatus,
+    Winner, MAX_RUN_FAILURES,
 };
 pub use schedule::{
     EntityType, NewSchedule, Schedule, SchedulePatch, SyncMode, TriggerDefinition, UnknownValue,

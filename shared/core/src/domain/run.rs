@@ -160,6 +160,9 @@ pub struct RunCounts {
     /// Changes that were our own writes coming back: not written again.
     pub echo_skipped: u64,
     pub failed: u64,
+    /// Records both sides had changed since they last agreed (`newest_wins`): the newer
+    /// edit won, and the run keeps which (see [`Run::conflicts`]).
+    pub conflicts: u64,
 }
 
 impl RunCounts {
@@ -169,6 +172,7 @@ impl RunCounts {
         self.unchanged += other.unchanged;
         self.echo_skipped += other.echo_skipped;
         self.failed += other.failed;
+        self.conflicts += other.conflicts;
     }
 }
 
@@ -201,6 +205,40 @@ pub struct RecordFailure {
 /// The most failed records a run keeps (the count keeps counting).
 pub const MAX_RUN_FAILURES: usize = 50;
 
+/// Which side's edit a conflict kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Winner {
+    Source,
+    Target,
+}
+
+impl Winner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Winner::Source => "source",
+            Winner::Target => "target",
+        }
+    }
+}
+
+/// A record both sides of a `newest_wins` flow had changed since they last agreed, and
+/// how it was decided: the later edit by the platforms' own times; on a tie (WooCommerce
+/// keeps seconds) the side whose connection id sorts first, the same from both directions,
+/// so the two flows of a pair never undo each other.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub record_id: String,
+    pub flow_id: FlowId,
+    /// The copy's id at the target.
+    pub target_id: String,
+    pub source_modified_at: DateTime<Utc>,
+    pub target_modified_at: DateTime<Utc>,
+    pub winner: Winner,
+    /// Whether the two edits had the same time, so the tie rule decided.
+    pub tie: bool,
+}
+
 /// One executed sync job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Run {
@@ -220,6 +258,8 @@ pub struct Run {
     pub flows: Vec<FlowRun>,
     /// The first [`MAX_RUN_FAILURES`] failed records.
     pub failures: Vec<RecordFailure>,
+    /// The first [`MAX_RUN_FAILURES`] conflicts decided (the count keeps counting).
+    pub conflicts: Vec<Conflict>,
     /// Why the run was skipped or failed, or a note on how it ended.
     pub message: Option<String>,
     pub cursor_before: Option<Cursor>,
@@ -239,6 +279,14 @@ impl Run {
         self.counts.failed += 1;
         if self.failures.len() < MAX_RUN_FAILURES {
             self.failures.push(failure);
+        }
+    }
+
+    /// Records a decided conflict, keeping the first [`MAX_RUN_FAILURES`].
+    pub fn note_conflict(&mut self, conflict: Conflict) {
+        self.counts.conflicts += 1;
+        if self.conflicts.len() < MAX_RUN_FAILURES {
+            self.conflicts.push(conflict);
         }
     }
 

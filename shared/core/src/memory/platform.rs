@@ -3,7 +3,6 @@
 //! credentials, refusing one record, holding a record it cannot map).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::cmp::Ordering as Order;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -342,22 +341,6 @@ impl Target for MemoryPlatform {
             out.push(WriteOutcome::Written { target_id: id });
         }
         Ok(out)
-    }
-
-    async fn modified(
-        &self,
-        entity: EntityType,
-        ids: &[String],
-    ) -> Result<HashMap<String, DateTime<Utc>>, PlatformError> {
-        self.call()?;
-        let records = lock(&self.records);
-        let Some(table) = records.get(&entity) else {
-            return Ok(HashMap::new());
-        };
-        Ok(ids
-            .iter()
-            .filter_map(|id| table.get(id).map(|r| (id.clone(), r.modified_at)))
-            .collect())
     }
 }
 

@@ -141,13 +141,6 @@ pub trait Target: Send + Sync {
         entity: EntityType,
         writes: &[Write],
     ) -> Result<Vec<WriteOutcome>, PlatformError>;
-
-    /// When the records with these ids were last modified (for `newest_wins`).
-    async fn modified(
-        &self,
-        entity: EntityType,
-        ids: &[String],
-    ) -> Result<HashMap<String, DateTime<Utc>>, PlatformError>;
 }
 
 /// One connection's way into its platform.

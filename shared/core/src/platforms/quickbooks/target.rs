@@ -18,7 +18,6 @@
 //! trail). A product without a SKU is refused: it could not be matched again on a retry.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
@@ -928,43 +927,4 @@ impl Target for QboConnector {
         }
     }
 
-    async fn modified(
-        &self,
-        entity: EntityType,
-        ids: &[String],
-    ) -> Result<HashMap<String, DateTime<Utc>>, PlatformError> {
-        let mut statements = Vec::new();
-        match entity {
-            EntityType::Orders => {
-                for kind in [Document::SalesReceipt, Document::Invoice] {
-                    let own: Vec<String> = ids
-                        .iter()
-                        .filter_map(|id| split_document_id(id))
-                        .filter(|(k, _)| *k == kind)
-                        .map(|(_, id)| id.to_string())
-                        .collect();
-                    statements.extend(Self::lookups(kind.entity(), "Id", &own));
-                }
-            }
-            EntityType::Customers => statements.extend(Self::lookups("Customer", "Id", ids)),
-            EntityType::Products => statements.extend(Self::lookups("Item", "Id", ids)),
-        }
-        if statements.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let answers = self.queries(&statements).await?;
-        let mut out = HashMap::new();
-        for ((name, _), list) in statements.iter().zip(answers) {
-            for v in list {
-                if let Ok(at) = mapping::updated_at(&v) {
-                    let id = match Document::parse(name) {
-                        Some(kind) => document_id(kind, &id_of(&v)),
-                        None => id_of(&v),
-                    };
-                    out.insert(id, at);
-                }
-            }
-        }
-        Ok(out)
-    }
 }

@@ -421,23 +421,6 @@ impl Target for SupabaseConnector {
         Ok(out)
     }
 
-    async fn modified(
-        &self,
-        entity: EntityType,
-        ids: &[String],
-    ) -> Result<HashMap<String, DateTime<Utc>>, PlatformError> {
-        let upd = self.updated_at_column().to_string();
-        let select = format!("{},{upd}", self.id_column());
-        Ok(self
-            .by_ids(entity, ids, &select)
-            .await?
-            .into_iter()
-            .filter_map(|(id, row)| {
-                let t = DateTime::parse_from_rfc3339(row[&upd].as_str()?).ok()?;
-                Some((id, t.with_timezone(&Utc)))
-            })
-            .collect())
-    }
 }
 
 impl Connector for SupabaseConnector {

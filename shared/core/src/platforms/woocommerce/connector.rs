@@ -761,21 +761,6 @@ impl Target for WooConnector {
         Ok(out)
     }
 
-    async fn modified(
-        &self,
-        entity: EntityType,
-        ids: &[String],
-    ) -> Result<HashMap<String, DateTime<Utc>>, PlatformError> {
-        Ok(self
-            .by_ids(entity, ids)
-            .await?
-            .into_iter()
-            .filter_map(|(id, v)| {
-                let t = mapping::gmt(&v["date_modified_gmt"]).ok().flatten()?;
-                Some((id, t))
-            })
-            .collect())
-    }
 }
 
 impl Connector for WooConnector {

@@ -28,10 +28,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::conflict::{self, Judgement, Sides};
 use crate::clock::Clock;
 use crate::domain::{
-    Checkpoint, ConflictPolicy, ConnectionId, Cursor, EntityType, FailedRecord, Flow, FlowRun,
-    RecordFailure, Run, RunCounts, SyncJob, SyncMode,
+    Checkpoint, Conflict, ConflictPolicy, ConnectionId, Cursor, EntityType, FailedRecord, Flow,
+    FlowRun, RecordFailure, Run, RunCounts, SyncJob, SyncMode, Winner,
 };
 use crate::ports::{
     Connector, FailureLog, Item, Origin, PlatformError, RecordIndex, RecordState, RecordUpdate,
@@ -48,6 +49,8 @@ pub struct FlowPlan {
     pub target: Arc<dyn Connector>,
     /// What the source reads and the target writes.
     pub fields: Vec<&'static str>,
+    /// What the target reads back (what a `newest_wins` flow compares of a copy).
+    pub target_reads: &'static [&'static str],
 }
 
 /// Everything one run needs.
@@ -499,6 +502,12 @@ impl Engine {
                 run.counts.written += outcome.counts.written;
                 run.counts.unchanged += outcome.counts.unchanged;
                 run.counts.echo_skipped += outcome.counts.echo_skipped;
+                if let Some(flow_run) = run.flows.iter_mut().find(|f| f.flow_id == plan.flow.id) {
+                    flow_run.counts.conflicts += outcome.conflicts.len() as u64;
+                }
+                for c in outcome.conflicts {
+                    run.note_conflict(c);
+                }
                 failures.extend(outcome.failures);
             }
         }
@@ -654,12 +663,29 @@ impl Engine {
                 .get(target_connection, entity, &target_ids)
                 .await?
         };
-        let target_modified =
-            if plan.flow.conflict_policy == ConflictPolicy::NewestWins && !target_ids.is_empty() {
-                target.modified(entity, &target_ids).await?
-            } else {
-                HashMap::new()
-            };
+        // newest_wins: the copies as they are now, to tell whether they changed since.
+        let newest_wins = plan.flow.conflict_policy == ConflictPolicy::NewestWins;
+        let copies: HashMap<String, Item> = match plan.target.source() {
+            Some(reader) if newest_wins && !target_ids.is_empty() => reader
+                .fetch(entity, &target_ids)
+                .await?
+                .into_iter()
+                .map(|item| (item.id().to_string(), item))
+                .collect(),
+            _ => HashMap::new(),
+        };
+        let compared: Vec<&'static str> = plan
+            .fields
+            .iter()
+            .copied()
+            .filter(|f| plan.target_reads.contains(f))
+            .collect();
+        let sides = Sides {
+            flow: plan.flow.id,
+            source,
+            target: target_connection,
+            fields: &compared,
+        };
 
         let mut outcome = FlowPageOutcome::default();
         let mut writes = Vec::new();
@@ -711,11 +737,27 @@ impl Engine {
                     }
                     continue;
                 }
-                if let Some(theirs) = target_modified.get(t) {
-                    if *theirs > r.modified_at {
-                        // newest_wins: the target changed after this record did.
-                        outcome.counts.unchanged += 1;
-                        continue;
+                if newest_wins {
+                    match conflict::judge(&sides, r, t, copies.get(t), target_states.get(t)) {
+                        Judgement::Carry => {}
+                        Judgement::Conflict(c) => {
+                            let won = c.winner == Winner::Source;
+                            outcome.conflicts.push(c);
+                            if !won {
+                                continue;
+                            }
+                        }
+                        Judgement::Unreadable(error) => {
+                            outcome.failures.push(RecordFailure {
+                                record_id: r.id.clone(),
+                                flow_id: Some(plan.flow.id),
+                                error,
+                                retryable: true,
+                                attempts: 0,
+                                quarantined: false,
+                            });
+                            continue;
+                        }
                     }
                 }
             } else if r.is_deleted() {
@@ -878,4 +920,6 @@ fn failure_count(source: ConnectionId, entity: EntityType, id: &str, count: u32)
 struct FlowPageOutcome {
     counts: RunCounts,
     failures: Vec<RecordFailure>,
+    /// `newest_wins` conflicts decided (counted on the run as they are noted).
+    conflicts: Vec<Conflict>,
 }

@@ -20,6 +20,7 @@
 //! While a run works, a keeper renews its lease; a lease that cannot be renewed stops the
 //! run, and the cursor (written only by the lease's holder) stays consistent.
 
+mod conflict;
 pub mod engine;
 
 pub use engine::{Engine, EngineSettings, FlowPlan, RunContext, RunEnd};
@@ -517,8 +518,8 @@ impl SyncWorker {
                 }
                 Err(e) => return self.fail(run, e.to_string(), true).await,
             };
-            let write_fields = target.platform.module().capabilities(key.entity).write;
-            let Some(write_fields) = write_fields else {
+            let target_caps = target.platform.module().capabilities(key.entity);
+            let Some(write_fields) = target_caps.write else {
                 continue;
             };
             let connector = match self.ports.connectors.open(&target).await {
@@ -531,6 +532,7 @@ impl SyncWorker {
                     .copied()
                     .filter(|f| write_fields.contains(f))
                     .collect(),
+                target_reads: target_caps.read.unwrap_or(&[]),
                 flow,
                 target: connector,
             });
@@ -825,6 +827,7 @@ fn new_run(
         counts: RunCounts::default(),
         flows: Vec::<FlowRun>::new(),
         failures: Vec::new(),
+        conflicts: Vec::new(),
         message: None,
         cursor_before: cursor,
         cursor_after: None,
