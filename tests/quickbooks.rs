@@ -39,13 +39,18 @@ fn amount(v: &Value) -> Decimal {
         .normalize()
 }
 
-/// The live documents in the company, by `DocNumber`, with their kind.
+/// The document-number prefix a flow from the store ("Store") gets by default.
+const STORE_PREFIX: &str = "STOR-";
+
+/// The live documents in the company, by `DocNumber` without the store's prefix (the
+/// store's order number), with their kind.
 async fn documents(w: &SyncWorld) -> HashMap<String, Vec<(&'static str, Value)>> {
     let mut out: HashMap<String, Vec<(&'static str, Value)>> = HashMap::new();
     for kind in ["SalesReceipt", "Invoice"] {
         for doc in w.books(kind).await {
             if doc["status"] != "Deleted" {
-                let number = doc["DocNumber"].as_str().unwrap_or_default().to_string();
+                let full = doc["DocNumber"].as_str().unwrap_or_default();
+                let number = full.strip_prefix(STORE_PREFIX).unwrap_or(full).to_string();
                 out.entry(number).or_default().push((kind, doc));
             }
         }
@@ -274,7 +279,14 @@ async fn a_document_the_bookkeeper_numbered_like_an_order_is_left_alone() {
                              "SalesItemLineDetail": {"ItemRef": {"value": item["Id"]}}}]}),
         )
         .await;
-    w.flow(&w.store, &books, &["orders"]).await;
+    // Numbered as the store numbers its orders, the way a single store's books may be kept.
+    w.flow_with(
+        &w.store,
+        &books,
+        &["orders"],
+        json!({"doc_number_prefix": ""}),
+    )
+    .await;
     w.work().await;
     let invoices = w.books("Invoice").await;
     let numbered: Vec<&Value> = invoices
@@ -886,4 +898,100 @@ async fn documents_are_booked_on_the_shops_own_day_and_carried_on_with_their_cre
                 .unwrap_or_else(|e| panic!("{id}: {e}"));
         assert_eq!(placed, created, "{id}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_with_the_same_order_numbers_keep_one_set_of_books_without_overwriting_each_other(
+) {
+    let (w, books) = world().await;
+    // A second store whose orders carry the same numbers as the first's.
+    let (second, second_id) = w.another_store("Europe Shop", seed()).await;
+    let first_flow = w.flow(&w.store, &books, &["orders"]).await;
+    let second_flow = w.flow(&second_id, &books, &["orders"]).await;
+    w.work().await;
+    // Each flow numbers its documents with a prefix of its own, derived from the store.
+    let prefix = |flow: String| {
+        let w = &w;
+        async move {
+            let (status, got) = w
+                .api
+                .send(
+                    Method::GET,
+                    &format!("/api/flows/{flow}"),
+                    Some("acme"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{got}");
+            got["doc_number_prefix"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    let (first_prefix, second_prefix) = (prefix(first_flow).await, prefix(second_flow).await);
+    assert_eq!(
+        (first_prefix.as_str(), second_prefix.as_str()),
+        (STORE_PREFIX, "ES-")
+    );
+
+    let mut live: HashMap<String, Vec<Value>> = HashMap::new();
+    for kind in ["SalesReceipt", "Invoice"] {
+        for doc in w.books(kind).await {
+            if doc["status"] != "Deleted" && doc["PrivateNote"] != "Voided" {
+                let number = doc["DocNumber"].as_str().unwrap_or_default().to_string();
+                live.entry(number).or_default().push(doc);
+            }
+        }
+    }
+    let mut shared = 0;
+    for (store, prefix, connection) in [
+        (w.woo.clone(), &first_prefix, &w.store),
+        (second.clone(), &second_prefix, &second_id),
+    ] {
+        for order in store.all(Kind::Orders) {
+            let status = order["status"].as_str().unwrap_or_default();
+            if matches!(status, "cancelled" | "refunded" | "failed" | "trash") {
+                continue;
+            }
+            let number = order["number"].as_str().unwrap_or_default();
+            let docs = live
+                .get(&format!("{prefix}{number}"))
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(docs.len(), 1, "{prefix}{number}: {docs:#?}");
+            // The document names the store it came from.
+            let note = docs[0]["PrivateNote"].as_str().unwrap_or_default();
+            assert!(note.contains(connection.as_str()), "{note}");
+            assert_eq!(amount(&docs[0]["TotalAmt"]), amount(&order["total"]));
+            shared += 1;
+        }
+    }
+    assert!(shared >= 20, "both stores' orders were checked: {shared}");
+    assert_eq!(
+        live.values().map(Vec::len).sum::<usize>(),
+        shared,
+        "no other document"
+    );
+
+    // A third flow numbering the same way as one of them is refused, saying how to fix it.
+    let (_, third_id) = w.another_store("Third", seed()).await;
+    let (status, got) = w
+        .api
+        .send(
+            Method::POST,
+            "/api/flows",
+            Some("acme"),
+            Some(
+                json!({"source_connection_id": third_id, "target_connection_id": books,
+                        "entities": ["orders"], "doc_number_prefix": "ES-"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{got}");
+    let message = got.to_string();
+    assert!(
+        message.contains("doc_number_prefix") && message.contains("ES-"),
+        "{message}"
+    );
 }

@@ -330,6 +330,7 @@ impl Demo {
                         target_connection_id: target.id,
                         entities,
                         conflict_policy,
+                        doc_number_prefix: None,
                         enabled: true,
                     },
                 )

@@ -135,6 +135,7 @@ async fn seed_samples(stack: &LocalStack) -> Result<()> {
                 target_connection_id: project.id,
                 entities: vec![EntityType::Products],
                 conflict_policy: ConflictPolicy::SourceWins,
+                doc_number_prefix: None,
                 enabled: true,
             },
         )

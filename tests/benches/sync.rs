@@ -190,6 +190,7 @@ async fn stubbed(orders: usize, to: To) -> Stubbed {
         target_connection_id: project.id,
         entities: vec![EntityType::Orders],
         conflict_policy: ConflictPolicy::SourceWins,
+        doc_number_prefix: None,
         enabled: true,
         created_at: clock.now(),
         updated_at: clock.now(),

@@ -157,6 +157,28 @@ impl SyncWorld {
         got["id"].as_str().unwrap_or_default().to_string()
     }
 
+    /// Another store, seeded with `seed` (the same seed gives the same order numbers), and
+    /// its connection named `name`.
+    pub async fn another_store(&self, name: &str, seed: Seed) -> (Arc<WooStore>, String) {
+        let config = platform_sims::woo::WooConfig {
+            seed: Some(seed),
+            ..platform_sims::woo::WooConfig::default()
+        };
+        let (key, secret) = (config.consumer_key.clone(), config.consumer_secret.clone());
+        let (url, store, _tasks) = WooStore::start(config, 0)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let id = connect(
+            &self.api,
+            json!({"platform": "woocommerce", "display_name": name,
+                   "config": {"base_url": url},
+                   "secrets": {"consumer_key": key, "consumer_secret": secret,
+                               "webhook_secret": WOO_WEBHOOK_SECRET}}),
+        )
+        .await;
+        (store, id)
+    }
+
     /// Runs the worker's handler until the sync queue is empty.
     pub async fn work(&self) -> usize {
         self.api

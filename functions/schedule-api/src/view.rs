@@ -93,6 +93,7 @@ pub fn flow(f: &Flow) -> Value {
         "target_connection_id": f.target_connection_id.to_string(),
         "entities": f.entities.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
         "conflict_policy": f.conflict_policy.as_str(),
+        "doc_number_prefix": f.doc_number_prefix.as_ref().map(|p| p.as_str()),
         "enabled": f.enabled,
         "created_at": timestamp(f.created_at),
         "updated_at": timestamp(f.updated_at),

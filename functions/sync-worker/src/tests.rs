@@ -62,6 +62,7 @@ fn world() -> World {
         target_connection_id: b.id,
         entities: vec![EntityType::Products],
         conflict_policy: ConflictPolicy::SourceWins,
+        doc_number_prefix: None,
         enabled: true,
         created_at: clock.now(),
         updated_at: clock.now(),

@@ -75,6 +75,9 @@ fn to_item(f: &Flow) -> Item {
         AttributeValue::L(f.entities.iter().map(|e| s(e.as_str())).collect()),
     );
     item.insert("conflict_policy".into(), s(f.conflict_policy.as_str()));
+    if let Some(prefix) = &f.doc_number_prefix {
+        item.insert("doc_number_prefix".into(), s(prefix.as_str()));
+    }
     item.insert("enabled".into(), AttributeValue::Bool(f.enabled));
     item.insert("created_at".into(), time(f.created_at));
     item.insert("updated_at".into(), time(f.updated_at));
@@ -102,6 +105,10 @@ fn from_item(item: &Item) -> Result<Flow, StoreError> {
         target_connection_id: parsed(item, "target_connection_id")?,
         entities,
         conflict_policy: parsed(item, "conflict_policy")?,
+        doc_number_prefix: match item.get("doc_number_prefix") {
+            Some(_) => Some(parsed(item, "doc_number_prefix")?),
+            None => None,
+        },
         enabled: *item
             .get("enabled")
             .and_then(|v| v.as_bool().ok())

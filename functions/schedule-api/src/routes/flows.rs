@@ -1,4 +1,5 @@
-//! Flow routes: create, list, read, update (entities, conflict policy, on/off), delete.
+//! Flow routes: create, list, read, update (entities, conflict policy, document-number
+//! prefix, on/off), delete.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -16,9 +17,15 @@ const CREATE_FIELDS: &[&str] = &[
     "target_connection_id",
     "entities",
     "conflict_policy",
+    "doc_number_prefix",
     "enabled",
 ];
-const UPDATE_FIELDS: &[&str] = &["entities", "conflict_policy", "enabled"];
+const UPDATE_FIELDS: &[&str] = &[
+    "entities",
+    "conflict_policy",
+    "doc_number_prefix",
+    "enabled",
+];
 const IMMUTABLE_FIELDS: &[&str] = &["source_connection_id", "target_connection_id"];
 
 pub(super) async fn dispatch(
@@ -77,6 +84,7 @@ async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<
         conflict_policy: fields
             .parsed::<ConflictPolicy>("conflict_policy", true)?
             .unwrap_or_default(),
+        doc_number_prefix: fields.parsed("doc_number_prefix", true)?,
         enabled: fields.bool("enabled", true)?.unwrap_or(true),
     };
     let flow = app.services.flows.create(tenant, new).await?;
@@ -100,6 +108,7 @@ async fn update(
     let patch = FlowPatch {
         entities: fields.parsed_list("entities")?,
         conflict_policy: fields.parsed("conflict_policy", false)?,
+        doc_number_prefix: fields.parsed("doc_number_prefix", false)?,
         enabled: fields.bool("enabled", false)?,
     };
     if patch.is_empty() {

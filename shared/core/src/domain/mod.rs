@@ -12,7 +12,7 @@ mod webhook;
 pub use crate::platforms::{Platform, PlatformSpec};
 pub use connection::{Connection, ConnectionPatch, NewConnection, Sealed, Secret, Secrets};
 pub use failure::{FailedRecord, FailurePage};
-pub use flow::{ConflictPolicy, Flow, FlowPatch, NewFlow};
+pub use flow::{ConflictPolicy, DocPrefix, Flow, FlowPatch, NewFlow};
 pub use ids::{ConnectionId, FlowId, IdError, ScheduleId, TenantId};
 pub use job::{Checkpoint, SyncJob, Trigger, MAX_JOB_IDS};
 pub use run::{

@@ -230,6 +230,13 @@ pub trait PlatformModule: Send + Sync + 'static {
     /// What this platform can be the source and the target of, for `entity`.
     fn capabilities(&self, entity: EntityType) -> Capabilities;
 
+    /// Whether, as a target, it files orders under numbers of its own choosing from the
+    /// source's order numbers (QuickBooks' `DocNumber`): such a flow has a prefix, so two
+    /// stores' orders never share a number.
+    fn numbers_orders(&self) -> bool {
+        false
+    }
+
     /// Authenticates one delivery with the connection's webhook `secret` (over the raw body,
     /// in constant time, before anything is parsed) and reads it.
     fn receive(

@@ -113,6 +113,9 @@ pub struct Write {
     /// writes). A target writes these and leaves its others as they are: a field the source
     /// does not have (QuickBooks keeps no stock) never blanks the target's.
     pub fields: Vec<&'static str>,
+    /// What goes before the source's order number where the target numbers its documents
+    /// (the flow's `doc_number_prefix`; empty: none).
+    pub number_prefix: String,
 }
 
 /// What became of one write.

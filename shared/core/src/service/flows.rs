@@ -13,8 +13,8 @@ use super::schedules::invalid;
 use super::ServiceError;
 use crate::clock::Clock;
 use crate::domain::{
-    Connection, ConnectionId, EntityType, Flow, FlowId, FlowPatch, NewFlow, SyncJob, SyncMode,
-    TenantId, Trigger,
+    Connection, ConnectionId, DocPrefix, EntityType, Flow, FlowId, FlowPatch, NewFlow, SyncJob,
+    SyncMode, TenantId, Trigger,
 };
 use crate::ports::{ConnectionStore, FlowStore, JobQueue, StoreError};
 
@@ -112,6 +112,69 @@ impl FlowService {
         Ok(distinct)
     }
 
+    /// The document-number prefix of a flow from `source` into `target` (none unless the
+    /// target numbers orders): the one asked for, or one derived from the source's name
+    /// (numbered until free). One that could give an order of another flow into the same
+    /// target the same number is refused, saying which flow and what to do.
+    fn numbering(
+        source: &Connection,
+        target: &Connection,
+        asked: Option<DocPrefix>,
+        flows: &[Flow],
+        this: Option<FlowId>,
+    ) -> Result<Option<DocPrefix>, ServiceError> {
+        if !target.platform.module().numbers_orders() {
+            return match asked {
+                Some(_) => Err(invalid(
+                    "doc_number_prefix",
+                    format!(
+                        "{} does not number documents: only a flow into QuickBooks takes a doc_number_prefix",
+                        target.platform
+                    ),
+                )),
+                None => Ok(None),
+            };
+        }
+        // Flows made before flows had a prefix number without one.
+        let taken: Vec<(&Flow, DocPrefix)> = flows
+            .iter()
+            .filter(|f| f.target_connection_id == target.id && Some(f.id) != this)
+            .map(|f| (f, f.doc_number_prefix.clone().unwrap_or_default()))
+            .collect();
+        let clash = |p: &DocPrefix| {
+            taken
+                .iter()
+                .find(|(_, t)| t.collides(p))
+                .map(|(f, t)| (*f, t))
+        };
+        match asked {
+            Some(prefix) => match clash(&prefix) {
+                None => Ok(Some(prefix)),
+                Some((flow, theirs)) => Err(invalid(
+                    "doc_number_prefix",
+                    format!(
+                        "flow {} already numbers its documents in this company with '{theirs}', so '{prefix}' could give two orders the same DocNumber; choose a doc_number_prefix that neither starts nor is the start of '{theirs}' (up to {} letters, digits or -)",
+                        flow.id,
+                        DocPrefix::MAX
+                    ),
+                )),
+            },
+            None => {
+                let derived = DocPrefix::derived(&source.display_name);
+                (1..=taken.len() as u32 + 1)
+                    .map(|n| if n == 1 { derived.clone() } else { derived.numbered(n) })
+                    .find(|p| clash(p).is_none())
+                    .map(Some)
+                    .ok_or_else(|| {
+                        invalid(
+                            "doc_number_prefix",
+                            "no free document-number prefix could be derived from the source's name; give one",
+                        )
+                    })
+            }
+        }
+    }
+
     pub async fn create(&self, tenant: &TenantId, new: NewFlow) -> Result<Flow, ServiceError> {
         if new.source_connection_id == new.target_connection_id {
             return Err(invalid(
@@ -126,7 +189,10 @@ impl FlowService {
             .connection(tenant, new.target_connection_id, "target_connection_id")
             .await?;
         let entities = Self::check_entities(&source, &target, &new.entities)?;
-        for existing in self.flows.list(tenant).await? {
+        let existing = self.flows.list(tenant).await?;
+        let doc_number_prefix =
+            Self::numbering(&source, &target, new.doc_number_prefix, &existing, None)?;
+        for existing in existing {
             if existing.source_connection_id == source.id
                 && existing.target_connection_id == target.id
             {
@@ -146,6 +212,7 @@ impl FlowService {
             target_connection_id: target.id,
             entities,
             conflict_policy: new.conflict_policy,
+            doc_number_prefix,
             enabled: new.enabled,
             created_at: now,
             updated_at: now,
@@ -197,6 +264,14 @@ impl FlowService {
         }
         if let Some(policy) = patch.conflict_policy {
             next.conflict_policy = policy;
+        }
+        if let Some(prefix) = patch.doc_number_prefix {
+            let target = self
+                .connection(tenant, current.target_connection_id, "target_connection_id")
+                .await?;
+            let others = self.flows.list(tenant).await?;
+            next.doc_number_prefix =
+                Self::numbering(&source, &target, Some(prefix), &others, Some(current.id))?;
         }
         if let Some(enabled) = patch.enabled {
             next.enabled = enabled;

@@ -43,6 +43,7 @@ fn new_flow(from: &Connection, to: &Connection, entities: &[EntityType]) -> NewF
         target_connection_id: to.id,
         entities: entities.to_vec(),
         conflict_policy: ConflictPolicy::SourceWins,
+        doc_number_prefix: None,
         enabled: true,
     }
 }
@@ -254,5 +255,77 @@ async fn a_connection_used_by_a_flow_is_deleted_only_with_cascade_which_deletes_
     assert_eq!(
         w.services.flows.get(&w.tenant, flow.id).await,
         Err(ServiceError::NotFound("flow"))
+    );
+}
+
+#[tokio::test]
+async fn flows_of_two_stores_into_one_company_number_their_documents_apart() {
+    let w = world();
+    let mut second = connection_fixture(&w.tenant, Platform::WooCommerce);
+    second.display_name = w.woo.display_name.clone();
+    w.mem.connections.seed(second.clone());
+    let create = |from: &Connection, prefix: Option<&str>| {
+        let mut new = new_flow(from, &w.books, &[EntityType::Orders]);
+        new.doc_number_prefix = prefix.map(|p| p.parse().unwrap_or_else(|e| panic!("{e}")));
+        w.services.flows.create(&w.tenant, new)
+    };
+    // The first store's prefix is derived from its name...
+    let first = create(&w.woo, None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        first.doc_number_prefix.as_ref().map(DocPrefix::as_str),
+        Some("WTC-")
+    );
+    // ...and a second store of the same name gets a numbered one, not the same.
+    let other = create(&second, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        other.doc_number_prefix.as_ref().map(DocPrefix::as_str),
+        Some("WTC2-")
+    );
+    // A prefix that could give two orders the same number is refused, naming the flow.
+    w.services
+        .flows
+        .delete(&w.tenant, other.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for clash in ["WTC-", "", "WTC-B-"] {
+        match create(&second, Some(clash)).await {
+            Err(ServiceError::Invalid { field, message }) => {
+                assert_eq!(field, "doc_number_prefix");
+                assert!(message.contains(&first.id.to_string()), "{message}");
+                assert!(message.contains("choose a doc_number_prefix"), "{message}");
+            }
+            other => panic!("{clash}: expected a refusal, got {other:?}"),
+        }
+    }
+    let chosen = create(&second, Some("EU-"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Changing it later is checked the same way.
+    let patch = FlowPatch {
+        doc_number_prefix: Some("WTC-".parse().unwrap_or_else(|e| panic!("{e}"))),
+        ..FlowPatch::default()
+    };
+    assert_eq!(
+        field(w.services.flows.update(&w.tenant, chosen.id, patch).await),
+        "doc_number_prefix"
+    );
+    // A flow into a platform that does not number documents has none, and takes none.
+    let to_project = w
+        .services
+        .flows
+        .create(
+            &w.tenant,
+            new_flow(&w.woo, &w.supabase, &[EntityType::Orders]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(to_project.doc_number_prefix, None);
+    let mut asked = new_flow(&second, &w.supabase, &[EntityType::Orders]);
+    asked.doc_number_prefix = Some(DocPrefix::derived("x"));
+    assert_eq!(
+        field(w.services.flows.create(&w.tenant, asked).await),
+        "doc_number_prefix"
     );
 }

@@ -53,7 +53,6 @@ pub struct Books {
     pub deposit_account: Option<String>,
     pub orders_as: OrdersAs,
     pub tax: TaxRule,
-    pub doc_number_prefix: String,
 }
 
 /// A fault QuickBooks answered with.

@@ -13,8 +13,9 @@
 //! receipts are deposited; QuickBooks' default otherwise), `orders_as` (`by_payment`: paid
 //! orders as sales receipts, others as invoices; or always `sales_receipt` or `invoice`),
 //! `tax` (`order_total`: the order's tax as the document's total tax; `company`: left to
-//! QuickBooks' own tax settings), `doc_number_prefix`, and `api_url`/`token_url` to reach
-//! another host (a sandbox proxy, the local simulator).
+//! QuickBooks' own tax settings), and `api_url`/`token_url` to reach another host (a sandbox
+//! proxy, the local simulator). A document's `DocNumber` is the order's number after the
+//! flow's `doc_number_prefix`, so several stores can keep one set of books.
 
 pub mod connector;
 pub mod mapping;
@@ -75,7 +76,6 @@ const SPEC: PlatformSpec = PlatformSpec {
         "deposit_account",
         "orders_as",
         "tax",
-        "doc_number_prefix",
     ],
     secrets_required: &["refresh_token"],
     secrets_optional: &[
@@ -117,7 +117,6 @@ fn books(connection: &Connection) -> Books {
             Some("company") => TaxRule::Company,
             _ => TaxRule::OrderTotal,
         },
-        doc_number_prefix: config("doc_number_prefix").unwrap_or_default(),
     }
 }
 
@@ -164,14 +163,12 @@ impl PlatformModule for QuickBooks {
             "tax" => matches!(text, Some("order_total" | "company"))
                 .then_some(())
                 .ok_or("order_total or company"),
-            "doc_number_prefix" => text
-                .filter(|p| {
-                    p.len() <= 10 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                })
-                .map(|_| ())
-                .ok_or("up to 10 letters, digits or -"),
             _ => Err("not a QuickBooks setting"),
         }
+    }
+
+    fn numbers_orders(&self) -> bool {
+        true
     }
 
     fn capabilities(&self, entity: EntityType) -> Capabilities {

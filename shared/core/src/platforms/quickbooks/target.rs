@@ -483,8 +483,8 @@ fn voids(order: &Order) -> bool {
 }
 
 impl QboConnector {
-    fn doc_number(&self, order: &Order) -> Result<String, String> {
-        let number = format!("{}{}", self.books.doc_number_prefix, order.number);
+    fn doc_number(prefix: &str, order: &Order) -> Result<String, String> {
+        let number = format!("{prefix}{}", order.number);
         if number.is_empty() || number.chars().count() > 21 {
             return Err(format!(
                 "the document number '{number}' is not 1 to 21 characters (QuickBooks' DocNumber)"
@@ -498,7 +498,7 @@ impl QboConnector {
         order: &Order,
         kind: Document,
         refs: &OrderRefs<'_>,
-        origin: &Origin,
+        write: &Write,
     ) -> Result<Value, String> {
         let item = |sku: Option<&String>| -> Result<String, String> {
             sku.and_then(|s| refs.items_by_sku.get(s))
@@ -545,11 +545,11 @@ impl QboConnector {
             }));
         }
         let mut body = json!({
-            "DocNumber": self.doc_number(order)?,
+            "DocNumber": Self::doc_number(&write.number_prefix, order)?,
             "Line": lines,
             "BillAddr": mapping::address_json(&order.billing),
             "ShipAddr": mapping::address_json(&order.shipping),
-            "PrivateNote": marker(origin, order),
+            "PrivateNote": marker(&write.origin, order),
         });
         // The books' day is the shop's: its local date, when the source gives it.
         if let Some(day) = order
@@ -599,10 +599,10 @@ impl QboConnector {
                 _ => None,
             })
             .collect();
-        let numbers: Vec<String> = orders
+        let numbers: Vec<String> = writes
             .iter()
-            .flatten()
-            .filter_map(|o| self.doc_number(o).ok())
+            .zip(&orders)
+            .filter_map(|(w, o)| Self::doc_number(&w.number_prefix, (*o)?).ok())
             .collect();
         let mut statements = Vec::new();
         for kind in [Document::SalesReceipt, Document::Invoice] {
@@ -703,14 +703,14 @@ impl QboConnector {
                 .and_then(|(k, id)| refs.documents.get(&(k, id.to_string())).map(|v| (k, *v)))
                 .or_else(|| {
                     // A document found by number alone is ours only if it says so: the
-                    // company may number its own invoices the same way.
+                    // company may number its own invoices the same way, or another store
+                    // send the same number.
                     let o = order.as_ref()?;
-                    let number = self.doc_number(o).ok()?;
-                    let marker = marker(&w.origin, o);
+                    let number = Self::doc_number(&w.number_prefix, o).ok()?;
                     refs.by_number.get(&number).copied().filter(|(_, d)| {
                         d["PrivateNote"]
                             .as_str()
-                            .is_some_and(|n| n.contains(&marker))
+                            .is_some_and(|note| is_marked(note, &w.origin, o))
                     })
                 });
             let void = order.is_none_or(voids);
@@ -736,7 +736,7 @@ impl QboConnector {
                 (None, OrdersAs::ByPayment) if o.paid_at.is_some() => Document::SalesReceipt,
                 (None, OrdersAs::ByPayment) => Document::Invoice,
             };
-            let body = match self.document_body(o, kind, &refs, &w.origin) {
+            let body = match self.document_body(o, kind, &refs, w) {
                 Ok(b) => b,
                 Err(e) => {
                     plans.push(Plan::Done(WriteOutcome::Failed(e)));
@@ -755,9 +755,21 @@ impl QboConnector {
     }
 }
 
-/// What marks a document as written for this order (its `PrivateNote`).
+/// What marks a document as written for this order of this source connection (its
+/// `PrivateNote`): two stores' orders with the same number are told apart.
 fn marker(origin: &Origin, order: &Order) -> String {
-    format!("{} order {}", origin.platform, order.number)
+    format!(
+        "{} order {} from connection {}",
+        origin.platform, order.number, origin.connection
+    )
+}
+
+/// Whether a document's note marks it as this order's: today's marker anywhere in it (a
+/// bookkeeper may add to the note), or exactly the marker written before markers named the
+/// connection.
+fn is_marked(note: &str, origin: &Origin, order: &Order) -> bool {
+    note.contains(&marker(origin, order))
+        || note == format!("{} order {}", origin.platform, order.number)
 }
 
 /// The customer an order's billing details describe.

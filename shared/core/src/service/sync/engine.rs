@@ -774,6 +774,12 @@ impl Engine {
                     id: r.id.clone(),
                 },
                 fields,
+                number_prefix: plan
+                    .flow
+                    .doc_number_prefix
+                    .as_ref()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_default(),
             });
         }
         if writes.is_empty() {

@@ -107,6 +107,7 @@ impl World {
             target_connection_id: to.id,
             entities: vec![EntityType::Products],
             conflict_policy: policy,
+            doc_number_prefix: None,
             enabled: true,
             created_at: self.clock.now(),
             updated_at: self.clock.now(),
