@@ -146,7 +146,6 @@ impl TokenVault for DynamoTokens {
         &self,
         connection: ConnectionId,
         version: u64,
-        owner: &str,
         sealed: &Sealed,
         origin: &str,
     ) -> Result<bool, StateError> {
@@ -158,14 +157,13 @@ impl TokenVault for DynamoTokens {
             .update_expression(
                 "SET tokens_key = :k, tokens_nonce = :nonce, tokens_ct = :ct, origin = :origin, version = :next REMOVE lease_owner, lease_until",
             )
-            .condition_expression("version = :v AND lease_owner = :me")
+            .condition_expression("version = :v")
             .expression_attribute_values(":k", AttributeValue::B(Blob::new(sealed.encrypted_key.clone())))
             .expression_attribute_values(":nonce", AttributeValue::B(Blob::new(sealed.nonce.clone())))
             .expression_attribute_values(":ct", AttributeValue::B(Blob::new(sealed.ciphertext.clone())))
             .expression_attribute_values(":origin", s(origin))
             .expression_attribute_values(":next", AttributeValue::N((version + 1).to_string()))
             .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
-            .expression_attribute_values(":me", s(owner))
             .send()
             .await;
         match result {

@@ -23,7 +23,9 @@
 //!
 //! Admin: `GET /__admin/oauth` (counts of codes and live tokens), `POST
 //! /__admin/oauth/expire-access` (every access token expires now), `POST
-//! /__admin/oauth/revoke-all` (every grant revoked, as when the user disconnects the app).
+//! /__admin/oauth/revoke-all` (every grant revoked, as when the user disconnects the app),
+//! `POST /__admin/oauth/lose-refreshes` (`{"count": n}`: the next n refreshes are made, the
+//! refresh tokens they replace dead, but the connection drops before the answer).
 //!
 //! The accounting API and the company's books: [`api`] and [`company`]; the query language:
 //! [`query`].
@@ -94,6 +96,8 @@ struct State {
     /// Access tokens → (realm, expiry, the refresh token they came from).
     access: HashMap<String, (String, DateTime<Utc>, String)>,
     redirect_uris: Vec<String>,
+    /// How many of the next refreshes are made but answered with a dropped connection.
+    lose_refreshes: u32,
 }
 
 pub struct QuickBooks {
@@ -371,7 +375,17 @@ impl QuickBooks {
                         "the refresh token is invalid, expired, revoked or already replaced",
                     );
                 }
-                self.issue(&mut state, Some(&token), hard)
+                let body = self.issue(&mut state, Some(&token), hard);
+                if state.lose_refreshes > 0 {
+                    // Made (the token it replaced is dead), but the answer never arrives.
+                    state.lose_refreshes -= 1;
+                    return crate::server::with_header(
+                        json_response(StatusCode::OK, &body),
+                        api::DROP_MARKER,
+                        "1",
+                    );
+                }
+                body
             }
             _ => {
                 return oauth_error(
@@ -421,6 +435,14 @@ impl QuickBooks {
                 let mut state = lock(&self.state);
                 state.refresh.clear();
                 state.access.clear();
+                json_response(StatusCode::OK, &json!({"ok": true}))
+            }
+            (Method::POST, "/__admin/oauth/lose-refreshes") => {
+                let count = serde_json::from_slice::<Value>(&req.body)
+                    .ok()
+                    .and_then(|v| v["count"].as_u64())
+                    .unwrap_or(1);
+                lock(&self.state).lose_refreshes = u32::try_from(count).unwrap_or(u32::MAX);
                 json_response(StatusCode::OK, &json!({"ok": true}))
             }
             (Method::POST, "/__admin/oauth/expire-access") => {

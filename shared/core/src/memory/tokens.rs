@@ -80,7 +80,6 @@ impl TokenVault for MemoryTokenVault {
         &self,
         connection: ConnectionId,
         version: u64,
-        owner: &str,
         sealed: &Sealed,
         origin: &str,
     ) -> Result<bool, StateError> {
@@ -93,7 +92,7 @@ impl TokenVault for MemoryTokenVault {
         }
         let mut rows = lock(&self.rows);
         match rows.get_mut(&connection) {
-            Some(row) if row.version == version && row.lease_owner.as_deref() == Some(owner) => {
+            Some(row) if row.version == version => {
                 row.sealed = Some(sealed.clone());
                 row.origin = origin.to_string();
                 row.version += 1;

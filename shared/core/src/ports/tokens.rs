@@ -38,12 +38,13 @@ pub trait TokenVault: Send + Sync + 'static {
     ) -> Result<bool, StateError>;
 
     /// Stores refreshed tokens as version `version + 1`, only while the chain is at
-    /// `version` and leased by `owner`; the lease ends. False when it was not.
+    /// `version` (whoever holds the lease now: a refresh that outlived its lease still keeps
+    /// its tokens unless another stored newer ones first); the lease ends. False when the
+    /// chain had moved on.
     async fn store(
         &self,
         connection: ConnectionId,
         version: u64,
-        owner: &str,
         sealed: &Sealed,
         origin: &str,
     ) -> Result<bool, StateError>;

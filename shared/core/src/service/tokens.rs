@@ -5,8 +5,18 @@
 //! The chain of tokens lives in the [`TokenVault`], sealed, with a version. One refresh per
 //! chain at a time: a worker that needs new tokens first takes the chain's lease at the
 //! version it read (a conditional write); one that loses waits, re-reads, and uses the
-//! winner's access token. The new tokens are stored, conditional on the version and the
-//! lease, before the access token is used at all.
+//! winner's access token. The new tokens are stored, conditional on the version, before the
+//! access token is used at all.
+//!
+//! A refresh never burns a good grant on our side:
+//! - its tokens are stored even when it outlived its lease (the chain is versioned: they are
+//!   stored unless another refresh stored newer ones first);
+//! - a refresh whose outcome is unknown (no answer: it may have reached the platform) keeps
+//!   its lease until the lease expires instead of releasing it, so no other worker sends the
+//!   same refresh token again at once;
+//! - a refresh refused with `invalid_grant` after taking over another worker's lease, or
+//!   while the chain moved on, first waits for that other refresh to store its tokens and
+//!   uses them: the token it sent was spent by that refresh, not dead.
 //!
 //! A refresh whose answer is lost before it is stored (the process dies between the
 //! platform's answer and our write) cannot be recovered by us if the platform has already
@@ -188,6 +198,11 @@ impl TokenKeeper {
                 .load(self.connection.id)
                 .await
                 .map_err(unavailable)?;
+            // Another worker's refresh that outlived its lease may still land: a refusal of
+            // the token it was sending then proves nothing about the grant.
+            let contested = stored
+                .as_ref()
+                .is_some_and(|s| s.lease_owner.as_deref().is_some_and(|o| o != owner));
             let (tokens, version) = match stored {
                 Some(s) if s.origin == self.origin => match &s.sealed {
                     Some(sealed) => (Some(self.open(sealed).await?), s.version),
@@ -230,7 +245,12 @@ impl TokenKeeper {
                 .map(|t| t.refresh_token)
                 .unwrap_or_else(|| self.seed.expose().to_string());
             let refreshed = self.refresher.refresh(&from).await;
-            if refreshed.is_err() {
+            // A refusal was answered: the lease can go. With no answer the refresh may have
+            // reached the platform: the lease stays until it expires.
+            if matches!(
+                refreshed,
+                Err(RefreshError::InvalidGrant(_) | RefreshError::Rejected(_))
+            ) {
                 if let Err(e) = self
                     .vault
                     .release(self.connection.id, version, &owner)
@@ -239,9 +259,15 @@ impl TokenKeeper {
                     tracing::warn!(connection_id = %self.connection.id, error = %e, "could not release the token refresh lease; it expires on its own");
                 }
             }
+            if matches!(refreshed, Err(RefreshError::InvalidGrant(_)))
+                && self.chain_moved_on(version, contested, started).await?
+            {
+                // The token we sent was spent by another refresh that has stored its tokens.
+                continue;
+            }
             return match refreshed {
                 Ok(new) => {
-                    self.keep(version, &owner, &new).await;
+                    self.keep(version, &new).await;
                     *lock(&self.cached) = Some(new.clone());
                     Ok(new.access_token)
                 }
@@ -260,14 +286,40 @@ impl TokenKeeper {
         }
     }
 
-    /// Stores refreshed tokens, retrying a store that fails, within the lease.
-    async fn keep(&self, version: u64, owner: &str, tokens: &Tokens) {
+    /// Whether the chain moved past `version` (another refresh stored its tokens), waiting
+    /// for that when another worker's refresh may still be landing (`contested`), within
+    /// the keeper's wait.
+    async fn chain_moved_on(
+        &self,
+        version: u64,
+        contested: bool,
+        started: DateTime<Utc>,
+    ) -> Result<bool, PlatformError> {
+        loop {
+            let stored = self
+                .vault
+                .load(self.connection.id)
+                .await
+                .map_err(unavailable)?;
+            if stored.is_some_and(|s| s.version > version && s.origin == self.origin) {
+                return Ok(true);
+            }
+            if !contested || self.clock.now() - started > self.settings.wait {
+                return Ok(false);
+            }
+            tokio::time::sleep(self.settings.poll).await;
+        }
+    }
+
+    /// Stores refreshed tokens, retrying a store that fails (even once the lease is lost:
+    /// unless another refresh stored newer tokens first, ours are the chain's next).
+    async fn keep(&self, version: u64, tokens: &Tokens) {
         let mut delay = std::time::Duration::from_millis(100);
         for attempt in 1..=6 {
             let result = match self.seal(tokens).await {
                 Ok(sealed) => self
                     .vault
-                    .store(self.connection.id, version, owner, &sealed, &self.origin)
+                    .store(self.connection.id, version, &sealed, &self.origin)
                     .await
                     .map_err(unavailable),
                 Err(e) => Err(e),
@@ -275,7 +327,7 @@ impl TokenKeeper {
             match result {
                 Ok(true) => return,
                 Ok(false) => {
-                    tracing::error!(connection_id = %self.connection.id, "the token refresh lease was lost before the new tokens were stored");
+                    tracing::warn!(connection_id = %self.connection.id, "another refresh stored newer tokens first; ours are not kept");
                     return;
                 }
                 Err(e) => {

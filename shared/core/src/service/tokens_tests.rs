@@ -10,6 +10,10 @@ struct Rotating {
     live: Mutex<String>,
     calls: AtomicU32,
     delay: std::time::Duration,
+    /// How long the answer of a refresh takes after the refresh is made (committed).
+    answer_after: Mutex<std::time::Duration>,
+    /// How many answers of made refreshes are lost (the caller sees no answer).
+    lose_answers: AtomicU32,
 }
 
 impl Rotating {
@@ -18,6 +22,8 @@ impl Rotating {
             live: Mutex::new(first.to_string()),
             calls: AtomicU32::new(0),
             delay: std::time::Duration::from_millis(50),
+            answer_after: Mutex::new(std::time::Duration::ZERO),
+            lose_answers: AtomicU32::new(0),
         })
     }
 
@@ -31,16 +37,27 @@ impl Refresher for Rotating {
     async fn refresh(&self, refresh_token: &str) -> Result<Tokens, RefreshError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         tokio::time::sleep(self.delay).await;
-        let mut live = lock(&self.live);
-        if *live != refresh_token {
-            return Err(RefreshError::InvalidGrant("invalid_grant".into()));
+        let tokens = {
+            let mut live = lock(&self.live);
+            if *live != refresh_token {
+                return Err(RefreshError::InvalidGrant("invalid_grant".into()));
+            }
+            *live = format!("refresh-{n}");
+            Tokens {
+                access_token: format!("access-{n}"),
+                access_expires_at: Utc::now() + Duration::hours(1),
+                refresh_token: live.clone(),
+            }
+        };
+        // The refresh is made; its answer may be slow, or never arrive.
+        let wait = *lock(&self.answer_after);
+        tokio::time::sleep(wait).await;
+        let lost = self.lose_answers.load(Ordering::SeqCst);
+        if lost > 0 {
+            self.lose_answers.store(lost - 1, Ordering::SeqCst);
+            return Err(RefreshError::Unavailable("no answer".into()));
         }
-        *live = format!("refresh-{n}");
-        Ok(Tokens {
-            access_token: format!("access-{n}"),
-            access_expires_at: Utc::now() + Duration::hours(1),
-            refresh_token: live.clone(),
-        })
+        Ok(tokens)
     }
 }
 
@@ -63,6 +80,16 @@ fn world() -> World {
 
 impl World {
     fn keeper(&self, seed: &str) -> TokenKeeper {
+        self.keeper_with(
+            seed,
+            KeeperSettings {
+                poll: std::time::Duration::from_millis(10),
+                ..KeeperSettings::default()
+            },
+        )
+    }
+
+    fn keeper_with(&self, seed: &str, settings: KeeperSettings) -> TokenKeeper {
         TokenKeeper::new(
             self.vault.clone(),
             self.sealer.clone(),
@@ -70,10 +97,7 @@ impl World {
             self.platform.clone(),
             &self.connection,
             Secret::new(seed),
-            KeeperSettings {
-                poll: std::time::Duration::from_millis(10),
-                ..KeeperSettings::default()
-            },
+            settings,
         )
     }
 
@@ -170,4 +194,63 @@ async fn two_calls_of_one_keeper_at_once_make_one_refresh() {
     assert_eq!(x.unwrap(), y.unwrap());
     assert_eq!(w.platform.calls.load(Ordering::SeqCst), 1);
     assert_eq!(w.stored_refresh_token().await, w.platform.live());
+}
+
+#[tokio::test]
+async fn a_refresh_that_outlives_its_lease_still_stores_its_tokens_and_the_worker_that_took_over_uses_them(
+) {
+    let w = world();
+    // The platform makes the refresh at once but answers late, after the lease expired.
+    *lock(&w.platform.answer_after) = std::time::Duration::from_millis(400);
+    let settings = KeeperSettings {
+        lease: Duration::milliseconds(100),
+        wait: Duration::seconds(5),
+        poll: std::time::Duration::from_millis(10),
+        ..KeeperSettings::default()
+    };
+    let (slow, late) = (
+        w.keeper_with("seed", settings.clone()),
+        w.keeper_with("seed", settings),
+    );
+    let second = async {
+        // Takes the expired lease over and sends the token the first refresh has spent.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        late.access_token().await
+    };
+    let (x, y) = tokio::join!(slow.access_token(), second);
+    assert_eq!(x.unwrap(), "access-1");
+    assert_eq!(
+        y.unwrap(),
+        "access-1",
+        "the first refresh's tokens are used"
+    );
+    assert!(w.vault.marks().is_empty(), "{:?}", w.vault.marks());
+    assert_eq!(w.stored_refresh_token().await, w.platform.live());
+}
+
+#[tokio::test]
+async fn a_refresh_without_an_answer_keeps_its_lease_so_the_token_is_not_sent_again_at_once() {
+    let w = world();
+    w.platform.lose_answers.store(1, Ordering::SeqCst);
+    let settings = KeeperSettings {
+        wait: Duration::milliseconds(300),
+        poll: std::time::Duration::from_millis(10),
+        ..KeeperSettings::default()
+    };
+    let err = w
+        .keeper_with("seed", settings.clone())
+        .access_token()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PlatformError::Unavailable(_)), "{err:?}");
+    // Another worker right after does not send the same refresh token again: the lease of
+    // the refresh in doubt holds until it expires.
+    let err = w
+        .keeper_with("seed", settings)
+        .access_token()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PlatformError::Unavailable(_)), "{err:?}");
+    assert_eq!(w.platform.calls.load(Ordering::SeqCst), 1);
+    assert!(w.vault.marks().is_empty());
 }
