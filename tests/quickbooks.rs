@@ -567,67 +567,128 @@ async fn connecting_through_the_consent_screen_makes_one_connection_and_a_replay
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
+/// Token keepers of the company's connection, as workers make them: over DynamoDB (moto),
+/// KMS and the simulator's token endpoint.
+struct Keepers {
+    vault: std::sync::Arc<sync_aws::DynamoTokens>,
+    sealer: std::sync::Arc<sync_aws::KmsSealer>,
+    endpoint: std::sync::Arc<sync_core::platforms::quickbooks::oauth::TokenEndpoint>,
+    connection: sync_core::domain::Connection,
+    seed: sync_core::domain::Secret,
+}
+
+impl Keepers {
+    async fn new(w: &SyncWorld, books: &str) -> Keepers {
+        use std::sync::Arc;
+        use sync_core::platforms::http::{Caller, RetryPolicy};
+        use sync_core::platforms::quickbooks::oauth::{App, TokenEndpoint};
+        use sync_core::ports::ConnectionStore;
+
+        let aws = &w.api.aws;
+        let table = aws.resources.table_name.clone();
+        let connection = sync_aws::DynamoConnectionStore::new(aws.dynamodb(), table.clone())
+            .get(books.parse().unwrap_or_else(|e| panic!("{e}")))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no connection"));
+        let sealer = Arc::new(sync_aws::KmsSealer::new(
+            aws_sdk_kms::Client::new(&aws.sdk),
+            aws.resources.kms_key_id.clone(),
+        ));
+        let secrets = sync_core::service::open_secrets(sealer.as_ref(), &connection)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let app = w.qbo.config().clone();
+        let endpoint = Arc::new(TokenEndpoint::new(
+            Caller::new(
+                Arc::new(sync_http::ReqwestClient::new().unwrap_or_else(|e| panic!("{e}"))),
+                RetryPolicy::default(),
+                "Intuit OAuth",
+            ),
+            App {
+                client_id: app.client_id.clone(),
+                client_secret: app.client_secret.clone(),
+                token_url: format!("{}/oauth2/v1/tokens/bearer", w.qbo_url),
+            },
+        ));
+        Keepers {
+            vault: Arc::new(sync_aws::DynamoTokens::new(aws.dynamodb(), table)),
+            sealer,
+            endpoint,
+            seed: secrets["refresh_token"].clone(),
+            connection,
+        }
+    }
+
+    fn keeper(
+        &self,
+        settings: sync_core::service::tokens::KeeperSettings,
+    ) -> sync_core::service::tokens::TokenKeeper {
+        sync_core::service::tokens::TokenKeeper::new(
+            self.vault.clone(),
+            self.sealer.clone(),
+            std::sync::Arc::new(sync_core::clock::SystemClock),
+            self.endpoint.clone(),
+            &self.connection,
+            self.seed.clone(),
+            settings,
+        )
+    }
+
+    /// The refresh token the vault holds now.
+    async fn stored_refresh_token(&self) -> String {
+        use sync_core::ports::{SecretSealer, TokenVault};
+        let stored = self
+            .vault
+            .load(self.connection.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .and_then(|s| s.sealed)
+            .unwrap_or_else(|| panic!("nothing stored"));
+        let id = self.connection.id.to_string();
+        let opened = self
+            .sealer
+            .open(
+                &stored,
+                &[
+                    ("tenant_id", self.connection.tenant_id.as_str()),
+                    ("connection_id", &id),
+                    ("purpose", "oauth-tokens"),
+                ],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let tokens: Value = serde_json::from_slice(&opened).unwrap_or_default();
+        tokens["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// Refreshes the simulator has been asked for so far.
+fn refreshes(w: &SyncWorld) -> u64 {
+    w.qbo
+        .faults()
+        .calls()
+        .get("POST /oauth2/v1/tokens/bearer")
+        .copied()
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_refresh_racing_in_two_workers_ends_with_one_valid_refresh_token_stored() {
-    use std::sync::Arc;
-    use sync_core::clock::SystemClock;
-    use sync_core::platforms::http::{Caller, RetryPolicy};
-    use sync_core::platforms::quickbooks::oauth::{App, TokenEndpoint};
-    use sync_core::ports::{ConnectionStore, SecretSealer, TokenVault};
-    use sync_core::service::tokens::{KeeperSettings, TokenKeeper};
+    use sync_core::service::tokens::KeeperSettings;
 
     let (w, books) = world().await;
-    let aws = &w.api.aws;
-    let table = aws.resources.table_name.clone();
-    let connection = sync_aws::DynamoConnectionStore::new(aws.dynamodb(), table.clone())
-        .get(books.parse().unwrap_or_else(|e| panic!("{e}")))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("no connection"));
-    let sealer = Arc::new(sync_aws::KmsSealer::new(
-        aws_sdk_kms::Client::new(&aws.sdk),
-        aws.resources.kms_key_id.clone(),
-    ));
-    let secrets = sync_core::service::open_secrets(sealer.as_ref(), &connection)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let vault = Arc::new(sync_aws::DynamoTokens::new(aws.dynamodb(), table));
-    let app = w.qbo.config().clone();
-    let endpoint = Arc::new(TokenEndpoint::new(
-        Caller::new(
-            Arc::new(sync_http::ReqwestClient::new().unwrap_or_else(|e| panic!("{e}"))),
-            RetryPolicy::default(),
-            "Intuit OAuth",
-        ),
-        App {
-            client_id: app.client_id.clone(),
-            client_secret: app.client_secret.clone(),
-            token_url: format!("{}/oauth2/v1/tokens/bearer", w.qbo_url),
-        },
-    ));
+    let keepers = Keepers::new(&w, &books).await;
     let keeper = || {
-        TokenKeeper::new(
-            vault.clone(),
-            sealer.clone(),
-            Arc::new(SystemClock),
-            endpoint.clone(),
-            &connection,
-            secrets["refresh_token"].clone(),
-            KeeperSettings {
-                poll: std::time::Duration::from_millis(20),
-                ..KeeperSettings::default()
-            },
-        )
+        keepers.keeper(KeeperSettings {
+            poll: std::time::Duration::from_millis(20),
+            ..KeeperSettings::default()
+        })
     };
-    let refreshes = || {
-        w.qbo
-            .faults()
-            .calls()
-            .get("POST /oauth2/v1/tokens/bearer")
-            .copied()
-            .unwrap_or(0)
-    };
-    let before = refreshes();
+    let before = refreshes(&w);
     let (a, b) = (keeper(), keeper());
     let (x, y) = tokio::join!(a.access_token(), b.access_token());
     let (x, y) = (
@@ -635,33 +696,50 @@ async fn a_token_refresh_racing_in_two_workers_ends_with_one_valid_refresh_token
         y.unwrap_or_else(|e| panic!("{e}")),
     );
     assert_eq!(x, y, "both workers use the one refreshed access token");
-    assert_eq!(refreshes() - before, 1, "one refresh");
-    let stored = vault
-        .load(connection.id)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .and_then(|s| s.sealed)
-        .unwrap_or_else(|| panic!("nothing stored"));
-    let opened = sealer
-        .open(
-            &stored,
-            &[
-                ("tenant_id", "acme"),
-                ("connection_id", &books),
-                ("purpose", "oauth-tokens"),
-            ],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let tokens: Value = serde_json::from_slice(&opened).unwrap_or_default();
-    let refresh = tokens["refresh_token"].as_str().unwrap_or_default();
+    assert_eq!(refreshes(&w) - before, 1, "one refresh");
+    let refresh = keepers.stored_refresh_token().await;
     assert!(
-        w.qbo.is_live_refresh_token(refresh),
+        w.qbo.is_live_refresh_token(&refresh),
         "the stored refresh token is the live one"
     );
-    assert!(!w
-        .qbo
-        .is_live_refresh_token(secrets["refresh_token"].expose()));
+    assert!(!w.qbo.is_live_refresh_token(keepers.seed.expose()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_refresh_whose_answer_is_lost_is_not_sent_again_while_its_lease_lasts() {
+    use sync_core::service::tokens::KeeperSettings;
+
+    let (w, books) = world().await;
+    let keepers = Keepers::new(&w, &books).await;
+    let keeper = || {
+        keepers.keeper(KeeperSettings {
+            wait: chrono::Duration::milliseconds(500),
+            poll: std::time::Duration::from_millis(20),
+            ..KeeperSettings::default()
+        })
+    };
+    // Intuit makes the refresh (the connection's refresh token is spent) and the answer is
+    // lost on the way.
+    let lose = w
+        .api
+        .http
+        .post(format!("{}/__admin/oauth/lose-refreshes", w.qbo_url))
+        .json(&json!({"count": 1}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(lose.status().is_success());
+    let before = refreshes(&w);
+    let first = keeper().access_token().await;
+    assert!(first.is_err(), "no answer, no token");
+    assert!(!w.qbo.is_live_refresh_token(keepers.seed.expose()));
+    // Another worker right after does not send the spent token again (which would read as
+    // a dead grant and mark the company needs_reauth): the attempt's lease holds.
+    let second = keeper().access_token().await;
+    assert!(second.is_err());
+    assert_eq!(refreshes(&w) - before, 1, "the spent token was sent once");
+    let connection = w.connection(&books).await;
+    assert_eq!(connection["status"], "active", "{connection:#}");
 }
 
 /// A world where the store's records went into QuickBooks, and QuickBooks' into Supabase.

@@ -1,5 +1,4 @@
-//! Flow routes: create, list, read, update (entities, conflict policy, document-number
-//! prefix, on/off), delete.
+//! Flow routes: create, list, read, update (entities, conflict policy, on/off), delete.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -20,13 +19,13 @@ const CREATE_FIELDS: &[&str] = &[
     "doc_number_prefix",
     "enabled",
 ];
-const UPDATE_FIELDS: &[&str] = &[
-    "entities",
-    "conflict_policy",
+const UPDATE_FIELDS: &[&str] = &["entities", "conflict_policy", "enabled"];
+/// The documents a flow wrote carry its prefix: numbering another way is a new flow.
+const IMMUTABLE_FIELDS: &[&str] = &[
+    "source_connection_id",
+    "target_connection_id",
     "doc_number_prefix",
-    "enabled",
 ];
-const IMMUTABLE_FIELDS: &[&str] = &["source_connection_id", "target_connection_id"];
 
 pub(super) async fn dispatch(
     app: &App,
@@ -108,7 +107,6 @@ async fn update(
     let patch = FlowPatch {
         entities: fields.parsed_list("entities")?,
         conflict_policy: fields.parsed("conflict_policy", false)?,
-        doc_number_prefix: fields.parsed("doc_number_prefix", false)?,
         enabled: fields.bool("enabled", false)?,
     };
     if patch.is_empty() {

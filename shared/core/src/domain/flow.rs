@@ -92,21 +92,18 @@ pub struct NewFlow {
     pub enabled: bool,
 }
 
-/// A validated partial update; `None` leaves a field as it is. The connections are fixed.
+/// A validated partial update; `None` leaves a field as it is. The connections are fixed,
+/// and so is the document-number prefix (the documents already written carry it).
 #[derive(Clone, Debug, Default)]
 pub struct FlowPatch {
     pub entities: Option<Vec<EntityType>>,
     pub conflict_policy: Option<ConflictPolicy>,
-    pub doc_number_prefix: Option<DocPrefix>,
     pub enabled: Option<bool>,
 }
 
 impl FlowPatch {
     pub fn is_empty(&self) -> bool {
-        self.entities.is_none()
-            && self.conflict_policy.is_none()
-            && self.doc_number_prefix.is_none()
-            && self.enabled.is_none()
+        self.entities.is_none() && self.conflict_policy.is_none() && self.enabled.is_none()
     }
 }
 

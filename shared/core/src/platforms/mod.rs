@@ -237,6 +237,13 @@ pub trait PlatformModule: Send + Sync + 'static {
         false
     }
 
+    /// Whether, as a target, it reads its records back as it was given them (the same
+    /// canonical values), so that an edit made there can be told from our own write. Needed
+    /// by `newest_wins` flows into it.
+    fn reads_back_as_written(&self) -> bool {
+        true
+    }
+
     /// Authenticates one delivery with the connection's webhook `secret` (over the raw body,
     /// in constant time, before anything is parsed) and reads it.
     fn receive(

@@ -114,8 +114,9 @@ pub struct Write {
     /// does not have (QuickBooks keeps no stock) never blanks the target's.
     pub fields: Vec<&'static str>,
     /// What goes before the source's order number where the target numbers its documents
-    /// (the flow's `doc_number_prefix`; empty: none).
-    pub number_prefix: String,
+    /// (the flow's `doc_number_prefix`). `None` for a flow made before flows had one: the
+    /// target numbers as it did then.
+    pub number_prefix: Option<String>,
 }
 
 /// What became of one write.

@@ -13,8 +13,8 @@ use super::schedules::invalid;
 use super::ServiceError;
 use crate::clock::Clock;
 use crate::domain::{
-    Connection, ConnectionId, DocPrefix, EntityType, Flow, FlowId, FlowPatch, NewFlow, SyncJob,
-    SyncMode, TenantId, Trigger,
+    ConflictPolicy, Connection, ConnectionId, DocPrefix, EntityType, Flow, FlowId, FlowPatch,
+    NewFlow, SyncJob, SyncMode, TenantId, Trigger,
 };
 use crate::ports::{ConnectionStore, FlowStore, JobQueue, StoreError};
 
@@ -112,6 +112,22 @@ impl FlowService {
         Ok(distinct)
     }
 
+    /// `newest_wins` tells an edit of a copy from our own write by reading the copy back:
+    /// a target that reads records back in a shape of its own cannot offer it.
+    fn check_policy(target: &Connection, policy: ConflictPolicy) -> Result<(), ServiceError> {
+        if policy == ConflictPolicy::NewestWins && !target.platform.module().reads_back_as_written()
+        {
+            return Err(invalid(
+                "conflict_policy",
+                format!(
+                    "{} reads its records back in a shape of its own (numbered documents, its own statuses), so an edit there cannot be told from our write: newest_wins is not offered into it; use source_wins",
+                    target.platform
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The document-number prefix of a flow from `source` into `target` (none unless the
     /// target numbers orders): the one asked for, or one derived from the source's name
     /// (numbered until free). One that could give an order of another flow into the same
@@ -121,7 +137,6 @@ impl FlowService {
         target: &Connection,
         asked: Option<DocPrefix>,
         flows: &[Flow],
-        this: Option<FlowId>,
     ) -> Result<Option<DocPrefix>, ServiceError> {
         if !target.platform.module().numbers_orders() {
             return match asked {
@@ -135,11 +150,15 @@ impl FlowService {
                 None => Ok(None),
             };
         }
-        // Flows made before flows had a prefix number without one.
+        // Flows made before flows had a prefix number with the company's old setting.
+        let legacy: DocPrefix = target
+            .config_str("doc_number_prefix")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_default();
         let taken: Vec<(&Flow, DocPrefix)> = flows
             .iter()
-            .filter(|f| f.target_connection_id == target.id && Some(f.id) != this)
-            .map(|f| (f, f.doc_number_prefix.clone().unwrap_or_default()))
+            .filter(|f| f.target_connection_id == target.id)
+            .map(|f| (f, f.doc_number_prefix.clone().unwrap_or(legacy.clone())))
             .collect();
         let clash = |p: &DocPrefix| {
             taken
@@ -161,16 +180,23 @@ impl FlowService {
             },
             None => {
                 let derived = DocPrefix::derived(&source.display_name);
-                (1..=taken.len() as u32 + 1)
+                let free = (1..=taken.len() as u32 + 1)
                     .map(|n| if n == 1 { derived.clone() } else { derived.numbered(n) })
-                    .find(|p| clash(p).is_none())
-                    .map(Some)
-                    .ok_or_else(|| {
-                        invalid(
-                            "doc_number_prefix",
-                            "no free document-number prefix could be derived from the source's name; give one",
-                        )
-                    })
+                    .find(|p| clash(p).is_none());
+                match (free, clash(&derived)) {
+                    (Some(p), _) => Ok(Some(p)),
+                    (None, Some((flow, theirs))) => Err(invalid(
+                        "doc_number_prefix",
+                        format!(
+                            "flow {} numbers its documents in this company with '{theirs}', which every prefix derived from this source's name ('{derived}') would clash with; give this flow a doc_number_prefix that neither starts nor is the start of '{theirs}'",
+                            flow.id
+                        ),
+                    )),
+                    (None, None) => Err(invalid(
+                        "doc_number_prefix",
+                        "no free document-number prefix could be derived from the source's name; give one",
+                    )),
+                }
             }
         }
     }
@@ -189,9 +215,10 @@ impl FlowService {
             .connection(tenant, new.target_connection_id, "target_connection_id")
             .await?;
         let entities = Self::check_entities(&source, &target, &new.entities)?;
+        Self::check_policy(&target, new.conflict_policy)?;
         let existing = self.flows.list(tenant).await?;
         let doc_number_prefix =
-            Self::numbering(&source, &target, new.doc_number_prefix, &existing, None)?;
+            Self::numbering(&source, &target, new.doc_number_prefix, &existing)?;
         for existing in existing {
             if existing.source_connection_id == source.id
                 && existing.target_connection_id == target.id
@@ -263,15 +290,11 @@ impl FlowService {
             next.entities = Self::check_entities(&source, &target, entities)?;
         }
         if let Some(policy) = patch.conflict_policy {
-            next.conflict_policy = policy;
-        }
-        if let Some(prefix) = patch.doc_number_prefix {
             let target = self
                 .connection(tenant, current.target_connection_id, "target_connection_id")
                 .await?;
-            let others = self.flows.list(tenant).await?;
-            next.doc_number_prefix =
-                Self::numbering(&source, &target, Some(prefix), &others, Some(current.id))?;
+            Self::check_policy(&target, policy)?;
+            next.conflict_policy = policy;
         }
         if let Some(enabled) = patch.enabled {
             next.enabled = enabled;

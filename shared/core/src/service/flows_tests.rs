@@ -299,18 +299,9 @@ async fn flows_of_two_stores_into_one_company_number_their_documents_apart() {
             other => panic!("{clash}: expected a refusal, got {other:?}"),
         }
     }
-    let chosen = create(&second, Some("EU-"))
+    create(&second, Some("EU-"))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    // Changing it later is checked the same way.
-    let patch = FlowPatch {
-        doc_number_prefix: Some("WTC-".parse().unwrap_or_else(|e| panic!("{e}"))),
-        ..FlowPatch::default()
-    };
-    assert_eq!(
-        field(w.services.flows.update(&w.tenant, chosen.id, patch).await),
-        "doc_number_prefix"
-    );
     // A flow into a platform that does not number documents has none, and takes none.
     let to_project = w
         .services
@@ -328,4 +319,68 @@ async fn flows_of_two_stores_into_one_company_number_their_documents_apart() {
         field(w.services.flows.create(&w.tenant, asked).await),
         "doc_number_prefix"
     );
+}
+
+#[tokio::test]
+async fn newest_wins_is_not_offered_into_a_platform_that_reads_records_back_in_its_own_shape() {
+    let w = world();
+    let mut new = new_flow(&w.woo, &w.books, &[EntityType::Customers]);
+    new.conflict_policy = ConflictPolicy::NewestWins;
+    assert_eq!(
+        field(w.services.flows.create(&w.tenant, new).await),
+        "conflict_policy"
+    );
+    let flow = w
+        .services
+        .flows
+        .create(
+            &w.tenant,
+            new_flow(&w.woo, &w.books, &[EntityType::Customers]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let patch = FlowPatch {
+        conflict_policy: Some(ConflictPolicy::NewestWins),
+        ..FlowPatch::default()
+    };
+    assert_eq!(
+        field(w.services.flows.update(&w.tenant, flow.id, patch).await),
+        "conflict_policy"
+    );
+}
+
+#[tokio::test]
+async fn a_company_numbered_by_its_old_setting_blocks_a_clashing_prefix_and_says_which_flow() {
+    let w = world();
+    // A flow made before flows had a prefix: it numbers with the company's old setting.
+    let mut books = w.books.clone();
+    books
+        .config
+        .insert("doc_number_prefix".into(), serde_json::json!("W"));
+    w.mem.connections.seed(books.clone());
+    let legacy = w
+        .services
+        .flows
+        .create(&w.tenant, new_flow(&w.woo, &books, &[EntityType::Orders]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut stored = legacy.clone();
+    stored.doc_number_prefix = None;
+    w.mem.flows.seed(stored);
+    // Every prefix derived from "woocommerce test connection" starts with W.
+    let mut second = connection_fixture(&w.tenant, Platform::WooCommerce);
+    second.display_name = w.woo.display_name.clone();
+    w.mem.connections.seed(second.clone());
+    match w
+        .services
+        .flows
+        .create(&w.tenant, new_flow(&second, &books, &[EntityType::Orders]))
+        .await
+    {
+        Err(ServiceError::Invalid { field, message }) => {
+            assert_eq!(field, "doc_number_prefix");
+            assert!(message.contains(&legacy.id.to_string()), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }

@@ -53,6 +53,9 @@ pub struct Books {
     pub deposit_account: Option<String>,
     pub orders_as: OrdersAs,
     pub tax: TaxRule,
+    /// Before the order number in `DocNumber`, for flows made before flows had a prefix of
+    /// their own (the company's setting then).
+    pub doc_number_prefix: String,
 }
 
 /// A fault QuickBooks answered with.

@@ -76,6 +76,7 @@ const SPEC: PlatformSpec = PlatformSpec {
         "deposit_account",
         "orders_as",
         "tax",
+        "doc_number_prefix",
     ],
     secrets_required: &["refresh_token"],
     secrets_optional: &[
@@ -117,6 +118,7 @@ fn books(connection: &Connection) -> Books {
             Some("company") => TaxRule::Company,
             _ => TaxRule::OrderTotal,
         },
+        doc_number_prefix: config("doc_number_prefix").unwrap_or_default(),
     }
 }
 
@@ -163,12 +165,25 @@ impl PlatformModule for QuickBooks {
             "tax" => matches!(text, Some("order_total" | "company"))
                 .then_some(())
                 .ok_or("order_total or company"),
+            // Kept for flows made before flows had a prefix of their own.
+            "doc_number_prefix" => text
+                .and_then(|p| p.parse::<crate::domain::DocPrefix>().ok())
+                .map(|_| ())
+                .ok_or(
+                    "up to 10 letters, digits or - (a flow's own doc_number_prefix comes first)",
+                ),
             _ => Err("not a QuickBooks setting"),
         }
     }
 
     fn numbers_orders(&self) -> bool {
         true
+    }
+
+    /// Documents come back numbered with the flow's prefix, with QuickBooks' own statuses
+    /// and its item ids on their lines; customers without their shipping address.
+    fn reads_back_as_written(&self) -> bool {
+        false
     }
 
     fn capabilities(&self, entity: EntityType) -> Capabilities {

@@ -470,7 +470,8 @@ impl QboConnector {
 /// What an order needs from QuickBooks before its document can be written.
 struct OrderRefs<'a> {
     documents: HashMap<(Document, String), &'a Value>,
-    by_number: HashMap<String, (Document, &'a Value)>,
+    /// Documents by `DocNumber` (several may share one).
+    by_number: HashMap<String, Vec<(Document, &'a Value)>>,
     customers_by_email: HashMap<String, String>,
     customers_by_name: HashMap<String, String>,
     items_by_sku: HashMap<String, String>,
@@ -483,7 +484,13 @@ fn voids(order: &Order) -> bool {
 }
 
 impl QboConnector {
-    fn doc_number(prefix: &str, order: &Order) -> Result<String, String> {
+    /// The order's `DocNumber`: the flow's prefix (the company's old setting for a flow
+    /// made before flows had one) and the order's number.
+    fn doc_number(&self, write: &Write, order: &Order) -> Result<String, String> {
+        let prefix = write
+            .number_prefix
+            .as_deref()
+            .unwrap_or(&self.books.doc_number_prefix);
         let number = format!("{prefix}{}", order.number);
         if number.is_empty() || number.chars().count() > 21 {
             return Err(format!(
@@ -545,7 +552,7 @@ impl QboConnector {
             }));
         }
         let mut body = json!({
-            "DocNumber": Self::doc_number(&write.number_prefix, order)?,
+            "DocNumber": self.doc_number(write, order)?,
             "Line": lines,
             "BillAddr": mapping::address_json(&order.billing),
             "ShipAddr": mapping::address_json(&order.shipping),
@@ -602,7 +609,7 @@ impl QboConnector {
         let numbers: Vec<String> = writes
             .iter()
             .zip(&orders)
-            .filter_map(|(w, o)| Self::doc_number(&w.number_prefix, (*o)?).ok())
+            .filter_map(|(w, o)| self.doc_number(w, (*o)?).ok())
             .collect();
         let mut statements = Vec::new();
         for kind in [Document::SalesReceipt, Document::Invoice] {
@@ -661,7 +668,12 @@ impl QboConnector {
                 Some(kind) => {
                     refs.documents.insert((kind, id_of(v)), v);
                     if let Some(n) = v["DocNumber"].as_str() {
-                        refs.by_number.insert(n.to_string(), (kind, v));
+                        // Several documents may share a number (the company's own, another
+                        // store's made while two flows raced for one prefix).
+                        refs.by_number
+                            .entry(n.to_string())
+                            .or_default()
+                            .push((kind, v));
                     }
                 }
                 None if entity == "Customer" => {
@@ -706,11 +718,11 @@ impl QboConnector {
                     // company may number its own invoices the same way, or another store
                     // send the same number.
                     let o = order.as_ref()?;
-                    let number = Self::doc_number(&w.number_prefix, o).ok()?;
-                    refs.by_number.get(&number).copied().filter(|(_, d)| {
+                    let number = self.doc_number(w, o).ok()?;
+                    refs.by_number.get(&number)?.iter().copied().find(|(_, d)| {
                         d["PrivateNote"]
                             .as_str()
-                            .is_some_and(|note| is_marked(note, &w.origin, o))
+                            .is_some_and(|note| is_marked(note, w, o))
                     })
                 });
             let void = order.is_none_or(voids);
@@ -765,11 +777,12 @@ fn marker(origin: &Origin, order: &Order) -> String {
 }
 
 /// Whether a document's note marks it as this order's: today's marker anywhere in it (a
-/// bookkeeper may add to the note), or exactly the marker written before markers named the
-/// connection.
-fn is_marked(note: &str, origin: &Origin, order: &Order) -> bool {
-    note.contains(&marker(origin, order))
-        || note == format!("{} order {}", origin.platform, order.number)
+/// bookkeeper may add to the note), or, for a flow made before flows had a prefix of their
+/// own, exactly the marker written before markers named the connection.
+fn is_marked(note: &str, write: &Write, order: &Order) -> bool {
+    note.contains(&marker(&write.origin, order))
+        || (write.number_prefix.is_none()
+            && note == format!("{} order {}", write.origin.platform, order.number))
 }
 
 /// The customer an order's billing details describe.
@@ -938,5 +951,4 @@ impl Target for QboConnector {
             EntityType::Orders => self.write_orders(writes).await,
         }
     }
-
 }

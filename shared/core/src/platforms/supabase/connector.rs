@@ -420,7 +420,6 @@ impl Target for SupabaseConnector {
         }
         Ok(out)
     }
-
 }
 
 impl Connector for SupabaseConnector {

@@ -760,7 +760,6 @@ impl Target for WooConnector {
         }
         Ok(out)
     }
-
 }
 
 impl Connector for WooConnector {

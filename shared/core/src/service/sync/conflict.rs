@@ -3,11 +3,17 @@
 //! so an edit made at the source while that write was in flight would look older).
 //!
 //! The source record reaching this point has changed since it and its copy last agreed.
-//! The copy, read now from the target, is compared with what the index last saw there (our
-//! write, or a read of it): unchanged, the source's change is carried; changed too, it is a
-//! conflict, and the later edit by the platforms' own times wins. On a tie (WooCommerce keeps
-//! seconds) the side whose connection id sorts first wins, the same answer from both flows of
-//! a two-way pair, so they never undo each other.
+//! The copy, read now from the target, is compared with what the two last agreed on (the
+//! seal both index entries keep for the pair: what a flow last carried between them, not
+//! what some other flow read of the copy since): unchanged, the source's change is carried;
+//! changed too, it is a conflict, and the later edit by the platforms' own times wins. On a
+//! tie (WooCommerce keeps seconds) the side whose connection id sorts first wins, the same
+//! answer from both flows of a two-way pair, so they never undo each other. A copy deleted
+//! at the target has no edit time to compare: the source's change is carried.
+//!
+//! This needs a target that reads its records back as it was given them: a flow into
+//! QuickBooks (documents come back numbered and with its own statuses) cannot be
+//! `newest_wins` (see [`crate::platforms::PlatformModule::reads_back_as_written`]).
 
 use crate::domain::{Conflict, ConnectionId, FlowId, Winner};
 use crate::ports::{Item, RecordState};
@@ -20,28 +26,35 @@ pub(super) enum Judgement {
     Carry,
     /// Both changed; the conflict says which won.
     Conflict(Conflict),
-    /// The copy could not be read: the record fails (and is tried again) rather than
-    /// overwriting an edit it cannot see.
+    /// The copy could not be read: the record fails (counted towards its quarantine) rather
+    /// than overwriting an edit it cannot see.
     Unreadable(String),
 }
 
 /// The flow and the two ends a judgement is about.
-pub(super) struct Sides<'a> {
+pub(super) struct Sides {
     pub flow: FlowId,
     pub source: ConnectionId,
     pub target: ConnectionId,
-    /// The fields the flow carries that the target also reads back.
-    pub fields: &'a [&'static str],
 }
 
-/// Judges `record` against its copy `copy` (id `target_id`), of which the index last saw
-/// `seen`. No copy read (the target cannot be read) carries the change.
+/// What the index says the record and its copy last were.
+pub(super) struct Known<'a> {
+    /// The seal of what the two last agreed on (over the same fields).
+    pub agreed: Option<&'a String>,
+    /// The copy's own entry (for entries made before agreements were kept).
+    pub copy: Option<&'a RecordState>,
+}
+
+/// Judges `record` (its fingerprint over `fields`) against its copy `copy` (id
+/// `target_id`). No copy read (the target cannot be read) carries the change.
 pub(super) fn judge(
-    sides: &Sides<'_>,
+    sides: &Sides,
     record: &Record,
+    fields: &[&'static str],
     target_id: &str,
     copy: Option<&Item>,
-    seen: Option<&RecordState>,
+    known: &Known<'_>,
 ) -> Judgement {
     let copy = match copy {
         None => return Judgement::Carry,
@@ -52,21 +65,20 @@ pub(super) fn judge(
         }
         Some(Item::Record(c)) => c,
     };
-    // Compared: the fields the copy reads back, that the index holds a value for.
-    let seen = seen.map(|s| &s.fingerprint).filter(|f| !f.is_empty());
-    if let Some(seen) = seen {
-        let fields: Vec<&'static str> = sides
-            .fields
-            .iter()
-            .copied()
-            .filter(|f| !copy.unknown.contains(f) && seen.0.contains_key(*f))
-            .collect();
-        if seen.covers(&copy.fingerprint(&fields)) {
-            return Judgement::Carry;
-        }
+    if copy.is_deleted() {
+        return Judgement::Carry;
     }
-    // The copy already holds what the source now has: nothing is lost by writing it.
-    if copy.fingerprint(sides.fields) == record.fingerprint(sides.fields) {
+    let theirs = copy.fingerprint(fields);
+    let unchanged = match known.agreed {
+        Some(seal) => theirs.seal() == *seal,
+        // No agreement kept yet: what the index last saw of the copy.
+        None => known
+            .copy
+            .map(|s| &s.fingerprint)
+            .is_some_and(|seen| !seen.is_empty() && seen.covers(&theirs)),
+    };
+    // Unchanged, or already holding what the source now has: nothing is lost by writing.
+    if unchanged || theirs == record.fingerprint(fields) {
         return Judgement::Carry;
     }
     let tie = record.modified_at == copy.modified_at;
@@ -109,20 +121,27 @@ mod tests {
 
     const FIELDS: &[&str] = &["sku", "name", "price"];
 
-    fn sides(source: ConnectionId, target: ConnectionId) -> Sides<'static> {
+    fn sides(source: ConnectionId, target: ConnectionId) -> Sides {
         Sides {
             flow: FlowId::new_random(),
             source,
             target,
-            fields: FIELDS,
         }
     }
 
-    fn seen(r: &Record) -> RecordState {
-        RecordState {
-            fingerprint: r.fingerprint(FIELDS),
-            written: true,
-            ..RecordState::default()
+    /// The seal of what a pair agreeing on `r` keeps.
+    fn seal(r: &Record) -> String {
+        r.fingerprint(FIELDS).seal()
+    }
+
+    fn judged(s: &Sides, mine: &Record, copy: Option<&Item>, agreed: Option<&String>) -> Judgement {
+        judge(s, mine, FIELDS, "b1", copy, &Known { agreed, copy: None })
+    }
+
+    fn conflict(j: Judgement) -> Conflict {
+        match j {
+            Judgement::Conflict(c) => c,
+            other => panic!("expected a conflict, got {other:?}"),
         }
     }
 
@@ -135,7 +154,7 @@ mod tests {
         let s = sides(ConnectionId::new_random(), ConnectionId::new_random());
         let copy = Item::Record(written.clone());
         assert_eq!(
-            judge(&s, &edited, "b1", Some(&copy), Some(&seen(&written))),
+            judged(&s, &edited, Some(&copy), Some(&seal(&written))),
             Judgement::Carry
         );
     }
@@ -143,47 +162,76 @@ mod tests {
     #[test]
     fn when_both_changed_the_later_edit_wins() {
         let t0 = Utc::now();
-        let agreed = product("b1", "10", t0);
+        let agreed = seal(&product("b1", "10", t0));
         let theirs = Item::Record(product("b1", "30", t0 + Duration::seconds(9)));
         let ours = product("a1", "12", t0 + Duration::seconds(4));
         let s = sides(ConnectionId::new_random(), ConnectionId::new_random());
-        let Judgement::Conflict(c) = judge(&s, &ours, "b1", Some(&theirs), Some(&seen(&agreed)))
-        else {
-            panic!("a conflict")
-        };
+        let c = conflict(judged(&s, &ours, Some(&theirs), Some(&agreed)));
         assert_eq!((c.winner, c.tie), (Winner::Target, false));
         let later = product("a1", "12", t0 + Duration::seconds(20));
-        let Judgement::Conflict(c) = judge(&s, &later, "b1", Some(&theirs), Some(&seen(&agreed)))
-        else {
-            panic!("a conflict")
-        };
+        let c = conflict(judged(&s, &later, Some(&theirs), Some(&agreed)));
         assert_eq!((c.winner, c.tie), (Winner::Source, false));
+    }
+
+    #[test]
+    fn what_another_flow_read_of_the_copy_since_does_not_make_it_unchanged() {
+        let t0 = Utc::now();
+        let agreed = seal(&product("b1", "10", t0));
+        // The copy was edited after the source; another flow read it meanwhile, so the
+        // copy's own entry holds the edit, but the pair never agreed on it.
+        let edited_copy = product("b1", "30", t0 + Duration::seconds(9));
+        let read_since = RecordState {
+            fingerprint: edited_copy.fingerprint(FIELDS),
+            ..RecordState::default()
+        };
+        let ours = product("a1", "12", t0 + Duration::seconds(4));
+        let s = sides(ConnectionId::new_random(), ConnectionId::new_random());
+        let known = Known {
+            agreed: Some(&agreed),
+            copy: Some(&read_since),
+        };
+        let copy = Item::Record(edited_copy);
+        let c = conflict(judge(&s, &ours, FIELDS, "b1", Some(&copy), &known));
+        assert_eq!(c.winner, Winner::Target);
+    }
+
+    #[test]
+    fn a_copy_deleted_at_the_target_takes_the_change() {
+        let t0 = Utc::now();
+        let gone = Item::Record(Record {
+            id: "b1".into(),
+            modified_at: t0 + Duration::days(1),
+            body: None,
+            unknown: Vec::new(),
+        });
+        let ours = product("a1", "12", t0 + Duration::seconds(4));
+        let s = sides(ConnectionId::new_random(), ConnectionId::new_random());
+        let agreed = seal(&product("b1", "10", t0));
+        assert_eq!(
+            judged(&s, &ours, Some(&gone), Some(&agreed)),
+            Judgement::Carry
+        );
     }
 
     #[test]
     fn a_tie_is_decided_the_same_way_from_both_directions() {
         let t0 = Utc::now();
         let (a, b) = (ConnectionId::new_random(), ConnectionId::new_random());
-        let agreed = product("x", "10", t0);
+        let agreed = seal(&product("x", "10", t0));
         let on_a = product("a1", "12", t0 + Duration::seconds(3));
         let on_b = product("b1", "30", t0 + Duration::seconds(3));
-        let winner_of = |s: Sides<'_>, mine: &Record, theirs: &Record| -> ConnectionId {
-            match judge(
+        let winner_of = |s: Sides, mine: &Record, theirs: &Record| -> ConnectionId {
+            let c = conflict(judged(
                 &s,
                 mine,
-                "t",
                 Some(&Item::Record(theirs.clone())),
-                Some(&seen(&agreed)),
-            ) {
-                Judgement::Conflict(c) => {
-                    assert!(c.tie);
-                    if c.winner == Winner::Source {
-                        s.source
-                    } else {
-                        s.target
-                    }
-                }
-                other => panic!("{other:?}"),
+                Some(&agreed),
+            ));
+            assert!(c.tie);
+            if c.winner == Winner::Source {
+                s.source
+            } else {
+                s.target
             }
         };
         assert_eq!(
@@ -201,9 +249,9 @@ mod tests {
             error: "no date".into(),
         };
         assert!(matches!(
-            judge(&s, &r, "b1", Some(&bad), None),
+            judged(&s, &r, Some(&bad), None),
             Judgement::Unreadable(_)
         ));
-        assert_eq!(judge(&s, &r, "b1", None, None), Judgement::Carry);
+        assert_eq!(judged(&s, &r, None, None), Judgement::Carry);
     }
 }

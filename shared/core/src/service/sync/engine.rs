@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::conflict::{self, Judgement, Sides};
+use super::conflict::{self, Judgement, Known, Sides};
 use crate::clock::Clock;
 use crate::domain::{
     Checkpoint, Conflict, ConflictPolicy, ConnectionId, Cursor, EntityType, FailedRecord, Flow,
@@ -49,8 +49,9 @@ pub struct FlowPlan {
     pub target: Arc<dyn Connector>,
     /// What the source reads and the target writes.
     pub fields: Vec<&'static str>,
-    /// What the target reads back (what a `newest_wins` flow compares of a copy).
-    pub target_reads: &'static [&'static str],
+    /// Whether the target reads its records back as it was given them (what lets a
+    /// `newest_wins` flow tell an edit of a copy from our own write).
+    pub reads_back: bool,
 }
 
 /// Everything one run needs.
@@ -664,7 +665,9 @@ impl Engine {
                 .await?
         };
         // newest_wins: the copies as they are now, to tell whether they changed since.
-        let newest_wins = plan.flow.conflict_policy == ConflictPolicy::NewestWins;
+        // (Only where the target reads its records back as given: see `conflict`.)
+        let newest_wins =
+            plan.flow.conflict_policy == ConflictPolicy::NewestWins && plan.reads_back;
         let copies: HashMap<String, Item> = match plan.target.source() {
             Some(reader) if newest_wins && !target_ids.is_empty() => reader
                 .fetch(entity, &target_ids)
@@ -674,17 +677,10 @@ impl Engine {
                 .collect(),
             _ => HashMap::new(),
         };
-        let compared: Vec<&'static str> = plan
-            .fields
-            .iter()
-            .copied()
-            .filter(|f| plan.target_reads.contains(f))
-            .collect();
         let sides = Sides {
             flow: plan.flow.id,
             source,
             target: target_connection,
-            fields: &compared,
         };
 
         let mut outcome = FlowPageOutcome::default();
@@ -738,7 +734,11 @@ impl Engine {
                     continue;
                 }
                 if newest_wins {
-                    match conflict::judge(&sides, r, t, copies.get(t), target_states.get(t)) {
+                    let known = Known {
+                        agreed,
+                        copy: target_states.get(t),
+                    };
+                    match conflict::judge(&sides, r, &fields, t, copies.get(t), &known) {
                         Judgement::Carry => {}
                         Judgement::Conflict(c) => {
                             let won = c.winner == Winner::Source;
@@ -752,7 +752,7 @@ impl Engine {
                                 record_id: r.id.clone(),
                                 flow_id: Some(plan.flow.id),
                                 error,
-                                retryable: true,
+                                retryable: false,
                                 attempts: 0,
                                 quarantined: false,
                             });
@@ -778,8 +778,7 @@ impl Engine {
                     .flow
                     .doc_number_prefix
                     .as_ref()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_default(),
+                    .map(|p| p.as_str().to_string()),
             });
         }
         if writes.is_empty() {

@@ -532,7 +532,8 @@ impl SyncWorker {
                     .copied()
                     .filter(|f| write_fields.contains(f))
                     .collect(),
-                target_reads: target_caps.read.unwrap_or(&[]),
+                reads_back: target_caps.read.is_some()
+                    && target.platform.module().reads_back_as_written(),
                 flow,
                 target: connector,
             });
