@@ -305,7 +305,8 @@ impl QboConnector {
                 refreshed = true;
                 continue;
             }
-            let json = response.json().ok();
+            // Amounts exactly as QuickBooks wrote them: numbers are kept as their text.
+            let json = super::mapping::exact_json(&response.body).ok();
             if let Some(fault) = json.as_ref().and_then(|j| j.get("Fault")) {
                 return Ok(Err(Fault::read(response.status, fault)));
             }

@@ -15,8 +15,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::records::{
-    decimal, Address, Body, ChargeLine, Customer, Decimal, Order, OrderLine, Product,
-    ProductStatus, Record,
+    amount, Address, Body, ChargeLine, Customer, Decimal, Order, OrderLine, Product, ProductStatus,
+    Record,
 };
 
 /// The item shipping lines are booked on.
@@ -60,17 +60,73 @@ pub fn split_document_id(text: &str) -> Option<(Document, &str)> {
     Some((Document::parse(kind)?, id))
 }
 
+/// QuickBooks' JSON with every number kept as its text (a JSON string), so that an amount
+/// never passes through a float: `12345678901234.5678` stays exactly that. Read amounts
+/// with [`money`].
+pub fn exact_json(body: &[u8]) -> Result<Value, String> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 8);
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        if in_string {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            i += 1;
+        } else if b == b'"' {
+            in_string = true;
+            out.push(b);
+            i += 1;
+        } else if b == b'-' || b.is_ascii_digit() {
+            let start = i;
+            while i < body.len()
+                && matches!(body[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            {
+                i += 1;
+            }
+            out.push(b'"');
+            out.extend_from_slice(&body[start..i]);
+            out.push(b'"');
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    serde_json::from_slice(&out).map_err(|e| format!("the answer is not JSON: {e}"))
+}
+
+/// An amount that must be there: a missing or misspelled field is an error, never a zero.
 fn money(v: &Value, what: &str) -> Result<Decimal, String> {
     match v {
-        Value::Null => Ok(Decimal::ZERO),
-        Value::Number(n) => decimal(&n.to_string())
-            .map(Option::unwrap_or_default)
-            .map_err(|e| format!("{what}: {e}")),
-        Value::String(s) => decimal(s)
-            .map(Option::unwrap_or_default)
-            .map_err(|e| format!("{what}: {e}")),
+        Value::Null => Err(format!("{what} is missing")),
+        Value::Number(n) => amount(&n.to_string()).map_err(|e| format!("{what}: {e}")),
+        // JSON allows an exponent (`1e2`), which a plain decimal does not read.
+        Value::String(s) if s.contains(['e', 'E']) => Decimal::from_scientific(s)
+            .map(|d| d.normalize())
+            .map_err(|_| format!("{what}: '{s}' is not a decimal number")),
+        Value::String(s) if !s.trim().is_empty() => amount(s).map_err(|e| format!("{what}: {e}")),
         other => Err(format!("{what}: {other} is not an amount")),
     }
+}
+
+/// An amount QuickBooks leaves out when it is none (a document without tax).
+fn money_or_zero(v: &Value, what: &str) -> Result<Decimal, String> {
+    match v {
+        Value::Null => Ok(Decimal::ZERO),
+        other => money(other, what),
+    }
+}
+
+/// `a + b`, or an error naming `what` when it does not fit (never a panic).
+fn plus(a: Decimal, b: Decimal, what: &str) -> Result<Decimal, String> {
+    a.checked_add(b)
+        .ok_or_else(|| format!("{what} is too large to add up"))
 }
 
 /// A decimal as a JSON number, written from its text.
@@ -279,7 +335,7 @@ pub fn order(
             .map(str::to_string),
         billing: address(&v["BillAddr"], "", "", "", "", ""),
         shipping: address(&v["ShipAddr"], "", "", "", "", ""),
-        total_tax: money(&v["TxnTaxDetail"]["TotalTax"], "TotalTax")?,
+        total_tax: money_or_zero(&v["TxnTaxDetail"]["TotalTax"], "TotalTax")?,
         total: money(&v["TotalAmt"], "TotalAmt")?,
         // The document's real creation instant; its transaction day as the day placed.
         placed_on: v["TxnDate"]
@@ -316,7 +372,7 @@ pub fn order(
                         total_tax: Decimal::ZERO,
                     };
                     if item_name == SHIPPING_ITEM {
-                        order.shipping_total += amount;
+                        order.shipping_total = plus(order.shipping_total, amount, "shipping")?;
                         order.shipping_lines.push(charge);
                     } else {
                         order.fee_lines.push(charge);
@@ -327,30 +383,45 @@ pub fn order(
                     sku,
                     name,
                     product_id: Some(item_id.to_string()).filter(|s| !s.is_empty()),
-                    quantity: money(&detail["Qty"], "Qty")?,
+                    quantity: money_or_zero(&detail["Qty"], "Qty")?,
                     subtotal: amount,
                     total: amount,
                     total_tax: Decimal::ZERO,
                 });
             }
-            Some("DiscountLineDetail") => order.discount_total += amount,
+            Some("DiscountLineDetail") => {
+                order.discount_total = plus(order.discount_total, amount, "discount")?;
+            }
             _ => {}
         }
     }
     // The discount comes off the product lines, in proportion, to the cent; the last line
     // takes what rounding leaves.
-    let subtotal: Decimal = order.lines.iter().map(|l| l.subtotal).sum();
+    let subtotal = order
+        .lines
+        .iter()
+        .try_fold(Decimal::ZERO, |sum, l| plus(sum, l.subtotal, "the lines"))?;
     if order.discount_total > Decimal::ZERO && subtotal > Decimal::ZERO {
+        let too_large = || "the discount is too large to share out".to_string();
         let mut left = order.discount_total;
         let n = order.lines.len();
         for (i, line) in order.lines.iter_mut().enumerate() {
             let share = if i + 1 == n {
                 left
             } else {
-                (order.discount_total * line.subtotal / subtotal).round_dp(2)
+                order
+                    .discount_total
+                    .checked_mul(line.subtotal)
+                    .and_then(|d| d.checked_div(subtotal))
+                    .ok_or_else(too_large)?
+                    .round_dp(2)
             };
-            left -= share;
-            line.total = (line.subtotal - share).normalize();
+            left = left.checked_sub(share).ok_or_else(too_large)?;
+            line.total = line
+                .subtotal
+                .checked_sub(share)
+                .ok_or_else(too_large)?
+                .normalize();
         }
     }
     if kind == Document::SalesReceipt {
@@ -490,6 +561,67 @@ mod tests {
         assert_eq!(o.fee_lines.len(), 1);
         assert_eq!(o.total, Decimal::new(275, 1));
         assert!(o.paid_at.is_some());
+    }
+
+    fn receipt(total: &str, lines: &str) -> Vec<u8> {
+        format!(
+            r#"{{"Id": "9", "DocNumber": "1001", "TxnDate": "2026-11-01", {total}
+            "MetaData": {{"LastUpdatedTime": "2026-11-01T10:00:00-07:00"}},
+            "Line": [{lines}]}}"#
+        )
+        .into_bytes()
+    }
+
+    fn read(body: &[u8]) -> Result<Order, String> {
+        let v = exact_json(body)?;
+        let names = |_: &str| Some(("Mug".to_string(), Some("MUG-1".to_string())));
+        match order(Document::SalesReceipt, &v, &names)?.body {
+            Some(Body::Order(o)) => Ok(*o),
+            _ => Err("not an order".into()),
+        }
+    }
+
+    #[test]
+    fn amounts_are_read_exactly_as_quickbooks_wrote_them_never_through_a_float() {
+        let o = read(&receipt(
+            r#""TotalAmt": 12345678901234.5678,"#,
+            r#"{"DetailType": "SalesItemLineDetail", "Amount": 0.1, "Description": "a \"quoted\" -1.5 e", "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 3.0}},
+               {"DetailType": "SalesItemLineDetail", "Amount": 1e2, "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": -1}}"#,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(o.total.to_string(), "12345678901234.5678");
+        assert_eq!(o.lines[0].subtotal.to_string(), "0.1");
+        assert_eq!(o.lines[0].name, r#"a "quoted" -1.5 e"#);
+        // 3.0 and 3 are the same amount.
+        assert_eq!(o.lines[0].quantity, Decimal::from(3));
+        assert_eq!(o.lines[0].quantity.to_string(), "3");
+        assert_eq!(o.lines[1].subtotal, Decimal::from(100));
+        assert_eq!(o.lines[1].quantity, Decimal::from(-1));
+    }
+
+    #[test]
+    fn a_missing_amount_is_an_error_and_an_overflow_fails_the_record_without_a_panic() {
+        let line = r#"{"DetailType": "SalesItemLineDetail", "Amount": 5, "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1}}"#;
+        let missing = read(&receipt(r#""TotalAmount": 5,"#, line)).unwrap_err();
+        assert!(missing.contains("TotalAmt is missing"), "{missing}");
+        let no_line_amount = read(&receipt(
+            r#""TotalAmt": 5,"#,
+            r#"{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {"ItemRef": {"value": "1"}}}"#,
+        ))
+        .unwrap_err();
+        assert!(no_line_amount.contains("Line.Amount"), "{no_line_amount}");
+        let huge = "79228162514264337593543950335";
+        let discount = format!(r#"{{"DetailType": "DiscountLineDetail", "Amount": {huge}}}"#);
+        let overflow = read(&receipt(
+            r#""TotalAmt": 5,"#,
+            &format!("{line}, {discount}, {discount}"),
+        ))
+        .unwrap_err();
+        assert!(overflow.contains("too large"), "{overflow}");
+        // A number QuickBooks could not have meant is a failed record, not a zero.
+        let garbled = read(&receipt(r#""TotalAmt": 1.2.3,"#, line)).unwrap_err();
+        assert!(garbled.contains("TotalAmt"), "{garbled}");
+        assert!(exact_json(b"{\"TotalAmt\": }").is_err());
     }
 
     #[test]
