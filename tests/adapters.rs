@@ -588,6 +588,7 @@ async fn an_index_write_under_an_older_lease_is_refused_once_the_new_holder_wrot
         agreed: None,
         failures: None,
         fence: Some((key.connection, epoch)),
+        swept: None,
     };
     // The new holder writes the entry; the old worker's late write of it is refused.
     state
@@ -611,4 +612,60 @@ async fn an_index_write_under_an_older_lease_is_refused_once_the_new_holder_wrot
         .update(&[other])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test]
+async fn the_index_lists_a_streams_entries_in_id_order_page_by_page_with_their_sweep_mark() {
+    use sync_core::ports::{RecordIndex, RecordUpdate};
+    use sync_core::records::Fingerprint;
+    let aws = fresh_aws().await;
+    let state = sync_aws::DynamoSyncState::new(aws.dynamodb(), aws.resources.table_name.clone());
+    let (connection, other) = (ConnectionId::new_random(), ConnectionId::new_random());
+    let entry = |connection, id: &str, swept: Option<&str>| RecordUpdate {
+        connection,
+        entity: EntityType::Customers,
+        id: id.into(),
+        fingerprint: Fingerprint([("email".to_string(), id.to_string())].into()),
+        written: false,
+        link: None,
+        agreed: None,
+        failures: None,
+        fence: None,
+        swept: swept.map(str::to_string),
+    };
+    let ids = ["c1", "c2", "c3", "c4", "c5"];
+    let mut updates: Vec<RecordUpdate> = ids
+        .iter()
+        .map(|id| entry(connection, id, (*id != "c3").then_some("run-1")))
+        .collect();
+    // Another connection's entries and another entity's are not the stream's.
+    updates.push(entry(other, "c0", None));
+    let mut products = entry(connection, "p1", None);
+    products.entity = EntityType::Products;
+    updates.push(products);
+    state
+        .update(&updates)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut seen, mut after) = (Vec::new(), None::<String>);
+    loop {
+        let (page, next) = state
+            .list(connection, EntityType::Customers, after.as_deref(), 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(page.len() <= 2);
+        seen.extend(page);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let listed: Vec<&str> = seen.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(listed, ids);
+    let unswept: Vec<&str> = seen
+        .iter()
+        .filter(|(_, s)| s.swept.as_deref() != Some("run-1"))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(unswept, ["c3"]);
 }

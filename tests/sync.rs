@@ -992,3 +992,62 @@ async fn with_newest_wins_an_edit_made_while_our_write_is_in_flight_still_reache
         runs[0]
     );
 }
+
+#[tokio::test]
+async fn a_full_run_deletes_at_the_target_what_the_source_deleted_without_telling_us() {
+    let w = sync_world(seed(2)).await;
+    w.flow(&w.store, &w.project, &["customers"]).await;
+    w.flow(&w.project, &w.store, &["products"]).await;
+    w.work().await;
+    w.sql("insert into public.products (id, sku, name, price, status) values ('p-gone', 'SB-GONE-1', 'Soon gone', 4, 'active')").await;
+    w.poll(&w.project, "products").await;
+    assert!(w.store_product(&json!("SB-GONE-1")).is_some());
+    let customers = w.woo.all(Kind::Customers);
+    let gone = customers[3]["id"].to_string();
+    // WooCommerce deletes a customer outright, and a row is deleted from the project's table:
+    // neither leaves anything a later read would see, and no webhook reached us.
+    w.store_admin(
+        Method::DELETE,
+        &format!("wc/v3/customers/{gone}?force=true"),
+        Value::Null,
+    )
+    .await;
+    w.sql("delete from public.products where id = 'p-gone'")
+        .await;
+    // Incremental runs cannot know.
+    w.poll(&w.store, "customers").await;
+    w.poll(&w.project, "products").await;
+    assert_ne!(
+        w.store_product(&json!("SB-GONE-1"))
+            .map(|p| p["status"].clone()),
+        Some(json!("trash"))
+    );
+    // A full run compares what it read with what was synced, and asks about the rest.
+    for (connection, entity) in [(&w.store, "customers"), (&w.project, "products")] {
+        w.enqueue(&w.job(connection, entity, SyncMode::Full, &[]))
+            .await;
+    }
+    w.work().await;
+    let rows = w.rows("customers").await;
+    let row = rows
+        .iter()
+        .find(|r| r["source_id"] == gone.as_str())
+        .unwrap_or_else(|| panic!("no row for customer {gone}"));
+    assert!(row["deleted_at"].is_string(), "{row}");
+    assert_eq!(
+        rows.iter().filter(|r| r["deleted_at"].is_null()).count(),
+        customers.len() - 1,
+        "only the deleted customer is marked deleted"
+    );
+    assert_eq!(
+        w.store_product(&json!("SB-GONE-1"))
+            .map(|p| p["status"].clone()),
+        Some(json!("trash"))
+    );
+    // Another full run finds nothing more to delete and writes nothing.
+    w.enqueue(&w.job(&w.store, "customers", SyncMode::Full, &[]))
+        .await;
+    w.work().await;
+    let runs = w.runs("limit=1").await;
+    assert_eq!(runs[0]["counts"]["written"], 0, "{:#?}", runs[0]);
+}

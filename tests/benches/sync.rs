@@ -75,6 +75,16 @@ impl RecordIndex for FreshIndex {
         self.updates.fetch_add(updates.len(), Ordering::Relaxed);
         Ok(())
     }
+
+    async fn list(
+        &self,
+        _connection: ConnectionId,
+        _entity: EntityType,
+        _after: Option<&str>,
+        _limit: usize,
+    ) -> Result<(Vec<(String, RecordState)>, Option<String>), StateError> {
+        Ok((Vec::new(), None))
+    }
 }
 
 /// Calls a simulator counted, by "METHOD path".

@@ -373,6 +373,7 @@ fn state_of(item: &Item) -> RecordState {
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        swept: item.get("swept").and_then(|v| v.as_s().ok()).cloned(),
     }
 }
 
@@ -406,6 +407,10 @@ impl DynamoSyncState {
             request = request
                 .expression_attribute_names("#agreed", agreed_attribute(*connection))
                 .expression_attribute_values(":agreed", s(seal));
+        }
+        if let Some(swept) = &u.swept {
+            sets.push("swept = :swept".into());
+            request = request.expression_attribute_values(":swept", s(swept));
         }
         let mut remove = "";
         match u.failures {
@@ -500,6 +505,45 @@ impl RecordIndex for DynamoSyncState {
             }
         }
         Ok(found)
+    }
+
+    async fn list(
+        &self,
+        connection: ConnectionId,
+        entity: EntityType,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<(String, RecordState)>, Option<String>), StateError> {
+        let pk = format!("REC#{connection}#{entity}");
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(&pk))
+            .consistent_read(true)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        if let Some(after) = after {
+            request = request.set_exclusive_start_key(Some(record_key(connection, entity, after)));
+        }
+        let out = request
+            .send()
+            .await
+            .map_err(|e| unavailable(describe(&e)))?;
+        let entries: Vec<(String, RecordState)> = out
+            .items()
+            .iter()
+            .filter_map(|item| {
+                let id = item.get("sk")?.as_s().ok()?.clone();
+                Some((id, state_of(item)))
+            })
+            .collect();
+        let next = out
+            .last_evaluated_key()
+            .and_then(|k| k.get("sk"))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        Ok((entries, next))
     }
 
     async fn update(&self, updates: &[RecordUpdate]) -> Result<(), StateError> {

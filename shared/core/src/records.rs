@@ -253,6 +253,11 @@ impl Fingerprint {
         Fingerprint(out)
     }
 
+    /// Whether it is the fingerprint of a deleted record.
+    pub fn is_deleted(&self) -> bool {
+        self.0.get(DELETED) == Some(&hash(&Value::Bool(true)))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -275,11 +275,39 @@ impl RecordIndex for MemoryRecordIndex {
             if let Some(failures) = u.failures {
                 row.failures = failures;
             }
+            if let Some(swept) = &u.swept {
+                row.swept = Some(swept.clone());
+            }
         }
         if refused {
             return Err(StateError::LeaseLost);
         }
         Ok(())
+    }
+
+    async fn list(
+        &self,
+        connection: ConnectionId,
+        entity: EntityType,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<(String, RecordState)>, Option<String>), StateError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StateError::Unavailable("memory index set to fail".into()));
+        }
+        let rows = lock(&self.rows);
+        let mut all: Vec<(String, RecordState)> = rows
+            .iter()
+            .filter(|((c, e, id), _)| {
+                *c == connection && *e == entity && after.is_none_or(|a| id.as_str() > a)
+            })
+            .map(|((_, _, id), s)| (id.clone(), s.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = all.len() > limit;
+        all.truncate(limit);
+        let next = more.then(|| all.last().map(|(id, _)| id.clone())).flatten();
+        Ok((all, next))
     }
 }
 

@@ -304,6 +304,10 @@ pub struct RecordState {
     pub agreed: BTreeMap<ConnectionId, String>,
     /// Failed tries in a row of this record as a source (0: none kept).
     pub failures: u32,
+    /// The last full run that read this record from its connection (its run id): a linked
+    /// record a finished full run did not read is asked for again, and deleted at its
+    /// targets if the source no longer has it.
+    pub swept: Option<String>,
 }
 
 /// A change to one record's entry in the index.
@@ -325,6 +329,8 @@ pub struct RecordUpdate {
     /// made under: refused, as `LeaseLost`, when the entry was written under a later epoch
     /// of that stream. `None`: unfenced.
     pub fence: Option<(ConnectionId, u64)>,
+    /// The full run that read it now (see [`RecordState::swept`]).
+    pub swept: Option<String>,
 }
 
 /// Links and fingerprints of records, by connection and entity.
@@ -340,6 +346,15 @@ pub trait RecordIndex: Send + Sync + 'static {
     /// streams lose nothing of each other's links. `LeaseLost` when a fenced update was
     /// refused (the others may have been applied).
     async fn update(&self, updates: &[RecordUpdate]) -> Result<(), StateError>;
+    /// Up to `limit` entries of the stream's records, in id order, after id `after`; and
+    /// the id to go on after, if there are more.
+    async fn list(
+        &self,
+        connection: ConnectionId,
+        entity: EntityType,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<(String, RecordState)>, Option<String>), StateError>;
 }
 
 /// Records that keep failing, per stream (see [`FailedRecord`]): the worker's side.

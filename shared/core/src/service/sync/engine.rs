@@ -328,8 +328,60 @@ impl Engine {
                 }
                 run.cursor_after = Some(committed);
             }
+            match self.sweep(ctx, run).await {
+                Ok(()) => {}
+                Err(end @ RunEnd::LeaseLost { .. }) => return end,
+                Err(end) => {
+                    tracing::warn!(run_id = %run.id, end = ?end, "deletions not looked for this run");
+                    run.message = Some(
+                        "records the source may have deleted were not looked for (time ran out or a call failed); the next full run looks again".into(),
+                    );
+                }
+            }
         }
         RunEnd::Completed { retry: Vec::new() }
+    }
+
+    /// After a full run has read everything: the linked records of the stream it did not
+    /// read (deleted outright, hidden from lists, or deleted while no webhook reached us)
+    /// are asked for by id, and what the source no longer has is deleted at the targets
+    /// through the usual page processing. Only a record the source says is gone is deleted:
+    /// one the listing missed is simply synced.
+    async fn sweep(&self, ctx: &RunContext<'_>, run: &mut Run) -> Result<(), RunEnd> {
+        let mark = run.id.to_string();
+        let mut after: Option<String> = None;
+        loop {
+            if self.clock.now() >= ctx.deadline {
+                return Err(RunEnd::TimeUp("no time left to look for deletions".into()));
+            }
+            let (entries, next) = self
+                .index
+                .list(
+                    ctx.key.connection,
+                    ctx.key.entity,
+                    after.as_deref(),
+                    FETCH_CHUNK,
+                )
+                .await?;
+            let unread: Vec<String> = entries
+                .into_iter()
+                .filter(|(_, s)| {
+                    !s.links.is_empty()
+                        && !s.fingerprint.is_deleted()
+                        && s.swept.as_deref() != Some(mark.as_str())
+                })
+                .map(|(id, _)| id)
+                .collect();
+            if !unread.is_empty() {
+                tracing::info!(run_id = %run.id, count = unread.len(), "asking the source for records the full run did not read");
+                let items = ctx.source.fetch(ctx.key.entity, &unread).await?;
+                self.process(ctx, items, run).await?;
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => return Ok(()),
+            }
+        }
     }
 
     /// A webhook job: exactly the named records, by id; the cursor stays. It checks the
@@ -526,6 +578,34 @@ impl Engine {
             }
         }
         updates.extend(source_updates.into_values());
+        // A full run marks every record it reads, so that what it did not read can be told
+        // at its end (see `sweep`).
+        if run.sync_mode == SyncMode::Full && run.ids_requested == 0 {
+            let mark = run.id.to_string();
+            for id in &ids {
+                if source_states.get(id).and_then(|s| s.swept.as_deref()) == Some(mark.as_str()) {
+                    continue;
+                }
+                match updates
+                    .iter_mut()
+                    .find(|u| u.connection == source && &u.id == id)
+                {
+                    Some(u) => u.swept = Some(mark.clone()),
+                    None => updates.push(RecordUpdate {
+                        connection: source,
+                        entity,
+                        id: id.clone(),
+                        fingerprint: Fingerprint::default(),
+                        written: false,
+                        link: None,
+                        agreed: None,
+                        failures: None,
+                        fence: None,
+                        swept: Some(mark.clone()),
+                    }),
+                }
+            }
+        }
         let outcome = self
             .account(ctx, run, &ids, failures, &source_states, &mut updates)
             .await?;
@@ -814,6 +894,7 @@ impl Engine {
                         agreed: Some((source, seal.clone())),
                         failures: None,
                         fence: None,
+                        swept: None,
                     });
                     link_source(
                         source_updates,
@@ -876,6 +957,7 @@ fn link_source(
             agreed: Some((target, agreed)),
             failures: None,
             fence: None,
+            swept: None,
         },
     );
 }
@@ -898,6 +980,7 @@ fn agreement(
         agreed: Some((peer, seal.to_string())),
         failures: None,
         fence: None,
+        swept: None,
     };
     [
         update(source, id, target),
@@ -917,6 +1000,7 @@ fn failure_count(source: ConnectionId, entity: EntityType, id: &str, count: u32)
         agreed: None,
         failures: Some(count),
         fence: None,
+        swept: None,
     }
 }
 
