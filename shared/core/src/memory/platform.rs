@@ -130,6 +130,12 @@ impl MemoryPlatform {
         }
     }
 
+    /// Removes a record outright (as WooCommerce deletes a customer): no read shows it, not
+    /// even as deleted.
+    pub fn forget(&self, entity: EntityType, id: &str) {
+        lock(&self.records).entry(entity).or_default().remove(id);
+    }
+
     pub fn get(&self, entity: EntityType, id: &str) -> Option<Record> {
         lock(&self.records).get(&entity)?.get(id).cloned()
     }

@@ -287,7 +287,9 @@ impl QuickBooksConnect {
                     "Intuit refused the authorization code ({why}): start connecting again"
                 )),
                 RefreshError::Rejected(why) => ConnectError::Refused(why),
-                RefreshError::Unavailable(why) => ConnectError::Unavailable(why),
+                RefreshError::Unavailable(why) | RefreshError::Declined(why) => {
+                    ConnectError::Unavailable(why)
+                }
             })?;
         let mut secrets = Secrets::new();
         secrets.insert("refresh_token".into(), Secret::new(tokens.refresh_token));

@@ -61,8 +61,11 @@ pub enum RefreshError {
     /// The grant is dead (revoked, expired, or the refresh token was replaced): only the
     /// user connecting again can fix it.
     InvalidGrant(String),
-    /// Retrying later may help.
+    /// No answer: the refresh may have been made (retrying later may help).
     Unavailable(String),
+    /// Not made, for certain (never sent, or answered with an error such as a 5xx):
+    /// retrying later may help.
+    Declined(String),
     /// The app's own credentials were refused.
     Rejected(String),
 }
@@ -249,7 +252,9 @@ impl TokenKeeper {
             // reached the platform: the lease stays until it expires.
             if matches!(
                 refreshed,
-                Err(RefreshError::InvalidGrant(_) | RefreshError::Rejected(_))
+                Err(RefreshError::InvalidGrant(_)
+                    | RefreshError::Rejected(_)
+                    | RefreshError::Declined(_))
             ) {
                 if let Err(e) = self
                     .vault
@@ -281,7 +286,9 @@ impl TokenKeeper {
                     Err(PlatformError::Rejected(format!("{NEEDS_REAUTH}: {reason}")))
                 }
                 Err(RefreshError::Rejected(why)) => Err(PlatformError::Rejected(why)),
-                Err(RefreshError::Unavailable(why)) => Err(PlatformError::Unavailable(why)),
+                Err(RefreshError::Unavailable(why) | RefreshError::Declined(why)) => {
+                    Err(PlatformError::Unavailable(why))
+                }
             };
         }
     }

@@ -355,9 +355,11 @@ pub fn order(
         ..Order::default()
     };
     for line in v["Line"].as_array().map(Vec::as_slice).unwrap_or_default() {
-        let amount = money(&line["Amount"], "Line.Amount")?;
+        // Only the lines read here must have an amount (subtotal and other lines need not).
+        let amount = || money(&line["Amount"], "Line.Amount");
         match line["DetailType"].as_str() {
             Some("SalesItemLineDetail") => {
+                let amount = amount()?;
                 let detail = &line["SalesItemLineDetail"];
                 let item_id = detail["ItemRef"]["value"].as_str().unwrap_or_default();
                 let (item_name, sku) = items(item_id).unwrap_or_default();
@@ -390,7 +392,7 @@ pub fn order(
                 });
             }
             Some("DiscountLineDetail") => {
-                order.discount_total = plus(order.discount_total, amount, "discount")?;
+                order.discount_total = plus(order.discount_total, amount()?, "discount")?;
             }
             _ => {}
         }

@@ -165,13 +165,11 @@ impl PlatformModule for QuickBooks {
             "tax" => matches!(text, Some("order_total" | "company"))
                 .then_some(())
                 .ok_or("order_total or company"),
-            // Kept for flows made before flows had a prefix of their own.
-            "doc_number_prefix" => text
-                .and_then(|p| p.parse::<crate::domain::DocPrefix>().ok())
-                .map(|_| ())
-                .ok_or(
-                    "up to 10 letters, digits or - (a flow's own doc_number_prefix comes first)",
-                ),
+            // Kept as it is for flows made before flows had a prefix of their own: changing
+            // it would renumber their documents.
+            "doc_number_prefix" => Err(
+                "set on each flow now (doc_number_prefix of POST /api/flows); the company's old setting is kept as it is",
+            ),
             _ => Err("not a QuickBooks setting"),
         }
     }

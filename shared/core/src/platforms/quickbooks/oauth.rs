@@ -80,7 +80,7 @@ impl TokenEndpoint {
         if crate::platforms::http::time_left()
             .is_some_and(|left| left < std::time::Duration::from_secs(40))
         {
-            return Err(RefreshError::Unavailable(
+            return Err(RefreshError::Declined(
                 "too little time left in this invocation to refresh the token safely".into(),
             ));
         }
@@ -107,7 +107,7 @@ impl TokenEndpoint {
                 ))
             }
             status if status >= 500 || status == 429 => {
-                return Err(RefreshError::Unavailable(format!(
+                return Err(RefreshError::Declined(format!(
                     "Intuit's token endpoint answered {status}"
                 )))
             }

@@ -12,8 +12,15 @@
 //! at the target has no edit time to compare: the source's change is carried.
 //!
 //! This needs a target that reads its records back as it was given them: a flow into
-//! QuickBooks (documents come back numbered and with its own statuses) cannot be
-//! `newest_wins` (see [`crate::platforms::PlatformModule::reads_back_as_written`]).
+//! QuickBooks (documents come back numbered and with its own statuses) cannot be made
+//! `newest_wins` (see [`crate::platforms::PlatformModule::reads_back_as_written`]); one made
+//! before that rule keeps the earlier judgement by times alone (the copy's edit time against
+//! the source's).
+//!
+//! The seal of an agreement is over the fields the flow carried then, which the flow of the
+//! other direction chooses by what its own source held: the copy is compared over this
+//! record's fields, and over the flow's fields the copy holds, and is unchanged if either
+//! matches.
 
 use crate::domain::{Conflict, ConnectionId, FlowId, Winner};
 use crate::ports::{Item, RecordState};
@@ -32,10 +39,14 @@ pub(super) enum Judgement {
 }
 
 /// The flow and the two ends a judgement is about.
-pub(super) struct Sides {
+pub(super) struct Sides<'a> {
     pub flow: FlowId,
     pub source: ConnectionId,
     pub target: ConnectionId,
+    /// The fields the flow carries.
+    pub fields: &'a [&'static str],
+    /// Whether the target reads its records back as it was given them.
+    pub faithful: bool,
 }
 
 /// What the index says the record and its copy last were.
@@ -49,7 +60,7 @@ pub(super) struct Known<'a> {
 /// Judges `record` (its fingerprint over `fields`) against its copy `copy` (id
 /// `target_id`). No copy read (the target cannot be read) carries the change.
 pub(super) fn judge(
-    sides: &Sides,
+    sides: &Sides<'_>,
     record: &Record,
     fields: &[&'static str],
     target_id: &str,
@@ -68,9 +79,22 @@ pub(super) fn judge(
     if copy.is_deleted() {
         return Judgement::Carry;
     }
+    if !sides.faithful {
+        return if copy.modified_at > record.modified_at {
+            Judgement::Conflict(decided(sides, record, target_id, copy))
+        } else {
+            Judgement::Carry
+        };
+    }
     let theirs = copy.fingerprint(fields);
+    let held: Vec<&'static str> = sides
+        .fields
+        .iter()
+        .copied()
+        .filter(|f| !copy.unknown.contains(f))
+        .collect();
     let unchanged = match known.agreed {
-        Some(seal) => theirs.seal() == *seal,
+        Some(seal) => theirs.seal() == *seal || copy.fingerprint(&held).seal() == *seal,
         // No agreement kept yet: what the index last saw of the copy.
         None => known
             .copy
@@ -81,10 +105,15 @@ pub(super) fn judge(
     if unchanged || theirs == record.fingerprint(fields) {
         return Judgement::Carry;
     }
+    Judgement::Conflict(decided(sides, record, target_id, copy))
+}
+
+/// Both changed: the later edit wins; on a tie, the connection id that sorts first.
+fn decided(sides: &Sides<'_>, record: &Record, target_id: &str, copy: &Record) -> Conflict {
     let tie = record.modified_at == copy.modified_at;
     let source_first =
         record.modified_at > copy.modified_at || (tie && sides.source < sides.target);
-    Judgement::Conflict(Conflict {
+    Conflict {
         record_id: record.id.clone(),
         flow_id: sides.flow,
         target_id: target_id.to_string(),
@@ -96,7 +125,7 @@ pub(super) fn judge(
             Winner::Target
         },
         tie,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -121,11 +150,13 @@ mod tests {
 
     const FIELDS: &[&str] = &["sku", "name", "price"];
 
-    fn sides(source: ConnectionId, target: ConnectionId) -> Sides {
+    fn sides(source: ConnectionId, target: ConnectionId) -> Sides<'static> {
         Sides {
             flow: FlowId::new_random(),
             source,
             target,
+            fields: FIELDS,
+            faithful: true,
         }
     }
 
@@ -134,7 +165,12 @@ mod tests {
         r.fingerprint(FIELDS).seal()
     }
 
-    fn judged(s: &Sides, mine: &Record, copy: Option<&Item>, agreed: Option<&String>) -> Judgement {
+    fn judged(
+        s: &Sides<'_>,
+        mine: &Record,
+        copy: Option<&Item>,
+        agreed: Option<&String>,
+    ) -> Judgement {
         judge(s, mine, FIELDS, "b1", copy, &Known { agreed, copy: None })
     }
 
@@ -171,6 +207,50 @@ mod tests {
         let later = product("a1", "12", t0 + Duration::seconds(20));
         let c = conflict(judged(&s, &later, Some(&theirs), Some(&agreed)));
         assert_eq!((c.winner, c.tie), (Winner::Source, false));
+    }
+
+    #[test]
+    fn a_copy_agreed_over_the_other_directions_fields_reads_as_unchanged() {
+        let t0 = Utc::now();
+        // The other direction's flow last carried every field (its source held a price).
+        let copy = product("b1", "10", t0 + Duration::seconds(9));
+        let agreed = seal(&copy);
+        // This record holds no price, so its own fields leave price out.
+        let mut ours = product("a1", "10", t0 + Duration::seconds(2));
+        if let Some(Body::Product(p)) = ours.body.as_mut() {
+            p.name = "Big mug".into();
+        }
+        let s = sides(ConnectionId::new_random(), ConnectionId::new_random());
+        let known = Known {
+            agreed: Some(&agreed),
+            copy: None,
+        };
+        assert_eq!(
+            judge(
+                &s,
+                &ours,
+                &["sku", "name"],
+                "b1",
+                Some(&Item::Record(copy)),
+                &known
+            ),
+            Judgement::Carry
+        );
+    }
+
+    #[test]
+    fn a_flow_into_a_target_that_reads_back_its_own_way_is_judged_by_times_alone() {
+        let t0 = Utc::now();
+        let mut s = sides(ConnectionId::new_random(), ConnectionId::new_random());
+        s.faithful = false;
+        let copy = Item::Record(product("b1", "99", t0 + Duration::seconds(9)));
+        let older = product("a1", "12", t0);
+        assert_eq!(
+            conflict(judged(&s, &older, Some(&copy), None)).winner,
+            Winner::Target
+        );
+        let newer = product("a1", "12", t0 + Duration::seconds(20));
+        assert_eq!(judged(&s, &newer, Some(&copy), None), Judgement::Carry);
     }
 
     #[test]
@@ -220,7 +300,7 @@ mod tests {
         let agreed = seal(&product("x", "10", t0));
         let on_a = product("a1", "12", t0 + Duration::seconds(3));
         let on_b = product("b1", "30", t0 + Duration::seconds(3));
-        let winner_of = |s: Sides, mine: &Record, theirs: &Record| -> ConnectionId {
+        let winner_of = |s: Sides<'_>, mine: &Record, theirs: &Record| -> ConnectionId {
             let c = conflict(judged(
                 &s,
                 mine,

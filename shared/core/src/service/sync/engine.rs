@@ -328,7 +328,14 @@ impl Engine {
                 }
                 run.cursor_after = Some(committed);
             }
-            match self.sweep(ctx, run).await {
+            // (Only a run that marked what it read: a run first made for an incremental job
+            // whose schedule turned full since has not.)
+            let sweep = if run.sync_mode == SyncMode::Full {
+                self.sweep(ctx, run).await
+            } else {
+                Ok(())
+            };
+            match sweep {
                 Ok(()) => {}
                 Err(end @ RunEnd::LeaseLost { .. }) => return end,
                 Err(end) => {
@@ -344,12 +351,15 @@ impl Engine {
 
     /// After a full run has read everything: the linked records of the stream it did not
     /// read (deleted outright, hidden from lists, or deleted while no webhook reached us)
-    /// are asked for by id, and what the source no longer has is deleted at the targets
-    /// through the usual page processing. Only a record the source says is gone is deleted:
-    /// one the listing missed is simply synced.
+    /// are asked for by id; what the source still has is synced, and what it says is gone
+    /// is deleted at the targets through the usual page processing. Nothing is deleted on
+    /// the listing's word alone, and nothing at all when more than a tenth (and 5) of the
+    /// stream's synced records are gone at once: that is a connection pointed at another
+    /// store or table, not deletions, and the run says so instead.
     async fn sweep(&self, ctx: &RunContext<'_>, run: &mut Run) -> Result<(), RunEnd> {
         let mark = run.id.to_string();
         let mut after: Option<String> = None;
+        let (mut synced, mut gone) = (0usize, Vec::<Item>::new());
         loop {
             if self.clock.now() >= ctx.deadline {
                 return Err(RunEnd::TimeUp("no time left to look for deletions".into()));
@@ -363,25 +373,50 @@ impl Engine {
                     FETCH_CHUNK,
                 )
                 .await?;
-            let unread: Vec<String> = entries
+            let live: Vec<(String, RecordState)> = entries
                 .into_iter()
-                .filter(|(_, s)| {
-                    !s.links.is_empty()
-                        && !s.fingerprint.is_deleted()
-                        && s.swept.as_deref() != Some(mark.as_str())
-                })
+                .filter(|(_, s)| !s.links.is_empty() && !s.fingerprint.is_deleted())
+                .collect();
+            synced += live.len();
+            let unread: Vec<String> = live
+                .into_iter()
+                .filter(|(_, s)| s.swept.as_deref() != Some(mark.as_str()))
                 .map(|(id, _)| id)
                 .collect();
             if !unread.is_empty() {
                 tracing::info!(run_id = %run.id, count = unread.len(), "asking the source for records the full run did not read");
                 let items = ctx.source.fetch(ctx.key.entity, &unread).await?;
-                self.process(ctx, items, run).await?;
+                let (missing, present): (Vec<Item>, Vec<Item>) = items
+                    .into_iter()
+                    .partition(|i| matches!(i, Item::Record(r) if r.is_deleted()));
+                if !present.is_empty() {
+                    self.process(ctx, present, run)
+                        .await
+                        .map_err(|e| e.in_flight(&unread))?;
+                }
+                gone.extend(missing);
             }
             match next {
                 Some(n) => after = Some(n),
-                None => return Ok(()),
+                None => break,
             }
         }
+        if gone.is_empty() {
+            return Ok(());
+        }
+        if gone.len() > 5 + synced / 10 {
+            tracing::warn!(run_id = %run.id, gone = gone.len(), synced, "too many records gone at once; nothing deleted");
+            run.message = Some(format!(
+                "{} of the {synced} records synced from this connection are no longer there; nothing was deleted at the targets, as that many at once looks like a connection pointed at another store or table rather than deletions; if they were deleted, delete their copies at the targets",
+                gone.len()
+            ));
+            return Ok(());
+        }
+        let ids: Vec<String> = gone.iter().map(|i| i.id().to_string()).collect();
+        self.process(ctx, gone, run)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.in_flight(&ids))
     }
 
     /// A webhook job: exactly the named records, by id; the cursor stays. It checks the
@@ -745,9 +780,7 @@ impl Engine {
                 .await?
         };
         // newest_wins: the copies as they are now, to tell whether they changed since.
-        // (Only where the target reads its records back as given: see `conflict`.)
-        let newest_wins =
-            plan.flow.conflict_policy == ConflictPolicy::NewestWins && plan.reads_back;
+        let newest_wins = plan.flow.conflict_policy == ConflictPolicy::NewestWins;
         let copies: HashMap<String, Item> = match plan.target.source() {
             Some(reader) if newest_wins && !target_ids.is_empty() => reader
                 .fetch(entity, &target_ids)
@@ -761,6 +794,8 @@ impl Engine {
             flow: plan.flow.id,
             source,
             target: target_connection,
+            fields: &plan.fields,
+            faithful: plan.reads_back,
         };
 
         let mut outcome = FlowPageOutcome::default();

@@ -561,7 +561,8 @@ impl SyncWorker {
         match self.engine.run(&ctx, job, cursor, &mut run).await {
             RunEnd::Completed { retry } => {
                 let message = match self.retry_records(job, retry).await {
-                    Ok(message) => message,
+                    // A note the run made itself (deletions not looked for) comes first.
+                    Ok(message) => run.message.take().or(message),
                     // The run stays open: this message's retry runs the job again.
                     Err(e) => return JobOutcome::Retry(e),
                 };

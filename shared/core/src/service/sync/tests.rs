@@ -1152,3 +1152,39 @@ async fn a_run_whose_lease_is_taken_over_stops_without_moving_the_cursor_further
     assert_eq!(w.leases.holder(key).as_deref(), Some("thief"));
     assert_eq!(w.leases.cursor(key).map(|c| c.id), Some("3".into()));
 }
+
+#[tokio::test]
+async fn a_full_run_deletes_at_the_target_a_record_the_source_removed_without_a_trace() {
+    let w = world();
+    seed(&w, &w.pa, 20);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.run_to_end(w.job(&w.a, SyncMode::Full, &[])).await;
+    assert_eq!(by_sku(&w.pb).len(), 20);
+    w.pa.forget(EntityType::Products, "7");
+    // An incremental run cannot see it.
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    assert_eq!(by_sku(&w.pb).len(), 20);
+    w.clock.advance(Duration::minutes(1));
+    w.run_to_end(w.job(&w.a, SyncMode::Full, &[])).await;
+    let skus: Vec<String> = by_sku(&w.pb).into_keys().collect();
+    assert_eq!(skus.len(), 19);
+    assert!(!skus.contains(&"SKU-7".to_string()));
+}
+
+#[tokio::test]
+async fn a_full_run_that_finds_most_records_gone_deletes_nothing_and_says_why() {
+    let w = world();
+    seed(&w, &w.pa, 20);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.run_to_end(w.job(&w.a, SyncMode::Full, &[])).await;
+    // As if the connection now pointed at another, nearly empty store.
+    for id in 1..=15 {
+        w.pa.forget(EntityType::Products, &id.to_string());
+    }
+    w.clock.advance(Duration::minutes(1));
+    w.run_to_end(w.job(&w.a, SyncMode::Full, &[])).await;
+    assert_eq!(by_sku(&w.pb).len(), 20, "nothing deleted");
+    let run = w.last_run();
+    let message = run.message.unwrap_or_default();
+    assert!(message.contains("15 of the 20"), "{message}");
+}
