@@ -152,7 +152,7 @@ async fn create_table(sdk: &SdkConfig, table: &str) -> Result<()> {
         .attribute_definitions(attr("gsi2sk")?)
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
-                .index_name(sync_aws::connections::TENANT_INDEX)
+                .index_name(sync_aws::table::TENANT_INDEX)
                 .key_schema(key("gsi1pk", KeyType::Hash)?)
                 .key_schema(key("gsi1sk", KeyType::Range)?)
                 .projection(
@@ -164,7 +164,7 @@ async fn create_table(sdk: &SdkConfig, table: &str) -> Result<()> {
         )
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
-                .index_name(sync_aws::dynamodb::SWEEP_INDEX)
+                .index_name(sync_aws::table::SWEEP_INDEX)
                 .key_schema(key("gsi2pk", KeyType::Hash)?)
                 .key_schema(key("gsi2sk", KeyType::Range)?)
                 .projection(

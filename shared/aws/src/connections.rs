@@ -1,4 +1,4 @@
-//! Connections in DynamoDB, in the same table as schedules.
+//! Connections in DynamoDB (the one table, keyed as [`crate::table`] says).
 //!
 //! A connection is keyed by its id (`pk = CONNECTION#<id>`, `sk = CONNECTION`) because a
 //! webhook names only the connection. A global secondary index (`gsi1`, keyed
@@ -10,14 +10,14 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use crate::dynamodb::{get_s, get_time, parsed, s, tenant_pk, time, Item, Records};
+use crate::table::{
+    connection_key, connection_route_keys, connection_tenant_sk, get_s, get_time, parsed, route_pk,
+    s, tenant_pk, time, Item, Records, CONNECTION_PREFIX, SWEEP_INDEX, TENANT_INDEX,
+};
 use sync_core::domain::{Connection, ConnectionId, Sealed, TenantId};
 use sync_core::ports::{ConnectionStore, StoreError};
-
-/// Name of the tenant index.
-pub const TENANT_INDEX: &str = "gsi1";
 
 #[derive(Clone, Debug)]
 pub struct DynamoConnectionStore {
@@ -41,10 +41,6 @@ impl DynamoConnectionStore {
     }
 }
 
-pub(crate) fn connection_pk(id: ConnectionId) -> String {
-    format!("CONNECTION#{id}")
-}
-
 fn corrupt(field: &str) -> StoreError {
     StoreError::Unavailable(format!("stored connection has a bad or missing '{field}'"))
 }
@@ -57,18 +53,9 @@ fn bytes(item: &Item, field: &str) -> Result<Vec<u8>, StoreError> {
 }
 
 fn to_item(c: &Connection) -> Item {
-    let mut item = Item::new();
-    item.insert("pk".into(), s(connection_pk(c.id)));
-    item.insert("sk".into(), s("CONNECTION"));
+    let mut item = connection_key(c.id);
     item.insert("gsi1pk".into(), s(tenant_pk(&c.tenant_id)));
-    item.insert(
-        "gsi1sk".into(),
-        s(format!(
-            "CONNECTION#{}#{}",
-            c.created_at.timestamp_millis(),
-            c.id
-        )),
-    );
+    item.insert("gsi1sk".into(), s(connection_tenant_sk(c.created_at, c.id)));
     item.insert("kind".into(), s("connection"));
     item.insert("id".into(), s(c.id.to_string()));
     item.insert("tenant_id".into(), s(c.tenant_id.as_str()));
@@ -111,8 +98,7 @@ fn to_item(c: &Connection) -> Item {
     }
     // Deliveries to the deployment's app-wide webhook URL find it by its route.
     if let Some(route) = c.platform.module().route(c) {
-        item.insert("gsi2pk".into(), s(route_pk(&route)));
-        item.insert("gsi2sk".into(), s(format!("CONNECTION#{}", c.id)));
+        item.extend(connection_route_keys(&route, c.id));
     }
     item.insert("created_at".into(), time(c.created_at));
     item.insert("updated_at".into(), time(c.updated_at));
@@ -168,19 +154,6 @@ fn from_item(item: &Item) -> Result<Connection, StoreError> {
     })
 }
 
-/// The index key of a webhook route (in the sweep index, whose schedule keys it cannot meet).
-fn route_pk(route: &str) -> String {
-    format!("ROUTE#{route}")
-}
-
-/// The key of a connection's item.
-pub(crate) fn connection_key(id: ConnectionId) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_string(), s(connection_pk(id))),
-        ("sk".to_string(), s("CONNECTION")),
-    ])
-}
-
 #[async_trait]
 impl ConnectionStore for DynamoConnectionStore {
     async fn insert(&self, connection: &Connection) -> Result<(), StoreError> {
@@ -202,7 +175,7 @@ impl ConnectionStore for DynamoConnectionStore {
             .query_prefix(
                 Some(TENANT_INDEX),
                 ("gsi1pk", tenant_pk(tenant)),
-                ("gsi1sk", "CONNECTION#"),
+                ("gsi1sk", CONNECTION_PREFIX),
             )
             .await?;
         let mut all = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
@@ -214,9 +187,9 @@ impl ConnectionStore for DynamoConnectionStore {
         let items = self
             .records()
             .query_prefix(
-                Some(crate::dynamodb::SWEEP_INDEX),
+                Some(SWEEP_INDEX),
                 ("gsi2pk", route_pk(route)),
-                ("gsi2sk", "CONNECTION#"),
+                ("gsi2sk", CONNECTION_PREFIX),
             )
             .await?;
         items.iter().map(from_item).collect()

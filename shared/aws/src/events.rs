@@ -18,11 +18,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use std::collections::HashMap;
 
-use crate::connections::connection_pk;
-use crate::dynamodb::{get_s, get_time, parsed, s, time, Item};
 use crate::sdk::describe;
+use crate::table::{
+    event_claim_key, event_log_key, event_log_pk, get_s, get_time, parsed, s, time, Item,
+    EVENT_PREFIX,
+};
 use sync_core::domain::{ConnectionId, EventPage, EventRecord, EventStatus, TenantId};
 use sync_core::ports::{Claim, EventClaims, EventLog, EventLogError};
 
@@ -55,7 +56,7 @@ impl DynamoEventStore {
     ) -> Result<TransactWriteItem, EventLogError> {
         let mut update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(log_key(record.connection_id, &record.log_key())))
+            .set_key(Some(event_log_key(record.connection_id, &record.log_key())))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(status.as_str()));
         update = match message_id {
@@ -144,25 +145,12 @@ fn unavailable(e: impl std::fmt::Display) -> EventLogError {
     EventLogError::Unavailable(e.to_string())
 }
 
-fn claim_key(r: &EventRecord) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        (
-            "pk".to_string(),
-            s(format!("EVENTKEY#{}#{}", r.platform, r.key_hash)),
-        ),
-        ("sk".to_string(), s("CLAIM")),
-    ])
-}
-
-fn log_key(connection: ConnectionId, log_key: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_string(), s(connection_pk(connection))),
-        ("sk".to_string(), s(format!("EVENT#{log_key}"))),
-    ])
+fn claim_key(r: &EventRecord) -> Item {
+    event_claim_key(r.platform, &r.key_hash)
 }
 
 fn to_log_item(r: &EventRecord) -> Item {
-    let mut item: Item = log_key(r.connection_id, &r.log_key());
+    let mut item: Item = event_log_key(r.connection_id, &r.log_key());
     item.insert("kind".into(), s("event"));
     item.insert("connection_id".into(), s(r.connection_id.to_string()));
     item.insert("tenant_id".into(), s(r.tenant_id.as_str()));
@@ -315,13 +303,10 @@ impl EventLog for DynamoEventStore {
                     .decode(cursor)
                     .map_err(|_| EventLogError::BadCursor)?;
                 let sk = String::from_utf8(bytes).map_err(|_| EventLogError::BadCursor)?;
-                if !sk.starts_with("EVENT#") {
+                let Some(log_key) = sk.strip_prefix(EVENT_PREFIX) else {
                     return Err(EventLogError::BadCursor);
-                }
-                let mut key = HashMap::new();
-                key.insert("pk".to_string(), s(connection_pk(connection)));
-                key.insert("sk".to_string(), s(sk));
-                Some(key)
+                };
+                Some(event_log_key(connection, log_key))
             }
         };
         let mut events = Vec::new();
@@ -335,8 +320,8 @@ impl EventLog for DynamoEventStore {
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                 .filter_expression("expires_at > :now")
-                .expression_attribute_values(":pk", s(connection_pk(connection)))
-                .expression_attribute_values(":prefix", s("EVENT#"))
+                .expression_attribute_values(":pk", s(event_log_pk(connection)))
+                .expression_attribute_values(":prefix", s(EVENT_PREFIX))
                 .expression_attribute_values(":now", n(now.timestamp()))
                 .scan_index_forward(false)
                 .limit(i32::try_from(limit + 1 - events.len()).unwrap_or(101))
@@ -357,7 +342,7 @@ impl EventLog for DynamoEventStore {
         let next = if has_more {
             events
                 .last()
-                .map(|r| URL_SAFE_NO_PAD.encode(format!("EVENT#{}", r.log_key())))
+                .map(|r| URL_SAFE_NO_PAD.encode(format!("{EVENT_PREFIX}{}", r.log_key())))
         } else {
             None
         };
@@ -373,7 +358,7 @@ impl EventLog for DynamoEventStore {
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(log_key(connection, log_key_text)))
+            .set_key(Some(event_log_key(connection, log_key_text)))
             .update_expression("SET #status = :coalesced, job_id = :job")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#status", "status")

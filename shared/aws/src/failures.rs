@@ -12,8 +12,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
-use crate::dynamodb::{get_s, get_time, parsed, s, time, Item};
 use crate::sdk::describe;
+use crate::table::{
+    failure_key, failures_of, failures_pk, get_s, get_time, key, parsed, s, time, Item,
+};
 use sync_core::domain::{ConnectionId, EntityType, FailedRecord, FailurePage};
 use sync_core::ports::{FailureList, FailureLog, RunListError, StateError, StoreError, SyncKey};
 
@@ -34,21 +36,6 @@ impl DynamoFailures {
 
 fn unavailable(e: impl std::fmt::Display) -> StateError {
     StateError::Unavailable(e.to_string())
-}
-
-fn partition(connection: ConnectionId) -> String {
-    format!("FAIL#{connection}")
-}
-
-fn sort_key(entity: EntityType, id: &str) -> String {
-    format!("{entity}#{id}")
-}
-
-fn key(connection: ConnectionId, entity: EntityType, id: &str) -> Item {
-    Item::from([
-        ("pk".to_string(), s(partition(connection))),
-        ("sk".to_string(), s(sort_key(entity, id))),
-    ])
 }
 
 fn optional_time(item: &Item, field: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -103,7 +90,11 @@ impl DynamoFailures {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(f.connection_id, f.entity_type, &f.record_id)))
+            .set_key(Some(failure_key(
+                f.connection_id,
+                f.entity_type,
+                &f.record_id,
+            )))
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":kind", s("failure"))
             .expression_attribute_values(":tenant", s(f.tenant_id.as_str()))
@@ -154,7 +145,7 @@ impl DynamoFailures {
             .client
             .query()
             .table_name(&self.table)
-            .expression_attribute_values(":pk", s(partition(connection)))
+            .expression_attribute_values(":pk", s(failures_pk(connection)))
             .consistent_read(true)
             .limit(i32::try_from(limit).unwrap_or(100));
         // DynamoDB refuses an empty prefix: the whole partition then.
@@ -166,10 +157,7 @@ impl DynamoFailures {
                 .expression_attribute_values(":prefix", s(prefix))
         };
         if let Some(sk) = start {
-            request = request.set_exclusive_start_key(Some(Item::from([
-                ("pk".to_string(), s(partition(connection))),
-                ("sk".to_string(), s(sk)),
-            ])));
+            request = request.set_exclusive_start_key(Some(key(failures_pk(connection), sk)));
         }
         let out = request
             .send()
@@ -198,13 +186,13 @@ impl FailureLog for DynamoFailures {
             .iter()
             .map(|id| {
                 DeleteRequest::builder()
-                    .set_key(Some(key(key_of.connection, key_of.entity, id)))
+                    .set_key(Some(failure_key(key_of.connection, key_of.entity, id)))
                     .build()
                     .map(|d| WriteRequest::builder().delete_request(d).build())
                     .map_err(unavailable)
             })
             .collect::<Result<_, _>>()?;
-        crate::dynamodb::batch_write(&self.client, &self.table, requests)
+        crate::table::batch_write(&self.client, &self.table, requests)
             .await
             .map_err(unavailable)
     }
@@ -215,7 +203,7 @@ impl FailureLog for DynamoFailures {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<FailedRecord>, StateError> {
-        let prefix = format!("{}#", key_of.entity);
+        let prefix = failures_of(key_of.entity);
         let mut due = Vec::new();
         let mut start = None;
         loop {
@@ -256,7 +244,7 @@ impl FailureList for DynamoFailures {
                     .ok_or(RunListError::BadCursor)?,
             ),
         };
-        let prefix = entity.map(|e| format!("{e}#")).unwrap_or_default();
+        let prefix = entity.map(failures_of).unwrap_or_default();
         // A cursor from another listing (another entity's) is not this one's.
         if start.as_ref().is_some_and(|sk| !sk.starts_with(&prefix)) {
             return Err(RunListError::BadCursor);

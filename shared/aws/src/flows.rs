@@ -9,13 +9,13 @@
 //! connection.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use crate::connections::{connection_key, TENANT_INDEX};
-use crate::dynamodb::{get_s, get_time, parsed, s, tenant_pk, time, Item, Records};
-use crate::sdk::describe;
+use crate::table::{
+    flow_key, flow_source_keys, flow_source_pk, get_s, get_time, insert_beside, parsed, s,
+    tenant_pk, time, Item, Records, FLOW_PREFIX, TENANT_INDEX,
+};
 use sync_core::domain::{ConnectionId, EntityType, Flow, FlowId, TenantId};
 use sync_core::ports::{FlowSource, FlowStore, StoreError};
 
@@ -41,24 +41,13 @@ impl DynamoFlows {
     }
 }
 
-fn flow_key(tenant: &TenantId, id: FlowId) -> Item {
-    Item::from([
-        ("pk".to_string(), s(tenant_pk(tenant))),
-        ("sk".to_string(), s(format!("FLOW#{id}"))),
-    ])
-}
-
 fn corrupt(field: &str) -> StoreError {
     StoreError::Unavailable(format!("stored flow has a bad or missing '{field}'"))
 }
 
 fn to_item(f: &Flow) -> Item {
     let mut item = flow_key(&f.tenant_id, f.id);
-    item.insert(
-        "gsi1pk".into(),
-        s(format!("SOURCE#{}", f.source_connection_id)),
-    );
-    item.insert("gsi1sk".into(), s(format!("FLOW#{}", f.id)));
+    item.extend(flow_source_keys(f.source_connection_id, f.id));
     item.insert("kind".into(), s("flow"));
     item.insert("id".into(), s(f.id.to_string()));
     item.insert("tenant_id".into(), s(f.tenant_id.as_str()));
@@ -123,74 +112,20 @@ fn from_item(item: &Item) -> Result<Flow, StoreError> {
     })
 }
 
-/// The condition that a connection is there, the tenant's, and not being deleted.
-fn live_connection(
-    table: &str,
-    id: ConnectionId,
-    tenant: &TenantId,
-) -> Result<TransactWriteItem, StoreError> {
-    let check = ConditionCheck::builder()
-        .table_name(table)
-        .set_key(Some(connection_key(id)))
-        .condition_expression(
-            "attribute_exists(pk) AND tenant_id = :tenant AND attribute_not_exists(deleting_since)",
-        )
-        .expression_attribute_values(":tenant", s(tenant.as_str()))
-        .build()
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    Ok(TransactWriteItem::builder().condition_check(check).build())
-}
-
-/// Which condition cancelled the insert: a connection check (the first two) or the key.
-fn cancelled_by(e: &TransactWriteItemsError) -> Option<StoreError> {
-    let TransactWriteItemsError::TransactionCanceledException(cancel) = e else {
-        return None;
-    };
-    let failed = |i: usize| {
-        cancel
-            .cancellation_reasons()
-            .get(i)
-            .and_then(|r| r.code())
-            .is_some_and(|code| code == "ConditionalCheckFailed")
-    };
-    if failed(0) || failed(1) {
-        Some(StoreError::ReferenceGone)
-    } else if failed(2) {
-        Some(StoreError::AlreadyExists)
-    } else {
-        None
-    }
-}
-
 #[async_trait]
 impl FlowStore for DynamoFlows {
     async fn insert(&self, flow: &Flow) -> Result<(), StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(flow)))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        self.client
-            .transact_write_items()
-            .transact_items(live_connection(
-                &self.table,
-                flow.source_connection_id,
-                &flow.tenant_id,
-            )?)
-            .transact_items(live_connection(
-                &self.table,
-                flow.target_connection_id,
-                &flow.tenant_id,
-            )?)
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| match e.as_service_error().and_then(cancelled_by) {
-                Some(reason) => reason,
-                None => StoreError::Unavailable(describe(&e)),
-            })
+        insert_beside(
+            &self.client,
+            &self.table,
+            &flow.tenant_id,
+            &[
+                (flow.source_connection_id, None),
+                (flow.target_connection_id, None),
+            ],
+            to_item(flow),
+        )
+        .await
     }
 
     async fn get(&self, tenant: &TenantId, id: FlowId) -> Result<Option<Flow>, StoreError> {
@@ -205,7 +140,7 @@ impl FlowStore for DynamoFlows {
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Flow>, StoreError> {
         let items = self
             .records()
-            .query_prefix(None, ("pk", tenant_pk(tenant)), ("sk", "FLOW#"))
+            .query_prefix(None, ("pk", tenant_pk(tenant)), ("sk", FLOW_PREFIX))
             .await?;
         let mut flows = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
         flows.sort_by_key(|f| (f.created_at, f.id));
@@ -237,8 +172,8 @@ impl FlowSource for DynamoFlows {
             .records()
             .query_prefix(
                 Some(TENANT_INDEX),
-                ("gsi1pk", format!("SOURCE#{connection}")),
-                ("gsi1sk", "FLOW#"),
+                ("gsi1pk", flow_source_pk(connection)),
+                ("gsi1sk", FLOW_PREFIX),
             )
             .await?;
         let mut flows = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;

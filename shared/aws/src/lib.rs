@@ -5,7 +5,10 @@
 //!
 //! ## Layout
 //! - [`sdk`]: SDK configuration (the Lambda environment, or a local endpoint such as moto).
-//! - [`dynamodb`], [`connections`], [`events`]: the stores on the one DynamoDB table.
+//! - [`table`]: the one DynamoDB table: every item's keys and indexes, and the helpers
+//!   every store on it shares.
+//! - [`schedules`], [`connections`], [`events`], [`failures`], [`oauth_states`], [`tokens`]:
+//!   stores on that table.
 //! - [`scheduler`]: EventBridge Scheduler as the schedule trigger.
 //! - [`sqs`]: the queues.
 //! - [`kms`]: envelope encryption of connection secrets.
@@ -14,7 +17,6 @@
 //! - [`wiring`]: each function's use cases over these adapters.
 
 pub mod connections;
-pub mod dynamodb;
 pub mod events;
 pub mod failures;
 pub mod flows;
@@ -22,14 +24,15 @@ pub mod kms;
 pub mod oauth_states;
 pub mod runs;
 pub mod scheduler;
+pub mod schedules;
 pub mod sdk;
 pub mod sqs;
 pub mod sync_state;
+pub mod table;
 pub mod tokens;
 pub mod wiring;
 
 pub use connections::DynamoConnectionStore;
-pub use dynamodb::DynamoScheduleStore;
 pub use events::DynamoEventStore;
 pub use failures::DynamoFailures;
 pub use flows::DynamoFlows;
@@ -37,6 +40,7 @@ pub use kms::KmsSealer;
 pub use oauth_states::DynamoOAuthStates;
 pub use runs::DynamoRuns;
 pub use scheduler::EventBridgeTrigger;
+pub use schedules::DynamoScheduleStore;
 pub use sdk::{describe, SdkConfig};
 pub use sqs::SqsQueue;
 pub use sync_state::DynamoSyncState;

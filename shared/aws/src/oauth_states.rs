@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
-use crate::dynamodb::{s, write_failure};
+use crate::table::{oauth_state_key, write_failure};
 use sync_core::ports::{OAuthStates, StoreError};
 
 /// Used OAuth state nonces: `pk = OAUTHSTATE#<nonce>`, `sk = state`, with the table's
@@ -33,8 +33,7 @@ impl OAuthStates for DynamoOAuthStates {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("OAUTHSTATE#{nonce}")))
-            .item("sk", s("state"))
+            .set_item(Some(oauth_state_key(nonce)))
             .item(
                 "expires_at",
                 AttributeValue::N(expires.timestamp().to_string()),

@@ -16,8 +16,11 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
-use crate::dynamodb::{get_s, get_time, parsed, s, tenant_pk, time, Item};
 use crate::sdk::describe;
+use crate::table::{
+    batch_write, get_s, get_time, key, parsed, run_key, run_pointer_pk, s, tenant_pk, time, Item,
+    RunsBy, RUN_PREFIX,
+};
 use sync_core::domain::{
     Conflict, Cursor, FlowRun, RecordFailure, Run, RunCounts, RunFilter, RunId, RunPage, TenantId,
     Trigger,
@@ -51,13 +54,6 @@ fn corrupt(field: &str) -> StoreError {
 
 fn n(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
-}
-
-fn run_key(tenant: &TenantId, id: &RunId) -> Item {
-    Item::from([
-        ("pk".to_string(), s(tenant_pk(tenant))),
-        ("sk".to_string(), s(format!("RUN#{id}"))),
-    ])
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {
@@ -117,23 +113,16 @@ impl DynamoRuns {
 
     /// The pointer items of a run: one per filter it can be found by.
     fn pointers(&self, run: &Run) -> Vec<Item> {
-        let tenant = run.tenant_id.as_str();
-        let mut partitions = vec![format!("RUNS#{tenant}#CONNECTION#{}", run.connection_id)];
-        if let Some(schedule) = run.schedule_id {
-            partitions.push(format!("RUNS#{tenant}#SCHEDULE#{schedule}"));
-        }
-        for flow in &run.flows {
-            partitions.push(format!("RUNS#{tenant}#FLOW#{}", flow.flow_id));
-        }
-        partitions
-            .into_iter()
-            .map(|pk| {
-                Item::from([
-                    ("pk".to_string(), s(pk)),
-                    ("sk".to_string(), s(run.id.as_str())),
-                    ("kind".to_string(), s("run-pointer")),
-                    ("expires_at".to_string(), self.expires_at(run)),
-                ])
+        let tenant = &run.tenant_id;
+        let mut by = vec![RunsBy::Connection(run.connection_id)];
+        by.extend(run.schedule_id.map(RunsBy::Schedule));
+        by.extend(run.flows.iter().map(|flow| RunsBy::Flow(flow.flow_id)));
+        by.into_iter()
+            .map(|by| {
+                let mut item = key(run_pointer_pk(tenant, by), run.id.as_str());
+                item.insert("kind".to_string(), s("run-pointer"));
+                item.insert("expires_at".to_string(), self.expires_at(run));
+                item
             })
             .collect()
     }
@@ -149,7 +138,7 @@ impl DynamoRuns {
                     .map_err(unavailable)
             })
             .collect::<Result<_, _>>()?;
-        crate::dynamodb::batch_write(&self.client, &self.table, requests).await
+        batch_write(&self.client, &self.table, requests).await
     }
 
     async fn by_ids(
@@ -302,16 +291,14 @@ impl RunHistory for DynamoRuns {
             Some(text) => Some(text.parse::<RunId>().map_err(|_| RunListError::BadCursor)?),
         };
         // The narrowest partition the filter allows.
-        let t = tenant.as_str();
-        let pointers = if let Some(schedule) = filter.schedule_id {
-            Some(format!("RUNS#{t}#SCHEDULE#{schedule}"))
+        let by = if let Some(schedule) = filter.schedule_id {
+            Some(RunsBy::Schedule(schedule))
         } else if let Some(flow) = filter.flow_id {
-            Some(format!("RUNS#{t}#FLOW#{flow}"))
+            Some(RunsBy::Flow(flow))
         } else {
-            filter
-                .connection_id
-                .map(|c| format!("RUNS#{t}#CONNECTION#{c}"))
+            filter.connection_id.map(RunsBy::Connection)
         };
+        let pointers = by.map(|by| run_pointer_pk(tenant, by));
         let (pk, prefix, start_sk) = match &pointers {
             Some(pk) => (
                 pk.clone(),
@@ -320,8 +307,8 @@ impl RunHistory for DynamoRuns {
             ),
             None => (
                 tenant_pk(tenant),
-                "RUN#".to_string(),
-                after.as_ref().map(|a| format!("RUN#{a}")),
+                RUN_PREFIX.to_string(),
+                after.as_ref().map(|a| format!("{RUN_PREFIX}{a}")),
             ),
         };
         // One more than a page tells whether there is more; where the key condition

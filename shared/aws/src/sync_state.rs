@@ -27,8 +27,8 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use std::collections::{BTreeMap, HashMap};
 
-use crate::dynamodb::{s, write_failure, Item};
 use crate::sdk::describe;
+use crate::table::{record_index_key, record_index_pk, s, write_failure, Item};
 use sync_core::domain::{ConnectionId, Cursor, EntityType, SyncJob};
 use sync_core::ports::{
     Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, StateError, StoreError, SyncKey,
@@ -65,10 +65,7 @@ fn unavailable(e: impl std::fmt::Display) -> StateError {
 }
 
 fn stream_key(key: SyncKey) -> Item {
-    Item::from([
-        ("pk".to_string(), s(format!("STREAM#{}", key.connection))),
-        ("sk".to_string(), s(key.entity.as_str())),
-    ])
+    crate::table::stream_key(key.connection, key.entity)
 }
 
 /// A failed condition on a lease write means the lease is someone else's.
@@ -326,10 +323,7 @@ impl DynamoSyncState {
 }
 
 fn record_key(connection: ConnectionId, entity: EntityType, id: &str) -> Item {
-    Item::from([
-        ("pk".to_string(), s(format!("REC#{connection}#{entity}"))),
-        ("sk".to_string(), s(id)),
-    ])
+    record_index_key(connection, entity, id)
 }
 
 fn link_attribute(connection: ConnectionId) -> String {
@@ -514,7 +508,7 @@ impl RecordIndex for DynamoSyncState {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<(String, RecordState)>, Option<String>), StateError> {
-        let pk = format!("REC#{connection}#{entity}");
+        let pk = record_index_pk(connection, entity);
         let mut request = self
             .client
             .query()

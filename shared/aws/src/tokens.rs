@@ -13,9 +13,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
-use crate::connections::connection_key;
-use crate::dynamodb::{s, time, write_failure, Item};
 use crate::sdk::describe;
+use crate::table::{connection_key, s, time, tokens_key, write_failure, Item};
 use sync_core::domain::{Connection, ConnectionId, Sealed};
 use sync_core::ports::{StateError, StoreError, StoredTokens, TokenVault};
 
@@ -32,13 +31,6 @@ impl DynamoTokens {
             table: table.into(),
         }
     }
-}
-
-fn key(connection: ConnectionId) -> Item {
-    Item::from([
-        ("pk".to_string(), s(format!("TOKENS#{connection}"))),
-        ("sk".to_string(), s("chain")),
-    ])
 }
 
 fn n(v: i64) -> AttributeValue {
@@ -72,7 +64,7 @@ impl TokenVault for DynamoTokens {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(connection)))
+            .set_key(Some(tokens_key(connection)))
             .consistent_read(true)
             .send()
             .await
@@ -125,7 +117,7 @@ impl TokenVault for DynamoTokens {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(connection)))
+            .set_key(Some(tokens_key(connection)))
             .update_expression(
                 "SET lease_owner = :me, lease_until = :until, version = if_not_exists(version, :v)",
             )
@@ -153,7 +145,7 @@ impl TokenVault for DynamoTokens {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(connection)))
+            .set_key(Some(tokens_key(connection)))
             .update_expression(
                 "SET tokens_key = :k, tokens_nonce = :nonce, tokens_ct = :ct, origin = :origin, version = :next REMOVE lease_owner, lease_until",
             )
@@ -182,7 +174,7 @@ impl TokenVault for DynamoTokens {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(connection)))
+            .set_key(Some(tokens_key(connection)))
             .update_expression("REMOVE lease_owner, lease_until")
             .condition_expression("version = :v AND lease_owner = :me")
             .expression_attribute_values(":v", AttributeValue::N(version.to_string()))

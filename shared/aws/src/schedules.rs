@@ -1,0 +1,216 @@
+//! Schedules in DynamoDB (the one table, keyed as [`crate::table`] says):
+//! `pk = TENANT#<tenant>`, `sk = SCHEDULE#<id>`. Listing a tenant's schedules is a single
+//! query on its partition, and no key of one tenant can reach another's rows. Every write
+//! is conditional: creates on the key being free *and* on the schedule's connection being
+//! there, the tenant's, on the same platform and not being deleted (one transaction, so a
+//! schedule can never outlive its connection); updates and deletes on the version read.
+//!
+//! A second index (`gsi2`, keyed `SCHEDULES#<first hex digit of the id>`, so the listing is
+//! spread over 16 partitions) lists every tenant's schedules for the repair sweep; requests
+//! never read it.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+
+use crate::table::{
+    corrupt, get_s, get_time, insert_beside, parsed, s, schedule_key, schedule_sweep_keys,
+    sweep_shard, tenant_pk, time, write_failure, Item, Records, SCHEDULE_PREFIX, SWEEP_INDEX,
+};
+use sync_core::domain::{RunStatus, Schedule, ScheduleId, TenantId};
+use sync_core::ports::{ScheduleStore, StoreError};
+use sync_core::time::ScheduleExpression;
+
+/// Attributes of a schedule the worker keeps; a user's update never writes them.
+const WORKER_FIELDS: &[&str] = &["last_run_at", "last_run_status"];
+
+/// The DynamoDB schedule store.
+#[derive(Clone, Debug)]
+pub struct DynamoScheduleStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoScheduleStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn records(&self) -> Records<'_> {
+        Records {
+            client: &self.client,
+            table: &self.table,
+        }
+    }
+}
+
+fn to_item(x: &Schedule) -> Item {
+    let mut item = schedule_key(&x.tenant_id, x.id);
+    item.extend(schedule_sweep_keys(&x.tenant_id, x.id));
+    item.insert("kind".into(), s("schedule"));
+    item.insert("id".into(), s(x.id.to_string()));
+    item.insert("tenant_id".into(), s(x.tenant_id.as_str()));
+    item.insert("credential_id".into(), s(x.credential_id.to_string()));
+    item.insert("platform".into(), s(x.platform.as_str()));
+    item.insert("entity_type".into(), s(x.entity_type.as_str()));
+    item.insert("cron_expression".into(), s(&x.cron_expression));
+    item.insert("schedule_expression".into(), s(x.schedule_expression()));
+    item.insert("sync_mode".into(), s(x.sync_mode.as_str()));
+    item.insert("timezone".into(), s(x.timezone.name()));
+    item.insert("is_active".into(), AttributeValue::Bool(x.is_active));
+    if let Some(t) = x.last_run_at {
+        item.insert("last_run_at".into(), time(t));
+    }
+    if let Some(status) = x.last_run_status {
+        item.insert("last_run_status".into(), s(status.as_str()));
+    }
+    item.insert("created_at".into(), time(x.created_at));
+    item.insert("updated_at".into(), time(x.updated_at));
+    item.insert("version".into(), AttributeValue::N(x.version.to_string()));
+    item
+}
+
+fn from_item(item: &Item) -> Result<Schedule, StoreError> {
+    Ok(Schedule {
+        id: parsed(item, "id")?,
+        tenant_id: TenantId::parse(get_s(item, "tenant_id")?).map_err(|_| corrupt("tenant_id"))?,
+        credential_id: parsed(item, "credential_id")?,
+        platform: parsed(item, "platform")?,
+        entity_type: parsed(item, "entity_type")?,
+        cron_expression: get_s(item, "cron_expression")?.to_string(),
+        expression: ScheduleExpression::parse(get_s(item, "schedule_expression")?)
+            .map_err(|_| corrupt("schedule_expression"))?,
+        sync_mode: parsed(item, "sync_mode")?,
+        timezone: parsed(item, "timezone")?,
+        is_active: *item
+            .get("is_active")
+            .and_then(|v| v.as_bool().ok())
+            .ok_or_else(|| corrupt("is_active"))?,
+        last_run_at: match item.get("last_run_at") {
+            Some(_) => Some(get_time(item, "last_run_at")?),
+            None => None,
+        },
+        last_run_status: match item.get("last_run_status") {
+            Some(_) => Some(parsed(item, "last_run_status")?),
+            None => None,
+        },
+        created_at: get_time(item, "created_at")?,
+        updated_at: get_time(item, "updated_at")?,
+        version: item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| corrupt("version"))?,
+    })
+}
+
+#[async_trait]
+impl ScheduleStore for DynamoScheduleStore {
+    async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
+        insert_beside(
+            &self.client,
+            &self.table,
+            &schedule.tenant_id,
+            &[(schedule.credential_id, Some(schedule.platform))],
+            to_item(schedule),
+        )
+        .await
+    }
+
+    async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError> {
+        self.records()
+            .get(schedule_key(tenant, id))
+            .await?
+            .as_ref()
+            .map(from_item)
+            .transpose()
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError> {
+        let items = self
+            .records()
+            .query_prefix(None, ("pk", tenant_pk(tenant)), ("sk", SCHEDULE_PREFIX))
+            .await?;
+        let mut schedules = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
+        schedules.sort_by_key(|x| (x.created_at, x.id.to_string()));
+        Ok(schedules)
+    }
+
+    async fn list_all(&self) -> Result<Vec<Schedule>, StoreError> {
+        let mut schedules = Vec::new();
+        for digit in "0123456789abcdef".chars() {
+            let items = self
+                .records()
+                .query_prefix(
+                    Some(SWEEP_INDEX),
+                    ("gsi2pk", sweep_shard(digit)),
+                    ("gsi2sk", SCHEDULE_PREFIX),
+                )
+                .await?;
+            for item in &items {
+                schedules.push(from_item(item)?);
+            }
+        }
+        schedules.sort_by_key(|x| (x.created_at, x.id.to_string()));
+        Ok(schedules)
+    }
+
+    async fn replace(&self, schedule: &Schedule, expected_version: u64) -> Result<(), StoreError> {
+        let mut fields = to_item(schedule);
+        for key in ["pk", "sk"].iter().chain(WORKER_FIELDS) {
+            fields.remove(*key);
+        }
+        self.records()
+            .update_fields(
+                schedule_key(&schedule.tenant_id, schedule.id),
+                fields,
+                expected_version,
+            )
+            .await
+    }
+
+    async fn delete(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+        expected_version: u64,
+    ) -> Result<(), StoreError> {
+        self.records()
+            .delete(schedule_key(tenant, id), expected_version)
+            .await
+    }
+
+    async fn record_run(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+        at: DateTime<Utc>,
+        status: RunStatus,
+    ) -> Result<(), StoreError> {
+        // Only the worker's own attributes, and never the version: a user's concurrent
+        // edit is neither blocked nor overwritten.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(schedule_key(tenant, id)))
+            .update_expression("SET last_run_at = :at, last_run_status = :status")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", time(at))
+            .expression_attribute_values(":status", s(status.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The schedule was deleted meanwhile: it stays deleted.
+            Err(e) => match write_failure(e, StoreError::Conflict) {
+                StoreError::Conflict => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+}
