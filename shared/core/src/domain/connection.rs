@@ -95,6 +95,18 @@ impl Connection {
         self.deleting_since.is_some()
     }
 
+    /// The one check made of a connection named by id on a tenant's behalf: it exists, it
+    /// is the tenant's (another tenant's is as good as missing), and no delete of it has
+    /// begun. The stores' conditional writes make the same check (`sync_aws::table`).
+    pub fn of_tenant(found: Option<Connection>, tenant: &TenantId) -> Result<Connection, Unusable> {
+        match found {
+            Some(c) if &c.tenant_id != tenant => Err(Unusable::Missing),
+            Some(c) if c.is_deleting() => Err(Unusable::Deleting(Box::new(c))),
+            Some(c) => Ok(c),
+            None => Err(Unusable::Missing),
+        }
+    }
+
     pub fn config_str(&self, name: &str) -> Option<&str> {
         self.config.get(name).and_then(Value::as_str)
     }
@@ -133,6 +145,16 @@ impl ConnectionPatch {
             && self.secrets.is_empty()
             && self.webhooks_enabled.is_none()
     }
+}
+
+/// Why a connection named by id cannot be used for a tenant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unusable {
+    /// There is none, or it is another tenant's.
+    Missing,
+    /// It is the tenant's, but a delete of it has begun (and may be finished by deleting
+    /// it again).
+    Deleting(Box<Connection>),
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ mod schedule;
 mod webhook;
 
 pub use crate::platforms::{Platform, PlatformSpec};
-pub use connection::{Connection, ConnectionPatch, NewConnection, Sealed, Secret, Secrets};
+pub use connection::{
+    Connection, ConnectionPatch, NewConnection, Sealed, Secret, Secrets, Unusable,
+};
 pub use failure::{FailedRecord, FailurePage};
 pub use flow::{ConflictPolicy, DocPrefix, Flow, FlowPatch, NewFlow};
 pub use ids::{ConnectionId, FlowId, IdError, ScheduleId, TenantId};

@@ -282,6 +282,20 @@ impl Run {
         }
     }
 
+    /// Counts one flow's share of a page: the `read` records, and what it did with them
+    /// (its conflicts count on the flow here, and on the run as each is noted).
+    pub fn note_flow_page(&mut self, flow: FlowId, read: usize, counts: &RunCounts) {
+        if let Some(flow_run) = self.flows.iter_mut().find(|f| f.flow_id == flow) {
+            flow_run.counts.add(&RunCounts {
+                read: read as u64,
+                ..*counts
+            });
+        }
+        self.counts.written += counts.written;
+        self.counts.unchanged += counts.unchanged;
+        self.counts.echo_skipped += counts.echo_skipped;
+    }
+
     /// Records a decided conflict, keeping the first [`MAX_RUN_FAILURES`].
     pub fn note_conflict(&mut self, conflict: Conflict) {
         self.counts.conflicts += 1;

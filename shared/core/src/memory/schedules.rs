@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::lock;
-use crate::domain::{Schedule, ScheduleId, TenantId};
+use crate::domain::{Connection, Schedule, ScheduleId, TenantId};
 use crate::ports::{
     ScheduleStore, ScheduleTrigger, StoreError, TriggerError, TriggerInventory, TriggerState,
     TriggerWrite,
@@ -82,13 +82,11 @@ impl ScheduleStore for MemoryScheduleStore {
     async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
         self.check()?;
         if let Some(connections) = &self.connections {
-            let ok = lock(&connections.rows)
+            let found = lock(&connections.rows)
                 .get(&schedule.credential_id)
-                .is_some_and(|c| {
-                    c.tenant_id == schedule.tenant_id
-                        && c.platform == schedule.platform
-                        && !c.is_deleting()
-                });
+                .cloned();
+            let ok = Connection::of_tenant(found, &schedule.tenant_id)
+                .is_ok_and(|c| c.platform == schedule.platform);
             if !ok {
                 return Err(StoreError::ReferenceGone);
             }

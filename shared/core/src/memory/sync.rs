@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use super::{lock, MemoryConnectionStore};
 use crate::domain::{
-    ConnectionId, Cursor, EntityType, FailedRecord, FailurePage, Flow, FlowId, Run, RunFilter,
-    RunId, RunPage, SyncJob, TenantId,
+    Connection, ConnectionId, Cursor, EntityType, FailedRecord, FailurePage, Flow, FlowId, Run,
+    RunFilter, RunId, RunPage, SyncJob, TenantId,
 };
 use crate::ports::{
     FailureList, FailureLog, FlowSource, FlowStore, Lease, PendingJob, RecordIndex, RecordState,
@@ -415,9 +415,8 @@ impl MemoryFlows {
 impl FlowStore for MemoryFlows {
     async fn insert(&self, flow: &Flow) -> Result<(), StoreError> {
         let ok = |id: ConnectionId| {
-            lock(&self.connections.rows)
-                .get(&id)
-                .is_some_and(|c| c.tenant_id == flow.tenant_id && !c.is_deleting())
+            let found = lock(&self.connections.rows).get(&id).cloned();
+            Connection::of_tenant(found, &flow.tenant_id).is_ok()
         };
         if !ok(flow.source_connection_id) || !ok(flow.target_connection_id) {
             return Err(StoreError::ReferenceGone);

@@ -14,7 +14,7 @@ use super::ServiceError;
 use crate::clock::Clock;
 use crate::domain::{
     ConflictPolicy, Connection, ConnectionId, DocPrefix, EntityType, Flow, FlowId, FlowPatch,
-    NewFlow, SyncJob, SyncMode, TenantId, Trigger,
+    NewFlow, SyncJob, SyncMode, TenantId, Trigger, Unusable,
 };
 use crate::ports::{ConnectionStore, FlowStore, JobQueue, StoreError};
 
@@ -53,13 +53,13 @@ impl FlowService {
         id: ConnectionId,
         field: &str,
     ) -> Result<Connection, ServiceError> {
-        match self.connections.get(id).await? {
-            Some(c) if &c.tenant_id == tenant && c.is_deleting() => Err(invalid(
+        match Connection::of_tenant(self.connections.get(id).await?, tenant) {
+            Ok(c) => Ok(c),
+            Err(Unusable::Deleting(_)) => Err(invalid(
                 field,
                 "that connection is being deleted; flows cannot be added to it",
             )),
-            Some(c) if &c.tenant_id == tenant => Ok(c),
-            _ => Err(invalid(
+            Err(Unusable::Missing) => Err(invalid(
                 field,
                 "no connection with that id; create one with POST /api/connections",
             )),

@@ -24,7 +24,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::domain::{NewSchedule, Schedule, ScheduleId, SchedulePatch, TenantId};
+use crate::domain::{
+    Connection, NewSchedule, Schedule, ScheduleId, SchedulePatch, TenantId, Unusable,
+};
 use crate::ports::{ConnectionStore, ScheduleStore, ScheduleTrigger, StoreError, TriggerWrite};
 use crate::time::{ScheduleExpression, Zone};
 
@@ -146,15 +148,15 @@ impl ScheduleService {
                 "no connection with that id; create one with POST /api/connections",
             )
         };
-        match self.connections.get(new.credential_id).await? {
-            Some(c) if &c.tenant_id == tenant && c.is_deleting() => {
+        match Connection::of_tenant(self.connections.get(new.credential_id).await?, tenant) {
+            Err(Unusable::Deleting(_)) => {
                 return Err(invalid(
                     "credential_id",
                     "that connection is being deleted; schedules cannot be added to it",
                 ))
             }
-            Some(c) if &c.tenant_id == tenant && c.platform == new.platform => {}
-            Some(c) if &c.tenant_id == tenant => {
+            Ok(c) if c.platform == new.platform => {}
+            Ok(c) => {
                 return Err(invalid(
                     "credential_id",
                     format!(
@@ -163,7 +165,7 @@ impl ScheduleService {
                     ),
                 ))
             }
-            _ => return Err(no_connection()),
+            Err(Unusable::Missing) => return Err(no_connection()),
         }
         let schedule = Schedule {
             id: ScheduleId::new_random(),

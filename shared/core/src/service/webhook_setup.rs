@@ -14,7 +14,7 @@ use super::connections::{hints, open_secrets, seal_secrets};
 use super::schedules::invalid;
 use super::ServiceError;
 use crate::clock::Clock;
-use crate::domain::{Connection, ConnectionId, Secret, TenantId};
+use crate::domain::{Connection, ConnectionId, Secret, TenantId, Unusable};
 use crate::ports::{
     ConnectionStore, Connectors, PlatformError, SecretSealer, StoreError, Subscription,
 };
@@ -71,17 +71,12 @@ impl WebhookSetup {
         tenant: &TenantId,
         id: ConnectionId,
     ) -> Result<Connection, ServiceError> {
-        match self.connections.get(id).await? {
-            Some(c) if &c.tenant_id == tenant => {
-                if c.is_deleting() {
-                    Err(ServiceError::Conflict(
-                        "this connection is being deleted; delete it again to finish".into(),
-                    ))
-                } else {
-                    Ok(c)
-                }
-            }
-            _ => Err(ServiceError::NotFound("connection")),
+        match Connection::of_tenant(self.connections.get(id).await?, tenant) {
+            Ok(c) => Ok(c),
+            Err(Unusable::Deleting(_)) => Err(ServiceError::Conflict(
+                "this connection is being deleted; delete it again to finish".into(),
+            )),
+            Err(Unusable::Missing) => Err(ServiceError::NotFound("connection")),
         }
     }
 

@@ -545,6 +545,38 @@ impl Engine {
         run: &mut Run,
     ) -> Result<PageOutcome, RunEnd> {
         run.counts.read += items.len() as u64;
+        let Some(mut page) = self.read_page(ctx, items).await? else {
+            return Ok(PageOutcome {
+                committed: true,
+                retry: Vec::new(),
+            });
+        };
+        if !page.records.is_empty() {
+            for plan in ctx.flows {
+                let outcome = self.flow_page(ctx, plan, &mut page).await?;
+                run.note_flow_page(plan.flow.id, page.records.len(), &outcome.counts);
+                for c in outcome.conflicts {
+                    run.note_conflict(c);
+                }
+                page.failures.extend(outcome.failures);
+            }
+        }
+        let mut updates = source_updates(ctx, run, &mut page);
+        let failures = std::mem::take(&mut page.failures);
+        let outcome = self
+            .account(ctx, run, &page, failures, &mut updates)
+            .await?;
+        self.record(ctx, updates).await?;
+        Ok(outcome)
+    }
+
+    /// A page as the source gave it, with what the record index holds of its records;
+    /// `None` for an empty page.
+    async fn read_page(
+        &self,
+        ctx: &RunContext<'_>,
+        items: Vec<Item>,
+    ) -> Result<Option<SourcePage>, RunEnd> {
         let mut records = Vec::with_capacity(items.len());
         let mut failures = Vec::new();
         for item in items {
@@ -560,92 +592,25 @@ impl Engine {
                 }),
             }
         }
-        let entity = ctx.key.entity;
-        let source = ctx.key.connection;
         let ids: Vec<String> = records
             .iter()
             .map(|r| r.id.clone())
             .chain(failures.iter().map(|f| f.record_id.clone()))
             .collect();
         if ids.is_empty() {
-            return Ok(PageOutcome {
-                committed: true,
-                retry: Vec::new(),
-            });
+            return Ok(None);
         }
-        let source_states = self.index.get(source, entity, &ids).await?;
-        let mut source_updates: HashMap<String, RecordUpdate> = HashMap::new();
-        if !records.is_empty() {
-            for plan in ctx.flows {
-                let outcome = self
-                    .flow_page(ctx, plan, &records, &source_states, &mut source_updates)
-                    .await?;
-                if let Some(flow_run) = run.flows.iter_mut().find(|f| f.flow_id == plan.flow.id) {
-                    flow_run.counts.read += records.len() as u64;
-                    flow_run.counts.add(&RunCounts {
-                        read: 0,
-                        ..outcome.counts
-                    });
-                }
-                run.counts.written += outcome.counts.written;
-                run.counts.unchanged += outcome.counts.unchanged;
-                run.counts.echo_skipped += outcome.counts.echo_skipped;
-                if let Some(flow_run) = run.flows.iter_mut().find(|f| f.flow_id == plan.flow.id) {
-                    flow_run.counts.conflicts += outcome.conflicts.len() as u64;
-                }
-                for c in outcome.conflicts {
-                    run.note_conflict(c);
-                }
-                failures.extend(outcome.failures);
-            }
-        }
-        // The source's own records: what was read from them (unless the read was our own
-        // write coming back, whose marker stays) and their new links. A record some flow
-        // failed to write keeps what was last seen of it, so a field it has cleared since is
-        // still carried as cleared when that flow tries again.
-        let mut updates: Vec<RecordUpdate> = Vec::with_capacity(source_updates.len());
-        for r in &records {
-            if let Some(mut update) = source_updates.remove(&r.id) {
-                if !failures.iter().any(|f| f.record_id == r.id) {
-                    update.fingerprint = r.fingerprint(ctx.source_fields);
-                }
-                updates.push(update);
-            }
-        }
-        updates.extend(source_updates.into_values());
-        // A full run marks every record it reads, so that what it did not read can be told
-        // at its end (see `sweep`).
-        if run.sync_mode == SyncMode::Full && run.ids_requested == 0 {
-            let mark = run.id.to_string();
-            for id in &ids {
-                if source_states.get(id).and_then(|s| s.swept.as_deref()) == Some(mark.as_str()) {
-                    continue;
-                }
-                match updates
-                    .iter_mut()
-                    .find(|u| u.connection == source && &u.id == id)
-                {
-                    Some(u) => u.swept = Some(mark.clone()),
-                    None => updates.push(RecordUpdate {
-                        connection: source,
-                        entity,
-                        id: id.clone(),
-                        fingerprint: Fingerprint::default(),
-                        written: false,
-                        link: None,
-                        agreed: None,
-                        failures: None,
-                        fence: None,
-                        swept: Some(mark.clone()),
-                    }),
-                }
-            }
-        }
-        let outcome = self
-            .account(ctx, run, &ids, failures, &source_states, &mut updates)
+        let states = self
+            .index
+            .get(ctx.key.connection, ctx.key.entity, &ids)
             .await?;
-        self.record(ctx, updates).await?;
-        Ok(outcome)
+        Ok(Some(SourcePage {
+            records,
+            failures,
+            ids,
+            states,
+            updates: HashMap::new(),
+        }))
     }
 
     /// Counts the page's failed records and forgets the failures of those that succeeded
@@ -658,11 +623,11 @@ impl Engine {
         &self,
         ctx: &RunContext<'_>,
         run: &mut Run,
-        ids: &[String],
+        page: &SourcePage,
         failures: Vec<RecordFailure>,
-        source_states: &HashMap<String, RecordState>,
         updates: &mut Vec<RecordUpdate>,
     ) -> Result<PageOutcome, RunEnd> {
+        let (ids, source_states) = (&page.ids, &page.states);
         let (source, entity) = (ctx.key.connection, ctx.key.entity);
         let now = self.clock.now();
         let bound = self.settings.quarantine_after;
@@ -746,155 +711,53 @@ impl Engine {
         self.process(ctx, items, run).await.map(|_| ())
     }
 
-    /// One flow's share of a page.
+    /// One flow's share of a page: what its target side holds of the page's records, what
+    /// to do with each, the writes, and what they leave in the record index.
     async fn flow_page(
         &self,
         ctx: &RunContext<'_>,
         plan: &FlowPlan,
-        records: &[Record],
-        source_states: &HashMap<String, RecordState>,
-        source_updates: &mut HashMap<String, RecordUpdate>,
+        page: &mut SourcePage,
     ) -> Result<FlowPageOutcome, RunEnd> {
-        let entity = ctx.key.entity;
-        let source = ctx.key.connection;
-        let target_connection = plan.flow.target_connection_id;
         let Some(target) = plan.target.target() else {
             return Err(RunEnd::Failed {
                 error: format!("flow {}: its target cannot be written", plan.flow.id),
                 retryable: false,
             });
         };
-        let linked: HashMap<&str, &str> = records
-            .iter()
-            .filter_map(|r| {
-                let t = source_states.get(&r.id)?.links.get(&target_connection)?;
-                Some((r.id.as_str(), t.as_str()))
-            })
-            .collect();
-        let target_ids: Vec<String> = linked.values().map(|t| t.to_string()).collect();
-        let target_states = if target_ids.is_empty() {
-            HashMap::new()
-        } else {
-            self.index
-                .get(target_connection, entity, &target_ids)
-                .await?
-        };
-        // newest_wins: the copies as they are now, to tell whether they changed since.
-        let newest_wins = plan.flow.conflict_policy == ConflictPolicy::NewestWins;
-        let copies: HashMap<String, Item> = match plan.target.source() {
-            Some(reader) if newest_wins && !target_ids.is_empty() => reader
-                .fetch(entity, &target_ids)
-                .await?
-                .into_iter()
-                .map(|item| (item.id().to_string(), item))
-                .collect(),
-            _ => HashMap::new(),
-        };
-        let sides = Sides {
-            flow: plan.flow.id,
-            source,
-            target: target_connection,
-            fields: &plan.fields,
-            faithful: plan.reads_back,
-        };
-
+        let side = self.target_side(ctx, plan, page).await?;
         let mut outcome = FlowPageOutcome::default();
         let mut writes = Vec::new();
         // Index updates for records found unchanged that had no agreement yet.
         let mut settled: Vec<RecordUpdate> = Vec::new();
-        for r in records {
-            // What this record can carry: the flow's fields it holds a value for, and those
-            // it held a value for when we last saw it, now cleared (a clearing is a change;
-            // a field it never had, a copy created without it, is not).
-            let seen = source_states.get(&r.id).map(|s| &s.fingerprint);
-            let fields: Vec<&'static str> = plan
-                .fields
-                .iter()
-                .copied()
-                .filter(|f| !r.unknown.contains(f) || seen.is_some_and(|k| k.had_value(f)))
-                .collect();
-            let fingerprint = r.fingerprint(&fields);
-            let target_id = linked.get(r.id.as_str()).copied();
-            if let Some(t) = target_id {
-                // Nothing to write when the record is unchanged since it and its copy last
-                // agreed (what a flow last carried between them, in either direction: what
-                // other flows read or wrote since does not count), or when the copy already
-                // holds it (it came round another way, or the agreement is older than
-                // agreements). Either way they agree on it from now.
-                let seal = fingerprint.seal();
-                let agreed = source_states
-                    .get(&r.id)
-                    .and_then(|s| s.agreed.get(&target_connection));
-                let holds = agreed == Some(&seal)
-                    || target_states
-                        .get(t)
-                        .is_some_and(|state| state.fingerprint.covers(&fingerprint));
-                if holds && agreed != Some(&seal) {
-                    settled.extend(agreement(
-                        entity,
-                        (source, &r.id),
-                        (target_connection, t),
-                        &seal,
-                    ));
-                }
-                if holds {
-                    let echo = source_states
-                        .get(&r.id)
-                        .is_some_and(|s| s.written && s.fingerprint.covers(&fingerprint));
+        for r in &page.records {
+            let fail = |error: String| RecordFailure {
+                record_id: r.id.clone(),
+                flow_id: Some(plan.flow.id),
+                error,
+                retryable: false,
+                attempts: 0,
+                quarantined: false,
+            };
+            match decide(ctx, plan, page, &side, r) {
+                Decision::Unchanged { echo, agreement } => {
+                    settled.extend(agreement.into_iter().flat_map(|a| *a));
                     if echo {
                         outcome.counts.echo_skipped += 1;
                     } else {
                         outcome.counts.unchanged += 1;
                     }
-                    continue;
                 }
-                if newest_wins {
-                    let known = Known {
-                        agreed,
-                        copy: target_states.get(t),
-                    };
-                    match conflict::judge(&sides, r, &fields, t, copies.get(t), &known) {
-                        Judgement::Carry => {}
-                        Judgement::Conflict(c) => {
-                            let won = c.winner == Winner::Source;
-                            outcome.conflicts.push(c);
-                            if !won {
-                                continue;
-                            }
-                        }
-                        Judgement::Unreadable(error) => {
-                            outcome.failures.push(RecordFailure {
-                                record_id: r.id.clone(),
-                                flow_id: Some(plan.flow.id),
-                                error,
-                                retryable: false,
-                                attempts: 0,
-                                quarantined: false,
-                            });
-                            continue;
-                        }
+                Decision::Conflict { conflict, write } => {
+                    outcome.counts.conflicts += 1;
+                    outcome.conflicts.push(conflict);
+                    if let Some(fields) = write {
+                        writes.push(write_of(ctx, plan, &side, r, fields));
                     }
                 }
-            } else if r.is_deleted() {
-                // Never in the target: nothing to mark deleted.
-                outcome.counts.unchanged += 1;
-                continue;
+                Decision::Unreadable(error) => outcome.failures.push(fail(error)),
+                Decision::Write(fields) => writes.push(write_of(ctx, plan, &side, r, fields)),
             }
-            writes.push(Write {
-                record: r.clone(),
-                target_id: target_id.map(str::to_string),
-                origin: Origin {
-                    connection: source,
-                    platform: ctx.source_platform,
-                    id: r.id.clone(),
-                },
-                fields,
-                number_prefix: plan
-                    .flow
-                    .doc_number_prefix
-                    .as_ref()
-                    .map(|p| p.as_str().to_string()),
-            });
         }
         if writes.is_empty() {
             self.record(ctx, settled).await?;
@@ -907,59 +770,301 @@ impl Engine {
                 in_flight: Vec::new(),
             });
         }
-        let results = target.write(entity, &writes).await?;
+        let results = target.write(ctx.key.entity, &writes).await?;
         let mut target_updates = settled;
         for (i, write) in writes.iter().enumerate() {
             let result = results
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| WriteOutcome::Failed("the target gave no answer".into()));
+            let failure = |error: String, retryable: bool| RecordFailure {
+                record_id: write.record.id.clone(),
+                flow_id: Some(plan.flow.id),
+                error,
+                retryable,
+                attempts: 0,
+                quarantined: false,
+            };
             match result {
                 WriteOutcome::Written { target_id } => {
                     outcome.counts.written += 1;
-                    let written = write.record.fingerprint(&write.fields);
-                    let seal = written.seal();
-                    target_updates.push(RecordUpdate {
-                        connection: target_connection,
-                        entity,
-                        id: target_id.clone(),
-                        fingerprint: written,
-                        written: true,
-                        link: Some((source, write.record.id.clone())),
-                        agreed: Some((source, seal.clone())),
-                        failures: None,
-                        fence: None,
-                        swept: None,
-                    });
+                    let (target_update, seal) = written(ctx, plan, write, &target_id);
+                    target_updates.push(target_update);
                     link_source(
-                        source_updates,
-                        (source, entity, &write.record.id),
-                        (target_connection, target_id),
+                        &mut page.updates,
+                        (ctx.key.connection, ctx.key.entity, &write.record.id),
+                        (plan.flow.target_connection_id, target_id),
                         seal,
                     );
                 }
                 WriteOutcome::Skipped => outcome.counts.unchanged += 1,
-                WriteOutcome::Failed(error) => outcome.failures.push(RecordFailure {
-                    record_id: write.record.id.clone(),
-                    flow_id: Some(plan.flow.id),
-                    error,
-                    retryable: false,
-                    attempts: 0,
-                    quarantined: false,
-                }),
-                WriteOutcome::Unavailable(error) => outcome.failures.push(RecordFailure {
-                    record_id: write.record.id.clone(),
-                    flow_id: Some(plan.flow.id),
-                    error,
-                    retryable: true,
-                    attempts: 0,
-                    quarantined: false,
-                }),
+                WriteOutcome::Failed(error) => outcome.failures.push(failure(error, false)),
+                WriteOutcome::Unavailable(error) => outcome.failures.push(failure(error, true)),
             }
         }
         self.record(ctx, target_updates).await?;
         Ok(outcome)
     }
+
+    /// What the flow's target side holds of the page's records: which are linked to a copy,
+    /// the copies' index entries and, for `newest_wins`, the copies as they are now (to
+    /// tell whether they changed since).
+    async fn target_side(
+        &self,
+        ctx: &RunContext<'_>,
+        plan: &FlowPlan,
+        page: &SourcePage,
+    ) -> Result<TargetSide, RunEnd> {
+        let target = plan.flow.target_connection_id;
+        let linked: HashMap<String, String> = page
+            .records
+            .iter()
+            .filter_map(|r| {
+                let t = page.states.get(&r.id)?.links.get(&target)?;
+                Some((r.id.clone(), t.clone()))
+            })
+            .collect();
+        let target_ids: Vec<String> = linked.values().cloned().collect();
+        if target_ids.is_empty() {
+            return Ok(TargetSide {
+                linked,
+                states: HashMap::new(),
+                copies: HashMap::new(),
+            });
+        }
+        let states = self.index.get(target, ctx.key.entity, &target_ids).await?;
+        let copies = match plan.target.source() {
+            Some(reader) if plan.flow.conflict_policy == ConflictPolicy::NewestWins => reader
+                .fetch(ctx.key.entity, &target_ids)
+                .await?
+                .into_iter()
+                .map(|item| (item.id().to_string(), item))
+                .collect(),
+            _ => HashMap::new(),
+        };
+        Ok(TargetSide {
+            linked,
+            states,
+            copies,
+        })
+    }
+}
+
+/// A page as the source gave it: its records, the ids of those that could not be read
+/// (failed already), what the record index holds of them all, and the updates of the
+/// source records' own entries that the page's flows make (links, agreements).
+struct SourcePage {
+    records: Vec<Record>,
+    failures: Vec<RecordFailure>,
+    ids: Vec<String>,
+    states: HashMap<String, RecordState>,
+    updates: HashMap<String, RecordUpdate>,
+}
+
+/// What one flow's target holds of a page's records.
+struct TargetSide {
+    /// A source record's id → the id of its copy.
+    linked: HashMap<String, String>,
+    /// The copies' index entries.
+    states: HashMap<String, RecordState>,
+    /// `newest_wins`: the copies as they are now.
+    copies: HashMap<String, Item>,
+}
+
+/// What a flow does with one record of a page.
+enum Decision {
+    /// Nothing to write: unchanged since it and its copy last agreed, or the copy holds it
+    /// already (`agreement`: the index updates that record them agreeing, if they had not
+    /// yet), or never copied and deleted now. `echo`: our own write come back.
+    Unchanged {
+        echo: bool,
+        agreement: Option<Box<[RecordUpdate; 2]>>,
+    },
+    /// Both sides changed: the conflict decided, and the write if the source's edit won.
+    Conflict {
+        conflict: Conflict,
+        write: Option<Vec<&'static str>>,
+    },
+    /// The copy could not be read to judge a conflict: the record fails.
+    Unreadable(String),
+    /// Write it, carrying these fields.
+    Write(Vec<&'static str>),
+}
+
+/// What the flow does with `r` (see [`Decision`]).
+fn decide(
+    ctx: &RunContext<'_>,
+    plan: &FlowPlan,
+    page: &SourcePage,
+    side: &TargetSide,
+    r: &Record,
+) -> Decision {
+    let (source, entity) = (ctx.key.connection, ctx.key.entity);
+    let target_connection = plan.flow.target_connection_id;
+    let seen = page.states.get(&r.id);
+    // What this record can carry: the flow's fields it holds a value for, and those it held
+    // a value for when we last saw it, now cleared (a clearing is a change; a field it never
+    // had, a copy created without it, is not).
+    let fields: Vec<&'static str> = plan
+        .fields
+        .iter()
+        .copied()
+        .filter(|f| !r.unknown.contains(f) || seen.is_some_and(|s| s.fingerprint.had_value(f)))
+        .collect();
+    let Some(t) = side.linked.get(&r.id) else {
+        return if r.is_deleted() {
+            // Never in the target: nothing to mark deleted.
+            Decision::Unchanged {
+                echo: false,
+                agreement: None,
+            }
+        } else {
+            Decision::Write(fields)
+        };
+    };
+    // Nothing to write when the record is unchanged since it and its copy last agreed (what
+    // a flow last carried between them, in either direction: what other flows read or wrote
+    // since does not count), or when the copy already holds it (it came round another way,
+    // or the agreement is older than agreements). Either way they agree on it from now.
+    let fingerprint = r.fingerprint(&fields);
+    let seal = fingerprint.seal();
+    let agreed = seen.and_then(|s| s.agreed.get(&target_connection));
+    let holds = agreed == Some(&seal)
+        || side
+            .states
+            .get(t)
+            .is_some_and(|state| state.fingerprint.covers(&fingerprint));
+    if holds {
+        return Decision::Unchanged {
+            echo: seen.is_some_and(|s| s.written && s.fingerprint.covers(&fingerprint)),
+            agreement: (agreed != Some(&seal)).then(|| {
+                Box::new(agreement(
+                    entity,
+                    (source, &r.id),
+                    (target_connection, t),
+                    &seal,
+                ))
+            }),
+        };
+    }
+    if plan.flow.conflict_policy != ConflictPolicy::NewestWins {
+        return Decision::Write(fields);
+    }
+    let sides = Sides {
+        flow: plan.flow.id,
+        source,
+        target: target_connection,
+        fields: &plan.fields,
+        faithful: plan.reads_back,
+    };
+    let known = Known {
+        agreed,
+        copy: side.states.get(t),
+    };
+    match conflict::judge(&sides, r, &fields, t, side.copies.get(t), &known) {
+        Judgement::Carry => Decision::Write(fields),
+        Judgement::Conflict(c) => Decision::Conflict {
+            write: (c.winner == Winner::Source).then_some(fields),
+            conflict: c,
+        },
+        Judgement::Unreadable(error) => Decision::Unreadable(error),
+    }
+}
+
+/// The write of `r` to the flow's target (to its copy, if it has one).
+fn write_of(
+    ctx: &RunContext<'_>,
+    plan: &FlowPlan,
+    side: &TargetSide,
+    r: &Record,
+    fields: Vec<&'static str>,
+) -> Write {
+    Write {
+        record: r.clone(),
+        target_id: side.linked.get(&r.id).cloned(),
+        origin: Origin {
+            connection: ctx.key.connection,
+            platform: ctx.source_platform,
+            id: r.id.clone(),
+        },
+        fields,
+        number_prefix: plan
+            .flow
+            .doc_number_prefix
+            .as_ref()
+            .map(|p| p.as_str().to_string()),
+    }
+}
+
+/// The copy's index update after `write` landed as `target_id`, and the seal of what the
+/// record and its copy now agree on.
+fn written(
+    ctx: &RunContext<'_>,
+    plan: &FlowPlan,
+    write: &Write,
+    target_id: &str,
+) -> (RecordUpdate, String) {
+    let fingerprint = write.record.fingerprint(&write.fields);
+    let seal = fingerprint.seal();
+    let update = RecordUpdate {
+        connection: plan.flow.target_connection_id,
+        entity: ctx.key.entity,
+        id: target_id.to_string(),
+        fingerprint,
+        written: true,
+        link: Some((ctx.key.connection, write.record.id.clone())),
+        agreed: Some((ctx.key.connection, seal.clone())),
+        failures: None,
+        fence: None,
+        swept: None,
+    };
+    (update, seal)
+}
+
+/// The index updates of the page's source records: what was read of them (unless the read
+/// was our own write coming back, whose marker stays) and their new links. A record some
+/// flow failed to write keeps what was last seen of it, so a field it has cleared since is
+/// still carried as cleared when that flow tries again. A full run also marks every record
+/// it reads, so that what it did not read can be told at its end (see `Engine::sweep`).
+fn source_updates(ctx: &RunContext<'_>, run: &Run, page: &mut SourcePage) -> Vec<RecordUpdate> {
+    let (source, entity) = (ctx.key.connection, ctx.key.entity);
+    let mut updates: Vec<RecordUpdate> = Vec::with_capacity(page.updates.len());
+    for r in &page.records {
+        if let Some(mut update) = page.updates.remove(&r.id) {
+            if !page.failures.iter().any(|f| f.record_id == r.id) {
+                update.fingerprint = r.fingerprint(ctx.source_fields);
+            }
+            updates.push(update);
+        }
+    }
+    updates.extend(page.updates.drain().map(|(_, u)| u));
+    if run.sync_mode == SyncMode::Full && run.ids_requested == 0 {
+        let mark = run.id.to_string();
+        for id in &page.ids {
+            if page.states.get(id).and_then(|s| s.swept.as_deref()) == Some(mark.as_str()) {
+                continue;
+            }
+            match updates
+                .iter_mut()
+                .find(|u| u.connection == source && &u.id == id)
+            {
+                Some(u) => u.swept = Some(mark.clone()),
+                None => updates.push(RecordUpdate {
+                    connection: source,
+                    entity,
+                    id: id.clone(),
+                    fingerprint: Fingerprint::default(),
+                    written: false,
+                    link: None,
+                    agreed: None,
+                    failures: None,
+                    fence: None,
+                    swept: Some(mark.clone()),
+                }),
+            }
+        }
+    }
+    updates
 }
 
 /// Notes on the source record's index entry that it now lives at `target_id` on `target`,

@@ -145,8 +145,13 @@ impl SyncWorker {
             entity: job.entity_type,
         };
         let owner = format!("{}#{}", job.job_id, uuid::Uuid::new_v4().simple());
+        let tenure = Tenure {
+            key,
+            owner: &owner,
+            stop_at,
+        };
         if job.trigger == Trigger::FollowUp {
-            return self.wake(key, &owner, job, stop_at).await;
+            return self.wake(&tenure, job).await;
         }
         let mut job = job;
         if let (
@@ -171,9 +176,10 @@ impl SyncWorker {
                 Err(e) => return JobOutcome::Retry(e.to_string()),
             }
         }
-        let connection = match self.ports.connections.get(job.connection_id).await {
-            Ok(Some(c)) if c.tenant_id == job.tenant_id && !c.is_deleting() => c,
-            Ok(_) => {
+        let found = self.ports.connections.get(job.connection_id).await;
+        let connection = match found.map(|c| Connection::of_tenant(c, &job.tenant_id)) {
+            Ok(Ok(c)) => c,
+            Ok(Err(_)) => {
                 tracing::info!(connection_id = %job.connection_id, "job for a connection that no longer exists dropped");
                 return self
                     .skipped(&job, None, "the connection no longer exists")
@@ -193,9 +199,7 @@ impl SyncWorker {
             Ok(Lease::Held) => return self.park(key, &job).await,
             Err(e) => return JobOutcome::Retry(e.to_string()),
         };
-        let outcome = self
-            .under_lease(key, &owner, job, &connection, held, stop_at)
-            .await;
+        let outcome = self.under_lease(&tenure, job, &connection, held).await;
         self.release(key, &owner).await;
         outcome
     }
@@ -262,13 +266,8 @@ impl SyncWorker {
     }
 
     /// A wake-up: run the stream's follow-up if one is waiting and the stream is free.
-    async fn wake(
-        &self,
-        key: SyncKey,
-        owner: &str,
-        wake: SyncJob,
-        stop_at: DateTime<Utc>,
-    ) -> JobOutcome {
+    async fn wake(&self, tenure: &Tenure<'_>, wake: SyncJob) -> JobOutcome {
+        let (key, owner) = (tenure.key, tenure.owner);
         let now = self.ports.clock.now();
         match self
             .ports
@@ -287,9 +286,7 @@ impl SyncWorker {
                 JobOutcome::Done
             }
             Ok(Lease::Acquired { .. }) => {
-                let outcome = self
-                    .follow_ups(key, owner, stop_at, wake.attempt, true)
-                    .await;
+                let outcome = self.follow_ups(tenure, wake.attempt, true).await;
                 self.release(key, owner).await;
                 outcome
             }
@@ -305,14 +302,8 @@ impl SyncWorker {
     /// - a run that failed in a way that may pass: a wake-up after the lease's lifetime,
     ///   doubling with each (`wake_attempt`), up to the record retry bound; after that it
     ///   waits, kept, for the stream's next job.
-    async fn follow_ups(
-        &self,
-        key: SyncKey,
-        owner: &str,
-        stop_at: DateTime<Utc>,
-        wake_attempt: u32,
-        woken: bool,
-    ) -> JobOutcome {
+    async fn follow_ups(&self, tenure: &Tenure<'_>, wake_attempt: u32, woken: bool) -> JobOutcome {
+        let (key, owner, stop_at) = (tenure.key, tenure.owner, tenure.stop_at);
         // A wake-up runs at least one follow-up whatever its time (the run checkpoints on
         // its own): one that only passed the baton on would wake the next for ever.
         let mut must_run = woken;
@@ -330,7 +321,11 @@ impl SyncWorker {
             } else {
                 stop_at
             };
-            match self.follow_up(key, owner, &next, until).await {
+            let within = Tenure {
+                stop_at: until,
+                ..*tenure
+            };
+            match self.follow_up(&within, &next).await {
                 FollowUp::Ended => {
                     if let Err(e) = self.ports.leases.done_pending(key, version).await {
                         // Still kept: this message's retry finds its run finished.
@@ -366,19 +361,15 @@ impl SyncWorker {
     }
 
     /// One kept follow-up, run here unless time is up.
-    async fn follow_up(
-        &self,
-        key: SyncKey,
-        owner: &str,
-        next: &SyncJob,
-        stop_at: DateTime<Utc>,
-    ) -> FollowUp {
-        if self.ports.clock.now() >= stop_at {
+    async fn follow_up(&self, tenure: &Tenure<'_>, next: &SyncJob) -> FollowUp {
+        let (key, owner) = (tenure.key, tenure.owner);
+        if self.ports.clock.now() >= tenure.stop_at {
             return FollowUp::TimeUp;
         }
-        let connection = match self.ports.connections.get(next.connection_id).await {
-            Ok(Some(c)) if c.tenant_id == next.tenant_id && !c.is_deleting() => c,
-            Ok(_) => {
+        let found = self.ports.connections.get(next.connection_id).await;
+        let connection = match found.map(|c| Connection::of_tenant(c, &next.tenant_id)) {
+            Ok(Ok(c)) => c,
+            Ok(Err(_)) => {
                 return match self
                     .skipped(next, None, "the connection no longer exists")
                     .await
@@ -400,10 +391,7 @@ impl SyncWorker {
             Ok(Lease::Held) => return FollowUp::Yield(JobOutcome::Done),
             Err(e) => return FollowUp::Yield(JobOutcome::Retry(e.to_string())),
         };
-        match self
-            .run_job(key, owner, next.clone(), &connection, held, stop_at)
-            .await
-        {
+        match self.run_job(tenure, next.clone(), &connection, held).await {
             JobOutcome::Done => FollowUp::Ended,
             JobOutcome::Retry(why) => FollowUp::Failed(why),
         }
@@ -412,18 +400,13 @@ impl SyncWorker {
     /// The job's run, then the follow-ups kept meanwhile.
     async fn under_lease(
         &self,
-        key: SyncKey,
-        owner: &str,
+        tenure: &Tenure<'_>,
         job: SyncJob,
         connection: &Connection,
         held: Held,
-        stop_at: DateTime<Utc>,
     ) -> JobOutcome {
-        match self
-            .run_job(key, owner, job, connection, held, stop_at)
-            .await
-        {
-            JobOutcome::Done => self.follow_ups(key, owner, stop_at, 0, false).await,
+        match self.run_job(tenure, job, connection, held).await {
+            JobOutcome::Done => self.follow_ups(tenure, 0, false).await,
             retry => retry,
         }
     }
@@ -431,12 +414,10 @@ impl SyncWorker {
     /// Runs one job under the lease, keeping the lease renewed while it works.
     async fn run_job(
         &self,
-        key: SyncKey,
-        owner: &str,
+        tenure: &Tenure<'_>,
         job: SyncJob,
         connection: &Connection,
         held: Held,
-        stop_at: DateTime<Utc>,
     ) -> JobOutcome {
         let lost = Arc::new(AtomicBool::new(false));
         // Aborted when this run ends in any way, dropped mid-way included: a keeper that
@@ -444,79 +425,106 @@ impl SyncWorker {
         let _keeper = AbortOnDrop(tokio::spawn(keep_lease(
             self.ports.leases.clone(),
             self.ports.clock.clone(),
-            key,
-            owner.to_string(),
+            tenure.key,
+            tenure.owner.to_string(),
             self.settings.lease_ttl,
             lost.clone(),
         )));
-        self.run_flows(key, owner, &job, connection, held, stop_at, &lost)
-            .await
+        self.run_flows(tenure, &job, connection, held, &lost).await
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The job's run: its flows planned, the engine run over them, and what its end leaves
+    /// to do.
     async fn run_flows(
         &self,
-        key: SyncKey,
-        owner: &str,
+        tenure: &Tenure<'_>,
         job: &SyncJob,
         connection: &Connection,
         held: Held,
-        stop_at: DateTime<Utc>,
         lost: &AtomicBool,
     ) -> JobOutcome {
         let Held { cursor, epoch } = held;
-        let mut run = match self.open_run(job, cursor.clone()).await {
+        let key = tenure.key;
+        let run = match self.open_run(job, cursor.clone()).await {
             Ok(Some(run)) => run,
             Ok(None) => return JobOutcome::Done,
             Err(e) => return JobOutcome::Retry(e),
         };
+        let Planned {
+            mut run,
+            source,
+            source_fields,
+            plans,
+        } = match self.plan(key, connection, run).await {
+            Ok(planned) => planned,
+            Err(outcome) => return outcome,
+        };
+        let Some(source) = source.source() else {
+            // `plan` checked it can.
+            return self
+                .fail(run, "the source cannot be read".into(), false)
+                .await;
+        };
+        let ctx = RunContext {
+            key,
+            owner: tenure.owner,
+            source,
+            source_platform: connection.platform,
+            source_fields,
+            flows: &plans,
+            deadline: tenure.stop_at,
+            lease_lost: lost,
+            epoch,
+        };
+        let end = self.engine.run(&ctx, job, cursor, &mut run).await;
+        self.conclude(key, job, run, end).await
+    }
+
+    /// The source's connector and a plan of each enabled flow that carries the entity to a
+    /// target that can take it; else the run ended (skipped, saying why, or failed).
+    async fn plan(
+        &self,
+        key: SyncKey,
+        connection: &Connection,
+        run: Run,
+    ) -> Result<Planned, JobOutcome> {
         let flows = match self.ports.flows.flows_from(connection.id).await {
             Ok(flows) => flows,
-            Err(e) => return self.fail(run, e.to_string(), true).await,
+            Err(e) => return Err(self.fail(run, e.to_string(), true).await),
         };
         let flows: Vec<_> = flows
             .into_iter()
             .filter(|f| f.enabled && f.carries(key.entity))
             .collect();
         if flows.is_empty() {
-            return self
-                .finish(
-                    run,
-                    RunStatus::Skipped,
-                    Some(format!(
-                        "no enabled flow from this connection carries {}",
-                        key.entity
-                    )),
-                )
-                .await;
+            let why = format!(
+                "no enabled flow from this connection carries {}",
+                key.entity
+            );
+            return Err(self.finish(run, RunStatus::Skipped, Some(why)).await);
         }
         let source_connector = match self.ports.connectors.open(connection).await {
             Ok(c) => c,
-            Err(e) => return self.platform_failure(run, e).await,
+            Err(e) => return Err(self.platform_failure(run, e).await),
         };
         let source_caps = connection.platform.module().capabilities(key.entity);
-        let (Some(source), Some(source_fields)) = (source_connector.source(), source_caps.read)
-        else {
-            return self
-                .finish(
-                    run,
-                    RunStatus::Skipped,
-                    Some(format!(
-                        "{} cannot be the source of {}",
-                        connection.platform, key.entity
-                    )),
-                )
-                .await;
+        let (Some(_), Some(source_fields)) = (source_connector.source(), source_caps.read) else {
+            let why = format!(
+                "{} cannot be the source of {}",
+                connection.platform, key.entity
+            );
+            return Err(self.finish(run, RunStatus::Skipped, Some(why)).await);
         };
         let mut plans = Vec::new();
         for flow in flows {
-            let target = match self.ports.connections.get(flow.target_connection_id).await {
-                Ok(Some(t)) if t.tenant_id == connection.tenant_id && !t.is_deleting() => t,
-                Ok(_) => {
+            let found = self.ports.connections.get(flow.target_connection_id).await;
+            let target = match found.map(|t| Connection::of_tenant(t, &connection.tenant_id)) {
+                Ok(Ok(t)) => t,
+                Ok(Err(_)) => {
                     tracing::warn!(flow_id = %flow.id, "flow's target connection is gone; skipped");
                     continue;
                 }
-                Err(e) => return self.fail(run, e.to_string(), true).await,
+                Err(e) => return Err(self.fail(run, e.to_string(), true).await),
             };
             let target_caps = target.platform.module().capabilities(key.entity);
             let Some(write_fields) = target_caps.write else {
@@ -524,7 +532,7 @@ impl SyncWorker {
             };
             let connector = match self.ports.connectors.open(&target).await {
                 Ok(c) => c,
-                Err(e) => return self.platform_failure(run, e).await,
+                Err(e) => return Err(self.platform_failure(run, e).await),
             };
             plans.push(FlowPlan {
                 fields: source_fields
@@ -539,26 +547,22 @@ impl SyncWorker {
             });
         }
         if plans.is_empty() {
-            return self
-                .finish(
-                    run,
-                    RunStatus::Skipped,
-                    Some("no flow from this connection has a usable target".into()),
-                )
-                .await;
+            let why = "no flow from this connection has a usable target".to_string();
+            return Err(self.finish(run, RunStatus::Skipped, Some(why)).await);
         }
-        let ctx = RunContext {
-            key,
-            owner,
-            source,
-            source_platform: connection.platform,
+        Ok(Planned {
+            run,
+            source: source_connector,
             source_fields,
-            flows: &plans,
-            deadline: stop_at,
-            lease_lost: lost,
-            epoch,
-        };
-        match self.engine.run(&ctx, job, cursor, &mut run).await {
+            plans,
+        })
+    }
+
+    /// What the run's end leaves to do: the run finished (and a webhook job's failed
+    /// records sent to be tried again), a continuation queued, or the job kept for after
+    /// the lease's new holder.
+    async fn conclude(&self, key: SyncKey, job: &SyncJob, mut run: Run, end: RunEnd) -> JobOutcome {
+        match end {
             RunEnd::Completed { retry } => {
                 let message = match self.retry_records(job, retry).await {
                     // A note the run made itself (deletions not looked for) comes first.
@@ -798,6 +802,25 @@ impl SyncWorker {
 /// would drop its place and restart the run) and a retry or re-sync of named records (a
 /// merge with a job without ids would read only what changed since the cursor, which they
 /// may lie before; and it would share their count of tries).
+/// A run with its flows planned.
+struct Planned {
+    run: Run,
+    /// The source's connector (one that can be read).
+    source: Arc<dyn crate::ports::Connector>,
+    /// What the source reads of the entity.
+    source_fields: &'static [&'static str],
+    plans: Vec<FlowPlan>,
+}
+
+/// What a worker holds while it works on a stream: the stream, the owner name its lease is
+/// held under, and when it must stop (before the invocation's deadline).
+#[derive(Clone, Copy)]
+struct Tenure<'a> {
+    key: SyncKey,
+    owner: &'a str,
+    stop_at: DateTime<Utc>,
+}
+
 fn must_run_as_is(job: &SyncJob) -> bool {
     job.resume.is_some() || (job.trigger == Trigger::Retry && !job.ids.is_empty())
 }
