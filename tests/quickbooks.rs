@@ -85,7 +85,7 @@ async fn assert_documents_match_orders(w: &SyncWorld) {
         let number = order["number"].as_str().unwrap_or_default();
         let status = order["status"].as_str().unwrap_or_default();
         let found = docs.get(number).cloned().unwrap_or_default();
-        if matches!(status, "cancelled" | "refunded" | "failed" | "trash") {
+        if matches!(status, "cancelled" | "failed" | "trash") {
             assert!(
                 found.iter().all(|(_, d)| d["TotalAmt"] == json!(0)),
                 "order {number} ({status}) has a live document: {found:?}"
@@ -175,6 +175,83 @@ async fn assert_documents_match_orders(w: &SyncWorld) {
         checked += 1;
     }
     assert!(checked > 10, "only {checked} orders checked");
+    assert_refunds_match_orders(w).await;
+}
+
+/// The live refund documents in the company, by `DocNumber` without the store's prefix.
+async fn refund_documents(w: &SyncWorld) -> HashMap<String, Vec<(&'static str, Value)>> {
+    let mut out: HashMap<String, Vec<(&'static str, Value)>> = HashMap::new();
+    for kind in ["RefundReceipt", "CreditMemo"] {
+        for doc in w.books(kind).await {
+            if doc["status"] != "Deleted" {
+                let full = doc["DocNumber"].as_str().unwrap_or_default();
+                let number = full.strip_prefix(STORE_PREFIX).unwrap_or(full).to_string();
+                out.entry(number).or_default().push((kind, doc));
+            }
+        }
+    }
+    out
+}
+
+/// Every refund of an order that keeps its document is one refund document, of the kind
+/// that goes with the order's document (a refund receipt where the customer paid: a sales
+/// receipt, or an invoice whose order is paid; a credit memo for an invoice still owed),
+/// for the refund's amount; there is no other refund document.
+async fn assert_refunds_match_orders(w: &SyncWorld) {
+    let docs = documents(w).await;
+    let refunds = refund_documents(w).await;
+    let mut expected = 0;
+    for order in w.woo.all(Kind::Orders) {
+        let status = order["status"].as_str().unwrap_or_default();
+        if matches!(status, "cancelled" | "failed" | "trash") {
+            continue;
+        }
+        let number = order["number"].as_str().unwrap_or_default();
+        let Some((kind, _)) = docs.get(number).and_then(|d| d.first()) else {
+            panic!("order {number} has no document");
+        };
+        for refund in order["refunds"].as_array().into_iter().flatten() {
+            let key = format!("{number}-R{}", refund["id"]);
+            let found = refunds.get(&key).cloned().unwrap_or_default();
+            assert_eq!(found.len(), 1, "refund {key}: {found:#?}");
+            let (refund_kind, doc) = &found[0];
+            let paid = !order["date_paid_gmt"].is_null();
+            let want = if *kind == "SalesReceipt" || paid {
+                "RefundReceipt"
+            } else {
+                "CreditMemo"
+            };
+            assert_eq!(*refund_kind, want, "refund {key}");
+            assert_eq!(
+                amount(&doc["TotalAmt"]),
+                -amount(&refund["total"]),
+                "refund {key}"
+            );
+            if -amount(&refund["total"]) == amount(&order["total"]) {
+                // The whole order at once: all its tax is paid back, none of it booked as
+                // a sale.
+                assert_eq!(
+                    amount(&doc["TxnTaxDetail"]["TotalTax"]),
+                    amount(&order["total_tax"]),
+                    "refund {key}: {doc:#}"
+                );
+            }
+            expected += 1;
+        }
+    }
+    assert!(expected >= 2, "only {expected} refunds checked");
+    // Those of cancelled orders are voided with them.
+    let live = refunds
+        .values()
+        .flatten()
+        .filter(|(_, d)| {
+            !d["PrivateNote"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Voided")
+        })
+        .count();
+    assert_eq!(live, expected, "no other live refund document");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1029,7 +1106,7 @@ async fn two_stores_with_the_same_order_numbers_keep_one_set_of_books_without_ov
     ] {
         for order in store.all(Kind::Orders) {
             let status = order["status"].as_str().unwrap_or_default();
-            if matches!(status, "cancelled" | "refunded" | "failed" | "trash") {
+            if matches!(status, "cancelled" | "failed" | "trash") {
                 continue;
             }
             let number = order["number"].as_str().unwrap_or_default();
@@ -1072,4 +1149,320 @@ async fn two_stores_with_the_same_order_numbers_keep_one_set_of_books_without_ov
         message.contains("doc_number_prefix") && message.contains("ES-"),
         "{message}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refunds_become_refund_documents_and_a_paid_invoice_its_payment_once_though_answers_are_lost(
+) {
+    let (w, books) = world().await;
+    w.flow(&w.store, &books, &["orders"]).await;
+    w.work().await;
+    // Seeded refunds (in full, and of one unit) are refund documents already, and a
+    // refunded order keeps its document instead of a void.
+    assert_documents_match_orders(&w).await;
+
+    let orders = w.woo.all(Kind::Orders);
+    let pick = |statuses: &[&str]| {
+        orders
+            .iter()
+            .find(|o| {
+                statuses.iter().any(|s| o["status"] == *s)
+                    && o["refunds"].as_array().is_none_or(|r| r.is_empty())
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no {statuses:?} order without refunds"))
+    };
+    let unpaid = pick(&["pending", "on-hold"]);
+    let partly = pick(&["completed"]);
+    let fully = pick(&["processing"]);
+    let id = |o: &Value| o["id"].as_u64().unwrap_or_default();
+    // The unpaid order (an invoice) is paid; one unit of another's first line is refunded
+    // with its tax; a third is set to refunded (WooCommerce refunds the rest).
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/orders/{}", id(&unpaid)),
+        json!({"status": "processing", "date_paid": "2026-12-01T10:00:00",
+               "date_paid_gmt": "2026-12-01T17:00:00"}),
+    )
+    .await;
+    let line = &partly["line_items"][0];
+    let units = amount(&line["quantity"]);
+    let refund = w
+        .store_admin(
+            Method::POST,
+            &format!("wc/v3/orders/{}/refunds", id(&partly)),
+            json!({"reason": "Broken in transit", "line_items": [{
+                "id": line["id"], "quantity": 1,
+                "refund_total": (amount(&line["total"]) / units).round_dp(2).to_string(),
+                "refund_tax": (amount(&line["total_tax"]) / units).round_dp(2).to_string(),
+            }]}),
+        )
+        .await;
+    assert!(refund["id"].as_u64().is_some(), "{refund}");
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/orders/{}", id(&fully)),
+        json!({"status": "refunded"}),
+    )
+    .await;
+
+    // QuickBooks commits the next writes and their answers are lost on the way back.
+    w.qbo_admin(Method::POST, "lose-responses", json!({"count": 3}))
+        .await;
+    for _ in 0..3 {
+        w.enqueue(&w.job(&w.store, "orders", SyncMode::Incremental, &[]))
+            .await;
+        w.work().await;
+    }
+    let stats = w.qbo_admin(Method::GET, "stats", Value::Null).await;
+    assert!(stats["replays"].as_u64().unwrap_or(0) >= 1, "{stats}");
+
+    let docs = documents(&w).await;
+    let number = |o: &Value| o["number"].as_str().unwrap_or_default().to_string();
+    // The invoice is paid, once, by a payment linked to it.
+    let (kind, invoice) = &docs[&number(&unpaid)][0];
+    assert_eq!(*kind, "Invoice");
+    let invoice_id = invoice["Id"].as_str().unwrap_or_default();
+    let payments: Vec<Value> = w
+        .books("Payment")
+        .await
+        .into_iter()
+        .filter(|p| p["Line"][0]["LinkedTxn"][0]["TxnId"] == invoice_id)
+        .collect();
+    assert_eq!(payments.len(), 1, "{payments:#?}");
+    assert_eq!(amount(&payments[0]["TotalAmt"]), amount(&unpaid["total"]));
+    assert_eq!(amount(&invoice["Balance"]), Decimal::ZERO, "{invoice:#}");
+    // The refunds are refund documents, once each; the fully refunded order's document
+    // is not voided.
+    let (_, refunded_doc) = &docs[&number(&fully)][0];
+    assert_eq!(amount(&refunded_doc["TotalAmt"]), amount(&fully["total"]));
+    assert_refunds_match_orders(&w).await;
+    let refund_docs = refund_documents(&w).await;
+    let key = format!("{}-R{}", number(&partly), refund["id"]);
+    let (_, partial) = &refund_docs[&key][0];
+    let product_lines: Vec<&Value> = partial["Line"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["DetailType"] == "SalesItemLineDetail")
+        .collect();
+    assert_eq!(product_lines.len(), 1, "the refunded line: {partial:#}");
+    assert_eq!(
+        amount(&product_lines[0]["SalesItemLineDetail"]["Qty"]),
+        Decimal::ONE
+    );
+
+    // Nothing changed since: polling again writes nothing.
+    let before = (
+        w.books("Payment").await.len(),
+        refund_documents(&w).await.len(),
+    );
+    assert_eq!(sync_once(&w, &w.store, "orders").await, 0);
+    assert_eq!(
+        (
+            w.books("Payment").await.len(),
+            refund_documents(&w).await.len()
+        ),
+        before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_whose_refunds_cannot_be_read_fails_alone_and_the_rest_of_its_page_syncs() {
+    let (w, books) = world().await;
+    w.flow(&w.store, &books, &["orders"]).await;
+    w.work().await;
+    let orders = w.woo.all(Kind::Orders);
+    let without_refunds: Vec<&Value> = orders
+        .iter()
+        .filter(|o| {
+            matches!(o["status"].as_str(), Some("completed" | "processing"))
+                && o["refunds"].as_array().is_none_or(|r| r.is_empty())
+        })
+        .collect();
+    let (refunded, edited) = (without_refunds[0], without_refunds[1]);
+    let id = |o: &Value| o["id"].as_u64().unwrap_or_default();
+    let number = |o: &Value| o["number"].as_str().unwrap_or_default().to_string();
+    w.store_admin(
+        Method::POST,
+        &format!("wc/v3/orders/{}/refunds", id(refunded)),
+        json!({"amount": "1.00", "reason": "Late"}),
+    )
+    .await;
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/orders/{}", id(edited)),
+        json!({"billing": {"address_1": "12 Birch Road"}}),
+    )
+    .await;
+    // The store fails every read of that order's refunds.
+    w.store_admin(
+        Method::POST,
+        "faults",
+        json!({"status": 500, "count": -1, "method": "GET",
+               "path": format!("/orders/{}/refunds", id(refunded))}),
+    )
+    .await;
+    w.enqueue(&w.job(&w.store, "orders", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    let runs = w.runs(&format!("connection_id={}", w.store)).await;
+    let run = runs
+        .iter()
+        .find(|r| r["entity_type"] == "orders")
+        .cloned()
+        .unwrap_or_default();
+    let text = run.to_string();
+    assert!(
+        text.contains("its refunds could not be read") && text.contains(&id(refunded).to_string()),
+        "the order fails, by name: {run:#}"
+    );
+    assert!(
+        run["counts"]["written"].as_u64().unwrap_or(0) >= 1,
+        "{run:#}"
+    );
+    let (_, doc) = &documents(&w).await[&number(edited)][0];
+    assert_eq!(doc["BillAddr"]["Line1"], "12 Birch Road", "{doc:#}");
+
+    // Once the store answers again, the refund is booked.
+    w.store_admin(Method::DELETE, "faults", Value::Null).await;
+    w.enqueue(&w.job(&w.store, "orders", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    let key = format!("{}-R", number(refunded));
+    assert!(
+        refund_documents(&w)
+            .await
+            .keys()
+            .any(|k| k.starts_with(&key)),
+        "the refund of {} is booked",
+        number(refunded)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_the_bookkeeper_voided_stays_voided_a_cancelled_orders_refunds_are_voided_with_it_and_no_refund_is_left_unread(
+) {
+    let (w, books) = world().await;
+    w.flow(&w.store, &books, &["orders"]).await;
+    w.work().await;
+    let orders = w.woo.all(Kind::Orders);
+    let without_refunds = |statuses: &[&str], skip: usize| {
+        orders
+            .iter()
+            .filter(|o| {
+                statuses.iter().any(|s| o["status"] == *s)
+                    && o["refunds"].as_array().is_none_or(|r| r.is_empty())
+                    && amount(&o["total"]) >= Decimal::from(5)
+            })
+            .nth(skip)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {statuses:?} order without refunds"))
+    };
+    let unpaid = without_refunds(&["pending", "on-hold"], 0);
+    let to_cancel = without_refunds(&["completed", "processing"], 0);
+    let many = without_refunds(&["completed", "processing"], 1);
+    let id = |o: &Value| o["id"].as_u64().unwrap_or_default();
+    let number = |o: &Value| o["number"].as_str().unwrap_or_default().to_string();
+
+    // The invoice's order is paid: its payment is recorded.
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/orders/{}", id(&unpaid)),
+        json!({"status": "processing", "date_paid": "2026-12-01T10:00:00",
+               "date_paid_gmt": "2026-12-01T17:00:00"}),
+    )
+    .await;
+    sync_once(&w, &w.store, "orders").await;
+    let invoice_id = documents(&w).await[&number(&unpaid)][0].1["Id"].clone();
+    let ours = |payments: Vec<Value>| -> Vec<Value> {
+        payments
+            .into_iter()
+            .filter(|p| p["Line"][0]["LinkedTxn"][0]["TxnId"] == invoice_id)
+            .collect()
+    };
+    let payments = ours(w.books("Payment").await);
+    assert_eq!(payments.len(), 1, "{payments:#?}");
+    // The bookkeeper voids it (the payout bounced); the order changes in the store later.
+    let voided = w
+        .qbo_admin(
+            Method::POST,
+            "void/Payment",
+            json!({"Id": payments[0]["Id"], "SyncToken": payments[0]["SyncToken"]}),
+        )
+        .await;
+    assert_eq!(amount(&voided["TotalAmt"]), Decimal::ZERO, "{voided}");
+    let (_, invoice) = &documents(&w).await[&number(&unpaid)][0];
+    assert_eq!(amount(&invoice["Balance"]), amount(&unpaid["total"]));
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/orders/{}", id(&unpaid)),
+        json!({"billing": {"address_1": "9 Larch Lane"}}),
+    )
+    .await;
+    assert!(sync_once(&w, &w.store, "orders").await >= 1);
+    let payments = ours(w.books("Payment").await);
+    assert_eq!(payments.len(), 1, "no second payment: {payments:#?}");
+    let (_, invoice) = &documents(&w).await[&number(&unpaid)][0];
+    assert_eq!(
+        amount(&invoice["Balance"]),
+        amount(&unpaid["total"]),
+        "the invoice is the bookkeeper's to settle: {invoice:#}"
+    );
+
+    // An order refunded in part and then cancelled: its document and its refund's are
+    // voided together.
+    let refund = w
+        .store_admin(
+            Method::POST,
+            &format!("wc/v3/orders/{}/refunds", id(&to_cancel)),
+            json!({"amount": "2.00", "reason": "Goodwill"}),
+        )
+        .await;
+    sync_once(&w, &w.store, "orders").await;
+    let key = format!("{}-R{}", number(&to_cancel), refund["id"]);
+    let live = |doc: &Value| {
+        !doc["PrivateNote"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Voided")
+    };
+    let refund_docs = refund_documents(&w).await;
+    assert!(live(&refund_docs[&key][0].1), "{:#?}", refund_docs[&key]);
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/orders/{}", id(&to_cancel)),
+        json!({"status": "cancelled"}),
+    )
+    .await;
+    sync_once(&w, &w.store, "orders").await;
+    let (_, document) = &documents(&w).await[&number(&to_cancel)][0];
+    assert!(!live(document), "{document:#}");
+    let refund_docs = refund_documents(&w).await;
+    let (_, refund_doc) = &refund_docs[&key][0];
+    assert!(!live(refund_doc), "{refund_doc:#}");
+    assert_eq!(amount(&refund_doc["TotalAmt"]), Decimal::ZERO);
+
+    // More refunds than one page of the store's list holds: every one is booked, once.
+    for _ in 0..103 {
+        let made = w
+            .store_admin(
+                Method::POST,
+                &format!("wc/v3/orders/{}/refunds", id(&many)),
+                json!({"amount": "0.01", "reason": "Price match"}),
+            )
+            .await;
+        assert!(made["id"].as_u64().is_some(), "{made}");
+    }
+    sync_once(&w, &w.store, "orders").await;
+    let prefix = format!("{}-R", number(&many));
+    let booked: Vec<Value> = refund_documents(&w)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&prefix))
+        .flat_map(|(_, docs)| docs.into_iter().map(|(_, d)| d))
+        .collect();
+    assert_eq!(booked.len(), 103);
+    assert_refunds_match_orders(&w).await;
+    assert_eq!(sync_once(&w, &w.store, "orders").await, 0);
 }

@@ -49,6 +49,27 @@ pub const ORDER_FIELDS: &[&str] = &[
     "placed_at",
     "paid_at",
 ];
+/// An order's fields with its refunds: what a store reads and the books write (a project's
+/// table keeps an order's totals, not its refund documents).
+pub const ORDER_FIELDS_WITH_REFUNDS: &[&str] = &[
+    "number",
+    "status",
+    "currency",
+    "customer_email",
+    "billing",
+    "shipping",
+    "lines",
+    "shipping_lines",
+    "fee_lines",
+    "discount_total",
+    "shipping_total",
+    "total_tax",
+    "total",
+    "prices_include_tax",
+    "placed_at",
+    "paid_at",
+    "refunds",
+];
 
 /// A postal address with the contact details platforms keep beside it. Empty strings for
 /// what is not known (as WooCommerce sends them).
@@ -122,6 +143,41 @@ pub struct ChargeLine {
     pub total_tax: Decimal,
 }
 
+/// Money paid back on an order: what was refunded, line by line where the store says.
+/// Amounts are positive (WooCommerce writes a refund's lines as negative numbers).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refund {
+    /// The source's id of the refund.
+    pub id: String,
+    /// What was paid back, tax included.
+    pub amount: Decimal,
+    pub reason: String,
+    pub refunded_at: Option<DateTime<Utc>>,
+    /// The day it was refunded in the shop's own time zone (as `Order::placed_on`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_on: Option<chrono::NaiveDate>,
+    /// The products refunded (quantity and `total` positive); empty for a refund of an
+    /// amount alone.
+    #[serde(default)]
+    pub lines: Vec<OrderLine>,
+    #[serde(default)]
+    pub shipping_lines: Vec<ChargeLine>,
+    #[serde(default)]
+    pub fee_lines: Vec<ChargeLine>,
+}
+
+impl Refund {
+    /// The tax paid back with the refund's lines; `None` if it is too large to add up.
+    pub fn tax(&self) -> Option<Decimal> {
+        self.lines
+            .iter()
+            .map(|l| l.total_tax)
+            .chain(self.shipping_lines.iter().map(|c| c.total_tax))
+            .chain(self.fee_lines.iter().map(|c| c.total_tax))
+            .try_fold(Decimal::ZERO, |sum, tax| sum.checked_add(tax))
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     /// The number customers see (WooCommerce's `number`).
@@ -148,6 +204,10 @@ pub struct Order {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placed_on: Option<chrono::NaiveDate>,
     pub paid_at: Option<DateTime<Utc>>,
+    /// The refunds made on it, oldest first. (Left out of its JSON when there are none, so
+    /// an order's fingerprint is what it was before orders carried refunds.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refunds: Vec<Refund>,
 }
 
 /// A record's content, by entity.
@@ -241,9 +301,15 @@ pub struct Fingerprint(pub BTreeMap<String, String>);
 
 impl Fingerprint {
     /// Whether `other`'s fields are all held here with the same hashes (fields `other`
-    /// lacks are not compared). A deleted record matches only a deleted one.
+    /// lacks are not compared; a field this one lacks is covered while `other` holds
+    /// nothing in it, so a field a flow starts to carry is no change until it has a
+    /// value). A deleted record matches only a deleted one.
     pub fn covers(&self, other: &Fingerprint) -> bool {
-        other.0.iter().all(|(f, h)| self.0.get(f) == Some(h))
+        let null = hash(&Value::Null);
+        other.0.iter().all(|(f, h)| match self.0.get(f) {
+            Some(mine) => mine == h,
+            None => *h == null,
+        })
     }
 
     /// These fields over the old ones; the others kept.
@@ -295,15 +361,39 @@ pub fn entity_fields(entity: EntityType) -> &'static [&'static str] {
     }
 }
 
-/// A decimal from text, normalised; `None` for empty text. (`12.50` → `12.5`.)
+/// A decimal from text, normalised; `None` for empty text. (`12.50` → `12.5`; JSON's
+/// exponent form, `1e2`, is read too.)
 pub fn decimal(text: &str) -> Result<Option<Decimal>, String> {
     let t = text.trim();
     if t.is_empty() {
         return Ok(None);
     }
-    t.parse::<Decimal>()
+    let parsed = if t.contains(['e', 'E']) {
+        Decimal::from_scientific(t)
+    } else {
+        t.parse::<Decimal>()
+    };
+    parsed
         .map(|d| Some(d.normalize()))
         .map_err(|_| format!("'{t}' is not a decimal number"))
+}
+
+/// The one reader of money in a platform's JSON: a string or a number, read from its text
+/// (never through a float); `None` for null or empty text; anything else is an error
+/// naming `what`.
+pub fn money(v: &serde_json::Value, what: &str) -> Result<Option<Decimal>, String> {
+    unlabelled_money(v).map_err(|e| format!("{what}: {e}"))
+}
+
+/// [`money`], its error naming no field (where the caller's path names it).
+pub fn unlabelled_money(v: &serde_json::Value) -> Result<Option<Decimal>, String> {
+    use serde_json::Value;
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => decimal(s),
+        Value::Number(n) => decimal(&n.to_string()),
+        other => Err(format!("{other} is not an amount")),
+    }
 }
 
 /// A decimal that must be there (empty text is zero, as WooCommerce writes zero totals).
@@ -378,6 +468,29 @@ mod tests {
         .fingerprint(PRODUCT_FIELDS);
         assert!(!full.covers(&deleted));
         assert!(deleted.covers(&deleted.clone()));
+    }
+
+    #[test]
+    fn a_field_a_flow_starts_to_carry_is_no_change_until_it_holds_something() {
+        let order = |refunds: Vec<Refund>| Record {
+            id: "7".into(),
+            modified_at: DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default(),
+            body: Some(Body::Order(Box::new(Order {
+                number: "7".into(),
+                total: Decimal::ONE,
+                refunds,
+                ..Order::default()
+            }))),
+            unknown: Vec::new(),
+        };
+        let before = order(Vec::new()).fingerprint(ORDER_FIELDS);
+        assert!(before.covers(&order(Vec::new()).fingerprint(ORDER_FIELDS_WITH_REFUNDS)));
+        let refunded = order(vec![Refund {
+            id: "9".into(),
+            amount: Decimal::ONE,
+            ..Refund::default()
+        }]);
+        assert!(!before.covers(&refunded.fingerprint(ORDER_FIELDS_WITH_REFUNDS)));
     }
 
     #[test]

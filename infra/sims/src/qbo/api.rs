@@ -21,7 +21,8 @@
 //! writes commit, then the connection drops), `concurrent-edits` (the next updates find the
 //! entity just saved by someone else: 5010), `webhooks` (register a URL, verifier and
 //! format), `entities/{Entity}` (GET every one, deleted included; POST to change one as a
-//! user would in QuickBooks' screens, which sends webhooks).
+//! user would in QuickBooks' screens, which sends webhooks), `void/{Entity}` (POST `{"Id"}`:
+//! the user voids a transaction; a voided payment's invoices owe again).
 
 use chrono::{DateTime, Duration, Utc};
 use hyper::{Method, StatusCode};
@@ -594,9 +595,13 @@ impl QuickBooks {
                     }
                 }
             }
-            (Method::POST, p) if p.starts_with("entities/") => {
-                let entity = entity_name(&p["entities/".len()..]);
-                let result = match (entity, req.json()) {
+            (Method::POST, p) if p.starts_with("entities/") || p.starts_with("void/") => {
+                let (verb, name) = p.split_once('/').unwrap_or_default();
+                let result = match (entity_name(name), req.json()) {
+                    // The bookkeeper voids a transaction in QuickBooks' own screens.
+                    (Some(e), Ok(body)) if verb == "void" => {
+                        lock(&books.company).void(e, body, Utc::now())
+                    }
                     (Some(e), Ok(body)) => lock(&books.company).edit(e, body, Utc::now()),
                     _ => Err(Fault::validation(
                         "2010",

@@ -5,6 +5,14 @@
 //! must exist (610), and line math (`Amount = Qty × UnitPrice`, 6070). Totals are computed
 //! as QuickBooks does: the lines, less discount lines, plus `TxnTaxDetail.TotalTax`.
 //! Amounts are decimals throughout.
+//!
+//! Money back and money in: a `RefundReceipt` is a sales receipt paid back (it needs the
+//! `DepositToAccountRef` it is paid from), a `CreditMemo` a credit to a customer (it needs
+//! the customer; its `Balance` and `RemainingCredit` are its total). A `Payment` needs the
+//! customer and `TotalAmt`; each line applies an amount to an invoice of that customer
+//! (`LinkedTxn`), never more than the invoice owes (6000); the rest is `UnappliedAmt`.
+//! An invoice's `Balance` is its total less the payments applied to it, which it lists in
+//! its `LinkedTxn`; a payment updates the invoices it pays (their `SyncToken` moves).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
@@ -57,13 +65,33 @@ pub const ENTITIES: &[&str] = &[
     "Item",
     "Invoice",
     "SalesReceipt",
+    "RefundReceipt",
+    "CreditMemo",
+    "Payment",
     "Account",
     "Employee",
     "Vendor",
 ];
 
 /// Entities the API can write.
-pub const WRITABLE: &[&str] = &["Customer", "Item", "Invoice", "SalesReceipt"];
+pub const WRITABLE: &[&str] = &[
+    "Customer",
+    "Item",
+    "Invoice",
+    "SalesReceipt",
+    "RefundReceipt",
+    "CreditMemo",
+    "Payment",
+];
+
+/// The transactions: what can be deleted and voided, and has lines.
+const TRANSACTIONS: &[&str] = &[
+    "Invoice",
+    "SalesReceipt",
+    "RefundReceipt",
+    "CreditMemo",
+    "Payment",
+];
 
 /// The entity named in a URL (`salesreceipt`) or a body (`SalesReceipt`).
 pub fn entity_name(text: &str) -> Option<&'static str> {
@@ -106,9 +134,9 @@ fn number(d: Decimal) -> Value {
     serde_json::from_str(&d.to_string()).unwrap_or(Value::Null)
 }
 
-/// Only transactions (invoices, sales receipts) can be `done` (deleted, voided).
+/// Only transactions can be `done` (deleted, voided).
 fn transaction_only(entity: &str, done: &str) -> Result<(), Fault> {
-    if matches!(entity, "Invoice" | "SalesReceipt") {
+    if TRANSACTIONS.contains(&entity) {
         return Ok(());
     }
     Err(Fault::validation(
@@ -373,9 +401,26 @@ impl Company {
                     body["Active"] = json!(true);
                 }
             }
-            "Invoice" | "SalesReceipt" => {
-                if entity == "Invoice" && body.get("CustomerRef").is_none() {
+            "Payment" => {
+                if body.get("CustomerRef").is_none() {
                     return Err(required("CustomerRef"));
+                }
+                if !self.reference_exists("Customer", &body["CustomerRef"]) {
+                    return Err(Fault::validation("610", "Object Not Found", "Something you're trying to use has been made inactive. Check the fields with accounts, customers, items, vendors or employees."));
+                }
+                self.payment(body, id)?;
+            }
+            "Invoice" | "SalesReceipt" | "RefundReceipt" | "CreditMemo" => {
+                if matches!(entity, "Invoice" | "CreditMemo") && body.get("CustomerRef").is_none() {
+                    return Err(required("CustomerRef"));
+                }
+                if entity == "RefundReceipt" {
+                    if body.get("DepositToAccountRef").is_none() {
+                        return Err(required("DepositToAccountRef"));
+                    }
+                    if !self.reference_exists("Account", &body["DepositToAccountRef"]) {
+                        return Err(Fault::validation("610", "Object Not Found", "Something you're trying to use has been made inactive. Check the fields with accounts, customers, items, vendors or employees."));
+                    }
                 }
                 if let Some(r) = body.get("CustomerRef") {
                     if !self.reference_exists("Customer", r) {
@@ -393,6 +438,117 @@ impl Company {
             }
         }
         Ok(())
+    }
+
+    /// Checks a payment's lines against the invoices they pay (of its customer, no more
+    /// than each owes, not counting this payment itself); sets `UnappliedAmt`.
+    fn payment(&self, body: &mut Value, id: Option<&str>) -> Result<(), Fault> {
+        let bad = |detail: String| {
+            Fault::validation("6000", "A business validation error has occurred", detail)
+        };
+        let total = body.get("TotalAmt").and_then(money).ok_or_else(|| {
+            Fault::validation(
+                "2020",
+                "Required param missing, need to supply the required value for the API",
+                "Required parameter TotalAmt is missing in the request",
+            )
+        })?;
+        let mut applied = Decimal::ZERO;
+        for (n, line) in body["Line"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let amount = line
+                .get("Amount")
+                .and_then(money)
+                .ok_or_else(|| bad(format!("Line {}: Amount is missing", n + 1)))?;
+            for linked in line["LinkedTxn"].as_array().cloned().unwrap_or_default() {
+                let invoice_id = linked["TxnId"].as_str().unwrap_or_default();
+                let invoice = self
+                    .get("Invoice", invoice_id)
+                    .filter(|_| linked["TxnType"] == "Invoice")
+                    .ok_or_else(|| {
+                        Fault::validation(
+                            "610",
+                            "Object Not Found",
+                            format!("Line {}: the invoice {invoice_id} does not exist", n + 1),
+                        )
+                    })?;
+                if invoice["CustomerRef"]["value"] != body["CustomerRef"]["value"] {
+                    return Err(bad(format!(
+                        "Line {}: the invoice is another customer's",
+                        n + 1
+                    )));
+                }
+                let owed = invoice.get("TotalAmt").and_then(money).unwrap_or_default()
+                    - self.paid_toward(invoice_id, id);
+                if amount > owed {
+                    return Err(bad(format!(
+                        "Line {}: {amount} is more than the invoice's balance of {owed}",
+                        n + 1
+                    )));
+                }
+            }
+            applied += amount;
+        }
+        if applied > total {
+            return Err(bad(
+                "The payment's lines apply more than its TotalAmt".into()
+            ));
+        }
+        body["UnappliedAmt"] = number(total - applied);
+        body["TotalAmt"] = number(total);
+        Ok(())
+    }
+
+    /// What live payments (but `except`) apply to an invoice, and those payments' ids.
+    fn payments_of(&self, invoice_id: &str, except: Option<&str>) -> (Decimal, Vec<String>) {
+        let mut paid = Decimal::ZERO;
+        let mut ids = Vec::new();
+        for payment in self.live("Payment") {
+            if payment["Id"].as_str() == except || payment["TotalAmt"] == json!(0) {
+                continue;
+            }
+            for line in payment["Line"].as_array().into_iter().flatten() {
+                let pays =
+                    line["LinkedTxn"].as_array().into_iter().flatten().any(|l| {
+                        l["TxnId"].as_str() == Some(invoice_id) && l["TxnType"] == "Invoice"
+                    });
+                if pays {
+                    paid += line.get("Amount").and_then(money).unwrap_or_default();
+                    ids.push(payment["Id"].as_str().unwrap_or_default().to_string());
+                }
+            }
+        }
+        (paid, ids)
+    }
+
+    fn paid_toward(&self, invoice_id: &str, except: Option<&str>) -> Decimal {
+        self.payments_of(invoice_id, except).0
+    }
+
+    /// An invoice's `Balance` and `LinkedTxn` from the payments applied to it.
+    fn apply_payments(&self, invoice: &mut Value) {
+        let id = invoice["Id"].as_str().unwrap_or_default().to_string();
+        let (paid, payments) = self.payments_of(&id, None);
+        let total = invoice.get("TotalAmt").and_then(money).unwrap_or_default();
+        invoice["Balance"] = number((total - paid).max(Decimal::ZERO));
+        let linked: Vec<Value> = payments
+            .iter()
+            .map(|p| json!({"TxnId": p, "TxnType": "Payment"}))
+            .collect();
+        match invoice.as_object_mut() {
+            Some(o) if linked.is_empty() => {
+                o.remove("LinkedTxn");
+            }
+            Some(o) => {
+                o.insert("LinkedTxn".into(), Value::Array(linked));
+            }
+            None => {}
+        }
     }
 
     /// Checks the lines' math and references; sets `TotalAmt`, `Balance` and the subtotal
@@ -516,12 +672,15 @@ impl Company {
                 o.remove(computed);
             }
         }
-        if entity == "Invoice" {
+        if matches!(entity, "Invoice" | "CreditMemo") {
             body["Balance"] = Value::Null;
         }
         self.check(entity, &mut body, None)?;
-        if entity == "SalesReceipt" {
+        if matches!(entity, "SalesReceipt" | "RefundReceipt") {
             body["Balance"] = json!(0);
+        }
+        if entity == "CreditMemo" {
+            body["RemainingCredit"] = body["Balance"].clone();
         }
         if let Some(o) = body.as_object_mut() {
             o.retain(|_, v| !v.is_null());
@@ -535,7 +694,11 @@ impl Company {
             operation: "Create",
             at: now,
         });
-        Ok(self.data[entity][&id].clone())
+        let created = self.data[entity][&id].clone();
+        if entity == "Payment" {
+            self.update_paid_invoices(&created, now);
+        }
+        Ok(created)
     }
 
     fn current(&self, entity: &'static str, body: &Value) -> Result<(u64, Value), Fault> {
@@ -605,8 +768,11 @@ impl Company {
             }
             replaced
         };
-        if matches!(entity, "Invoice" | "SalesReceipt") {
-            next["Balance"] = if entity == "Invoice" {
+        if matches!(
+            entity,
+            "Invoice" | "SalesReceipt" | "RefundReceipt" | "CreditMemo"
+        ) {
+            next["Balance"] = if matches!(entity, "Invoice" | "CreditMemo") {
                 Value::Null
             } else {
                 json!(0)
@@ -614,9 +780,37 @@ impl Company {
         }
         let id_text = id.to_string();
         self.check(entity, &mut next, Some(&id_text))?;
+        if entity == "Invoice" {
+            self.apply_payments(&mut next);
+        }
+        if entity == "CreditMemo" {
+            next["RemainingCredit"] = next["Balance"].clone();
+        }
         next["SyncToken"] = stored["SyncToken"].clone();
         next["MetaData"] = stored["MetaData"].clone();
         Ok(self.bump(entity, id, next, "Update", now))
+    }
+
+    /// The invoices a payment pays, with their balance and links brought up to date.
+    fn update_paid_invoices(&mut self, payment: &Value, now: DateTime<Utc>) {
+        let ids: Vec<String> = payment["Line"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|l| l["LinkedTxn"].as_array().cloned().unwrap_or_default())
+            .filter(|l| l["TxnType"] == "Invoice")
+            .filter_map(|l| l["TxnId"].as_str().map(str::to_string))
+            .collect();
+        for id in ids {
+            let Some(mut invoice) = self.get("Invoice", &id).cloned() else {
+                continue;
+            };
+            self.apply_payments(&mut invoice);
+            let Ok(number) = id.parse::<u64>() else {
+                continue;
+            };
+            self.bump("Invoice", number, invoice, "Update", now);
+        }
     }
 
     /// `operation=delete`: transactions are deleted; names lists cannot be (QuickBooks
@@ -632,6 +826,10 @@ impl Company {
         let mut gone = stored.clone();
         gone["status"] = json!("Deleted");
         self.bump(entity, id, gone, "Delete", now);
+        if entity == "Payment" {
+            // What it paid is owed again.
+            self.update_paid_invoices(&stored, now);
+        }
         Ok(json!({"Id": stored["Id"], "status": "Deleted", "domain": "QBO"}))
     }
 
@@ -644,6 +842,7 @@ impl Company {
     ) -> Result<Value, Fault> {
         transaction_only(entity, "voided")?;
         let (id, mut stored) = self.current(entity, &body)?;
+        let before = stored.clone();
         if let Some(lines) = stored["Line"].as_array_mut() {
             for line in lines {
                 line["Amount"] = json!(0);
@@ -661,7 +860,12 @@ impl Company {
         stored["PrivateNote"] = json!(format!("Voided - {note}")
             .trim_end_matches(" - ")
             .to_string());
-        Ok(self.bump(entity, id, stored, "Void", now))
+        let voided = self.bump(entity, id, stored, "Void", now);
+        if entity == "Payment" {
+            // What it paid is owed again.
+            self.update_paid_invoices(&before, now);
+        }
+        Ok(voided)
     }
 
     /// A change made in QuickBooks' own screens (no `SyncToken` check): the entity given

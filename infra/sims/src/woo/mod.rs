@@ -15,7 +15,8 @@
 //!   Customers have no date filters (they are ignored, as WooCommerce ignores them).
 //! - Writes: create, update (`PUT`/`POST`/`PATCH`), delete (orders and products to the
 //!   trash unless `force=true`; customers and webhooks need `force=true`), batch of at most
-//!   100 items (413 beyond); SKUs and customer emails unique.
+//!   100 items (413 beyond); SKUs and customer emails unique. Order refunds as
+//!   `refunds.rs` says.
 //! - Webhooks: CRUD on `/webhooks`, a ping on creation, deliveries as `webhooks.rs` says.
 //!
 //! Admin routes (no authentication, no faults): `POST /__admin/zone` (`{"zone":
@@ -31,6 +32,7 @@
 //! queued now), `GET /__admin/state`.
 
 mod php;
+mod refunds;
 mod seed;
 mod store;
 mod webhooks;
@@ -471,6 +473,12 @@ impl WooStore {
                 .with_kind(entity)
                 .and_then(|kind| self.batch(kind, req))
                 .map(|v| (StatusCode::OK, v)),
+            (Method::GET, ["orders", id, "refunds"]) => {
+                return self.refunds(id, req).unwrap_or_else(|e| e.response());
+            }
+            (Method::POST, ["orders", id, "refunds"]) => body_object(req)
+                .and_then(|b| self.refund(id, &b))
+                .map(|v| (StatusCode::CREATED, v)),
             (m, [entity, id]) => {
                 let kind = match self.with_kind(entity) {
                     Ok(k) => k,
@@ -493,6 +501,87 @@ impl WooStore {
             Ok((status, v)) => answer(status, &v),
             Err(e) => e.response(),
         }
+    }
+
+    /// An order's refunds, newest first unless `order=asc` (by date or id: a refund's id
+    /// grows with its time), paged as every list (`page`, `per_page` 1–100, default 10,
+    /// with `X-WP-Total` and `X-WP-TotalPages`).
+    fn refunds(&self, order: &str, req: &Req) -> Result<Resp, WpError> {
+        let number = |name: &str, max: usize, default: usize| -> Result<usize, WpError> {
+            match req.param(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<usize>() {
+                    Ok(n) if (1..=max).contains(&n) => Ok(n),
+                    _ => Err(invalid_param(
+                        name,
+                        &format!("{name} must be between 1 and {max}."),
+                    )),
+                },
+            }
+        };
+        let page = number("page", usize::MAX, 1)?;
+        let per_page = number("per_page", 100, 10)?;
+        let oldest_first = match req.param("order") {
+            None | Some("desc") => false,
+            Some("asc") => true,
+            Some(other) => {
+                return Err(invalid_param(
+                    "order",
+                    &format!("order is not one of asc, desc ('{other}')."),
+                ))
+            }
+        };
+        let state = lock(&self.state);
+        let order = order
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| state.records.get(Kind::Orders, id))
+            .ok_or_else(invalid_order)?;
+        let mut all = order.refunds.clone();
+        if oldest_first {
+            all.reverse();
+        }
+        let total = all.len();
+        let items: Vec<Value> = all
+            .into_iter()
+            .skip((page - 1).saturating_mul(per_page))
+            .take(per_page)
+            .collect();
+        let mut r = answer(StatusCode::OK, &Value::Array(items));
+        r = crate::server::with_header(r, "x-wp-total", &total.to_string());
+        r = crate::server::with_header(r, "x-wp-totalpages", &total.div_ceil(per_page).to_string());
+        Ok(r)
+    }
+
+    /// Refunds (part of) an order.
+    fn refund(&self, order: &str, given: &Map<String, Value>) -> Result<Value, WpError> {
+        let mut state = lock(&self.state);
+        let Some(mut doc) = order
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| state.records.get(Kind::Orders, id))
+            .cloned()
+        else {
+            return Err(invalid_order());
+        };
+        let id = state.records.next_id(Kind::Orders);
+        let at = now();
+        let refund = refunds::build(&doc, id, given, at, state.records.local(at)).map_err(
+            |(status, code, message)| {
+                wp_error(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                    code,
+                    message,
+                )
+            },
+        )?;
+        refunds::add(&mut doc, refund.clone());
+        doc.modified = at;
+        let order_id = doc.id;
+        state.records.put(Kind::Orders, doc);
+        state.webhooks.fire(Kind::Orders, "updated", order_id);
+        self.wake.notify_one();
+        Ok(refund)
     }
 
     fn with_kind(&self, entity: &str) -> Result<Kind, WpError> {
@@ -907,9 +996,27 @@ impl WooStore {
         };
         self.check(&state.records, kind, Some(id), given)?;
         let was_trash = doc.status() == "trash";
+        let was_refunded = doc.status() == "refunded";
         merge(&mut doc.fields, given);
         Self::derive(kind, id, &mut doc.fields);
         doc.modified = now();
+        if kind == Kind::Orders
+            && doc.status() == "refunded"
+            && !was_refunded
+            && refunds::left(&doc) > 0
+        {
+            let refund_id = state.records.next_id(Kind::Orders);
+            let local = state.records.local(doc.modified);
+            if let Ok(refund) = refunds::build(
+                &doc,
+                refund_id,
+                &refunds::rest_of(&doc),
+                doc.modified,
+                local,
+            ) {
+                refunds::add(&mut doc, refund);
+            }
+        }
         let event = if was_trash && doc.status() != "trash" {
             doc.trashed_from = None;
             "restored"
@@ -1425,6 +1532,14 @@ fn no_route() -> WpError {
         StatusCode::NOT_FOUND,
         "rest_no_route",
         "No route was found matching the URL and request method.",
+    )
+}
+
+fn invalid_order() -> WpError {
+    wp_error(
+        StatusCode::NOT_FOUND,
+        "woocommerce_rest_order_invalid_id",
+        "Invalid order ID.",
     )
 }
 

@@ -209,6 +209,7 @@ pub fn fill(records: &mut Records, seed: &Seed, now: DateTime<Utc>) {
         );
         customers.push((id, email, billing, shipping));
     }
+    let mut placed = Vec::new();
     for _ in 0..seed.orders {
         let id = records.next_id(Kind::Orders);
         let mut fields = order_fields(&mut rng, id, &products, &customers);
@@ -220,6 +221,39 @@ pub fn fill(records: &mut Records, seed: &Seed, now: DateTime<Utc>) {
             fields.insert("date_paid_gmt".into(), paid);
         }
         records.put(Kind::Orders, Doc::new(id, t, fields));
+        placed.push((id, t));
+    }
+    // Refunds, after every order so that orders keep their ids: a refunded order was
+    // refunded in full (an amount alone, as WooCommerce does when the status is set), and
+    // every fifth completed order had one of its first line's units refunded.
+    for (id, t) in placed {
+        let Some(mut doc) = records.get(Kind::Orders, id).cloned() else {
+            continue;
+        };
+        let given = match doc.status() {
+            "refunded" => super::refunds::rest_of(&doc),
+            "completed" if id % 5 == 0 => {
+                let Some(line) = doc.fields.get("line_items").and_then(|l| l.get(0)).cloned()
+                else {
+                    continue;
+                };
+                let units = line["quantity"].as_i64().unwrap_or(1).max(1);
+                let each = cents(line["total"].as_str().unwrap_or("0")) / units;
+                let each_tax = cents(line["total_tax"].as_str().unwrap_or("0")) / units;
+                let given = json!({"reason": "Returned", "line_items": [{
+                    "id": line["id"], "quantity": 1,
+                    "refund_total": money(each), "refund_tax": money(each_tax),
+                }]});
+                given.as_object().cloned().unwrap_or_default()
+            }
+            _ => continue,
+        };
+        let refund_id = records.next_id(Kind::Orders);
+        let local = records.local(t);
+        if let Ok(refund) = super::refunds::build(&doc, refund_id, &given, t, local) {
+            super::refunds::add(&mut doc, refund);
+            records.put(Kind::Orders, doc);
+        }
     }
 }
 

@@ -67,6 +67,8 @@ pub struct Doc {
     pub fields: Map<String, Value>,
     /// The status a trashed record had, restored when it leaves the trash.
     pub trashed_from: Option<String>,
+    /// An order's refunds in full, newest first (the order's fields list them briefly).
+    pub refunds: Vec<Value>,
 }
 
 impl Doc {
@@ -77,6 +79,7 @@ impl Doc {
             modified: at,
             fields,
             trashed_from: None,
+            refunds: Vec::new(),
         }
     }
 
@@ -215,7 +218,7 @@ impl Records {
     }
 
     /// Site-local wall time, as the non-`_gmt` dates show it.
-    fn local(&self, t: DateTime<Utc>) -> String {
+    pub fn local(&self, t: DateTime<Utc>) -> String {
         t.with_timezone(&self.zone)
             .format("%Y-%m-%dT%H:%M:%S")
             .to_string()

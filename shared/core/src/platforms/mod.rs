@@ -6,6 +6,7 @@
 //!
 //! Adding a platform is one module plus one line in the [`registry!`] below.
 
+pub(crate) mod fields;
 pub mod http;
 
 use serde_json::Value;

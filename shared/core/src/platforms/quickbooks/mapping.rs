@@ -14,9 +14,10 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::platforms::fields::{read, Money};
+
 use crate::records::{
-    amount, Address, Body, ChargeLine, Customer, Decimal, Order, OrderLine, Product, ProductStatus,
-    Record,
+    Address, Body, ChargeLine, Customer, Decimal, Order, OrderLine, Product, ProductStatus, Record,
 };
 
 /// The item shipping lines are booked on.
@@ -25,6 +26,9 @@ pub const SHIPPING_ITEM: &str = "Shipping";
 pub const FEE_ITEM: &str = "Fees";
 /// The item for order lines without a SKU.
 pub const UNNAMED_ITEM: &str = "Sales";
+/// The item a refund's amount is booked on where the store does not say what it paid
+/// back for (a refund of an amount alone, or more than its lines).
+pub const REFUND_ITEM: &str = "Refunds";
 
 /// The document kinds an order can be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -102,29 +106,12 @@ pub fn exact_json(body: &[u8]) -> Result<Value, String> {
 }
 
 /// An amount that must be there: a missing or misspelled field is an error, never a zero.
-fn money(v: &Value, what: &str) -> Result<Decimal, String> {
-    match v {
-        Value::Null => Err(format!("{what} is missing")),
-        Value::Number(n) => amount(&n.to_string()).map_err(|e| format!("{what}: {e}")),
-        // JSON allows an exponent (`1e2`), which a plain decimal does not read.
-        Value::String(s) if s.contains(['e', 'E']) => Decimal::from_scientific(s)
-            .map(|d| d.normalize())
-            .map_err(|_| format!("{what}: '{s}' is not a decimal number")),
-        Value::String(s) if !s.trim().is_empty() => amount(s).map_err(|e| format!("{what}: {e}")),
-        other => Err(format!("{what}: {other} is not an amount")),
-    }
-}
-
-/// An amount QuickBooks leaves out when it is none (a document without tax).
-fn money_or_zero(v: &Value, what: &str) -> Result<Decimal, String> {
-    match v {
-        Value::Null => Ok(Decimal::ZERO),
-        other => money(other, what),
-    }
+pub(super) fn money(v: &Value, what: &str) -> Result<Decimal, String> {
+    crate::records::money(v, what)?.ok_or_else(|| format!("{what} is missing"))
 }
 
 /// `a + b`, or an error naming `what` when it does not fit (never a panic).
-fn plus(a: Decimal, b: Decimal, what: &str) -> Result<Decimal, String> {
+pub(super) fn plus(a: Decimal, b: Decimal, what: &str) -> Result<Decimal, String> {
     a.checked_add(b)
         .ok_or_else(|| format!("{what} is too large to add up"))
 }
@@ -134,36 +121,21 @@ pub fn number(d: Decimal) -> Value {
     serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
 }
 
-fn text(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
-}
-
 /// `MetaData.LastUpdatedTime`, which carries an offset.
 pub fn updated_at(v: &Value) -> Result<DateTime<Utc>, String> {
     let t = &v["MetaData"]["LastUpdatedTime"];
-    t.as_str()
-        .and_then(|s| {
-            DateTime::parse_from_rfc3339(s)
-                .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
-                .ok()
-        })
-        .map(|t| t.with_timezone(&Utc))
+    crate::platforms::fields::stamp(t)
+        .ok()
+        .flatten()
         .ok_or_else(|| format!("MetaData.LastUpdatedTime {t} is not a time"))
-}
-
-fn id(v: &Value) -> Result<String, String> {
-    v["Id"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| "the entity has no Id".to_string())
 }
 
 /// Whether an item is one of those the sync books order charges on (shipping, fees, lines
 /// without a SKU): bookkeeping, not a product to sync elsewhere.
 pub fn is_charge_item(v: &Value) -> bool {
     v["Sku"].as_str().unwrap_or_default().is_empty()
-        && [SHIPPING_ITEM, FEE_ITEM, UNNAMED_ITEM].contains(&v["Name"].as_str().unwrap_or_default())
+        && [SHIPPING_ITEM, FEE_ITEM, UNNAMED_ITEM, REFUND_ITEM]
+            .contains(&v["Name"].as_str().unwrap_or_default())
 }
 
 /// Whether QuickBooks reports the entity deleted or voided.
@@ -199,8 +171,177 @@ pub fn carried(mut map: Map<String, Value>, fields: &[&str]) -> Map<String, Valu
     map
 }
 
+/// The entities as QuickBooks answers them (read with [`exact_json`], numbers as text).
+/// QuickBooks leaves out a field it holds nothing in, so only what it always sends is
+/// required; an amount the mapping needs is checked where it is used.
+mod wire {
+    use serde::Deserialize;
+
+    use serde_json::Value;
+
+    use crate::platforms::fields::{Id, Money, Stamp, Text};
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct Meta {
+        pub last_updated_time: Stamp,
+        /// Read where it is used (an unreadable one is not the record's failure).
+        #[serde(default)]
+        pub create_time: Value,
+    }
+
+    /// What every entity has: its id, when it changed, and whether it is gone.
+    #[derive(Deserialize)]
+    pub struct Head {
+        #[serde(rename = "Id")]
+        pub id: Id,
+        #[serde(rename = "MetaData")]
+        pub meta: Meta,
+        #[serde(default)]
+        pub status: Text,
+        #[serde(rename = "PrivateNote", default)]
+        pub private_note: Text,
+        #[serde(rename = "Active", default)]
+        pub active: Option<bool>,
+    }
+
+    #[derive(Deserialize, Default)]
+    pub struct Ref {
+        #[serde(default)]
+        pub value: Text,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    pub struct Email {
+        pub address: Text,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    pub struct Phone {
+        pub free_form_number: Text,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    pub struct Addr {
+        pub line1: Text,
+        pub line2: Text,
+        pub city: Text,
+        pub country_sub_division_code: Text,
+        pub postal_code: Text,
+        pub country: Text,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase", default)]
+    #[derive(Default)]
+    pub struct Customer {
+        pub given_name: Text,
+        pub family_name: Text,
+        pub company_name: Text,
+        pub primary_email_addr: Email,
+        pub primary_phone: Phone,
+        pub bill_addr: Addr,
+        pub ship_addr: Addr,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct Item {
+        pub name: Text,
+        #[serde(default)]
+        pub sku: Text,
+        #[serde(default)]
+        pub description: Text,
+        #[serde(default)]
+        pub unit_price: Money,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    pub struct TaxDetail {
+        pub total_tax: Money,
+    }
+
+    /// `Qty` and a line's `Amount` are read only on the lines the mapping uses (a line of
+    /// another kind may hold anything).
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    pub struct SalesDetail {
+        pub item_ref: Ref,
+        pub qty: Value,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct Line {
+        #[serde(default)]
+        pub detail_type: Text,
+        #[serde(default)]
+        pub amount: Value,
+        #[serde(default)]
+        pub description: Option<String>,
+        #[serde(default)]
+        pub sales_item_line_detail: SalesDetail,
+    }
+
+    /// A sales receipt or an invoice.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct Document {
+        #[serde(default)]
+        pub doc_number: Text,
+        #[serde(default)]
+        pub currency_ref: Ref,
+        #[serde(default)]
+        pub bill_email: Email,
+        #[serde(default)]
+        pub bill_addr: Addr,
+        #[serde(default)]
+        pub ship_addr: Addr,
+        #[serde(default)]
+        pub txn_tax_detail: TaxDetail,
+        pub total_amt: Money,
+        #[serde(default)]
+        pub balance: Money,
+        #[serde(default)]
+        pub txn_date: Text,
+        #[serde(default)]
+        pub line: Vec<Line>,
+    }
+}
+
+/// An entity's id, when it last changed, and whether QuickBooks reports it gone (deleted,
+/// voided, or for names inactive), read before the rest.
+fn head(v: &Value) -> Result<wire::Head, String> {
+    read(v, "the entity")
+}
+
+fn deleted(id: String, modified_at: DateTime<Utc>) -> Record {
+    Record {
+        id,
+        modified_at,
+        body: None,
+        unknown: Vec::new(),
+    }
+}
+
+fn modified(head: &wire::Head) -> Result<DateTime<Utc>, String> {
+    head.meta
+        .last_updated_time
+        .0
+        .ok_or_else(|| "MetaData.LastUpdatedTime is missing".to_string())
+}
+
+fn head_is_gone(head: &wire::Head) -> bool {
+    matches!(head.status.as_str(), "Deleted" | "Voided")
+        || head.private_note.as_str().starts_with("Voided")
+}
+
 fn address(
-    v: &Value,
+    a: wire::Addr,
     given: &str,
     family: &str,
     company: &str,
@@ -211,12 +352,12 @@ fn address(
         first_name: given.into(),
         last_name: family.into(),
         company: company.into(),
-        address_1: text(&v["Line1"]),
-        address_2: text(&v["Line2"]),
-        city: text(&v["City"]),
-        state: text(&v["CountrySubDivisionCode"]),
-        postcode: text(&v["PostalCode"]),
-        country: text(&v["Country"]),
+        address_1: a.line1.0,
+        address_2: a.line2.0,
+        city: a.city.0,
+        state: a.country_sub_division_code.0,
+        postcode: a.postal_code.0,
+        country: a.country.0,
         email: email.into(),
         phone: phone.into(),
     }
@@ -230,26 +371,22 @@ pub fn address_json(a: &Address) -> Value {
 }
 
 pub fn customer(v: &Value) -> Result<Record, String> {
-    let id = id(v)?;
-    let modified_at = updated_at(v)?;
-    if is_gone(v) || v["Active"] == json!(false) {
-        return Ok(Record {
-            id,
-            modified_at,
-            body: None,
-            unknown: Vec::new(),
-        });
+    let head = head(v)?;
+    let (id, modified_at) = (head.id.0.clone(), modified(&head)?);
+    if head_is_gone(&head) || head.active == Some(false) {
+        return Ok(deleted(id, modified_at));
     }
-    let (given, family) = (text(&v["GivenName"]), text(&v["FamilyName"]));
-    let company = text(&v["CompanyName"]);
-    let email = text(&v["PrimaryEmailAddr"]["Address"]);
-    let phone = text(&v["PrimaryPhone"]["FreeFormNumber"]);
+    let c: wire::Customer = read(v, "the customer")?;
+    let (given, family) = (c.given_name.0, c.family_name.0);
+    let company = c.company_name.0;
+    let email = c.primary_email_addr.address.0;
+    let phone = c.primary_phone.free_form_number.0;
     Ok(Record {
         id,
         modified_at,
         body: Some(Body::Customer(Box::new(Customer {
-            billing: address(&v["BillAddr"], &given, &family, &company, &email, &phone),
-            shipping: address(&v["ShipAddr"], &given, &family, &company, "", ""),
+            billing: address(c.bill_addr, &given, &family, &company, &email, &phone),
+            shipping: address(c.ship_addr, &given, &family, &company, "", ""),
             email,
             first_name: given,
             last_name: family,
@@ -259,34 +396,23 @@ pub fn customer(v: &Value) -> Result<Record, String> {
 }
 
 pub fn product(v: &Value) -> Result<Record, String> {
-    let id = id(v)?;
-    let modified_at = updated_at(v)?;
-    if is_gone(v) {
-        return Ok(Record {
-            id,
-            modified_at,
-            body: None,
-            unknown: Vec::new(),
-        });
+    let head = head(v)?;
+    let (id, modified_at) = (head.id.0.clone(), modified(&head)?);
+    if head_is_gone(&head) {
+        return Ok(deleted(id, modified_at));
     }
-    let price = match &v["UnitPrice"] {
-        Value::Null => None,
-        p => Some(money(p, "UnitPrice")?),
-    };
+    let item: wire::Item = read(v, "the item")?;
     Ok(Record {
         id,
         modified_at,
         body: Some(Body::Product(Box::new(Product {
-            sku: v["Sku"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-            name: text(&v["Name"]),
-            description: text(&v["Description"]),
-            price,
+            sku: item.sku.non_empty(),
+            name: item.name.0,
+            description: item.description.0,
+            price: item.unit_price.0,
             sale_price: None,
             stock_quantity: None,
-            status: if v["Active"] == json!(false) {
+            status: if head.active == Some(false) {
                 ProductStatus::Draft
             } else {
                 ProductStatus::Active
@@ -306,67 +432,52 @@ pub fn order(
     v: &Value,
     items: &dyn Fn(&str) -> Option<ItemName>,
 ) -> Result<Record, String> {
-    let id = document_id(kind, &id(v)?);
-    let modified_at = updated_at(v)?;
-    if is_gone(v) {
-        return Ok(Record {
-            id,
-            modified_at,
-            body: None,
-            unknown: Vec::new(),
-        });
+    let head = head(v)?;
+    let id = document_id(kind, &head.id.0);
+    let modified_at = modified(&head)?;
+    if head_is_gone(&head) {
+        return Ok(deleted(id, modified_at));
     }
+    let d: wire::Document = read(v, "the document")?;
+    let txn_day = NaiveDate::parse_from_str(d.txn_date.as_str(), "%Y-%m-%d").ok();
+    let required = |m: Money, what: &str| m.0.ok_or_else(|| format!("{what} is missing"));
     let mut order = Order {
-        number: text(&v["DocNumber"]),
+        number: d.doc_number.0,
         status: match kind {
             Document::SalesReceipt => "completed".into(),
-            Document::Invoice if money(&v["Balance"], "Balance")? == Decimal::ZERO => {
+            Document::Invoice if required(d.balance, "Balance")? == Decimal::ZERO => {
                 "completed".into()
             }
             Document::Invoice => "pending".into(),
         },
-        currency: v["CurrencyRef"]["value"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        customer_email: v["BillEmail"]["Address"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        billing: address(&v["BillAddr"], "", "", "", "", ""),
-        shipping: address(&v["ShipAddr"], "", "", "", "", ""),
-        total_tax: money_or_zero(&v["TxnTaxDetail"]["TotalTax"], "TotalTax")?,
-        total: money(&v["TotalAmt"], "TotalAmt")?,
+        currency: d.currency_ref.value.0,
+        customer_email: d.bill_email.address.non_empty(),
+        billing: address(d.bill_addr, "", "", "", "", ""),
+        shipping: address(d.ship_addr, "", "", "", "", ""),
+        total_tax: d.txn_tax_detail.total_tax.or_zero(),
+        total: required(d.total_amt, "TotalAmt")?,
         // The document's real creation instant; its transaction day as the day placed.
-        placed_on: v["TxnDate"]
-            .as_str()
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
-        placed_at: v["MetaData"]["CreateTime"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
+        placed_on: txn_day,
+        placed_at: crate::platforms::fields::stamp(&head.meta.create_time)
+            .ok()
+            .flatten()
             .or_else(|| {
-                v["TxnDate"]
-                    .as_str()
-                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                txn_day
                     .and_then(|d| d.and_hms_opt(0, 0, 0))
                     .map(|d| d.and_utc())
             }),
         ..Order::default()
     };
-    for line in v["Line"].as_array().map(Vec::as_slice).unwrap_or_default() {
+    for line in d.line {
         // Only the lines read here must have an amount (subtotal and other lines need not).
-        let amount = || money(&line["Amount"], "Line.Amount");
-        match line["DetailType"].as_str() {
-            Some("SalesItemLineDetail") => {
-                let amount = amount()?;
-                let detail = &line["SalesItemLineDetail"];
-                let item_id = detail["ItemRef"]["value"].as_str().unwrap_or_default();
-                let (item_name, sku) = items(item_id).unwrap_or_default();
-                let name = line["Description"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or(item_name.clone());
+        let amount = money(&line.amount, "Line.Amount");
+        match line.detail_type.as_str() {
+            "SalesItemLineDetail" => {
+                let amount = amount?;
+                let detail = line.sales_item_line_detail;
+                let item_id = detail.item_ref.value.0;
+                let (item_name, sku) = items(&item_id).unwrap_or_default();
+                let name = line.description.unwrap_or(item_name.clone());
                 if item_name == SHIPPING_ITEM || item_name == FEE_ITEM {
                     let charge = ChargeLine {
                         name,
@@ -384,15 +495,15 @@ pub fn order(
                 order.lines.push(OrderLine {
                     sku,
                     name,
-                    product_id: Some(item_id.to_string()).filter(|s| !s.is_empty()),
-                    quantity: money_or_zero(&detail["Qty"], "Qty")?,
+                    product_id: Some(item_id).filter(|s| !s.is_empty()),
+                    quantity: crate::records::money(&detail.qty, "Qty")?.unwrap_or_default(),
                     subtotal: amount,
                     total: amount,
                     total_tax: Decimal::ZERO,
                 });
             }
-            Some("DiscountLineDetail") => {
-                order.discount_total = plus(order.discount_total, amount()?, "discount")?;
+            "DiscountLineDetail" => {
+                order.discount_total = plus(order.discount_total, amount?, "discount")?;
             }
             _ => {}
         }
@@ -505,12 +616,12 @@ pub fn product_json(p: &Product, name: &str, income_account: &str) -> Map<String
 /// `Amount = Qty × UnitPrice` to the cent, as QuickBooks checks it: the unit price is the
 /// amount over the quantity to seven places.
 pub fn sales_line(amount: Decimal, qty: Decimal, item: &str, description: &str) -> Value {
-    let qty = if qty == Decimal::ZERO {
-        Decimal::ONE
-    } else {
-        qty
+    // A quantity the amount cannot be divided by (none, or one so small the unit price
+    // overflows) is booked as one unit of the whole amount.
+    let (qty, unit) = match amount.checked_div(qty) {
+        Some(unit) if qty != Decimal::ZERO => (qty, unit.round_dp(7)),
+        _ => (Decimal::ONE, amount.round_dp(7)),
     };
-    let unit = (amount / qty).round_dp(7);
     json!({
         "DetailType": "SalesItemLineDetail",
         "Amount": number(amount.round_dp(2)),
@@ -605,7 +716,7 @@ mod tests {
     fn a_missing_amount_is_an_error_and_an_overflow_fails_the_record_without_a_panic() {
         let line = r#"{"DetailType": "SalesItemLineDetail", "Amount": 5, "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 1}}"#;
         let missing = read(&receipt(r#""TotalAmount": 5,"#, line)).unwrap_err();
-        assert!(missing.contains("TotalAmt is missing"), "{missing}");
+        assert!(missing.contains("`TotalAmt`"), "{missing}");
         let no_line_amount = read(&receipt(
             r#""TotalAmt": 5,"#,
             r#"{"DetailType": "SalesItemLineDetail", "SalesItemLineDetail": {"ItemRef": {"value": "1"}}}"#,

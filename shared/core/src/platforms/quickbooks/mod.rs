@@ -4,7 +4,8 @@
 //! - [`webhook`]: the signature, and both payload formats (classic and CloudEvents).
 //! - [`oauth`]: Intuit's OAuth 2.0 service (authorize URL, code exchange, refresh).
 //! - [`connector`]: calling the accounting API; [`source`] and [`target`]: reading and
-//!   writing; [`mapping`]: its entities to and from the canonical records.
+//!   writing; [`mapping`]: its entities to and from the canonical records; [`settlements`]:
+//!   the refund documents and payments that follow an order's document.
 //!
 //! A connection is a company (`realm_id`) reached with a refresh token, through either
 //! the connection's own Intuit app (`client_id`/`client_secret` secrets) or the deployment's
@@ -20,6 +21,7 @@
 pub mod connector;
 pub mod mapping;
 pub mod oauth;
+mod settlements;
 mod source;
 mod target;
 pub mod webhook;
@@ -33,7 +35,7 @@ use super::{
 use crate::domain::{Connection, EntityType, Secret};
 use crate::platforms::http::Caller;
 use crate::ports::{Connector, PlatformError};
-use crate::records::{CUSTOMER_FIELDS, ORDER_FIELDS};
+use crate::records::{CUSTOMER_FIELDS, ORDER_FIELDS_WITH_REFUNDS};
 use crate::service::tokens::{KeeperSettings, TokenKeeper};
 use connector::{Books, OrdersAs, QboConnector, TaxRule};
 use mapping::Document;
@@ -196,7 +198,7 @@ impl PlatformModule for QuickBooks {
             },
             EntityType::Orders => Capabilities {
                 read: Some(DOCUMENT_FIELDS),
-                write: Some(ORDER_FIELDS),
+                write: Some(ORDER_FIELDS_WITH_REFUNDS),
             },
         }
     }

@@ -14,8 +14,10 @@
 //! is read again and the update retried once. A display name (or item name) QuickBooks
 //! already has elsewhere (fault 6240) gets a deterministic suffix naming the source record.
 //! Deleted customers and products are made inactive (QuickBooks cannot delete them);
-//! deleted, cancelled, failed or refunded orders void their document (which keeps the audit
-//! trail). A product without a SKU is refused: it could not be matched again on a retry.
+//! deleted, cancelled or failed orders void their document (which keeps the audit trail).
+//! Refunds and payments follow the document ([`super::settlements`]): a refunded order keeps
+//! its document and gets refund documents. A product without a SKU is refused: it could not
+//! be matched again on a retry.
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -23,11 +25,13 @@ use std::collections::HashMap;
 
 use super::connector::{batch_answers, Body, Fault, OrdersAs, QboConnector, TaxRule, BATCH};
 use super::mapping::{
-    self, document_id, split_document_id, Document, FEE_ITEM, SHIPPING_ITEM, UNNAMED_ITEM,
+    self, document_id, split_document_id, Document, FEE_ITEM, REFUND_ITEM, SHIPPING_ITEM,
+    UNNAMED_ITEM,
 };
+use super::settlements;
 use crate::domain::EntityType;
 use crate::ports::{Method, Origin, PlatformError, Target, Write, WriteOutcome};
-use crate::records::{Body as RecordBody, Customer, Decimal, Order, Product};
+use crate::records::{Body as RecordBody, Customer, Decimal, Order, Product, Refund};
 
 /// One write to QuickBooks.
 pub(super) struct Op {
@@ -45,7 +49,12 @@ pub(super) struct Op {
 }
 
 impl Op {
-    fn new(entity: &'static str, operation: &'static str, body: Value, origin: &str) -> Self {
+    pub(super) fn new(
+        entity: &'static str,
+        operation: &'static str,
+        body: Value,
+        origin: &str,
+    ) -> Self {
         let key = format!("{origin}|{entity}|{operation}|{body}");
         Op {
             entity,
@@ -87,16 +96,16 @@ fn suffixed(name: &str, origin: &Origin) -> String {
     format!("{}{suffix}", name.chars().take(room).collect::<String>())
 }
 
-fn id_of(v: &Value) -> String {
+pub(super) fn id_of(v: &Value) -> String {
     v["Id"].as_str().unwrap_or_default().to_string()
 }
 
-fn lower(text: &str) -> String {
+pub(super) fn lower(text: &str) -> String {
     text.trim().to_lowercase()
 }
 
 /// A sparse update of `existing` with `fields`.
-fn update(
+pub(super) fn update(
     entity: &'static str,
     existing: &Value,
     mut fields: serde_json::Map<String, Value>,
@@ -125,11 +134,25 @@ fn deactivate(entity: &'static str, existing: Option<&Value>, origin: &str) -> P
 impl QboConnector {
     /// Runs the plans: the ops in batches, then the fix-ups faults call for.
     pub(super) async fn apply(&self, plans: Vec<Plan>) -> Result<Vec<WriteOutcome>, PlatformError> {
-        let mut outcomes: Vec<Option<WriteOutcome>> = Vec::with_capacity(plans.len());
+        Ok(self
+            .apply_answered(plans)
+            .await?
+            .into_iter()
+            .map(|(outcome, _)| outcome)
+            .collect())
+    }
+
+    /// As [`Self::apply`], with what QuickBooks answered for each entity written.
+    async fn apply_answered(
+        &self,
+        plans: Vec<Plan>,
+    ) -> Result<Vec<(WriteOutcome, Option<Value>)>, PlatformError> {
+        let mut outcomes: Vec<Option<(WriteOutcome, Option<Value>)>> =
+            Vec::with_capacity(plans.len());
         let mut ops = Vec::new();
         for (i, plan) in plans.into_iter().enumerate() {
             match plan {
-                Plan::Done(outcome) => outcomes.push(Some(outcome)),
+                Plan::Done(outcome) => outcomes.push(Some((outcome, None))),
                 Plan::Op(op) => {
                     outcomes.push(None);
                     ops.push((i, op));
@@ -148,20 +171,25 @@ impl QboConnector {
                     ok => ok,
                 };
                 outcomes[*i] = Some(match answer {
-                    Ok(entity) => WriteOutcome::Written {
-                        target_id: match Document::parse(op.entity) {
-                            Some(kind) => document_id(kind, &id_of(&entity)),
-                            None => id_of(&entity),
+                    Ok(entity) => (
+                        WriteOutcome::Written {
+                            target_id: match Document::parse(op.entity) {
+                                Some(kind) => document_id(kind, &id_of(&entity)),
+                                None => id_of(&entity),
+                            },
                         },
-                    },
-                    Err(fault) if fault.is_transient() => WriteOutcome::Unavailable(fault.text()),
-                    Err(fault) => WriteOutcome::Failed(fault.text()),
+                        Some(entity),
+                    ),
+                    Err(fault) if fault.is_transient() => {
+                        (WriteOutcome::Unavailable(fault.text()), None)
+                    }
+                    Err(fault) => (WriteOutcome::Failed(fault.text()), None),
                 });
             }
         }
         Ok(outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(WriteOutcome::Skipped))
+            .map(|o| o.unwrap_or((WriteOutcome::Skipped, None)))
             .collect())
     }
 
@@ -468,25 +496,99 @@ impl QboConnector {
 }
 
 /// What an order needs from QuickBooks before its document can be written.
-struct OrderRefs<'a> {
+pub(super) struct OrderRefs<'a> {
     documents: HashMap<(Document, String), &'a Value>,
     /// Documents by `DocNumber` (several may share one).
     by_number: HashMap<String, Vec<(Document, &'a Value)>>,
+    /// Refund documents by `DocNumber`, with their entity.
+    pub(super) refund_documents: HashMap<String, Vec<(&'static str, &'a Value)>>,
     customers_by_email: HashMap<String, String>,
     customers_by_name: HashMap<String, String>,
-    items_by_sku: HashMap<String, String>,
-    items_by_name: HashMap<String, String>,
+    pub(super) items_by_sku: HashMap<String, String>,
+    pub(super) items_by_name: HashMap<String, String>,
+    /// The company's Undeposited Funds account, when a refund receipt may need it.
+    pub(super) undeposited_funds: Option<String>,
 }
 
-/// Whether an order in this state keeps no document (its document is voided).
-fn voids(order: &Order) -> bool {
-    matches!(order.status.as_str(), "cancelled" | "failed" | "refunded")
+impl<'a> OrderRefs<'a> {
+    /// What the lookups of [`QboConnector::order_lookups`] found, by what it is.
+    fn from_found(found: &'a [(String, Value)]) -> Self {
+        let mut refs = OrderRefs {
+            documents: HashMap::new(),
+            by_number: HashMap::new(),
+            refund_documents: HashMap::new(),
+            customers_by_email: HashMap::new(),
+            customers_by_name: HashMap::new(),
+            items_by_sku: HashMap::new(),
+            items_by_name: HashMap::new(),
+            undeposited_funds: None,
+        };
+        for (entity, v) in found {
+            let refund_entity = settlements::REFUND_ENTITIES
+                .into_iter()
+                .find(|e| e == entity);
+            if let Some(refund_entity) = refund_entity {
+                if let Some(n) = v["DocNumber"].as_str() {
+                    refs.refund_documents
+                        .entry(n.to_string())
+                        .or_default()
+                        .push((refund_entity, v));
+                }
+                continue;
+            }
+            if entity == "Account" {
+                if v["Active"] != json!(false) {
+                    refs.undeposited_funds = Some(id_of(v));
+                }
+                continue;
+            }
+            match Document::parse(entity) {
+                Some(kind) => {
+                    refs.documents.insert((kind, id_of(v)), v);
+                    if let Some(n) = v["DocNumber"].as_str() {
+                        // Several documents may share a number (the company's own, another
+                        // store's made while two flows raced for one prefix).
+                        refs.by_number
+                            .entry(n.to_string())
+                            .or_default()
+                            .push((kind, v));
+                    }
+                }
+                None if entity == "Customer" => {
+                    if let Some(e) = v["PrimaryEmailAddr"]["Address"]
+                        .as_str()
+                        .filter(|e| !e.is_empty())
+                    {
+                        refs.customers_by_email.insert(lower(e), id_of(v));
+                    }
+                    if let Some(n) = v["DisplayName"].as_str() {
+                        refs.customers_by_name.insert(lower(n), id_of(v));
+                    }
+                }
+                None => {
+                    if let Some(s) = v["Sku"].as_str().filter(|s| !s.is_empty()) {
+                        refs.items_by_sku.insert(s.to_string(), id_of(v));
+                    }
+                    if let Some(n) = v["Name"].as_str() {
+                        refs.items_by_name.insert(lower(n), id_of(v));
+                    }
+                }
+            }
+        }
+        refs
+    }
+}
+
+/// Whether an order in this state keeps no document (its document is voided). A refunded
+/// order keeps its document: its refunds are documents of their own.
+pub(super) fn voids(order: &Order) -> bool {
+    matches!(order.status.as_str(), "cancelled" | "failed")
 }
 
 impl QboConnector {
     /// The order's `DocNumber`: the flow's prefix (the company's old setting for a flow
     /// made before flows had one) and the order's number.
-    fn doc_number(&self, write: &Write, order: &Order) -> Result<String, String> {
+    pub(super) fn doc_number(&self, write: &Write, order: &Order) -> Result<String, String> {
         let prefix = write
             .number_prefix
             .as_deref()
@@ -598,6 +700,9 @@ impl QboConnector {
         }
     }
 
+    /// Orders as documents: what QuickBooks holds of them and of what they name (one batch
+    /// of queries), the customers and items they need that it lacks, each order's document
+    /// written, then its refunds and payment ([`QboConnector::settle`]).
     async fn write_orders(&self, writes: &[Write]) -> Result<Vec<WriteOutcome>, PlatformError> {
         let orders: Vec<Option<&Order>> = writes
             .iter()
@@ -606,9 +711,38 @@ impl QboConnector {
                 _ => None,
             })
             .collect();
-        let numbers: Vec<String> = writes
+        let statements = self.order_lookups(writes, &orders);
+        let answers = self.queries(&statements).await?;
+        let mut found: Vec<(String, Value)> = Vec::new();
+        for ((entity, _), list) in statements.iter().zip(answers) {
+            found.extend(list.into_iter().map(|v| (entity.clone(), v)));
+        }
+        let mut refs = OrderRefs::from_found(&found);
+        for (need, id) in self.prerequisites(writes, &refs).await? {
+            match need {
+                Need::Email(e) => refs.customers_by_email.insert(e, id),
+                Need::Guest(n) => refs.customers_by_name.insert(n, id),
+                Need::Sku(s) => refs.items_by_sku.insert(s, id),
+                Need::Item(n) => refs.items_by_name.insert(n, id),
+            };
+        }
+        let plans = writes
             .iter()
             .zip(&orders)
+            .map(|(w, order)| self.order_plan(w, *order, &refs))
+            .collect();
+        let answered = self.apply_answered(plans).await?;
+        self.settle(writes, &orders, &refs, answered).await
+    }
+
+    /// The queries that find what the page's orders name, in one batch: their documents (by
+    /// link and by number), their refund documents, the customers (by email, and guests by
+    /// name), the items (by SKU, and the items charges are booked on), and the account a
+    /// refund receipt pays back from when the connection names none.
+    fn order_lookups(&self, writes: &[Write], orders: &[Option<&Order>]) -> Vec<(String, String)> {
+        let numbers: Vec<String> = writes
+            .iter()
+            .zip(orders)
             .filter_map(|(w, o)| self.doc_number(w, (*o)?).ok())
             .collect();
         let mut statements = Vec::new();
@@ -640,130 +774,111 @@ impl QboConnector {
             .collect();
         let skus: Vec<String> = live
             .iter()
-            .flat_map(|o| o.lines.iter().filter_map(|l| l.sku.clone()))
+            .flat_map(|o| {
+                o.lines
+                    .iter()
+                    .chain(o.refunds.iter().flat_map(|r| &r.lines))
+                    .filter_map(|l| l.sku.clone())
+            })
             .collect();
-        let specials: Vec<String> = [SHIPPING_ITEM, FEE_ITEM, UNNAMED_ITEM]
+        let specials: Vec<String> = [SHIPPING_ITEM, FEE_ITEM, UNNAMED_ITEM, REFUND_ITEM]
             .iter()
             .map(|s| s.to_string())
             .collect();
+        // Refund documents (to write, or to void with a cancelled order's) are looked for
+        // in the same batch: no call more for them.
+        let refund_numbers: Vec<String> = writes
+            .iter()
+            .zip(orders)
+            .filter_map(|(w, o)| Some((self.doc_number(w, (*o)?).ok()?, (*o)?)))
+            .flat_map(|(number, o)| {
+                o.refunds
+                    .iter()
+                    .map(move |r| settlements::refund_number(&number, r))
+            })
+            .collect();
+        for entity in settlements::REFUND_ENTITIES {
+            statements.extend(Self::lookups(entity, "DocNumber", &refund_numbers));
+        }
+        if !refund_numbers.is_empty() && self.books.deposit_account.is_none() {
+            statements.extend(Self::lookups(
+                "Account",
+                "Name",
+                &[settlements::UNDEPOSITED_FUNDS.to_string()],
+            ));
+        }
         statements.extend(Self::lookups("Customer", "PrimaryEmailAddr", &emails));
         statements.extend(Self::lookups("Customer", "DisplayName", &guests));
         statements.extend(Self::lookups("Item", "Sku", &skus));
         statements.extend(Self::lookups("Item", "Name", &specials));
-        let answers = self.queries(&statements).await?;
-        let mut found: Vec<(String, Value)> = Vec::new();
-        for ((entity, _), list) in statements.iter().zip(answers) {
-            found.extend(list.into_iter().map(|v| (entity.clone(), v)));
-        }
-        let mut refs = OrderRefs {
-            documents: HashMap::new(),
-            by_number: HashMap::new(),
-            customers_by_email: HashMap::new(),
-            customers_by_name: HashMap::new(),
-            items_by_sku: HashMap::new(),
-            items_by_name: HashMap::new(),
-        };
-        for (entity, v) in &found {
-            match Document::parse(entity) {
-                Some(kind) => {
-                    refs.documents.insert((kind, id_of(v)), v);
-                    if let Some(n) = v["DocNumber"].as_str() {
-                        // Several documents may share a number (the company's own, another
-                        // store's made while two flows raced for one prefix).
-                        refs.by_number
-                            .entry(n.to_string())
-                            .or_default()
-                            .push((kind, v));
-                    }
-                }
-                None if entity == "Customer" => {
-                    if let Some(e) = v["PrimaryEmailAddr"]["Address"]
+        statements
+    }
+
+    /// One order's document: voided (cancelled or failed), updated, or created, as what
+    /// QuickBooks holds of it says.
+    fn order_plan(&self, w: &Write, order: Option<&Order>, refs: &OrderRefs<'_>) -> Plan {
+        let origin = w.origin.key();
+        let existing = w
+            .target_id
+            .as_deref()
+            .and_then(split_document_id)
+            .and_then(|(k, id)| refs.documents.get(&(k, id.to_string())).map(|v| (k, *v)))
+            .or_else(|| {
+                // A document found by number alone is ours only if it says so: the
+                // company may number its own invoices the same way, or another store
+                // send the same number.
+                let o = order.as_ref()?;
+                let number = self.doc_number(w, o).ok()?;
+                refs.by_number.get(&number)?.iter().copied().find(|(_, d)| {
+                    d["PrivateNote"]
                         .as_str()
-                        .filter(|e| !e.is_empty())
-                    {
-                        refs.customers_by_email.insert(lower(e), id_of(v));
-                    }
-                    if let Some(n) = v["DisplayName"].as_str() {
-                        refs.customers_by_name.insert(lower(n), id_of(v));
-                    }
-                }
-                None => {
-                    if let Some(s) = v["Sku"].as_str().filter(|s| !s.is_empty()) {
-                        refs.items_by_sku.insert(s.to_string(), id_of(v));
-                    }
-                    if let Some(n) = v["Name"].as_str() {
-                        refs.items_by_name.insert(lower(n), id_of(v));
-                    }
-                }
+                        .is_some_and(|note| is_marked(note, w, o))
+                })
+            });
+        let void = order.is_none_or(voids);
+        if let (Some(o), Some((kind, e))) = (order, existing) {
+            if o.status == "refunded" && mapping::is_gone(e) {
+                // Voided when refunded orders were still voided: its money is off the
+                // books already, and a refund document would take it off twice.
+                return Plan::Done(WriteOutcome::Written {
+                    target_id: document_id(kind, &id_of(e)),
+                });
             }
         }
-        for (need, id) in self.prerequisites(writes, &refs).await? {
-            match need {
-                Need::Email(e) => refs.customers_by_email.insert(e, id),
-                Need::Guest(n) => refs.customers_by_name.insert(n, id),
-                Need::Sku(s) => refs.items_by_sku.insert(s, id),
-                Need::Item(n) => refs.items_by_name.insert(n, id),
+        if void {
+            return match existing {
+                None => Plan::Done(WriteOutcome::Skipped),
+                Some((kind, e)) if mapping::is_gone(e) => Plan::Done(WriteOutcome::Written {
+                    target_id: document_id(kind, &id_of(e)),
+                }),
+                Some((kind, e)) => Plan::Op(Op::new(
+                    kind.entity(),
+                    "void",
+                    json!({"Id": e["Id"], "SyncToken": e["SyncToken"]}),
+                    &origin,
+                )),
             };
         }
-        let mut plans = Vec::new();
-        for (w, order) in writes.iter().zip(&orders) {
-            let origin = w.origin.key();
-            let existing = w
-                .target_id
-                .as_deref()
-                .and_then(split_document_id)
-                .and_then(|(k, id)| refs.documents.get(&(k, id.to_string())).map(|v| (k, *v)))
-                .or_else(|| {
-                    // A document found by number alone is ours only if it says so: the
-                    // company may number its own invoices the same way, or another store
-                    // send the same number.
-                    let o = order.as_ref()?;
-                    let number = self.doc_number(w, o).ok()?;
-                    refs.by_number.get(&number)?.iter().copied().find(|(_, d)| {
-                        d["PrivateNote"]
-                            .as_str()
-                            .is_some_and(|note| is_marked(note, w, o))
-                    })
-                });
-            let void = order.is_none_or(voids);
-            if void {
-                plans.push(match existing {
-                    None => Plan::Done(WriteOutcome::Skipped),
-                    Some((kind, e)) if mapping::is_gone(e) => Plan::Done(WriteOutcome::Written {
-                        target_id: document_id(kind, &id_of(e)),
-                    }),
-                    Some((kind, e)) => Plan::Op(Op::new(
-                        kind.entity(),
-                        "void",
-                        json!({"Id": e["Id"], "SyncToken": e["SyncToken"]}),
-                        &origin,
-                    )),
-                });
-                continue;
+        let Some(o) = order else {
+            return Plan::Done(WriteOutcome::Skipped);
+        };
+        let kind = match (existing, self.books.orders_as) {
+            (Some((kind, _)), _) => kind,
+            (None, OrdersAs::Always(kind)) => kind,
+            (None, OrdersAs::ByPayment) if o.paid_at.is_some() => Document::SalesReceipt,
+            (None, OrdersAs::ByPayment) => Document::Invoice,
+        };
+        let body = match self.document_body(o, kind, refs, w) {
+            Ok(b) => b,
+            Err(e) => return Plan::Done(WriteOutcome::Failed(e)),
+        };
+        Plan::Op(match existing {
+            Some((_, e)) => {
+                let fields = body.as_object().cloned().unwrap_or_default();
+                update(kind.entity(), e, fields, &origin)
             }
-            let Some(o) = order else { continue };
-            let kind = match (existing, self.books.orders_as) {
-                (Some((kind, _)), _) => kind,
-                (None, OrdersAs::Always(kind)) => kind,
-                (None, OrdersAs::ByPayment) if o.paid_at.is_some() => Document::SalesReceipt,
-                (None, OrdersAs::ByPayment) => Document::Invoice,
-            };
-            let body = match self.document_body(o, kind, &refs, w) {
-                Ok(b) => b,
-                Err(e) => {
-                    plans.push(Plan::Done(WriteOutcome::Failed(e)));
-                    continue;
-                }
-            };
-            plans.push(Plan::Op(match existing {
-                Some((_, e)) => {
-                    let fields = body.as_object().cloned().unwrap_or_default();
-                    update(kind.entity(), e, fields, &origin)
-                }
-                None => Op::new(kind.entity(), "create", body, &origin),
-            }));
-        }
-        self.apply(plans).await
+            None => Op::new(kind.entity(), "create", body, &origin),
+        })
     }
 }
 
@@ -856,69 +971,13 @@ impl QboConnector {
                         .renamed("DisplayName", alternative),
                 ));
             }
-            let mut items: Vec<(Need, Value)> = Vec::new();
-            for line in &o.lines {
-                match line.sku.as_ref().filter(|s| !s.is_empty()) {
-                    Some(sku) if !refs.items_by_sku.contains_key(sku) => {
-                        let product = Product {
-                            sku: Some(sku.clone()),
-                            name: line.name.clone(),
-                            ..Product::default()
-                        };
-                        items.push((Need::Sku(sku.clone()), json!([line.name, product.sku])));
-                    }
-                    Some(_) => {}
-                    None => {
-                        items.push((Need::Item(lower(UNNAMED_ITEM)), json!([UNNAMED_ITEM, null])))
-                    }
-                }
-            }
-            if !o.shipping_lines.is_empty() {
-                items.push((
-                    Need::Item(lower(SHIPPING_ITEM)),
-                    json!([SHIPPING_ITEM, null]),
-                ));
-            }
-            if !o.fee_lines.is_empty() {
-                items.push((Need::Item(lower(FEE_ITEM)), json!([FEE_ITEM, null])));
-            }
-            for (need, what) in items {
-                let known = match &need {
-                    Need::Item(n) => refs.items_by_name.contains_key(n),
-                    _ => false,
-                };
-                if known || needs.contains(&need) {
+            for (need, (name, sku)) in items_needed(o, refs) {
+                if needs.contains(&need) {
                     continue;
                 }
                 let Ok(account) = &account else { continue };
-                let name = what[0]
-                    .as_str()
-                    .unwrap_or(UNNAMED_ITEM)
-                    .chars()
-                    .take(100)
-                    .collect::<String>();
-                let sku = what[1].as_str().map(str::to_string);
-                let product = Product {
-                    sku: sku.clone(),
-                    name: name.clone(),
-                    ..Product::default()
-                };
-                let mut fields = mapping::product_json(&product, &name, account);
-                if sku.is_none() {
-                    fields.insert("Type".into(), json!("Service"));
-                    fields.remove("Sku");
-                }
-                let key = format!("item-for:{need:?}");
-                let op = Op::new("Item", "create", Value::Object(fields), &key);
-                let op = match &sku {
-                    Some(sku) => op.rematched_by("Sku", sku).renamed(
-                        "Name",
-                        format!("{} ({sku})", name.chars().take(80).collect::<String>()),
-                    ),
-                    None => op.rematched_by("Name", &name),
-                };
+                plans.push(Plan::Op(item_create(&need, &name, sku.as_deref(), account)));
                 needs.push(need);
-                plans.push(Plan::Op(op));
             }
         }
         if plans.is_empty() {
@@ -935,6 +994,75 @@ impl QboConnector {
             }
         }
         Ok(made)
+    }
+}
+
+/// The items an order's lines, charges and refunds are booked on that QuickBooks lacks, each
+/// with the name and SKU it is made with.
+fn items_needed(o: &Order, refs: &OrderRefs<'_>) -> Vec<(Need, (String, Option<String>))> {
+    let mut items = Vec::new();
+    for line in o
+        .lines
+        .iter()
+        .chain(o.refunds.iter().flat_map(|r| &r.lines))
+    {
+        match line.sku.as_ref().filter(|s| !s.is_empty()) {
+            Some(sku) if !refs.items_by_sku.contains_key(sku) => {
+                items.push((
+                    Need::Sku(sku.clone()),
+                    (line.name.clone(), Some(sku.clone())),
+                ));
+            }
+            Some(_) => {}
+            None => items.push((Need::Item(lower(UNNAMED_ITEM)), (UNNAMED_ITEM.into(), None))),
+        }
+    }
+    let charged =
+        |of: fn(&Order) -> bool, refund: fn(&Refund) -> bool| of(o) || o.refunds.iter().any(refund);
+    if charged(
+        |o| !o.shipping_lines.is_empty(),
+        |r| !r.shipping_lines.is_empty(),
+    ) {
+        items.push((
+            Need::Item(lower(SHIPPING_ITEM)),
+            (SHIPPING_ITEM.into(), None),
+        ));
+    }
+    if charged(|o| !o.fee_lines.is_empty(), |r| !r.fee_lines.is_empty()) {
+        items.push((Need::Item(lower(FEE_ITEM)), (FEE_ITEM.into(), None)));
+    }
+    if settlements::needs_refund_item(o) {
+        items.push((Need::Item(lower(REFUND_ITEM)), (REFUND_ITEM.into(), None)));
+    }
+    items.retain(|(need, _)| match need {
+        Need::Item(n) => !refs.items_by_name.contains_key(n),
+        _ => true,
+    });
+    items
+}
+
+/// The create of an item an order needs: a product by SKU (found again by it, or renamed
+/// if its name is taken), or a service item by name.
+fn item_create(need: &Need, name: &str, sku: Option<&str>, account: &str) -> Op {
+    let name: String = name.chars().take(100).collect();
+    let product = Product {
+        sku: sku.map(str::to_string),
+        name: name.clone(),
+        ..Product::default()
+    };
+    let mut fields = mapping::product_json(&product, &name, account);
+    if sku.is_none() {
+        fields.insert("Type".into(), json!("Service"));
+        fields.remove("Sku");
+    }
+    let key = format!("item-for:{need:?}");
+    let op = Op::new("Item", "create", Value::Object(fields), &key);
+    match sku {
+        Some(sku) => op.rematched_by("Sku", sku).renamed(
+            "Name",
+            format!("{} ({sku})", name.chars().take(80).collect::<String>()),
+        ),
+        None => op.rematched_by("Name", &name),
     }
 }
 

@@ -10,12 +10,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::domain::EntityType;
+use crate::platforms::fields::read;
 use crate::platforms::id_text;
 use crate::ports::Origin;
-use crate::records::{
-    decimal, Address, Body, ChargeLine, Customer, Decimal, Order, OrderLine, Product,
-    ProductStatus, Record,
-};
+use crate::records::{Body, Customer, Decimal, Order, Product, ProductStatus, Record};
 
 /// The columns read and written, per entity (besides the id and modification stamp).
 pub fn columns(entity: EntityType) -> &'static [&'static str] {
@@ -76,39 +74,57 @@ pub fn select(entity: EntityType, id_column: &str, updated_at_column: &str) -> S
     parts.join(",")
 }
 
-fn text(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
-}
-
-fn optional_text(v: &Value) -> Option<String> {
-    v.as_str().filter(|s| !s.is_empty()).map(str::to_string)
-}
-
-fn money(v: &Value, what: &str) -> Result<Option<Decimal>, String> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => decimal(s).map_err(|e| format!("{what}: {e}")),
-        Value::Number(n) => decimal(&n.to_string()).map_err(|e| format!("{what}: {e}")),
-        other => Err(format!("{what}: {other} is not an amount")),
-    }
-}
-
 fn timestamp(v: &Value, what: &str) -> Result<Option<DateTime<Utc>>, String> {
-    match v {
-        Value::Null => Ok(None),
-        Value::String(s) => DateTime::parse_from_rfc3339(s)
-            .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%#z"))
-            .map(|t| Some(t.with_timezone(&Utc)))
-            .map_err(|_| format!("{what}: '{s}' is not a timestamp")),
-        other => Err(format!("{what}: {other} is not a timestamp")),
-    }
+    crate::platforms::fields::stamp(v).map_err(|e| format!("{what}: {e}"))
 }
 
-fn from_json<T: serde::de::DeserializeOwned + Default>(v: &Value, what: &str) -> Result<T, String> {
-    if v.is_null() {
-        return Ok(T::default());
+/// The rows as [`select`] reads them: every column selected must be there (a misspelled
+/// or missing column fails the row, never reads as empty); a column may be null.
+mod wire {
+    use serde::Deserialize;
+
+    use crate::platforms::fields::{Money, Nullable, Stamp, Text};
+    use crate::records::{Address, ChargeLine, OrderLine};
+
+    #[derive(Deserialize)]
+    pub struct Customer {
+        pub email: Text,
+        pub first_name: Text,
+        pub last_name: Text,
+        pub billing: Nullable<Address>,
+        pub shipping: Nullable<Address>,
     }
-    serde_json::from_value(v.clone()).map_err(|e| format!("{what}: {e}"))
+
+    #[derive(Deserialize)]
+    pub struct Product {
+        pub sku: Text,
+        pub name: Text,
+        pub description: Text,
+        pub price: Money,
+        pub sale_price: Money,
+        pub stock_quantity: Nullable<i64>,
+        pub status: Text,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Order {
+        pub number: Text,
+        pub status: Text,
+        pub currency: Text,
+        pub customer_email: Text,
+        pub billing: Nullable<Address>,
+        pub shipping: Nullable<Address>,
+        pub lines: Nullable<Vec<OrderLine>>,
+        pub shipping_lines: Nullable<Vec<ChargeLine>>,
+        pub fee_lines: Nullable<Vec<ChargeLine>>,
+        pub discount_total: Money,
+        pub shipping_total: Money,
+        pub total_tax: Money,
+        pub total: Money,
+        pub prices_include_tax: Nullable<bool>,
+        pub placed_at: Stamp,
+        pub paid_at: Stamp,
+    }
 }
 
 /// One row as read with [`select`].
@@ -130,45 +146,55 @@ pub fn record(
         });
     }
     let body = match entity {
-        EntityType::Customers => Body::Customer(Box::new(Customer {
-            email: text(&row["email"]),
-            first_name: text(&row["first_name"]),
-            last_name: text(&row["last_name"]),
-            billing: from_json::<Address>(&row["billing"], "billing")?,
-            shipping: from_json::<Address>(&row["shipping"], "shipping")?,
-        })),
-        EntityType::Products => Body::Product(Box::new(Product {
-            sku: optional_text(&row["sku"]),
-            name: text(&row["name"]),
-            description: text(&row["description"]),
-            price: money(&row["price"], "price")?,
-            sale_price: money(&row["sale_price"], "sale_price")?,
-            stock_quantity: row["stock_quantity"].as_i64(),
-            status: if row["status"] == "draft" {
-                ProductStatus::Draft
-            } else {
-                ProductStatus::Active
-            },
-        })),
-        EntityType::Orders => Body::Order(Box::new(Order {
-            number: text(&row["number"]),
-            status: text(&row["status"]),
-            currency: text(&row["currency"]),
-            customer_email: optional_text(&row["customer_email"]),
-            billing: from_json::<Address>(&row["billing"], "billing")?,
-            shipping: from_json::<Address>(&row["shipping"], "shipping")?,
-            lines: from_json::<Vec<OrderLine>>(&row["lines"], "lines")?,
-            shipping_lines: from_json::<Vec<ChargeLine>>(&row["shipping_lines"], "shipping_lines")?,
-            fee_lines: from_json::<Vec<ChargeLine>>(&row["fee_lines"], "fee_lines")?,
-            discount_total: money(&row["discount_total"], "discount_total")?.unwrap_or_default(),
-            shipping_total: money(&row["shipping_total"], "shipping_total")?.unwrap_or_default(),
-            total_tax: money(&row["total_tax"], "total_tax")?.unwrap_or_default(),
-            total: money(&row["total"], "total")?.unwrap_or_default(),
-            prices_include_tax: row["prices_include_tax"].as_bool().unwrap_or(false),
-            placed_at: timestamp(&row["placed_at"], "placed_at")?,
-            placed_on: None,
-            paid_at: timestamp(&row["paid_at"], "paid_at")?,
-        })),
+        EntityType::Customers => {
+            let c: wire::Customer = read(row, "the row")?;
+            Body::Customer(Box::new(Customer {
+                email: c.email.0,
+                first_name: c.first_name.0,
+                last_name: c.last_name.0,
+                billing: c.billing.0.unwrap_or_default(),
+                shipping: c.shipping.0.unwrap_or_default(),
+            }))
+        }
+        EntityType::Products => {
+            let p: wire::Product = read(row, "the row")?;
+            Body::Product(Box::new(Product {
+                sku: p.sku.non_empty(),
+                name: p.name.0,
+                description: p.description.0,
+                price: p.price.0,
+                sale_price: p.sale_price.0,
+                stock_quantity: p.stock_quantity.0,
+                status: if p.status.as_str() == "draft" {
+                    ProductStatus::Draft
+                } else {
+                    ProductStatus::Active
+                },
+            }))
+        }
+        EntityType::Orders => {
+            let o: wire::Order = read(row, "the row")?;
+            Body::Order(Box::new(Order {
+                number: o.number.0,
+                status: o.status.0,
+                currency: o.currency.0,
+                customer_email: o.customer_email.non_empty(),
+                billing: o.billing.0.unwrap_or_default(),
+                shipping: o.shipping.0.unwrap_or_default(),
+                lines: o.lines.0.unwrap_or_default(),
+                shipping_lines: o.shipping_lines.0.unwrap_or_default(),
+                fee_lines: o.fee_lines.0.unwrap_or_default(),
+                discount_total: o.discount_total.or_zero(),
+                shipping_total: o.shipping_total.or_zero(),
+                total_tax: o.total_tax.or_zero(),
+                total: o.total.or_zero(),
+                prices_include_tax: o.prices_include_tax.0.unwrap_or(false),
+                placed_at: o.placed_at.0,
+                placed_on: None,
+                paid_at: o.paid_at.0,
+                refunds: Vec::new(),
+            }))
+        }
     };
     Ok(Record {
         id,
@@ -254,6 +280,7 @@ pub fn row(
 mod tests {
     use super::*;
     use crate::domain::{ConnectionId, Platform};
+    use crate::records::OrderLine;
 
     #[test]
     fn an_order_row_round_trips_with_exact_money() {

@@ -12,7 +12,9 @@
 //! rather than skipped. Orders are listed with every status, trash included (a trashed
 //! order reads as deleted). Customers have no `modified_after`: the whole list is scanned by
 //! id and filtered by modification date, and the cursor is set to when the scan began.
-//! Records named by id are fetched with `include`; one that is gone reads as deleted.
+//! Records named by id are fetched with `include`; one that is gone reads as deleted. An
+//! order with refunds has them read in full (`/orders/{id}/refunds`, one call per such
+//! order), so the books get what was refunded line by line.
 //!
 //! Writing goes through the batch endpoints (at most 100 items a call). A record the index
 //! does not link yet is first looked for by SKU (products) or email (customers): a retry
@@ -271,12 +273,23 @@ impl WooConnector {
                 mapping::gmt_text(after.stamp - Duration::seconds(1)),
             ));
         }
-        let listed = self.list(entity_path(entity), &query).await?;
+        let mut listed = self.list(entity_path(entity), &query).await?;
         let full = listed.len() >= PAGE;
+        let mut unreadable: HashMap<usize, String> = HashMap::new();
+        if entity == EntityType::Orders {
+            for (i, v) in listed.iter_mut().enumerate() {
+                if let Some(error) = self.refunds_in_full(v).await? {
+                    unreadable.insert(i, error);
+                }
+            }
+        }
         let mut items = Vec::new();
         let mut reached = after.map(|c| c.stamp);
-        for v in &listed {
-            let record = map(entity, v);
+        for (i, v) in listed.iter().enumerate() {
+            let record = match unreadable.remove(&i) {
+                Some(error) => Err(error),
+                None => map(entity, v),
+            };
             let id = match &record {
                 Ok(r) => r.id.clone(),
                 Err(_) => crate::platforms::id_text(v.get("id")).unwrap_or_default(),
@@ -449,6 +462,63 @@ impl WooConnector {
             }
         }
         Ok(found)
+    }
+
+    /// An order's refunds in full, put in place of the order's own list (which gives each
+    /// refund's total alone): what was refunded, line by line. One call per order that has
+    /// refunds (and a call more per hundred refunds past the first); none for the others.
+    /// Paged by id, oldest first, so a refund made while paging lands after what was read.
+    /// Refunds that cannot be read fail their order alone (`Some` error), never the page:
+    /// only running out of time stops the page.
+    async fn refunds_in_full(&self, order: &mut Value) -> Result<Option<String>, PlatformError> {
+        match self.read_refunds(order).await {
+            Ok(()) => Ok(None),
+            Err(e @ PlatformError::OutOfTime(_)) => Err(e),
+            Err(e) => Ok(Some(format!("its refunds could not be read: {e}"))),
+        }
+    }
+
+    async fn read_refunds(&self, order: &mut Value) -> Result<(), PlatformError> {
+        let refunded = order["refunds"].as_array().is_some_and(|r| !r.is_empty());
+        if !refunded || order["status"] == "trash" {
+            return Ok(());
+        }
+        let Some(id) = crate::platforms::id_text(order.get("id")) else {
+            return Ok(());
+        };
+        let path = format!("orders/{}/refunds", encode(&id));
+        let mut refunds: Vec<Value> = Vec::new();
+        for page in 1.. {
+            let listed = self
+                .list(
+                    &path,
+                    &[
+                        ("per_page", PAGE.to_string()),
+                        ("page", page.to_string()),
+                        ("orderby", "id".to_string()),
+                        ("order", "asc".to_string()),
+                    ],
+                )
+                .await?;
+            let before = refunds.len();
+            let mut last = listed.len() < PAGE;
+            for refund in listed {
+                let id = crate::platforms::id_text(refund.get("id"));
+                if !refunds
+                    .iter()
+                    .any(|r| crate::platforms::id_text(r.get("id")) == id)
+                {
+                    refunds.push(refund);
+                }
+            }
+            // A page with nothing new is a store that does not page: what it gave is all.
+            last |= refunds.len() == before;
+            if last {
+                break;
+            }
+        }
+        order["refunds"] = Value::Array(refunds);
+        Ok(())
     }
 
     /// One record by id, `None` if it does not exist.
@@ -713,10 +783,19 @@ impl Source for WooConnector {
         let mut items = Vec::with_capacity(ids.len());
         for id in ids {
             // Not in the list: trashed (lists leave trashed products out) or deleted.
-            let value = match found.get(id) {
+            let mut value = match found.get(id) {
                 Some(v) => Some(v.clone()),
                 None => self.one(entity, id).await?,
             };
+            if let Some(v) = value.as_mut().filter(|_| entity == EntityType::Orders) {
+                if let Some(error) = self.refunds_in_full(v).await? {
+                    items.push(Item::Bad {
+                        id: id.clone(),
+                        error,
+                    });
+                    continue;
+                }
+            }
             items.push(match value {
                 Some(v) => match map(entity, &v) {
                     Ok(r) => Item::Record(r),

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::domain::{Connection, EntityType};
 use crate::ports::{Connector, PlatformError};
-use crate::records::{CUSTOMER_FIELDS, ORDER_FIELDS, PRODUCT_FIELDS};
+use crate::records::{CUSTOMER_FIELDS, ORDER_FIELDS_WITH_REFUNDS, PRODUCT_FIELDS};
 use std::sync::Arc;
 
 pub struct WooCommerce;
@@ -55,7 +55,7 @@ impl PlatformModule for WooCommerce {
     fn capabilities(&self, entity: EntityType) -> Capabilities {
         match entity {
             EntityType::Orders => Capabilities {
-                read: Some(ORDER_FIELDS),
+                read: Some(ORDER_FIELDS_WITH_REFUNDS),
                 write: None,
             },
             EntityType::Customers => Capabilities {
