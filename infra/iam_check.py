@@ -9,8 +9,8 @@ How a function's actions are found, from the source alone:
 2. that wiring function builds adapters (`crate::<Adapter>::new`), possibly through other
    wiring functions;
 3. each adapter's file in `shared/aws/src` makes SDK calls (`client.<operation>()`), directly
-   or through the shared record helpers of `dynamodb.rs` (`Records`, and its free helpers such
-   as `batch_write`, counted for the files that call them); a DynamoDB transaction
+   or through the shared record helpers of `table.rs` (`Records`, and its free helpers such
+   as `batch_write` and `insert_beside`, counted for the files that call them); a DynamoDB transaction
    needs the item actions it is built from (`Put`, `Update`, `Delete`, `ConditionCheck`).
 
 An adapter is counted whole, so where a function uses only part of one, the part it never
@@ -170,24 +170,36 @@ def records_methods(dynamodb_text: str) -> dict[str, set[str]]:
     return methods
 
 
-def free_helpers(dynamodb_text: str) -> dict[str, set[str]]:
-    """Each free helper function of `dynamodb.rs` (`pub(crate) fn`) that makes SDK calls, and
-    the DynamoDB actions it needs (they belong to the files that call it)."""
-    out: dict[str, set[str]] = {}
-    for m in re.finditer(r"\npub\(crate\) (?:async )?fn (\w+)\(", dynamodb_text):
-        rest = dynamodb_text[m.end():]
+def free_helpers(table_text: str) -> dict[str, set[str]]:
+    """Each free helper function of `table.rs` (`pub(crate) fn`) that makes SDK calls, and
+    the DynamoDB actions it needs (they belong to the files that call it). A helper's body
+    counts with the bodies of the module's other functions it calls (the parts of a
+    transaction may be built by one)."""
+    bodies: dict[str, str] = {}
+    public: list[str] = []
+    for m in re.finditer(r"\n(pub\(crate\) )?(?:async )?fn (\w+)\(", table_text):
+        rest = table_text[m.end():]
         end = rest.find("\n}\n")
-        actions = actions_of_file(rest[: end if end >= 0 else None], "dynamodb")
+        bodies[m.group(2)] = rest[: end if end >= 0 else None]
+        if m.group(1):
+            public.append(m.group(2))
+    out: dict[str, set[str]] = {}
+    for name in public:
+        text = bodies[name]
+        for other, body in bodies.items():
+            if other != name and re.search(rf"\b{other}\(", bodies[name]):
+                text += "\n" + body
+        actions = actions_of_file(text, "dynamodb")
         if actions:
-            out[m.group(1)] = actions
+            out[name] = actions
     return out
 
 
 def adapter_actions() -> dict[str, set[str]]:
     """Adapter type name → the actions its file can call."""
-    dynamodb_text = (AWS_SRC / "dynamodb.rs").read_text()
-    helpers = records_methods(dynamodb_text)
-    free = free_helpers(dynamodb_text)
+    table_text = (AWS_SRC / "table.rs").read_text()
+    helpers = records_methods(table_text)
+    free = free_helpers(table_text)
     out: dict[str, set[str]] = {}
     for path in sorted(AWS_SRC.glob("*.rs")):
         text = path.read_text()
@@ -196,14 +208,14 @@ def adapter_actions() -> dict[str, set[str]]:
         if not types or service is None:
             continue
         # The shared helpers' own bodies belong to the files that call them.
-        own = text[: text.index("impl Records<'_> {")] if path.name == "dynamodb.rs" else text
+        own = text[: text.index("impl Records<'_> {")] if path.name == "table.rs" else text
         actions = actions_of_file(own, service)
         if "Records" in text:
             for name, needs in helpers.items():
                 if re.search(rf"records\(\)\s*\.\s*{name}\(", strip_comments(text)):
                     actions |= needs
         for name, needs in free.items():
-            if re.search(rf"dynamodb::{name}\(", strip_comments(text)):
+            if path.name != "table.rs" and re.search(rf"\b{name}\(", strip_comments(text)):
                 actions |= needs
         for t in types:
             out[t] = actions

@@ -15,12 +15,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
 use super::connector::{list, Body, QboConnector};
 use super::mapping::{self, document_id, split_document_id, Document};
 use crate::domain::{Cursor, EntityType};
+use crate::platforms::fields::{read, Id, Text};
 use crate::ports::{Item, Method, Page, PlatformError, Source};
 use crate::records::Record;
 
@@ -48,6 +50,45 @@ fn stamp_of(v: &Value) -> DateTime<Utc> {
     mapping::updated_at(v).unwrap_or_default()
 }
 
+/// Where a scan by queries is (the page's `resume`, our own JSON): which of the entity's
+/// kinds (`phase`), when the scan began, and the position within the last stamp read.
+#[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+#[serde(default)]
+struct Scan {
+    mode: String,
+    phase: usize,
+    scan_start: Option<DateTime<Utc>>,
+    since: Option<DateTime<Utc>>,
+    /// The query's `STARTPOSITION` (from 1).
+    start: Option<u64>,
+    /// Ids already read at `since`.
+    skip: Vec<String>,
+}
+
+/// A change data capture answer: one group per query, each the entities by kind.
+#[derive(Deserialize)]
+struct CdcAnswer {
+    #[serde(rename = "CDCResponse")]
+    cdc: Vec<CdcGroups>,
+}
+
+#[derive(Deserialize)]
+struct CdcGroups {
+    #[serde(rename = "QueryResponse", default)]
+    groups: Vec<Value>,
+}
+
+/// An item's id, name and SKU, for the lines that name it.
+#[derive(Deserialize)]
+struct ItemName {
+    #[serde(rename = "Id")]
+    id: Id,
+    #[serde(rename = "Name", default)]
+    name: Text,
+    #[serde(rename = "Sku", default)]
+    sku: Text,
+}
+
 impl QboConnector {
     /// Item names and SKUs by id, for the lines of these documents.
     async fn item_names(
@@ -63,22 +104,14 @@ impl QboConnector {
                     .map(str::to_string)
             })
             .collect();
-        Ok(self
-            .found(Self::lookups("Item", "Id", &ids))
+        self.found(Self::lookups("Item", "Id", &ids))
             .await?
-            .into_iter()
+            .iter()
             .map(|v| {
-                let id = v["Id"].as_str().unwrap_or_default().to_string();
-                let sku = v["Sku"]
-                    .as_str()
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string);
-                (
-                    id,
-                    (v["Name"].as_str().unwrap_or_default().to_string(), sku),
-                )
+                let item: ItemName = read(v, "an item").map_err(PlatformError::Unavailable)?;
+                Ok((item.id.0, (item.name.0, item.sku.non_empty())))
             })
-            .collect())
+            .collect()
     }
 
     /// The records of entities of one QuickBooks kind.
@@ -129,9 +162,14 @@ impl QboConnector {
             )
             .await?
             .map_err(|f| PlatformError::Unavailable(f.text()))?;
-        let groups = answer["CDCResponse"][0]["QueryResponse"]
-            .as_array()
-            .cloned()
+        // An answer without its groups is not "nothing changed".
+        let answer: CdcAnswer =
+            read(&answer, "the CDC answer").map_err(PlatformError::Unavailable)?;
+        let groups = answer
+            .cdc
+            .into_iter()
+            .next()
+            .map(|g| g.groups)
             .unwrap_or_default();
         let mut by_kind: Vec<(&str, Vec<Value>)> = kinds.iter().map(|k| (*k, Vec::new())).collect();
         for group in &groups {
@@ -164,32 +202,17 @@ impl QboConnector {
         &self,
         entity: EntityType,
         after: Option<&Cursor>,
-        state: &Value,
+        scan: Scan,
     ) -> Result<Page, PlatformError> {
         let kinds = entities(entity);
-        let phase = state["phase"].as_u64().unwrap_or(0) as usize;
+        let phase = scan.phase;
         let Some(kind) = kinds.get(phase).copied() else {
             return Ok(Page::default());
         };
-        let scan_start = state["scan_start"]
-            .as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|| self.clock.now());
-        let since = state["since"]
-            .as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .or(after.map(|c| c.stamp));
-        let start = state["start"].as_u64().unwrap_or(1);
-        let skip: HashSet<String> = state["skip"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let scan_start = scan.scan_start.unwrap_or_else(|| self.clock.now());
+        let since = scan.since.or(after.map(|c| c.stamp));
+        let start = scan.start.unwrap_or(1);
+        let skip: HashSet<String> = scan.skip.into_iter().collect();
         let mut conditions = Vec::new();
         if let Some(t) = since {
             conditions.push(format!("MetaData.LastUpdatedTime >= '{}'", literal(t)));
@@ -226,16 +249,22 @@ impl QboConnector {
             if same_stamp {
                 at_last.extend(skip.iter().cloned());
             }
-            Some(json!({
-                "mode": "query", "phase": phase, "scan_start": scan_start.to_rfc3339(),
-                "since": last.to_rfc3339(), "skip": at_last,
+            Some(Scan {
+                mode: "query".into(),
+                phase,
+                scan_start: Some(scan_start),
+                since: Some(last),
+                skip: at_last,
                 // A whole page at one stamp: page on by position within it.
-                "start": if same_stamp { start + PAGE as u64 } else { 1 },
-            }))
+                start: Some(if same_stamp { start + PAGE as u64 } else { 1 }),
+            })
         } else if phase + 1 < kinds.len() {
-            Some(
-                json!({"mode": "query", "phase": phase + 1, "scan_start": scan_start.to_rfc3339()}),
-            )
+            Some(Scan {
+                mode: "query".into(),
+                phase: phase + 1,
+                scan_start: Some(scan_start),
+                ..Scan::default()
+            })
         } else {
             None
         };
@@ -244,7 +273,7 @@ impl QboConnector {
             checkpoint: resume
                 .is_none()
                 .then(|| Cursor::at(scan_start - Duration::seconds(1))),
-            resume,
+            resume: resume.map(|scan| serde_json::to_value(scan).unwrap_or_default()),
         })
     }
 }
@@ -258,7 +287,11 @@ impl Source for QboConnector {
         resume: Option<&Value>,
     ) -> Result<Page, PlatformError> {
         if let Some(state) = resume {
-            return self.query_page(entity, after, state).await;
+            // Our own JSON: one that does not read is a run that cannot go on, never a
+            // scan started over from nothing.
+            let scan: Scan =
+                read(state, "the scan's resume point").map_err(PlatformError::Rejected)?;
+            return self.query_page(entity, after, scan).await;
         }
         if let Some(c) = after.filter(|c| c.stamp > self.clock.now() - Duration::days(CDC_DAYS)) {
             if let Some(page) = self
@@ -268,7 +301,7 @@ impl Source for QboConnector {
                 return Ok(page);
             }
         }
-        self.query_page(entity, after, &json!({})).await
+        self.query_page(entity, after, Scan::default()).await
     }
 
     async fn fetch(&self, entity: EntityType, ids: &[String]) -> Result<Vec<Item>, PlatformError> {
@@ -324,5 +357,33 @@ impl Source for QboConnector {
                 })
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_resume_point_reads_as_earlier_versions_wrote_it_and_one_that_does_not_read_is_refused() {
+        let earlier = json!({
+            "mode": "query", "phase": 1, "scan_start": "2026-11-24T18:05:09+00:00",
+            "since": "2026-11-24T18:05:09.5+00:00", "skip": ["3", "7"], "start": 101,
+        });
+        let scan: Scan = read(&earlier, "resume").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((scan.phase, scan.start), (1, Some(101)));
+        assert_eq!(scan.skip, ["3", "7"]);
+        assert_eq!(
+            scan.since.map(|t| t.timestamp_millis()),
+            Some(1_795_543_509_500)
+        );
+        let again = serde_json::to_value(&scan).unwrap_or_default();
+        assert_eq!(read::<Scan>(&again, "resume"), Ok(scan));
+        assert!(read::<Scan>(&json!({"phase": "one"}), "resume").is_err());
+        // The next kind's first page names no position.
+        let next: Scan = read(&json!({"mode": "query", "phase": 1}), "resume")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((next.since, next.start), (None, None));
     }
 }
