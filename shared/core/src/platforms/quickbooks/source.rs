@@ -382,8 +382,8 @@ mod tests {
         assert_eq!(read::<Scan>(&again, "resume"), Ok(scan));
         assert!(read::<Scan>(&json!({"phase": "one"}), "resume").is_err());
         // The next kind's first page names no position.
-        let next: Scan = read(&json!({"mode": "query", "phase": 1}), "resume")
-            .unwrap_or_else(|e| panic!("{e}"));
+        let next: Scan =
+            read(&json!({"mode": "query", "phase": 1}), "resume").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((next.since, next.start), (None, None));
     }
 }
