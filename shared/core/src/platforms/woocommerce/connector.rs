@@ -27,6 +27,7 @@ use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
 use serde_json::{json, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -44,6 +45,8 @@ use crate::records::{Body, Record};
 
 /// WooCommerce's page and batch limit.
 pub const PAGE: usize = 100;
+/// Orders whose refunds are read at once.
+const REFUND_READS: usize = 8;
 /// How many customers each page re-reads before where the last one ended (see
 /// `customer_page`).
 const CUSTOMER_OVERLAP: usize = 10;
@@ -277,8 +280,20 @@ impl WooConnector {
         let full = listed.len() >= PAGE;
         let mut unreadable: HashMap<usize, String> = HashMap::new();
         if entity == EntityType::Orders {
-            for (i, v) in listed.iter_mut().enumerate() {
-                if let Some(error) = self.refunds_in_full(v).await? {
+            // The refunded orders' refunds, a few calls at once (one after another, a page
+            // with many refunded orders waits out each call's latency in turn).
+            let taken = std::mem::take(&mut listed);
+            let read: Vec<(Value, Result<Option<String>, PlatformError>)> =
+                futures::stream::iter(taken.into_iter().map(|mut v| async move {
+                    let result = self.refunds_in_full(&mut v).await;
+                    (v, result)
+                }))
+                .buffered(REFUND_READS)
+                .collect()
+                .await;
+            for (i, (v, result)) in read.into_iter().enumerate() {
+                listed.push(v);
+                if let Some(error) = result? {
                     unreadable.insert(i, error);
                 }
             }
