@@ -1341,7 +1341,7 @@ async fn an_order_whose_refunds_cannot_be_read_fails_alone_and_the_rest_of_its_p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_the_bookkeeper_voided_stays_voided_a_cancelled_orders_refunds_are_voided_with_it_and_no_refund_is_left_unread(
+async fn a_payment_the_bookkeeper_voided_stays_voided_a_cancelled_or_trashed_orders_refunds_are_voided_with_it_and_no_refund_is_left_unread(
 ) {
     let (w, books) = world().await;
     w.flow(&w.store, &books, &["orders"]).await;
@@ -1362,6 +1362,7 @@ async fn a_payment_the_bookkeeper_voided_stays_voided_a_cancelled_orders_refunds
     let unpaid = without_refunds(&["pending", "on-hold"], 0);
     let to_cancel = without_refunds(&["completed", "processing"], 0);
     let many = without_refunds(&["completed", "processing"], 1);
+    let to_trash = without_refunds(&["completed", "processing"], 2);
     let id = |o: &Value| o["id"].as_u64().unwrap_or_default();
     let number = |o: &Value| o["number"].as_str().unwrap_or_default().to_string();
 
@@ -1442,6 +1443,39 @@ async fn a_payment_the_bookkeeper_voided_stays_voided_a_cancelled_orders_refunds
     let (_, refund_doc) = &refund_docs[&key][0];
     assert!(!live(refund_doc), "{refund_doc:#}");
     assert_eq!(amount(&refund_doc["TotalAmt"]), Decimal::ZERO);
+
+    // One refunded twice and then trashed: it reads as deleted, its refunds no longer
+    // known, and still its refund documents are voided with its document.
+    let mut keys = Vec::new();
+    for amount in ["1.50", "0.75"] {
+        let refund = w
+            .store_admin(
+                Method::POST,
+                &format!("wc/v3/orders/{}/refunds", id(&to_trash)),
+                json!({"amount": amount, "reason": "Damaged"}),
+            )
+            .await;
+        keys.push(format!("{}-R{}", number(&to_trash), refund["id"]));
+    }
+    sync_once(&w, &w.store, "orders").await;
+    let refund_docs = refund_documents(&w).await;
+    for key in &keys {
+        assert!(live(&refund_docs[key][0].1), "{:#?}", refund_docs[key]);
+    }
+    w.store_admin(
+        Method::DELETE,
+        &format!("wc/v3/orders/{}", id(&to_trash)),
+        json!({}),
+    )
+    .await;
+    sync_once(&w, &w.store, "orders").await;
+    let (_, document) = &documents(&w).await[&number(&to_trash)][0];
+    assert!(!live(document), "{document:#}");
+    let refund_docs = refund_documents(&w).await;
+    for key in &keys {
+        let (_, refund_doc) = &refund_docs[key][0];
+        assert!(!live(refund_doc), "{key}: {refund_doc:#}");
+    }
 
     // More refunds than one page of the store's list holds: every one is booked, once.
     for _ in 0..103 {

@@ -7,13 +7,15 @@
 //!
 //! Reading is in [`super::source`], writing in [`super::target`].
 
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::mapping::Document;
 use crate::clock::Clock;
+use crate::platforms::fields::{read, Text};
 use crate::platforms::http::{encode, unexpected, Caller, Replay};
 use crate::ports::{Connector, HttpRequest, Method, PlatformError, Source, Target};
 use crate::service::tokens::TokenKeeper;
@@ -68,19 +70,60 @@ pub struct Fault {
     pub detail: String,
 }
 
+/// A fault as QuickBooks writes it: `{"type": …, "Error": [{"Message", "Detail", "code"}]}`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct FaultWire {
+    #[serde(rename = "type")]
+    kind: Text,
+    #[serde(rename = "Error")]
+    errors: Vec<ErrorWire>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ErrorWire {
+    #[serde(rename = "Message")]
+    message: Text,
+    #[serde(rename = "Detail")]
+    detail: Text,
+    code: Text,
+}
+
 impl Fault {
+    /// The fault's first error (QuickBooks sends one); a fault that does not read is kept
+    /// with what is wrong with it as its detail.
     pub fn read(status: u16, fault: &Value) -> Self {
-        let error = &fault["Error"][0];
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        Fault {
-            status,
-            kind: text(&fault["type"]),
-            code: match &error["code"] {
-                Value::Number(n) => n.to_string(),
-                other => text(other),
+        match read::<FaultWire>(fault, "the fault") {
+            Ok(wire) => {
+                let error = wire.errors.into_iter().next().unwrap_or_default();
+                Fault {
+                    status,
+                    kind: wire.kind.0,
+                    code: error.code.0,
+                    message: error.message.0,
+                    detail: error.detail.0,
+                }
+            }
+            Err(e) => Fault {
+                status,
+                kind: String::new(),
+                code: String::new(),
+                message: "a fault that does not read".into(),
+                detail: e,
             },
-            message: text(&error["Message"]),
-            detail: text(&error["Detail"]),
+        }
+    }
+
+    /// What a write's answer that does not read stands for (the record fails; it is not
+    /// worth another try on the spot).
+    pub fn unreadable(what: &str) -> Self {
+        Fault {
+            status: 200,
+            kind: String::new(),
+            code: String::new(),
+            message: "an answer that does not read".into(),
+            detail: format!("QuickBooks answered a write of {what} without the {what}"),
         }
     }
 
@@ -345,7 +388,9 @@ impl QboConnector {
             .await?
         };
         let v = answer.map_err(|f| PlatformError::Unavailable(f.text()))?;
-        Ok(list(&v["QueryResponse"], entity))
+        let answer: QueryAnswer =
+            read(&v, "the query's answer").map_err(PlatformError::Unavailable)?;
+        list(&answer.response, entity)
     }
 
     /// Several queries in one call (a batch of `Query` items), each answer in order.
@@ -373,21 +418,25 @@ impl QboConnector {
                 )
                 .await?
                 .map_err(|f| PlatformError::Unavailable(f.text()))?;
-            let by_id = batch_answers(&answer);
+            let by_id = batch_answers(&answer)?;
             for (i, (entity, _)) in chunk.iter().enumerate() {
-                match by_id.get(&format!("q{i}")) {
-                    Some(item) if item.get("Fault").is_some() => {
-                        return Err(PlatformError::Unavailable(
-                            Fault::read(200, &item["Fault"]).text(),
-                        ))
-                    }
-                    Some(item) => out.push(list(&item["QueryResponse"], entity)),
+                let Some(item) = by_id.get(&format!("q{i}")) else {
+                    return Err(PlatformError::Unavailable(
+                        "a batch answer left a query out".into(),
+                    ));
+                };
+                if let Some(fault) = item.get("Fault") {
+                    return Err(PlatformError::Unavailable(Fault::read(200, fault).text()));
+                }
+                let response: Map<String, Value> = match item.get("QueryResponse") {
+                    Some(r) => read(r, "a query's answer").map_err(PlatformError::Unavailable)?,
                     None => {
                         return Err(PlatformError::Unavailable(
-                            "a batch answer left a query out".into(),
+                            "a batch answer held a query's item without its QueryResponse".into(),
                         ))
                     }
-                }
+                };
+                out.push(list(&response, entity)?);
             }
         }
         Ok(out)
@@ -436,20 +485,55 @@ impl QboConnector {
     }
 }
 
-/// The entity list in a `QueryResponse` (missing when empty).
-pub(super) fn list(response: &Value, entity: &str) -> Vec<Value> {
-    response[entity].as_array().cloned().unwrap_or_default()
+/// A query's answer: `QueryResponse` holds a list per entity found.
+#[derive(Deserialize)]
+struct QueryAnswer {
+    #[serde(rename = "QueryResponse")]
+    response: Map<String, Value>,
 }
 
-/// A batch answer's items by `bId`.
-pub(super) fn batch_answers(answer: &Value) -> HashMap<String, Value> {
-    answer["BatchItemResponse"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|item| Some((item["bId"].as_str()?.to_string(), item.clone())))
-        .collect()
+/// The entity list in a `QueryResponse` (left out when nothing was found); anything else
+/// where the list belongs is an error, never "nothing found".
+pub(super) fn list(
+    response: &Map<String, Value>,
+    entity: &str,
+) -> Result<Vec<Value>, PlatformError> {
+    match response.get(entity) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => Ok(items.clone()),
+        Some(_) => Err(PlatformError::Unavailable(format!(
+            "QuickBooks answered a query with a {entity} that is not a list"
+        ))),
+    }
+}
+
+/// A batch answer: one item per request item, named by its `bId`.
+#[derive(Deserialize)]
+struct BatchAnswer {
+    #[serde(rename = "BatchItemResponse")]
+    items: Vec<BatchItem>,
+}
+
+#[derive(Deserialize)]
+struct BatchItem {
+    #[serde(rename = "bId")]
+    id: String,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+/// A batch answer's items by `bId` (each its fields: `Fault`, `QueryResponse`, or the
+/// entity written under its name).
+pub(super) fn batch_answers(
+    answer: &Value,
+) -> Result<HashMap<String, Map<String, Value>>, PlatformError> {
+    let answer: BatchAnswer =
+        read(answer, "the batch answer").map_err(PlatformError::Unavailable)?;
+    Ok(answer
+        .items
+        .into_iter()
+        .map(|item| (item.id, item.rest))
+        .collect())
 }
 
 impl Connector for QboConnector {

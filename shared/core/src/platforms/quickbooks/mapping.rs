@@ -123,28 +123,31 @@ pub fn number(d: Decimal) -> Value {
 
 /// `MetaData.LastUpdatedTime`, which carries an offset.
 pub fn updated_at(v: &Value) -> Result<DateTime<Utc>, String> {
-    let t = &v["MetaData"]["LastUpdatedTime"];
-    crate::platforms::fields::stamp(t)
-        .ok()
-        .flatten()
-        .ok_or_else(|| format!("MetaData.LastUpdatedTime {t} is not a time"))
+    #[derive(serde::Deserialize)]
+    struct Stamped {
+        #[serde(rename = "MetaData")]
+        meta: wire::Meta,
+    }
+    read::<Stamped>(v, "the entity")?
+        .meta
+        .last_updated_time
+        .0
+        .ok_or_else(|| "MetaData.LastUpdatedTime is empty".to_string())
 }
 
 /// Whether an item is one of those the sync books order charges on (shipping, fees, lines
 /// without a SKU): bookkeeping, not a product to sync elsewhere.
 pub fn is_charge_item(v: &Value) -> bool {
-    v["Sku"].as_str().unwrap_or_default().is_empty()
-        && [SHIPPING_ITEM, FEE_ITEM, UNNAMED_ITEM, REFUND_ITEM]
-            .contains(&v["Name"].as_str().unwrap_or_default())
+    read::<wire::Item>(v, "the item").is_ok_and(|item| {
+        item.sku.as_str().is_empty()
+            && [SHIPPING_ITEM, FEE_ITEM, UNNAMED_ITEM, REFUND_ITEM].contains(&item.name.as_str())
+    })
 }
 
-/// Whether QuickBooks reports the entity deleted or voided.
-pub fn is_gone(v: &Value) -> bool {
-    v["status"] == "Deleted"
-        || v["status"] == "Voided"
-        || v["PrivateNote"]
-            .as_str()
-            .is_some_and(|n| n.starts_with("Voided"))
+/// Whether QuickBooks reports an entity deleted or voided, by its `status` (CDC's) and its
+/// `PrivateNote` (a void writes `Voided` at its start).
+pub(super) fn is_voided(status: &str, note: &str) -> bool {
+    matches!(status, "Deleted" | "Voided") || note.starts_with("Voided")
 }
 
 /// Whether QuickBooks' `key` holds the canonical `field` (`None`: the key is always sent).
@@ -174,7 +177,7 @@ pub fn carried(mut map: Map<String, Value>, fields: &[&str]) -> Map<String, Valu
 /// The entities as QuickBooks answers them (read with [`exact_json`], numbers as text).
 /// QuickBooks leaves out a field it holds nothing in, so only what it always sends is
 /// required; an amount the mapping needs is checked where it is used.
-mod wire {
+pub(super) mod wire {
     use serde::Deserialize;
 
     use serde_json::Value;
@@ -336,8 +339,7 @@ fn modified(head: &wire::Head) -> Result<DateTime<Utc>, String> {
 }
 
 fn head_is_gone(head: &wire::Head) -> bool {
-    matches!(head.status.as_str(), "Deleted" | "Voided")
-        || head.private_note.as_str().starts_with("Voided")
+    is_voided(head.status.as_str(), head.private_note.as_str())
 }
 
 fn address(

@@ -4,8 +4,9 @@
 //! - [`webhook`]: the signature, and both payload formats (classic and CloudEvents).
 //! - [`oauth`]: Intuit's OAuth 2.0 service (authorize URL, code exchange, refresh).
 //! - [`connector`]: calling the accounting API; [`source`] and [`target`]: reading and
-//!   writing; [`mapping`]: its entities to and from the canonical records; [`settlements`]:
-//!   the refund documents and payments that follow an order's document.
+//!   writing ([`held`]: what QuickBooks holds, as the target reads it); [`mapping`]: its
+//!   entities to and from the canonical records; [`settlements`]: the refund documents and
+//!   payments that follow an order's document.
 //!
 //! A connection is a company (`realm_id`) reached with a refresh token, through either
 //! the connection's own Intuit app (`client_id`/`client_secret` secrets) or the deployment's
@@ -19,6 +20,7 @@
 //! flow's `doc_number_prefix`, so several stores can keep one set of books.
 
 pub mod connector;
+mod held;
 pub mod mapping;
 pub mod oauth;
 mod settlements;

@@ -11,6 +11,7 @@ use base64::Engine;
 use chrono::{Duration, Utc};
 use serde_json::Value;
 
+use crate::platforms::fields::{read, Text};
 use crate::platforms::http::{encode, Caller, Replay};
 use crate::ports::{HttpRequest, Method, PlatformError};
 use crate::service::tokens::{RefreshError, Refresher, Tokens};
@@ -18,6 +19,19 @@ use crate::service::tokens::{RefreshError, Refresher, Tokens};
 pub const AUTHORIZE_URL: &str = "https://appcenter.intuit.com/connect/oauth2";
 pub const TOKEN_URL: &str = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer";
 pub const ACCOUNTING_SCOPE: &str = "com.intuit.quickbooks.accounting";
+
+/// What Intuit's token endpoint answers: the tokens, or an error and its description.
+/// `expires_in` is read where it is used: one that does not read is an hour, never a
+/// reason to drop tokens Intuit has already issued.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct TokenAnswer {
+    access_token: Text,
+    refresh_token: Text,
+    expires_in: Value,
+    error: Text,
+    error_description: Text,
+}
 
 /// An Intuit app: its credentials and where its token endpoint is.
 #[derive(Clone)]
@@ -91,14 +105,18 @@ impl TokenEndpoint {
                 | PlatformError::Rejected(m)
                 | PlatformError::OutOfTime(m) => RefreshError::Unavailable(m),
             })?;
-        let json = response.json().unwrap_or(Value::Null);
-        let error = json["error"].as_str().unwrap_or_default();
+        // What does not read is an answer without tokens (and, on a 400, without a reason).
+        let answer: TokenAnswer = response
+            .json()
+            .and_then(|v| read(&v, "the token answer"))
+            .unwrap_or_default();
+        let error = answer.error.as_str();
         match response.status {
             200 => {}
             400 if error == "invalid_grant" => {
                 return Err(RefreshError::InvalidGrant(format!(
                     "invalid_grant: {}",
-                    json["error_description"].as_str().unwrap_or_default()
+                    answer.error_description.as_str()
                 )))
             }
             400 | 401 if error == "invalid_client" => {
@@ -118,18 +136,15 @@ impl TokenEndpoint {
                 )))
             }
         }
-        let field = |name: &str| {
-            json[name]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
-        match (field("access_token"), field("refresh_token")) {
+        match (
+            answer.access_token.non_empty(),
+            answer.refresh_token.non_empty(),
+        ) {
             (Some(access_token), Some(refresh_token)) => Ok(Tokens {
                 access_token,
                 access_expires_at: Utc::now()
                     // Within a day, whatever the answer says (and never out of range).
-                    + Duration::seconds(json["expires_in"].as_i64().unwrap_or(3600).clamp(0, 86_400)),
+                    + Duration::seconds(answer.expires_in.as_i64().unwrap_or(3600).clamp(0, 86_400)),
                 refresh_token,
             }),
             _ => Err(RefreshError::Unavailable(

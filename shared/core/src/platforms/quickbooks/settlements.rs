@@ -11,7 +11,10 @@
 //!   when an order is set to refunded), so no closed period is rewritten by a void.
 //! - An invoice whose order is paid gets a `Payment` of what it still owes, linked to it.
 //! - An order that is cancelled or fails after it was refunded has its refund documents
-//!   voided with its document: the books never keep a refund of a sale that is gone.
+//!   voided with its document: the books never keep a refund of a sale that is gone. So
+//!   has one the store deletes (trashed, or gone): its refunds are no longer known by id,
+//!   so its refund documents are found by number (its document's, then `-R`) and our note
+//!   for the same store.
 //!
 //! They are written after the document (a payment names it), in one batch for the page,
 //! and the order counts as written only once they all are: a failure is retried as a whole.
@@ -27,10 +30,9 @@
 use serde_json::{json, Value};
 
 use super::connector::{QboConnector, TaxRule};
-use super::mapping::{
-    self, is_gone, money, plus, Document, FEE_ITEM, REFUND_ITEM, SHIPPING_ITEM, UNNAMED_ITEM,
-};
-use super::target::{id_of, lower, update, voids, Op, OrderRefs, Plan};
+use super::held::Held;
+use super::mapping::{self, plus, Document, FEE_ITEM, REFUND_ITEM, SHIPPING_ITEM, UNNAMED_ITEM};
+use super::target::{lower, update, voids, Op, OrderRefs, Plan};
 use crate::ports::{Origin, Write, WriteOutcome};
 use crate::records::{Decimal, Order, Refund};
 
@@ -197,14 +199,22 @@ impl QboConnector {
         writes: &[Write],
         orders: &[Option<&Order>],
         refs: &OrderRefs<'_>,
-        answered: Vec<(WriteOutcome, Option<Value>)>,
+        answered: Vec<(WriteOutcome, Option<Held>)>,
     ) -> Result<Vec<WriteOutcome>, crate::ports::PlatformError> {
         let mut owners = Vec::new();
         let mut plans = Vec::new();
         let mut to_pay = Vec::new();
+        let mut deleted = Vec::new();
         for (i, ((w, order), (outcome, document))) in
             writes.iter().zip(orders).zip(&answered).enumerate()
         {
+            if order.is_none() && matches!(outcome, WriteOutcome::Written { .. }) {
+                // Deleted in the store: its refunds are no longer known by id.
+                if let Some((_, document)) = refs.linked(w) {
+                    deleted.push((i, w, document));
+                }
+                continue;
+            }
             let (Some(o), WriteOutcome::Written { target_id }) = (order, outcome) else {
                 continue;
             };
@@ -216,7 +226,7 @@ impl QboConnector {
                 }
                 continue;
             }
-            let Some(document) = document.as_ref().filter(|d| !is_gone(d)) else {
+            let Some(document) = document.as_ref().filter(|d| !d.gone) else {
                 continue;
             };
             let Some((kind, _)) = mapping::split_document_id(target_id) else {
@@ -233,27 +243,23 @@ impl QboConnector {
         if !to_pay.is_empty() {
             let customers: Vec<String> = to_pay
                 .iter()
-                .filter_map(|(_, _, _, d)| d["CustomerRef"]["value"].as_str())
-                .map(str::to_string)
+                .filter_map(|(_, _, _, d)| d.customer.clone())
                 .collect();
-            let payments: Vec<Value> = self
-                .queries(&Self::lookups("Payment", "CustomerRef", &customers))
-                .await?
-                .into_iter()
-                .flatten()
-                .collect();
+            let payments = self
+                .held(Self::lookups("Payment", "CustomerRef", &customers))
+                .await?;
             for (i, w, o, invoice) in to_pay {
                 let marker = payment_marker(&w.origin, o);
-                let made = payments.iter().any(|p| {
-                    p["PrivateNote"]
-                        .as_str()
-                        .is_some_and(|note| note.contains(&marker))
-                });
+                let made = payments.iter().any(|p| p.note.contains(&marker));
                 if !made && !paid_by_others(&payments, invoice) {
                     owners.push(i);
                     plans.push(self.payment_plan(w, o, invoice));
                 }
             }
+        }
+        for (i, plan) in self.deleted_orders_refund_voids(&deleted).await? {
+            owners.push(i);
+            plans.push(plan);
         }
         let mut outcomes: Vec<WriteOutcome> = answered.into_iter().map(|(o, _)| o).collect();
         if plans.is_empty() {
@@ -287,17 +293,13 @@ impl QboConnector {
         order: &Order,
         refund: &Refund,
         refs: &OrderRefs<'r>,
-    ) -> Option<(&'static str, &'r Value)> {
+    ) -> Option<(&'static str, &'r Held)> {
         let number = refund_number(&self.doc_number(write, order).ok()?, refund);
         let marker = refund_marker(&write.origin, order, refund);
         refs.refund_documents
             .get(&number)?
             .iter()
-            .find(|(_, d)| {
-                d["PrivateNote"]
-                    .as_str()
-                    .is_some_and(|note| note.contains(&marker))
-            })
+            .find(|(_, d)| d.note.contains(&marker))
             .copied()
     }
 
@@ -309,16 +311,55 @@ impl QboConnector {
             .filter_map(|refund| {
                 let (entity, e) = self.existing_refund(write, order, refund, refs)?;
                 let origin = format!("{}|refund:{}", write.origin.key(), refund.id);
-                (!is_gone(e)).then(|| {
-                    Plan::Op(Op::new(
-                        entity,
-                        "void",
-                        json!({"Id": e["Id"], "SyncToken": e["SyncToken"]}),
-                        &origin,
-                    ))
-                })
+                (!e.gone).then(|| Plan::Op(Op::void(entity, e, &origin)))
             })
             .collect()
+    }
+
+    /// Voids of the refund documents we made for orders the store deleted (trashed, or
+    /// gone): found by their numbers (the order's document's, then `-R`) and our note for
+    /// the same store, whichever refunds they were.
+    async fn deleted_orders_refund_voids(
+        &self,
+        deleted: &[(usize, &Write, &Held)],
+    ) -> Result<Vec<(usize, Plan)>, crate::ports::PlatformError> {
+        let mut statements = Vec::new();
+        let mut askers = Vec::new();
+        for (i, w, document) in deleted {
+            let Some(number) = &document.doc_number else {
+                continue;
+            };
+            let prefix: String = format!("{number}-R").chars().take(21).collect();
+            for entity in REFUND_ENTITIES {
+                statements.push((
+                    entity.to_string(),
+                    format!(
+                        "SELECT * FROM {entity} WHERE DocNumber LIKE {} MAXRESULTS 1000",
+                        super::connector::quoted(&format!("{prefix}%"))
+                    ),
+                ));
+                askers.push((*i, *w, entity, prefix.clone()));
+            }
+        }
+        let found = self.holdings(&statements).await?;
+        let mut plans = Vec::new();
+        for ((i, w, entity, prefix), docs) in askers.into_iter().zip(found) {
+            let ours = format!("{} refund ", w.origin.platform);
+            let store = format!(" from connection {}", w.origin.connection);
+            for d in docs {
+                let refund_of_it = d
+                    .doc_number
+                    .as_ref()
+                    .is_some_and(|n| n.starts_with(&prefix))
+                    && d.note.contains(&ours)
+                    && d.note.contains(&store);
+                if refund_of_it && !d.gone {
+                    let origin = format!("{}|refund-document:{}", w.origin.key(), d.id);
+                    plans.push((i, Plan::Op(Op::void(entity, &d, &origin))));
+                }
+            }
+        }
+        Ok(plans)
     }
 
     fn refund_plan(
@@ -327,12 +368,12 @@ impl QboConnector {
         order: &Order,
         refund: &Refund,
         kind: Document,
-        document: &Value,
+        document: &Held,
         refs: &OrderRefs<'_>,
     ) -> Plan {
         let entity = refund_entity(kind, order.paid_at.is_some());
-        let body = match self.refund_body(write, order, refund, entity, document, refs) {
-            Ok(Some(body)) => body,
+        let ours = match self.refund_body(write, order, refund, entity, document, refs) {
+            Ok(Some(ours)) => ours,
             Ok(None) => return Plan::Done(WriteOutcome::Skipped),
             Err(e) => return Plan::Done(WriteOutcome::Failed(e)),
         };
@@ -340,16 +381,16 @@ impl QboConnector {
         match self.existing_refund(write, order, refund, refs) {
             // Made as the other kind (the order was paid since, or its document remade):
             // still this refund's, and left as it is.
-            Some((made_as, e)) if made_as != entity || is_gone(e) || same_amounts(e, &body) => {
+            Some((made_as, e)) if made_as != entity || e.gone || same_amounts(e, &ours) => {
                 Plan::Done(WriteOutcome::Written {
-                    target_id: id_of(e),
+                    target_id: e.id.clone(),
                 })
             }
             Some((_, e)) => {
-                let fields = body.as_object().cloned().unwrap_or_default();
+                let fields = ours.body.as_object().cloned().unwrap_or_default();
                 Plan::Op(update(entity, e, fields, &origin))
             }
-            None => Plan::Op(Op::new(entity, "create", body, &origin)),
+            None => Plan::Op(Op::new(entity, "create", ours.body, &origin)),
         }
     }
 
@@ -360,9 +401,9 @@ impl QboConnector {
         order: &Order,
         refund: &Refund,
         entity: &str,
-        document: &Value,
+        document: &Held,
         refs: &OrderRefs<'_>,
-    ) -> Result<Option<Value>, String> {
+    ) -> Result<Option<RefundBody>, String> {
         let (lines, tax) = refund_lines(order, refund)?;
         if lines.is_empty() {
             return Ok(None);
@@ -416,7 +457,7 @@ impl QboConnector {
             "PrivateNote": refund_marker(&write.origin, order, refund),
         });
         for field in ["CustomerRef", "BillAddr", "BillEmail", "CurrencyRef"] {
-            if let Some(v) = document.get(field).filter(|v| !v.is_null()) {
+            if let Some(v) = document.raw.get(field).filter(|v| !v.is_null()) {
                 body[field] = v.clone();
             }
         }
@@ -426,7 +467,9 @@ impl QboConnector {
         {
             body["TxnDate"] = json!(day.format("%Y-%m-%d").to_string());
         }
-        if self.books.tax == TaxRule::OrderTotal {
+        let sales = total;
+        let tax = (self.books.tax == TaxRule::OrderTotal).then_some(tax);
+        if let Some(tax) = tax {
             body["TxnTaxDetail"] = json!({"TotalTax": mapping::number(tax)});
             total = plus(total, tax, "the refund's amounts")?;
         }
@@ -444,29 +487,31 @@ impl QboConnector {
                 })?;
             body["DepositToAccountRef"] = json!({"value": account});
         }
-        Ok(Some(body))
+        Ok(Some(RefundBody { body, sales, tax }))
     }
 
     /// A payment of what the invoice still owes (see [`owes`]).
-    fn payment_plan(&self, write: &Write, order: &Order, invoice: &Value) -> Plan {
-        let owed = match money(&invoice["Balance"], "Balance") {
-            Ok(owed) => owed,
-            Err(e) => return Plan::Done(WriteOutcome::Failed(e)),
+    fn payment_plan(&self, write: &Write, order: &Order, invoice: &Held) -> Plan {
+        let (Some(owed), Some(customer)) = (invoice.balance, &invoice.customer) else {
+            return Plan::Done(WriteOutcome::Failed(
+                "the invoice QuickBooks answered has no Balance or no CustomerRef to pay".into(),
+            ));
         };
-        let reference: String = invoice["DocNumber"]
-            .as_str()
+        let reference: String = invoice
+            .doc_number
+            .as_deref()
             .unwrap_or(&order.number)
             .chars()
             .take(21)
             .collect();
         let mut body = json!({
-            "CustomerRef": invoice["CustomerRef"],
+            "CustomerRef": {"value": customer},
             "TotalAmt": mapping::number(owed),
             "PaymentRefNum": reference,
             "PrivateNote": payment_marker(&write.origin, order),
             "Line": [{
                 "Amount": mapping::number(owed),
-                "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}],
+                "LinkedTxn": [{"TxnId": invoice.id, "TxnType": "Invoice"}],
             }],
         });
         if let Some(day) = order.paid_at.map(|t| t.date_naive()) {
@@ -480,51 +525,33 @@ impl QboConnector {
     }
 }
 
+/// A refund document's body, with the amounts it is compared by.
+struct RefundBody {
+    body: Value,
+    /// The sum of its sales lines.
+    sales: Decimal,
+    /// Its tax, where we set the tax.
+    tax: Option<Decimal>,
+}
+
 /// Whether an invoice has a balance to pay.
-fn owes(invoice: &Value) -> bool {
-    money(&invoice["Balance"], "Balance").is_ok_and(|b| b > Decimal::ZERO)
+fn owes(invoice: &Held) -> bool {
+    invoice.balance.is_some_and(|b| b > Decimal::ZERO)
 }
 
 /// Whether a payment of money (not a credit applied, which QuickBooks records as a payment
 /// of nothing) made by someone else, the bookkeeper, pays part of the invoice: the rest is
 /// theirs to settle.
-fn paid_by_others(payments: &[Value], invoice: &Value) -> bool {
+fn paid_by_others(payments: &[Held], invoice: &Held) -> bool {
     payments.iter().any(|p| {
-        let pays = p["Line"].as_array().is_some_and(|lines| {
-            lines.iter().any(|l| {
-                l["LinkedTxn"].as_array().is_some_and(|linked| {
-                    linked
-                        .iter()
-                        .any(|t| t["TxnType"] == "Invoice" && t["TxnId"] == invoice["Id"])
-                })
-            })
-        });
-        pays && money(&p["TotalAmt"], "TotalAmt").is_ok_and(|a| a > Decimal::ZERO)
+        p.pays_invoices.contains(&invoice.id) && p.total.is_some_and(|a| a > Decimal::ZERO)
     })
-}
-
-/// The sum of a document's sales lines.
-fn sales_total(document: &Value) -> Option<Decimal> {
-    document["Line"]
-        .as_array()?
-        .iter()
-        .filter(|l| l["DetailType"] == "SalesItemLineDetail")
-        .try_fold(Decimal::ZERO, |sum, l| {
-            sum.checked_add(money(&l["Amount"], "Amount").ok()?)
-        })
 }
 
 /// Whether a refund document already holds the amounts we would write: its lines' sum, and
 /// its tax where we set the tax (QuickBooks' own `TotalAmt` adds the tax it computes itself).
-fn same_amounts(existing: &Value, body: &Value) -> bool {
-    // QuickBooks may leave a tax of nothing out.
-    let tax = |d: &Value| match &d["TxnTaxDetail"]["TotalTax"] {
-        Value::Null => Some(Decimal::ZERO),
-        v => money(v, "TotalTax").ok(),
-    };
-    sales_total(existing).is_some()
-        && sales_total(existing) == sales_total(body)
-        && (body.get("TxnTaxDetail").is_none() || tax(existing) == tax(body))
+fn same_amounts(existing: &Held, ours: &RefundBody) -> bool {
+    existing.sales_total == Some(ours.sales) && ours.tax.is_none_or(|t| existing.tax == t)
 }
 
 #[cfg(test)]
@@ -664,28 +691,50 @@ mod tests {
         assert_eq!(refund_entity(Document::Invoice, false), "CreditMemo");
     }
 
+    fn held(mut v: Value) -> Held {
+        v["Id"] = json!(v.get("Id").cloned().unwrap_or(json!("9")));
+        v["SyncToken"] = json!("0");
+        Held::read(&v, "the entity").unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
     fn a_refund_document_with_the_same_lines_and_tax_is_the_same_whatever_tax_quickbooks_added() {
         let line = |amount: &str| json!({"DetailType": "SalesItemLineDetail", "Amount": amount});
-        let ours = json!({"Line": [line("10"), line("2.5")], "TotalAmt": "12.5"});
-        let theirs = json!({
+        let ours = RefundBody {
+            body: json!({}),
+            sales: d("12.5"),
+            tax: None,
+        };
+        let theirs = held(json!({
             "Line": [line("10.00"), line("2.50"), {"DetailType": "SubTotalLineDetail", "Amount": "12.5"}],
             "TotalAmt": "13.44",
-        });
+        }));
         assert!(same_amounts(&theirs, &ours));
-        assert!(!same_amounts(&json!({"Line": [line("10")]}), &ours));
-        let taxed =
-            json!({"Line": [line("10"), line("2.5")], "TxnTaxDetail": {"TotalTax": "0.94"}});
+        assert!(!same_amounts(&held(json!({"Line": [line("10")]})), &ours));
+        let taxed = RefundBody {
+            tax: Some(d("0.94")),
+            ..ours
+        };
         assert!(!same_amounts(&theirs, &taxed));
+        // No tax written by QuickBooks is a tax of nothing.
+        let untaxed = RefundBody {
+            tax: Some(Decimal::ZERO),
+            ..taxed
+        };
+        assert!(same_amounts(&theirs, &untaxed));
     }
 
     #[test]
     fn an_invoice_waits_for_our_payment_while_it_owes_and_no_one_else_paid_money_towards_it() {
-        assert!(owes(&json!({"Balance": "30"})));
-        assert!(!owes(&json!({"Balance": "0"})));
-        assert!(!owes(&json!({})));
-        let invoice = json!({"Id": "9", "Balance": "30"});
-        let payment = |amount: &str, invoice: &str| json!({"TotalAmt": amount, "Line": [{"LinkedTxn": [{"TxnId": invoice, "TxnType": "Invoice"}]}]});
+        assert!(owes(&held(json!({"Balance": "30"}))));
+        assert!(!owes(&held(json!({"Balance": "0"}))));
+        assert!(!owes(&held(json!({}))));
+        let invoice = held(json!({"Id": "9", "Balance": "30"}));
+        let payment = |amount: &str, invoice: &str| {
+            held(
+                json!({"Id": "70", "TotalAmt": amount, "Line": [{"LinkedTxn": [{"TxnId": invoice, "TxnType": "Invoice"}]}]}),
+            )
+        };
         assert!(paid_by_others(&[payment("20", "9")], &invoice));
         // A credit memo applied (a payment of nothing), or a payment of another invoice.
         assert!(!paid_by_others(

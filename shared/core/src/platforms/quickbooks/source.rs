@@ -75,7 +75,34 @@ struct CdcAnswer {
 #[derive(Deserialize)]
 struct CdcGroups {
     #[serde(rename = "QueryResponse", default)]
-    groups: Vec<Value>,
+    groups: Vec<serde_json::Map<String, Value>>,
+}
+
+/// An entity's id alone (for a record that does not map, and for the scan's position).
+#[derive(Deserialize)]
+struct EntityId {
+    #[serde(rename = "Id")]
+    id: Id,
+}
+
+/// What an entity's id reads as; empty when it does not (its record fails either way).
+fn entity_id(v: &Value) -> String {
+    read::<EntityId>(v, "the entity")
+        .map(|e| e.id.0)
+        .unwrap_or_default()
+}
+
+/// The items a document's lines name.
+#[derive(Deserialize)]
+struct LineItems {
+    #[serde(rename = "Line", default)]
+    line: Vec<LineItem>,
+}
+
+#[derive(Deserialize)]
+struct LineItem {
+    #[serde(rename = "SalesItemLineDetail", default)]
+    detail: mapping::wire::SalesDetail,
 }
 
 /// An item's id, name and SKU, for the lines that name it.
@@ -95,14 +122,12 @@ impl QboConnector {
         &self,
         docs: &[Value],
     ) -> Result<HashMap<String, (String, Option<String>)>, PlatformError> {
+        // A document whose lines do not read names no items: its record fails, naming where.
         let ids: Vec<String> = docs
             .iter()
-            .flat_map(|d| d["Line"].as_array().cloned().unwrap_or_default())
-            .filter_map(|l| {
-                l["SalesItemLineDetail"]["ItemRef"]["value"]
-                    .as_str()
-                    .map(str::to_string)
-            })
+            .filter_map(|d| read::<LineItems>(d, "the document").ok())
+            .flat_map(|d| d.line)
+            .filter_map(|l| l.detail.item_ref.value.non_empty())
             .collect();
         self.found(Self::lookups("Item", "Id", &ids))
             .await?
@@ -134,8 +159,8 @@ impl QboConnector {
                     Ok(r) => Item::Record(r),
                     Err(error) => Item::Bad {
                         id: match Document::parse(name) {
-                            Some(kind) => document_id(kind, v["Id"].as_str().unwrap_or_default()),
-                            None => v["Id"].as_str().unwrap_or_default().to_string(),
+                            Some(kind) => document_id(kind, &entity_id(v)),
+                            None => entity_id(v),
                         },
                         error,
                     },
@@ -174,7 +199,7 @@ impl QboConnector {
         let mut by_kind: Vec<(&str, Vec<Value>)> = kinds.iter().map(|k| (*k, Vec::new())).collect();
         for group in &groups {
             for (kind, found) in by_kind.iter_mut() {
-                found.extend(list(group, kind));
+                found.extend(list(group, kind)?);
             }
         }
         let total: usize = by_kind.iter().map(|(_, f)| f.len()).sum();
@@ -232,9 +257,7 @@ impl QboConnector {
         let full = found.len() >= PAGE;
         let fresh: Vec<Value> = found
             .iter()
-            .filter(|v| {
-                !(since == Some(stamp_of(v)) && skip.contains(v["Id"].as_str().unwrap_or_default()))
-            })
+            .filter(|v| !(since == Some(stamp_of(v)) && skip.contains(&entity_id(v))))
             .cloned()
             .collect();
         let items = self.records(kind, &fresh).await?;
@@ -243,7 +266,8 @@ impl QboConnector {
             let mut at_last: Vec<String> = found
                 .iter()
                 .filter(|v| stamp_of(v) == last)
-                .filter_map(|v| v["Id"].as_str().map(str::to_string))
+                .map(entity_id)
+                .filter(|id| !id.is_empty())
                 .collect();
             let same_stamp = since == Some(last);
             if same_stamp {

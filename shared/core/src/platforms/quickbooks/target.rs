@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 use super::connector::{batch_answers, Body, Fault, OrdersAs, QboConnector, TaxRule, BATCH};
+use super::held::Held;
 use super::mapping::{
     self, document_id, split_document_id, Document, FEE_ITEM, REFUND_ITEM, SHIPPING_ITEM,
     UNNAMED_ITEM,
@@ -39,6 +40,8 @@ pub(super) struct Op {
     /// `create`, `update` or `void`.
     operation: &'static str,
     body: Value,
+    /// The id of the entity an update or void writes (empty for a create).
+    id: String,
     /// What makes the `requestid`: the source record and what we send.
     key: String,
     /// On a name clash (6240): the field, and the name to use instead.
@@ -60,9 +63,18 @@ impl Op {
             entity,
             operation,
             body,
+            id: String::new(),
             key,
             rename: None,
             rematch: None,
+        }
+    }
+
+    /// The void of what QuickBooks holds.
+    pub(super) fn void(entity: &'static str, existing: &Held, origin: &str) -> Self {
+        Op {
+            id: existing.id.clone(),
+            ..Op::new(entity, "void", existing.version(), origin)
         }
     }
 
@@ -96,10 +108,6 @@ fn suffixed(name: &str, origin: &Origin) -> String {
     format!("{}{suffix}", name.chars().take(room).collect::<String>())
 }
 
-pub(super) fn id_of(v: &Value) -> String {
-    v["Id"].as_str().unwrap_or_default().to_string()
-}
-
 pub(super) fn lower(text: &str) -> String {
     text.trim().to_lowercase()
 }
@@ -107,21 +115,24 @@ pub(super) fn lower(text: &str) -> String {
 /// A sparse update of `existing` with `fields`.
 pub(super) fn update(
     entity: &'static str,
-    existing: &Value,
+    existing: &Held,
     mut fields: serde_json::Map<String, Value>,
     origin: &str,
 ) -> Op {
-    fields.insert("Id".into(), existing["Id"].clone());
-    fields.insert("SyncToken".into(), existing["SyncToken"].clone());
+    fields.insert("Id".into(), json!(existing.id));
+    fields.insert("SyncToken".into(), json!(existing.sync_token));
     fields.insert("sparse".into(), json!(true));
-    Op::new(entity, "update", Value::Object(fields), origin)
+    Op {
+        id: existing.id.clone(),
+        ..Op::new(entity, "update", Value::Object(fields), origin)
+    }
 }
 
-fn deactivate(entity: &'static str, existing: Option<&Value>, origin: &str) -> Plan {
+fn deactivate(entity: &'static str, existing: Option<&Held>, origin: &str) -> Plan {
     match existing {
         None => Plan::Done(WriteOutcome::Skipped),
-        Some(e) if e["Active"] == json!(false) => Plan::Done(WriteOutcome::Written {
-            target_id: id_of(e),
+        Some(e) if !e.active => Plan::Done(WriteOutcome::Written {
+            target_id: e.id.clone(),
         }),
         Some(e) => {
             let mut fields = serde_json::Map::new();
@@ -146,8 +157,8 @@ impl QboConnector {
     async fn apply_answered(
         &self,
         plans: Vec<Plan>,
-    ) -> Result<Vec<(WriteOutcome, Option<Value>)>, PlatformError> {
-        let mut outcomes: Vec<Option<(WriteOutcome, Option<Value>)>> =
+    ) -> Result<Vec<(WriteOutcome, Option<Held>)>, PlatformError> {
+        let mut outcomes: Vec<Option<(WriteOutcome, Option<Held>)>> =
             Vec::with_capacity(plans.len());
         let mut ops = Vec::new();
         for (i, plan) in plans.into_iter().enumerate() {
@@ -170,12 +181,20 @@ impl QboConnector {
                     Err(fault) => self.fix(op, fault).await?,
                     ok => ok,
                 };
-                outcomes[*i] = Some(match answer {
-                    Ok(entity) => (
+                outcomes[*i] = Some(match answer.map(|v| Held::read(&v, op.entity)) {
+                    // Written, but its answer does not read: the record fails, and its
+                    // next run finds what was made by its natural key.
+                    Ok(Err(e)) => (
+                        WriteOutcome::Failed(format!(
+                            "QuickBooks answered the write with what we cannot read: {e}"
+                        )),
+                        None,
+                    ),
+                    Ok(Ok(entity)) => (
                         WriteOutcome::Written {
                             target_id: match Document::parse(op.entity) {
-                                Some(kind) => document_id(kind, &id_of(&entity)),
-                                None => id_of(&entity),
+                                Some(kind) => document_id(kind, &entity.id),
+                                None => entity.id.clone(),
                             },
                         },
                         Some(entity),
@@ -216,13 +235,16 @@ impl QboConnector {
             Ok(v) => v,
             Err(fault) => return Ok(ops.iter().map(|_| Err(fault.clone())).collect()),
         };
-        let by_id = batch_answers(&answer);
+        let by_id = batch_answers(&answer)?;
         Ok(ops
             .iter()
             .enumerate()
             .map(|(i, op)| match by_id.get(&format!("b{i}")) {
-                Some(item) if item.get("Fault").is_some() => Err(Fault::read(200, &item["Fault"])),
-                Some(item) => Ok(item[op.entity].clone()),
+                Some(item) => match (item.get("Fault"), item.get(op.entity)) {
+                    (Some(fault), _) => Err(Fault::read(200, fault)),
+                    (None, Some(entity)) => Ok(entity.clone()),
+                    (None, None) => Err(Fault::unreadable(op.entity)),
+                },
                 None => Err(Fault {
                     status: 200,
                     kind: "SystemFault".into(),
@@ -251,14 +273,18 @@ impl QboConnector {
                 Body::Json(op.body.clone()),
             )
             .await?;
-        Ok(answer.map(|v| v[op.entity].clone()))
+        Ok(answer.and_then(|v| {
+            v.get(op.entity)
+                .cloned()
+                .ok_or_else(|| Fault::unreadable(op.entity))
+        }))
     }
 
     /// What a fault calls for: a stale `SyncToken` is read again and the write retried once;
     /// a name clash retried once with the suffixed name; a service fault retried once.
     async fn fix(&self, op: &Op, fault: Fault) -> Result<Result<Value, Fault>, PlatformError> {
         if fault.is_stale() {
-            let id = op.body["Id"].as_str().unwrap_or_default();
+            let id = op.id.as_str();
             let current = self
                 .call(
                     Method::Get,
@@ -268,7 +294,10 @@ impl QboConnector {
                 )
                 .await?;
             let token = match current {
-                Ok(v) => v[op.entity]["SyncToken"].clone(),
+                Ok(v) => match v.get(op.entity).map(|e| Held::read(e, op.entity)) {
+                    Some(Ok(held)) => json!(held.sync_token),
+                    _ => return Ok(Err(Fault::unreadable(op.entity))),
+                },
                 Err(f) => return Ok(Err(f)),
             };
             tracing::info!(realm = %self.realm, entity = op.entity, id, "stale SyncToken; read again and retrying once");
@@ -277,6 +306,7 @@ impl QboConnector {
             let retry = Op {
                 body,
                 key: format!("{}|stale:{token}", op.key),
+                id: op.id.clone(),
                 rename: None,
                 rematch: None,
                 ..*op
@@ -285,7 +315,8 @@ impl QboConnector {
         }
         if fault.is_duplicate_name() {
             if let Some(statement) = op.rematch.as_ref().filter(|_| op.operation == "create") {
-                if let Some(existing) = self.query(op.entity, statement).await?.first() {
+                let found = Held::all(self.query(op.entity, statement).await?, op.entity)?;
+                if let Some(existing) = found.first() {
                     tracing::info!(realm = %self.realm, entity = op.entity, "name clash with the same record created meanwhile; updating it");
                     let fields = op.body.as_object().cloned().unwrap_or_default();
                     let retry = update(op.entity, existing, fields, &op.key);
@@ -298,6 +329,7 @@ impl QboConnector {
                 let retry = Op {
                     body,
                     key: format!("{}|renamed", op.key),
+                    id: op.id.clone(),
                     rename: None,
                     rematch: None,
                     ..*op
@@ -339,16 +371,16 @@ impl QboConnector {
         let mut statements = Self::lookups("Customer", "Id", &linked);
         statements.extend(Self::lookups("Customer", "PrimaryEmailAddr", &emails));
         statements.extend(Self::lookups("Customer", "DisplayName", &names));
-        let found = self.found(statements).await?;
-        let by_id: HashMap<String, &Value> = found.iter().map(|v| (id_of(v), v)).collect();
-        let by_email: HashMap<String, &Value> = found
+        let found = self.held(statements).await?;
+        let by_id: HashMap<&str, &Held> = found.iter().map(|v| (v.id.as_str(), v)).collect();
+        let by_email: HashMap<String, &Held> = found
             .iter()
-            .filter_map(|v| Some((lower(v["PrimaryEmailAddr"]["Address"].as_str()?), v)))
+            .filter_map(|v| Some((lower(v.email.as_deref()?), v)))
             .filter(|(e, _)| !e.is_empty())
             .collect();
-        let by_name: HashMap<String, &Value> = found
+        let by_name: HashMap<String, &Held> = found
             .iter()
-            .filter_map(|v| Some((lower(v["DisplayName"].as_str()?), v)))
+            .filter_map(|v| Some((lower(v.display_name.as_deref()?), v)))
             .collect();
         let mut plans = Vec::new();
         let mut taken = std::collections::HashSet::new();
@@ -357,7 +389,7 @@ impl QboConnector {
             let existing = w
                 .target_id
                 .as_ref()
-                .and_then(|id| by_id.get(id))
+                .and_then(|id| by_id.get(id.as_str()))
                 .copied()
                 .or_else(|| {
                     let c = customer.as_ref()?;
@@ -370,11 +402,7 @@ impl QboConnector {
                                 .get(&lower(&mapping::display_name(c)))
                                 .copied()
                                 .filter(|v| {
-                                    let theirs = lower(
-                                        v["PrimaryEmailAddr"]["Address"]
-                                            .as_str()
-                                            .unwrap_or_default(),
-                                    );
+                                    let theirs = lower(v.email.as_deref().unwrap_or_default());
                                     theirs.is_empty() || theirs == lower(&c.email)
                                 })
                         })
@@ -388,7 +416,7 @@ impl QboConnector {
             let name = match existing {
                 // A customer that took the suffixed name keeps it (no flip-flop back to a
                 // clash).
-                Some(e) if e["DisplayName"].as_str() == Some(alternative.as_str()) => {
+                Some(e) if e.display_name.as_deref() == Some(alternative.as_str()) => {
                     alternative.clone()
                 }
                 // Someone else has the name already (or another record of this page takes
@@ -432,11 +460,11 @@ impl QboConnector {
             .collect();
         let mut statements = Self::lookups("Item", "Id", &linked);
         statements.extend(Self::lookups("Item", "Sku", &skus));
-        let found = self.found(statements).await?;
-        let by_id: HashMap<String, &Value> = found.iter().map(|v| (id_of(v), v)).collect();
-        let by_sku: HashMap<String, &Value> = found
+        let found = self.held(statements).await?;
+        let by_id: HashMap<&str, &Held> = found.iter().map(|v| (v.id.as_str(), v)).collect();
+        let by_sku: HashMap<&str, &Held> = found
             .iter()
-            .filter_map(|v| Some((v["Sku"].as_str()?.to_string(), v)))
+            .filter_map(|v| Some((v.sku.as_deref()?, v)))
             .collect();
         let mut plans = Vec::new();
         for (w, product) in writes.iter().zip(&products) {
@@ -444,10 +472,10 @@ impl QboConnector {
             let existing = w
                 .target_id
                 .as_ref()
-                .and_then(|id| by_id.get(id))
+                .and_then(|id| by_id.get(id.as_str()))
                 .or_else(|| {
                     product
-                        .and_then(|p| p.sku.as_ref())
+                        .and_then(|p| p.sku.as_deref())
                         .and_then(|s| by_sku.get(s))
                 })
                 .copied();
@@ -463,7 +491,7 @@ impl QboConnector {
             };
             let alternative = format!("{} ({sku})", p.name.chars().take(80).collect::<String>());
             let name = match existing {
-                Some(e) if e["Name"].as_str() == Some(alternative.as_str()) => alternative.clone(),
+                Some(e) if e.name.as_deref() == Some(alternative.as_str()) => alternative.clone(),
                 _ => p.name.chars().take(100).collect(),
             };
             let plan = match existing {
@@ -497,11 +525,11 @@ impl QboConnector {
 
 /// What an order needs from QuickBooks before its document can be written.
 pub(super) struct OrderRefs<'a> {
-    documents: HashMap<(Document, String), &'a Value>,
+    documents: HashMap<(Document, String), &'a Held>,
     /// Documents by `DocNumber` (several may share one).
-    by_number: HashMap<String, Vec<(Document, &'a Value)>>,
+    by_number: HashMap<String, Vec<(Document, &'a Held)>>,
     /// Refund documents by `DocNumber`, with their entity.
-    pub(super) refund_documents: HashMap<String, Vec<(&'static str, &'a Value)>>,
+    pub(super) refund_documents: HashMap<String, Vec<(&'static str, &'a Held)>>,
     customers_by_email: HashMap<String, String>,
     customers_by_name: HashMap<String, String>,
     pub(super) items_by_sku: HashMap<String, String>,
@@ -512,7 +540,7 @@ pub(super) struct OrderRefs<'a> {
 
 impl<'a> OrderRefs<'a> {
     /// What the lookups of [`QboConnector::order_lookups`] found, by what it is.
-    fn from_found(found: &'a [(String, Value)]) -> Self {
+    fn from_found(found: &'a [(String, Held)]) -> Self {
         let mut refs = OrderRefs {
             documents: HashMap::new(),
             by_number: HashMap::new(),
@@ -528,54 +556,58 @@ impl<'a> OrderRefs<'a> {
                 .into_iter()
                 .find(|e| e == entity);
             if let Some(refund_entity) = refund_entity {
-                if let Some(n) = v["DocNumber"].as_str() {
+                if let Some(n) = &v.doc_number {
                     refs.refund_documents
-                        .entry(n.to_string())
+                        .entry(n.clone())
                         .or_default()
                         .push((refund_entity, v));
                 }
                 continue;
             }
             if entity == "Account" {
-                if v["Active"] != json!(false) {
-                    refs.undeposited_funds = Some(id_of(v));
+                if v.active {
+                    refs.undeposited_funds = Some(v.id.clone());
                 }
                 continue;
             }
             match Document::parse(entity) {
                 Some(kind) => {
-                    refs.documents.insert((kind, id_of(v)), v);
-                    if let Some(n) = v["DocNumber"].as_str() {
+                    refs.documents.insert((kind, v.id.clone()), v);
+                    if let Some(n) = &v.doc_number {
                         // Several documents may share a number (the company's own, another
                         // store's made while two flows raced for one prefix).
-                        refs.by_number
-                            .entry(n.to_string())
-                            .or_default()
-                            .push((kind, v));
+                        refs.by_number.entry(n.clone()).or_default().push((kind, v));
                     }
                 }
                 None if entity == "Customer" => {
-                    if let Some(e) = v["PrimaryEmailAddr"]["Address"]
-                        .as_str()
-                        .filter(|e| !e.is_empty())
-                    {
-                        refs.customers_by_email.insert(lower(e), id_of(v));
+                    if let Some(e) = &v.email {
+                        refs.customers_by_email.insert(lower(e), v.id.clone());
                     }
-                    if let Some(n) = v["DisplayName"].as_str() {
-                        refs.customers_by_name.insert(lower(n), id_of(v));
+                    if let Some(n) = &v.display_name {
+                        refs.customers_by_name.insert(lower(n), v.id.clone());
                     }
                 }
                 None => {
-                    if let Some(s) = v["Sku"].as_str().filter(|s| !s.is_empty()) {
-                        refs.items_by_sku.insert(s.to_string(), id_of(v));
+                    if let Some(s) = &v.sku {
+                        refs.items_by_sku.insert(s.clone(), v.id.clone());
                     }
-                    if let Some(n) = v["Name"].as_str() {
-                        refs.items_by_name.insert(lower(n), id_of(v));
+                    if let Some(n) = &v.name {
+                        refs.items_by_name.insert(lower(n), v.id.clone());
                     }
                 }
             }
         }
         refs
+    }
+}
+
+impl<'a> OrderRefs<'a> {
+    /// The document the record index links the write's order to, as QuickBooks holds it.
+    pub(super) fn linked(&self, w: &Write) -> Option<(Document, &'a Held)> {
+        let (kind, id) = split_document_id(w.target_id.as_deref()?)?;
+        self.documents
+            .get(&(kind, id.to_string()))
+            .map(|held| (kind, *held))
     }
 }
 
@@ -712,8 +744,8 @@ impl QboConnector {
             })
             .collect();
         let statements = self.order_lookups(writes, &orders);
-        let answers = self.queries(&statements).await?;
-        let mut found: Vec<(String, Value)> = Vec::new();
+        let answers = self.holdings(&statements).await?;
+        let mut found: Vec<(String, Held)> = Vec::new();
         for ((entity, _), list) in statements.iter().zip(answers) {
             found.extend(list.into_iter().map(|v| (entity.clone(), v)));
         }
@@ -818,45 +850,35 @@ impl QboConnector {
     /// QuickBooks holds of it says.
     fn order_plan(&self, w: &Write, order: Option<&Order>, refs: &OrderRefs<'_>) -> Plan {
         let origin = w.origin.key();
-        let existing = w
-            .target_id
-            .as_deref()
-            .and_then(split_document_id)
-            .and_then(|(k, id)| refs.documents.get(&(k, id.to_string())).map(|v| (k, *v)))
-            .or_else(|| {
-                // A document found by number alone is ours only if it says so: the
-                // company may number its own invoices the same way, or another store
-                // send the same number.
-                let o = order.as_ref()?;
-                let number = self.doc_number(w, o).ok()?;
-                refs.by_number.get(&number)?.iter().copied().find(|(_, d)| {
-                    d["PrivateNote"]
-                        .as_str()
-                        .is_some_and(|note| is_marked(note, w, o))
-                })
-            });
+        let existing = refs.linked(w).or_else(|| {
+            // A document found by number alone is ours only if it says so: the
+            // company may number its own invoices the same way, or another store
+            // send the same number.
+            let o = order.as_ref()?;
+            let number = self.doc_number(w, o).ok()?;
+            refs.by_number
+                .get(&number)?
+                .iter()
+                .copied()
+                .find(|(_, d)| is_marked(&d.note, w, o))
+        });
         let void = order.is_none_or(voids);
         if let (Some(o), Some((kind, e))) = (order, existing) {
-            if o.status == "refunded" && mapping::is_gone(e) {
+            if o.status == "refunded" && e.gone {
                 // Voided when refunded orders were still voided: its money is off the
                 // books already, and a refund document would take it off twice.
                 return Plan::Done(WriteOutcome::Written {
-                    target_id: document_id(kind, &id_of(e)),
+                    target_id: document_id(kind, &e.id),
                 });
             }
         }
         if void {
             return match existing {
                 None => Plan::Done(WriteOutcome::Skipped),
-                Some((kind, e)) if mapping::is_gone(e) => Plan::Done(WriteOutcome::Written {
-                    target_id: document_id(kind, &id_of(e)),
+                Some((kind, e)) if e.gone => Plan::Done(WriteOutcome::Written {
+                    target_id: document_id(kind, &e.id),
                 }),
-                Some((kind, e)) => Plan::Op(Op::new(
-                    kind.entity(),
-                    "void",
-                    json!({"Id": e["Id"], "SyncToken": e["SyncToken"]}),
-                    &origin,
-                )),
+                Some((kind, e)) => Plan::Op(Op::void(kind.entity(), e, &origin)),
             };
         }
         let Some(o) = order else {

@@ -237,14 +237,25 @@ impl SupabaseConnector {
     }
 }
 
-/// The reason in a PostgREST error body.
+/// A PostgREST error body.
+#[derive(serde::Deserialize)]
+struct PostgrestError {
+    #[serde(default)]
+    code: crate::platforms::fields::Text,
+    message: crate::platforms::fields::Text,
+}
+
+/// The reason in a PostgREST error body (its start, when it is not one).
 fn reason(response: &HttpResponse) -> String {
-    match response.json() {
-        Ok(v) => format!(
+    let error = response
+        .json()
+        .and_then(|v| crate::platforms::fields::read::<PostgrestError>(&v, "the error"));
+    match error {
+        Ok(e) => format!(
             "Supabase refused it ({} {}): {}",
             response.status,
-            v["code"].as_str().unwrap_or_default(),
-            v["message"].as_str().unwrap_or_default()
+            e.code.as_str(),
+            e.message.as_str()
         ),
         Err(_) => format!(
             "Supabase refused it ({}): {}",

@@ -137,7 +137,8 @@ pub fn record(
     let id = id_text(row.get(id_column)).ok_or_else(|| format!("the row has no {id_column}"))?;
     let modified_at = timestamp(&row[updated_at_column], updated_at_column)?
         .ok_or_else(|| format!("the row has no {updated_at_column}"))?;
-    if !row["deleted_at"].is_null() {
+    // Soft-deleted: `deleted_at` set (a table without the column deletes rows outright).
+    if row.get("deleted_at").is_some_and(|at| !at.is_null()) {
         return Ok(Record {
             id,
             modified_at,

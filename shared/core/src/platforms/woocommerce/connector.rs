@@ -28,14 +28,16 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::mapping;
 use crate::clock::Clock;
 use crate::domain::{Cursor, EntityType};
+use crate::platforms::fields::{read, Gmt, Id, Text};
 use crate::platforms::http::{failed_write, unexpected, Caller, Replay};
 use crate::ports::{
     Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, Source, Target, Write,
@@ -52,6 +54,81 @@ const REFUND_READS: usize = 8;
 const CUSTOMER_OVERLAP: usize = 10;
 /// Every order status, trash included (checkout drafts are not orders yet).
 const ORDER_STATUSES: &str = "pending,processing,on-hold,completed,cancelled,refunded,failed,trash";
+
+/// Where a scan by modification time is (a page's `resume`, our own JSON): the page of the
+/// query asked next, the second the scan reached (the cursor's, while it has not moved),
+/// and the ids already read at that second.
+#[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+#[serde(default)]
+struct ModifiedScan {
+    page: u64,
+    at: Option<DateTime<Utc>>,
+    seen: BTreeSet<String>,
+}
+
+/// Where a scan of the customers is: the offset asked next, the highest id read, and when
+/// the scan began (where the cursor goes once it ends).
+#[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+#[serde(default)]
+struct CustomerScan {
+    offset: usize,
+    last_id: Option<String>,
+    scan_start: Option<DateTime<Utc>>,
+}
+
+/// What the connector reads of a record before (or where) its mapping cannot: its
+/// modification time, and an order's status and refunds.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    date_modified_gmt: Gmt,
+    #[serde(default)]
+    status: Text,
+    #[serde(default)]
+    refunds: Vec<Value>,
+}
+
+/// A record found by its key (a product by SKU).
+#[derive(Deserialize)]
+struct Keyed {
+    id: Id,
+    #[serde(default)]
+    sku: Text,
+}
+
+/// A batch endpoint's answer: a result per item sent, in order.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BatchAnswer {
+    create: Vec<BatchResult>,
+    update: Vec<BatchResult>,
+}
+
+#[derive(Deserialize)]
+struct BatchResult {
+    #[serde(default)]
+    id: Value,
+    #[serde(default)]
+    error: Option<BatchError>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct BatchError {
+    code: Text,
+    message: Text,
+}
+
+/// A page's resume point as its scan wrote it: one that does not read fails the run
+/// rather than start the scan over.
+fn resume_point<T: serde::de::DeserializeOwned + Default>(
+    resume: Option<&Value>,
+) -> Result<T, PlatformError> {
+    resume.map_or_else(
+        || Ok(T::default()),
+        |r| read(r, "the scan's resume point").map_err(PlatformError::Rejected),
+    )
+}
 
 /// How the connector authenticates.
 enum Auth {
@@ -250,16 +327,14 @@ impl WooConnector {
         after: Option<&Cursor>,
         resume: Option<&Value>,
     ) -> Result<Page, PlatformError> {
-        let page = resume.and_then(|r| r["page"].as_u64()).unwrap_or(1);
+        let scan: ModifiedScan = resume_point(resume)?;
+        let page = scan.page.max(1);
         // The ids already read at the second the cursor is at.
-        let at = after.map_or(Value::Null, |c| json!(c.stamp.to_rfc3339()));
-        let mut seen: std::collections::BTreeSet<String> = resume
-            .filter(|r| r["at"] == at)
-            .and_then(|r| r["seen"].as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
+        let mut seen = if scan.at == after.map(|c| c.stamp) {
+            scan.seen
+        } else {
+            BTreeSet::new()
+        };
         let mut query = vec![
             ("per_page", PAGE.to_string()),
             ("page", page.to_string()),
@@ -311,7 +386,9 @@ impl WooConnector {
             };
             let stamp = match &record {
                 Ok(r) => Some(r.modified_at),
-                Err(_) => mapping::gmt(&v["date_modified_gmt"]).ok().flatten(),
+                Err(_) => read::<Head>(v, "the record")
+                    .ok()
+                    .and_then(|h| h.date_modified_gmt.0),
             };
             let Some(stamp) = stamp else {
                 // No place in the order: failed where it stands, once per scan.
@@ -352,10 +429,10 @@ impl WooConnector {
             // hundred records in one second), or no readable time on it: the next page of
             // the same query.
             let next = if checkpoint.is_some() { 1 } else { page + 1 };
-            json!({
-                "page": next,
-                "at": reached.map(|r| r.to_rfc3339()),
-                "seen": seen,
+            json!(ModifiedScan {
+                page: next,
+                at: reached,
+                seen,
             })
         });
         Ok(Page {
@@ -379,18 +456,10 @@ impl WooConnector {
         after: Option<&Cursor>,
         resume: Option<&Value>,
     ) -> Result<Page, PlatformError> {
-        let offset = resume
-            .and_then(|r| r["offset"].as_u64())
-            .and_then(|o| usize::try_from(o).ok())
-            .unwrap_or(0);
-        let read_up_to = resume
-            .and_then(|r| r["last_id"].as_str())
-            .map(str::to_string);
-        let scan_start = resume
-            .and_then(|r| r["scan_start"].as_str())
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|| self.clock.now());
+        let scan: CustomerScan = resume_point(resume)?;
+        let offset = scan.offset;
+        let read_up_to = scan.last_id;
+        let scan_start = scan.scan_start.unwrap_or_else(|| self.clock.now());
         let mut start = match read_up_to {
             Some(_) => offset.saturating_sub(CUSTOMER_OVERLAP),
             None => offset,
@@ -448,10 +517,10 @@ impl WooConnector {
             // Only a finished scan says where the cursor may go: to when it began.
             checkpoint: (!more).then(|| Cursor::at(scan_start - Duration::seconds(1))),
             resume: more.then(|| {
-                json!({
-                    "offset": start + listed.len(),
-                    "last_id": last,
-                    "scan_start": scan_start.to_rfc3339(),
+                json!(CustomerScan {
+                    offset: start + listed.len(),
+                    last_id: last,
+                    scan_start: Some(scan_start),
                 })
             }),
         })
@@ -494,8 +563,11 @@ impl WooConnector {
     }
 
     async fn read_refunds(&self, order: &mut Value) -> Result<(), PlatformError> {
-        let refunded = order["refunds"].as_array().is_some_and(|r| !r.is_empty());
-        if !refunded || order["status"] == "trash" {
+        // An order that does not read fails in its mapping, naming the field.
+        let Ok(head) = read::<Head>(order, "the order") else {
+            return Ok(());
+        };
+        if head.refunds.is_empty() || head.status.as_str() == "trash" {
             return Ok(());
         }
         let Some(id) = crate::platforms::id_text(order.get("id")) else {
@@ -532,7 +604,9 @@ impl WooConnector {
                 break;
             }
         }
-        order["refunds"] = Value::Array(refunds);
+        if let Some(fields) = order.as_object_mut() {
+            fields.insert("refunds".into(), Value::Array(refunds));
+        }
         Ok(())
     }
 
@@ -569,9 +643,11 @@ impl WooConnector {
                         ("status", "any".to_string()),
                     ];
                     for v in self.list("products", &query).await? {
-                        let sku = v["sku"].as_str().unwrap_or_default().to_string();
-                        if let Some(id) = crate::platforms::id_text(v.get("id")) {
-                            found.insert(sku, id);
+                        // One we cannot read is not taken for none (that would make it twice).
+                        let keyed: Keyed = read(&v, "a product found by SKU")
+                            .map_err(PlatformError::Unavailable)?;
+                        if let Some(sku) = keyed.sku.non_empty() {
+                            found.insert(sku, keyed.id.0);
                         }
                     }
                 }
@@ -747,31 +823,37 @@ impl WooConnector {
             }
             return Ok(());
         }
-        let answer = response.json().map_err(PlatformError::Unavailable)?;
-        for (kind, sent) in [("create", creates), ("update", updates)] {
-            let results = answer[kind].as_array().cloned().unwrap_or_default();
+        let answer: BatchAnswer = read(
+            &response.json().map_err(PlatformError::Unavailable)?,
+            "the batch answer",
+        )
+        .map_err(PlatformError::Unavailable)?;
+        for (kind, sent, results) in [
+            ("create", creates, answer.create),
+            ("update", updates, answer.update),
+        ] {
             for (n, (i, _)) in sent.iter().enumerate() {
-                let code = results
-                    .get(n)
-                    .and_then(|r| r["error"]["code"].as_str())
-                    .unwrap_or_default();
-                if kind == "update" && code.ends_with("invalid_id") {
+                let error = results.get(n).and_then(|r| r.error.as_ref());
+                if kind == "update"
+                    && error.is_some_and(|e| e.code.as_str().ends_with("invalid_id"))
+                {
                     gone.push(*i);
                 }
-                out[*i] = match results.get(n) {
-                    Some(r) if r.get("error").is_some_and(|e| !e.is_null()) => {
-                        WriteOutcome::Failed(format!(
-                            "WooCommerce refused it: {}",
-                            r["error"]["message"].as_str().unwrap_or("no reason given")
-                        ))
-                    }
-                    Some(r) => {
-                        match crate::platforms::id_text(r.get("id")).filter(|id| id != "0") {
+                out[*i] = match (results.get(n), error) {
+                    (Some(_), Some(e)) => WriteOutcome::Failed(format!(
+                        "WooCommerce refused it: {}",
+                        e.message
+                            .non_empty()
+                            .as_deref()
+                            .unwrap_or("no reason given")
+                    )),
+                    (Some(r), None) => {
+                        match crate::platforms::id_text(Some(&r.id)).filter(|id| id != "0") {
                             Some(id) => WriteOutcome::Written { target_id: id },
                             None => WriteOutcome::Failed("WooCommerce returned no id".into()),
                         }
                     }
-                    None => WriteOutcome::Failed("WooCommerce did not answer for it".into()),
+                    (None, _) => WriteOutcome::Failed("WooCommerce did not answer for it".into()),
                 };
             }
         }

@@ -9,12 +9,24 @@
 
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::connector::{encode, WooConnector, PAGE};
+use crate::platforms::fields::{read, Id, Text};
 use crate::platforms::http::{unexpected, Replay};
-use crate::platforms::id_text;
 use crate::ports::{Method, PlatformError, Subscription, SubscriptionChange, WebhookSubscriptions};
+
+/// A webhook as WooCommerce answers it.
+#[derive(Deserialize)]
+struct Webhook {
+    id: Id,
+    topic: Text,
+    #[serde(default)]
+    delivery_url: Text,
+    #[serde(default)]
+    status: Text,
+}
 
 /// Most pages of webhooks read (10,000 webhooks; a store has a few dozen).
 const MAX_WEBHOOK_PAGES: usize = 100;
@@ -75,21 +87,17 @@ impl WooConnector {
             if !response.is_success() {
                 return Err(unexpected("WooCommerce", "GET webhooks", &response));
             }
-            let items = match response.json().map_err(PlatformError::Unavailable)? {
-                Value::Array(items) => items,
-                _ => {
-                    return Err(PlatformError::Unavailable(
-                        "WooCommerce answered GET webhooks with something other than a list".into(),
-                    ))
-                }
-            };
+            // A webhook we cannot read is not taken for none (ours would be made twice).
+            let items: Vec<Webhook> = read(
+                &response.json().map_err(PlatformError::Unavailable)?,
+                "WooCommerce's webhooks",
+            )
+            .map_err(PlatformError::Unavailable)?;
             let count = items.len();
-            found.extend(items.iter().filter_map(|w| {
-                Some(Listed {
-                    id: id_text(w.get("id"))?,
-                    topic: w["topic"].as_str()?.to_string(),
-                    url: w["delivery_url"].as_str()?.to_string(),
-                })
+            found.extend(items.into_iter().map(|w| Listed {
+                id: w.id.0,
+                topic: w.topic.0,
+                url: w.delivery_url.0,
             }));
             let total_pages = response
                 .header("x-wp-totalpages")
@@ -134,11 +142,15 @@ impl WooConnector {
                 _ => unexpected("WooCommerce", &what, &response),
             });
         }
-        let v = response.json().map_err(PlatformError::Unavailable)?;
+        let w: Webhook = read(
+            &response.json().map_err(PlatformError::Unavailable)?,
+            "WooCommerce's webhook",
+        )
+        .map_err(PlatformError::Unavailable)?;
         Ok(Subscription {
-            id: id_text(v.get("id")).unwrap_or_default(),
-            topic: v["topic"].as_str().unwrap_or_default().to_string(),
-            status: v["status"].as_str().unwrap_or_default().to_string(),
+            id: w.id.0,
+            topic: w.topic.0,
+            status: w.status.0,
             change,
         })
     }

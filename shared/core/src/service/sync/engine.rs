@@ -103,6 +103,15 @@ impl RunEnd {
     }
 }
 
+/// Where a webhook job stopped (its checkpoint's `resume`): the chunk of ids it goes on
+/// from, and the ids of the chunks before that are to be tried again.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[serde(default)]
+struct IdsResume {
+    ids_from: usize,
+    retry: Vec<String>,
+}
+
 impl From<PlatformError> for RunEnd {
     fn from(e: PlatformError) -> Self {
         match e {
@@ -423,17 +432,21 @@ impl Engine {
     /// deadline between chunks as a run between pages, and its continuation goes on from the
     /// chunk it stopped at (`ids_from` in the checkpoint), carrying the ids to retry.
     async fn run_ids(&self, ctx: &RunContext<'_>, job: &SyncJob, run: &mut Run) -> RunEnd {
-        let resumed = job.resume.as_ref().and_then(|cp| cp.resume.as_ref());
-        let from = resumed
-            .and_then(|r| r["ids_from"].as_u64())
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(0);
-        let mut retry: Vec<String> = resumed
-            .and_then(|r| r["retry"].as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
+        let resumed: IdsResume = match job.resume.as_ref().and_then(|cp| cp.resume.as_ref()) {
+            None => IdsResume::default(),
+            // One that does not read fails the job rather than start it over unseen.
+            Some(r) => match serde_json::from_value(r.clone()) {
+                Ok(r) => r,
+                Err(e) => {
+                    return RunEnd::Failed {
+                        error: format!("the job's resume point does not read: {e}"),
+                        retryable: false,
+                    }
+                }
+            },
+        };
+        let from = resumed.ids_from;
+        let mut retry = resumed.retry;
         let chunks: Vec<&[String]> = job.ids.chunks(FETCH_CHUNK).collect();
         let (run_id, continuation) = (run.id.clone(), run.continuations + 1);
         let stalled_before = job.resume.as_ref().map_or(0, |cp| cp.stalled);
@@ -443,7 +456,10 @@ impl Engine {
                     run_id: run_id.clone(),
                     continuation,
                     after: None,
-                    resume: Some(serde_json::json!({ "ids_from": n, "retry": retry })),
+                    resume: Some(serde_json::json!(IdsResume {
+                        ids_from: n,
+                        retry: retry.to_vec(),
+                    })),
                     blocked: false,
                     committed: None,
                     stalled: if n == from { stalled_before + 1 } else { 0 },
