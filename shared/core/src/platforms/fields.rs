@@ -24,6 +24,14 @@ pub(crate) fn read<T: DeserializeOwned>(v: &Value, what: &str) -> Result<T, Stri
     })
 }
 
+/// A source's resume point, our own JSON written by its last page: one that does not read
+/// is a run that cannot go on (refused), never a scan started over from nothing.
+pub(crate) fn resume_point<T: DeserializeOwned>(
+    state: &Value,
+) -> Result<T, crate::ports::PlatformError> {
+    read(state, "the scan's resume point").map_err(crate::ports::PlatformError::Rejected)
+}
+
 /// An amount: a string (`"12.50"`) or a number read from its JSON text; `None` for null or
 /// empty text (what a platform writes for "none"). The field itself must be there unless
 /// the struct says `#[serde(default)]`.

@@ -55,10 +55,15 @@ pub(super) fn refund_entity(kind: Document, paid: bool) -> &'static str {
 /// A refund document's `DocNumber`: the order's, `-R` and the refund's id (cut to
 /// QuickBooks' 21 characters; the note tells refunds apart either way).
 pub(super) fn refund_number(order_number: &str, refund: &Refund) -> String {
-    format!("{order_number}-R{}", refund.id)
+    format!("{}{}", refund_numbers_start(order_number), refund.id)
         .chars()
         .take(21)
         .collect()
+}
+
+/// How the numbers of an order's refund documents start (cut as they are).
+fn refund_numbers_start(order_number: &str) -> String {
+    format!("{order_number}-R").chars().take(21).collect()
 }
 
 /// What marks a refund document as this refund's (its `PrivateNote`).
@@ -67,6 +72,12 @@ fn refund_marker(origin: &Origin, order: &Order, refund: &Refund) -> String {
         "{} refund {} of order {} from connection {}",
         origin.platform, refund.id, order.number, origin.connection
     )
+}
+
+/// Whether a note carries [`refund_marker`] of some refund of some order of this store.
+fn marks_a_refund_of(note: &str, origin: &Origin) -> bool {
+    note.contains(&format!("{} refund ", origin.platform))
+        && note.contains(&format!(" from connection {}", origin.connection))
 }
 
 /// What marks a payment as this order's.
@@ -329,7 +340,7 @@ impl QboConnector {
             let Some(number) = &document.doc_number else {
                 continue;
             };
-            let prefix: String = format!("{number}-R").chars().take(21).collect();
+            let prefix = refund_numbers_start(number);
             for entity in REFUND_ENTITIES {
                 statements.push((
                     entity.to_string(),
@@ -344,15 +355,12 @@ impl QboConnector {
         let found = self.holdings(&statements).await?;
         let mut plans = Vec::new();
         for ((i, w, entity, prefix), docs) in askers.into_iter().zip(found) {
-            let ours = format!("{} refund ", w.origin.platform);
-            let store = format!(" from connection {}", w.origin.connection);
             for d in docs {
                 let refund_of_it = d
                     .doc_number
                     .as_ref()
                     .is_some_and(|n| n.starts_with(&prefix))
-                    && d.note.contains(&ours)
-                    && d.note.contains(&store);
+                    && marks_a_refund_of(&d.note, &w.origin);
                 if refund_of_it && !d.gone {
                     let origin = format!("{}|refund-document:{}", w.origin.key(), d.id);
                     plans.push((i, Plan::Op(Op::void(entity, &d, &origin))));
@@ -756,5 +764,9 @@ mod tests {
                 .count(),
             21
         );
+        // A deleted order's refund documents are found by how their numbers start.
+        for order in ["STOR-10045", "A-VERY-LONG-PREFIX-10045"] {
+            assert!(refund_number(order, &refund).starts_with(&refund_numbers_start(order)));
+        }
     }
 }

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use super::connector::{list, Body, QboConnector};
 use super::mapping::{self, document_id, split_document_id, Document};
 use crate::domain::{Cursor, EntityType};
-use crate::platforms::fields::{read, Id, Text};
+use crate::platforms::fields::{read, resume_point, Id, Text};
 use crate::ports::{Item, Method, Page, PlatformError, Source};
 use crate::records::Record;
 
@@ -311,10 +311,7 @@ impl Source for QboConnector {
         resume: Option<&Value>,
     ) -> Result<Page, PlatformError> {
         if let Some(state) = resume {
-            // Our own JSON: one that does not read is a run that cannot go on, never a
-            // scan started over from nothing.
-            let scan: Scan =
-                read(state, "the scan's resume point").map_err(PlatformError::Rejected)?;
+            let scan: Scan = resume_point(state)?;
             return self.query_page(entity, after, scan).await;
         }
         if let Some(c) = after.filter(|c| c.stamp > self.clock.now() - Duration::days(CDC_DAYS)) {

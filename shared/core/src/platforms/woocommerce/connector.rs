@@ -37,7 +37,7 @@ use std::sync::Arc;
 use super::mapping;
 use crate::clock::Clock;
 use crate::domain::{Cursor, EntityType};
-use crate::platforms::fields::{read, Gmt, Id, Text};
+use crate::platforms::fields::{read, resume_point, Gmt, Id, Text};
 use crate::platforms::http::{failed_write, unexpected, Caller, Replay};
 use crate::ports::{
     Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, Source, Target, Write,
@@ -117,17 +117,6 @@ struct BatchResult {
 struct BatchError {
     code: Text,
     message: Text,
-}
-
-/// A page's resume point as its scan wrote it: one that does not read fails the run
-/// rather than start the scan over.
-fn resume_point<T: serde::de::DeserializeOwned + Default>(
-    resume: Option<&Value>,
-) -> Result<T, PlatformError> {
-    resume.map_or_else(
-        || Ok(T::default()),
-        |r| read(r, "the scan's resume point").map_err(PlatformError::Rejected),
-    )
 }
 
 /// How the connector authenticates.
@@ -327,7 +316,7 @@ impl WooConnector {
         after: Option<&Cursor>,
         resume: Option<&Value>,
     ) -> Result<Page, PlatformError> {
-        let scan: ModifiedScan = resume_point(resume)?;
+        let scan: ModifiedScan = resume.map(resume_point).transpose()?.unwrap_or_default();
         let page = scan.page.max(1);
         // The ids already read at the second the cursor is at.
         let mut seen = if scan.at == after.map(|c| c.stamp) {
@@ -456,7 +445,7 @@ impl WooConnector {
         after: Option<&Cursor>,
         resume: Option<&Value>,
     ) -> Result<Page, PlatformError> {
-        let scan: CustomerScan = resume_point(resume)?;
+        let scan: CustomerScan = resume.map(resume_point).transpose()?.unwrap_or_default();
         let offset = scan.offset;
         let read_up_to = scan.last_id;
         let scan_start = scan.scan_start.unwrap_or_else(|| self.clock.now());
