@@ -830,16 +830,20 @@ async fn store_into_books_into_project() -> (SyncWorld, String) {
 }
 
 /// Runs one incremental sync of `entity` from `connection`; what its run wrote.
-async fn sync_once(w: &SyncWorld, connection: &str, entity: &str) -> u64 {
+/// The newest run of an incremental sync of the stream, run to its end.
+async fn run_once(w: &SyncWorld, connection: &str, entity: &str) -> Value {
     w.enqueue(&w.job(connection, entity, SyncMode::Incremental, &[]))
         .await;
     w.work().await;
     let runs = w.runs(&format!("connection_id={connection}")).await;
-    let run = runs
-        .iter()
+    runs.iter()
         .find(|r| r["entity_type"] == entity)
         .cloned()
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+async fn sync_once(w: &SyncWorld, connection: &str, entity: &str) -> u64 {
+    let run = run_once(w, connection, entity).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     run["counts"]["written"].as_u64().unwrap_or(99)
 }
@@ -1303,15 +1307,7 @@ async fn an_order_whose_refunds_cannot_be_read_fails_alone_and_the_rest_of_its_p
                "path": format!("/orders/{}/refunds", id(refunded))}),
     )
     .await;
-    w.enqueue(&w.job(&w.store, "orders", SyncMode::Incremental, &[]))
-        .await;
-    w.work().await;
-    let runs = w.runs(&format!("connection_id={}", w.store)).await;
-    let run = runs
-        .iter()
-        .find(|r| r["entity_type"] == "orders")
-        .cloned()
-        .unwrap_or_default();
+    let run = run_once(&w, &w.store, "orders").await;
     let text = run.to_string();
     assert!(
         text.contains("its refunds could not be read") && text.contains(&id(refunded).to_string()),
@@ -1499,4 +1495,121 @@ async fn a_payment_the_bookkeeper_voided_stays_voided_a_cancelled_or_trashed_ord
     assert_eq!(booked.len(), 103);
     assert_refunds_match_orders(&w).await;
     assert_eq!(sync_once(&w, &w.store, "orders").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_orders_refund_documents_are_found_by_its_own_number_and_a_refused_look_up_fails_that_order_alone(
+) {
+    let (w, books) = world().await;
+    w.flow(&w.store, &books, &["orders"]).await;
+    w.work().await;
+    let orders = w.woo.all(Kind::Orders);
+    let candidates: Vec<&Value> = orders
+        .iter()
+        .filter(|o| {
+            matches!(o["status"].as_str(), Some("completed" | "processing"))
+                && o["refunds"].as_array().is_none_or(|r| r.is_empty())
+                && amount(&o["total"]) >= Decimal::from(5)
+        })
+        .collect();
+    let (deleted, other, edited) = (candidates[0], candidates[1], candidates[2]);
+    let id = |o: &Value| o["id"].as_u64().unwrap_or_default();
+    let number = |o: &Value| o["number"].as_str().unwrap_or_default().to_string();
+    let mut keys = HashMap::new();
+    for o in [deleted, other] {
+        let refund = w
+            .store_admin(
+                Method::POST,
+                &format!("wc/v3/orders/{}/refunds", id(o)),
+                json!({"amount": "1.25", "reason": "Damaged"}),
+            )
+            .await;
+        keys.insert(number(o), format!("{}-R{}", number(o), refund["id"]));
+    }
+    sync_once(&w, &w.store, "orders").await;
+    let live = |doc: &Value| {
+        !doc["PrivateNote"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Voided")
+    };
+    let refund_doc = |docs: &HashMap<String, Vec<(&'static str, Value)>>, o: &Value| {
+        docs[&keys[&number(o)]][0].1.clone()
+    };
+    let docs = refund_documents(&w).await;
+    assert!(live(&refund_doc(&docs, deleted)) && live(&refund_doc(&docs, other)));
+
+    // The bookkeeper renumbers the order's document as the other order's; the store then
+    // trashes the order while QuickBooks refuses the look-up of refund documents by number.
+    let (kind, document) = documents(&w).await[&number(deleted)][0].clone();
+    w.qbo_admin(
+        Method::POST,
+        &format!("entities/{kind}"),
+        json!({"Id": document["Id"], "DocNumber": format!("{STORE_PREFIX}{}", number(other))}),
+    )
+    .await;
+    w.qbo_admin(
+        Method::POST,
+        "refuse-queries",
+        json!({"containing": "DocNumber LIKE", "count": -1}),
+    )
+    .await;
+    w.store_admin(
+        Method::DELETE,
+        &format!("wc/v3/orders/{}", id(deleted)),
+        json!({}),
+    )
+    .await;
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/orders/{}", id(edited)),
+        json!({"billing": {"address_1": "4 Alder Court"}}),
+    )
+    .await;
+    let run = run_once(&w, &w.store, "orders").await;
+    let failures = run["failures"].as_array().cloned().unwrap_or_default();
+    let failed: Vec<&str> = failures
+        .iter()
+        .map(|f| f["record_id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        failed,
+        [id(deleted).to_string()],
+        "the deleted order fails alone: {run:#}"
+    );
+    assert!(
+        failures[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("its refund documents could not be looked up")),
+        "{run:#}"
+    );
+    assert_eq!(run["status"], "partial", "{run:#}");
+    assert!(run["counts"]["written"].as_u64() >= Some(1), "{run:#}");
+    let edited_doc = documents(&w).await[&number(edited)][0].1.clone();
+    assert_eq!(edited_doc["BillAddr"]["Line1"], "4 Alder Court");
+    let docs = refund_documents(&w).await;
+    assert!(live(&refund_doc(&docs, deleted)), "not voided yet");
+
+    // QuickBooks answers again: the order's own refund document is voided, the other
+    // order's (whose number its document now carries) is not.
+    w.qbo_admin(
+        Method::POST,
+        "refuse-queries",
+        json!({"containing": "DocNumber LIKE", "count": 0}),
+    )
+    .await;
+    w.enqueue(&w.job(&w.store, "orders", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    let docs = refund_documents(&w).await;
+    assert!(
+        !live(&refund_doc(&docs, deleted)),
+        "{:#}",
+        refund_doc(&docs, deleted)
+    );
+    assert!(
+        live(&refund_doc(&docs, other)),
+        "another order's refund is left alone: {:#}",
+        refund_doc(&docs, other)
+    );
 }

@@ -17,7 +17,10 @@
 //!   before anything newer (Intuit's head-of-line rule).
 //!
 //! Admin (`/__admin/qbo/…`): `stats` (+ `/reset`), `limits`, `faults-in-200` (the next
-//! writes answer a `SystemFault` inside a 200 and commit nothing), `lose-responses` (the next
+//! writes answer a `SystemFault` inside a 200 and commit nothing), `refuse-queries`
+//! (`{"containing", "count"}`: the next queries whose text holds it answer a 400
+//! `QueryValidationError`, as Intuit does for a filter it does not support; a negative count
+//! refuses every one, 0 stops), `lose-responses` (the next
 //! writes commit, then the connection drops), `concurrent-edits` (the next updates find the
 //! entity just saved by someone else: 5010), `webhooks` (register a URL, verifier and
 //! format), `entities/{Entity}` (GET every one, deleted included; POST to change one as a
@@ -90,6 +93,8 @@ pub struct Books {
     admitted: std::sync::Mutex<VecDeque<Instant>>,
     stats: std::sync::Mutex<Stats>,
     faults_in_200: std::sync::Mutex<u32>,
+    /// Queries whose text holds this are refused (the count left; negative: every one).
+    refused_queries: std::sync::Mutex<Option<(String, i64)>>,
     lose: std::sync::Mutex<u32>,
     /// The next this many updates find the entity just changed by someone else.
     concurrent_edits: std::sync::Mutex<u32>,
@@ -108,6 +113,7 @@ impl Default for Books {
             admitted: Default::default(),
             stats: Default::default(),
             faults_in_200: Default::default(),
+            refused_queries: Default::default(),
             lose: Default::default(),
             concurrent_edits: Default::default(),
             hooks: Default::default(),
@@ -194,6 +200,24 @@ impl Books {
         Ok(InFlight(&self.in_flight))
     }
 
+    /// Whether this query is one `refuse-queries` asked to refuse (and counts it).
+    fn refuses(&self, text: &str) -> bool {
+        let mut refused = lock(&self.refused_queries);
+        let Some((holding, left)) = refused.as_mut() else {
+            return false;
+        };
+        if !text.contains(holding.as_str()) {
+            return false;
+        }
+        if *left > 0 {
+            *left -= 1;
+            if *left == 0 {
+                *refused = None;
+            }
+        }
+        true
+    }
+
     fn take_one(counter: &std::sync::Mutex<u32>) -> bool {
         let mut n = lock(counter);
         if *n > 0 {
@@ -241,6 +265,13 @@ impl Books {
     }
 
     fn query_text(&self, text: &str) -> Result<Value, Fault> {
+        if self.refuses(text) {
+            return Err(Fault::validation(
+                "4001",
+                "Invalid query",
+                "QueryValidationError: the query is not supported".to_string(),
+            ));
+        }
         let q = query::parse(text).map_err(|e| {
             Fault::validation(
                 "4000",
@@ -568,6 +599,27 @@ impl QuickBooks {
             (Method::POST, "faults-in-200") => {
                 *lock(&books.faults_in_200) = count();
                 ok()
+            }
+            (Method::POST, "refuse-queries") => {
+                #[derive(Deserialize)]
+                struct Refuse {
+                    containing: String,
+                    #[serde(default = "one")]
+                    count: i64,
+                }
+                fn one() -> i64 {
+                    1
+                }
+                match serde_json::from_slice::<Refuse>(&req.body) {
+                    Ok(r) => {
+                        *lock(&books.refused_queries) =
+                            (r.count != 0).then_some((r.containing, r.count));
+                        ok()
+                    }
+                    Err(e) => {
+                        json_response(StatusCode::BAD_REQUEST, &json!({"message": e.to_string()}))
+                    }
+                }
             }
             (Method::POST, "lose-responses") => {
                 *lock(&books.lose) = count();

@@ -32,8 +32,10 @@ use serde_json::{json, Value};
 use super::connector::{QboConnector, TaxRule};
 use super::held::Held;
 use super::mapping::{self, plus, Document, FEE_ITEM, REFUND_ITEM, SHIPPING_ITEM, UNNAMED_ITEM};
-use super::target::{lower, update, voids, Op, OrderRefs, Plan};
-use crate::ports::{Origin, Write, WriteOutcome};
+use super::target::{
+    lower, marked_order_number, numbered_order_number, update, voids, Op, OrderRefs, Plan,
+};
+use crate::ports::{Origin, PlatformError, Write, WriteOutcome};
 use crate::records::{Decimal, Order, Refund};
 
 /// The account a refund receipt pays back from when the connection names none.
@@ -68,16 +70,20 @@ fn refund_numbers_start(order_number: &str) -> String {
 
 /// What marks a refund document as this refund's (its `PrivateNote`).
 fn refund_marker(origin: &Origin, order: &Order, refund: &Refund) -> String {
-    format!(
-        "{} refund {} of order {} from connection {}",
-        origin.platform, refund.id, order.number, origin.connection
-    )
+    let (before, after) = refunds_marker(origin, &order.number);
+    format!("{before}{}{after}", refund.id)
 }
 
-/// Whether a note carries [`refund_marker`] of some refund of some order of this store.
-fn marks_a_refund_of(note: &str, origin: &Origin) -> bool {
-    note.contains(&format!("{} refund ", origin.platform))
-        && note.contains(&format!(" from connection {}", origin.connection))
+/// What every [`refund_marker`] of an order of this store holds: before the refund's id,
+/// and after it.
+fn refunds_marker(origin: &Origin, order_number: &str) -> (String, String) {
+    (
+        format!("{} refund ", origin.platform),
+        format!(
+            " of order {order_number} from connection {}",
+            origin.connection
+        ),
+    )
 }
 
 /// What marks a payment as this order's.
@@ -328,42 +334,93 @@ impl QboConnector {
     }
 
     /// Voids of the refund documents we made for orders the store deleted (trashed, or
-    /// gone): found by their numbers (the order's document's, then `-R`) and our note for
-    /// the same store, whichever refunds they were.
+    /// gone). Their refunds are no longer known by id, so the documents are found by the
+    /// number we gave them (the order's document number as we number it, then `-R`) and
+    /// our note naming that order and store. The order's number is read from its own
+    /// document's note, so a document the bookkeeper renumbered never leads to another
+    /// order's refunds; from its `DocNumber` where the note no longer says (QuickBooks
+    /// replaces a voided document's note). The look-ups go in one batch; if it fails, each
+    /// order is looked up on its own, and a look-up QuickBooks refuses fails that order
+    /// (counted, quarantined after its tries, tried again later), not the page.
     async fn deleted_orders_refund_voids(
         &self,
         deleted: &[(usize, &Write, &Held)],
-    ) -> Result<Vec<(usize, Plan)>, crate::ports::PlatformError> {
-        let mut statements = Vec::new();
-        let mut askers = Vec::new();
+    ) -> Result<Vec<(usize, Plan)>, PlatformError> {
+        let mut plans = Vec::new();
+        let mut asks = Vec::new();
         for (i, w, document) in deleted {
-            let Some(number) = &document.doc_number else {
+            let number = marked_order_number(&document.note, w).or_else(|| {
+                let doc_number = document.doc_number.as_deref()?;
+                numbered_order_number(doc_number, w, &self.books.doc_number_prefix)
+            });
+            let Some(number) = number else {
+                tracing::warn!(
+                    document = %document.id,
+                    "the document of an order deleted in the store carries neither our note nor \
+                     our number: its refund documents, if any, are left as they are"
+                );
                 continue;
             };
-            let prefix = refund_numbers_start(number);
-            for entity in REFUND_ENTITIES {
-                statements.push((
-                    entity.to_string(),
-                    format!(
-                        "SELECT * FROM {entity} WHERE DocNumber LIKE {} MAXRESULTS 1000",
-                        super::connector::quoted(&format!("{prefix}%"))
-                    ),
-                ));
-                askers.push((*i, *w, entity, prefix.clone()));
+            let order = Order {
+                number,
+                ..Order::default()
+            };
+            match self.doc_number(w, &order) {
+                Ok(doc_number) => {
+                    asks.push((*i, *w, order.number, refund_numbers_start(&doc_number)))
+                }
+                Err(e) => plans.push((*i, Plan::Done(WriteOutcome::Failed(e)))),
             }
         }
-        let found = self.holdings(&statements).await?;
-        let mut plans = Vec::new();
-        for ((i, w, entity, prefix), docs) in askers.into_iter().zip(found) {
-            for d in docs {
-                let refund_of_it = d
-                    .doc_number
-                    .as_ref()
-                    .is_some_and(|n| n.starts_with(&prefix))
-                    && marks_a_refund_of(&d.note, &w.origin);
-                if refund_of_it && !d.gone {
-                    let origin = format!("{}|refund-document:{}", w.origin.key(), d.id);
-                    plans.push((i, Plan::Op(Op::void(entity, &d, &origin))));
+        let answers: Vec<Result<Vec<Vec<Held>>, String>> =
+            match self.holdings(&refund_lookups(&asks)).await {
+                Ok(found) => {
+                    let mut found = found.into_iter();
+                    asks.iter()
+                        .map(|_| Ok(found.by_ref().take(REFUND_ENTITIES.len()).collect()))
+                        .collect()
+                }
+                Err(PlatformError::Unavailable(e)) if asks.len() == 1 => vec![Err(e)],
+                Err(PlatformError::Unavailable(_)) => {
+                    let mut each = Vec::new();
+                    for ask in &asks {
+                        each.push(
+                            match self
+                                .holdings(&refund_lookups(std::slice::from_ref(ask)))
+                                .await
+                            {
+                                Ok(found) => Ok(found),
+                                Err(PlatformError::Unavailable(e)) => Err(e),
+                                Err(e) => return Err(e),
+                            },
+                        );
+                    }
+                    each
+                }
+                Err(e) => return Err(e),
+            };
+        for ((i, w, number, prefix), answer) in asks.into_iter().zip(answers) {
+            let found = match answer {
+                Ok(found) => found,
+                Err(e) => {
+                    let e = format!("its refund documents could not be looked up: {e}");
+                    plans.push((i, Plan::Done(WriteOutcome::Failed(e))));
+                    continue;
+                }
+            };
+            let (before, after) = refunds_marker(&w.origin, &number);
+            for (entity, docs) in REFUND_ENTITIES.into_iter().zip(found) {
+                for d in docs {
+                    let ours = d
+                        .doc_number
+                        .as_ref()
+                        .is_some_and(|n| n.starts_with(&prefix))
+                        && d.note.contains(&before)
+                        && d.note.contains(&after);
+                    if ours && !d.gone {
+                        let origin = format!("{}|refund-document:{}", w.origin.key(), d.id);
+                        plans.push((i, Plan::Op(Op::void(entity, &d, &origin))));
+                    }
                 }
             }
         }
@@ -531,6 +588,22 @@ impl QboConnector {
         let origin = format!("{}|payment", write.origin.key());
         Plan::Op(Op::new("Payment", "create", body, &origin))
     }
+}
+
+/// The look-ups of the refund documents numbered from each prefix: one query per kind of
+/// refund document, per order.
+fn refund_lookups(asks: &[(usize, &Write, String, String)]) -> Vec<(String, String)> {
+    asks.iter()
+        .flat_map(|(_, _, _, prefix)| {
+            let like = super::connector::quoted(&format!("{prefix}%"));
+            REFUND_ENTITIES.iter().map(move |entity| {
+                (
+                    entity.to_string(),
+                    format!("SELECT * FROM {entity} WHERE DocNumber LIKE {like} MAXRESULTS 1000"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// A refund document's body, with the amounts it is compared by.

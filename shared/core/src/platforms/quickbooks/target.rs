@@ -922,6 +922,53 @@ fn is_marked(note: &str, write: &Write, order: &Order) -> bool {
             && note == format!("{} order {}", write.origin.platform, order.number))
 }
 
+/// The order number a document's note marks it with ([`is_marked`] read the other way):
+/// a number (no spaces) right before ` from connection {id}` of this source; for a flow made
+/// before markers named the connection, the old marker that was the whole note (or all of
+/// it after QuickBooks' `Voided - `). `None` when no marker is there, or when the note names
+/// two different orders (a bookkeeper's note quoting another one): never a guess.
+pub(super) fn marked_order_number(note: &str, write: &Write) -> Option<String> {
+    let start = format!("{} order ", write.origin.platform);
+    let end = format!(" from connection {}", write.origin.connection);
+    let mut found: Vec<&str> = note
+        .match_indices(&start)
+        .filter_map(|(at, _)| {
+            let rest = &note[at + start.len()..];
+            let number = rest.split(char::is_whitespace).next()?;
+            rest[number.len()..].starts_with(&end).then_some(number)
+        })
+        .filter(|n| !n.is_empty())
+        .collect();
+    if found.is_empty() && write.number_prefix.is_none() {
+        let unvoided = note.strip_prefix("Voided - ").unwrap_or(note);
+        found.extend(
+            unvoided
+                .strip_prefix(&start)
+                .filter(|n| !n.is_empty() && !n.contains(char::is_whitespace)),
+        );
+    }
+    found.dedup();
+    match found.as_slice() {
+        [one] => Some(one.to_string()),
+        _ => None,
+    }
+}
+
+/// The order number a document's `DocNumber` carries as this flow numbers documents (its
+/// prefix, then the order's number): how a document whose note QuickBooks replaced on a
+/// void (`Voided`) is still known as an order's.
+pub(super) fn numbered_order_number(
+    doc_number: &str,
+    write: &Write,
+    books_prefix: &str,
+) -> Option<String> {
+    let prefix = write.number_prefix.as_deref().unwrap_or(books_prefix);
+    doc_number
+        .strip_prefix(prefix)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+}
+
 /// The customer an order's billing details describe.
 fn order_customer(order: &Order) -> Customer {
     Customer {
@@ -1100,5 +1147,90 @@ impl Target for QboConnector {
             EntityType::Products => self.write_products(writes).await,
             EntityType::Orders => self.write_orders(writes).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ConnectionId, Platform};
+    use crate::records::Record;
+
+    fn write(prefix: Option<&str>) -> Write {
+        Write {
+            record: Record {
+                id: "7".into(),
+                modified_at: chrono::Utc::now(),
+                body: None,
+                unknown: Vec::new(),
+            },
+            target_id: None,
+            origin: Origin {
+                connection: ConnectionId::new_random(),
+                platform: Platform::WooCommerce,
+                id: "7".into(),
+            },
+            fields: Vec::new(),
+            number_prefix: prefix.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_order_number_is_read_back_from_our_note_of_this_store_only() {
+        let w = write(Some("S1-"));
+        let order = |number: &str| Order {
+            number: number.into(),
+            ..Order::default()
+        };
+        let read = |note: &str, w: &Write| marked_order_number(note, w);
+        let ours = marker(&w.origin, &order("1042"));
+        assert_eq!(read(&ours, &w).as_deref(), Some("1042"));
+        let added_to = format!("Gift wrap. {ours} (checked)");
+        assert_eq!(read(&added_to, &w).as_deref(), Some("1042"));
+        assert_eq!(
+            read(&format!("Voided - {ours}"), &w).as_deref(),
+            Some("1042")
+        );
+        let quoted = format!("re woocommerce order 11 (dup). {ours}");
+        assert_eq!(read(&quoted, &w).as_deref(), Some("1042"));
+        // Two orders named: no guess.
+        let two = format!("Replaces {}. {ours}", marker(&w.origin, &order("12")));
+        assert_eq!(read(&two, &w), None);
+        let twice = format!("{ours} {ours}");
+        assert_eq!(read(&twice, &w).as_deref(), Some("1042"));
+        let other_store = marker(&write(Some("S2-")).origin, &order("1042"));
+        assert_eq!(read(&other_store, &w), None);
+        assert_eq!(read("", &w), None);
+        assert_eq!(read("Voided", &w), None);
+        assert_eq!(read("woocommerce order 1042", &w), None);
+        let before_prefixes = write(None);
+        for note in ["woocommerce order 1042", "Voided - woocommerce order 1042"] {
+            assert_eq!(
+                read(note, &before_prefixes).as_deref(),
+                Some("1042"),
+                "{note}"
+            );
+        }
+        assert_eq!(
+            read("woocommerce order 1042 and more", &before_prefixes),
+            None
+        );
+    }
+
+    #[test]
+    fn the_order_number_is_read_back_from_a_document_number_as_the_flow_numbers_them() {
+        assert_eq!(
+            numbered_order_number("S1-1042", &write(Some("S1-")), "WC-").as_deref(),
+            Some("1042")
+        );
+        assert_eq!(
+            numbered_order_number("WC-1042", &write(None), "WC-").as_deref(),
+            Some("1042")
+        );
+        assert_eq!(
+            numbered_order_number("S2-1042", &write(Some("S1-")), ""),
+            None
+        );
+        assert_eq!(numbered_order_number("S1-", &write(Some("S1-")), ""), None);
     }
 }
