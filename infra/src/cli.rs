@@ -100,6 +100,10 @@ enum Command {
         #[arg(long, env = "TENANT_CLAIM", default_value = "tenant_id")]
         claim: String,
     },
+    /// Print every route of the HTTP API as JSON: the gateway's (method, path, the
+    /// template's function, whether the JWT authorizer guards it) and the API function's
+    /// (method, path, summary). `infra/routes_check.py` checks `template.yaml` against it.
+    Routes,
     /// Webhook tools.
     #[command(subcommand)]
     Webhook(WebhookCommand),
@@ -194,6 +198,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
         } => return preview(&expr, &tz, after.as_deref(), count, out, err),
         Command::DevToken { tenant, ttl, claim } => dev_token(&tenant, ttl, &claim, out, err),
         Command::Sims => sims(out).await,
+        Command::Routes => routes(out),
         Command::Runs {
             tenant,
             url,
@@ -368,6 +373,31 @@ fn dev_token(
     }
     let token = LocalJwt::from_env().token(claim, tenant, Utc::now().timestamp(), ttl);
     writeln!(out, "{token}")?;
+    Ok(0)
+}
+
+fn routes(out: &mut dyn Write) -> Result<i32> {
+    use sync_api::routes::{Auth, API_ROUTES, GATEWAY_ROUTES};
+    let gateway: Vec<serde_json::Value> = GATEWAY_ROUTES
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "method": r.method,
+                "path": r.path,
+                "function": r.function.logical_id(),
+                "jwt": r.auth == Auth::Jwt,
+            })
+        })
+        .collect();
+    let api: Vec<serde_json::Value> = API_ROUTES
+        .iter()
+        .map(|r| serde_json::json!({"method": r.method, "path": r.path, "summary": r.summary}))
+        .collect();
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({"gateway": gateway, "api": api}))?
+    )?;
     Ok(0)
 }
 

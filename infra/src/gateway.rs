@@ -1,7 +1,8 @@
 //! The local HTTP gateway: serves the template's routes on loopback by turning each HTTP
 //! request into the API Gateway v2 (HTTP API) event Lambda would receive, checking the JWT
-//! the way the authorizer would on `/api` routes (the webhook routes have none, as in the
-//! template), and calling the same handler the Lambda runs.
+//! the way the authorizer would on the routes that have it, and calling the same handler
+//! the Lambda runs. The routes, their functions and their guards are
+//! [`sync_api::routes::GATEWAY_ROUTES`], the table `template.yaml` is checked against.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::jwt::LocalJwt;
+use sync_api::routes::{gateway_route, Auth, Function};
 
 /// API Gateway HTTP APIs refuse payloads over 10 MB before the function sees them.
 pub const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
@@ -28,21 +30,6 @@ pub struct Gateway {
     pub setup: connection_setup::App,
     pub webhooks: webhook_intake::App,
     pub jwt: LocalJwt,
-}
-
-/// Which function a template route belongs to.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Target {
-    /// The API function, behind the JWT authorizer.
-    Api,
-    /// The connection-setup function (`/api/connections/{id}/webhooks`,
-    /// `/api/connections/quickbooks/authorize`), behind it too.
-    Setup,
-    /// The connection-setup function's OAuth callback, with no authorizer (the sealed,
-    /// single-use state authenticates it).
-    Callback,
-    /// The webhook intake, with no authorizer.
-    Webhooks,
 }
 
 /// Serves connections from `listener` until the task is dropped.
@@ -114,57 +101,6 @@ fn plain(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
     response
 }
 
-/// The function, route key and path parameters of the template route a request falls under.
-fn route(method: &str, path: &str) -> Option<(Target, &'static str, Map<String, Value>)> {
-    let mut params = Map::new();
-    if path == "/oauth/quickbooks/callback" {
-        return (method == "GET").then_some((
-            Target::Callback,
-            "GET /oauth/quickbooks/callback",
-            params,
-        ));
-    }
-    if path == "/api/connections/quickbooks/authorize" && method == "POST" {
-        return Some((
-            Target::Setup,
-            "POST /api/connections/quickbooks/authorize",
-            params,
-        ));
-    }
-    // API Gateway picks the most specific route: this one before /api/{proxy+}.
-    if let Some(id) = path
-        .strip_prefix("/api/connections/")
-        .and_then(|rest| rest.strip_suffix("/webhooks"))
-        .filter(|id| !id.is_empty() && !id.contains('/'))
-    {
-        params.insert("id".into(), json!(id));
-        return Some((Target::Setup, "ANY /api/connections/{id}/webhooks", params));
-    }
-    if let Some(proxy) = path.strip_prefix("/api/") {
-        params.insert("proxy".into(), json!(proxy));
-        return Some((Target::Api, "ANY /api/{proxy+}", params));
-    }
-    let rest = path.strip_prefix("/webhooks/")?;
-    let Some((platform, connection)) = rest.split_once('/') else {
-        // The deployment app's one URL per platform.
-        if rest.is_empty() || method != "POST" {
-            return None;
-        }
-        params.insert("platform".into(), json!(rest));
-        return Some((Target::Webhooks, "POST /webhooks/{platform}", params));
-    };
-    if platform.is_empty() || connection.is_empty() || connection.contains('/') {
-        return None;
-    }
-    params.insert("platform".into(), json!(platform));
-    params.insert("connection_id".into(), json!(connection));
-    Some((
-        Target::Webhooks,
-        "ANY /webhooks/{platform}/{connection_id}",
-        params,
-    ))
-}
-
 async fn answer(
     gateway: &Gateway,
     req: Request<Incoming>,
@@ -176,19 +112,24 @@ async fn answer(
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
     };
     let path = parts.uri.path().to_string();
-    let Some((target, route_key, path_parameters)) = route(parts.method.as_str(), &path) else {
+    let Some((route, params)) = gateway_route(parts.method.as_str(), &path) else {
         return plain(StatusCode::NOT_FOUND, "Not Found");
     };
-    let authorizer = match target {
-        Target::Api | Target::Setup => match api_claims(gateway, &parts.headers) {
+    let route_key = route.key();
+    let authorizer = match route.auth {
+        Auth::Jwt => match api_claims(gateway, &parts.headers) {
             Ok(authorizer) => authorizer,
             Err(reason) => {
                 tracing::info!(path = %sync_core::logtext::clip(&path), reason, "token refused");
                 return plain(StatusCode::UNAUTHORIZED, "Unauthorized");
             }
         },
-        Target::Webhooks | Target::Callback => Value::Null,
+        Auth::None => Value::Null,
     };
+    let path_parameters: Map<String, Value> = params
+        .iter()
+        .map(|(name, value)| (name.to_string(), json!(value)))
+        .collect();
 
     let mut headers = Map::new();
     for (name, value) in &parts.headers {
@@ -250,10 +191,10 @@ async fn answer(
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
         }
     };
-    let handled = match target {
-        Target::Api => schedule_api::handle(&gateway.schedules, request).await,
-        Target::Setup | Target::Callback => connection_setup::handle(&gateway.setup, request).await,
-        Target::Webhooks => webhook_intake::handle(&gateway.webhooks, request).await,
+    let handled = match route.function {
+        Function::Api => schedule_api::handle(&gateway.schedules, request).await,
+        Function::ConnectionSetup => connection_setup::handle(&gateway.setup, request).await,
+        Function::WebhookIntake => webhook_intake::handle(&gateway.webhooks, request).await,
     };
     match handled {
         Ok(response) => to_hyper(response),

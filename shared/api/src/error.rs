@@ -15,7 +15,7 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     /// For 405: the methods the path does take.
-    pub allow: Option<&'static str>,
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -55,7 +55,8 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: impl Into<String>) -> Self {
+        let allow = allow.into();
         let mut e = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
@@ -118,7 +119,7 @@ impl ApiError {
             error["field"] = json!(field);
         }
         let mut response = crate::json_response(self.status, &json!({ "error": error }));
-        if let Some(allow) = self.allow {
+        if let Some(allow) = &self.allow {
             if let Ok(value) = allow.parse() {
                 response.headers_mut().insert("allow", value);
             }

@@ -4,9 +4,13 @@
 //!   and JSON object bodies checked for media type, size and syntax, read field by field.
 //! - [`error`]: the one error type, its status codes and its JSON body
 //!   `{"error": {"code", "message", "field"}}`.
+//! - [`routes`]: every route of the HTTP API, which function serves it and how it is
+//!   guarded; the API function dispatches by it, the local gateway routes by it, and
+//!   `template.yaml` is checked against it.
 
 pub mod error;
 pub mod request;
+pub mod routes;
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};

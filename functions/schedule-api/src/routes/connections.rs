@@ -1,7 +1,7 @@
 //! Connection routes: create, list, read, update (rename, reconfigure, rotate secrets,
 //! switch webhooks), delete, and the connection's webhook event log.
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Map, Value};
 
@@ -22,35 +22,6 @@ const CREATE_FIELDS: &[&str] = &[
     "webhooks_enabled",
 ];
 const UPDATE_FIELDS: &[&str] = &["display_name", "config", "secrets", "webhooks_enabled"];
-
-pub(super) async fn dispatch(
-    app: &App,
-    tenant: &TenantId,
-    req: &Request,
-    rest: &str,
-) -> Result<Response<Body>, ApiError> {
-    let not_found = || ApiError::not_found(format!("no route for {}", req.uri().path()));
-    let segments = super::segments(rest).ok_or_else(not_found)?;
-    let method = req.method();
-    let id = |text: &str| {
-        text.parse::<ConnectionId>()
-            .map_err(|_| ApiError::not_found("no connection with that id"))
-    };
-    match segments.as_slice() {
-        [] if method == Method::GET => list(app, tenant, req).await,
-        [] if method == Method::POST => create(app, tenant, req).await,
-        [] => Err(ApiError::method_not_allowed("GET, POST")),
-        [raw] => match *method {
-            Method::GET => get(app, tenant, id(raw)?, req).await,
-            Method::PUT => update(app, tenant, id(raw)?, req).await,
-            Method::DELETE => delete(app, tenant, id(raw)?, req).await,
-            _ => Err(ApiError::method_not_allowed("GET, PUT, DELETE")),
-        },
-        [raw, "events"] if method == Method::GET => events(app, tenant, id(raw)?, req).await,
-        [_, "events"] => Err(ApiError::method_not_allowed("GET")),
-        _ => Err(not_found()),
-    }
-}
 
 /// The base URL webhooks are sent to: configured, or this API's own domain.
 fn base_url(app: &App, req: &Request) -> String {
@@ -76,14 +47,18 @@ fn config_field(fields: &Fields) -> Result<Map<String, Value>, ApiError> {
     Ok(fields.object("config")?.cloned().unwrap_or_default())
 }
 
-async fn list(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<Body>, ApiError> {
+pub(super) async fn list(
+    app: &App,
+    tenant: &TenantId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
     let base = base_url(app, req);
     let all = app.services.connections.list(tenant).await?;
     let body: Vec<_> = all.iter().map(|c| view::connection(c, &base)).collect();
     Ok(view::json_response(StatusCode::OK, &json!(body)))
 }
 
-async fn get(
+pub(super) async fn get(
     app: &App,
     tenant: &TenantId,
     id: ConnectionId,
@@ -96,7 +71,11 @@ async fn get(
     ))
 }
 
-async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<Body>, ApiError> {
+pub(super) async fn create(
+    app: &App,
+    tenant: &TenantId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
     let fields = Fields::new(
         json_object(req, app.settings.max_body_bytes)?,
         CREATE_FIELDS,
@@ -121,7 +100,7 @@ async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<
     ))
 }
 
-async fn update(
+pub(super) async fn update(
     app: &App,
     tenant: &TenantId,
     id: ConnectionId,
@@ -151,7 +130,7 @@ async fn update(
     ))
 }
 
-async fn delete(
+pub(super) async fn delete(
     app: &App,
     tenant: &TenantId,
     id: ConnectionId,
@@ -177,7 +156,7 @@ async fn delete(
     ))
 }
 
-async fn events(
+pub(super) async fn events(
     app: &App,
     tenant: &TenantId,
     id: ConnectionId,

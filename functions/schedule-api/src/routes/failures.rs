@@ -2,7 +2,7 @@
 //! (paged with `limit` and `next`), the tenant's connection's kept failures, quarantined or
 //! not, each with its error, tries and times.
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
@@ -13,25 +13,14 @@ use sync_core::domain::{ConnectionId, EntityType, TenantId};
 use sync_core::ports::RunListError;
 use sync_core::service::ServiceError;
 
-pub(super) const BASE: &str = "/api/sync/failures";
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
 
-pub(super) async fn dispatch(
+pub(super) async fn list(
     app: &App,
     tenant: &TenantId,
     req: &Request,
-    rest: &str,
 ) -> Result<Response<Body>, ApiError> {
-    if !rest.is_empty() {
-        return Err(ApiError::not_found(format!(
-            "no route for {}",
-            req.uri().path()
-        )));
-    }
-    if req.method() != Method::GET {
-        return Err(ApiError::method_not_allowed("GET"));
-    }
     let param = |name: &str| {
         req.query_string_parameters_ref()
             .and_then(|q| q.first(name))

@@ -1,6 +1,6 @@
 //! Flow routes: create, list, read, update (entities, conflict policy, on/off), delete.
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
@@ -27,48 +27,38 @@ const IMMUTABLE_FIELDS: &[&str] = &[
     "doc_number_prefix",
 ];
 
-pub(super) async fn dispatch(
+pub(super) async fn list(app: &App, tenant: &TenantId) -> Result<Response<Body>, ApiError> {
+    let flows = app.services.flows.list(tenant).await?;
+    let body: Vec<_> = flows.iter().map(view::flow).collect();
+    Ok(view::json_response(StatusCode::OK, &json!(body)))
+}
+
+pub(super) async fn get(
+    app: &App,
+    tenant: &TenantId,
+    id: FlowId,
+) -> Result<Response<Body>, ApiError> {
+    let flow = app.services.flows.get(tenant, id).await?;
+    Ok(view::json_response(StatusCode::OK, &view::flow(&flow)))
+}
+
+pub(super) async fn delete(
+    app: &App,
+    tenant: &TenantId,
+    id: FlowId,
+) -> Result<Response<Body>, ApiError> {
+    app.services.flows.delete(tenant, id).await?;
+    Ok(view::json_response(
+        StatusCode::OK,
+        &json!({ "message": "flow deleted" }),
+    ))
+}
+
+pub(super) async fn create(
     app: &App,
     tenant: &TenantId,
     req: &Request,
-    rest: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let not_found = || ApiError::not_found(format!("no route for {}", req.uri().path()));
-    let segments = super::segments(rest).ok_or_else(not_found)?;
-    let method = req.method();
-    match segments.as_slice() {
-        [] if method == Method::GET => {
-            let flows = app.services.flows.list(tenant).await?;
-            let body: Vec<_> = flows.iter().map(view::flow).collect();
-            Ok(view::json_response(StatusCode::OK, &json!(body)))
-        }
-        [] if method == Method::POST => create(app, tenant, req).await,
-        [] => Err(ApiError::method_not_allowed("GET, POST")),
-        [raw] => {
-            let id: FlowId = raw
-                .parse()
-                .map_err(|_| ApiError::not_found("no flow with that id"))?;
-            match *method {
-                Method::GET => {
-                    let flow = app.services.flows.get(tenant, id).await?;
-                    Ok(view::json_response(StatusCode::OK, &view::flow(&flow)))
-                }
-                Method::PUT => update(app, tenant, id, req).await,
-                Method::DELETE => {
-                    app.services.flows.delete(tenant, id).await?;
-                    Ok(view::json_response(
-                        StatusCode::OK,
-                        &json!({ "message": "flow deleted" }),
-                    ))
-                }
-                _ => Err(ApiError::method_not_allowed("GET, PUT, DELETE")),
-            }
-        }
-        _ => Err(not_found()),
-    }
-}
-
-async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<Body>, ApiError> {
     let fields = Fields::new(
         json_object(req, app.settings.max_body_bytes)?,
         CREATE_FIELDS,
@@ -93,7 +83,7 @@ async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<
     ))
 }
 
-async fn update(
+pub(super) async fn update(
     app: &App,
     tenant: &TenantId,
     id: FlowId,

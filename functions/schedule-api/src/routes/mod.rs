@@ -1,18 +1,7 @@
-//! Routing: the path picks a resource, the method an action.
-//!
-//! | method | path | |
-//! |---|---|---|
-//! | POST, GET | `/api/sync/schedules` | create, list |
-//! | GET, PUT, DELETE | `/api/sync/schedules/{id}` | read, partial update, delete |
-//! | POST | `/api/sync/schedules/preview` | next fire times, nothing stored |
-//! | POST, GET | `/api/connections` | create, list |
-//! | GET, PUT, DELETE | `/api/connections/{id}` | read, update, delete (`?cascade=true`) |
-//! | GET | `/api/connections/{id}/events` | the connection's webhook event log |
-//! | POST, GET | `/api/flows` | create, list |
-//! | GET, PUT, DELETE | `/api/flows/{id}` | read, update, delete |
-//! | GET | `/api/sync/runs` | run history (`schedule_id`, `flow_id`, `connection_id`, `status`, `limit`, `next`) |
-//! | GET | `/api/sync/runs/{id}` | one run |
-//! | GET | `/api/sync/failures` | a connection's records that keep failing (`connection_id`, `entity_type`, `limit`, `next`) |
+//! Routing: [`sync_api::routes::API_ROUTES`] (the one table of the API's routes, which the
+//! local gateway and the template check read too) picks the endpoint; this module calls its
+//! handler. A path no route has is a 404; a method the path does not take, a 405 naming
+//! those it does.
 
 mod connections;
 mod failures;
@@ -21,6 +10,8 @@ mod runs;
 mod schedules;
 
 use lambda_http::{Body, Request, Response};
+use std::str::FromStr;
+use sync_api::routes::{api_route, Endpoint, Miss};
 
 use crate::error::ApiError;
 use crate::request::tenant;
@@ -28,33 +19,51 @@ use crate::App;
 
 pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let tenant = tenant(req, &app.settings.tenant_claim)?;
-    let path = req.uri().path().trim_end_matches('/');
-    if let Some(rest) = path.strip_prefix(schedules::BASE) {
-        return schedules::dispatch(app, &tenant, req, rest).await;
+    let (route, params) = match api_route(req.method().as_str(), req.uri().path()) {
+        Ok(found) => found,
+        Err(Miss::NotFound) => {
+            return Err(ApiError::not_found(format!(
+                "no route for {}",
+                req.uri().path()
+            )))
+        }
+        Err(Miss::MethodNotAllowed(allowed)) => {
+            return Err(ApiError::method_not_allowed(allowed.join(", ")))
+        }
+    };
+    // An id that does not parse cannot name anything of the tenant's: simply not found.
+    fn id<T: FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
+        raw.parse()
+            .map_err(|_| ApiError::not_found(format!("no {what} with that id")))
     }
-    if let Some(rest) = path.strip_prefix(connections::BASE) {
-        return connections::dispatch(app, &tenant, req, rest).await;
+    let raw = params.get("id");
+    let t = &tenant;
+    match route.endpoint {
+        Endpoint::ScheduleList => schedules::list(app, t).await,
+        Endpoint::ScheduleCreate => schedules::create(app, t, req).await,
+        Endpoint::SchedulePreview => schedules::preview(app, req),
+        Endpoint::ScheduleGet => schedules::get(app, t, id(raw, "schedule")?).await,
+        Endpoint::ScheduleUpdate => schedules::update(app, t, id(raw, "schedule")?, req).await,
+        Endpoint::ScheduleDelete => schedules::delete(app, t, id(raw, "schedule")?).await,
+        Endpoint::ConnectionList => connections::list(app, t, req).await,
+        Endpoint::ConnectionCreate => connections::create(app, t, req).await,
+        Endpoint::ConnectionGet => connections::get(app, t, id(raw, "connection")?, req).await,
+        Endpoint::ConnectionUpdate => {
+            connections::update(app, t, id(raw, "connection")?, req).await
+        }
+        Endpoint::ConnectionDelete => {
+            connections::delete(app, t, id(raw, "connection")?, req).await
+        }
+        Endpoint::ConnectionEvents => {
+            connections::events(app, t, id(raw, "connection")?, req).await
+        }
+        Endpoint::FlowList => flows::list(app, t).await,
+        Endpoint::FlowCreate => flows::create(app, t, req).await,
+        Endpoint::FlowGet => flows::get(app, t, id(raw, "flow")?).await,
+        Endpoint::FlowUpdate => flows::update(app, t, id(raw, "flow")?, req).await,
+        Endpoint::FlowDelete => flows::delete(app, t, id(raw, "flow")?).await,
+        Endpoint::RunList => runs::list(app, t, req).await,
+        Endpoint::RunGet => runs::get(app, t, raw).await,
+        Endpoint::FailureList => failures::list(app, t, req).await,
     }
-    if let Some(rest) = path.strip_prefix(flows::BASE) {
-        return flows::dispatch(app, &tenant, req, rest).await;
-    }
-    if let Some(rest) = path.strip_prefix(runs::BASE) {
-        return runs::dispatch(app, &tenant, req, rest).await;
-    }
-    if let Some(rest) = path.strip_prefix(failures::BASE) {
-        return failures::dispatch(app, &tenant, req, rest).await;
-    }
-    Err(ApiError::not_found(format!(
-        "no route for {}",
-        req.uri().path()
-    )))
-}
-
-/// A path remainder after a collection's base: `""`, or `/{segment}[/{sub}]`.
-pub(crate) fn segments(rest: &str) -> Option<Vec<&str>> {
-    if rest.is_empty() {
-        return Some(Vec::new());
-    }
-    let parts: Vec<&str> = rest.strip_prefix('/')?.split('/').collect();
-    (parts.len() <= 2 && parts.iter().all(|p| !p.is_empty())).then_some(parts)
 }

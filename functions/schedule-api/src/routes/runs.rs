@@ -1,7 +1,7 @@
 //! Run history: `GET /api/sync/runs` (newest first, filtered, paged) and
 //! `GET /api/sync/runs/{id}`.
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
@@ -12,39 +12,26 @@ use sync_core::domain::{RunFilter, RunId, RunStatus, TenantId};
 use sync_core::ports::RunListError;
 use sync_core::service::ServiceError;
 
-pub(super) const BASE: &str = "/api/sync/runs";
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;
 
-pub(super) async fn dispatch(
+/// One run of the tenant's; another tenant's run, or a malformed id, is simply not found.
+pub(super) async fn get(
     app: &App,
     tenant: &TenantId,
-    req: &Request,
-    rest: &str,
+    raw: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let not_found = || ApiError::not_found(format!("no route for {}", req.uri().path()));
-    let segments = super::segments(rest).ok_or_else(not_found)?;
-    if req.method() != Method::GET {
-        return Err(ApiError::method_not_allowed("GET"));
-    }
-    match segments.as_slice() {
-        [] => list(app, tenant, req).await,
-        [raw] => {
-            // Another tenant's run, or a malformed id: simply not found.
-            let id: RunId = raw
-                .parse()
-                .map_err(|_| ApiError::not_found("no run with that id"))?;
-            let run = app
-                .services
-                .runs
-                .get(tenant, &id)
-                .await
-                .map_err(ServiceError::from)?
-                .ok_or_else(|| ApiError::not_found("no run with that id"))?;
-            Ok(view::json_response(StatusCode::OK, &view::run(&run)))
-        }
-        _ => Err(not_found()),
-    }
+    let id: RunId = raw
+        .parse()
+        .map_err(|_| ApiError::not_found("no run with that id"))?;
+    let run = app
+        .services
+        .runs
+        .get(tenant, &id)
+        .await
+        .map_err(ServiceError::from)?
+        .ok_or_else(|| ApiError::not_found("no run with that id"))?;
+    Ok(view::json_response(StatusCode::OK, &view::run(&run)))
 }
 
 /// A query parameter parsed with `FromStr`, its error naming the parameter.
@@ -65,7 +52,11 @@ fn query<T: std::str::FromStr>(
     }
 }
 
-async fn list(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<Body>, ApiError> {
+pub(super) async fn list(
+    app: &App,
+    tenant: &TenantId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
     let filter = RunFilter {
         schedule_id: query(req, "schedule_id", "a schedule id")?,
         flow_id: query(req, "flow_id", "a flow id")?,

@@ -1,7 +1,7 @@
 //! Schedule routes: create, list, read, update, delete, preview.
 
 use chrono::{DateTime, Utc};
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
@@ -28,47 +28,18 @@ const IMMUTABLE_FIELDS: &[&str] = &["credential_id", "platform", "entity_type"];
 const PREVIEW_FIELDS: &[&str] = &["cron_expression", "timezone", "count", "after"];
 const DEFAULT_PREVIEW_COUNT: i64 = 5;
 
-pub(super) async fn dispatch(
-    app: &App,
-    tenant: &TenantId,
-    req: &Request,
-    rest: &str,
-) -> Result<Response<Body>, ApiError> {
-    let not_found = || ApiError::not_found(format!("no route for {}", req.uri().path()));
-    let segments = super::segments(rest).ok_or_else(not_found)?;
-    let method = req.method();
-    match segments.as_slice() {
-        [] if method == Method::GET => list(app, tenant).await,
-        [] if method == Method::POST => create(app, tenant, req).await,
-        [] => Err(ApiError::method_not_allowed("GET, POST")),
-        ["preview"] if method == Method::POST => preview(app, req),
-        ["preview"] => Err(ApiError::method_not_allowed("POST")),
-        [id] => {
-            if ![Method::GET, Method::PUT, Method::DELETE].contains(method) {
-                return Err(ApiError::method_not_allowed("GET, PUT, DELETE"));
-            }
-            // An id that is not a UUID cannot name a schedule: it is simply not found.
-            let id: ScheduleId = id
-                .parse()
-                .map_err(|_| ApiError::not_found("no schedule with that id"))?;
-            match *method {
-                Method::GET => get(app, tenant, id).await,
-                Method::PUT => update(app, tenant, id, req).await,
-                _ => delete(app, tenant, id).await,
-            }
-        }
-        _ => Err(not_found()),
-    }
-}
-
-async fn list(app: &App, tenant: &TenantId) -> Result<Response<Body>, ApiError> {
+pub(super) async fn list(app: &App, tenant: &TenantId) -> Result<Response<Body>, ApiError> {
     let schedules = app.services.schedules.list(tenant).await?;
     let now = app.services.schedules.now();
     let body: Vec<_> = schedules.iter().map(|s| view::schedule(s, now)).collect();
     Ok(view::json_response(StatusCode::OK, &json!(body)))
 }
 
-async fn get(app: &App, tenant: &TenantId, id: ScheduleId) -> Result<Response<Body>, ApiError> {
+pub(super) async fn get(
+    app: &App,
+    tenant: &TenantId,
+    id: ScheduleId,
+) -> Result<Response<Body>, ApiError> {
     let schedule = app.services.schedules.get(tenant, id).await?;
     Ok(view::json_response(
         StatusCode::OK,
@@ -85,7 +56,11 @@ fn expression(fields: &Fields) -> Result<Option<(String, ScheduleExpression)>, A
     }
 }
 
-async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<Body>, ApiError> {
+pub(super) async fn create(
+    app: &App,
+    tenant: &TenantId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
     let fields = Fields::new(
         json_object(req, app.settings.max_body_bytes)?,
         CREATE_FIELDS,
@@ -121,7 +96,7 @@ async fn create(app: &App, tenant: &TenantId, req: &Request) -> Result<Response<
     ))
 }
 
-async fn update(
+pub(super) async fn update(
     app: &App,
     tenant: &TenantId,
     id: ScheduleId,
@@ -154,7 +129,11 @@ async fn update(
     ))
 }
 
-async fn delete(app: &App, tenant: &TenantId, id: ScheduleId) -> Result<Response<Body>, ApiError> {
+pub(super) async fn delete(
+    app: &App,
+    tenant: &TenantId,
+    id: ScheduleId,
+) -> Result<Response<Body>, ApiError> {
     app.services.schedules.delete(tenant, id).await?;
     Ok(view::json_response(
         StatusCode::OK,
@@ -162,7 +141,7 @@ async fn delete(app: &App, tenant: &TenantId, id: ScheduleId) -> Result<Response
     ))
 }
 
-fn preview(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
+pub(super) fn preview(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let fields = Fields::new(
         json_object(req, app.settings.max_body_bytes)?,
         PREVIEW_FIELDS,

@@ -1,0 +1,108 @@
+"""Checks that template.yaml's HTTP API routes are the route table's (shared/api/src/routes.rs),
+no more and no fewer: each `HttpApi` event of a function is a gateway route with that method,
+path and function, guarded by the JWT authorizer exactly where the table says so.
+
+The table is read from `syncctl routes` (its JSON), so the check reads the same table the API
+function dispatches by and the local gateway routes by.
+
+    python infra/routes_check.py [--syncctl PATH] [--self-test]
+
+Run by the test command; `--self-test` shows the check failing on a template whose route was
+dropped, added, moved to another function or left unguarded.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from iam_check import ROOT, load_template  # noqa: E402
+
+
+def table(syncctl: str) -> list[tuple[str, str, str, bool]]:
+    answer = subprocess.run([syncctl, "routes"], check=True, capture_output=True, text=True)
+    routes = json.loads(answer.stdout)["gateway"]
+    return sorted((r["method"], r["path"], r["function"], r["jwt"]) for r in routes)
+
+
+def template_routes(template: dict) -> list[tuple[str, str, str, bool]]:
+    api = template["Resources"]["HttpApi"]["Properties"]
+    default_jwt = bool(api.get("Auth", {}).get("DefaultAuthorizer"))
+    out = []
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in (resource["Properties"].get("Events") or {}).values():
+            if event.get("Type") != "HttpApi":
+                continue
+            props = event["Properties"]
+            authorizer = props.get("Auth", {}).get("Authorizer")
+            jwt = default_jwt if authorizer is None else authorizer != "NONE"
+            method = str(props["Method"]).upper()
+            out.append((method, props["Path"], logical_id, jwt))
+    return sorted(out)
+
+
+def differences(template: dict, expected: list[tuple[str, str, str, bool]]) -> list[str]:
+    found = template_routes(template)
+    problems = [f"template.yaml lacks the route {r}" for r in expected if r not in found]
+    problems += [f"template.yaml has a route the table does not: {r}" for r in found if r not in expected]
+    return problems
+
+
+def self_test(expected: list[tuple[str, str, str, bool]]) -> int:
+    """The check must fail when the template drops, adds, moves or unguards a route."""
+    template = load_template()
+    caught = []
+    intake = template["Resources"]["WebhookIntakeFunction"]["Properties"]["Events"]
+    api = template["Resources"]["ScheduleApiFunction"]["Properties"]["Events"]
+    name, event = next((n, e) for n, e in intake.items() if e.get("Type") == "HttpApi")
+
+    dropped = copy.deepcopy(template)
+    del dropped["Resources"]["WebhookIntakeFunction"]["Properties"]["Events"][name]
+    caught.append(("dropped", bool(differences(dropped, expected))))
+
+    added = copy.deepcopy(template)
+    extra = copy.deepcopy(next(e for e in api.values() if e.get("Type") == "HttpApi"))
+    extra["Properties"]["Path"] = "/api/extra"
+    added["Resources"]["ScheduleApiFunction"]["Properties"]["Events"]["Extra"] = extra
+    caught.append(("added", bool(differences(added, expected))))
+
+    moved = copy.deepcopy(template)
+    del moved["Resources"]["WebhookIntakeFunction"]["Properties"]["Events"][name]
+    moved["Resources"]["ScheduleApiFunction"]["Properties"]["Events"][name] = copy.deepcopy(event)
+    caught.append(("moved", bool(differences(moved, expected))))
+
+    unguarded = copy.deepcopy(template)
+    api_name = next(n for n, e in api.items() if e.get("Type") == "HttpApi")
+    props = unguarded["Resources"]["ScheduleApiFunction"]["Properties"]["Events"][api_name]["Properties"]
+    props["Auth"] = {"Authorizer": "NONE"}
+    caught.append(("unguarded", bool(differences(unguarded, expected))))
+
+    print("routes self-test: " + ", ".join(f"{what} route {'caught' if ok else 'NOT caught'}" for what, ok in caught))
+    return 0 if all(ok for _, ok in caught) else 1
+
+
+def main() -> int:
+    syncctl = os.environ.get("SYNCCTL", str(ROOT / "target" / "debug" / "syncctl"))
+    if "--syncctl" in sys.argv:
+        syncctl = sys.argv[sys.argv.index("--syncctl") + 1]
+    expected = table(syncctl)
+    if "--self-test" in sys.argv:
+        return self_test(expected)
+    problems = differences(load_template(), expected)
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"routes: template.yaml has the route table's {len(expected)} gateway routes, no others")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
