@@ -135,6 +135,12 @@ impl Fault {
         self.code == "6240"
     }
 
+    /// A request QuickBooks refuses as it is (a query or body it does not accept): the
+    /// same request is refused again, however often it is sent.
+    pub fn is_refusal(&self) -> bool {
+        self.kind == "ValidationFault"
+    }
+
     /// A failure of the service, not of the request: worth one more try.
     pub fn is_transient(&self) -> bool {
         self.kind == "SystemFault" || self.code == "10000"
@@ -370,6 +376,17 @@ impl QboConnector {
         entity: &str,
         statement: &str,
     ) -> Result<Vec<Value>, PlatformError> {
+        self.query_answer(entity, statement)
+            .await?
+            .map_err(|f| PlatformError::Unavailable(f.text()))
+    }
+
+    /// [`Self::query`], a fault QuickBooks answered kept as it is.
+    async fn query_answer(
+        &self,
+        entity: &str,
+        statement: &str,
+    ) -> Result<Result<Vec<Value>, Fault>, PlatformError> {
         let answer = if statement.len() > 1500 {
             self.call(
                 Method::Post,
@@ -387,10 +404,13 @@ impl QboConnector {
             )
             .await?
         };
-        let v = answer.map_err(|f| PlatformError::Unavailable(f.text()))?;
+        let v = match answer {
+            Ok(v) => v,
+            Err(fault) => return Ok(Err(fault)),
+        };
         let answer: QueryAnswer =
             read(&v, "the query's answer").map_err(PlatformError::Unavailable)?;
-        list(&answer.response, entity)
+        list(&answer.response, entity).map(Ok)
     }
 
     /// Several queries in one call (a batch of `Query` items), each answer in order.
@@ -398,10 +418,23 @@ impl QboConnector {
         &self,
         statements: &[(String, String)],
     ) -> Result<Vec<Vec<Value>>, PlatformError> {
+        self.queries_each(statements)
+            .await?
+            .into_iter()
+            .map(|answer| answer.map_err(|f| PlatformError::Unavailable(f.text())))
+            .collect()
+    }
+
+    /// [`Self::queries`], each query's own fault kept as its answer: a query QuickBooks
+    /// refuses does not lose the others' answers.
+    pub(super) async fn queries_each(
+        &self,
+        statements: &[(String, String)],
+    ) -> Result<Vec<Result<Vec<Value>, Fault>>, PlatformError> {
         let mut out = Vec::new();
         for chunk in statements.chunks(BATCH) {
             if chunk.len() == 1 {
-                out.push(self.query(&chunk[0].0, &chunk[0].1).await?);
+                out.push(self.query_answer(&chunk[0].0, &chunk[0].1).await?);
                 continue;
             }
             let items: Vec<Value> = chunk
@@ -426,7 +459,8 @@ impl QboConnector {
                     ));
                 };
                 if let Some(fault) = item.get("Fault") {
-                    return Err(PlatformError::Unavailable(Fault::read(200, fault).text()));
+                    out.push(Err(Fault::read(200, fault)));
+                    continue;
                 }
                 let response: Map<String, Value> = match item.get("QueryResponse") {
                     Some(r) => read(r, "a query's answer").map_err(PlatformError::Unavailable)?,
@@ -436,7 +470,7 @@ impl QboConnector {
                         ))
                     }
                 };
-                out.push(list(&response, entity)?);
+                out.push(Ok(list(&response, entity)?));
             }
         }
         Ok(out)

@@ -336,12 +336,13 @@ impl QboConnector {
     /// Voids of the refund documents we made for orders the store deleted (trashed, or
     /// gone). Their refunds are no longer known by id, so the documents are found by the
     /// number we gave them (the order's document number as we number it, then `-R`) and
-    /// our note naming that order and store. The order's number is read from its own
-    /// document's note, so a document the bookkeeper renumbered never leads to another
-    /// order's refunds; from its `DocNumber` where the note no longer says (QuickBooks
-    /// replaces a voided document's note). The look-ups go in one batch; if it fails, each
-    /// order is looked up on its own, and a look-up QuickBooks refuses fails that order
-    /// (counted, quarantined after its tries, tried again later), not the page.
+    /// our note naming that order and store. The order's number is read from our note on
+    /// its document, so a document the bookkeeper renumbered never leads to another order's
+    /// refunds; only where QuickBooks replaced the note of the voided document (`Voided`,
+    /// on a later try) is it read from its `DocNumber`, and only under the flow's own
+    /// non-empty prefix. The look-ups go in one batch; each order takes its own answer: a
+    /// look-up QuickBooks refuses fails that order (counted, quarantined after its tries),
+    /// an outage leaves it to be tried again, and neither touches the rest of the page.
     async fn deleted_orders_refund_voids(
         &self,
         deleted: &[(usize, &Write, &Held)],
@@ -349,11 +350,7 @@ impl QboConnector {
         let mut plans = Vec::new();
         let mut asks = Vec::new();
         for (i, w, document) in deleted {
-            let number = marked_order_number(&document.note, w).or_else(|| {
-                let doc_number = document.doc_number.as_deref()?;
-                numbered_order_number(doc_number, w, &self.books.doc_number_prefix)
-            });
-            let Some(number) = number else {
+            let Some(number) = self.deleted_order_number(w, document) else {
                 tracing::warn!(
                     document = %document.id,
                     "the document of an order deleted in the store carries neither our note nor \
@@ -372,44 +369,42 @@ impl QboConnector {
                 Err(e) => plans.push((*i, Plan::Done(WriteOutcome::Failed(e)))),
             }
         }
-        let answers: Vec<Result<Vec<Vec<Held>>, String>> =
-            match self.holdings(&refund_lookups(&asks)).await {
-                Ok(found) => {
-                    let mut found = found.into_iter();
-                    asks.iter()
-                        .map(|_| Ok(found.by_ref().take(REFUND_ENTITIES.len()).collect()))
-                        .collect()
+        let failed = |e: String| format!("its refund documents could not be looked up: {e}");
+        let mut answers = match self.queries_each(&refund_lookups(&asks)).await {
+            Ok(answers) => answers.into_iter(),
+            Err(PlatformError::Unavailable(e)) => {
+                for (i, ..) in asks {
+                    let outcome = WriteOutcome::Unavailable(failed(e.clone()));
+                    plans.push((i, Plan::Done(outcome)));
                 }
-                Err(PlatformError::Unavailable(e)) if asks.len() == 1 => vec![Err(e)],
-                Err(PlatformError::Unavailable(_)) => {
-                    let mut each = Vec::new();
-                    for ask in &asks {
-                        each.push(
-                            match self
-                                .holdings(&refund_lookups(std::slice::from_ref(ask)))
-                                .await
-                            {
-                                Ok(found) => Ok(found),
-                                Err(PlatformError::Unavailable(e)) => Err(e),
-                                Err(e) => return Err(e),
-                            },
-                        );
-                    }
-                    each
-                }
-                Err(e) => return Err(e),
-            };
-        for ((i, w, number, prefix), answer) in asks.into_iter().zip(answers) {
-            let found = match answer {
-                Ok(found) => found,
-                Err(e) => {
-                    let e = format!("its refund documents could not be looked up: {e}");
-                    plans.push((i, Plan::Done(WriteOutcome::Failed(e))));
-                    continue;
-                }
-            };
+                return Ok(plans);
+            }
+            Err(e) => return Err(e),
+        };
+        for (i, w, number, prefix) in asks {
+            let mut found = Vec::new();
+            let mut failure = None;
+            for entity in REFUND_ENTITIES {
+                let outcome = match answers.next() {
+                    Some(Ok(list)) => match Held::all(list, entity) {
+                        Ok(docs) => {
+                            found.push((entity, docs));
+                            continue;
+                        }
+                        Err(e) => WriteOutcome::Failed(failed(e.to_string())),
+                    },
+                    Some(Err(f)) if f.is_refusal() => WriteOutcome::Failed(failed(f.text())),
+                    Some(Err(f)) => WriteOutcome::Unavailable(failed(f.text())),
+                    None => WriteOutcome::Unavailable(failed("an answer is missing".into())),
+                };
+                failure.get_or_insert(outcome);
+            }
+            if let Some(outcome) = failure {
+                plans.push((i, Plan::Done(outcome)));
+                continue;
+            }
             let (before, after) = refunds_marker(&w.origin, &number);
-            for (entity, docs) in REFUND_ENTITIES.into_iter().zip(found) {
+            for (entity, docs) in found {
                 for d in docs {
                     let ours = d
                         .doc_number
@@ -425,6 +420,25 @@ impl QboConnector {
             }
         }
         Ok(plans)
+    }
+
+    /// The number of the order a deleted order's document is for: from our note on it;
+    /// from its `DocNumber` only when QuickBooks replaced the note on voiding it (the note
+    /// is just `Voided`) and the number carries the flow's own non-empty prefix. A note
+    /// naming two orders, or one the bookkeeper rewrote, is no guess.
+    fn deleted_order_number(&self, write: &Write, document: &Held) -> Option<String> {
+        if let Some(number) = marked_order_number(&document.note, write) {
+            return Some(number);
+        }
+        let replaced_on_void = document.gone && document.note.trim() == "Voided";
+        let prefix = write
+            .number_prefix
+            .as_deref()
+            .unwrap_or(&self.books.doc_number_prefix);
+        if !replaced_on_void || prefix.is_empty() {
+            return None;
+        }
+        numbered_order_number(document.doc_number.as_deref()?, prefix)
     }
 
     fn refund_plan(

@@ -954,18 +954,12 @@ pub(super) fn marked_order_number(note: &str, write: &Write) -> Option<String> {
     }
 }
 
-/// The order number a document's `DocNumber` carries as this flow numbers documents (its
-/// prefix, then the order's number): how a document whose note QuickBooks replaced on a
-/// void (`Voided`) is still known as an order's.
-pub(super) fn numbered_order_number(
-    doc_number: &str,
-    write: &Write,
-    books_prefix: &str,
-) -> Option<String> {
-    let prefix = write.number_prefix.as_deref().unwrap_or(books_prefix);
+/// The order number a document's `DocNumber` carries after `prefix` (how the flow numbers
+/// its documents: the prefix, then the order's number).
+pub(super) fn numbered_order_number(doc_number: &str, prefix: &str) -> Option<String> {
     doc_number
         .strip_prefix(prefix)
-        .filter(|n| !n.is_empty())
+        .filter(|n| !n.is_empty() && !n.contains(char::is_whitespace))
         .map(str::to_string)
 }
 
@@ -1218,19 +1212,13 @@ mod tests {
     }
 
     #[test]
-    fn the_order_number_is_read_back_from_a_document_number_as_the_flow_numbers_them() {
+    fn the_order_number_is_read_back_from_a_document_number_after_the_flows_prefix() {
         assert_eq!(
-            numbered_order_number("S1-1042", &write(Some("S1-")), "WC-").as_deref(),
+            numbered_order_number("S1-1042", "S1-").as_deref(),
             Some("1042")
         );
-        assert_eq!(
-            numbered_order_number("WC-1042", &write(None), "WC-").as_deref(),
-            Some("1042")
-        );
-        assert_eq!(
-            numbered_order_number("S2-1042", &write(Some("S1-")), ""),
-            None
-        );
-        assert_eq!(numbered_order_number("S1-", &write(Some("S1-")), ""), None);
+        assert_eq!(numbered_order_number("S2-1042", "S1-"), None);
+        assert_eq!(numbered_order_number("S1-", "S1-"), None);
+        assert_eq!(numbered_order_number("S1-1042 adj", "S1-"), None);
     }
 }
