@@ -1,14 +1,19 @@
-"""Checks that template.yaml's HTTP API routes are the route table's (shared/api/src/routes.rs),
-no more and no fewer: each `HttpApi` event of a function is a gateway route with that method,
-path and function, guarded by the JWT authorizer exactly where the table says so.
+"""Checks template.yaml against what the code says, so the two cannot drift apart:
 
-The table is read from `syncctl routes` (its JSON), so the check reads the same table the API
-function dispatches by and the local gateway routes by.
+- its HTTP API routes are the route table's (shared/api/src/routes.rs), no more and no fewer:
+  each `HttpApi` event of a function is a gateway route with that method, path and function,
+  guarded by the JWT authorizer exactly where the table says so;
+- each queue-fed function's `BatchSize` and `Timeout` are its crate's `BATCH_SIZE` and
+  `TIMEOUT` (which the local stack's event sources use too), and its queue's visibility
+  timeout is six times the timeout (AWS's advice for SQS event sources).
 
-    python infra/routes_check.py [--syncctl PATH] [--self-test]
+What the code says is read from `syncctl routes` (its JSON): the same table the API function
+dispatches by and the local gateway routes by.
+
+    python infra/template_check.py [--syncctl PATH] [--self-test]
 
 Run by the test command; `--self-test` shows the check failing on a template whose route was
-dropped, added, moved to another function or left unguarded.
+dropped, added, moved to another function or left unguarded, and on a batch size changed.
 """
 
 from __future__ import annotations
@@ -24,10 +29,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from iam_check import ROOT, load_template  # noqa: E402
 
 
-def table(syncctl: str) -> list[tuple[str, str, str, bool]]:
+def code_facts(syncctl: str) -> dict:
     answer = subprocess.run([syncctl, "routes"], check=True, capture_output=True, text=True)
-    routes = json.loads(answer.stdout)["gateway"]
-    return sorted((r["method"], r["path"], r["function"], r["jwt"]) for r in routes)
+    return json.loads(answer.stdout)
+
+
+def table(facts: dict) -> list[tuple[str, str, str, bool]]:
+    return sorted((r["method"], r["path"], r["function"], r["jwt"]) for r in facts["gateway"])
+
+
+def queue_differences(template: dict, facts: dict) -> list[str]:
+    resources = template["Resources"]
+    default_timeout = template.get("Globals", {}).get("Function", {}).get("Timeout")
+    problems = []
+    for queue in facts["queues"]:
+        name = queue["function"]
+        props = resources[name]["Properties"]
+        timeout = props.get("Timeout", default_timeout)
+        if timeout != queue["timeout_seconds"]:
+            problems.append(f"{name}: Timeout is {timeout}, the code says {queue['timeout_seconds']}")
+        sources = [e["Properties"] for e in (props.get("Events") or {}).values() if e.get("Type") == "SQS"]
+        if len(sources) != 1:
+            problems.append(f"{name}: {len(sources)} SQS event sources, the code has one")
+            continue
+        if sources[0].get("BatchSize") != queue["batch_size"]:
+            problems.append(f"{name}: BatchSize is {sources[0].get('BatchSize')}, the code says {queue['batch_size']}")
+        queue_ref = sources[0].get("Queue")
+        queue_id = queue_ref[0] if isinstance(queue_ref, list) else str(queue_ref).split(".")[0]
+        visibility = resources.get(queue_id, {}).get("Properties", {}).get("VisibilityTimeout")
+        if visibility != 6 * queue["timeout_seconds"]:
+            problems.append(f"{name}: its queue {queue_id} has VisibilityTimeout {visibility}, not six times {queue['timeout_seconds']}")
+    return problems
 
 
 def template_routes(template: dict) -> list[tuple[str, str, str, bool]]:
@@ -48,15 +80,17 @@ def template_routes(template: dict) -> list[tuple[str, str, str, bool]]:
     return sorted(out)
 
 
-def differences(template: dict, expected: list[tuple[str, str, str, bool]]) -> list[str]:
+def differences(template: dict, facts: dict) -> list[str]:
+    expected = table(facts)
     found = template_routes(template)
     problems = [f"template.yaml lacks the route {r}" for r in expected if r not in found]
     problems += [f"template.yaml has a route the table does not: {r}" for r in found if r not in expected]
-    return problems
+    return problems + queue_differences(template, facts)
 
 
-def self_test(expected: list[tuple[str, str, str, bool]]) -> int:
-    """The check must fail when the template drops, adds, moves or unguards a route."""
+def self_test(expected: dict) -> int:
+    """The check must fail when the template drops, adds, moves or unguards a route, or
+    changes a batch size."""
     template = load_template()
     caught = []
     intake = template["Resources"]["WebhookIntakeFunction"]["Properties"]["Events"]
@@ -84,7 +118,12 @@ def self_test(expected: list[tuple[str, str, str, bool]]) -> int:
     props["Auth"] = {"Authorizer": "NONE"}
     caught.append(("unguarded", bool(differences(unguarded, expected))))
 
-    print("routes self-test: " + ", ".join(f"{what} route {'caught' if ok else 'NOT caught'}" for what, ok in caught))
+    batch = copy.deepcopy(template)
+    jobs = batch["Resources"]["SyncWorkerFunction"]["Properties"]["Events"]
+    next(e for e in jobs.values() if e.get("Type") == "SQS")["Properties"]["BatchSize"] = 10
+    caught.append(("batch size", bool(differences(batch, expected))))
+
+    print("template self-test: " + ", ".join(f"{what} {'caught' if ok else 'NOT caught'}" for what, ok in caught))
     return 0 if all(ok for _, ok in caught) else 1
 
 
@@ -92,7 +131,7 @@ def main() -> int:
     syncctl = os.environ.get("SYNCCTL", str(ROOT / "target" / "debug" / "syncctl"))
     if "--syncctl" in sys.argv:
         syncctl = sys.argv[sys.argv.index("--syncctl") + 1]
-    expected = table(syncctl)
+    expected = code_facts(syncctl)
     if "--self-test" in sys.argv:
         return self_test(expected)
     problems = differences(load_template(), expected)
@@ -100,7 +139,8 @@ def main() -> int:
         print(p, file=sys.stderr)
     if problems:
         return 1
-    print(f"routes: template.yaml has the route table's {len(expected)} gateway routes, no others")
+    print(f"template: the route table's {len(expected['gateway'])} gateway routes and no others; "
+          f"{len(expected['queues'])} queue-fed functions' batch sizes and timeouts as the code says")
     return 0
 
 

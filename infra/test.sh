@@ -73,9 +73,9 @@ step "IAM: each function's policy grants exactly what its code can call (infra/i
 .venv/bin/python infra/iam_check.py --self-test
 .venv/bin/python infra/iam_check.py
 
-step "routes: template.yaml's HTTP API routes are the route table's (infra/routes_check.py)"
-SYNCCTL="$root/target/debug/syncctl" .venv/bin/python infra/routes_check.py --self-test
-SYNCCTL="$root/target/debug/syncctl" .venv/bin/python infra/routes_check.py
+step "template: routes, batch sizes and timeouts as the code says (infra/template_check.py)"
+SYNCCTL="$root/target/debug/syncctl" .venv/bin/python infra/template_check.py --self-test
+SYNCCTL="$root/target/debug/syncctl" .venv/bin/python infra/template_check.py
 
 step "template lint: cfn-lint"
 .venv/bin/cfn-lint template.yaml

@@ -102,7 +102,8 @@ enum Command {
     },
     /// Print every route of the HTTP API as JSON: the gateway's (method, path, the
     /// template's function, whether the JWT authorizer guards it) and the API function's
-    /// (method, path, summary). `infra/routes_check.py` checks `template.yaml` against it.
+    /// (method, path, summary); and the queue-fed functions' batch sizes and timeouts.
+    /// `infra/template_check.py` checks `template.yaml` against it.
     Routes,
     /// Webhook tools.
     #[command(subcommand)]
@@ -393,11 +394,20 @@ fn routes(out: &mut dyn Write) -> Result<i32> {
         .iter()
         .map(|r| serde_json::json!({"method": r.method, "path": r.path, "summary": r.summary}))
         .collect();
-    writeln!(
-        out,
-        "{}",
-        serde_json::to_string_pretty(&serde_json::json!({"gateway": gateway, "api": api}))?
-    )?;
+    let queues = serde_json::json!([
+        {
+            "function": "WebhookCoalescerFunction",
+            "batch_size": webhook_coalescer::BATCH_SIZE,
+            "timeout_seconds": webhook_coalescer::TIMEOUT.as_secs(),
+        },
+        {
+            "function": "SyncWorkerFunction",
+            "batch_size": sync_worker::BATCH_SIZE,
+            "timeout_seconds": sync_worker::TIMEOUT.as_secs(),
+        },
+    ]);
+    let all = serde_json::json!({"gateway": gateway, "api": api, "queues": queues});
+    writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
     Ok(0)
 }
 

@@ -12,8 +12,6 @@ use crate::gateway::{self, Gateway};
 use crate::jwt::LocalJwt;
 use crate::moto::MotoServer;
 use crate::provision::{provision, Names};
-use sync_core::clock::SystemClock;
-use sync_core::config::{ApiSettings, CoalescerConfig, IntakeConfig, SetupConfig, WorkerConfig};
 
 /// How to run the local stack.
 #[derive(Debug, Clone)]
@@ -59,12 +57,6 @@ impl QueueFunctions {
     }
 }
 
-/// The worker's timeout in the template; the sync queue's visibility timeout is six times it.
-pub const WORKER_TIMEOUT: Duration = Duration::from_secs(300);
-/// The coalescer's timeout in the template; the events queue's visibility timeout is six
-/// times it.
-pub const COALESCER_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A started local stack; everything stops when it is dropped.
 pub struct LocalStack {
     pub api_url: String,
@@ -98,7 +90,6 @@ impl LocalStack {
             .await
             .context("creating local AWS resources")?;
         let resources = provisioned.resources.clone();
-        let settings = ApiSettings::from_env()?;
         let listener = TcpListener::bind(&options.listen).await.with_context(|| {
             format!(
                 "listening on {} (use --listen to pick another address)",
@@ -106,10 +97,6 @@ impl LocalStack {
             )
         })?;
         let api_url = format!("http://{}", listener.local_addr()?);
-        let mut settings = settings;
-        settings
-            .public_base_url
-            .get_or_insert_with(|| api_url.clone());
         let http = Arc::new(sync_http::ReqwestClient::new().map_err(anyhow::Error::msg)?);
         // The demo's platforms first: the functions are configured with their addresses.
         let platforms = match options.demo {
@@ -120,105 +107,72 @@ impl LocalStack {
             .as_ref()
             .map(|p| p.quickbooks_env())
             .unwrap_or_default();
-        if let Some(p) = &platforms {
-            p.quickbooks.allow_redirect_uri(&format!(
-                "{}/oauth/quickbooks/callback",
-                settings.public_base_url.as_deref().unwrap_or(&api_url)
-            ));
-        }
         let mut function_env = options.function_env.clone();
         for (name, value) in demo_env {
             if !function_env.iter().any(|(k, _)| *k == name) {
                 function_env.push((name, value));
             }
         }
-        let env = |name: &str| {
-            function_env
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .or_else(|| std::env::var(name).ok())
+        // Every function reads its environment as in Lambda, through its own `from_lookup`
+        // (the same wiring its `main` does): the local resources, then the functions'
+        // settings, then this process's environment.
+        let env = |name: &str| -> Option<String> {
+            let resource = match name {
+                "TABLE_NAME" => Some(&resources.table_name),
+                "KMS_KEY_ID" => Some(&resources.kms_key_id),
+                "SCHEDULE_GROUP" => Some(&resources.schedule_group),
+                "SYNC_QUEUE_URL" => Some(&resources.sync_queue_url),
+                "SYNC_QUEUE_ARN" => Some(&resources.sync_queue_arn),
+                "SYNC_DLQ_ARN" => Some(&resources.sync_dlq_arn),
+                "SCHEDULER_ROLE_ARN" => Some(&resources.scheduler_role_arn),
+                "WEBHOOK_QUEUE_URL" => Some(&provisioned.events_queue_url),
+                _ => None,
+            };
+            resource.cloned().or_else(|| {
+                function_env
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| std::env::var(name).ok())
+                    .or_else(|| (name == "PUBLIC_BASE_URL").then(|| api_url.clone()))
+            })
         };
-        // The tunables (DEDUP_TTL_HOURS, …) come from the environment as in Lambda.
-        let intake_config = IntakeConfig::from_lookup(|name| match name {
-            "TABLE_NAME" => Some(resources.table_name.clone()),
-            "KMS_KEY_ID" => Some(resources.kms_key_id.clone()),
-            "WEBHOOK_QUEUE_URL" => Some(provisioned.events_queue_url.clone()),
-            other => env(other),
-        })?;
-        let setup_config = SetupConfig::from_lookup(|name| match name {
-            "TABLE_NAME" => Some(resources.table_name.clone()),
-            "KMS_KEY_ID" => Some(resources.kms_key_id.clone()),
-            other => env(other),
-        })?;
+        if let Some(p) = &platforms {
+            let base = env("PUBLIC_BASE_URL").filter(|url| !url.is_empty());
+            p.quickbooks.allow_redirect_uri(&format!(
+                "{}/oauth/quickbooks/callback",
+                base.as_deref().unwrap_or(&api_url)
+            ));
+        }
         let gateway = Arc::new(Gateway {
-            setup: connection_setup::App {
-                setup: sync_aws::wiring::webhook_setup(
-                    &sdk,
-                    &setup_config,
-                    http.clone(),
-                    Arc::new(SystemClock),
-                ),
-                connect: sync_aws::wiring::quickbooks_connect(
-                    &sdk,
-                    &setup_config,
-                    http.clone(),
-                    Arc::new(SystemClock),
-                ),
-                settings: settings.clone(),
-                time_limit: connection_setup::TIME_LIMIT,
-            },
-            schedules: schedule_api::App::with_aws(&sdk, &resources, settings),
-            webhooks: webhook_intake::App {
-                intake: sync_aws::wiring::intake(&sdk, &intake_config, Arc::new(SystemClock)),
-                max_body_bytes: intake_config.max_body_bytes,
-            },
+            setup: connection_setup::App::from_lookup(&sdk, env, http.clone())?,
+            schedules: schedule_api::App::from_lookup(&sdk, env)?,
+            webhooks: webhook_intake::App::from_lookup(&sdk, env)?,
             jwt: LocalJwt::from_env(),
         });
-        let coalescer = sync_aws::wiring::coalescer(
-            &sdk,
-            &CoalescerConfig {
-                table_name: resources.table_name.clone(),
-                sync_queue_url: provisioned.sync_queue_url.clone(),
-            },
-        );
-        // The worker's tunables (TIME_BUDGET_MS, HTTP_ATTEMPTS, …) come from the environment
-        // as in Lambda; its resources are the local ones.
-        let worker_config = WorkerConfig::from_lookup(|name| match name {
-            "TABLE_NAME" => Some(resources.table_name.clone()),
-            "KMS_KEY_ID" => Some(resources.kms_key_id.clone()),
-            "SCHEDULE_GROUP" => Some(resources.schedule_group.clone()),
-            "SYNC_QUEUE_URL" => Some(resources.sync_queue_url.clone()),
-            "SYNC_QUEUE_ARN" => Some(resources.sync_queue_arn.clone()),
-            "SYNC_DLQ_ARN" => Some(resources.sync_dlq_arn.clone()),
-            "SCHEDULER_ROLE_ARN" => Some(resources.scheduler_role_arn.clone()),
-            other => env(other),
-        })?;
         let functions = Arc::new(QueueFunctions {
-            coalescer,
+            coalescer: webhook_coalescer::from_lookup(&sdk, env)?,
             coalescer_source: SqsEventSource::new(
                 &sdk,
                 Mapping {
                     queue_url: provisioned.events_queue_url.clone(),
                     queue_arn: provisioned.events_queue_arn.clone(),
-                    batch_size: 1000,
+                    batch_size: webhook_coalescer::BATCH_SIZE,
                     window: options.coalesce_window,
-                    timeout: COALESCER_TIMEOUT,
-                    visibility_timeout: COALESCER_TIMEOUT * 6,
+                    timeout: webhook_coalescer::TIMEOUT,
+                    visibility_timeout: webhook_coalescer::TIMEOUT * 6,
                 },
             ),
-            worker: sync_worker::App {
-                worker: sync_aws::wiring::worker(&sdk, &worker_config, http, Arc::new(SystemClock)),
-            },
+            worker: sync_worker::App::from_lookup(&sdk, env, http)?,
             worker_source: SqsEventSource::new(
                 &sdk,
                 Mapping {
                     queue_url: resources.sync_queue_url.clone(),
                     queue_arn: resources.sync_queue_arn.clone(),
-                    batch_size: 5,
+                    batch_size: sync_worker::BATCH_SIZE,
                     window: Duration::ZERO,
-                    timeout: WORKER_TIMEOUT,
-                    visibility_timeout: WORKER_TIMEOUT * 6,
+                    timeout: sync_worker::TIMEOUT,
+                    visibility_timeout: sync_worker::TIMEOUT * 6,
                 },
             ),
         });

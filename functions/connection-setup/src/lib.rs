@@ -33,6 +33,26 @@ pub struct App {
     pub time_limit: std::time::Duration,
 }
 
+impl App {
+    /// The function's wiring from its environment (`get` reads one variable) and the
+    /// platforms' HTTP client: what its `main` builds in Lambda, and what the local stack
+    /// builds on loopback.
+    pub fn from_lookup(
+        sdk: &sync_aws::SdkConfig,
+        get: impl Fn(&str) -> Option<String>,
+        http: std::sync::Arc<dyn sync_core::ports::HttpClient>,
+    ) -> Result<Self, sync_core::config::ConfigError> {
+        let config = sync_core::config::SetupConfig::from_lookup(&get)?;
+        let clock = std::sync::Arc::new(sync_core::clock::SystemClock);
+        Ok(Self {
+            setup: sync_aws::wiring::webhook_setup(sdk, &config, http.clone(), clock.clone()),
+            connect: sync_aws::wiring::quickbooks_connect(sdk, &config, http, clock),
+            settings: ApiSettings::from_lookup(&get)?,
+            time_limit: TIME_LIMIT,
+        })
+    }
+}
+
 /// The default [`App::time_limit`].
 pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(25);
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use sync_aws::{wiring::services, SdkConfig};
 use sync_core::clock::SystemClock;
-use sync_core::config::{ApiSettings, AwsResources};
+use sync_core::config::{ApiSettings, AwsResources, ConfigError};
 use sync_core::service::Services;
 
 pub use sync_api::ApiError;
@@ -42,6 +42,20 @@ impl App {
     /// SDK configuration and the resource names.
     pub fn with_aws(sdk: &SdkConfig, resources: &AwsResources, settings: ApiSettings) -> Self {
         Self::new(services(sdk, resources, Arc::new(SystemClock)), settings)
+    }
+
+    /// The function's wiring from its environment (`get` reads one variable): what its
+    /// `main` builds in Lambda, and what the local stack builds on loopback.
+    pub fn from_lookup(
+        sdk: &SdkConfig,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let resources = AwsResources::from_lookup(&get)?;
+        Ok(Self::with_aws(
+            sdk,
+            &resources,
+            ApiSettings::from_lookup(&get)?,
+        ))
     }
 }
 

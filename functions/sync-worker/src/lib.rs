@@ -19,9 +19,32 @@ use sync_core::service::sync::{JobOutcome, SyncWorker};
 /// Jobs of one batch run at once.
 const JOBS_IN_PARALLEL: usize = 4;
 
+/// Jobs handed over at once by the sync queue's event source (the template's `BatchSize`).
+pub const BATCH_SIZE: usize = 5;
+/// The function's timeout (the template's `Timeout`); the sync queue's visibility timeout
+/// is six times it.
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// What the handler needs, built once per cold start.
 pub struct App {
     pub worker: SyncWorker,
+}
+
+impl App {
+    /// The function's wiring from its environment (`get` reads one variable) and the
+    /// platforms' HTTP client: what its `main` builds in Lambda, and what the local stack
+    /// builds on loopback.
+    pub fn from_lookup(
+        sdk: &sync_aws::SdkConfig,
+        get: impl Fn(&str) -> Option<String>,
+        http: std::sync::Arc<dyn sync_core::ports::HttpClient>,
+    ) -> Result<Self, sync_core::config::ConfigError> {
+        let config = sync_core::config::WorkerConfig::from_lookup(get)?;
+        let clock = std::sync::Arc::new(sync_core::clock::SystemClock);
+        Ok(Self {
+            worker: sync_aws::wiring::worker(sdk, &config, http, clock),
+        })
+    }
 }
 
 /// When the invocation ends: Lambda's deadline, or (outside Lambda) fifteen minutes away.

@@ -3,18 +3,13 @@
 
 use lambda_runtime::{run, service_fn, Error};
 use std::sync::Arc;
-use sync_core::clock::SystemClock;
-use sync_core::config::WorkerConfig;
 use sync_worker::{handle, App};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = WorkerConfig::from_env()?;
     let sdk = sync_aws::sdk::from_env().await;
     let http = Arc::new(sync_http::ReqwestClient::new()?);
-    let app = App {
-        worker: sync_aws::wiring::worker(&sdk, &config, http, Arc::new(SystemClock)),
-    };
+    let app = App::from_lookup(&sdk, |name| std::env::var(name).ok(), http)?;
     run(service_fn(|event| handle(&app, event))).await
 }

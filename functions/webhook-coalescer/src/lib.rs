@@ -5,7 +5,28 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 
+use std::time::Duration;
+use sync_aws::SdkConfig;
+use sync_core::config::{CoalescerConfig, ConfigError};
 use sync_core::service::{Coalescer, Incoming};
+
+/// Events handed over at once by the queue's event source (the template's `BatchSize`).
+pub const BATCH_SIZE: usize = 1000;
+/// The function's timeout (the template's `Timeout`); the events queue's visibility timeout
+/// is six times it.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The function's wiring from its environment (`get` reads one variable): what its `main`
+/// builds in Lambda, and what the local stack builds on loopback.
+pub fn from_lookup(
+    sdk: &SdkConfig,
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Coalescer, ConfigError> {
+    Ok(sync_aws::wiring::coalescer(
+        sdk,
+        &CoalescerConfig::from_lookup(get)?,
+    ))
+}
 
 pub async fn handle(
     coalescer: &Coalescer,

@@ -16,12 +16,31 @@ use lambda_http::{Body, Error, Request, Response};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
+use std::sync::Arc;
+use sync_aws::SdkConfig;
+use sync_core::clock::SystemClock;
+use sync_core::config::{ConfigError, IntakeConfig};
 use sync_core::service::{Delivery, Intake, IntakeError, Outcome};
 
 /// What the handler needs, built once per cold start.
 pub struct App {
     pub intake: Intake,
     pub max_body_bytes: usize,
+}
+
+impl App {
+    /// The function's wiring from its environment (`get` reads one variable): what its
+    /// `main` builds in Lambda, and what the local stack builds on loopback.
+    pub fn from_lookup(
+        sdk: &SdkConfig,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let config = IntakeConfig::from_lookup(get)?;
+        Ok(Self {
+            intake: sync_aws::wiring::intake(sdk, &config, Arc::new(SystemClock)),
+            max_body_bytes: config.max_body_bytes,
+        })
+    }
 }
 
 fn respond(status: StatusCode, body: &Value) -> Response<Body> {

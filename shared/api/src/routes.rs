@@ -3,7 +3,7 @@
 //! - [`GATEWAY_ROUTES`]: the routes API Gateway knows (the `HttpApi` events of
 //!   `template.yaml`), each with the function it invokes and whether the JWT authorizer
 //!   guards it. The local gateway routes by them ([`gateway_route`], API Gateway's own
-//!   precedence), and `infra/routes_check.py` checks `template.yaml` against them (through
+//!   precedence), and `infra/template_check.py` checks `template.yaml` against them (through
 //!   `syncctl routes`).
 //! - [`API_ROUTES`]: the routes the API function serves behind its `ANY /api/{proxy+}`; its
 //!   dispatcher picks the handler by [`api_route`], which answers 404 or 405 (with the
