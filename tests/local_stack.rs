@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use infra::firer::LocalScheduler;
-use integration_tests::{clock, fresh_aws, Aws};
+use integration_tests::{clock, fresh_aws, syncctl, Aws};
 use serde_json::Value;
 use sync_aws::wiring::services;
 use sync_core::domain::{ConnectionId, EntityType, NewSchedule, Platform, SyncMode, TenantId};
@@ -149,18 +149,6 @@ async fn an_empty_window_fires_nothing() {
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(fired.is_empty(), "{fired:?}");
     assert!(received(&aws).await.is_empty());
-}
-
-async fn syncctl(args: &[&str]) -> (i32, String, String) {
-    let mut argv = vec!["syncctl".to_string()];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = infra::cli::run(argv, &mut out, &mut err).await;
-    (
-        code,
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-    )
 }
 
 #[tokio::test]

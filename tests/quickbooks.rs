@@ -23,7 +23,13 @@ fn seed() -> Seed {
 
 /// A world with the company connected; a 429 that does not say how long waits a second.
 async fn world() -> (SyncWorld, String) {
-    let w = sync_world_with(seed(), vec![("THROTTLE_WAIT_SECONDS".into(), "1".into())]).await;
+    world_with(Vec::new()).await
+}
+
+/// As [`world`], with more of the worker's settings.
+async fn world_with(mut env: Vec<(String, String)>) -> (SyncWorld, String) {
+    env.push(("THROTTLE_WAIT_SECONDS".into(), "1".into()));
+    let w = sync_world_with(seed(), env).await;
     let books = w.connect_quickbooks(json!({})).await;
     (w, books)
 }
@@ -1611,5 +1617,136 @@ async fn a_deleted_orders_refund_documents_are_found_by_its_own_number_and_a_ref
         live(&refund_doc(&docs, other)),
         "another order's refund is left alone: {:#}",
         refund_doc(&docs, other)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quarantined_orders_are_retried_in_bulk_once_quickbooks_answers_again() {
+    let (w, books) = world_with(vec![("RECORD_ATTEMPTS".into(), "2".into())]).await;
+    w.flow(&w.store, &books, &["orders"]).await;
+    w.work().await;
+    let orders = w.woo.all(Kind::Orders);
+    let order = orders
+        .iter()
+        .find(|o| {
+            matches!(o["status"].as_str(), Some("completed" | "processing"))
+                && o["refunds"].as_array().is_none_or(|r| r.is_empty())
+                && amount(&o["total"]) >= Decimal::from(5)
+        })
+        .cloned()
+        .unwrap_or_default();
+    let id = order["id"].as_u64().unwrap_or_default();
+    let refund = w
+        .store_admin(
+            Method::POST,
+            &format!("wc/v3/orders/{id}/refunds"),
+            json!({"amount": "1.25", "reason": "Damaged"}),
+        )
+        .await;
+    sync_once(&w, &w.store, "orders").await;
+    let key = format!(
+        "{}-R{}",
+        order["number"].as_str().unwrap_or_default(),
+        refund["id"]
+    );
+    let voided = |docs: &HashMap<String, Vec<(&'static str, Value)>>| {
+        docs[&key][0].1["PrivateNote"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Voided")
+    };
+    // The order is deleted while QuickBooks refuses to look its refund documents up: after
+    // two tries it is quarantined and the stream moves on.
+    w.qbo_admin(
+        Method::POST,
+        "refuse-queries",
+        json!({"containing": "DocNumber LIKE", "count": -1}),
+    )
+    .await;
+    w.store_admin(Method::DELETE, &format!("wc/v3/orders/{id}"), json!({}))
+        .await;
+    run_once(&w, &w.store, "orders").await;
+    let second = run_once(&w, &w.store, "orders").await;
+    assert_eq!(second["failures"][0]["quarantined"], true, "{second:#}");
+    // A retry of a run that failed nothing is refused, and changes nothing.
+    let clean = w
+        .runs("status=succeeded")
+        .await
+        .first()
+        .cloned()
+        .unwrap_or_default();
+    let (status, refused) = w
+        .api
+        .send(
+            Method::POST,
+            &format!(
+                "/api/sync/runs/{}/retry",
+                clean["id"].as_str().unwrap_or_default()
+            ),
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CONFLICT, "{refused}");
+    // QuickBooks answers again; a bulk retry by the error's text runs the order alone.
+    w.qbo_admin(
+        Method::POST,
+        "refuse-queries",
+        json!({"containing": "DocNumber LIKE", "count": 0}),
+    )
+    .await;
+    assert!(!voided(&refund_documents(&w).await));
+    let (status, retried) = w
+        .api
+        .send(
+            Method::POST,
+            "/api/sync/failures/retry",
+            Some("acme"),
+            Some(json!({"connection_id": w.store, "error_contains": "refund documents"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{retried}");
+    assert_eq!(retried["records"], 1, "{retried}");
+    assert_eq!(retried["runs"][0]["trigger"], "retry", "{retried}");
+    assert_eq!(retried["runs"][0]["ids_requested"], 1, "{retried}");
+    w.work().await;
+    let run_id = retried["runs"][0]["id"].as_str().unwrap_or_default();
+    let (_, ran) = w
+        .api
+        .send(
+            Method::GET,
+            &format!("/api/sync/runs/{run_id}"),
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(ran["status"], "succeeded", "{ran:#}");
+    assert!(
+        voided(&refund_documents(&w).await),
+        "the refund is voided with its order"
+    );
+    let (_, page) = w
+        .api
+        .send(
+            Method::GET,
+            &format!("/api/sync/failures?connection_id={}", w.store),
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(page["failures"], json!([]), "{page:#}");
+    // Nothing left to retry.
+    let (status, none) = w
+        .api
+        .send(
+            Method::POST,
+            "/api/sync/failures/retry",
+            Some("acme"),
+            Some(json!({"connection_id": w.store})),
+        )
+        .await;
+    assert_eq!(
+        (status, none["records"].clone()),
+        (reqwest::StatusCode::OK, json!(0))
     );
 }

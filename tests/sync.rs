@@ -3,6 +3,7 @@
 //! the PostgREST layer. Afterwards each target is compared with its source field by field.
 
 use integration_tests::platforms::{sync_world, sync_world_with, SyncWorld};
+use integration_tests::syncctl;
 use platform_sims::woo::{Kind, Seed};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -1050,4 +1051,153 @@ async fn a_full_run_deletes_at_the_target_what_the_source_deleted_without_tellin
     w.work().await;
     let runs = w.runs("limit=1").await;
     assert_eq!(runs[0]["counts"]["written"], 0, "{:#?}", runs[0]);
+}
+
+/// `POST /api/sync/trigger` as the demo tenant: the status and the queued run.
+async fn trigger(w: &SyncWorld, body: Value) -> (reqwest::StatusCode, Value) {
+    w.api
+        .send(Method::POST, "/api/sync/trigger", Some("acme"), Some(body))
+        .await
+}
+
+/// A run of the tenant's, as `GET /api/sync/runs/{id}` answers it.
+async fn run(w: &SyncWorld, id: &str) -> Value {
+    let (status, got) = w
+        .api
+        .send(
+            Method::GET,
+            &format!("/api/sync/runs/{id}"),
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{got}");
+    got
+}
+
+#[tokio::test]
+async fn runs_asked_for_through_the_api_run_under_the_ids_answered_and_wait_their_turn_on_a_busy_stream(
+) {
+    let w = sync_world(seed(20)).await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    w.work().await;
+    // One order changes; a person asks for just that one.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let order = w.woo.all(Kind::Orders)[3]["id"].to_string();
+    w.store_admin(
+        Method::PUT,
+        &format!("wc/v3/orders/{order}"),
+        json!({"status": "on-hold"}),
+    )
+    .await;
+    let (status, queued) = trigger(
+        &w,
+        json!({"connection_id": w.store, "entity_type": "orders", "ids": [order]}),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{queued}");
+    let id = queued["run_id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(run(&w, &id).await["status"], "queued");
+    w.work().await;
+    let ran = run(&w, &id).await;
+    assert_eq!(ran["status"], "succeeded", "{ran}");
+    assert_eq!(ran["trigger"], "manual");
+    assert_eq!(ran["counts"]["read"], 1, "{ran}");
+    assert_orders_match(&w).await;
+    // While another worker holds the stream, two more are asked for: neither runs
+    // alongside it; both wait, merged into the stream's one follow-up.
+    let before: Vec<Value> = w.runs("limit=100").await;
+    w.hold_stream(&w.store, "orders", "elsewhere", 60_000).await;
+    let mut asked = Vec::new();
+    for mode in ["incremental", "full"] {
+        let (status, queued) = trigger(
+            &w,
+            json!({"connection_id": w.store, "entity_type": "orders", "sync_mode": mode}),
+        )
+        .await;
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{queued}");
+        asked.push(queued["run_id"].as_str().unwrap_or_default().to_string());
+    }
+    w.work().await;
+    for id in &asked {
+        assert_eq!(run(&w, id).await["status"], "queued");
+    }
+    assert!(w.kept(&w.store, "orders").await.is_some());
+    // That worker lets go; the stream's wake-up runs what waited, once, as a full run.
+    w.hold_stream(&w.store, "orders", "elsewhere", -1).await;
+    let mut wake = w.job(&w.store, "orders", SyncMode::Incremental, &[]);
+    wake.trigger = sync_core::domain::Trigger::FollowUp;
+    w.enqueue(&wake).await;
+    w.work().await;
+    let full: Vec<Value> = w
+        .runs("limit=100")
+        .await
+        .into_iter()
+        .filter(|r| {
+            !before.iter().any(|b| b["id"] == r["id"]) && !asked.iter().any(|a| r["id"] == **a)
+        })
+        .collect();
+    // One run did the work of both (a full one), under an identity of its own.
+    assert_eq!(full.len(), 1, "{full:#?}");
+    assert_eq!(full[0]["status"], "succeeded", "{full:#?}");
+    assert_eq!(full[0]["sync_mode"], "full", "{full:#?}");
+    let did = full[0]["id"].as_str().unwrap_or_default();
+    for id in &asked {
+        let settled = run(&w, id).await;
+        assert_eq!(settled["status"], "skipped", "{settled}");
+        let message = settled["message"].as_str().unwrap_or_default();
+        assert!(message.contains(did), "{message}");
+    }
+    assert!(w.kept(&w.store, "orders").await.is_none());
+}
+
+#[tokio::test]
+async fn a_paused_schedule_run_now_syncs_and_counts_as_the_schedules_last_run() {
+    let w = sync_world(seed(8)).await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    w.work().await;
+    let (status, created) = w
+        .api
+        .send(
+            Method::POST,
+            "/api/sync/schedules",
+            Some("acme"),
+            Some(json!({"credential_id": w.store, "platform": "woocommerce",
+                        "entity_type": "orders", "cron_expression": "0 9 * * *",
+                        "sync_mode": "full", "timezone": "Europe/Paris", "is_active": false})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
+    let schedule = created["id"].as_str().unwrap_or_default().to_string();
+    let path = format!("/api/sync/schedules/{schedule}");
+    // Asked for with `syncctl`, which calls the API.
+    let url = w.api.stack.api_url.clone();
+    let (code, out, err) =
+        syncctl(&["run-schedule", &schedule, "--tenant", "acme", "--url", &url]).await;
+    assert_eq!(code, 0, "{err}");
+    let queued: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(queued["status"], "queued", "{queued}");
+    let (code, _, err) = syncctl(&[
+        "trigger",
+        "--connection-id",
+        &w.store,
+        "--entity",
+        "invoices",
+        "--tenant",
+        "acme",
+        "--url",
+        &url,
+    ])
+    .await;
+    assert_eq!(code, 2, "a request the API refuses: {err}");
+    assert!(err.contains("entity_type"), "{err}");
+    w.work().await;
+    let ran = run(&w, queued["run_id"].as_str().unwrap_or_default()).await;
+    assert_eq!(ran["status"], "succeeded", "{ran}");
+    assert_eq!(ran["schedule_id"], json!(schedule));
+    assert_eq!(ran["sync_mode"], "full");
+    let (_, now) = w.api.send(Method::GET, &path, Some("acme"), None).await;
+    assert_eq!(now["last_run_status"], "succeeded", "{now}");
+    assert_eq!(now["is_active"], false, "still paused");
+    assert_orders_match(&w).await;
 }

@@ -88,6 +88,63 @@ enum Command {
         #[arg(long, env = "TENANT_CLAIM", default_value = "tenant_id")]
         claim: String,
     },
+    /// Run a connection's entity now (or just some of its records), through the API:
+    /// prints the queued run (follow it with `syncctl runs`).
+    Trigger {
+        /// The connection to read from.
+        #[arg(long)]
+        connection_id: String,
+        /// orders, customers or products.
+        #[arg(long)]
+        entity: String,
+        /// incremental (default) or full.
+        #[arg(long)]
+        mode: Option<String>,
+        /// Only this record of the source (repeat for more).
+        #[arg(long = "id")]
+        ids: Vec<String>,
+        #[command(flatten)]
+        api: ApiTarget,
+    },
+    /// Run a schedule now, paused or not, through the API: prints the queued run.
+    RunSchedule {
+        /// The schedule's id.
+        schedule_id: String,
+        #[command(flatten)]
+        api: ApiTarget,
+    },
+    /// Run again a run's failed records (or a run that failed as a whole), through the API:
+    /// prints the queued runs.
+    RetryRun {
+        /// The run's id.
+        run_id: String,
+        #[command(flatten)]
+        api: ApiTarget,
+    },
+    /// Try kept failures again in bulk (by default every quarantined record of the tenant),
+    /// through the API: prints how many records, and the queued runs.
+    RetryFailures {
+        /// Only this connection's.
+        #[arg(long)]
+        connection_id: Option<String>,
+        /// Only this entity's (orders, customers, products).
+        #[arg(long)]
+        entity: Option<String>,
+        /// Only failures whose last error contains this text.
+        #[arg(long)]
+        error: Option<String>,
+        /// Only failures last failed at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only failures last failed before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// Also records not quarantined yet.
+        #[arg(long)]
+        not_quarantined_too: bool,
+        #[command(flatten)]
+        api: ApiTarget,
+    },
     /// Print a token the local gateway accepts.
     DevToken {
         /// Tenant the token is for.
@@ -140,6 +197,20 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         count: usize,
     },
+}
+
+/// Which API a command calls, as which tenant (with a dev token).
+#[derive(clap::Args, Debug)]
+struct ApiTarget {
+    /// Tenant to act as.
+    #[arg(long, default_value = crate::demo::TENANT)]
+    tenant: String,
+    /// Base URL of the API.
+    #[arg(long, env = "SYNC_API_URL", default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// Claim that carries the tenant (as the API's TENANT_CLAIM).
+    #[arg(long, env = "TENANT_CLAIM", default_value = "tenant_id")]
+    claim: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -223,6 +294,56 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
                 }
             }
             runs(&tenant, &claim, &url, &query, watch, out, err).await
+        }
+        Command::Trigger {
+            connection_id,
+            entity,
+            mode,
+            ids,
+            api,
+        } => {
+            let mut body = serde_json::json!({
+                "connection_id": connection_id,
+                "entity_type": entity,
+            });
+            if let Some(mode) = mode {
+                body["sync_mode"] = mode.into();
+            }
+            if !ids.is_empty() {
+                body["ids"] = ids.into();
+            }
+            post(&api, "/api/sync/trigger", &body, out, err).await
+        }
+        Command::RetryRun { run_id, api } => {
+            let path = format!("/api/sync/runs/{run_id}/retry");
+            post(&api, &path, &serde_json::json!({}), out, err).await
+        }
+        Command::RetryFailures {
+            connection_id,
+            entity,
+            error,
+            from,
+            to,
+            not_quarantined_too,
+            api,
+        } => {
+            let mut body = serde_json::json!({"not_quarantined_too": not_quarantined_too});
+            for (name, value) in [
+                ("connection_id", connection_id),
+                ("entity_type", entity),
+                ("error_contains", error),
+                ("failed_from", from),
+                ("failed_to", to),
+            ] {
+                if let Some(v) = value {
+                    body[name] = v.into();
+                }
+            }
+            post(&api, "/api/sync/failures/retry", &body, out, err).await
+        }
+        Command::RunSchedule { schedule_id, api } => {
+            let path = format!("/api/sync/schedules/{schedule_id}/run");
+            post(&api, &path, &serde_json::json!({}), out, err).await
         }
         Command::Repair {
             tenant,
@@ -565,6 +686,34 @@ async fn sims(out: &mut dyn Write) -> Result<i32> {
     out.flush()?;
     stop.await;
     drop(p);
+    Ok(0)
+}
+
+/// POSTs `body` to the API's `path` as the target's tenant; prints the answer (the
+/// error on stderr, exit 2 for a refused request).
+async fn post(
+    api: &ApiTarget,
+    path: &str,
+    body: &serde_json::Value,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32> {
+    let token = LocalJwt::from_env().token(&api.claim, &api.tenant, Utc::now().timestamp(), 300);
+    let url = format!("{}{path}", api.url.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(body)
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("calling {url} (is the local stack running?)"))?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        writeln!(err, "error: {status}: {answer}")?;
+        return Ok(if status.is_client_error() { 2 } else { 1 });
+    }
+    writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?;
     Ok(0)
 }
 

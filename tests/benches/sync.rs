@@ -260,6 +260,7 @@ impl Stubbed {
             ids: Vec::new(),
             resume: None,
             attempt: 0,
+            stands_for: Vec::new(),
         };
         let started = Instant::now();
         let outcome = self

@@ -402,3 +402,16 @@ pub async fn schedule_invariant_violations(aws: &Aws) -> Vec<String> {
     }
     violations
 }
+
+/// `syncctl` with `args`: its exit code, standard output and standard error.
+pub async fn syncctl(args: &[&str]) -> (i32, String, String) {
+    let mut argv = vec!["syncctl".to_string()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = infra::cli::run(argv, &mut out, &mut err).await;
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}

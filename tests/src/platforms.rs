@@ -317,6 +317,7 @@ impl SyncWorld {
             ids: ids.iter().map(|s| s.to_string()).collect(),
             resume: None,
             attempt: 0,
+            stands_for: Vec::new(),
         }
     }
 

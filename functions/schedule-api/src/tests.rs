@@ -795,3 +795,178 @@ async fn runs_are_listed_newest_first_filtered_and_paged_and_read_only_by_their_
         assert_eq!(got["error"]["field"], k);
     }
 }
+
+#[tokio::test]
+async fn a_trigger_is_202_with_the_queued_run_which_reads_back_and_bad_ones_queue_nothing() {
+    let w = world();
+    seed_connection(
+        &w.memory,
+        "tenant-demo",
+        SUPABASE_CONNECTION,
+        Platform::Supabase,
+    );
+    let (status, body, _) = send(
+        &w,
+        request(
+            "POST",
+            "/api/flows",
+            Some(json!({"source_connection_id": FIXTURE_CONNECTION, "target_connection_id": SUPABASE_CONNECTION,
+                        "entities": ["orders"]})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    w.memory.queue.drain_jobs();
+    // Refused: no such entity, no flow reading products, a field it does not take, a
+    // connection of another tenant.
+    for (ask, code, status) in [
+        (
+            json!({"connection_id": FIXTURE_CONNECTION, "entity_type": "invoices"}),
+            "invalid_field",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"connection_id": FIXTURE_CONNECTION, "entity_type": "products"}),
+            "conflict",
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"connection_id": FIXTURE_CONNECTION, "entity_type": "orders", "when": "now"}),
+            "invalid_field",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"connection_id": FIXTURE_CONNECTION, "entity_type": "orders", "ids": [12]}),
+            "invalid_field",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"connection_id": ConnectionId::new_random().to_string(), "entity_type": "orders"}),
+            "invalid_field",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (got, body, _) = send(&w, request("POST", "/api/sync/trigger", Some(ask))).await;
+        assert_error(got, &body, status, code);
+    }
+    assert!(w.memory.queue.jobs().is_empty());
+    assert!(w.memory.runs.all().is_empty());
+    let (status, body, _) = send(
+        &w,
+        request(
+            "POST",
+            "/api/sync/trigger",
+            Some(json!({"connection_id": FIXTURE_CONNECTION, "entity_type": "orders", "ids": ["1001"]})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "queued");
+    assert_eq!(body["trigger"], "manual");
+    let run_id = body["run_id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(body["location"], format!("/api/sync/runs/{run_id}"));
+    assert_eq!(w.memory.queue.jobs().len(), 1);
+    let (status, read, _) = send(
+        &w,
+        request("GET", &format!("/api/sync/runs/{run_id}"), None),
+    )
+    .await;
+    assert_eq!(
+        (status, read["status"].clone()),
+        (StatusCode::OK, json!("queued"))
+    );
+    // Another tenant cannot run it.
+    let (status, body, _) = send(
+        &w,
+        with_tenant(
+            request(
+                "POST",
+                "/api/sync/trigger",
+                Some(json!({"connection_id": FIXTURE_CONNECTION, "entity_type": "orders"})),
+            ),
+            "someone-else",
+        ),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_field");
+    assert_eq!(w.memory.queue.jobs().len(), 1);
+}
+
+#[tokio::test]
+async fn a_schedule_runs_now_with_a_202_and_only_for_its_tenant() {
+    let w = world();
+    seed_connection(
+        &w.memory,
+        "tenant-demo",
+        SUPABASE_CONNECTION,
+        Platform::Supabase,
+    );
+    let created = create(&w).await;
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let path = format!("{}/run", item_path(&id));
+    // No flow reads what it syncs yet: it would only be skipped.
+    let (status, body, _) = send(&w, request("POST", &path, None)).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+    let entity = created["schedule"]["entity_type"].clone();
+    let (status, body, _) = send(
+        &w,
+        request(
+            "POST",
+            "/api/flows",
+            Some(json!({"source_connection_id": FIXTURE_CONNECTION, "target_connection_id": SUPABASE_CONNECTION,
+                        "entities": [entity]})),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    w.memory.queue.drain_jobs();
+    let (status, body, _) = send(&w, request("POST", &path, None)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["schedule_id"], json!(id));
+    assert_eq!(w.memory.queue.jobs().len(), 1);
+    let (status, body, _) = send(
+        &w,
+        with_tenant(request("POST", &path, None), "someone-else"),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, _, _) = send(&w, request("GET", &path, None)).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn retries_refuse_bad_requests_and_answer_what_they_queued() {
+    let w = world();
+    let (status, body, _) = send(
+        &w,
+        request(
+            "POST",
+            "/api/sync/runs/0000000000001-abcdefabcdef/retry",
+            None,
+        ),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, body, _) = send(&w, request("POST", "/api/sync/runs/not-a-run/retry", None)).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    for (ask, field) in [
+        (json!({"failed_from": "yesterday"}), "failed_from"),
+        (json!({"entity_type": "invoices"}), "entity_type"),
+        (json!({"connection_id": "nope"}), "connection_id"),
+        (json!({"not_quarantined_too": "yes"}), "not_quarantined_too"),
+        (json!({"everything": true}), "everything"),
+    ] {
+        let (status, body, _) =
+            send(&w, request("POST", "/api/sync/failures/retry", Some(ask))).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_field");
+        assert_eq!(body["error"]["field"], field, "{body}");
+    }
+    let (status, body, _) = send(
+        &w,
+        request("POST", "/api/sync/failures/retry", Some(json!({}))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"records": 0, "runs": [], "more": false}));
+    assert!(w.memory.queue.jobs().is_empty());
+}

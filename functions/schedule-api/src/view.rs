@@ -132,6 +132,23 @@ pub fn failure(f: &FailedRecord) -> Value {
     })
 }
 
+/// What a retry queued: `{records, runs: [run, …], more}` (202 when it queued any).
+pub fn retried(r: &sync_core::service::Retried) -> Response<Body> {
+    let status = if r.runs.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    json_response(
+        status,
+        &json!({
+            "records": r.records,
+            "runs": r.runs.iter().map(run).collect::<Vec<_>>(),
+            "more": r.more,
+        }),
+    )
+}
+
 pub fn run(r: &Run) -> Value {
     json!({
         "id": r.id.to_string(),

@@ -209,6 +209,21 @@ impl Fields {
         }
     }
 
+    /// An RFC 3339 time, in UTC; `None` when absent or `null`.
+    pub fn time(&self, name: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+        match self.string(name, true)? {
+            None => Ok(None),
+            Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+                .map(|t| Some(t.with_timezone(&chrono::Utc)))
+                .map_err(|_| {
+                    ApiError::invalid_field(
+                        name,
+                        format!("{name} must be an RFC 3339 time, e.g. 2026-11-24T09:00:00Z"),
+                    )
+                }),
+        }
+    }
+
     pub fn required_parsed<T>(&self, name: &str) -> Result<T, ApiError>
     where
         T: std::str::FromStr,

@@ -112,6 +112,7 @@ pub enum Endpoint {
     ScheduleGet,
     ScheduleUpdate,
     ScheduleDelete,
+    ScheduleRun,
     ConnectionList,
     ConnectionCreate,
     ConnectionGet,
@@ -125,7 +126,10 @@ pub enum Endpoint {
     FlowDelete,
     RunList,
     RunGet,
+    RunRetry,
+    SyncTrigger,
     FailureList,
+    FailureRetry,
 }
 
 /// A route the API function serves.
@@ -154,6 +158,7 @@ api_routes! {
     "GET" "/api/sync/schedules/{id}" => ScheduleGet, "read a schedule";
     "PUT" "/api/sync/schedules/{id}" => ScheduleUpdate, "change a schedule (partial)";
     "DELETE" "/api/sync/schedules/{id}" => ScheduleDelete, "delete a schedule";
+    "POST" "/api/sync/schedules/{id}/run" => ScheduleRun, "run a schedule now, paused or not (202, the queued run)";
     "GET" "/api/connections" => ConnectionList, "list the tenant's connections";
     "POST" "/api/connections" => ConnectionCreate, "create a connection";
     "GET" "/api/connections/{id}" => ConnectionGet, "read a connection";
@@ -167,7 +172,10 @@ api_routes! {
     "DELETE" "/api/flows/{id}" => FlowDelete, "delete a flow";
     "GET" "/api/sync/runs" => RunList, "run history, newest first (`schedule_id`, `flow_id`, `connection_id`, `status`, `limit`, `next`)";
     "GET" "/api/sync/runs/{id}" => RunGet, "read a run";
+    "POST" "/api/sync/runs/{id}/retry" => RunRetry, "run again a run's failed records, or a run that failed as a whole (202, the queued runs)";
+    "POST" "/api/sync/trigger" => SyncTrigger, "run a connection's entity now, or some of its records (202, the queued run)";
     "GET" "/api/sync/failures" => FailureList, "a connection's quarantined records (`connection_id`, `entity_type`, `limit`, `next`)";
+    "POST" "/api/sync/failures/retry" => FailureRetry, "try kept failures again in bulk, by filter (202, the queued runs)";
 }
 
 /// The path parameters of a matched route, by name.

@@ -9,7 +9,7 @@ use sync_core::config::WorkerConfig;
 use sync_core::ports::HttpClient;
 use sync_core::service::sync::{SyncWorker, WorkerPorts};
 use sync_core::service::{
-    ConnectionService, FlowService, PlatformConnectors, ScheduleService, Services,
+    ConnectionService, FlowService, Operations, PlatformConnectors, ScheduleService, Services,
 };
 
 /// The API's use cases over DynamoDB, EventBridge Scheduler, KMS and SQS (backfills).
@@ -21,11 +21,12 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
         table.clone(),
     ));
     let flow_store = Arc::new(crate::DynamoFlows::new(dynamodb.clone(), table.clone()));
+    let schedule_store = Arc::new(crate::DynamoScheduleStore::new(
+        dynamodb.clone(),
+        table.clone(),
+    ));
     let schedules = ScheduleService::new(
-        Arc::new(crate::DynamoScheduleStore::new(
-            dynamodb.clone(),
-            table.clone(),
-        )),
+        schedule_store.clone(),
         Arc::new(crate::EventBridgeTrigger::new(
             aws_sdk_scheduler::Client::new(sdk),
             resources,
@@ -43,31 +44,44 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
         flow_store.clone(),
         clock.clone(),
     );
+    let jobs = Arc::new(crate::SqsQueue::new(
+        aws_sdk_sqs::Client::new(sdk),
+        resources.sync_queue_url.clone(),
+    ));
     let flows = FlowService::new(
-        flow_store,
-        connection_store,
-        Arc::new(crate::SqsQueue::new(
-            aws_sdk_sqs::Client::new(sdk),
-            resources.sync_queue_url.clone(),
-        )),
-        clock,
+        flow_store.clone(),
+        connection_store.clone(),
+        jobs.clone(),
+        clock.clone(),
     );
     let events = Arc::new(crate::DynamoEventStore::new(
         dynamodb.clone(),
         table.clone(),
     ));
-    // Reading only: the worker sets each run's expiry when it writes it.
+    // The API writes a run only as it queues it (kept as long as the worker keeps runs by
+    // default; the worker's own write of it sets the deployment's retention).
     let runs = Arc::new(crate::DynamoRuns::new(
         dynamodb.clone(),
         table.clone(),
-        chrono::Duration::days(90),
+        chrono::Duration::days(sync_core::config::DEFAULT_RUN_RETENTION_DAYS),
     ));
     // Reading only: the worker keeps and forgets failures.
     let failures = Arc::new(crate::DynamoFailures::new(dynamodb, table));
+    let operations = Operations::new(
+        connection_store,
+        flow_store,
+        schedule_store.clone(),
+        runs.clone(),
+        failures.clone(),
+        jobs,
+        clock,
+    );
+
     Services {
         schedules,
         connections,
         flows,
+        operations,
         events,
         runs,
         failures,

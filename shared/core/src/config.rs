@@ -374,11 +374,14 @@ impl QuickBooksApp {
     }
 }
 
+/// How long runs are kept unless `RUN_RETENTION_DAYS` says otherwise.
+pub const DEFAULT_RUN_RETENTION_DAYS: i64 = 90;
+
 impl WorkerConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             resources: AwsResources::from_lookup(&get)?,
-            run_retention_days: number(&get, "RUN_RETENTION_DAYS", 90)?,
+            run_retention_days: number(&get, "RUN_RETENTION_DAYS", DEFAULT_RUN_RETENTION_DAYS)?,
             lease_seconds: number(&get, "LEASE_SECONDS", 60)?,
             overlap_seconds: number(&get, "OVERLAP_SECONDS", 120)?,
             safety_margin_seconds: number(&get, "SAFETY_MARGIN_SECONDS", 20)?,

@@ -1,17 +1,59 @@
 //! Records that keep failing: `GET /api/sync/failures?connection_id=…[&entity_type=…]`
 //! (paged with `limit` and `next`), the tenant's connection's kept failures, quarantined or
-//! not, each with its error, tries and times.
+//! not, each with its error, tries and times; and `POST /api/sync/failures/retry`, which
+//! tries those a filter matches again.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::request::{json_object, Fields};
 use crate::view;
 use crate::App;
 use sync_core::domain::{ConnectionId, EntityType, TenantId};
 use sync_core::ports::RunListError;
-use sync_core::service::ServiceError;
+use sync_core::service::{FailureFilter, ServiceError};
+
+const RETRY_FIELDS: &[&str] = &[
+    "connection_id",
+    "entity_type",
+    "error_contains",
+    "failed_from",
+    "failed_to",
+    "not_quarantined_too",
+];
+
+/// `POST /api/sync/failures/retry`: every part of the body narrows which kept failures
+/// are tried again (by default the tenant's quarantined records, all of them).
+pub(super) async fn retry(
+    app: &App,
+    tenant: &TenantId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let fields = Fields::new(
+        json_object(req, app.settings.max_body_bytes)?,
+        RETRY_FIELDS,
+        &[],
+    )?;
+    let filter = FailureFilter {
+        connection_id: fields.parsed("connection_id", true)?,
+        entity_type: fields.parsed("entity_type", true)?,
+        error_contains: fields
+            .string("error_contains", true)?
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        failed_from: fields.time("failed_from")?,
+        failed_to: fields.time("failed_to")?,
+        not_quarantined_too: fields.bool("not_quarantined_too", true)?.unwrap_or(false),
+    };
+    let retried = app
+        .services
+        .operations
+        .retry_failures(tenant, filter)
+        .await?;
+    Ok(view::retried(&retried))
+}
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;

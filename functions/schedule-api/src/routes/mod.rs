@@ -45,6 +45,7 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
         Endpoint::ScheduleGet => schedules::get(app, t, id(raw, "schedule")?).await,
         Endpoint::ScheduleUpdate => schedules::update(app, t, id(raw, "schedule")?, req).await,
         Endpoint::ScheduleDelete => schedules::delete(app, t, id(raw, "schedule")?).await,
+        Endpoint::ScheduleRun => runs::run_schedule(app, t, id(raw, "schedule")?).await,
         Endpoint::ConnectionList => connections::list(app, t, req).await,
         Endpoint::ConnectionCreate => connections::create(app, t, req).await,
         Endpoint::ConnectionGet => connections::get(app, t, id(raw, "connection")?, req).await,
@@ -64,6 +65,9 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
         Endpoint::FlowDelete => flows::delete(app, t, id(raw, "flow")?).await,
         Endpoint::RunList => runs::list(app, t, req).await,
         Endpoint::RunGet => runs::get(app, t, raw).await,
+        Endpoint::RunRetry => runs::retry(app, t, raw).await,
+        Endpoint::SyncTrigger => runs::trigger(app, t, req).await,
         Endpoint::FailureList => failures::list(app, t, req).await,
+        Endpoint::FailureRetry => failures::retry(app, t, req).await,
     }
 }

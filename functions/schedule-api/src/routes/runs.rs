@@ -1,16 +1,80 @@
-//! Run history: `GET /api/sync/runs` (newest first, filtered, paged) and
-//! `GET /api/sync/runs/{id}`.
+//! Runs: the history (`GET /api/sync/runs`, newest first, filtered, paged, and
+//! `GET /api/sync/runs/{id}`), and runs asked for now (`POST /api/sync/trigger`,
+//! `POST /api/sync/schedules/{id}/run`), answered 202 with the run as queued.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::request::{json_object, Fields};
 use crate::view;
 use crate::App;
-use sync_core::domain::{RunFilter, RunId, RunStatus, TenantId};
+use sync_core::domain::{Run, RunFilter, RunId, RunStatus, ScheduleId, SyncMode, TenantId};
 use sync_core::ports::RunListError;
-use sync_core::service::ServiceError;
+use sync_core::service::{RunRequest, ServiceError};
+
+const TRIGGER_FIELDS: &[&str] = &["connection_id", "entity_type", "sync_mode", "ids"];
+
+/// `POST /api/sync/trigger`: a manual run of a connection's entity (or of the records
+/// `ids` names).
+pub(super) async fn trigger(
+    app: &App,
+    tenant: &TenantId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let fields = Fields::new(
+        json_object(req, app.settings.max_body_bytes)?,
+        TRIGGER_FIELDS,
+        &[],
+    )?;
+    let ask = RunRequest {
+        connection_id: fields.required_parsed("connection_id")?,
+        entity_type: fields.required_parsed("entity_type")?,
+        sync_mode: fields.parsed::<SyncMode>("sync_mode", true)?,
+        ids: fields.parsed_list::<String>("ids")?.unwrap_or_default(),
+    };
+    let run = app.services.operations.trigger(tenant, ask).await?;
+    Ok(queued(&run))
+}
+
+/// `POST /api/sync/runs/{id}/retry`.
+pub(super) async fn retry(
+    app: &App,
+    tenant: &TenantId,
+    raw: &str,
+) -> Result<Response<Body>, ApiError> {
+    let id: RunId = raw
+        .parse()
+        .map_err(|_| ApiError::not_found("no run with that id"))?;
+    let retried = app.services.operations.retry_run(tenant, &id).await?;
+    Ok(view::retried(&retried))
+}
+
+/// `POST /api/sync/schedules/{id}/run`.
+pub(super) async fn run_schedule(
+    app: &App,
+    tenant: &TenantId,
+    id: ScheduleId,
+) -> Result<Response<Body>, ApiError> {
+    let run = app.services.operations.run_schedule(tenant, id).await?;
+    Ok(queued(&run))
+}
+
+/// 202: the run as queued, and where to follow it.
+fn queued(run: &Run) -> Response<Body> {
+    let location = format!("/api/sync/runs/{}", run.id.as_str());
+    let mut body = view::run(run);
+    if let Some(map) = body.as_object_mut() {
+        map.insert("run_id".into(), json!(run.id.as_str()));
+        map.insert("location".into(), json!(location));
+    }
+    let mut response = view::json_response(StatusCode::ACCEPTED, &body);
+    if let Ok(value) = location.parse() {
+        response.headers_mut().insert("location", value);
+    }
+    response
+}
 
 const DEFAULT_LIMIT: usize = 20;
 const MAX_LIMIT: usize = 100;

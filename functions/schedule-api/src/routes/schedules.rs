@@ -1,6 +1,5 @@
 //! Schedule routes: create, list, read, update, delete, preview.
 
-use chrono::{DateTime, Utc};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -160,19 +159,7 @@ pub(super) fn preview(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
             format!("count must be from 1 to {max}"),
         ));
     }
-    let after = match fields.string("after", true)? {
-        None => None,
-        Some(text) => Some(
-            DateTime::parse_from_rfc3339(text)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| {
-                    ApiError::invalid_field(
-                        "after",
-                        "after must be an RFC 3339 time, e.g. 2026-11-24T09:00:00Z",
-                    )
-                })?,
-        ),
-    };
+    let after = fields.time("after")?;
     // `count` is within 1..=100 here, so the conversion cannot truncate.
     let preview = app.services.schedules.preview(
         &expression,

@@ -29,6 +29,9 @@ pub enum Trigger {
     Webhook,
     /// Someone asked for it (the API or `syncctl`).
     Manual,
+    /// Someone ran a schedule now (the API or `syncctl`), paused or not: a manual run that
+    /// counts as the schedule's.
+    ScheduleNow { schedule_id: ScheduleId },
     /// A missed scheduled run, caught up.
     CatchUp,
     /// A failed run, tried again.
@@ -44,7 +47,7 @@ impl Trigger {
         match self {
             Trigger::Schedule { .. } => "schedule",
             Trigger::Webhook => "webhook",
-            Trigger::Manual => "manual",
+            Trigger::Manual | Trigger::ScheduleNow { .. } => "manual",
             Trigger::CatchUp => "catch_up",
             Trigger::Retry => "retry",
             Trigger::FollowUp => "follow_up",
@@ -53,7 +56,9 @@ impl Trigger {
 
     pub fn schedule_id(&self) -> Option<ScheduleId> {
         match self {
-            Trigger::Schedule { schedule_id, .. } => Some(*schedule_id),
+            Trigger::Schedule { schedule_id, .. } | Trigger::ScheduleNow { schedule_id } => {
+                Some(*schedule_id)
+            }
             _ => None,
         }
     }
@@ -83,7 +88,14 @@ pub struct SyncJob {
     /// them came before (0 for every other job).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempt: u32,
+    /// Runs the API recorded as `queued` for jobs merged into this one while their stream
+    /// was busy: this job's run settles them (see [`SyncJob::merged_with`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stands_for: Vec<RunId>,
 }
+
+/// Most queued runs one merged job settles; beyond, the oldest are left `queued`.
+pub const MAX_STANDS_FOR: usize = 100;
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
@@ -114,6 +126,26 @@ pub struct Checkpoint {
 pub const MAX_JOB_IDS: usize = 500;
 
 impl SyncJob {
+    /// The run this job records (a continuation goes on with its run's).
+    pub fn run_id(&self) -> RunId {
+        match &self.resume {
+            Some(cp) => cp.run_id.clone(),
+            None => RunId::for_job(self.triggered_at, &self.job_id),
+        }
+    }
+
+    /// Whether the API recorded this job's run as `queued` when it sent it (a run asked for
+    /// by a person), so a job standing for it must settle that record. A merged job (one
+    /// that stands for others) has an identity of its own that nobody recorded.
+    pub fn has_queued_run(&self) -> bool {
+        self.resume.is_none()
+            && self.stands_for.is_empty()
+            && matches!(
+                self.trigger,
+                Trigger::Manual | Trigger::ScheduleNow { .. } | Trigger::Retry
+            )
+    }
+
     /// The one follow-up that stands for this job and a `newer` one for the same connection
     /// and entity (only one is ever kept waiting): a full sync if either is, the ids of both
     /// (none, meaning everything since the cursor, if either names none or there are too
@@ -142,6 +174,19 @@ impl SyncJob {
         merged.resume = None;
         // Tries are bounded: a retry merged with new work keeps its count.
         merged.attempt = self.attempt.max(newer.attempt);
+        // A run someone asked for, recorded `queued`, is settled by the merged job's run.
+        let mut stands_for: Vec<RunId> = Vec::new();
+        for job in [self, newer] {
+            stands_for.extend(job.stands_for.iter().cloned());
+            if job.has_queued_run() {
+                stands_for.push(job.run_id());
+            }
+        }
+        // Run ids sort by time: the newest are kept past the bound.
+        stands_for.sort();
+        stands_for.dedup();
+        let excess = stands_for.len().saturating_sub(MAX_STANDS_FOR);
+        merged.stands_for = stands_for.split_off(excess);
         // A new identity: the newest job alone, delivered again, must not find this merged
         // job's run and take it for its own (the older job's ids would be skipped).
         merged.job_id = uuid::Uuid::new_v5(
@@ -172,6 +217,7 @@ impl SyncJob {
             ids: Vec::new(),
             resume: None,
             attempt: 0,
+            stands_for: Vec::new(),
         };
         let mut value = serde_json::to_value(&job).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {
@@ -248,7 +294,22 @@ mod tests {
             ids: ids.iter().map(|i| i.to_string()).collect(),
             resume: None,
             attempt: 0,
+            stands_for: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_merged_job_stands_for_the_runs_people_asked_for_and_only_those() {
+        let webhook = webhook_job(&["1"]);
+        let mut asked = webhook_job(&[]);
+        asked.job_id = "asked".into();
+        asked.trigger = Trigger::Manual;
+        let merged = webhook.merged_with(&asked);
+        assert_eq!(merged.stands_for, [asked.run_id()]);
+        // Merged again, the runs it stood for are still stood for.
+        let mut later = webhook_job(&["2"]);
+        later.job_id = "later".into();
+        assert_eq!(merged.merged_with(&later).stands_for, [asked.run_id()]);
     }
 
     #[test]

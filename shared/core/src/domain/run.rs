@@ -274,6 +274,42 @@ pub struct Run {
 }
 
 impl Run {
+    /// A new run of `job`, with id `id`, started at `now`; a `queued` one (recorded when a
+    /// person's job is sent) has had no attempt yet.
+    pub fn of_job(
+        job: &super::SyncJob,
+        id: RunId,
+        cursor: Option<Cursor>,
+        now: DateTime<Utc>,
+        status: RunStatus,
+    ) -> Run {
+        Run {
+            id,
+            tenant_id: job.tenant_id.clone(),
+            job_id: job.job_id.clone(),
+            trigger: job.trigger.clone(),
+            schedule_id: job.trigger.schedule_id(),
+            connection_id: job.connection_id,
+            platform: job.platform,
+            entity_type: job.entity_type,
+            sync_mode: job.sync_mode,
+            ids_requested: job.ids.len(),
+            status,
+            counts: RunCounts::default(),
+            flows: Vec::new(),
+            failures: Vec::new(),
+            conflicts: Vec::new(),
+            message: None,
+            cursor_before: cursor,
+            cursor_after: None,
+            triggered_at: job.triggered_at,
+            started_at: now,
+            finished_at: None,
+            continuations: job.resume.as_ref().map_or(0, |cp| cp.continuation),
+            attempts: u32::from(status != RunStatus::Queued),
+        }
+    }
+
     /// Records a failure, keeping the first [`MAX_RUN_FAILURES`].
     pub fn fail_record(&mut self, failure: RecordFailure) {
         self.counts.failed += 1;

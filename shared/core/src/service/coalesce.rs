@@ -88,6 +88,7 @@ impl Coalescer {
                 },
                 resume: None,
                 attempt: 0,
+                stands_for: Vec::new(),
             };
             match self.jobs.send_job(&job).await {
                 Ok(_) => {

@@ -357,6 +357,7 @@ impl FlowService {
                 ids: Vec::new(),
                 resume: None,
                 attempt: 0,
+                stands_for: Vec::new(),
             };
             if let Err(e) = self.jobs.send_job(&job).await {
                 tracing::warn!(flow_id = %flow.id, entity = %entity, error = %e, "backfill not queued");

@@ -6,6 +6,7 @@ mod connections;
 mod connectors;
 mod flows;
 mod intake;
+mod operations;
 mod repair;
 mod schedules;
 pub mod sync;
@@ -18,6 +19,7 @@ pub use connections::{open_secrets, ConnectionService};
 pub use connectors::PlatformConnectors;
 pub use flows::FlowService;
 pub use intake::{Delivery, Intake, IntakeError, IntakeSettings, Outcome};
+pub use operations::{FailureFilter, Operations, Retried, RunRequest, MAX_RETRY_RECORDS};
 pub use repair::{Drift, RepairReport, ScheduleRepair, Scope};
 pub use schedules::{
     preview, FiredSchedule, Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT,
@@ -30,6 +32,8 @@ pub struct Services {
     pub schedules: ScheduleService,
     pub connections: ConnectionService,
     pub flows: FlowService,
+    /// Runs a person asks for.
+    pub operations: Operations,
     pub events: std::sync::Arc<dyn crate::ports::EventLog>,
     pub runs: std::sync::Arc<dyn crate::ports::RunHistory>,
     /// Records that keep failing, as the API lists them.
@@ -59,6 +63,15 @@ impl Services {
             world.flows.clone(),
             world.connections.clone(),
             world.queue.clone(),
+            clock.clone(),
+        );
+        let operations = Operations::new(
+            world.connections.clone(),
+            world.flows.clone(),
+            world.schedules.clone(),
+            world.runs.clone(),
+            world.failures.clone(),
+            world.queue.clone(),
             clock,
         );
         let events = world.events.clone();
@@ -69,6 +82,7 @@ impl Services {
                 schedules,
                 connections,
                 flows,
+                operations,
                 events,
                 runs,
                 failures,

@@ -31,9 +31,7 @@ use std::sync::Arc;
 
 use super::{FiredSchedule, ScheduleService};
 use crate::clock::Clock;
-use crate::domain::{
-    Connection, Cursor, FlowRun, Run, RunCounts, RunId, RunStatus, SyncJob, Trigger,
-};
+use crate::domain::{Connection, Cursor, Run, RunId, RunStatus, SyncJob, Trigger};
 use crate::ports::{
     ConnectionStore, Connectors, FlowSource, JobQueue, Lease, PendingJob, PlatformError, RunLog,
     ScheduleStore, StateError, SyncKey, SyncLeases,
@@ -256,6 +254,7 @@ impl SyncWorker {
             connection_id: key.connection,
             entity_type: key.entity,
             attempt,
+            stands_for: Vec::new(),
             ..about.clone()
         };
         self.ports
@@ -638,6 +637,7 @@ impl SyncWorker {
                 ids: in_flight,
                 resume: None,
                 attempt: 0,
+                stands_for: Vec::new(),
                 ..job.clone()
             };
             if let Err(e) = self
@@ -683,6 +683,7 @@ impl SyncWorker {
             ids,
             resume: None,
             attempt,
+            stands_for: Vec::new(),
             ..job.clone()
         };
         self.ports
@@ -701,10 +702,7 @@ impl SyncWorker {
     /// `None` for a job delivered again after its run finished.
     async fn open_run(&self, job: &SyncJob, cursor: Option<Cursor>) -> Result<Option<Run>, String> {
         let now = self.ports.clock.now();
-        let id = match &job.resume {
-            Some(cp) => cp.run_id.clone(),
-            None => RunId::for_job(job.triggered_at, &job.job_id),
-        };
+        let id = job.run_id();
         let existing = self
             .ports
             .runs
@@ -721,6 +719,11 @@ impl SyncWorker {
                 return Ok(None);
             }
             Some(mut run) => {
+                if run.status == RunStatus::Queued {
+                    // Recorded by the API when it sent the job: it starts now.
+                    run.started_at = now;
+                    run.cursor_before = cursor;
+                }
                 if job.resume.is_none() {
                     run.attempts += 1;
                 }
@@ -728,26 +731,55 @@ impl SyncWorker {
                 run.finished_at = None;
                 run
             }
-            None => new_run(job, id, cursor, now, RunStatus::Running),
+            None => Run::of_job(job, id, cursor, now, RunStatus::Running),
         };
         self.ports
             .runs
             .save(&run)
             .await
             .map_err(|e| e.to_string())?;
+        if job.resume.is_none() {
+            self.settle_merged(job, &run.id).await;
+        }
         Ok(Some(run))
+    }
+
+    /// The runs someone asked for that were merged into this job while the stream was busy
+    /// (recorded `queued` by the API): each now says which run does its work. One that
+    /// cannot be settled stays `queued`, which the run list shows; the work is done anyway.
+    async fn settle_merged(&self, job: &SyncJob, by: &RunId) {
+        for id in &job.stands_for {
+            let settled = match self.ports.runs.get(&job.tenant_id, id).await {
+                Ok(Some(mut queued)) if queued.status == RunStatus::Queued => {
+                    queued.status = RunStatus::Skipped;
+                    queued.message = Some(format!(
+                        "merged while the stream was busy: run {by} does its work"
+                    ));
+                    queued.finished_at = Some(self.ports.clock.now());
+                    self.ports.runs.save(&queued).await
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = settled {
+                tracing::warn!(run_id = %id, by = %by, error = %e, "merged run not settled");
+            }
+        }
     }
 
     /// A run that did not get to run: recorded as skipped, with why.
     async fn skipped(&self, job: &SyncJob, cursor: Option<Cursor>, why: &str) -> JobOutcome {
         let now = self.ports.clock.now();
-        let run = new_run(
+        let run = Run::of_job(
             job,
             RunId::for_job(job.triggered_at, &job.job_id),
             cursor,
             now,
             RunStatus::Running,
         );
+        if job.resume.is_none() {
+            self.settle_merged(job, &run.id).await;
+        }
         self.finish(run, RunStatus::Skipped, Some(why.to_string()))
             .await
     }
@@ -821,47 +853,21 @@ struct Tenure<'a> {
     stop_at: DateTime<Utc>,
 }
 
+/// Jobs a merge would change: a continuation, and a run of named records asked for by a
+/// person or a retry (merged into a job without ids they would become "what changed since
+/// the cursor", which need not include them). They wait their turn unmerged.
 fn must_run_as_is(job: &SyncJob) -> bool {
-    job.resume.is_some() || (job.trigger == Trigger::Retry && !job.ids.is_empty())
+    job.resume.is_some()
+        || (!job.ids.is_empty()
+            && matches!(
+                job.trigger,
+                Trigger::Retry | Trigger::Manual | Trigger::ScheduleNow { .. }
+            ))
 }
 
 /// A short digest of a set of ids, for job ids derived from them.
 fn ids_digest(ids: &[String]) -> String {
     crate::crypto::sha256_hex(ids.join("\n").as_bytes())[..12].to_string()
-}
-
-fn new_run(
-    job: &SyncJob,
-    id: RunId,
-    cursor: Option<Cursor>,
-    now: DateTime<Utc>,
-    status: RunStatus,
-) -> Run {
-    Run {
-        id,
-        tenant_id: job.tenant_id.clone(),
-        job_id: job.job_id.clone(),
-        trigger: job.trigger.clone(),
-        schedule_id: job.trigger.schedule_id(),
-        connection_id: job.connection_id,
-        platform: job.platform,
-        entity_type: job.entity_type,
-        sync_mode: job.sync_mode,
-        ids_requested: job.ids.len(),
-        status,
-        counts: RunCounts::default(),
-        flows: Vec::<FlowRun>::new(),
-        failures: Vec::new(),
-        conflicts: Vec::new(),
-        message: None,
-        cursor_before: cursor,
-        cursor_after: None,
-        triggered_at: job.triggered_at,
-        started_at: now,
-        finished_at: None,
-        continuations: job.resume.as_ref().map_or(0, |cp| cp.continuation),
-        attempts: 1,
-    }
 }
 
 /// The lease as a run holds it: the stream's cursor as stored, and the lease's fencing

@@ -134,7 +134,21 @@ impl World {
             ids: ids.iter().map(|i| i.to_string()).collect(),
             resume: None,
             attempt: 0,
+            stands_for: Vec::new(),
         }
+    }
+
+    /// `job` as the API sends it for a person: its run recorded `queued` first.
+    fn asked_for(&self, job: SyncJob) -> SyncJob {
+        let queued = Run::of_job(
+            &job,
+            job.run_id(),
+            None,
+            self.clock.now(),
+            RunStatus::Queued,
+        );
+        self.runs.seed(queued);
+        job
     }
 
     fn deadline(&self) -> DateTime<Utc> {
@@ -521,6 +535,115 @@ async fn a_kept_job_merged_with_a_newer_one_is_not_taken_for_the_newer_one_deliv
         ["SKU-1", "SKU-2"]
     );
     assert_eq!(w.leases.pending(key), None);
+}
+
+#[tokio::test]
+async fn a_run_recorded_queued_is_the_one_its_job_runs() {
+    // GIVEN a manual job whose run the API recorded as queued
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let job = w.asked_for(w.job(&w.a, SyncMode::Full, &[]));
+    w.clock.advance(Duration::seconds(5));
+    // WHEN it runs
+    w.run_to_end(job.clone()).await;
+    // THEN that run, and no other, ran it: started when it ran, tried once
+    let runs = w.runs.all();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0].id, job.run_id());
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+    assert_eq!(runs[0].attempts, 1);
+    assert_eq!(runs[0].started_at, w.clock.now());
+    assert_eq!(by_sku(&w.pb).len(), 2);
+}
+
+#[tokio::test]
+async fn runs_asked_for_while_the_stream_was_busy_are_settled_by_the_run_that_does_their_work() {
+    // GIVEN another run holding the stream, and two runs asked for meanwhile (merged into
+    // the stream's one follow-up)
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let key = w.key(&w.a);
+    w.leases
+        .hold(key, "other", w.clock.now() + Duration::seconds(60));
+    let first = w.asked_for(w.job(&w.a, SyncMode::Incremental, &[]));
+    let second = w.asked_for(w.job(&w.a, SyncMode::Full, &[]));
+    w.worker.handle(first.clone(), w.deadline()).await;
+    w.worker.handle(second.clone(), w.deadline()).await;
+    let wake = w.mem.queue.delayed_jobs()[0].0.clone();
+    // WHEN the holder lets go and the follow-up runs
+    w.leases
+        .hold(key, "other", w.clock.now() - Duration::seconds(1));
+    w.clock.advance(Duration::seconds(70));
+    w.run_to_end(wake).await;
+    // THEN one run did the work, and each run asked for names it; none stays queued
+    let runs = w.runs.all();
+    let done: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Succeeded)
+        .collect();
+    assert_eq!(done.len(), 1, "{runs:#?}");
+    assert_eq!(done[0].sync_mode, SyncMode::Full);
+    for asked in [&first, &second] {
+        let run = runs
+            .iter()
+            .find(|r| r.id == asked.run_id())
+            .unwrap_or_else(|| panic!("no run {}", asked.run_id()));
+        assert_eq!(run.status, RunStatus::Skipped);
+        let message = run.message.clone().unwrap_or_default();
+        assert!(message.contains(done[0].id.as_str()), "{message}");
+    }
+    assert_eq!(by_sku(&w.pb).len(), 2);
+}
+
+#[tokio::test]
+async fn a_persons_run_of_named_records_on_a_busy_stream_waits_unmerged_and_then_runs_them() {
+    // GIVEN a busy stream with an incremental follow-up already waiting
+    let w = world();
+    seed(&w, &w.pa, 3);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let key = w.key(&w.a);
+    w.leases
+        .hold(key, "other", w.clock.now() + Duration::seconds(60));
+    w.worker
+        .handle(w.job(&w.a, SyncMode::Incremental, &[]), w.deadline())
+        .await;
+    // WHEN a person asks for record 2 alone
+    let mut named = w.job(&w.a, SyncMode::Incremental, &["2"]);
+    named.trigger = Trigger::Manual;
+    let named = w.asked_for(named);
+    assert_eq!(
+        w.worker.handle(named.clone(), w.deadline()).await,
+        JobOutcome::Done
+    );
+    // THEN it is not merged into the follow-up (which would read only what changed since
+    // the cursor): it comes back as itself once the lease has surely changed hands
+    let waiting = w
+        .leases
+        .pending(key)
+        .unwrap_or_else(|| panic!("nothing kept"));
+    assert!(waiting.ids.is_empty() && waiting.stands_for.is_empty());
+    let later: Vec<SyncJob> = w
+        .mem
+        .queue
+        .delayed_jobs()
+        .into_iter()
+        .map(|(j, _)| j)
+        .filter(|j| j.job_id == named.job_id)
+        .collect();
+    assert_eq!(later.len(), 1);
+    w.leases
+        .hold(key, "other", w.clock.now() - Duration::seconds(1));
+    w.run_to_end(later[0].clone()).await;
+    let ran = w
+        .runs
+        .all()
+        .into_iter()
+        .find(|r| r.id == named.run_id())
+        .unwrap_or_else(|| panic!("no run"));
+    assert_eq!(ran.status, RunStatus::Succeeded);
+    assert_eq!(ran.counts.read, 1);
 }
 
 #[tokio::test]

@@ -1,0 +1,434 @@
+//! Operations a person asks for: run a stream now, run a schedule now, run again what a run
+//! failed, and retry kept failures in bulk.
+//!
+//! Each queues one job on the sync queue and answers with the run it will record: the run is
+//! stored `queued` first (so `GET /api/sync/runs/{id}` finds it at once) and the worker takes
+//! it from there. A job for a stream that is busy waits as the stream's follow-up, never
+//! runs alongside (the worker's lease); merged there with other waiting work, its queued run
+//! is settled by the run that does that work, naming it. A job the queue refuses leaves its
+//! run `failed` with why, and the caller gets a 503: nothing is queued twice or silently.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use std::sync::Arc;
+
+use super::schedules::invalid;
+use super::ServiceError;
+use crate::clock::Clock;
+use crate::domain::{
+    Connection, ConnectionId, EntityType, FailedRecord, Run, RunId, RunStatus, ScheduleId, SyncJob,
+    SyncMode, TenantId, Trigger, Unusable, MAX_JOB_IDS,
+};
+use crate::ports::{
+    ConnectionStore, FailureList, FlowStore, JobQueue, RunListError, RunLog, ScheduleStore,
+};
+
+/// Most kept failures one retry request queues; past it the answer says more remain.
+pub const MAX_RETRY_RECORDS: usize = 2_000;
+/// Most kept failures one retry request reads, in pages, looking for those it matches.
+const MAX_RETRY_SCAN: usize = 10_000;
+const SCAN_PAGE: usize = 100;
+
+/// Which kept failures `POST /api/sync/failures/retry` tries again; every part narrows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureFilter {
+    /// One connection of the tenant's; none: every one.
+    pub connection_id: Option<ConnectionId>,
+    pub entity_type: Option<EntityType>,
+    /// Only failures whose last error contains this text (case-insensitive).
+    pub error_contains: Option<String>,
+    /// Only failures last failed at or after this time.
+    pub failed_from: Option<DateTime<Utc>>,
+    /// Only failures last failed before this time.
+    pub failed_to: Option<DateTime<Utc>>,
+    /// Also records not (yet) quarantined; by default only quarantined ones.
+    pub not_quarantined_too: bool,
+}
+
+impl FailureFilter {
+    fn matches(&self, f: &FailedRecord) -> bool {
+        (self.not_quarantined_too || f.quarantined_at.is_some())
+            && self.entity_type.is_none_or(|e| e == f.entity_type)
+            && self.failed_from.is_none_or(|t| f.last_failed_at >= t)
+            && self.failed_to.is_none_or(|t| f.last_failed_at < t)
+            && self
+                .error_contains
+                .as_ref()
+                .is_none_or(|text| f.error.to_lowercase().contains(&text.to_lowercase()))
+    }
+}
+
+/// What a retry queued: one run per stream and up to [`MAX_JOB_IDS`] records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retried {
+    /// How many records the queued runs try again.
+    pub records: usize,
+    pub runs: Vec<Run>,
+    /// More matched than one request queues ([`MAX_RETRY_RECORDS`]) or reads: ask again
+    /// once these runs have ended (records that succeed leave the failures).
+    pub more: bool,
+}
+
+/// What `POST /api/sync/trigger` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRequest {
+    pub connection_id: ConnectionId,
+    pub entity_type: EntityType,
+    /// Default: incremental (what changed since the stream's cursor).
+    pub sync_mode: Option<SyncMode>,
+    /// Just these records of the source (at most [`MAX_JOB_IDS`]); empty: the whole stream.
+    pub ids: Vec<String>,
+}
+
+/// The operations use cases.
+#[derive(Clone)]
+pub struct Operations {
+    connections: Arc<dyn ConnectionStore>,
+    flows: Arc<dyn FlowStore>,
+    schedules: Arc<dyn ScheduleStore>,
+    runs: Arc<dyn RunLog>,
+    failures: Arc<dyn FailureList>,
+    jobs: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Operations {
+    pub fn new(
+        connections: Arc<dyn ConnectionStore>,
+        flows: Arc<dyn FlowStore>,
+        schedules: Arc<dyn ScheduleStore>,
+        runs: Arc<dyn RunLog>,
+        failures: Arc<dyn FailureList>,
+        jobs: Arc<dyn JobQueue>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            connections,
+            flows,
+            schedules,
+            runs,
+            failures,
+            jobs,
+            clock,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now().trunc_subsecs(3)
+    }
+
+    /// Queues a manual run of one stream (a connection's entity), or of some of its records.
+    pub async fn trigger(&self, tenant: &TenantId, ask: RunRequest) -> Result<Run, ServiceError> {
+        let sync_mode = ask.sync_mode.unwrap_or(SyncMode::Incremental);
+        let mut ids: Vec<String> = ask.ids;
+        if let Some(blank) = ids.iter().position(|id| id.trim().is_empty()) {
+            return Err(invalid("ids", format!("ids[{blank}] is empty")));
+        }
+        ids.sort();
+        ids.dedup();
+        if ids.len() > MAX_JOB_IDS {
+            return Err(invalid(
+                "ids",
+                format!(
+                    "at most {MAX_JOB_IDS} ids per run; leave ids out to sync the whole stream"
+                ),
+            ));
+        }
+        if !ids.is_empty() && sync_mode == SyncMode::Full {
+            return Err(invalid(
+                "ids",
+                "ids name records to sync; a full sync reads every record, so leave one of the two out",
+            ));
+        }
+        let source = self
+            .source(tenant, ask.connection_id, "connection_id")
+            .await?;
+        self.must_be_read(tenant, &source, ask.entity_type).await?;
+        let job = self.job(&source, ask.entity_type, sync_mode, Trigger::Manual, ids);
+        self.queue(job).await
+    }
+
+    /// Queues a run of a schedule now, whether or not it is paused; it counts as the
+    /// schedule's (its last run), with the schedule's sync mode.
+    pub async fn run_schedule(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+    ) -> Result<Run, ServiceError> {
+        let schedule = self
+            .schedules
+            .get(tenant, id)
+            .await?
+            .ok_or(ServiceError::NotFound("schedule"))?;
+        let source = self
+            .source(tenant, schedule.credential_id, "schedule")
+            .await?;
+        self.must_be_read(tenant, &source, schedule.entity_type)
+            .await?;
+        let job = self.job(
+            &source,
+            schedule.entity_type,
+            schedule.sync_mode,
+            Trigger::ScheduleNow { schedule_id: id },
+            Vec::new(),
+        );
+        self.queue(job).await
+    }
+
+    /// Runs again what a run left undone: its failed records (those it lists and those kept
+    /// with it as their last run), by id; or, for a run that failed as a whole, the stream
+    /// in the run's mode. 409 while it is queued or running, or with nothing to retry.
+    pub async fn retry_run(&self, tenant: &TenantId, id: &RunId) -> Result<Retried, ServiceError> {
+        let run = self
+            .runs
+            .get(tenant, id)
+            .await?
+            .ok_or(ServiceError::NotFound("run"))?;
+        if !run.status.is_final() {
+            return Err(ServiceError::Conflict(format!(
+                "the run is still {}; retry it once it has ended",
+                run.status
+            )));
+        }
+        let source = self.source(tenant, run.connection_id, "run").await?;
+        let mut ids: Vec<String> = run.failures.iter().map(|f| f.record_id.clone()).collect();
+        let filter = FailureFilter {
+            entity_type: Some(run.entity_type),
+            not_quarantined_too: true,
+            ..FailureFilter::default()
+        };
+        let (kept, more) = self
+            .matching(&source, &filter, |f| f.run_id == run.id)
+            .await?;
+        ids.extend(kept.into_iter().map(|f| f.record_id));
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            if run.status != RunStatus::Failed {
+                return Err(ServiceError::Conflict(format!(
+                    "nothing to retry: the run ended {} with no failed record",
+                    run.status
+                )));
+            }
+            let job = self.job(
+                &source,
+                run.entity_type,
+                run.sync_mode,
+                Trigger::Retry,
+                Vec::new(),
+            );
+            return Ok(Retried {
+                records: 0,
+                runs: vec![self.queue(job).await?],
+                more: false,
+            });
+        }
+        let mut retried = self.retry_ids(&source, run.entity_type, ids).await?;
+        retried.more |= more;
+        Ok(retried)
+    }
+
+    /// Tries kept failures again in bulk, by filter: one run per stream (and per
+    /// [`MAX_JOB_IDS`] records), up to [`MAX_RETRY_RECORDS`] records per request.
+    pub async fn retry_failures(
+        &self,
+        tenant: &TenantId,
+        filter: FailureFilter,
+    ) -> Result<Retried, ServiceError> {
+        if let (Some(from), Some(to)) = (filter.failed_from, filter.failed_to) {
+            if from >= to {
+                return Err(invalid("failed_to", "failed_to must be after failed_from"));
+            }
+        }
+        let sources = match filter.connection_id {
+            Some(id) => vec![self.source(tenant, id, "connection_id").await?],
+            None => self
+                .connections
+                .list(tenant)
+                .await?
+                .into_iter()
+                .filter(|c| !c.is_deleting())
+                .collect(),
+        };
+        let mut retried = Retried {
+            records: 0,
+            runs: Vec::new(),
+            more: false,
+        };
+        for source in &sources {
+            let (found, more) = self.matching(source, &filter, |_| true).await?;
+            retried.more |= more;
+            let mut by_entity: std::collections::BTreeMap<EntityType, Vec<String>> =
+                std::collections::BTreeMap::new();
+            for f in found {
+                if retried.records >= MAX_RETRY_RECORDS {
+                    retried.more = true;
+                    break;
+                }
+                retried.records += 1;
+                by_entity
+                    .entry(f.entity_type)
+                    .or_default()
+                    .push(f.record_id);
+            }
+            for (entity, ids) in by_entity {
+                let done = self.retry_ids(source, entity, ids).await?;
+                retried.runs.extend(done.runs);
+            }
+        }
+        Ok(retried)
+    }
+
+    /// Queues retry runs of these records of one stream, [`MAX_JOB_IDS`] per run.
+    async fn retry_ids(
+        &self,
+        source: &Connection,
+        entity: EntityType,
+        ids: Vec<String>,
+    ) -> Result<Retried, ServiceError> {
+        let records = ids.len();
+        let mut runs = Vec::new();
+        for chunk in ids.chunks(MAX_JOB_IDS) {
+            let job = self.job(
+                source,
+                entity,
+                SyncMode::Incremental,
+                Trigger::Retry,
+                chunk.to_vec(),
+            );
+            runs.push(self.queue(job).await?);
+        }
+        Ok(Retried {
+            records,
+            runs,
+            more: false,
+        })
+    }
+
+    /// The source's kept failures that match `filter` and `also`, read page by page up to
+    /// the scan bound; and whether the bound cut the reading short.
+    async fn matching(
+        &self,
+        source: &Connection,
+        filter: &FailureFilter,
+        also: impl Fn(&FailedRecord) -> bool,
+    ) -> Result<(Vec<FailedRecord>, bool), ServiceError> {
+        let mut found = Vec::new();
+        let mut next: Option<String> = None;
+        let mut read = 0;
+        loop {
+            let page = self
+                .failures
+                .list(source.id, filter.entity_type, SCAN_PAGE, next.as_deref())
+                .await
+                .map_err(|e| match e {
+                    RunListError::BadCursor => {
+                        ServiceError::Unavailable("the failure list refused its own cursor".into())
+                    }
+                    RunListError::Store(e) => e.into(),
+                })?;
+            read += page.failures.len();
+            found.extend(
+                page.failures
+                    .into_iter()
+                    .filter(|f| f.tenant_id == source.tenant_id && filter.matches(f) && also(f)),
+            );
+            match page.next {
+                Some(cursor) if read < MAX_RETRY_SCAN && found.len() <= MAX_RETRY_RECORDS => {
+                    next = Some(cursor)
+                }
+                Some(_) => return Ok((found, true)),
+                None => return Ok((found, false)),
+            }
+        }
+    }
+
+    /// The tenant's connection a run reads from.
+    async fn source(
+        &self,
+        tenant: &TenantId,
+        id: ConnectionId,
+        field: &str,
+    ) -> Result<Connection, ServiceError> {
+        match Connection::of_tenant(self.connections.get(id).await?, tenant) {
+            Ok(c) => Ok(c),
+            Err(Unusable::Deleting(_)) => Err(ServiceError::Conflict(
+                "that connection is being deleted; it is not synced any more".into(),
+            )),
+            Err(Unusable::Missing) if field == "connection_id" => Err(invalid(
+                field,
+                "connection_id names no connection of this tenant",
+            )),
+            Err(Unusable::Missing) => Err(ServiceError::Conflict(format!(
+                "the {field}'s connection no longer exists"
+            ))),
+        }
+    }
+
+    /// A run with nothing to write to would only be skipped: say so now, and how to fix it.
+    async fn must_be_read(
+        &self,
+        tenant: &TenantId,
+        source: &Connection,
+        entity: EntityType,
+    ) -> Result<(), ServiceError> {
+        let flows = self.flows.list(tenant).await?;
+        let reads = flows
+            .iter()
+            .any(|f| f.enabled && f.source_connection_id == source.id && f.carries(entity));
+        if reads {
+            Ok(())
+        } else {
+            Err(ServiceError::Conflict(format!(
+                "no enabled flow reads {entity} from connection {}; create or enable one (POST /api/flows) first",
+                source.id
+            )))
+        }
+    }
+
+    fn job(
+        &self,
+        source: &Connection,
+        entity: EntityType,
+        sync_mode: SyncMode,
+        trigger: Trigger,
+        ids: Vec<String>,
+    ) -> SyncJob {
+        SyncJob {
+            job_id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: source.tenant_id.clone(),
+            connection_id: source.id,
+            platform: source.platform,
+            entity_type: entity,
+            sync_mode,
+            trigger,
+            triggered_at: self.now(),
+            ids,
+            resume: None,
+            attempt: 0,
+            stands_for: Vec::new(),
+        }
+    }
+
+    /// Records the job's run as queued, then sends the job. A refused send marks the run
+    /// failed (the worker never sees it) and answers unavailable.
+    async fn queue(&self, job: SyncJob) -> Result<Run, ServiceError> {
+        let now = self.now();
+        let mut run = Run::of_job(&job, job.run_id(), None, now, RunStatus::Queued);
+        self.runs.save(&run).await?;
+        if let Err(e) = self.jobs.send_job(&job).await {
+            run.status = RunStatus::Failed;
+            run.message = Some("the sync queue refused the job; nothing was run".into());
+            run.finished_at = Some(now);
+            if let Err(saved) = self.runs.save(&run).await {
+                tracing::warn!(run_id = %run.id, error = %saved, "unqueued run left queued");
+            }
+            return Err(ServiceError::Unavailable(e.to_string()));
+        }
+        tracing::info!(run_id = %run.id, trigger = run.trigger.as_str(), connection_id = %run.connection_id, entity = %run.entity_type, "run queued");
+        Ok(run)
+    }
+}
+
+#[cfg(test)]
+#[path = "operations_tests.rs"]
+mod tests;

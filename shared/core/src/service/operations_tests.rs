@@ -1,0 +1,396 @@
+//! Runs a person asks for, against in-memory fakes.
+
+use super::*;
+use crate::clock::FixedClock;
+use crate::domain::{ConflictPolicy, NewFlow, NewSchedule, Platform};
+use crate::memory::{connection_fixture, MemoryWorld};
+use crate::ports::RunHistory;
+use crate::service::Services;
+
+struct World {
+    services: Services,
+    mem: MemoryWorld,
+    tenant: TenantId,
+    woo: Connection,
+    supabase: Connection,
+}
+
+async fn world() -> World {
+    let clock = Arc::new(FixedClock::new(
+        DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default(),
+    ));
+    let (services, mem) = Services::in_memory(clock);
+    let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let woo = connection_fixture(&tenant, Platform::WooCommerce);
+    let supabase = connection_fixture(&tenant, Platform::Supabase);
+    for c in [&woo, &supabase] {
+        mem.connections.seed(c.clone());
+    }
+    services
+        .flows
+        .create(
+            &tenant,
+            NewFlow {
+                source_connection_id: woo.id,
+                target_connection_id: supabase.id,
+                entities: vec![EntityType::Orders],
+                conflict_policy: ConflictPolicy::SourceWins,
+                doc_number_prefix: None,
+                enabled: true,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The flow's backfill is not what these tests look at.
+    mem.queue.drain_jobs();
+    World {
+        services,
+        mem,
+        tenant,
+        woo,
+        supabase,
+    }
+}
+
+fn ask(connection: &Connection, entity: EntityType) -> RunRequest {
+    RunRequest {
+        connection_id: connection.id,
+        entity_type: entity,
+        sync_mode: None,
+        ids: Vec::new(),
+    }
+}
+
+fn field<T: std::fmt::Debug>(r: Result<T, ServiceError>) -> String {
+    match r {
+        Err(ServiceError::Invalid { field, .. }) => field,
+        other => panic!("expected a field error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_trigger_records_a_queued_manual_run_and_sends_the_job_it_names() {
+    let w = world().await;
+    let mut asked = ask(&w.woo, EntityType::Orders);
+    asked.ids = vec!["7".into(), "3".into(), "7".into()];
+    let run = w
+        .services
+        .operations
+        .trigger(&w.tenant, asked)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.status, RunStatus::Queued);
+    assert_eq!(run.trigger, Trigger::Manual);
+    assert_eq!(run.attempts, 0);
+    let jobs = w.mem.queue.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].run_id(), run.id, "the job runs as the run answered");
+    assert_eq!(jobs[0].ids, ["3", "7"]);
+    assert_eq!(jobs[0].sync_mode, SyncMode::Incremental);
+    let stored = RunHistory::get(w.mem.runs.as_ref(), &w.tenant, &run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored, Some(run));
+}
+
+#[tokio::test]
+async fn a_trigger_with_nothing_to_write_to_or_a_bad_request_queues_nothing() {
+    let w = world().await;
+    let ops = &w.services.operations;
+    // No flow reads products from the store, nor anything from Supabase.
+    for (connection, entity) in [
+        (&w.woo, EntityType::Products),
+        (&w.supabase, EntityType::Orders),
+    ] {
+        match ops.trigger(&w.tenant, ask(connection, entity)).await {
+            Err(ServiceError::Conflict(m)) => assert!(m.contains("no enabled flow"), "{m}"),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+    let mut full_with_ids = ask(&w.woo, EntityType::Orders);
+    full_with_ids.sync_mode = Some(SyncMode::Full);
+    full_with_ids.ids = vec!["1".into()];
+    assert_eq!(field(ops.trigger(&w.tenant, full_with_ids).await), "ids");
+    let mut too_many = ask(&w.woo, EntityType::Orders);
+    too_many.ids = (0..=MAX_JOB_IDS).map(|i| i.to_string()).collect();
+    assert_eq!(field(ops.trigger(&w.tenant, too_many).await), "ids");
+    let mut blank = ask(&w.woo, EntityType::Orders);
+    blank.ids = vec![" ".into()];
+    assert_eq!(field(ops.trigger(&w.tenant, blank).await), "ids");
+    // Another tenant's connection is no connection of this one.
+    let other = TenantId::parse("globex").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        field(ops.trigger(&other, ask(&w.woo, EntityType::Orders)).await),
+        "connection_id"
+    );
+    assert!(w.mem.queue.jobs().is_empty());
+    assert!(w.mem.runs.all().is_empty());
+}
+
+#[tokio::test]
+async fn a_trigger_the_queue_refuses_is_a_failed_run_and_unavailable() {
+    let w = world().await;
+    w.mem.queue.set_failing(true);
+    let r = w
+        .services
+        .operations
+        .trigger(&w.tenant, ask(&w.woo, EntityType::Orders))
+        .await;
+    assert!(matches!(r, Err(ServiceError::Unavailable(_))), "{r:?}");
+    let runs = w.mem.runs.all();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Failed, "never left queued");
+}
+
+#[tokio::test]
+async fn a_paused_schedule_runs_now_as_a_manual_run_of_that_schedule() {
+    let w = world().await;
+    let schedule = w
+        .services
+        .schedules
+        .create(
+            &w.tenant,
+            NewSchedule {
+                credential_id: w.woo.id,
+                platform: Platform::WooCommerce,
+                entity_type: EntityType::Orders,
+                cron_expression: "0 9 * * *".into(),
+                expression: crate::time::ScheduleExpression::parse("0 9 * * *")
+                    .unwrap_or_else(|e| panic!("{e}")),
+                sync_mode: SyncMode::Full,
+                timezone: "Europe/Paris".parse().unwrap_or_else(|e| panic!("{e}")),
+                is_active: false,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = w
+        .services
+        .operations
+        .run_schedule(&w.tenant, schedule.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.schedule_id, Some(schedule.id));
+    assert_eq!(run.trigger.as_str(), "manual");
+    let jobs = w.mem.queue.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].sync_mode, SyncMode::Full);
+    assert_eq!(
+        jobs[0].trigger,
+        Trigger::ScheduleNow {
+            schedule_id: schedule.id
+        }
+    );
+    // Another tenant's schedule is not found.
+    let other = TenantId::parse("globex").unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        w.services
+            .operations
+            .run_schedule(&other, schedule.id)
+            .await,
+        Err(ServiceError::NotFound("schedule"))
+    ));
+}
+
+fn failed(w: &World, id: &str, entity: EntityType, error: &str, quarantined: bool) -> FailedRecord {
+    let at = w.services.schedules.now();
+    FailedRecord {
+        tenant_id: w.tenant.clone(),
+        connection_id: w.woo.id,
+        entity_type: entity,
+        record_id: id.into(),
+        flow_id: None,
+        error: error.into(),
+        attempts: if quarantined { 5 } else { 1 },
+        first_failed_at: at - chrono::Duration::hours(2),
+        last_failed_at: at - chrono::Duration::hours(1),
+        run_id: RunId::for_job(at, "another run"),
+        quarantined_at: quarantined.then_some(at),
+        next_try_at: quarantined.then_some(at + chrono::Duration::hours(1)),
+    }
+}
+
+async fn keep(w: &World, records: &[FailedRecord]) {
+    use crate::ports::FailureLog;
+    w.mem
+        .failures
+        .keep(records)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A finished run of the store's orders, as the worker leaves it.
+fn finished(w: &World, status: RunStatus, failed_ids: &[&str]) -> Run {
+    let job = SyncJob {
+        job_id: "earlier".into(),
+        tenant_id: w.tenant.clone(),
+        connection_id: w.woo.id,
+        platform: Platform::WooCommerce,
+        entity_type: EntityType::Orders,
+        sync_mode: SyncMode::Full,
+        trigger: Trigger::Webhook,
+        triggered_at: w.services.schedules.now(),
+        ids: Vec::new(),
+        resume: None,
+        attempt: 0,
+        stands_for: Vec::new(),
+    };
+    let mut run = Run::of_job(&job, job.run_id(), None, job.triggered_at, status);
+    for id in failed_ids {
+        run.fail_record(crate::domain::RecordFailure {
+            record_id: id.to_string(),
+            flow_id: None,
+            error: "refused".into(),
+            retryable: false,
+            attempts: 1,
+            quarantined: false,
+        });
+    }
+    w.mem.runs.seed(run.clone());
+    run
+}
+
+#[tokio::test]
+async fn a_runs_retry_runs_its_failed_and_quarantined_records_again_by_id() {
+    let w = world().await;
+    let run = finished(&w, RunStatus::Partial, &["11", "12"]);
+    // One more of its records was quarantined by it; another run's is not this one's.
+    let mut mine = failed(&w, "13", EntityType::Orders, "closed period", true);
+    mine.run_id = run.id.clone();
+    keep(
+        &w,
+        &[
+            mine,
+            failed(&w, "99", EntityType::Orders, "closed period", true),
+        ],
+    )
+    .await;
+    let retried = w
+        .services
+        .operations
+        .retry_run(&w.tenant, &run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(retried.records, 3);
+    assert_eq!(retried.runs.len(), 1);
+    assert_eq!(retried.runs[0].trigger, Trigger::Retry);
+    assert_eq!(retried.runs[0].status, RunStatus::Queued);
+    let jobs = w.mem.queue.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].ids, ["11", "12", "13"]);
+    assert_eq!(jobs[0].run_id(), retried.runs[0].id);
+}
+
+#[tokio::test]
+async fn a_run_still_going_or_with_nothing_failed_is_a_conflict_and_a_failed_one_runs_whole() {
+    let w = world().await;
+    let ops = &w.services.operations;
+    for status in [RunStatus::Queued, RunStatus::Running, RunStatus::Succeeded] {
+        let run = finished(&w, status, &[]);
+        match ops.retry_run(&w.tenant, &run.id).await {
+            Err(ServiceError::Conflict(m)) => assert!(!m.is_empty()),
+            other => panic!("{status}: expected a conflict, got {other:?}"),
+        }
+    }
+    assert!(w.mem.queue.jobs().is_empty());
+    let failed_run = finished(&w, RunStatus::Failed, &[]);
+    let retried = ops
+        .retry_run(&w.tenant, &failed_run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((retried.records, retried.runs.len()), (0, 1));
+    let jobs = w.mem.queue.jobs();
+    assert!(jobs[0].ids.is_empty());
+    assert_eq!(jobs[0].sync_mode, SyncMode::Full, "in the run's own mode");
+    let other = TenantId::parse("globex").unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        ops.retry_run(&other, &failed_run.id).await,
+        Err(ServiceError::NotFound("run"))
+    ));
+}
+
+#[tokio::test]
+async fn a_bulk_retry_queues_only_what_its_filter_matches_one_run_per_stream() {
+    let w = world().await;
+    let mut recent = failed(&w, "3", EntityType::Orders, "HTTP 503 from the store", true);
+    recent.last_failed_at = w.services.schedules.now();
+    keep(
+        &w,
+        &[
+            failed(
+                &w,
+                "1",
+                EntityType::Orders,
+                "Closed period: voids refused",
+                true,
+            ),
+            failed(&w, "2", EntityType::Orders, "closed PERIOD", true),
+            recent,
+            failed(&w, "4", EntityType::Orders, "closed period", false),
+            failed(&w, "5", EntityType::Products, "closed period", true),
+        ],
+    )
+    .await;
+    let ops = &w.services.operations;
+    let retried = ops
+        .retry_failures(
+            &w.tenant,
+            FailureFilter {
+                entity_type: Some(EntityType::Orders),
+                error_contains: Some("closed period".into()),
+                ..FailureFilter::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Not "4" (not quarantined), not "5" (products), not "3" (another error).
+    assert_eq!(retried.records, 2);
+    assert!(!retried.more);
+    assert_eq!(w.mem.queue.drain_jobs()[0].ids, ["1", "2"]);
+    // By time: only what failed in the last half hour.
+    let now = w.services.schedules.now();
+    let retried = ops
+        .retry_failures(
+            &w.tenant,
+            FailureFilter {
+                connection_id: Some(w.woo.id),
+                failed_from: Some(now - chrono::Duration::minutes(30)),
+                not_quarantined_too: true,
+                ..FailureFilter::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(retried.records, 1);
+    assert_eq!(w.mem.queue.drain_jobs()[0].ids, ["3"]);
+    // Everything quarantined: one run per stream.
+    let retried = ops
+        .retry_failures(&w.tenant, FailureFilter::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((retried.records, retried.runs.len()), (4, 2));
+    // Another tenant has nothing to retry, and cannot name this tenant's connection.
+    let other = TenantId::parse("globex").unwrap_or_else(|e| panic!("{e}"));
+    let none = ops
+        .retry_failures(&other, FailureFilter::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((none.records, none.runs.len()), (0, 0));
+    let named = FailureFilter {
+        connection_id: Some(w.woo.id),
+        ..FailureFilter::default()
+    };
+    assert_eq!(
+        field(ops.retry_failures(&other, named).await),
+        "connection_id"
+    );
+    let backwards = FailureFilter {
+        failed_from: Some(now),
+        failed_to: Some(now),
+        ..FailureFilter::default()
+    };
+    assert_eq!(
+        field(ops.retry_failures(&w.tenant, backwards).await),
+        "failed_to"
+    );
+}
