@@ -198,7 +198,12 @@ pub fn run(r: &Run) -> Value {
 
 /// 201 with the new record's `location`.
 pub fn created(location: &str, body: Value) -> Response<Body> {
-    let mut response = json_response(StatusCode::CREATED, &body);
+    located(StatusCode::CREATED, location, body)
+}
+
+/// `status` with a `Location` header: where to find (or follow) what the request made.
+pub fn located(status: StatusCode, location: &str, body: Value) -> Response<Body> {
+    let mut response = json_response(status, &body);
     if let Ok(value) = location.parse() {
         response.headers_mut().insert("location", value);
     }

@@ -70,13 +70,12 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
     let operations = Operations::new(
         connection_store,
         flow_store,
-        schedule_store.clone(),
+        schedule_store,
         runs.clone(),
         failures.clone(),
         jobs,
         clock,
     );
-
     Services {
         schedules,
         connections,

@@ -69,11 +69,7 @@ fn queued(run: &Run) -> Response<Body> {
         map.insert("run_id".into(), json!(run.id.as_str()));
         map.insert("location".into(), json!(location));
     }
-    let mut response = view::json_response(StatusCode::ACCEPTED, &body);
-    if let Ok(value) = location.parse() {
-        response.headers_mut().insert("location", value);
-    }
-    response
+    view::located(StatusCode::ACCEPTED, &location, body)
 }
 
 const DEFAULT_LIMIT: usize = 20;

@@ -74,6 +74,11 @@ impl Flow {
         self.entities.contains(&entity)
     }
 
+    /// Whether a run of its source's `entity` runs this flow: it is on and carries it.
+    pub fn runs_for(&self, entity: EntityType) -> bool {
+        self.enabled && self.carries(entity)
+    }
+
     /// Whether `connection` is either end of the flow.
     pub fn uses(&self, connection: ConnectionId) -> bool {
         self.source_connection_id == connection || self.target_connection_id == connection

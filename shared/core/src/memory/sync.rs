@@ -351,7 +351,7 @@ impl RunLog for MemoryRuns {
 
     async fn save(&self, run: &Run) -> Result<(), StoreError> {
         self.check()?;
-        lock(&self.rows).insert((run.tenant_id.clone(), run.id.clone()), run.clone());
+        self.seed(run.clone());
         Ok(())
     }
 }

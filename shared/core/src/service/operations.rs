@@ -19,7 +19,7 @@ use crate::domain::{
     SyncMode, TenantId, Trigger, Unusable, MAX_JOB_IDS,
 };
 use crate::ports::{
-    ConnectionStore, FailureList, FlowStore, JobQueue, RunListError, RunLog, ScheduleStore,
+    ConnectionStore, FailureList, FlowSource, JobQueue, RunListError, RunLog, ScheduleStore,
 };
 
 /// Most kept failures one retry request queues; past it the answer says more remain.
@@ -83,7 +83,7 @@ pub struct RunRequest {
 #[derive(Clone)]
 pub struct Operations {
     connections: Arc<dyn ConnectionStore>,
-    flows: Arc<dyn FlowStore>,
+    flows: Arc<dyn FlowSource>,
     schedules: Arc<dyn ScheduleStore>,
     runs: Arc<dyn RunLog>,
     failures: Arc<dyn FailureList>,
@@ -94,7 +94,7 @@ pub struct Operations {
 impl Operations {
     pub fn new(
         connections: Arc<dyn ConnectionStore>,
-        flows: Arc<dyn FlowStore>,
+        flows: Arc<dyn FlowSource>,
         schedules: Arc<dyn ScheduleStore>,
         runs: Arc<dyn RunLog>,
         failures: Arc<dyn FailureList>,
@@ -140,9 +140,9 @@ impl Operations {
             ));
         }
         let source = self
-            .source(tenant, ask.connection_id, "connection_id")
+            .source(tenant, ask.connection_id, unknown_connection)
             .await?;
-        self.must_be_read(tenant, &source, ask.entity_type).await?;
+        self.must_be_read(&source, ask.entity_type).await?;
         let job = self.job(&source, ask.entity_type, sync_mode, Trigger::Manual, ids);
         self.queue(job).await
     }
@@ -160,10 +160,11 @@ impl Operations {
             .await?
             .ok_or(ServiceError::NotFound("schedule"))?;
         let source = self
-            .source(tenant, schedule.credential_id, "schedule")
+            .source(tenant, schedule.credential_id, || {
+                ServiceError::Conflict("the schedule's connection no longer exists".into())
+            })
             .await?;
-        self.must_be_read(tenant, &source, schedule.entity_type)
-            .await?;
+        self.must_be_read(&source, schedule.entity_type).await?;
         let job = self.job(
             &source,
             schedule.entity_type,
@@ -189,7 +190,11 @@ impl Operations {
                 run.status
             )));
         }
-        let source = self.source(tenant, run.connection_id, "run").await?;
+        let source = self
+            .source(tenant, run.connection_id, || {
+                ServiceError::Conflict("the run's connection no longer exists".into())
+            })
+            .await?;
         let mut ids: Vec<String> = run.failures.iter().map(|f| f.record_id.clone()).collect();
         let filter = FailureFilter {
             entity_type: Some(run.entity_type),
@@ -240,7 +245,7 @@ impl Operations {
             }
         }
         let sources = match filter.connection_id {
-            Some(id) => vec![self.source(tenant, id, "connection_id").await?],
+            Some(id) => vec![self.source(tenant, id, unknown_connection).await?],
             None => self
                 .connections
                 .list(tenant)
@@ -342,39 +347,30 @@ impl Operations {
         }
     }
 
-    /// The tenant's connection a run reads from.
+    /// The tenant's connection a run reads from; `missing` says why there is none.
     async fn source(
         &self,
         tenant: &TenantId,
         id: ConnectionId,
-        field: &str,
+        missing: impl FnOnce() -> ServiceError,
     ) -> Result<Connection, ServiceError> {
         match Connection::of_tenant(self.connections.get(id).await?, tenant) {
             Ok(c) => Ok(c),
             Err(Unusable::Deleting(_)) => Err(ServiceError::Conflict(
                 "that connection is being deleted; it is not synced any more".into(),
             )),
-            Err(Unusable::Missing) if field == "connection_id" => Err(invalid(
-                field,
-                "connection_id names no connection of this tenant",
-            )),
-            Err(Unusable::Missing) => Err(ServiceError::Conflict(format!(
-                "the {field}'s connection no longer exists"
-            ))),
+            Err(Unusable::Missing) => Err(missing()),
         }
     }
 
     /// A run with nothing to write to would only be skipped: say so now, and how to fix it.
     async fn must_be_read(
         &self,
-        tenant: &TenantId,
         source: &Connection,
         entity: EntityType,
     ) -> Result<(), ServiceError> {
-        let flows = self.flows.list(tenant).await?;
-        let reads = flows
-            .iter()
-            .any(|f| f.enabled && f.source_connection_id == source.id && f.carries(entity));
+        let flows = self.flows.flows_from(source.id).await?;
+        let reads = flows.iter().any(|f| f.runs_for(entity));
         if reads {
             Ok(())
         } else {
@@ -427,6 +423,14 @@ impl Operations {
         tracing::info!(run_id = %run.id, trigger = run.trigger.as_str(), connection_id = %run.connection_id, entity = %run.entity_type, "run queued");
         Ok(run)
     }
+}
+
+/// A `connection_id` naming no connection of the tenant's (another tenant's included).
+fn unknown_connection() -> ServiceError {
+    invalid(
+        "connection_id",
+        "connection_id names no connection of this tenant",
+    )
 }
 
 #[cfg(test)]

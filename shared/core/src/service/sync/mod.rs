@@ -493,7 +493,7 @@ impl SyncWorker {
         };
         let flows: Vec<_> = flows
             .into_iter()
-            .filter(|f| f.enabled && f.carries(key.entity))
+            .filter(|f| f.runs_for(key.entity))
             .collect();
         if flows.is_empty() {
             let why = format!(
