@@ -394,3 +394,42 @@ async fn a_bulk_retry_queues_only_what_its_filter_matches_one_run_per_stream() {
         "failed_to"
     );
 }
+
+#[tokio::test]
+async fn a_bulk_retry_reads_every_page_of_failures_to_the_end() {
+    let w = world().await;
+    // 350 quarantined orders (four pages of 100 as the failure list reads them), and one
+    // more on the last page that the filter leaves out.
+    let mut records: Vec<FailedRecord> = (0..350)
+        .map(|n| {
+            failed(
+                &w,
+                &format!("{n:04}"),
+                EntityType::Orders,
+                "closed period",
+                true,
+            )
+        })
+        .collect();
+    records.push(failed(&w, "9999", EntityType::Orders, "HTTP 503", true));
+    keep(&w, &records).await;
+    let retried = w
+        .services
+        .operations
+        .retry_failures(
+            &w.tenant,
+            FailureFilter {
+                error_contains: Some("closed".into()),
+                ..FailureFilter::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (retried.records, retried.runs.len(), retried.more),
+        (350, 1, false)
+    );
+    let ids = &w.mem.queue.jobs()[0].ids;
+    assert_eq!(ids.len(), 350);
+    assert_eq!((ids[0].as_str(), ids[349].as_str()), ("0000", "0349"));
+}
