@@ -405,6 +405,15 @@ async fn concurrent_updates_of_one_schedule_never_both_apply() {
     );
 }
 
+/// The run log over the stack's table, keeping runs 90 days.
+fn dynamo_runs(aws: &Aws) -> sync_aws::DynamoRuns {
+    sync_aws::DynamoRuns::new(
+        aws.dynamodb(),
+        aws.resources.table_name.clone(),
+        chrono::Duration::days(90),
+    )
+}
+
 /// Every run id of `filter`'s list, following `next` to the end with pages of `limit`, and
 /// saving a new run after each page (newer than every run listed so far).
 async fn follow_run_pages(
@@ -443,11 +452,7 @@ async fn the_run_list_follows_next_to_its_last_run_while_runs_are_added() {
     use sync_core::domain::RunFilter;
     use sync_core::ports::RunLog;
     let aws = fresh_aws().await;
-    let runs = sync_aws::DynamoRuns::new(
-        aws.dynamodb(),
-        aws.resources.table_name.clone(),
-        chrono::Duration::days(90),
-    );
+    let runs = dynamo_runs(&aws);
     let acme = tenant("acme");
     let connection = ConnectionId::new_random();
     let start = chrono::Utc::now() - chrono::Duration::hours(1);
@@ -484,6 +489,71 @@ async fn the_run_list_follows_next_to_its_last_run_while_runs_are_added() {
         assert!(pages > 3, "{filter:?}: {pages} pages");
         assert!(!seen.contains(&other.id.to_string()));
     }
+}
+
+#[tokio::test]
+async fn a_cancel_request_is_kept_apart_from_the_run_and_only_a_queued_run_is_replaced() {
+    use chrono::SubsecRound;
+    use sync_core::domain::RunStatus;
+    use sync_core::ports::RunLog;
+    let aws = fresh_aws().await;
+    let runs = dynamo_runs(&aws);
+    let acme = tenant("acme");
+    let now = chrono::Utc::now();
+    let mut run = sync_core::fixtures::run(&acme, ConnectionId::new_random(), "job", now);
+    run.status = RunStatus::Queued;
+    runs.save(&run).await.unwrap_or_else(|e| panic!("{e}"));
+    let asked = |t: &TenantId| {
+        let (runs, id) = (&runs, run.id.clone());
+        let t = t.clone();
+        async move {
+            runs.cancel_requested(&t, &id)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    assert_eq!(asked(&acme).await, None);
+    // Asked twice: the first time stands; the run's own writes never touch it.
+    let first = now.trunc_subsecs(3);
+    runs.request_cancel(&acme, &run.id, first)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    runs.request_cancel(&acme, &run.id, first + chrono::Duration::minutes(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut running = run.clone();
+    running.status = RunStatus::Running;
+    runs.save(&running).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(asked(&acme).await, Some(first));
+    assert_eq!(asked(&tenant("other")).await, None);
+    // Replaced only while queued: not while running, and then once queued.
+    let mut cancelled = run.clone();
+    cancelled.status = RunStatus::Cancelled;
+    for (stored_as, replaced, after) in [
+        (RunStatus::Running, false, RunStatus::Running),
+        (RunStatus::Queued, true, RunStatus::Cancelled),
+    ] {
+        run.status = stored_as;
+        runs.save(&run).await.unwrap_or_else(|e| panic!("{e}"));
+        let done = runs.replace_queued(&cancelled).await;
+        assert_eq!(done.ok(), Some(replaced), "{stored_as}");
+        let stored = RunLog::get(&runs, &acme, &run.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stored.map(|r| r.status), Some(after));
+    }
+    // The request is no run in the tenant's list.
+    let listed = sync_core::ports::RunHistory::list(
+        &runs,
+        &acme,
+        &sync_core::domain::RunFilter::default(),
+        10,
+        None,
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed.runs.len(), 1);
 }
 
 #[tokio::test]

@@ -1201,3 +1201,82 @@ async fn a_paused_schedule_run_now_syncs_and_counts_as_the_schedules_last_run() 
     assert_eq!(now["is_active"], false, "still paused");
     assert_orders_match(&w).await;
 }
+
+#[tokio::test]
+async fn a_run_cancelled_mid_way_keeps_whole_pages_one_cancelled_while_queued_never_runs_and_nothing_is_lost(
+) {
+    let w = sync_world_with(
+        Seed {
+            products: 5,
+            customers: 5,
+            orders: 1_000,
+            seed: 5,
+        },
+        vec![("TIME_BUDGET_MS".into(), "300".into())],
+    )
+    .await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    // The backfill's first invocation stops part way, its continuation queued.
+    w.api
+        .stack
+        .work_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let runs = w.runs("limit=5").await;
+    let id = runs
+        .iter()
+        .find(|r| r["status"] == "running")
+        .and_then(|r| r["id"].as_str())
+        .unwrap_or_else(|| panic!("no run left running: {runs:#?}"))
+        .to_string();
+    // Asked to stop with `syncctl`: the run says it will.
+    let url = w.api.stack.api_url.clone();
+    let (code, out, err) = syncctl(&["cancel-run", &id, "--tenant", "acme", "--url", &url]).await;
+    assert_eq!(code, 0, "{err}");
+    let asked: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(asked["status"], "running", "{asked}");
+    assert!(asked["cancel_requested_at"].is_string(), "{asked}");
+    // Its continuation arrives and stops: what it wrote stays, each order once.
+    w.work().await;
+    let ended = run(&w, &id).await;
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+    let written = ended["counts"]["written"].as_u64().unwrap_or(0) as usize;
+    assert!((1..1_000).contains(&written), "{ended}");
+    let rows = w.rows("orders").await;
+    assert_eq!(rows.len(), written);
+    let mut ids: Vec<String> = rows.iter().map(|r| r["source_id"].to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), written, "each order once");
+    // A person's run cancelled before a worker takes it up never runs.
+    let (status, queued) = trigger(
+        &w,
+        json!({"connection_id": w.store, "entity_type": "orders"}),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{queued}");
+    let queued_id = queued["run_id"].as_str().unwrap_or_default().to_string();
+    let (status, cancelled) = w
+        .api
+        .send(
+            Method::POST,
+            &format!("/api/sync/runs/{queued_id}/cancel"),
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    w.work().await;
+    assert_eq!(run(&w, &queued_id).await["status"], "cancelled");
+    assert_eq!(w.rows("orders").await.len(), written, "nothing ran");
+    // The next run goes on from the stream's cursor: the project ends as the store is.
+    let (status, again) = trigger(
+        &w,
+        json!({"connection_id": w.store, "entity_type": "orders"}),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{again}");
+    w.work().await;
+    assert_orders_match(&w).await;
+}

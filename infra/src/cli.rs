@@ -121,6 +121,14 @@ enum Command {
         #[command(flatten)]
         api: ApiTarget,
     },
+    /// Stop a run through the API: a queued one at once, a running one at the end of the
+    /// page it is on (keeping what it wrote); prints the run.
+    CancelRun {
+        /// The run's id.
+        run_id: String,
+        #[command(flatten)]
+        api: ApiTarget,
+    },
     /// Try kept failures again in bulk (by default every quarantined record of the tenant),
     /// through the API: prints how many records, and the queued runs.
     RetryFailures {
@@ -316,6 +324,10 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
         }
         Command::RetryRun { run_id, api } => {
             let path = format!("/api/sync/runs/{run_id}/retry");
+            post(&api, &path, &serde_json::json!({}), out, err).await
+        }
+        Command::CancelRun { run_id, api } => {
+            let path = format!("/api/sync/runs/{run_id}/cancel");
             post(&api, &path, &serde_json::json!({}), out, err).await
         }
         Command::RetryFailures {

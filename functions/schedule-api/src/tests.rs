@@ -796,8 +796,8 @@ async fn runs_are_listed_newest_first_filtered_and_paged_and_read_only_by_their_
     }
 }
 
-#[tokio::test]
-async fn a_trigger_is_202_with_the_queued_run_which_reads_back_and_bad_ones_queue_nothing() {
+/// A world whose fixture connection's orders flow into a Supabase connection.
+async fn world_with_an_orders_flow() -> World {
     let w = world();
     seed_connection(
         &w.memory,
@@ -816,6 +816,12 @@ async fn a_trigger_is_202_with_the_queued_run_which_reads_back_and_bad_ones_queu
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    w
+}
+
+#[tokio::test]
+async fn a_trigger_is_202_with_the_queued_run_which_reads_back_and_bad_ones_queue_nothing() {
+    let w = world_with_an_orders_flow().await;
     w.memory.queue.drain_jobs();
     // Refused: no such entity, no flow reading products, a field it does not take, a
     // connection of another tenant.
@@ -969,4 +975,61 @@ async fn retries_refuse_bad_requests_and_answer_what_they_queued() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"records": 0, "runs": [], "more": false}));
     assert!(w.memory.queue.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn a_cancel_is_200_for_a_queued_run_202_for_a_running_one_and_409_once_it_has_ended() {
+    let w = world_with_an_orders_flow().await;
+    let trigger = || {
+        request(
+            "POST",
+            "/api/sync/trigger",
+            Some(json!({"connection_id": FIXTURE_CONNECTION, "entity_type": "orders"})),
+        )
+    };
+    let (_, queued, _) = send(&w, trigger()).await;
+    let id = queued["run_id"].as_str().unwrap_or_default().to_string();
+    let path = format!("/api/sync/runs/{id}/cancel");
+    // Another tenant's run is not found, and a GET is no cancel.
+    let (status, body, _) = send(
+        &w,
+        with_tenant(request("POST", &path, None), "someone-else"),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, _, _) = send(&w, request("GET", &path, None)).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let (status, body, _) = send(&w, request("POST", "/api/sync/runs/nope/cancel", None)).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    // Queued: cancelled at once.
+    let (status, body, _) = send(&w, request("POST", &path, None)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "cancelled");
+    assert!(body["finished_at"].is_string(), "{body}");
+    let (status, body, _) = send(&w, request("POST", &path, None)).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+    // Running: asked to stop.
+    let (_, queued, _) = send(&w, trigger()).await;
+    let id: sync_core::domain::RunId = queued["run_id"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut running = w
+        .memory
+        .runs
+        .all()
+        .into_iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("no run {id}"));
+    running.status = sync_core::domain::RunStatus::Running;
+    w.memory.runs.seed(running);
+    let (status, body, _) = send(
+        &w,
+        request("POST", &format!("/api/sync/runs/{id}/cancel"), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "running");
+    assert!(body["cancel_requested_at"].is_string(), "{body}");
 }

@@ -127,6 +127,7 @@ pub enum Endpoint {
     RunList,
     RunGet,
     RunRetry,
+    RunCancel,
     SyncTrigger,
     FailureList,
     FailureRetry,
@@ -173,6 +174,7 @@ api_routes! {
     "GET" "/api/sync/runs" => RunList, "run history, newest first (`schedule_id`, `flow_id`, `connection_id`, `status`, `limit`, `next`)";
     "GET" "/api/sync/runs/{id}" => RunGet, "read a run";
     "POST" "/api/sync/runs/{id}/retry" => RunRetry, "run again a run's failed records, or a run that failed as a whole (202, the queued runs)";
+    "POST" "/api/sync/runs/{id}/cancel" => RunCancel, "stop a run: a queued one at once (200), a running one at the end of its page (202)";
     "POST" "/api/sync/trigger" => SyncTrigger, "run a connection's entity now, or some of its records (202, the queued run)";
     "GET" "/api/sync/failures" => FailureList, "a connection's quarantined records (`connection_id`, `entity_type`, `limit`, `next`)";
     "POST" "/api/sync/failures/retry" => FailureRetry, "try kept failures again in bulk, by filter (202, the queued runs)";

@@ -19,11 +19,11 @@ use std::collections::HashMap;
 use crate::sdk::describe;
 use crate::table::{
     batch_write, get_s, get_time, key, parsed, run_key, run_pointer_pk, s, tenant_pk, time, Item,
-    RunsBy, RUN_PREFIX,
+    RunsBy, RUN_CANCEL_PREFIX, RUN_PREFIX,
 };
 use sync_core::domain::{
-    Conflict, Cursor, FlowRun, RecordFailure, Run, RunCounts, RunFilter, RunId, RunPage, TenantId,
-    Trigger,
+    Conflict, Cursor, FlowRun, RecordFailure, Run, RunCounts, RunFilter, RunId, RunPage, RunStatus,
+    TenantId, Trigger,
 };
 use sync_core::ports::{RunHistory, RunListError, RunLog, StoreError};
 
@@ -270,6 +270,88 @@ impl RunLog for DynamoRuns {
         items.extend(self.pointers(run));
         self.batch_put(items).await
     }
+
+    async fn replace_queued(&self, run: &Run) -> Result<bool, StoreError> {
+        // Its pointers were written when it was queued, and a queued run has no flows yet.
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.to_item(run)?))
+            .condition_expression("#status = :queued")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s(RunStatus::Queued.as_str()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(describe(&e))),
+        }
+    }
+
+    async fn request_cancel(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut item = cancel_key(tenant, id);
+        item.insert("kind".into(), s("run-cancel"));
+        item.insert("requested_at".into(), time(at));
+        item.insert(
+            "expires_at".into(),
+            AttributeValue::N((at + self.retention).timestamp().to_string()),
+        );
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            // Asked before: the first request stands.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(describe(&e))),
+        }
+    }
+
+    async fn cancel_requested(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(cancel_key(tenant, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(describe(&e)))?;
+        out.item()
+            .map(|item| get_time(item, "requested_at"))
+            .transpose()
+    }
+}
+
+/// Where a request to stop a run is kept: beside the run, under its own key.
+fn cancel_key(tenant: &TenantId, id: &RunId) -> Item {
+    key(tenant_pk(tenant), format!("{RUN_CANCEL_PREFIX}{id}"))
 }
 
 #[async_trait]

@@ -64,6 +64,8 @@ pub(crate) fn tenant_pk(tenant: &TenantId) -> String {
 pub(crate) const SCHEDULE_PREFIX: &str = "SCHEDULE#";
 pub(crate) const FLOW_PREFIX: &str = "FLOW#";
 pub(crate) const RUN_PREFIX: &str = "RUN#";
+/// A request to stop a run (not under `RUN#`: run listings never meet it).
+pub(crate) const RUN_CANCEL_PREFIX: &str = "RUNCANCEL#";
 /// Index sort key prefix of connections (in both indexes).
 pub(crate) const CONNECTION_PREFIX: &str = "CONNECTION#";
 /// Sort key prefix of a connection's event log entries.

@@ -66,6 +66,7 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
         Endpoint::RunList => runs::list(app, t, req).await,
         Endpoint::RunGet => runs::get(app, t, raw).await,
         Endpoint::RunRetry => runs::retry(app, t, raw).await,
+        Endpoint::RunCancel => runs::cancel(app, t, raw).await,
         Endpoint::SyncTrigger => runs::trigger(app, t, req).await,
         Endpoint::FailureList => failures::list(app, t, req).await,
         Endpoint::FailureRetry => failures::retry(app, t, req).await,

@@ -1,6 +1,7 @@
 //! Runs: the history (`GET /api/sync/runs`, newest first, filtered, paged, and
 //! `GET /api/sync/runs/{id}`), and runs asked for now (`POST /api/sync/trigger`,
-//! `POST /api/sync/schedules/{id}/run`), answered 202 with the run as queued.
+//! `POST /api/sync/schedules/{id}/run`), answered 202 with the run as queued; and stopping
+//! one (`POST /api/sync/runs/{id}/cancel`).
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -12,7 +13,7 @@ use crate::view;
 use crate::App;
 use sync_core::domain::{Run, RunFilter, RunId, RunStatus, ScheduleId, SyncMode, TenantId};
 use sync_core::ports::RunListError;
-use sync_core::service::{RunRequest, ServiceError};
+use sync_core::service::{Cancelled, RunRequest, ServiceError};
 
 const TRIGGER_FIELDS: &[&str] = &["connection_id", "entity_type", "sync_mode", "ids"];
 
@@ -44,11 +45,32 @@ pub(super) async fn retry(
     tenant: &TenantId,
     raw: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let id: RunId = raw
-        .parse()
-        .map_err(|_| ApiError::not_found("no run with that id"))?;
+    let id = run_id(raw)?;
     let retried = app.services.operations.retry_run(tenant, &id).await?;
     Ok(view::retried(&retried))
+}
+
+/// `POST /api/sync/runs/{id}/cancel`: 200 with the run cancelled, for one that had not
+/// started; 202 with the run as it is and `cancel_requested_at`, for one that stops at the
+/// end of its current page.
+pub(super) async fn cancel(
+    app: &App,
+    tenant: &TenantId,
+    raw: &str,
+) -> Result<Response<Body>, ApiError> {
+    let id = run_id(raw)?;
+    Ok(
+        match app.services.operations.cancel_run(tenant, &id).await? {
+            Cancelled::Dropped(run) => view::json_response(StatusCode::OK, &view::run(&run)),
+            Cancelled::Requested(run, at) => {
+                let mut body = view::run(&run);
+                if let Some(map) = body.as_object_mut() {
+                    map.insert("cancel_requested_at".into(), json!(view::timestamp(at)));
+                }
+                view::json_response(StatusCode::ACCEPTED, &body)
+            }
+        },
+    )
 }
 
 /// `POST /api/sync/schedules/{id}/run`.
@@ -59,6 +81,12 @@ pub(super) async fn run_schedule(
 ) -> Result<Response<Body>, ApiError> {
     let run = app.services.operations.run_schedule(tenant, id).await?;
     Ok(queued(&run))
+}
+
+/// A run id from the path; a malformed one names no run.
+fn run_id(raw: &str) -> Result<RunId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found("no run with that id"))
 }
 
 /// 202: the run as queued, and where to follow it.
@@ -81,9 +109,7 @@ pub(super) async fn get(
     tenant: &TenantId,
     raw: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let id: RunId = raw
-        .parse()
-        .map_err(|_| ApiError::not_found("no run with that id"))?;
+    let id = run_id(raw)?;
     let run = app
         .services
         .runs

@@ -25,10 +25,14 @@ pub enum RunStatus {
     Failed,
     /// Nothing to do: no flow, the schedule is gone or paused, the connection needs attention.
     Skipped,
+    /// Stopped on request (`POST /api/sync/runs/{id}/cancel`): before it started, or at a
+    /// page's end, keeping what it had written.
+    Cancelled,
 }
 
 impl RunStatus {
-    pub const ALLOWED: &'static str = "queued, running, succeeded, partial, failed, skipped";
+    pub const ALLOWED: &'static str =
+        "queued, running, succeeded, partial, failed, skipped, cancelled";
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,6 +42,7 @@ impl RunStatus {
             RunStatus::Partial => "partial",
             RunStatus::Failed => "failed",
             RunStatus::Skipped => "skipped",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
@@ -64,6 +69,7 @@ impl FromStr for RunStatus {
             "partial" => RunStatus::Partial,
             "failed" => RunStatus::Failed,
             "skipped" => RunStatus::Skipped,
+            "cancelled" => RunStatus::Cancelled,
             _ => {
                 return Err(UnknownValue {
                     value: text.to_string(),

@@ -90,7 +90,7 @@ impl MemoryPlatform {
         lock(&self.subscriptions).clone()
     }
 
-    /// Makes its webhook calls this slow to answer.
+    /// Makes its webhook calls, page reads and writes this slow to answer.
     pub fn set_latency(&self, latency: std::time::Duration) {
         lock(&self.faults).latency = latency;
     }
@@ -231,6 +231,7 @@ impl Source for MemoryPlatform {
         from: Option<&Cursor>,
         _resume: Option<&Value>,
     ) -> Result<Page, PlatformError> {
+        self.delay().await;
         self.call()?;
         let mut all: Vec<Record> = lock(&self.records)
             .get(&entity)
@@ -283,6 +284,7 @@ impl Target for MemoryPlatform {
         entity: EntityType,
         writes: &[Write],
     ) -> Result<Vec<WriteOutcome>, PlatformError> {
+        self.delay().await;
         self.call()?;
         let now = self.clock.now();
         let (refuse, busy) = {

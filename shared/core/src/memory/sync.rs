@@ -3,13 +3,13 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{lock, MemoryConnectionStore};
 use crate::domain::{
     Connection, ConnectionId, Cursor, EntityType, FailedRecord, FailurePage, Flow, FlowId, Run,
-    RunFilter, RunId, RunPage, SyncJob, TenantId,
+    RunFilter, RunId, RunPage, RunStatus, SyncJob, TenantId,
 };
 use crate::ports::{
     FailureList, FailureLog, FlowSource, FlowStore, Lease, PendingJob, RecordIndex, RecordState,
@@ -315,6 +315,9 @@ impl RecordIndex for MemoryRecordIndex {
 #[derive(Default)]
 pub struct MemoryRuns {
     rows: Mutex<BTreeMap<(TenantId, RunId), Run>>,
+    cancels: Mutex<HashMap<(TenantId, RunId), DateTime<Utc>>>,
+    /// How many times a cancel request was looked for.
+    cancel_reads: AtomicU64,
     failing: AtomicBool,
 }
 
@@ -326,6 +329,11 @@ impl MemoryRuns {
     /// Stores `run` as it is (a run another function recorded).
     pub fn seed(&self, run: Run) {
         lock(&self.rows).insert((run.tenant_id.clone(), run.id.clone()), run);
+    }
+
+    /// How many times the worker has looked for cancel requests.
+    pub fn cancel_reads(&self) -> u64 {
+        self.cancel_reads.load(Ordering::SeqCst)
     }
 
     /// Every run, oldest first.
@@ -353,6 +361,43 @@ impl RunLog for MemoryRuns {
         self.check()?;
         self.seed(run.clone());
         Ok(())
+    }
+
+    async fn replace_queued(&self, run: &Run) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        match rows.get_mut(&(run.tenant_id.clone(), run.id.clone())) {
+            Some(stored) if stored.status == RunStatus::Queued => {
+                *stored = run.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn request_cancel(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        lock(&self.cancels)
+            .entry((tenant.clone(), id.clone()))
+            .or_insert(at);
+        Ok(())
+    }
+
+    async fn cancel_requested(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.check()?;
+        self.cancel_reads.fetch_add(1, Ordering::SeqCst);
+        Ok(lock(&self.cancels)
+            .get(&(tenant.clone(), id.clone()))
+            .copied())
     }
 }
 

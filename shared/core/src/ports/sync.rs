@@ -387,12 +387,30 @@ pub trait FailureList: Send + Sync + 'static {
     ) -> Result<FailurePage, RunListError>;
 }
 
-/// Runs, as the worker writes them.
+/// Runs, as the worker writes them (and the API, as it queues or cancels one).
 #[async_trait]
 pub trait RunLog: Send + Sync + 'static {
     async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError>;
     /// Stores the run as it is now (creating or replacing it).
     async fn save(&self, run: &Run) -> Result<(), StoreError>;
+    /// Replaces the run with `run` only while the stored one is still `queued` (no worker
+    /// has taken it up); whether it did.
+    async fn replace_queued(&self, run: &Run) -> Result<bool, StoreError>;
+    /// Notes that someone asked the run to stop, at `at`. Kept apart from the run, which
+    /// its worker replaces whole as it goes: the request is never overwritten, and the
+    /// worker finds it ([`RunLog::cancel_requested`]). Asking again keeps the first time.
+    async fn request_cancel(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// When someone asked the run to stop, if anyone did.
+    async fn cancel_requested(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 /// Why a run list could not be read.

@@ -19,7 +19,9 @@ pub use connections::{open_secrets, ConnectionService};
 pub use connectors::PlatformConnectors;
 pub use flows::FlowService;
 pub use intake::{Delivery, Intake, IntakeError, IntakeSettings, Outcome};
-pub use operations::{FailureFilter, Operations, Retried, RunRequest, MAX_RETRY_RECORDS};
+pub use operations::{
+    Cancelled, FailureFilter, Operations, Retried, RunRequest, MAX_RETRY_RECORDS,
+};
 pub use repair::{Drift, RepairReport, ScheduleRepair, Scope};
 pub use schedules::{
     preview, FiredSchedule, Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT,

@@ -68,6 +68,16 @@ pub struct Retried {
     pub more: bool,
 }
 
+/// What `POST /api/sync/runs/{id}/cancel` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The run had not started: it is `cancelled` now, and its job is dropped on arrival.
+    Dropped(Run),
+    /// The run is working: it stops at the end of the page it is on (or its next
+    /// continuation), keeping what it wrote. The run as it is now, and when it was asked.
+    Requested(Run, DateTime<Utc>),
+}
+
 /// What `POST /api/sync/trigger` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRequest {
@@ -230,6 +240,52 @@ impl Operations {
         let mut retried = self.retry_ids(&source, run.entity_type, ids).await?;
         retried.more |= more;
         Ok(retried)
+    }
+
+    /// Stops a run: one still queued is cancelled at once (its job, when it arrives, finds
+    /// it ended); a running one is asked to stop and does so at the end of its current page,
+    /// keeping what it committed. 409 for a run that has ended.
+    pub async fn cancel_run(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+    ) -> Result<Cancelled, ServiceError> {
+        let mut run = self
+            .runs
+            .get(tenant, id)
+            .await?
+            .ok_or(ServiceError::NotFound("run"))?;
+        if run.status.is_final() {
+            return Err(ServiceError::Conflict(format!(
+                "the run already ended {}; nothing to cancel",
+                run.status
+            )));
+        }
+        let now = self.now();
+        // The request first: a worker that takes the run up meanwhile (and saves it
+        // `running` over what is written below) finds it and stops.
+        self.runs.request_cancel(tenant, id, now).await?;
+        let asked = self.runs.cancel_requested(tenant, id).await?.unwrap_or(now);
+        tracing::info!(run_id = %id, status = %run.status, "run cancel requested");
+        if run.status == RunStatus::Queued {
+            let mut dropped = run.clone();
+            dropped.status = RunStatus::Cancelled;
+            dropped.message = Some("cancelled before it started; nothing was run".into());
+            dropped.finished_at = Some(now);
+            if self.runs.replace_queued(&dropped).await? {
+                return Ok(Cancelled::Dropped(dropped));
+            }
+            // A worker took it up meanwhile: it finds the request and stops (unless it
+            // has finished already).
+            run = self.runs.get(tenant, id).await?.unwrap_or(run);
+            if run.status.is_final() {
+                return Err(ServiceError::Conflict(format!(
+                    "the run already ended {}; nothing to cancel",
+                    run.status
+                )));
+            }
+        }
+        Ok(Cancelled::Requested(run, asked))
     }
 
     /// Tries kept failures again in bulk, by filter: one run per stream (and per
@@ -415,7 +471,8 @@ impl Operations {
             run.status = RunStatus::Failed;
             run.message = Some("the sync queue refused the job; nothing was run".into());
             run.finished_at = Some(now);
-            if let Err(saved) = self.runs.save(&run).await {
+            // (Only while queued: a send that failed may still have been delivered.)
+            if let Err(saved) = self.runs.replace_queued(&run).await {
                 tracing::warn!(run_id = %run.id, error = %saved, "unqueued run left queued");
             }
             return Err(ServiceError::Unavailable(e.to_string()));

@@ -8,6 +8,7 @@ use crate::ports::RunHistory;
 use crate::service::Services;
 
 struct World {
+    clock: Arc<FixedClock>,
     services: Services,
     mem: MemoryWorld,
     tenant: TenantId,
@@ -19,7 +20,7 @@ async fn world() -> World {
     let clock = Arc::new(FixedClock::new(
         DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default(),
     ));
-    let (services, mem) = Services::in_memory(clock);
+    let (services, mem) = Services::in_memory(clock.clone());
     let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
     let woo = connection_fixture(&tenant, Platform::WooCommerce);
     let supabase = connection_fixture(&tenant, Platform::Supabase);
@@ -44,6 +45,7 @@ async fn world() -> World {
     // The flow's backfill is not what these tests look at.
     mem.queue.drain_jobs();
     World {
+        clock,
         services,
         mem,
         tenant,
@@ -432,4 +434,147 @@ async fn a_bulk_retry_reads_every_page_of_failures_to_the_end() {
     let ids = &w.mem.queue.jobs()[0].ids;
     assert_eq!(ids.len(), 350);
     assert_eq!((ids[0].as_str(), ids[349].as_str()), ("0000", "0349"));
+}
+
+/// A run log whose run is taken up by a worker (saved `running`) the moment a cancel is
+/// requested: the interleaving where the API read the run queued just before.
+struct TakenUpOnCancel(Arc<crate::memory::MemoryRuns>);
+
+#[async_trait::async_trait]
+impl RunLog for TakenUpOnCancel {
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+    ) -> Result<Option<Run>, crate::ports::StoreError> {
+        RunLog::get(self.0.as_ref(), tenant, id).await
+    }
+    async fn save(&self, run: &Run) -> Result<(), crate::ports::StoreError> {
+        self.0.save(run).await
+    }
+    async fn replace_queued(&self, run: &Run) -> Result<bool, crate::ports::StoreError> {
+        self.0.replace_queued(run).await
+    }
+    async fn request_cancel(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+        at: DateTime<Utc>,
+    ) -> Result<(), crate::ports::StoreError> {
+        if let Some(mut run) = RunLog::get(self.0.as_ref(), tenant, id).await? {
+            run.status = RunStatus::Running;
+            self.0.save(&run).await?;
+        }
+        self.0.request_cancel(tenant, id, at).await
+    }
+    async fn cancel_requested(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+    ) -> Result<Option<DateTime<Utc>>, crate::ports::StoreError> {
+        self.0.cancel_requested(tenant, id).await
+    }
+}
+
+async fn queued_run(w: &World) -> Run {
+    w.services
+        .operations
+        .trigger(&w.tenant, ask(&w.woo, EntityType::Orders))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn a_queued_run_cancelled_is_cancelled_at_once_and_its_request_kept_for_the_worker() {
+    let w = world().await;
+    let run = queued_run(&w).await;
+    let done = w.services.operations.cancel_run(&w.tenant, &run.id).await;
+    let Ok(Cancelled::Dropped(cancelled)) = done else {
+        panic!("expected the run dropped, got {done:?}")
+    };
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert!(cancelled.finished_at.is_some());
+    let stored = RunHistory::get(w.mem.runs.as_ref(), &w.tenant, &run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored.map(|r| r.status), Some(RunStatus::Cancelled));
+    let asked = w.mem.runs.cancel_requested(&w.tenant, &run.id).await;
+    assert!(matches!(asked, Ok(Some(_))), "{asked:?}");
+    // Asked again: it has ended.
+    assert!(matches!(
+        w.services.operations.cancel_run(&w.tenant, &run.id).await,
+        Err(ServiceError::Conflict(m)) if m.contains("already ended cancelled")
+    ));
+}
+
+#[tokio::test]
+async fn a_running_run_is_asked_to_stop_and_an_ended_or_unknown_one_is_refused() {
+    let w = world().await;
+    let mut run = queued_run(&w).await;
+    run.status = RunStatus::Running;
+    w.mem.runs.seed(run.clone());
+    let done = w.services.operations.cancel_run(&w.tenant, &run.id).await;
+    let Ok(Cancelled::Requested(as_is, at)) = done else {
+        panic!("expected a request, got {done:?}")
+    };
+    assert_eq!(as_is.status, RunStatus::Running, "the worker ends it");
+    assert_eq!(
+        w.mem.runs.cancel_requested(&w.tenant, &run.id).await.ok(),
+        Some(Some(at))
+    );
+    // Asked twice: the first request stands.
+    w.clock.advance(chrono::Duration::minutes(1));
+    let again = w.services.operations.cancel_run(&w.tenant, &run.id).await;
+    assert!(
+        matches!(again, Ok(Cancelled::Requested(_, t)) if t == at),
+        "{again:?}"
+    );
+    // Ended runs and other tenants' are refused, and nothing is requested for them.
+    run.status = RunStatus::Succeeded;
+    w.mem.runs.seed(run.clone());
+    assert!(matches!(
+        w.services.operations.cancel_run(&w.tenant, &run.id).await,
+        Err(ServiceError::Conflict(_))
+    ));
+    let other = TenantId::parse("globex").unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        w.services.operations.cancel_run(&other, &run.id).await,
+        Err(ServiceError::NotFound("run"))
+    ));
+    assert_eq!(
+        w.mem.runs.cancel_requested(&other, &run.id).await.ok(),
+        Some(None)
+    );
+}
+
+#[tokio::test]
+async fn a_run_a_worker_takes_up_while_it_is_cancelled_is_not_overwritten_but_asked_to_stop() {
+    let w = world().await;
+    let run = queued_run(&w).await;
+    let ops = Operations::new(
+        w.mem.connections.clone(),
+        w.mem.flows.clone(),
+        w.mem.schedules.clone(),
+        Arc::new(TakenUpOnCancel(w.mem.runs.clone())),
+        w.mem.failures.clone(),
+        w.mem.queue.clone(),
+        w.clock.clone(),
+    );
+    let done = ops.cancel_run(&w.tenant, &run.id).await;
+    assert!(
+        matches!(&done, Ok(Cancelled::Requested(r, _)) if r.status == RunStatus::Running),
+        "{done:?}"
+    );
+    let stored = RunHistory::get(w.mem.runs.as_ref(), &w.tenant, &run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        stored.map(|r| r.status),
+        Some(RunStatus::Running),
+        "left to its worker"
+    );
+    assert!(matches!(
+        w.mem.runs.cancel_requested(&w.tenant, &run.id).await,
+        Ok(Some(_))
+    ));
 }

@@ -67,6 +67,8 @@ pub struct RunContext<'a> {
     pub deadline: DateTime<Utc>,
     /// Set by the lease's keeper when the lease could not be renewed.
     pub lease_lost: &'a AtomicBool,
+    /// Set when someone asked the run to stop: it does at the end of the page it is on.
+    pub cancelled: &'a AtomicBool,
     /// The lease's fencing token: the run's index writes are refused once a later holder
     /// of the stream has written the same entries.
     pub epoch: u64,
@@ -89,6 +91,9 @@ pub enum RunEnd {
     /// the records of the page being written then (our writes of them may land after the
     /// new holder's, so they are to be synced again after it).
     LeaseLost { in_flight: Vec<String> },
+    /// Stopped on request, between pages: what was written stays, the cursor where the
+    /// last committed page left it.
+    Cancelled,
 }
 
 impl RunEnd {
@@ -286,6 +291,9 @@ impl Engine {
                     in_flight: Vec::new(),
                 };
             }
+            if ctx.cancelled.load(Ordering::SeqCst) {
+                return RunEnd::Cancelled;
+            }
             let page = match ctx
                 .source
                 .changes(ctx.key.entity, at.after.as_ref(), at.resume.as_ref())
@@ -472,6 +480,9 @@ impl Engine {
                 return RunEnd::LeaseLost {
                     in_flight: Vec::new(),
                 };
+            }
+            if ctx.cancelled.load(Ordering::SeqCst) {
+                return RunEnd::Cancelled;
             }
             let end = match ctx.source.fetch(ctx.key.entity, chunk).await {
                 Ok(items) => match self.process(ctx, items, run).await {

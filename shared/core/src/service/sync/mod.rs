@@ -429,7 +429,20 @@ impl SyncWorker {
             self.settings.lease_ttl,
             lost.clone(),
         )));
-        self.run_flows(tenure, &job, connection, held, &lost).await
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _watcher = AbortOnDrop(tokio::spawn(watch_for_cancel(
+            self.ports.runs.clone(),
+            job.tenant_id.clone(),
+            job.run_id(),
+            self.settings.lease_ttl,
+            cancelled.clone(),
+        )));
+        let signals = Signals {
+            lease_lost: &lost,
+            cancelled: &cancelled,
+        };
+        self.run_flows(tenure, &job, connection, held, signals)
+            .await
     }
 
     /// The job's run: its flows planned, the engine run over them, and what its end leaves
@@ -440,7 +453,7 @@ impl SyncWorker {
         job: &SyncJob,
         connection: &Connection,
         held: Held,
-        lost: &AtomicBool,
+        signals: Signals<'_>,
     ) -> JobOutcome {
         let Held { cursor, epoch } = held;
         let key = tenure.key;
@@ -472,7 +485,8 @@ impl SyncWorker {
             source_fields,
             flows: &plans,
             deadline: tenure.stop_at,
-            lease_lost: lost,
+            lease_lost: signals.lease_lost,
+            cancelled: signals.cancelled,
             epoch,
         };
         let end = self.engine.run(&ctx, job, cursor, &mut run).await;
@@ -595,6 +609,13 @@ impl SyncWorker {
             }
             RunEnd::Failed { error, retryable } => self.fail(run, error, retryable).await,
             RunEnd::TimeUp(error) => self.fail(run, error, true).await,
+            RunEnd::Cancelled => {
+                let why = format!(
+                    "cancelled on request after reading {} record(s) and writing {}; what was written stays, and the stream's cursor stays at the last page every target has",
+                    run.counts.read, run.counts.written
+                );
+                self.finish(run, RunStatus::Cancelled, Some(why)).await
+            }
             RunEnd::LeaseLost { in_flight } => {
                 // Another worker holds the stream now. The run is recorded first (the job,
                 // kept, may run under the same id as soon as it is parked).
@@ -709,7 +730,15 @@ impl SyncWorker {
             .get(&job.tenant_id, &id)
             .await
             .map_err(|e| e.to_string())?;
+        let taken_up = existing.is_some();
         let run = match existing {
+            Some(run) if run.status == RunStatus::Cancelled => {
+                tracing::info!(run_id = %run.id, "job of a cancelled run dropped");
+                if job.resume.is_none() {
+                    self.settle_merged(job, &run.id, "was merged into it, which was cancelled before it ran; ask for it again if it is still wanted").await;
+                }
+                return Ok(None);
+            }
             Some(run)
                 if job.resume.is_none()
                     && run.status.is_final()
@@ -738,8 +767,33 @@ impl SyncWorker {
             .save(&run)
             .await
             .map_err(|e| e.to_string())?;
+        if taken_up {
+            // Recorded before (queued by the API, or a continuation): asked to stop since?
+            // (Looked for after the save above, so a cancel that found the run still
+            // queued, and was overwritten by that save, is found here.)
+            let asked = self
+                .ports
+                .runs
+                .cancel_requested(&job.tenant_id, &run.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if asked.is_some() {
+                let why = format!(
+                    "cancelled on request before it {}; what earlier parts wrote stays",
+                    if job.resume.is_some() {
+                        "went on"
+                    } else {
+                        "started"
+                    }
+                );
+                return match self.finish(run, RunStatus::Cancelled, Some(why)).await {
+                    JobOutcome::Done => Ok(None),
+                    JobOutcome::Retry(why) => Err(why),
+                };
+            }
+        }
         if job.resume.is_none() {
-            self.settle_merged(job, &run.id).await;
+            self.settle_merged(job, &run.id, "").await;
         }
         Ok(Some(run))
     }
@@ -747,16 +801,18 @@ impl SyncWorker {
     /// The runs someone asked for that were merged into this job while the stream was busy
     /// (recorded `queued` by the API): each now says which run does its work. One that
     /// cannot be settled stays `queued`, which the run list shows; the work is done anyway.
-    async fn settle_merged(&self, job: &SyncJob, by: &RunId) {
+    /// `how`, when not empty, replaces the usual "does its work" (the run did not).
+    async fn settle_merged(&self, job: &SyncJob, by: &RunId, how: &str) {
         for id in &job.stands_for {
             let settled = match self.ports.runs.get(&job.tenant_id, id).await {
                 Ok(Some(mut queued)) if queued.status == RunStatus::Queued => {
                     queued.status = RunStatus::Skipped;
                     queued.message = Some(format!(
-                        "merged while the stream was busy: run {by} does its work"
+                        "merged while the stream was busy: run {by} {}",
+                        if how.is_empty() { "does its work" } else { how }
                     ));
                     queued.finished_at = Some(self.ports.clock.now());
-                    self.ports.runs.save(&queued).await
+                    self.ports.runs.replace_queued(&queued).await.map(|_| ())
                 }
                 Ok(_) => Ok(()),
                 Err(e) => Err(e),
@@ -778,7 +834,7 @@ impl SyncWorker {
             RunStatus::Running,
         );
         if job.resume.is_none() {
-            self.settle_merged(job, &run.id).await;
+            self.settle_merged(job, &run.id, "").await;
         }
         self.finish(run, RunStatus::Skipped, Some(why.to_string()))
             .await
@@ -895,6 +951,44 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// What a working run watches for between pages: its lease lost (set by the keeper), and a
+/// request to stop it (set by the watcher).
+#[derive(Clone, Copy)]
+struct Signals<'a> {
+    lease_lost: &'a AtomicBool,
+    cancelled: &'a AtomicBool,
+}
+
+/// Looks for a request to stop the run every third of the lease's lifetime until aborted
+/// (one read per tick, not per page); sets `cancelled` once it finds one. A read that fails
+/// is tried at the next tick.
+async fn watch_for_cancel(
+    runs: Arc<dyn RunLog>,
+    tenant: crate::domain::TenantId,
+    run: RunId,
+    ttl: Duration,
+    cancelled: Arc<AtomicBool>,
+) {
+    let every = (ttl / 3)
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(20))
+        .max(std::time::Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(every).await;
+        match runs.cancel_requested(&tenant, &run).await {
+            Ok(Some(_)) => {
+                tracing::info!(run_id = %run, "run asked to stop; stopping at the end of the page");
+                cancelled.store(true, Ordering::SeqCst);
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(run_id = %run, error = %e, "cancel requests not read; looking again")
+            }
+        }
     }
 }
 

@@ -151,6 +151,15 @@ impl World {
         job
     }
 
+    /// Asks `job`'s run to stop, as `POST /api/sync/runs/{id}/cancel` does.
+    async fn ask_to_stop(&self, job: &SyncJob) {
+        let asked = self
+            .runs
+            .request_cancel(&self.tenant, &job.run_id(), self.clock.now())
+            .await;
+        assert!(asked.is_ok(), "{asked:?}");
+    }
+
     fn deadline(&self) -> DateTime<Utc> {
         self.clock.now() + Duration::minutes(15)
     }
@@ -1310,4 +1319,121 @@ async fn a_full_run_that_finds_most_records_gone_deletes_nothing_and_says_why() 
     let run = w.last_run();
     let message = run.message.unwrap_or_default();
     assert!(message.contains("15 of the 20"), "{message}");
+}
+
+#[tokio::test]
+async fn a_run_cancelled_before_it_started_is_not_run_when_its_job_arrives() {
+    // GIVEN a run asked for, then cancelled while queued (as the API does)
+    let w = world();
+    seed(&w, &w.pa, 4);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let job = w.asked_for(w.job(&w.a, SyncMode::Full, &[]));
+    let mut cancelled = w.last_run();
+    cancelled.status = RunStatus::Cancelled;
+    w.runs.seed(cancelled);
+    w.ask_to_stop(&job).await;
+    // WHEN its job arrives
+    w.run_to_end(job).await;
+    // THEN nothing ran and the run says it was cancelled
+    assert!(by_sku(&w.pb).is_empty());
+    assert_eq!(w.runs.all().len(), 1);
+    assert_eq!(w.last_run().status, RunStatus::Cancelled);
+}
+
+#[tokio::test]
+async fn a_cancel_a_worker_wrote_over_is_found_as_the_run_opens() {
+    // GIVEN a queued run asked to stop, whose `cancelled` status a worker taking it up at
+    // that moment overwrote (it is queued or running again in the log)
+    let w = world();
+    seed(&w, &w.pa, 4);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let job = w.asked_for(w.job(&w.a, SyncMode::Full, &[]));
+    w.ask_to_stop(&job).await;
+    // WHEN the job runs
+    w.run_to_end(job).await;
+    // THEN it stops before its first page
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+    assert!(run
+        .message
+        .unwrap_or_default()
+        .contains("before it started"));
+    assert!(by_sku(&w.pb).is_empty());
+}
+
+#[tokio::test]
+async fn a_working_run_asked_to_stop_ends_at_a_pages_end_and_keeps_what_it_wrote() {
+    // GIVEN sixty products (twenty pages) read slowly, and a lease renewed (and cancel
+    // requests looked for) every 50 ms
+    let settings = WorkerSettings {
+        lease_ttl: Duration::milliseconds(150),
+        ..WorkerSettings::default()
+    };
+    let w = world_with(settings, 3);
+    seed(&w, &w.pa, 60);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pa.set_latency(std::time::Duration::from_millis(25));
+    w.pb.set_latency(std::time::Duration::from_millis(25));
+    let job = w.job(&w.a, SyncMode::Incremental, &[]);
+    // WHEN someone asks it to stop as it starts
+    w.ask_to_stop(&job).await;
+    let outcome = w.worker.handle(job, w.deadline()).await;
+    // THEN it stopped between pages: what it wrote is whole pages, in the target once,
+    // and the cursor is at the last of them
+    assert_eq!(outcome, JobOutcome::Done);
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+    let written = run.counts.written as usize;
+    assert!((3..60).contains(&written), "{run:#?}");
+    assert_eq!(written % 3, 0, "whole pages");
+    assert_eq!(by_sku(&w.pb).len(), written);
+    let key = w.key(&w.a);
+    assert_eq!(
+        w.leases.cursor(key).map(|c| c.id),
+        Some(written.to_string())
+    );
+    assert!(run
+        .message
+        .unwrap_or_default()
+        .contains("cancelled on request"));
+    assert!(w.mem.queue.drain_jobs().is_empty(), "no continuation");
+    // AND the next run goes on from there: nothing is lost or written twice
+    w.pa.set_latency(std::time::Duration::ZERO);
+    w.pb.set_latency(std::time::Duration::ZERO);
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    assert_eq!(by_sku(&w.pb).len(), 60);
+    let next: Vec<Run> = w
+        .runs
+        .all()
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Succeeded)
+        .collect();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].counts.written as usize, 60 - written);
+}
+
+#[tokio::test]
+async fn a_run_asked_to_stop_between_invocations_ends_when_its_continuation_arrives() {
+    // GIVEN a run with no time to spare (every page checkpoints), after its first page
+    let settings = WorkerSettings {
+        time_budget: Some(Duration::zero()),
+        ..WorkerSettings::default()
+    };
+    let w = world_with(settings, 3);
+    seed(&w, &w.pa, 9);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let job = w.job(&w.a, SyncMode::Full, &[]);
+    w.worker.handle(job.clone(), w.deadline()).await;
+    let continuation = w.mem.queue.drain_jobs();
+    assert_eq!(continuation.len(), 1);
+    assert_eq!(w.last_run().status, RunStatus::Running);
+    // WHEN it is asked to stop, and its continuation arrives
+    w.ask_to_stop(&job).await;
+    w.run_to_end(continuation[0].clone()).await;
+    // THEN it ends cancelled with its first page kept, and goes no further
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+    assert_eq!(run.counts.written, 3);
+    assert_eq!(by_sku(&w.pb).len(), 3);
+    assert_eq!(w.runs.all().len(), 1);
 }
