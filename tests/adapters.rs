@@ -624,6 +624,54 @@ async fn the_failure_list_follows_next_to_its_last_record_while_failures_are_kep
 }
 
 #[tokio::test]
+async fn a_cursor_set_by_hand_waits_for_no_holder_and_fences_one_whose_lease_ran_out() {
+    use chrono::SubsecRound;
+    use sync_core::domain::{Cursor, EntityType};
+    use sync_core::ports::{CursorSet, Lease, StateError, StreamCursors, SyncKey, SyncLeases};
+    let aws = fresh_aws().await;
+    let state = sync_aws::DynamoSyncState::new(aws.dynamodb(), aws.resources.table_name.clone());
+    let key = SyncKey {
+        connection: ConnectionId::new_random(),
+        entity: EntityType::Orders,
+    };
+    let now = chrono::Utc::now().trunc_subsecs(3);
+    let ttl = chrono::Duration::seconds(30);
+    let first = Cursor::at(now - chrono::Duration::days(2));
+    // A stream never run: set, nothing before.
+    let set = state.set_cursor(key, &first, "ops", now).await;
+    assert_eq!(set.ok(), Some(CursorSet::Set { previous: None }));
+    // Held by a run: refused.
+    let held = state.acquire(key, "worker", now, ttl).await;
+    assert!(
+        matches!(held, Ok(Lease::Acquired { cursor: Some(ref c), .. }) if *c == first),
+        "{held:?}"
+    );
+    let second = Cursor::at(now - chrono::Duration::days(1));
+    let busy = state.set_cursor(key, &second, "ops", now).await;
+    assert_eq!(busy.ok(), Some(CursorSet::Busy));
+    // Its lease runs out while it works: the cursor is set, and the worker can no longer
+    // move it.
+    let later = now + chrono::Duration::seconds(31);
+    let set = state.set_cursor(key, &second, "ops", later).await;
+    assert_eq!(
+        set.ok(),
+        Some(CursorSet::Set {
+            previous: Some(first)
+        })
+    );
+    let moved = state.save_cursor(key, "worker", &Cursor::at(later)).await;
+    assert!(matches!(moved, Err(StateError::LeaseLost)), "{moved:?}");
+    // The next run takes the stream up from the cursor set.
+    let next = state
+        .acquire(key, "next", later + chrono::Duration::milliseconds(5), ttl)
+        .await;
+    assert!(
+        matches!(next, Ok(Lease::Acquired { cursor: Some(ref c), .. }) if *c == second),
+        "{next:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_index_write_under_an_older_lease_is_refused_once_the_new_holder_wrote_the_entry() {
     use sync_core::domain::EntityType;
     use sync_core::ports::{Lease, RecordIndex, RecordUpdate, StateError, SyncKey, SyncLeases};

@@ -1280,3 +1280,106 @@ async fn a_run_cancelled_mid_way_keeps_whole_pages_one_cancelled_while_queued_ne
     w.work().await;
     assert_orders_match(&w).await;
 }
+
+#[tokio::test]
+async fn a_resync_by_date_range_rewrites_exactly_the_orders_changed_in_it_and_a_cursor_is_set_by_hand(
+) {
+    let w = sync_world(seed(30)).await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    w.work().await;
+    assert_orders_match(&w).await;
+    // Someone edits every order row in the project by hand; our record index does not know.
+    w.sql("update orders set status = 'tampered'").await;
+    // A span covering the middle of the store's orders by modification time.
+    let modified = |o: &Value| {
+        chrono::NaiveDateTime::parse_from_str(
+            o["date_modified_gmt"].as_str().unwrap_or_default(),
+            "%Y-%m-%dT%H:%M:%S",
+        )
+        .map(|t| t.and_utc())
+        .unwrap_or_else(|e| panic!("{e}: {o}"))
+    };
+    let orders = w.woo.all(Kind::Orders);
+    let mut times: Vec<chrono::DateTime<chrono::Utc>> = orders.iter().map(modified).collect();
+    times.sort();
+    times.dedup();
+    assert!(times.len() > 4, "{times:?}");
+    let (from, to) = (times[1], times[times.len() - 2]);
+    let inside: Vec<String> = orders
+        .iter()
+        .filter(|o| (from..to).contains(&modified(o)))
+        .map(|o| o["id"].to_string())
+        .collect();
+    assert!(!inside.is_empty() && inside.len() < orders.len());
+    let url = w.api.stack.api_url.clone();
+    let (code, out, err) = syncctl(&[
+        "resync",
+        "--connection-id",
+        &w.store,
+        "--entity",
+        "orders",
+        "--from",
+        &from.to_rfc3339(),
+        "--to",
+        &to.to_rfc3339(),
+        "--tenant",
+        "acme",
+        "--url",
+        &url,
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let queued: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(queued["status"], "queued", "{queued}");
+    let cursor_before = w.cursor(&w.store, "orders").await;
+    w.work().await;
+    let ran = run(&w, queued["run_id"].as_str().unwrap_or_default()).await;
+    assert_eq!(ran["status"], "succeeded", "{ran}");
+    assert_eq!(ran["counts"]["written"], inside.len(), "{ran}");
+    assert!(ran["window"]["modified_from"].is_string(), "{ran}");
+    // Exactly the orders in the span are as the store has them again.
+    for row in w.rows("orders").await {
+        let id = row["source_id"].as_str().unwrap_or_default().to_string();
+        let order = orders
+            .iter()
+            .find(|o| o["id"].as_u64().map(|n| n.to_string()) == Some(id.clone()))
+            .unwrap_or_else(|| panic!("no order {id}"));
+        if inside.contains(&id) {
+            assert_eq!(row["status"], order["status"], "order {id} rewritten");
+        } else {
+            assert_eq!(row["status"], "tampered", "order {id} left alone");
+        }
+    }
+    // The stream's cursor did not move.
+    assert_eq!(w.cursor(&w.store, "orders").await, cursor_before);
+    // The cursor set by hand, noting who; refused while a run holds the stream.
+    let cursor_args = |at: &str| {
+        vec![
+            "resync".to_string(),
+            "--connection-id".into(),
+            w.store.clone(),
+            "--entity".into(),
+            "orders".into(),
+            "--cursor".into(),
+            at.to_string(),
+            "--tenant".into(),
+            "acme".into(),
+            "--url".into(),
+            url.clone(),
+        ]
+    };
+    let args = cursor_args(&from.to_rfc3339());
+    let (code, out, err) = syncctl(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(code, 0, "{err}");
+    let set: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(set["previous_cursor"]["modified_at"].is_string(), "{set}");
+    assert!(set["cursor_set_by"].is_string(), "{set}");
+    assert_eq!(
+        w.cursor(&w.store, "orders").await.map(|c| c.stamp),
+        Some(from)
+    );
+    w.hold_stream(&w.store, "orders", "elsewhere", 60_000).await;
+    let (code, _, err) = syncctl(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert_eq!(code, 2, "refused while held: {err}");
+    assert!(err.contains("409"), "{err}");
+}

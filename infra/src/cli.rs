@@ -106,6 +106,27 @@ enum Command {
         #[command(flatten)]
         api: ApiTarget,
     },
+    /// Read again and rewrite what the source changed in a span of time, or set the stream's
+    /// cursor, through the API: prints the queued run (or the cursor set).
+    Resync {
+        /// The connection to read from.
+        #[arg(long)]
+        connection_id: String,
+        /// orders, customers or products.
+        #[arg(long)]
+        entity: String,
+        /// Changed at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Changed before this time (RFC 3339; default now).
+        #[arg(long)]
+        to: Option<String>,
+        /// Instead of a resync: set the stream's cursor to this time (RFC 3339).
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        api: ApiTarget,
+    },
     /// Run a schedule now, paused or not, through the API: prints the queued run.
     RunSchedule {
         /// The schedule's id.
@@ -321,6 +342,29 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
                 body["ids"] = ids.into();
             }
             post(&api, "/api/sync/trigger", &body, out, err).await
+        }
+        Command::Resync {
+            connection_id,
+            entity,
+            from,
+            to,
+            cursor,
+            api,
+        } => {
+            let mut body = serde_json::json!({
+                "connection_id": connection_id,
+                "entity_type": entity,
+            });
+            for (name, value) in [
+                ("modified_from", from),
+                ("modified_to", to),
+                ("cursor", cursor),
+            ] {
+                if let Some(value) = value {
+                    body[name] = value.into();
+                }
+            }
+            post(&api, "/api/sync/resync", &body, out, err).await
         }
         Command::RetryRun { run_id, api } => {
             let path = format!("/api/sync/runs/{run_id}/retry");

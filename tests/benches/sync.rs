@@ -261,6 +261,7 @@ impl Stubbed {
             resume: None,
             attempt: 0,
             stands_for: Vec::new(),
+            window: None,
         };
         let started = Instant::now();
         let outcome = self

@@ -318,6 +318,7 @@ impl SyncWorld {
             resume: None,
             attempt: 0,
             stands_for: Vec::new(),
+            window: None,
         }
     }
 
@@ -424,6 +425,28 @@ impl SyncWorld {
             .send()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The stream's cursor as stored (read by taking its lease for a moment, as a run
+    /// would; `None` while another holds it, or when it has none).
+    pub async fn cursor(
+        &self,
+        connection: &str,
+        entity: &str,
+    ) -> Option<sync_core::domain::Cursor> {
+        use sync_core::ports::{Lease, SyncLeases};
+        let key = self.stream(connection, entity);
+        let me = format!("test-{}", uuid::Uuid::new_v4());
+        let lease = self
+            .leases()
+            .acquire(key, &me, chrono::Utc::now(), chrono::Duration::seconds(5))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = self.leases().release(key, &me).await;
+        match lease {
+            Lease::Acquired { cursor, .. } => cursor,
+            Lease::Held => None,
+        }
     }
 
     /// The follow-up kept for the stream, if any.

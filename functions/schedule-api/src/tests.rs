@@ -750,6 +750,7 @@ async fn runs_are_listed_newest_first_filtered_and_paged_and_read_only_by_their_
             finished_at: Some(at + chrono::Duration::seconds(2)),
             continuations: 0,
             attempts: 1,
+            window: None,
         };
         w.memory
             .runs
@@ -1032,4 +1033,57 @@ async fn a_cancel_is_200_for_a_queued_run_202_for_a_running_one_and_409_once_it_
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["status"], "running");
     assert!(body["cancel_requested_at"].is_string(), "{body}");
+}
+
+#[tokio::test]
+async fn a_resync_is_202_with_its_span_or_200_setting_the_cursor_and_a_mixed_request_is_refused() {
+    let w = world_with_an_orders_flow().await;
+    w.memory.queue.drain_jobs();
+    let resync = |body: Value| request("POST", "/api/sync/resync", Some(body));
+    let stream = json!({"connection_id": FIXTURE_CONNECTION, "entity_type": "orders"});
+    let with = |extra: Value| {
+        let mut body = stream.clone();
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        body
+    };
+    for (body, field) in [
+        (with(json!({})), "modified_from"),
+        (with(json!({"modified_from": "last week"})), "modified_from"),
+        (
+            with(
+                json!({"modified_from": "2026-11-01T00:00:00Z", "cursor": "2026-11-01T00:00:00Z"}),
+            ),
+            "modified_from",
+        ),
+        (
+            with(
+                json!({"modified_from": "2026-11-02T00:00:00Z", "modified_to": "2026-11-01T00:00:00Z"}),
+            ),
+            "modified_to",
+        ),
+        (with(json!({"since": "2026-11-01T00:00:00Z"})), "since"),
+    ] {
+        let (status, got, _) = send(&w, resync(body)).await;
+        assert_error(status, &got, StatusCode::BAD_REQUEST, "invalid_field");
+        assert_eq!(got["error"]["field"], field, "{got}");
+    }
+    assert!(w.memory.queue.jobs().is_empty());
+    let (status, got, _) = send(
+        &w,
+        resync(with(
+            json!({"modified_from": "2026-11-01T00:00:00Z", "modified_to": "2026-11-02T00:00:00Z"}),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{got}");
+    assert_eq!(got["status"], "queued");
+    assert_eq!(got["window"]["modified_from"], "2026-11-01T00:00:00Z");
+    assert_eq!(w.memory.queue.jobs().len(), 1);
+    let (status, got, _) = send(&w, resync(with(json!({"cursor": "2026-11-01T00:00:00Z"})))).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["cursor"]["modified_at"], "2026-11-01T00:00:00Z");
+    assert_eq!(got["previous_cursor"], Value::Null);
+    assert!(got["cursor_set_by"].is_string(), "{got}");
 }

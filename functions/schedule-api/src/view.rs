@@ -149,6 +149,18 @@ pub fn retried(r: &sync_core::service::Retried) -> Response<Body> {
     )
 }
 
+/// A stream's cursor set by hand, and the one it replaced.
+pub fn cursor_change(c: &sync_core::service::CursorChange) -> Value {
+    json!({
+        "connection_id": c.connection_id.to_string(),
+        "entity_type": c.entity_type.as_str(),
+        "cursor": cursor(&Some(c.cursor.clone())),
+        "previous_cursor": cursor(&c.previous),
+        "cursor_set_by": c.set_by,
+        "cursor_set_at": timestamp(c.set_at),
+    })
+}
+
 pub fn run(r: &Run) -> Value {
     json!({
         "id": r.id.to_string(),
@@ -193,6 +205,10 @@ pub fn run(r: &Run) -> Value {
         "duration_ms": r.finished_at.map(|f| (f - r.started_at).num_milliseconds()),
         "continuations": r.continuations,
         "attempts": r.attempts,
+        "window": r.window.map(|w| json!({
+            "modified_from": timestamp(w.from),
+            "modified_to": timestamp(w.to),
+        })),
     })
 }
 

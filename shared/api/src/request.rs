@@ -25,6 +25,21 @@ pub fn tenant(req: &Request, claim: &str) -> Result<TenantId, ApiError> {
         .ok_or_else(ApiError::unauthorized)
 }
 
+/// Who made the request, as the JWT authorizer's `sub` claim names them (at most 200
+/// characters); `None` without one.
+pub fn subject(req: &Request) -> Option<String> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .and_then(|jwt| jwt.claims.get("sub"))
+            .filter(|sub| !sub.trim().is_empty())
+            .map(|sub| sub.chars().take(200).collect()),
+        _ => None,
+    }
+}
+
 /// The base URL the platforms reach this API at (webhook URLs are below it): the
 /// configured `PUBLIC_BASE_URL`, or the domain API Gateway received the request on.
 pub fn public_base_url(settings: &sync_core::config::ApiSettings, req: &Request) -> String {

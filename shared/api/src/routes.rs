@@ -129,6 +129,7 @@ pub enum Endpoint {
     RunRetry,
     RunCancel,
     SyncTrigger,
+    SyncResync,
     FailureList,
     FailureRetry,
 }
@@ -176,6 +177,7 @@ api_routes! {
     "POST" "/api/sync/runs/{id}/retry" => RunRetry, "run again a run's failed records, or a run that failed as a whole (202, the queued runs)";
     "POST" "/api/sync/runs/{id}/cancel" => RunCancel, "stop a run: a queued one at once (200), a running one at the end of its page (202)";
     "POST" "/api/sync/trigger" => SyncTrigger, "run a connection's entity now, or some of its records (202, the queued run)";
+    "POST" "/api/sync/resync" => SyncResync, "read again and rewrite what the source changed in a span of time (202, the queued run), or set a stream's cursor (200)";
     "GET" "/api/sync/failures" => FailureList, "a connection's quarantined records (`connection_id`, `entity_type`, `limit`, `next`)";
     "POST" "/api/sync/failures/retry" => FailureRetry, "try kept failures again in bulk, by filter (202, the queued runs)";
 }

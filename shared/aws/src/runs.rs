@@ -107,6 +107,9 @@ impl DynamoRuns {
         }
         item.insert("continuations".into(), n(u64::from(run.continuations)));
         item.insert("attempts".into(), n(u64::from(run.attempts)));
+        if let Some(window) = &run.window {
+            item.insert("window".into(), json(window)?);
+        }
         item.insert("expires_at".into(), self.expires_at(run));
         Ok(item)
     }
@@ -240,6 +243,10 @@ fn from_item(item: &Item) -> Result<Run, StoreError> {
         finished_at: optional_time("finished_at")?,
         continuations: u32::try_from(number(item, "continuations")?).unwrap_or(u32::MAX),
         attempts: u32::try_from(number(item, "attempts")?).unwrap_or(u32::MAX),
+        window: match item.get("window") {
+            Some(_) => Some(from_json(item, "window")?),
+            None => None,
+        },
     })
 }
 

@@ -31,8 +31,8 @@ use crate::sdk::describe;
 use crate::table::{record_index_key, record_index_pk, s, write_failure, Item};
 use sync_core::domain::{ConnectionId, Cursor, EntityType, SyncJob};
 use sync_core::ports::{
-    Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, StateError, StoreError, SyncKey,
-    SyncLeases,
+    CursorSet, Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, StateError, StoreError,
+    StreamCursors, SyncKey, SyncLeases,
 };
 use sync_core::records::Fingerprint;
 
@@ -300,6 +300,61 @@ impl SyncLeases for DynamoSyncState {
             Err(e) => match lease_failure(e) {
                 // Not ours any more: leave it to its holder.
                 StateError::LeaseLost => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl StreamCursors for DynamoSyncState {
+    async fn set_cursor(
+        &self,
+        key: SyncKey,
+        cursor: &Cursor,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CursorSet, StateError> {
+        // The lease passes to the setting, already run out: a worker whose own lease ran
+        // out meanwhile cannot save its cursor over this one (its owner name no longer
+        // matches), nor write the index (the fencing token moved on).
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(stream_key(key)))
+            .update_expression(
+                "SET cursor_stamp = :stamp, cursor_id = :id, cursor_set_by = :by, cursor_set_at = :at, \
+                 #owner = :setter, lease_until = :ran_out, epoch = if_not_exists(epoch, :zero) + :one",
+            )
+            .condition_expression("attribute_not_exists(#owner) OR lease_until < :now")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(
+                ":stamp",
+                s(cursor
+                    .stamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            )
+            .expression_attribute_values(":id", s(&cursor.id))
+            .expression_attribute_values(":by", s(by))
+            .expression_attribute_values(
+                ":at",
+                s(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            )
+            .expression_attribute_values(":setter", s(format!("cursor set by {by}")))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":ran_out", n(now.timestamp_millis() - 1))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(CursorSet::Set {
+                previous: out.attributes().and_then(cursor_of),
+            }),
+            Err(e) => match lease_failure(e) {
+                StateError::LeaseLost => Ok(CursorSet::Busy),
                 other => Err(other),
             },
         }

@@ -9,7 +9,8 @@ use sync_core::config::WorkerConfig;
 use sync_core::ports::HttpClient;
 use sync_core::service::sync::{SyncWorker, WorkerPorts};
 use sync_core::service::{
-    ConnectionService, FlowService, Operations, PlatformConnectors, ScheduleService, Services,
+    ConnectionService, FlowService, Operations, OperationsPorts, PlatformConnectors,
+    ScheduleService, Services,
 };
 
 /// The API's use cases over DynamoDB, EventBridge Scheduler, KMS and SQS (backfills).
@@ -66,16 +67,19 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
         chrono::Duration::days(sync_core::config::DEFAULT_RUN_RETENTION_DAYS),
     ));
     // Reading only: the worker keeps and forgets failures.
-    let failures = Arc::new(crate::DynamoFailures::new(dynamodb, table));
-    let operations = Operations::new(
-        connection_store,
-        flow_store,
-        schedule_store,
-        runs.clone(),
-        failures.clone(),
+    let failures = Arc::new(crate::DynamoFailures::new(dynamodb.clone(), table.clone()));
+    // Only to set a stream's cursor by hand.
+    let cursors = Arc::new(crate::DynamoSyncState::new(dynamodb, table));
+    let operations = Operations::new(OperationsPorts {
+        connections: connection_store,
+        flows: flow_store,
+        schedules: schedule_store,
+        runs: runs.clone(),
+        failures: failures.clone(),
         jobs,
+        cursors,
         clock,
-    );
+    });
     Services {
         schedules,
         connections,

@@ -95,5 +95,6 @@ pub fn run(tenant: &TenantId, connection: ConnectionId, job: &str, at: DateTime<
         finished_at: Some(at + chrono::Duration::seconds(1)),
         continuations: 0,
         attempts: 1,
+        window: None,
     }
 }

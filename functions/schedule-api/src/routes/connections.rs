@@ -6,7 +6,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::request::{json_object, Fields};
+use crate::request::Fields;
 use crate::view;
 use crate::App;
 use sync_core::domain::{
@@ -76,11 +76,7 @@ pub(super) async fn create(
     tenant: &TenantId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let fields = Fields::new(
-        json_object(req, app.settings.max_body_bytes)?,
-        CREATE_FIELDS,
-        &[],
-    )?;
+    let fields = super::body(app, req, CREATE_FIELDS, &[])?;
     let platform: Platform = fields.required_parsed("platform")?;
     let new = NewConnection {
         platform,
@@ -106,11 +102,7 @@ pub(super) async fn update(
     id: ConnectionId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let fields = Fields::new(
-        json_object(req, app.settings.max_body_bytes)?,
-        UPDATE_FIELDS,
-        &["platform"],
-    )?;
+    let fields = super::body(app, req, UPDATE_FIELDS, &["platform"])?;
     let patch = ConnectionPatch {
         display_name: fields.string("display_name", false)?.map(str::to_string),
         config: config_field(&fields)?,

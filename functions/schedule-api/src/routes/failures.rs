@@ -8,7 +8,6 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::request::{json_object, Fields};
 use crate::view;
 use crate::App;
 use sync_core::domain::{ConnectionId, EntityType, TenantId};
@@ -31,11 +30,7 @@ pub(super) async fn retry(
     tenant: &TenantId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let fields = Fields::new(
-        json_object(req, app.settings.max_body_bytes)?,
-        RETRY_FIELDS,
-        &[],
-    )?;
+    let fields = super::body(app, req, RETRY_FIELDS, &[])?;
     let filter = FailureFilter {
         connection_id: fields.parsed("connection_id", true)?,
         entity_type: fields.parsed("entity_type", true)?,

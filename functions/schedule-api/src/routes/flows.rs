@@ -5,7 +5,6 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::request::{json_object, Fields};
 use crate::view;
 use crate::App;
 use sync_core::domain::{ConflictPolicy, FlowId, FlowPatch, NewFlow, TenantId};
@@ -59,11 +58,7 @@ pub(super) async fn create(
     tenant: &TenantId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let fields = Fields::new(
-        json_object(req, app.settings.max_body_bytes)?,
-        CREATE_FIELDS,
-        &[],
-    )?;
+    let fields = super::body(app, req, CREATE_FIELDS, &[])?;
     let new = NewFlow {
         source_connection_id: fields.required_parsed("source_connection_id")?,
         target_connection_id: fields.required_parsed("target_connection_id")?,
@@ -89,11 +84,7 @@ pub(super) async fn update(
     id: FlowId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let fields = Fields::new(
-        json_object(req, app.settings.max_body_bytes)?,
-        UPDATE_FIELDS,
-        IMMUTABLE_FIELDS,
-    )?;
+    let fields = super::body(app, req, UPDATE_FIELDS, IMMUTABLE_FIELDS)?;
     let patch = FlowPatch {
         entities: fields.parsed_list("entities")?,
         conflict_policy: fields.parsed("conflict_policy", false)?,

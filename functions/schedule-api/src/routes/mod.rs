@@ -68,7 +68,22 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
         Endpoint::RunRetry => runs::retry(app, t, raw).await,
         Endpoint::RunCancel => runs::cancel(app, t, raw).await,
         Endpoint::SyncTrigger => runs::trigger(app, t, req).await,
+        Endpoint::SyncResync => runs::resync(app, t, req).await,
         Endpoint::FailureList => failures::list(app, t, req).await,
         Endpoint::FailureRetry => failures::retry(app, t, req).await,
     }
+}
+
+/// The request's JSON body as its fields: only those `allowed`, none of those `immutable`.
+fn body(
+    app: &App,
+    req: &Request,
+    allowed: &[&str],
+    immutable: &[&str],
+) -> Result<crate::request::Fields, ApiError> {
+    crate::request::Fields::new(
+        crate::request::json_object(req, app.settings.max_body_bytes)?,
+        allowed,
+        immutable,
+    )
 }

@@ -8,12 +8,11 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::request::{json_object, Fields};
 use crate::view;
 use crate::App;
 use sync_core::domain::{Run, RunFilter, RunId, RunStatus, ScheduleId, SyncMode, TenantId};
 use sync_core::ports::RunListError;
-use sync_core::service::{Cancelled, RunRequest, ServiceError};
+use sync_core::service::{Cancelled, ResyncRequest, RunRequest, ServiceError};
 
 const TRIGGER_FIELDS: &[&str] = &["connection_id", "entity_type", "sync_mode", "ids"];
 
@@ -24,11 +23,7 @@ pub(super) async fn trigger(
     tenant: &TenantId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let fields = Fields::new(
-        json_object(req, app.settings.max_body_bytes)?,
-        TRIGGER_FIELDS,
-        &[],
-    )?;
+    let fields = super::body(app, req, TRIGGER_FIELDS, &[])?;
     let ask = RunRequest {
         connection_id: fields.required_parsed("connection_id")?,
         entity_type: fields.required_parsed("entity_type")?,
@@ -37,6 +32,65 @@ pub(super) async fn trigger(
     };
     let run = app.services.operations.trigger(tenant, ask).await?;
     Ok(queued(&run))
+}
+
+const RESYNC_FIELDS: &[&str] = &[
+    "connection_id",
+    "entity_type",
+    "modified_from",
+    "modified_to",
+    "cursor",
+];
+
+/// `POST /api/sync/resync`: with `modified_from` (and `modified_to`), a run that reads
+/// again and rewrites what the source changed in that span (202, queued); with `cursor`,
+/// the stream's cursor set there, noting who and when (200).
+pub(super) async fn resync(
+    app: &App,
+    tenant: &TenantId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let fields = super::body(app, req, RESYNC_FIELDS, &[])?;
+    let connection_id = fields.required_parsed("connection_id")?;
+    let entity_type = fields.required_parsed("entity_type")?;
+    let from = fields.time("modified_from")?;
+    let to = fields.time("modified_to")?;
+    let Some(cursor) = fields.time("cursor")? else {
+        let modified_from = from.ok_or_else(|| {
+            ApiError::invalid_field(
+                "modified_from",
+                "modified_from is required (or cursor, to set the stream's cursor)",
+            )
+        })?;
+        let ask = ResyncRequest {
+            connection_id,
+            entity_type,
+            modified_from,
+            modified_to: to,
+        };
+        let run = app.services.operations.resync(tenant, ask).await?;
+        return Ok(queued(&run));
+    };
+    if from.is_some() || to.is_some() {
+        return Err(ApiError::invalid_field(
+            if from.is_some() {
+                "modified_from"
+            } else {
+                "modified_to"
+            },
+            "either a span (modified_from, modified_to) to resync or a cursor to set, not both",
+        ));
+    }
+    let by = crate::request::subject(req).unwrap_or_else(|| format!("tenant {tenant}"));
+    let change = app
+        .services
+        .operations
+        .set_cursor(tenant, connection_id, entity_type, cursor, &by)
+        .await?;
+    Ok(view::json_response(
+        StatusCode::OK,
+        &view::cursor_change(&change),
+    ))
 }
 
 /// `POST /api/sync/runs/{id}/retry`.

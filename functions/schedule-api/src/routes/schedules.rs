@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::request::{json_object, Fields};
+use crate::request::Fields;
 use crate::view;
 use crate::App;
 use sync_core::domain::{NewSchedule, ScheduleId, SchedulePatch, SyncMode, TenantId};
@@ -60,11 +60,7 @@ pub(super) async fn create(
     tenant: &TenantId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let fields = Fields::new(
-        json_object(req, app.settings.max_body_bytes)?,
-        CREATE_FIELDS,
-        &[],
-    )?;
+    let fields = super::body(app, req, CREATE_FIELDS, &[])?;
     let credential_id = fields.required_parsed("credential_id")?;
     let platform = fields.required_parsed("platform")?;
     let entity_type = fields.required_parsed("entity_type")?;
@@ -101,11 +97,7 @@ pub(super) async fn update(
     id: ScheduleId,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let fields = Fields::new(
-        json_object(req, app.settings.max_body_bytes)?,
-        UPDATE_FIELDS,
-        IMMUTABLE_FIELDS,
-    )?;
+    let fields = super::body(app, req, UPDATE_FIELDS, IMMUTABLE_FIELDS)?;
     if fields.is_empty() {
         return Err(ApiError::bad_request(format!(
             "nothing to update; send at least one of: {}",
@@ -141,11 +133,7 @@ pub(super) async fn delete(
 }
 
 pub(super) fn preview(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let fields = Fields::new(
-        json_object(req, app.settings.max_body_bytes)?,
-        PREVIEW_FIELDS,
-        &[],
-    )?;
+    let fields = super::body(app, req, PREVIEW_FIELDS, &[])?;
     let (_, expression) = expression(&fields)?
         .ok_or_else(|| ApiError::invalid_field("cron_expression", "cron_expression is required"))?;
     let zone = fields

@@ -92,6 +92,24 @@ pub struct SyncJob {
     /// was busy: this job's run settles them (see [`SyncJob::merged_with`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stands_for: Vec<RunId>,
+    /// A resync: the records the source changed in this span are read again and written
+    /// to every target (even those it already holds as they are); the stream's cursor is
+    /// neither used nor moved. Ignored by a job of named records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+}
+
+/// A span of the source's modification times: `from` included, `to` excluded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl Window {
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.from <= t && t < self.to
+    }
 }
 
 /// Most queued runs one merged job settles; beyond, the oldest are left `queued`.
@@ -218,6 +236,7 @@ impl SyncJob {
             resume: None,
             attempt: 0,
             stands_for: Vec::new(),
+            window: None,
         };
         let mut value = serde_json::to_value(&job).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {
@@ -295,6 +314,7 @@ mod tests {
             resume: None,
             attempt: 0,
             stands_for: Vec::new(),
+            window: None,
         }
     }
 

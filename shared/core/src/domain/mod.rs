@@ -16,7 +16,7 @@ pub use connection::{
 pub use failure::{FailedRecord, FailurePage};
 pub use flow::{ConflictPolicy, DocPrefix, Flow, FlowPatch, NewFlow};
 pub use ids::{ConnectionId, FlowId, IdError, ScheduleId, TenantId};
-pub use job::{Checkpoint, SyncJob, Trigger, MAX_JOB_IDS};
+pub use job::{Checkpoint, SyncJob, Trigger, Window, MAX_JOB_IDS};
 pub use run::{
     Conflict, Cursor, FlowRun, RecordFailure, Run, RunCounts, RunFilter, RunId, RunPage, RunStatus,
     Winner, MAX_RUN_FAILURES,

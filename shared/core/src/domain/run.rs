@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use super::{
     ConnectionId, EntityType, FlowId, IdError, Platform, ScheduleId, SyncMode, TenantId, Trigger,
-    UnknownValue,
+    UnknownValue, Window,
 };
 use crate::crypto::sha256_hex;
 
@@ -277,6 +277,8 @@ pub struct Run {
     pub continuations: u32,
     /// How many deliveries of its job tried it (a failed attempt is retried by the queue).
     pub attempts: u32,
+    /// A resync's span of source modification times (see [`super::SyncJob::window`]).
+    pub window: Option<Window>,
 }
 
 impl Run {
@@ -313,6 +315,7 @@ impl Run {
             finished_at: None,
             continuations: job.resume.as_ref().map_or(0, |cp| cp.continuation),
             attempts: u32::from(status != RunStatus::Queued),
+            window: job.window.filter(|_| job.ids.is_empty()),
         }
     }
 

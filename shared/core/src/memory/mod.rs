@@ -36,6 +36,8 @@ pub struct MemoryWorld {
     pub flows: std::sync::Arc<MemoryFlows>,
     pub runs: std::sync::Arc<MemoryRuns>,
     pub failures: std::sync::Arc<MemoryFailures>,
+    /// Streams' leases and cursors (the API sets a cursor by hand).
+    pub leases: std::sync::Arc<MemorySyncLeases>,
 }
 
 impl Default for MemoryWorld {
@@ -51,6 +53,7 @@ impl Default for MemoryWorld {
             queue: Arc::default(),
             runs: Arc::default(),
             failures: Arc::default(),
+            leases: Arc::default(),
         }
     }
 }

@@ -12,8 +12,9 @@ use crate::domain::{
     RunFilter, RunId, RunPage, RunStatus, SyncJob, TenantId,
 };
 use crate::ports::{
-    FailureList, FailureLog, FlowSource, FlowStore, Lease, PendingJob, RecordIndex, RecordState,
-    RecordUpdate, RunHistory, RunListError, RunLog, StateError, StoreError, SyncKey, SyncLeases,
+    CursorSet, FailureList, FailureLog, FlowSource, FlowStore, Lease, PendingJob, RecordIndex,
+    RecordState, RecordUpdate, RunHistory, RunListError, RunLog, StateError, StoreError,
+    StreamCursors, SyncKey, SyncLeases,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -73,6 +74,29 @@ impl MemorySyncLeases {
         } else {
             Ok(())
         }
+    }
+}
+
+#[async_trait]
+impl StreamCursors for MemorySyncLeases {
+    async fn set_cursor(
+        &self,
+        key: SyncKey,
+        cursor: &Cursor,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CursorSet, StateError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        let row = rows.entry(key).or_default();
+        if held_by_other(row, "", now) {
+            return Ok(CursorSet::Busy);
+        }
+        row.owner = Some(format!("cursor set by {by}"));
+        row.expires = Some(now);
+        row.epoch += 1;
+        let previous = row.cursor.replace(cursor.clone());
+        Ok(CursorSet::Set { previous })
     }
 }
 

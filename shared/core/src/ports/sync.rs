@@ -286,6 +286,30 @@ pub trait SyncLeases: Send + Sync + 'static {
     async fn release(&self, key: SyncKey, owner: &str) -> Result<(), StateError>;
 }
 
+/// What setting a stream's cursor by hand did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CursorSet {
+    /// Set; the cursor it had before.
+    Set { previous: Option<Cursor> },
+    /// A run holds the stream: nothing was changed.
+    Busy,
+}
+
+/// A stream's cursor as a person sets it (`POST /api/sync/resync` with `cursor`).
+#[async_trait]
+pub trait StreamCursors: Send + Sync + 'static {
+    /// Sets the stream's cursor while no run holds its lease, noting `by` and `now` on the
+    /// stream. A run whose lease had run out can no longer move the cursor (or write the
+    /// record index) afterwards: the lease changes hands to the setting itself.
+    async fn set_cursor(
+        &self,
+        key: SyncKey,
+        cursor: &Cursor,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CursorSet, StateError>;
+}
+
 /// What the index knows of one record on one platform.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordState {

@@ -89,6 +89,7 @@ impl Coalescer {
                 resume: None,
                 attempt: 0,
                 stands_for: Vec::new(),
+                window: None,
             };
             match self.jobs.send_job(&job).await {
                 Ok(_) => {

@@ -358,6 +358,7 @@ impl FlowService {
                 resume: None,
                 attempt: 0,
                 stands_for: Vec::new(),
+                window: None,
             };
             if let Err(e) = self.jobs.send_job(&job).await {
                 tracing::warn!(flow_id = %flow.id, entity = %entity, error = %e, "backfill not queued");

@@ -20,7 +20,8 @@ pub use connectors::PlatformConnectors;
 pub use flows::FlowService;
 pub use intake::{Delivery, Intake, IntakeError, IntakeSettings, Outcome};
 pub use operations::{
-    Cancelled, FailureFilter, Operations, Retried, RunRequest, MAX_RETRY_RECORDS,
+    Cancelled, CursorChange, FailureFilter, Operations, OperationsPorts, ResyncRequest, Retried,
+    RunRequest, MAX_RETRY_RECORDS,
 };
 pub use repair::{Drift, RepairReport, ScheduleRepair, Scope};
 pub use schedules::{
@@ -67,15 +68,16 @@ impl Services {
             world.queue.clone(),
             clock.clone(),
         );
-        let operations = Operations::new(
-            world.connections.clone(),
-            world.flows.clone(),
-            world.schedules.clone(),
-            world.runs.clone(),
-            world.failures.clone(),
-            world.queue.clone(),
+        let operations = Operations::new(OperationsPorts {
+            connections: world.connections.clone(),
+            flows: world.flows.clone(),
+            schedules: world.schedules.clone(),
+            runs: world.runs.clone(),
+            failures: world.failures.clone(),
+            jobs: world.queue.clone(),
+            cursors: world.leases.clone(),
             clock,
-        );
+        });
         let events = world.events.clone();
         let runs = world.runs.clone();
         let failures = world.failures.clone();

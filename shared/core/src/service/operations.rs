@@ -1,5 +1,5 @@
-//! Operations a person asks for: run a stream now, run a schedule now, run again what a run
-//! failed, and retry kept failures in bulk.
+//! Operations a person asks for: run a stream now, run a schedule now, resync a span of
+//! time, run again what a run failed, retry kept failures in bulk, and stop a run.
 //!
 //! Each queues one job on the sync queue and answers with the run it will record: the run is
 //! stored `queued` first (so `GET /api/sync/runs/{id}` finds it at once) and the worker takes
@@ -15,11 +15,12 @@ use super::schedules::invalid;
 use super::ServiceError;
 use crate::clock::Clock;
 use crate::domain::{
-    Connection, ConnectionId, EntityType, FailedRecord, Run, RunId, RunStatus, ScheduleId, SyncJob,
-    SyncMode, TenantId, Trigger, Unusable, MAX_JOB_IDS,
+    Connection, ConnectionId, Cursor, EntityType, FailedRecord, Run, RunId, RunStatus, ScheduleId,
+    SyncJob, SyncMode, TenantId, Trigger, Unusable, Window, MAX_JOB_IDS,
 };
 use crate::ports::{
-    ConnectionStore, FailureList, FlowSource, JobQueue, RunListError, RunLog, ScheduleStore,
+    ConnectionStore, CursorSet, FailureList, FlowSource, JobQueue, RunListError, RunLog,
+    ScheduleStore, StreamCursors, SyncKey,
 };
 
 /// Most kept failures one retry request queues; past it the answer says more remain.
@@ -89,41 +90,55 @@ pub struct RunRequest {
     pub ids: Vec<String>,
 }
 
+/// What `POST /api/sync/resync` asks for: the records the source changed in a span of
+/// time, read again and rewritten.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResyncRequest {
+    pub connection_id: ConnectionId,
+    pub entity_type: EntityType,
+    /// Changed at or after this time.
+    pub modified_from: DateTime<Utc>,
+    /// Changed before this time (default: now).
+    pub modified_to: Option<DateTime<Utc>>,
+}
+
+/// The ports the operations use.
+#[derive(Clone)]
+pub struct OperationsPorts {
+    pub connections: Arc<dyn ConnectionStore>,
+    pub flows: Arc<dyn FlowSource>,
+    pub schedules: Arc<dyn ScheduleStore>,
+    pub runs: Arc<dyn RunLog>,
+    pub failures: Arc<dyn FailureList>,
+    pub jobs: Arc<dyn JobQueue>,
+    pub cursors: Arc<dyn StreamCursors>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What `POST /api/sync/resync` with `cursor` did to the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorChange {
+    pub connection_id: ConnectionId,
+    pub entity_type: EntityType,
+    pub cursor: Cursor,
+    pub previous: Option<Cursor>,
+    pub set_by: String,
+    pub set_at: DateTime<Utc>,
+}
+
 /// The operations use cases.
 #[derive(Clone)]
 pub struct Operations {
-    connections: Arc<dyn ConnectionStore>,
-    flows: Arc<dyn FlowSource>,
-    schedules: Arc<dyn ScheduleStore>,
-    runs: Arc<dyn RunLog>,
-    failures: Arc<dyn FailureList>,
-    jobs: Arc<dyn JobQueue>,
-    clock: Arc<dyn Clock>,
+    ports: OperationsPorts,
 }
 
 impl Operations {
-    pub fn new(
-        connections: Arc<dyn ConnectionStore>,
-        flows: Arc<dyn FlowSource>,
-        schedules: Arc<dyn ScheduleStore>,
-        runs: Arc<dyn RunLog>,
-        failures: Arc<dyn FailureList>,
-        jobs: Arc<dyn JobQueue>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Self {
-            connections,
-            flows,
-            schedules,
-            runs,
-            failures,
-            jobs,
-            clock,
-        }
+    pub fn new(ports: OperationsPorts) -> Self {
+        Self { ports }
     }
 
     fn now(&self) -> DateTime<Utc> {
-        self.clock.now().trunc_subsecs(3)
+        self.ports.clock.now().trunc_subsecs(3)
     }
 
     /// Queues a manual run of one stream (a connection's entity), or of some of its records.
@@ -150,11 +165,111 @@ impl Operations {
             ));
         }
         let source = self
-            .source(tenant, ask.connection_id, unknown_connection)
+            .read_source(
+                tenant,
+                ask.connection_id,
+                ask.entity_type,
+                unknown_connection,
+            )
             .await?;
-        self.must_be_read(&source, ask.entity_type).await?;
         let job = self.job(&source, ask.entity_type, sync_mode, Trigger::Manual, ids);
         self.queue(job).await
+    }
+
+    /// Queues a resync: the records the source changed in the span are read again and
+    /// written to every `source_wins` flow's target whether or not the target is thought to
+    /// hold them already (repairing copies changed or removed there); the stream's cursor
+    /// stays as it is. It waits its turn on a busy stream, never merged.
+    pub async fn resync(&self, tenant: &TenantId, ask: ResyncRequest) -> Result<Run, ServiceError> {
+        let now = self.now();
+        let to = ask.modified_to.unwrap_or(now);
+        if ask.modified_from >= to {
+            return Err(invalid(
+                if ask.modified_to.is_some() {
+                    "modified_to"
+                } else {
+                    "modified_from"
+                },
+                "modified_from must be before modified_to (default: now)",
+            ));
+        }
+        if ask.modified_from > now {
+            return Err(invalid(
+                "modified_from",
+                "modified_from is in the future: nothing has changed there yet",
+            ));
+        }
+        let source = self
+            .read_source(
+                tenant,
+                ask.connection_id,
+                ask.entity_type,
+                unknown_connection,
+            )
+            .await?;
+        let mut job = self.job(
+            &source,
+            ask.entity_type,
+            SyncMode::Incremental,
+            Trigger::Manual,
+            Vec::new(),
+        );
+        job.window = Some(Window {
+            from: ask.modified_from,
+            to,
+        });
+        self.queue(job).await
+    }
+
+    /// Sets a stream's cursor by hand (Airbyte's "edit state"): its next incremental run
+    /// reads what the source changed from `at` on. Earlier than the cursor, changes are
+    /// read again; later, changes before `at` are never read (unless a full run or a
+    /// resync reads them). Noted on the stream with `by` and when; 409 while a run holds it.
+    pub async fn set_cursor(
+        &self,
+        tenant: &TenantId,
+        connection_id: ConnectionId,
+        entity_type: EntityType,
+        at: DateTime<Utc>,
+        by: &str,
+    ) -> Result<CursorChange, ServiceError> {
+        let now = self.now();
+        if at > now {
+            return Err(invalid(
+                "cursor",
+                "cursor is in the future: the stream would skip changes made until then",
+            ));
+        }
+        let source = self
+            .source(tenant, connection_id, unknown_connection)
+            .await?;
+        let key = SyncKey {
+            connection: source.id,
+            entity: entity_type,
+        };
+        let cursor = Cursor::at(at);
+        let set = self
+            .ports
+            .cursors
+            .set_cursor(key, &cursor, by, now)
+            .await
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        match set {
+            CursorSet::Busy => Err(ServiceError::Conflict(
+                "a run is working on this stream; cancel it (POST /api/sync/runs/{id}/cancel) or set the cursor once it has ended".into(),
+            )),
+            CursorSet::Set { previous } => {
+                tracing::info!(connection_id = %source.id, entity = %entity_type, cursor = %at, by, "stream cursor set by hand");
+                Ok(CursorChange {
+                    connection_id: source.id,
+                    entity_type,
+                    cursor,
+                    previous,
+                    set_by: by.to_string(),
+                    set_at: now,
+                })
+            }
+        }
     }
 
     /// Queues a run of a schedule now, whether or not it is paused; it counts as the
@@ -165,16 +280,16 @@ impl Operations {
         id: ScheduleId,
     ) -> Result<Run, ServiceError> {
         let schedule = self
+            .ports
             .schedules
             .get(tenant, id)
             .await?
             .ok_or(ServiceError::NotFound("schedule"))?;
         let source = self
-            .source(tenant, schedule.credential_id, || {
+            .read_source(tenant, schedule.credential_id, schedule.entity_type, || {
                 ServiceError::Conflict("the schedule's connection no longer exists".into())
             })
             .await?;
-        self.must_be_read(&source, schedule.entity_type).await?;
         let job = self.job(
             &source,
             schedule.entity_type,
@@ -190,6 +305,7 @@ impl Operations {
     /// in the run's mode. 409 while it is queued or running, or with nothing to retry.
     pub async fn retry_run(&self, tenant: &TenantId, id: &RunId) -> Result<Retried, ServiceError> {
         let run = self
+            .ports
             .runs
             .get(tenant, id)
             .await?
@@ -251,6 +367,7 @@ impl Operations {
         id: &RunId,
     ) -> Result<Cancelled, ServiceError> {
         let mut run = self
+            .ports
             .runs
             .get(tenant, id)
             .await?
@@ -261,23 +378,42 @@ impl Operations {
                 run.status
             )));
         }
+        // Records a platform reported changed, or being tried again after a write that may
+        // pass, are in no other run: stopped, they would never be synced. (A person's retry
+        // still queued can be dropped: its records stay kept with their failures.)
+        if run.status == RunStatus::Running
+            && matches!(
+                run.trigger,
+                Trigger::Webhook | Trigger::Retry | Trigger::FollowUp
+            )
+        {
+            return Err(ServiceError::Conflict(format!(
+                "a {} run carries records no other run would sync; it runs to its end",
+                run.trigger.as_str()
+            )));
+        }
         let now = self.now();
         // The request first: a worker that takes the run up meanwhile (and saves it
         // `running` over what is written below) finds it and stops.
-        self.runs.request_cancel(tenant, id, now).await?;
-        let asked = self.runs.cancel_requested(tenant, id).await?.unwrap_or(now);
+        self.ports.runs.request_cancel(tenant, id, now).await?;
+        let asked = self
+            .ports
+            .runs
+            .cancel_requested(tenant, id)
+            .await?
+            .unwrap_or(now);
         tracing::info!(run_id = %id, status = %run.status, "run cancel requested");
         if run.status == RunStatus::Queued {
             let mut dropped = run.clone();
             dropped.status = RunStatus::Cancelled;
             dropped.message = Some("cancelled before it started; nothing was run".into());
             dropped.finished_at = Some(now);
-            if self.runs.replace_queued(&dropped).await? {
+            if self.ports.runs.replace_queued(&dropped).await? {
                 return Ok(Cancelled::Dropped(dropped));
             }
             // A worker took it up meanwhile: it finds the request and stops (unless it
             // has finished already).
-            run = self.runs.get(tenant, id).await?.unwrap_or(run);
+            run = self.ports.runs.get(tenant, id).await?.unwrap_or(run);
             if run.status.is_final() {
                 return Err(ServiceError::Conflict(format!(
                     "the run already ended {}; nothing to cancel",
@@ -303,6 +439,7 @@ impl Operations {
         let sources = match filter.connection_id {
             Some(id) => vec![self.source(tenant, id, unknown_connection).await?],
             None => self
+                .ports
                 .connections
                 .list(tenant)
                 .await?
@@ -378,6 +515,7 @@ impl Operations {
         let mut read = 0;
         loop {
             let page = self
+                .ports
                 .failures
                 .list(source.id, filter.entity_type, SCAN_PAGE, next.as_deref())
                 .await
@@ -410,7 +548,7 @@ impl Operations {
         id: ConnectionId,
         missing: impl FnOnce() -> ServiceError,
     ) -> Result<Connection, ServiceError> {
-        match Connection::of_tenant(self.connections.get(id).await?, tenant) {
+        match Connection::of_tenant(self.ports.connections.get(id).await?, tenant) {
             Ok(c) => Ok(c),
             Err(Unusable::Deleting(_)) => Err(ServiceError::Conflict(
                 "that connection is being deleted; it is not synced any more".into(),
@@ -419,13 +557,26 @@ impl Operations {
         }
     }
 
+    /// The tenant's connection a run of `entity` reads from, which an enabled flow reads.
+    async fn read_source(
+        &self,
+        tenant: &TenantId,
+        id: ConnectionId,
+        entity: EntityType,
+        missing: impl FnOnce() -> ServiceError,
+    ) -> Result<Connection, ServiceError> {
+        let source = self.source(tenant, id, missing).await?;
+        self.must_be_read(&source, entity).await?;
+        Ok(source)
+    }
+
     /// A run with nothing to write to would only be skipped: say so now, and how to fix it.
     async fn must_be_read(
         &self,
         source: &Connection,
         entity: EntityType,
     ) -> Result<(), ServiceError> {
-        let flows = self.flows.flows_from(source.id).await?;
+        let flows = self.ports.flows.flows_from(source.id).await?;
         let reads = flows.iter().any(|f| f.runs_for(entity));
         if reads {
             Ok(())
@@ -458,6 +609,7 @@ impl Operations {
             resume: None,
             attempt: 0,
             stands_for: Vec::new(),
+            window: None,
         }
     }
 
@@ -466,13 +618,13 @@ impl Operations {
     async fn queue(&self, job: SyncJob) -> Result<Run, ServiceError> {
         let now = self.now();
         let mut run = Run::of_job(&job, job.run_id(), None, now, RunStatus::Queued);
-        self.runs.save(&run).await?;
-        if let Err(e) = self.jobs.send_job(&job).await {
+        self.ports.runs.save(&run).await?;
+        if let Err(e) = self.ports.jobs.send_job(&job).await {
             run.status = RunStatus::Failed;
             run.message = Some("the sync queue refused the job; nothing was run".into());
             run.finished_at = Some(now);
             // (Only while queued: a send that failed may still have been delivered.)
-            if let Err(saved) = self.runs.replace_queued(&run).await {
+            if let Err(saved) = self.ports.runs.replace_queued(&run).await {
                 tracing::warn!(run_id = %run.id, error = %saved, "unqueued run left queued");
             }
             return Err(ServiceError::Unavailable(e.to_string()));

@@ -4,7 +4,7 @@ use super::*;
 use crate::clock::FixedClock;
 use crate::domain::{ConflictPolicy, NewFlow, NewSchedule, Platform};
 use crate::memory::{connection_fixture, MemoryWorld};
-use crate::ports::RunHistory;
+use crate::ports::{RunHistory, SyncLeases};
 use crate::service::Services;
 
 struct World {
@@ -236,6 +236,7 @@ fn finished(w: &World, status: RunStatus, failed_ids: &[&str]) -> Run {
         resume: None,
         attempt: 0,
         stands_for: Vec::new(),
+        window: None,
     };
     let mut run = Run::of_job(&job, job.run_id(), None, job.triggered_at, status);
     for id in failed_ids {
@@ -529,6 +530,23 @@ async fn a_running_run_is_asked_to_stop_and_an_ended_or_unknown_one_is_refused()
         matches!(again, Ok(Cancelled::Requested(_, t)) if t == at),
         "{again:?}"
     );
+    // A running run of records a platform reported changed runs to its end.
+    let mut webhook = run.clone();
+    webhook.id = RunId::for_job(w.clock.now(), "webhook job");
+    webhook.trigger = Trigger::Webhook;
+    w.mem.runs.seed(webhook.clone());
+    assert!(matches!(
+        w.services.operations.cancel_run(&w.tenant, &webhook.id).await,
+        Err(ServiceError::Conflict(m)) if m.contains("runs to its end")
+    ));
+    assert_eq!(
+        w.mem
+            .runs
+            .cancel_requested(&w.tenant, &webhook.id)
+            .await
+            .ok(),
+        Some(None)
+    );
     // Ended runs and other tenants' are refused, and nothing is requested for them.
     run.status = RunStatus::Succeeded;
     w.mem.runs.seed(run.clone());
@@ -551,15 +569,16 @@ async fn a_running_run_is_asked_to_stop_and_an_ended_or_unknown_one_is_refused()
 async fn a_run_a_worker_takes_up_while_it_is_cancelled_is_not_overwritten_but_asked_to_stop() {
     let w = world().await;
     let run = queued_run(&w).await;
-    let ops = Operations::new(
-        w.mem.connections.clone(),
-        w.mem.flows.clone(),
-        w.mem.schedules.clone(),
-        Arc::new(TakenUpOnCancel(w.mem.runs.clone())),
-        w.mem.failures.clone(),
-        w.mem.queue.clone(),
-        w.clock.clone(),
-    );
+    let ops = Operations::new(OperationsPorts {
+        connections: w.mem.connections.clone(),
+        flows: w.mem.flows.clone(),
+        schedules: w.mem.schedules.clone(),
+        runs: Arc::new(TakenUpOnCancel(w.mem.runs.clone())),
+        failures: w.mem.failures.clone(),
+        jobs: w.mem.queue.clone(),
+        cursors: w.mem.leases.clone(),
+        clock: w.clock.clone(),
+    });
     let done = ops.cancel_run(&w.tenant, &run.id).await;
     assert!(
         matches!(&done, Ok(Cancelled::Requested(r, _)) if r.status == RunStatus::Running),
@@ -577,4 +596,159 @@ async fn a_run_a_worker_takes_up_while_it_is_cancelled_is_not_overwritten_but_as
         w.mem.runs.cancel_requested(&w.tenant, &run.id).await,
         Ok(Some(_))
     ));
+}
+
+fn span(w: &World, from_hours_ago: i64, to_hours_ago: Option<i64>) -> ResyncRequest {
+    let now = w.services.schedules.now();
+    ResyncRequest {
+        connection_id: w.woo.id,
+        entity_type: EntityType::Orders,
+        modified_from: now - chrono::Duration::hours(from_hours_ago),
+        modified_to: to_hours_ago.map(|h| now - chrono::Duration::hours(h)),
+    }
+}
+
+#[tokio::test]
+async fn a_resync_queues_a_run_of_its_span_up_to_now_by_default_and_refuses_an_empty_one() {
+    let w = world().await;
+    let ops = &w.services.operations;
+    let run = ops
+        .resync(&w.tenant, span(&w, 48, None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.status, RunStatus::Queued);
+    let now = w.services.schedules.now();
+    let window = run.window.unwrap_or_else(|| panic!("no window"));
+    assert_eq!(window.to, now);
+    assert_eq!(window.from, now - chrono::Duration::hours(48));
+    let jobs = w.mem.queue.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].window, Some(window));
+    assert!(jobs[0].ids.is_empty());
+    // Refused: a span that ends before it starts, one that starts in the future, another
+    // tenant's connection, an entity no flow reads.
+    assert_eq!(
+        field(ops.resync(&w.tenant, span(&w, 1, Some(2))).await),
+        "modified_to"
+    );
+    assert_eq!(
+        field(ops.resync(&w.tenant, span(&w, -1, None)).await),
+        "modified_from"
+    );
+    let other = TenantId::parse("globex").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        field(ops.resync(&other, span(&w, 2, None)).await),
+        "connection_id"
+    );
+    let mut products = span(&w, 2, None);
+    products.entity_type = EntityType::Products;
+    assert!(matches!(
+        ops.resync(&w.tenant, products).await,
+        Err(ServiceError::Conflict(_))
+    ));
+    assert_eq!(w.mem.queue.jobs().len(), 1);
+}
+
+#[tokio::test]
+async fn a_streams_cursor_is_set_by_hand_only_while_no_run_holds_it() {
+    let w = world().await;
+    let ops = &w.services.operations;
+    let key = SyncKey {
+        connection: w.woo.id,
+        entity: EntityType::Orders,
+    };
+    let now = w.services.schedules.now();
+    let first = now - chrono::Duration::days(3);
+    let change = ops
+        .set_cursor(
+            &w.tenant,
+            w.woo.id,
+            EntityType::Orders,
+            first,
+            "ops@example.com",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(change.previous, None);
+    assert_eq!(change.cursor, Cursor::at(first));
+    assert_eq!(
+        (change.set_by.as_str(), change.set_at),
+        ("ops@example.com", now)
+    );
+    assert_eq!(w.mem.leases.cursor(key), Some(Cursor::at(first)));
+    // Set again: the answer says what it replaced.
+    let second = now - chrono::Duration::days(1);
+    let change = ops
+        .set_cursor(
+            &w.tenant,
+            w.woo.id,
+            EntityType::Orders,
+            second,
+            "ops@example.com",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(change.previous, Some(Cursor::at(first)));
+    // While a run holds the stream: refused, nothing changed.
+    w.mem
+        .leases
+        .hold(key, "a worker", now + chrono::Duration::seconds(60));
+    assert!(matches!(
+        ops.set_cursor(&w.tenant, w.woo.id, EntityType::Orders, first, "x")
+            .await,
+        Err(ServiceError::Conflict(_))
+    ));
+    assert_eq!(w.mem.leases.cursor(key), Some(Cursor::at(second)));
+    // A cursor in the future, another tenant's connection: refused.
+    w.mem
+        .leases
+        .hold(key, "a worker", now - chrono::Duration::seconds(1));
+    let future = now + chrono::Duration::hours(1);
+    assert_eq!(
+        field(
+            ops.set_cursor(&w.tenant, w.woo.id, EntityType::Orders, future, "x")
+                .await
+        ),
+        "cursor"
+    );
+    let other = TenantId::parse("globex").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        field(
+            ops.set_cursor(&other, w.woo.id, EntityType::Orders, first, "x")
+                .await
+        ),
+        "connection_id"
+    );
+    assert_eq!(w.mem.leases.cursor(key), Some(Cursor::at(second)));
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_ran_out_cannot_move_a_cursor_set_by_hand_since() {
+    let w = world().await;
+    let key = SyncKey {
+        connection: w.woo.id,
+        entity: EntityType::Orders,
+    };
+    let now = w.services.schedules.now();
+    // A worker held the stream and stalled; its lease ran out; a person set the cursor.
+    w.mem
+        .leases
+        .hold(key, "slow worker", now - chrono::Duration::seconds(1));
+    let set = now - chrono::Duration::days(2);
+    w.services
+        .operations
+        .set_cursor(&w.tenant, w.woo.id, EntityType::Orders, set, "ops")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The worker wakes up and tries to move it: refused.
+    let moved = w
+        .mem
+        .leases
+        .save_cursor(key, "slow worker", &Cursor::at(now))
+        .await;
+    assert!(
+        matches!(moved, Err(crate::ports::StateError::LeaseLost)),
+        "{moved:?}"
+    );
+    assert_eq!(w.mem.leases.cursor(key), Some(Cursor::at(set)));
 }

@@ -11,6 +11,8 @@
 //! - **Overlap.** An incremental run starts a window before the cursor (sources with
 //!   second-granular, exclusive filters would miss records at the cursor's second).
 //! - **Full** runs read everything and set the cursor at the end.
+//! - **Resyncs** read a span of modification times again and rewrite what they read
+//!   (`source_wins` flows), without touching the cursor.
 //! - **Ids** (webhook jobs) are synced one by one, and the cursor is not touched. A record
 //!   whose write failed in a way that may pass (a 5xx or 429 for it) is named in the run's
 //!   end, for the worker to try again later; nothing else would ever bring it back.
@@ -69,6 +71,10 @@ pub struct RunContext<'a> {
     pub lease_lost: &'a AtomicBool,
     /// Set when someone asked the run to stop: it does at the end of the page it is on.
     pub cancelled: &'a AtomicBool,
+    /// A resync: every record read is written to a `source_wins` flow's target even when
+    /// the record index says the target holds it as it is (it may have been changed or
+    /// removed there since); a `newest_wins` flow decides as always.
+    pub rewrite: bool,
     /// The lease's fencing token: the run's index writes are refused once a later holder
     /// of the stream has written the same entries.
     pub epoch: u64,
@@ -247,6 +253,9 @@ impl Engine {
         if !job.ids.is_empty() {
             return self.run_ids(ctx, job, run).await;
         }
+        // A resync reads its span from a little before it (sources filter by the second,
+        // some exclusively) and keeps only what the source changed inside it.
+        let window = job.window;
         let mut at = match &job.resume {
             Some(cp) => Position {
                 after: cp.after.clone(),
@@ -257,11 +266,12 @@ impl Engine {
                 stalled: cp.stalled,
             },
             None => {
-                let after = match job.sync_mode {
-                    SyncMode::Incremental => cursor
+                let after = match (window, job.sync_mode) {
+                    (Some(w), _) => Some(Cursor::at(w.from - self.settings.overlap)),
+                    (None, SyncMode::Incremental) => cursor
                         .as_ref()
                         .map(|c| Cursor::at(c.stamp - self.settings.overlap)),
-                    SyncMode::Full => None,
+                    (None, SyncMode::Full) => None,
                 };
                 Position {
                     start: (after.clone(), None),
@@ -273,7 +283,7 @@ impl Engine {
                 }
             }
         };
-        if job.resume.is_none() {
+        if job.resume.is_none() && window.is_none() {
             // Best effort: quarantined records wait, whatever becomes of this try, and the
             // stream goes on (unless the lease is lost or time is up).
             match self.retry_quarantined(ctx, run).await {
@@ -302,15 +312,29 @@ impl Engine {
                 Ok(page) => page,
                 Err(e) => return self.or_checkpoint(ctx, e.into(), run, &at),
             };
-            let ids: Vec<String> = page.items.iter().map(|i| i.id().to_string()).collect();
-            match self.process(ctx, page.items, run).await {
+            let items = match window {
+                Some(w) => page
+                    .items
+                    .into_iter()
+                    .filter(|i| match i {
+                        Item::Record(r) => w.contains(r.modified_at),
+                        Item::Bad { .. } => true,
+                    })
+                    .collect(),
+                None => page.items,
+            };
+            let past_window =
+                window.is_some_and(|w| page.checkpoint.as_ref().is_some_and(|c| c.stamp >= w.to));
+            let ids: Vec<String> = items.iter().map(|i| i.id().to_string()).collect();
+            match self.process(ctx, items, run).await {
                 Ok(outcome) if outcome.committed => {}
                 Ok(_) => at.blocked = true,
                 Err(end) => return self.or_checkpoint(ctx, end.in_flight(&ids), run, &at),
             }
             if let Some(checkpoint) = page.checkpoint {
                 at.after = Some(checkpoint.clone());
-                if !at.blocked {
+                // (A resync leaves the stream's cursor where it is.)
+                if !at.blocked && window.is_none() {
                     match job.sync_mode {
                         SyncMode::Incremental => {
                             if let Err(e) = self
@@ -327,14 +351,14 @@ impl Engine {
                 }
             }
             at.resume = page.resume;
-            if at.resume.is_none() {
+            if at.resume.is_none() || past_window {
                 break;
             }
             if self.clock.now() >= ctx.deadline {
                 return RunEnd::Checkpointed(at.checkpoint(run));
             }
         }
-        if job.sync_mode == SyncMode::Full && !at.blocked {
+        if job.sync_mode == SyncMode::Full && !at.blocked && window.is_none() {
             if let Some(committed) = at.committed {
                 if let Err(e) = self
                     .leases
@@ -961,7 +985,9 @@ fn decide(
             .states
             .get(t)
             .is_some_and(|state| state.fingerprint.covers(&fingerprint));
-    if holds {
+    let rewrite =
+        ctx.rewrite && !r.is_deleted() && plan.flow.conflict_policy != ConflictPolicy::NewestWins;
+    if holds && !rewrite {
         return Decision::Unchanged {
             echo: seen.is_some_and(|s| s.written && s.fingerprint.covers(&fingerprint)),
             agreement: (agreed != Some(&seal)).then(|| {

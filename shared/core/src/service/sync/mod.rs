@@ -255,6 +255,7 @@ impl SyncWorker {
             entity_type: key.entity,
             attempt,
             stands_for: Vec::new(),
+            window: None,
             ..about.clone()
         };
         self.ports
@@ -487,6 +488,7 @@ impl SyncWorker {
             deadline: tenure.stop_at,
             lease_lost: signals.lease_lost,
             cancelled: signals.cancelled,
+            rewrite: job.window.is_some() && job.ids.is_empty(),
             epoch,
         };
         let end = self.engine.run(&ctx, job, cursor, &mut run).await;
@@ -614,7 +616,12 @@ impl SyncWorker {
                     "cancelled on request after reading {} record(s) and writing {}; what was written stays, and the stream's cursor stays at the last page every target has",
                     run.counts.read, run.counts.written
                 );
-                self.finish(run, RunStatus::Cancelled, Some(why)).await
+                let by = run.id.clone();
+                let outcome = self.finish(run, RunStatus::Cancelled, Some(why)).await;
+                if outcome == JobOutcome::Done {
+                    self.cancel_merged(job, &by).await;
+                }
+                outcome
             }
             RunEnd::LeaseLost { in_flight } => {
                 // Another worker holds the stream now. The run is recorded first (the job,
@@ -648,7 +655,13 @@ impl SyncWorker {
             resume: None,
             ..job.clone()
         };
-        if let JobOutcome::Retry(why) = self.park(key, &kept).await {
+        // (One a merge would change waits unmerged, sent again for later.)
+        let waits = if must_run_as_is(&kept) {
+            self.later(&kept).await
+        } else {
+            self.park(key, &kept).await
+        };
+        if let JobOutcome::Retry(why) = waits {
             return JobOutcome::Retry(why);
         }
         if job.ids.is_empty() && !in_flight.is_empty() {
@@ -659,6 +672,7 @@ impl SyncWorker {
                 resume: None,
                 attempt: 0,
                 stands_for: Vec::new(),
+                window: None,
                 ..job.clone()
             };
             if let Err(e) = self
@@ -705,6 +719,7 @@ impl SyncWorker {
             resume: None,
             attempt,
             stands_for: Vec::new(),
+            window: None,
             ..job.clone()
         };
         self.ports
@@ -735,16 +750,23 @@ impl SyncWorker {
             Some(run) if run.status == RunStatus::Cancelled => {
                 tracing::info!(run_id = %run.id, "job of a cancelled run dropped");
                 if job.resume.is_none() {
-                    self.settle_merged(job, &run.id, "was merged into it, which was cancelled before it ran; ask for it again if it is still wanted").await;
+                    self.cancel_merged(job, &run.id).await;
                 }
                 return Ok(None);
             }
-            Some(run)
-                if job.resume.is_none()
-                    && run.status.is_final()
-                    && run.status != RunStatus::Failed =>
-            {
+            // (A continuation too: delivered again after its run ended, or after a later
+            // continuation of it was queued, it would only run pages again.)
+            Some(run) if run.status.is_final() && run.status != RunStatus::Failed => {
                 tracing::info!(run_id = %run.id, "job delivered again after its run finished; nothing to do");
+                return Ok(None);
+            }
+            Some(run)
+                if job
+                    .resume
+                    .as_ref()
+                    .is_some_and(|cp| cp.continuation < run.continuations) =>
+            {
+                tracing::info!(run_id = %run.id, "an earlier continuation delivered again; nothing to do");
                 return Ok(None);
             }
             Some(mut run) => {
@@ -786,14 +808,20 @@ impl SyncWorker {
                         "started"
                     }
                 );
+                let by = run.id.clone();
                 return match self.finish(run, RunStatus::Cancelled, Some(why)).await {
-                    JobOutcome::Done => Ok(None),
+                    JobOutcome::Done => {
+                        if job.resume.is_none() {
+                            self.cancel_merged(job, &by).await;
+                        }
+                        Ok(None)
+                    }
                     JobOutcome::Retry(why) => Err(why),
                 };
             }
         }
         if job.resume.is_none() {
-            self.settle_merged(job, &run.id, "").await;
+            self.settle_merged(job, &run.id).await;
         }
         Ok(Some(run))
     }
@@ -801,15 +829,13 @@ impl SyncWorker {
     /// The runs someone asked for that were merged into this job while the stream was busy
     /// (recorded `queued` by the API): each now says which run does its work. One that
     /// cannot be settled stays `queued`, which the run list shows; the work is done anyway.
-    /// `how`, when not empty, replaces the usual "does its work" (the run did not).
-    async fn settle_merged(&self, job: &SyncJob, by: &RunId, how: &str) {
+    async fn settle_merged(&self, job: &SyncJob, by: &RunId) {
         for id in &job.stands_for {
             let settled = match self.ports.runs.get(&job.tenant_id, id).await {
                 Ok(Some(mut queued)) if queued.status == RunStatus::Queued => {
                     queued.status = RunStatus::Skipped;
                     queued.message = Some(format!(
-                        "merged while the stream was busy: run {by} {}",
-                        if how.is_empty() { "does its work" } else { how }
+                        "merged while the stream was busy: run {by} does its work"
                     ));
                     queued.finished_at = Some(self.ports.clock.now());
                     self.ports.runs.replace_queued(&queued).await.map(|_| ())
@@ -823,9 +849,44 @@ impl SyncWorker {
         }
     }
 
-    /// A run that did not get to run: recorded as skipped, with why.
+    /// The runs merged into this job (see [`Self::settle_merged`]), once its run was
+    /// cancelled: they say so rather than that it does their work.
+    async fn cancel_merged(&self, job: &SyncJob, by: &RunId) {
+        for id in &job.stands_for {
+            let cancelled = match self.ports.runs.get(&job.tenant_id, id).await {
+                Ok(Some(mut merged))
+                    if merged.status == RunStatus::Queued
+                        || (merged.status == RunStatus::Skipped
+                            && merged
+                                .message
+                                .as_deref()
+                                .is_some_and(|m| m.contains(by.as_str()))) =>
+                {
+                    merged.status = RunStatus::Cancelled;
+                    merged.message = Some(format!(
+                        "merged while the stream was busy into run {by}, which was cancelled; ask for it again if it is still wanted"
+                    ));
+                    merged.finished_at = Some(self.ports.clock.now());
+                    self.ports.runs.save(&merged).await
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = cancelled {
+                tracing::warn!(run_id = %id, by = %by, error = %e, "merged run not marked cancelled");
+            }
+        }
+    }
+
+    /// A run that did not get to run: recorded as skipped, with why (a run of the job that
+    /// has ended already, cancelled say, is left as it is).
     async fn skipped(&self, job: &SyncJob, cursor: Option<Cursor>, why: &str) -> JobOutcome {
         let now = self.ports.clock.now();
+        match self.ports.runs.get(&job.tenant_id, &job.run_id()).await {
+            Ok(Some(ended)) if ended.status.is_final() => return JobOutcome::Done,
+            Ok(_) => {}
+            Err(e) => return JobOutcome::Retry(e.to_string()),
+        }
         let run = Run::of_job(
             job,
             RunId::for_job(job.triggered_at, &job.job_id),
@@ -834,7 +895,7 @@ impl SyncWorker {
             RunStatus::Running,
         );
         if job.resume.is_none() {
-            self.settle_merged(job, &run.id, "").await;
+            self.settle_merged(job, &run.id).await;
         }
         self.finish(run, RunStatus::Skipped, Some(why.to_string()))
             .await
@@ -886,10 +947,6 @@ impl SyncWorker {
     }
 }
 
-/// Whether `job` must run as it is, never merged into a follow-up: a continuation (merging
-/// would drop its place and restart the run) and a retry or re-sync of named records (a
-/// merge with a job without ids would read only what changed since the cursor, which they
-/// may lie before; and it would share their count of tries).
 /// A run with its flows planned.
 struct Planned {
     run: Run,
@@ -909,11 +966,13 @@ struct Tenure<'a> {
     stop_at: DateTime<Utc>,
 }
 
-/// Jobs a merge would change: a continuation, and a run of named records asked for by a
-/// person or a retry (merged into a job without ids they would become "what changed since
-/// the cursor", which need not include them). They wait their turn unmerged.
+/// Jobs a merge would change: a continuation (it would lose its place), a resync (its
+/// span), and a run of named records asked for by a person or a retry (merged into a job
+/// without ids they would become "what changed since the cursor", which need not include
+/// them). They wait their turn unmerged.
 fn must_run_as_is(job: &SyncJob) -> bool {
     job.resume.is_some()
+        || job.window.is_some()
         || (!job.ids.is_empty()
             && matches!(
                 job.trigger,

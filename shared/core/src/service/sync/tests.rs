@@ -135,6 +135,7 @@ impl World {
             resume: None,
             attempt: 0,
             stands_for: Vec::new(),
+            window: None,
         }
     }
 
@@ -1361,10 +1362,9 @@ async fn a_cancel_a_worker_wrote_over_is_found_as_the_run_opens() {
     assert!(by_sku(&w.pb).is_empty());
 }
 
-#[tokio::test]
-async fn a_working_run_asked_to_stop_ends_at_a_pages_end_and_keeps_what_it_wrote() {
-    // GIVEN sixty products (twenty pages) read slowly, and a lease renewed (and cancel
-    // requests looked for) every 50 ms
+/// Sixty products flowing from A to B, with a lease renewed (and cancel requests looked
+/// for) every 50 ms.
+fn watchful_world_of_sixty() -> World {
     let settings = WorkerSettings {
         lease_ttl: Duration::milliseconds(150),
         ..WorkerSettings::default()
@@ -1372,8 +1372,21 @@ async fn a_working_run_asked_to_stop_ends_at_a_pages_end_and_keeps_what_it_wrote
     let w = world_with(settings, 3);
     seed(&w, &w.pa, 60);
     w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
-    w.pa.set_latency(std::time::Duration::from_millis(25));
-    w.pb.set_latency(std::time::Duration::from_millis(25));
+    w
+}
+
+/// Makes both platforms of `w` take `ms` to answer each read and write.
+fn slow(w: &World, ms: u64) {
+    w.pa.set_latency(std::time::Duration::from_millis(ms));
+    w.pb.set_latency(std::time::Duration::from_millis(ms));
+}
+
+#[tokio::test]
+async fn a_working_run_asked_to_stop_ends_at_a_pages_end_and_keeps_what_it_wrote() {
+    // GIVEN sixty products (twenty pages) read slowly, and a lease renewed (and cancel
+    // requests looked for) every 50 ms
+    let w = watchful_world_of_sixty();
+    slow(&w, 25);
     let job = w.job(&w.a, SyncMode::Incremental, &[]);
     // WHEN someone asks it to stop as it starts
     w.ask_to_stop(&job).await;
@@ -1398,8 +1411,7 @@ async fn a_working_run_asked_to_stop_ends_at_a_pages_end_and_keeps_what_it_wrote
         .contains("cancelled on request"));
     assert!(w.mem.queue.drain_jobs().is_empty(), "no continuation");
     // AND the next run goes on from there: nothing is lost or written twice
-    w.pa.set_latency(std::time::Duration::ZERO);
-    w.pb.set_latency(std::time::Duration::ZERO);
+    slow(&w, 0);
     w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
     assert_eq!(by_sku(&w.pb).len(), 60);
     let next: Vec<Run> = w
@@ -1412,9 +1424,8 @@ async fn a_working_run_asked_to_stop_ends_at_a_pages_end_and_keeps_what_it_wrote
     assert_eq!(next[0].counts.written as usize, 60 - written);
 }
 
-#[tokio::test]
-async fn a_run_asked_to_stop_between_invocations_ends_when_its_continuation_arrives() {
-    // GIVEN a run with no time to spare (every page checkpoints), after its first page
+/// Nine products flowing from A to B, with no time to spare: every page checkpoints.
+fn hurried_world_of_nine() -> World {
     let settings = WorkerSettings {
         time_budget: Some(Duration::zero()),
         ..WorkerSettings::default()
@@ -1422,6 +1433,13 @@ async fn a_run_asked_to_stop_between_invocations_ends_when_its_continuation_arri
     let w = world_with(settings, 3);
     seed(&w, &w.pa, 9);
     w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w
+}
+
+#[tokio::test]
+async fn a_run_asked_to_stop_between_invocations_ends_when_its_continuation_arrives() {
+    // GIVEN a run with no time to spare (every page checkpoints), after its first page
+    let w = hurried_world_of_nine();
     let job = w.job(&w.a, SyncMode::Full, &[]);
     w.worker.handle(job.clone(), w.deadline()).await;
     let continuation = w.mem.queue.drain_jobs();
@@ -1436,4 +1454,148 @@ async fn a_run_asked_to_stop_between_invocations_ends_when_its_continuation_arri
     assert_eq!(run.counts.written, 3);
     assert_eq!(by_sku(&w.pb).len(), 3);
     assert_eq!(w.runs.all().len(), 1);
+}
+
+/// The target's id of the product with `sku`.
+fn id_of(p: &MemoryPlatform, sku: &str) -> String {
+    p.live(EntityType::Products)
+        .into_iter()
+        .find(|(_, b)| b.natural_key().as_deref() == Some(sku))
+        .map(|(id, _)| id)
+        .unwrap_or_else(|| panic!("no {sku}"))
+}
+
+#[tokio::test]
+async fn a_resync_rewrites_exactly_what_the_source_changed_in_its_span_and_leaves_the_cursor() {
+    // GIVEN ten products (one a minute from 12:00) synced, then three copies changed at the
+    // target behind our back: the record index still thinks the target holds the source's
+    let w = world();
+    let start = w.clock.now();
+    seed(&w, &w.pa, 10);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    let key = w.key(&w.a);
+    let cursor = w.leases.cursor(key);
+    for sku in ["SKU-2", "SKU-5", "SKU-8"] {
+        w.pb.put(
+            EntityType::Products,
+            &id_of(&w.pb, sku),
+            product(sku, "55.00"),
+        );
+    }
+    let writes = w.pb.writes();
+    // WHEN the products changed from 12:03 to 12:06 (4, 5 and 6) are resynced
+    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
+    job.window = Some(crate::domain::Window {
+        from: start + Duration::minutes(3),
+        to: start + Duration::minutes(6),
+    });
+    w.run_to_end(job.clone()).await;
+    // THEN exactly those three are written again (5 repaired), the others left as they are
+    let run = w
+        .runs
+        .all()
+        .into_iter()
+        .find(|r| r.id == job.run_id())
+        .unwrap_or_else(|| panic!("no resync run"));
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!((run.counts.read, run.counts.written), (3, 3), "{run:#?}");
+    assert_eq!(run.window, job.window);
+    assert_eq!(w.pb.writes() - writes, 3);
+    let price = |sku: &str| match by_sku(&w.pb).get(sku) {
+        Some(Body::Product(p)) => p.price,
+        other => panic!("{sku}: {other:?}"),
+    };
+    let (source, changed) = (
+        decimal("10.00").unwrap_or_default(),
+        decimal("55.00").unwrap_or_default(),
+    );
+    assert_eq!(price("SKU-5"), source);
+    assert_eq!(price("SKU-2"), changed);
+    assert_eq!(price("SKU-8"), changed);
+    // AND the stream's cursor is where the last incremental run left it
+    assert_eq!(w.leases.cursor(key), cursor);
+}
+
+#[tokio::test]
+async fn a_resync_arriving_while_the_stream_is_busy_waits_unmerged() {
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let key = w.key(&w.a);
+    w.leases
+        .hold(key, "other", w.clock.now() + Duration::seconds(60));
+    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
+    job.window = Some(crate::domain::Window {
+        from: w.clock.now() - Duration::hours(1),
+        to: w.clock.now(),
+    });
+    w.worker.handle(job.clone(), w.deadline()).await;
+    assert!(w.leases.pending(key).is_none(), "not kept to be merged");
+    let later = w.mem.queue.delayed_jobs();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].0, job, "sent again as it is");
+}
+
+#[tokio::test]
+async fn runs_merged_into_one_that_is_cancelled_say_so() {
+    // GIVEN two runs asked for while another run held the stream, merged into the stream's
+    // one follow-up; sixty products read slowly
+    let w = watchful_world_of_sixty();
+    let key = w.key(&w.a);
+    w.leases
+        .hold(key, "other", w.clock.now() + Duration::seconds(60));
+    let first = w.asked_for(w.job(&w.a, SyncMode::Incremental, &[]));
+    let second = w.asked_for(w.job(&w.a, SyncMode::Incremental, &[]));
+    w.worker.handle(first.clone(), w.deadline()).await;
+    w.worker.handle(second.clone(), w.deadline()).await;
+    let wake = w.mem.queue.delayed_jobs()[0].0.clone();
+    let merged = w
+        .leases
+        .pending(key)
+        .unwrap_or_else(|| panic!("nothing kept"));
+    // WHEN the follow-up runs and is cancelled as it starts
+    w.leases
+        .hold(key, "other", w.clock.now() - Duration::seconds(1));
+    slow(&w, 25);
+    w.ask_to_stop(&merged).await;
+    w.worker.handle(wake, w.deadline()).await;
+    // THEN the follow-up's run ended cancelled, and each run merged into it says so rather
+    // than that it did their work
+    let runs = w.runs.all();
+    let stopped = runs
+        .iter()
+        .find(|r| r.id == merged.run_id())
+        .unwrap_or_else(|| panic!("no merged run: {runs:#?}"));
+    assert_eq!(stopped.status, RunStatus::Cancelled, "{stopped:#?}");
+    assert!((stopped.counts.written as usize) < 60);
+    for asked in [&first, &second] {
+        let run = runs
+            .iter()
+            .find(|r| r.id == asked.run_id())
+            .unwrap_or_else(|| panic!("no run"));
+        assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+        let message = run.message.clone().unwrap_or_default();
+        assert!(message.contains(stopped.id.as_str()), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn a_continuation_delivered_again_after_its_run_ended_changes_nothing() {
+    // GIVEN a run continued page by page to its end
+    let w = hurried_world_of_nine();
+    w.worker
+        .handle(w.job(&w.a, SyncMode::Full, &[]), w.deadline())
+        .await;
+    let first_continuation = w.mem.queue.drain_jobs();
+    assert_eq!(first_continuation.len(), 1);
+    w.run_to_end(first_continuation[0].clone()).await;
+    let ended = w.last_run();
+    assert_eq!(ended.status, RunStatus::Succeeded);
+    let writes = w.pb.writes();
+    // WHEN its first continuation is delivered again (its message was not deleted)
+    w.run_to_end(first_continuation[0].clone()).await;
+    // THEN the run and the target are as they were
+    assert_eq!(w.last_run(), ended);
+    assert_eq!(w.pb.writes(), writes);
 }
