@@ -814,10 +814,11 @@ async fn runs(
     }
 }
 
-/// Runs as a fixed-width table, one line each, newest first.
+/// Runs as a fixed-width table, one line each, newest first; under a run, one indented
+/// line per record it failed (the first 50 it keeps), with the error.
 pub fn runs_table(runs: &[serde_json::Value]) -> String {
     let header = [
-        "STARTED", "ENTITY", "MODE", "TRIGGER", "STATUS", "READ", "WRITTEN", "SAME", "ECHO",
+        "STARTED", "ID", "ENTITY", "MODE", "TRIGGER", "STATUS", "READ", "WRITTEN", "SAME", "ECHO",
         "FAILED", "CONT", "MS", "MESSAGE",
     ];
     let text = |v: &serde_json::Value| match v {
@@ -826,10 +827,36 @@ pub fn runs_table(runs: &[serde_json::Value]) -> String {
         other => other.to_string(),
     };
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    // Per row, the lines of its failed records.
+    let mut failed: Vec<Vec<String>> = vec![Vec::new()];
     for r in runs {
         let started = text(&r["started_at"]);
+        failed.push(
+            r["failures"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .map(|f| {
+                    let error: String = text(&f["error"]).chars().take(100).collect();
+                    format!(
+                        "  - record {}: {error} (tries {}{})",
+                        text(&f["record_id"]),
+                        text(&f["attempts"]),
+                        if f["quarantined"] == true {
+                            ", quarantined"
+                        } else if f["retryable"] == true {
+                            ", tried again later"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect(),
+        );
         rows.push(vec![
             started.get(..19).unwrap_or(&started).replace('T', " "),
+            text(&r["id"]),
             text(&r["entity_type"]),
             text(&r["sync_mode"]),
             text(&r["trigger"]),
@@ -848,7 +875,7 @@ pub fn runs_table(runs: &[serde_json::Value]) -> String {
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     let mut table = String::new();
-    for row in rows {
+    for (row, failed) in rows.into_iter().zip(failed) {
         let cells: Vec<String> = row
             .iter()
             .zip(&widths)
@@ -856,6 +883,10 @@ pub fn runs_table(runs: &[serde_json::Value]) -> String {
             .collect();
         table.push_str(cells.join("  ").trim_end());
         table.push('\n');
+        for line in failed {
+            table.push_str(&line);
+            table.push('\n');
+        }
     }
     if runs.is_empty() {
         table.push_str("(no runs yet)\n");
@@ -1030,7 +1061,9 @@ mod tests {
             json!({"started_at": "2026-11-29T01:29:02.123Z", "entity_type": "products",
                    "sync_mode": "incremental", "trigger": "schedule", "status": "partial",
                    "counts": {"read": 4, "written": 1, "unchanged": 2, "echo_skipped": 0, "failed": 1},
-                   "continuations": 0, "duration_ms": 181, "message": null}),
+                   "continuations": 0, "duration_ms": 181, "message": null, "id": "1796497855714-8bcf5fd956f7",
+                   "failures": [{"record_id": "17", "error": "a product needs a SKU", "attempts": 5,
+                                 "quarantined": true, "retryable": false}]}),
             json!({"started_at": "2026-11-29T01:28:26.000Z", "entity_type": "orders",
                    "sync_mode": "full", "trigger": "manual", "status": "succeeded",
                    "counts": {"read": 60, "written": 60, "unchanged": 0, "echo_skipped": 0, "failed": 0},
@@ -1038,13 +1071,17 @@ mod tests {
         ];
         let table = runs_table(&runs);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 3, "{table}");
+        assert_eq!(lines.len(), 4, "{table}");
         assert!(lines[0].starts_with("STARTED"));
-        assert!(
-            lines[1].starts_with("2026-11-29 01:29:02  products  incremental  schedule  partial")
+        assert!(lines[1].starts_with(
+            "2026-11-29 01:29:02  1796497855714-8bcf5fd956f7  products  incremental  schedule  partial"
+        ));
+        assert_eq!(
+            lines[2],
+            "  - record 17: a product needs a SKU (tries 5, quarantined)"
         );
         let status_column = lines[0].find("STATUS");
-        assert_eq!(lines[2].find("succeeded"), status_column, "{table}");
+        assert_eq!(lines[3].find("succeeded"), status_column, "{table}");
         assert_eq!(runs_table(&[]).lines().last(), Some("(no runs yet)"));
     }
 }
