@@ -44,6 +44,7 @@ async fn schedule(aws: &Aws, tenant_name: &str, expr: &str, created: &str) -> Sc
             .parse()
             .unwrap_or_else(|e| panic!("{e}")),
         is_active: true,
+        options: Default::default(),
         last_run_at: Some(at("2026-11-01T10:00:00.123Z")),
         last_run_status: Some(sync_core::domain::RunStatus::Partial),
         created_at: at(created),
@@ -238,6 +239,47 @@ async fn an_update_rewrites_every_field_and_follows_is_active() {
 }
 
 #[tokio::test]
+async fn a_flexible_window_and_the_other_options_reach_eventbridge_and_the_table_and_read_back() {
+    use sync_core::domain::{OverlapPolicy, ScheduleOptions};
+    use sync_core::ports::TriggerInventory;
+    let aws = fresh_aws().await;
+    let t = trigger(&aws);
+    let mut s = schedule(&aws, "acme", "@daily", "2026-11-24T12:00:00Z").await;
+    s.is_active = false;
+    s.options = ScheduleOptions {
+        overlap_policy: OverlapPolicy::Skip,
+        pause_note: Some("closing the books for November".into()),
+        flexible_window_minutes: Some(15),
+    };
+    t.create(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    let got = eventbridge(&aws, s.id)
+        .await
+        .unwrap_or_else(|| panic!("schedule missing"));
+    let window = got.flexible_time_window();
+    assert_eq!(
+        window.map(|w| w.mode()),
+        Some(&FlexibleTimeWindowMode::Flexible)
+    );
+    assert_eq!(window.and_then(|w| w.maximum_window_in_minutes()), Some(15));
+    // Read back as the repair compares it: the same definition as the schedule's.
+    let state = t
+        .get(&s.id.to_string())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no trigger"));
+    assert_eq!(state.definition, s.trigger_definition());
+    // And the table keeps the options.
+    let store = DynamoScheduleStore::new(aws.dynamodb(), aws.resources.table_name.clone());
+    store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    let stored = store
+        .get(&s.tenant_id, s.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("not stored"));
+    assert_eq!(stored.options, s.options);
+}
+
+#[tokio::test]
 async fn remove_is_idempotent_and_update_never_creates() {
     let aws = fresh_aws().await;
     let t = trigger(&aws);
@@ -273,6 +315,7 @@ fn new_schedule(credential_id: ConnectionId) -> NewSchedule {
         sync_mode: SyncMode::Incremental,
         timezone: "America/Edmonton".parse().unwrap_or_else(|e| panic!("{e}")),
         is_active: true,
+        options: Default::default(),
     }
 }
 

@@ -25,6 +25,7 @@ fn new_schedule(credential_id: ConnectionId, expr: &str, active: bool) -> NewSch
         sync_mode: SyncMode::Incremental,
         timezone: "America/Edmonton".parse().unwrap_or_else(|e| panic!("{e}")),
         is_active: active,
+        options: Default::default(),
     }
 }
 
@@ -240,6 +241,7 @@ async fn syncctl_repair_reports_drift_on_a_dry_run_and_fixes_it_with_apply() {
                     sync_mode: SyncMode::Incremental,
                     timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
                     is_active: true,
+                    options: Default::default(),
                 },
             )
             .await

@@ -356,6 +356,7 @@ impl Demo {
                         sync_mode: SyncMode::Incremental,
                         timezone: Zone::UTC,
                         is_active: true,
+                        options: Default::default(),
                     },
                 )
                 .await

@@ -1087,3 +1087,63 @@ async fn a_resync_is_202_with_its_span_or_200_setting_the_cursor_and_a_mixed_req
     assert_eq!(got["previous_cursor"], Value::Null);
     assert!(got["cursor_set_by"].is_string(), "{got}");
 }
+
+#[tokio::test]
+async fn a_schedules_overlap_policy_pause_note_and_flexible_window_are_set_shown_and_checked() {
+    let w = world();
+    let created = create(&w).await;
+    let s = &created["schedule"];
+    assert_eq!(s["overlap_policy"], "buffer_one");
+    assert_eq!(s["pause_note"], Value::Null);
+    assert_eq!(s["flexible_window_minutes"], Value::Null);
+    let path = item_path(s["id"].as_str().unwrap_or_default());
+    let put = |body: Value| request("PUT", &path, Some(body));
+    let (status, body, _) = send(
+        &w,
+        put(
+            json!({"is_active": false, "pause_note": "closing November", "overlap_policy": "skip",
+                   "flexible_window_minutes": 10}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let s = &body["schedule"];
+    assert_eq!(
+        (
+            &s["overlap_policy"],
+            &s["pause_note"],
+            &s["flexible_window_minutes"]
+        ),
+        (&json!("skip"), &json!("closing November"), &json!(10))
+    );
+    for (ask, field) in [
+        (json!({"overlap_policy": "never"}), "overlap_policy"),
+        (
+            json!({"flexible_window_minutes": -1}),
+            "flexible_window_minutes",
+        ),
+        (
+            json!({"flexible_window_minutes": 2000}),
+            "flexible_window_minutes",
+        ),
+        (json!({"pause_note": 7}), "pause_note"),
+        (
+            json!({"is_active": true, "pause_note": "still"}),
+            "pause_note",
+        ),
+    ] {
+        let (status, body, _) = send(&w, put(ask)).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_field");
+        assert_eq!(body["error"]["field"], field, "{body}");
+    }
+    // null turns the window off; resuming clears the note.
+    let (status, body, _) = send(
+        &w,
+        put(json!({"flexible_window_minutes": null, "is_active": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["schedule"]["flexible_window_minutes"], Value::Null);
+    assert_eq!(body["schedule"]["pause_note"], Value::Null);
+    assert_eq!(body["schedule"]["overlap_policy"], "skip");
+}

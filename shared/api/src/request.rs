@@ -132,6 +132,12 @@ impl Fields {
         Ok(Self { map })
     }
 
+    /// Whether the body names the field at all (`null` included): a partial update's
+    /// `null` clears a value, its absence leaves it.
+    pub fn present(&self, name: &str) -> bool {
+        self.map.contains_key(name)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

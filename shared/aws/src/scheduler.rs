@@ -80,6 +80,7 @@ impl EventBridgeTrigger {
             timezone,
             enabled,
             input,
+            flexible_window_minutes,
         } = schedule.trigger_definition();
         let target = Target::builder()
             .arn(&self.queue_arn)
@@ -94,10 +95,16 @@ impl EventBridgeTrigger {
             .dead_letter_config(DeadLetterConfig::builder().arn(&self.dlq_arn).build())
             .build()
             .map_err(unavailable)?;
-        let window = FlexibleTimeWindow::builder()
-            .mode(FlexibleTimeWindowMode::Off)
-            .build()
-            .map_err(unavailable)?;
+        let window = match flexible_window_minutes {
+            Some(minutes) => FlexibleTimeWindow::builder()
+                .mode(FlexibleTimeWindowMode::Flexible)
+                .maximum_window_in_minutes(i32::try_from(minutes).unwrap_or(i32::MAX))
+                .build(),
+            None => FlexibleTimeWindow::builder()
+                .mode(FlexibleTimeWindowMode::Off)
+                .build(),
+        }
+        .map_err(unavailable)?;
         Ok(Definition {
             expression,
             timezone,
@@ -261,6 +268,11 @@ impl TriggerInventory for EventBridgeTrigger {
                     .and_then(|t| t.input())
                     .unwrap_or_default()
                     .to_string(),
+                flexible_window_minutes: out
+                    .flexible_time_window()
+                    .filter(|w| w.mode() == &FlexibleTimeWindowMode::Flexible)
+                    .and_then(|w| w.maximum_window_in_minutes())
+                    .and_then(|m| u32::try_from(m).ok()),
             },
             target_current,
         }))

@@ -18,7 +18,9 @@ use crate::table::{
     corrupt, get_s, get_time, insert_beside, parsed, s, schedule_key, schedule_sweep_keys,
     sweep_shard, tenant_pk, time, write_failure, Item, Records, SCHEDULE_PREFIX, SWEEP_INDEX,
 };
-use sync_core::domain::{RunStatus, Schedule, ScheduleId, TenantId};
+use sync_core::domain::{
+    OverlapPolicy, RunStatus, Schedule, ScheduleId, ScheduleOptions, TenantId,
+};
 use sync_core::ports::{ScheduleStore, StoreError};
 use sync_core::time::ScheduleExpression;
 
@@ -62,6 +64,19 @@ fn to_item(x: &Schedule) -> Item {
     item.insert("sync_mode".into(), s(x.sync_mode.as_str()));
     item.insert("timezone".into(), s(x.timezone.name()));
     item.insert("is_active".into(), AttributeValue::Bool(x.is_active));
+    item.insert(
+        "overlap_policy".into(),
+        s(x.options.overlap_policy.as_str()),
+    );
+    if let Some(note) = &x.options.pause_note {
+        item.insert("pause_note".into(), s(note));
+    }
+    if let Some(minutes) = x.options.flexible_window_minutes {
+        item.insert(
+            "flexible_window_minutes".into(),
+            AttributeValue::N(minutes.to_string()),
+        );
+    }
     if let Some(t) = x.last_run_at {
         item.insert("last_run_at".into(), time(t));
     }
@@ -90,6 +105,23 @@ fn from_item(item: &Item) -> Result<Schedule, StoreError> {
             .get("is_active")
             .and_then(|v| v.as_bool().ok())
             .ok_or_else(|| corrupt("is_active"))?,
+        // (Schedules stored before these options existed have their defaults.)
+        options: ScheduleOptions {
+            overlap_policy: match item.get("overlap_policy") {
+                Some(_) => parsed(item, "overlap_policy")?,
+                None => OverlapPolicy::BufferOne,
+            },
+            pause_note: item.get("pause_note").and_then(|v| v.as_s().ok()).cloned(),
+            flexible_window_minutes: match item.get("flexible_window_minutes") {
+                Some(v) => Some(
+                    v.as_n()
+                        .ok()
+                        .and_then(|n| n.parse().ok())
+                        .ok_or_else(|| corrupt("flexible_window_minutes"))?,
+                ),
+                None => None,
+            },
+        },
         last_run_at: match item.get("last_run_at") {
             Some(_) => Some(get_time(item, "last_run_at")?),
             None => None,

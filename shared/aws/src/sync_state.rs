@@ -316,8 +316,8 @@ impl StreamCursors for DynamoSyncState {
         now: DateTime<Utc>,
     ) -> Result<CursorSet, StateError> {
         // The lease passes to the setting, already run out: a worker whose own lease ran
-        // out meanwhile cannot save its cursor over this one (its owner name no longer
-        // matches), nor write the index (the fencing token moved on).
+        // out meanwhile cannot save its cursor over this one, nor renew (its owner name no
+        // longer matches).
         let result = self
             .client
             .update_item()

@@ -8,7 +8,9 @@ use crate::error::ApiError;
 use crate::request::Fields;
 use crate::view;
 use crate::App;
-use sync_core::domain::{NewSchedule, ScheduleId, SchedulePatch, SyncMode, TenantId};
+use sync_core::domain::{
+    NewSchedule, OverlapPolicy, ScheduleId, ScheduleOptions, SchedulePatch, SyncMode, TenantId,
+};
 use sync_core::service::MAX_PREVIEW_COUNT;
 use sync_core::time::{ScheduleExpression, Zone};
 
@@ -21,8 +23,19 @@ const CREATE_FIELDS: &[&str] = &[
     "sync_mode",
     "timezone",
     "is_active",
+    "overlap_policy",
+    "pause_note",
+    "flexible_window_minutes",
 ];
-const UPDATE_FIELDS: &[&str] = &["cron_expression", "sync_mode", "timezone", "is_active"];
+const UPDATE_FIELDS: &[&str] = &[
+    "cron_expression",
+    "sync_mode",
+    "timezone",
+    "is_active",
+    "overlap_policy",
+    "pause_note",
+    "flexible_window_minutes",
+];
 const IMMUTABLE_FIELDS: &[&str] = &["credential_id", "platform", "entity_type"];
 const PREVIEW_FIELDS: &[&str] = &["cron_expression", "timezone", "count", "after"];
 const DEFAULT_PREVIEW_COUNT: i64 = 5;
@@ -79,6 +92,13 @@ pub(super) async fn create(
             .parsed::<Zone>("timezone", true)?
             .unwrap_or(app.settings.default_timezone),
         is_active: fields.bool("is_active", true)?.unwrap_or(true),
+        options: ScheduleOptions {
+            overlap_policy: fields
+                .parsed("overlap_policy", true)?
+                .unwrap_or(OverlapPolicy::BufferOne),
+            pause_note: fields.string("pause_note", true)?.map(str::to_string),
+            flexible_window_minutes: window_minutes(&fields)?,
+        },
     };
     let schedule = app.services.schedules.create(tenant, new).await?;
     Ok(view::created(
@@ -109,6 +129,17 @@ pub(super) async fn update(
         sync_mode: fields.parsed("sync_mode", false)?,
         timezone: fields.parsed("timezone", false)?,
         is_active: fields.bool("is_active", false)?,
+        overlap_policy: fields.parsed("overlap_policy", false)?,
+        pause_note: if fields.present("pause_note") {
+            Some(fields.string("pause_note", true)?.map(str::to_string))
+        } else {
+            None
+        },
+        flexible_window_minutes: if fields.present("flexible_window_minutes") {
+            Some(window_minutes(&fields)?)
+        } else {
+            None
+        },
     };
     let schedule = app.services.schedules.update(tenant, id, patch).await?;
     Ok(view::json_response(
@@ -159,4 +190,20 @@ pub(super) fn preview(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
         StatusCode::OK,
         &view::preview(&preview),
     ))
+}
+
+/// `flexible_window_minutes`: a whole number of minutes, or null (exact fire times); the
+/// schedule service checks its range.
+fn window_minutes(fields: &Fields) -> Result<Option<u32>, ApiError> {
+    fields
+        .integer("flexible_window_minutes")?
+        .map(|m| {
+            u32::try_from(m).map_err(|_| {
+                ApiError::invalid_field(
+                    "flexible_window_minutes",
+                    "flexible_window_minutes must be 1 to 1440 (or null for exact fire times)",
+                )
+            })
+        })
+        .transpose()
 }

@@ -268,6 +268,7 @@ mod tests {
             sync_mode: SyncMode::Incremental,
             timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
             is_active: true,
+            options: Default::default(),
             last_run_at: None,
             last_run_status: None,
             created_at: at,

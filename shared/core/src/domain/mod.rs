@@ -22,6 +22,7 @@ pub use run::{
     Winner, MAX_RUN_FAILURES,
 };
 pub use schedule::{
-    EntityType, NewSchedule, Schedule, SchedulePatch, SyncMode, TriggerDefinition, UnknownValue,
+    EntityType, NewSchedule, OverlapPolicy, Schedule, ScheduleOptions, SchedulePatch, SyncMode,
+    TriggerDefinition, UnknownValue, MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS,
 };
 pub use webhook::{EventPage, EventRecord, EventStatus, QueuedEvent, WebhookEvent};

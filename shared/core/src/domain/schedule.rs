@@ -60,6 +60,40 @@ text_enum!(SyncMode, "full, incremental", {
     Incremental => "incremental",
 });
 
+text_enum!(OverlapPolicy, "skip, buffer_one", {
+    Skip => "skip",
+    BufferOne => "buffer_one",
+});
+
+/// Most minutes of EventBridge Scheduler's flexible time window.
+pub const MAX_FLEXIBLE_WINDOW_MINUTES: u32 = 1440;
+/// Longest note a paused schedule keeps.
+pub const MAX_PAUSE_NOTE_CHARS: usize = 500;
+
+/// How a schedule behaves beyond when it fires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduleOptions {
+    /// What a fire does while the stream's previous run is still working: `buffer_one`
+    /// keeps it as the stream's one follow-up (merged with others waiting); `skip` records
+    /// it skipped.
+    pub overlap_policy: OverlapPolicy,
+    /// Why it is paused, as whoever paused it said (cleared when it is resumed).
+    pub pause_note: Option<String>,
+    /// EventBridge Scheduler may fire up to this many minutes after each fire time, so that
+    /// many schedules at one time (every tenant's midnight) are spread out; `None`: exactly.
+    pub flexible_window_minutes: Option<u32>,
+}
+
+impl Default for ScheduleOptions {
+    fn default() -> Self {
+        Self {
+            overlap_policy: OverlapPolicy::BufferOne,
+            pause_note: None,
+            flexible_window_minutes: None,
+        }
+    }
+}
+
 /// A stored schedule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Schedule {
@@ -75,6 +109,7 @@ pub struct Schedule {
     pub sync_mode: SyncMode,
     pub timezone: Zone,
     pub is_active: bool,
+    pub options: ScheduleOptions,
     pub last_run_at: Option<DateTime<Utc>>,
     /// How the last run for this schedule ended (kept by the worker, never by a user edit).
     pub last_run_status: Option<super::RunStatus>,
@@ -112,6 +147,8 @@ pub struct TriggerDefinition {
     pub timezone: String,
     pub enabled: bool,
     pub input: String,
+    /// The flexible time window's maximum, in minutes; `None`: off.
+    pub flexible_window_minutes: Option<u32>,
 }
 
 impl Schedule {
@@ -121,6 +158,7 @@ impl Schedule {
             timezone: self.timezone.name().to_string(),
             enabled: self.is_active,
             input: super::SyncJob::scheduled_input(self),
+            flexible_window_minutes: self.options.flexible_window_minutes,
         }
     }
 }
@@ -136,6 +174,7 @@ pub struct NewSchedule {
     pub sync_mode: SyncMode,
     pub timezone: Zone,
     pub is_active: bool,
+    pub options: ScheduleOptions,
 }
 
 /// A validated partial update; `None` leaves a field as it is.
@@ -145,6 +184,11 @@ pub struct SchedulePatch {
     pub sync_mode: Option<SyncMode>,
     pub timezone: Option<Zone>,
     pub is_active: Option<bool>,
+    pub overlap_policy: Option<OverlapPolicy>,
+    /// `Some(None)` clears it.
+    pub pause_note: Option<Option<String>>,
+    /// `Some(None)` turns the window off.
+    pub flexible_window_minutes: Option<Option<u32>>,
 }
 
 impl SchedulePatch {
@@ -153,5 +197,8 @@ impl SchedulePatch {
             && self.sync_mode.is_none()
             && self.timezone.is_none()
             && self.is_active.is_none()
+            && self.overlap_policy.is_none()
+            && self.pause_note.is_none()
+            && self.flexible_window_minutes.is_none()
     }
 }

@@ -299,8 +299,9 @@ pub enum CursorSet {
 #[async_trait]
 pub trait StreamCursors: Send + Sync + 'static {
     /// Sets the stream's cursor while no run holds its lease, noting `by` and `now` on the
-    /// stream. A run whose lease had run out can no longer move the cursor (or write the
-    /// record index) afterwards: the lease changes hands to the setting itself.
+    /// stream. The lease changes hands to the setting itself, so a run whose lease had run
+    /// out can no longer move the cursor or renew its lease (it stops at its next renewal);
+    /// a continuation that finds the cursor moved stops rather than overwrite it.
     async fn set_cursor(
         &self,
         key: SyncKey,

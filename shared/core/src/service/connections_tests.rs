@@ -377,6 +377,7 @@ async fn a_connection_in_use_is_deleted_only_with_cascade() {
                 sync_mode: SyncMode::Incremental,
                 timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
                 is_active: true,
+                options: Default::default(),
             },
         )
         .await
@@ -417,6 +418,7 @@ fn hourly(connection: ConnectionId) -> NewSchedule {
         sync_mode: SyncMode::Incremental,
         timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
         is_active: true,
+        options: Default::default(),
     }
 }
 

@@ -241,7 +241,7 @@ impl Operations {
             ));
         }
         let source = self
-            .source(tenant, connection_id, unknown_connection)
+            .read_source(tenant, connection_id, entity_type, unknown_connection)
             .await?;
         let key = SyncKey {
             connection: source.id,
@@ -340,13 +340,15 @@ impl Operations {
                     run.status
                 )));
             }
-            let job = self.job(
+            let mut job = self.job(
                 &source,
                 run.entity_type,
                 run.sync_mode,
                 Trigger::Retry,
                 Vec::new(),
             );
+            // A resync that failed is tried again as a resync of its span.
+            job.window = run.window;
             return Ok(Retried {
                 records: 0,
                 runs: vec![self.queue(job).await?],

@@ -162,6 +162,7 @@ async fn a_paused_schedule_runs_now_as_a_manual_run_of_that_schedule() {
                 sync_mode: SyncMode::Full,
                 timezone: "Europe/Paris".parse().unwrap_or_else(|e| panic!("{e}")),
                 is_active: false,
+                options: Default::default(),
             },
         )
         .await

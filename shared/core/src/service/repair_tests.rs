@@ -63,6 +63,7 @@ async fn schedule(w: &World, tenant: &TenantId, connection: ConnectionId) -> Sch
                 sync_mode: SyncMode::Incremental,
                 timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
                 is_active: true,
+                options: Default::default(),
             },
         )
         .await
@@ -96,6 +97,7 @@ async fn drifted(w: &World) -> (Schedule, Schedule, Schedule, String, Schedule) 
             timezone: "UTC".into(),
             enabled: true,
             input: r#"{"tenant_id":"acme","job_id":"<x>"}"#.to_string(),
+            flexible_window_minutes: None,
         },
         target_current: true,
     });

@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::domain::{
-    Connection, NewSchedule, Schedule, ScheduleId, SchedulePatch, TenantId, Unusable,
+    Connection, NewSchedule, Schedule, ScheduleId, ScheduleOptions, SchedulePatch, TenantId,
+    Unusable, MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS,
 };
 use crate::ports::{ConnectionStore, ScheduleStore, ScheduleTrigger, StoreError, TriggerWrite};
 use crate::time::{ScheduleExpression, Zone};
@@ -142,6 +143,7 @@ impl ScheduleService {
     ) -> Result<Schedule, ServiceError> {
         let now = self.now();
         ensure_fires(&new.expression, new.timezone, now)?;
+        check_options(&new.options, new.is_active)?;
         let no_connection = || {
             invalid(
                 "credential_id",
@@ -178,6 +180,7 @@ impl ScheduleService {
             sync_mode: new.sync_mode,
             timezone: new.timezone,
             is_active: new.is_active,
+            options: new.options,
             last_run_at: None,
             last_run_status: None,
             created_at: now,
@@ -239,8 +242,22 @@ impl ScheduleService {
         }
         if let Some(active) = patch.is_active {
             next.is_active = active;
+            if active {
+                // Resumed: the note said why it was paused.
+                next.options.pause_note = None;
+            }
+        }
+        if let Some(policy) = patch.overlap_policy {
+            next.options.overlap_policy = policy;
+        }
+        if let Some(note) = patch.pause_note {
+            next.options.pause_note = note;
+        }
+        if let Some(window) = patch.flexible_window_minutes {
+            next.options.flexible_window_minutes = window;
         }
         ensure_fires(&next.expression, next.timezone, now)?;
+        check_options(&next.options, next.is_active)?;
         next.updated_at = now;
         next.version = current.version + 1;
         self.store.replace(&next, current.version).await?;
@@ -424,3 +441,33 @@ fn ensure_fires(
 #[cfg(test)]
 #[path = "schedules_tests.rs"]
 mod tests;
+
+/// A schedule's options make sense together: a pause note only on a paused schedule, not
+/// blank and not too long; a flexible window of 1 to 1,440 minutes.
+fn check_options(options: &ScheduleOptions, is_active: bool) -> Result<(), ServiceError> {
+    if let Some(note) = &options.pause_note {
+        if is_active {
+            return Err(invalid(
+                "pause_note",
+                "pause_note says why a schedule is paused; send it with is_active false",
+            ));
+        }
+        if note.trim().is_empty() || note.chars().count() > MAX_PAUSE_NOTE_CHARS {
+            return Err(invalid(
+                "pause_note",
+                format!("pause_note must be 1 to {MAX_PAUSE_NOTE_CHARS} characters"),
+            ));
+        }
+    }
+    if let Some(minutes) = options.flexible_window_minutes {
+        if !(1..=MAX_FLEXIBLE_WINDOW_MINUTES).contains(&minutes) {
+            return Err(invalid(
+                "flexible_window_minutes",
+                format!(
+                    "flexible_window_minutes must be 1 to {MAX_FLEXIBLE_WINDOW_MINUTES} (or null for exact fire times)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

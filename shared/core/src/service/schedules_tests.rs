@@ -94,6 +94,7 @@ fn new_schedule(w: &World, expr: &str) -> NewSchedule {
         sync_mode: SyncMode::Incremental,
         timezone: "America/Edmonton".parse().unwrap_or_else(|e| panic!("{e}")),
         is_active: true,
+        options: Default::default(),
     }
 }
 
@@ -584,4 +585,91 @@ async fn the_store_refuses_a_schedule_whose_connection_went_after_the_check() {
     s.credential_id = ConnectionId::new_random();
     // THEN the store itself refuses it
     assert_eq!(w.store.insert(&s).await, Err(StoreError::ReferenceGone));
+}
+
+fn invalid_field<T: std::fmt::Debug>(r: Result<T, ServiceError>) -> String {
+    match r {
+        Err(ServiceError::Invalid { field, .. }) => field,
+        other => panic!("expected a field error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_pause_note_goes_with_a_paused_schedule_and_is_cleared_when_it_resumes() {
+    let w = world();
+    let s = created(&w, "0 9 * * *").await;
+    let note = |text: &str| SchedulePatch {
+        pause_note: Some(Some(text.to_string())),
+        ..SchedulePatch::default()
+    };
+    // On an active schedule, blank, or too long: refused.
+    assert_eq!(
+        invalid_field(w.service.update(&w.tenant, s.id, note("year end")).await),
+        "pause_note"
+    );
+    let paused = SchedulePatch {
+        is_active: Some(false),
+        pause_note: Some(Some("year end".into())),
+        ..SchedulePatch::default()
+    };
+    let got = w
+        .service
+        .update(&w.tenant, s.id, paused)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got.options.pause_note.as_deref(), Some("year end"));
+    for bad in [" ", &"x".repeat(501)] {
+        assert_eq!(
+            invalid_field(w.service.update(&w.tenant, s.id, note(bad)).await),
+            "pause_note"
+        );
+    }
+    let resumed = SchedulePatch {
+        is_active: Some(true),
+        ..SchedulePatch::default()
+    };
+    let got = w
+        .service
+        .update(&w.tenant, s.id, resumed)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got.options.pause_note, None);
+}
+
+#[tokio::test]
+async fn a_flexible_window_reaches_the_trigger_within_its_bounds_and_can_be_turned_off() {
+    let w = world();
+    let s = created(&w, "0 0 * * *").await;
+    let window = |minutes: Option<u32>| SchedulePatch {
+        flexible_window_minutes: Some(minutes),
+        overlap_policy: Some(crate::domain::OverlapPolicy::Skip),
+        ..SchedulePatch::default()
+    };
+    for bad in [0, 1441] {
+        assert_eq!(
+            invalid_field(w.service.update(&w.tenant, s.id, window(Some(bad))).await),
+            "flexible_window_minutes"
+        );
+    }
+    let got = w
+        .service
+        .update(&w.tenant, s.id, window(Some(30)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got.options.flexible_window_minutes, Some(30));
+    assert_eq!(
+        got.options.overlap_policy,
+        crate::domain::OverlapPolicy::Skip
+    );
+    let trigger = w
+        .trigger
+        .state(&s.id.to_string())
+        .unwrap_or_else(|| panic!("no trigger"));
+    assert_eq!(trigger.definition.flexible_window_minutes, Some(30));
+    let got = w
+        .service
+        .update(&w.tenant, s.id, window(None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got.options.flexible_window_minutes, None);
 }

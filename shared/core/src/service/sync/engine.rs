@@ -12,7 +12,7 @@
 //!   second-granular, exclusive filters would miss records at the cursor's second).
 //! - **Full** runs read everything and set the cursor at the end.
 //! - **Resyncs** read a span of modification times again and rewrite what they read
-//!   (`source_wins` flows), without touching the cursor.
+//!   (`source_wins` flows with no flow back), without touching the cursor.
 //! - **Ids** (webhook jobs) are synced one by one, and the cursor is not touched. A record
 //!   whose write failed in a way that may pass (a 5xx or 429 for it) is named in the run's
 //!   end, for the worker to try again later; nothing else would ever bring it back.
@@ -54,6 +54,11 @@ pub struct FlowPlan {
     /// Whether the target reads its records back as it was given them (what lets a
     /// `newest_wins` flow tell an edit of a copy from our own write).
     pub reads_back: bool,
+    /// A resync's: every record read is written to the target even when the record index
+    /// says the target holds it as it is (it may have been changed or removed there since).
+    /// Only for a `source_wins` flow with no flow back: an edit at the target not yet carried
+    /// back would be overwritten.
+    pub rewrite: bool,
 }
 
 /// Everything one run needs.
@@ -71,10 +76,6 @@ pub struct RunContext<'a> {
     pub lease_lost: &'a AtomicBool,
     /// Set when someone asked the run to stop: it does at the end of the page it is on.
     pub cancelled: &'a AtomicBool,
-    /// A resync: every record read is written to a `source_wins` flow's target even when
-    /// the record index says the target holds it as it is (it may have been changed or
-    /// removed there since); a `newest_wins` flow decides as always.
-    pub rewrite: bool,
     /// The lease's fencing token: the run's index writes are refused once a later holder
     /// of the stream has written the same entries.
     pub epoch: u64,
@@ -985,8 +986,8 @@ fn decide(
             .states
             .get(t)
             .is_some_and(|state| state.fingerprint.covers(&fingerprint));
-    let rewrite =
-        ctx.rewrite && !r.is_deleted() && plan.flow.conflict_policy != ConflictPolicy::NewestWins;
+    // (A resync rewrites what the target holds too, unless the record is deleted.)
+    let rewrite = plan.rewrite && !r.is_deleted();
     if holds && !rewrite {
         return Decision::Unchanged {
             echo: seen.is_some_and(|s| s.written && s.fingerprint.covers(&fingerprint)),

@@ -6,9 +6,10 @@
 //!    ([`ScheduleService::check_fired`]): gone or paused → dropped (a lagging trigger is
 //!    corrected on the way); otherwise it runs with the schedule's current definition.
 //! 2. The connection must exist, be the job's tenant's and not be being deleted.
-//! 3. The stream's lease (connection, entity) is taken. If another run holds it, the job
-//!    is kept as the stream's one follow-up (merged with one already waiting) and the
-//!    message is done: nothing is lost and nothing piles up. A delayed wake-up message makes
+//! 3. The stream's lease (connection, entity) is taken. If another run holds it, a fire of
+//!    a schedule whose overlap policy is `skip` is recorded skipped; any other job is kept
+//!    as the stream's one follow-up (merged with one already waiting) and the message is
+//!    done: nothing is lost and nothing piles up. A delayed wake-up message makes
 //!    sure a follow-up left behind by a worker that died still runs.
 //! 4. The run is recorded (its id comes from the job's, so a job delivered twice finds its
 //!    own run and a finished one is not run again), every enabled flow from this stream is
@@ -31,7 +32,9 @@ use std::sync::Arc;
 
 use super::{FiredSchedule, ScheduleService};
 use crate::clock::Clock;
-use crate::domain::{Connection, Cursor, Run, RunId, RunStatus, SyncJob, Trigger};
+use crate::domain::{
+    ConflictPolicy, Connection, Cursor, OverlapPolicy, Run, RunId, RunStatus, SyncJob, Trigger,
+};
 use crate::ports::{
     ConnectionStore, Connectors, FlowSource, JobQueue, Lease, PendingJob, PlatformError, RunLog,
     ScheduleStore, StateError, SyncKey, SyncLeases,
@@ -152,6 +155,7 @@ impl SyncWorker {
             return self.wake(&tenure, job).await;
         }
         let mut job = job;
+        let mut overlap = OverlapPolicy::BufferOne;
         if let (
             Trigger::Schedule {
                 schedule_id,
@@ -166,7 +170,10 @@ impl SyncWorker {
                 .check_fired(&job.tenant_id, *schedule_id, *schedule_version)
                 .await
             {
-                Ok(FiredSchedule::Run(schedule)) => job.sync_mode = schedule.sync_mode,
+                Ok(FiredSchedule::Run(schedule)) => {
+                    job.sync_mode = schedule.sync_mode;
+                    overlap = schedule.options.overlap_policy;
+                }
                 Ok(FiredSchedule::Drop(why)) => {
                     tracing::info!(schedule_id = %schedule_id, reason = why, "scheduled job dropped");
                     return self.skipped(&job, None, why).await;
@@ -193,6 +200,16 @@ impl SyncWorker {
             .await
         {
             Ok(Lease::Acquired { cursor, epoch }) => Held { cursor, epoch },
+            Ok(Lease::Held) if overlap == OverlapPolicy::Skip => {
+                tracing::info!(job_id = %job.job_id, "stream busy; scheduled fire skipped (overlap_policy skip)");
+                return self
+                    .skipped(
+                        &job,
+                        None,
+                        "the stream's previous run was still working; this fire was skipped (overlap_policy skip)",
+                    )
+                    .await;
+            }
             Ok(Lease::Held) if must_run_as_is(&job) => return self.later(&job).await,
             Ok(Lease::Held) => return self.park(key, &job).await,
             Err(e) => return JobOutcome::Retry(e.to_string()),
@@ -463,6 +480,18 @@ impl SyncWorker {
             Ok(None) => return JobOutcome::Done,
             Err(e) => return JobOutcome::Retry(e),
         };
+        // A continuation goes on from where its run left the stream's cursor. Moved since
+        // (set by hand, or by another run while this one waited between invocations), it
+        // stops rather than write its own position over that one: the next run reads on
+        // from the cursor as it is.
+        if job.resume.is_some() && job.ids.is_empty() && job.window.is_none() {
+            let left_at = run.cursor_after.as_ref().or(run.cursor_before.as_ref());
+            if cursor.as_ref() != left_at {
+                tracing::info!(run_id = %run.id, "stream cursor moved between invocations; run stops");
+                let why = "stopped between invocations: the stream's cursor was moved meanwhile (set by hand, or by another run); what was written stays, and the next run reads on from the cursor as it is".to_string();
+                return self.finish(run, RunStatus::Cancelled, Some(why)).await;
+            }
+        }
         let Planned {
             mut run,
             source,
@@ -488,7 +517,6 @@ impl SyncWorker {
             deadline: tenure.stop_at,
             lease_lost: signals.lease_lost,
             cancelled: signals.cancelled,
-            rewrite: job.window.is_some() && job.ids.is_empty(),
             epoch,
         };
         let end = self.engine.run(&ctx, job, cursor, &mut run).await;
@@ -549,7 +577,11 @@ impl SyncWorker {
                 Ok(c) => c,
                 Err(e) => return Err(self.platform_failure(run, e).await),
             };
+            let rewrite = run.window.is_some()
+                && flow.conflict_policy == ConflictPolicy::SourceWins
+                && !self.flows_back(&flow, key.entity).await;
             plans.push(FlowPlan {
+                rewrite,
                 fields: source_fields
                     .iter()
                     .copied()
@@ -571,6 +603,24 @@ impl SyncWorker {
             source_fields,
             plans,
         })
+    }
+
+    /// Whether a flow carries `entity` back from `flow`'s target to its source (asked only of
+    /// resyncs; a failed read counts as yes, so nothing is overwritten on a guess).
+    async fn flows_back(
+        &self,
+        flow: &crate::domain::Flow,
+        entity: crate::domain::EntityType,
+    ) -> bool {
+        match self.ports.flows.flows_from(flow.target_connection_id).await {
+            Ok(back) => back
+                .iter()
+                .any(|f| f.target_connection_id == flow.source_connection_id && f.runs_for(entity)),
+            Err(e) => {
+                tracing::warn!(flow_id = %flow.id, error = %e, "flows back not read; the resync only writes changes");
+                true
+            }
+        }
     }
 
     /// What the run's end leaves to do: the run finished (and a webhook job's failed
@@ -749,24 +799,14 @@ impl SyncWorker {
         let run = match existing {
             Some(run) if run.status == RunStatus::Cancelled => {
                 tracing::info!(run_id = %run.id, "job of a cancelled run dropped");
-                if job.resume.is_none() {
-                    self.cancel_merged(job, &run.id).await;
-                }
+                self.cancel_merged(job, &run.id).await;
                 return Ok(None);
             }
-            // (A continuation too: delivered again after its run ended, or after a later
-            // continuation of it was queued, it would only run pages again.)
+            // (A continuation too, delivered again after its run ended. One delivered again
+            // while its run goes on runs: whether the next one was ever queued cannot be
+            // told, and pages run twice are written once.)
             Some(run) if run.status.is_final() && run.status != RunStatus::Failed => {
                 tracing::info!(run_id = %run.id, "job delivered again after its run finished; nothing to do");
-                return Ok(None);
-            }
-            Some(run)
-                if job
-                    .resume
-                    .as_ref()
-                    .is_some_and(|cp| cp.continuation < run.continuations) =>
-            {
-                tracing::info!(run_id = %run.id, "an earlier continuation delivered again; nothing to do");
                 return Ok(None);
             }
             Some(mut run) => {
@@ -811,9 +851,7 @@ impl SyncWorker {
                 let by = run.id.clone();
                 return match self.finish(run, RunStatus::Cancelled, Some(why)).await {
                     JobOutcome::Done => {
-                        if job.resume.is_none() {
-                            self.cancel_merged(job, &by).await;
-                        }
+                        self.cancel_merged(job, &by).await;
                         Ok(None)
                     }
                     JobOutcome::Retry(why) => Err(why),

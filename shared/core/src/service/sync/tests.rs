@@ -1074,38 +1074,13 @@ async fn jobs_of_deleted_schedules_and_connections_are_dropped_and_say_why() {
     let w = world();
     w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
     // A schedule's job, whose schedule was deleted behind its trigger's back.
-    let s = ScheduleService::new(
-        w.mem.schedules.clone(),
-        w.mem.trigger.clone(),
-        w.mem.connections.clone(),
-        w.clock.clone(),
-    )
-    .create(
-        &w.tenant,
-        NewSchedule {
-            credential_id: w.a.id,
-            platform: Platform::WooCommerce,
-            entity_type: EntityType::Products,
-            cron_expression: "@hourly".into(),
-            expression: ScheduleExpression::parse("@hourly").unwrap_or_else(|e| panic!("{e}")),
-            sync_mode: SyncMode::Incremental,
-            timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
-            is_active: true,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (s, job) = scheduled(&w, SyncMode::Incremental, Default::default()).await;
     use crate::ports::ScheduleStore;
     w.mem
         .schedules
         .delete(&w.tenant, s.id, s.version)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
-    job.trigger = Trigger::Schedule {
-        schedule_id: s.id,
-        schedule_version: s.version,
-    };
     w.run_to_end(job).await;
     let run = w.last_run();
     assert_eq!(run.status, RunStatus::Skipped);
@@ -1131,32 +1106,7 @@ async fn a_scheduled_run_is_noted_on_its_schedule() {
     let w = world();
     seed(&w, &w.pa, 1);
     w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
-    let s = ScheduleService::new(
-        w.mem.schedules.clone(),
-        w.mem.trigger.clone(),
-        w.mem.connections.clone(),
-        w.clock.clone(),
-    )
-    .create(
-        &w.tenant,
-        NewSchedule {
-            credential_id: w.a.id,
-            platform: Platform::WooCommerce,
-            entity_type: EntityType::Products,
-            cron_expression: "@hourly".into(),
-            expression: ScheduleExpression::parse("@hourly").unwrap_or_else(|e| panic!("{e}")),
-            sync_mode: SyncMode::Full,
-            timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
-            is_active: true,
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
-    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
-    job.trigger = Trigger::Schedule {
-        schedule_id: s.id,
-        schedule_version: s.version,
-    };
+    let (s, job) = scheduled(&w, SyncMode::Full, Default::default()).await;
     w.run_to_end(job).await;
     let run = w.last_run();
     assert_eq!(
@@ -1598,4 +1548,146 @@ async fn a_continuation_delivered_again_after_its_run_ended_changes_nothing() {
     // THEN the run and the target are as they were
     assert_eq!(w.last_run(), ended);
     assert_eq!(w.pb.writes(), writes);
+}
+
+/// An hourly schedule of A's products in `mode` with `options`, and a job as its trigger
+/// sends it.
+async fn scheduled(
+    w: &World,
+    mode: SyncMode,
+    options: crate::domain::ScheduleOptions,
+) -> (crate::domain::Schedule, SyncJob) {
+    let s = ScheduleService::new(
+        w.mem.schedules.clone(),
+        w.mem.trigger.clone(),
+        w.mem.connections.clone(),
+        w.clock.clone(),
+    )
+    .create(
+        &w.tenant,
+        NewSchedule {
+            credential_id: w.a.id,
+            platform: Platform::WooCommerce,
+            entity_type: EntityType::Products,
+            cron_expression: "@hourly".into(),
+            expression: ScheduleExpression::parse("@hourly").unwrap_or_else(|e| panic!("{e}")),
+            sync_mode: mode,
+            timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
+            is_active: true,
+            options,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
+    job.trigger = Trigger::Schedule {
+        schedule_id: s.id,
+        schedule_version: s.version,
+    };
+    (s, job)
+}
+
+#[tokio::test]
+async fn a_fire_of_a_skip_schedule_on_a_busy_stream_is_recorded_skipped_and_a_buffer_one_waits() {
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let key = w.key(&w.a);
+    w.leases
+        .hold(key, "other", w.clock.now() + Duration::seconds(60));
+    let (_, skip) = scheduled(
+        &w,
+        SyncMode::Incremental,
+        crate::domain::ScheduleOptions {
+            overlap_policy: crate::domain::OverlapPolicy::Skip,
+            ..Default::default()
+        },
+    )
+    .await;
+    w.worker.handle(skip.clone(), w.deadline()).await;
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Skipped, "{run:#?}");
+    assert!(run
+        .message
+        .unwrap_or_default()
+        .contains("overlap_policy skip"));
+    assert!(w.leases.pending(key).is_none(), "nothing kept");
+    let (_, buffered) = scheduled(&w, SyncMode::Incremental, Default::default()).await;
+    w.worker.handle(buffered, w.deadline()).await;
+    assert!(w.leases.pending(key).is_some(), "kept as the follow-up");
+}
+
+#[tokio::test]
+async fn a_continuation_delivered_again_while_its_run_goes_on_still_runs_it_to_its_end() {
+    // GIVEN a run whose first continuation's successor could not be queued
+    let w = hurried_world_of_nine();
+    w.worker
+        .handle(w.job(&w.a, SyncMode::Full, &[]), w.deadline())
+        .await;
+    let first = w.mem.queue.drain_jobs();
+    assert_eq!(first.len(), 1);
+    w.mem.queue.set_failing(true);
+    let outcome = w.worker.handle(first[0].clone(), w.deadline()).await;
+    assert!(matches!(outcome, JobOutcome::Retry(_)), "{outcome:?}");
+    w.mem.queue.set_failing(false);
+    // WHEN the queue delivers it again
+    w.run_to_end(first[0].clone()).await;
+    // THEN the run goes on to its end
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(by_sku(&w.pb).len(), 9);
+}
+
+#[tokio::test]
+async fn a_continuation_that_finds_the_cursor_set_by_hand_stops_and_leaves_it() {
+    // GIVEN an incremental run between invocations, and its stream's cursor set by hand
+    let w = hurried_world_of_nine();
+    w.worker
+        .handle(w.job(&w.a, SyncMode::Incremental, &[]), w.deadline())
+        .await;
+    let next = w.mem.queue.drain_jobs();
+    assert_eq!(next.len(), 1);
+    let key = w.key(&w.a);
+    let set = Cursor::at(w.clock.now() - Duration::days(3));
+    let done =
+        crate::ports::StreamCursors::set_cursor(w.leases.as_ref(), key, &set, "ops", w.clock.now())
+            .await;
+    assert!(
+        matches!(done, Ok(crate::ports::CursorSet::Set { .. })),
+        "{done:?}"
+    );
+    // WHEN its continuation arrives
+    w.run_to_end(next[0].clone()).await;
+    // THEN it stops, and the cursor set by hand stands
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+    assert!(run.message.unwrap_or_default().contains("cursor was moved"));
+    assert_eq!(w.leases.cursor(key), Some(set));
+}
+
+#[tokio::test]
+async fn a_resync_between_flows_both_ways_does_not_overwrite_an_edit_not_yet_carried_back() {
+    let w = world();
+    let start = w.clock.now();
+    seed(&w, &w.pa, 6);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    w.flow(&w.b, &w.a, ConflictPolicy::SourceWins);
+    w.pb.put(
+        EntityType::Products,
+        &id_of(&w.pb, "SKU-3"),
+        product("SKU-3", "55.00"),
+    );
+    let writes = w.pb.writes();
+    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
+    job.window = Some(crate::domain::Window {
+        from: start,
+        to: w.clock.now(),
+    });
+    w.run_to_end(job).await;
+    assert_eq!(w.pb.writes(), writes, "nothing rewritten");
+    match by_sku(&w.pb).get("SKU-3") {
+        Some(Body::Product(p)) => assert_eq!(p.price, decimal("55.00").unwrap_or_default()),
+        other => panic!("{other:?}"),
+    }
 }
