@@ -277,6 +277,22 @@ async fn a_flexible_window_and_the_other_options_reach_eventbridge_and_the_table
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("not stored"));
     assert_eq!(stored.options, s.options);
+    // Cleared by an update (resumed, window off): gone from the table too.
+    let mut cleared = s.clone();
+    cleared.is_active = true;
+    cleared.options.pause_note = None;
+    cleared.options.flexible_window_minutes = None;
+    cleared.version = s.version + 1;
+    store
+        .replace(&cleared, s.version)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stored = store
+        .get(&s.tenant_id, s.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("not stored"));
+    assert_eq!(stored.options, cleared.options);
 }
 
 #[tokio::test]

@@ -26,6 +26,8 @@ use sync_core::time::ScheduleExpression;
 
 /// Attributes of a schedule the worker keeps; a user's update never writes them.
 const WORKER_FIELDS: &[&str] = &["last_run_at", "last_run_status"];
+/// Attributes a user's update may clear.
+const OPTIONAL_FIELDS: &[&str] = &["pause_note", "flexible_window_minutes"];
 
 /// The DynamoDB schedule store.
 #[derive(Clone, Debug)]
@@ -196,10 +198,17 @@ impl ScheduleStore for DynamoScheduleStore {
         for key in ["pk", "sk"].iter().chain(WORKER_FIELDS) {
             fields.remove(*key);
         }
+        // Options a user cleared are removed, not left as they were.
+        let removed: Vec<&str> = OPTIONAL_FIELDS
+            .iter()
+            .copied()
+            .filter(|f| !fields.contains_key(*f))
+            .collect();
         self.records()
             .update_fields(
                 schedule_key(&schedule.tenant_id, schedule.id),
                 fields,
+                &removed,
                 expected_version,
             )
             .await

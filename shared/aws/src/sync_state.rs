@@ -142,6 +142,12 @@ impl SyncLeases for DynamoSyncState {
                     .and_then(|v| v.as_n().ok())
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0),
+                cursor_set_at: out
+                    .attributes()
+                    .and_then(|a| a.get("cursor_set_at"))
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc)),
             }),
             Err(e) => match lease_failure(e) {
                 StateError::LeaseLost => Ok(Lease::Held),

@@ -373,6 +373,7 @@ impl Records<'_> {
         &self,
         key: Item,
         fields: Item,
+        removed: &[&str],
         expected_version: u64,
     ) -> Result<(), StoreError> {
         let mut request = self
@@ -389,8 +390,17 @@ impl Records<'_> {
                 .expression_attribute_names(format!("#f{i}"), name)
                 .expression_attribute_values(format!(":f{i}"), value);
         }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removed.is_empty() {
+            let mut names = Vec::new();
+            for (i, name) in removed.iter().enumerate() {
+                names.push(format!("#r{i}"));
+                request = request.expression_attribute_names(format!("#r{i}"), *name);
+            }
+            expression.push_str(&format!(" REMOVE {}", names.join(", ")));
+        }
         request
-            .update_expression(format!("SET {}", sets.join(", ")))
+            .update_expression(expression)
             .send()
             .await
             .map(|_| ())

@@ -27,6 +27,8 @@ struct LeaseRow {
     pending_version: u64,
     /// The fencing token, bumped by every acquisition.
     epoch: u64,
+    /// When the cursor was last set by hand.
+    cursor_set_at: Option<DateTime<Utc>>,
 }
 
 /// Leases, cursors and follow-ups in memory, with the DynamoDB adapter's rules.
@@ -95,6 +97,7 @@ impl StreamCursors for MemorySyncLeases {
         row.owner = Some(format!("cursor set by {by}"));
         row.expires = Some(now);
         row.epoch += 1;
+        row.cursor_set_at = Some(now);
         let previous = row.cursor.replace(cursor.clone());
         Ok(CursorSet::Set { previous })
     }
@@ -125,6 +128,7 @@ impl SyncLeases for MemorySyncLeases {
         Ok(Lease::Acquired {
             cursor: row.cursor.clone(),
             epoch: row.epoch,
+            cursor_set_at: row.cursor_set_at,
         })
     }
 

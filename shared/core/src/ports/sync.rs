@@ -226,8 +226,13 @@ pub struct SyncKey {
 pub enum Lease {
     /// Ours until renewed or released; the stream's cursor as stored, and the lease's
     /// fencing token: higher with every acquisition, so the record index can refuse a write
-    /// made under an older one (a worker whose lease ran out while it worked).
-    Acquired { cursor: Option<Cursor>, epoch: u64 },
+    /// made under an older one (a worker whose lease ran out while it worked); and when the
+    /// cursor was last set by hand, if ever.
+    Acquired {
+        cursor: Option<Cursor>,
+        epoch: u64,
+        cursor_set_at: Option<DateTime<Utc>>,
+    },
     /// Another run holds it.
     Held,
 }

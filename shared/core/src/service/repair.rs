@@ -196,6 +196,9 @@ impl ScheduleRepair {
                     if have.input != want.input {
                         fields.push("job");
                     }
+                    if have.flexible_window_minutes != want.flexible_window_minutes {
+                        fields.push("flexible_window");
+                    }
                     if !state.target_current {
                         fields.push("target");
                     }

@@ -84,6 +84,7 @@ async fn drifted(w: &World) -> (Schedule, Schedule, Schedule, String, Schedule) 
     let mut old = stale.trigger_definition();
     old.expression = "cron(0 3 * * ? *)".into();
     old.enabled = false;
+    old.flexible_window_minutes = Some(30);
     w.mem.trigger.put_raw(TriggerState {
         name: stale.id.to_string(),
         definition: old,
@@ -132,7 +133,7 @@ async fn a_dry_run_reports_every_kind_of_drift_and_changes_nothing() {
     assert!(report.drifts.contains(&Drift::Mismatch {
         tenant: w.tenant.clone(),
         schedule: stale.id,
-        fields: vec!["expression", "state"]
+        fields: vec!["expression", "state", "flexible_window"]
     }));
     assert!(report.drifts.contains(&Drift::OrphanTrigger {
         name: orphan.clone(),

@@ -199,16 +199,32 @@ impl SyncWorker {
             .acquire(key, &owner, now, self.settings.lease_ttl)
             .await
         {
-            Ok(Lease::Acquired { cursor, epoch }) => Held { cursor, epoch },
+            Ok(Lease::Acquired {
+                cursor,
+                epoch,
+                cursor_set_at,
+            }) => Held {
+                cursor,
+                epoch,
+                cursor_set_at,
+            },
+            // (Only a first delivery: a fire tried before, or running, is the schedule's own
+            // and goes on as any job would.)
             Ok(Lease::Held) if overlap == OverlapPolicy::Skip => {
-                tracing::info!(job_id = %job.job_id, "stream busy; scheduled fire skipped (overlap_policy skip)");
-                return self
-                    .skipped(
-                        &job,
-                        None,
-                        "the stream's previous run was still working; this fire was skipped (overlap_policy skip)",
-                    )
-                    .await;
+                match self.ports.runs.get(&job.tenant_id, &job.run_id()).await {
+                    Ok(None) => {
+                        tracing::info!(job_id = %job.job_id, "stream busy; scheduled fire skipped (overlap_policy skip)");
+                        return self
+                            .skipped(
+                                &job,
+                                None,
+                                "another run was working on the stream; this fire was skipped (overlap_policy skip)",
+                            )
+                            .await;
+                    }
+                    Ok(Some(_)) => return self.park(key, &job).await,
+                    Err(e) => return JobOutcome::Retry(e.to_string()),
+                }
             }
             Ok(Lease::Held) if must_run_as_is(&job) => return self.later(&job).await,
             Ok(Lease::Held) => return self.park(key, &job).await,
@@ -403,7 +419,15 @@ impl SyncWorker {
             .acquire(key, owner, self.ports.clock.now(), self.settings.lease_ttl)
             .await
         {
-            Ok(Lease::Acquired { cursor, epoch }) => Held { cursor, epoch },
+            Ok(Lease::Acquired {
+                cursor,
+                epoch,
+                cursor_set_at,
+            }) => Held {
+                cursor,
+                epoch,
+                cursor_set_at,
+            },
             // Another holder: it runs what is kept.
             Ok(Lease::Held) => return FollowUp::Yield(JobOutcome::Done),
             Err(e) => return FollowUp::Yield(JobOutcome::Retry(e.to_string())),
@@ -473,24 +497,33 @@ impl SyncWorker {
         held: Held,
         signals: Signals<'_>,
     ) -> JobOutcome {
-        let Held { cursor, epoch } = held;
+        let Held {
+            cursor,
+            epoch,
+            cursor_set_at,
+        } = held;
         let key = tenure.key;
         let run = match self.open_run(job, cursor.clone()).await {
             Ok(Some(run)) => run,
             Ok(None) => return JobOutcome::Done,
             Err(e) => return JobOutcome::Retry(e),
         };
-        // A continuation goes on from where its run left the stream's cursor. Moved since
-        // (set by hand, or by another run while this one waited between invocations), it
-        // stops rather than write its own position over that one: the next run reads on
-        // from the cursor as it is.
-        if job.resume.is_some() && job.ids.is_empty() && job.window.is_none() {
-            let left_at = run.cursor_after.as_ref().or(run.cursor_before.as_ref());
-            if cursor.as_ref() != left_at {
-                tracing::info!(run_id = %run.id, "stream cursor moved between invocations; run stops");
-                let why = "stopped between invocations: the stream's cursor was moved meanwhile (set by hand, or by another run); what was written stays, and the next run reads on from the cursor as it is".to_string();
-                return self.finish(run, RunStatus::Cancelled, Some(why)).await;
+        // A continuation whose stream's cursor was set by hand since its run began stops
+        // rather than write its own position over that one: the next run reads on from the
+        // cursor as set.
+        if job.resume.is_some()
+            && job.ids.is_empty()
+            && job.window.is_none()
+            && cursor_set_at.is_some_and(|at| at >= run.started_at)
+        {
+            tracing::info!(run_id = %run.id, "stream cursor set by hand between invocations; run stops");
+            let why = "stopped between invocations: the stream's cursor was set by hand meanwhile; what was written stays, and the next run reads on from the cursor as set".to_string();
+            let by = run.id.clone();
+            let outcome = self.finish(run, RunStatus::Cancelled, Some(why)).await;
+            if outcome == JobOutcome::Done {
+                self.cancel_merged(job, &by).await;
             }
+            return outcome;
         }
         let Planned {
             mut run,
@@ -1028,6 +1061,7 @@ fn ids_digest(ids: &[String]) -> String {
 struct Held {
     cursor: Option<Cursor>,
     epoch: u64,
+    cursor_set_at: Option<DateTime<Utc>>,
 }
 
 /// How one kept follow-up went.

@@ -1612,6 +1612,21 @@ async fn a_fire_of_a_skip_schedule_on_a_busy_stream_is_recorded_skipped_and_a_bu
         .unwrap_or_default()
         .contains("overlap_policy skip"));
     assert!(w.leases.pending(key).is_none(), "nothing kept");
+    // A fire of it tried before (its run failed, and the queue delivers it again) is the
+    // schedule's own, not skipped: it waits.
+    let mut again = skip.clone();
+    again.job_id = "tried before".into();
+    let mut failed = Run::of_job(
+        &again,
+        again.run_id(),
+        None,
+        w.clock.now(),
+        RunStatus::Failed,
+    );
+    failed.finished_at = Some(w.clock.now());
+    w.runs.seed(failed);
+    w.worker.handle(again, w.deadline()).await;
+    assert!(w.leases.pending(key).is_some(), "kept as the follow-up");
     let (_, buffered) = scheduled(&w, SyncMode::Incremental, Default::default()).await;
     w.worker.handle(buffered, w.deadline()).await;
     assert!(w.leases.pending(key).is_some(), "kept as the follow-up");
@@ -1661,7 +1676,10 @@ async fn a_continuation_that_finds_the_cursor_set_by_hand_stops_and_leaves_it() 
     // THEN it stops, and the cursor set by hand stands
     let run = w.last_run();
     assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
-    assert!(run.message.unwrap_or_default().contains("cursor was moved"));
+    assert!(run
+        .message
+        .unwrap_or_default()
+        .contains("cursor was set by hand"));
     assert_eq!(w.leases.cursor(key), Some(set));
 }
 
@@ -1690,4 +1708,25 @@ async fn a_resync_between_flows_both_ways_does_not_overwrite_an_edit_not_yet_car
         Some(Body::Product(p)) => assert_eq!(p.price, decimal("55.00").unwrap_or_default()),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_full_run_between_invocations_goes_on_after_another_run_moved_the_cursor() {
+    // GIVEN a full run after its first page, and an incremental run that ran meanwhile
+    let w = hurried_world_of_nine();
+    let full = w.job(&w.a, SyncMode::Full, &[]);
+    w.worker.handle(full.clone(), w.deadline()).await;
+    let next = w.mem.queue.drain_jobs();
+    assert_eq!(next.len(), 1);
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
+    // WHEN the full run's continuation arrives
+    w.run_to_end(next[0].clone()).await;
+    // THEN it runs to its end
+    let run = w
+        .runs
+        .all()
+        .into_iter()
+        .find(|r| r.id == full.run_id())
+        .unwrap_or_else(|| panic!("no run"));
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
 }
