@@ -23,6 +23,8 @@ use crate::ports::{
     ScheduleStore, StreamCursors, SyncKey,
 };
 
+/// Longest record id a person may name (the platforms' ids are numbers or UUIDs).
+const MAX_ID_CHARS: usize = 100;
 /// Most kept failures one retry request queues; past it the answer says more remain.
 pub const MAX_RETRY_RECORDS: usize = 2_000;
 /// Most kept failures one retry request reads, in pages, looking for those it matches.
@@ -144,9 +146,15 @@ impl Operations {
     /// Queues a manual run of one stream (a connection's entity), or of some of its records.
     pub async fn trigger(&self, tenant: &TenantId, ask: RunRequest) -> Result<Run, ServiceError> {
         let sync_mode = ask.sync_mode.unwrap_or(SyncMode::Incremental);
-        let mut ids: Vec<String> = ask.ids;
-        if let Some(blank) = ids.iter().position(|id| id.trim().is_empty()) {
+        let mut ids: Vec<String> = ask.ids.iter().map(|id| id.trim().to_string()).collect();
+        if let Some(blank) = ids.iter().position(|id| id.is_empty()) {
             return Err(invalid("ids", format!("ids[{blank}] is empty")));
+        }
+        if let Some(long) = ids.iter().position(|id| id.chars().count() > MAX_ID_CHARS) {
+            return Err(invalid(
+                "ids",
+                format!("ids[{long}] is longer than {MAX_ID_CHARS} characters; no platform's record id is"),
+            ));
         }
         ids.sort();
         ids.dedup();

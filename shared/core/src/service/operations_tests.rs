@@ -74,7 +74,7 @@ fn field<T: std::fmt::Debug>(r: Result<T, ServiceError>) -> String {
 async fn a_trigger_records_a_queued_manual_run_and_sends_the_job_it_names() {
     let w = world().await;
     let mut asked = ask(&w.woo, EntityType::Orders);
-    asked.ids = vec!["7".into(), "3".into(), "7".into()];
+    asked.ids = vec!["7".into(), "3".into(), " 7 ".into()];
     let run = w
         .services
         .operations
@@ -119,6 +119,9 @@ async fn a_trigger_with_nothing_to_write_to_or_a_bad_request_queues_nothing() {
     let mut blank = ask(&w.woo, EntityType::Orders);
     blank.ids = vec![" ".into()];
     assert_eq!(field(ops.trigger(&w.tenant, blank).await), "ids");
+    let mut long = ask(&w.woo, EntityType::Orders);
+    long.ids = vec!["9".repeat(101)];
+    assert_eq!(field(ops.trigger(&w.tenant, long).await), "ids");
     // Another tenant's connection is no connection of this one.
     let other = TenantId::parse("globex").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(

@@ -638,17 +638,18 @@ impl SyncWorker {
         })
     }
 
-    /// Whether a flow carries `entity` back from `flow`'s target to its source (asked only of
-    /// resyncs; a failed read counts as yes, so nothing is overwritten on a guess).
+    /// Whether a flow carries `entity` back from `flow`'s target to its source, enabled or
+    /// paused (a paused one carries the target's edits back once resumed). Asked only of
+    /// resyncs; a failed read counts as yes, so nothing is overwritten on a guess.
     async fn flows_back(
         &self,
         flow: &crate::domain::Flow,
         entity: crate::domain::EntityType,
     ) -> bool {
         match self.ports.flows.flows_from(flow.target_connection_id).await {
-            Ok(back) => back
-                .iter()
-                .any(|f| f.target_connection_id == flow.source_connection_id && f.runs_for(entity)),
+            Ok(back) => back.iter().any(|f| {
+                f.target_connection_id == flow.source_connection_id && f.entities.contains(&entity)
+            }),
             Err(e) => {
                 tracing::warn!(flow_id = %flow.id, error = %e, "flows back not read; the resync only writes changes");
                 true

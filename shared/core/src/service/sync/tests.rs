@@ -1685,12 +1685,22 @@ async fn a_continuation_that_finds_the_cursor_set_by_hand_stops_and_leaves_it() 
 
 #[tokio::test]
 async fn a_resync_between_flows_both_ways_does_not_overwrite_an_edit_not_yet_carried_back() {
+    for back_enabled in [true, false] {
+        resync_with_a_flow_back(back_enabled).await;
+    }
+}
+
+/// A resync of A's products while B has a flow back to A (enabled, or paused: it carries
+/// B's edits back once resumed) leaves an edit made at B alone.
+async fn resync_with_a_flow_back(back_enabled: bool) {
     let w = world();
     let start = w.clock.now();
     seed(&w, &w.pa, 6);
     w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
     w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
-    w.flow(&w.b, &w.a, ConflictPolicy::SourceWins);
+    let mut back = w.flow(&w.b, &w.a, ConflictPolicy::SourceWins);
+    back.enabled = back_enabled;
+    w.flows.seed(back);
     w.pb.put(
         EntityType::Products,
         &id_of(&w.pb, "SKU-3"),
