@@ -702,7 +702,7 @@ async fn a_cursor_set_by_hand_waits_for_no_holder_and_fences_one_whose_lease_ran
     // Held by a run: refused.
     let held = state.acquire(key, "worker", now, ttl).await;
     assert!(
-        matches!(held, Ok(Lease::Acquired { cursor: Some(ref c), .. }) if *c == first),
+        matches!(held, Ok(Lease::Acquired(ref held)) if held.cursor.as_ref() == Some(&first)),
         "{held:?}"
     );
     let second = Cursor::at(now - chrono::Duration::days(1));
@@ -725,7 +725,7 @@ async fn a_cursor_set_by_hand_waits_for_no_holder_and_fences_one_whose_lease_ran
         .acquire(key, "next", later + chrono::Duration::milliseconds(5), ttl)
         .await;
     assert!(
-        matches!(next, Ok(Lease::Acquired { cursor: Some(ref c), .. }) if *c == second),
+        matches!(next, Ok(Lease::Acquired(ref held)) if held.cursor.as_ref() == Some(&second)),
         "{next:?}"
     );
 }
@@ -744,7 +744,7 @@ async fn an_index_write_under_an_older_lease_is_refused_once_the_new_holder_wrot
     let now = chrono::Utc::now();
     let ttl = chrono::Duration::seconds(1);
     let epoch = |lease| match lease {
-        Ok(Lease::Acquired { epoch, .. }) => epoch,
+        Ok(Lease::Acquired(held)) => held.epoch,
         other => panic!("{other:?}"),
     };
     // A worker takes the lease; it runs out while the worker works, and another takes it.

@@ -444,7 +444,7 @@ impl SyncWorld {
             .unwrap_or_else(|e| panic!("{e}"));
         let _ = self.leases().release(key, &me).await;
         match lease {
-            Lease::Acquired { cursor, .. } => cursor,
+            Lease::Acquired(held) => held.cursor,
             Lease::Held => None,
         }
     }

@@ -31,8 +31,8 @@ use crate::sdk::describe;
 use crate::table::{record_index_key, record_index_pk, s, write_failure, Item};
 use sync_core::domain::{ConnectionId, Cursor, EntityType, SyncJob};
 use sync_core::ports::{
-    CursorSet, Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, StateError, StoreError,
-    StreamCursors, SyncKey, SyncLeases,
+    Acquired, CursorSet, Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, StateError,
+    StoreError, StreamCursors, SyncKey, SyncLeases,
 };
 use sync_core::records::Fingerprint;
 
@@ -134,7 +134,7 @@ impl SyncLeases for DynamoSyncState {
             .send()
             .await;
         match result {
-            Ok(out) => Ok(Lease::Acquired {
+            Ok(out) => Ok(Lease::Acquired(Acquired {
                 cursor: out.attributes().and_then(cursor_of),
                 epoch: out
                     .attributes()
@@ -148,7 +148,7 @@ impl SyncLeases for DynamoSyncState {
                     .and_then(|v| v.as_s().ok())
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.with_timezone(&Utc)),
-            }),
+            })),
             Err(e) => match lease_failure(e) {
                 StateError::LeaseLost => Ok(Lease::Held),
                 other => Err(other),

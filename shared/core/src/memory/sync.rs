@@ -12,9 +12,9 @@ use crate::domain::{
     RunFilter, RunId, RunPage, RunStatus, SyncJob, TenantId,
 };
 use crate::ports::{
-    CursorSet, FailureList, FailureLog, FlowSource, FlowStore, Lease, PendingJob, RecordIndex,
-    RecordState, RecordUpdate, RunHistory, RunListError, RunLog, StateError, StoreError,
-    StreamCursors, SyncKey, SyncLeases,
+    Acquired, CursorSet, FailureList, FailureLog, FlowSource, FlowStore, Lease, PendingJob,
+    RecordIndex, RecordState, RecordUpdate, RunHistory, RunListError, RunLog, StateError,
+    StoreError, StreamCursors, SyncKey, SyncLeases,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -125,11 +125,11 @@ impl SyncLeases for MemorySyncLeases {
         row.owner = Some(owner.to_string());
         row.expires = Some(now + ttl);
         row.epoch += 1;
-        Ok(Lease::Acquired {
+        Ok(Lease::Acquired(Acquired {
             cursor: row.cursor.clone(),
             epoch: row.epoch,
             cursor_set_at: row.cursor_set_at,
-        })
+        }))
     }
 
     async fn renew(

@@ -7,10 +7,10 @@ mod tokens;
 
 pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 pub use sync::{
-    Connector, Connectors, CursorSet, FailureList, FailureLog, FlowSource, FlowStore, Item, Lease,
-    Origin, Page, PendingJob, PlatformError, RecordIndex, RecordState, RecordUpdate, RunHistory,
-    RunListError, RunLog, Source, StateError, StreamCursors, Subscription, SubscriptionChange,
-    SyncKey, SyncLeases, Target, WebhookSubscriptions, Write, WriteOutcome,
+    Acquired, Connector, Connectors, CursorSet, FailureList, FailureLog, FlowSource, FlowStore,
+    Item, Lease, Origin, Page, PendingJob, PlatformError, RecordIndex, RecordState, RecordUpdate,
+    RunHistory, RunListError, RunLog, Source, StateError, StreamCursors, Subscription,
+    SubscriptionChange, SyncKey, SyncLeases, Target, WebhookSubscriptions, Write, WriteOutcome,
 };
 pub use tokens::{StoredTokens, TokenVault};
 

@@ -221,18 +221,23 @@ pub struct SyncKey {
     pub entity: EntityType,
 }
 
+/// A stream's lease as its new holder finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acquired {
+    /// The stream's cursor as stored.
+    pub cursor: Option<Cursor>,
+    /// The lease's fencing token: higher with every acquisition, so the record index can
+    /// refuse a write made under an older one (a worker whose lease ran out while it worked).
+    pub epoch: u64,
+    /// When the cursor was last set by hand, if ever.
+    pub cursor_set_at: Option<DateTime<Utc>>,
+}
+
 /// The outcome of asking for a stream's lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lease {
-    /// Ours until renewed or released; the stream's cursor as stored, and the lease's
-    /// fencing token: higher with every acquisition, so the record index can refuse a write
-    /// made under an older one (a worker whose lease ran out while it worked); and when the
-    /// cursor was last set by hand, if ever.
-    Acquired {
-        cursor: Option<Cursor>,
-        epoch: u64,
-        cursor_set_at: Option<DateTime<Utc>>,
-    },
+    /// Ours until renewed or released.
+    Acquired(Acquired),
     /// Another run holds it.
     Held,
 }

@@ -185,9 +185,9 @@ impl Operations {
     }
 
     /// Queues a resync: the records the source changed in the span are read again and
-    /// written to every `source_wins` flow's target whether or not the target is thought to
-    /// hold them already (repairing copies changed or removed there); the stream's cursor
-    /// stays as it is. It waits its turn on a busy stream, never merged.
+    /// written to every `source_wins` flow's target with no flow back, whether or not the
+    /// target is thought to hold them already (repairing copies changed or removed there);
+    /// the stream's cursor stays as it is. It waits its turn on a busy stream, never merged.
     pub async fn resync(&self, tenant: &TenantId, ask: ResyncRequest) -> Result<Run, ServiceError> {
         let now = self.now();
         let to = ask.modified_to.unwrap_or(now);

@@ -36,8 +36,8 @@ use crate::domain::{
     ConflictPolicy, Connection, Cursor, OverlapPolicy, Run, RunId, RunStatus, SyncJob, Trigger,
 };
 use crate::ports::{
-    ConnectionStore, Connectors, FlowSource, JobQueue, Lease, PendingJob, PlatformError, RunLog,
-    ScheduleStore, StateError, SyncKey, SyncLeases,
+    Acquired, ConnectionStore, Connectors, FlowSource, JobQueue, Lease, PendingJob, PlatformError,
+    RunLog, ScheduleStore, StateError, SyncKey, SyncLeases,
 };
 
 /// Tunables of the worker.
@@ -199,15 +199,7 @@ impl SyncWorker {
             .acquire(key, &owner, now, self.settings.lease_ttl)
             .await
         {
-            Ok(Lease::Acquired {
-                cursor,
-                epoch,
-                cursor_set_at,
-            }) => Held {
-                cursor,
-                epoch,
-                cursor_set_at,
-            },
+            Ok(Lease::Acquired(held)) => held,
             // (Only a first delivery: a fire tried before, or running, is the schedule's own
             // and goes on as any job would.)
             Ok(Lease::Held) if overlap == OverlapPolicy::Skip => {
@@ -318,7 +310,7 @@ impl SyncWorker {
                 }
                 JobOutcome::Done
             }
-            Ok(Lease::Acquired { .. }) => {
+            Ok(Lease::Acquired(_)) => {
                 let outcome = self.follow_ups(tenure, wake.attempt, true).await;
                 self.release(key, owner).await;
                 outcome
@@ -419,15 +411,7 @@ impl SyncWorker {
             .acquire(key, owner, self.ports.clock.now(), self.settings.lease_ttl)
             .await
         {
-            Ok(Lease::Acquired {
-                cursor,
-                epoch,
-                cursor_set_at,
-            }) => Held {
-                cursor,
-                epoch,
-                cursor_set_at,
-            },
+            Ok(Lease::Acquired(held)) => held,
             // Another holder: it runs what is kept.
             Ok(Lease::Held) => return FollowUp::Yield(JobOutcome::Done),
             Err(e) => return FollowUp::Yield(JobOutcome::Retry(e.to_string())),
@@ -444,7 +428,7 @@ impl SyncWorker {
         tenure: &Tenure<'_>,
         job: SyncJob,
         connection: &Connection,
-        held: Held,
+        held: Acquired,
     ) -> JobOutcome {
         match self.run_job(tenure, job, connection, held).await {
             JobOutcome::Done => self.follow_ups(tenure, 0, false).await,
@@ -458,7 +442,7 @@ impl SyncWorker {
         tenure: &Tenure<'_>,
         job: SyncJob,
         connection: &Connection,
-        held: Held,
+        held: Acquired,
     ) -> JobOutcome {
         let lost = Arc::new(AtomicBool::new(false));
         // Aborted when this run ends in any way, dropped mid-way included: a keeper that
@@ -494,10 +478,10 @@ impl SyncWorker {
         tenure: &Tenure<'_>,
         job: &SyncJob,
         connection: &Connection,
-        held: Held,
+        held: Acquired,
         signals: Signals<'_>,
     ) -> JobOutcome {
-        let Held {
+        let Acquired {
             cursor,
             epoch,
             cursor_set_at,
@@ -518,12 +502,7 @@ impl SyncWorker {
         {
             tracing::info!(run_id = %run.id, "stream cursor set by hand between invocations; run stops");
             let why = "stopped between invocations: the stream's cursor was set by hand meanwhile; what was written stays, and the next run reads on from the cursor as set".to_string();
-            let by = run.id.clone();
-            let outcome = self.finish(run, RunStatus::Cancelled, Some(why)).await;
-            if outcome == JobOutcome::Done {
-                self.cancel_merged(job, &by).await;
-            }
-            return outcome;
+            return self.end_cancelled(job, run, why).await;
         }
         let Planned {
             mut run,
@@ -700,12 +679,7 @@ impl SyncWorker {
                     "cancelled on request after reading {} record(s) and writing {}; what was written stays, and the stream's cursor stays at the last page every target has",
                     run.counts.read, run.counts.written
                 );
-                let by = run.id.clone();
-                let outcome = self.finish(run, RunStatus::Cancelled, Some(why)).await;
-                if outcome == JobOutcome::Done {
-                    self.cancel_merged(job, &by).await;
-                }
-                outcome
+                self.end_cancelled(job, run, why).await
             }
             RunEnd::LeaseLost { in_flight } => {
                 // Another worker holds the stream now. The run is recorded first (the job,
@@ -882,12 +856,8 @@ impl SyncWorker {
                         "started"
                     }
                 );
-                let by = run.id.clone();
-                return match self.finish(run, RunStatus::Cancelled, Some(why)).await {
-                    JobOutcome::Done => {
-                        self.cancel_merged(job, &by).await;
-                        Ok(None)
-                    }
+                return match self.end_cancelled(job, run, why).await {
+                    JobOutcome::Done => Ok(None),
                     JobOutcome::Retry(why) => Err(why),
                 };
             }
@@ -919,6 +889,16 @@ impl SyncWorker {
                 tracing::warn!(run_id = %id, by = %by, error = %e, "merged run not settled");
             }
         }
+    }
+
+    /// Ends `run` cancelled, saying why, and so the runs merged into its job.
+    async fn end_cancelled(&self, job: &SyncJob, run: Run, why: String) -> JobOutcome {
+        let by = run.id.clone();
+        let outcome = self.finish(run, RunStatus::Cancelled, Some(why)).await;
+        if outcome == JobOutcome::Done {
+            self.cancel_merged(job, &by).await;
+        }
+        outcome
     }
 
     /// The runs merged into this job (see [`Self::settle_merged`]), once its run was
@@ -1057,14 +1037,6 @@ fn ids_digest(ids: &[String]) -> String {
     crate::crypto::sha256_hex(ids.join("\n").as_bytes())[..12].to_string()
 }
 
-/// The lease as a run holds it: the stream's cursor as stored, and the lease's fencing
-/// token.
-struct Held {
-    cursor: Option<Cursor>,
-    epoch: u64,
-    cursor_set_at: Option<DateTime<Utc>>,
-}
-
 /// How one kept follow-up went.
 enum FollowUp {
     /// Its run ended for good (or it had nothing left to run): drop it.
@@ -1086,6 +1058,15 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// How often a working run's lease is renewed and its cancel requests looked for: every
+/// third of the lease's lifetime.
+fn tick(ttl: Duration) -> std::time::Duration {
+    (ttl / 3)
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(20))
+        .max(std::time::Duration::from_millis(50))
+}
+
 /// What a working run watches for between pages: its lease lost (set by the keeper), and a
 /// request to stop it (set by the watcher).
 #[derive(Clone, Copy)]
@@ -1104,10 +1085,7 @@ async fn watch_for_cancel(
     ttl: Duration,
     cancelled: Arc<AtomicBool>,
 ) {
-    let every = (ttl / 3)
-        .to_std()
-        .unwrap_or(std::time::Duration::from_secs(20))
-        .max(std::time::Duration::from_millis(50));
+    let every = tick(ttl);
     loop {
         tokio::time::sleep(every).await;
         match runs.cancel_requested(&tenant, &run).await {
@@ -1133,10 +1111,7 @@ async fn keep_lease(
     ttl: Duration,
     lost: Arc<AtomicBool>,
 ) {
-    let every = (ttl / 3)
-        .to_std()
-        .unwrap_or(std::time::Duration::from_secs(20))
-        .max(std::time::Duration::from_millis(50));
+    let every = tick(ttl);
     // Until when the lease is surely ours: the last renewal's expiry.
     let mut valid_until = clock.now() + ttl;
     loop {
