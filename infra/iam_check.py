@@ -64,6 +64,14 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("SyncWorkerFunction", "scheduler:ListSchedules"): "unused: only the repair sweep lists",
     ("ScheduleApiFunction", "iam:PassRole"): "external: Scheduler assumes the role we name",
     ("SyncWorkerFunction", "iam:PassRole"): "external: Scheduler assumes the role we name",
+    # The sweeper reads runs and streams one item at a time, writes runs one put (or one
+    # transaction) at a time, and never creates a schedule (the repair recreates triggers);
+    # it hands EventBridge its role as the API does.
+    ("SweeperFunction", "dynamodb:BatchGetItem"): "unused: the sweeper reads items one by one",
+    ("SweeperFunction", "dynamodb:BatchWriteItem"): "unused: the sweeper writes runs by conditional puts",
+    ("SweeperFunction", "dynamodb:ConditionCheckItem"): "unused: schedules are created by the API",
+    ("SweeperFunction", "sqs:SendMessageBatch"): "external: authorised as sqs:SendMessage",
+    ("SweeperFunction", "iam:PassRole"): "external: Scheduler assumes the role we name",
     # Run history and kept failures: the API reads them (get, query, batch get); writing
     # them is the worker's.
     ("ScheduleApiFunction", "dynamodb:BatchWriteItem"): "unused: runs and failures are written by the worker",

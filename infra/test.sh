@@ -55,7 +55,7 @@ else
 fi
 
 step "linkage: platform HTTP clients only where platforms are called, simulators in no function"
-for f in schedule-api webhook-intake webhook-coalescer sync-worker connection-setup; do
+for f in schedule-api webhook-intake webhook-coalescer sync-worker connection-setup sweeper; do
   tree="$(cargo tree -e normal -p "$f" --locked)"
   if grep -q ' platform-sims ' <<<"$tree"; then
     echo "the $f function links the platform simulators" >&2; exit 1

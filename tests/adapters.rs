@@ -250,6 +250,7 @@ async fn a_flexible_window_and_the_other_options_reach_eventbridge_and_the_table
         overlap_policy: OverlapPolicy::Skip,
         pause_note: Some("closing the books for November".into()),
         flexible_window_minutes: Some(15),
+        catch_up_window_minutes: 15,
     };
     t.create(&s).await.unwrap_or_else(|e| panic!("{e}"));
     let got = eventbridge(&aws, s.id)
@@ -282,6 +283,7 @@ async fn a_flexible_window_and_the_other_options_reach_eventbridge_and_the_table
     cleared.is_active = true;
     cleared.options.pause_note = None;
     cleared.options.flexible_window_minutes = None;
+    cleared.options.catch_up_window_minutes = 0;
     cleared.version = s.version + 1;
     store
         .replace(&cleared, s.version)
@@ -845,4 +847,132 @@ async fn the_index_lists_a_streams_entries_in_id_order_page_by_page_with_their_s
         .map(|(id, _)| id.as_str())
         .collect();
     assert_eq!(unswept, ["c3"]);
+}
+
+#[tokio::test]
+async fn the_sweepers_view_of_runs_finds_only_stale_open_ones_and_ends_one_only_if_untouched() {
+    use chrono::{Duration, SubsecRound};
+    use sync_core::domain::{RunStatus, ScheduleId, Trigger};
+    use sync_core::ports::{RunLog, RunSweep};
+    let aws = fresh_aws().await;
+    let runs = dynamo_runs(&aws);
+    let acme = tenant("acme");
+    let connection = ConnectionId::new_random();
+    let now = chrono::Utc::now().trunc_subsecs(3);
+    let open = |job: &str, status: RunStatus, written: chrono::DateTime<chrono::Utc>| {
+        let mut run = sync_core::fixtures::run(&acme, connection, job, written);
+        run.status = status;
+        run.finished_at = None;
+        run.updated_at = written;
+        run
+    };
+    let stale_running = open("a", RunStatus::Running, now - Duration::hours(2));
+    let stale_queued = open("b", RunStatus::Queued, now - Duration::hours(1));
+    let fresh = open("c", RunStatus::Running, now - Duration::minutes(1));
+    let mut done = open("d", RunStatus::Running, now - Duration::hours(3));
+    for run in [&stale_running, &stale_queued, &fresh, &done] {
+        runs.save(run).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    // A run that ends leaves the index.
+    done.status = RunStatus::Succeeded;
+    runs.save(&done).await.unwrap_or_else(|e| panic!("{e}"));
+    let found = runs
+        .stale(now - Duration::minutes(30), 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<_> = found.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids, [stale_running.id.clone(), stale_queued.id.clone()]);
+    assert_eq!(found[0], stale_running, "read back whole");
+    let one = runs.stale(now - Duration::minutes(30), 1).await;
+    assert_eq!(one.map(|r| r.len()).ok(), Some(1));
+    // Ended only while as read: a worker's write since wins.
+    let mut ended = stale_running.clone();
+    ended.status = RunStatus::Failed;
+    ended.updated_at = now;
+    let mut taken = stale_running.clone();
+    taken.updated_at = now - Duration::seconds(1);
+    runs.save(&taken).await.unwrap_or_else(|e| panic!("{e}"));
+    let refused = runs
+        .end_if_untouched(&ended, stale_running.updated_at)
+        .await;
+    assert_eq!(refused.ok(), Some(false));
+    let applied = runs.end_if_untouched(&ended, taken.updated_at).await;
+    assert_eq!(applied.ok(), Some(true));
+    let stored = RunLog::get(&runs, &acme, &ended.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored.map(|r| r.status), Some(RunStatus::Failed));
+    let left = runs
+        .stale(now - Duration::minutes(30), 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(left.len(), 1, "{left:?}");
+    // Created once; found by its schedule from the millisecond it was triggered.
+    let schedule = ScheduleId::new_random();
+    let fire = now - Duration::minutes(20);
+    let mut catch_up = open("catch-up", RunStatus::Queued, fire);
+    catch_up.trigger = Trigger::CatchUp {
+        schedule_id: schedule,
+    };
+    catch_up.schedule_id = Some(schedule);
+    assert_eq!(runs.create(&catch_up).await.ok(), Some(true));
+    assert_eq!(runs.create(&catch_up).await.ok(), Some(false));
+    for (since, ran) in [
+        (fire - Duration::minutes(1), true),
+        (fire, true),
+        (fire + Duration::milliseconds(1), false),
+    ] {
+        let got = runs.ran_since(&acme, schedule, since).await;
+        assert_eq!(got.ok(), Some(ran), "since {since}");
+    }
+    let other = runs.ran_since(&tenant("other"), schedule, fire).await;
+    assert_eq!(other.ok(), Some(false));
+}
+
+#[tokio::test]
+async fn the_sweepers_stream_watch_and_status_read_what_the_table_holds() {
+    use chrono::SubsecRound;
+    use sync_core::domain::EntityType;
+    use sync_core::ports::{StreamWatch, SweepCounts, SweepLog, SweepStatus, SyncKey, SyncLeases};
+    let aws = fresh_aws().await;
+    let state = sync_aws::DynamoSyncState::new(aws.dynamodb(), aws.resources.table_name.clone());
+    let key = SyncKey {
+        connection: ConnectionId::new_random(),
+        entity: EntityType::Orders,
+    };
+    let now = chrono::Utc::now().trunc_subsecs(3);
+    assert_eq!(state.busy(key, now).await.ok(), Some(false), "never run");
+    state
+        .acquire(key, "worker", now, chrono::Duration::seconds(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state.busy(key, now).await.ok(), Some(true));
+    let later = now + chrono::Duration::seconds(31);
+    assert_eq!(state.busy(key, later).await.ok(), Some(false), "expired");
+    state
+        .release(key, "worker")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state.busy(key, now).await.ok(), Some(false), "released");
+    let log = sync_aws::DynamoSweepLog::new(aws.dynamodb(), aws.resources.table_name.clone());
+    assert_eq!(log.last().await.ok(), Some(None));
+    let status = SweepStatus {
+        last_sweep_at: now,
+        checked_until: now - chrono::Duration::minutes(10),
+        last: SweepCounts {
+            abandoned: 1,
+            caught_up: 2,
+            missed: 3,
+            repairs: 4,
+        },
+        totals: SweepCounts {
+            abandoned: 10,
+            caught_up: 20,
+            missed: 30,
+            repairs: 40,
+        },
+        errors: vec!["schedules not read".into()],
+    };
+    log.record(&status).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(log.last().await.ok(), Some(Some(status)));
 }

@@ -612,3 +612,109 @@ fn sync_queue_source(
     );
     (url, source)
 }
+
+#[tokio::test]
+async fn the_sweeper_catches_a_missed_fire_time_up_once_counts_those_outside_the_window_and_repairs_a_trigger(
+) {
+    let api = integration_tests::api_with(vec![
+        ("FIRE_GRACE_SECONDS".into(), "1".into()),
+        ("CATCH_UP_SPREAD_SECONDS".into(), "1".into()),
+    ])
+    .await;
+    let aws = &api.aws;
+    let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let connection = aws.connection("acme", Platform::WooCommerce).await;
+    // Two schedules every ten minutes, written three hours ago; no fire time since has had
+    // a run (EventBridge or the worker was down). One catches up within the hour, the
+    // other never.
+    let written = Utc::now() - Duration::hours(3);
+    let services = services(
+        &aws.sdk,
+        &aws.resources,
+        std::sync::Arc::new(sync_core::clock::FixedClock::new(written)),
+    );
+    let caught = services
+        .schedules
+        .create(&tenant, new_schedule(connection, "*/10 * * * *", true))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut never = new_schedule(connection, "*/10 * * * *", true);
+    never.options.catch_up_window_minutes = 0;
+    let never = services
+        .schedules
+        .create(&tenant, never)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first = api
+        .stack
+        .sweep_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(first["errors"], serde_json::json!([]), "{first}");
+    assert_eq!(first["counts"]["caught_up"], 1, "{first}");
+    let missed = first["missed"].as_array().cloned().unwrap_or_default();
+    let of = |id: &str| missed.iter().filter(|m| m["schedule_id"] == id).count();
+    assert!(of(&caught.id.to_string()) >= 17, "{first}");
+    assert_eq!(
+        first["counts"]["missed"],
+        of(&never.id.to_string()),
+        "only the schedule without a window counts as missed: {first}"
+    );
+    let catch_up: Vec<&Value> = missed
+        .iter()
+        .filter(|m| m["catch_up_run_id"].is_string())
+        .collect();
+    assert_eq!(catch_up.len(), 1, "{first}");
+    assert_eq!(catch_up[0]["schedule_id"], caught.id.to_string());
+    let run_id = catch_up[0]["catch_up_run_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // The run is recorded queued at once, and its job arrives within the spread.
+    let path = format!("/api/sync/runs/{run_id}");
+    let (_, queued) = api
+        .send(reqwest::Method::GET, &path, Some("acme"), None)
+        .await;
+    assert_eq!(queued["status"], "queued", "{queued}");
+    assert_eq!(queued["trigger"], "catch_up", "{queued}");
+    assert_eq!(queued["schedule_id"], caught.id.to_string(), "{queued}");
+    // The next sweep queues nothing more (nor counts the same fire times again).
+    let second = api
+        .stack
+        .sweep_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(second["counts"]["caught_up"], 0, "{second}");
+    assert_eq!(second["counts"]["missed"], 0, "{second}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    api.stack
+        .work_until_idle(10)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let (_, ran) = api
+        .send(reqwest::Method::GET, &path, Some("acme"), None)
+        .await;
+    assert_ne!(
+        ran["status"], "queued",
+        "the worker took the catch-up up: {ran}"
+    );
+    assert_eq!(ran["trigger"], "catch_up", "{ran}");
+    // An EventBridge schedule deleted behind our back is put back by the next sweep.
+    aws.scheduler()
+        .delete_schedule()
+        .group_name(&aws.resources.schedule_group)
+        .name(caught.id.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let third = api
+        .stack
+        .sweep_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(third["counts"]["repairs"], 1, "{third}");
+    assert!(api
+        .eventbridge_state(&caught.id.to_string())
+        .await
+        .is_some());
+}

@@ -1383,3 +1383,72 @@ async fn a_resync_by_date_range_rewrites_exactly_the_orders_changed_in_it_and_a_
     assert_eq!(code, 2, "refused while held: {err}");
     assert!(err.contains("409"), "{err}");
 }
+
+#[tokio::test]
+async fn a_run_left_running_by_a_killed_worker_is_abandoned_by_the_sweeper_and_its_work_redone_once(
+) {
+    let w = sync_world_with(
+        seed(600),
+        vec![
+            ("LEASE_SECONDS".into(), "2".into()),
+            ("STALE_AFTER_SECONDS".into(), "4".into()),
+        ],
+    )
+    .await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    // The backfill's invocation is killed part-way: its message stays in flight (the queue
+    // would hand it back only after its visibility timeout), its run says `running`.
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(700),
+        w.api.stack.work_once(),
+    )
+    .await;
+    let partly = w.rows("orders").await.len();
+    assert!(partly < 600, "the run was cut off after {partly} orders");
+    let open: Vec<Value> = w.runs("status=running").await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    let lost = open[0]["id"].as_str().unwrap_or_default().to_string();
+    // Before the run has been quiet for long enough, the sweeper leaves it alone.
+    let early = w
+        .api
+        .stack
+        .sweep_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(early["counts"]["abandoned"], 0, "{early}");
+    // Its lease runs out and nothing writes it: abandoned, and its work queued again.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let swept = w
+        .api
+        .stack
+        .sweep_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(swept["counts"]["abandoned"], 1, "{swept}");
+    let redo = swept["abandoned"][0]["redo_run_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let ended = run(&w, &lost).await;
+    assert_eq!(ended["status"], "failed", "{ended}");
+    let message = ended["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("abandoned"), "{message}");
+    assert!(message.contains(&redo), "{message}");
+    assert_eq!(run(&w, &redo).await["status"], "queued");
+    w.work().await;
+    let redone = run(&w, &redo).await;
+    assert_eq!(redone["status"], "succeeded", "{redone}");
+    assert_eq!(redone["trigger"], "retry");
+    assert_eq!(redone["sync_mode"], "full");
+    assert_orders_match(&w).await;
+    // Nothing is left open, and the next sweep has nothing to do.
+    assert!(w.runs("status=running").await.is_empty());
+    assert!(w.runs("status=queued").await.is_empty());
+    let again = w
+        .api
+        .stack
+        .sweep_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(again["counts"]["abandoned"], 0, "{again}");
+}

@@ -70,6 +70,7 @@ pub struct LocalStack {
     /// the demo's QuickBooks app), as the stack's own functions got them.
     pub function_env: Vec<(String, String)>,
     functions: Arc<QueueFunctions>,
+    sweeper: Arc<sync_core::service::Sweeper>,
     _tasks: crate::tasks::Tasks,
     _moto: Option<MotoServer>,
 }
@@ -176,6 +177,7 @@ impl LocalStack {
                 },
             ),
         });
+        let sweeper = Arc::new(sweeper::from_lookup(&sdk, env)?);
         let firer = LocalScheduler::new(&sdk, resources.schedule_group.clone());
         // Aborted if anything below fails (the demo), as when the stack is dropped.
         let mut tasks = crate::tasks::Tasks::default();
@@ -192,6 +194,21 @@ impl LocalStack {
                         Duration::from_millis(250),
                     )
                     .await
+            }));
+            // The sweeper on its template rate, invoked as its schedule would.
+            let s = sweeper.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(sweeper::RATE).await;
+                    let event = lambda_runtime::LambdaEvent::new(
+                        serde_json::json!({}),
+                        lambda_runtime::Context::default(),
+                    );
+                    match sweeper::handle(&s, event).await {
+                        Ok(summary) => tracing::info!(%summary, "sweep"),
+                        Err(e) => tracing::warn!(error = %e, "sweep failed"),
+                    }
+                }
             }));
             let f = functions.clone();
             tasks.push(tokio::spawn(async move {
@@ -225,6 +242,7 @@ impl LocalStack {
             resources,
             provisioned,
             functions,
+            sweeper,
             _tasks: tasks,
             _moto: moto,
         })
@@ -239,6 +257,17 @@ impl LocalStack {
     /// Hands one batch of the sync queue to the worker's handler, once.
     pub async fn work_once(&self) -> Result<PollReport> {
         self.functions.work_once().await
+    }
+
+    /// Invokes the sweeper's handler once, as its schedule does; its answer.
+    pub async fn sweep_once(&self) -> Result<serde_json::Value> {
+        let event = lambda_runtime::LambdaEvent::new(
+            serde_json::json!({}),
+            lambda_runtime::Context::default(),
+        );
+        sweeper::handle(&self.sweeper, event)
+            .await
+            .map_err(|e| anyhow::anyhow!("sweep failed: {e}"))
     }
 
     /// Runs the worker until the sync queue has nothing visible (or `limit` batches).

@@ -748,6 +748,7 @@ async fn runs_are_listed_newest_first_filtered_and_paged_and_read_only_by_their_
             triggered_at: at,
             started_at: at,
             finished_at: Some(at + chrono::Duration::seconds(2)),
+            updated_at: at + chrono::Duration::seconds(2),
             continuations: 0,
             attempts: 1,
             window: None,

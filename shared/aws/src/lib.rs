@@ -14,6 +14,7 @@
 //! - [`kms`]: envelope encryption of connection secrets.
 //! - [`flows`], [`runs`], [`sync_state`]: flows, run history, and the worker's leases,
 //!   cursors and record index.
+//! - [`sweep_log`]: the sweeper's status.
 //! - [`wiring`]: each function's use cases over these adapters.
 
 pub mod connections;
@@ -27,6 +28,7 @@ pub mod scheduler;
 pub mod schedules;
 pub mod sdk;
 pub mod sqs;
+pub mod sweep_log;
 pub mod sync_state;
 pub mod table;
 pub mod tokens;
@@ -43,5 +45,6 @@ pub use scheduler::EventBridgeTrigger;
 pub use schedules::DynamoScheduleStore;
 pub use sdk::{describe, SdkConfig};
 pub use sqs::SqsQueue;
+pub use sweep_log::DynamoSweepLog;
 pub use sync_state::DynamoSyncState;
 pub use tokens::DynamoTokens;

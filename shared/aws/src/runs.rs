@@ -11,6 +11,7 @@
 //! gone on read once expired (TTL deletion lags).
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -18,14 +19,14 @@ use std::collections::HashMap;
 
 use crate::sdk::describe;
 use crate::table::{
-    batch_write, get_s, get_time, key, parsed, run_key, run_pointer_pk, s, tenant_pk, time, Item,
-    RunsBy, RUN_CANCEL_PREFIX, RUN_PREFIX,
+    batch_write, get_s, get_time, key, open_run_sweep_keys, open_runs_shard, parsed, run_key,
+    run_pointer_pk, s, tenant_pk, time, Item, RunsBy, RUN_CANCEL_PREFIX, RUN_PREFIX, SWEEP_INDEX,
 };
 use sync_core::domain::{
     Conflict, Cursor, FlowRun, RecordFailure, Run, RunCounts, RunFilter, RunId, RunPage, RunStatus,
-    TenantId, Trigger,
+    ScheduleId, TenantId, Trigger,
 };
-use sync_core::ports::{RunHistory, RunListError, RunLog, StoreError};
+use sync_core::ports::{RunHistory, RunListError, RunLog, RunSweep, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct DynamoRuns {
@@ -105,12 +106,16 @@ impl DynamoRuns {
         if let Some(t) = run.finished_at {
             item.insert("finished_at".into(), time(t));
         }
+        item.insert("updated_at".into(), time(run.updated_at));
         item.insert("continuations".into(), n(u64::from(run.continuations)));
         item.insert("attempts".into(), n(u64::from(run.attempts)));
         if let Some(window) = &run.window {
             item.insert("window".into(), json(window)?);
         }
         item.insert("expires_at".into(), self.expires_at(run));
+        if !run.status.is_final() {
+            item.extend(open_run_sweep_keys(&run.tenant_id, &run.id, run.updated_at));
+        }
         Ok(item)
     }
 
@@ -213,6 +218,7 @@ fn from_item(item: &Item) -> Result<Run, StoreError> {
             None => Ok(None),
         }
     };
+    let started_at = get_time(item, "started_at")?;
     Ok(Run {
         id: parsed(item, "id")?,
         tenant_id: TenantId::parse(get_s(item, "tenant_id")?).map_err(|_| corrupt("tenant_id"))?,
@@ -239,8 +245,9 @@ fn from_item(item: &Item) -> Result<Run, StoreError> {
         cursor_before: optional_cursor("cursor_before")?,
         cursor_after: optional_cursor("cursor_after")?,
         triggered_at: get_time(item, "triggered_at")?,
-        started_at: get_time(item, "started_at")?,
+        started_at,
         finished_at: optional_time("finished_at")?,
+        updated_at: optional_time("updated_at")?.unwrap_or(started_at),
         continuations: u32::try_from(number(item, "continuations")?).unwrap_or(u32::MAX),
         attempts: u32::try_from(number(item, "attempts")?).unwrap_or(u32::MAX),
         window: match item.get("window") {
@@ -458,5 +465,131 @@ impl RunHistory for DynamoRuns {
             runs: runs.into_iter().filter(|r| filter.matches(r)).collect(),
             next: if more { last } else { None },
         })
+    }
+}
+
+fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+#[async_trait]
+impl RunSweep for DynamoRuns {
+    async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError> {
+        RunLog::get(self, tenant, id).await
+    }
+
+    async fn stale(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError> {
+        let bound = format!("{:013}#", before.timestamp_millis().max(0));
+        let per_shard = i32::try_from(limit.clamp(1, 1_000)).unwrap_or(1_000);
+        let mut runs = Vec::new();
+        for digit in "0123456789abcdef".chars() {
+            // Oldest first in each partition; `limit` from each is enough for `limit` in all.
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(SWEEP_INDEX)
+                .key_condition_expression("gsi2pk = :pk AND gsi2sk < :bound")
+                .expression_attribute_values(":pk", s(open_runs_shard(digit)))
+                .expression_attribute_values(":bound", s(bound.clone()))
+                .limit(per_shard)
+                .send()
+                .await
+                .map_err(|e| unavailable(describe(&e)))?;
+            for item in out.items() {
+                runs.push(from_item(item)?);
+            }
+        }
+        runs.sort_by_key(|r| r.updated_at);
+        runs.truncate(limit);
+        Ok(runs)
+    }
+
+    async fn end_if_untouched(&self, ended: &Run, seen: DateTime<Utc>) -> Result<bool, StoreError> {
+        // (Its pointers were written with it; ending it adds none.)
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.to_item(ended)?))
+            .condition_expression("#status IN (:queued, :running) AND updated_at = :seen")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":queued", s(RunStatus::Queued.as_str()))
+            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+            .expression_attribute_values(":seen", time(seen))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(conditional_failed) => Ok(false),
+            Err(e) => Err(unavailable(describe(&e))),
+        }
+    }
+
+    async fn create(&self, run: &Run) -> Result<bool, StoreError> {
+        // The run and its pointers in one transaction: a run found by a filter is there,
+        // and one the sweeper created is found by its schedule.
+        let put = |item: Item, new: bool| {
+            let mut put = aws_sdk_dynamodb::types::Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item));
+            if new {
+                put = put.condition_expression("attribute_not_exists(pk)");
+            }
+            put.build()
+                .map(|p| {
+                    aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                        .put(p)
+                        .build()
+                })
+                .map_err(unavailable)
+        };
+        let mut request = self.client.transact_write_items();
+        request = request.transact_items(put(self.to_item(run)?, true)?);
+        for pointer in self.pointers(run) {
+            request = request.transact_items(put(pointer, false)?);
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(cancel))
+                        if cancel.cancellation_reasons().first().and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed")
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(describe(&e))),
+        }
+    }
+
+    async fn ran_since(
+        &self,
+        tenant: &TenantId,
+        schedule: ScheduleId,
+        since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        // Run ids begin with the millisecond their job was triggered.
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk >= :since")
+            .expression_attribute_values(
+                ":pk",
+                s(run_pointer_pk(tenant, RunsBy::Schedule(schedule))),
+            )
+            .expression_attribute_values(
+                ":since",
+                s(format!("{:013}", since.timestamp_millis().max(0))),
+            )
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(describe(&e)))?;
+        Ok(!out.items().is_empty())
     }
 }

@@ -20,6 +20,7 @@ use crate::table::{
 };
 use sync_core::domain::{
     OverlapPolicy, RunStatus, Schedule, ScheduleId, ScheduleOptions, TenantId,
+    DEFAULT_CATCH_UP_WINDOW_MINUTES,
 };
 use sync_core::ports::{ScheduleStore, StoreError};
 use sync_core::time::ScheduleExpression;
@@ -79,6 +80,10 @@ fn to_item(x: &Schedule) -> Item {
             AttributeValue::N(minutes.to_string()),
         );
     }
+    item.insert(
+        "catch_up_window_minutes".into(),
+        AttributeValue::N(x.options.catch_up_window_minutes.to_string()),
+    );
     if let Some(t) = x.last_run_at {
         item.insert("last_run_at".into(), time(t));
     }
@@ -122,6 +127,14 @@ fn from_item(item: &Item) -> Result<Schedule, StoreError> {
                         .ok_or_else(|| corrupt("flexible_window_minutes"))?,
                 ),
                 None => None,
+            },
+            catch_up_window_minutes: match item.get("catch_up_window_minutes") {
+                Some(v) => v
+                    .as_n()
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| corrupt("catch_up_window_minutes"))?,
+                None => DEFAULT_CATCH_UP_WINDOW_MINUTES,
             },
         },
         last_run_at: match item.get("last_run_at") {

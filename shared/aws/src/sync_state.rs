@@ -32,7 +32,7 @@ use crate::table::{record_index_key, record_index_pk, s, write_failure, Item};
 use sync_core::domain::{ConnectionId, Cursor, EntityType, SyncJob};
 use sync_core::ports::{
     Acquired, CursorSet, Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, StateError,
-    StoreError, StreamCursors, SyncKey, SyncLeases,
+    StoreError, StreamCursors, StreamWatch, SyncKey, SyncLeases,
 };
 use sync_core::records::Fingerprint;
 
@@ -608,5 +608,30 @@ impl RecordIndex for DynamoSyncState {
             .collect()
             .await;
         results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+    }
+}
+
+#[async_trait]
+impl StreamWatch for DynamoSyncState {
+    async fn busy(&self, key: SyncKey, now: DateTime<Utc>) -> Result<bool, StateError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(stream_key(key)))
+            .projection_expression("#owner, lease_until")
+            .expression_attribute_names("#owner", "owner")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StateError::Unavailable(describe(&e)))?;
+        let Some(item) = out.item() else {
+            return Ok(false);
+        };
+        let until = item
+            .get("lease_until")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        Ok(item.contains_key("owner") && until.is_some_and(|u| u >= now.timestamp_millis()))
     }
 }

@@ -14,16 +14,17 @@
 //! | event log entry | `CONNECTION#<id>` | `EVENT#<received ms>#<claim token>` | | beside its connection: a connection's log is one query, newest first |
 //! | event claim | `EVENTKEY#<platform>#<sha256 of the event key>` | `CLAIM` | | one item per unique event, claimed by a conditional write: a duplicate delivery finds it |
 //! | flow | `TENANT#<tenant>` | `FLOW#<id>` | `gsi1`: `SOURCE#<source connection>` / `FLOW#<id>` | a tenant's flows are one consistent query; the worker finds a connection's flows through the index |
-//! | run | `TENANT#<tenant>` | `RUN#<run id>` | | run ids sort by time: a tenant's runs read newest first |
+//! | run | `TENANT#<tenant>` | `RUN#<run id>` | `gsi2`, only while queued or running: `OPENRUNS#<first digit of the id's digest>` / `<last written ms>#<tenant>#<run id>` | run ids sort by time: a tenant's runs read newest first; the sweeper finds runs left open, least recently written first, over 16 index partitions that hold only open runs |
 //! | run pointer | `RUNS#<tenant>#CONNECTION#<id>` (or `#SCHEDULE#<id>`, `#FLOW#<id>`) | `<run id>` | | listing runs by a filter reads one partition, then the runs by key |
 //! | stream state | `STREAM#<connection>` | `<entity>` | | a stream's lease (and its fencing epoch), cursor and follow-up job: one item, so every write is one conditional update |
 //! | record index entry | `REC#<connection>#<entity>` | `<record id>` | | what the service last read and wrote of a record and where it is linked: a stream's entries page in id order for a full run's deletion check |
 //! | failing record | `FAIL#<connection>` | `<entity>#<record id>` | | a connection's failures are one partition, in entity and id order; a stream's quarantine is a prefix of it |
 //! | token chain | `TOKENS#<connection>` | `chain` | | a connection's OAuth tokens and the lease of the refresh under way |
 //! | used OAuth state | `OAUTHSTATE#<nonce>` | `state` | | a consent redirect is used once (a conditional put) |
+//! | sweeper status | `SWEEPER` | `STATUS` | | the one sweeper's last sweep and totals, read and replaced each sweep |
 //!
 //! Each index holds two kinds of item whose partition keys cannot meet (`TENANT#` and
-//! `SOURCE#` in `gsi1`, `SCHEDULES#` and `ROUTE#` in `gsi2`). Index reads are eventually
+//! `SOURCE#` in `gsi1`, `SCHEDULES#`, `OPENRUNS#` and `ROUTE#` in `gsi2`). Index reads are eventually
 //! consistent, so nothing that must be exact (a lease, a claim, a version) is read through
 //! one. Items that expire (event claims and log entries, runs and their pointers, used
 //! OAuth states) carry `expires_at` for DynamoDB's TTL and are treated as gone on read once
@@ -85,6 +86,33 @@ pub(crate) fn schedule_sweep_keys(tenant: &TenantId, id: ScheduleId) -> Item {
             s(format!("{SCHEDULE_PREFIX}{tenant}#{id}")),
         ),
     ])
+}
+
+/// A run's sweep index keys, while it is open: the partition is the first digit of its id's
+/// digest; the sort key begins with when it was last written, so the least recently written
+/// read first.
+pub(crate) fn open_run_sweep_keys(tenant: &TenantId, id: &RunId, written: DateTime<Utc>) -> Item {
+    let digit = id.as_str().chars().nth(14).unwrap_or('0');
+    Item::from([
+        ("gsi2pk".to_string(), s(open_runs_shard(digit))),
+        (
+            "gsi2sk".to_string(),
+            s(format!(
+                "{:013}#{tenant}#{id}",
+                written.timestamp_millis().max(0)
+            )),
+        ),
+    ])
+}
+
+/// The sweep index partition of the open runs whose id's digest starts with `digit`.
+pub(crate) fn open_runs_shard(digit: char) -> String {
+    format!("OPENRUNS#{digit}")
+}
+
+/// The sweeper's status.
+pub(crate) fn sweeper_key() -> Item {
+    key("SWEEPER", "STATUS")
 }
 
 /// The sweep index partition of the schedules whose ids start with `digit`.

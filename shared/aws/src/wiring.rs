@@ -286,3 +286,37 @@ pub fn repair(
         ScheduleService::new(store.clone(), trigger.clone(), connections.clone(), clock);
     sync_core::service::ScheduleRepair::new(store, trigger.clone(), trigger, connections, schedules)
 }
+
+/// The sweeper over DynamoDB (runs, streams, schedules, its status), SQS (the runs it
+/// queues) and EventBridge Scheduler (the drift it repairs).
+pub fn sweeper(
+    sdk: &SdkConfig,
+    config: &sync_core::config::SweeperConfig,
+    clock: Arc<dyn Clock>,
+) -> sync_core::service::Sweeper {
+    let resources = &config.resources;
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let table = resources.table_name.clone();
+    sync_core::service::Sweeper::new(
+        sync_core::service::SweeperPorts {
+            runs: Arc::new(crate::DynamoRuns::new(
+                dynamodb.clone(),
+                table.clone(),
+                chrono::Duration::days(config.run_retention_days),
+            )),
+            streams: Arc::new(crate::DynamoSyncState::new(dynamodb.clone(), table.clone())),
+            jobs: Arc::new(crate::SqsQueue::new(
+                aws_sdk_sqs::Client::new(sdk),
+                resources.sync_queue_url.clone(),
+            )),
+            schedules: Arc::new(crate::DynamoScheduleStore::new(
+                dynamodb.clone(),
+                table.clone(),
+            )),
+            log: Arc::new(crate::DynamoSweepLog::new(dynamodb, table)),
+            repair: repair(sdk, resources, clock.clone()),
+            clock,
+        },
+        config.settings(),
+    )
+}

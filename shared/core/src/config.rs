@@ -56,14 +56,24 @@ impl Default for ApiSettings {
 
 impl AwsResources {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let rest = Self::without_key(&get)?;
         Ok(Self {
-            table_name: required(&get, "TABLE_NAME")?,
-            schedule_group: required(&get, "SCHEDULE_GROUP")?,
-            sync_queue_url: required(&get, "SYNC_QUEUE_URL")?,
-            sync_queue_arn: required(&get, "SYNC_QUEUE_ARN")?,
-            sync_dlq_arn: required(&get, "SYNC_DLQ_ARN")?,
-            scheduler_role_arn: required(&get, "SCHEDULER_ROLE_ARN")?,
             kms_key_id: required(&get, "KMS_KEY_ID")?,
+            ..rest
+        })
+    }
+
+    /// Everything but the key, for a function that opens no secret (its `kms_key_id` is
+    /// empty).
+    pub fn without_key(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required(get, "TABLE_NAME")?,
+            schedule_group: required(get, "SCHEDULE_GROUP")?,
+            sync_queue_url: required(get, "SYNC_QUEUE_URL")?,
+            sync_queue_arn: required(get, "SYNC_QUEUE_ARN")?,
+            sync_dlq_arn: required(get, "SYNC_DLQ_ARN")?,
+            scheduler_role_arn: required(get, "SCHEDULER_ROLE_ARN")?,
+            kms_key_id: String::new(),
         })
     }
 
@@ -468,5 +478,45 @@ mod tests {
     fn missing_resources_are_named() {
         let err = AwsResources::from_lookup(lookup(&[("TABLE_NAME", "t")])).unwrap_err();
         assert!(err.to_string().contains("SCHEDULE_GROUP"), "{err}");
+    }
+}
+
+/// What the sweeper function is configured with.
+///
+/// | variable | meaning | default |
+/// |---|---|---|
+/// | `TABLE_NAME`, `SCHEDULE_GROUP`, `SYNC_QUEUE_URL`, `SYNC_QUEUE_ARN`, `SYNC_DLQ_ARN`, `SCHEDULER_ROLE_ARN` | as the API's (it queues runs and repairs triggers) | required |
+/// | `RUN_RETENTION_DAYS` | how long the runs it records are kept | `90` |
+/// | `STALE_AFTER_SECONDS` | an open run unwritten this long, its stream free, is abandoned (longer than the sync queue's visibility timeout) | `2100` |
+/// | `FIRE_GRACE_SECONDS` | a fire time is judged missed only this long after it | `600` |
+/// | `CATCH_UP_SPREAD_SECONDS` | catch-up runs start within this long (at most 900) | `300` |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweeperConfig {
+    /// The resources it uses (it opens no secret: no key).
+    pub resources: AwsResources,
+    pub run_retention_days: i64,
+    pub stale_after_seconds: i64,
+    pub fire_grace_seconds: i64,
+    pub catch_up_spread_seconds: i64,
+}
+
+impl SweeperConfig {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            resources: AwsResources::without_key(&get)?,
+            run_retention_days: number(&get, "RUN_RETENTION_DAYS", DEFAULT_RUN_RETENTION_DAYS)?,
+            stale_after_seconds: number(&get, "STALE_AFTER_SECONDS", 2100)?,
+            fire_grace_seconds: number(&get, "FIRE_GRACE_SECONDS", 600)?,
+            catch_up_spread_seconds: number(&get, "CATCH_UP_SPREAD_SECONDS", 300)?,
+        })
+    }
+
+    pub fn settings(&self) -> crate::service::SweeperSettings {
+        crate::service::SweeperSettings {
+            stale_after: chrono::Duration::seconds(self.stale_after_seconds),
+            grace: chrono::Duration::seconds(self.fire_grace_seconds),
+            spread: chrono::Duration::seconds(self.catch_up_spread_seconds.min(900)),
+            ..crate::service::SweeperSettings::default()
+        }
     }
 }

@@ -93,6 +93,7 @@ pub fn run(tenant: &TenantId, connection: ConnectionId, job: &str, at: DateTime<
         triggered_at: at,
         started_at: at,
         finished_at: Some(at + chrono::Duration::seconds(1)),
+        updated_at: at + chrono::Duration::seconds(1),
         continuations: 0,
         attempts: 1,
         window: None,

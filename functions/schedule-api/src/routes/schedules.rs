@@ -10,6 +10,7 @@ use crate::view;
 use crate::App;
 use sync_core::domain::{
     NewSchedule, OverlapPolicy, ScheduleId, ScheduleOptions, SchedulePatch, SyncMode, TenantId,
+    DEFAULT_CATCH_UP_WINDOW_MINUTES, MAX_CATCH_UP_WINDOW_MINUTES,
 };
 use sync_core::service::MAX_PREVIEW_COUNT;
 use sync_core::time::{ScheduleExpression, Zone};
@@ -26,6 +27,7 @@ const CREATE_FIELDS: &[&str] = &[
     "overlap_policy",
     "pause_note",
     "flexible_window_minutes",
+    "catch_up_window_minutes",
 ];
 const UPDATE_FIELDS: &[&str] = &[
     "cron_expression",
@@ -35,6 +37,7 @@ const UPDATE_FIELDS: &[&str] = &[
     "overlap_policy",
     "pause_note",
     "flexible_window_minutes",
+    "catch_up_window_minutes",
 ];
 const IMMUTABLE_FIELDS: &[&str] = &["credential_id", "platform", "entity_type"];
 const PREVIEW_FIELDS: &[&str] = &["cron_expression", "timezone", "count", "after"];
@@ -98,6 +101,8 @@ pub(super) async fn create(
                 .unwrap_or(OverlapPolicy::BufferOne),
             pause_note: fields.string("pause_note", true)?.map(str::to_string),
             flexible_window_minutes: window_minutes(&fields)?,
+            catch_up_window_minutes: catch_up_minutes(&fields)?
+                .unwrap_or(DEFAULT_CATCH_UP_WINDOW_MINUTES),
         },
     };
     let schedule = app.services.schedules.create(tenant, new).await?;
@@ -140,6 +145,7 @@ pub(super) async fn update(
         } else {
             None
         },
+        catch_up_window_minutes: catch_up_minutes(&fields)?,
     };
     let schedule = app.services.schedules.update(tenant, id, patch).await?;
     Ok(view::json_response(
@@ -202,6 +208,22 @@ fn window_minutes(fields: &Fields) -> Result<Option<u32>, ApiError> {
                 ApiError::invalid_field(
                     "flexible_window_minutes",
                     "flexible_window_minutes must be 1 to 1440 (or null for exact fire times)",
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `catch_up_window_minutes`: a whole number of minutes (0: never catch up); the schedule
+/// service checks its range.
+fn catch_up_minutes(fields: &Fields) -> Result<Option<u32>, ApiError> {
+    fields
+        .integer("catch_up_window_minutes")?
+        .map(|m| {
+            u32::try_from(m).map_err(|_| {
+                ApiError::invalid_field(
+                    "catch_up_window_minutes",
+                    format!("catch_up_window_minutes must be 0 (never catch up) to {MAX_CATCH_UP_WINDOW_MINUTES}"),
                 )
             })
         })

@@ -32,8 +32,9 @@ pub enum Trigger {
     /// Someone ran a schedule now (the API or `syncctl`), paused or not: a manual run that
     /// counts as the schedule's.
     ScheduleNow { schedule_id: ScheduleId },
-    /// A missed scheduled run, caught up.
-    CatchUp,
+    /// A schedule's fire time that passed without a run (the sweeper found it within the
+    /// schedule's catch-up window), run late: counts as the schedule's.
+    CatchUp { schedule_id: ScheduleId },
     /// A failed run, tried again.
     Retry,
     /// Not a sync of its own: runs the follow-up kept for this connection and entity while
@@ -48,7 +49,7 @@ impl Trigger {
             Trigger::Schedule { .. } => "schedule",
             Trigger::Webhook => "webhook",
             Trigger::Manual | Trigger::ScheduleNow { .. } => "manual",
-            Trigger::CatchUp => "catch_up",
+            Trigger::CatchUp { .. } => "catch_up",
             Trigger::Retry => "retry",
             Trigger::FollowUp => "follow_up",
         }
@@ -56,9 +57,9 @@ impl Trigger {
 
     pub fn schedule_id(&self) -> Option<ScheduleId> {
         match self {
-            Trigger::Schedule { schedule_id, .. } | Trigger::ScheduleNow { schedule_id } => {
-                Some(*schedule_id)
-            }
+            Trigger::Schedule { schedule_id, .. }
+            | Trigger::ScheduleNow { schedule_id }
+            | Trigger::CatchUp { schedule_id } => Some(*schedule_id),
             _ => None,
         }
     }
@@ -152,15 +153,18 @@ impl SyncJob {
         }
     }
 
-    /// Whether the API recorded this job's run as `queued` when it sent it (a run asked for
-    /// by a person), so a job standing for it must settle that record. A merged job (one
+    /// Whether the API (or the sweeper, for a catch-up) recorded this job's run as `queued`
+    /// when it sent it, so a job standing for it must settle that record. A merged job (one
     /// that stands for others) has an identity of its own that nobody recorded.
     pub fn has_queued_run(&self) -> bool {
         self.resume.is_none()
             && self.stands_for.is_empty()
             && matches!(
                 self.trigger,
-                Trigger::Manual | Trigger::ScheduleNow { .. } | Trigger::Retry
+                Trigger::Manual
+                    | Trigger::ScheduleNow { .. }
+                    | Trigger::Retry
+                    | Trigger::CatchUp { .. }
             )
     }
 

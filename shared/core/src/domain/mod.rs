@@ -23,6 +23,7 @@ pub use run::{
 };
 pub use schedule::{
     EntityType, NewSchedule, OverlapPolicy, Schedule, ScheduleOptions, SchedulePatch, SyncMode,
-    TriggerDefinition, UnknownValue, MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS,
+    TriggerDefinition, UnknownValue, DEFAULT_CATCH_UP_WINDOW_MINUTES, MAX_CATCH_UP_WINDOW_MINUTES,
+    MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS,
 };
 pub use webhook::{EventPage, EventRecord, EventStatus, QueuedEvent, WebhookEvent};

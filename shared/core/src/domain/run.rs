@@ -273,6 +273,9 @@ pub struct Run {
     pub triggered_at: DateTime<Utc>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// When its record was last written (queued, taken up, checkpointed, ended): a run
+    /// still open long after this, with its stream free, was abandoned (the sweeper's).
+    pub updated_at: DateTime<Utc>,
     /// How many times it stopped near its time limit and went on in a new invocation.
     pub continuations: u32,
     /// How many deliveries of its job tried it (a failed attempt is retried by the queue).
@@ -313,6 +316,7 @@ impl Run {
             triggered_at: job.triggered_at,
             started_at: now,
             finished_at: None,
+            updated_at: now,
             continuations: job.resume.as_ref().map_or(0, |cp| cp.continuation),
             attempts: u32::from(status != RunStatus::Queued),
             window: job.window.filter(|_| job.ids.is_empty()),

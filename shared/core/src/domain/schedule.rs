@@ -67,6 +67,8 @@ text_enum!(OverlapPolicy, "skip, buffer_one", {
 
 /// Most minutes of EventBridge Scheduler's flexible time window.
 pub const MAX_FLEXIBLE_WINDOW_MINUTES: u32 = 1440;
+/// The longest catch-up window: a day.
+pub const MAX_CATCH_UP_WINDOW_MINUTES: u32 = 1440;
 /// Longest note a paused schedule keeps.
 pub const MAX_PAUSE_NOTE_CHARS: usize = 500;
 
@@ -82,7 +84,13 @@ pub struct ScheduleOptions {
     /// EventBridge Scheduler may fire up to this many minutes after each fire time, so that
     /// many schedules at one time (every tenant's midnight) are spread out; `None`: exactly.
     pub flexible_window_minutes: Option<u32>,
+    /// A fire time that passed without a run (EventBridge or the worker was down) is run
+    /// late, once, if the sweeper finds it within this many minutes of it; 0: never.
+    pub catch_up_window_minutes: u32,
 }
+
+/// A schedule's catch-up window unless it says otherwise: an hour.
+pub const DEFAULT_CATCH_UP_WINDOW_MINUTES: u32 = 60;
 
 impl Default for ScheduleOptions {
     fn default() -> Self {
@@ -90,6 +98,7 @@ impl Default for ScheduleOptions {
             overlap_policy: OverlapPolicy::BufferOne,
             pause_note: None,
             flexible_window_minutes: None,
+            catch_up_window_minutes: DEFAULT_CATCH_UP_WINDOW_MINUTES,
         }
     }
 }
@@ -189,6 +198,7 @@ pub struct SchedulePatch {
     pub pause_note: Option<Option<String>>,
     /// `Some(None)` turns the window off.
     pub flexible_window_minutes: Option<Option<u32>>,
+    pub catch_up_window_minutes: Option<u32>,
 }
 
 impl SchedulePatch {
@@ -200,5 +210,6 @@ impl SchedulePatch {
             && self.overlap_policy.is_none()
             && self.pause_note.is_none()
             && self.flexible_window_minutes.is_none()
+            && self.catch_up_window_minutes.is_none()
     }
 }

@@ -14,7 +14,9 @@ pub use events::MemoryEventStore;
 pub use platform::{MemoryConnectors, MemoryPlatform};
 pub use queue::MemoryQueue;
 pub use schedules::{MemoryScheduleStore, MemoryTrigger};
-pub use sync::{MemoryFailures, MemoryFlows, MemoryRecordIndex, MemoryRuns, MemorySyncLeases};
+pub use sync::{
+    MemoryFailures, MemoryFlows, MemoryRecordIndex, MemoryRuns, MemorySweepLog, MemorySyncLeases,
+};
 pub use tokens::{MemoryIntuit, MemoryOAuthStates, MemoryTokenVault};
 
 use std::sync::{Arc, Mutex};

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use super::{lock, MemoryConnectionStore};
 use crate::domain::{
     Connection, ConnectionId, Cursor, EntityType, FailedRecord, FailurePage, Flow, FlowId, Run,
-    RunFilter, RunId, RunPage, RunStatus, SyncJob, TenantId,
+    RunFilter, RunId, RunPage, RunStatus, ScheduleId, SyncJob, TenantId,
 };
 use crate::ports::{
     Acquired, CursorSet, FailureList, FailureLog, FlowSource, FlowStore, Lease, PendingJob,
-    RecordIndex, RecordState, RecordUpdate, RunHistory, RunListError, RunLog, StateError,
-    StoreError, StreamCursors, SyncKey, SyncLeases,
+    RecordIndex, RecordState, RecordUpdate, RunHistory, RunListError, RunLog, RunSweep, StateError,
+    StoreError, StreamCursors, StreamWatch, SweepLog, SweepStatus, SyncKey, SyncLeases,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -100,6 +100,16 @@ impl StreamCursors for MemorySyncLeases {
         row.cursor_set_at = Some(now);
         let previous = row.cursor.replace(cursor.clone());
         Ok(CursorSet::Set { previous })
+    }
+}
+
+#[async_trait]
+impl StreamWatch for MemorySyncLeases {
+    async fn busy(&self, key: SyncKey, now: DateTime<Utc>) -> Result<bool, StateError> {
+        self.check()?;
+        Ok(lock(&self.rows)
+            .get(&key)
+            .is_some_and(|row| held_by_other(row, "", now)))
     }
 }
 
@@ -426,6 +436,82 @@ impl RunLog for MemoryRuns {
         Ok(lock(&self.cancels)
             .get(&(tenant.clone(), id.clone()))
             .copied())
+    }
+}
+
+#[async_trait]
+impl RunSweep for MemoryRuns {
+    async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError> {
+        RunLog::get(self, tenant, id).await
+    }
+
+    async fn stale(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError> {
+        self.check()?;
+        let mut open: Vec<Run> = lock(&self.rows)
+            .values()
+            .filter(|r| !r.status.is_final() && r.updated_at < before)
+            .cloned()
+            .collect();
+        open.sort_by_key(|r| r.updated_at);
+        open.truncate(limit);
+        Ok(open)
+    }
+
+    async fn end_if_untouched(&self, ended: &Run, seen: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        match rows.get_mut(&(ended.tenant_id.clone(), ended.id.clone())) {
+            Some(stored) if !stored.status.is_final() && stored.updated_at == seen => {
+                *stored = ended.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn create(&self, run: &Run) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        let key = (run.tenant_id.clone(), run.id.clone());
+        if rows.contains_key(&key) {
+            return Ok(false);
+        }
+        rows.insert(key, run.clone());
+        Ok(true)
+    }
+
+    async fn ran_since(
+        &self,
+        tenant: &TenantId,
+        schedule: ScheduleId,
+        since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        // (As the table's run ids: by the millisecond the job was triggered.)
+        let since = since.timestamp_millis();
+        Ok(lock(&self.rows).values().any(|r| {
+            &r.tenant_id == tenant
+                && r.schedule_id == Some(schedule)
+                && r.triggered_at.timestamp_millis() >= since
+        }))
+    }
+}
+
+/// The sweeper's status in memory.
+#[derive(Default)]
+pub struct MemorySweepLog {
+    status: Mutex<Option<SweepStatus>>,
+}
+
+#[async_trait]
+impl SweepLog for MemorySweepLog {
+    async fn last(&self) -> Result<Option<SweepStatus>, StoreError> {
+        Ok(lock(&self.status).clone())
+    }
+
+    async fn record(&self, status: &SweepStatus) -> Result<(), StoreError> {
+        *lock(&self.status) = Some(status.clone());
+        Ok(())
     }
 }
 

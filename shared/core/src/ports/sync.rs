@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::StoreError;
 use crate::domain::{
     Connection, ConnectionId, Cursor, EntityType, FailedRecord, FailurePage, Flow, FlowId, Run,
-    RunFilter, RunId, RunPage, SyncJob, TenantId,
+    RunFilter, RunId, RunPage, ScheduleId, SyncJob, TenantId,
 };
 use crate::records::{Fingerprint, Record};
 
@@ -496,4 +496,77 @@ pub trait FlowStore: Send + Sync + 'static {
 pub trait FlowSource: Send + Sync + 'static {
     /// The flows whose source is `connection` (enabled or not).
     async fn flows_from(&self, connection: ConnectionId) -> Result<Vec<Flow>, StoreError>;
+}
+
+/// A stream as the sweeper looks at it.
+#[async_trait]
+pub trait StreamWatch: Send + Sync + 'static {
+    /// Whether a run holds the stream's lease at `now` (one not yet expired).
+    async fn busy(&self, key: SyncKey, now: DateTime<Utc>) -> Result<bool, StateError>;
+}
+
+/// Runs as the sweeper finds and settles them, across tenants.
+#[async_trait]
+pub trait RunSweep: Send + Sync + 'static {
+    /// The run as stored now (a consistent read).
+    async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError>;
+    /// Up to `limit` runs of any tenant still `queued` or `running` whose record was last
+    /// written before `before`, least recently written first. Read through an index, so a
+    /// run may show as it was a moment ago: read it again before acting on it.
+    async fn stale(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError>;
+    /// Replaces the stored run with `ended` only while the stored one is still open and
+    /// was last written at `seen` (no worker has touched it since it was read); whether it
+    /// did.
+    async fn end_if_untouched(&self, ended: &Run, seen: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Records `run` unless a run with its id exists already; whether it did.
+    async fn create(&self, run: &Run) -> Result<bool, StoreError>;
+    /// Whether any run of schedule `schedule` was triggered at or after `since`.
+    async fn ran_since(
+        &self,
+        tenant: &TenantId,
+        schedule: ScheduleId,
+        since: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// What the sweeper did in one sweep, or in all of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SweepCounts {
+    /// Runs left open with no worker on them, ended `failed` and their work queued again.
+    pub abandoned: u64,
+    /// Missed fire times inside their schedule's catch-up window: one run each.
+    pub caught_up: u64,
+    /// Missed fire times outside it: recorded, not run.
+    pub missed: u64,
+    /// Differences between stored schedules and EventBridge's, fixed.
+    pub repairs: u64,
+}
+
+impl SweepCounts {
+    pub fn add(&mut self, other: &SweepCounts) {
+        self.abandoned += other.abandoned;
+        self.caught_up += other.caught_up;
+        self.missed += other.missed;
+        self.repairs += other.repairs;
+    }
+}
+
+/// The sweeper's record of itself: when it last swept, up to when schedules' fire times
+/// were checked, what the last sweep did and all of them together.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SweepStatus {
+    pub last_sweep_at: DateTime<Utc>,
+    /// Fire times up to here have been checked against the runs.
+    pub checked_until: DateTime<Utc>,
+    pub last: SweepCounts,
+    pub totals: SweepCounts,
+    /// What the last sweep could not do (it is tried again by the next).
+    pub errors: Vec<String>,
+}
+
+/// Where the sweeper keeps its status.
+#[async_trait]
+pub trait SweepLog: Send + Sync + 'static {
+    async fn last(&self) -> Result<Option<SweepStatus>, StoreError>;
+    async fn record(&self, status: &SweepStatus) -> Result<(), StoreError>;
 }

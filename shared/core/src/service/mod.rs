@@ -9,6 +9,7 @@ mod intake;
 mod operations;
 mod repair;
 mod schedules;
+mod sweeper;
 pub mod sync;
 pub mod tokens;
 mod webhook_setup;
@@ -27,6 +28,7 @@ pub use repair::{Drift, RepairReport, ScheduleRepair, Scope};
 pub use schedules::{
     preview, FiredSchedule, Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT,
 };
+pub use sweeper::{MissedFire, SweepReport, Sweeper, SweeperPorts, SweeperSettings};
 pub use webhook_setup::{Registration, WebhookSetup};
 
 /// The use cases the API function serves.

@@ -418,6 +418,7 @@ impl Operations {
             dropped.status = RunStatus::Cancelled;
             dropped.message = Some("cancelled before it started; nothing was run".into());
             dropped.finished_at = Some(now);
+            dropped.updated_at = now;
             if self.ports.runs.replace_queued(&dropped).await? {
                 return Ok(Cancelled::Dropped(dropped));
             }
@@ -633,6 +634,7 @@ impl Operations {
             run.status = RunStatus::Failed;
             run.message = Some("the sync queue refused the job; nothing was run".into());
             run.finished_at = Some(now);
+            run.updated_at = now;
             // (Only while queued: a send that failed may still have been delivered.)
             if let Err(saved) = self.ports.runs.replace_queued(&run).await {
                 tracing::warn!(run_id = %run.id, error = %saved, "unqueued run left queued");

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::domain::{
     Connection, NewSchedule, Schedule, ScheduleId, ScheduleOptions, SchedulePatch, TenantId,
-    Unusable, MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS,
+    Unusable, MAX_CATCH_UP_WINDOW_MINUTES, MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS,
 };
 use crate::ports::{ConnectionStore, ScheduleStore, ScheduleTrigger, StoreError, TriggerWrite};
 use crate::time::{ScheduleExpression, Zone};
@@ -256,6 +256,9 @@ impl ScheduleService {
         if let Some(window) = patch.flexible_window_minutes {
             next.options.flexible_window_minutes = window;
         }
+        if let Some(window) = patch.catch_up_window_minutes {
+            next.options.catch_up_window_minutes = window;
+        }
         ensure_fires(&next.expression, next.timezone, now)?;
         check_options(&next.options, next.is_active)?;
         next.updated_at = now;
@@ -468,6 +471,14 @@ fn check_options(options: &ScheduleOptions, is_active: bool) -> Result<(), Servi
                 ),
             ));
         }
+    }
+    if options.catch_up_window_minutes > MAX_CATCH_UP_WINDOW_MINUTES {
+        return Err(invalid(
+            "catch_up_window_minutes",
+            format!(
+                "catch_up_window_minutes must be 0 (never catch up) to {MAX_CATCH_UP_WINDOW_MINUTES}"
+            ),
+        ));
     }
     Ok(())
 }

@@ -181,6 +181,28 @@ impl SyncWorker {
                 Err(e) => return JobOutcome::Retry(e.to_string()),
             }
         }
+        if let (Trigger::CatchUp { schedule_id }, None) = (&job.trigger, &job.resume) {
+            // A late run of a missed fire time: only while the schedule still wants runs.
+            match self
+                .ports
+                .schedule_store
+                .get(&job.tenant_id, *schedule_id)
+                .await
+            {
+                Ok(Some(schedule)) if schedule.is_active => {
+                    job.sync_mode = schedule.sync_mode;
+                    overlap = schedule.options.overlap_policy;
+                }
+                Ok(found) => {
+                    let why = match found {
+                        Some(_) => "the schedule was paused before its missed run could catch up",
+                        None => "the schedule no longer exists",
+                    };
+                    return self.skipped(&job, None, why).await;
+                }
+                Err(e) => return JobOutcome::Retry(e.to_string()),
+            }
+        }
         let found = self.ports.connections.get(job.connection_id).await;
         let connection = match found.map(|c| Connection::of_tenant(c, &job.tenant_id)) {
             Ok(Ok(c)) => c,
@@ -657,6 +679,7 @@ impl SyncWorker {
             }
             RunEnd::Checkpointed(checkpoint) => {
                 run.continuations = checkpoint.continuation;
+                run.updated_at = self.ports.clock.now();
                 let continuation = SyncJob {
                     resume: Some(checkpoint),
                     ..job.clone()
@@ -828,6 +851,7 @@ impl SyncWorker {
                 }
                 run.status = RunStatus::Running;
                 run.finished_at = None;
+                run.updated_at = now;
                 run
             }
             None => Run::of_job(job, id, cursor, now, RunStatus::Running),
@@ -880,6 +904,7 @@ impl SyncWorker {
                         "merged while the stream was busy: run {by} does its work"
                     ));
                     queued.finished_at = Some(self.ports.clock.now());
+                    queued.updated_at = self.ports.clock.now();
                     self.ports.runs.replace_queued(&queued).await.map(|_| ())
                 }
                 Ok(_) => Ok(()),
@@ -919,6 +944,7 @@ impl SyncWorker {
                         "merged while the stream was busy into run {by}, which was cancelled; ask for it again if it is still wanted"
                     ));
                     merged.finished_at = Some(self.ports.clock.now());
+                    merged.updated_at = self.ports.clock.now();
                     self.ports.runs.save(&merged).await
                 }
                 Ok(_) => Ok(()),
@@ -975,6 +1001,7 @@ impl SyncWorker {
         run.status = status;
         run.message = message;
         run.finished_at = Some(now);
+        run.updated_at = now;
         if let Err(e) = self.ports.runs.save(&run).await {
             return JobOutcome::Retry(e.to_string());
         }

@@ -1,0 +1,458 @@
+//! The sweeper against in-memory fakes: abandoned runs (with the races a worker and a
+//! dying sweep bring), missed fire times inside and outside the catch-up window, drift.
+
+use super::*;
+use async_trait::async_trait;
+use chrono::TimeZone;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::clock::FixedClock;
+use crate::domain::{
+    ConnectionId, EntityType, NewSchedule, Platform, ScheduleOptions, SyncMode, TenantId,
+};
+use crate::memory::{connection_fixture, MemorySweepLog, MemoryWorld};
+use crate::ports::{ScheduleTrigger, StoreError, StreamWatch};
+use crate::service::ScheduleService;
+use crate::time::ScheduleExpression;
+
+struct World {
+    mem: MemoryWorld,
+    clock: Arc<FixedClock>,
+    schedules: ScheduleService,
+    tenant: TenantId,
+    connection: ConnectionId,
+    log: Arc<MemorySweepLog>,
+}
+
+fn at(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 6, h, m, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+fn world() -> World {
+    let mem = MemoryWorld::default();
+    let clock = Arc::new(FixedClock::new(at(9, 0)));
+    let schedules = ScheduleService::new(
+        mem.schedules.clone(),
+        mem.trigger.clone(),
+        mem.connections.clone(),
+        clock.clone(),
+    );
+    let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let c = connection_fixture(&tenant, Platform::WooCommerce);
+    let connection = c.id;
+    mem.connections.seed(c);
+    World {
+        mem,
+        clock,
+        schedules,
+        tenant,
+        connection,
+        log: Arc::default(),
+    }
+}
+
+impl World {
+    fn sweeper_with(&self, runs: Arc<dyn RunSweep>) -> Sweeper {
+        let repair = ScheduleRepair::new(
+            self.mem.schedules.clone(),
+            self.mem.trigger.clone(),
+            self.mem.trigger.clone(),
+            self.mem.connections.clone(),
+            self.schedules.clone(),
+        );
+        Sweeper::new(
+            SweeperPorts {
+                runs,
+                streams: self.mem.leases.clone(),
+                jobs: self.mem.queue.clone(),
+                schedules: self.mem.schedules.clone(),
+                log: self.log.clone(),
+                repair,
+                clock: self.clock.clone(),
+            },
+            SweeperSettings::default(),
+        )
+    }
+
+    fn sweeper(&self) -> Sweeper {
+        self.sweeper_with(self.mem.runs.clone())
+    }
+
+    /// A run of the connection's orders, in `status`, last written at `written`.
+    fn open_run(&self, job: &str, status: RunStatus, written: DateTime<Utc>) -> Run {
+        let mut run = crate::fixtures::run(&self.tenant, self.connection, job, written);
+        run.status = status;
+        run.finished_at = None;
+        run.updated_at = written;
+        self.mem.runs.seed(run.clone());
+        run
+    }
+
+    fn key(&self) -> SyncKey {
+        SyncKey {
+            connection: self.connection,
+            entity: EntityType::Orders,
+        }
+    }
+
+    async fn schedule(&self, expression: &str, options: ScheduleOptions) -> Schedule {
+        self.schedules
+            .create(
+                &self.tenant,
+                NewSchedule {
+                    credential_id: self.connection,
+                    platform: Platform::WooCommerce,
+                    entity_type: EntityType::Orders,
+                    cron_expression: expression.into(),
+                    expression: ScheduleExpression::parse(expression)
+                        .unwrap_or_else(|e| panic!("{e}")),
+                    sync_mode: SyncMode::Incremental,
+                    timezone: "UTC".parse().unwrap_or_else(|e| panic!("{e}")),
+                    is_active: true,
+                    options,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A run of `schedule` fired at `fire`.
+    fn fired(&self, schedule: &Schedule, fire: DateTime<Utc>) {
+        let mut run =
+            crate::fixtures::run(&self.tenant, self.connection, &format!("fire-{fire}"), fire);
+        run.schedule_id = Some(schedule.id);
+        run.trigger = Trigger::Schedule {
+            schedule_id: schedule.id,
+            schedule_version: schedule.version,
+        };
+        self.mem.runs.seed(run);
+    }
+
+    fn stored(&self, run: &Run) -> Run {
+        self.mem
+            .runs
+            .all()
+            .into_iter()
+            .find(|r| r.id == run.id)
+            .unwrap_or_else(|| panic!("run {} is gone", run.id))
+    }
+}
+
+#[tokio::test]
+async fn a_running_run_nobody_has_touched_while_its_stream_is_free_is_abandoned_and_its_work_queued_once(
+) {
+    let w = world();
+    let lost = w.open_run("lost", RunStatus::Running, at(8, 0));
+    w.clock.set(at(9, 0));
+    let report = w.sweeper().sweep().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.counts.abandoned, 1);
+    let ended = w.stored(&lost);
+    assert_eq!(ended.status, RunStatus::Failed);
+    let message = ended.message.unwrap_or_default();
+    assert!(
+        message.starts_with("abandoned: its worker stopped"),
+        "{message}"
+    );
+    let jobs = w.mem.queue.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].trigger, Trigger::Retry);
+    assert!(jobs[0].ids.is_empty());
+    assert_eq!(jobs[0].connection_id, w.connection);
+    let redo = w.stored(&Run::of_job(
+        &jobs[0],
+        jobs[0].run_id(),
+        None,
+        at(9, 0),
+        RunStatus::Queued,
+    ));
+    assert_eq!(redo.status, RunStatus::Queued);
+    assert!(message.contains(redo.id.as_str()), "{message}");
+    // A second sweep finds nothing more to do.
+    w.clock.set(at(9, 5));
+    let again = w.sweeper().sweep().await;
+    assert_eq!(again.counts.abandoned, 0);
+    assert_eq!(w.mem.queue.jobs().len(), 1);
+}
+
+#[tokio::test]
+async fn a_queued_run_whose_job_never_arrived_is_abandoned_too() {
+    let w = world();
+    let lost = w.open_run("never-sent", RunStatus::Queued, at(8, 0));
+    let report = w.sweeper().sweep().await;
+    assert_eq!(report.counts.abandoned, 1);
+    let message = w.stored(&lost).message.unwrap_or_default();
+    assert!(
+        message.contains("its job never reached a worker"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_whose_stream_a_worker_holds_or_that_was_written_lately_is_left_alone() {
+    let w = world();
+    let held = w.open_run("held", RunStatus::Running, at(8, 0));
+    w.mem.leases.hold(w.key(), "a worker", at(9, 1));
+    let report = w.sweeper().sweep().await;
+    assert_eq!(report.counts.abandoned, 0);
+    assert_eq!(w.stored(&held).status, RunStatus::Running);
+
+    let w = world();
+    let recent = w.open_run("recent", RunStatus::Running, at(8, 30));
+    let report = w.sweeper().sweep().await;
+    assert_eq!(report.counts.abandoned, 0);
+    assert_eq!(w.stored(&recent).status, RunStatus::Running);
+    assert!(w.mem.queue.jobs().is_empty());
+}
+
+/// Runs as stored, with a worker that takes the run up (writes it) just after the sweeper
+/// queued the redo, before it ends the run; or a sweep that dies at that point.
+struct Interleaved {
+    inner: Arc<crate::memory::MemoryRuns>,
+    worker_writes: AtomicBool,
+    sweep_dies: AtomicBool,
+    now: DateTime<Utc>,
+}
+
+#[async_trait]
+impl RunSweep for Interleaved {
+    async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError> {
+        RunSweep::get(&*self.inner, tenant, id).await
+    }
+    async fn stale(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError> {
+        self.inner.stale(before, limit).await
+    }
+    async fn end_if_untouched(&self, ended: &Run, seen: DateTime<Utc>) -> Result<bool, StoreError> {
+        if self.worker_writes.swap(false, Ordering::SeqCst) {
+            let mut taken = ended.clone();
+            taken.status = RunStatus::Running;
+            taken.message = None;
+            taken.finished_at = None;
+            taken.updated_at = self.now;
+            self.inner.seed(taken);
+        }
+        if self.sweep_dies.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "the sweep's invocation ended".into(),
+            ));
+        }
+        self.inner.end_if_untouched(ended, seen).await
+    }
+    async fn create(&self, run: &Run) -> Result<bool, StoreError> {
+        self.inner.create(run).await
+    }
+    async fn ran_since(
+        &self,
+        tenant: &TenantId,
+        schedule: ScheduleId,
+        since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.ran_since(tenant, schedule, since).await
+    }
+}
+
+#[tokio::test]
+async fn a_worker_that_takes_the_run_up_while_the_sweeper_decides_keeps_it() {
+    let w = world();
+    let run = w.open_run("late delivery", RunStatus::Running, at(8, 0));
+    let runs = Arc::new(Interleaved {
+        inner: w.mem.runs.clone(),
+        worker_writes: AtomicBool::new(true),
+        sweep_dies: AtomicBool::new(false),
+        now: at(9, 0),
+    });
+    let report = w.sweeper_with(runs).sweep().await;
+    assert_eq!(report.counts.abandoned, 0);
+    let stored = w.stored(&run);
+    assert_eq!(
+        stored.status,
+        RunStatus::Running,
+        "the worker's write stands"
+    );
+    assert_eq!(stored.message, None);
+}
+
+#[tokio::test]
+async fn a_sweep_that_dies_after_queueing_the_redo_leaves_the_next_to_end_the_run_without_a_second_redo(
+) {
+    let w = world();
+    let run = w.open_run("lost", RunStatus::Running, at(8, 0));
+    let runs = Arc::new(Interleaved {
+        inner: w.mem.runs.clone(),
+        worker_writes: AtomicBool::new(false),
+        sweep_dies: AtomicBool::new(true),
+        now: at(9, 0),
+    });
+    let first = w.sweeper_with(runs.clone()).sweep().await;
+    assert_eq!(first.counts.abandoned, 0);
+    assert_eq!(first.errors.len(), 1, "{:?}", first.errors);
+    assert_eq!(w.stored(&run).status, RunStatus::Running);
+    w.clock.set(at(9, 5));
+    let second = w.sweeper_with(runs).sweep().await;
+    assert_eq!(second.counts.abandoned, 1, "{:?}", second.errors);
+    assert_eq!(w.stored(&run).status, RunStatus::Failed);
+    assert_eq!(w.mem.queue.jobs().len(), 1, "one redo, not two");
+}
+
+#[tokio::test]
+async fn when_the_queue_refuses_the_redo_the_run_stays_open_for_the_next_sweep() {
+    let w = world();
+    let run = w.open_run("lost", RunStatus::Running, at(8, 0));
+    w.mem.queue.set_failing(true);
+    let report = w.sweeper().sweep().await;
+    assert_eq!(report.counts.abandoned, 0);
+    assert_eq!(w.stored(&run).status, RunStatus::Running);
+    // The redo's record is there, queued and unsent: a later sweep finds it stale too.
+    assert_eq!(
+        w.mem
+            .runs
+            .all()
+            .iter()
+            .filter(|r| r.status == RunStatus::Queued)
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_missed_fire_time_inside_the_window_is_caught_up_once_with_one_run() {
+    let w = world();
+    w.clock.set(at(9, 0));
+    let schedule = w.schedule("@hourly", ScheduleOptions::default()).await;
+    w.fired(&schedule, at(10, 0));
+    // The worker is down from 10:30: 11:00 and 12:00 pass without a run.
+    w.clock.set(at(12, 20));
+    let report = w.sweeper().sweep().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.counts.caught_up, 1);
+    assert_eq!(report.counts.missed, 0);
+    let fires: Vec<_> = report.missed.iter().map(|m| m.fire_time).collect();
+    assert_eq!(fires, [at(11, 0), at(12, 0)]);
+    let delayed = w.mem.queue.delayed_jobs();
+    assert_eq!(delayed.len(), 1, "{delayed:?}");
+    let (job, delay) = &delayed[0];
+    assert_eq!(
+        job.trigger,
+        Trigger::CatchUp {
+            schedule_id: schedule.id
+        }
+    );
+    assert_eq!(job.triggered_at, at(12, 0));
+    assert!(*delay <= std::time::Duration::from_secs(300), "{delay:?}");
+    let queued = w.stored(&Run::of_job(
+        job,
+        job.run_id(),
+        None,
+        at(12, 20),
+        RunStatus::Queued,
+    ));
+    assert_eq!(
+        (queued.status, queued.schedule_id),
+        (RunStatus::Queued, Some(schedule.id))
+    );
+    // The next sweeps, before and after the catch-up has run, queue nothing more.
+    for minute in [25, 40] {
+        w.clock.set(at(12, minute));
+        let again = w.sweeper().sweep().await;
+        assert_eq!(again.counts.caught_up, 0);
+    }
+    // And a sweep whose status was lost looks back over the whole day: still nothing.
+    let fresh = World {
+        log: Arc::default(),
+        ..w
+    };
+    let again = fresh.sweeper().sweep().await;
+    assert_eq!(again.counts.caught_up, 0, "{:?}", again.missed);
+    assert_eq!(fresh.mem.queue.delayed_jobs().len(), 1);
+}
+
+#[tokio::test]
+async fn a_missed_fire_time_outside_the_window_is_counted_and_not_run() {
+    let w = world();
+    let schedule = w
+        .schedule(
+            "@hourly",
+            ScheduleOptions {
+                catch_up_window_minutes: 0,
+                ..ScheduleOptions::default()
+            },
+        )
+        .await;
+    w.fired(&schedule, at(10, 0));
+    w.clock.set(at(12, 20));
+    let report = w.sweeper().sweep().await;
+    assert_eq!((report.counts.caught_up, report.counts.missed), (0, 2));
+    assert!(report.missed.iter().all(|m| m.catch_up.is_none()));
+    assert!(w.mem.queue.delayed_jobs().is_empty());
+    // Counted once: the next sweep checks only the fire times since.
+    w.clock.set(at(12, 25));
+    assert_eq!(w.sweeper().sweep().await.counts.missed, 0);
+    let status = w
+        .log
+        .last()
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no status"));
+    assert_eq!(status.totals.missed, 2);
+    assert_eq!(status.last_sweep_at, at(12, 25));
+}
+
+#[tokio::test]
+async fn fire_times_that_had_their_runs_paused_schedules_and_fire_times_not_yet_due_are_not_missed()
+{
+    let w = world();
+    let kept = w.schedule("@hourly", ScheduleOptions::default()).await;
+    for h in [10, 11, 12] {
+        w.fired(&kept, at(h, 0));
+    }
+    let paused = w.schedule("@hourly", ScheduleOptions::default()).await;
+    w.schedules
+        .update(
+            &w.tenant,
+            paused.id,
+            crate::domain::SchedulePatch {
+                is_active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // 13:00 is five minutes old: its job may still be on its way.
+    w.clock.set(at(13, 5));
+    let report = w.sweeper().sweep().await;
+    assert!(report.missed.is_empty(), "{:?}", report.missed);
+    assert!(w.mem.queue.delayed_jobs().is_empty());
+}
+
+#[tokio::test]
+async fn a_trigger_changed_behind_the_stores_back_is_repaired_and_counted() {
+    let w = world();
+    let schedule = w.schedule("@daily", ScheduleOptions::default()).await;
+    w.mem
+        .trigger
+        .remove(&schedule.id.to_string())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = w.sweeper().sweep().await;
+    assert_eq!(report.counts.repairs, 1, "{:?}", report.drifts);
+    assert!(w.mem.trigger.get(schedule.id).is_some());
+    let status = w
+        .log
+        .last()
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no status"));
+    assert_eq!(status.totals.repairs, 1);
+}
+
+#[tokio::test]
+async fn the_stream_watch_sees_a_lease_only_until_it_expires() {
+    let w = world();
+    w.mem.leases.hold(w.key(), "a worker", at(9, 1));
+    assert_eq!(w.mem.leases.busy(w.key(), at(9, 0)).await.ok(), Some(true));
+    assert_eq!(w.mem.leases.busy(w.key(), at(9, 2)).await.ok(), Some(false));
+}
