@@ -893,10 +893,10 @@ async fn the_sweepers_view_of_runs_finds_only_stale_open_ones_and_ends_one_only_
     taken.updated_at = now - Duration::seconds(1);
     runs.save(&taken).await.unwrap_or_else(|e| panic!("{e}"));
     let refused = runs
-        .end_if_untouched(&ended, stale_running.updated_at)
+        .replace_if_untouched(&ended, stale_running.updated_at)
         .await;
     assert_eq!(refused.ok(), Some(false));
-    let applied = runs.end_if_untouched(&ended, taken.updated_at).await;
+    let applied = runs.replace_if_untouched(&ended, taken.updated_at).await;
     assert_eq!(applied.ok(), Some(true));
     let stored = RunLog::get(&runs, &acme, &ended.id)
         .await
@@ -941,19 +941,49 @@ async fn the_sweepers_stream_watch_and_status_read_what_the_table_holds() {
         entity: EntityType::Orders,
     };
     let now = chrono::Utc::now().trunc_subsecs(3);
-    assert_eq!(state.busy(key, now).await.ok(), Some(false), "never run");
+    let seen = |at| {
+        let state = &state;
+        async move {
+            let got = state.state(key, at).await.unwrap_or_else(|e| panic!("{e}"));
+            (got.busy, got.lease_until, got.pending)
+        }
+    };
+    assert_eq!(seen(now).await, (false, None, false), "never run");
+    let ttl = chrono::Duration::seconds(30);
     state
-        .acquire(key, "worker", now, chrono::Duration::seconds(30))
+        .acquire(key, "worker", now, ttl)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(state.busy(key, now).await.ok(), Some(true));
+    assert_eq!(seen(now).await, (true, Some(now + ttl), false));
     let later = now + chrono::Duration::seconds(31);
-    assert_eq!(state.busy(key, later).await.ok(), Some(false), "expired");
+    assert_eq!(
+        seen(later).await,
+        (false, Some(now + ttl), false),
+        "expired"
+    );
     state
         .release(key, "worker")
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(state.busy(key, now).await.ok(), Some(false), "released");
+    assert_eq!(
+        seen(now).await,
+        (false, Some(now + ttl), false),
+        "released, and when it last ran is kept"
+    );
+    state
+        .acquire(key, "holder", now, ttl)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let parked = sync_core::fixtures::job(&tenant("acme"), key.connection, now);
+    state
+        .park(key, &parked)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        seen(now).await,
+        (true, Some(now + ttl), true),
+        "a follow-up kept"
+    );
     let log = sync_aws::DynamoSweepLog::new(aws.dynamodb(), aws.resources.table_name.clone());
     assert_eq!(log.last().await.ok(), Some(None));
     let status = SweepStatus {

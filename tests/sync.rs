@@ -1392,6 +1392,7 @@ async fn a_run_left_running_by_a_killed_worker_is_abandoned_by_the_sweeper_and_i
         vec![
             ("LEASE_SECONDS".into(), "2".into()),
             ("STALE_AFTER_SECONDS".into(), "4".into()),
+            ("STREAM_QUIET_SECONDS".into(), "1".into()),
         ],
     )
     .await;

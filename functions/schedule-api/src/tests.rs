@@ -581,7 +581,12 @@ const SUPABASE_CONNECTION: &str = "6a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 
 /// `GET /api/sync/runs` with these query parameters.
 fn runs_query(params: &[(&str, &str)]) -> Value {
-    let mut e = request("GET", "/api/sync/runs", None);
+    get_query("/api/sync/runs", params)
+}
+
+/// A GET of `path` with a query string.
+fn get_query(path: &str, params: &[(&str, &str)]) -> Value {
+    let mut e = request("GET", path, None);
     let raw: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
     e["rawQueryString"] = json!(raw.join("&"));
     e["queryStringParameters"] = Value::Object(
@@ -729,6 +734,7 @@ async fn runs_are_listed_newest_first_filtered_and_paged_and_read_only_by_their_
             entity_type: EntityType::Orders,
             sync_mode: SyncMode::Incremental,
             ids_requested: 0,
+            ids: Vec::new(),
             status: if i == 4 {
                 RunStatus::Partial
             } else {
@@ -1147,4 +1153,65 @@ async fn a_schedules_overlap_policy_pause_note_and_flexible_window_are_set_shown
     assert_eq!(body["schedule"]["flexible_window_minutes"], Value::Null);
     assert_eq!(body["schedule"]["pause_note"], Value::Null);
     assert_eq!(body["schedule"]["overlap_policy"], "skip");
+}
+
+#[tokio::test]
+async fn a_schedules_audit_lists_its_fire_times_in_utc_and_its_zone_and_refuses_a_bad_span() {
+    let w = world();
+    let created = create(&w).await;
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let path = format!("{}/audit", item_path(&id));
+    let (status, audit, _) = send(
+        &w,
+        get_query(
+            &path,
+            &[
+                ("from", "2026-11-24T12:00:00Z"),
+                ("to", "2026-11-24T13:00:00Z"),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    assert_eq!(audit["timezone"], "America/Edmonton");
+    let fires = audit["fires"].as_array().cloned().unwrap_or_default();
+    // Every 15 minutes, from the schedule's creation (now) to the end of the span.
+    let times: Vec<_> = fires.iter().map(|f| f["fire_time"].clone()).collect();
+    assert_eq!(
+        times,
+        [
+            json!("2026-11-24T12:00:00Z"),
+            json!("2026-11-24T12:15:00Z"),
+            json!("2026-11-24T12:30:00Z"),
+            json!("2026-11-24T12:45:00Z")
+        ],
+        "{audit}"
+    );
+    assert_eq!(fires[1]["fire_time_local"], "2026-11-24T05:15:00-07:00");
+    assert_eq!(fires[0]["label"], "due", "not yet come");
+    assert_eq!(fires[0]["run_id"], Value::Null);
+    assert_eq!(audit["counts"]["due"], 4);
+    for (params, field) in [
+        (vec![("from", "yesterday")], "from"),
+        (
+            vec![
+                ("from", "2026-11-25T00:00:00Z"),
+                ("to", "2026-11-24T00:00:00Z"),
+            ],
+            "from",
+        ),
+        (
+            vec![
+                ("from", "2026-09-01T00:00:00Z"),
+                ("to", "2026-11-24T00:00:00Z"),
+            ],
+            "from",
+        ),
+    ] {
+        let (status, got, _) = send(&w, get_query(&path, &params)).await;
+        assert_error(status, &got, StatusCode::BAD_REQUEST, "invalid_field");
+        assert_eq!(got["error"]["field"], field, "{got}");
+    }
+    let (status, got, _) = send(&w, with_tenant(get_query(&path, &[]), "someone-else")).await;
+    assert_error(status, &got, StatusCode::NOT_FOUND, "not_found");
 }

@@ -232,3 +232,32 @@ pub fn located(status: StatusCode, location: &str, body: Value) -> Response<Body
 }
 
 pub use sync_api::json_response;
+
+/// A schedule's audit: its fire times in the span (in UTC and in the schedule's zone), each
+/// with what became of it and its run, and how many of each.
+pub fn audit(a: &sync_core::service::Audit) -> Value {
+    let zone = a.schedule.timezone;
+    let mut counts = serde_json::Map::new();
+    for fire in &a.fires {
+        let n = counts
+            .entry(fire.label.as_str())
+            .or_insert(Value::from(0u64));
+        *n = Value::from(n.as_u64().unwrap_or(0) + 1);
+    }
+    json!({
+        "schedule_id": a.schedule.id.to_string(),
+        "timezone": zone.name(),
+        "from": timestamp(a.from),
+        "to": timestamp(a.to),
+        "fires": a.fires.iter().map(|f| json!({
+            "fire_time": timestamp(f.fire_time),
+            "fire_time_local": f.fire_time.with_timezone(&zone.tz()).to_rfc3339(),
+            "label": f.label.as_str(),
+            "run_id": f.run.as_ref().map(|r| r.id.to_string()),
+            "run_status": f.run.as_ref().map(|r| r.status.as_str()),
+            "run_started_at": f.run.as_ref().map(|r| timestamp(r.started_at)),
+        })).collect::<Vec<_>>(),
+        "counts": counts,
+        "truncated": a.truncated,
+    })
+}

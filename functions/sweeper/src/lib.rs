@@ -39,8 +39,9 @@ pub fn summary(report: &SweepReport) -> Value {
     json!({
         "abandoned": report.abandoned.iter().map(|(run, redo)| json!({
             "run_id": run.to_string(),
-            "redo_run_id": redo.to_string(),
+            "redo_run_id": redo.as_ref().map(|r| r.to_string()),
         })).collect::<Vec<_>>(),
+        "resent": report.resent.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
         "missed": report.missed.iter().map(|m| json!({
             "tenant_id": m.tenant.to_string(),
             "schedule_id": m.schedule.to_string(),

@@ -113,6 +113,7 @@ pub enum Endpoint {
     ScheduleUpdate,
     ScheduleDelete,
     ScheduleRun,
+    ScheduleAudit,
     ConnectionList,
     ConnectionCreate,
     ConnectionGet,
@@ -161,6 +162,7 @@ api_routes! {
     "PUT" "/api/sync/schedules/{id}" => ScheduleUpdate, "change a schedule (partial)";
     "DELETE" "/api/sync/schedules/{id}" => ScheduleDelete, "delete a schedule";
     "POST" "/api/sync/schedules/{id}/run" => ScheduleRun, "run a schedule now, paused or not (202, the queued run)";
+    "GET" "/api/sync/schedules/{id}/audit" => ScheduleAudit, "a schedule's fire times in a span (`from`, `to`; default the last day), each with its run and what became of it";
     "GET" "/api/connections" => ConnectionList, "list the tenant's connections";
     "POST" "/api/connections" => ConnectionCreate, "create a connection";
     "GET" "/api/connections/{id}" => ConnectionGet, "read a connection";

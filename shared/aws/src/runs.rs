@@ -85,6 +85,9 @@ impl DynamoRuns {
         item.insert("entity_type".into(), s(run.entity_type.as_str()));
         item.insert("sync_mode".into(), s(run.sync_mode.as_str()));
         item.insert("ids_requested".into(), n(run.ids_requested as u64));
+        if !run.ids.is_empty() {
+            item.insert("ids".into(), json(&run.ids)?);
+        }
         item.insert("status".into(), s(run.status.as_str()));
         item.insert("counts".into(), json(&run.counts)?);
         item.insert("flows".into(), json(&run.flows)?);
@@ -233,6 +236,10 @@ fn from_item(item: &Item) -> Result<Run, StoreError> {
         entity_type: parsed(item, "entity_type")?,
         sync_mode: parsed(item, "sync_mode")?,
         ids_requested: usize::try_from(number(item, "ids_requested")?).unwrap_or(usize::MAX),
+        ids: match item.get("ids") {
+            Some(_) => from_json(item, "ids")?,
+            None => Vec::new(),
+        },
         status: parsed(item, "status")?,
         counts: from_json::<RunCounts>(item, "counts")?,
         flows: from_json::<Vec<FlowRun>>(item, "flows")?,
@@ -497,7 +504,11 @@ impl RunSweep for DynamoRuns {
                 .await
                 .map_err(|e| unavailable(describe(&e)))?;
             for item in out.items() {
-                runs.push(from_item(item)?);
+                // (One that does not read is reported, not allowed to stop the others.)
+                match from_item(item) {
+                    Ok(run) => runs.push(run),
+                    Err(e) => tracing::warn!(error = %e, "open run not readable; left alone"),
+                }
             }
         }
         runs.sort_by_key(|r| r.updated_at);
@@ -505,7 +516,11 @@ impl RunSweep for DynamoRuns {
         Ok(runs)
     }
 
-    async fn end_if_untouched(&self, ended: &Run, seen: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn replace_if_untouched(
+        &self,
+        ended: &Run,
+        seen: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         // (Its pointers were written with it; ending it adds none.)
         let put = self
             .client

@@ -32,7 +32,7 @@ use crate::table::{record_index_key, record_index_pk, s, write_failure, Item};
 use sync_core::domain::{ConnectionId, Cursor, EntityType, SyncJob};
 use sync_core::ports::{
     Acquired, CursorSet, Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, StateError,
-    StoreError, StreamCursors, StreamWatch, SyncKey, SyncLeases,
+    StoreError, StreamCursors, StreamState, StreamWatch, SyncKey, SyncLeases,
 };
 use sync_core::records::Fingerprint;
 
@@ -295,7 +295,8 @@ impl SyncLeases for DynamoSyncState {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(stream_key(key)))
-            .update_expression("REMOVE #owner, lease_until")
+            // (`lease_until` stays: when the stream was last worked on, for the sweeper.)
+            .update_expression("REMOVE #owner")
             .condition_expression("#owner = :me")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":me", s(owner))
@@ -613,25 +614,30 @@ impl RecordIndex for DynamoSyncState {
 
 #[async_trait]
 impl StreamWatch for DynamoSyncState {
-    async fn busy(&self, key: SyncKey, now: DateTime<Utc>) -> Result<bool, StateError> {
+    async fn state(&self, key: SyncKey, now: DateTime<Utc>) -> Result<StreamState, StateError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(stream_key(key)))
-            .projection_expression("#owner, lease_until")
+            .projection_expression("#owner, lease_until, pending")
             .expression_attribute_names("#owner", "owner")
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| StateError::Unavailable(describe(&e)))?;
         let Some(item) = out.item() else {
-            return Ok(false);
+            return Ok(StreamState::default());
         };
-        let until = item
+        let lease_until = item
             .get("lease_until")
             .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok());
-        Ok(item.contains_key("owner") && until.is_some_and(|u| u >= now.timestamp_millis()))
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(DateTime::from_timestamp_millis);
+        Ok(StreamState {
+            busy: item.contains_key("owner") && lease_until.is_some_and(|u| u >= now),
+            lease_until,
+            pending: item.contains_key("pending"),
+        })
     }
 }

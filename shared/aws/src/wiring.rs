@@ -70,6 +70,8 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
     let failures = Arc::new(crate::DynamoFailures::new(dynamodb.clone(), table.clone()));
     // Only to set a stream's cursor by hand.
     let cursors = Arc::new(crate::DynamoSyncState::new(dynamodb, table));
+    let audit =
+        sync_core::service::ScheduleAudit::new(schedule_store.clone(), runs.clone(), clock.clone());
     let operations = Operations::new(OperationsPorts {
         connections: connection_store,
         flows: flow_store,
@@ -88,6 +90,7 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
         events,
         runs,
         failures,
+        audit,
     }
 }
 

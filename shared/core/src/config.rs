@@ -487,7 +487,8 @@ mod tests {
 /// |---|---|---|
 /// | `TABLE_NAME`, `SCHEDULE_GROUP`, `SYNC_QUEUE_URL`, `SYNC_QUEUE_ARN`, `SYNC_DLQ_ARN`, `SCHEDULER_ROLE_ARN` | as the API's (it queues runs and repairs triggers) | required |
 /// | `RUN_RETENTION_DAYS` | how long the runs it records are kept | `90` |
-/// | `STALE_AFTER_SECONDS` | an open run unwritten this long, its stream free, is abandoned (longer than the sync queue's visibility timeout) | `2100` |
+/// | `STALE_AFTER_SECONDS` | an open run unwritten this long is looked at (longer than the sync queue's visibility timeout) | `2700` |
+/// | `STREAM_QUIET_SECONDS` | ... and settled only if its stream was not worked on for this long | `300` |
 /// | `FIRE_GRACE_SECONDS` | a fire time is judged missed only this long after it | `600` |
 /// | `CATCH_UP_SPREAD_SECONDS` | catch-up runs start within this long (at most 900) | `300` |
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -496,6 +497,7 @@ pub struct SweeperConfig {
     pub resources: AwsResources,
     pub run_retention_days: i64,
     pub stale_after_seconds: i64,
+    pub stream_quiet_seconds: i64,
     pub fire_grace_seconds: i64,
     pub catch_up_spread_seconds: i64,
 }
@@ -505,7 +507,8 @@ impl SweeperConfig {
         Ok(Self {
             resources: AwsResources::without_key(&get)?,
             run_retention_days: number(&get, "RUN_RETENTION_DAYS", DEFAULT_RUN_RETENTION_DAYS)?,
-            stale_after_seconds: number(&get, "STALE_AFTER_SECONDS", 2100)?,
+            stale_after_seconds: number(&get, "STALE_AFTER_SECONDS", 2700)?,
+            stream_quiet_seconds: number(&get, "STREAM_QUIET_SECONDS", 300)?,
             fire_grace_seconds: number(&get, "FIRE_GRACE_SECONDS", 600)?,
             catch_up_spread_seconds: number(&get, "CATCH_UP_SPREAD_SECONDS", 300)?,
         })
@@ -514,6 +517,7 @@ impl SweeperConfig {
     pub fn settings(&self) -> crate::service::SweeperSettings {
         crate::service::SweeperSettings {
             stale_after: chrono::Duration::seconds(self.stale_after_seconds),
+            quiet: chrono::Duration::seconds(self.stream_quiet_seconds),
             grace: chrono::Duration::seconds(self.fire_grace_seconds),
             spread: chrono::Duration::seconds(self.catch_up_spread_seconds.min(900)),
             ..crate::service::SweeperSettings::default()

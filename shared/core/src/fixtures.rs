@@ -82,6 +82,7 @@ pub fn run(tenant: &TenantId, connection: ConnectionId, job: &str, at: DateTime<
         entity_type: EntityType::Orders,
         sync_mode: SyncMode::Incremental,
         ids_requested: 0,
+        ids: Vec::new(),
         status: RunStatus::Succeeded,
         counts: RunCounts::default(),
         flows: Vec::new(),
@@ -96,6 +97,29 @@ pub fn run(tenant: &TenantId, connection: ConnectionId, job: &str, at: DateTime<
         updated_at: at + chrono::Duration::seconds(1),
         continuations: 0,
         attempts: 1,
+        window: None,
+    }
+}
+
+/// A manual job for `connection`'s orders, sent at `at`.
+pub fn job(
+    tenant: &TenantId,
+    connection: ConnectionId,
+    at: DateTime<Utc>,
+) -> crate::domain::SyncJob {
+    crate::domain::SyncJob {
+        job_id: format!("job-{}", at.timestamp_millis()),
+        tenant_id: tenant.clone(),
+        connection_id: connection,
+        platform: Platform::WooCommerce,
+        entity_type: EntityType::Orders,
+        sync_mode: SyncMode::Incremental,
+        trigger: Trigger::Manual,
+        triggered_at: at,
+        ids: Vec::new(),
+        resume: None,
+        attempt: 0,
+        stands_for: Vec::new(),
         window: None,
     }
 }

@@ -9,7 +9,7 @@ mod flows;
 mod runs;
 mod schedules;
 
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use std::str::FromStr;
 use sync_api::routes::{api_route, Endpoint, Miss};
 
@@ -46,6 +46,7 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
         Endpoint::ScheduleUpdate => schedules::update(app, t, id(raw, "schedule")?, req).await,
         Endpoint::ScheduleDelete => schedules::delete(app, t, id(raw, "schedule")?).await,
         Endpoint::ScheduleRun => runs::run_schedule(app, t, id(raw, "schedule")?).await,
+        Endpoint::ScheduleAudit => schedules::audit(app, t, id(raw, "schedule")?, req).await,
         Endpoint::ConnectionList => connections::list(app, t, req).await,
         Endpoint::ConnectionCreate => connections::create(app, t, req).await,
         Endpoint::ConnectionGet => connections::get(app, t, id(raw, "connection")?, req).await,
@@ -86,4 +87,22 @@ fn body(
         allowed,
         immutable,
     )
+}
+
+/// A query parameter parsed with `FromStr`, its error naming the parameter.
+pub(super) fn query<T: std::str::FromStr>(
+    req: &Request,
+    name: &str,
+    what: &str,
+) -> Result<Option<T>, ApiError> {
+    match req
+        .query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+    {
+        None => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::invalid_field(name, format!("{name} must be {what}"))),
+    }
 }

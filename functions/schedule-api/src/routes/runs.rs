@@ -7,6 +7,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
+use super::query;
 use crate::error::ApiError;
 use crate::view;
 use crate::App;
@@ -172,24 +173,6 @@ pub(super) async fn get(
         .map_err(ServiceError::from)?
         .ok_or_else(|| ApiError::not_found("no run with that id"))?;
     Ok(view::json_response(StatusCode::OK, &view::run(&run)))
-}
-
-/// A query parameter parsed with `FromStr`, its error naming the parameter.
-fn query<T: std::str::FromStr>(
-    req: &Request,
-    name: &str,
-    what: &str,
-) -> Result<Option<T>, ApiError> {
-    match req
-        .query_string_parameters_ref()
-        .and_then(|q| q.first(name))
-    {
-        None => Ok(None),
-        Some(text) => text
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::invalid_field(name, format!("{name} must be {what}"))),
-    }
 }
 
 pub(super) async fn list(

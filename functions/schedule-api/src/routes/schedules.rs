@@ -1,5 +1,6 @@
 //! Schedule routes: create, list, read, update, delete, preview.
 
+use chrono::{DateTime, Utc};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -10,7 +11,7 @@ use crate::view;
 use crate::App;
 use sync_core::domain::{
     NewSchedule, OverlapPolicy, ScheduleId, ScheduleOptions, SchedulePatch, SyncMode, TenantId,
-    DEFAULT_CATCH_UP_WINDOW_MINUTES, MAX_CATCH_UP_WINDOW_MINUTES,
+    DEFAULT_CATCH_UP_WINDOW_MINUTES, MAX_CATCH_UP_WINDOW_MINUTES, MIN_CATCH_UP_WINDOW_MINUTES,
 };
 use sync_core::service::MAX_PREVIEW_COUNT;
 use sync_core::time::{ScheduleExpression, Zone};
@@ -223,9 +224,24 @@ fn catch_up_minutes(fields: &Fields) -> Result<Option<u32>, ApiError> {
             u32::try_from(m).map_err(|_| {
                 ApiError::invalid_field(
                     "catch_up_window_minutes",
-                    format!("catch_up_window_minutes must be 0 (never catch up) to {MAX_CATCH_UP_WINDOW_MINUTES}"),
+                    format!("catch_up_window_minutes must be 0 (never catch up) or {MIN_CATCH_UP_WINDOW_MINUTES} to {MAX_CATCH_UP_WINDOW_MINUTES}"),
                 )
             })
         })
         .transpose()
+}
+
+/// `GET /api/sync/schedules/{id}/audit?from=&to=`: the schedule's fire times in the span,
+/// each labelled with what became of it and its run.
+pub(super) async fn audit(
+    app: &App,
+    tenant: &TenantId,
+    id: ScheduleId,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let time = "an RFC 3339 time, e.g. 2026-11-24T09:00:00Z";
+    let from = super::query::<DateTime<Utc>>(req, "from", time)?;
+    let to = super::query::<DateTime<Utc>>(req, "to", time)?;
+    let audit = app.services.audit.audit(tenant, id, from, to).await?;
+    Ok(view::json_response(StatusCode::OK, &view::audit(&audit)))
 }

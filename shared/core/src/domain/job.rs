@@ -68,7 +68,8 @@ impl Trigger {
 /// One message on the sync queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncJob {
-    /// Unique per job: EventBridge's execution id for scheduled jobs, a UUID otherwise.
+    /// Unique per job: EventBridge's execution id for scheduled jobs as sent (the worker
+    /// goes by the fire's own, [`SyncJob::fire_job_id`]), a UUID otherwise.
     pub job_id: String,
     pub tenant_id: TenantId,
     pub connection_id: ConnectionId,
@@ -145,6 +146,12 @@ pub struct Checkpoint {
 pub const MAX_JOB_IDS: usize = 500;
 
 impl SyncJob {
+    /// The id every job for schedule `schedule`'s fire time `at` goes by, whoever sent it
+    /// (EventBridge, once or more, or the sweeper catching the fire up): one fire, one run.
+    pub fn fire_job_id(schedule: ScheduleId, at: DateTime<Utc>) -> String {
+        format!("fire-{schedule}-{}", at.timestamp_millis())
+    }
+
     /// The run this job records (a continuation goes on with its run's).
     pub fn run_id(&self) -> RunId {
         match &self.resume {

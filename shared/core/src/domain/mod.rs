@@ -24,6 +24,6 @@ pub use run::{
 pub use schedule::{
     EntityType, NewSchedule, OverlapPolicy, Schedule, ScheduleOptions, SchedulePatch, SyncMode,
     TriggerDefinition, UnknownValue, DEFAULT_CATCH_UP_WINDOW_MINUTES, MAX_CATCH_UP_WINDOW_MINUTES,
-    MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS,
+    MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS, MIN_CATCH_UP_WINDOW_MINUTES,
 };
 pub use webhook::{EventPage, EventRecord, EventStatus, QueuedEvent, WebhookEvent};

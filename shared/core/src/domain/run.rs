@@ -259,6 +259,8 @@ pub struct Run {
     pub sync_mode: SyncMode,
     /// For webhook jobs: how many ids it was asked to sync.
     pub ids_requested: usize,
+    /// Those ids, so that a run whose job was lost can be sent again or redone (the sweeper).
+    pub ids: Vec<String>,
     pub status: RunStatus,
     pub counts: RunCounts,
     pub flows: Vec<FlowRun>,
@@ -305,6 +307,7 @@ impl Run {
             entity_type: job.entity_type,
             sync_mode: job.sync_mode,
             ids_requested: job.ids.len(),
+            ids: job.ids.clone(),
             status,
             counts: RunCounts::default(),
             flows: Vec::new(),

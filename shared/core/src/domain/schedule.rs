@@ -67,6 +67,9 @@ text_enum!(OverlapPolicy, "skip, buffer_one", {
 
 /// Most minutes of EventBridge Scheduler's flexible time window.
 pub const MAX_FLEXIBLE_WINDOW_MINUTES: u32 = 1440;
+/// The shortest catch-up window but none: the sweeper finds a missed fire time 10 to 15
+/// minutes after it.
+pub const MIN_CATCH_UP_WINDOW_MINUTES: u32 = 15;
 /// The longest catch-up window: a day.
 pub const MAX_CATCH_UP_WINDOW_MINUTES: u32 = 1440;
 /// Longest note a paused schedule keeps.

@@ -14,7 +14,8 @@ use crate::domain::{
 use crate::ports::{
     Acquired, CursorSet, FailureList, FailureLog, FlowSource, FlowStore, Lease, PendingJob,
     RecordIndex, RecordState, RecordUpdate, RunHistory, RunListError, RunLog, RunSweep, StateError,
-    StoreError, StreamCursors, StreamWatch, SweepLog, SweepStatus, SyncKey, SyncLeases,
+    StoreError, StreamCursors, StreamState, StreamWatch, SweepLog, SweepStatus, SyncKey,
+    SyncLeases,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -105,11 +106,16 @@ impl StreamCursors for MemorySyncLeases {
 
 #[async_trait]
 impl StreamWatch for MemorySyncLeases {
-    async fn busy(&self, key: SyncKey, now: DateTime<Utc>) -> Result<bool, StateError> {
+    async fn state(&self, key: SyncKey, now: DateTime<Utc>) -> Result<StreamState, StateError> {
         self.check()?;
         Ok(lock(&self.rows)
             .get(&key)
-            .is_some_and(|row| held_by_other(row, "", now)))
+            .map(|row| StreamState {
+                busy: held_by_other(row, "", now),
+                lease_until: row.expires,
+                pending: row.pending.is_some(),
+            })
+            .unwrap_or_default())
     }
 }
 
@@ -225,8 +231,8 @@ impl SyncLeases for MemorySyncLeases {
         self.check()?;
         if let Some(row) = lock(&self.rows).get_mut(&key) {
             if row.owner.as_deref() == Some(owner) {
+                // (The expiry stays: when the stream was last worked on.)
                 row.owner = None;
-                row.expires = None;
             }
         }
         Ok(())
@@ -457,7 +463,11 @@ impl RunSweep for MemoryRuns {
         Ok(open)
     }
 
-    async fn end_if_untouched(&self, ended: &Run, seen: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn replace_if_untouched(
+        &self,
+        ended: &Run,
+        seen: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         self.check()?;
         let mut rows = lock(&self.rows);
         match rows.get_mut(&(ended.tenant_id.clone(), ended.id.clone())) {

@@ -9,9 +9,9 @@ pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 pub use sync::{
     Acquired, Connector, Connectors, CursorSet, FailureList, FailureLog, FlowSource, FlowStore,
     Item, Lease, Origin, Page, PendingJob, PlatformError, RecordIndex, RecordState, RecordUpdate,
-    RunHistory, RunListError, RunLog, RunSweep, Source, StateError, StreamCursors, StreamWatch,
-    Subscription, SubscriptionChange, SweepCounts, SweepLog, SweepStatus, SyncKey, SyncLeases,
-    Target, WebhookSubscriptions, Write, WriteOutcome,
+    RunHistory, RunListError, RunLog, RunSweep, Source, StateError, StreamCursors, StreamState,
+    StreamWatch, Subscription, SubscriptionChange, SweepCounts, SweepLog, SweepStatus, SyncKey,
+    SyncLeases, Target, WebhookSubscriptions, Write, WriteOutcome,
 };
 pub use tokens::{StoredTokens, TokenVault};
 

@@ -498,11 +498,22 @@ pub trait FlowSource: Send + Sync + 'static {
     async fn flows_from(&self, connection: ConnectionId) -> Result<Vec<Flow>, StoreError>;
 }
 
-/// A stream as the sweeper looks at it.
+/// A stream as the sweeper sees it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamState {
+    /// A run holds its lease (one not yet expired).
+    pub busy: bool,
+    /// Until when the last lease on it ran, released or not: a stream worked on a moment
+    /// ago may have a continuation, or a job sent again for later, on its way.
+    pub lease_until: Option<DateTime<Utc>>,
+    /// A follow-up job is kept for it.
+    pub pending: bool,
+}
+
+/// Streams as the sweeper looks at them.
 #[async_trait]
 pub trait StreamWatch: Send + Sync + 'static {
-    /// Whether a run holds the stream's lease at `now` (one not yet expired).
-    async fn busy(&self, key: SyncKey, now: DateTime<Utc>) -> Result<bool, StateError>;
+    async fn state(&self, key: SyncKey, now: DateTime<Utc>) -> Result<StreamState, StateError>;
 }
 
 /// Runs as the sweeper finds and settles them, across tenants.
@@ -514,10 +525,13 @@ pub trait RunSweep: Send + Sync + 'static {
     /// written before `before`, least recently written first. Read through an index, so a
     /// run may show as it was a moment ago: read it again before acting on it.
     async fn stale(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError>;
-    /// Replaces the stored run with `ended` only while the stored one is still open and
-    /// was last written at `seen` (no worker has touched it since it was read); whether it
-    /// did.
-    async fn end_if_untouched(&self, ended: &Run, seen: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Replaces the stored run with `run` only while the stored one is still open and was
+    /// last written at `seen` (no worker has touched it since it was read); whether it did.
+    async fn replace_if_untouched(
+        &self,
+        run: &Run,
+        seen: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     /// Records `run` unless a run with its id exists already; whether it did.
     async fn create(&self, run: &Run) -> Result<bool, StoreError>;
     /// Whether any run of schedule `schedule` was triggered at or after `since`.

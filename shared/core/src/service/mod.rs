@@ -1,5 +1,6 @@
 //! Use cases, written against ports only.
 
+mod audit;
 mod coalesce;
 mod connect;
 mod connections;
@@ -14,6 +15,7 @@ pub mod sync;
 pub mod tokens;
 mod webhook_setup;
 
+pub use audit::{Audit, AuditedFire, FireLabel, ScheduleAudit, MAX_AUDIT_DAYS, MAX_AUDIT_FIRES};
 pub use coalesce::{CoalesceReport, Coalescer, Incoming, MAX_IDS_PER_JOB};
 pub use connect::{Callback, ConnectError, Connected, QuickBooksAppConfig, QuickBooksConnect};
 pub use connections::{open_secrets, ConnectionService};
@@ -43,6 +45,8 @@ pub struct Services {
     pub runs: std::sync::Arc<dyn crate::ports::RunHistory>,
     /// Records that keep failing, as the API lists them.
     pub failures: std::sync::Arc<dyn crate::ports::FailureList>,
+    /// A schedule's fire times set against its runs.
+    pub audit: ScheduleAudit,
 }
 
 impl Services {
@@ -78,8 +82,9 @@ impl Services {
             failures: world.failures.clone(),
             jobs: world.queue.clone(),
             cursors: world.leases.clone(),
-            clock,
+            clock: clock.clone(),
         });
+        let audit = ScheduleAudit::new(world.schedules.clone(), world.runs.clone(), clock);
         let events = world.events.clone();
         let runs = world.runs.clone();
         let failures = world.failures.clone();
@@ -92,6 +97,7 @@ impl Services {
                 events,
                 runs,
                 failures,
+                audit,
             },
             world,
         )

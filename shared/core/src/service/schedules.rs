@@ -27,6 +27,7 @@ use crate::clock::Clock;
 use crate::domain::{
     Connection, NewSchedule, Schedule, ScheduleId, ScheduleOptions, SchedulePatch, TenantId,
     Unusable, MAX_CATCH_UP_WINDOW_MINUTES, MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS,
+    MIN_CATCH_UP_WINDOW_MINUTES,
 };
 use crate::ports::{ConnectionStore, ScheduleStore, ScheduleTrigger, StoreError, TriggerWrite};
 use crate::time::{ScheduleExpression, Zone};
@@ -472,11 +473,13 @@ fn check_options(options: &ScheduleOptions, is_active: bool) -> Result<(), Servi
             ));
         }
     }
-    if options.catch_up_window_minutes > MAX_CATCH_UP_WINDOW_MINUTES {
+    let window = options.catch_up_window_minutes;
+    if window != 0 && !(MIN_CATCH_UP_WINDOW_MINUTES..=MAX_CATCH_UP_WINDOW_MINUTES).contains(&window)
+    {
         return Err(invalid(
             "catch_up_window_minutes",
             format!(
-                "catch_up_window_minutes must be 0 (never catch up) to {MAX_CATCH_UP_WINDOW_MINUTES}"
+                "catch_up_window_minutes must be 0 (never catch up) or {MIN_CATCH_UP_WINDOW_MINUTES} to {MAX_CATCH_UP_WINDOW_MINUTES} (a missed fire time is found 10 to 15 minutes after it)"
             ),
         ));
     }

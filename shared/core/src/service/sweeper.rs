@@ -2,28 +2,32 @@
 //! EventBridge Scheduler `rate` schedule invokes its function every few minutes). Each
 //! sweep, in this order:
 //!
-//! 1. **Abandoned runs.** A run still `queued` or `running` whose record nobody has written
-//!    for [`SweeperSettings::stale_after`] (longer than the sync queue takes to deliver a job
-//!    again), while no worker holds its stream's lease, lost its job: its worker was killed
-//!    and the queue gave up on the message, or the message never left. It is ended `failed`,
-//!    saying so, and a run of its stream's work is queued in its place (everything changed
-//!    since the stream's cursor, which a lost run never moved past what it wrote).
-//! 2. **Missed fire times.** Each active schedule's fire times since the last sweep are
-//!    checked against the runs it had. A fire time with no run at or after it is missed;
-//!    if the last missed one is within the schedule's catch-up window, one `catch_up` run
-//!    is queued for it (one per schedule, not one per missed tick, its start spread over a
-//!    few minutes so that an outage does not end in every tenant's catch-up at once); one
-//!    outside the window is counted and logged, not run.
+//! 1. **Runs left open.** A run still `queued` or `running` whose record nobody has written
+//!    for [`SweeperSettings::stale_after`] (longer than the sync queue takes to hand a job
+//!    back), on a stream nobody has worked on for [`SweeperSettings::quiet`], lost its job:
+//!    its worker was killed and the queue gave up on the message, or the message never left.
+//!    A follow-up kept on such a stream is woken; a queued run never taken up has its job
+//!    sent again (as it was, ids included); a run taken up and left is ended `failed`
+//!    (abandoned) and its work queued as a new run (its ids, sync mode and span), once: a
+//!    redo that is itself abandoned is ended without another.
+//! 2. **Missed fire times.** Each active schedule's fire times since the last sweep (each
+//!    judged [`SweeperSettings::grace`] after it, plus its flexible window) are checked
+//!    against the runs it had. A fire time with no run at or after it is missed; if the last
+//!    missed one is within the schedule's catch-up window, one `catch_up` run is queued for
+//!    it (one per schedule, not one per missed tick, its start spread over a few minutes so
+//!    that an outage does not end in every tenant's catch-up at once). The catch-up has the
+//!    fire's own identity, so a fire that turns up after all is the same run. One outside
+//!    the window is counted and logged, not run.
 //! 3. **Drift.** The repair use case brings every EventBridge schedule in step with its
 //!    stored schedule and removes orphans.
 //!
 //! Every write is idempotent, so two sweeps at once (EventBridge delivers at least once)
-//! or a sweep that dies half-way change nothing twice: a run is ended only while it is as
-//! it was read, and the runs the sweeper queues have ids derived from what they stand for,
-//! recorded only if not there yet. A queued run whose job could not be sent is itself found
-//! by a later sweep. Reads are bounded: open runs through an index, oldest first, at most
-//! [`SweeperSettings::max_runs`] a sweep; a schedule's runs by one key-range query, made
-//! only for a schedule that had a fire time since the last sweep.
+//! or a sweep that dies half-way change nothing twice: a run is changed only while it is as
+//! it was read, and the runs the sweeper queues have ids derived from what they stand for.
+//! Reads are bounded: open runs through an index, least recently written first, at most
+//! [`SweeperSettings::max_runs`] a sweep; a schedule's runs by key-range queries (a binary
+//! search over its fire times), made only for a schedule that had a fire time since the
+//! last sweep.
 
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
@@ -38,6 +42,42 @@ use crate::ports::{
 
 /// Most fire times of one schedule looked at in one sweep (a rate of one minute over a day).
 const MAX_FIRES_PER_SCHEDULE: usize = 1_500;
+/// The job id prefix of a run that redoes an abandoned one.
+const REDO_PREFIX: &str = "redo-";
+
+/// What the sweeper did with one open run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Settled {
+    Left,
+    Woken,
+    Resent,
+    /// Ended; the run queued to redo its work, if one was.
+    Abandoned(Option<RunId>),
+}
+
+/// The job a run was recorded for, as it was sent (a continuation's place is not kept:
+/// the job starts over, and runs already written are written once).
+fn job_of(run: &Run) -> SyncJob {
+    SyncJob {
+        job_id: run.job_id.clone(),
+        tenant_id: run.tenant_id.clone(),
+        connection_id: run.connection_id,
+        platform: run.platform,
+        entity_type: run.entity_type,
+        sync_mode: run.sync_mode,
+        trigger: run.trigger.clone(),
+        triggered_at: run.triggered_at,
+        ids: run.ids.clone(),
+        resume: None,
+        attempt: 0,
+        stands_for: Vec::new(),
+        window: run.window,
+    }
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
 
 /// What the sweeper needs: exactly what its function's IAM policy allows.
 #[derive(Clone)]
@@ -57,7 +97,12 @@ pub struct SweeperSettings {
     /// An open run unwritten for this long, with its stream free, is abandoned. Longer than
     /// the sync queue's visibility timeout (a killed worker's job comes back after it).
     pub stale_after: Duration,
-    /// Most abandoned runs dealt with in one sweep (the next sweep goes on).
+    /// A stream worked on this recently is left to the next sweep (a continuation, or a
+    /// job sent again for later, may be on its way).
+    pub quiet: Duration,
+    /// A queued run whose job never reaches a worker is sent again for this long.
+    pub give_up_after: Duration,
+    /// Most open runs looked at in one sweep (the next sweep goes on).
     pub max_runs: usize,
     /// A fire time is judged only this long after it: its job may still be on its way.
     pub grace: Duration,
@@ -71,7 +116,9 @@ pub struct SweeperSettings {
 impl Default for SweeperSettings {
     fn default() -> Self {
         Self {
-            stale_after: Duration::minutes(35),
+            stale_after: Duration::minutes(45),
+            quiet: Duration::minutes(5),
+            give_up_after: Duration::hours(24),
             max_runs: 200,
             grace: Duration::minutes(10),
             spread: Duration::minutes(5),
@@ -94,8 +141,11 @@ pub struct MissedFire {
 #[derive(Debug, Clone, Default)]
 pub struct SweepReport {
     pub counts: SweepCounts,
-    /// Each abandoned run, with the run queued to redo its work.
-    pub abandoned: Vec<(RunId, RunId)>,
+    /// Each abandoned run, with the run queued to redo its work (none for one that was
+    /// itself a redo, or that never reached a worker).
+    pub abandoned: Vec<(RunId, Option<RunId>)>,
+    /// Queued runs whose job was sent again.
+    pub resent: Vec<RunId>,
     pub missed: Vec<MissedFire>,
     pub drifts: Vec<Drift>,
     /// What could not be done; the next sweep tries again.
@@ -117,11 +167,11 @@ impl Sweeper {
     pub async fn sweep(&self) -> SweepReport {
         let now = self.ports.clock.now();
         let mut report = SweepReport::default();
-        let previous = match self.ports.log.last().await {
-            Ok(p) => p,
+        let (previous, known) = match self.ports.log.last().await {
+            Ok(p) => (p, true),
             Err(e) => {
                 report.errors.push(format!("sweep status not read: {e}"));
-                None
+                (None, false)
             }
         };
         self.abandoned_runs(now, &mut report).await;
@@ -136,10 +186,13 @@ impl Sweeper {
             totals,
             errors: report.errors.clone(),
         };
-        if let Err(e) = self.ports.log.record(&status).await {
-            report
-                .errors
-                .push(format!("sweep status not recorded: {e}"));
+        // (Not over a status that could not be read: its totals would be lost.)
+        if known {
+            if let Err(e) = self.ports.log.record(&status).await {
+                report
+                    .errors
+                    .push(format!("sweep status not recorded: {e}"));
+            }
         }
         tracing::info!(
             abandoned = report.counts.abandoned,
@@ -162,23 +215,37 @@ impl Sweeper {
             }
         };
         for seen in stale {
-            match self.abandon(&seen, now).await {
-                Ok(Some(redo)) => {
-                    tracing::warn!(run_id = %seen.id, tenant_id = %seen.tenant_id, redo = %redo, "run abandoned; its work queued again");
+            match self.settle(&seen, now).await {
+                Ok(Settled::Abandoned(redo)) => {
+                    tracing::warn!(run_id = %seen.id, tenant_id = %seen.tenant_id, redo = ?redo, "run abandoned");
                     report.counts.abandoned += 1;
                     report.abandoned.push((seen.id.clone(), redo));
                 }
-                Ok(None) => {}
+                Ok(Settled::Resent) => {
+                    tracing::warn!(run_id = %seen.id, tenant_id = %seen.tenant_id, "queued run's job sent again");
+                    report.resent.push(seen.id.clone());
+                }
+                Ok(Settled::Woken) => {
+                    tracing::warn!(run_id = %seen.id, tenant_id = %seen.tenant_id, "stream's waiting follow-up woken");
+                }
+                Ok(Settled::Left) => {}
                 Err(e) => report
                     .errors
-                    .push(format!("run {} not looked at: {e}", seen.id)),
+                    .push(format!("run {} not settled: {e}", seen.id)),
             }
         }
     }
 
-    /// Ends `seen` as abandoned if it still is, queueing a run of its stream's work first;
-    /// the redo's id when it did.
-    async fn abandon(&self, seen: &Run, now: DateTime<Utc>) -> Result<Option<RunId>, String> {
+    /// What becomes of a run found open and unwritten for long:
+    /// - left alone while its stream is worked on, or was a moment ago (a continuation, or
+    ///   its job sent again for later, may be on its way);
+    /// - with a follow-up kept on a stream nobody works on, the follow-up's wake-up was
+    ///   lost: one is sent (the follow-up may be this run's job, merged);
+    /// - queued and never taken up: its job is sent again, as it was (for a day; then it is
+    ///   ended `failed`);
+    /// - taken up and left: ended `failed` (abandoned) and its work queued as a new run,
+    ///   the records it named included, unless it was itself such a run.
+    async fn settle(&self, seen: &Run, now: DateTime<Utc>) -> Result<Settled, String> {
         let err = |e: &dyn std::fmt::Display| e.to_string();
         // (The index may lag: the run as stored now decides.)
         let Some(run) = self
@@ -188,89 +255,159 @@ impl Sweeper {
             .await
             .map_err(|e| err(&e))?
         else {
-            return Ok(None);
+            return Ok(Settled::Left);
         };
         if run.status.is_final() || run.updated_at > now - self.settings.stale_after {
-            return Ok(None);
+            return Ok(Settled::Left);
         }
         let key = SyncKey {
             connection: run.connection_id,
             entity: run.entity_type,
         };
-        if self
+        let stream = self
             .ports
             .streams
-            .busy(key, now)
+            .state(key, now)
             .await
-            .map_err(|e| err(&e))?
+            .map_err(|e| err(&e))?;
+        if stream.busy
+            || stream
+                .lease_until
+                .is_some_and(|until| until > now - self.settings.quiet)
         {
-            // A worker is on the stream (this run's, between renewals, or another).
-            return Ok(None);
+            return Ok(Settled::Left);
         }
-        let job = SyncJob {
-            job_id: format!("redo-{}", run.id),
-            tenant_id: run.tenant_id.clone(),
-            connection_id: run.connection_id,
-            platform: run.platform,
-            entity_type: run.entity_type,
-            sync_mode: run.sync_mode,
-            trigger: Trigger::Retry,
-            // (From the abandoned run, so a sweep that dies after queueing it and the next
-            // one queue the same run.)
-            triggered_at: run.updated_at,
-            ids: Vec::new(),
-            resume: None,
-            attempt: 0,
-            stands_for: Vec::new(),
-            window: run.window,
-        };
-        let redo = Run::of_job(&job, job.run_id(), None, now, RunStatus::Queued);
-        if self.ports.runs.create(&redo).await.map_err(|e| err(&e))? {
+        let job = job_of(&run);
+        if stream.pending {
+            let wake = SyncJob {
+                job_id: format!("wake-{}-{}", key.connection, now.timestamp_millis()),
+                trigger: Trigger::FollowUp,
+                ids: Vec::new(),
+                window: None,
+                ..job
+            };
+            self.ports
+                .jobs
+                .send_job(&wake)
+                .await
+                .map_err(|e| format!("wake-up not queued: {e}"))?;
+            return Ok(Settled::Woken);
+        }
+        if run.status == RunStatus::Queued && run.attempts == 0 {
+            if now - run.started_at > self.settings.give_up_after {
+                let why = "abandoned: its job never reached a worker, though sent again for a day; ask for it again if it is still wanted".to_string();
+                return self.end(&run, why, now).await;
+            }
+            let mut touched = run.clone();
+            touched.updated_at = now;
+            if !self
+                .ports
+                .runs
+                .replace_if_untouched(&touched, run.updated_at)
+                .await
+                .map_err(|e| err(&e))?
+            {
+                return Ok(Settled::Left);
+            }
+            // (If this send fails, a later sweep finds the run again.)
             self.ports
                 .jobs
                 .send_job(&job)
                 .await
-                .map_err(|e| format!("redo of run {} not queued: {e}", run.id))?;
+                .map_err(|e| format!("job not sent again: {e}"))?;
+            return Ok(Settled::Resent);
         }
+        if run.job_id.starts_with(REDO_PREFIX) {
+            let why = format!(
+                "abandoned: its worker stopped without finishing it (nothing written since {}, and no worker held its stream); not redone again, as it was itself the redo of an abandoned run: look at its stream, then ask for it again",
+                stamp(run.updated_at)
+            );
+            return self.end(&run, why, now).await;
+        }
+        let redo_job = SyncJob {
+            job_id: format!("{REDO_PREFIX}{}", run.id),
+            trigger: Trigger::Retry,
+            // (From the abandoned run, so a sweep that dies half-way and the next one
+            // queue the same run.)
+            triggered_at: run.updated_at,
+            ..job
+        };
+        let redo = Run::of_job(&redo_job, redo_job.run_id(), None, now, RunStatus::Queued);
+        self.ports.runs.create(&redo).await.map_err(|e| err(&e))?;
+        let why = format!(
+            "abandoned: its worker stopped without finishing it (nothing written since {}, and no worker held its stream); run {} does its work again",
+            stamp(run.updated_at),
+            redo.id
+        );
+        let ended = self.end(&run, why, now).await?;
+        if ended == Settled::Left {
+            // A worker took it up meanwhile: the redo is not needed.
+            let mut dropped = redo.clone();
+            dropped.status = RunStatus::Skipped;
+            dropped.message = Some(format!(
+                "not needed: run {} was taken up again before it could be redone",
+                run.id
+            ));
+            dropped.finished_at = Some(now);
+            self.ports
+                .runs
+                .replace_if_untouched(&dropped, redo.updated_at)
+                .await
+                .map_err(|e| err(&e))?;
+            return Ok(Settled::Left);
+        }
+        // (If this send fails, the redo stays queued, never taken up: a later sweep sends
+        // it again.)
+        self.ports
+            .jobs
+            .send_job(&redo_job)
+            .await
+            .map_err(|e| format!("redo of run {} not queued: {e}", run.id))?;
+        Ok(Settled::Abandoned(Some(redo.id)))
+    }
+
+    /// Ends `run` `failed` with `why`, if nobody wrote it since it was read; notes it on
+    /// its schedule unless a later run of the schedule is there.
+    async fn end(&self, run: &Run, why: String, now: DateTime<Utc>) -> Result<Settled, String> {
         let mut ended = run.clone();
         ended.status = RunStatus::Failed;
-        let what = match run.status {
-            RunStatus::Queued => "its job never reached a worker",
-            _ => "its worker stopped without finishing it",
-        };
-        let named = if run.ids_requested > 0 {
-            "; the records it named are synced again only if changed since the stream's cursor"
-        } else {
-            ""
-        };
-        ended.message = Some(format!(
-            "abandoned: {what} (nothing written since {}, and no worker held its stream); run {} does its work again{named}",
-            run.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            redo.id
-        ));
+        ended.message = Some(why);
         ended.finished_at = Some(now);
         ended.updated_at = now;
         if !self
             .ports
             .runs
-            .end_if_untouched(&ended, run.updated_at)
+            .replace_if_untouched(&ended, run.updated_at)
             .await
-            .map_err(|e| err(&e))?
+            .map_err(|e| e.to_string())?
         {
-            // A worker took it up meanwhile; the redo only finds little left to do.
-            return Ok(None);
+            return Ok(Settled::Left);
         }
         if let Some(schedule) = run.schedule_id {
-            if let Err(e) = self
+            let later = run.triggered_at + Duration::milliseconds(1);
+            match self
                 .ports
-                .schedules
-                .record_run(&run.tenant_id, schedule, now, RunStatus::Failed)
+                .runs
+                .ran_since(&run.tenant_id, schedule, later)
                 .await
             {
-                tracing::warn!(schedule_id = %schedule, error = %e, "abandoned run not noted on its schedule");
+                Ok(false) => {
+                    if let Err(e) = self
+                        .ports
+                        .schedules
+                        .record_run(&run.tenant_id, schedule, now, RunStatus::Failed)
+                        .await
+                    {
+                        tracing::warn!(schedule_id = %schedule, error = %e, "abandoned run not noted on its schedule");
+                    }
+                }
+                Ok(true) => {}
+                Err(e) => {
+                    tracing::warn!(schedule_id = %schedule, error = %e, "abandoned run not noted on its schedule")
+                }
             }
         }
-        Ok(Some(redo.id))
+        Ok(Settled::Abandoned(None))
     }
 
     /// Checks the fire times in `(checked_until of the last sweep, now - grace]`; answers up
@@ -321,9 +458,17 @@ impl Sweeper {
         now: DateTime<Utc>,
         report: &mut SweepReport,
     ) -> Result<(), String> {
-        // Fire times before the schedule's last write are not its (it was paused, or fired
-        // on another expression).
-        let fires = fire_times(schedule, from.max(schedule.updated_at), until);
+        // EventBridge may fire up to the flexible window late: each schedule's fire times
+        // are judged that much later. Fire times before the schedule's last write are not
+        // its (it was paused, or fired on another expression).
+        let late = Duration::minutes(i64::from(
+            schedule.options.flexible_window_minutes.unwrap_or(0),
+        ));
+        let fires = fire_times(
+            schedule,
+            (from - late).max(schedule.updated_at),
+            until - late,
+        );
         let Some(&last) = fires.last() else {
             return Ok(());
         };
@@ -352,7 +497,7 @@ impl Sweeper {
         let missed = &fires[lo..];
         let window = Duration::minutes(i64::from(schedule.options.catch_up_window_minutes));
         let catch_up = if now - last <= window {
-            self.catch_up(schedule, last).await?
+            Some(self.catch_up(schedule, last).await?)
         } else {
             None
         };
@@ -381,15 +526,12 @@ impl Sweeper {
         Ok(())
     }
 
-    /// Queues the `catch_up` run for `fire`, unless a sweep did already; its id if this
-    /// one did.
-    async fn catch_up(
-        &self,
-        schedule: &Schedule,
-        fire: DateTime<Utc>,
-    ) -> Result<Option<RunId>, String> {
+    /// Queues the `catch_up` run for `fire`; its id.
+    async fn catch_up(&self, schedule: &Schedule, fire: DateTime<Utc>) -> Result<RunId, String> {
         let job = SyncJob {
-            job_id: format!("catch-up-{}-{}", schedule.id, fire.timestamp_millis()),
+            // The fire's own identity: if its job turns up after all (late, or held back on
+            // a busy stream), it and this one are one run.
+            job_id: SyncJob::fire_job_id(schedule.id, fire),
             tenant_id: schedule.tenant_id.clone(),
             connection_id: schedule.credential_id,
             platform: schedule.platform,
@@ -412,22 +554,20 @@ impl Sweeper {
             self.ports.clock.now(),
             RunStatus::Queued,
         );
-        if !self
-            .ports
-            .runs
-            .create(&run)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            return Ok(None);
-        }
+        // Sent, then recorded: a sweep that dies between the two leaves the next to send the
+        // same job again (one run), never a record whose job was not sent.
         let delay = spread(schedule.id, self.settings.spread);
         self.ports
             .jobs
             .send_job_later(&job, delay)
             .await
             .map_err(|e| format!("catch-up run {} not queued: {e}", run.id))?;
-        Ok(Some(run.id))
+        self.ports
+            .runs
+            .create(&run)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(run.id)
     }
 
     async fn drift(&self, report: &mut SweepReport) {

@@ -11,7 +11,7 @@ use crate::domain::{
     ConnectionId, EntityType, NewSchedule, Platform, ScheduleOptions, SyncMode, TenantId,
 };
 use crate::memory::{connection_fixture, MemorySweepLog, MemoryWorld};
-use crate::ports::{ScheduleTrigger, StoreError, StreamWatch};
+use crate::ports::{ScheduleTrigger, StoreError, StreamWatch, SyncLeases};
 use crate::service::ScheduleService;
 use crate::time::ScheduleExpression;
 
@@ -86,6 +86,7 @@ impl World {
         run.status = status;
         run.finished_at = None;
         run.updated_at = written;
+        run.attempts = u32::from(status != RunStatus::Queued);
         self.mem.runs.seed(run.clone());
         run
     }
@@ -178,26 +179,111 @@ async fn a_running_run_nobody_has_touched_while_its_stream_is_free_is_abandoned_
 }
 
 #[tokio::test]
-async fn a_queued_run_whose_job_never_arrived_is_abandoned_too() {
+async fn the_records_a_lost_run_named_are_named_by_its_redo_and_a_redo_left_in_turn_is_not_redone()
+{
     let w = world();
-    let lost = w.open_run("never-sent", RunStatus::Queued, at(8, 0));
+    let mut named = w.open_run("webhook", RunStatus::Running, at(8, 0));
+    named.ids = vec!["7".into(), "9".into()];
+    named.ids_requested = 2;
+    w.mem.runs.seed(named.clone());
+    w.sweeper().sweep().await;
+    let jobs = w.mem.queue.drain_jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].ids, ["7", "9"]);
+    // The redo is taken up and left too: ended, and not redone again.
+    let redo_id = jobs[0].run_id();
+    let mut redo = w.stored(&Run::of_job(
+        &jobs[0],
+        redo_id,
+        None,
+        at(9, 0),
+        RunStatus::Queued,
+    ));
+    redo.status = RunStatus::Running;
+    redo.attempts = 1;
+    redo.updated_at = at(9, 1);
+    w.mem.runs.seed(redo.clone());
+    w.clock.set(at(10, 0));
     let report = w.sweeper().sweep().await;
-    assert_eq!(report.counts.abandoned, 1);
-    let message = w.stored(&lost).message.unwrap_or_default();
+    assert_eq!(report.counts.abandoned, 1, "{:?}", report.errors);
+    assert_eq!(report.abandoned[0].1, None);
+    let ended = w.stored(&redo);
+    assert_eq!(ended.status, RunStatus::Failed);
     assert!(
-        message.contains("its job never reached a worker"),
-        "{message}"
+        ended
+            .message
+            .unwrap_or_default()
+            .contains("not redone again"),
+        "{:?}",
+        w.stored(&redo).message
     );
+    assert!(w.mem.queue.jobs().is_empty());
 }
 
 #[tokio::test]
-async fn a_run_whose_stream_a_worker_holds_or_that_was_written_lately_is_left_alone() {
+async fn a_queued_run_whose_job_never_arrived_has_it_sent_again_as_it_was_then_is_ended_after_a_day(
+) {
+    let w = world();
+    let mut lost = w.open_run("never-sent", RunStatus::Queued, at(8, 0));
+    lost.trigger = Trigger::Manual;
+    lost.ids = vec!["42".into()];
+    w.mem.runs.seed(lost.clone());
+    let report = w.sweeper().sweep().await;
+    assert_eq!(report.resent, [lost.id.clone()], "{:?}", report.errors);
+    assert_eq!(report.counts.abandoned, 0);
+    let jobs = w.mem.queue.drain_jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(
+        jobs[0].run_id(),
+        lost.id,
+        "its own job, which takes its record up"
+    );
+    assert_eq!(jobs[0].ids, ["42"]);
+    let touched = w.stored(&lost);
+    assert_eq!(
+        (touched.status, touched.updated_at),
+        (RunStatus::Queued, at(9, 0))
+    );
+    // Sent again and again, it never arrives: after a day it is ended.
+    w.clock.set(at(9, 30));
+    assert!(
+        w.sweeper().sweep().await.resent.is_empty(),
+        "not yet stale again"
+    );
+    let mut day_old = w.stored(&lost);
+    day_old.updated_at = at(8, 0);
+    day_old.started_at = at(8, 0) - Duration::days(1);
+    w.mem.runs.seed(day_old);
+    let report = w.sweeper().sweep().await;
+    assert_eq!(report.counts.abandoned, 1);
+    let ended = w.stored(&lost);
+    assert_eq!(ended.status, RunStatus::Failed);
+    assert!(ended
+        .message
+        .unwrap_or_default()
+        .contains("never reached a worker"));
+    assert!(w.mem.queue.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn a_run_whose_stream_is_held_was_worked_on_a_moment_ago_or_that_was_written_lately_is_left_alone(
+) {
     let w = world();
     let held = w.open_run("held", RunStatus::Running, at(8, 0));
     w.mem.leases.hold(w.key(), "a worker", at(9, 1));
     let report = w.sweeper().sweep().await;
     assert_eq!(report.counts.abandoned, 0);
     assert_eq!(w.stored(&held).status, RunStatus::Running);
+    // Released a moment ago: a continuation, or a job sent again for later, may be coming.
+    w.mem
+        .leases
+        .release(w.key(), "a worker")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.clock.set(at(9, 4));
+    assert_eq!(w.sweeper().sweep().await.counts.abandoned, 0);
+    w.clock.set(at(9, 7));
+    assert_eq!(w.sweeper().sweep().await.counts.abandoned, 1, "quiet since");
 
     let w = world();
     let recent = w.open_run("recent", RunStatus::Running, at(8, 30));
@@ -205,6 +291,25 @@ async fn a_run_whose_stream_a_worker_holds_or_that_was_written_lately_is_left_al
     assert_eq!(report.counts.abandoned, 0);
     assert_eq!(w.stored(&recent).status, RunStatus::Running);
     assert!(w.mem.queue.jobs().is_empty());
+}
+
+#[tokio::test]
+async fn a_follow_up_kept_on_a_stream_nobody_works_on_is_woken_and_the_run_left_for_it() {
+    let w = world();
+    let queued = w.open_run("merged", RunStatus::Queued, at(8, 0));
+    let kept = job_of(&queued);
+    w.mem
+        .leases
+        .park(w.key(), &kept)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = w.sweeper().sweep().await;
+    assert_eq!(report.counts.abandoned, 0);
+    assert!(report.resent.is_empty());
+    let jobs = w.mem.queue.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].trigger, Trigger::FollowUp);
+    assert_eq!(w.stored(&queued).status, RunStatus::Queued);
 }
 
 /// Runs as stored, with a worker that takes the run up (writes it) just after the sweeper
@@ -224,7 +329,11 @@ impl RunSweep for Interleaved {
     async fn stale(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError> {
         self.inner.stale(before, limit).await
     }
-    async fn end_if_untouched(&self, ended: &Run, seen: DateTime<Utc>) -> Result<bool, StoreError> {
+    async fn replace_if_untouched(
+        &self,
+        ended: &Run,
+        seen: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         if self.worker_writes.swap(false, Ordering::SeqCst) {
             let mut taken = ended.clone();
             taken.status = RunStatus::Running;
@@ -238,7 +347,7 @@ impl RunSweep for Interleaved {
                 "the sweep's invocation ended".into(),
             ));
         }
-        self.inner.end_if_untouched(ended, seen).await
+        self.inner.replace_if_untouched(ended, seen).await
     }
     async fn create(&self, run: &Run) -> Result<bool, StoreError> {
         self.inner.create(run).await
@@ -254,7 +363,7 @@ impl RunSweep for Interleaved {
 }
 
 #[tokio::test]
-async fn a_worker_that_takes_the_run_up_while_the_sweeper_decides_keeps_it() {
+async fn a_worker_that_takes_the_run_up_while_the_sweeper_decides_keeps_it_and_no_redo_is_sent() {
     let w = world();
     let run = w.open_run("late delivery", RunStatus::Running, at(8, 0));
     let runs = Arc::new(Interleaved {
@@ -272,11 +381,19 @@ async fn a_worker_that_takes_the_run_up_while_the_sweeper_decides_keeps_it() {
         "the worker's write stands"
     );
     assert_eq!(stored.message, None);
+    assert!(w.mem.queue.jobs().is_empty(), "no redo sent");
+    let redo = w
+        .mem
+        .runs
+        .all()
+        .into_iter()
+        .find(|r| r.job_id.starts_with("redo-"))
+        .unwrap_or_else(|| panic!("no redo record"));
+    assert_eq!(redo.status, RunStatus::Skipped, "{redo:?}");
 }
 
 #[tokio::test]
-async fn a_sweep_that_dies_after_queueing_the_redo_leaves_the_next_to_end_the_run_without_a_second_redo(
-) {
+async fn a_sweep_that_dies_before_ending_the_run_leaves_the_next_to_end_it_with_one_redo() {
     let w = world();
     let run = w.open_run("lost", RunStatus::Running, at(8, 0));
     let runs = Arc::new(Interleaved {
@@ -289,6 +406,7 @@ async fn a_sweep_that_dies_after_queueing_the_redo_leaves_the_next_to_end_the_ru
     assert_eq!(first.counts.abandoned, 0);
     assert_eq!(first.errors.len(), 1, "{:?}", first.errors);
     assert_eq!(w.stored(&run).status, RunStatus::Running);
+    assert!(w.mem.queue.jobs().is_empty());
     w.clock.set(at(9, 5));
     let second = w.sweeper_with(runs).sweep().await;
     assert_eq!(second.counts.abandoned, 1, "{:?}", second.errors);
@@ -297,23 +415,20 @@ async fn a_sweep_that_dies_after_queueing_the_redo_leaves_the_next_to_end_the_ru
 }
 
 #[tokio::test]
-async fn when_the_queue_refuses_the_redo_the_run_stays_open_for_the_next_sweep() {
+async fn when_the_queue_refuses_the_redo_a_later_sweep_sends_it() {
     let w = world();
     let run = w.open_run("lost", RunStatus::Running, at(8, 0));
     w.mem.queue.set_failing(true);
     let report = w.sweeper().sweep().await;
-    assert_eq!(report.counts.abandoned, 0);
-    assert_eq!(w.stored(&run).status, RunStatus::Running);
-    // The redo's record is there, queued and unsent: a later sweep finds it stale too.
-    assert_eq!(
-        w.mem
-            .runs
-            .all()
-            .iter()
-            .filter(|r| r.status == RunStatus::Queued)
-            .count(),
-        1
-    );
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert_eq!(w.stored(&run).status, RunStatus::Failed);
+    w.mem.queue.set_failing(false);
+    w.clock.set(at(9, 50));
+    let later = w.sweeper().sweep().await;
+    assert_eq!(later.resent.len(), 1, "{:?}", later.errors);
+    let jobs = w.mem.queue.jobs();
+    assert_eq!(jobs.len(), 1);
+    assert!(jobs[0].job_id.starts_with("redo-"), "{jobs:?}");
 }
 
 #[tokio::test]
@@ -340,6 +455,11 @@ async fn a_missed_fire_time_inside_the_window_is_caught_up_once_with_one_run() {
         }
     );
     assert_eq!(job.triggered_at, at(12, 0));
+    assert_eq!(
+        job.job_id,
+        SyncJob::fire_job_id(schedule.id, at(12, 0)),
+        "the fire's own identity"
+    );
     assert!(*delay <= std::time::Duration::from_secs(300), "{delay:?}");
     let queued = w.stored(&Run::of_job(
         job,
@@ -450,9 +570,43 @@ async fn a_trigger_changed_behind_the_stores_back_is_repaired_and_counted() {
 }
 
 #[tokio::test]
-async fn the_stream_watch_sees_a_lease_only_until_it_expires() {
+async fn the_stream_watch_sees_a_lease_until_it_expires_and_when_it_last_ran_after() {
     let w = world();
     w.mem.leases.hold(w.key(), "a worker", at(9, 1));
-    assert_eq!(w.mem.leases.busy(w.key(), at(9, 0)).await.ok(), Some(true));
-    assert_eq!(w.mem.leases.busy(w.key(), at(9, 2)).await.ok(), Some(false));
+    let busy = w.mem.leases.state(w.key(), at(9, 0)).await.ok();
+    assert_eq!(
+        busy.map(|s| (s.busy, s.lease_until)),
+        Some((true, Some(at(9, 1))))
+    );
+    let after = w.mem.leases.state(w.key(), at(9, 2)).await.ok();
+    assert_eq!(
+        after.map(|s| (s.busy, s.lease_until)),
+        Some((false, Some(at(9, 1))))
+    );
+}
+
+#[tokio::test]
+async fn a_schedule_with_a_flexible_window_has_its_fire_times_judged_that_much_later() {
+    let w = world();
+    let schedule = w
+        .schedule(
+            "@hourly",
+            ScheduleOptions {
+                flexible_window_minutes: Some(30),
+                ..ScheduleOptions::default()
+            },
+        )
+        .await;
+    w.fired(&schedule, at(10, 0));
+    w.fired(&schedule, at(11, 0));
+    // 12:00 may still be fired up to 12:30: at 12:20 it is not judged.
+    w.clock.set(at(12, 20));
+    let report = w.sweeper().sweep().await;
+    assert!(report.missed.is_empty(), "{:?}", report.missed);
+    // At 12:45 it is, once.
+    w.clock.set(at(12, 45));
+    let report = w.sweeper().sweep().await;
+    let fires: Vec<_> = report.missed.iter().map(|m| m.fire_time).collect();
+    assert_eq!(fires, [at(12, 0)]);
+    assert_eq!(report.counts.caught_up, 1);
 }

@@ -155,6 +155,11 @@ impl SyncWorker {
             return self.wake(&tenure, job).await;
         }
         let mut job = job;
+        if let (Trigger::Schedule { schedule_id, .. }, None) = (&job.trigger, &job.resume) {
+            // A fire's run is the fire's, however many times it is delivered and whether
+            // or not the sweeper caught it up meanwhile (see `SyncJob::fire_job_id`).
+            job.job_id = SyncJob::fire_job_id(*schedule_id, job.triggered_at);
+        }
         let mut overlap = OverlapPolicy::BufferOne;
         if let (
             Trigger::Schedule {

@@ -1595,7 +1595,7 @@ async fn a_fire_of_a_skip_schedule_on_a_busy_stream_is_recorded_skipped_and_a_bu
     let key = w.key(&w.a);
     w.leases
         .hold(key, "other", w.clock.now() + Duration::seconds(60));
-    let (_, skip) = scheduled(
+    let (schedule, skip) = scheduled(
         &w,
         SyncMode::Incremental,
         crate::domain::ScheduleOptions {
@@ -1614,8 +1614,10 @@ async fn a_fire_of_a_skip_schedule_on_a_busy_stream_is_recorded_skipped_and_a_bu
     assert!(w.leases.pending(key).is_none(), "nothing kept");
     // A fire of it tried before (its run failed, and the queue delivers it again) is the
     // schedule's own, not skipped: it waits.
+    // (Another fire time: the run of a fire is the fire's, whatever its delivery.)
     let mut again = skip.clone();
-    again.job_id = "tried before".into();
+    again.triggered_at = skip.triggered_at + Duration::hours(1);
+    again.job_id = SyncJob::fire_job_id(schedule.id, again.triggered_at);
     let mut failed = Run::of_job(
         &again,
         again.run_id(),
@@ -1739,4 +1741,75 @@ async fn a_full_run_between_invocations_goes_on_after_another_run_moved_the_curs
         .find(|r| r.id == full.run_id())
         .unwrap_or_else(|| panic!("no run"));
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+}
+
+#[tokio::test]
+async fn a_fire_delivered_twice_or_after_the_sweeper_caught_it_up_is_one_run() {
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let (schedule, fire) = scheduled(&w, SyncMode::Incremental, Default::default()).await;
+    // The sweeper found the fire missed: its catch-up is recorded queued and sent.
+    let catch_up = SyncJob {
+        job_id: SyncJob::fire_job_id(schedule.id, fire.triggered_at),
+        trigger: Trigger::CatchUp {
+            schedule_id: schedule.id,
+        },
+        ..fire.clone()
+    };
+    w.runs.seed(Run::of_job(
+        &catch_up,
+        catch_up.run_id(),
+        None,
+        w.clock.now(),
+        RunStatus::Queued,
+    ));
+    // Then EventBridge's delivery turns up after all, twice (two execution ids), and the
+    // catch-up last.
+    let mut twice = fire.clone();
+    twice.job_id = "another execution".into();
+    for job in [fire, twice, catch_up.clone()] {
+        w.run_to_end(job).await;
+    }
+    let runs = w.runs.all();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0].id, catch_up.run_id());
+    assert_eq!(runs[0].status, RunStatus::Succeeded, "{runs:#?}");
+    assert_eq!(by_sku(&w.pb).len(), 2);
+}
+
+#[tokio::test]
+async fn a_catch_up_of_a_schedule_paused_or_deleted_since_is_skipped() {
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let (schedule, fire) = scheduled(&w, SyncMode::Incremental, Default::default()).await;
+    ScheduleService::new(
+        w.mem.schedules.clone(),
+        w.mem.trigger.clone(),
+        w.mem.connections.clone(),
+        w.clock.clone(),
+    )
+    .update(
+        &w.tenant,
+        schedule.id,
+        crate::domain::SchedulePatch {
+            is_active: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let catch_up = SyncJob {
+        job_id: SyncJob::fire_job_id(schedule.id, fire.triggered_at),
+        trigger: Trigger::CatchUp {
+            schedule_id: schedule.id,
+        },
+        ..fire
+    };
+    w.run_to_end(catch_up).await;
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Skipped, "{run:#?}");
+    assert!(run.message.unwrap_or_default().contains("paused"));
+    assert!(by_sku(&w.pb).is_empty());
 }
