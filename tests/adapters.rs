@@ -47,6 +47,7 @@ async fn schedule(aws: &Aws, tenant_name: &str, expr: &str, created: &str) -> Sc
         options: Default::default(),
         last_run_at: Some(at("2026-11-01T10:00:00.123Z")),
         last_run_status: Some(sync_core::domain::RunStatus::Partial),
+        consecutive_failures: 3,
         created_at: at(created),
         updated_at: at(created),
         version: 1,
@@ -251,6 +252,7 @@ async fn a_flexible_window_and_the_other_options_reach_eventbridge_and_the_table
         pause_note: Some("closing the books for November".into()),
         flexible_window_minutes: Some(15),
         catch_up_window_minutes: 15,
+        auto_pause_after_failures: 3,
     };
     t.create(&s).await.unwrap_or_else(|e| panic!("{e}"));
     let got = eventbridge(&aws, s.id)
@@ -994,15 +996,95 @@ async fn the_sweepers_stream_watch_and_status_read_what_the_table_holds() {
             caught_up: 2,
             missed: 3,
             repairs: 4,
+            paused: 5,
         },
         totals: SweepCounts {
             abandoned: 10,
             caught_up: 20,
             missed: 30,
             repairs: 40,
+            paused: 50,
         },
         errors: vec!["schedules not read".into()],
     };
     log.record(&status).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(log.last().await.ok(), Some(Some(status)));
+}
+
+#[tokio::test]
+async fn a_schedules_failures_in_a_row_count_each_run_once_and_start_again_on_success_or_an_edit() {
+    use sync_core::domain::{RunId, RunStatus};
+    let aws = fresh_aws().await;
+    let store = store(&aws);
+    let mut s = schedule(&aws, "acme", "@daily", "2026-11-24T12:00:00Z").await;
+    s.consecutive_failures = 0;
+    store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    let now = at("2026-11-25T12:00:00Z");
+    let first = RunId::for_job(now, "first");
+    let second = RunId::for_job(now, "second");
+    let count = || async {
+        store
+            .get(&s.tenant_id, s.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|x| (x.consecutive_failures, x.last_run_status))
+    };
+    // One run failing on three tries is one failure; another run's is a second.
+    for run in [&first, &first, &first, &second] {
+        store
+            .record_run(&s.tenant_id, s.id, now, RunStatus::Failed, run)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(count().await, Some((2, Some(RunStatus::Failed))));
+    // A skipped or cancelled run leaves the count; a partial one sets it back.
+    store
+        .record_run(&s.tenant_id, s.id, now, RunStatus::Skipped, &first)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(count().await, Some((2, Some(RunStatus::Skipped))));
+    store
+        .record_run(&s.tenant_id, s.id, now, RunStatus::Partial, &first)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(count().await, Some((0, Some(RunStatus::Partial))));
+    // Failing again, then a person's edit: a fresh start.
+    let third = RunId::for_job(now, "third");
+    store
+        .record_run(&s.tenant_id, s.id, now, RunStatus::Failed, &third)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(count().await.map(|c| c.0), Some(1));
+    let mut edited = store
+        .get(&s.tenant_id, s.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("gone"));
+    edited.consecutive_failures = 0;
+    edited.version += 1;
+    store
+        .replace(&edited, edited.version - 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        count().await,
+        Some((0, Some(RunStatus::Failed))),
+        "the last run is kept"
+    );
+    // A schedule deleted meanwhile stays deleted.
+    store
+        .delete(&s.tenant_id, s.id, edited.version)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .record_run(
+            &s.tenant_id,
+            s.id,
+            now,
+            RunStatus::Failed,
+            &RunId::for_job(now, "late"),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(count().await, None);
 }

@@ -1215,3 +1215,42 @@ async fn a_schedules_audit_lists_its_fire_times_in_utc_and_its_zone_and_refuses_
     let (status, got, _) = send(&w, with_tenant(get_query(&path, &[]), "someone-else")).await;
     assert_error(status, &got, StatusCode::NOT_FOUND, "not_found");
 }
+
+#[tokio::test]
+async fn the_sweeper_status_says_when_it_last_swept_and_counts_its_errors_without_naming_them() {
+    use sync_core::ports::{SweepCounts, SweepStatus};
+    let w = world();
+    let (status, none, _) = send(&w, request("GET", "/api/sync/sweeper", None)).await;
+    assert_eq!(status, StatusCode::OK, "{none}");
+    assert_eq!(none["last_sweep_at"], Value::Null);
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z")
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_default();
+    let recorded = w
+        .app
+        .services
+        .sweeps
+        .record(&SweepStatus {
+            last_sweep_at: at,
+            checked_until: at - chrono::Duration::minutes(10),
+            last: SweepCounts {
+                caught_up: 1,
+                ..SweepCounts::default()
+            },
+            totals: SweepCounts {
+                caught_up: 4,
+                repairs: 2,
+                ..SweepCounts::default()
+            },
+            errors: vec!["schedule 3f00… of another tenant not checked".into()],
+        })
+        .await;
+    assert!(recorded.is_ok());
+    let (status, got, _) = send(&w, request("GET", "/api/sync/sweeper", None)).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["last_sweep_at"], "2026-11-24T12:00:00Z");
+    assert_eq!(got["last"]["caught_up"], 1);
+    assert_eq!(got["totals"]["repairs"], 2);
+    assert_eq!(got["errors"], 1);
+    assert!(!got.to_string().contains("another tenant"), "{got}");
+}

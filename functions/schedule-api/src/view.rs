@@ -35,6 +35,8 @@ pub fn schedule(s: &Schedule, now: DateTime<Utc>) -> Value {
         "pause_note": s.options.pause_note,
         "flexible_window_minutes": s.options.flexible_window_minutes,
         "catch_up_window_minutes": s.options.catch_up_window_minutes,
+        "auto_pause_after_failures": s.options.auto_pause_after_failures,
+        "consecutive_failures": s.consecutive_failures,
         "last_run_at": optional(s.last_run_at),
         "last_run_status": s.last_run_status.map(|st| st.as_str()),
         "next_run_at": optional(s.next_run_at(now)),

@@ -42,6 +42,7 @@ pub fn summary(report: &SweepReport) -> Value {
             "redo_run_id": redo.as_ref().map(|r| r.to_string()),
         })).collect::<Vec<_>>(),
         "resent": report.resent.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        "paused": report.paused.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         "missed": report.missed.iter().map(|m| json!({
             "tenant_id": m.tenant.to_string(),
             "schedule_id": m.schedule.to_string(),
@@ -54,6 +55,7 @@ pub fn summary(report: &SweepReport) -> Value {
             "caught_up": report.counts.caught_up,
             "missed": report.counts.missed,
             "repairs": report.counts.repairs,
+            "paused": report.counts.paused,
         },
         "errors": report.errors,
     })

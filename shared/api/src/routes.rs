@@ -133,6 +133,7 @@ pub enum Endpoint {
     SyncResync,
     FailureList,
     FailureRetry,
+    SweeperStatus,
 }
 
 /// A route the API function serves.
@@ -182,6 +183,7 @@ api_routes! {
     "POST" "/api/sync/resync" => SyncResync, "read again and rewrite what the source changed in a span of time (202, the queued run), or set a stream's cursor (200)";
     "GET" "/api/sync/failures" => FailureList, "a connection's quarantined records (`connection_id`, `entity_type`, `limit`, `next`)";
     "POST" "/api/sync/failures/retry" => FailureRetry, "try kept failures again in bulk, by filter (202, the queued runs)";
+    "GET" "/api/sync/sweeper" => SweeperStatus, "when the sweeper last swept, and what it did then and in all";
 }
 
 /// The path parameters of a matched route, by name.

@@ -19,8 +19,8 @@ use crate::table::{
     sweep_shard, tenant_pk, time, write_failure, Item, Records, SCHEDULE_PREFIX, SWEEP_INDEX,
 };
 use sync_core::domain::{
-    OverlapPolicy, RunStatus, Schedule, ScheduleId, ScheduleOptions, TenantId,
-    DEFAULT_CATCH_UP_WINDOW_MINUTES,
+    OverlapPolicy, RunId, RunStatus, Schedule, ScheduleId, ScheduleOptions, TenantId,
+    DEFAULT_AUTO_PAUSE_AFTER_FAILURES, DEFAULT_CATCH_UP_WINDOW_MINUTES,
 };
 use sync_core::ports::{ScheduleStore, StoreError};
 use sync_core::time::ScheduleExpression;
@@ -84,6 +84,15 @@ fn to_item(x: &Schedule) -> Item {
         "catch_up_window_minutes".into(),
         AttributeValue::N(x.options.catch_up_window_minutes.to_string()),
     );
+    item.insert(
+        "auto_pause_after_failures".into(),
+        AttributeValue::N(x.options.auto_pause_after_failures.to_string()),
+    );
+    // (Written by a user's edit too, which sets it back to 0.)
+    item.insert(
+        "consecutive_failures".into(),
+        AttributeValue::N(x.consecutive_failures.to_string()),
+    );
     if let Some(t) = x.last_run_at {
         item.insert("last_run_at".into(), time(t));
     }
@@ -94,6 +103,18 @@ fn to_item(x: &Schedule) -> Item {
     item.insert("updated_at".into(), time(x.updated_at));
     item.insert("version".into(), AttributeValue::N(x.version.to_string()));
     item
+}
+
+/// A whole number attribute, or `default` on an item written before it existed.
+fn number_or(item: &Item, field: &str, default: u32) -> Result<u32, StoreError> {
+    match item.get(field) {
+        Some(v) => v
+            .as_n()
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| corrupt(field)),
+        None => Ok(default),
+    }
 }
 
 fn from_item(item: &Item) -> Result<Schedule, StoreError> {
@@ -128,15 +149,18 @@ fn from_item(item: &Item) -> Result<Schedule, StoreError> {
                 ),
                 None => None,
             },
-            catch_up_window_minutes: match item.get("catch_up_window_minutes") {
-                Some(v) => v
-                    .as_n()
-                    .ok()
-                    .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| corrupt("catch_up_window_minutes"))?,
-                None => DEFAULT_CATCH_UP_WINDOW_MINUTES,
-            },
+            catch_up_window_minutes: number_or(
+                item,
+                "catch_up_window_minutes",
+                DEFAULT_CATCH_UP_WINDOW_MINUTES,
+            )?,
+            auto_pause_after_failures: number_or(
+                item,
+                "auto_pause_after_failures",
+                DEFAULT_AUTO_PAUSE_AFTER_FAILURES,
+            )?,
         },
+        consecutive_failures: number_or(item, "consecutive_failures", 0)?,
         last_run_at: match item.get("last_run_at") {
             Some(_) => Some(get_time(item, "last_run_at")?),
             None => None,
@@ -244,20 +268,49 @@ impl ScheduleStore for DynamoScheduleStore {
         id: ScheduleId,
         at: DateTime<Utc>,
         status: RunStatus,
+        run: &RunId,
     ) -> Result<(), StoreError> {
         // Only the worker's own attributes, and never the version: a user's concurrent
         // edit is neither blocked nor overwritten.
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(schedule_key(tenant, id)))
-            .update_expression("SET last_run_at = :at, last_run_status = :status")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":at", time(at))
-            .expression_attribute_values(":status", s(status.as_str()))
-            .send()
-            .await;
+        let update = |expression: &str, condition: &str| {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(schedule_key(tenant, id)))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .expression_attribute_values(":at", time(at))
+                .expression_attribute_values(":status", s(status.as_str()))
+        };
+        let plain = "SET last_run_at = :at, last_run_status = :status";
+        let exists = "attribute_exists(pk)";
+        let first = match status {
+            // A failed run counts once, however many times it is tried and fails.
+            RunStatus::Failed => update(
+                "SET last_run_at = :at, last_run_status = :status, last_failed_run = :run, consecutive_failures = if_not_exists(consecutive_failures, :zero) + :one",
+                "attribute_exists(pk) AND (attribute_not_exists(last_failed_run) OR last_failed_run <> :run)",
+            )
+            .expression_attribute_values(":run", s(run.as_str()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into())),
+            RunStatus::Succeeded | RunStatus::Partial => update(
+                "SET last_run_at = :at, last_run_status = :status, consecutive_failures = :zero",
+                exists,
+            )
+            .expression_attribute_values(":zero", AttributeValue::N("0".into())),
+            _ => update(plain, exists),
+        };
+        let result = match first.send().await {
+            // Counted already (or gone, which the plain update finds too).
+            Err(e)
+                if status == RunStatus::Failed
+                    && e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                update(plain, exists).send().await
+            }
+            other => other,
+        };
         match result {
             Ok(_) => Ok(()),
             // The schedule was deleted meanwhile: it stays deleted.

@@ -69,7 +69,9 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
     // Reading only: the worker keeps and forgets failures.
     let failures = Arc::new(crate::DynamoFailures::new(dynamodb.clone(), table.clone()));
     // Only to set a stream's cursor by hand.
-    let cursors = Arc::new(crate::DynamoSyncState::new(dynamodb, table));
+    let cursors = Arc::new(crate::DynamoSyncState::new(dynamodb.clone(), table.clone()));
+    // Only to read what the sweeper last did.
+    let sweeps = Arc::new(crate::DynamoSweepLog::new(dynamodb, table));
     let audit =
         sync_core::service::ScheduleAudit::new(schedule_store.clone(), runs.clone(), clock.clone());
     let operations = Operations::new(OperationsPorts {
@@ -91,6 +93,7 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
         runs,
         failures,
         audit,
+        sweeps,
     }
 }
 
@@ -316,7 +319,19 @@ pub fn sweeper(
                 dynamodb.clone(),
                 table.clone(),
             )),
-            log: Arc::new(crate::DynamoSweepLog::new(dynamodb, table)),
+            log: Arc::new(crate::DynamoSweepLog::new(dynamodb.clone(), table.clone())),
+            service: ScheduleService::new(
+                Arc::new(crate::DynamoScheduleStore::new(
+                    dynamodb.clone(),
+                    table.clone(),
+                )),
+                Arc::new(crate::EventBridgeTrigger::new(
+                    aws_sdk_scheduler::Client::new(sdk),
+                    resources,
+                )),
+                Arc::new(crate::DynamoConnectionStore::new(dynamodb, table)),
+                clock.clone(),
+            ),
             repair: repair(sdk, resources, clock.clone()),
             clock,
         },

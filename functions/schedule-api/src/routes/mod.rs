@@ -46,6 +46,7 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
         Endpoint::ScheduleUpdate => schedules::update(app, t, id(raw, "schedule")?, req).await,
         Endpoint::ScheduleDelete => schedules::delete(app, t, id(raw, "schedule")?).await,
         Endpoint::ScheduleRun => runs::run_schedule(app, t, id(raw, "schedule")?).await,
+        Endpoint::SweeperStatus => runs::sweeper(app).await,
         Endpoint::ScheduleAudit => schedules::audit(app, t, id(raw, "schedule")?, req).await,
         Endpoint::ConnectionList => connections::list(app, t, req).await,
         Endpoint::ConnectionCreate => connections::create(app, t, req).await,

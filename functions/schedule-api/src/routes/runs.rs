@@ -222,3 +222,34 @@ pub(super) async fn list(
         }),
     ))
 }
+
+/// `GET /api/sync/sweeper`: when the sweeper last swept, and what it did then and in all.
+/// Its errors are counted, not shown: they name other tenants' runs and schedules.
+pub(super) async fn sweeper(app: &App) -> Result<Response<Body>, ApiError> {
+    let status = app
+        .services
+        .sweeps
+        .last()
+        .await
+        .map_err(ServiceError::from)?;
+    let counts = |c: &sync_core::ports::SweepCounts| {
+        json!({
+            "abandoned": c.abandoned,
+            "caught_up": c.caught_up,
+            "missed": c.missed,
+            "repairs": c.repairs,
+            "paused": c.paused,
+        })
+    };
+    let body = match status {
+        None => json!({"last_sweep_at": null, "message": "the sweeper has not swept yet"}),
+        Some(s) => json!({
+            "last_sweep_at": view::timestamp(s.last_sweep_at),
+            "fire_times_checked_until": view::timestamp(s.checked_until),
+            "last": counts(&s.last),
+            "totals": counts(&s.totals),
+            "errors": s.errors.len(),
+        }),
+    };
+    Ok(view::json_response(StatusCode::OK, &body))
+}

@@ -11,7 +11,8 @@ use crate::view;
 use crate::App;
 use sync_core::domain::{
     NewSchedule, OverlapPolicy, ScheduleId, ScheduleOptions, SchedulePatch, SyncMode, TenantId,
-    DEFAULT_CATCH_UP_WINDOW_MINUTES, MAX_CATCH_UP_WINDOW_MINUTES, MIN_CATCH_UP_WINDOW_MINUTES,
+    DEFAULT_AUTO_PAUSE_AFTER_FAILURES, DEFAULT_CATCH_UP_WINDOW_MINUTES,
+    MAX_AUTO_PAUSE_AFTER_FAILURES, MAX_CATCH_UP_WINDOW_MINUTES, MIN_CATCH_UP_WINDOW_MINUTES,
 };
 use sync_core::service::MAX_PREVIEW_COUNT;
 use sync_core::time::{ScheduleExpression, Zone};
@@ -29,6 +30,7 @@ const CREATE_FIELDS: &[&str] = &[
     "pause_note",
     "flexible_window_minutes",
     "catch_up_window_minutes",
+    "auto_pause_after_failures",
 ];
 const UPDATE_FIELDS: &[&str] = &[
     "cron_expression",
@@ -39,6 +41,7 @@ const UPDATE_FIELDS: &[&str] = &[
     "pause_note",
     "flexible_window_minutes",
     "catch_up_window_minutes",
+    "auto_pause_after_failures",
 ];
 const IMMUTABLE_FIELDS: &[&str] = &["credential_id", "platform", "entity_type"];
 const PREVIEW_FIELDS: &[&str] = &["cron_expression", "timezone", "count", "after"];
@@ -104,6 +107,8 @@ pub(super) async fn create(
             flexible_window_minutes: window_minutes(&fields)?,
             catch_up_window_minutes: catch_up_minutes(&fields)?
                 .unwrap_or(DEFAULT_CATCH_UP_WINDOW_MINUTES),
+            auto_pause_after_failures: pause_after(&fields)?
+                .unwrap_or(DEFAULT_AUTO_PAUSE_AFTER_FAILURES),
         },
     };
     let schedule = app.services.schedules.create(tenant, new).await?;
@@ -147,6 +152,7 @@ pub(super) async fn update(
             None
         },
         catch_up_window_minutes: catch_up_minutes(&fields)?,
+        auto_pause_after_failures: pause_after(&fields)?,
     };
     let schedule = app.services.schedules.update(tenant, id, patch).await?;
     Ok(view::json_response(
@@ -218,16 +224,29 @@ fn window_minutes(fields: &Fields) -> Result<Option<u32>, ApiError> {
 /// `catch_up_window_minutes`: a whole number of minutes (0: never catch up); the schedule
 /// service checks its range.
 fn catch_up_minutes(fields: &Fields) -> Result<Option<u32>, ApiError> {
+    whole(
+        fields,
+        "catch_up_window_minutes",
+        &format!("catch_up_window_minutes must be 0 (never catch up) or {MIN_CATCH_UP_WINDOW_MINUTES} to {MAX_CATCH_UP_WINDOW_MINUTES}"),
+    )
+}
+
+/// `auto_pause_after_failures`: a whole number of runs (0: never pause).
+fn pause_after(fields: &Fields) -> Result<Option<u32>, ApiError> {
+    whole(
+        fields,
+        "auto_pause_after_failures",
+        &format!(
+            "auto_pause_after_failures must be 0 (never pause) to {MAX_AUTO_PAUSE_AFTER_FAILURES}"
+        ),
+    )
+}
+
+/// A whole number field that fits a `u32`, or `message` on `name`.
+fn whole(fields: &Fields, name: &str, message: &str) -> Result<Option<u32>, ApiError> {
     fields
-        .integer("catch_up_window_minutes")?
-        .map(|m| {
-            u32::try_from(m).map_err(|_| {
-                ApiError::invalid_field(
-                    "catch_up_window_minutes",
-                    format!("catch_up_window_minutes must be 0 (never catch up) or {MIN_CATCH_UP_WINDOW_MINUTES} to {MAX_CATCH_UP_WINDOW_MINUTES}"),
-                )
-            })
-        })
+        .integer(name)?
+        .map(|m| u32::try_from(m).map_err(|_| ApiError::invalid_field(name, message)))
         .transpose()
 }
 

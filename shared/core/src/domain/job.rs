@@ -282,6 +282,7 @@ mod tests {
             options: Default::default(),
             last_run_at: None,
             last_run_status: None,
+            consecutive_failures: 0,
             created_at: at,
             updated_at: at,
             version: 7,

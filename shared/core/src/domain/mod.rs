@@ -23,7 +23,8 @@ pub use run::{
 };
 pub use schedule::{
     EntityType, NewSchedule, OverlapPolicy, Schedule, ScheduleOptions, SchedulePatch, SyncMode,
-    TriggerDefinition, UnknownValue, DEFAULT_CATCH_UP_WINDOW_MINUTES, MAX_CATCH_UP_WINDOW_MINUTES,
+    TriggerDefinition, UnknownValue, DEFAULT_AUTO_PAUSE_AFTER_FAILURES,
+    DEFAULT_CATCH_UP_WINDOW_MINUTES, MAX_AUTO_PAUSE_AFTER_FAILURES, MAX_CATCH_UP_WINDOW_MINUTES,
     MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS, MIN_CATCH_UP_WINDOW_MINUTES,
 };
 pub use webhook::{EventPage, EventRecord, EventStatus, QueuedEvent, WebhookEvent};

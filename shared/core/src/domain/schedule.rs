@@ -67,6 +67,10 @@ text_enum!(OverlapPolicy, "skip, buffer_one", {
 
 /// Most minutes of EventBridge Scheduler's flexible time window.
 pub const MAX_FLEXIBLE_WINDOW_MINUTES: u32 = 1440;
+/// Failed runs in a row after which a schedule is paused, unless it says otherwise.
+pub const DEFAULT_AUTO_PAUSE_AFTER_FAILURES: u32 = 10;
+/// The most a schedule may allow.
+pub const MAX_AUTO_PAUSE_AFTER_FAILURES: u32 = 1000;
 /// The shortest catch-up window but none: the sweeper finds a missed fire time 10 to 15
 /// minutes after it.
 pub const MIN_CATCH_UP_WINDOW_MINUTES: u32 = 15;
@@ -90,6 +94,9 @@ pub struct ScheduleOptions {
     /// A fire time that passed without a run (EventBridge or the worker was down) is run
     /// late, once, if the sweeper finds it within this many minutes of it; 0: never.
     pub catch_up_window_minutes: u32,
+    /// After this many failed runs in a row the sweeper pauses the schedule, saying why;
+    /// 0: never.
+    pub auto_pause_after_failures: u32,
 }
 
 /// A schedule's catch-up window unless it says otherwise: an hour.
@@ -102,6 +109,7 @@ impl Default for ScheduleOptions {
             pause_note: None,
             flexible_window_minutes: None,
             catch_up_window_minutes: DEFAULT_CATCH_UP_WINDOW_MINUTES,
+            auto_pause_after_failures: DEFAULT_AUTO_PAUSE_AFTER_FAILURES,
         }
     }
 }
@@ -125,6 +133,9 @@ pub struct Schedule {
     pub last_run_at: Option<DateTime<Utc>>,
     /// How the last run for this schedule ended (kept by the worker, never by a user edit).
     pub last_run_status: Option<super::RunStatus>,
+    /// Its runs that failed in a row, up to the last (each run counted once, however many
+    /// times it was tried); a succeeded or partial run, or a user's edit, sets it back to 0.
+    pub consecutive_failures: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Bumped on every write; writes are conditional on it, so two concurrent updates
@@ -202,6 +213,7 @@ pub struct SchedulePatch {
     /// `Some(None)` turns the window off.
     pub flexible_window_minutes: Option<Option<u32>>,
     pub catch_up_window_minutes: Option<u32>,
+    pub auto_pause_after_failures: Option<u32>,
 }
 
 impl SchedulePatch {
@@ -214,5 +226,6 @@ impl SchedulePatch {
             && self.pause_note.is_none()
             && self.flexible_window_minutes.is_none()
             && self.catch_up_window_minutes.is_none()
+            && self.auto_pause_after_failures.is_none()
     }
 }

@@ -24,6 +24,8 @@ pub struct MemoryScheduleStore {
     connections: Option<Arc<MemoryConnectionStore>>,
     failing: AtomicBool,
     conflicting: AtomicBool,
+    /// Per schedule, the last failed run counted (as the table's `last_failed_run`).
+    last_failed: Mutex<HashMap<ScheduleId, crate::domain::RunId>>,
 }
 
 impl MemoryScheduleStore {
@@ -162,11 +164,23 @@ impl ScheduleStore for MemoryScheduleStore {
         id: ScheduleId,
         at: DateTime<Utc>,
         status: crate::domain::RunStatus,
+        run: &crate::domain::RunId,
     ) -> Result<(), StoreError> {
+        use crate::domain::RunStatus;
         self.check()?;
+        let mut failed = lock(&self.last_failed);
         if let Some(row) = lock(&self.rows).get_mut(&(tenant.clone(), id)) {
             row.last_run_at = Some(at);
             row.last_run_status = Some(status);
+            match status {
+                // (A failed run counts once, however many times it is tried.)
+                RunStatus::Failed if failed.get(&id) != Some(run) => {
+                    row.consecutive_failures += 1;
+                    failed.insert(id, run.clone());
+                }
+                RunStatus::Succeeded | RunStatus::Partial => row.consecutive_failures = 0,
+                _ => {}
+            }
         }
         Ok(())
     }

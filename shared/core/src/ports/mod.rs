@@ -63,14 +63,16 @@ pub trait ScheduleStore: Send + Sync + 'static {
         id: ScheduleId,
         expected_version: u64,
     ) -> Result<(), StoreError>;
-    /// Notes a finished run on the schedule (when and how it ended); a schedule that is
-    /// gone is left gone.
+    /// Notes a finished run on the schedule (when and how it ended, and its failures in a
+    /// row: one more for a failed run not counted yet, back to 0 for a succeeded or partial
+    /// one); a schedule that is gone is left gone.
     async fn record_run(
         &self,
         tenant: &TenantId,
         id: ScheduleId,
         at: DateTime<Utc>,
         status: crate::domain::RunStatus,
+        run: &crate::domain::RunId,
     ) -> Result<(), StoreError>;
 }
 

@@ -554,6 +554,9 @@ pub struct SweepCounts {
     pub missed: u64,
     /// Differences between stored schedules and EventBridge's, fixed.
     pub repairs: u64,
+    /// Schedules paused after failing in a row.
+    #[serde(default)]
+    pub paused: u64,
 }
 
 impl SweepCounts {
@@ -562,6 +565,7 @@ impl SweepCounts {
         self.caught_up += other.caught_up;
         self.missed += other.missed;
         self.repairs += other.repairs;
+        self.paused += other.paused;
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Services {
     pub failures: std::sync::Arc<dyn crate::ports::FailureList>,
     /// A schedule's fire times set against its runs.
     pub audit: ScheduleAudit,
+    /// What the sweeper last did.
+    pub sweeps: std::sync::Arc<dyn crate::ports::SweepLog>,
 }
 
 impl Services {
@@ -98,6 +100,7 @@ impl Services {
                 runs,
                 failures,
                 audit,
+                sweeps: std::sync::Arc::new(crate::memory::MemorySweepLog::default()),
             },
             world,
         )

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::domain::{
     Connection, NewSchedule, Schedule, ScheduleId, ScheduleOptions, SchedulePatch, TenantId,
-    Unusable, MAX_CATCH_UP_WINDOW_MINUTES, MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS,
-    MIN_CATCH_UP_WINDOW_MINUTES,
+    Unusable, MAX_AUTO_PAUSE_AFTER_FAILURES, MAX_CATCH_UP_WINDOW_MINUTES,
+    MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS, MIN_CATCH_UP_WINDOW_MINUTES,
 };
 use crate::ports::{ConnectionStore, ScheduleStore, ScheduleTrigger, StoreError, TriggerWrite};
 use crate::time::{ScheduleExpression, Zone};
@@ -184,6 +184,7 @@ impl ScheduleService {
             options: new.options,
             last_run_at: None,
             last_run_status: None,
+            consecutive_failures: 0,
             created_at: now,
             updated_at: now,
             version: 1,
@@ -260,6 +261,11 @@ impl ScheduleService {
         if let Some(window) = patch.catch_up_window_minutes {
             next.options.catch_up_window_minutes = window;
         }
+        if let Some(after) = patch.auto_pause_after_failures {
+            next.options.auto_pause_after_failures = after;
+        }
+        // A person's edit (a resume above all) gives the schedule a fresh start.
+        next.consecutive_failures = 0;
         ensure_fires(&next.expression, next.timezone, now)?;
         check_options(&next.options, next.is_active)?;
         next.updated_at = now;
@@ -472,6 +478,14 @@ fn check_options(options: &ScheduleOptions, is_active: bool) -> Result<(), Servi
                 ),
             ));
         }
+    }
+    if options.auto_pause_after_failures > MAX_AUTO_PAUSE_AFTER_FAILURES {
+        return Err(invalid(
+            "auto_pause_after_failures",
+            format!(
+                "auto_pause_after_failures must be 0 (never pause) to {MAX_AUTO_PAUSE_AFTER_FAILURES}"
+            ),
+        ));
     }
     let window = options.catch_up_window_minutes;
     if window != 0 && !(MIN_CATCH_UP_WINDOW_MINUTES..=MAX_CATCH_UP_WINDOW_MINUTES).contains(&window)

@@ -32,10 +32,10 @@
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
-use super::{Drift, ScheduleRepair, Scope};
+use super::{Drift, ScheduleRepair, ScheduleService, Scope};
 use crate::clock::Clock;
 use crate::crypto::sha256_hex;
-use crate::domain::{Run, RunId, RunStatus, Schedule, ScheduleId, SyncJob, Trigger};
+use crate::domain::{Run, RunId, RunStatus, Schedule, ScheduleId, SchedulePatch, SyncJob, Trigger};
 use crate::ports::{
     JobQueue, RunSweep, ScheduleStore, StreamWatch, SweepCounts, SweepLog, SweepStatus, SyncKey,
 };
@@ -86,6 +86,8 @@ pub struct SweeperPorts {
     pub streams: Arc<dyn StreamWatch>,
     pub jobs: Arc<dyn JobQueue>,
     pub schedules: Arc<dyn ScheduleStore>,
+    /// To pause a schedule (the store and EventBridge both).
+    pub service: ScheduleService,
     pub log: Arc<dyn SweepLog>,
     pub repair: ScheduleRepair,
     pub clock: Arc<dyn Clock>,
@@ -146,6 +148,8 @@ pub struct SweepReport {
     pub abandoned: Vec<(RunId, Option<RunId>)>,
     /// Queued runs whose job was sent again.
     pub resent: Vec<RunId>,
+    /// Schedules paused after failing in a row.
+    pub paused: Vec<ScheduleId>,
     pub missed: Vec<MissedFire>,
     pub drifts: Vec<Drift>,
     /// What could not be done; the next sweep tries again.
@@ -395,7 +399,7 @@ impl Sweeper {
                     if let Err(e) = self
                         .ports
                         .schedules
-                        .record_run(&run.tenant_id, schedule, now, RunStatus::Failed)
+                        .record_run(&run.tenant_id, schedule, now, RunStatus::Failed, &run.id)
                         .await
                     {
                         tracing::warn!(schedule_id = %schedule, error = %e, "abandoned run not noted on its schedule");
@@ -431,6 +435,7 @@ impl Sweeper {
                 return from;
             }
         };
+        self.auto_pause(&schedules, report).await;
         let mut complete = true;
         for schedule in schedules.iter().filter(|s| s.is_active) {
             if let Err(e) = self
@@ -447,6 +452,37 @@ impl Sweeper {
             until
         } else {
             from
+        }
+    }
+
+    /// Pauses each active schedule whose runs failed in a row as often as it allows, with a
+    /// note that says so (resuming it, or any edit, starts the count again).
+    async fn auto_pause(&self, schedules: &[Schedule], report: &mut SweepReport) {
+        for s in schedules {
+            let after = s.options.auto_pause_after_failures;
+            if !s.is_active || after == 0 || s.consecutive_failures < after {
+                continue;
+            }
+            let note = format!(
+                "paused by the sweeper after {} failed runs in a row (the last at {}); resume it once the cause is fixed",
+                s.consecutive_failures,
+                s.last_run_at.map_or_else(|| "an unknown time".into(), stamp)
+            );
+            let patch = SchedulePatch {
+                is_active: Some(false),
+                pause_note: Some(Some(note)),
+                ..SchedulePatch::default()
+            };
+            match self.ports.service.update(&s.tenant_id, s.id, patch).await {
+                Ok(paused) => {
+                    tracing::warn!(schedule_id = %s.id, tenant_id = %s.tenant_id, failures = s.consecutive_failures, "schedule paused after failing in a row");
+                    report.counts.paused += 1;
+                    report.paused.push(paused.id);
+                }
+                Err(e) => report
+                    .errors
+                    .push(format!("schedule {} not paused: {e}", s.id)),
+            }
         }
     }
 

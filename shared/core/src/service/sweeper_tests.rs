@@ -68,6 +68,7 @@ impl World {
                 streams: self.mem.leases.clone(),
                 jobs: self.mem.queue.clone(),
                 schedules: self.mem.schedules.clone(),
+                service: self.schedules.clone(),
                 log: self.log.clone(),
                 repair,
                 clock: self.clock.clone(),
@@ -609,4 +610,67 @@ async fn a_schedule_with_a_flexible_window_has_its_fire_times_judged_that_much_l
     let fires: Vec<_> = report.missed.iter().map(|m| m.fire_time).collect();
     assert_eq!(fires, [at(12, 0)]);
     assert_eq!(report.counts.caught_up, 1);
+}
+
+#[tokio::test]
+async fn a_schedule_whose_runs_fail_in_a_row_as_often_as_it_allows_is_paused_once_with_a_note() {
+    let w = world();
+    let options = |after| ScheduleOptions {
+        auto_pause_after_failures: after,
+        ..ScheduleOptions::default()
+    };
+    let failing = w.schedule("@hourly", options(3)).await;
+    let fewer = w.schedule("@hourly", options(5)).await;
+    let never = w.schedule("@hourly", options(0)).await;
+    for s in [&failing, &fewer, &never] {
+        for n in 0..3 {
+            // (The same run failing twice counts once.)
+            for _ in 0..2 {
+                let id = RunId::for_job(at(9, 0), &format!("{}-{n}", s.id));
+                let recorded = w
+                    .mem
+                    .schedules
+                    .record_run(&w.tenant, s.id, at(9, n), RunStatus::Failed, &id)
+                    .await;
+                assert!(recorded.is_ok());
+            }
+        }
+    }
+    w.clock.set(at(9, 10));
+    let report = w.sweeper().sweep().await;
+    assert_eq!(report.paused, [failing.id], "{:?}", report.errors);
+    assert_eq!(report.counts.paused, 1);
+    let paused = w
+        .mem
+        .schedules
+        .get(&w.tenant, failing.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("gone"));
+    assert!(!paused.is_active);
+    let note = paused.options.pause_note.clone().unwrap_or_default();
+    assert!(note.contains("after 3 failed runs in a row"), "{note}");
+    let trigger = w.mem.trigger.state(&failing.id.to_string());
+    assert_eq!(
+        trigger.map(|t| t.definition.enabled),
+        Some(false),
+        "EventBridge paused too"
+    );
+    // Paused once; resumed by a person, it starts counting again.
+    assert!(w.sweeper().sweep().await.paused.is_empty());
+    let resumed = w
+        .schedules
+        .update(
+            &w.tenant,
+            failing.id,
+            crate::domain::SchedulePatch {
+                is_active: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resumed.consecutive_failures, 0);
+    assert!(w.sweeper().sweep().await.paused.is_empty());
 }

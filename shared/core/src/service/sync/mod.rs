@@ -1014,7 +1014,7 @@ impl SyncWorker {
             if let Err(e) = self
                 .ports
                 .schedule_store
-                .record_run(&run.tenant_id, schedule, now, status)
+                .record_run(&run.tenant_id, schedule, now, status, &run.id)
                 .await
             {
                 tracing::warn!(schedule_id = %schedule, error = %e, "last run not noted on the schedule");
