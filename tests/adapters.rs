@@ -1021,7 +1021,7 @@ async fn a_schedules_failures_in_a_row_count_each_run_once_and_start_again_on_su
     store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
     let now = at("2026-11-25T12:00:00Z");
     let first = RunId::for_job(now, "first");
-    let second = RunId::for_job(now, "second");
+    let second = RunId::for_job(now + chrono::Duration::minutes(1), "second");
     let count = || async {
         store
             .get(&s.tenant_id, s.id)
@@ -1029,8 +1029,9 @@ async fn a_schedules_failures_in_a_row_count_each_run_once_and_start_again_on_su
             .unwrap_or_else(|e| panic!("{e}"))
             .map(|x| (x.consecutive_failures, x.last_run_status))
     };
-    // One run failing on three tries is one failure; another run's is a second.
-    for run in [&first, &first, &first, &second] {
+    // One run failing on three tries is one failure; a later run's is a second; the first
+    // failing again after it (its retry) is not a third.
+    for run in [&first, &first, &first, &second, &first] {
         store
             .record_run(&s.tenant_id, s.id, now, RunStatus::Failed, run)
             .await
@@ -1048,8 +1049,9 @@ async fn a_schedules_failures_in_a_row_count_each_run_once_and_start_again_on_su
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(count().await, Some((0, Some(RunStatus::Partial))));
-    // Failing again, then a person's edit: a fresh start.
-    let third = RunId::for_job(now, "third");
+    // Failing again, then resumed by a person (the service sets the count back): a fresh
+    // start.
+    let third = RunId::for_job(now + chrono::Duration::minutes(2), "third");
     store
         .record_run(&s.tenant_id, s.id, now, RunStatus::Failed, &third)
         .await

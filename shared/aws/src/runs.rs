@@ -541,6 +541,14 @@ impl RunSweep for DynamoRuns {
         }
     }
 
+    async fn cancel_requested(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        RunLog::cancel_requested(self, tenant, id).await
+    }
+
     async fn create(&self, run: &Run) -> Result<bool, StoreError> {
         // The run and its pointers in one transaction: a run found by a filter is there,
         // and one the sweeper created is found by its schedule.

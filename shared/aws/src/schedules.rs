@@ -88,7 +88,7 @@ fn to_item(x: &Schedule) -> Item {
         "auto_pause_after_failures".into(),
         AttributeValue::N(x.options.auto_pause_after_failures.to_string()),
     );
-    // (Written by a user's edit too, which sets it back to 0.)
+    // (Written by a user's edit too: resuming sets it back to 0.)
     item.insert(
         "consecutive_failures".into(),
         AttributeValue::N(x.consecutive_failures.to_string()),
@@ -285,10 +285,12 @@ impl ScheduleStore for DynamoScheduleStore {
         let plain = "SET last_run_at = :at, last_run_status = :status";
         let exists = "attribute_exists(pk)";
         let first = match status {
-            // A failed run counts once, however many times it is tried and fails.
+            // A failed run counts once, however many times it is tried and fails; an older
+            // run failing again (its retry after a newer one failed) is not counted (run
+            // ids sort by time).
             RunStatus::Failed => update(
                 "SET last_run_at = :at, last_run_status = :status, last_failed_run = :run, consecutive_failures = if_not_exists(consecutive_failures, :zero) + :one",
-                "attribute_exists(pk) AND (attribute_not_exists(last_failed_run) OR last_failed_run <> :run)",
+                "attribute_exists(pk) AND (attribute_not_exists(last_failed_run) OR last_failed_run < :run)",
             )
             .expression_attribute_values(":run", s(run.as_str()))
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))

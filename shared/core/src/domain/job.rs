@@ -180,6 +180,15 @@ impl SyncJob {
     /// (none, meaning everything since the cursor, if either names none or there are too
     /// many), and the newer job's trigger and identity.
     pub fn merged_with(&self, newer: &SyncJob) -> SyncJob {
+        if self.resume.is_none() && newer.resume.is_none() && self.run_id() == newer.run_id() {
+            // The same job twice (a fire delivered again, or with its catch-up): one job,
+            // one run.
+            let mut same = self.clone();
+            same.stands_for.extend(newer.stands_for.iter().cloned());
+            same.stands_for.sort();
+            same.stands_for.dedup();
+            return same;
+        }
         let mut merged = newer.clone();
         if self.sync_mode == SyncMode::Full {
             merged.sync_mode = SyncMode::Full;

@@ -134,7 +134,8 @@ pub struct Schedule {
     /// How the last run for this schedule ended (kept by the worker, never by a user edit).
     pub last_run_status: Option<super::RunStatus>,
     /// Its runs that failed in a row, up to the last (each run counted once, however many
-    /// times it was tried); a succeeded or partial run, or a user's edit, sets it back to 0.
+    /// times it was tried); a succeeded or partial run, or resuming the schedule, sets it back
+    /// to 0.
     pub consecutive_failures: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

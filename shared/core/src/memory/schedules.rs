@@ -173,8 +173,9 @@ impl ScheduleStore for MemoryScheduleStore {
             row.last_run_at = Some(at);
             row.last_run_status = Some(status);
             match status {
-                // (A failed run counts once, however many times it is tried.)
-                RunStatus::Failed if failed.get(&id) != Some(run) => {
+                // (A failed run counts once, however many times it is tried; an older one
+                // failing again after a newer one did is not counted.)
+                RunStatus::Failed if failed.get(&id).is_none_or(|last| last < run) => {
                     row.consecutive_failures += 1;
                     failed.insert(id, run.clone());
                 }

@@ -479,6 +479,14 @@ impl RunSweep for MemoryRuns {
         }
     }
 
+    async fn cancel_requested(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        RunLog::cancel_requested(self, tenant, id).await
+    }
+
     async fn create(&self, run: &Run) -> Result<bool, StoreError> {
         self.check()?;
         let mut rows = lock(&self.rows);

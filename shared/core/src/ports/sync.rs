@@ -534,6 +534,12 @@ pub trait RunSweep: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Records `run` unless a run with its id exists already; whether it did.
     async fn create(&self, run: &Run) -> Result<bool, StoreError>;
+    /// When someone asked the run to stop, if anyone did (see [`RunLog::request_cancel`]).
+    async fn cancel_requested(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Whether any run of schedule `schedule` was triggered at or after `since`.
     async fn ran_since(
         &self,

@@ -97,7 +97,7 @@ impl ScheduleAudit {
     }
 
     /// The audit of `[from, to)` (by default the last day up to now). Fire times before the
-    /// schedule was created are not its.
+    /// schedule was created (for a rate, last written) are not its.
     pub async fn audit(
         &self,
         tenant: &TenantId,
@@ -122,7 +122,13 @@ impl ScheduleAudit {
             .get(tenant, id)
             .await?
             .ok_or(ServiceError::NotFound("schedule"))?;
-        let (times, truncated) = fire_times(&schedule, from.max(schedule.created_at), to);
+        // A rate counts from the schedule's last write, so before it its fire times are not
+        // known; a cron's are (computed with the expression it has now).
+        let since = match schedule.expression {
+            crate::time::ScheduleExpression::Rate { .. } => schedule.updated_at,
+            crate::time::ScheduleExpression::Cron(_) => schedule.created_at,
+        };
+        let (times, truncated) = fire_times(&schedule, from.max(since), to);
         let runs = self.runs_of(tenant, id, from).await?;
         let late = LATE_AFTER
             + Duration::minutes(i64::from(

@@ -390,8 +390,11 @@ impl Operations {
         }
         // Records a platform reported changed, or being tried again after a write that may
         // pass, are in no other run: stopped, they would never be synced. (A person's retry
-        // still queued can be dropped: its records stay kept with their failures.)
+        // still queued can be dropped: its records stay kept with their failures. A retry
+        // of no record in particular, such as the redo of an abandoned run, reads what
+        // changed since the cursor, as the stream's next run would.)
         if run.status == RunStatus::Running
+            && run.ids_requested > 0
             && matches!(
                 run.trigger,
                 Trigger::Webhook | Trigger::Retry | Trigger::FollowUp

@@ -538,10 +538,21 @@ async fn a_running_run_is_asked_to_stop_and_an_ended_or_unknown_one_is_refused()
     let mut webhook = run.clone();
     webhook.id = RunId::for_job(w.clock.now(), "webhook job");
     webhook.trigger = Trigger::Webhook;
+    webhook.ids = vec!["1042".into()];
+    webhook.ids_requested = 1;
     w.mem.runs.seed(webhook.clone());
     assert!(matches!(
         w.services.operations.cancel_run(&w.tenant, &webhook.id).await,
         Err(ServiceError::Conflict(m)) if m.contains("runs to its end")
+    ));
+    // A retry of no record in particular (the redo of an abandoned run) can be stopped.
+    let mut redo = run.clone();
+    redo.id = RunId::for_job(w.clock.now(), "redo-of-something");
+    redo.trigger = Trigger::Retry;
+    w.mem.runs.seed(redo.clone());
+    assert!(matches!(
+        w.services.operations.cancel_run(&w.tenant, &redo.id).await,
+        Ok(Cancelled::Requested(..))
     ));
     assert_eq!(
         w.mem

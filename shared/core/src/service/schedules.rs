@@ -264,8 +264,11 @@ impl ScheduleService {
         if let Some(after) = patch.auto_pause_after_failures {
             next.options.auto_pause_after_failures = after;
         }
-        // A person's edit (a resume above all) gives the schedule a fresh start.
-        next.consecutive_failures = 0;
+        // Resumed: its failures in a row start again (an edit that leaves it paused, or
+        // the pause itself, keeps the count it was paused for).
+        if next.is_active && !current.is_active {
+            next.consecutive_failures = 0;
+        }
         ensure_fires(&next.expression, next.timezone, now)?;
         check_options(&next.options, next.is_active)?;
         next.updated_at = now;

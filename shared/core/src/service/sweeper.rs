@@ -32,7 +32,7 @@
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
-use super::{Drift, ScheduleRepair, ScheduleService, Scope};
+use super::{Drift, ScheduleRepair, ScheduleService, Scope, ServiceError};
 use crate::clock::Clock;
 use crate::crypto::sha256_hex;
 use crate::domain::{Run, RunId, RunStatus, Schedule, ScheduleId, SchedulePatch, SyncJob, Trigger};
@@ -281,27 +281,37 @@ impl Sweeper {
         {
             return Ok(Settled::Left);
         }
-        let job = job_of(&run);
-        if stream.pending {
-            let wake = SyncJob {
-                job_id: format!("wake-{}-{}", key.connection, now.timestamp_millis()),
-                trigger: Trigger::FollowUp,
-                ids: Vec::new(),
-                window: None,
-                ..job
-            };
-            self.ports
-                .jobs
-                .send_job(&wake)
-                .await
-                .map_err(|e| format!("wake-up not queued: {e}"))?;
-            return Ok(Settled::Woken);
+        // Asked to stop, and nobody is left to: it stops here, with nothing redone.
+        if self
+            .ports
+            .runs
+            .cancel_requested(&run.tenant_id, &run.id)
+            .await
+            .map_err(|e| err(&e))?
+            .is_some()
+        {
+            let why = "cancelled on request; its worker had stopped before it could stop it, and what it wrote stays".to_string();
+            return self.end(&run, RunStatus::Cancelled, why, now).await;
         }
-        if run.status == RunStatus::Queued && run.attempts == 0 {
-            if now - run.started_at > self.settings.give_up_after {
-                let why = "abandoned: its job never reached a worker, though sent again for a day; ask for it again if it is still wanted".to_string();
-                return self.end(&run, why, now).await;
-            }
+        // Recorded before runs kept the records they name: those cannot be sent again.
+        if run.ids_requested > 0 && run.ids.is_empty() {
+            let why = format!(
+                "abandoned: its worker stopped without finishing it (nothing written since {}); the {} record(s) it named were not kept with it: ask for them again",
+                stamp(run.updated_at),
+                run.ids_requested
+            );
+            return self.end(&run, RunStatus::Failed, why, now).await;
+        }
+        let job = job_of(&run);
+        let never_taken_up = run.status == RunStatus::Queued && run.attempts == 0;
+        if never_taken_up && now - run.started_at > self.settings.give_up_after {
+            let why = "abandoned: its job never reached a worker, though sent again for a day; ask for it again if it is still wanted".to_string();
+            return self.end(&run, RunStatus::Failed, why, now).await;
+        }
+        if never_taken_up {
+            // A follow-up kept on a stream nobody works on lost its wake-up; this run may be
+            // merged into it. Wake it; or send the run's own job again. Either way the run is
+            // touched first, so it is looked at again only once it has waited as long again.
             let mut touched = run.clone();
             touched.updated_at = now;
             if !self
@@ -312,6 +322,21 @@ impl Sweeper {
                 .map_err(|e| err(&e))?
             {
                 return Ok(Settled::Left);
+            }
+            if stream.pending {
+                let wake = SyncJob {
+                    job_id: format!("wake-{}-{}", key.connection, now.timestamp_millis()),
+                    trigger: Trigger::FollowUp,
+                    ids: Vec::new(),
+                    window: None,
+                    ..job
+                };
+                self.ports
+                    .jobs
+                    .send_job(&wake)
+                    .await
+                    .map_err(|e| format!("wake-up not queued: {e}"))?;
+                return Ok(Settled::Woken);
             }
             // (If this send fails, a later sweep finds the run again.)
             self.ports
@@ -326,7 +351,7 @@ impl Sweeper {
                 "abandoned: its worker stopped without finishing it (nothing written since {}, and no worker held its stream); not redone again, as it was itself the redo of an abandoned run: look at its stream, then ask for it again",
                 stamp(run.updated_at)
             );
-            return self.end(&run, why, now).await;
+            return self.end(&run, RunStatus::Failed, why, now).await;
         }
         let redo_job = SyncJob {
             job_id: format!("{REDO_PREFIX}{}", run.id),
@@ -343,22 +368,25 @@ impl Sweeper {
             stamp(run.updated_at),
             redo.id
         );
-        let ended = self.end(&run, why, now).await?;
-        if ended == Settled::Left {
-            // A worker took it up meanwhile: the redo is not needed.
-            let mut dropped = redo.clone();
-            dropped.status = RunStatus::Skipped;
-            dropped.message = Some(format!(
-                "not needed: run {} was taken up again before it could be redone",
-                run.id
-            ));
-            dropped.finished_at = Some(now);
-            self.ports
+        if self.end(&run, RunStatus::Failed, why, now).await? == Settled::Left {
+            // Changed since it was read: by a worker that took it up (the redo is not
+            // needed), or by another sweep that ended it naming this same redo (which is).
+            let stored = self
+                .ports
                 .runs
-                .replace_if_untouched(&dropped, redo.updated_at)
+                .get(&run.tenant_id, &run.id)
                 .await
                 .map_err(|e| err(&e))?;
-            return Ok(Settled::Left);
+            let ended_for_redo = stored.is_some_and(|r| {
+                r.status == RunStatus::Failed
+                    && r.message
+                        .as_deref()
+                        .is_some_and(|m| m.contains(redo.id.as_str()))
+            });
+            if !ended_for_redo {
+                self.skip_redo(&redo, &run, now).await?;
+                return Ok(Settled::Left);
+            }
         }
         // (If this send fails, the redo stays queued, never taken up: a later sweep sends
         // it again.)
@@ -370,11 +398,41 @@ impl Sweeper {
         Ok(Settled::Abandoned(Some(redo.id)))
     }
 
-    /// Ends `run` `failed` with `why`, if nobody wrote it since it was read; notes it on
+    /// Marks `redo` skipped while it is still queued: `run` was taken up again.
+    async fn skip_redo(&self, redo: &Run, run: &Run, now: DateTime<Utc>) -> Result<(), String> {
+        let runs = &self.ports.runs;
+        let stored = runs
+            .get(&redo.tenant_id, &redo.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(stored) = stored.filter(|r| r.status == RunStatus::Queued) else {
+            return Ok(());
+        };
+        let mut dropped = stored.clone();
+        dropped.status = RunStatus::Skipped;
+        dropped.message = Some(format!(
+            "not needed: run {} was taken up again before it could be redone",
+            run.id
+        ));
+        dropped.finished_at = Some(now);
+        dropped.updated_at = now;
+        runs.replace_if_untouched(&dropped, stored.updated_at)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Ends `run` as `status` with `why`, if nobody wrote it since it was read; notes it on
     /// its schedule unless a later run of the schedule is there.
-    async fn end(&self, run: &Run, why: String, now: DateTime<Utc>) -> Result<Settled, String> {
+    async fn end(
+        &self,
+        run: &Run,
+        status: RunStatus,
+        why: String,
+        now: DateTime<Utc>,
+    ) -> Result<Settled, String> {
         let mut ended = run.clone();
-        ended.status = RunStatus::Failed;
+        ended.status = status;
         ended.message = Some(why);
         ended.finished_at = Some(now);
         ended.updated_at = now;
@@ -399,7 +457,7 @@ impl Sweeper {
                     if let Err(e) = self
                         .ports
                         .schedules
-                        .record_run(&run.tenant_id, schedule, now, RunStatus::Failed, &run.id)
+                        .record_run(&run.tenant_id, schedule, now, status, &run.id)
                         .await
                     {
                         tracing::warn!(schedule_id = %schedule, error = %e, "abandoned run not noted on its schedule");
@@ -437,7 +495,12 @@ impl Sweeper {
         };
         self.auto_pause(&schedules, report).await;
         let mut complete = true;
-        for schedule in schedules.iter().filter(|s| s.is_active) {
+        // (Not those just paused: their missed fire times are not to be run.)
+        let paused = report.paused.clone();
+        for schedule in schedules
+            .iter()
+            .filter(|s| s.is_active && !paused.contains(&s.id))
+        {
             if let Err(e) = self
                 .check_schedule(schedule, from, until, now, report)
                 .await
@@ -458,11 +521,22 @@ impl Sweeper {
     /// Pauses each active schedule whose runs failed in a row as often as it allows, with a
     /// note that says so (resuming it, or any edit, starts the count again).
     async fn auto_pause(&self, schedules: &[Schedule], report: &mut SweepReport) {
-        for s in schedules {
+        let due = |s: &Schedule| {
             let after = s.options.auto_pause_after_failures;
-            if !s.is_active || after == 0 || s.consecutive_failures < after {
-                continue;
-            }
+            s.is_active && after > 0 && s.consecutive_failures >= after
+        };
+        for listed in schedules.iter().filter(|s| due(s)) {
+            // (The listing is an index's, a moment old: the schedule as stored decides.)
+            let s = match self.ports.service.get(&listed.tenant_id, listed.id).await {
+                Ok(s) if due(&s) => s,
+                Ok(_) | Err(ServiceError::NotFound(_)) => continue,
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("schedule {} not read: {e}", listed.id));
+                    continue;
+                }
+            };
             let note = format!(
                 "paused by the sweeper after {} failed runs in a row (the last at {}); resume it once the cause is fixed",
                 s.consecutive_failures,

@@ -11,7 +11,7 @@ use crate::domain::{
     ConnectionId, EntityType, NewSchedule, Platform, ScheduleOptions, SyncMode, TenantId,
 };
 use crate::memory::{connection_fixture, MemorySweepLog, MemoryWorld};
-use crate::ports::{ScheduleTrigger, StoreError, StreamWatch, SyncLeases};
+use crate::ports::{RunLog, ScheduleStore, ScheduleTrigger, StoreError, StreamWatch, SyncLeases};
 use crate::service::ScheduleService;
 use crate::time::ScheduleExpression;
 
@@ -319,6 +319,8 @@ struct Interleaved {
     inner: Arc<crate::memory::MemoryRuns>,
     worker_writes: AtomicBool,
     sweep_dies: AtomicBool,
+    /// Another sweep ends the run first, naming the same redo.
+    other_sweep_ends: AtomicBool,
     now: DateTime<Utc>,
 }
 
@@ -343,6 +345,11 @@ impl RunSweep for Interleaved {
             taken.updated_at = self.now;
             self.inner.seed(taken);
         }
+        if self.other_sweep_ends.swap(false, Ordering::SeqCst) {
+            let mut theirs = ended.clone();
+            theirs.updated_at = self.now - Duration::seconds(1);
+            self.inner.seed(theirs);
+        }
         if self.sweep_dies.swap(false, Ordering::SeqCst) {
             return Err(StoreError::Unavailable(
                 "the sweep's invocation ended".into(),
@@ -352,6 +359,13 @@ impl RunSweep for Interleaved {
     }
     async fn create(&self, run: &Run) -> Result<bool, StoreError> {
         self.inner.create(run).await
+    }
+    async fn cancel_requested(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        RunSweep::cancel_requested(&*self.inner, tenant, id).await
     }
     async fn ran_since(
         &self,
@@ -371,6 +385,7 @@ async fn a_worker_that_takes_the_run_up_while_the_sweeper_decides_keeps_it_and_n
         inner: w.mem.runs.clone(),
         worker_writes: AtomicBool::new(true),
         sweep_dies: AtomicBool::new(false),
+        other_sweep_ends: AtomicBool::new(false),
         now: at(9, 0),
     });
     let report = w.sweeper_with(runs).sweep().await;
@@ -401,6 +416,7 @@ async fn a_sweep_that_dies_before_ending_the_run_leaves_the_next_to_end_it_with_
         inner: w.mem.runs.clone(),
         worker_writes: AtomicBool::new(false),
         sweep_dies: AtomicBool::new(true),
+        other_sweep_ends: AtomicBool::new(false),
         now: at(9, 0),
     });
     let first = w.sweeper_with(runs.clone()).sweep().await;
@@ -626,7 +642,7 @@ async fn a_schedule_whose_runs_fail_in_a_row_as_often_as_it_allows_is_paused_onc
         for n in 0..3 {
             // (The same run failing twice counts once.)
             for _ in 0..2 {
-                let id = RunId::for_job(at(9, 0), &format!("{}-{n}", s.id));
+                let id = RunId::for_job(at(9, n), &format!("{}-{n}", s.id));
                 let recorded = w
                     .mem
                     .schedules
@@ -636,9 +652,25 @@ async fn a_schedule_whose_runs_fail_in_a_row_as_often_as_it_allows_is_paused_onc
             }
         }
     }
+    // An older run failing again after a newer one did (its retry) is not counted either.
+    let older = RunId::for_job(at(9, 0), &format!("{}-0", fewer.id));
+    let again = w
+        .mem
+        .schedules
+        .record_run(&w.tenant, fewer.id, at(9, 5), RunStatus::Failed, &older)
+        .await;
+    assert!(again.is_ok());
     w.clock.set(at(9, 10));
     let report = w.sweeper().sweep().await;
     assert_eq!(report.paused, [failing.id], "{:?}", report.errors);
+    let fewer_now = w
+        .mem
+        .schedules
+        .get(&w.tenant, fewer.id)
+        .await
+        .ok()
+        .flatten();
+    assert_eq!(fewer_now.map(|s| s.consecutive_failures), Some(3));
     assert_eq!(report.counts.paused, 1);
     let paused = w
         .mem
@@ -649,6 +681,10 @@ async fn a_schedule_whose_runs_fail_in_a_row_as_often_as_it_allows_is_paused_onc
         .flatten()
         .unwrap_or_else(|| panic!("gone"));
     assert!(!paused.is_active);
+    assert_eq!(
+        paused.consecutive_failures, 3,
+        "the count it was paused for stays"
+    );
     let note = paused.options.pause_note.clone().unwrap_or_default();
     assert!(note.contains("after 3 failed runs in a row"), "{note}");
     let trigger = w.mem.trigger.state(&failing.id.to_string());
@@ -673,4 +709,99 @@ async fn a_schedule_whose_runs_fail_in_a_row_as_often_as_it_allows_is_paused_onc
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resumed.consecutive_failures, 0);
     assert!(w.sweeper().sweep().await.paused.is_empty());
+}
+
+#[tokio::test]
+async fn when_another_sweep_ends_the_run_first_the_redo_it_names_is_still_sent_once() {
+    let w = world();
+    let run = w.open_run("lost", RunStatus::Running, at(8, 0));
+    let runs = Arc::new(Interleaved {
+        inner: w.mem.runs.clone(),
+        worker_writes: AtomicBool::new(false),
+        sweep_dies: AtomicBool::new(false),
+        other_sweep_ends: AtomicBool::new(true),
+        now: at(9, 0),
+    });
+    let report = w.sweeper_with(runs).sweep().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(w.stored(&run).status, RunStatus::Failed);
+    let jobs = w.mem.queue.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let redo = w.stored(&Run::of_job(
+        &jobs[0],
+        jobs[0].run_id(),
+        None,
+        at(9, 0),
+        RunStatus::Queued,
+    ));
+    assert_eq!(redo.status, RunStatus::Queued, "not marked unneeded");
+}
+
+#[tokio::test]
+async fn a_left_run_with_a_follow_up_waiting_is_abandoned_and_one_never_taken_up_wakes_it_once() {
+    let w = world();
+    let running = w.open_run("running", RunStatus::Running, at(8, 0));
+    let queued = w.open_run("merged", RunStatus::Queued, at(8, 0));
+    w.mem
+        .leases
+        .park(w.key(), &job_of(&queued))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = w.sweeper().sweep().await;
+    assert_eq!(report.counts.abandoned, 1, "{:?}", report.errors);
+    assert_eq!(w.stored(&running).status, RunStatus::Failed);
+    let jobs = w.mem.queue.drain_jobs();
+    let wakes = jobs
+        .iter()
+        .filter(|j| j.trigger == Trigger::FollowUp)
+        .count();
+    assert_eq!(
+        (jobs.len(), wakes),
+        (2, 1),
+        "a redo and a wake-up: {jobs:?}"
+    );
+    // Woken once: the next sweeps leave it until it has waited as long again.
+    w.clock.set(at(9, 30));
+    w.sweeper().sweep().await;
+    assert!(w.mem.queue.jobs().is_empty());
+    assert_eq!(w.stored(&queued).status, RunStatus::Queued);
+}
+
+#[tokio::test]
+async fn a_left_run_someone_asked_to_stop_is_ended_cancelled_and_not_redone() {
+    let w = world();
+    let run = w.open_run("stop me", RunStatus::Running, at(8, 0));
+    let asked = w
+        .mem
+        .runs
+        .request_cancel(&w.tenant, &run.id, at(8, 1))
+        .await;
+    assert!(asked.is_ok());
+    let report = w.sweeper().sweep().await;
+    assert_eq!(report.counts.abandoned, 1, "{:?}", report.errors);
+    let ended = w.stored(&run);
+    assert_eq!(ended.status, RunStatus::Cancelled);
+    assert!(w.mem.queue.jobs().is_empty(), "nothing redone");
+}
+
+#[tokio::test]
+async fn a_left_run_recorded_before_runs_kept_their_ids_is_ended_saying_so_not_redone_without_them()
+{
+    let w = world();
+    let mut old = w.open_run("old webhook", RunStatus::Running, at(8, 0));
+    old.ids_requested = 3;
+    old.ids = Vec::new();
+    w.mem.runs.seed(old.clone());
+    w.sweeper().sweep().await;
+    let ended = w.stored(&old);
+    assert_eq!(ended.status, RunStatus::Failed);
+    assert!(
+        ended
+            .message
+            .unwrap_or_default()
+            .contains("3 record(s) it named were not kept"),
+        "{:?}",
+        w.stored(&old).message
+    );
+    assert!(w.mem.queue.jobs().is_empty());
 }

@@ -854,6 +854,10 @@ impl SyncWorker {
                 if job.resume.is_none() {
                     run.attempts += 1;
                 }
+                if run.ids.is_empty() {
+                    // (Recorded before runs kept their ids.)
+                    run.ids = job.ids.clone();
+                }
                 run.status = RunStatus::Running;
                 run.finished_at = None;
                 run.updated_at = now;
@@ -966,7 +970,9 @@ impl SyncWorker {
     async fn skipped(&self, job: &SyncJob, cursor: Option<Cursor>, why: &str) -> JobOutcome {
         let now = self.ports.clock.now();
         match self.ports.runs.get(&job.tenant_id, &job.run_id()).await {
-            Ok(Some(ended)) if ended.status.is_final() => return JobOutcome::Done,
+            // Ended, or taken up by another delivery of the same job (a fire and its
+            // catch-up are one run): left as it is.
+            Ok(Some(run)) if run.status != RunStatus::Queued => return JobOutcome::Done,
             Ok(_) => {}
             Err(e) => return JobOutcome::Retry(e.to_string()),
         }

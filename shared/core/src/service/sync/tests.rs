@@ -1813,3 +1813,86 @@ async fn a_catch_up_of_a_schedule_paused_or_deleted_since_is_skipped() {
     assert!(run.message.unwrap_or_default().contains("paused"));
     assert!(by_sku(&w.pb).is_empty());
 }
+
+#[tokio::test]
+async fn a_catch_up_skipped_for_a_paused_schedule_leaves_the_fires_run_another_delivery_is_running()
+{
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let (schedule, fire) = scheduled(&w, SyncMode::Incremental, Default::default()).await;
+    // The fire's run is under way elsewhere (another delivery took it up).
+    let fire_id = SyncJob::fire_job_id(schedule.id, fire.triggered_at);
+    let mut taken = fire.clone();
+    taken.job_id = fire_id.clone();
+    w.runs.seed(Run::of_job(
+        &taken,
+        taken.run_id(),
+        None,
+        w.clock.now(),
+        RunStatus::Running,
+    ));
+    ScheduleService::new(
+        w.mem.schedules.clone(),
+        w.mem.trigger.clone(),
+        w.mem.connections.clone(),
+        w.clock.clone(),
+    )
+    .update(
+        &w.tenant,
+        schedule.id,
+        crate::domain::SchedulePatch {
+            is_active: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let catch_up = SyncJob {
+        job_id: fire_id,
+        trigger: Trigger::CatchUp {
+            schedule_id: schedule.id,
+        },
+        ..fire
+    };
+    w.run_to_end(catch_up).await;
+    let runs = w.runs.all();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0].status, RunStatus::Running, "not written over");
+}
+
+#[tokio::test]
+async fn two_deliveries_of_one_fire_kept_on_a_busy_stream_run_once_as_the_fires_run() {
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let key = w.key(&w.a);
+    w.leases
+        .hold(key, "other", w.clock.now() + Duration::seconds(60));
+    let (schedule, fire) = scheduled(&w, SyncMode::Incremental, Default::default()).await;
+    let mut again = fire.clone();
+    again.job_id = "another execution".into();
+    for job in [fire.clone(), again] {
+        w.worker.handle(job, w.deadline()).await;
+    }
+    let kept = w
+        .leases
+        .pending(key)
+        .unwrap_or_else(|| panic!("nothing kept"));
+    assert_eq!(
+        kept.job_id,
+        SyncJob::fire_job_id(schedule.id, fire.triggered_at),
+        "still the fire's identity"
+    );
+    // The holder lets go; the follow-up runs once, as the fire's run.
+    w.leases
+        .hold(key, "other", w.clock.now() - Duration::seconds(1));
+    w.mem.queue.drain_jobs();
+    let mut wake = w.job(&w.a, SyncMode::Incremental, &[]);
+    wake.trigger = Trigger::FollowUp;
+    w.run_to_end(wake).await;
+    let runs = w.runs.all();
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0].id, kept.run_id());
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+}
