@@ -1397,18 +1397,23 @@ async fn a_run_left_running_by_a_killed_worker_is_abandoned_by_the_sweeper_and_i
     )
     .await;
     w.flow(&w.store, &w.project, &["orders"]).await;
-    // The backfill's invocation is killed part-way: its message stays in flight (the queue
-    // would hand it back only after its visibility timeout), its run says `running`.
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_millis(700),
-        w.api.stack.work_once(),
-    )
-    .await;
+    // The backfill's invocation is killed part-way, once its run is recorded and some
+    // orders are written: its message stays in flight (the queue would hand it back only
+    // after its visibility timeout), its run says `running`.
+    let mut worker = Box::pin(w.api.stack.work_once());
+    let lost = loop {
+        tokio::select! {
+            _ = &mut worker => panic!("the backfill ended before it could be killed"),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+        }
+        let open: Vec<Value> = w.runs("status=running").await;
+        if open.len() == 1 && !w.rows("orders").await.is_empty() {
+            break open[0]["id"].as_str().unwrap_or_default().to_string();
+        }
+    };
+    drop(worker);
     let partly = w.rows("orders").await.len();
     assert!(partly < 600, "the run was cut off after {partly} orders");
-    let open: Vec<Value> = w.runs("status=running").await;
-    assert_eq!(open.len(), 1, "{open:#?}");
-    let lost = open[0]["id"].as_str().unwrap_or_default().to_string();
     // Before the run has been quiet for long enough, the sweeper leaves it alone.
     let early = w
         .api

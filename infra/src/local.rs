@@ -70,7 +70,7 @@ pub struct LocalStack {
     /// the demo's QuickBooks app), as the stack's own functions got them.
     pub function_env: Vec<(String, String)>,
     functions: Arc<QueueFunctions>,
-    sweeper: Arc<sync_core::service::Sweeper>,
+    sweeper: Arc<sweeper::App>,
     _tasks: crate::tasks::Tasks,
     _moto: Option<MotoServer>,
 }

@@ -7,6 +7,6 @@ use sweeper::handle;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = sync_aws::sdk::from_env().await;
-    let sweeper = sweeper::from_lookup(&sdk, |name| std::env::var(name).ok())?;
-    run(service_fn(|event| handle(&sweeper, event))).await
+    let app = sweeper::from_lookup(&sdk, |name| std::env::var(name).ok())?;
+    run(service_fn(|event| handle(&app, event))).await
 }

@@ -15,6 +15,7 @@
 //! - [`flows`], [`runs`], [`sync_state`]: flows, run history, and the worker's leases,
 //!   cursors and record index.
 //! - [`sweep_log`]: the sweeper's status.
+//! - [`metrics`]: CloudWatch metrics as log lines (the embedded metric format).
 //! - [`wiring`]: each function's use cases over these adapters.
 
 pub mod connections;
@@ -22,6 +23,7 @@ pub mod events;
 pub mod failures;
 pub mod flows;
 pub mod kms;
+pub mod metrics;
 pub mod oauth_states;
 pub mod runs;
 pub mod scheduler;

@@ -491,6 +491,7 @@ mod tests {
 /// | `STREAM_QUIET_SECONDS` | ... and settled only if its stream was not worked on for this long | `300` |
 /// | `FIRE_GRACE_SECONDS` | a fire time is judged missed only this long after it | `600` |
 /// | `CATCH_UP_SPREAD_SECONDS` | catch-up runs start within this long (at most 900) | `300` |
+/// | `METRICS_NAMESPACE` | the CloudWatch namespace of its metrics | `SyncService` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweeperConfig {
     /// The resources it uses (it opens no secret: no key).
@@ -500,6 +501,7 @@ pub struct SweeperConfig {
     pub stream_quiet_seconds: i64,
     pub fire_grace_seconds: i64,
     pub catch_up_spread_seconds: i64,
+    pub metrics_namespace: String,
 }
 
 impl SweeperConfig {
@@ -511,6 +513,9 @@ impl SweeperConfig {
             stream_quiet_seconds: number(&get, "STREAM_QUIET_SECONDS", 300)?,
             fire_grace_seconds: number(&get, "FIRE_GRACE_SECONDS", 600)?,
             catch_up_spread_seconds: number(&get, "CATCH_UP_SPREAD_SECONDS", 300)?,
+            metrics_namespace: get("METRICS_NAMESPACE")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| "SyncService".into()),
         })
     }
 
