@@ -72,6 +72,7 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("SweeperFunction", "dynamodb:ConditionCheckItem"): "unused: schedules are created by the API",
     ("SweeperFunction", "sqs:SendMessageBatch"): "external: authorised as sqs:SendMessage",
     ("SweeperFunction", "iam:PassRole"): "external: Scheduler assumes the role we name",
+    ("SweeperFunction", "kms:GenerateDataKey"): "unused: the sweeper only opens alert destinations (the API seals them)",
     # Run history and kept failures: the API reads them (get, query, batch get); writing
     # them is the worker's.
     ("ScheduleApiFunction", "dynamodb:BatchWriteItem"): "unused: runs and failures are written by the worker",
@@ -95,6 +96,7 @@ SERVICE_OF_CRATE = {
     "aws_sdk_sqs": "sqs",
     "aws_sdk_kms": "kms",
     "aws_sdk_scheduler": "scheduler",
+    "aws_sdk_sns": "sns",
 }
 
 TRANSACTION_PARTS = {

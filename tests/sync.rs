@@ -1469,3 +1469,167 @@ async fn a_run_whose_job_was_lost_between_two_invocations_is_abandoned_by_the_sw
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(again["counts"]["abandoned"], 0, "{again}");
 }
+
+/// A receiver of alert notices on loopback, and its URL.
+async fn receiver(
+    kind: platform_sims::receiver::Kind,
+) -> (std::sync::Arc<platform_sims::receiver::Receiver>, String) {
+    let receiver = platform_sims::receiver::Receiver::new(kind);
+    let (url, _task) = platform_sims::server::start(0, receiver.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    (receiver, url)
+}
+
+#[tokio::test]
+async fn a_failure_that_persists_over_many_runs_is_alerted_once_and_its_recovery_once_on_slack_a_signed_webhook_and_sns(
+) {
+    let w = sync_world(seed(5)).await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    w.work().await;
+    let (slack, slack_url) = receiver(platform_sims::receiver::Kind::Slack).await;
+    let (hook, hook_url) =
+        receiver(platform_sims::receiver::Kind::Webhook(Default::default())).await;
+    // SNS: a queue subscribed to the deployment's alert topic sees what is published.
+    let aws = &w.api.aws;
+    let sqs = aws.sqs();
+    let watch = sqs
+        .create_queue()
+        .queue_name(format!("alerts-watch-{}", uuid::Uuid::new_v4().simple()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let watch_url = watch.queue_url().unwrap_or_default().to_string();
+    let watch_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&watch_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .ok()
+        .and_then(|a| {
+            a.attributes().and_then(|m| {
+                m.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+        })
+        .unwrap_or_default();
+    aws_sdk_sns::Client::new(&aws.sdk)
+        .subscribe()
+        .topic_arn(&aws.provisioned.alert_topic_arn)
+        .protocol("sqs")
+        .endpoint(&watch_arn)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut secret = String::new();
+    for body in [
+        json!({"kind": "slack", "name": "ops channel", "url": format!("{slack_url}/services/T0/B0/x")}),
+        json!({"kind": "webhook", "name": "pager", "url": format!("{hook_url}/alerts")}),
+        json!({"kind": "sns"}),
+    ] {
+        let (status, made) = w
+            .api
+            .send(
+                Method::POST,
+                "/api/alerts/destinations",
+                Some("acme"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "{made}");
+        if let Some(s) = made["secret"].as_str() {
+            secret = s.to_string();
+        }
+    }
+    hook.set_secret(&secret);
+    // The store refuses the credentials from now on: every run of its orders fails.
+    w.store_admin(Method::POST, "faults", json!({"status": 401, "count": -1}))
+        .await;
+    for _ in 0..4 {
+        w.enqueue(&w.job(&w.store, "orders", SyncMode::Incremental, &[]))
+            .await;
+        w.work().await;
+        let swept = w
+            .api
+            .stack
+            .sweep_once()
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(swept["errors"], json!([]), "{swept}");
+    }
+    let (_, open) = w
+        .api
+        .send(Method::GET, "/api/alerts?status=open", Some("acme"), None)
+        .await;
+    let alerts = open["alerts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(alerts.len(), 1, "{open}");
+    assert_eq!(alerts[0]["kind"], "run_failed");
+    assert_eq!(alerts[0]["count"], 4, "{open}");
+    assert_eq!(slack.taken().len(), 1);
+    assert!(
+        slack.taken()[0].body["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("acme"),
+        "{:?}",
+        slack.taken()
+    );
+    let told = hook.taken();
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].verified, Some(true));
+    assert_eq!(told[0].body["event"], "open");
+    assert!(told[0].body["link"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with(&w.api.url("/api/sync/runs/")));
+    // The store takes the credentials again: the next run succeeds and resolves it.
+    w.store_admin(Method::POST, "faults", json!({"status": null, "count": 0}))
+        .await;
+    w.enqueue(&w.job(&w.store, "orders", SyncMode::Incremental, &[]))
+        .await;
+    w.work().await;
+    for _ in 0..2 {
+        w.api
+            .stack
+            .sweep_once()
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+    }
+    let (_, resolved) = w
+        .api
+        .send(
+            Method::GET,
+            "/api/alerts?status=resolved",
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        resolved["alerts"].as_array().map(Vec::len),
+        Some(1),
+        "{resolved}"
+    );
+    assert_eq!(slack.taken().len(), 2);
+    let told = hook.taken();
+    assert_eq!(told.len(), 2);
+    assert_eq!(told[1].body["event"], "resolved");
+    assert_eq!(told[1].verified, Some(true));
+    let published = sqs
+        .receive_message()
+        .queue_url(&watch_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let messages: Vec<Value> = published
+        .messages()
+        .iter()
+        .filter_map(|m| serde_json::from_str(m.body().unwrap_or_default()).ok())
+        .collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(
+        messages[0]["MessageAttributes"]["tenant_id"]["Value"], "acme",
+        "{messages:?}"
+    );
+}

@@ -127,6 +127,7 @@ impl LocalStack {
                 "SYNC_DLQ_ARN" => Some(&resources.sync_dlq_arn),
                 "SCHEDULER_ROLE_ARN" => Some(&resources.scheduler_role_arn),
                 "WEBHOOK_QUEUE_URL" => Some(&provisioned.events_queue_url),
+                "ALERT_TOPIC_ARN" => Some(&provisioned.alert_topic_arn),
                 _ => None,
             };
             resource.cloned().or_else(|| {
@@ -136,6 +137,8 @@ impl LocalStack {
                     .map(|(_, v)| v.clone())
                     .or_else(|| std::env::var(name).ok())
                     .or_else(|| (name == "PUBLIC_BASE_URL").then(|| api_url.clone()))
+                    // (Alert receivers of the local stack are on loopback.)
+                    .or_else(|| (name == "ALERT_LOCAL_URLS").then(|| "true".to_string()))
             })
         };
         if let Some(p) = &platforms {

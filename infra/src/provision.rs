@@ -19,6 +19,7 @@ pub struct Names {
     pub events_queue: String,
     pub events_dlq: String,
     pub group: String,
+    pub alert_topic: String,
 }
 
 impl Names {
@@ -35,6 +36,7 @@ impl Names {
             events_queue: format!("sync-webhook-events-{suffix}"),
             events_dlq: format!("sync-webhook-events-dlq-{suffix}"),
             group: format!("sync-{suffix}"),
+            alert_topic: format!("sync-alerts-{suffix}"),
         }
     }
 }
@@ -50,9 +52,12 @@ pub struct Provisioned {
     pub sync_queue_url: String,
     pub events_queue_url: String,
     pub events_queue_arn: String,
+    /// The SNS topic alerts with an `sns` destination are published to.
+    pub alert_topic_arn: String,
 }
 
-/// Creates the table, the KMS key, the queues with their DLQs, and the schedule group;
+/// Creates the table, the KMS key, the queues with their DLQs, the alert topic and the
+/// schedule group;
 /// existing ones are reused, so running it twice is harmless.
 pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<Provisioned> {
     create_table(sdk, &names.table).await?;
@@ -65,6 +70,17 @@ pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<Provisioned> {
     let (events_queue_url, events_queue_arn) =
         create_queue(&sqs, &names.events_queue, Some(redrive)).await?;
     let kms_key_id = secrets_key(sdk, &names.table).await?;
+    // (Creating a topic that exists answers its ARN.)
+    let alert_topic_arn = aws_sdk_sns::Client::new(sdk)
+        .create_topic()
+        .name(&names.alert_topic)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!(describe(&e)))
+        .context("creating the alert topic")?
+        .topic_arn()
+        .unwrap_or_default()
+        .to_string();
     let scheduler = aws_sdk_scheduler::Client::new(sdk);
     if let Err(e) = scheduler
         .create_schedule_group()
@@ -92,6 +108,7 @@ pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<Provisioned> {
         sync_queue_url,
         events_queue_url,
         events_queue_arn,
+        alert_topic_arn,
     })
 }
 

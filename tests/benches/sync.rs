@@ -232,6 +232,7 @@ async fn stubbed(orders: usize, to: To) -> Stubbed {
             failures: mem.failures.clone(),
             runs: Arc::new(MemoryRuns::default()),
             jobs: mem.queue.clone(),
+            alerts: sync_core::service::AlertRaiser::new(mem.alerts.clone(), clock.clone()),
             clock,
         },
         WorkerSettings::default(),

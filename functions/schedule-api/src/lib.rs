@@ -34,7 +34,10 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(services: Services, settings: ApiSettings) -> Self {
+    pub fn new(mut services: Services, settings: ApiSettings) -> Self {
+        services.alerts = services
+            .alerts
+            .allowing_internal_urls(settings.alert_local_urls);
         Self { services, settings }
     }
 

@@ -1254,3 +1254,112 @@ async fn the_sweeper_status_says_when_it_last_swept_and_counts_its_errors_withou
     assert_eq!(got["errors"], 1);
     assert!(!got.to_string().contains("another tenant"), "{got}");
 }
+
+#[tokio::test]
+async fn alert_destinations_are_added_checked_listed_without_secrets_and_removed_per_tenant() {
+    let w = world();
+    let add = |body: Value| request("POST", "/api/alerts/destinations", Some(body));
+    let (status, made, headers) = send(
+        &w,
+        add(json!({"kind": "webhook", "name": "pager", "url": "https://hooks.example.com/in?token=abc"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    assert_eq!(made["url_host"], "https://hooks.example.com");
+    assert_eq!(made["secret"].as_str().map(str::len), Some(64));
+    let id = made["id"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        headers.get("location").and_then(|v| v.to_str().ok()),
+        Some(format!("/api/alerts/destinations/{id}").as_str())
+    );
+    for (bad, field) in [
+        (json!({"kind": "pigeon"}), "kind"),
+        (
+            json!({"kind": "slack", "url": "http://hooks.example.com/x"}),
+            "url",
+        ),
+        (
+            json!({"kind": "slack", "url": "https://169.254.169.254/latest"}),
+            "url",
+        ),
+        (json!({"kind": "slack"}), "url"),
+        (
+            json!({"kind": "webhook", "url": "https://hooks.example.com/x", "secret": "short"}),
+            "secret",
+        ),
+        (json!({"kind": "sns", "colour": "red"}), "colour"),
+    ] {
+        let (status, body, _) = send(&w, add(bad.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"]["field"], field, "{bad}: {body}");
+    }
+    let (status, listed, _) = send(&w, request("GET", "/api/alerts/destinations", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["destinations"].as_array().map(Vec::len), Some(1));
+    let text = listed.to_string();
+    assert!(
+        !text.contains("token=abc") && !text.contains("secret"),
+        "{text}"
+    );
+    // Another tenant neither sees nor removes it.
+    let other = |e: Value| with_tenant(e, "tenant-other");
+    let (_, theirs, _) = send(&w, other(request("GET", "/api/alerts/destinations", None))).await;
+    assert_eq!(theirs["destinations"], json!([]));
+    let path = format!("/api/alerts/destinations/{id}");
+    let (status, body, _) = send(&w, other(request("DELETE", &path, None))).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, _, _) = send(&w, request("DELETE", &path, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body, _) = send(&w, request("DELETE", &path, None)).await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn alerts_are_listed_by_status_and_acknowledged_once_by_their_tenant() {
+    use sync_core::domain::{AlertKind, AlertSubject, Raised};
+    let w = world();
+    let tenant = TenantId::parse("tenant-demo").unwrap_or_else(|e| panic!("{e}"));
+    let raiser = sync_core::service::AlertRaiser::new(
+        w.memory.alerts.clone(),
+        Arc::new(FixedClock::new(chrono::Utc::now())),
+    );
+    let subject = AlertSubject::Stream(
+        FIXTURE_CONNECTION.parse().unwrap_or_else(|e| panic!("{e}")),
+        sync_core::domain::EntityType::Orders,
+    );
+    let raised = raiser
+        .raise(Raised {
+            tenant: &tenant,
+            subject,
+            kind: AlertKind::RunFailed,
+            error: "401 from the shop",
+            link: Some("/api/sync/runs/r1".into()),
+        })
+        .await;
+    assert!(raised.is_ok());
+    let (status, open, _) = send(&w, get_query("/api/alerts", &[("status", "open")])).await;
+    assert_eq!(status, StatusCode::OK, "{open}");
+    let alert = &open["alerts"][0];
+    assert_eq!(alert["kind"], "run_failed");
+    assert_eq!(alert["last_error"], "401 from the shop");
+    assert!(alert["what_to_do"].as_str().is_some_and(|t| !t.is_empty()));
+    let (_, resolved, _) = send(&w, get_query("/api/alerts", &[("status", "resolved")])).await;
+    assert_eq!(resolved["alerts"], json!([]));
+    let (status, body, _) = send(&w, get_query("/api/alerts", &[("status", "sometimes")])).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_field");
+    let id = alert["id"].as_str().unwrap_or_default();
+    let path = format!("/api/alerts/{id}/ack");
+    let (status, body, _) = send(
+        &w,
+        with_tenant(request("POST", &path, None), "tenant-other"),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    let (status, acked, _) = send(&w, request("POST", &path, None)).await;
+    assert_eq!(status, StatusCode::OK, "{acked}");
+    assert!(acked["acked_at"].is_string());
+    let cleared = raiser.resolve(&tenant, subject, AlertKind::RunFailed).await;
+    assert!(cleared.is_ok());
+    let (status, body, _) = send(&w, request("POST", &path, None)).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+}

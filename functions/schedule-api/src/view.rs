@@ -263,3 +263,44 @@ pub fn audit(a: &sync_core::service::Audit) -> Value {
         "truncated": a.truncated,
     })
 }
+
+/// An alert issue as the API shows it: who heard of it, not the destinations' secrets.
+pub fn alert(a: &sync_core::domain::AlertIssue) -> Value {
+    json!({
+        "id": a.id,
+        "kind": a.kind.as_str(),
+        "subject": a.subject,
+        "status": a.status.as_str(),
+        "opened_at": timestamp(a.opened_at),
+        "updated_at": timestamp(a.updated_at),
+        "resolved_at": optional(a.resolved_at),
+        "count": a.count,
+        "first_error": a.first_error,
+        "last_error": a.last_error,
+        "what_to_do": a.kind.hint(),
+        "link": a.link,
+        "acked_at": optional(a.acked_at),
+        "acked_by": a.acked_by,
+        "notifications": a.hearings.iter().map(|(destination, h)| json!({
+            "destination_id": destination,
+            "told": h.heard.map(|s| s.as_str()),
+            "at": optional(h.at),
+            "failed": h.failed,
+            "attempts": h.attempts,
+            "retry_at": optional(h.retry_at),
+            "last_error": h.last_error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// An alert destination as the API shows it: its kind, name and host, never its whole URL
+/// or its secret.
+pub fn alert_destination(d: &sync_core::domain::AlertDestination) -> Value {
+    json!({
+        "id": d.id,
+        "kind": d.kind.as_str(),
+        "name": d.name,
+        "url_host": d.url_host,
+        "created_at": timestamp(d.created_at),
+    })
+}

@@ -2,7 +2,8 @@
 //! the template, outside the group of the users' schedules): one sweep per invocation (see
 //! `sync_core::service::Sweeper`). Its answer summarises the sweep; what it could not do
 //! is left to the next sweep, so an invocation never fails for it (a retry would only
-//! sweep again). Each sweep also prints its counts as CloudWatch metrics (the embedded
+//! sweep again). A sweep also raises and resolves the alerts it sees and tells each
+//! alert's destinations what they are to hear. Each sweep also prints its counts as CloudWatch metrics (the embedded
 //! metric format), which the template's alarms watch.
 
 use lambda_runtime::{Error, LambdaEvent};
@@ -32,8 +33,10 @@ pub fn from_lookup(
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<App, ConfigError> {
     let config = SweeperConfig::from_lookup(get)?;
+    let http = sync_http::ReqwestClient::for_alerts(config.alert_local_urls)
+        .map_err(|e| ConfigError(format!("alert HTTP client: {e}")))?;
     Ok(App {
-        sweeper: sync_aws::wiring::sweeper(sdk, &config, Arc::new(SystemClock)),
+        sweeper: sync_aws::wiring::sweeper(sdk, &config, Arc::new(http), Arc::new(SystemClock)),
         metrics_namespace: config.metrics_namespace,
     })
 }
@@ -60,6 +63,9 @@ pub fn metrics(namespace: &str, report: &SweepReport, at: chrono::DateTime<chron
             Metric::count("MissedFires", c.missed),
             Metric::count("DriftRepairs", c.repairs),
             Metric::count("AutoPaused", c.paused),
+            Metric::count("AlertsRaised", report.alerts_raised),
+            Metric::count("AlertNoticesSent", report.alerts.sent),
+            Metric::count("AlertNoticesFailed", report.alerts.failed),
             Metric::count("SweepErrors", report.errors.len() as u64),
         ],
         at,
@@ -88,6 +94,11 @@ pub fn summary(report: &SweepReport) -> Value {
             "missed": report.counts.missed,
             "repairs": report.counts.repairs,
             "paused": report.counts.paused,
+        },
+        "alerts": {
+            "raised": report.alerts_raised,
+            "notices_sent": report.alerts.sent,
+            "notices_failed": report.alerts.failed,
         },
         "errors": report.errors,
     })

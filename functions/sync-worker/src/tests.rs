@@ -85,6 +85,7 @@ fn world() -> World {
             failures: mem.failures.clone(),
             runs: mem.runs.clone(),
             jobs: mem.queue.clone(),
+            alerts: sync_core::service::AlertRaiser::new(mem.alerts.clone(), clock.clone()),
             clock,
         },
         WorkerSettings::default(),

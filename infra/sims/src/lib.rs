@@ -10,6 +10,8 @@
 //!   HTTPS and OAuth 1.0a over HTTP), seeded with deterministic data, sending signed webhooks.
 //! - [`qbo`]: QuickBooks Online: Intuit's OAuth 2.0 service (authorize, token with
 //!   rotating refresh tokens, revoke, discovery) for one app and one company.
+//! - [`receiver`]: receivers of alert notices (a Slack-compatible incoming webhook, and a
+//!   webhook that checks the service's signature).
 //! - [`pg`]: a throwaway PostgreSQL (Debian's package) on a free loopback port.
 //! - [`postgrest`]: the subset of PostgREST (Supabase's Data API) the connector uses, over
 //!   that PostgreSQL, sending Supabase's Database Webhook payloads when rows change.
@@ -21,5 +23,6 @@
 pub mod pg;
 pub mod postgrest;
 pub mod qbo;
+pub mod receiver;
 pub mod server;
 pub mod woo;

@@ -134,6 +134,11 @@ pub enum Endpoint {
     FailureList,
     FailureRetry,
     SweeperStatus,
+    AlertList,
+    AlertAck,
+    AlertDestinationList,
+    AlertDestinationCreate,
+    AlertDestinationDelete,
 }
 
 /// A route the API function serves.
@@ -184,6 +189,11 @@ api_routes! {
     "GET" "/api/sync/failures" => FailureList, "a connection's quarantined records (`connection_id`, `entity_type`, `limit`, `next`)";
     "POST" "/api/sync/failures/retry" => FailureRetry, "try kept failures again in bulk, by filter (202, the queued runs)";
     "GET" "/api/sync/sweeper" => SweeperStatus, "when the sweeper last swept, and what it did then and in all";
+    "GET" "/api/alerts" => AlertList, "the tenant's alert issues, most recently changed first (`status`: open or resolved)";
+    "POST" "/api/alerts/{id}/ack" => AlertAck, "acknowledge an open alert: nobody not yet told of it is told";
+    "GET" "/api/alerts/destinations" => AlertDestinationList, "where the tenant's alerts go (no URL or secret is shown)";
+    "POST" "/api/alerts/destinations" => AlertDestinationCreate, "add an alert destination: `sns`, `slack` (incoming-webhook URL) or `webhook` (signed with HMAC-SHA256)";
+    "DELETE" "/api/alerts/destinations/{id}" => AlertDestinationDelete, "remove an alert destination";
 }
 
 /// The path parameters of a matched route, by name.

@@ -15,9 +15,11 @@
 //! - [`flows`], [`runs`], [`sync_state`]: flows, run history, and the worker's leases,
 //!   cursors and record index.
 //! - [`sweep_log`]: the sweeper's status.
+//! - [`alerts`]: alert issues and destinations; [`sns`]: the alert topic.
 //! - [`metrics`]: CloudWatch metrics as log lines (the embedded metric format).
 //! - [`wiring`]: each function's use cases over these adapters.
 
+pub mod alerts;
 pub mod connections;
 pub mod events;
 pub mod failures;
@@ -29,6 +31,7 @@ pub mod runs;
 pub mod scheduler;
 pub mod schedules;
 pub mod sdk;
+pub mod sns;
 pub mod sqs;
 pub mod sweep_log;
 pub mod sync_state;
@@ -36,6 +39,7 @@ pub mod table;
 pub mod tokens;
 pub mod wiring;
 
+pub use alerts::DynamoAlerts;
 pub use connections::DynamoConnectionStore;
 pub use events::DynamoEventStore;
 pub use failures::DynamoFailures;
@@ -46,6 +50,7 @@ pub use runs::DynamoRuns;
 pub use scheduler::EventBridgeTrigger;
 pub use schedules::DynamoScheduleStore;
 pub use sdk::{describe, SdkConfig};
+pub use sns::SnsAlertTopic;
 pub use sqs::SqsQueue;
 pub use sweep_log::DynamoSweepLog;
 pub use sync_state::DynamoSyncState;

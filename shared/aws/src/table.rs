@@ -22,9 +22,11 @@
 //! | token chain | `TOKENS#<connection>` | `chain` | | a connection's OAuth tokens and the lease of the refresh under way |
 //! | used OAuth state | `OAUTHSTATE#<nonce>` | `state` | | a consent redirect is used once (a conditional put) |
 //! | sweeper status | `SWEEPER` | `STATUS` | | the one sweeper's last sweep and totals, read and replaced each sweep |
+//! | alert issue | `TENANT#<tenant>` | `ALERT#<id>` | `gsi2`, only while open or someone is still to hear of it: `ALERTLIVE` / `<last written ms>#<tenant>#<id>` | a tenant's alerts are one query; the sweeper reads the live ones of every tenant in one partition (they change a few times a day) |
+//! | alert destination | `TENANT#<tenant>` | `ALERTDEST#<id>` | | a tenant's destinations are one query |
 //!
 //! Each index holds two kinds of item whose partition keys cannot meet (`TENANT#` and
-//! `SOURCE#` in `gsi1`, `SCHEDULES#`, `OPENRUNS#` and `ROUTE#` in `gsi2`). Index reads are eventually
+//! `SOURCE#` in `gsi1`, `SCHEDULES#`, `OPENRUNS#`, `ALERTLIVE` and `ROUTE#` in `gsi2`). Index reads are eventually
 //! consistent, so nothing that must be exact (a lease, a claim, a version) is read through
 //! one. Items that expire (event claims and log entries, runs and their pointers, used
 //! OAuth states) carry `expires_at` for DynamoDB's TTL and are treated as gone on read once
@@ -108,6 +110,34 @@ pub(crate) fn open_run_sweep_keys(tenant: &TenantId, id: &RunId, written: DateTi
 /// The sweep index partition of the open runs whose id's digest starts with `digit`.
 pub(crate) fn open_runs_shard(digit: char) -> String {
     format!("OPENRUNS#{digit}")
+}
+
+/// Sort key prefixes of a tenant's alert issues and destinations.
+pub(crate) const ALERT_PREFIX: &str = "ALERT#";
+pub(crate) const ALERT_DESTINATION_PREFIX: &str = "ALERTDEST#";
+/// The sweep index partition of live alert issues.
+pub(crate) const ALERT_LIVE: &str = "ALERTLIVE";
+
+pub(crate) fn alert_key(tenant: &TenantId, id: &str) -> Item {
+    key(tenant_pk(tenant), format!("{ALERT_PREFIX}{id}"))
+}
+
+pub(crate) fn alert_destination_key(tenant: &TenantId, id: &str) -> Item {
+    key(tenant_pk(tenant), format!("{ALERT_DESTINATION_PREFIX}{id}"))
+}
+
+/// A live alert issue's sweep index keys: least recently written first.
+pub(crate) fn alert_live_keys(tenant: &TenantId, id: &str, written: DateTime<Utc>) -> Item {
+    Item::from([
+        ("gsi2pk".to_string(), s(ALERT_LIVE)),
+        (
+            "gsi2sk".to_string(),
+            s(format!(
+                "{:013}#{tenant}#{id}",
+                written.timestamp_millis().max(0)
+            )),
+        ),
+    ])
 }
 
 /// The sweeper's status.

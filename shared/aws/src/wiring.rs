@@ -35,12 +35,13 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
         connection_store.clone(),
         clock.clone(),
     );
+    let sealer = Arc::new(crate::KmsSealer::new(
+        aws_sdk_kms::Client::new(sdk),
+        resources.kms_key_id.clone(),
+    ));
     let connections = ConnectionService::new(
         connection_store.clone(),
-        Arc::new(crate::KmsSealer::new(
-            aws_sdk_kms::Client::new(sdk),
-            resources.kms_key_id.clone(),
-        )),
+        sealer.clone(),
         schedules.clone(),
         flow_store.clone(),
         clock.clone(),
@@ -71,7 +72,15 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
     // Only to set a stream's cursor by hand.
     let cursors = Arc::new(crate::DynamoSyncState::new(dynamodb.clone(), table.clone()));
     // Only to read what the sweeper last did.
-    let sweeps = Arc::new(crate::DynamoSweepLog::new(dynamodb, table));
+    let sweeps = Arc::new(crate::DynamoSweepLog::new(dynamodb.clone(), table.clone()));
+    let alert_store = Arc::new(crate::DynamoAlerts::new(dynamodb, table));
+    let alerts = sync_core::service::AlertConsole::new(
+        alert_store.clone(),
+        alert_store,
+        sealer,
+        clock.clone(),
+        false,
+    );
     let audit =
         sync_core::service::ScheduleAudit::new(schedule_store.clone(), runs.clone(), clock.clone());
     let operations = Operations::new(OperationsPorts {
@@ -94,6 +103,7 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
         failures,
         audit,
         sweeps,
+        alerts,
     }
 }
 
@@ -151,14 +161,18 @@ pub fn worker(
             index: state,
             failures: Arc::new(crate::DynamoFailures::new(dynamodb.clone(), table.clone())),
             runs: Arc::new(crate::DynamoRuns::new(
-                dynamodb,
-                table,
+                dynamodb.clone(),
+                table.clone(),
                 chrono::Duration::days(config.run_retention_days),
             )),
             jobs: Arc::new(crate::SqsQueue::new(
                 aws_sdk_sqs::Client::new(sdk),
                 resources.sync_queue_url.clone(),
             )),
+            alerts: sync_core::service::AlertRaiser::new(
+                Arc::new(crate::DynamoAlerts::new(dynamodb, table)),
+                clock.clone(),
+            ),
             clock,
         },
         config.settings(),
@@ -293,16 +307,29 @@ pub fn repair(
     sync_core::service::ScheduleRepair::new(store, trigger.clone(), trigger, connections, schedules)
 }
 
-/// The sweeper over DynamoDB (runs, streams, schedules, its status), SQS (the runs it
-/// queues) and EventBridge Scheduler (the drift it repairs).
+/// The sweeper over DynamoDB (runs, streams, schedules, alerts, its status), SQS (the runs
+/// it queues), EventBridge Scheduler (the drift it repairs), KMS (to open alert
+/// destinations), SNS (the alert topic) and `http` (the alert webhooks).
 pub fn sweeper(
     sdk: &SdkConfig,
     config: &sync_core::config::SweeperConfig,
+    http: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
 ) -> sync_core::service::Sweeper {
     let resources = &config.resources;
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let table = resources.table_name.clone();
+    let schedules = Arc::new(crate::DynamoScheduleStore::new(
+        dynamodb.clone(),
+        table.clone(),
+    ));
+    let alerts = Arc::new(crate::DynamoAlerts::new(dynamodb.clone(), table.clone()));
+    let topic = config.alert_topic_arn.as_ref().map(|arn| {
+        Arc::new(crate::SnsAlertTopic::new(
+            aws_sdk_sns::Client::new(sdk),
+            arn,
+        )) as Arc<dyn sync_core::ports::AlertTopic>
+    });
     sync_core::service::Sweeper::new(
         sync_core::service::SweeperPorts {
             runs: Arc::new(crate::DynamoRuns::new(
@@ -315,16 +342,10 @@ pub fn sweeper(
                 aws_sdk_sqs::Client::new(sdk),
                 resources.sync_queue_url.clone(),
             )),
-            schedules: Arc::new(crate::DynamoScheduleStore::new(
-                dynamodb.clone(),
-                table.clone(),
-            )),
+            schedules: schedules.clone(),
             log: Arc::new(crate::DynamoSweepLog::new(dynamodb.clone(), table.clone())),
             service: ScheduleService::new(
-                Arc::new(crate::DynamoScheduleStore::new(
-                    dynamodb.clone(),
-                    table.clone(),
-                )),
+                schedules,
                 Arc::new(crate::EventBridgeTrigger::new(
                     aws_sdk_scheduler::Client::new(sdk),
                     resources,
@@ -333,6 +354,19 @@ pub fn sweeper(
                 clock.clone(),
             ),
             repair: repair(sdk, resources, clock.clone()),
+            alerts: sync_core::service::AlertRaiser::new(alerts.clone(), clock.clone()),
+            delivery: sync_core::service::AlertDelivery {
+                issues: alerts.clone(),
+                destinations: alerts,
+                sealer: Arc::new(crate::KmsSealer::new(
+                    aws_sdk_kms::Client::new(sdk),
+                    resources.kms_key_id.clone(),
+                )),
+                http,
+                topic,
+                clock: clock.clone(),
+                settings: config.delivery(),
+            },
             clock,
         },
         config.settings(),

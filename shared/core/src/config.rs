@@ -41,6 +41,9 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Base of the webhook URLs shown on connections; `None` uses the API's own domain.
     pub public_base_url: Option<String>,
+    /// Alert destinations may be `http` URLs of internal hosts (`ALERT_LOCAL_URLS=true`:
+    /// only the local stack, whose receivers are on loopback).
+    pub alert_local_urls: bool,
 }
 
 impl Default for ApiSettings {
@@ -50,6 +53,7 @@ impl Default for ApiSettings {
             tenant_claim: "tenant_id".to_string(),
             max_body_bytes: 64 * 1024,
             public_base_url: None,
+            alert_local_urls: false,
         }
     }
 }
@@ -63,9 +67,8 @@ impl AwsResources {
         })
     }
 
-    /// Everything but the key, for a function that opens no secret (its `kms_key_id` is
-    /// empty).
-    pub fn without_key(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// Everything but the key.
+    fn without_key(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
             table_name: required(get, "TABLE_NAME")?,
             schedule_group: required(get, "SCHEDULE_GROUP")?,
@@ -95,6 +98,7 @@ impl ApiSettings {
         }
         settings.max_body_bytes = number(&get, "MAX_BODY_BYTES", settings.max_body_bytes)?;
         settings.public_base_url = get("PUBLIC_BASE_URL").filter(|v| !v.is_empty());
+        settings.alert_local_urls = alert_local_urls(&get);
         Ok(settings)
     }
 
@@ -494,7 +498,7 @@ mod tests {
 /// | `METRICS_NAMESPACE` | the CloudWatch namespace of its metrics | `SyncService` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweeperConfig {
-    /// The resources it uses (it opens no secret: no key).
+    /// The resources it uses (its key opens alert destinations).
     pub resources: AwsResources,
     pub run_retention_days: i64,
     pub stale_after_seconds: i64,
@@ -502,12 +506,27 @@ pub struct SweeperConfig {
     pub fire_grace_seconds: i64,
     pub catch_up_spread_seconds: i64,
     pub metrics_namespace: String,
+    /// The deployment's SNS alert topic (`ALERT_TOPIC_ARN`); without it an `sns`
+    /// destination's notices fail and are recorded so.
+    pub alert_topic_arn: Option<String>,
+    /// What links in alert notices start with (`PUBLIC_BASE_URL`: the API's URL).
+    pub public_base_url: String,
+    /// See [`ApiSettings::alert_local_urls`].
+    pub alert_local_urls: bool,
+    /// A condition that clears and returns within this many minutes is not told again
+    /// (`ALERT_FLAP_MINUTES`, default 30).
+    pub alert_flap_minutes: i64,
+}
+
+/// Whether alert destinations may name internal hosts over `http` (the local stack).
+fn alert_local_urls(get: &impl Fn(&str) -> Option<String>) -> bool {
+    get("ALERT_LOCAL_URLS").is_some_and(|v| v.trim() == "true")
 }
 
 impl SweeperConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
-            resources: AwsResources::without_key(&get)?,
+            resources: AwsResources::from_lookup(&get)?,
             run_retention_days: number(&get, "RUN_RETENTION_DAYS", DEFAULT_RUN_RETENTION_DAYS)?,
             stale_after_seconds: number(&get, "STALE_AFTER_SECONDS", 2700)?,
             stream_quiet_seconds: number(&get, "STREAM_QUIET_SECONDS", 300)?,
@@ -516,6 +535,10 @@ impl SweeperConfig {
             metrics_namespace: get("METRICS_NAMESPACE")
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| "SyncService".into()),
+            alert_topic_arn: get("ALERT_TOPIC_ARN").filter(|v| !v.trim().is_empty()),
+            public_base_url: get("PUBLIC_BASE_URL").unwrap_or_default(),
+            alert_local_urls: alert_local_urls(&get),
+            alert_flap_minutes: number(&get, "ALERT_FLAP_MINUTES", 30)?,
         })
     }
 
@@ -526,6 +549,16 @@ impl SweeperConfig {
             grace: chrono::Duration::seconds(self.fire_grace_seconds),
             spread: chrono::Duration::seconds(self.catch_up_spread_seconds.min(900)),
             ..crate::service::SweeperSettings::default()
+        }
+    }
+
+    /// How alert notices are sent.
+    pub fn delivery(&self) -> crate::service::DeliverySettings {
+        crate::service::DeliverySettings {
+            flap: chrono::Duration::minutes(self.alert_flap_minutes.max(0)),
+            api_base: self.public_base_url.clone(),
+            allow_internal: self.alert_local_urls,
+            ..crate::service::DeliverySettings::default()
         }
     }
 }

@@ -13,6 +13,16 @@ pub fn hmac_sha256_base64(key: &[u8], message: &[u8]) -> String {
     STANDARD.encode(hmac::sign(&key, message).as_ref())
 }
 
+/// hex(HMAC-SHA256(key, message)): how the service signs what it sends (alert webhooks).
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    hex(hmac::sign(&key, message).as_ref())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Whether `signature_b64` is base64(HMAC-SHA256(key, message)), compared in constant time.
 /// Surrounding white space is ignored; anything that is not base64 is simply wrong.
 pub fn verify_hmac_sha256_base64(key: &[u8], message: &[u8], signature_b64: &str) -> bool {
@@ -30,11 +40,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
-    digest::digest(&digest::SHA256, data)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(digest::digest(&digest::SHA256, data).as_ref())
 }
 
 /// Why sealing or opening failed. Deliberately without detail: a wrong key, a wrong

@@ -6,6 +6,7 @@
 use async_trait::async_trait;
 use std::time::Duration;
 
+use sync_core::domain::is_internal;
 use sync_core::ports::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 
 /// The reqwest client, built once per cold start and shared by every connector.
@@ -23,6 +24,46 @@ impl ReqwestClient {
             .build()
             .map(|client| Self { client })
             .map_err(|e| e.to_string())
+    }
+
+    /// The client that sends alert notices to URLs tenants gave: no redirects (a URL checked
+    /// once must not lead elsewhere) and, unless `allow_internal` (the local stack), a
+    /// resolver that refuses any name that resolves to an internal address (loopback,
+    /// private, link-local, the instance metadata service), checked at every connection.
+    pub fn for_alerts(allow_internal: bool) -> Result<Self, String> {
+        let builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("sync-service-alerts/", env!("CARGO_PKG_VERSION")));
+        let builder = if allow_internal {
+            builder
+        } else {
+            builder.dns_resolver(std::sync::Arc::new(PublicOnly))
+        };
+        builder
+            .build()
+            .map(|client| Self { client })
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A resolver that answers only public addresses.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if found.is_empty() || found.iter().any(|a| is_internal(a.ip())) {
+                let refused: Box<dyn std::error::Error + Send + Sync> =
+                    format!("{host} resolves to an internal address; not sent").into();
+                return Err(refused);
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(found.into_iter());
+            Ok(addrs)
+        })
     }
 }
 

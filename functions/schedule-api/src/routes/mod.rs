@@ -3,6 +3,7 @@
 //! handler. A path no route has is a 404; a method the path does not take, a 405 naming
 //! those it does.
 
+mod alerts;
 mod connections;
 mod failures;
 mod flows;
@@ -73,6 +74,11 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
         Endpoint::SyncResync => runs::resync(app, t, req).await,
         Endpoint::FailureList => failures::list(app, t, req).await,
         Endpoint::FailureRetry => failures::retry(app, t, req).await,
+        Endpoint::AlertList => alerts::list(app, t, req).await,
+        Endpoint::AlertAck => alerts::ack(app, t, raw, req).await,
+        Endpoint::AlertDestinationList => alerts::destinations(app, t).await,
+        Endpoint::AlertDestinationCreate => alerts::add_destination(app, t, req).await,
+        Endpoint::AlertDestinationDelete => alerts::remove_destination(app, t, raw).await,
     }
 }
 

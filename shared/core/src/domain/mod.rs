@@ -1,5 +1,6 @@
 //! The domain model: identifiers, connections, schedules, webhook events and sync jobs.
 
+mod alert;
 mod connection;
 mod failure;
 mod flow;
@@ -10,6 +11,11 @@ mod schedule;
 mod webhook;
 
 pub use crate::platforms::{Platform, PlatformSpec};
+pub use alert::{
+    alert_id, check_destination_url, is_internal, AlertDestination, AlertIssue, AlertKind,
+    AlertStatus, AlertSubject, DestinationKind, DestinationSecret, Hearing, Notice, Raised,
+    UrlRefused, ALERT_AFTER_FAILURES, MAX_DELIVERY_ATTEMPTS,
+};
 pub use connection::{
     Connection, ConnectionPatch, NewConnection, Sealed, Secret, Secrets, Unusable,
 };

@@ -1,6 +1,7 @@
 //! In-memory adapters: stateful fakes of the ports for fast domain and handler tests, with
 //! switches that make them fail the way a real dependency can.
 
+mod alerts;
 mod connections;
 mod events;
 mod platform;
@@ -9,6 +10,7 @@ mod schedules;
 mod sync;
 mod tokens;
 
+pub use alerts::{MemoryAlerts, MemoryReceiver, MemoryTopic};
 pub use connections::{connection_fixture, MemoryConnectionStore, MemorySealer};
 pub use events::MemoryEventStore;
 pub use platform::{MemoryConnectors, MemoryPlatform};
@@ -40,6 +42,8 @@ pub struct MemoryWorld {
     pub failures: std::sync::Arc<MemoryFailures>,
     /// Streams' leases and cursors (the API sets a cursor by hand).
     pub leases: std::sync::Arc<MemorySyncLeases>,
+    /// Alert issues and destinations.
+    pub alerts: std::sync::Arc<MemoryAlerts>,
 }
 
 impl Default for MemoryWorld {
@@ -56,6 +60,7 @@ impl Default for MemoryWorld {
             runs: Arc::default(),
             failures: Arc::default(),
             leases: Arc::default(),
+            alerts: Arc::default(),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Ports: the narrow capabilities the domain needs from the outside world. Each function
 //! gets only the ports it uses, mirroring one narrow IAM policy per function.
 
+mod alerts;
 mod http;
 mod sync;
 mod tokens;
 
+pub use alerts::{AlertDestinations, AlertIssues, AlertTopic};
 pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 pub use sync::{
     Acquired, Connector, Connectors, CursorSet, FailureList, FailureLog, FlowSource, FlowStore,

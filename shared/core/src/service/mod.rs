@@ -1,5 +1,6 @@
 //! Use cases, written against ports only.
 
+mod alerts;
 mod audit;
 mod coalesce;
 mod connect;
@@ -15,6 +16,10 @@ pub mod sync;
 pub mod tokens;
 mod webhook_setup;
 
+pub use alerts::{
+    AlertConsole, AlertDelivery, AlertRaiser, DeliveryReport, DeliverySettings, NewDestination,
+    MAX_DESTINATIONS, MAX_LIVE_ISSUES,
+};
 pub use audit::{Audit, AuditedFire, FireLabel, ScheduleAudit, MAX_AUDIT_DAYS, MAX_AUDIT_FIRES};
 pub use coalesce::{CoalesceReport, Coalescer, Incoming, MAX_IDS_PER_JOB};
 pub use connect::{Callback, ConnectError, Connected, QuickBooksAppConfig, QuickBooksConnect};
@@ -49,6 +54,8 @@ pub struct Services {
     pub audit: ScheduleAudit,
     /// What the sweeper last did.
     pub sweeps: std::sync::Arc<dyn crate::ports::SweepLog>,
+    /// Alert issues and destinations.
+    pub alerts: AlertConsole,
 }
 
 impl Services {
@@ -86,6 +93,13 @@ impl Services {
             cursors: world.leases.clone(),
             clock: clock.clone(),
         });
+        let alerts = AlertConsole::new(
+            world.alerts.clone(),
+            world.alerts.clone(),
+            world.sealer.clone(),
+            clock.clone(),
+            false,
+        );
         let audit = ScheduleAudit::new(world.schedules.clone(), world.runs.clone(), clock);
         let events = world.events.clone();
         let runs = world.runs.clone();
@@ -101,6 +115,7 @@ impl Services {
                 failures,
                 audit,
                 sweeps: std::sync::Arc::new(crate::memory::MemorySweepLog::default()),
+                alerts,
             },
             world,
         )

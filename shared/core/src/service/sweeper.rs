@@ -32,10 +32,16 @@
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
-use super::{Drift, ScheduleRepair, ScheduleService, Scope, ServiceError};
+use super::{
+    AlertDelivery, AlertRaiser, DeliveryReport, Drift, ScheduleRepair, ScheduleService, Scope,
+    ServiceError, MAX_LIVE_ISSUES,
+};
 use crate::clock::Clock;
 use crate::crypto::sha256_hex;
-use crate::domain::{Run, RunId, RunStatus, Schedule, ScheduleId, SchedulePatch, SyncJob, Trigger};
+use crate::domain::{
+    AlertKind, AlertStatus, AlertSubject, Raised, Run, RunId, RunStatus, Schedule, ScheduleId,
+    SchedulePatch, SyncJob, Trigger, ALERT_AFTER_FAILURES,
+};
 use crate::ports::{
     JobQueue, RunSweep, ScheduleStore, StreamWatch, SweepCounts, SweepLog, SweepStatus, SyncKey,
 };
@@ -44,6 +50,8 @@ use crate::ports::{
 const MAX_FIRES_PER_SCHEDULE: usize = 1_500;
 /// The job id prefix of a run that redoes an abandoned one.
 const REDO_PREFIX: &str = "redo-";
+/// How the note of a schedule the sweeper paused begins.
+const AUTO_PAUSE_NOTE: &str = "paused by the sweeper after";
 
 /// What the sweeper did with one open run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +98,10 @@ pub struct SweeperPorts {
     pub service: ScheduleService,
     pub log: Arc<dyn SweepLog>,
     pub repair: ScheduleRepair,
+    /// Alerts raised and resolved from what a sweep sees.
+    pub alerts: AlertRaiser,
+    /// And told to whoever is to hear them.
+    pub delivery: AlertDelivery,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -152,6 +164,12 @@ pub struct SweepReport {
     pub paused: Vec<ScheduleId>,
     pub missed: Vec<MissedFire>,
     pub drifts: Vec<Drift>,
+    /// Schedules whose last fire time checked had its run.
+    pub on_time: Vec<ScheduleId>,
+    /// Alert issues this sweep opened, or saw again.
+    pub alerts_raised: u64,
+    /// What telling the alerts' destinations did.
+    pub alerts: DeliveryReport,
     /// What could not be done; the next sweep tries again.
     pub errors: Vec<String>,
 }
@@ -179,8 +197,18 @@ impl Sweeper {
             }
         };
         self.abandoned_runs(now, &mut report).await;
-        let checked_until = self.missed_fires(now, previous.as_ref(), &mut report).await;
+        let schedules = match self.ports.schedules.list_all().await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                report.errors.push(format!("schedules not read: {e}"));
+                None
+            }
+        };
+        let checked_until = self
+            .missed_fires(now, previous.as_ref(), schedules.as_deref(), &mut report)
+            .await;
         self.drift(&mut report).await;
+        self.alert(schedules.as_deref(), &mut report).await;
         let mut totals = previous.map(|p| p.totals).unwrap_or_default();
         totals.add(&report.counts);
         let status = SweepStatus {
@@ -445,6 +473,9 @@ impl Sweeper {
         {
             return Ok(Settled::Left);
         }
+        if let Err(e) = self.ports.alerts.run_ended(&ended).await {
+            tracing::warn!(run_id = %run.id, error = %e, "alert of the ended run not raised");
+        }
         if let Some(schedule) = run.schedule_id {
             let later = run.triggered_at + Duration::milliseconds(1);
             match self
@@ -479,6 +510,7 @@ impl Sweeper {
         &self,
         now: DateTime<Utc>,
         previous: Option<&SweepStatus>,
+        schedules: Option<&[Schedule]>,
         report: &mut SweepReport,
     ) -> DateTime<Utc> {
         let until = now - self.settings.grace;
@@ -486,14 +518,10 @@ impl Sweeper {
             .map_or(until - self.settings.lookback, |p| p.checked_until)
             .max(now - self.settings.lookback)
             .min(until);
-        let schedules = match self.ports.schedules.list_all().await {
-            Ok(s) => s,
-            Err(e) => {
-                report.errors.push(format!("schedules not read: {e}"));
-                return from;
-            }
+        let Some(schedules) = schedules else {
+            return from;
         };
-        self.auto_pause(&schedules, report).await;
+        self.auto_pause(schedules, report).await;
         let mut complete = true;
         // (Not those just paused: their missed fire times are not to be run.)
         let paused = report.paused.clone();
@@ -538,7 +566,7 @@ impl Sweeper {
                 }
             };
             let note = format!(
-                "paused by the sweeper after {} failed runs in a row (the last at {}); resume it once the cause is fixed",
+                "{AUTO_PAUSE_NOTE} {} failed runs in a row (the last at {}); resume it once the cause is fixed",
                 s.consecutive_failures,
                 s.last_run_at.map_or_else(|| "an unknown time".into(), stamp)
             );
@@ -593,6 +621,7 @@ impl Sweeper {
         // after it: the missed ones are the fire times from the first without. The latest
         // first (almost always it had its run), then a binary search.
         if ran(last).await? {
+            report.on_time.push(schedule.id);
             return Ok(());
         }
         let (mut lo, mut hi) = (0, fires.len() - 1);
@@ -678,6 +707,150 @@ impl Sweeper {
             .await
             .map_err(|e| e.to_string())?;
         Ok(run.id)
+    }
+
+    /// Alerts from what the sweep saw (the schedules as listed, the fire times it missed),
+    /// each raised once while its condition holds and resolved once it clears; then every
+    /// issue due is told to whoever is to hear it.
+    async fn alert(&self, schedules: Option<&[Schedule]>, report: &mut SweepReport) {
+        let delivery = &self.ports.delivery;
+        let live = match delivery.issues.live(MAX_LIVE_ISSUES).await {
+            Ok(live) => live,
+            Err(e) => {
+                report.errors.push(format!("alerts not read: {e}"));
+                return;
+            }
+        };
+        let mut changed = false;
+        if let Some(schedules) = schedules {
+            let open = |s: &Schedule, kind: AlertKind| {
+                let id = crate::domain::alert_id(&s.tenant_id, &AlertSubject::Schedule(s.id), kind);
+                live.iter()
+                    .any(|i| i.id == id && i.status == AlertStatus::Open)
+            };
+            let mut conditions: Vec<(&Schedule, AlertKind, bool, String)> = Vec::new();
+            for s in schedules {
+                let failing = s.consecutive_failures >= ALERT_AFTER_FAILURES;
+                conditions.push((
+                    s,
+                    AlertKind::FailingSchedule,
+                    failing,
+                    format!(
+                        "{} failed runs in a row (the last at {}, {})",
+                        s.consecutive_failures,
+                        s.last_run_at
+                            .map_or_else(|| "an unknown time".into(), stamp),
+                        s.last_run_status.map_or("", |st| st.as_str())
+                    ),
+                ));
+                let auto_paused = report.paused.contains(&s.id)
+                    || (!s.is_active
+                        && s.options
+                            .pause_note
+                            .as_deref()
+                            .is_some_and(|n| n.starts_with(AUTO_PAUSE_NOTE)));
+                conditions.push((
+                    s,
+                    AlertKind::AutoPaused,
+                    auto_paused,
+                    format!(
+                        "paused after {} failed runs in a row",
+                        s.consecutive_failures
+                    ),
+                ));
+                let missed: Vec<&MissedFire> = report
+                    .missed
+                    .iter()
+                    .filter(|m| m.schedule == s.id && m.catch_up.is_none())
+                    .collect();
+                if let Some(last) = missed.last() {
+                    // A new miss: raised again (counted), open or not.
+                    changed = true;
+                    let raised = Raised {
+                        tenant: &s.tenant_id,
+                        subject: AlertSubject::Schedule(s.id),
+                        kind: AlertKind::MissedFire,
+                        error: &format!(
+                            "{} fire time(s) passed without a run and outside the {}-minute catch-up window, the last at {}",
+                            missed.len(),
+                            s.options.catch_up_window_minutes,
+                            stamp(last.fire_time)
+                        ),
+                        link: Some(format!("/api/sync/schedules/{}/audit", s.id)),
+                    };
+                    match self.ports.alerts.raise(raised).await {
+                        Ok(()) => report.alerts_raised += 1,
+                        Err(e) => report
+                            .errors
+                            .push(format!("alert of schedule {} not raised: {e}", s.id)),
+                    }
+                } else if report.on_time.contains(&s.id) && open(s, AlertKind::MissedFire) {
+                    conditions.push((s, AlertKind::MissedFire, false, String::new()));
+                }
+            }
+            for (s, kind, holds, error) in conditions {
+                let subject = AlertSubject::Schedule(s.id);
+                let outcome = match (holds, open(s, kind)) {
+                    (true, false) => {
+                        report.alerts_raised += 1;
+                        self.ports
+                            .alerts
+                            .raise(Raised {
+                                tenant: &s.tenant_id,
+                                subject,
+                                kind,
+                                error: &error,
+                                link: Some(format!("/api/sync/schedules/{}", s.id)),
+                            })
+                            .await
+                    }
+                    (false, true) => self.ports.alerts.resolve(&s.tenant_id, subject, kind).await,
+                    _ => continue,
+                };
+                changed = true;
+                if let Err(e) = outcome {
+                    report
+                        .errors
+                        .push(format!("alert of schedule {} not changed: {e}", s.id));
+                }
+            }
+            // A schedule deleted takes its open issues with it.
+            for issue in live.iter().filter(|i| i.status == AlertStatus::Open) {
+                let gone = issue.subject.strip_prefix("schedule:").is_some_and(|id| {
+                    !schedules
+                        .iter()
+                        .any(|s| s.tenant_id == issue.tenant_id && s.id.to_string() == id)
+                });
+                if gone {
+                    changed = true;
+                    if let Err(e) = self
+                        .ports
+                        .alerts
+                        .resolve_id(&issue.tenant_id, &issue.id)
+                        .await
+                    {
+                        report
+                            .errors
+                            .push(format!("alert {} not resolved: {e}", issue.id));
+                    }
+                }
+            }
+        }
+        let live = if changed {
+            match delivery.issues.live(MAX_LIVE_ISSUES).await {
+                Ok(live) => live,
+                Err(e) => {
+                    report.errors.push(format!("alerts not read: {e}"));
+                    return;
+                }
+            }
+        } else {
+            live
+        };
+        let mut told = DeliveryReport::default();
+        delivery.deliver(&live, &mut told).await;
+        report.errors.append(&mut told.errors);
+        report.alerts = told;
     }
 
     async fn drift(&self, report: &mut SweepReport) {

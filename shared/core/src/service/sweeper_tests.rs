@@ -22,6 +22,8 @@ struct World {
     tenant: TenantId,
     connection: ConnectionId,
     log: Arc<MemorySweepLog>,
+    /// Where alert notices go.
+    receiver: Arc<crate::memory::MemoryReceiver>,
 }
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
@@ -50,6 +52,7 @@ fn world() -> World {
         tenant,
         connection,
         log: Arc::default(),
+        receiver: Arc::default(),
     }
 }
 
@@ -71,6 +74,22 @@ impl World {
                 service: self.schedules.clone(),
                 log: self.log.clone(),
                 repair,
+                alerts: crate::service::AlertRaiser::new(
+                    self.mem.alerts.clone(),
+                    self.clock.clone(),
+                ),
+                delivery: crate::service::AlertDelivery {
+                    issues: self.mem.alerts.clone(),
+                    destinations: self.mem.alerts.clone(),
+                    sealer: self.mem.sealer.clone(),
+                    http: self.receiver.clone(),
+                    topic: None,
+                    clock: self.clock.clone(),
+                    settings: crate::service::DeliverySettings {
+                        allow_internal: true,
+                        ..Default::default()
+                    },
+                },
                 clock: self.clock.clone(),
             },
             SweeperSettings::default(),
@@ -804,4 +823,236 @@ async fn a_left_run_recorded_before_runs_kept_their_ids_is_ended_saying_so_not_r
         w.stored(&old).message
     );
     assert!(w.mem.queue.jobs().is_empty());
+}
+
+impl World {
+    /// A Slack-compatible destination of the tenant, on the receiver.
+    async fn slack(&self) {
+        let console = crate::service::AlertConsole::new(
+            self.mem.alerts.clone(),
+            self.mem.alerts.clone(),
+            self.mem.sealer.clone(),
+            self.clock.clone(),
+            true,
+        );
+        let added = console
+            .add_destination(
+                &self.tenant,
+                crate::service::NewDestination {
+                    kind: crate::domain::DestinationKind::Slack,
+                    name: "ops".into(),
+                    url: Some("http://127.0.0.1:9/slack".into()),
+                    secret: None,
+                },
+            )
+            .await;
+        assert!(added.is_ok(), "{added:?}");
+    }
+
+    /// The Slack texts received so far.
+    fn told(&self) -> Vec<String> {
+        self.receiver
+            .bodies("")
+            .iter()
+            .map(|b| b["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    fn issues(&self, kind: AlertKind) -> Vec<crate::domain::AlertIssue> {
+        self.mem
+            .alerts
+            .all()
+            .into_iter()
+            .filter(|i| i.kind == kind)
+            .collect()
+    }
+
+    async fn failed_runs(&self, s: &Schedule, from: u32, count: u32) {
+        for n in from..from + count {
+            let id = RunId::for_job(at(9, n), &format!("{}-{n}", s.id));
+            let recorded = self
+                .mem
+                .schedules
+                .record_run(&self.tenant, s.id, at(9, n), RunStatus::Failed, &id)
+                .await;
+            assert!(recorded.is_ok());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_schedule_failing_in_a_row_is_alerted_once_while_it_keeps_failing_and_once_when_it_recovers(
+) {
+    let w = world();
+    w.slack().await;
+    let s = w.schedule("@hourly", ScheduleOptions::default()).await;
+    w.failed_runs(&s, 0, 2).await;
+    w.clock.set(at(9, 10));
+    w.sweeper().sweep().await;
+    assert!(
+        w.issues(AlertKind::FailingSchedule).is_empty(),
+        "two in a row is not yet a pattern"
+    );
+    for (n, minute) in [(2, 15), (3, 20), (4, 25), (5, 30)] {
+        w.failed_runs(&s, n, 1).await;
+        w.clock.set(at(9, minute));
+        let report = w.sweeper().sweep().await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+    }
+    let told = w.told();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("keep failing") && told[0].contains("failed runs in a row"),
+        "{}",
+        told[0]
+    );
+    // Its next run succeeds.
+    let ok = RunId::for_job(at(9, 40), "ok");
+    let recorded = w
+        .mem
+        .schedules
+        .record_run(&w.tenant, s.id, at(9, 40), RunStatus::Succeeded, &ok)
+        .await;
+    assert!(recorded.is_ok());
+    for minute in [45, 50] {
+        w.clock.set(at(9, minute));
+        w.sweeper().sweep().await;
+    }
+    let told = w.told();
+    assert_eq!(told.len(), 2, "{told:?}");
+    assert!(told[1].contains("resolved"), "{}", told[1]);
+    assert_eq!(
+        w.issues(AlertKind::FailingSchedule)[0].status,
+        AlertStatus::Resolved
+    );
+}
+
+#[tokio::test]
+async fn an_auto_paused_schedule_is_alerted_and_the_alert_resolves_when_a_person_resumes_it() {
+    let w = world();
+    w.slack().await;
+    let s = w
+        .schedule(
+            "@hourly",
+            ScheduleOptions {
+                auto_pause_after_failures: 4,
+                ..ScheduleOptions::default()
+            },
+        )
+        .await;
+    w.failed_runs(&s, 0, 4).await;
+    w.clock.set(at(9, 10));
+    let report = w.sweeper().sweep().await;
+    assert_eq!(report.paused, [s.id]);
+    let paused = w.issues(AlertKind::AutoPaused);
+    assert_eq!(paused.len(), 1);
+    assert_eq!(paused[0].status, AlertStatus::Open);
+    w.clock.set(at(9, 15));
+    w.sweeper().sweep().await;
+    assert_eq!(
+        w.issues(AlertKind::AutoPaused)[0].count,
+        1,
+        "raised once while it holds"
+    );
+    let resumed = w
+        .schedules
+        .update(
+            &w.tenant,
+            s.id,
+            crate::domain::SchedulePatch {
+                is_active: Some(true),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(resumed.is_ok());
+    w.clock.set(at(9, 20));
+    w.sweeper().sweep().await;
+    assert_eq!(
+        w.issues(AlertKind::AutoPaused)[0].status,
+        AlertStatus::Resolved
+    );
+    assert_eq!(
+        w.issues(AlertKind::FailingSchedule)[0].status,
+        AlertStatus::Resolved,
+        "the edit started the count again"
+    );
+    let told = w.told();
+    assert!(
+        told.iter().any(|t| t.contains("was paused after failing")),
+        "{told:?}"
+    );
+    assert_eq!(
+        told.iter().filter(|t| t.contains("resolved")).count(),
+        2,
+        "{told:?}"
+    );
+}
+
+#[tokio::test]
+async fn fire_times_missed_outside_the_window_are_alerted_and_resolved_by_the_next_fire_that_runs()
+{
+    let w = world();
+    w.slack().await;
+    let s = w
+        .schedule(
+            "@hourly",
+            ScheduleOptions {
+                catch_up_window_minutes: 0,
+                ..ScheduleOptions::default()
+            },
+        )
+        .await;
+    w.fired(&s, at(10, 0));
+    w.clock.set(at(12, 20));
+    w.sweeper().sweep().await;
+    let missed = w.issues(AlertKind::MissedFire);
+    assert_eq!(missed.len(), 1);
+    assert!(
+        missed[0].last_error.contains("2 fire time(s)"),
+        "{}",
+        missed[0].last_error
+    );
+    assert_eq!(w.told().len(), 1);
+    w.fired(&s, at(13, 0));
+    w.clock.set(at(13, 20));
+    w.sweeper().sweep().await;
+    assert_eq!(
+        w.issues(AlertKind::MissedFire)[0].status,
+        AlertStatus::Resolved
+    );
+    assert_eq!(w.told().len(), 2);
+}
+
+#[tokio::test]
+async fn a_deleted_schedules_open_alerts_are_resolved_and_an_abandoned_run_alerts_its_stream() {
+    let w = world();
+    let s = w.schedule("@hourly", ScheduleOptions::default()).await;
+    w.failed_runs(&s, 0, 3).await;
+    w.clock.set(at(9, 10));
+    w.sweeper().sweep().await;
+    assert_eq!(
+        w.issues(AlertKind::FailingSchedule)[0].status,
+        AlertStatus::Open
+    );
+    let deleted = w.schedules.delete(&w.tenant, s.id).await;
+    assert!(deleted.is_ok(), "{deleted:?}");
+    w.clock.set(at(9, 15));
+    w.sweeper().sweep().await;
+    assert_eq!(
+        w.issues(AlertKind::FailingSchedule)[0].status,
+        AlertStatus::Resolved
+    );
+
+    w.open_run("lost", RunStatus::Running, at(8, 0));
+    w.clock.set(at(10, 0));
+    w.sweeper().sweep().await;
+    let failed = w.issues(AlertKind::RunFailed);
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0].last_error.contains("abandoned"),
+        "{}",
+        failed[0].last_error
+    );
+    assert_eq!(failed[0].subject, format!("stream:{}/orders", w.connection));
 }

@@ -92,6 +92,8 @@ pub struct WorkerPorts {
     pub failures: Arc<dyn crate::ports::FailureLog>,
     pub runs: Arc<dyn RunLog>,
     pub jobs: Arc<dyn JobQueue>,
+    /// A run that ends failed raises its stream's alert; one that succeeds resolves it.
+    pub alerts: crate::service::AlertRaiser,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -1015,6 +1017,9 @@ impl SyncWorker {
         run.updated_at = now;
         if let Err(e) = self.ports.runs.save(&run).await {
             return JobOutcome::Retry(e.to_string());
+        }
+        if let Err(e) = self.ports.alerts.run_ended(&run).await {
+            tracing::warn!(run_id = %run.id, error = %e, "alert of the run's end not raised or resolved");
         }
         if let Some(schedule) = run.schedule_id {
             if let Err(e) = self

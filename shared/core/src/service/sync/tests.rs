@@ -73,6 +73,7 @@ fn world_with(settings: WorkerSettings, page_size: usize) -> World {
             failures: failures.clone(),
             runs: runs.clone(),
             jobs: mem.queue.clone(),
+            alerts: crate::service::AlertRaiser::new(mem.alerts.clone(), clock.clone()),
             clock: clock.clone(),
         },
         settings,
@@ -880,12 +881,22 @@ async fn an_outage_fails_the_run_for_a_retry_and_moves_nothing_then_the_retry_co
     assert_eq!(w.last_run().status, RunStatus::Failed);
     assert_eq!(w.leases.cursor(w.key(&w.a)), None);
     assert_eq!(w.leases.holder(w.key(&w.a)), None, "the lease is released");
-    // AND the queue's retry of the same job completes it, as the same run
+    // AND the stream's alert is open, naming the run
+    let alerts = w.mem.alerts.all();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, crate::domain::AlertKind::RunFailed);
+    assert_eq!(alerts[0].status, crate::domain::AlertStatus::Open);
+    assert!(alerts[0].last_error.contains(w.last_run().id.as_str()));
+    // AND the queue's retry of the same job completes it, as the same run, resolving it
     w.run_to_end(job).await;
     let run = w.last_run();
     assert_eq!((run.status, run.attempts), (RunStatus::Succeeded, 2));
     assert_eq!(w.runs.all().len(), 1);
     assert_eq!(by_sku(&w.pb), by_sku(&w.pa));
+    assert_eq!(
+        w.mem.alerts.all()[0].status,
+        crate::domain::AlertStatus::Resolved
+    );
 }
 
 #[tokio::test]
@@ -1218,6 +1229,7 @@ async fn a_run_whose_lease_is_taken_over_stops_without_moving_the_cursor_further
             failures: w.failures.clone(),
             runs: w.runs.clone(),
             jobs: w.mem.queue.clone(),
+            alerts: crate::service::AlertRaiser::new(w.mem.alerts.clone(), w.clock.clone()),
             clock: w.clock.clone(),
         },
         WorkerSettings::default(),

@@ -1,0 +1,635 @@
+//! Alerts: each condition that needs a person is one **alert issue** per (tenant, subject,
+//! kind), opened once, updated (count, last error) as the condition recurs, and resolved
+//! when it clears. Who hears of it (each destination of the tenant) is kept on the issue,
+//! so a destination is told of an opening once and of its resolution once:
+//!
+//! - an issue is told as opened to a destination that has not heard it open, unless it was
+//!   acknowledged, or it reopened within the flap suppression period after its last
+//!   resolution (it is told once it has stayed open past that period);
+//! - a resolution is told only to a destination that heard the opening;
+//! - a delivery that fails is tried again later, with back-off, and after
+//!   [`MAX_DELIVERY_ATTEMPTS`] recorded as failed on the issue.
+//!
+//! The issue is changed by whoever sees the condition (the worker, the sweeper) and told by
+//! the sweeper, so a slow or failing destination never holds up a sync, and a failure that
+//! a retry clears before the next sweep (a run whose next attempt succeeds) reaches nobody.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use super::{ConnectionId, EntityType, ScheduleId, TenantId, UnknownValue};
+use crate::crypto::sha256_hex;
+
+/// Tries of one notice to one destination before it is recorded as failed.
+pub const MAX_DELIVERY_ATTEMPTS: u32 = 6;
+/// The wait before the first retry of a failed delivery (doubling with each try).
+pub const FIRST_RETRY: Duration = Duration::minutes(5);
+/// A schedule with this many failed runs in a row has a `failing_schedule` alert.
+pub const ALERT_AFTER_FAILURES: u32 = 3;
+/// Longest error text kept on an issue.
+const MAX_ERROR_CHARS: usize = 1_000;
+
+/// What kind of condition an issue is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A stream's run ended `failed` (and no run of the stream has succeeded since).
+    RunFailed,
+    /// A schedule's runs failed [`ALERT_AFTER_FAILURES`] times in a row or more.
+    FailingSchedule,
+    /// A schedule's fire time was missed outside its catch-up window (not run).
+    MissedFire,
+    /// The sweeper paused a schedule after its runs kept failing.
+    AutoPaused,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 4] = [
+        AlertKind::RunFailed,
+        AlertKind::FailingSchedule,
+        AlertKind::MissedFire,
+        AlertKind::AutoPaused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::RunFailed => "run_failed",
+            AlertKind::FailingSchedule => "failing_schedule",
+            AlertKind::MissedFire => "missed_fire",
+            AlertKind::AutoPaused => "auto_paused",
+        }
+    }
+
+    /// What a person should do about it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            AlertKind::RunFailed => "Open the run for its error; once the cause is fixed, retry it (POST /api/sync/runs/{id}/retry) or wait for the next run, which resolves this alert.",
+            AlertKind::FailingSchedule => "The schedule's runs keep failing: check the connection's credentials and the platform, then run the schedule now (POST /api/sync/schedules/{id}/run).",
+            AlertKind::MissedFire => "A fire time passed without a run and outside the catch-up window: run the schedule now if the sync is still wanted, and check that the service was running.",
+            AlertKind::AutoPaused => "The schedule was paused after failing in a row: fix the cause, then resume it (PATCH it with is_active true).",
+        }
+    }
+}
+
+impl fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AlertKind {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AlertKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownValue {
+                value: s.to_string(),
+                allowed: "run_failed, failing_schedule, missed_fire, auto_paused",
+            })
+    }
+}
+
+/// What an issue is about: a stream or a schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlertSubject {
+    Stream(ConnectionId, EntityType),
+    Schedule(ScheduleId),
+}
+
+impl fmt::Display for AlertSubject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AlertSubject::Stream(c, e) => write!(f, "stream:{c}/{e}"),
+            AlertSubject::Schedule(s) => write!(f, "schedule:{s}"),
+        }
+    }
+}
+
+/// Whether an issue's condition holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    Open,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Open => "open",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+}
+
+impl std::str::FromStr for AlertStatus {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(AlertStatus::Open),
+            "resolved" => Ok(AlertStatus::Resolved),
+            other => Err(UnknownValue {
+                value: other.to_string(),
+                allowed: "open, resolved",
+            }),
+        }
+    }
+}
+
+/// What one destination has heard of an issue, or is still to hear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hearing {
+    /// The last state it was told of (or, when `failed`, the last it was to be told of).
+    pub heard: Option<AlertStatus>,
+    pub at: Option<DateTime<Utc>>,
+    /// Tries of the notice it is still to hear; 0 when none is pending.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not before this is it tried again.
+    #[serde(default)]
+    pub retry_at: Option<DateTime<Utc>>,
+    /// Why the last try failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// The notice was given up on after [`MAX_DELIVERY_ATTEMPTS`].
+    #[serde(default)]
+    pub failed: bool,
+}
+
+/// One alert issue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertIssue {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub kind: AlertKind,
+    /// `stream:<connection>/<entity>` or `schedule:<id>`.
+    pub subject: String,
+    pub status: AlertStatus,
+    /// When this episode opened (a reopening after the flap period starts a new one).
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When it was last resolved (for an open issue, the end of its previous episode).
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// Times the condition was seen in this episode.
+    pub count: u64,
+    pub first_error: String,
+    pub last_error: String,
+    /// The API path of what it is about (the run, or the schedule).
+    pub link: Option<String>,
+    /// Acknowledged by a person: nobody else is told of this episode's opening (those that
+    /// heard it still hear it resolved); a reopening clears it.
+    pub acked_at: Option<DateTime<Utc>>,
+    pub acked_by: Option<String>,
+    /// Per destination id.
+    #[serde(default)]
+    pub hearings: BTreeMap<String, Hearing>,
+    /// When the sweeper should next look at it to tell someone; `None` when nothing is due.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Bumped by every write (optimistic concurrency).
+    pub version: u64,
+}
+
+/// The issue id of a (tenant, subject, kind): stable, so raising is idempotent.
+pub fn alert_id(tenant: &TenantId, subject: &AlertSubject, kind: AlertKind) -> String {
+    let digest = sha256_hex(format!("{tenant}\n{subject}\n{kind}").as_bytes());
+    format!("al_{}", &digest[..20])
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(MAX_ERROR_CHARS).collect()
+}
+
+/// A condition seen now.
+#[derive(Debug, Clone)]
+pub struct Raised<'a> {
+    pub tenant: &'a TenantId,
+    pub subject: AlertSubject,
+    pub kind: AlertKind,
+    pub error: &'a str,
+    pub link: Option<String>,
+}
+
+impl AlertIssue {
+    /// The issue after its condition was seen at `now`: opened (or reopened), or updated;
+    /// `None` when nothing changes (the same error seen again while open changes only the
+    /// count, which is a change).
+    pub fn raise(existing: Option<&AlertIssue>, raised: &Raised<'_>, now: DateTime<Utc>) -> Self {
+        match existing {
+            Some(open) if open.status == AlertStatus::Open => {
+                let mut issue = open.clone();
+                issue.count += 1;
+                issue.last_error = clip(raised.error);
+                issue.updated_at = now;
+                if raised.link.is_some() {
+                    issue.link = raised.link.clone();
+                }
+                issue
+            }
+            _ => {
+                let mut issue = AlertIssue {
+                    id: alert_id(raised.tenant, &raised.subject, raised.kind),
+                    tenant_id: raised.tenant.clone(),
+                    kind: raised.kind,
+                    subject: raised.subject.to_string(),
+                    status: AlertStatus::Open,
+                    opened_at: now,
+                    updated_at: now,
+                    resolved_at: None,
+                    count: 1,
+                    first_error: clip(raised.error),
+                    last_error: clip(raised.error),
+                    link: raised.link.clone(),
+                    acked_at: None,
+                    acked_by: None,
+                    hearings: BTreeMap::new(),
+                    due_at: Some(now),
+                    version: 0,
+                };
+                if let Some(old) = existing {
+                    // A reopening: who heard what is kept (a resolution told, or not).
+                    issue.hearings = old.hearings.clone();
+                    issue.resolved_at = old.resolved_at;
+                    issue.version = old.version;
+                }
+                issue
+            }
+        }
+    }
+
+    /// The issue resolved at `now`; `None` when it is not open.
+    pub fn resolve(&self, now: DateTime<Utc>) -> Option<Self> {
+        (self.status == AlertStatus::Open).then(|| {
+            let mut issue = self.clone();
+            issue.status = AlertStatus::Resolved;
+            issue.resolved_at = Some(now);
+            issue.updated_at = now;
+            issue.due_at = Some(now);
+            issue
+        })
+    }
+
+    /// What `destination` should be told now, if anything (see the module's rules), given
+    /// the flap suppression period.
+    pub fn notice_for(
+        &self,
+        destination: &str,
+        now: DateTime<Utc>,
+        flap: Duration,
+    ) -> Option<AlertStatus> {
+        let hearing = self.hearings.get(destination);
+        let heard = hearing.and_then(|h| h.heard);
+        let wanted = match self.status {
+            AlertStatus::Open if heard == Some(AlertStatus::Open) => return None,
+            AlertStatus::Open => {
+                if self.acked_at.is_some() || now < self.quiet_until(flap) {
+                    return None;
+                }
+                AlertStatus::Open
+            }
+            AlertStatus::Resolved if heard == Some(AlertStatus::Open) => AlertStatus::Resolved,
+            AlertStatus::Resolved => return None,
+        };
+        match hearing {
+            Some(h) if h.failed && h.heard == Some(wanted) => None,
+            Some(h) if h.retry_at.is_some_and(|at| at > now) => None,
+            _ => Some(wanted),
+        }
+    }
+
+    /// Until when a reopened issue is kept quiet: the flap period after its last resolution.
+    fn quiet_until(&self, flap: Duration) -> DateTime<Utc> {
+        match self.resolved_at {
+            Some(resolved) if self.opened_at < resolved + flap => resolved + flap,
+            _ => self.opened_at,
+        }
+    }
+
+    /// Records that `destination` was told `state` at `now`.
+    pub fn heard(&mut self, destination: &str, state: AlertStatus, now: DateTime<Utc>) {
+        self.hearings.insert(
+            destination.to_string(),
+            Hearing {
+                heard: Some(state),
+                at: Some(now),
+                attempts: 0,
+                retry_at: None,
+                last_error: None,
+                failed: false,
+            },
+        );
+    }
+
+    /// Records a failed try to tell `destination` `state`: tried again after a back-off, or
+    /// given up on (and kept as failed) after [`MAX_DELIVERY_ATTEMPTS`].
+    pub fn not_heard(
+        &mut self,
+        destination: &str,
+        state: AlertStatus,
+        error: &str,
+        now: DateTime<Utc>,
+    ) {
+        let entry = self
+            .hearings
+            .entry(destination.to_string())
+            .or_insert(Hearing {
+                heard: None,
+                at: None,
+                attempts: 0,
+                retry_at: None,
+                last_error: None,
+                failed: false,
+            });
+        entry.attempts += 1;
+        entry.last_error = Some(clip(error));
+        if entry.attempts >= MAX_DELIVERY_ATTEMPTS {
+            entry.heard = Some(state);
+            entry.at = Some(now);
+            entry.attempts = 0;
+            entry.retry_at = None;
+            entry.failed = true;
+        } else {
+            let wait = FIRST_RETRY * 2_i32.pow(entry.attempts.saturating_sub(1).min(10));
+            entry.retry_at = Some(now + wait);
+        }
+    }
+
+    /// When the sweeper should look at it again for `destinations`; `None` when nobody is
+    /// to be told anything more.
+    pub fn next_due(
+        &self,
+        destinations: &[String],
+        now: DateTime<Utc>,
+        flap: Duration,
+    ) -> Option<DateTime<Utc>> {
+        destinations
+            .iter()
+            .filter_map(|d| {
+                let hearing = self.hearings.get(d);
+                let heard = hearing.and_then(|h| h.heard);
+                let pending = match self.status {
+                    AlertStatus::Open => {
+                        heard != Some(AlertStatus::Open) && self.acked_at.is_none()
+                    }
+                    AlertStatus::Resolved => heard == Some(AlertStatus::Open),
+                };
+                if !pending {
+                    return None;
+                }
+                let retry = hearing.and_then(|h| h.retry_at).unwrap_or(now);
+                let quiet = match self.status {
+                    AlertStatus::Open => self.quiet_until(flap),
+                    AlertStatus::Resolved => now,
+                };
+                Some(retry.max(quiet).max(now))
+            })
+            .min()
+    }
+}
+
+/// Where a tenant's alerts go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationKind {
+    /// The deployment's SNS alert topic (in the template), with the tenant as a message
+    /// attribute for subscription filters.
+    Sns,
+    /// A Slack-compatible incoming-webhook URL (sealed: it is a credential).
+    Slack,
+    /// A generic webhook, each notice signed with HMAC-SHA256 under a secret of its own.
+    Webhook,
+}
+
+impl DestinationKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DestinationKind::Sns => "sns",
+            DestinationKind::Slack => "slack",
+            DestinationKind::Webhook => "webhook",
+        }
+    }
+}
+
+impl std::str::FromStr for DestinationKind {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sns" => Ok(DestinationKind::Sns),
+            "slack" => Ok(DestinationKind::Slack),
+            "webhook" => Ok(DestinationKind::Webhook),
+            other => Err(UnknownValue {
+                value: other.to_string(),
+                allowed: "sns, slack, webhook",
+            }),
+        }
+    }
+}
+
+/// A tenant's alert destination as stored: its URL and signing secret sealed together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertDestination {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub kind: DestinationKind,
+    pub name: String,
+    /// The URL's scheme and host, for display (the rest can be a credential).
+    pub url_host: Option<String>,
+    /// `{"url": .., "secret": ..}`, sealed with the tenant and destination as context.
+    pub sealed: Option<super::Sealed>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a destination's sealed part holds.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationSecret {
+    pub url: String,
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+impl fmt::Debug for DestinationSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DestinationSecret(..)")
+    }
+}
+
+/// Why a destination URL is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UrlRefused(pub String);
+
+/// Whether an address is one a notification must never reach in AWS: loopback, private,
+/// link-local (the instance metadata service among them), unspecified, multicast, shared
+/// (carrier-grade NAT), documentation or unique-local.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || o[0] >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || s[0] == 0x2001 && s[1] == 0x0db8
+        }
+    }
+}
+
+/// Checks a destination URL: `https` with a host, no credentials in it, and (unless
+/// `allow_internal`, which only the local stack sets) no host that names an internal
+/// address or `localhost`. Names are checked again when a notice is sent, by the resolver
+/// the sender uses, since a name can point anywhere later. Answers the scheme and host.
+pub fn check_destination_url(text: &str, allow_internal: bool) -> Result<String, UrlRefused> {
+    let refuse = |why: &str| Err(UrlRefused(format!("url {why}")));
+    if text.len() > 2_048 {
+        return refuse("is longer than 2048 characters");
+    }
+    let (scheme, rest) = match text.split_once("://") {
+        Some((s, r)) => (s.to_ascii_lowercase(), r),
+        None => return refuse("must be an absolute https URL"),
+    };
+    if scheme != "https" && !(allow_internal && scheme == "http") {
+        return refuse("must use https");
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return refuse("must not carry credentials before the host");
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return refuse("must not contain spaces or control characters");
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, _)) => h.to_string(),
+            None => return refuse("has a malformed IPv6 host"),
+        }
+    } else {
+        authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, _)| h)
+            .to_ascii_lowercase()
+    };
+    if host.is_empty() {
+        return refuse("has no host");
+    }
+    if !allow_internal {
+        let host = host.trim_end_matches('.');
+        if host == "localhost" || host.ends_with(".localhost") || host.ends_with(".internal") {
+            return refuse("must not name a local host");
+        }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            if is_internal(ip) {
+                return refuse("must not name a private, loopback or link-local address");
+            }
+        }
+        if !host.contains('.') && host.parse::<IpAddr>().is_err() {
+            return refuse("must name a host by its full domain name");
+        }
+    }
+    Ok(format!("{scheme}://{authority}"))
+}
+
+/// One notice: an issue as a destination is told of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    /// Stable for (issue, episode, state): a receiver can drop a repeat.
+    pub notice_id: String,
+    pub event: AlertStatus,
+    pub alert_id: String,
+    pub tenant_id: TenantId,
+    pub kind: AlertKind,
+    pub subject: String,
+    pub summary: String,
+    pub first_error: String,
+    pub last_error: String,
+    pub count: u64,
+    pub opened_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub what_to_do: &'static str,
+    /// The API URL of what it is about.
+    pub link: Option<String>,
+}
+
+impl Notice {
+    pub fn of(issue: &AlertIssue, event: AlertStatus, api_base: &str) -> Self {
+        let what = match issue.kind {
+            AlertKind::RunFailed => "a sync run failed",
+            AlertKind::FailingSchedule => "a schedule's runs keep failing",
+            AlertKind::MissedFire => "a schedule's fire time was missed",
+            AlertKind::AutoPaused => "a schedule was paused after failing in a row",
+        };
+        let summary = match event {
+            AlertStatus::Open => format!(
+                "[{}] {what} ({}): seen {} time(s) since {}",
+                issue.tenant_id,
+                issue.subject,
+                issue.count,
+                issue.opened_at.format("%Y-%m-%d %H:%M UTC")
+            ),
+            AlertStatus::Resolved => format!(
+                "[{}] resolved: {what} ({}), after {} time(s)",
+                issue.tenant_id, issue.subject, issue.count
+            ),
+        };
+        let episode = issue.opened_at.timestamp_millis();
+        Notice {
+            notice_id: format!("{}-{episode}-{}", issue.id, event.as_str()),
+            event,
+            alert_id: issue.id.clone(),
+            tenant_id: issue.tenant_id.clone(),
+            kind: issue.kind,
+            subject: issue.subject.clone(),
+            summary,
+            first_error: issue.first_error.clone(),
+            last_error: issue.last_error.clone(),
+            count: issue.count,
+            opened_at: issue.opened_at,
+            resolved_at: issue.resolved_at,
+            what_to_do: issue.kind.hint(),
+            link: issue
+                .link
+                .as_ref()
+                .map(|path| format!("{}{path}", api_base.trim_end_matches('/'))),
+        }
+    }
+
+    /// The notice as one line of text (Slack, SNS).
+    pub fn text(&self) -> String {
+        let mut text = self.summary.clone();
+        if self.event == AlertStatus::Open {
+            text.push_str(&format!("\nLast error: {}", self.last_error));
+            if self.first_error != self.last_error {
+                text.push_str(&format!("\nFirst error: {}", self.first_error));
+            }
+            text.push_str(&format!("\nWhat to do: {}", self.what_to_do));
+        }
+        if let Some(link) = &self.link {
+            text.push_str(&format!("\n{link}"));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+#[path = "alert_tests.rs"]
+mod tests;

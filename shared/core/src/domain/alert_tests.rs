@@ -1,0 +1,236 @@
+use super::*;
+use chrono::TimeZone;
+
+fn t(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 6, 9, 0, 0)
+        .single()
+        .unwrap_or_default()
+        + Duration::minutes(minute)
+}
+
+fn tenant() -> TenantId {
+    TenantId::parse("shop-1").unwrap_or_else(|_| unreachable!())
+}
+
+fn raised<'a>(tenant: &'a TenantId, error: &'a str) -> Raised<'a> {
+    Raised {
+        tenant,
+        subject: AlertSubject::Schedule(ScheduleId::new_random()),
+        kind: AlertKind::FailingSchedule,
+        error,
+        link: Some("/api/sync/schedules/x".into()),
+    }
+}
+
+const FLAP: Duration = Duration::minutes(30);
+
+#[test]
+fn a_condition_seen_again_while_open_updates_the_one_issue_keeping_its_first_error() {
+    let tenant = tenant();
+    let first = raised(&tenant, "401 from the shop");
+    let opened = AlertIssue::raise(None, &first, t(0));
+    let again = Raised {
+        error: "500 from the shop",
+        ..first.clone()
+    };
+    let updated = AlertIssue::raise(Some(&opened), &again, t(5));
+    assert_eq!(updated.id, opened.id);
+    assert_eq!(updated.count, 2);
+    assert_eq!(updated.first_error, "401 from the shop");
+    assert_eq!(updated.last_error, "500 from the shop");
+    assert_eq!(updated.opened_at, t(0));
+    assert_eq!(updated.status, AlertStatus::Open);
+}
+
+#[test]
+fn the_same_tenant_subject_and_kind_is_one_issue_and_another_kind_is_another() {
+    let tenant = tenant();
+    let schedule = AlertSubject::Schedule(ScheduleId::new_random());
+    let a = alert_id(&tenant, &schedule, AlertKind::FailingSchedule);
+    assert_eq!(a, alert_id(&tenant, &schedule, AlertKind::FailingSchedule));
+    assert_ne!(a, alert_id(&tenant, &schedule, AlertKind::AutoPaused));
+    let other = TenantId::parse("shop-2").unwrap_or_else(|_| unreachable!());
+    assert_ne!(a, alert_id(&other, &schedule, AlertKind::FailingSchedule));
+}
+
+#[test]
+fn a_destination_hears_an_opening_once_and_its_resolution_once() {
+    let tenant = tenant();
+    let mut issue = AlertIssue::raise(None, &raised(&tenant, "boom"), t(0));
+    assert_eq!(issue.notice_for("d1", t(1), FLAP), Some(AlertStatus::Open));
+    issue.heard("d1", AlertStatus::Open, t(1));
+    assert_eq!(issue.notice_for("d1", t(2), FLAP), None);
+    issue = AlertIssue::raise(Some(&issue), &raised(&tenant, "boom"), t(3));
+    assert_eq!(
+        issue.notice_for("d1", t(4), FLAP),
+        None,
+        "an update is not told"
+    );
+    issue = issue.resolve(t(10)).unwrap_or_else(|| unreachable!());
+    assert_eq!(
+        issue.notice_for("d1", t(11), FLAP),
+        Some(AlertStatus::Resolved)
+    );
+    issue.heard("d1", AlertStatus::Resolved, t(11));
+    assert_eq!(issue.notice_for("d1", t(12), FLAP), None);
+    assert_eq!(issue.next_due(&["d1".into()], t(12), FLAP), None);
+}
+
+#[test]
+fn a_resolution_is_told_only_to_destinations_that_heard_the_opening() {
+    let tenant = tenant();
+    let issue = AlertIssue::raise(None, &raised(&tenant, "boom"), t(0));
+    let resolved = issue.resolve(t(1)).unwrap_or_else(|| unreachable!());
+    assert_eq!(resolved.notice_for("d1", t(2), FLAP), None);
+    assert_eq!(resolved.next_due(&["d1".into()], t(2), FLAP), None);
+    assert_eq!(
+        resolved.resolve(t(3)),
+        None,
+        "a resolved issue does not resolve again"
+    );
+}
+
+#[test]
+fn an_acknowledged_issue_tells_nobody_anything_more_until_it_reopens() {
+    let tenant = tenant();
+    let mut issue = AlertIssue::raise(None, &raised(&tenant, "boom"), t(0));
+    issue.heard("d1", AlertStatus::Open, t(1));
+    issue.acked_at = Some(t(2));
+    assert_eq!(
+        issue.notice_for("d2", t(3), FLAP),
+        None,
+        "a new destination is not told either"
+    );
+    let resolved = issue.resolve(t(4)).unwrap_or_else(|| unreachable!());
+    // (The one that heard the opening hears it cleared: the ack silenced the episode's
+    // updates, and the resolution is good news.)
+    assert_eq!(
+        resolved.notice_for("d1", t(5), FLAP),
+        Some(AlertStatus::Resolved)
+    );
+    let reopened = AlertIssue::raise(Some(&resolved), &raised(&tenant, "again"), t(100));
+    assert_eq!(reopened.acked_at, None);
+}
+
+#[test]
+fn a_condition_that_flaps_back_soon_after_resolving_is_kept_quiet_unless_it_stays() {
+    let tenant = tenant();
+    let mut issue = AlertIssue::raise(None, &raised(&tenant, "boom"), t(0));
+    issue.heard("d1", AlertStatus::Open, t(1));
+    issue = issue.resolve(t(10)).unwrap_or_else(|| unreachable!());
+    issue.heard("d1", AlertStatus::Resolved, t(11));
+    let reopened = AlertIssue::raise(Some(&issue), &raised(&tenant, "boom"), t(15));
+    assert_eq!(reopened.count, 1, "a reopening starts a new episode");
+    assert_eq!(reopened.notice_for("d1", t(16), FLAP), None);
+    assert_eq!(reopened.next_due(&["d1".into()], t(16), FLAP), Some(t(40)));
+    assert_eq!(
+        reopened.notice_for("d1", t(40), FLAP),
+        Some(AlertStatus::Open)
+    );
+    // It clears again inside the period: nothing was told, nothing is.
+    let cleared = reopened.resolve(t(20)).unwrap_or_else(|| unreachable!());
+    assert_eq!(cleared.notice_for("d1", t(41), FLAP), None);
+    // Long after: a reopening is told at once.
+    let later = AlertIssue::raise(Some(&cleared), &raised(&tenant, "boom"), t(200));
+    assert_eq!(
+        later.notice_for("d1", t(200), FLAP),
+        Some(AlertStatus::Open)
+    );
+}
+
+#[test]
+fn a_failed_delivery_is_tried_again_with_back_off_then_recorded_as_failed() {
+    let tenant = tenant();
+    let mut issue = AlertIssue::raise(None, &raised(&tenant, "boom"), t(0));
+    let mut now = t(0);
+    for attempt in 1..MAX_DELIVERY_ATTEMPTS {
+        assert_eq!(issue.notice_for("d1", now, FLAP), Some(AlertStatus::Open));
+        issue.not_heard("d1", AlertStatus::Open, "503", now);
+        let retry = issue.hearings["d1"].retry_at.unwrap_or(now);
+        assert_eq!(retry - now, FIRST_RETRY * 2_i32.pow(attempt - 1));
+        assert_eq!(
+            issue.notice_for("d1", retry - Duration::seconds(1), FLAP),
+            None
+        );
+        assert_eq!(issue.next_due(&["d1".into()], now, FLAP), Some(retry));
+        now = retry;
+    }
+    issue.not_heard("d1", AlertStatus::Open, "503", now);
+    let hearing = &issue.hearings["d1"];
+    assert!(hearing.failed);
+    assert_eq!(hearing.last_error.as_deref(), Some("503"));
+    assert_eq!(issue.notice_for("d1", now + Duration::days(1), FLAP), None);
+}
+
+#[test]
+fn destination_urls_must_be_https_and_public_unless_the_stack_is_local() {
+    for refused in [
+        "http://hooks.example.com/x",
+        "https://127.0.0.1/x",
+        "https://localhost:8443/x",
+        "https://10.1.2.3/x",
+        "https://172.16.0.1/x",
+        "https://192.168.1.1/x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/x",
+        "https://[fd00::1]/x",
+        "https://[::ffff:10.0.0.1]/x",
+        "https://100.64.0.1/x",
+        "https://user:pw@hooks.example.com/x",
+        "https://metadata.google.internal/x",
+        "https://intranet/x",
+        "hooks.example.com/x",
+        "https:///x",
+    ] {
+        assert!(
+            check_destination_url(refused, false).is_err(),
+            "{refused} was accepted"
+        );
+    }
+    assert_eq!(
+        check_destination_url("https://hooks.slack.com/services/T0/B0/xyz", false).ok(),
+        Some("https://hooks.slack.com".to_string())
+    );
+    assert!(check_destination_url("https://93.184.216.34:8443/hook", false).is_ok());
+    assert!(check_destination_url("http://127.0.0.1:9000/hook", true).is_ok());
+    assert!(check_destination_url("ftp://127.0.0.1/hook", true).is_err());
+}
+
+#[test]
+fn a_notice_says_who_what_how_often_the_errors_what_to_do_and_links_the_subject() {
+    let tenant = tenant();
+    let mut issue = AlertIssue::raise(None, &raised(&tenant, "401 from the shop"), t(0));
+    issue = AlertIssue::raise(Some(&issue), &raised(&tenant, "500 from the shop"), t(5));
+    let notice = Notice::of(&issue, AlertStatus::Open, "https://api.example.com/");
+    let text = notice.text();
+    for part in [
+        "shop-1",
+        "schedule:",
+        "2 time(s)",
+        "401 from the shop",
+        "500 from the shop",
+        "What to do",
+        "https://api.example.com/api/sync/schedules/x",
+    ] {
+        assert!(text.contains(part), "{part} missing from {text}");
+    }
+    let resolved = Notice::of(
+        &issue.resolve(t(9)).unwrap_or_else(|| unreachable!()),
+        AlertStatus::Resolved,
+        "",
+    );
+    assert!(resolved.summary.contains("resolved"));
+    assert_ne!(resolved.notice_id, notice.notice_id);
+}
+
+#[test]
+fn kinds_and_statuses_read_back_from_their_names() {
+    for kind in AlertKind::ALL {
+        assert_eq!(kind.as_str().parse::<AlertKind>(), Ok(kind));
+    }
+    assert!("sometimes".parse::<AlertStatus>().is_err());
+    assert_eq!(
+        "webhook".parse::<DestinationKind>(),
+        Ok(DestinationKind::Webhook)
+    );
+}

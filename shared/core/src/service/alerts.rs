@@ -1,0 +1,556 @@
+//! Alerts as use cases: raising and resolving issues (the worker and the sweeper), what the
+//! API does with them (list, acknowledge, the destinations), and telling the destinations
+//! (the sweeper, each sweep). The rules of who hears what are the domain's
+//! ([`crate::domain::AlertIssue`]).
+
+use chrono::{DateTime, Duration, Utc};
+use std::sync::Arc;
+
+use super::schedules::invalid;
+use super::ServiceError;
+use crate::clock::Clock;
+use crate::crypto::{hmac_sha256_hex, random_bytes};
+use crate::domain::{
+    alert_id, check_destination_url, AlertDestination, AlertIssue, AlertKind, AlertStatus,
+    AlertSubject, DestinationKind, DestinationSecret, Notice, Raised, Run, RunStatus, TenantId,
+};
+use crate::ports::{
+    AlertDestinations, AlertIssues, AlertTopic, HttpClient, HttpRequest, Method, SecretSealer,
+    StoreError,
+};
+
+/// Tries of a write that met a concurrent one before it gives up.
+const WRITE_TRIES: usize = 4;
+/// Most destinations a tenant may have.
+pub const MAX_DESTINATIONS: usize = 10;
+/// Longest destination name.
+const MAX_DESTINATION_NAME: usize = 100;
+/// Most live issues the sweeper looks at in one sweep.
+pub const MAX_LIVE_ISSUES: usize = 500;
+
+/// The encryption context of a destination's URL and secret: they open only for it.
+fn context<'a>(tenant: &'a str, destination: &'a str) -> [(&'static str, &'a str); 2] {
+    [("tenant_id", tenant), ("alert_destination_id", destination)]
+}
+
+/// Raising and resolving issues: what the worker and the sweeper hold (a read and, when
+/// something changes, one conditional write; a write that met another is tried again).
+#[derive(Clone)]
+pub struct AlertRaiser {
+    issues: Arc<dyn AlertIssues>,
+    clock: Arc<dyn Clock>,
+}
+
+impl AlertRaiser {
+    pub fn new(issues: Arc<dyn AlertIssues>, clock: Arc<dyn Clock>) -> Self {
+        Self { issues, clock }
+    }
+
+    /// The condition was seen now: the issue is opened, reopened or updated.
+    pub async fn raise(&self, raised: Raised<'_>) -> Result<(), StoreError> {
+        let id = alert_id(raised.tenant, &raised.subject, raised.kind);
+        self.change(raised.tenant, &id, |old| {
+            Some(AlertIssue::raise(old, &raised, self.clock.now()))
+        })
+        .await
+    }
+
+    /// The condition cleared: an open issue is resolved (none open, nothing happens).
+    pub async fn resolve(
+        &self,
+        tenant: &TenantId,
+        subject: AlertSubject,
+        kind: AlertKind,
+    ) -> Result<(), StoreError> {
+        let id = alert_id(tenant, &subject, kind);
+        self.change(tenant, &id, |old| old?.resolve(self.clock.now()))
+            .await
+    }
+
+    /// A run ended: a failed one raises its stream's `run_failed` issue (the sweep that
+    /// tells it comes minutes later, so a failure the queue's next attempt clears reaches
+    /// nobody); a succeeded or partial one resolves it. Other ends change nothing.
+    pub async fn run_ended(&self, run: &Run) -> Result<(), StoreError> {
+        let subject = AlertSubject::Stream(run.connection_id, run.entity_type);
+        match run.status {
+            RunStatus::Failed => {
+                let error = run.message.as_deref().unwrap_or("the run failed");
+                self.raise(Raised {
+                    tenant: &run.tenant_id,
+                    subject,
+                    kind: AlertKind::RunFailed,
+                    error: &format!("run {}: {error}", run.id),
+                    link: Some(format!("/api/sync/runs/{}", run.id)),
+                })
+                .await
+            }
+            RunStatus::Succeeded | RunStatus::Partial => {
+                self.resolve(&run.tenant_id, subject, AlertKind::RunFailed)
+                    .await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Resolves an issue already read (the sweeper's, from its listing), by id.
+    pub async fn resolve_id(&self, tenant: &TenantId, id: &str) -> Result<(), StoreError> {
+        self.change(tenant, id, |old| old?.resolve(self.clock.now()))
+            .await
+    }
+
+    async fn change(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        next: impl Fn(Option<&AlertIssue>) -> Option<AlertIssue>,
+    ) -> Result<(), StoreError> {
+        change_issue(&*self.issues, tenant, id, next).await
+    }
+}
+
+/// Reads the issue, applies `next` and writes the result if it is at the version read;
+/// tried again (from the read) when another write came between.
+async fn change_issue(
+    issues: &dyn AlertIssues,
+    tenant: &TenantId,
+    id: &str,
+    next: impl Fn(Option<&AlertIssue>) -> Option<AlertIssue>,
+) -> Result<(), StoreError> {
+    let mut last = StoreError::Conflict;
+    for _ in 0..WRITE_TRIES {
+        let old = issues.get(tenant, id).await?;
+        let Some(mut new) = next(old.as_ref()) else {
+            return Ok(());
+        };
+        let expected = old.as_ref().map(|o| o.version);
+        new.version = expected.unwrap_or(0) + 1;
+        match issues.put(&new, expected).await {
+            Ok(()) => return Ok(()),
+            Err(e @ (StoreError::Conflict | StoreError::AlreadyExists)) => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// A destination as the API is asked to create it.
+#[derive(Debug, Clone)]
+pub struct NewDestination {
+    pub kind: DestinationKind,
+    pub name: String,
+    /// For `slack` and `webhook`.
+    pub url: Option<String>,
+    /// For `webhook`: the signing secret; one is made (and answered once) if none is given.
+    pub secret: Option<String>,
+}
+
+/// What the API does with alerts, for one tenant at a time.
+#[derive(Clone)]
+pub struct AlertConsole {
+    issues: Arc<dyn AlertIssues>,
+    destinations: Arc<dyn AlertDestinations>,
+    sealer: Arc<dyn SecretSealer>,
+    clock: Arc<dyn Clock>,
+    /// Whether destination URLs may be `http` and name internal hosts (the local stack).
+    allow_internal: bool,
+}
+
+impl AlertConsole {
+    pub fn new(
+        issues: Arc<dyn AlertIssues>,
+        destinations: Arc<dyn AlertDestinations>,
+        sealer: Arc<dyn SecretSealer>,
+        clock: Arc<dyn Clock>,
+        allow_internal: bool,
+    ) -> Self {
+        Self {
+            issues,
+            destinations,
+            sealer,
+            clock,
+            allow_internal,
+        }
+    }
+
+    /// The same, allowing destination URLs of internal hosts over `http` or not.
+    pub fn allowing_internal_urls(mut self, allow: bool) -> Self {
+        self.allow_internal = allow;
+        self
+    }
+
+    pub async fn list(
+        &self,
+        tenant: &TenantId,
+        status: Option<AlertStatus>,
+    ) -> Result<Vec<AlertIssue>, ServiceError> {
+        Ok(self.issues.list(tenant, status).await?)
+    }
+
+    /// Silences an open issue: no destination that has not heard it open is told so in
+    /// this episode (those that heard it still hear it resolved). 409 for one resolved.
+    pub async fn ack(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        by: &str,
+    ) -> Result<AlertIssue, ServiceError> {
+        let now = self.clock.now();
+        let mut outcome = Err(ServiceError::NotFound("alert"));
+        for _ in 0..WRITE_TRIES {
+            let Some(old) = self.issues.get(tenant, id).await? else {
+                return Err(ServiceError::NotFound("alert"));
+            };
+            if old.status != AlertStatus::Open {
+                return Err(ServiceError::Conflict(
+                    "the alert is resolved already; there is nothing to silence".into(),
+                ));
+            }
+            if old.acked_at.is_some() {
+                return Ok(old);
+            }
+            let mut new = old.clone();
+            new.acked_at = Some(now);
+            new.acked_by = Some(by.chars().take(200).collect());
+            new.updated_at = now;
+            new.version = old.version + 1;
+            match self.issues.put(&new, Some(old.version)).await {
+                Ok(()) => return Ok(new),
+                Err(StoreError::Conflict) => {
+                    outcome = Err(ServiceError::Conflict(
+                        "the alert kept changing; try again".into(),
+                    ))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        outcome
+    }
+
+    pub async fn destinations(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<AlertDestination>, ServiceError> {
+        Ok(self.destinations.list(tenant).await?)
+    }
+
+    /// Creates a destination; answers it and, for a webhook whose secret was made here, the
+    /// secret (shown this once: it is stored sealed and never answered again).
+    pub async fn add_destination(
+        &self,
+        tenant: &TenantId,
+        new: NewDestination,
+    ) -> Result<(AlertDestination, Option<String>), ServiceError> {
+        let name = new.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > MAX_DESTINATION_NAME {
+            return Err(invalid(
+                "name",
+                format!("name must be 1 to {MAX_DESTINATION_NAME} characters"),
+            ));
+        }
+        let id = format!("ad_{}", uuid::Uuid::new_v4().simple());
+        let (url_host, secret, made) = match new.kind {
+            DestinationKind::Sns => {
+                if new.url.is_some() || new.secret.is_some() {
+                    return Err(invalid(
+                        "url",
+                        "an sns destination is the deployment's alert topic: it takes no url or secret",
+                    ));
+                }
+                (None, None, None)
+            }
+            DestinationKind::Slack | DestinationKind::Webhook => {
+                let Some(url) = new.url.map(|u| u.trim().to_string()) else {
+                    return Err(invalid("url", "url is required for this kind"));
+                };
+                let host = check_destination_url(&url, self.allow_internal)
+                    .map_err(|e| invalid("url", e.to_string()))?;
+                let (secret, made) = match (new.kind.clone(), new.secret) {
+                    (DestinationKind::Webhook, Some(s)) => {
+                        let s = s.trim().to_string();
+                        if s.len() < 16 || s.len() > 256 {
+                            return Err(invalid("secret", "secret must be 16 to 256 characters"));
+                        }
+                        (Some(s), None)
+                    }
+                    (DestinationKind::Webhook, None) => {
+                        let bytes = random_bytes(32)
+                            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+                        let s: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                        (Some(s.clone()), Some(s))
+                    }
+                    (_, Some(_)) => {
+                        return Err(invalid("secret", "only a webhook destination has a secret"))
+                    }
+                    (_, None) => (None, None),
+                };
+                (Some(host), Some(DestinationSecret { url, secret }), made)
+            }
+        };
+        let existing = self.destinations.list(tenant).await?;
+        if existing.len() >= MAX_DESTINATIONS {
+            return Err(ServiceError::Conflict(format!(
+                "a tenant has at most {MAX_DESTINATIONS} alert destinations"
+            )));
+        }
+        if new.kind == DestinationKind::Sns
+            && existing.iter().any(|d| d.kind == DestinationKind::Sns)
+        {
+            return Err(ServiceError::Conflict(
+                "the tenant has an sns destination already".into(),
+            ));
+        }
+        let sealed = match secret {
+            Some(secret) => {
+                let bytes = serde_json::to_vec(&secret)
+                    .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+                Some(
+                    self.sealer
+                        .seal(&bytes, &context(tenant.as_str(), &id))
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let destination = AlertDestination {
+            id,
+            tenant_id: tenant.clone(),
+            kind: new.kind,
+            name,
+            url_host,
+            sealed,
+            created_at: self.clock.now(),
+        };
+        self.destinations.insert(&destination).await?;
+        Ok((destination, made))
+    }
+
+    pub async fn remove_destination(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<(), ServiceError> {
+        if self.destinations.delete(tenant, id).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("alert destination"))
+        }
+    }
+}
+
+/// How notices are sent.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// A reopening this soon after a resolution is kept quiet (a flapping condition).
+    pub flap: Duration,
+    /// The API's public URL, which links in notices start with.
+    pub api_base: String,
+    /// Whether destination URLs may name internal hosts (the local stack).
+    pub allow_internal: bool,
+    /// How long one send may take.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            flap: Duration::minutes(30),
+            api_base: String::new(),
+            allow_internal: false,
+            timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// What one round of telling did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Notices that reached their destination.
+    pub sent: u64,
+    /// Tries that failed (tried again later, or given up on).
+    pub failed: u64,
+    /// Issues whose condition the caller found cleared.
+    pub resolved: u64,
+    pub errors: Vec<String>,
+}
+
+/// Telling each destination what it has to hear: the sweeper's, each sweep.
+#[derive(Clone)]
+pub struct AlertDelivery {
+    pub issues: Arc<dyn AlertIssues>,
+    pub destinations: Arc<dyn AlertDestinations>,
+    pub sealer: Arc<dyn SecretSealer>,
+    pub http: Arc<dyn HttpClient>,
+    pub topic: Option<Arc<dyn AlertTopic>>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: DeliverySettings,
+}
+
+/// Where one notice goes, opened.
+enum Recipient {
+    Topic,
+    Slack(String),
+    Webhook(String, String),
+}
+
+impl AlertDelivery {
+    /// Tells each destination of each of `issues` (live issues, as listed) what it is due,
+    /// and records who heard what on the issue.
+    pub async fn deliver(&self, issues: &[AlertIssue], report: &mut DeliveryReport) {
+        let now = self.clock.now();
+        let mut tenants: std::collections::BTreeMap<&TenantId, Vec<&AlertIssue>> =
+            Default::default();
+        for issue in issues.iter().filter(|i| i.due_at.is_some_and(|d| d <= now)) {
+            tenants.entry(&issue.tenant_id).or_default().push(issue);
+        }
+        for (tenant, due) in tenants {
+            let destinations = match self.destinations.list(tenant).await {
+                Ok(d) => d,
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("alert destinations of {tenant} not read: {e}"));
+                    continue;
+                }
+            };
+            for issue in due {
+                if let Err(e) = self.tell(issue, &destinations, now, report).await {
+                    report
+                        .errors
+                        .push(format!("alert {} not delivered: {e}", issue.id));
+                }
+            }
+        }
+    }
+
+    async fn tell(
+        &self,
+        listed: &AlertIssue,
+        destinations: &[AlertDestination],
+        now: DateTime<Utc>,
+        report: &mut DeliveryReport,
+    ) -> Result<(), StoreError> {
+        let flap = self.settings.flap;
+        // (The listing is an index's: the issue as stored decides.)
+        let Some(issue) = self.issues.get(&listed.tenant_id, &listed.id).await? else {
+            return Ok(());
+        };
+        // Claim the round: the due time moves past it, so a sweep running beside this one
+        // leaves the issue alone, and one after a crash here tries again.
+        if issue.due_at.is_none_or(|d| d > now) {
+            return Ok(());
+        }
+        let mut claimed = issue.clone();
+        claimed.due_at = Some(now + Duration::minutes(10));
+        claimed.version = issue.version + 1;
+        match self.issues.put(&claimed, Some(issue.version)).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let mut outcomes = Vec::new();
+        for destination in destinations {
+            let Some(state) = issue.notice_for(&destination.id, now, flap) else {
+                continue;
+            };
+            let notice = Notice::of(&issue, state, &self.settings.api_base);
+            let sent = self.send(destination, &notice).await;
+            match &sent {
+                Ok(()) => {
+                    report.sent += 1;
+                    tracing::info!(alert_id = %issue.id, tenant_id = %issue.tenant_id, destination = %destination.id, event = state.as_str(), "alert notice sent");
+                }
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::warn!(alert_id = %issue.id, tenant_id = %issue.tenant_id, destination = %destination.id, error = %e, "alert notice not sent");
+                }
+            }
+            outcomes.push((destination.id.clone(), state, sent));
+        }
+        // Who heard what, written over whatever came between (a raise, a resolution).
+        let ids: Vec<String> = destinations.iter().map(|d| d.id.clone()).collect();
+        change_issue(&*self.issues, &issue.tenant_id, &issue.id, |current| {
+            let mut next = current?.clone();
+            for (destination, state, sent) in &outcomes {
+                match sent {
+                    Ok(()) => next.heard(destination, *state, now),
+                    Err(e) => next.not_heard(destination, *state, e, now),
+                }
+            }
+            next.hearings.retain(|d, _| ids.contains(d));
+            next.due_at = next.next_due(&ids, now, flap);
+            Some(next)
+        })
+        .await
+    }
+
+    async fn send(&self, destination: &AlertDestination, notice: &Notice) -> Result<(), String> {
+        let recipient = self.open(destination).await?;
+        let text = notice.text();
+        let request = match recipient {
+            Recipient::Topic => {
+                let Some(topic) = &self.topic else {
+                    return Err("this deployment has no alert topic".into());
+                };
+                let subject: String = notice.summary.chars().take(100).collect();
+                return topic
+                    .publish(&notice.tenant_id, &subject, &text, &notice.notice_id)
+                    .await;
+            }
+            Recipient::Slack(url) => {
+                check_destination_url(&url, self.settings.allow_internal)
+                    .map_err(|e| e.to_string())?;
+                HttpRequest::new(Method::Post, url).json(&serde_json::json!({ "text": text }))
+            }
+            Recipient::Webhook(url, secret) => {
+                check_destination_url(&url, self.settings.allow_internal)
+                    .map_err(|e| e.to_string())?;
+                let body = serde_json::to_string(notice).map_err(|e| e.to_string())?;
+                let t = self.clock.now().timestamp();
+                let signature =
+                    hmac_sha256_hex(secret.as_bytes(), format!("{t}.{body}").as_bytes());
+                let mut request = HttpRequest::new(Method::Post, url)
+                    .header("content-type", "application/json")
+                    .header("x-sync-notice-id", notice.notice_id.clone())
+                    .header("x-sync-signature", format!("t={t},v1={signature}"));
+                request.body = Some(body.into_bytes());
+                request
+            }
+        };
+        let mut request = request;
+        request.timeout = self.settings.timeout;
+        let response = self.http.send(request).await.map_err(|e| e.to_string())?;
+        if (200..300).contains(&response.status) {
+            Ok(())
+        } else {
+            Err(format!("the destination answered {}", response.status))
+        }
+    }
+
+    async fn open(&self, destination: &AlertDestination) -> Result<Recipient, String> {
+        if destination.kind == DestinationKind::Sns {
+            return Ok(Recipient::Topic);
+        }
+        let Some(sealed) = &destination.sealed else {
+            return Err("the destination has no url".into());
+        };
+        let bytes = self
+            .sealer
+            .open(
+                sealed,
+                &context(destination.tenant_id.as_str(), &destination.id),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let secret: DestinationSecret = serde_json::from_slice(&bytes)
+            .map_err(|_| "the destination does not open".to_string())?;
+        match (&destination.kind, secret.secret) {
+            (DestinationKind::Webhook, Some(key)) => Ok(Recipient::Webhook(secret.url, key)),
+            (DestinationKind::Webhook, None) => Err("the webhook destination has no secret".into()),
+            _ => Ok(Recipient::Slack(secret.url)),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "alerts_tests.rs"]
+mod tests;

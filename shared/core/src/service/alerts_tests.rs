@@ -1,0 +1,473 @@
+//! Alerts against in-memory fakes: one issue per condition, told once on opening and once
+//! on resolution to every destination, whatever the writes that interleave, the
+//! destinations that fail or the sweeps that run at once.
+
+use super::*;
+use chrono::TimeZone;
+use std::sync::atomic::Ordering;
+
+use crate::clock::FixedClock;
+use crate::domain::{ConnectionId, EntityType, ScheduleId};
+use crate::memory::{MemoryAlerts, MemoryReceiver, MemorySealer, MemoryTopic};
+
+struct World {
+    alerts: Arc<MemoryAlerts>,
+    receiver: Arc<MemoryReceiver>,
+    topic: Arc<MemoryTopic>,
+    clock: Arc<FixedClock>,
+    raiser: AlertRaiser,
+    console: AlertConsole,
+    delivery: AlertDelivery,
+    tenant: TenantId,
+}
+
+fn t(minute: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 6, 9, 0, 0)
+        .single()
+        .unwrap_or_default()
+        + Duration::minutes(minute)
+}
+
+fn world() -> World {
+    let alerts = Arc::new(MemoryAlerts::default());
+    let receiver = Arc::new(MemoryReceiver::default());
+    let topic = Arc::new(MemoryTopic::default());
+    let sealer = Arc::new(MemorySealer::default());
+    let clock = Arc::new(FixedClock::new(t(0)));
+    World {
+        raiser: AlertRaiser::new(alerts.clone(), clock.clone()),
+        console: AlertConsole::new(
+            alerts.clone(),
+            alerts.clone(),
+            sealer.clone(),
+            clock.clone(),
+            true,
+        ),
+        delivery: AlertDelivery {
+            issues: alerts.clone(),
+            destinations: alerts.clone(),
+            sealer,
+            http: receiver.clone(),
+            topic: Some(topic.clone()),
+            clock: clock.clone(),
+            settings: DeliverySettings {
+                api_base: "https://api.example.com".into(),
+                allow_internal: true,
+                ..DeliverySettings::default()
+            },
+        },
+        alerts,
+        receiver,
+        topic,
+        clock,
+        tenant: TenantId::parse("shop-1").unwrap_or_else(|_| unreachable!()),
+    }
+}
+
+fn stream() -> AlertSubject {
+    AlertSubject::Stream(ConnectionId::new_random(), EntityType::Orders)
+}
+
+impl World {
+    async fn raise(&self, subject: AlertSubject, error: &str) {
+        let raised = Raised {
+            tenant: &self.tenant,
+            subject,
+            kind: AlertKind::RunFailed,
+            error,
+            link: Some("/api/sync/runs/r1".into()),
+        };
+        assert_eq!(self.raiser.raise(raised).await, Ok(()));
+    }
+
+    async fn destination(
+        &self,
+        kind: DestinationKind,
+        url: Option<&str>,
+    ) -> (AlertDestination, Option<String>) {
+        self.console
+            .add_destination(
+                &self.tenant,
+                NewDestination {
+                    kind,
+                    name: "ops".into(),
+                    url: url.map(str::to_string),
+                    secret: None,
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("destination not added: {e}"))
+    }
+
+    async fn sweep(&self) -> DeliveryReport {
+        let mut report = DeliveryReport::default();
+        let live = self.alerts.live(MAX_LIVE_ISSUES).await.unwrap_or_default();
+        self.delivery.deliver(&live, &mut report).await;
+        report
+    }
+
+    fn received(&self, prefix: &str) -> Vec<serde_json::Value> {
+        self.receiver.bodies(prefix)
+    }
+}
+
+#[tokio::test]
+async fn a_failure_that_persists_for_many_runs_is_told_once_and_its_recovery_once_to_every_destination(
+) {
+    let w = world();
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/slack"))
+        .await;
+    let (_, secret) = w
+        .destination(DestinationKind::Webhook, Some("http://127.0.0.1:9/hook"))
+        .await;
+    w.destination(DestinationKind::Sns, None).await;
+    let subject = stream();
+    for n in 0..12 {
+        w.clock.set(t(n * 15));
+        w.raise(subject, &format!("500 from the shop ({n})")).await;
+        let report = w.sweep().await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+    }
+    assert_eq!(w.received("http://127.0.0.1:9/slack").len(), 1);
+    let hooks = w.received("http://127.0.0.1:9/hook");
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0]["event"], "open");
+    assert_eq!(hooks[0]["kind"], "run_failed");
+    assert_eq!(hooks[0]["link"], "https://api.example.com/api/sync/runs/r1");
+    assert_eq!(w.topic.published.lock().map(|p| p.len()).unwrap_or(0), 1);
+
+    w.clock.set(t(200));
+    assert_eq!(
+        w.raiser
+            .resolve(&w.tenant, subject, AlertKind::RunFailed)
+            .await,
+        Ok(())
+    );
+    w.sweep().await;
+    w.sweep().await;
+    let slack = w.received("http://127.0.0.1:9/slack");
+    assert_eq!(slack.len(), 2);
+    assert!(slack[1]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("resolved"));
+    let hooks = w.received("http://127.0.0.1:9/hook");
+    assert_eq!(hooks.len(), 2);
+    assert_eq!(hooks[1]["event"], "resolved");
+    assert_eq!(hooks[1]["count"], 12);
+    assert_eq!(w.topic.published.lock().map(|p| p.len()).unwrap_or(0), 2);
+    // Nothing is left to tell: the issue has left the live index.
+    assert!(w.alerts.live(10).await.unwrap_or_default().is_empty());
+
+    // The webhook's signature verifies with the secret answered at its creation.
+    let received = w
+        .receiver
+        .received
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    let (_, headers, body) = received
+        .iter()
+        .find(|(url, _, _)| url.ends_with("/hook"))
+        .cloned()
+        .unwrap_or_default();
+    let header = headers
+        .iter()
+        .find(|(k, _)| k == "x-sync-signature")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let (ts, sig) = header
+        .trim_start_matches("t=")
+        .split_once(",v1=")
+        .unwrap_or_default();
+    let mut signed = format!("{ts}.").into_bytes();
+    signed.extend_from_slice(&body);
+    let key = secret.unwrap_or_default();
+    assert_eq!(sig, hmac_sha256_hex(key.as_bytes(), &signed));
+    assert_ne!(
+        hmac_sha256_hex(b"another secret of 32 characters!", &signed),
+        sig
+    );
+}
+
+#[tokio::test]
+async fn a_failure_cleared_before_the_sweep_reaches_nobody() {
+    let w = world();
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/slack"))
+        .await;
+    let subject = stream();
+    w.raise(subject, "timed out").await;
+    assert_eq!(
+        w.raiser
+            .resolve(&w.tenant, subject, AlertKind::RunFailed)
+            .await,
+        Ok(())
+    );
+    w.sweep().await;
+    assert!(w.received("").is_empty());
+    assert!(w.alerts.live(10).await.unwrap_or_default().is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_destination_is_retried_with_back_off_without_holding_up_the_others() {
+    let w = world();
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/slack"))
+        .await;
+    w.raise(stream(), "boom").await;
+    w.receiver.status.store(503, Ordering::SeqCst);
+    let report = w.sweep().await;
+    assert_eq!((report.sent, report.failed), (0, 1));
+    assert_eq!(w.topic.published.lock().map(|p| p.len()).unwrap_or(0), 0);
+    // Not again before its back-off...
+    w.clock.set(t(4));
+    assert_eq!(w.sweep().await.failed, 0);
+    // ... then again, and it reaches the destination once it is back.
+    w.receiver.status.store(200, Ordering::SeqCst);
+    w.clock.set(t(5));
+    assert_eq!(w.sweep().await.sent, 1);
+    w.clock.set(t(60));
+    assert_eq!(w.sweep().await.sent, 0);
+    let issue = &w.alerts.all()[0];
+    let hearing = issue.hearings.values().next().cloned();
+    assert_eq!(hearing.and_then(|h| h.heard), Some(AlertStatus::Open));
+    assert_eq!(
+        w.received("")
+            .iter()
+            .filter(|b| b["text"].is_string())
+            .count(),
+        2,
+        "the refused try and the one that passed"
+    );
+}
+
+#[tokio::test]
+async fn a_destination_down_for_good_is_recorded_as_failed_and_left() {
+    let w = world();
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/slack"))
+        .await;
+    w.raise(stream(), "boom").await;
+    w.receiver.down.store(true, Ordering::SeqCst);
+    for day in 0..3 {
+        for step in 0..(24 * 12) {
+            w.clock.set(t(day * 1440 + step * 5));
+            w.sweep().await;
+        }
+    }
+    let issue = &w.alerts.all()[0];
+    let hearing = issue
+        .hearings
+        .values()
+        .next()
+        .cloned()
+        .unwrap_or_else(|| unreachable!());
+    assert!(hearing.failed);
+    assert!(hearing.last_error.unwrap_or_default().contains("connect"));
+    assert_eq!(issue.due_at, None);
+    assert_eq!(
+        issue.status,
+        AlertStatus::Open,
+        "it is still listed as open"
+    );
+}
+
+#[tokio::test]
+async fn two_sweeps_at_once_tell_a_destination_once() {
+    let w = world();
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/slack"))
+        .await;
+    w.raise(stream(), "boom").await;
+    // Both listed the issue before either told anyone.
+    let live = w.alerts.live(10).await.unwrap_or_default();
+    let (mut a, mut b) = (DeliveryReport::default(), DeliveryReport::default());
+    futures::join!(
+        w.delivery.deliver(&live, &mut a),
+        w.delivery.deliver(&live, &mut b)
+    );
+    w.delivery.deliver(&live, &mut a).await;
+    assert_eq!(a.sent + b.sent, 1);
+    assert_eq!(w.received("").len(), 1);
+}
+
+#[tokio::test]
+async fn a_raise_that_meets_a_concurrent_write_is_tried_again_and_counts() {
+    let w = world();
+    let subject = stream();
+    w.raise(subject, "first").await;
+    w.alerts.interleave.store(1, Ordering::SeqCst);
+    w.raise(subject, "second").await;
+    let issue = &w.alerts.all()[0];
+    // Its own count, plus the one the interleaved writer added.
+    assert_eq!(issue.count, 3);
+    assert_eq!(issue.last_error, "second");
+    w.alerts.interleave.store(10, Ordering::SeqCst);
+    let raised = Raised {
+        tenant: &w.tenant,
+        subject,
+        kind: AlertKind::RunFailed,
+        error: "third",
+        link: None,
+    };
+    assert_eq!(w.raiser.raise(raised).await, Err(StoreError::Conflict));
+}
+
+#[tokio::test]
+async fn acknowledging_silences_an_issue_for_destinations_not_yet_told() {
+    let w = world();
+    w.raise(stream(), "boom").await;
+    let id = w.alerts.all()[0].id.clone();
+    let acked = w.console.ack(&w.tenant, &id, "ana@shop").await;
+    assert!(acked.is_ok_and(|a| a.acked_by.as_deref() == Some("ana@shop")));
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/slack"))
+        .await;
+    w.sweep().await;
+    assert!(w.received("").is_empty());
+    let other = TenantId::parse("shop-2").unwrap_or_else(|_| unreachable!());
+    assert!(matches!(
+        w.console.ack(&other, &id, "x").await,
+        Err(ServiceError::NotFound(_))
+    ));
+    let subject = w.alerts.all()[0].clone();
+    let _ = w.raiser.resolve_id(&w.tenant, &subject.id).await;
+    assert!(matches!(
+        w.console.ack(&w.tenant, &id, "x").await,
+        Err(ServiceError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn destinations_are_checked_sealed_and_never_shown_whole() {
+    let w = world();
+    let strict = AlertConsole::new(
+        w.alerts.clone(),
+        w.alerts.clone(),
+        Arc::new(MemorySealer::default()),
+        w.clock.clone(),
+        false,
+    );
+    let new = |kind, url: Option<&str>, secret: Option<&str>| NewDestination {
+        kind,
+        name: "ops".into(),
+        url: url.map(str::to_string),
+        secret: secret.map(str::to_string),
+    };
+    for (bad, field) in [
+        (
+            new(
+                DestinationKind::Slack,
+                Some("http://hooks.example.com/x"),
+                None,
+            ),
+            "url",
+        ),
+        (
+            new(
+                DestinationKind::Slack,
+                Some("https://169.254.169.254/x"),
+                None,
+            ),
+            "url",
+        ),
+        (new(DestinationKind::Slack, None, None), "url"),
+        (
+            new(
+                DestinationKind::Slack,
+                Some("https://hooks.example.com/x"),
+                Some("0123456789abcdef"),
+            ),
+            "secret",
+        ),
+        (
+            new(
+                DestinationKind::Webhook,
+                Some("https://hooks.example.com/x"),
+                Some("short"),
+            ),
+            "secret",
+        ),
+        (
+            new(
+                DestinationKind::Sns,
+                Some("https://hooks.example.com/x"),
+                None,
+            ),
+            "url",
+        ),
+    ] {
+        match strict.add_destination(&w.tenant, bad).await {
+            Err(ServiceError::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("expected a refusal of {field}, got {other:?}"),
+        }
+    }
+    assert!(AlertDestinations::list(&*w.alerts, &w.tenant)
+        .await
+        .unwrap_or_default()
+        .is_empty());
+    let (made, secret) = strict
+        .add_destination(
+            &w.tenant,
+            new(
+                DestinationKind::Webhook,
+                Some("https://hooks.example.com/a/b?token=xyz"),
+                None,
+            ),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(made.url_host.as_deref(), Some("https://hooks.example.com"));
+    assert_eq!(secret.map(|s| s.len()), Some(64));
+    let sealed = made.sealed.clone().unwrap_or_else(|| unreachable!());
+    assert!(!String::from_utf8_lossy(&sealed.ciphertext).contains("token=xyz"));
+    let (_, given) = strict
+        .add_destination(
+            &w.tenant,
+            new(
+                DestinationKind::Webhook,
+                Some("https://hooks.example.com/c"),
+                Some("a secret of my own choosing"),
+            ),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(given, None, "a secret the user gave is not answered back");
+    strict
+        .add_destination(&w.tenant, new(DestinationKind::Sns, None, None))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        strict
+            .add_destination(&w.tenant, new(DestinationKind::Sns, None, None))
+            .await,
+        Err(ServiceError::Conflict(_))
+    ));
+    assert!(strict.remove_destination(&w.tenant, &made.id).await.is_ok());
+    assert!(matches!(
+        strict.remove_destination(&w.tenant, &made.id).await,
+        Err(ServiceError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_schedule_subject_and_a_stream_subject_are_separate_issues() {
+    let w = world();
+    w.raise(stream(), "a").await;
+    let raised = Raised {
+        tenant: &w.tenant,
+        subject: AlertSubject::Schedule(ScheduleId::new_random()),
+        kind: AlertKind::FailingSchedule,
+        error: "b",
+        link: None,
+    };
+    assert_eq!(w.raiser.raise(raised).await, Ok(()));
+    let open = w
+        .console
+        .list(&w.tenant, Some(AlertStatus::Open))
+        .await
+        .unwrap_or_default();
+    assert_eq!(open.len(), 2);
+    assert!(w
+        .console
+        .list(&w.tenant, Some(AlertStatus::Resolved))
+        .await
+        .unwrap_or_default()
+        .is_empty());
+}
