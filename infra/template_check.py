@@ -4,8 +4,9 @@
   each `HttpApi` event of a function is a gateway route with that method, path and function,
   guarded by the JWT authorizer exactly where the table says so;
 - each queue-fed function's `BatchSize` and `Timeout` are its crate's `BATCH_SIZE` and
-  `TIMEOUT` (which the local stack's event sources use too), and its queue's visibility
-  timeout is six times the timeout (AWS's advice for SQS event sources).
+  `TIMEOUT` (which the local stack's event sources use too), its queue's visibility
+  timeout is six times the timeout (AWS's advice for SQS event sources), and its queue's
+  `maxReceiveCount` is the code's `MAX_RECEIVES` (a run alerts on its last receive).
 
 What the code says is read from `syncctl routes` (its JSON): the same table the API function
 dispatches by and the local gateway routes by.
@@ -13,7 +14,8 @@ dispatches by and the local gateway routes by.
     python infra/template_check.py [--syncctl PATH] [--self-test]
 
 Run by the test command; `--self-test` shows the check failing on a template whose route was
-dropped, added, moved to another function or left unguarded, and on a batch size changed.
+dropped, added, moved to another function or left unguarded, and on a batch size or a
+queue's receive count changed.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def queue_differences(template: dict, facts: dict) -> list[str]:
         visibility = resources.get(queue_id, {}).get("Properties", {}).get("VisibilityTimeout")
         if visibility != 6 * queue["timeout_seconds"]:
             problems.append(f"{name}: its queue {queue_id} has VisibilityTimeout {visibility}, not six times {queue['timeout_seconds']}")
+        redrive = resources.get(queue_id, {}).get("Properties", {}).get("RedrivePolicy", {})
+        if redrive.get("maxReceiveCount") != queue["max_receives"]:
+            problems.append(f"{name}: its queue {queue_id} has maxReceiveCount {redrive.get('maxReceiveCount')}, the code says {queue['max_receives']}")
     return problems
 
 
@@ -122,6 +127,10 @@ def self_test(expected: dict) -> int:
     jobs = batch["Resources"]["SyncWorkerFunction"]["Properties"]["Events"]
     next(e for e in jobs.values() if e.get("Type") == "SQS")["Properties"]["BatchSize"] = 10
     caught.append(("batch size", bool(differences(batch, expected))))
+
+    receives = copy.deepcopy(template)
+    receives["Resources"]["SyncQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"] = 3
+    caught.append(("receive count", bool(differences(receives, expected))))
 
     print("template self-test: " + ", ".join(f"{what} {'caught' if ok else 'NOT caught'}" for what, ok in caught))
     return 0 if all(ok for _, ok in caught) else 1

@@ -1090,3 +1090,91 @@ async fn a_schedules_failures_in_a_row_count_each_run_once_and_start_again_on_su
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(count().await, None);
 }
+
+#[tokio::test]
+async fn alert_issues_are_found_open_and_due_through_their_indexes_and_written_only_at_the_version_read(
+) {
+    use chrono::{Duration, SubsecRound};
+    use sync_core::domain::{AlertIssue, AlertKind, AlertStatus, AlertSubject, Raised};
+    use sync_core::ports::AlertIssues;
+    let aws = fresh_aws().await;
+    let alerts = sync_aws::DynamoAlerts::new(aws.dynamodb(), aws.resources.table_name.clone());
+    let now = chrono::Utc::now().trunc_subsecs(3);
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let issue = |tenant: &TenantId, due: Option<chrono::DateTime<chrono::Utc>>, open: bool| {
+        let raised = Raised {
+            tenant,
+            subject: AlertSubject::Stream(ConnectionId::new_random(), EntityType::Orders),
+            kind: AlertKind::RunFailed,
+            error: "boom",
+            link: None,
+        };
+        let mut issue = AlertIssue::raise(None, &raised, now - Duration::hours(1));
+        issue.due_at = due;
+        if !open {
+            issue.status = AlertStatus::Resolved;
+        }
+        issue.version = 1;
+        issue
+    };
+    let due_long_ago = issue(&acme, Some(now - Duration::minutes(50)), true);
+    let due_now = issue(&globex, Some(now), false);
+    let due_later = issue(&acme, Some(now + Duration::minutes(5)), true);
+    let told = issue(&globex, None, true);
+    let done = issue(&acme, None, false);
+    for i in [&due_long_ago, &due_now, &due_later, &told, &done] {
+        alerts.put(i, None).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let ids = |found: Vec<AlertIssue>| found.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    // Due by now, earliest first, only as many as asked.
+    let due = alerts.due(now, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ids(due), vec![due_long_ago.id.clone(), due_now.id.clone()]);
+    let first = alerts.due(now, 1).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ids(first), vec![due_long_ago.id.clone()]);
+    // Open, due or not, of every tenant.
+    let mut open = ids(alerts.open().await.unwrap_or_else(|e| panic!("{e}")));
+    open.sort();
+    let mut expected = vec![
+        due_long_ago.id.clone(),
+        due_later.id.clone(),
+        told.id.clone(),
+    ];
+    expected.sort();
+    assert_eq!(open, expected);
+    // A write at a stale version is refused; at the one read, it moves the issue in both
+    // indexes (told and resolved: it leaves them).
+    let mut resolved = due_long_ago.clone();
+    resolved.status = AlertStatus::Resolved;
+    resolved.due_at = None;
+    resolved.version = 2;
+    assert_eq!(
+        alerts.put(&resolved, Some(7)).await,
+        Err(StoreError::Conflict)
+    );
+    assert_eq!(
+        alerts.put(&due_long_ago, None).await,
+        Err(StoreError::AlreadyExists)
+    );
+    alerts
+        .put(&resolved, Some(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let due = alerts.due(now, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ids(due), vec![due_now.id.clone()]);
+    assert!(!ids(alerts.open().await.unwrap_or_else(|e| panic!("{e}"))).contains(&resolved.id));
+    // A tenant's own list reads the table, by status.
+    let acme_resolved = alerts
+        .list(&acme, Some(AlertStatus::Resolved))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut found = ids(acme_resolved);
+    found.sort();
+    let mut expected = vec![resolved.id.clone(), done.id.clone()];
+    expected.sort();
+    assert_eq!(found, expected);
+    assert_eq!(
+        alerts.get(&globex, &resolved.id).await,
+        Ok(None),
+        "another tenant's issue is not found"
+    );
+}

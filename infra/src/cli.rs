@@ -576,11 +576,13 @@ fn routes(out: &mut dyn Write) -> Result<i32> {
             "function": "WebhookCoalescerFunction",
             "batch_size": webhook_coalescer::BATCH_SIZE,
             "timeout_seconds": webhook_coalescer::TIMEOUT.as_secs(),
+            "max_receives": sync_core::ports::MAX_RECEIVES,
         },
         {
             "function": "SyncWorkerFunction",
             "batch_size": sync_worker::BATCH_SIZE,
             "timeout_seconds": sync_worker::TIMEOUT.as_secs(),
+            "max_receives": sync_core::ports::MAX_RECEIVES,
         },
     ]);
     let all = serde_json::json!({"gateway": gateway, "api": api, "queues": queues});

@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use sync_aws::{describe, SdkConfig};
 use sync_core::config::AwsResources;
+use sync_core::ports::MAX_RECEIVES;
 
 /// Names for one set of resources; tests use a unique suffix so they can share one moto.
 #[derive(Debug, Clone)]
@@ -56,6 +57,12 @@ pub struct Provisioned {
     pub alert_topic_arn: String,
 }
 
+/// A queue's redrive policy: to `dlq_arn` after [`MAX_RECEIVES`] receives.
+fn redrive_policy(dlq_arn: &str) -> String {
+    serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES.to_string()})
+        .to_string()
+}
+
 /// Creates the table, the KMS key, the queues with their DLQs, the alert topic and the
 /// schedule group;
 /// existing ones are reused, so running it twice is harmless.
@@ -63,10 +70,10 @@ pub async fn provision(sdk: &SdkConfig, names: &Names) -> Result<Provisioned> {
     create_table(sdk, &names.table).await?;
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let (_, dlq_arn) = create_queue(&sqs, &names.dlq, None).await?;
-    let redrive = format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}"#);
+    let redrive = redrive_policy(&dlq_arn);
     let (sync_queue_url, queue_arn) = create_queue(&sqs, &names.queue, Some(redrive)).await?;
     let (_, events_dlq_arn) = create_queue(&sqs, &names.events_dlq, None).await?;
-    let redrive = format!(r#"{{"deadLetterTargetArn":"{events_dlq_arn}","maxReceiveCount":"5"}}"#);
+    let redrive = redrive_policy(&events_dlq_arn);
     let (events_queue_url, events_queue_arn) =
         create_queue(&sqs, &names.events_queue, Some(redrive)).await?;
     let kms_key_id = secrets_key(sdk, &names.table).await?;

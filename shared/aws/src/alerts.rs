@@ -1,22 +1,25 @@
 //! Alert issues and destinations in DynamoDB (the one table, keyed as [`crate::table`] says).
 //!
 //! An issue is one item beside its tenant's records (`ALERT#<id>`), the issue as JSON with
-//! its `version` (every write is conditional on it) and, while it is open or someone is
-//! still to hear of it, `gsi2` keys in the one `ALERTLIVE` partition: the sweeper reads the
-//! live issues there, least recently changed first. (Issues change when a condition starts,
-//! recurs or clears, a few writes a day per tenant: one partition takes that.)
+//! its `version` (every write is conditional on it); while it is open, `gsi1` keys in the
+//! one `ALERTOPEN` partition, and while someone is to be told something, `gsi2` keys in the
+//! one `ALERTDUE` partition, by when. The sweeper reads the open ones (as many as conditions
+//! that hold) and those due by now, earliest first. (Issues change when a condition starts,
+//! recurs or clears and when they are told, a few writes a day per tenant: one partition
+//! takes that.)
 //! A destination is one item (`ALERTDEST#<id>`), its URL and secret sealed, as binary.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
 
 use crate::sdk::describe;
 use crate::table::{
-    alert_destination_key, alert_key, alert_live_keys, corrupt, get_s, get_time, parsed, s,
-    tenant_pk, time, write_failure, Item, Records, ALERT_DESTINATION_PREFIX, ALERT_LIVE,
-    ALERT_PREFIX, SWEEP_INDEX,
+    alert_destination_key, alert_due_keys, alert_key, alert_open_keys, corrupt, due_ms, get_s,
+    get_time, parsed, s, tenant_pk, time, write_failure, Item, Records, ALERT_DESTINATION_PREFIX,
+    ALERT_DUE, ALERT_OPEN, ALERT_PREFIX, SWEEP_INDEX, TENANT_INDEX,
 };
 use sync_core::domain::{AlertDestination, AlertIssue, AlertStatus, Sealed, TenantId};
 use sync_core::ports::{AlertDestinations, AlertIssues, StoreError};
@@ -98,12 +101,11 @@ impl AlertIssues for DynamoAlerts {
             "issue".into(),
             s(serde_json::to_string(issue).map_err(|e| StoreError::Unavailable(e.to_string()))?),
         );
-        if issue.status == AlertStatus::Open || issue.due_at.is_some() {
-            item.extend(alert_live_keys(
-                &issue.tenant_id,
-                &issue.id,
-                issue.updated_at,
-            ));
+        if issue.status == AlertStatus::Open {
+            item.extend(alert_open_keys(&issue.tenant_id, &issue.id));
+        }
+        if let Some(due) = issue.due_at {
+            item.extend(alert_due_keys(&issue.tenant_id, &issue.id, due));
         }
         let request = self
             .client
@@ -149,18 +151,54 @@ impl AlertIssues for DynamoAlerts {
         Ok(issues)
     }
 
-    async fn live(&self, limit: usize) -> Result<Vec<AlertIssue>, StoreError> {
+    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<AlertIssue>, StoreError> {
+        // Every key of a time up to `now` sorts before the next millisecond's digits.
+        let bound = due_ms(now + chrono::Duration::milliseconds(1));
+        let mut issues = self
+            .index_issues(
+                SWEEP_INDEX,
+                "gsi2pk = :pk AND gsi2sk < :bound",
+                &[(":pk", ALERT_DUE), (":bound", &bound)],
+                Some(limit),
+            )
+            .await?;
+        issues.truncate(limit);
+        Ok(issues)
+    }
+
+    async fn open(&self) -> Result<Vec<AlertIssue>, StoreError> {
+        self.index_issues(TENANT_INDEX, "gsi1pk = :pk", &[(":pk", ALERT_OPEN)], None)
+            .await
+    }
+}
+
+impl DynamoAlerts {
+    /// The issues an index query finds, every page (up to `limit`, when given).
+    async fn index_issues(
+        &self,
+        index: &str,
+        condition: &str,
+        values: &[(&str, &str)],
+        limit: Option<usize>,
+    ) -> Result<Vec<AlertIssue>, StoreError> {
         let mut issues = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .index_name(SWEEP_INDEX)
-                .key_condition_expression("gsi2pk = :pk")
-                .expression_attribute_values(":pk", s(ALERT_LIVE))
-                .set_exclusive_start_key(start.take())
+                .index_name(index)
+                .key_condition_expression(condition)
+                .set_exclusive_start_key(start.take());
+            for (name, value) in values {
+                query = query.expression_attribute_values(*name, s(*value));
+            }
+            if let Some(limit) = limit {
+                let left = limit.saturating_sub(issues.len()).clamp(1, 1_000);
+                query = query.limit(i32::try_from(left).unwrap_or(1_000));
+            }
+            let out = query
                 .send()
                 .await
                 .map_err(|e| StoreError::Unavailable(describe(&e)))?;
@@ -172,11 +210,10 @@ impl AlertIssues for DynamoAlerts {
                 }
             }
             start = out.last_evaluated_key().cloned();
-            if start.is_none() || issues.len() >= limit {
+            if start.is_none() || limit.is_some_and(|l| issues.len() >= l) {
                 break;
             }
         }
-        issues.truncate(limit);
         Ok(issues)
     }
 }

@@ -22,11 +22,11 @@
 //! | token chain | `TOKENS#<connection>` | `chain` | | a connection's OAuth tokens and the lease of the refresh under way |
 //! | used OAuth state | `OAUTHSTATE#<nonce>` | `state` | | a consent redirect is used once (a conditional put) |
 //! | sweeper status | `SWEEPER` | `STATUS` | | the one sweeper's last sweep and totals, read and replaced each sweep |
-//! | alert issue | `TENANT#<tenant>` | `ALERT#<id>` | `gsi2`, only while open or someone is still to hear of it: `ALERTLIVE` / `<last written ms>#<tenant>#<id>` | a tenant's alerts are one query; the sweeper reads the live ones of every tenant in one partition (they change a few times a day) |
+//! | alert issue | `TENANT#<tenant>` | `ALERT#<id>` | `gsi1`, only while open: `ALERTOPEN` / `<tenant>#<id>`; `gsi2`, only while someone is to be told something: `ALERTDUE` / `<due ms>#<tenant>#<id>` | a tenant's alerts are one query; the sweeper reads the open ones of every tenant (as many as conditions that hold) and those due by now, earliest first (one told or put off moves on, so none is passed over) |
 //! | alert destination | `TENANT#<tenant>` | `ALERTDEST#<id>` | | a tenant's destinations are one query |
 //!
 //! Each index holds two kinds of item whose partition keys cannot meet (`TENANT#` and
-//! `SOURCE#` in `gsi1`, `SCHEDULES#`, `OPENRUNS#`, `ALERTLIVE` and `ROUTE#` in `gsi2`). Index reads are eventually
+//! `SOURCE#` and `ALERTOPEN` in `gsi1`, `SCHEDULES#`, `OPENRUNS#`, `ALERTDUE` and `ROUTE#` in `gsi2`). Index reads are eventually
 //! consistent, so nothing that must be exact (a lease, a claim, a version) is read through
 //! one. Items that expire (event claims and log entries, runs and their pointers, used
 //! OAuth states) carry `expires_at` for DynamoDB's TTL and are treated as gone on read once
@@ -115,8 +115,10 @@ pub(crate) fn open_runs_shard(digit: char) -> String {
 /// Sort key prefixes of a tenant's alert issues and destinations.
 pub(crate) const ALERT_PREFIX: &str = "ALERT#";
 pub(crate) const ALERT_DESTINATION_PREFIX: &str = "ALERTDEST#";
-/// The sweep index partition of live alert issues.
-pub(crate) const ALERT_LIVE: &str = "ALERTLIVE";
+/// The tenant index partition of open alert issues.
+pub(crate) const ALERT_OPEN: &str = "ALERTOPEN";
+/// The sweep index partition of alert issues with a notice due.
+pub(crate) const ALERT_DUE: &str = "ALERTDUE";
 
 pub(crate) fn alert_key(tenant: &TenantId, id: &str) -> Item {
     key(tenant_pk(tenant), format!("{ALERT_PREFIX}{id}"))
@@ -126,18 +128,28 @@ pub(crate) fn alert_destination_key(tenant: &TenantId, id: &str) -> Item {
     key(tenant_pk(tenant), format!("{ALERT_DESTINATION_PREFIX}{id}"))
 }
 
-/// A live alert issue's sweep index keys: least recently written first.
-pub(crate) fn alert_live_keys(tenant: &TenantId, id: &str, written: DateTime<Utc>) -> Item {
+/// An open alert issue's tenant index keys.
+pub(crate) fn alert_open_keys(tenant: &TenantId, id: &str) -> Item {
     Item::from([
-        ("gsi2pk".to_string(), s(ALERT_LIVE)),
+        ("gsi1pk".to_string(), s(ALERT_OPEN)),
+        ("gsi1sk".to_string(), s(format!("{tenant}#{id}"))),
+    ])
+}
+
+/// The sweep index keys of an alert issue with a notice due at `due`: earliest first.
+pub(crate) fn alert_due_keys(tenant: &TenantId, id: &str, due: DateTime<Utc>) -> Item {
+    Item::from([
+        ("gsi2pk".to_string(), s(ALERT_DUE)),
         (
             "gsi2sk".to_string(),
-            s(format!(
-                "{:013}#{tenant}#{id}",
-                written.timestamp_millis().max(0)
-            )),
+            s(format!("{}#{tenant}#{id}", due_ms(due))),
         ),
     ])
+}
+
+/// A time as the alert due index sorts it (13 digits of milliseconds).
+pub(crate) fn due_ms(at: DateTime<Utc>) -> String {
+    format!("{:013}", at.timestamp_millis().max(0))
 }
 
 /// The sweeper's status.

@@ -146,6 +146,10 @@ pub struct Hearing {
     /// The last state it was told of (or, when `failed`, the last it was to be told of).
     pub heard: Option<AlertStatus>,
     pub at: Option<DateTime<Utc>>,
+    /// The notice whose tries are counted (`attempts`, `retry_at`): a notice of the other
+    /// state starts its own count.
+    #[serde(default)]
+    pub trying: Option<AlertStatus>,
     /// Tries of the notice it is still to hear; 0 when none is pending.
     #[serde(default)]
     pub attempts: u32,
@@ -250,8 +254,11 @@ impl AlertIssue {
                     version: 0,
                 };
                 if let Some(old) = existing {
-                    // A reopening: who heard what is kept (a resolution told, or not).
+                    // A reopening: who heard what is kept (a resolution told, or not), but
+                    // for notices given up on: those destinations heard nothing of the last
+                    // episode and are told of this one.
                     issue.hearings = old.hearings.clone();
+                    issue.hearings.retain(|_, h| !h.failed);
                     issue.resolved_at = old.resolved_at;
                     issue.version = old.version;
                 }
@@ -280,24 +287,42 @@ impl AlertIssue {
         now: DateTime<Utc>,
         flap: Duration,
     ) -> Option<AlertStatus> {
-        let hearing = self.hearings.get(destination);
-        let heard = hearing.and_then(|h| h.heard);
-        let wanted = match self.status {
-            AlertStatus::Open if heard == Some(AlertStatus::Open) => return None,
-            AlertStatus::Open => {
-                if self.acked_at.is_some() || now < self.quiet_until(flap) {
-                    return None;
-                }
-                AlertStatus::Open
-            }
-            AlertStatus::Resolved if heard == Some(AlertStatus::Open) => AlertStatus::Resolved,
-            AlertStatus::Resolved => return None,
-        };
-        match hearing {
-            Some(h) if h.failed && h.heard == Some(wanted) => None,
-            Some(h) if h.retry_at.is_some_and(|at| at > now) => None,
+        let wanted = self.pending_for(destination)?;
+        if wanted == AlertStatus::Open && now < self.quiet_until(flap) {
+            return None;
+        }
+        match self.retry_at(destination, wanted) {
+            Some(at) if at > now => None,
             _ => Some(wanted),
         }
+    }
+
+    /// What `destination` is still to hear, whenever it is due: the opening, unless it
+    /// heard it (or it was given up on) or the issue was acknowledged; the resolution, only
+    /// when it heard the opening (one given up on leaves it nothing to resolve).
+    fn pending_for(&self, destination: &str) -> Option<AlertStatus> {
+        let hearing = self.hearings.get(destination);
+        let heard = hearing.and_then(|h| h.heard);
+        let failed = hearing.is_some_and(|h| h.failed);
+        match self.status {
+            AlertStatus::Open if heard == Some(AlertStatus::Open) || self.acked_at.is_some() => {
+                None
+            }
+            AlertStatus::Open => Some(AlertStatus::Open),
+            AlertStatus::Resolved if heard == Some(AlertStatus::Open) && !failed => {
+                Some(AlertStatus::Resolved)
+            }
+            AlertStatus::Resolved => None,
+        }
+    }
+
+    /// When the notice of `state` to `destination` may be tried again, after a failed try
+    /// of that same notice.
+    fn retry_at(&self, destination: &str, state: AlertStatus) -> Option<DateTime<Utc>> {
+        self.hearings
+            .get(destination)
+            .filter(|h| h.trying == Some(state))
+            .and_then(|h| h.retry_at)
     }
 
     /// Until when a reopened issue is kept quiet: the flap period after its last resolution.
@@ -315,6 +340,7 @@ impl AlertIssue {
             Hearing {
                 heard: Some(state),
                 at: Some(now),
+                trying: None,
                 attempts: 0,
                 retry_at: None,
                 last_error: None,
@@ -338,16 +364,23 @@ impl AlertIssue {
             .or_insert(Hearing {
                 heard: None,
                 at: None,
+                trying: None,
                 attempts: 0,
                 retry_at: None,
                 last_error: None,
                 failed: false,
             });
+        if entry.trying != Some(state) {
+            entry.trying = Some(state);
+            entry.attempts = 0;
+            entry.retry_at = None;
+        }
         entry.attempts += 1;
         entry.last_error = Some(clip(error));
         if entry.attempts >= MAX_DELIVERY_ATTEMPTS {
             entry.heard = Some(state);
             entry.at = Some(now);
+            entry.trying = None;
             entry.attempts = 0;
             entry.retry_at = None;
             entry.failed = true;
@@ -368,19 +401,9 @@ impl AlertIssue {
         destinations
             .iter()
             .filter_map(|d| {
-                let hearing = self.hearings.get(d);
-                let heard = hearing.and_then(|h| h.heard);
-                let pending = match self.status {
-                    AlertStatus::Open => {
-                        heard != Some(AlertStatus::Open) && self.acked_at.is_none()
-                    }
-                    AlertStatus::Resolved => heard == Some(AlertStatus::Open),
-                };
-                if !pending {
-                    return None;
-                }
-                let retry = hearing.and_then(|h| h.retry_at).unwrap_or(now);
-                let quiet = match self.status {
+                let wanted = self.pending_for(d)?;
+                let retry = self.retry_at(d, wanted).unwrap_or(now);
+                let quiet = match wanted {
                     AlertStatus::Open => self.quiet_until(flap),
                     AlertStatus::Resolved => now,
                 };
@@ -481,15 +504,34 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || o[0] >= 240
         }
         IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let embedded = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                is_internal(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)))
+            };
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_internal(IpAddr::V4(v4));
             }
-            let s = v6.segments();
+            // An IPv4 address carried in IPv6 (compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`,
+            // 6to4 `2002::/16`) is as internal as the address it carries.
+            if s[..6] == [0; 6] && !v6.is_loopback() && !v6.is_unspecified() {
+                return embedded(s[6], s[7]);
+            }
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return embedded(s[6], s[7]);
+            }
+            if s[0] == 0x2002 && embedded(s[1], s[2]) {
+                return true;
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+                || (s[0] == 0x100 && s[1..4] == [0, 0, 0])
                 || s[0] == 0x2001 && s[1] == 0x0db8
         }
     }
@@ -497,12 +539,23 @@ pub fn is_internal(ip: IpAddr) -> bool {
 
 /// Checks a destination URL: `https` with a host, no credentials in it, and (unless
 /// `allow_internal`, which only the local stack sets) no host that names an internal
-/// address or `localhost`. Names are checked again when a notice is sent, by the resolver
-/// the sender uses, since a name can point anywhere later. Answers the scheme and host.
+/// address or `localhost`. The host is read strictly, so that no HTTP client reads another
+/// host in it: a domain name of ASCII letters, digits, `-` and `.` (an international name
+/// in its `xn--` form), a dotted-decimal IPv4 address or a bracketed IPv6 one; a host whose
+/// last label is a number (`127.1`, `0x7f.1`, `2130706433`) must be a plain dotted-decimal
+/// address, and `\`, `%` and `@` are refused in it. Names are checked again when a notice is
+/// sent, by the resolver the sender uses, since a name can point anywhere later. Answers
+/// the scheme and host.
 pub fn check_destination_url(text: &str, allow_internal: bool) -> Result<String, UrlRefused> {
     let refuse = |why: &str| Err(UrlRefused(format!("url {why}")));
     if text.len() > 2_048 {
         return refuse("is longer than 2048 characters");
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return refuse("must not contain spaces or control characters");
+    }
+    if text.contains('\\') {
+        return refuse("must not contain a backslash");
     }
     let (scheme, rest) = match text.split_once("://") {
         Some((s, r)) => (s.to_ascii_lowercase(), r),
@@ -515,36 +568,67 @@ pub fn check_destination_url(text: &str, allow_internal: bool) -> Result<String,
     if authority.contains('@') {
         return refuse("must not carry credentials before the host");
     }
-    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return refuse("must not contain spaces or control characters");
-    }
-    let host = if let Some(v6) = authority.strip_prefix('[') {
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         match v6.split_once(']') {
-            Some((h, _)) => h.to_string(),
+            Some((h, after)) => (h.to_string(), after.strip_prefix(':')),
             None => return refuse("has a malformed IPv6 host"),
         }
     } else {
-        authority
-            .rsplit_once(':')
-            .map_or(authority, |(h, _)| h)
-            .to_ascii_lowercase()
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_ascii_lowercase(), Some(p)),
+            None => (authority.to_ascii_lowercase(), None),
+        }
     };
-    if host.is_empty() {
-        return refuse("has no host");
+    if let Some(port) = port {
+        if !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
+            return refuse("has a malformed port");
+        }
     }
-    if !allow_internal {
-        let host = host.trim_end_matches('.');
-        if host == "localhost" || host.ends_with(".localhost") || host.ends_with(".internal") {
-            return refuse("must not name a local host");
+    let ip = if authority.starts_with('[') {
+        match host.parse::<std::net::Ipv6Addr>() {
+            Ok(v6) => IpAddr::V6(v6),
+            Err(_) => return refuse("has a malformed IPv6 host"),
         }
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            if is_internal(ip) {
-                return refuse("must not name a private, loopback or link-local address");
+    } else {
+        let name = host.strip_suffix('.').unwrap_or(&host);
+        if name.is_empty() {
+            return refuse("has no host");
+        }
+        let valid = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        };
+        if !name.split('.').all(valid) {
+            return refuse(
+                "must name its host with ASCII letters, digits, '-' and '.' (an international name in its xn-- form)",
+            );
+        }
+        let last = name.rsplit('.').next().unwrap_or_default();
+        let numeric = last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x");
+        if !numeric {
+            if !allow_internal {
+                if name == "localhost"
+                    || name.ends_with(".localhost")
+                    || name.ends_with(".internal")
+                {
+                    return refuse("must not name a local host");
+                }
+                if !name.contains('.') {
+                    return refuse("must name a host by its full domain name");
+                }
             }
+            return Ok(format!("{scheme}://{authority}"));
         }
-        if !host.contains('.') && host.parse::<IpAddr>().is_err() {
-            return refuse("must name a host by its full domain name");
+        match name.parse::<std::net::Ipv4Addr>() {
+            Ok(v4) => IpAddr::V4(v4),
+            Err(_) => return refuse("must name an IPv4 host as four decimal numbers (a.b.c.d)"),
         }
+    };
+    if !allow_internal && is_internal(ip) {
+        return refuse("must not name a private, loopback or link-local address");
     }
     Ok(format!("{scheme}://{authority}"))
 }

@@ -181,6 +181,21 @@ fn destination_urls_must_be_https_and_public_unless_the_stack_is_local() {
         "https://intranet/x",
         "hooks.example.com/x",
         "https:///x",
+        // Hosts an HTTP client reads as another (internal) host than a plain parse does.
+        "https://127.1/x",
+        "https://0x7f.0.0.1/x",
+        "https://0177.0.0.1/x",
+        "https://2130706433/x",
+        "https://127.0.0.1\\.hooks.example.com/x",
+        "https://hooks.example.com\\@127.0.0.1/x",
+        "https://%31%32%37.0.0.1/x",
+        "https://127\u{ff0e}0\u{ff0e}0\u{ff0e}1/x",
+        "https://[::10.0.0.1]/x",
+        "https://[64:ff9b::a9fe:a9fe]/x",
+        "https://[2002:c0a8:0101::1]/x",
+        "https://[fe80::1%25eth0]/x",
+        "https://hooks.example.com:99999/x",
+        "https://hooks.example.com:/x",
     ] {
         assert!(
             check_destination_url(refused, false).is_err(),
@@ -192,6 +207,9 @@ fn destination_urls_must_be_https_and_public_unless_the_stack_is_local() {
         Some("https://hooks.slack.com".to_string())
     );
     assert!(check_destination_url("https://93.184.216.34:8443/hook", false).is_ok());
+    assert!(check_destination_url("https://[2606:4700::1111]/hook", false).is_ok());
+    assert!(check_destination_url("https://xn--bcher-kva.example/hook", false).is_ok());
+    assert!(check_destination_url("https://hooks.example.com./hook", false).is_ok());
     assert!(check_destination_url("http://127.0.0.1:9000/hook", true).is_ok());
     assert!(check_destination_url("ftp://127.0.0.1/hook", true).is_err());
 }
@@ -233,4 +251,66 @@ fn kinds_and_statuses_read_back_from_their_names() {
         "webhook".parse::<DestinationKind>(),
         Ok(DestinationKind::Webhook)
     );
+}
+
+#[test]
+fn a_destination_whose_opening_was_given_up_on_is_not_told_of_a_resolution_it_never_needed() {
+    let tenant = tenant();
+    let mut issue = AlertIssue::raise(None, &raised(&tenant, "boom"), t(0));
+    for _ in 0..MAX_DELIVERY_ATTEMPTS {
+        issue.not_heard("d1", AlertStatus::Open, "503", t(0));
+    }
+    issue.heard("d2", AlertStatus::Open, t(0));
+    let resolved = issue.resolve(t(10)).unwrap_or_else(|| unreachable!());
+    assert_eq!(resolved.notice_for("d1", t(11), FLAP), None);
+    assert_eq!(
+        resolved.notice_for("d2", t(11), FLAP),
+        Some(AlertStatus::Resolved)
+    );
+    assert_eq!(
+        resolved.next_due(&["d1".into()], t(11), FLAP),
+        None,
+        "nothing is due for it"
+    );
+    // A later episode is a new story: it is told of that one.
+    let reopened = AlertIssue::raise(Some(&resolved), &raised(&tenant, "again"), t(500));
+    assert_eq!(
+        reopened.notice_for("d1", t(500), FLAP),
+        Some(AlertStatus::Open)
+    );
+}
+
+#[test]
+fn the_tries_of_one_notice_do_not_count_against_the_next() {
+    let tenant = tenant();
+    let mut issue = AlertIssue::raise(None, &raised(&tenant, "boom"), t(0));
+    issue.heard("d1", AlertStatus::Open, t(0));
+    let mut resolved = issue.resolve(t(10)).unwrap_or_else(|| unreachable!());
+    // The resolution fails all but once...
+    for _ in 1..MAX_DELIVERY_ATTEMPTS {
+        resolved.not_heard("d1", AlertStatus::Resolved, "503", t(10));
+    }
+    // ... the condition comes back (quietly, inside the flap period) and clears again: the
+    // resolution still owed is due at once, with its tries counted on.
+    let reopened = AlertIssue::raise(Some(&resolved), &raised(&tenant, "again"), t(12));
+    let again = reopened.resolve(t(13)).unwrap_or_else(|| unreachable!());
+    let hearing = &again.hearings["d1"];
+    assert_eq!(hearing.attempts, MAX_DELIVERY_ATTEMPTS - 1);
+    // An opening of a later episode, though, has tries of its own.
+    let mut later = AlertIssue::raise(Some(&again), &raised(&tenant, "later"), t(600));
+    later.hearings.insert(
+        "d1".into(),
+        Hearing {
+            heard: Some(AlertStatus::Resolved),
+            ..hearing.clone()
+        },
+    );
+    assert_eq!(
+        later.notice_for("d1", t(600), FLAP),
+        Some(AlertStatus::Open)
+    );
+    later.not_heard("d1", AlertStatus::Open, "503", t(600));
+    let hearing = &later.hearings["d1"];
+    assert_eq!((hearing.attempts, hearing.failed), (1, false));
+    assert_eq!(hearing.retry_at, Some(t(600) + FIRST_RETRY));
 }

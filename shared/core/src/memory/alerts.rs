@@ -1,6 +1,7 @@
 //! In-memory alert issues, destinations, topic and an HTTP receiver of notices.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -22,6 +23,9 @@ pub struct MemoryAlerts {
     /// The next this many puts find the issue changed by another writer (which bumped its
     /// version), as a concurrent raise or delivery does.
     pub interleave: std::sync::atomic::AtomicU32,
+    /// When not 0, the put that many puts from now fails as an unreachable table does
+    /// (once): `1` is the next.
+    pub fail_put_in: std::sync::atomic::AtomicU32,
 }
 
 impl MemoryAlerts {
@@ -50,6 +54,13 @@ impl AlertIssues for MemoryAlerts {
 
     async fn put(&self, issue: &AlertIssue, expected: Option<u64>) -> Result<(), StoreError> {
         self.check()?;
+        if self
+            .fail_put_in
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            == Ok(1)
+        {
+            return Err(StoreError::Unavailable("table unreachable".into()));
+        }
         let mut issues = lock(&self.issues);
         let key = (issue.tenant_id.clone(), issue.id.clone());
         if self
@@ -90,16 +101,25 @@ impl AlertIssues for MemoryAlerts {
         Ok(found)
     }
 
-    async fn live(&self, limit: usize) -> Result<Vec<AlertIssue>, StoreError> {
+    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<AlertIssue>, StoreError> {
         self.check()?;
         let mut found: Vec<AlertIssue> = lock(&self.issues)
             .values()
-            .filter(|i| i.status == AlertStatus::Open || i.due_at.is_some())
+            .filter(|i| i.due_at.is_some_and(|d| d <= now))
             .cloned()
             .collect();
-        found.sort_by_key(|i| i.updated_at);
+        found.sort_by_key(|i| i.due_at);
         found.truncate(limit);
         Ok(found)
+    }
+
+    async fn open(&self) -> Result<Vec<AlertIssue>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.issues)
+            .values()
+            .filter(|i| i.status == AlertStatus::Open)
+            .cloned()
+            .collect())
     }
 }
 

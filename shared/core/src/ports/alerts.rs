@@ -1,6 +1,7 @@
 //! The ports of alerts: the issues, the tenants' destinations, and sending a notice.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use super::StoreError;
 use crate::domain::{AlertDestination, AlertIssue, AlertStatus, TenantId};
@@ -18,9 +19,13 @@ pub trait AlertIssues: Send + Sync + 'static {
         tenant: &TenantId,
         status: Option<AlertStatus>,
     ) -> Result<Vec<AlertIssue>, StoreError>;
-    /// Every tenant's issues that are open or have someone still to tell (through an index
-    /// that holds only those), up to `limit`, least recently changed first.
-    async fn live(&self, limit: usize) -> Result<Vec<AlertIssue>, StoreError>;
+    /// Every tenant's issues with a notice due by `now`, earliest due first, up to `limit`
+    /// (through an index that holds only issues with something due, keyed by when: one told
+    /// or put off leaves its place, so none is passed over for ever).
+    async fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<AlertIssue>, StoreError>;
+    /// Every tenant's open issues (through an index that holds only those: as many as
+    /// conditions that hold, not as many as issues ever opened).
+    async fn open(&self) -> Result<Vec<AlertIssue>, StoreError>;
 }
 
 /// The tenants' alert destinations.

@@ -249,6 +249,11 @@ pub trait EventQueue: Send + Sync + 'static {
     async fn send_events(&self, events: &[QueuedEvent]) -> Vec<Result<String, QueueError>>;
 }
 
+/// Receives of one message (a job, or a batch of webhook events) before the queue moves it
+/// to its dead-letter queue: the queues' `maxReceiveCount` (the template's and the local
+/// stack's), so a run on its last receive knows that its failure is final.
+pub const MAX_RECEIVES: u32 = 5;
+
 /// The sync queue, where jobs for the worker go.
 #[async_trait]
 pub trait JobQueue: Send + Sync + 'static {

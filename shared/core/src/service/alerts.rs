@@ -25,8 +25,12 @@ const WRITE_TRIES: usize = 4;
 pub const MAX_DESTINATIONS: usize = 10;
 /// Longest destination name.
 const MAX_DESTINATION_NAME: usize = 100;
-/// Most live issues the sweeper looks at in one sweep.
-pub const MAX_LIVE_ISSUES: usize = 500;
+/// Most issues with a notice due that one sweep reads (the rest, due later, are read by
+/// the next: each one told or put off moves behind them).
+pub const MAX_DUE_ISSUES: usize = 500;
+/// Tries of the write that records who heard what, when the table fails: one not written
+/// has its notices sent again once the claim runs out.
+const RECORD_TRIES: usize = 3;
 
 /// The encryption context of a destination's URL and secret: they open only for it.
 fn context<'a>(tenant: &'a str, destination: &'a str) -> [(&'static str, &'a str); 2] {
@@ -321,6 +325,21 @@ impl AlertConsole {
             created_at: self.clock.now(),
         };
         self.destinations.insert(&destination).await?;
+        // A destination added while issues are open is told of them at the next sweep
+        // (issues whose destinations had all heard have nothing due until now).
+        let now = self.clock.now();
+        for issue in self.issues.list(tenant, Some(AlertStatus::Open)).await? {
+            change_issue(&*self.issues, tenant, &issue.id, |current| {
+                let current = current?;
+                if current.status != AlertStatus::Open || current.due_at.is_some_and(|d| d <= now) {
+                    return None;
+                }
+                let mut next = current.clone();
+                next.due_at = Some(now);
+                Some(next)
+            })
+            .await?;
+        }
         Ok((destination, made))
     }
 
@@ -348,6 +367,9 @@ pub struct DeliverySettings {
     pub allow_internal: bool,
     /// How long one send may take.
     pub timeout: std::time::Duration,
+    /// How long one round of telling may go on: no send starts after it (what is left is
+    /// still due, for the next sweep), so a slow destination never runs a sweep out of time.
+    pub budget: std::time::Duration,
 }
 
 impl Default for DeliverySettings {
@@ -357,6 +379,7 @@ impl Default for DeliverySettings {
             api_base: String::new(),
             allow_internal: false,
             timeout: std::time::Duration::from_secs(10),
+            budget: std::time::Duration::from_secs(45),
         }
     }
 }
@@ -393,13 +416,22 @@ enum Recipient {
 }
 
 impl AlertDelivery {
-    /// Tells each destination of each of `issues` (live issues, as listed) what it is due,
-    /// and records who heard what on the issue.
-    pub async fn deliver(&self, issues: &[AlertIssue], report: &mut DeliveryReport) {
+    /// Tells each destination of each issue due what it is to hear, and records who heard
+    /// what on the issue: at most [`MAX_DUE_ISSUES`] issues, earliest due first, for at most
+    /// the settings' budget.
+    pub async fn deliver(&self, report: &mut DeliveryReport) {
+        let started = std::time::Instant::now();
         let now = self.clock.now();
+        let due = match self.issues.due(now, MAX_DUE_ISSUES).await {
+            Ok(due) => due,
+            Err(e) => {
+                report.errors.push(format!("alerts due not read: {e}"));
+                return;
+            }
+        };
         let mut tenants: std::collections::BTreeMap<&TenantId, Vec<&AlertIssue>> =
             Default::default();
-        for issue in issues.iter().filter(|i| i.due_at.is_some_and(|d| d <= now)) {
+        for issue in &due {
             tenants.entry(&issue.tenant_id).or_default().push(issue);
         }
         for (tenant, due) in tenants {
@@ -412,8 +444,16 @@ impl AlertDelivery {
                     continue;
                 }
             };
+            // Each destination is opened once for all of the tenant's issues.
+            let mut opened = std::collections::HashMap::new();
             for issue in due {
-                if let Err(e) = self.tell(issue, &destinations, now, report).await {
+                if started.elapsed() >= self.settings.budget {
+                    return;
+                }
+                if let Err(e) = self
+                    .tell(issue, &destinations, &mut opened, now, started, report)
+                    .await
+                {
                     report
                         .errors
                         .push(format!("alert {} not delivered: {e}", issue.id));
@@ -426,7 +466,9 @@ impl AlertDelivery {
         &self,
         listed: &AlertIssue,
         destinations: &[AlertDestination],
+        opened: &mut std::collections::HashMap<String, Result<Recipient, String>>,
         now: DateTime<Utc>,
+        started: std::time::Instant,
         report: &mut DeliveryReport,
     ) -> Result<(), StoreError> {
         let flap = self.settings.flap;
@@ -452,8 +494,20 @@ impl AlertDelivery {
             let Some(state) = issue.notice_for(&destination.id, now, flap) else {
                 continue;
             };
+            // (Out of time: the rest stay due, and are told by the next sweep.)
+            if started.elapsed() >= self.settings.budget {
+                break;
+            }
+            if !opened.contains_key(&destination.id) {
+                let recipient = self.open(destination).await;
+                opened.insert(destination.id.clone(), recipient);
+            }
             let notice = Notice::of(&issue, state, &self.settings.api_base);
-            let sent = self.send(destination, &notice).await;
+            let sent = match opened.get(&destination.id) {
+                Some(Ok(recipient)) => self.send(recipient, &notice).await,
+                Some(Err(e)) => Err(e.clone()),
+                None => Err("the destination did not open".into()),
+            };
             match &sent {
                 Ok(()) => {
                     report.sent += 1;
@@ -466,25 +520,32 @@ impl AlertDelivery {
             }
             outcomes.push((destination.id.clone(), state, sent));
         }
-        // Who heard what, written over whatever came between (a raise, a resolution).
+        // Who heard what, written over whatever came between (a raise, a resolution); a
+        // table that fails is tried again, since a notice not recorded is sent again.
         let ids: Vec<String> = destinations.iter().map(|d| d.id.clone()).collect();
-        change_issue(&*self.issues, &issue.tenant_id, &issue.id, |current| {
-            let mut next = current?.clone();
-            for (destination, state, sent) in &outcomes {
-                match sent {
-                    Ok(()) => next.heard(destination, *state, now),
-                    Err(e) => next.not_heard(destination, *state, e, now),
+        let mut written = Ok(());
+        for _ in 0..RECORD_TRIES {
+            written = change_issue(&*self.issues, &issue.tenant_id, &issue.id, |current| {
+                let mut next = current?.clone();
+                for (destination, state, sent) in &outcomes {
+                    match sent {
+                        Ok(()) => next.heard(destination, *state, now),
+                        Err(e) => next.not_heard(destination, *state, e, now),
+                    }
                 }
+                next.hearings.retain(|d, _| ids.contains(d));
+                next.due_at = next.next_due(&ids, now, flap);
+                Some(next)
+            })
+            .await;
+            if !matches!(written, Err(StoreError::Unavailable(_))) {
+                break;
             }
-            next.hearings.retain(|d, _| ids.contains(d));
-            next.due_at = next.next_due(&ids, now, flap);
-            Some(next)
-        })
-        .await
+        }
+        written
     }
 
-    async fn send(&self, destination: &AlertDestination, notice: &Notice) -> Result<(), String> {
-        let recipient = self.open(destination).await?;
+    async fn send(&self, recipient: &Recipient, notice: &Notice) -> Result<(), String> {
         let text = notice.text();
         let request = match recipient {
             Recipient::Topic => {
@@ -497,18 +558,19 @@ impl AlertDelivery {
                     .await;
             }
             Recipient::Slack(url) => {
-                check_destination_url(&url, self.settings.allow_internal)
+                check_destination_url(url, self.settings.allow_internal)
                     .map_err(|e| e.to_string())?;
-                HttpRequest::new(Method::Post, url).json(&serde_json::json!({ "text": text }))
+                HttpRequest::new(Method::Post, url.clone())
+                    .json(&serde_json::json!({ "text": text }))
             }
             Recipient::Webhook(url, secret) => {
-                check_destination_url(&url, self.settings.allow_internal)
+                check_destination_url(url, self.settings.allow_internal)
                     .map_err(|e| e.to_string())?;
                 let body = serde_json::to_string(notice).map_err(|e| e.to_string())?;
                 let t = self.clock.now().timestamp();
                 let signature =
                     hmac_sha256_hex(secret.as_bytes(), format!("{t}.{body}").as_bytes());
-                let mut request = HttpRequest::new(Method::Post, url)
+                let mut request = HttpRequest::new(Method::Post, url.clone())
                     .header("content-type", "application/json")
                     .header("x-sync-notice-id", notice.notice_id.clone())
                     .header("x-sync-signature", format!("t={t},v1={signature}"));

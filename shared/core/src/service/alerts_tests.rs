@@ -7,7 +7,7 @@ use chrono::TimeZone;
 use std::sync::atomic::Ordering;
 
 use crate::clock::FixedClock;
-use crate::domain::{ConnectionId, EntityType, ScheduleId};
+use crate::domain::{ConnectionId, EntityType, ScheduleId, MAX_DELIVERY_ATTEMPTS};
 use crate::memory::{MemoryAlerts, MemoryReceiver, MemorySealer, MemoryTopic};
 
 struct World {
@@ -101,8 +101,7 @@ impl World {
 
     async fn sweep(&self) -> DeliveryReport {
         let mut report = DeliveryReport::default();
-        let live = self.alerts.live(MAX_LIVE_ISSUES).await.unwrap_or_default();
-        self.delivery.deliver(&live, &mut report).await;
+        self.delivery.deliver(&mut report).await;
         report
     }
 
@@ -156,8 +155,14 @@ async fn a_failure_that_persists_for_many_runs_is_told_once_and_its_recovery_onc
     assert_eq!(hooks[1]["event"], "resolved");
     assert_eq!(hooks[1]["count"], 12);
     assert_eq!(w.topic.published.lock().map(|p| p.len()).unwrap_or(0), 2);
-    // Nothing is left to tell: the issue has left the live index.
-    assert!(w.alerts.live(10).await.unwrap_or_default().is_empty());
+    // Nothing is left to tell: the issue has left both indexes.
+    assert!(w
+        .alerts
+        .due(t(10_000), 10)
+        .await
+        .unwrap_or_default()
+        .is_empty());
+    assert!(w.alerts.open().await.unwrap_or_default().is_empty());
 
     // The webhook's signature verifies with the secret answered at its creation.
     let received = w
@@ -205,7 +210,12 @@ async fn a_failure_cleared_before_the_sweep_reaches_nobody() {
     );
     w.sweep().await;
     assert!(w.received("").is_empty());
-    assert!(w.alerts.live(10).await.unwrap_or_default().is_empty());
+    assert!(w
+        .alerts
+        .due(t(10_000), 10)
+        .await
+        .unwrap_or_default()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -276,14 +286,9 @@ async fn two_sweeps_at_once_tell_a_destination_once() {
     w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/slack"))
         .await;
     w.raise(stream(), "boom").await;
-    // Both listed the issue before either told anyone.
-    let live = w.alerts.live(10).await.unwrap_or_default();
     let (mut a, mut b) = (DeliveryReport::default(), DeliveryReport::default());
-    futures::join!(
-        w.delivery.deliver(&live, &mut a),
-        w.delivery.deliver(&live, &mut b)
-    );
-    w.delivery.deliver(&live, &mut a).await;
+    futures::join!(w.delivery.deliver(&mut a), w.delivery.deliver(&mut b));
+    w.delivery.deliver(&mut a).await;
     assert_eq!(a.sent + b.sent, 1);
     assert_eq!(w.received("").len(), 1);
 }
@@ -470,4 +475,112 @@ async fn a_schedule_subject_and_a_stream_subject_are_separate_issues() {
         .await
         .unwrap_or_default()
         .is_empty());
+}
+
+#[tokio::test]
+async fn a_destination_added_while_an_issue_is_open_is_told_of_it() {
+    let w = world();
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/first"))
+        .await;
+    w.raise(stream(), "boom").await;
+    assert_eq!(w.sweep().await.sent, 1);
+    // Everyone has heard: nothing is due any more...
+    w.clock.set(t(30));
+    assert_eq!(w.sweep().await.sent, 0);
+    // ... until a destination joins mid-episode: it hears the opening, once.
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/second"))
+        .await;
+    assert_eq!(w.sweep().await.sent, 1);
+    w.clock.set(t(60));
+    assert_eq!(w.sweep().await.sent, 0);
+    assert_eq!(w.received("http://127.0.0.1:9/second").len(), 1);
+    assert_eq!(w.received("http://127.0.0.1:9/first").len(), 1);
+}
+
+#[tokio::test]
+async fn open_issues_everyone_has_heard_never_crowd_out_one_that_is_due() {
+    let w = world();
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/slack"))
+        .await;
+    // More open issues than a sweep reads, all told...
+    for _ in 0..(MAX_DUE_ISSUES + 20) {
+        w.raise(stream(), "boom").await;
+    }
+    let mut told = 0;
+    for minute in 0..3 {
+        w.clock.set(t(minute));
+        told += w.sweep().await.sent;
+    }
+    assert_eq!(told, MAX_DUE_ISSUES as u64 + 20);
+    // ... and still open: a new one is told at the next sweep.
+    w.clock.set(t(10));
+    w.raise(stream(), "the new one").await;
+    assert_eq!(w.sweep().await.sent, 1);
+    let last = w.received("http://127.0.0.1:9/slack");
+    assert!(last
+        .last()
+        .and_then(|b| b["text"].as_str())
+        .is_some_and(|text| text.contains("the new one")));
+}
+
+#[tokio::test]
+async fn a_round_out_of_time_sends_nothing_more_and_leaves_the_rest_due() {
+    let mut w = world();
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/slack"))
+        .await;
+    w.raise(stream(), "boom").await;
+    w.delivery.settings.budget = std::time::Duration::ZERO;
+    assert_eq!(w.sweep().await.sent, 0);
+    assert!(w.received("").is_empty());
+    // The next sweep, with time, tells it.
+    w.delivery.settings.budget = std::time::Duration::from_secs(45);
+    assert_eq!(w.sweep().await.sent, 1);
+}
+
+#[tokio::test]
+async fn a_table_that_fails_as_the_hearing_is_recorded_is_tried_again_so_nobody_hears_twice() {
+    let w = world();
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/slack"))
+        .await;
+    w.raise(stream(), "boom").await;
+    // The claim goes through; the record of who heard fails once.
+    w.alerts.fail_put_in.store(2, Ordering::SeqCst);
+    let report = w.sweep().await;
+    assert_eq!(report.sent, 1);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    for minute in [11, 30, 120] {
+        w.clock.set(t(minute));
+        assert_eq!(w.sweep().await.sent, 0);
+    }
+    assert_eq!(w.received("").len(), 1);
+}
+
+#[tokio::test]
+async fn an_opening_given_up_on_is_never_followed_by_its_resolution() {
+    let w = world();
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/slack"))
+        .await;
+    let subject = stream();
+    w.raise(subject, "boom").await;
+    w.receiver.status.store(503, Ordering::SeqCst);
+    for day in 0..2 {
+        for step in 0..(24 * 12) {
+            w.clock.set(t(day * 1440 + step * 5));
+            w.sweep().await;
+        }
+    }
+    let refused = w.received("").len();
+    assert_eq!(refused, MAX_DELIVERY_ATTEMPTS as usize);
+    w.receiver.status.store(200, Ordering::SeqCst);
+    let _ = w
+        .raiser
+        .resolve(&w.tenant, subject, AlertKind::RunFailed)
+        .await;
+    w.clock.set(t(3000));
+    assert_eq!(
+        w.sweep().await.sent,
+        0,
+        "a resolution of what it never heard"
+    );
+    assert_eq!(w.received("").len(), refused);
 }

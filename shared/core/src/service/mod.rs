@@ -18,7 +18,7 @@ mod webhook_setup;
 
 pub use alerts::{
     AlertConsole, AlertDelivery, AlertRaiser, DeliveryReport, DeliverySettings, NewDestination,
-    MAX_DESTINATIONS, MAX_LIVE_ISSUES,
+    MAX_DESTINATIONS, MAX_DUE_ISSUES,
 };
 pub use audit::{Audit, AuditedFire, FireLabel, ScheduleAudit, MAX_AUDIT_DAYS, MAX_AUDIT_FIRES};
 pub use coalesce::{CoalesceReport, Coalescer, Incoming, MAX_IDS_PER_JOB};

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use super::{
     AlertDelivery, AlertRaiser, DeliveryReport, Drift, ScheduleRepair, ScheduleService, Scope,
-    ServiceError, MAX_LIVE_ISSUES,
+    ServiceError,
 };
 use crate::clock::Clock;
 use crate::crypto::sha256_hex;
@@ -234,6 +234,12 @@ impl Sweeper {
             errors = report.errors.len(),
             "sweep done"
         );
+        // Telling people comes last, after the status is recorded, and within its own
+        // budget: a slow destination can hold up nothing else.
+        let mut told = DeliveryReport::default();
+        self.ports.delivery.deliver(&mut told).await;
+        report.errors.append(&mut told.errors);
+        report.alerts = told;
         report
     }
 
@@ -710,18 +716,16 @@ impl Sweeper {
     }
 
     /// Alerts from what the sweep saw (the schedules as listed, the fire times it missed),
-    /// each raised once while its condition holds and resolved once it clears; then every
-    /// issue due is told to whoever is to hear it.
+    /// each raised once while its condition holds and resolved once it clears (whether one
+    /// is open is read from the open issues of every tenant, as many as conditions hold).
     async fn alert(&self, schedules: Option<&[Schedule]>, report: &mut SweepReport) {
-        let delivery = &self.ports.delivery;
-        let live = match delivery.issues.live(MAX_LIVE_ISSUES).await {
-            Ok(live) => live,
+        let live = match self.ports.delivery.issues.open().await {
+            Ok(open) => open,
             Err(e) => {
-                report.errors.push(format!("alerts not read: {e}"));
+                report.errors.push(format!("open alerts not read: {e}"));
                 return;
             }
         };
-        let mut changed = false;
         if let Some(schedules) = schedules {
             let open = |s: &Schedule, kind: AlertKind| {
                 let id = crate::domain::alert_id(&s.tenant_id, &AlertSubject::Schedule(s.id), kind);
@@ -765,7 +769,6 @@ impl Sweeper {
                     .collect();
                 if let Some(last) = missed.last() {
                     // A new miss: raised again (counted), open or not.
-                    changed = true;
                     let raised = Raised {
                         tenant: &s.tenant_id,
                         subject: AlertSubject::Schedule(s.id),
@@ -807,7 +810,6 @@ impl Sweeper {
                     (false, true) => self.ports.alerts.resolve(&s.tenant_id, subject, kind).await,
                     _ => continue,
                 };
-                changed = true;
                 if let Err(e) = outcome {
                     report
                         .errors
@@ -822,7 +824,6 @@ impl Sweeper {
                         .any(|s| s.tenant_id == issue.tenant_id && s.id.to_string() == id)
                 });
                 if gone {
-                    changed = true;
                     if let Err(e) = self
                         .ports
                         .alerts
@@ -836,21 +837,6 @@ impl Sweeper {
                 }
             }
         }
-        let live = if changed {
-            match delivery.issues.live(MAX_LIVE_ISSUES).await {
-                Ok(live) => live,
-                Err(e) => {
-                    report.errors.push(format!("alerts not read: {e}"));
-                    return;
-                }
-            }
-        } else {
-            live
-        };
-        let mut told = DeliveryReport::default();
-        delivery.deliver(&live, &mut told).await;
-        report.errors.append(&mut told.errors);
-        report.alerts = told;
     }
 
     async fn drift(&self, report: &mut SweepReport) {

@@ -999,8 +999,11 @@ impl SyncWorker {
 
     async fn fail(&self, run: Run, error: String, retryable: bool) -> JobOutcome {
         tracing::warn!(run_id = %run.id, error = %error, retryable, "run failed");
+        // A failure the queue tries again is alerted only on its last receive: one the next
+        // try clears reaches nobody.
+        let last = !retryable || run.attempts >= crate::ports::MAX_RECEIVES;
         match self
-            .finish(run, RunStatus::Failed, Some(error.clone()))
+            .end(run, RunStatus::Failed, Some(error.clone()), last)
             .await
         {
             JobOutcome::Done if retryable => JobOutcome::Retry(error),
@@ -1009,7 +1012,19 @@ impl SyncWorker {
     }
 
     /// Records how the run ended, on the run and on its schedule.
-    async fn finish(&self, mut run: Run, status: RunStatus, message: Option<String>) -> JobOutcome {
+    async fn finish(&self, run: Run, status: RunStatus, message: Option<String>) -> JobOutcome {
+        self.end(run, status, message, true).await
+    }
+
+    /// Ends the run; its stream's alert is raised or resolved when `alert` (a failure the
+    /// queue tries again is not alerted yet).
+    async fn end(
+        &self,
+        mut run: Run,
+        status: RunStatus,
+        message: Option<String>,
+        alert: bool,
+    ) -> JobOutcome {
         let now = self.ports.clock.now();
         run.status = status;
         run.message = message;
@@ -1018,8 +1033,10 @@ impl SyncWorker {
         if let Err(e) = self.ports.runs.save(&run).await {
             return JobOutcome::Retry(e.to_string());
         }
-        if let Err(e) = self.ports.alerts.run_ended(&run).await {
-            tracing::warn!(run_id = %run.id, error = %e, "alert of the run's end not raised or resolved");
+        if alert {
+            if let Err(e) = self.ports.alerts.run_ended(&run).await {
+                tracing::warn!(run_id = %run.id, error = %e, "alert of the run's end not raised or resolved");
+            }
         }
         if let Some(schedule) = run.schedule_id {
             if let Err(e) = self

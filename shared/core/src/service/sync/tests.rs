@@ -881,18 +881,46 @@ async fn an_outage_fails_the_run_for_a_retry_and_moves_nothing_then_the_retry_co
     assert_eq!(w.last_run().status, RunStatus::Failed);
     assert_eq!(w.leases.cursor(w.key(&w.a)), None);
     assert_eq!(w.leases.holder(w.key(&w.a)), None, "the lease is released");
-    // AND the stream's alert is open, naming the run
-    let alerts = w.mem.alerts.all();
-    assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].kind, crate::domain::AlertKind::RunFailed);
-    assert_eq!(alerts[0].status, crate::domain::AlertStatus::Open);
-    assert!(alerts[0].last_error.contains(w.last_run().id.as_str()));
-    // AND the queue's retry of the same job completes it, as the same run, resolving it
+    // AND no alert is raised: the queue tries it again
+    assert!(w.mem.alerts.all().is_empty());
+    // AND the queue's retry of the same job completes it, as the same run
     w.run_to_end(job).await;
     let run = w.last_run();
     assert_eq!((run.status, run.attempts), (RunStatus::Succeeded, 2));
     assert_eq!(w.runs.all().len(), 1);
     assert_eq!(by_sku(&w.pb), by_sku(&w.pa));
+    assert!(w.mem.alerts.all().is_empty(), "nobody heard of it");
+}
+
+#[tokio::test]
+async fn a_failure_that_lasts_through_the_queues_last_try_raises_the_streams_alert_naming_the_run()
+{
+    // GIVEN a target down for longer than the queue keeps trying
+    let w = world();
+    seed(&w, &w.pa, 5);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pb.fail_next(100);
+    let job = w.job(&w.a, SyncMode::Incremental, &[]);
+    // WHEN every receive of the job fails
+    for receive in 1..=crate::ports::MAX_RECEIVES {
+        let outcome = w.worker.handle(job.clone(), w.deadline()).await;
+        assert!(matches!(outcome, JobOutcome::Retry(_)), "{outcome:?}");
+        // THEN only the last one raises the alert
+        let raised = !w.mem.alerts.all().is_empty();
+        assert_eq!(
+            raised,
+            receive == crate::ports::MAX_RECEIVES,
+            "receive {receive}"
+        );
+    }
+    let alerts = w.mem.alerts.all();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].kind, crate::domain::AlertKind::RunFailed);
+    assert_eq!(alerts[0].status, crate::domain::AlertStatus::Open);
+    assert!(alerts[0].last_error.contains(w.last_run().id.as_str()));
+    // AND a later run that succeeds resolves it
+    w.pb.fail_next(0);
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
     assert_eq!(
         w.mem.alerts.all()[0].status,
         crate::domain::AlertStatus::Resolved
