@@ -44,14 +44,18 @@ pub enum AlertKind {
     MissedFire,
     /// The sweeper paused a schedule after its runs kept failing.
     AutoPaused,
+    /// Records of a stream failed so often that they were set aside (quarantined); it
+    /// stays open while the stream has any.
+    RecordsQuarantined,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 4] = [
+    pub const ALL: [AlertKind; 5] = [
         AlertKind::RunFailed,
         AlertKind::FailingSchedule,
         AlertKind::MissedFire,
         AlertKind::AutoPaused,
+        AlertKind::RecordsQuarantined,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +64,7 @@ impl AlertKind {
             AlertKind::FailingSchedule => "failing_schedule",
             AlertKind::MissedFire => "missed_fire",
             AlertKind::AutoPaused => "auto_paused",
+            AlertKind::RecordsQuarantined => "records_quarantined",
         }
     }
 
@@ -69,7 +74,8 @@ impl AlertKind {
             AlertKind::RunFailed => "Open the run for its error; once the cause is fixed, retry it (POST /api/sync/runs/{id}/retry) or wait for the next run, which resolves this alert.",
             AlertKind::FailingSchedule => "The schedule's runs keep failing: check the connection's credentials and the platform, then run the schedule now (POST /api/sync/schedules/{id}/run).",
             AlertKind::MissedFire => "A fire time passed without a run and outside the catch-up window: run the schedule now if the sync is still wanted, and check that the service was running.",
-            AlertKind::AutoPaused => "The schedule was paused after failing in a row: fix the cause, then resume it (PATCH it with is_active true).",
+            AlertKind::AutoPaused => "The schedule was paused after failing in a row: fix the cause, then resume it (PUT it with is_active true).",
+            AlertKind::RecordsQuarantined => "Records kept failing and were set aside (they are tried again on their own, less often): read each one's error (GET /api/sync/failures?connection_id=...), fix the cause, then retry them (POST /api/sync/failures/retry). The alert resolves once none is left.",
         }
     }
 }
@@ -88,7 +94,8 @@ impl std::str::FromStr for AlertKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| UnknownValue {
                 value: s.to_string(),
-                allowed: "run_failed, failing_schedule, missed_fire, auto_paused",
+                allowed:
+                    "run_failed, failing_schedule, missed_fire, auto_paused, records_quarantined",
             })
     }
 }
@@ -661,6 +668,7 @@ impl Notice {
             AlertKind::FailingSchedule => "a schedule's runs keep failing",
             AlertKind::MissedFire => "a schedule's fire time was missed",
             AlertKind::AutoPaused => "a schedule was paused after failing in a row",
+            AlertKind::RecordsQuarantined => "records of a stream keep failing and are set aside",
         };
         let summary = match event {
             AlertStatus::Open => format!(

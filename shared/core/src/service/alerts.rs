@@ -15,8 +15,8 @@ use crate::domain::{
     AlertSubject, DestinationKind, DestinationSecret, Notice, Raised, Run, RunStatus, TenantId,
 };
 use crate::ports::{
-    AlertDestinations, AlertIssues, AlertTopic, HttpClient, HttpRequest, Method, SecretSealer,
-    StoreError,
+    AlertDestinations, AlertIssues, AlertTopic, FailureLog, HttpClient, HttpRequest, Method,
+    SecretSealer, StoreError, SyncKey,
 };
 
 /// Tries of a write that met a concurrent one before it gives up.
@@ -94,6 +94,65 @@ impl AlertRaiser {
             }
             _ => Ok(()),
         }
+    }
+
+    /// A run of a stream ended: one that quarantined records raises the stream's
+    /// `records_quarantined` issue; one that quarantined none, when the issue is open and
+    /// the stream has no quarantined record left (they succeeded, or were retried), resolves
+    /// it.
+    pub async fn quarantine_after(
+        &self,
+        run: &Run,
+        failures: &dyn FailureLog,
+    ) -> Result<(), StoreError> {
+        let subject = AlertSubject::Stream(run.connection_id, run.entity_type);
+        let kind = AlertKind::RecordsQuarantined;
+        let quarantined: Vec<_> = run.failures.iter().filter(|f| f.quarantined).collect();
+        if let Some(first) = quarantined.first() {
+            let error = format!(
+                "run {}: {} record(s) quarantined after failing in a row, the first {}: {}",
+                run.id,
+                quarantined.len(),
+                first.record_id,
+                first.error
+            );
+            return self
+                .raise(Raised {
+                    tenant: &run.tenant_id,
+                    subject,
+                    kind,
+                    error: &error,
+                    link: Some(format!(
+                        "/api/sync/failures?connection_id={}&entity_type={}",
+                        run.connection_id, run.entity_type
+                    )),
+                })
+                .await;
+        }
+        if !matches!(run.status, RunStatus::Succeeded | RunStatus::Partial) {
+            return Ok(());
+        }
+        let id = alert_id(&run.tenant_id, &subject, kind);
+        let open = self
+            .issues
+            .get(&run.tenant_id, &id)
+            .await?
+            .is_some_and(|i| i.status == AlertStatus::Open);
+        if !open {
+            return Ok(());
+        }
+        let key = SyncKey {
+            connection: run.connection_id,
+            entity: run.entity_type,
+        };
+        let left = failures
+            .due(key, DateTime::<Utc>::MAX_UTC, 1)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if left.is_empty() {
+            self.resolve(&run.tenant_id, subject, kind).await?;
+        }
+        Ok(())
     }
 
     /// Resolves an issue already read (the sweeper's, from its listing), by id.

@@ -1037,6 +1037,14 @@ impl SyncWorker {
             if let Err(e) = self.ports.alerts.run_ended(&run).await {
                 tracing::warn!(run_id = %run.id, error = %e, "alert of the run's end not raised or resolved");
             }
+            if let Err(e) = self
+                .ports
+                .alerts
+                .quarantine_after(&run, &*self.ports.failures)
+                .await
+            {
+                tracing::warn!(run_id = %run.id, error = %e, "alert of quarantined records not raised or resolved");
+            }
         }
         if let Some(schedule) = run.schedule_id {
             if let Err(e) = self

@@ -703,8 +703,9 @@ async fn a_record_that_always_fails_is_quarantined_and_the_cursor_moves_past_it_
         w.clock.advance(Duration::minutes(1));
         w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
     }
-    // THEN the cursor still waits before it, and its tries are counted
+    // THEN the cursor still waits before it, and its tries are counted (no alert yet)
     assert_eq!(w.leases.cursor(key), None);
+    assert!(w.mem.alerts.all().is_empty());
     let run = w.last_run();
     assert_eq!(
         (run.failures[0].attempts, run.failures[0].quarantined),
@@ -729,17 +730,31 @@ async fn a_record_that_always_fails_is_quarantined_and_the_cursor_moves_past_it_
         kept[0].next_try_at,
         Some(w.clock.now() + Duration::minutes(15))
     );
+    // AND the stream's records_quarantined alert opens, naming the record and its error
+    let alerts = w.mem.alerts.all();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].kind, crate::domain::AlertKind::RecordsQuarantined);
+    assert!(alerts[0].last_error.contains("the first 3: "));
     // WHEN the target takes it again: before its wait is over, a run does not try it
     w.pb.accept("3");
     w.clock.advance(Duration::minutes(5));
     w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
     assert!(!by_sku(&w.pb).contains_key("SKU-3"));
+    assert_eq!(
+        w.mem.alerts.all()[0].status,
+        crate::domain::AlertStatus::Open,
+        "it is still set aside"
+    );
     // WHEN its wait is over
     w.clock.advance(Duration::minutes(11));
     w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[])).await;
-    // THEN it is tried by id, lands, and leaves the quarantine
+    // THEN it is tried by id, lands, and leaves the quarantine, which resolves the alert
     assert_eq!(by_sku(&w.pb), by_sku(&w.pa));
     assert!(w.failures.all().is_empty());
+    assert_eq!(
+        w.mem.alerts.all()[0].status,
+        crate::domain::AlertStatus::Resolved
+    );
     assert_eq!(
         w.index
             .state(w.a.id, EntityType::Products, "3")
