@@ -35,6 +35,13 @@ SYNCCTL="$root/target/debug/syncctl" .venv/bin/python -m pytest -q -p no:cachepr
 py_passed="$(pytest_count passed "$pylog")"
 py_failed="$(pytest_count failed "$pylog")"
 
+step "OpenAPI: the served document, and schemathesis against the local stack (no 5xx, every answer as documented)"
+apilog="$(mktemp)"
+trap 'rm -f "$log" "$pylog" "$apilog"' EXIT
+SYNCCTL="$root/target/debug/syncctl" .venv/bin/python -m pytest -q -s -p no:cacheprovider infra/tests/test_openapi.py 2>&1 | tee "$apilog"
+api_passed="$(pytest_count passed "$apilog")"
+api_failed="$(pytest_count failed "$apilog")"
+
 step "sam local: each function's bootstrap in Lambda's container, invoked with its events/ samples"
 # Needs a Docker engine on Linux (no registry: infra/sam-local.sh builds the Lambda image
 # from local files). Skipped, saying why, where there is none.
@@ -42,7 +49,7 @@ sam_passed=0 sam_failed=0 sam_note="ran"
 if sam_why="$(bash infra/sam-local.sh check)"; then
   bash infra/sam-local.sh build
   samlog="$(mktemp)"
-  trap 'rm -f "$log" "$pylog" "$samlog"' EXIT
+  trap 'rm -f "$log" "$pylog" "$apilog" "$samlog"' EXIT
   SAM_TIMES_FILE="$root/target/sam-invoke-times.md" SYNCCTL="$root/target/debug/syncctl" \
     .venv/bin/python -m pytest -q -p no:cacheprovider infra/tests/test_sam_local.py 2>&1 | tee "$samlog"
   sam_passed="$(pytest_count passed "$samlog")"
@@ -83,7 +90,7 @@ step "template lint: cfn-lint"
 step "template lint: sam validate --lint"
 .venv/bin/sam validate --lint --region us-east-1 --template-file template.yaml
 
-totals="$(awk -v pp="$((py_passed + sam_passed))" -v pf="$((py_failed + sam_failed))" '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p + pp, f + pf }' "$log")"
+totals="$(awk -v pp="$((py_passed + api_passed + sam_passed))" -v pf="$((py_failed + api_failed + sam_failed))" '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p + pp, f + pf }' "$log")"
 printf '\nall checks passed in %ss\n' "$(( $(date +%s) - start ))"
 printf 'tests: %s\n' "$totals"
 printf 'sam local step: %s\n' "$sam_note"

@@ -191,6 +191,8 @@ enum Command {
     /// (method, path, summary); and the queue-fed functions' batch sizes and timeouts.
     /// `infra/template_check.py` checks `template.yaml` against it.
     Routes,
+    /// Print the HTTP API's OpenAPI 3.1 document (what `GET /api/openapi.json` serves).
+    Openapi,
     /// Webhook tools.
     #[command(subcommand)]
     Webhook(WebhookCommand),
@@ -300,6 +302,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
         Command::DevToken { tenant, ttl, claim } => dev_token(&tenant, ttl, &claim, out, err),
         Command::Sims => sims(out).await,
         Command::Routes => routes(out),
+        Command::Openapi => openapi(out),
         Command::Runs {
             tenant,
             url,
@@ -551,6 +554,12 @@ fn dev_token(
     }
     let token = LocalJwt::from_env().token(claim, tenant, Utc::now().timestamp(), ttl);
     writeln!(out, "{token}")?;
+    Ok(0)
+}
+
+fn openapi(out: &mut dyn Write) -> Result<i32> {
+    let doc = sync_api::openapi::document(env!("CARGO_PKG_VERSION"));
+    writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
     Ok(0)
 }
 

@@ -7,8 +7,10 @@
 //! - [`routes`]: every route of the HTTP API, which function serves it and how it is
 //!   guarded; the API function dispatches by it, the local gateway routes by it, and
 //!   `template.yaml` is checked against it.
+//! - [`openapi`]: the API's OpenAPI 3.1 document, made from the route table.
 
 pub mod error;
+pub mod openapi;
 pub mod request;
 pub mod routes;
 

@@ -139,6 +139,7 @@ pub enum Endpoint {
     AlertDestinationList,
     AlertDestinationCreate,
     AlertDestinationDelete,
+    OpenApi,
 }
 
 /// A route the API function serves.
@@ -194,6 +195,7 @@ api_routes! {
     "GET" "/api/alerts/destinations" => AlertDestinationList, "where the tenant's alerts go (no URL or secret is shown)";
     "POST" "/api/alerts/destinations" => AlertDestinationCreate, "add an alert destination: `sns`, `slack` (incoming-webhook URL) or `webhook` (signed with HMAC-SHA256)";
     "DELETE" "/api/alerts/destinations/{id}" => AlertDestinationDelete, "remove an alert destination";
+    "GET" "/api/openapi.json" => OpenApi, "this API as an OpenAPI 3.1 document";
 }
 
 /// The path parameters of a matched route, by name.

@@ -79,6 +79,10 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
         Endpoint::AlertDestinationList => alerts::destinations(app, t).await,
         Endpoint::AlertDestinationCreate => alerts::add_destination(app, t, req).await,
         Endpoint::AlertDestinationDelete => alerts::remove_destination(app, t, raw).await,
+        Endpoint::OpenApi => Ok(crate::view::json_response(
+            lambda_http::http::StatusCode::OK,
+            &sync_api::openapi::document(env!("CARGO_PKG_VERSION")),
+        )),
     }
 }
 
