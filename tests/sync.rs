@@ -1484,7 +1484,13 @@ async fn receiver(
 #[tokio::test]
 async fn a_failure_that_persists_over_many_runs_is_alerted_once_and_its_recovery_once_on_slack_a_signed_webhook_and_sns(
 ) {
-    let w = sync_world(seed(5)).await;
+    // (A resolution is told once the condition has stayed clear for the flap period: none
+    // here, so the sweep after the recovery tells it.)
+    let w = sync_world_with(
+        seed(5),
+        vec![("ALERT_FLAP_MINUTES".to_string(), "0".to_string())],
+    )
+    .await;
     w.flow(&w.store, &w.project, &["orders"]).await;
     w.work().await;
     let (slack, slack_url) = receiver(platform_sims::receiver::Kind::Slack).await;

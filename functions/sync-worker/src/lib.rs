@@ -65,14 +65,20 @@ pub async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchR
         .map(|m| {
             let id = m.message_id.unwrap_or_default();
             let job = serde_json::from_str::<SyncJob>(m.body.as_deref().unwrap_or_default());
-            (id, job)
+            // Which delivery this is: a failure is alerted only on the queue's last.
+            let receive = m
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse::<u32>().ok())
+                .unwrap_or(1);
+            (id, job, receive)
         })
         .collect();
     let outcomes: Vec<(String, JobOutcome)> =
-        stream::iter(jobs.into_iter().map(|(id, job)| async move {
+        stream::iter(jobs.into_iter().map(|(id, job, receive)| async move {
             match job {
                 Ok(job) => {
-                    let outcome = app.worker.handle(job, deadline).await;
+                    let outcome = app.worker.handle_delivery(job, deadline, receive).await;
                     (id, outcome)
                 }
                 Err(e) => {

@@ -62,6 +62,15 @@ impl AlertTopic for SnsAlertTopic {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| describe(&e))
+            .map_err(|e| {
+                // (The detail names the account and topic: logged, not kept on the tenant's
+                // alert.)
+                tracing::warn!(error = %describe(&e), "alert not published to the topic");
+                let code = e
+                    .as_service_error()
+                    .and_then(|s| s.meta().code())
+                    .unwrap_or("unreachable");
+                format!("the alert topic refused the notice ({code})")
+            })
     }
 }

@@ -158,6 +158,23 @@ fn number<T: std::str::FromStr + PartialOrd + Default>(
     }
 }
 
+/// A whole number that may be 0 (`default` when unset).
+fn non_negative(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: i64,
+) -> Result<i64, ConfigError> {
+    match get(name).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| ConfigError(format!("{name}: '{text}' is not 0 or a positive number"))),
+    }
+}
+
 fn required(get: &impl Fn(&str) -> Option<String>, name: &str) -> Result<String, ConfigError> {
     get(name)
         .filter(|v| !v.is_empty())
@@ -513,8 +530,8 @@ pub struct SweeperConfig {
     pub public_base_url: String,
     /// See [`ApiSettings::alert_local_urls`].
     pub alert_local_urls: bool,
-    /// A condition that clears and returns within this many minutes is not told again
-    /// (`ALERT_FLAP_MINUTES`, default 30).
+    /// A resolution is told once the condition has stayed clear this many minutes; one back
+    /// sooner continues the same alert (`ALERT_FLAP_MINUTES`, default 30; 0 tells it at once).
     pub alert_flap_minutes: i64,
 }
 
@@ -538,7 +555,7 @@ impl SweeperConfig {
             alert_topic_arn: get("ALERT_TOPIC_ARN").filter(|v| !v.trim().is_empty()),
             public_base_url: get("PUBLIC_BASE_URL").unwrap_or_default(),
             alert_local_urls: alert_local_urls(&get),
-            alert_flap_minutes: number(&get, "ALERT_FLAP_MINUTES", 30)?,
+            alert_flap_minutes: non_negative(&get, "ALERT_FLAP_MINUTES", 30)?,
         })
     }
 

@@ -4,9 +4,11 @@
 //! so a destination is told of an opening once and of its resolution once:
 //!
 //! - an issue is told as opened to a destination that has not heard it open, unless it was
-//!   acknowledged, or it reopened within the flap suppression period after its last
-//!   resolution (it is told once it has stayed open past that period);
-//! - a resolution is told only to a destination that heard the opening;
+//!   acknowledged;
+//! - a resolution is told only to a destination that heard the opening, and only once the
+//!   condition has stayed clear for the flap period: one that comes back before then
+//!   continues the same episode (nobody hears it resolve and open again), so a flapping
+//!   condition is one opening and, once it settles, one resolution;
 //! - a delivery that fails is tried again later, with back-off, and after
 //!   [`MAX_DELIVERY_ATTEMPTS`] recorded as failed on the issue.
 //!
@@ -180,10 +182,11 @@ pub struct AlertIssue {
     /// `stream:<connection>/<entity>` or `schedule:<id>`.
     pub subject: String,
     pub status: AlertStatus,
-    /// When this episode opened (a reopening after the flap period starts a new one).
+    /// When this episode opened (a condition back before its resolution was told continues
+    /// the episode; one back later starts a new one).
     pub opened_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// When it was last resolved (for an open issue, the end of its previous episode).
+    /// When it was resolved (none while it is open).
     pub resolved_at: Option<DateTime<Utc>>,
     /// Times the condition was seen in this episode.
     pub count: u64,
@@ -230,8 +233,14 @@ impl AlertIssue {
     /// count, which is a change).
     pub fn raise(existing: Option<&AlertIssue>, raised: &Raised<'_>, now: DateTime<Utc>) -> Self {
         match existing {
-            Some(open) if open.status == AlertStatus::Open => {
+            Some(open) if open.status == AlertStatus::Open || open.resolution_owed() => {
                 let mut issue = open.clone();
+                if issue.status == AlertStatus::Resolved {
+                    // Back before anyone heard it resolve: the same episode goes on.
+                    issue.status = AlertStatus::Open;
+                    issue.resolved_at = None;
+                    issue.due_at = Some(now);
+                }
                 issue.count += 1;
                 issue.last_error = clip(raised.error);
                 issue.updated_at = now;
@@ -261,12 +270,11 @@ impl AlertIssue {
                     version: 0,
                 };
                 if let Some(old) = existing {
-                    // A reopening: who heard what is kept (a resolution told, or not), but
-                    // for notices given up on: those destinations heard nothing of the last
-                    // episode and are told of this one.
+                    // A new episode: who heard what is kept (its resolution told, or not),
+                    // but for notices given up on: those destinations heard nothing of the
+                    // last episode and are told of this one.
                     issue.hearings = old.hearings.clone();
                     issue.hearings.retain(|_, h| !h.failed);
-                    issue.resolved_at = old.resolved_at;
                     issue.version = old.version;
                 }
                 issue
@@ -295,7 +303,7 @@ impl AlertIssue {
         flap: Duration,
     ) -> Option<AlertStatus> {
         let wanted = self.pending_for(destination)?;
-        if wanted == AlertStatus::Open && now < self.quiet_until(flap) {
+        if wanted == AlertStatus::Resolved && now < self.settled_at(flap) {
             return None;
         }
         match self.retry_at(destination, wanted) {
@@ -332,12 +340,17 @@ impl AlertIssue {
             .and_then(|h| h.retry_at)
     }
 
-    /// Until when a reopened issue is kept quiet: the flap period after its last resolution.
-    fn quiet_until(&self, flap: Duration) -> DateTime<Utc> {
-        match self.resolved_at {
-            Some(resolved) if self.opened_at < resolved + flap => resolved + flap,
-            _ => self.opened_at,
-        }
+    /// When a resolved issue's resolution may be told: once it has stayed clear for the
+    /// flap period.
+    fn settled_at(&self, flap: Duration) -> DateTime<Utc> {
+        self.resolved_at.unwrap_or(self.updated_at) + flap
+    }
+
+    /// Whether a destination heard this episode open and is still to hear it resolve.
+    fn resolution_owed(&self) -> bool {
+        self.hearings
+            .values()
+            .any(|h| h.heard == Some(AlertStatus::Open) && !h.failed)
     }
 
     /// Records that `destination` was told `state` at `now`.
@@ -411,8 +424,8 @@ impl AlertIssue {
                 let wanted = self.pending_for(d)?;
                 let retry = self.retry_at(d, wanted).unwrap_or(now);
                 let quiet = match wanted {
-                    AlertStatus::Open => self.quiet_until(flap),
-                    AlertStatus::Resolved => now,
+                    AlertStatus::Open => now,
+                    AlertStatus::Resolved => self.settled_at(flap),
                 };
                 Some(retry.max(quiet).max(now))
             })

@@ -67,13 +67,16 @@ fn a_destination_hears_an_opening_once_and_its_resolution_once() {
         "an update is not told"
     );
     issue = issue.resolve(t(10)).unwrap_or_else(|| unreachable!());
+    // The resolution waits until the condition has stayed clear for the flap period.
+    assert_eq!(issue.notice_for("d1", t(11), FLAP), None);
+    assert_eq!(issue.next_due(&["d1".into()], t(11), FLAP), Some(t(40)));
     assert_eq!(
-        issue.notice_for("d1", t(11), FLAP),
+        issue.notice_for("d1", t(40), FLAP),
         Some(AlertStatus::Resolved)
     );
-    issue.heard("d1", AlertStatus::Resolved, t(11));
-    assert_eq!(issue.notice_for("d1", t(12), FLAP), None);
-    assert_eq!(issue.next_due(&["d1".into()], t(12), FLAP), None);
+    issue.heard("d1", AlertStatus::Resolved, t(40));
+    assert_eq!(issue.notice_for("d1", t(41), FLAP), None);
+    assert_eq!(issue.next_due(&["d1".into()], t(41), FLAP), None);
 }
 
 #[test]
@@ -105,33 +108,56 @@ fn an_acknowledged_issue_tells_nobody_anything_more_until_it_reopens() {
     // (The one that heard the opening hears it cleared: the ack silenced the episode's
     // updates, and the resolution is good news.)
     assert_eq!(
-        resolved.notice_for("d1", t(5), FLAP),
+        resolved.notice_for("d1", t(34), FLAP),
         Some(AlertStatus::Resolved)
     );
-    let reopened = AlertIssue::raise(Some(&resolved), &raised(&tenant, "again"), t(100));
-    assert_eq!(reopened.acked_at, None);
+    let mut told = resolved.clone();
+    told.heard("d1", AlertStatus::Resolved, t(34));
+    let reopened = AlertIssue::raise(Some(&told), &raised(&tenant, "again"), t(100));
+    assert_eq!(reopened.acked_at, None, "a new episode");
+    // (Back before its resolution was told: the same episode, still acknowledged.)
+    let back = AlertIssue::raise(Some(&resolved), &raised(&tenant, "again"), t(20));
+    assert_eq!(back.acked_at, Some(t(2)));
 }
 
 #[test]
-fn a_condition_that_flaps_back_soon_after_resolving_is_kept_quiet_unless_it_stays() {
+fn a_condition_that_flaps_stays_one_episode_told_once_open_and_once_resolved_when_it_settles() {
     let tenant = tenant();
     let mut issue = AlertIssue::raise(None, &raised(&tenant, "boom"), t(0));
     issue.heard("d1", AlertStatus::Open, t(1));
-    issue = issue.resolve(t(10)).unwrap_or_else(|| unreachable!());
-    issue.heard("d1", AlertStatus::Resolved, t(11));
-    let reopened = AlertIssue::raise(Some(&issue), &raised(&tenant, "boom"), t(15));
-    assert_eq!(reopened.count, 1, "a reopening starts a new episode");
-    assert_eq!(reopened.notice_for("d1", t(16), FLAP), None);
-    assert_eq!(reopened.next_due(&["d1".into()], t(16), FLAP), Some(t(40)));
+    // It clears and comes back, again and again, each time before the flap period is over.
+    for n in 0..5 {
+        issue = issue
+            .resolve(t(10 + n * 20))
+            .unwrap_or_else(|| unreachable!());
+        assert_eq!(issue.notice_for("d1", t(11 + n * 20), FLAP), None);
+        issue = AlertIssue::raise(Some(&issue), &raised(&tenant, "boom"), t(20 + n * 20));
+        assert_eq!(issue.status, AlertStatus::Open);
+        assert_eq!(issue.opened_at, t(0), "the same episode");
+        assert_eq!(
+            issue.notice_for("d1", t(21 + n * 20), FLAP),
+            None,
+            "heard already"
+        );
+    }
+    assert_eq!(issue.count, 6);
+    // A destination that never heard it is told it open, once.
     assert_eq!(
-        reopened.notice_for("d1", t(40), FLAP),
+        issue.notice_for("d2", t(120), FLAP),
         Some(AlertStatus::Open)
     );
-    // It clears again inside the period: nothing was told, nothing is.
-    let cleared = reopened.resolve(t(20)).unwrap_or_else(|| unreachable!());
-    assert_eq!(cleared.notice_for("d1", t(41), FLAP), None);
-    // Long after: a reopening is told at once.
-    let later = AlertIssue::raise(Some(&cleared), &raised(&tenant, "boom"), t(200));
+    // It settles: the resolution is told once it has stayed clear for the period.
+    issue = issue.resolve(t(130)).unwrap_or_else(|| unreachable!());
+    assert_eq!(issue.notice_for("d1", t(159), FLAP), None);
+    assert_eq!(
+        issue.notice_for("d1", t(160), FLAP),
+        Some(AlertStatus::Resolved)
+    );
+    issue.heard("d1", AlertStatus::Resolved, t(160));
+    // Back after that: a new episode, told at once.
+    let later = AlertIssue::raise(Some(&issue), &raised(&tenant, "boom"), t(200));
+    assert_eq!(later.opened_at, t(200));
+    assert_eq!(later.count, 1);
     assert_eq!(
         later.notice_for("d1", t(200), FLAP),
         Some(AlertStatus::Open)
@@ -261,17 +287,18 @@ fn a_destination_whose_opening_was_given_up_on_is_not_told_of_a_resolution_it_ne
         issue.not_heard("d1", AlertStatus::Open, "503", t(0));
     }
     issue.heard("d2", AlertStatus::Open, t(0));
-    let resolved = issue.resolve(t(10)).unwrap_or_else(|| unreachable!());
-    assert_eq!(resolved.notice_for("d1", t(11), FLAP), None);
+    let mut resolved = issue.resolve(t(10)).unwrap_or_else(|| unreachable!());
+    assert_eq!(resolved.notice_for("d1", t(41), FLAP), None);
     assert_eq!(
-        resolved.notice_for("d2", t(11), FLAP),
+        resolved.notice_for("d2", t(41), FLAP),
         Some(AlertStatus::Resolved)
     );
     assert_eq!(
-        resolved.next_due(&["d1".into()], t(11), FLAP),
+        resolved.next_due(&["d1".into()], t(41), FLAP),
         None,
         "nothing is due for it"
     );
+    resolved.heard("d2", AlertStatus::Resolved, t(41));
     // A later episode is a new story: it is told of that one.
     let reopened = AlertIssue::raise(Some(&resolved), &raised(&tenant, "again"), t(500));
     assert_eq!(

@@ -127,7 +127,14 @@ impl AlertIssues for MemoryAlerts {
 impl AlertDestinations for MemoryAlerts {
     async fn insert(&self, destination: &AlertDestination) -> Result<(), StoreError> {
         self.check()?;
-        lock(&self.destinations).push(destination.clone());
+        let mut all = lock(&self.destinations);
+        if all
+            .iter()
+            .any(|d| d.tenant_id == destination.tenant_id && d.id == destination.id)
+        {
+            return Err(StoreError::AlreadyExists);
+        }
+        all.push(destination.clone());
         Ok(())
     }
 

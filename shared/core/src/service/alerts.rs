@@ -310,7 +310,12 @@ impl AlertConsole {
                 format!("name must be 1 to {MAX_DESTINATION_NAME} characters"),
             ));
         }
-        let id = format!("ad_{}", uuid::Uuid::new_v4().simple());
+        // (A tenant's one `sns` destination has a fixed id: two made at once cannot both be
+        // stored.)
+        let id = match new.kind {
+            DestinationKind::Sns => "ad_sns".to_string(),
+            _ => format!("ad_{}", uuid::Uuid::new_v4().simple()),
+        };
         let (url_host, secret, made) = match new.kind {
             DestinationKind::Sns => {
                 if new.url.is_some() || new.secret.is_some() {
@@ -383,7 +388,15 @@ impl AlertConsole {
             sealed,
             created_at: self.clock.now(),
         };
-        self.destinations.insert(&destination).await?;
+        match self.destinations.insert(&destination).await {
+            Ok(()) => {}
+            Err(StoreError::AlreadyExists) => {
+                return Err(ServiceError::Conflict(
+                    "the tenant has an sns destination already".into(),
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
         // A destination added while issues are open is told of them at the next sweep
         // (issues whose destinations had all heard have nothing due until now).
         let now = self.clock.now();
@@ -479,7 +492,14 @@ impl AlertDelivery {
     /// what on the issue: at most [`MAX_DUE_ISSUES`] issues, earliest due first, for at most
     /// the settings' budget.
     pub async fn deliver(&self, report: &mut DeliveryReport) {
+        self.deliver_within(self.settings.budget, report).await
+    }
+
+    /// The same, within `budget` (the least of it and the settings' budget): no send starts
+    /// that could not end within it.
+    pub async fn deliver_within(&self, budget: std::time::Duration, report: &mut DeliveryReport) {
         let started = std::time::Instant::now();
+        let budget = budget.min(self.settings.budget);
         let now = self.clock.now();
         let due = match self.issues.due(now, MAX_DUE_ISSUES).await {
             Ok(due) => due,
@@ -506,11 +526,18 @@ impl AlertDelivery {
             // Each destination is opened once for all of the tenant's issues.
             let mut opened = std::collections::HashMap::new();
             for issue in due {
-                if started.elapsed() >= self.settings.budget {
+                if started.elapsed() + self.settings.timeout > budget {
                     return;
                 }
                 if let Err(e) = self
-                    .tell(issue, &destinations, &mut opened, now, started, report)
+                    .tell(
+                        issue,
+                        &destinations,
+                        &mut opened,
+                        now,
+                        (started, budget),
+                        report,
+                    )
                     .await
                 {
                     report
@@ -527,7 +554,7 @@ impl AlertDelivery {
         destinations: &[AlertDestination],
         opened: &mut std::collections::HashMap<String, Result<Recipient, String>>,
         now: DateTime<Utc>,
-        started: std::time::Instant,
+        (started, budget): (std::time::Instant, std::time::Duration),
         report: &mut DeliveryReport,
     ) -> Result<(), StoreError> {
         let flap = self.settings.flap;
@@ -554,7 +581,7 @@ impl AlertDelivery {
                 continue;
             };
             // (Out of time: the rest stay due, and are told by the next sweep.)
-            if started.elapsed() >= self.settings.budget {
+            if started.elapsed() + self.settings.timeout > budget {
                 break;
             }
             if !opened.contains_key(&destination.id) {
@@ -579,21 +606,41 @@ impl AlertDelivery {
             }
             outcomes.push((destination.id.clone(), state, sent));
         }
-        // Who heard what, written over whatever came between (a raise, a resolution); a
-        // table that fails is tried again, since a notice not recorded is sent again.
-        let ids: Vec<String> = destinations.iter().map(|d| d.id.clone()).collect();
+        // Who heard what, written over whatever came between (a raise, a resolution, a
+        // destination added: the destinations are read again, and a due time set since the
+        // claim is kept); a table that fails is tried again, since a notice not recorded is
+        // sent again.
+        let fresh = self.destinations.list(&issue.tenant_id).await;
+        let ids: Vec<String> = match &fresh {
+            Ok(now_listed) => now_listed.iter().map(|d| d.id.clone()).collect(),
+            Err(_) => destinations.iter().map(|d| d.id.clone()).collect(),
+        };
+        let claimed_due = claimed.due_at;
         let mut written = Ok(());
         for _ in 0..RECORD_TRIES {
             written = change_issue(&*self.issues, &issue.tenant_id, &issue.id, |current| {
-                let mut next = current?.clone();
+                let current = current?;
+                let mut next = current.clone();
                 for (destination, state, sent) in &outcomes {
                     match sent {
                         Ok(()) => next.heard(destination, *state, now),
                         Err(e) => next.not_heard(destination, *state, e, now),
                     }
                 }
-                next.hearings.retain(|d, _| ids.contains(d));
+                if fresh.is_ok() {
+                    next.hearings.retain(|d, _| ids.contains(d));
+                }
                 next.due_at = next.next_due(&ids, now, flap);
+                if fresh.is_err() {
+                    // (Who else may be there is unknown: looked at again next sweep.)
+                    next.due_at = Some(now);
+                }
+                if current.due_at != claimed_due {
+                    next.due_at = match (next.due_at, current.due_at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
                 Some(next)
             })
             .await;
@@ -661,7 +708,11 @@ impl AlertDelivery {
                 &context(destination.tenant_id.as_str(), &destination.id),
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                // (The detail may name the key: logged, not kept on the tenant's alert.)
+                tracing::warn!(destination = %destination.id, error = %e, "alert destination not opened");
+                "the destination's URL could not be opened (the key refused)".to_string()
+            })?;
         let secret: DestinationSecret = serde_json::from_slice(&bytes)
             .map_err(|_| "the destination does not open".to_string())?;
         match (&destination.kind, secret.secret) {

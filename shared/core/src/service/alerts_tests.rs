@@ -142,6 +142,10 @@ async fn a_failure_that_persists_for_many_runs_is_told_once_and_its_recovery_onc
             .await,
         Ok(())
     );
+    // Not while it might still flap back...
+    assert_eq!(w.sweep().await.sent, 0);
+    // ... but once it has stayed clear for the flap period.
+    w.clock.set(t(230));
     w.sweep().await;
     w.sweep().await;
     let slack = w.received("http://127.0.0.1:9/slack");
@@ -583,4 +587,83 @@ async fn an_opening_given_up_on_is_never_followed_by_its_resolution() {
         "a resolution of what it never heard"
     );
     assert_eq!(w.received("").len(), refused);
+}
+
+/// An HTTP client that, on its first send, has a person add another destination (as the API
+/// does while a sweep is telling), then sends.
+struct AddsADestinationMidSend {
+    inner: Arc<MemoryReceiver>,
+    console: AlertConsole,
+    tenant: TenantId,
+    added: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for AddsADestinationMidSend {
+    async fn send(
+        &self,
+        request: HttpRequest,
+    ) -> Result<crate::ports::HttpResponse, crate::ports::TransportError> {
+        if !self.added.swap(true, Ordering::SeqCst) {
+            let added = self
+                .console
+                .add_destination(
+                    &self.tenant,
+                    NewDestination {
+                        kind: DestinationKind::Slack,
+                        name: "late".into(),
+                        url: Some("http://127.0.0.1:9/late".into()),
+                        secret: None,
+                    },
+                )
+                .await;
+            assert!(added.is_ok(), "{added:?}");
+        }
+        self.inner.send(request).await
+    }
+}
+
+#[tokio::test]
+async fn a_destination_added_while_a_sweep_is_telling_is_told_by_the_next() {
+    let mut w = world();
+    w.destination(DestinationKind::Slack, Some("http://127.0.0.1:9/first"))
+        .await;
+    w.delivery.http = Arc::new(AddsADestinationMidSend {
+        inner: w.receiver.clone(),
+        console: w.console.clone(),
+        tenant: w.tenant.clone(),
+        added: Default::default(),
+    });
+    w.raise(stream(), "boom").await;
+    assert_eq!(w.sweep().await.sent, 1);
+    w.clock.set(t(1));
+    assert_eq!(w.sweep().await.sent, 1, "the one added meanwhile");
+    w.clock.set(t(30));
+    assert_eq!(w.sweep().await.sent, 0);
+    assert_eq!(w.received("http://127.0.0.1:9/late").len(), 1);
+    assert_eq!(w.received("http://127.0.0.1:9/first").len(), 1);
+}
+
+#[tokio::test]
+async fn two_sns_destinations_asked_for_at_once_are_one() {
+    let w = world();
+    let sns = || NewDestination {
+        kind: DestinationKind::Sns,
+        name: "topic".into(),
+        url: None,
+        secret: None,
+    };
+    let (a, b) = futures::join!(
+        w.console.add_destination(&w.tenant, sns()),
+        w.console.add_destination(&w.tenant, sns())
+    );
+    assert_eq!(
+        [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{a:?} {b:?}"
+    );
+    assert!(matches!(
+        a.err().or(b.err()),
+        Some(ServiceError::Conflict(_))
+    ));
 }

@@ -50,6 +50,9 @@ use crate::ports::{
 const MAX_FIRES_PER_SCHEDULE: usize = 1_500;
 /// The job id prefix of a run that redoes an abandoned one.
 const REDO_PREFIX: &str = "redo-";
+/// How long a sweep may take, telling alerts included: the sweeper function's timeout in
+/// `template.yaml` (120 s) less a margin.
+const SWEEP_TIME: std::time::Duration = std::time::Duration::from_secs(100);
 /// How the note of a schedule the sweeper paused begins.
 const AUTO_PAUSE_NOTE: &str = "paused by the sweeper after";
 
@@ -187,6 +190,7 @@ impl Sweeper {
 
     /// One sweep; its status is recorded for the next (and for `GET /api/sync/sweeper`).
     pub async fn sweep(&self) -> SweepReport {
+        let started = std::time::Instant::now();
         let now = self.ports.clock.now();
         let mut report = SweepReport::default();
         let (previous, known) = match self.ports.log.last().await {
@@ -237,7 +241,8 @@ impl Sweeper {
         // Telling people comes last, after the status is recorded, and within its own
         // budget: a slow destination can hold up nothing else.
         let mut told = DeliveryReport::default();
-        self.ports.delivery.deliver(&mut told).await;
+        let left = SWEEP_TIME.saturating_sub(started.elapsed());
+        self.ports.delivery.deliver_within(left, &mut told).await;
         report.errors.append(&mut told.errors);
         report.alerts = told;
         report
@@ -325,7 +330,7 @@ impl Sweeper {
             .is_some()
         {
             let why = "cancelled on request; its worker had stopped before it could stop it, and what it wrote stays".to_string();
-            return self.end(&run, RunStatus::Cancelled, why, now).await;
+            return self.end(&run, RunStatus::Cancelled, why, now, true).await;
         }
         // Recorded before runs kept the records they name: those cannot be sent again.
         if run.ids_requested > 0 && run.ids.is_empty() {
@@ -334,13 +339,13 @@ impl Sweeper {
                 stamp(run.updated_at),
                 run.ids_requested
             );
-            return self.end(&run, RunStatus::Failed, why, now).await;
+            return self.end(&run, RunStatus::Failed, why, now, true).await;
         }
         let job = job_of(&run);
         let never_taken_up = run.status == RunStatus::Queued && run.attempts == 0;
         if never_taken_up && now - run.started_at > self.settings.give_up_after {
             let why = "abandoned: its job never reached a worker, though sent again for a day; ask for it again if it is still wanted".to_string();
-            return self.end(&run, RunStatus::Failed, why, now).await;
+            return self.end(&run, RunStatus::Failed, why, now, true).await;
         }
         if never_taken_up {
             // A follow-up kept on a stream nobody works on lost its wake-up; this run may be
@@ -385,7 +390,7 @@ impl Sweeper {
                 "abandoned: its worker stopped without finishing it (nothing written since {}, and no worker held its stream); not redone again, as it was itself the redo of an abandoned run: look at its stream, then ask for it again",
                 stamp(run.updated_at)
             );
-            return self.end(&run, RunStatus::Failed, why, now).await;
+            return self.end(&run, RunStatus::Failed, why, now, true).await;
         }
         let redo_job = SyncJob {
             job_id: format!("{REDO_PREFIX}{}", run.id),
@@ -402,7 +407,8 @@ impl Sweeper {
             stamp(run.updated_at),
             redo.id
         );
-        if self.end(&run, RunStatus::Failed, why, now).await? == Settled::Left {
+        // (Not alerted: the redo does its work, and is alerted if it fails for good.)
+        if self.end(&run, RunStatus::Failed, why, now, false).await? == Settled::Left {
             // Changed since it was read: by a worker that took it up (the redo is not
             // needed), or by another sweep that ended it naming this same redo (which is).
             let stored = self
@@ -457,13 +463,15 @@ impl Sweeper {
     }
 
     /// Ends `run` as `status` with `why`, if nobody wrote it since it was read; notes it on
-    /// its schedule unless a later run of the schedule is there.
+    /// its schedule unless a later run of the schedule is there; raises or resolves its
+    /// stream's alert when `alert`.
     async fn end(
         &self,
         run: &Run,
         status: RunStatus,
         why: String,
         now: DateTime<Utc>,
+        alert: bool,
     ) -> Result<Settled, String> {
         let mut ended = run.clone();
         ended.status = status;
@@ -479,8 +487,10 @@ impl Sweeper {
         {
             return Ok(Settled::Left);
         }
-        if let Err(e) = self.ports.alerts.run_ended(&ended).await {
-            tracing::warn!(run_id = %run.id, error = %e, "alert of the ended run not raised");
+        if alert {
+            if let Err(e) = self.ports.alerts.run_ended(&ended).await {
+                tracing::warn!(run_id = %run.id, error = %e, "alert of the ended run not raised");
+            }
         }
         if let Some(schedule) = run.schedule_id {
             let later = run.triggered_at + Duration::milliseconds(1);
@@ -787,7 +797,10 @@ impl Sweeper {
                             .errors
                             .push(format!("alert of schedule {} not raised: {e}", s.id)),
                     }
-                } else if report.on_time.contains(&s.id) && open(s, AlertKind::MissedFire) {
+                } else if (report.on_time.contains(&s.id) || !s.is_active)
+                    && open(s, AlertKind::MissedFire)
+                {
+                    // (A paused schedule misses nothing: its alert resolves.)
                     conditions.push((s, AlertKind::MissedFire, false, String::new()));
                 }
             }

@@ -918,6 +918,13 @@ async fn a_schedule_failing_in_a_row_is_alerted_once_while_it_keeps_failing_and_
         w.clock.set(at(9, minute));
         w.sweeper().sweep().await;
     }
+    assert_eq!(
+        w.told().len(),
+        1,
+        "the resolution waits until it has stayed clear"
+    );
+    w.clock.set(at(10, 20));
+    w.sweeper().sweep().await;
     let told = w.told();
     assert_eq!(told.len(), 2, "{told:?}");
     assert!(told[1].contains("resolved"), "{}", told[1]);
@@ -977,6 +984,8 @@ async fn an_auto_paused_schedule_is_alerted_and_the_alert_resolves_when_a_person
         AlertStatus::Resolved,
         "the edit started the count again"
     );
+    w.clock.set(at(9, 50));
+    w.sweeper().sweep().await;
     let told = w.told();
     assert!(
         told.iter().any(|t| t.contains("was paused after failing")),
@@ -1021,11 +1030,15 @@ async fn fire_times_missed_outside_the_window_are_alerted_and_resolved_by_the_ne
         w.issues(AlertKind::MissedFire)[0].status,
         AlertStatus::Resolved
     );
+    w.fired(&s, at(14, 0));
+    w.clock.set(at(14, 20));
+    w.sweeper().sweep().await;
     assert_eq!(w.told().len(), 2);
 }
 
 #[tokio::test]
-async fn a_deleted_schedules_open_alerts_are_resolved_and_an_abandoned_run_alerts_its_stream() {
+async fn a_deleted_schedules_open_alerts_are_resolved_and_an_abandoned_run_alerts_its_stream_only_once_not_redone(
+) {
     let w = world();
     let s = w.schedule("@hourly", ScheduleOptions::default()).await;
     w.failed_runs(&s, 0, 3).await;
@@ -1044,8 +1057,14 @@ async fn a_deleted_schedules_open_alerts_are_resolved_and_an_abandoned_run_alert
         AlertStatus::Resolved
     );
 
+    // An abandoned run whose work is redone alerts nobody: the redo may well succeed.
     w.open_run("lost", RunStatus::Running, at(8, 0));
     w.clock.set(at(10, 0));
+    w.sweeper().sweep().await;
+    assert!(w.issues(AlertKind::RunFailed).is_empty());
+    // A redo abandoned in turn is not redone again: that alerts.
+    w.open_run("redo-lost-again", RunStatus::Running, at(9, 0));
+    w.clock.set(at(11, 0));
     w.sweeper().sweep().await;
     let failed = w.issues(AlertKind::RunFailed);
     assert_eq!(failed.len(), 1);

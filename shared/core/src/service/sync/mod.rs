@@ -127,17 +127,34 @@ impl SyncWorker {
     /// do its siblings in the batch, whatever a platform asks to wait. (`time_budget` is
     /// softer: checked between pages.)
     pub async fn handle(&self, job: SyncJob, deadline: DateTime<Utc>) -> JobOutcome {
+        self.handle_delivery(job, deadline, 1).await
+    }
+
+    /// The same, for the queue's `receive`th delivery of the job's message (SQS's
+    /// `ApproximateReceiveCount`): a failure that the queue tries again is alerted only on
+    /// the last one ([`crate::ports::MAX_RECEIVES`]), when it would try no more.
+    pub async fn handle_delivery(
+        &self,
+        job: SyncJob,
+        deadline: DateTime<Utc>,
+        receive: u32,
+    ) -> JobOutcome {
         let left = (deadline - self.settings.safety_margin - self.ports.clock.now())
             .to_std()
             .unwrap_or_default();
         crate::platforms::http::until(
             tokio::time::Instant::now() + left,
-            self.handle_within(job, deadline),
+            self.handle_within(job, deadline, receive),
         )
         .await
     }
 
-    async fn handle_within(&self, job: SyncJob, deadline: DateTime<Utc>) -> JobOutcome {
+    async fn handle_within(
+        &self,
+        job: SyncJob,
+        deadline: DateTime<Utc>,
+        receive: u32,
+    ) -> JobOutcome {
         let started = self.ports.clock.now();
         let mut stop_at = deadline - self.settings.safety_margin;
         if let Some(budget) = self.settings.time_budget {
@@ -152,6 +169,7 @@ impl SyncWorker {
             key,
             owner: &owner,
             stop_at,
+            receive,
         };
         if job.trigger == Trigger::FollowUp {
             return self.wake(&tenure, job).await;
@@ -538,14 +556,19 @@ impl SyncWorker {
             source,
             source_fields,
             plans,
-        } = match self.plan(key, connection, run).await {
+        } = match self.plan(key, connection, run, tenure.receive).await {
             Ok(planned) => planned,
             Err(outcome) => return outcome,
         };
         let Some(source) = source.source() else {
             // `plan` checked it can.
             return self
-                .fail(run, "the source cannot be read".into(), false)
+                .fail(
+                    run,
+                    "the source cannot be read".into(),
+                    false,
+                    tenure.receive,
+                )
                 .await;
         };
         let ctx = RunContext {
@@ -561,7 +584,7 @@ impl SyncWorker {
             epoch,
         };
         let end = self.engine.run(&ctx, job, cursor, &mut run).await;
-        self.conclude(key, job, run, end).await
+        self.conclude(key, job, run, end, tenure.receive).await
     }
 
     /// The source's connector and a plan of each enabled flow that carries the entity to a
@@ -571,10 +594,11 @@ impl SyncWorker {
         key: SyncKey,
         connection: &Connection,
         run: Run,
+        receive: u32,
     ) -> Result<Planned, JobOutcome> {
         let flows = match self.ports.flows.flows_from(connection.id).await {
             Ok(flows) => flows,
-            Err(e) => return Err(self.fail(run, e.to_string(), true).await),
+            Err(e) => return Err(self.fail(run, e.to_string(), true, receive).await),
         };
         let flows: Vec<_> = flows
             .into_iter()
@@ -589,7 +613,7 @@ impl SyncWorker {
         }
         let source_connector = match self.ports.connectors.open(connection).await {
             Ok(c) => c,
-            Err(e) => return Err(self.platform_failure(run, e).await),
+            Err(e) => return Err(self.platform_failure(run, e, receive).await),
         };
         let source_caps = connection.platform.module().capabilities(key.entity);
         let (Some(_), Some(source_fields)) = (source_connector.source(), source_caps.read) else {
@@ -608,7 +632,7 @@ impl SyncWorker {
                     tracing::warn!(flow_id = %flow.id, "flow's target connection is gone; skipped");
                     continue;
                 }
-                Err(e) => return Err(self.fail(run, e.to_string(), true).await),
+                Err(e) => return Err(self.fail(run, e.to_string(), true, receive).await),
             };
             let target_caps = target.platform.module().capabilities(key.entity);
             let Some(write_fields) = target_caps.write else {
@@ -616,7 +640,7 @@ impl SyncWorker {
             };
             let connector = match self.ports.connectors.open(&target).await {
                 Ok(c) => c,
-                Err(e) => return Err(self.platform_failure(run, e).await),
+                Err(e) => return Err(self.platform_failure(run, e, receive).await),
             };
             let rewrite = run.window.is_some()
                 && flow.conflict_policy == ConflictPolicy::SourceWins
@@ -668,7 +692,14 @@ impl SyncWorker {
     /// What the run's end leaves to do: the run finished (and a webhook job's failed
     /// records sent to be tried again), a continuation queued, or the job kept for after
     /// the lease's new holder.
-    async fn conclude(&self, key: SyncKey, job: &SyncJob, mut run: Run, end: RunEnd) -> JobOutcome {
+    async fn conclude(
+        &self,
+        key: SyncKey,
+        job: &SyncJob,
+        mut run: Run,
+        end: RunEnd,
+        receive: u32,
+    ) -> JobOutcome {
         match end {
             RunEnd::Completed { retry } => {
                 let message = match self.retry_records(job, retry).await {
@@ -702,8 +733,8 @@ impl SyncWorker {
                     Err(e) => JobOutcome::Retry(format!("continuation not queued: {e}")),
                 }
             }
-            RunEnd::Failed { error, retryable } => self.fail(run, error, retryable).await,
-            RunEnd::TimeUp(error) => self.fail(run, error, true).await,
+            RunEnd::Failed { error, retryable } => self.fail(run, error, retryable, receive).await,
+            RunEnd::TimeUp(error) => self.fail(run, error, true, receive).await,
             RunEnd::Cancelled => {
                 let why = format!(
                     "cancelled on request after reading {} record(s) and writing {}; what was written stays, and the stream's cursor stays at the last page every target has",
@@ -714,10 +745,13 @@ impl SyncWorker {
             RunEnd::LeaseLost { in_flight } => {
                 // Another worker holds the stream now. The run is recorded first (the job,
                 // kept, may run under the same id as soon as it is parked).
+                // (Not alerted: the job runs again, as this run.)
+                tracing::warn!(run_id = %run.id, "run's lease taken over; its job is kept");
                 let outcome = self
-                    .fail(
+                    .end(
                         run,
-                        "the stream's lease was taken over before the run finished; the job is kept to run after the new holder's".into(),
+                        RunStatus::Failed,
+                        Some("the stream's lease was taken over before the run finished; the job is kept to run after the new holder's".into()),
                         false,
                     )
                     .await;
@@ -992,16 +1026,17 @@ impl SyncWorker {
             .await
     }
 
-    async fn platform_failure(&self, run: Run, e: PlatformError) -> JobOutcome {
+    async fn platform_failure(&self, run: Run, e: PlatformError, receive: u32) -> JobOutcome {
         let retryable = e.is_retryable();
-        self.fail(run, e.to_string(), retryable).await
+        self.fail(run, e.to_string(), retryable, receive).await
     }
 
-    async fn fail(&self, run: Run, error: String, retryable: bool) -> JobOutcome {
-        tracing::warn!(run_id = %run.id, error = %error, retryable, "run failed");
-        // A failure the queue tries again is alerted only on its last receive: one the next
-        // try clears reaches nobody.
-        let last = !retryable || run.attempts >= crate::ports::MAX_RECEIVES;
+    /// Ends the run failed; a retryable failure is handed back to the queue. It is alerted
+    /// only when the queue will not try again (not retryable, or on the message's last
+    /// receive): a failure the next try clears reaches nobody.
+    async fn fail(&self, run: Run, error: String, retryable: bool, receive: u32) -> JobOutcome {
+        tracing::warn!(run_id = %run.id, error = %error, retryable, receive, "run failed");
+        let last = !retryable || receive >= crate::ports::MAX_RECEIVES;
         match self
             .end(run, RunStatus::Failed, Some(error.clone()), last)
             .await
@@ -1084,6 +1119,8 @@ struct Tenure<'a> {
     key: SyncKey,
     owner: &'a str,
     stop_at: DateTime<Utc>,
+    /// Which delivery of the message this is (1 for the first).
+    receive: u32,
 }
 
 /// Jobs a merge would change: a continuation (it would lose its place), a resync (its

@@ -918,7 +918,10 @@ async fn a_failure_that_lasts_through_the_queues_last_try_raises_the_streams_ale
     let job = w.job(&w.a, SyncMode::Incremental, &[]);
     // WHEN every receive of the job fails
     for receive in 1..=crate::ports::MAX_RECEIVES {
-        let outcome = w.worker.handle(job.clone(), w.deadline()).await;
+        let outcome = w
+            .worker
+            .handle_delivery(job.clone(), w.deadline(), receive)
+            .await;
         assert!(matches!(outcome, JobOutcome::Retry(_)), "{outcome:?}");
         // THEN only the last one raises the alert
         let raised = !w.mem.alerts.all().is_empty();
