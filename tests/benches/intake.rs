@@ -143,6 +143,7 @@ async fn against_moto() {
     let app = App {
         intake: sync_aws::wiring::intake(&aws.sdk, &config, Arc::new(SystemClock)),
         max_body_bytes: config.max_body_bytes,
+        metrics_namespace: "SyncService".into(),
     };
     let services = sync_aws::wiring::services(&aws.sdk, &aws.resources, Arc::new(SystemClock));
     let qbo = connection(&services, Platform::QuickBooks).await;
@@ -232,7 +233,11 @@ fn main() {
             Arc::new(SystemClock),
             IntakeSettings::default(),
         );
-        let app = App { intake, max_body_bytes: 2 * 1024 * 1024 };
+        let app = App {
+            intake,
+            max_body_bytes: 2 * 1024 * 1024,
+            metrics_namespace: "SyncService".into(),
+        };
         let woo = connection(&services, Platform::WooCommerce).await;
         let qbo = connection(&services, Platform::QuickBooks).await;
         let sb = connection(&services, Platform::Supabase).await;

@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use lambda_runtime::{Context, Error, LambdaEvent};
 
+use sync_aws::metrics::Metric;
 use sync_core::domain::SyncJob;
-use sync_core::service::sync::{JobOutcome, SyncWorker};
+use sync_core::service::sync::{JobOutcome, RunTallyCounts, SyncWorker};
 
 /// Jobs of one batch run at once.
 const JOBS_IN_PARALLEL: usize = 4;
@@ -28,6 +29,8 @@ pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 /// What the handler needs, built once per cold start.
 pub struct App {
     pub worker: SyncWorker,
+    /// Where the runs' metrics go (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
 }
 
 impl App {
@@ -39,10 +42,12 @@ impl App {
         get: impl Fn(&str) -> Option<String>,
         http: std::sync::Arc<dyn sync_core::ports::HttpClient>,
     ) -> Result<Self, sync_core::config::ConfigError> {
+        let metrics_namespace = sync_core::config::metrics_namespace(&get);
         let config = sync_core::config::WorkerConfig::from_lookup(get)?;
         let clock = std::sync::Arc::new(sync_core::clock::SystemClock);
         Ok(Self {
             worker: sync_aws::wiring::worker(sdk, &config, http, clock),
+            metrics_namespace,
         })
     }
 }
@@ -90,6 +95,14 @@ pub async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchR
         .buffer_unordered(JOBS_IN_PARALLEL)
         .collect()
         .await;
+    println!(
+        "{}",
+        metrics(
+            &app.metrics_namespace,
+            &app.worker.take_counts(),
+            Utc::now()
+        )
+    );
     let mut response = SqsBatchResponse::default();
     for (id, outcome) in outcomes {
         if let JobOutcome::Retry(why) = outcome {
@@ -98,6 +111,29 @@ pub async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchR
         }
     }
     Ok(response)
+}
+
+/// What the batch's runs came to, as one metrics log line (CloudWatch's embedded metric
+/// format; dimension `Function=SyncWorker`): runs by how they ended, and their records.
+/// A run's records are counted when it ends (all its parts together).
+pub fn metrics(namespace: &str, c: &RunTallyCounts, at: DateTime<Utc>) -> String {
+    sync_aws::metrics::emf(
+        namespace,
+        &[("Function", "SyncWorker")],
+        &[
+            Metric::count("RunsSucceeded", c.succeeded),
+            Metric::count("RunsPartial", c.partial),
+            Metric::count("RunsFailed", c.failed),
+            Metric::count("RunsRetried", c.retried),
+            Metric::count("RunsSkipped", c.skipped),
+            Metric::count("RunsCancelled", c.cancelled),
+            Metric::count("RecordsRead", c.records_read),
+            Metric::count("RecordsWritten", c.records_written),
+            Metric::count("RecordsFailed", c.records_failed),
+            Metric::count("RecordsQuarantined", c.records_quarantined),
+        ],
+        at,
+    )
 }
 
 #[cfg(test)]

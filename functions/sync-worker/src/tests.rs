@@ -91,7 +91,10 @@ fn world() -> World {
         WorkerSettings::default(),
     );
     World {
-        app: App { worker },
+        app: App {
+            worker,
+            metrics_namespace: "SyncService".into(),
+        },
         mem,
         woo,
         supabase,
@@ -136,5 +139,68 @@ async fn jobs_that_may_succeed_later_are_handed_back_to_the_queue_one_by_one() {
             "5b4a1f0e-0001-4c1d-9e3a-000000000001",
             "5b4a1f0e-0002-4c1d-9e3a-000000000002"
         ]
+    );
+}
+
+/// The sample batch as the queue delivers it for the `receive`th time.
+fn sample_received(receive: u32) -> LambdaEvent<SqsEvent> {
+    let mut event = sample();
+    for record in &mut event.payload.records {
+        record
+            .attributes
+            .insert("ApproximateReceiveCount".into(), receive.to_string());
+    }
+    event
+}
+
+#[tokio::test]
+async fn a_failure_is_alerted_only_on_the_queues_last_receive_of_its_job() {
+    let w = world();
+    w.woo.fail_next(usize::MAX);
+    for receive in 1..sync_core::ports::MAX_RECEIVES {
+        handle(&w.app, sample_received(receive))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(w.mem.alerts.all().is_empty(), "receive {receive}");
+    }
+    handle(&w.app, sample_received(sync_core::ports::MAX_RECEIVES))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alerts = w.mem.alerts.all();
+    assert!(!alerts.is_empty());
+    assert!(alerts
+        .iter()
+        .all(|a| a.kind == sync_core::domain::AlertKind::RunFailed));
+}
+
+#[tokio::test]
+async fn the_runs_of_a_batch_are_counted_for_its_metrics_line() {
+    let w = world();
+    for job in sample().payload.records {
+        let job = serde_json::from_str(job.body.as_deref().unwrap_or_default());
+        if let Ok(job) = job {
+            w.app
+                .worker
+                .handle(job, chrono::Utc::now() + chrono::Duration::minutes(5))
+                .await;
+        }
+    }
+    let counts = w.app.worker.take_counts();
+    assert_eq!(counts.succeeded, 2);
+    assert_eq!(counts.records_written, 2);
+    assert_eq!(w.app.worker.take_counts(), Default::default(), "taken");
+    let line: serde_json::Value = serde_json::from_str(&crate::metrics(
+        "SyncService/test",
+        &counts,
+        chrono::Utc::now(),
+    ))
+    .unwrap_or_default();
+    assert_eq!(line["Function"], "SyncWorker");
+    assert_eq!(line["RunsSucceeded"], 2.0);
+    assert_eq!(line["RunsFailed"], 0.0);
+    assert_eq!(line["RecordsWritten"], 2.0);
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "SyncService/test"
     );
 }

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 use std::sync::Arc;
+use sync_aws::metrics::Metric;
 use sync_aws::SdkConfig;
 use sync_core::clock::SystemClock;
 use sync_core::config::{ConfigError, IntakeConfig};
@@ -26,6 +27,8 @@ use sync_core::service::{Delivery, Intake, IntakeError, Outcome};
 pub struct App {
     pub intake: Intake,
     pub max_body_bytes: usize,
+    /// Where the deliveries' metrics go (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
 }
 
 impl App {
@@ -35,10 +38,12 @@ impl App {
         sdk: &SdkConfig,
         get: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
+        let metrics_namespace = sync_core::config::metrics_namespace(&get);
         let config = IntakeConfig::from_lookup(get)?;
         Ok(Self {
             intake: sync_aws::wiring::intake(sdk, &config, Arc::new(SystemClock)),
             max_body_bytes: config.max_body_bytes,
+            metrics_namespace,
         })
     }
 }
@@ -64,7 +69,47 @@ pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let path = req.uri().path().to_string();
     let response = answer(app, &req, &path).await;
     tracing::info!(path = %sync_core::logtext::clip(&path), status = response.status().as_u16(), "webhook");
+    println!(
+        "{}",
+        metrics(&app.metrics_namespace, &response, chrono::Utc::now())
+    );
     Ok(response)
+}
+
+/// What one delivery came to, as one metrics log line (CloudWatch's embedded metric format;
+/// dimension `Function=WebhookIntake`): its events queued, duplicate and ignored, or the
+/// delivery refused (4xx: a bad signature among them) or failed (5xx: the platform retries).
+pub fn metrics(
+    namespace: &str,
+    response: &Response<Body>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let status = response.status();
+    let answer: Value = match response.body() {
+        Body::Text(text) if status == StatusCode::OK => {
+            serde_json::from_str(text).unwrap_or_default()
+        }
+        _ => Value::Null,
+    };
+    let n = |field: &str| answer[field].as_u64().unwrap_or(0);
+    sync_aws::metrics::emf(
+        namespace,
+        &[("Function", "WebhookIntake")],
+        &[
+            Metric::count("WebhookEventsQueued", n("queued")),
+            Metric::count("WebhookEventsDuplicate", n("duplicates")),
+            Metric::count("WebhookEventsIgnored", n("ignored")),
+            Metric::count(
+                "WebhookDeliveriesRefused",
+                u64::from(status.is_client_error()),
+            ),
+            Metric::count(
+                "WebhookDeliveriesFailed",
+                u64::from(status.is_server_error()),
+            ),
+        ],
+        at,
+    )
 }
 
 async fn answer(app: &App, req: &Request, path: &str) -> Response<Body> {

@@ -35,6 +35,7 @@ fn world() -> World {
         app: App {
             intake,
             max_body_bytes: 64 * 1024,
+            metrics_namespace: "SyncService".into(),
         },
         services,
         memory,
@@ -260,4 +261,31 @@ async fn a_huge_attacker_controlled_path_is_clipped_in_the_logs() {
     assert!(lines.contains("webhook refused"), "{lines}");
     assert!(lines.contains("bytes in all"), "{lines}");
     assert!(lines.len() < 2_000, "{} bytes logged", lines.len());
+}
+
+#[test]
+fn each_delivery_is_one_metrics_line_of_its_events_or_its_refusal() {
+    let line = |status: StatusCode, body: &str| -> Value {
+        let mut response = Response::new(Body::Text(body.to_string()));
+        *response.status_mut() = status;
+        serde_json::from_str(&crate::metrics(
+            "SyncService/test",
+            &response,
+            chrono::Utc::now(),
+        ))
+        .unwrap_or_default()
+    };
+    let accepted = line(StatusCode::OK, r#"{"queued":2,"duplicates":1,"ignored":0}"#);
+    assert_eq!(accepted["Function"], "WebhookIntake");
+    assert_eq!(accepted["WebhookEventsQueued"], 2.0);
+    assert_eq!(accepted["WebhookEventsDuplicate"], 1.0);
+    assert_eq!(accepted["WebhookDeliveriesRefused"], 0.0);
+    let refused = line(
+        StatusCode::UNAUTHORIZED,
+        r#"{"error":{"code":"unauthorized"}}"#,
+    );
+    assert_eq!(refused["WebhookDeliveriesRefused"], 1.0);
+    assert_eq!(refused["WebhookEventsQueued"], 0.0);
+    let failed = line(StatusCode::SERVICE_UNAVAILABLE, "{}");
+    assert_eq!(failed["WebhookDeliveriesFailed"], 1.0);
 }

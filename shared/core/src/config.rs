@@ -158,6 +158,14 @@ fn number<T: std::str::FromStr + PartialOrd + Default>(
     }
 }
 
+/// The CloudWatch namespace a function's metrics go to (`METRICS_NAMESPACE`, default
+/// `SyncService`; the template sets `SyncService/<stack name>`).
+pub fn metrics_namespace(get: &impl Fn(&str) -> Option<String>) -> String {
+    get("METRICS_NAMESPACE")
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "SyncService".into())
+}
+
 /// A whole number that may be 0 (`default` when unset).
 fn non_negative(
     get: &impl Fn(&str) -> Option<String>,
@@ -549,9 +557,7 @@ impl SweeperConfig {
             stream_quiet_seconds: number(&get, "STREAM_QUIET_SECONDS", 300)?,
             fire_grace_seconds: number(&get, "FIRE_GRACE_SECONDS", 600)?,
             catch_up_spread_seconds: number(&get, "CATCH_UP_SPREAD_SECONDS", 300)?,
-            metrics_namespace: get("METRICS_NAMESPACE")
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| "SyncService".into()),
+            metrics_namespace: metrics_namespace(&get),
             alert_topic_arn: get("ALERT_TOPIC_ARN").filter(|v| !v.trim().is_empty()),
             public_base_url: get("PUBLIC_BASE_URL").unwrap_or_default(),
             alert_local_urls: alert_local_urls(&get),

@@ -23,8 +23,10 @@
 
 mod conflict;
 pub mod engine;
+mod tally;
 
 pub use engine::{Engine, EngineSettings, FlowPlan, RunContext, RunEnd};
+pub use tally::{RunCounts as RunTallyCounts, RunTally};
 
 use chrono::{DateTime, Duration, Utc};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,6 +104,7 @@ pub struct SyncWorker {
     ports: WorkerPorts,
     engine: Engine,
     settings: WorkerSettings,
+    tally: Arc<RunTally>,
 }
 
 impl SyncWorker {
@@ -117,6 +120,7 @@ impl SyncWorker {
             ports,
             engine,
             settings,
+            tally: Arc::default(),
         }
     }
 
@@ -126,6 +130,11 @@ impl SyncWorker {
     /// waits included (`platforms::http::until`): a run stops in time to checkpoint, and so
     /// do its siblings in the batch, whatever a platform asks to wait. (`time_budget` is
     /// softer: checked between pages.)
+    /// What the runs ended since the last call came to (for the function's metrics).
+    pub fn take_counts(&self) -> RunTallyCounts {
+        self.tally.take()
+    }
+
     pub async fn handle(&self, job: SyncJob, deadline: DateTime<Utc>) -> JobOutcome {
         self.handle_delivery(job, deadline, 1).await
     }
@@ -1068,6 +1077,7 @@ impl SyncWorker {
         if let Err(e) = self.ports.runs.save(&run).await {
             return JobOutcome::Retry(e.to_string());
         }
+        self.tally.ended(&run, alert);
         if alert {
             if let Err(e) = self.ports.alerts.run_ended(&run).await {
                 tracing::warn!(run_id = %run.id, error = %e, "alert of the run's end not raised or resolved");
