@@ -720,7 +720,7 @@ impl Keepers {
 
     /// The refresh token the vault holds now.
     async fn stored_refresh_token(&self) -> String {
-        use sync_core::ports::{SecretSealer, TokenVault};
+        use sync_core::ports::{SecretOpener, TokenVault};
         let stored = self
             .vault
             .load(self.connection.id)

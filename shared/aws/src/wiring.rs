@@ -248,7 +248,8 @@ pub fn intake(
             dynamodb.clone(),
             config.table_name.clone(),
         )),
-        Arc::new(crate::KmsSealer::new(
+        // (It opens webhook secrets; the API seals them.)
+        Arc::new(crate::KmsOpener::new(
             aws_sdk_kms::Client::new(sdk),
             config.kms_key_id.clone(),
         )),
@@ -358,7 +359,8 @@ pub fn sweeper(
             delivery: sync_core::service::AlertDelivery {
                 issues: alerts.clone(),
                 destinations: alerts,
-                sealer: Arc::new(crate::KmsSealer::new(
+                // (It opens destinations' URLs and secrets; the API seals them.)
+                opener: Arc::new(crate::KmsOpener::new(
                     aws_sdk_kms::Client::new(sdk),
                     resources.kms_key_id.clone(),
                 )),

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use super::lock;
 use crate::crypto;
 use crate::domain::{Connection, ConnectionId, Sealed, TenantId};
-use crate::ports::{ConnectionStore, SealError, SecretSealer, StoreError};
+use crate::ports::{ConnectionStore, SealError, SecretOpener, SecretSealer, StoreError};
 
 /// A connection store in a hash map.
 #[derive(Default)]
@@ -168,7 +168,10 @@ impl SecretSealer for MemorySealer {
             ciphertext,
         })
     }
+}
 
+#[async_trait]
+impl SecretOpener for MemorySealer {
     async fn open(&self, sealed: &Sealed, context: &[(&str, &str)]) -> Result<Vec<u8>, SealError> {
         let aad = context_aad(context);
         if sealed.encrypted_key.len() < 12 {

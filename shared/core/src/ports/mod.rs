@@ -165,13 +165,19 @@ pub enum SealError {
     Corrupt,
 }
 
+/// Opening what [`SecretSealer`] sealed: all that a function that only reads secrets holds
+/// (the intake, the sweeper), as its key policy allows only decrypting.
+#[async_trait]
+pub trait SecretOpener: Send + Sync + 'static {
+    async fn open(&self, sealed: &Sealed, context: &[(&str, &str)]) -> Result<Vec<u8>, SealError>;
+}
+
 /// Envelope encryption: a fresh data key per seal, itself encrypted by a master key that
 /// never leaves the key service. `context` (tenant and connection) is bound into both the
 /// data key and the ciphertext, so sealed secrets moved to another record do not open.
 #[async_trait]
-pub trait SecretSealer: Send + Sync + 'static {
+pub trait SecretSealer: SecretOpener {
     async fn seal(&self, plaintext: &[u8], context: &[(&str, &str)]) -> Result<Sealed, SealError>;
-    async fn open(&self, sealed: &Sealed, context: &[(&str, &str)]) -> Result<Vec<u8>, SealError>;
 }
 
 /// Why the event log or the claims failed.

@@ -16,7 +16,7 @@ use crate::domain::{
 };
 use crate::ports::{
     AlertDestinations, AlertIssues, AlertTopic, FailureLog, HttpClient, HttpRequest, Method,
-    SecretSealer, StoreError, SyncKey,
+    SecretOpener, SecretSealer, StoreError, SyncKey,
 };
 
 /// Tries of a write that met a concurrent one before it gives up.
@@ -473,7 +473,8 @@ pub struct DeliveryReport {
 pub struct AlertDelivery {
     pub issues: Arc<dyn AlertIssues>,
     pub destinations: Arc<dyn AlertDestinations>,
-    pub sealer: Arc<dyn SecretSealer>,
+    /// Opens destinations' URLs and secrets (the API sealed them).
+    pub opener: Arc<dyn SecretOpener>,
     pub http: Arc<dyn HttpClient>,
     pub topic: Option<Arc<dyn AlertTopic>>,
     pub clock: Arc<dyn Clock>,
@@ -702,7 +703,7 @@ impl AlertDelivery {
             return Err("the destination has no url".into());
         };
         let bytes = self
-            .sealer
+            .opener
             .open(
                 sealed,
                 &context(destination.tenant_id.as_str(), &destination.id),

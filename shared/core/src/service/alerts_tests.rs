@@ -46,7 +46,7 @@ fn world() -> World {
         delivery: AlertDelivery {
             issues: alerts.clone(),
             destinations: alerts.clone(),
-            sealer,
+            opener: sealer,
             http: receiver.clone(),
             topic: Some(topic.clone()),
             clock: clock.clone(),

@@ -13,7 +13,7 @@ use crate::domain::{
     Connection, ConnectionId, ConnectionPatch, NewConnection, Platform, Sealed, Secret, Secrets,
     TenantId,
 };
-use crate::ports::{ConnectionStore, FlowStore, SealError, SecretSealer};
+use crate::ports::{ConnectionStore, FlowStore, SealError, SecretOpener, SecretSealer};
 
 /// Longest display name, secret value and URL we accept.
 const MAX_NAME: usize = 200;
@@ -348,7 +348,7 @@ pub(crate) async fn seal_secrets(
 /// Opens a connection's sealed secrets (shared with the webhook intake, which has no
 /// connection service).
 pub async fn open_secrets(
-    sealer: &dyn SecretSealer,
+    sealer: &dyn SecretOpener,
     connection: &Connection,
 ) -> Result<Secrets, ServiceError> {
     let id = connection.id.to_string();

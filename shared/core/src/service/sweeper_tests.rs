@@ -81,7 +81,7 @@ impl World {
                 delivery: crate::service::AlertDelivery {
                     issues: self.mem.alerts.clone(),
                     destinations: self.mem.alerts.clone(),
-                    sealer: self.mem.sealer.clone(),
+                    opener: self.mem.sealer.clone(),
                     http: self.receiver.clone(),
                     topic: None,
                     clock: self.clock.clone(),
