@@ -386,7 +386,8 @@ impl AlertConsole {
             name,
             url_host,
             sealed,
-            created_at: self.clock.now(),
+            // (As stored: to the millisecond.)
+            created_at: chrono::SubsecRound::trunc_subsecs(self.clock.now(), 3),
         };
         match self.destinations.insert(&destination).await {
             Ok(()) => {}
