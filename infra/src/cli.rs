@@ -558,7 +558,7 @@ fn dev_token(
 }
 
 fn openapi(out: &mut dyn Write) -> Result<i32> {
-    let doc = sync_api::openapi::document(env!("CARGO_PKG_VERSION"));
+    let doc = sync_api::openapi::document();
     writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
     Ok(0)
 }

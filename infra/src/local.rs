@@ -37,7 +37,7 @@ pub struct LocalOptions {
 
 /// The functions fed by queues, each behind the event source mapping the template gives it.
 struct QueueFunctions {
-    coalescer: sync_core::service::Coalescer,
+    coalescer: webhook_coalescer::App,
     coalescer_source: SqsEventSource,
     worker: sync_worker::App,
     worker_source: SqsEventSource,

@@ -6,9 +6,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 
 use std::time::Duration;
+use sync_aws::metrics::Metric;
 use sync_aws::SdkConfig;
 use sync_core::config::{CoalescerConfig, ConfigError};
-use sync_core::service::{Coalescer, Incoming};
+use sync_core::service::{CoalesceReport, Coalescer, Incoming};
 
 /// Events handed over at once by the queue's event source (the template's `BatchSize`).
 pub const BATCH_SIZE: usize = 1000;
@@ -16,23 +17,50 @@ pub const BATCH_SIZE: usize = 1000;
 /// is six times it.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What the handler needs, built once per cold start.
+pub struct App {
+    pub coalescer: Coalescer,
+    /// Where the batches' metrics go (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
+}
+
 /// The function's wiring from its environment (`get` reads one variable): what its `main`
 /// builds in Lambda, and what the local stack builds on loopback.
 pub fn from_lookup(
     sdk: &SdkConfig,
     get: impl Fn(&str) -> Option<String>,
-) -> Result<Coalescer, ConfigError> {
-    Ok(sync_aws::wiring::coalescer(
-        sdk,
-        &CoalescerConfig::from_lookup(get)?,
-    ))
+) -> Result<App, ConfigError> {
+    let metrics_namespace = sync_core::config::metrics_namespace(&get);
+    Ok(App {
+        coalescer: sync_aws::wiring::coalescer(sdk, &CoalescerConfig::from_lookup(get)?),
+        metrics_namespace,
+    })
 }
 
-pub async fn handle(
-    coalescer: &Coalescer,
-    event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, Error> {
-    let batch = event
+/// What a batch came to, as one metrics log line (CloudWatch's embedded metric format;
+/// dimension `Function=WebhookCoalescer`): events in, jobs queued, events handed back to
+/// the queue (their job was not queued) and messages dropped as not events.
+pub fn metrics(
+    namespace: &str,
+    events: usize,
+    report: &CoalesceReport,
+    at: chrono::DateTime<chrono::Utc>,
+) -> String {
+    sync_aws::metrics::emf(
+        namespace,
+        &[("Function", "WebhookCoalescer")],
+        &[
+            Metric::count("WebhookEventsCoalesced", events as u64),
+            Metric::count("SyncJobsQueued", report.jobs.len() as u64),
+            Metric::count("WebhookEventsHandedBack", report.failed.len() as u64),
+            Metric::count("WebhookMessagesMalformed", report.malformed as u64),
+        ],
+        at,
+    )
+}
+
+pub async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let batch: Vec<Incoming> = event
         .payload
         .records
         .into_iter()
@@ -41,7 +69,12 @@ pub async fn handle(
             body: m.body.unwrap_or_default(),
         })
         .collect();
-    let report = coalescer.run(batch).await;
+    let events = batch.len();
+    let report = app.coalescer.run(batch).await;
+    println!(
+        "{}",
+        metrics(&app.metrics_namespace, events, &report, chrono::Utc::now())
+    );
     let mut response = SqsBatchResponse::default();
     for id in report.failed {
         response.add_failure(id);
@@ -54,6 +87,13 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use sync_core::memory::{MemoryEventStore, MemoryQueue};
+
+    fn app(coalescer: Coalescer) -> App {
+        App {
+            coalescer,
+            metrics_namespace: "SyncService".into(),
+        }
+    }
 
     fn sqs_event(bodies: &[&str]) -> SqsEvent {
         let records: Vec<_> = bodies
@@ -68,7 +108,7 @@ mod tests {
     async fn failed_jobs_are_reported_per_message() {
         let queue = Arc::new(MemoryQueue::default());
         queue.set_failing(true);
-        let coalescer = Coalescer::new(queue, Arc::new(MemoryEventStore::default()));
+        let coalescer = app(Coalescer::new(queue, Arc::new(MemoryEventStore::default())));
         let body = format!(
             r#"{{"tenant_id":"t","connection_id":"{}","platform":"woocommerce","entity_type":"orders","entity_id":"1","event_type":"order.updated","key_hash":"h","log_key":"k","received_at":"2026-11-24T12:00:00Z"}}"#,
             sync_core::domain::ConnectionId::new_random()
@@ -97,7 +137,10 @@ mod tests {
     #[tokio::test]
     async fn the_sample_batch_becomes_one_job_with_both_orders_and_nothing_to_retry() {
         let queue = Arc::new(MemoryQueue::default());
-        let coalescer = Coalescer::new(queue.clone(), Arc::new(MemoryEventStore::default()));
+        let coalescer = app(Coalescer::new(
+            queue.clone(),
+            Arc::new(MemoryEventStore::default()),
+        ));
         let response = handle(&coalescer, sample_batch()).await.unwrap_or_default();
         assert!(response.batch_item_failures.is_empty());
         let jobs = queue.jobs();
@@ -110,7 +153,7 @@ mod tests {
     async fn when_the_sync_queue_refuses_the_sample_batch_its_two_events_are_handed_back() {
         let queue = Arc::new(MemoryQueue::default());
         queue.set_failing(true);
-        let coalescer = Coalescer::new(queue, Arc::new(MemoryEventStore::default()));
+        let coalescer = app(Coalescer::new(queue, Arc::new(MemoryEventStore::default())));
         let response = handle(&coalescer, sample_batch()).await.unwrap_or_default();
         let failed: Vec<_> = response
             .batch_item_failures
@@ -124,5 +167,22 @@ mod tests {
                 "7c3e2d1a-0002-4b5c-8d9e-000000000002"
             ]
         );
+    }
+
+    #[test]
+    fn a_batch_is_one_metrics_line_of_events_in_jobs_out_and_events_handed_back() {
+        let report = CoalesceReport {
+            jobs: Vec::new(),
+            failed: vec!["m0".into(), "m1".into()],
+            malformed: 1,
+        };
+        let line: serde_json::Value =
+            serde_json::from_str(&metrics("SyncService/test", 3, &report, chrono::Utc::now()))
+                .unwrap_or_default();
+        assert_eq!(line["Function"], "WebhookCoalescer");
+        assert_eq!(line["WebhookEventsCoalesced"], 3.0);
+        assert_eq!(line["SyncJobsQueued"], 0.0);
+        assert_eq!(line["WebhookEventsHandedBack"], 2.0);
+        assert_eq!(line["WebhookMessagesMalformed"], 1.0);
     }
 }

@@ -7,6 +7,6 @@ use webhook_coalescer::handle;
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let sdk = sync_aws::sdk::from_env().await;
-    let coalescer = webhook_coalescer::from_lookup(&sdk, |name| std::env::var(name).ok())?;
-    run(service_fn(|event| handle(&coalescer, event))).await
+    let app = webhook_coalescer::from_lookup(&sdk, |name| std::env::var(name).ok())?;
+    run(service_fn(|event| handle(&app, event))).await
 }

@@ -259,7 +259,11 @@ fn responses(success_status: &str, success_schema: Value, also: &[&str]) -> Valu
             }),
         );
     }
-    all.insert("4XX".into(), error.clone());
+    // (Each refusal the API names: a bad field or body, none of the tenant's by that id, a
+    // state that forbids it, a body too large, not JSON.)
+    for status in ["400", "404", "409", "413", "415"] {
+        all.insert(status.into(), error.clone());
+    }
     // (A request without a valid JWT is refused by API Gateway's authorizer, with its own
     // body, before any function sees it.)
     all.insert(
@@ -271,8 +275,17 @@ fn responses(success_status: &str, success_schema: Value, also: &[&str]) -> Valu
             } } },
         }),
     );
+    // (API Gateway answers a 503 or 504 of its own with `{"message": …}`.)
     for status in ["502", "503", "504"] {
-        all.insert(status.into(), error.clone());
+        all.insert(
+            status.into(),
+            json!({
+                "description": "a platform or a dependency failed; nothing was changed that a retry would not finish",
+                "content": { "application/json": { "schema": {
+                    "anyOf": [schema_ref("Error"), schema_ref("GatewayError")],
+                } } },
+            }),
+        );
     }
     Value::Object(all)
 }
@@ -306,8 +319,9 @@ fn insert(paths: &mut Map<String, Value>, path: &str, method: &str, operation: V
     }
 }
 
-/// The document, for the deployment's `version`.
-pub fn document(version: &str) -> Value {
+/// The document (its version is this crate's, whoever serves or prints it).
+pub fn document() -> Value {
+    let version = env!("CARGO_PKG_VERSION");
     let mut paths = Map::new();
     for route in API_ROUTES {
         let (status, schema) = success(route.endpoint);
@@ -393,6 +407,20 @@ pub fn document(version: &str) -> Value {
         }),
     );
     let webhook = |id: &str, summary: &str, path: &str| {
+        let mut answers = responses(
+            "200",
+            object(
+                json!({
+                    "queued": { "type": "integer" },
+                    "duplicates": { "type": "integer" },
+                    "ignored": { "type": "integer" },
+                }),
+                &["queued", "duplicates", "ignored"],
+            ),
+            &[],
+        );
+        answers["401"]["description"] =
+            json!("the signature or secret does not check (nothing was queued)");
         json!({
             "operationId": id,
             "summary": summary,
@@ -402,11 +430,7 @@ pub fn document(version: &str) -> Value {
                 "required": true,
                 "content": { "application/json": { "schema": { "type": "object" } } },
             },
-            "responses": responses("200", object(json!({
-                "queued": { "type": "integer" },
-                "duplicates": { "type": "integer" },
-                "ignored": { "type": "integer" },
-            }), &["queued", "duplicates", "ignored"]), &[]),
+            "responses": answers,
         })
     };
     insert(
@@ -463,7 +487,7 @@ mod tests {
 
     #[test]
     fn every_api_route_is_an_operation_with_its_path_parameters() {
-        let doc = document("test");
+        let doc = document();
         for route in API_ROUTES {
             let op = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
             assert!(op.is_object(), "{} {} is missing", route.method, route.path);
@@ -479,13 +503,13 @@ mod tests {
                     assert!(names.contains(&name), "{}: {name}", route.path);
                 }
             }
-            assert!(op["responses"]["4XX"].is_object());
+            assert!(op["responses"]["400"].is_object());
         }
     }
 
     #[test]
     fn every_gateway_route_outside_the_api_function_is_documented() {
-        let doc = document("test");
+        let doc = document();
         for route in GATEWAY_ROUTES
             .iter()
             .filter(|r| !r.path.contains("{proxy+}"))
@@ -505,7 +529,7 @@ mod tests {
 
     #[test]
     fn operation_ids_are_unique_and_in_snake_case() {
-        let doc = document("test");
+        let doc = document();
         let mut ids: Vec<String> = Vec::new();
         for item in doc["paths"]
             .as_object()

@@ -81,7 +81,7 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
         Endpoint::AlertDestinationDelete => alerts::remove_destination(app, t, raw).await,
         Endpoint::OpenApi => Ok(crate::view::json_response(
             lambda_http::http::StatusCode::OK,
-            &sync_api::openapi::document(env!("CARGO_PKG_VERSION")),
+            &sync_api::openapi::document(),
         )),
     }
 }

@@ -346,11 +346,35 @@ impl AlertIssue {
         self.resolved_at.unwrap_or(self.updated_at) + flap
     }
 
-    /// Whether a destination heard this episode open and is still to hear it resolve.
+    /// Whether a destination heard this episode open and is still to hear it resolve, and
+    /// none has heard it resolve yet: only then can a return continue the episode (one told
+    /// of the resolution must hear of a return as a new opening, with a new notice id).
     fn resolution_owed(&self) -> bool {
-        self.hearings
-            .values()
-            .any(|h| h.heard == Some(AlertStatus::Open) && !h.failed)
+        let told_resolved = self.hearings.values().any(|h| {
+            h.heard == Some(AlertStatus::Resolved)
+                && !h.failed
+                && h.at.is_some_and(|at| at >= self.opened_at)
+        });
+        !told_resolved
+            && self
+                .hearings
+                .values()
+                .any(|h| h.heard == Some(AlertStatus::Open) && !h.failed)
+    }
+
+    /// The issue as a new episode from `now` (its count and first error start again, and an
+    /// acknowledgement is cleared), keeping who heard what.
+    pub fn new_episode(&self, now: DateTime<Utc>) -> Self {
+        let mut issue = self.clone();
+        issue.opened_at = now;
+        issue.updated_at = now;
+        issue.count = 1;
+        issue.first_error = issue.last_error.clone();
+        issue.acked_at = None;
+        issue.acked_by = None;
+        issue.hearings.retain(|_, h| !h.failed);
+        issue.due_at = Some(now);
+        issue
     }
 
     /// Records that `destination` was told `state` at `now`.

@@ -341,3 +341,30 @@ fn the_tries_of_one_notice_do_not_count_against_the_next() {
     assert_eq!((hearing.attempts, hearing.failed), (1, false));
     assert_eq!(hearing.retry_at, Some(t(600) + FIRST_RETRY));
 }
+
+#[test]
+fn a_condition_back_after_anyone_heard_it_resolve_is_a_new_episode_with_new_notice_ids() {
+    let tenant = tenant();
+    let mut issue = AlertIssue::raise(None, &raised(&tenant, "boom"), t(0));
+    issue.heard("a", AlertStatus::Open, t(1));
+    issue.heard("b", AlertStatus::Open, t(1));
+    let mut resolved = issue.resolve(t(10)).unwrap_or_else(|| unreachable!());
+    // A heard it resolve; B's resolution is still being tried.
+    resolved.heard("a", AlertStatus::Resolved, t(40));
+    resolved.not_heard("b", AlertStatus::Resolved, "503", t(40));
+    let back = AlertIssue::raise(Some(&resolved), &raised(&tenant, "boom"), t(45));
+    assert_eq!(back.opened_at, t(45), "a new episode");
+    assert_eq!(back.notice_for("a", t(45), FLAP), Some(AlertStatus::Open));
+    let first = Notice::of(&issue, AlertStatus::Open, "");
+    let again = Notice::of(&back, AlertStatus::Open, "");
+    assert_ne!(first.notice_id, again.notice_id);
+    // And one told the resolution in the very sweep the condition came back in: the
+    // record of it starts a new episode too.
+    let mut continued = issue.clone();
+    continued.count += 1;
+    let split = continued.new_episode(t(50));
+    assert_eq!(
+        (split.opened_at, split.count, split.acked_at),
+        (t(50), 1, None)
+    );
+}

@@ -528,7 +528,8 @@ impl AlertDelivery {
             // Each destination is opened once for all of the tenant's issues.
             let mut opened = std::collections::HashMap::new();
             for issue in due {
-                if started.elapsed() + self.settings.timeout > budget {
+                // (Room for opening a destination and one send.)
+                if started.elapsed() + self.settings.timeout * 2 > budget {
                     return;
                 }
                 if let Err(e) = self
@@ -583,11 +584,14 @@ impl AlertDelivery {
                 continue;
             };
             // (Out of time: the rest stay due, and are told by the next sweep.)
-            if started.elapsed() + self.settings.timeout > budget {
+            if started.elapsed() + self.settings.timeout * 2 > budget {
                 break;
             }
             if !opened.contains_key(&destination.id) {
-                let recipient = self.open(destination).await;
+                // (Bounded as a send is: the key service may be slow too.)
+                let recipient = tokio::time::timeout(self.settings.timeout, self.open(destination))
+                    .await
+                    .unwrap_or_else(|_| Err("the key service did not answer in time".into()));
                 opened.insert(destination.id.clone(), recipient);
             }
             let notice = Notice::of(&issue, state, &self.settings.api_base);
@@ -623,6 +627,18 @@ impl AlertDelivery {
             written = change_issue(&*self.issues, &issue.tenant_id, &issue.id, |current| {
                 let current = current?;
                 let mut next = current.clone();
+                // A resolution told while the condition came back (the same episode went
+                // on): the return is a new episode, so those told it resolved hear it open
+                // again under a new notice id.
+                let told_resolved = outcomes
+                    .iter()
+                    .any(|(_, state, sent)| *state == AlertStatus::Resolved && sent.is_ok());
+                if told_resolved
+                    && current.status == AlertStatus::Open
+                    && current.opened_at == issue.opened_at
+                {
+                    next = current.new_episode(now);
+                }
                 for (destination, state, sent) in &outcomes {
                     match sent {
                         Ok(()) => next.heard(destination, *state, now),
@@ -661,9 +677,11 @@ impl AlertDelivery {
                     return Err("this deployment has no alert topic".into());
                 };
                 let subject: String = notice.summary.chars().take(100).collect();
-                return topic
-                    .publish(&notice.tenant_id, &subject, &text, &notice.notice_id)
-                    .await;
+                let published =
+                    topic.publish(&notice.tenant_id, &subject, &text, &notice.notice_id);
+                return tokio::time::timeout(self.settings.timeout, published)
+                    .await
+                    .unwrap_or_else(|_| Err("the alert topic did not answer in time".into()));
             }
             Recipient::Slack(url) => {
                 check_destination_url(url, self.settings.allow_internal)

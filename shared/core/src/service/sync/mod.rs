@@ -178,7 +178,7 @@ impl SyncWorker {
             key,
             owner: &owner,
             stop_at,
-            receive,
+            last_try: receive >= crate::ports::MAX_RECEIVES,
         };
         if job.trigger == Trigger::FollowUp {
             return self.wake(&tenure, job).await;
@@ -404,6 +404,8 @@ impl SyncWorker {
             };
             let within = Tenure {
                 stop_at: until,
+                // (A follow-up is tried again by wake-ups, not by this message's receives.)
+                last_try: wake_attempt + 1 >= self.settings.record_attempts,
                 ..*tenure
             };
             match self.follow_up(&within, &next).await {
@@ -565,7 +567,7 @@ impl SyncWorker {
             source,
             source_fields,
             plans,
-        } = match self.plan(key, connection, run, tenure.receive).await {
+        } = match self.plan(key, connection, run, tenure.last_try).await {
             Ok(planned) => planned,
             Err(outcome) => return outcome,
         };
@@ -576,7 +578,7 @@ impl SyncWorker {
                     run,
                     "the source cannot be read".into(),
                     false,
-                    tenure.receive,
+                    tenure.last_try,
                 )
                 .await;
         };
@@ -593,7 +595,7 @@ impl SyncWorker {
             epoch,
         };
         let end = self.engine.run(&ctx, job, cursor, &mut run).await;
-        self.conclude(key, job, run, end, tenure.receive).await
+        self.conclude(key, job, run, end, tenure.last_try).await
     }
 
     /// The source's connector and a plan of each enabled flow that carries the entity to a
@@ -603,11 +605,11 @@ impl SyncWorker {
         key: SyncKey,
         connection: &Connection,
         run: Run,
-        receive: u32,
+        last_try: bool,
     ) -> Result<Planned, JobOutcome> {
         let flows = match self.ports.flows.flows_from(connection.id).await {
             Ok(flows) => flows,
-            Err(e) => return Err(self.fail(run, e.to_string(), true, receive).await),
+            Err(e) => return Err(self.fail(run, e.to_string(), true, last_try).await),
         };
         let flows: Vec<_> = flows
             .into_iter()
@@ -622,7 +624,7 @@ impl SyncWorker {
         }
         let source_connector = match self.ports.connectors.open(connection).await {
             Ok(c) => c,
-            Err(e) => return Err(self.platform_failure(run, e, receive).await),
+            Err(e) => return Err(self.platform_failure(run, e, last_try).await),
         };
         let source_caps = connection.platform.module().capabilities(key.entity);
         let (Some(_), Some(source_fields)) = (source_connector.source(), source_caps.read) else {
@@ -641,7 +643,7 @@ impl SyncWorker {
                     tracing::warn!(flow_id = %flow.id, "flow's target connection is gone; skipped");
                     continue;
                 }
-                Err(e) => return Err(self.fail(run, e.to_string(), true, receive).await),
+                Err(e) => return Err(self.fail(run, e.to_string(), true, last_try).await),
             };
             let target_caps = target.platform.module().capabilities(key.entity);
             let Some(write_fields) = target_caps.write else {
@@ -649,7 +651,7 @@ impl SyncWorker {
             };
             let connector = match self.ports.connectors.open(&target).await {
                 Ok(c) => c,
-                Err(e) => return Err(self.platform_failure(run, e, receive).await),
+                Err(e) => return Err(self.platform_failure(run, e, last_try).await),
             };
             let rewrite = run.window.is_some()
                 && flow.conflict_policy == ConflictPolicy::SourceWins
@@ -707,7 +709,7 @@ impl SyncWorker {
         job: &SyncJob,
         mut run: Run,
         end: RunEnd,
-        receive: u32,
+        last_try: bool,
     ) -> JobOutcome {
         match end {
             RunEnd::Completed { retry } => {
@@ -742,8 +744,8 @@ impl SyncWorker {
                     Err(e) => JobOutcome::Retry(format!("continuation not queued: {e}")),
                 }
             }
-            RunEnd::Failed { error, retryable } => self.fail(run, error, retryable, receive).await,
-            RunEnd::TimeUp(error) => self.fail(run, error, true, receive).await,
+            RunEnd::Failed { error, retryable } => self.fail(run, error, retryable, last_try).await,
+            RunEnd::TimeUp(error) => self.fail(run, error, true, last_try).await,
             RunEnd::Cancelled => {
                 let why = format!(
                     "cancelled on request after reading {} record(s) and writing {}; what was written stays, and the stream's cursor stays at the last page every target has",
@@ -1035,17 +1037,17 @@ impl SyncWorker {
             .await
     }
 
-    async fn platform_failure(&self, run: Run, e: PlatformError, receive: u32) -> JobOutcome {
+    async fn platform_failure(&self, run: Run, e: PlatformError, last_try: bool) -> JobOutcome {
         let retryable = e.is_retryable();
-        self.fail(run, e.to_string(), retryable, receive).await
+        self.fail(run, e.to_string(), retryable, last_try).await
     }
 
-    /// Ends the run failed; a retryable failure is handed back to the queue. It is alerted
-    /// only when the queue will not try again (not retryable, or on the message's last
-    /// receive): a failure the next try clears reaches nobody.
-    async fn fail(&self, run: Run, error: String, retryable: bool, receive: u32) -> JobOutcome {
-        tracing::warn!(run_id = %run.id, error = %error, retryable, receive, "run failed");
-        let last = !retryable || receive >= crate::ports::MAX_RECEIVES;
+    /// Ends the run failed; a retryable failure is handed back to be tried again. It is
+    /// alerted only when nothing will try it again (not retryable, or on its last try): a
+    /// failure the next try clears reaches nobody.
+    async fn fail(&self, run: Run, error: String, retryable: bool, last_try: bool) -> JobOutcome {
+        tracing::warn!(run_id = %run.id, error = %error, retryable, last_try, "run failed");
+        let last = !retryable || last_try;
         match self
             .end(run, RunStatus::Failed, Some(error.clone()), last)
             .await
@@ -1091,7 +1093,8 @@ impl SyncWorker {
                 tracing::warn!(run_id = %run.id, error = %e, "alert of quarantined records not raised or resolved");
             }
         }
-        if let Some(schedule) = run.schedule_id {
+        // (A failure that is tried again is not yet one of the schedule's failures in a row.)
+        if let Some(schedule) = run.schedule_id.filter(|_| alert) {
             if let Err(e) = self
                 .ports
                 .schedule_store
@@ -1129,8 +1132,9 @@ struct Tenure<'a> {
     key: SyncKey,
     owner: &'a str,
     stop_at: DateTime<Utc>,
-    /// Which delivery of the message this is (1 for the first).
-    receive: u32,
+    /// Whether a run that fails here in a way that may pass is tried no more: the job's
+    /// message is on the queue's last receive, or a kept follow-up on its last wake-up.
+    last_try: bool,
 }
 
 /// Jobs a merge would change: a continuation (it would lose its place), a resync (its

@@ -28,8 +28,8 @@ pub struct RunCounts {
 pub struct RunTally(Mutex<RunCounts>);
 
 impl RunTally {
-    /// Counts a run that ended as it is; `final_failure` says whether a failed one is
-    /// failed for good (else the queue tries it again).
+    /// Counts a run that ended as it is; `final_failure` is false for one that will be
+    /// tried again (a failure that may pass, a lost lease).
     pub fn ended(&self, run: &Run, final_failure: bool) {
         let mut c = match self.0.lock() {
             Ok(c) => c,
@@ -43,6 +43,11 @@ impl RunTally {
             RunStatus::Skipped => c.skipped += 1,
             RunStatus::Cancelled => c.cancelled += 1,
             RunStatus::Queued | RunStatus::Running => {}
+        }
+        if !final_failure {
+            // (Its records are counted when it ends for good: a run tried again keeps its
+            // counts.)
+            return;
         }
         c.records_read += run.counts.read;
         c.records_written += run.counts.written;

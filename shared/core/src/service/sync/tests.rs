@@ -402,6 +402,47 @@ async fn a_follow_up_whose_run_fails_in_a_way_that_may_pass_stays_kept_and_runs_
 }
 
 #[tokio::test]
+async fn a_follow_up_that_fails_on_every_wake_up_is_alerted_on_its_last_one_only() {
+    // GIVEN a follow-up kept while another run held the stream, and a target down for good
+    let w = world_with(
+        WorkerSettings {
+            record_attempts: 3,
+            ..WorkerSettings::default()
+        },
+        3,
+    );
+    seed(&w, &w.pa, 3);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let key = w.keep_follow_up(&["3"]).await;
+    w.pb.fail_next(usize::MAX);
+    let mut wake = w.mem.queue.delayed_jobs()[0].0.clone();
+    // WHEN each wake-up runs it (each its message's first receive)
+    for attempt in 0..3 {
+        assert!(
+            w.mem.alerts.all().is_empty(),
+            "alerted before try {attempt}"
+        );
+        let outcome = w.worker.handle(wake.clone(), w.deadline()).await;
+        assert_eq!(outcome, JobOutcome::Done);
+        if attempt < 2 {
+            wake = w
+                .mem
+                .queue
+                .delayed_jobs()
+                .last()
+                .map(|(job, _)| job.clone())
+                .unwrap_or_else(|| panic!("no wake-up after try {attempt}"));
+            assert_eq!(wake.attempt, attempt + 1);
+        }
+    }
+    // THEN the last try, after which it only waits for the stream's next job, is alerted
+    let alerts = w.mem.alerts.all();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].kind, crate::domain::AlertKind::RunFailed);
+    assert!(w.leases.pending(key).is_some(), "still kept");
+}
+
+#[tokio::test]
 async fn a_webhook_jobs_record_turned_away_for_now_is_tried_again_later_until_it_lands() {
     // GIVEN a target that turns product 2 away for now (a 503 for it)
     let w = world();
