@@ -39,11 +39,11 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # claims and the event log; it never lists event-log pages (the API does).
     # (The intake and the sweeper hold a KmsOpener, which can only decrypt.)
     # The worker writes runs, leases, cursors and a schedule's last run; it never deletes a
-    # record nor creates a schedule (the connection check is part of that write only), and
-    # aligns a lagging trigger by writing it, never by reading it (the repair sweep reads).
+    # record nor creates a schedule (the connection check is part of that write only). It
+    # holds an EventBridgeAligner: it rewrites or removes a lagging trigger, never creates
+    # or reads one.
     ("SyncWorkerFunction", "dynamodb:DeleteItem"): "unused: the worker deletes no record",
     ("SyncWorkerFunction", "dynamodb:ConditionCheckItem"): "unused: schedules are created by the API",
-    ("SyncWorkerFunction", "scheduler:GetSchedule"): "unused: only the repair sweep reads triggers",
     # Connection setup reads, lists and writes connections (a webhook secret; a company
     # connected through OAuth) and records used OAuth states; it never deletes connections.
     ("ConnectionSetupFunction", "dynamodb:DeleteItem"): "unused: deleting is the API's",
@@ -59,7 +59,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # The API and worker reach EventBridge Scheduler with the scheduler's role, which they
     # hand over (iam:PassRole); list_schedules is only the repair sweep's (syncctl repair).
     ("ScheduleApiFunction", "scheduler:ListSchedules"): "unused: only the repair sweep lists",
-    ("SyncWorkerFunction", "scheduler:ListSchedules"): "unused: only the repair sweep lists",
     ("ScheduleApiFunction", "iam:PassRole"): "external: Scheduler assumes the role we name",
     ("SyncWorkerFunction", "iam:PassRole"): "external: Scheduler assumes the role we name",
     # The sweeper reads runs and streams one item at a time, writes runs one put (or one

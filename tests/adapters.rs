@@ -13,7 +13,7 @@ use sync_core::domain::{
     ConnectionId, EntityType, NewSchedule, Platform, Schedule, ScheduleId, SchedulePatch, SyncMode,
     TenantId,
 };
-use sync_core::ports::{ScheduleStore, ScheduleTrigger, StoreError, TriggerWrite};
+use sync_core::ports::{ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner, TriggerWrite};
 use sync_core::service::ServiceError;
 use sync_core::time::ScheduleExpression;
 

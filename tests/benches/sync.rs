@@ -42,7 +42,7 @@ use sync_core::memory::{MemoryFlows, MemoryRuns, MemorySyncLeases, MemoryTokenVa
 use sync_core::platforms::http::RetryPolicy;
 use sync_core::ports::{RecordIndex, RecordState, RecordUpdate, StateError};
 use sync_core::service::sync::{JobOutcome, SyncWorker, WorkerPorts, WorkerSettings};
-use sync_core::service::{PlatformConnectors, ScheduleService, Services};
+use sync_core::service::{PlatformConnectors, Services};
 
 fn seed(orders: usize) -> Seed {
     Seed {
@@ -220,11 +220,9 @@ async fn stubbed(orders: usize, to: To) -> Stubbed {
                 )
                 .with_tokens(Arc::new(MemoryTokenVault::default())),
             ),
-            schedules: ScheduleService::new(
+            schedules: sync_core::service::FiredCheck::new(
                 mem.schedules.clone(),
                 mem.trigger.clone(),
-                mem.connections.clone(),
-                clock.clone(),
             ),
             schedule_store: mem.schedules.clone(),
             leases: Arc::new(MemorySyncLeases::default()),

@@ -14,7 +14,6 @@ use sync_core::memory::{
 };
 use sync_core::records::{Body, Product};
 use sync_core::service::sync::{WorkerPorts, WorkerSettings};
-use sync_core::service::ScheduleService;
 
 struct World {
     app: App,
@@ -73,11 +72,9 @@ fn world() -> World {
             connections: mem.connections.clone(),
             flows: mem.flows.clone(),
             connectors,
-            schedules: ScheduleService::new(
+            schedules: sync_core::service::FiredCheck::new(
                 mem.schedules.clone(),
                 mem.trigger.clone(),
-                mem.connections.clone(),
-                clock.clone(),
             ),
             schedule_store: mem.schedules.clone(),
             leases: Arc::new(MemorySyncLeases::default()),

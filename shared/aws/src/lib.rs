@@ -9,7 +9,8 @@
 //!   every store on it shares.
 //! - [`schedules`], [`connections`], [`events`], [`failures`], [`oauth_states`], [`tokens`]:
 //!   stores on that table.
-//! - [`scheduler`]: EventBridge Scheduler as the schedule trigger.
+//! - [`scheduler`]: EventBridge Scheduler as the schedule trigger ([`scheduler_align`]: its
+//!   rewrites and deletes alone, for the worker).
 //! - [`sqs`]: the queues.
 //! - [`kms`]: envelope encryption of connection secrets.
 //! - [`flows`], [`runs`], [`sync_state`]: flows, run history, and the worker's leases,
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod oauth_states;
 pub mod runs;
 pub mod scheduler;
+pub mod scheduler_align;
 pub mod schedules;
 pub mod sdk;
 pub mod sns;
@@ -50,6 +52,7 @@ pub use kms_open::KmsOpener;
 pub use oauth_states::DynamoOAuthStates;
 pub use runs::DynamoRuns;
 pub use scheduler::EventBridgeTrigger;
+pub use scheduler_align::EventBridgeAligner;
 pub use schedules::DynamoScheduleStore;
 pub use sdk::{describe, SdkConfig};
 pub use sns::SnsAlertTopic;

@@ -1,164 +1,52 @@
 //! Schedules in EventBridge Scheduler: one per stored schedule (active or paused), named by
-//! the schedule id, in our schedule group, targeting the sync queue.
-//!
-//! EventBridge replaces a schedule wholesale on update, so every call here builds the whole
-//! definition from the stored schedule; no field can be dropped by a partial update. An
-//! update never creates: a schedule a concurrent delete removed stays removed (the use case
-//! decides, from the store, whether to create it).
+//! the schedule id, in our schedule group, targeting the sync queue. Creating is here;
+//! rewriting and removing are [`crate::EventBridgeAligner`]'s, which this builds on (an
+//! update never creates: the use case decides, from the store, whether to create); reading
+//! them back is here too, for the repair.
 
 use async_trait::async_trait;
-use aws_sdk_scheduler::types::{
-    DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, ScheduleState,
-    Target,
-};
+use aws_sdk_scheduler::types::{FlexibleTimeWindowMode, ScheduleState};
 use aws_sdk_scheduler::Client;
 
+use crate::scheduler_align::{unavailable, with_definition, EventBridgeAligner};
 use crate::sdk::describe;
 use sync_core::config::AwsResources;
 use sync_core::domain::{Schedule, TriggerDefinition};
 use sync_core::ports::{
-    ScheduleTrigger, TriggerError, TriggerInventory, TriggerState, TriggerWrite,
+    ScheduleTrigger, TriggerAligner, TriggerError, TriggerInventory, TriggerState, TriggerWrite,
 };
 
-/// How long EventBridge keeps retrying delivery of one invocation before it goes to the DLQ
-/// (the maximum it allows: a day), and how many attempts it makes (also its maximum).
-pub const RETRY_MAX_EVENT_AGE_SECONDS: i32 = 86_400;
-pub const RETRY_MAX_ATTEMPTS: i32 = 185;
+pub use crate::scheduler_align::{RETRY_MAX_ATTEMPTS, RETRY_MAX_EVENT_AGE_SECONDS};
 
-/// The EventBridge Scheduler trigger.
+/// The EventBridge Scheduler trigger: creates, and (through its aligner) rewrites and
+/// removes.
 #[derive(Clone, Debug)]
 pub struct EventBridgeTrigger {
     client: Client,
-    group: String,
-    queue_arn: String,
-    dlq_arn: String,
-    role_arn: String,
-}
-
-/// Everything EventBridge needs for one schedule, built in one place for create and update.
-struct Definition {
-    expression: String,
-    timezone: String,
-    state: ScheduleState,
-    description: String,
-    target: Target,
-    window: FlexibleTimeWindow,
-}
-
-/// Sets every field of a [`Definition`] on a create or update request: the two SDK builders
-/// are different types with the same setters, and both must always get all of them.
-macro_rules! with_definition {
-    ($request:expr, $d:expr) => {
-        $request
-            .schedule_expression($d.expression)
-            .schedule_expression_timezone($d.timezone)
-            .state($d.state)
-            .description($d.description)
-            .target($d.target)
-            .flexible_time_window($d.window)
-    };
-}
-
-fn unavailable(e: impl std::fmt::Display) -> TriggerError {
-    TriggerError::Unavailable(e.to_string())
+    aligner: EventBridgeAligner,
 }
 
 impl EventBridgeTrigger {
     pub fn new(client: Client, resources: &AwsResources) -> Self {
         Self {
+            aligner: EventBridgeAligner::new(client.clone(), resources),
             client,
-            group: resources.schedule_group.clone(),
-            queue_arn: resources.sync_queue_arn.clone(),
-            dlq_arn: resources.sync_dlq_arn.clone(),
-            role_arn: resources.scheduler_role_arn.clone(),
         }
     }
 
-    fn definition(&self, schedule: &Schedule) -> Result<Definition, TriggerError> {
-        let TriggerDefinition {
-            expression,
-            timezone,
-            enabled,
-            input,
-            flexible_window_minutes,
-        } = schedule.trigger_definition();
-        let target = Target::builder()
-            .arn(&self.queue_arn)
-            .role_arn(&self.role_arn)
-            .input(input)
-            .retry_policy(
-                RetryPolicy::builder()
-                    .maximum_event_age_in_seconds(RETRY_MAX_EVENT_AGE_SECONDS)
-                    .maximum_retry_attempts(RETRY_MAX_ATTEMPTS)
-                    .build(),
-            )
-            .dead_letter_config(DeadLetterConfig::builder().arn(&self.dlq_arn).build())
-            .build()
-            .map_err(unavailable)?;
-        let window = match flexible_window_minutes {
-            Some(minutes) => FlexibleTimeWindow::builder()
-                .mode(FlexibleTimeWindowMode::Flexible)
-                .maximum_window_in_minutes(i32::try_from(minutes).unwrap_or(i32::MAX))
-                .build(),
-            None => FlexibleTimeWindow::builder()
-                .mode(FlexibleTimeWindowMode::Off)
-                .build(),
-        }
-        .map_err(unavailable)?;
-        Ok(Definition {
-            expression,
-            timezone,
-            state: if enabled {
-                ScheduleState::Enabled
-            } else {
-                ScheduleState::Disabled
-            },
-            description: format!(
-                "{} {} sync for tenant {} ({})",
-                schedule.platform,
-                schedule.entity_type,
-                schedule.tenant_id,
-                schedule.cron_expression
-            )
-            .chars()
-            .take(512)
-            .collect(),
-            target,
-            window,
-        })
-    }
-
+    /// Whether it was created (not there before).
     async fn create_definition(&self, schedule: &Schedule) -> Result<bool, TriggerError> {
-        let d = self.definition(schedule)?;
+        let d = self.aligner.definition(schedule)?;
         let request = self
             .client
             .create_schedule()
             .name(schedule.id.to_string())
-            .group_name(&self.group);
+            .group_name(&self.aligner.group);
         match with_definition!(request, d).send().await {
             Ok(_) => Ok(true),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|se| se.is_conflict_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(describe(&e))),
-        }
-    }
-
-    async fn update_definition(&self, schedule: &Schedule) -> Result<bool, TriggerError> {
-        let d = self.definition(schedule)?;
-        let request = self
-            .client
-            .update_schedule()
-            .name(schedule.id.to_string())
-            .group_name(&self.group);
-        match with_definition!(request, d).send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
             {
                 Ok(false)
             }
@@ -174,35 +62,18 @@ impl ScheduleTrigger for EventBridgeTrigger {
         if self.create_definition(schedule).await? {
             return Ok(());
         }
-        self.update_definition(schedule).await.map(|_| ())
+        self.aligner.update_definition(schedule).await.map(|_| ())
     }
+}
 
+#[async_trait]
+impl TriggerAligner for EventBridgeTrigger {
     async fn update(&self, schedule: &Schedule) -> Result<TriggerWrite, TriggerError> {
-        Ok(if self.update_definition(schedule).await? {
-            TriggerWrite::Applied
-        } else {
-            TriggerWrite::Missing
-        })
+        self.aligner.update(schedule).await
     }
 
     async fn remove(&self, name: &str) -> Result<(), TriggerError> {
-        let result = self
-            .client
-            .delete_schedule()
-            .name(name)
-            .group_name(&self.group)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_resource_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(describe(&e))),
-        }
+        self.aligner.remove(name).await
     }
 }
 
@@ -228,7 +99,7 @@ pub async fn schedule_names(client: &Client, group: &str) -> Result<Vec<String>,
 #[async_trait]
 impl TriggerInventory for EventBridgeTrigger {
     async fn names(&self) -> Result<Vec<String>, TriggerError> {
-        schedule_names(&self.client, &self.group).await
+        schedule_names(&self.client, &self.aligner.group).await
     }
 
     async fn get(&self, name: &str) -> Result<Option<TriggerState>, TriggerError> {
@@ -236,7 +107,7 @@ impl TriggerInventory for EventBridgeTrigger {
             .client
             .get_schedule()
             .name(name)
-            .group_name(&self.group)
+            .group_name(&self.aligner.group)
             .send()
             .await
         {
@@ -251,9 +122,10 @@ impl TriggerInventory for EventBridgeTrigger {
         };
         let target = out.target();
         let target_current = target.is_some_and(|t| {
-            t.arn() == self.queue_arn
-                && t.role_arn() == self.role_arn
-                && t.dead_letter_config().and_then(|d| d.arn()) == Some(self.dlq_arn.as_str())
+            let a = &self.aligner;
+            t.arn() == a.queue_arn
+                && t.role_arn() == a.role_arn
+                && t.dead_letter_config().and_then(|d| d.arn()) == Some(a.dlq_arn.as_str())
         });
         Ok(Some(TriggerState {
             name: name.to_string(),

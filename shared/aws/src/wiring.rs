@@ -126,14 +126,13 @@ pub fn worker(
         dynamodb.clone(),
         table.clone(),
     ));
-    let schedules = ScheduleService::new(
+    // (It can rewrite or remove a lagging trigger, never create one.)
+    let schedules = sync_core::service::FiredCheck::new(
         schedule_store.clone(),
-        Arc::new(crate::EventBridgeTrigger::new(
+        Arc::new(crate::EventBridgeAligner::new(
             aws_sdk_scheduler::Client::new(sdk),
             resources,
         )),
-        connections.clone(),
-        clock.clone(),
     );
     let state = Arc::new(crate::DynamoSyncState::new(dynamodb.clone(), table.clone()));
     let sealer = Arc::new(crate::KmsSealer::new(

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use super::lock;
 use crate::domain::{Connection, Schedule, ScheduleId, TenantId};
 use crate::ports::{
-    ScheduleStore, ScheduleTrigger, StoreError, TriggerError, TriggerInventory, TriggerState,
-    TriggerWrite,
+    ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner, TriggerError, TriggerInventory,
+    TriggerState, TriggerWrite,
 };
 
 use super::MemoryConnectionStore;
@@ -253,7 +253,10 @@ impl ScheduleTrigger for MemoryTrigger {
         self.write(schedule);
         Ok(())
     }
+}
 
+#[async_trait]
+impl TriggerAligner for MemoryTrigger {
     async fn update(&self, schedule: &Schedule) -> Result<TriggerWrite, TriggerError> {
         self.check()?;
         if !lock(&self.triggers).contains_key(&schedule.id.to_string()) {

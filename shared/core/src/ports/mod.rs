@@ -99,9 +99,15 @@ pub enum TriggerWrite {
 /// Only `create` ever creates: an update of a trigger that a concurrent delete just removed
 /// reports `Missing` instead of bringing it back, so the caller can check the store first.
 #[async_trait]
-pub trait ScheduleTrigger: Send + Sync + 'static {
+pub trait ScheduleTrigger: TriggerAligner {
     /// Creates the trigger; one that already exists is brought up to date instead.
     async fn create(&self, schedule: &Schedule) -> Result<(), TriggerError>;
+}
+
+/// Rewriting or removing existing triggers, never creating one: all the worker holds (a
+/// job fired by a trigger that lags behind its schedule corrects it).
+#[async_trait]
+pub trait TriggerAligner: Send + Sync + 'static {
     /// Replaces an existing trigger with one built from `schedule`; never creates one.
     async fn update(&self, schedule: &Schedule) -> Result<TriggerWrite, TriggerError>;
     /// Removes the trigger named `name` (a schedule id); one already gone is not an error.

@@ -33,7 +33,7 @@ pub use operations::{
 };
 pub use repair::{Drift, RepairReport, ScheduleRepair, Scope};
 pub use schedules::{
-    preview, FiredSchedule, Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT,
+    preview, FiredCheck, FiredSchedule, Preview, ScheduleService, ServiceError, MAX_PREVIEW_COUNT,
 };
 pub use sweeper::{MissedFire, SweepReport, Sweeper, SweeperPorts, SweeperSettings};
 pub use webhook_setup::{Registration, WebhookSetup};

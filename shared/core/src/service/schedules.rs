@@ -17,7 +17,7 @@
 //!   the last store write, and corrected if it disagrees.
 //!
 //! What slips through anyway (a crash between the two writes, an undo that failed) is
-//! corrected when the fired job reaches the worker ([`ScheduleService::check_fired`]) and
+//! corrected when the fired job reaches the worker ([`FiredCheck::check_fired`]) and
 //! by the repair sweep ([`super::ScheduleRepair`]).
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -29,7 +29,9 @@ use crate::domain::{
     Unusable, MAX_AUTO_PAUSE_AFTER_FAILURES, MAX_CATCH_UP_WINDOW_MINUTES,
     MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS, MIN_CATCH_UP_WINDOW_MINUTES,
 };
-use crate::ports::{ConnectionStore, ScheduleStore, ScheduleTrigger, StoreError, TriggerWrite};
+use crate::ports::{
+    ConnectionStore, ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner, TriggerWrite,
+};
 use crate::time::{ScheduleExpression, Zone};
 
 /// The most fire times a preview returns.
@@ -374,26 +376,10 @@ impl ScheduleService {
         }
     }
 
-    /// The check a job fired by schedule `id` at `job_version` goes through before it runs.
-    /// A schedule that no longer exists, or whose stored version is not the job's, has a
-    /// trigger that lags behind the store: it is corrected here (removed, or rewritten).
-    pub async fn check_fired(
-        &self,
-        tenant: &TenantId,
-        id: ScheduleId,
-        job_version: u64,
-    ) -> Result<FiredSchedule, ServiceError> {
-        let current = self.store.get(tenant, id).await?;
-        let stale = current.as_ref().map(|s| s.version) != Some(job_version);
-        if stale {
-            tracing::warn!(schedule_id = %id, job_version, stored_version = ?current.as_ref().map(|s| s.version), "fired by a trigger that lags behind the store; aligning it");
-            self.align_logged(tenant, id).await;
-        }
-        Ok(match current {
-            None => FiredSchedule::Drop("the schedule no longer exists"),
-            Some(s) if !s.is_active => FiredSchedule::Drop("the schedule is paused"),
-            Some(s) => FiredSchedule::Run(Box::new(s)),
-        })
+    /// What the worker holds of this service: the check of a fired job, over the same
+    /// store and trigger (it can rewrite or remove a trigger, never create one).
+    pub fn fired_check(&self) -> FiredCheck {
+        FiredCheck::new(self.store.clone(), self.trigger.clone())
     }
 
     /// Fire times of an expression, computed by the same code that computes `next_run_at`.
@@ -412,6 +398,70 @@ impl ScheduleService {
             after.unwrap_or_else(|| self.clock.now()),
             count,
         )
+    }
+}
+
+/// The check a job fired by a schedule goes through before it runs: the worker's whole
+/// view of schedules. A trigger that lags behind the store is corrected here, rewritten or
+/// removed; one gone meanwhile is left to the repair sweep to create again (the worker's
+/// policy grants no `CreateSchedule`).
+#[derive(Clone)]
+pub struct FiredCheck {
+    store: Arc<dyn ScheduleStore>,
+    trigger: Arc<dyn TriggerAligner>,
+}
+
+impl FiredCheck {
+    pub fn new(store: Arc<dyn ScheduleStore>, trigger: Arc<dyn TriggerAligner>) -> Self {
+        Self { store, trigger }
+    }
+
+    /// A schedule that no longer exists, or whose stored version is not the job's, has a
+    /// trigger that lags behind the store: it is corrected (removed, or rewritten).
+    pub async fn check_fired(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+        job_version: u64,
+    ) -> Result<FiredSchedule, ServiceError> {
+        let current = self.store.get(tenant, id).await?;
+        let stale = current.as_ref().map(|s| s.version) != Some(job_version);
+        if stale {
+            tracing::warn!(schedule_id = %id, job_version, stored_version = ?current.as_ref().map(|s| s.version), "fired by a trigger that lags behind the store; aligning it");
+            if let Err(e) = self.align(tenant, id).await {
+                tracing::warn!(schedule_id = %id, error = %e, "trigger not aligned; repair will do it");
+            }
+        }
+        Ok(match current {
+            None => FiredSchedule::Drop("the schedule no longer exists"),
+            Some(s) if !s.is_active => FiredSchedule::Drop("the schedule is paused"),
+            Some(s) => FiredSchedule::Run(Box::new(s)),
+        })
+    }
+
+    /// Brings the trigger to what the store holds, re-reading until the store held still.
+    async fn align(&self, tenant: &TenantId, id: ScheduleId) -> Result<(), ServiceError> {
+        for _ in 0..MAX_ALIGN_ROUNDS {
+            let before = self.store.get(tenant, id).await?;
+            let written = match &before {
+                None => self.trigger.remove(&id.to_string()).await,
+                Some(s) => match self.trigger.update(s).await {
+                    Ok(TriggerWrite::Missing) => {
+                        tracing::warn!(schedule_id = %id, "trigger gone; the repair sweep creates it again");
+                        Ok(())
+                    }
+                    other => other.map(|_| ()),
+                },
+            };
+            written.map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+            let after = self.store.get(tenant, id).await?;
+            if after.as_ref().map(|s| s.version) == before.as_ref().map(|s| s.version) {
+                return Ok(());
+            }
+        }
+        Err(ServiceError::Unavailable(format!(
+            "schedule {id} kept changing while its trigger was aligned"
+        )))
     }
 }
 

@@ -6,7 +6,7 @@ use crate::domain::{ConnectionId, EntityType, Platform, SyncMode};
 use crate::memory::{
     connection_fixture, MemoryConnectionStore, MemoryScheduleStore, MemoryTrigger,
 };
-use crate::ports::{TriggerError, TriggerWrite};
+use crate::ports::{TriggerAligner, TriggerError, TriggerWrite};
 use futures::future::BoxFuture;
 use std::sync::Mutex;
 
@@ -23,7 +23,10 @@ impl ScheduleTrigger for Interleaved {
     async fn create(&self, schedule: &Schedule) -> Result<(), TriggerError> {
         self.inner.create(schedule).await
     }
+}
 
+#[async_trait::async_trait]
+impl TriggerAligner for Interleaved {
     async fn update(&self, schedule: &Schedule) -> Result<TriggerWrite, TriggerError> {
         let other = self
             .before_update
@@ -507,6 +510,7 @@ async fn a_job_fired_for_a_deleted_schedule_removes_its_trigger_and_is_dropped()
     // WHEN the job it fired is checked
     let check = w
         .service
+        .fired_check()
         .check_fired(&w.tenant, s.id, s.version)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -530,6 +534,7 @@ async fn a_job_fired_by_an_outdated_trigger_rewrites_it_and_runs_the_current_sch
     // WHEN a job fired from version 1 is checked
     let check = w
         .service
+        .fired_check()
         .check_fired(&w.tenant, s.id, 1)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -549,11 +554,42 @@ async fn a_job_fired_by_an_outdated_trigger_rewrites_it_and_runs_the_current_sch
         .unwrap_or_else(|e| panic!("{e}"));
     let check = w
         .service
+        .fired_check()
         .check_fired(&w.tenant, s.id, 2)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(check, FiredSchedule::Drop("the schedule is paused"));
     assert_eq!(w.trigger.get(s.id).map(|t| t.is_active), Some(false));
+}
+
+#[tokio::test]
+async fn a_fired_jobs_check_never_creates_a_trigger_that_is_gone_it_leaves_that_to_the_repair() {
+    // GIVEN a schedule updated in the store, whose trigger was removed meanwhile
+    let w = world();
+    let s = created(&w, "@daily").await;
+    let mut newer = s.clone();
+    newer.version = 2;
+    w.store
+        .replace(&newer, 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.trigger
+        .remove(&s.id.to_string())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // WHEN a job fired from version 1 is checked (as the worker does)
+    let check = w
+        .service
+        .fired_check()
+        .check_fired(&w.tenant, s.id, 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // THEN it runs the stored schedule, and no trigger was created (the repair does that)
+    assert!(
+        matches!(&check, FiredSchedule::Run(run) if run.version == 2),
+        "{check:?}"
+    );
+    assert!(w.trigger.is_empty());
 }
 
 #[tokio::test]

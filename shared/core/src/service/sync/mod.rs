@@ -3,7 +3,7 @@
 //!
 //! For each job, in order:
 //! 1. A job fired by a schedule is checked against the stored schedule
-//!    ([`ScheduleService::check_fired`]): gone or paused → dropped (a lagging trigger is
+//!    ([`crate::service::FiredCheck::check_fired`]): gone or paused → dropped (a lagging trigger is
 //!    corrected on the way); otherwise it runs with the schedule's current definition.
 //! 2. The connection must exist, be the job's tenant's and not be being deleted.
 //! 3. The stream's lease (connection, entity) is taken. If another run holds it, a fire of
@@ -32,7 +32,7 @@ use chrono::{DateTime, Duration, Utc};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::{FiredSchedule, ScheduleService};
+use super::FiredSchedule;
 use crate::clock::Clock;
 use crate::domain::{
     ConflictPolicy, Connection, Cursor, OverlapPolicy, Run, RunId, RunStatus, SyncJob, Trigger,
@@ -86,7 +86,8 @@ pub struct WorkerPorts {
     pub connections: Arc<dyn ConnectionStore>,
     pub flows: Arc<dyn FlowSource>,
     pub connectors: Arc<dyn Connectors>,
-    pub schedules: ScheduleService,
+    /// The check of a fired job (it can correct a lagging trigger, never create one).
+    pub schedules: crate::service::FiredCheck,
     pub schedule_store: Arc<dyn ScheduleStore>,
     pub leases: Arc<dyn SyncLeases>,
     pub index: Arc<dyn crate::ports::RecordIndex>,

@@ -11,6 +11,7 @@ use crate::memory::{
     MemoryRecordIndex, MemoryRuns, MemorySyncLeases, MemoryWorld,
 };
 use crate::records::{decimal, Body, Product};
+use crate::service::ScheduleService;
 use crate::time::ScheduleExpression;
 
 struct World {
@@ -55,12 +56,7 @@ fn world_with(settings: WorkerSettings, page_size: usize) -> World {
     let failures = Arc::new(MemoryFailures::default());
     let runs = Arc::new(MemoryRuns::default());
     let flows = Arc::new(MemoryFlows::new(mem.connections.clone()));
-    let schedules = ScheduleService::new(
-        mem.schedules.clone(),
-        mem.trigger.clone(),
-        mem.connections.clone(),
-        clock.clone(),
-    );
+    let schedules = crate::service::FiredCheck::new(mem.schedules.clone(), mem.trigger.clone());
     let worker = SyncWorker::new(
         WorkerPorts {
             connections: mem.connections.clone(),
@@ -1304,11 +1300,9 @@ async fn a_run_whose_lease_is_taken_over_stops_without_moving_the_cursor_further
             connections: w.mem.connections.clone(),
             flows: w.flows.clone(),
             connectors,
-            schedules: ScheduleService::new(
+            schedules: crate::service::FiredCheck::new(
                 w.mem.schedules.clone(),
                 w.mem.trigger.clone(),
-                w.mem.connections.clone(),
-                w.clock.clone(),
             ),
             schedule_store: w.mem.schedules.clone(),
             leases: stolen,
