@@ -334,24 +334,14 @@ impl ScheduleService {
     /// creating it only when the store holds the schedule), and reads the store again; if
     /// the store moved on meanwhile, goes round again.
     pub async fn align(&self, tenant: &TenantId, id: ScheduleId) -> Result<(), ServiceError> {
-        for _ in 0..MAX_ALIGN_ROUNDS {
-            let before = self.store.get(tenant, id).await?;
-            let trigger_result = match &before {
-                None => self.trigger.remove(&id.to_string()).await,
-                Some(s) => match self.trigger.update(s).await {
-                    Ok(TriggerWrite::Missing) => self.trigger.create(s).await,
-                    other => other.map(|_| ()),
-                },
-            };
-            trigger_result.map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-            let after = self.store.get(tenant, id).await?;
-            if after.as_ref().map(|s| s.version) == before.as_ref().map(|s| s.version) {
-                return Ok(());
-            }
-        }
-        Err(ServiceError::Unavailable(format!(
-            "schedule {id} kept changing while its trigger was aligned"
-        )))
+        align(
+            &*self.store,
+            &*self.trigger,
+            Some(&*self.trigger),
+            tenant,
+            id,
+        )
+        .await
     }
 
     /// `align`, for callers whose own write has already succeeded: a failure here is logged,
@@ -439,30 +429,43 @@ impl FiredCheck {
         })
     }
 
-    /// Brings the trigger to what the store holds, re-reading until the store held still.
     async fn align(&self, tenant: &TenantId, id: ScheduleId) -> Result<(), ServiceError> {
-        for _ in 0..MAX_ALIGN_ROUNDS {
-            let before = self.store.get(tenant, id).await?;
-            let written = match &before {
-                None => self.trigger.remove(&id.to_string()).await,
-                Some(s) => match self.trigger.update(s).await {
-                    Ok(TriggerWrite::Missing) => {
-                        tracing::warn!(schedule_id = %id, "trigger gone; the repair sweep creates it again");
-                        Ok(())
-                    }
-                    other => other.map(|_| ()),
-                },
-            };
-            written.map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-            let after = self.store.get(tenant, id).await?;
-            if after.as_ref().map(|s| s.version) == before.as_ref().map(|s| s.version) {
-                return Ok(());
-            }
-        }
-        Err(ServiceError::Unavailable(format!(
-            "schedule {id} kept changing while its trigger was aligned"
-        )))
+        align(&*self.store, &*self.trigger, None, tenant, id).await
     }
+}
+
+/// Brings schedule `id`'s trigger to what the store holds (removed, or rewritten; created
+/// only by `creator`, when given), reading the store again after the write until it held
+/// still: the last trigger write is checked against the last store write.
+async fn align(
+    store: &dyn ScheduleStore,
+    trigger: &dyn TriggerAligner,
+    creator: Option<&dyn ScheduleTrigger>,
+    tenant: &TenantId,
+    id: ScheduleId,
+) -> Result<(), ServiceError> {
+    for _ in 0..MAX_ALIGN_ROUNDS {
+        let before = store.get(tenant, id).await?;
+        let written = match &before {
+            None => trigger.remove(&id.to_string()).await,
+            Some(s) => match (trigger.update(s).await, creator) {
+                (Ok(TriggerWrite::Missing), Some(creator)) => creator.create(s).await,
+                (Ok(TriggerWrite::Missing), None) => {
+                    tracing::warn!(schedule_id = %id, "trigger gone; the repair sweep creates it again");
+                    Ok(())
+                }
+                (other, _) => other.map(|_| ()),
+            },
+        };
+        written.map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        let after = store.get(tenant, id).await?;
+        if after.as_ref().map(|s| s.version) == before.as_ref().map(|s| s.version) {
+            return Ok(());
+        }
+    }
+    Err(ServiceError::Unavailable(format!(
+        "schedule {id} kept changing while its trigger was aligned"
+    )))
 }
 
 /// Up to `count` (at most [`MAX_PREVIEW_COUNT`]) fire times strictly after `after`; the API's
