@@ -69,9 +69,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("SweeperFunction", "dynamodb:ConditionCheckItem"): "unused: schedules are created by the API",
     ("SweeperFunction", "sqs:SendMessageBatch"): "external: authorised as sqs:SendMessage",
     ("SweeperFunction", "iam:PassRole"): "external: Scheduler assumes the role we name",
-    # Run history and kept failures: the API reads them (get, query, batch get); writing
-    # them is the worker's.
-    ("ScheduleApiFunction", "dynamodb:BatchWriteItem"): "unused: runs and failures are written by the worker",
     # SQS event sources: Lambda's poller receives and deletes with the function's role.
     ("WebhookCoalescerFunction", "sqs:ReceiveMessage"): "external: the event source mapping",
     ("WebhookCoalescerFunction", "sqs:DeleteMessage"): "external: the event source mapping",
