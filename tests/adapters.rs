@@ -265,7 +265,7 @@ async fn a_flexible_window_and_the_other_options_reach_eventbridge_and_the_table
     );
     assert_eq!(window.and_then(|w| w.maximum_window_in_minutes()), Some(15));
     // Read back as the repair compares it: the same definition as the schedule's.
-    let state = t
+    let state = sync_aws::EventBridgeInventory::new(aws.scheduler(), &aws.resources)
         .get(&s.id.to_string())
         .await
         .unwrap_or_else(|e| panic!("{e}"))
@@ -858,6 +858,11 @@ async fn the_sweepers_view_of_runs_finds_only_stale_open_ones_and_ends_one_only_
     use sync_core::ports::{RunLog, RunSweep};
     let aws = fresh_aws().await;
     let runs = dynamo_runs(&aws);
+    let sweep = sync_aws::DynamoRunSweep::new(
+        aws.dynamodb(),
+        aws.resources.table_name.clone(),
+        chrono::Duration::days(90),
+    );
     let acme = tenant("acme");
     let connection = ConnectionId::new_random();
     let now = chrono::Utc::now().trunc_subsecs(3);
@@ -878,14 +883,14 @@ async fn the_sweepers_view_of_runs_finds_only_stale_open_ones_and_ends_one_only_
     // A run that ends leaves the index.
     done.status = RunStatus::Succeeded;
     runs.save(&done).await.unwrap_or_else(|e| panic!("{e}"));
-    let found = runs
+    let found = sweep
         .stale(now - Duration::minutes(30), 10)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let ids: Vec<_> = found.iter().map(|r| r.id.clone()).collect();
     assert_eq!(ids, [stale_running.id.clone(), stale_queued.id.clone()]);
     assert_eq!(found[0], stale_running, "read back whole");
-    let one = runs.stale(now - Duration::minutes(30), 1).await;
+    let one = sweep.stale(now - Duration::minutes(30), 1).await;
     assert_eq!(one.map(|r| r.len()).ok(), Some(1));
     // Ended only while as read: a worker's write since wins.
     let mut ended = stale_running.clone();
@@ -894,17 +899,17 @@ async fn the_sweepers_view_of_runs_finds_only_stale_open_ones_and_ends_one_only_
     let mut taken = stale_running.clone();
     taken.updated_at = now - Duration::seconds(1);
     runs.save(&taken).await.unwrap_or_else(|e| panic!("{e}"));
-    let refused = runs
+    let refused = sweep
         .replace_if_untouched(&ended, stale_running.updated_at)
         .await;
     assert_eq!(refused.ok(), Some(false));
-    let applied = runs.replace_if_untouched(&ended, taken.updated_at).await;
+    let applied = sweep.replace_if_untouched(&ended, taken.updated_at).await;
     assert_eq!(applied.ok(), Some(true));
     let stored = RunLog::get(&runs, &acme, &ended.id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(stored.map(|r| r.status), Some(RunStatus::Failed));
-    let left = runs
+    let left = sweep
         .stale(now - Duration::minutes(30), 10)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -917,18 +922,70 @@ async fn the_sweepers_view_of_runs_finds_only_stale_open_ones_and_ends_one_only_
         schedule_id: schedule,
     };
     catch_up.schedule_id = Some(schedule);
-    assert_eq!(runs.create(&catch_up).await.ok(), Some(true));
-    assert_eq!(runs.create(&catch_up).await.ok(), Some(false));
+    assert_eq!(sweep.create(&catch_up).await.ok(), Some(true));
+    assert_eq!(sweep.create(&catch_up).await.ok(), Some(false));
     for (since, ran) in [
         (fire - Duration::minutes(1), true),
         (fire, true),
         (fire + Duration::milliseconds(1), false),
     ] {
-        let got = runs.ran_since(&acme, schedule, since).await;
+        let got = sweep.ran_since(&acme, schedule, since).await;
         assert_eq!(got.ok(), Some(ran), "since {since}");
     }
-    let other = runs.ran_since(&tenant("other"), schedule, fire).await;
+    let other = sweep.ran_since(&tenant("other"), schedule, fire).await;
     assert_eq!(other.ok(), Some(false));
+}
+
+#[tokio::test]
+async fn when_a_streams_webhooks_arrived_only_moves_forward_and_is_read_with_its_lease_and_state() {
+    use chrono::SubsecRound;
+    use sync_core::domain::EntityType;
+    use sync_core::ports::{Lease, StreamWatch, SyncKey, SyncLeases, WebhookArrivals};
+    let aws = fresh_aws().await;
+    let table = aws.resources.table_name.clone();
+    let state = sync_aws::DynamoSyncState::new(aws.dynamodb(), table.clone());
+    let watch = sync_aws::DynamoStreamWatch::new(aws.dynamodb(), table.clone());
+    let arrivals = sync_aws::DynamoWebhookArrivals::new(aws.dynamodb(), table);
+    let key = SyncKey {
+        connection: ConnectionId::new_random(),
+        entity: EntityType::Orders,
+    };
+    let now = chrono::Utc::now().trunc_subsecs(3);
+    let noted = |at| {
+        let watch = &watch;
+        async move {
+            let got = watch.state(key, at).await.unwrap_or_else(|e| panic!("{e}"));
+            got.webhook_at
+        }
+    };
+    assert_eq!(noted(now).await, None, "none arrived yet");
+    let later = now + chrono::Duration::seconds(30);
+    for at in [later, now] {
+        let arrived = arrivals.arrived(key, at).await;
+        assert!(arrived.is_ok(), "{arrived:?}");
+    }
+    assert_eq!(
+        noted(now).await,
+        Some(later),
+        "an older arrival moves nothing"
+    );
+    // The stream's item holds nothing else yet: its lease is free, and it reads it back.
+    let held = state
+        .acquire(key, "worker", later, chrono::Duration::seconds(30))
+        .await;
+    assert!(
+        matches!(held, Ok(Lease::Acquired(ref held)) if held.webhook_at == Some(later) && held.cursor.is_none()),
+        "{held:?}"
+    );
+    let arrived = arrivals
+        .arrived(key, later + chrono::Duration::seconds(1))
+        .await;
+    assert!(arrived.is_ok(), "{arrived:?}");
+    let watched = watch.state(key, later).await;
+    assert!(
+        matches!(watched, Ok(ref w) if w.busy && w.webhook_at == Some(later + chrono::Duration::seconds(1))),
+        "an arrival leaves the lease as it is: {watched:?}"
+    );
 }
 
 #[tokio::test]
@@ -938,15 +995,16 @@ async fn the_sweepers_stream_watch_and_status_read_what_the_table_holds() {
     use sync_core::ports::{StreamWatch, SweepCounts, SweepLog, SweepStatus, SyncKey, SyncLeases};
     let aws = fresh_aws().await;
     let state = sync_aws::DynamoSyncState::new(aws.dynamodb(), aws.resources.table_name.clone());
+    let watch = sync_aws::DynamoStreamWatch::new(aws.dynamodb(), aws.resources.table_name.clone());
     let key = SyncKey {
         connection: ConnectionId::new_random(),
         entity: EntityType::Orders,
     };
     let now = chrono::Utc::now().trunc_subsecs(3);
     let seen = |at| {
-        let state = &state;
+        let watch = &watch;
         async move {
-            let got = state.state(key, at).await.unwrap_or_else(|e| panic!("{e}"));
+            let got = watch.state(key, at).await.unwrap_or_else(|e| panic!("{e}"));
             (got.busy, got.lease_until, got.pending)
         }
     };

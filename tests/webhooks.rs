@@ -733,7 +733,7 @@ async fn a_two_hundred_event_quickbooks_delivery_is_queued_exactly_once_against_
 #[tokio::test]
 async fn an_event_merged_before_the_intake_confirms_it_still_shows_coalesced() {
     use sync_core::domain::{EntityType, EventRecord, EventStatus, TenantId};
-    use sync_core::ports::{Claim, EventClaims, EventLog};
+    use sync_core::ports::{Claim, EventClaims, EventJobs, EventLog};
     let aws = integration_tests::fresh_aws().await;
     let store = sync_aws::DynamoEventStore::new(aws.dynamodb(), aws.resources.table_name.clone());
     let now = chrono::Utc::now();
@@ -763,7 +763,7 @@ async fn an_event_merged_before_the_intake_confirms_it_still_shows_coalesced() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(claim, Claim::Claimed);
     // The coalescer merges the event into a job before the intake's confirm lands.
-    store
+    sync_aws::DynamoEventJobs::new(aws.dynamodb(), aws.resources.table_name.clone())
         .set_job(record.connection_id, &record.log_key(), "job-1")
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -47,7 +47,8 @@ impl LocalScheduler {
     /// target's input with the scheduled time and an execution id filled in.
     pub async fn fire_due(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<Fired>> {
         let mut fired = Vec::new();
-        let names = sync_aws::scheduler::schedule_names(&self.scheduler, &self.group).await?;
+        let names =
+            sync_aws::scheduler_inventory::schedule_names(&self.scheduler, &self.group).await?;
         for name in names {
             match self.fire_one(&name, after, until).await {
                 Ok(mut f) => fired.append(&mut f),

@@ -110,6 +110,7 @@ fn counts(c: &RunCounts) -> Value {
     json!({
         "read": c.read, "written": c.written, "unchanged": c.unchanged,
         "echo_skipped": c.echo_skipped, "failed": c.failed, "conflicts": c.conflicts,
+        "unannounced": c.unannounced,
     })
 }
 

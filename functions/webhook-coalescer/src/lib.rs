@@ -108,7 +108,11 @@ mod tests {
     async fn failed_jobs_are_reported_per_message() {
         let queue = Arc::new(MemoryQueue::default());
         queue.set_failing(true);
-        let coalescer = app(Coalescer::new(queue, Arc::new(MemoryEventStore::default())));
+        let coalescer = app(Coalescer::new(
+            queue,
+            Arc::new(MemoryEventStore::default()),
+            Arc::new(sync_core::memory::MemorySyncLeases::default()),
+        ));
         let body = format!(
             r#"{{"tenant_id":"t","connection_id":"{}","platform":"woocommerce","entity_type":"orders","entity_id":"1","event_type":"order.updated","key_hash":"h","log_key":"k","received_at":"2026-11-24T12:00:00Z"}}"#,
             sync_core::domain::ConnectionId::new_random()
@@ -140,6 +144,7 @@ mod tests {
         let coalescer = app(Coalescer::new(
             queue.clone(),
             Arc::new(MemoryEventStore::default()),
+            Arc::new(sync_core::memory::MemorySyncLeases::default()),
         ));
         let response = handle(&coalescer, sample_batch()).await.unwrap_or_default();
         assert!(response.batch_item_failures.is_empty());
@@ -153,7 +158,11 @@ mod tests {
     async fn when_the_sync_queue_refuses_the_sample_batch_its_two_events_are_handed_back() {
         let queue = Arc::new(MemoryQueue::default());
         queue.set_failing(true);
-        let coalescer = app(Coalescer::new(queue, Arc::new(MemoryEventStore::default())));
+        let coalescer = app(Coalescer::new(
+            queue,
+            Arc::new(MemoryEventStore::default()),
+            Arc::new(sync_core::memory::MemorySyncLeases::default()),
+        ));
         let response = handle(&coalescer, sample_batch()).await.unwrap_or_default();
         let failed: Vec<_> = response
             .batch_item_failures

@@ -6,6 +6,8 @@
 //! - Log entry: `pk = CONNECTION#<id>`, `sk = EVENT#<received ms>#<claim token>`, beside
 //!   the connection itself, so a connection's log is one query, newest first.
 //!
+//! The coalescer's mark of an entry with its job is `event_jobs.rs`'s.
+//!
 //! The claim and the log entry are written in one transaction, so there is never a claim
 //! without its log entry or the other way round. Expired entries are treated as gone on
 //! read (DynamoDB's TTL deletion can lag by a day or two).
@@ -347,26 +349,5 @@ impl EventLog for DynamoEventStore {
             None
         };
         Ok(EventPage { events, next })
-    }
-
-    async fn set_job(
-        &self,
-        connection: ConnectionId,
-        log_key_text: &str,
-        job_id: &str,
-    ) -> Result<(), EventLogError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(event_log_key(connection, log_key_text)))
-            .update_expression("SET #status = :coalesced, job_id = :job")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":coalesced", s(EventStatus::Coalesced.as_str()))
-            .expression_attribute_values(":job", s(job_id))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| unavailable(describe(&e)))
     }
 }

@@ -11,7 +11,6 @@
 //! gone on read once expired (TTL deletion lags).
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -19,12 +18,13 @@ use std::collections::HashMap;
 
 use crate::sdk::describe;
 use crate::table::{
-    batch_write, get_s, get_time, key, open_run_sweep_keys, open_runs_shard, parsed, run_key,
-    run_pointer_pk, s, tenant_pk, time, Item, RunsBy, RUN_CANCEL_PREFIX, RUN_PREFIX, SWEEP_INDEX,
+    batch_write, get_s, get_time, key, open_run_sweep_keys, parsed, run_key, run_pointer_pk, s,
+    tenant_pk, time, Item, RunsBy, RUN_CANCEL_PREFIX, RUN_PREFIX,
 };
+use crate::DynamoRunSweep;
 use sync_core::domain::{
     Conflict, Cursor, FlowRun, RecordFailure, Run, RunCounts, RunFilter, RunId, RunPage, RunStatus,
-    ScheduleId, TenantId, Trigger,
+    TenantId, Trigger,
 };
 use sync_core::ports::{RunHistory, RunListError, RunLog, RunSweep, StoreError};
 
@@ -33,19 +33,23 @@ pub struct DynamoRuns {
     client: Client,
     table: String,
     retention: chrono::Duration,
+    /// Reads of one run, and of a request to stop it, are the sweeper's as well.
+    single: DynamoRunSweep,
 }
 
 impl DynamoRuns {
     pub fn new(client: Client, table: impl Into<String>, retention: chrono::Duration) -> Self {
+        let table = table.into();
         Self {
+            single: DynamoRunSweep::new(client.clone(), table.clone(), retention),
             client,
-            table: table.into(),
+            table,
             retention,
         }
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
@@ -65,79 +69,80 @@ fn from_json<T: serde::de::DeserializeOwned>(item: &Item, field: &str) -> Result
     serde_json::from_str(get_s(item, field)?).map_err(|_| corrupt(field))
 }
 
+fn expires_at(run: &Run, retention: chrono::Duration) -> AttributeValue {
+    AttributeValue::N((run.started_at + retention).timestamp().to_string())
+}
+
+/// The run's item, kept for `retention` after it started.
+pub(crate) fn run_item(run: &Run, retention: chrono::Duration) -> Result<Item, StoreError> {
+    let mut item = run_key(&run.tenant_id, &run.id);
+    item.insert("kind".into(), s("run"));
+    item.insert("id".into(), s(run.id.as_str()));
+    item.insert("tenant_id".into(), s(run.tenant_id.as_str()));
+    item.insert("job_id".into(), s(&run.job_id));
+    item.insert("trigger".into(), json(&run.trigger)?);
+    if let Some(schedule) = run.schedule_id {
+        item.insert("schedule_id".into(), s(schedule.to_string()));
+    }
+    item.insert("connection_id".into(), s(run.connection_id.to_string()));
+    item.insert("platform".into(), s(run.platform.as_str()));
+    item.insert("entity_type".into(), s(run.entity_type.as_str()));
+    item.insert("sync_mode".into(), s(run.sync_mode.as_str()));
+    item.insert("ids_requested".into(), n(run.ids_requested as u64));
+    if !run.ids.is_empty() {
+        item.insert("ids".into(), json(&run.ids)?);
+    }
+    item.insert("status".into(), s(run.status.as_str()));
+    item.insert("counts".into(), json(&run.counts)?);
+    item.insert("flows".into(), json(&run.flows)?);
+    item.insert("failures".into(), json(&run.failures)?);
+    if !run.conflicts.is_empty() {
+        item.insert("conflicts".into(), json(&run.conflicts)?);
+    }
+    if let Some(m) = &run.message {
+        item.insert("message".into(), s(m));
+    }
+    if let Some(c) = &run.cursor_before {
+        item.insert("cursor_before".into(), json(c)?);
+    }
+    if let Some(c) = &run.cursor_after {
+        item.insert("cursor_after".into(), json(c)?);
+    }
+    item.insert("triggered_at".into(), time(run.triggered_at));
+    item.insert("started_at".into(), time(run.started_at));
+    if let Some(t) = run.finished_at {
+        item.insert("finished_at".into(), time(t));
+    }
+    item.insert("updated_at".into(), time(run.updated_at));
+    item.insert("continuations".into(), n(u64::from(run.continuations)));
+    item.insert("attempts".into(), n(u64::from(run.attempts)));
+    if let Some(window) = &run.window {
+        item.insert("window".into(), json(window)?);
+    }
+    item.insert("expires_at".into(), expires_at(run, retention));
+    if !run.status.is_final() {
+        item.extend(open_run_sweep_keys(&run.tenant_id, &run.id, run.updated_at));
+    }
+    Ok(item)
+}
+
+/// The pointer items of a run: one per filter it can be found by.
+pub(crate) fn run_pointers(run: &Run, retention: chrono::Duration) -> Vec<Item> {
+    let tenant = &run.tenant_id;
+    let mut by = vec![RunsBy::Connection(run.connection_id)];
+    by.extend(run.schedule_id.map(RunsBy::Schedule));
+    by.extend(run.flows.iter().map(|flow| RunsBy::Flow(flow.flow_id)));
+    by.into_iter()
+        .map(|by| {
+            let mut item = key(run_pointer_pk(tenant, by), run.id.as_str());
+            item.insert("kind".to_string(), s("run-pointer"));
+            item.insert("expires_at".to_string(), expires_at(run, retention));
+            item
+        })
+        .collect()
+}
+
 impl DynamoRuns {
-    fn expires_at(&self, run: &Run) -> AttributeValue {
-        AttributeValue::N((run.started_at + self.retention).timestamp().to_string())
-    }
-
-    fn to_item(&self, run: &Run) -> Result<Item, StoreError> {
-        let mut item = run_key(&run.tenant_id, &run.id);
-        item.insert("kind".into(), s("run"));
-        item.insert("id".into(), s(run.id.as_str()));
-        item.insert("tenant_id".into(), s(run.tenant_id.as_str()));
-        item.insert("job_id".into(), s(&run.job_id));
-        item.insert("trigger".into(), json(&run.trigger)?);
-        if let Some(schedule) = run.schedule_id {
-            item.insert("schedule_id".into(), s(schedule.to_string()));
-        }
-        item.insert("connection_id".into(), s(run.connection_id.to_string()));
-        item.insert("platform".into(), s(run.platform.as_str()));
-        item.insert("entity_type".into(), s(run.entity_type.as_str()));
-        item.insert("sync_mode".into(), s(run.sync_mode.as_str()));
-        item.insert("ids_requested".into(), n(run.ids_requested as u64));
-        if !run.ids.is_empty() {
-            item.insert("ids".into(), json(&run.ids)?);
-        }
-        item.insert("status".into(), s(run.status.as_str()));
-        item.insert("counts".into(), json(&run.counts)?);
-        item.insert("flows".into(), json(&run.flows)?);
-        item.insert("failures".into(), json(&run.failures)?);
-        if !run.conflicts.is_empty() {
-            item.insert("conflicts".into(), json(&run.conflicts)?);
-        }
-        if let Some(m) = &run.message {
-            item.insert("message".into(), s(m));
-        }
-        if let Some(c) = &run.cursor_before {
-            item.insert("cursor_before".into(), json(c)?);
-        }
-        if let Some(c) = &run.cursor_after {
-            item.insert("cursor_after".into(), json(c)?);
-        }
-        item.insert("triggered_at".into(), time(run.triggered_at));
-        item.insert("started_at".into(), time(run.started_at));
-        if let Some(t) = run.finished_at {
-            item.insert("finished_at".into(), time(t));
-        }
-        item.insert("updated_at".into(), time(run.updated_at));
-        item.insert("continuations".into(), n(u64::from(run.continuations)));
-        item.insert("attempts".into(), n(u64::from(run.attempts)));
-        if let Some(window) = &run.window {
-            item.insert("window".into(), json(window)?);
-        }
-        item.insert("expires_at".into(), self.expires_at(run));
-        if !run.status.is_final() {
-            item.extend(open_run_sweep_keys(&run.tenant_id, &run.id, run.updated_at));
-        }
-        Ok(item)
-    }
-
-    /// The pointer items of a run: one per filter it can be found by.
-    fn pointers(&self, run: &Run) -> Vec<Item> {
-        let tenant = &run.tenant_id;
-        let mut by = vec![RunsBy::Connection(run.connection_id)];
-        by.extend(run.schedule_id.map(RunsBy::Schedule));
-        by.extend(run.flows.iter().map(|flow| RunsBy::Flow(flow.flow_id)));
-        by.into_iter()
-            .map(|by| {
-                let mut item = key(run_pointer_pk(tenant, by), run.id.as_str());
-                item.insert("kind".to_string(), s("run-pointer"));
-                item.insert("expires_at".to_string(), self.expires_at(run));
-                item
-            })
-            .collect()
-    }
-
     async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
         let requests: Vec<WriteRequest> = items
             .into_iter()
@@ -210,7 +215,7 @@ fn number(item: &Item, field: &str) -> Result<u64, StoreError> {
         .ok_or_else(|| corrupt(field))
 }
 
-fn from_item(item: &Item) -> Result<Run, StoreError> {
+pub(crate) fn from_item(item: &Item) -> Result<Run, StoreError> {
     let optional_time = |field: &str| match item.get(field) {
         Some(_) => get_time(item, field).map(Some),
         None => Ok(None),
@@ -274,21 +279,13 @@ fn expired(item: &Item, now: DateTime<Utc>) -> bool {
 #[async_trait]
 impl RunLog for DynamoRuns {
     async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(run_key(tenant, id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(describe(&e)))?;
-        out.item().map(from_item).transpose()
+        // (One run read as the sweeper reads it: consistently, by key.)
+        RunSweep::get(&self.single, tenant, id).await
     }
 
     async fn save(&self, run: &Run) -> Result<(), StoreError> {
-        let mut items = vec![self.to_item(run)?];
-        items.extend(self.pointers(run));
+        let mut items = vec![run_item(run, self.retention)?];
+        items.extend(run_pointers(run, self.retention));
         self.batch_put(items).await
     }
 
@@ -298,7 +295,7 @@ impl RunLog for DynamoRuns {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.to_item(run)?))
+            .set_item(Some(run_item(run, self.retention)?))
             .condition_expression("#status = :queued")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":queued", s(RunStatus::Queued.as_str()))
@@ -355,23 +352,12 @@ impl RunLog for DynamoRuns {
         tenant: &TenantId,
         id: &RunId,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(cancel_key(tenant, id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(describe(&e)))?;
-        out.item()
-            .map(|item| get_time(item, "requested_at"))
-            .transpose()
+        RunSweep::cancel_requested(&self.single, tenant, id).await
     }
 }
 
 /// Where a request to stop a run is kept: beside the run, under its own key.
-fn cancel_key(tenant: &TenantId, id: &RunId) -> Item {
+pub(crate) fn cancel_key(tenant: &TenantId, id: &RunId) -> Item {
     key(tenant_pk(tenant), format!("{RUN_CANCEL_PREFIX}{id}"))
 }
 
@@ -472,147 +458,5 @@ impl RunHistory for DynamoRuns {
             runs: runs.into_iter().filter(|r| filter.matches(r)).collect(),
             next: if more { last } else { None },
         })
-    }
-}
-
-fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("ConditionalCheckFailedException")
-}
-
-#[async_trait]
-impl RunSweep for DynamoRuns {
-    async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError> {
-        RunLog::get(self, tenant, id).await
-    }
-
-    async fn stale(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError> {
-        let bound = format!("{:013}#", before.timestamp_millis().max(0));
-        let per_shard = i32::try_from(limit.clamp(1, 1_000)).unwrap_or(1_000);
-        let mut runs = Vec::new();
-        for digit in "0123456789abcdef".chars() {
-            // Oldest first in each partition; `limit` from each is enough for `limit` in all.
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(SWEEP_INDEX)
-                .key_condition_expression("gsi2pk = :pk AND gsi2sk < :bound")
-                .expression_attribute_values(":pk", s(open_runs_shard(digit)))
-                .expression_attribute_values(":bound", s(bound.clone()))
-                .limit(per_shard)
-                .send()
-                .await
-                .map_err(|e| unavailable(describe(&e)))?;
-            for item in out.items() {
-                // (One that does not read is reported, not allowed to stop the others.)
-                match from_item(item) {
-                    Ok(run) => runs.push(run),
-                    Err(e) => tracing::warn!(error = %e, "open run not readable; left alone"),
-                }
-            }
-        }
-        runs.sort_by_key(|r| r.updated_at);
-        runs.truncate(limit);
-        Ok(runs)
-    }
-
-    async fn replace_if_untouched(
-        &self,
-        ended: &Run,
-        seen: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        // (Its pointers were written with it; ending it adds none.)
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.to_item(ended)?))
-            .condition_expression("#status IN (:queued, :running) AND updated_at = :seen")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":queued", s(RunStatus::Queued.as_str()))
-            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
-            .expression_attribute_values(":seen", time(seen))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(conditional_failed) => Ok(false),
-            Err(e) => Err(unavailable(describe(&e))),
-        }
-    }
-
-    async fn cancel_requested(
-        &self,
-        tenant: &TenantId,
-        id: &RunId,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        RunLog::cancel_requested(self, tenant, id).await
-    }
-
-    async fn create(&self, run: &Run) -> Result<bool, StoreError> {
-        // The run and its pointers in one transaction: a run found by a filter is there,
-        // and one the sweeper created is found by its schedule.
-        let put = |item: Item, new: bool| {
-            let mut put = aws_sdk_dynamodb::types::Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item));
-            if new {
-                put = put.condition_expression("attribute_not_exists(pk)");
-            }
-            put.build()
-                .map(|p| {
-                    aws_sdk_dynamodb::types::TransactWriteItem::builder()
-                        .put(p)
-                        .build()
-                })
-                .map_err(unavailable)
-        };
-        let mut request = self.client.transact_write_items();
-        request = request.transact_items(put(self.to_item(run)?, true)?);
-        for pointer in self.pointers(run) {
-            request = request.transact_items(put(pointer, false)?);
-        }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(TransactWriteItemsError::TransactionCanceledException(cancel))
-                        if cancel.cancellation_reasons().first().and_then(|r| r.code())
-                            == Some("ConditionalCheckFailed")
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(describe(&e))),
-        }
-    }
-
-    async fn ran_since(
-        &self,
-        tenant: &TenantId,
-        schedule: ScheduleId,
-        since: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        // Run ids begin with the millisecond their job was triggered.
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk >= :since")
-            .expression_attribute_values(
-                ":pk",
-                s(run_pointer_pk(tenant, RunsBy::Schedule(schedule))),
-            )
-            .expression_attribute_values(
-                ":since",
-                s(format!("{:013}", since.timestamp_millis().max(0))),
-            )
-            .limit(1)
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(describe(&e)))?;
-        Ok(!out.items().is_empty())
     }
 }

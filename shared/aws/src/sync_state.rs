@@ -8,7 +8,9 @@
 //!   whose lease ran out cannot move the cursor); a follow-up merge on the version it read;
 //!   and dropping a follow-up, once a run of it has ended for good, on the version that run
 //!   read (a job merged in meanwhile stays). Until then the follow-up stays stored, so a run
-//!   that fails or dies leaves it to be run again.
+//!   that fails or dies leaves it to be run again. `webhook_at` (epoch ms), when the
+//!   stream's webhooks last arrived, is the coalescer's (`webhook_arrivals.rs`), read back
+//!   with the lease and the stream's state.
 //! - The record index: `pk = REC#<connection>#<entity>`, `sk = <record id>`, a fingerprint
 //!   attribute per field (`f_<field>`), `written`, a link attribute per other connection
 //!   (`l_<connection>`), and per linked connection the seal of what the record agrees on with
@@ -32,7 +34,7 @@ use crate::table::{record_index_key, record_index_pk, s, write_failure, Item};
 use sync_core::domain::{ConnectionId, Cursor, EntityType, SyncJob};
 use sync_core::ports::{
     Acquired, CursorSet, Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, StateError,
-    StoreError, StreamCursors, StreamState, StreamWatch, SyncKey, SyncLeases,
+    StoreError, StreamCursors, SyncKey, SyncLeases,
 };
 use sync_core::records::Fingerprint;
 
@@ -148,6 +150,12 @@ impl SyncLeases for DynamoSyncState {
                     .and_then(|v| v.as_s().ok())
                     .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                     .map(|t| t.with_timezone(&Utc)),
+                webhook_at: out
+                    .attributes()
+                    .and_then(|a| a.get("webhook_at"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse().ok())
+                    .and_then(DateTime::<Utc>::from_timestamp_millis),
             })),
             Err(e) => match lease_failure(e) {
                 StateError::LeaseLost => Ok(Lease::Held),
@@ -609,35 +617,5 @@ impl RecordIndex for DynamoSyncState {
             .collect()
             .await;
         results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
-    }
-}
-
-#[async_trait]
-impl StreamWatch for DynamoSyncState {
-    async fn state(&self, key: SyncKey, now: DateTime<Utc>) -> Result<StreamState, StateError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(stream_key(key)))
-            .projection_expression("#owner, lease_until, pending")
-            .expression_attribute_names("#owner", "owner")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StateError::Unavailable(describe(&e)))?;
-        let Some(item) = out.item() else {
-            return Ok(StreamState::default());
-        };
-        let lease_until = item
-            .get("lease_until")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-            .and_then(DateTime::from_timestamp_millis);
-        Ok(StreamState {
-            busy: item.contains_key("owner") && lease_until.is_some_and(|u| u >= now),
-            lease_until,
-            pending: item.contains_key("pending"),
-        })
     }
 }

@@ -265,18 +265,24 @@ pub fn intake(
     )
 }
 
-/// The coalescer over SQS (jobs) and DynamoDB (event log).
+/// The coalescer over SQS (jobs) and DynamoDB (event log, and when a stream's webhooks
+/// arrived).
 pub fn coalescer(
     sdk: &SdkConfig,
     config: &sync_core::config::CoalescerConfig,
 ) -> sync_core::service::Coalescer {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     sync_core::service::Coalescer::new(
         Arc::new(crate::SqsQueue::new(
             aws_sdk_sqs::Client::new(sdk),
             config.sync_queue_url.clone(),
         )),
-        Arc::new(crate::DynamoEventStore::new(
-            aws_sdk_dynamodb::Client::new(sdk),
+        Arc::new(crate::DynamoEventJobs::new(
+            dynamodb.clone(),
+            config.table_name.clone(),
+        )),
+        Arc::new(crate::DynamoWebhookArrivals::new(
+            dynamodb,
             config.table_name.clone(),
         )),
     )
@@ -298,13 +304,12 @@ pub fn repair(
         dynamodb,
         resources.table_name.clone(),
     ));
-    let trigger = Arc::new(crate::EventBridgeTrigger::new(
-        aws_sdk_scheduler::Client::new(sdk),
-        resources,
-    ));
+    let scheduler = aws_sdk_scheduler::Client::new(sdk);
+    let trigger = Arc::new(crate::EventBridgeTrigger::new(scheduler.clone(), resources));
+    let inventory = Arc::new(crate::EventBridgeInventory::new(scheduler, resources));
     let schedules =
         ScheduleService::new(store.clone(), trigger.clone(), connections.clone(), clock);
-    sync_core::service::ScheduleRepair::new(store, trigger.clone(), trigger, connections, schedules)
+    sync_core::service::ScheduleRepair::new(store, inventory, trigger, connections, schedules)
 }
 
 /// The sweeper over DynamoDB (runs, streams, schedules, alerts, its status), SQS (the runs
@@ -324,6 +329,10 @@ pub fn sweeper(
         table.clone(),
     ));
     let alerts = Arc::new(crate::DynamoAlerts::new(dynamodb.clone(), table.clone()));
+    let connections = Arc::new(crate::DynamoConnectionStore::new(
+        dynamodb.clone(),
+        table.clone(),
+    ));
     let topic = config.alert_topic_arn.as_ref().map(|arn| {
         Arc::new(crate::SnsAlertTopic::new(
             aws_sdk_sns::Client::new(sdk),
@@ -332,17 +341,21 @@ pub fn sweeper(
     });
     sync_core::service::Sweeper::new(
         sync_core::service::SweeperPorts {
-            runs: Arc::new(crate::DynamoRuns::new(
+            runs: Arc::new(crate::DynamoRunSweep::new(
                 dynamodb.clone(),
                 table.clone(),
                 chrono::Duration::days(config.run_retention_days),
             )),
-            streams: Arc::new(crate::DynamoSyncState::new(dynamodb.clone(), table.clone())),
+            streams: Arc::new(crate::DynamoStreamWatch::new(
+                dynamodb.clone(),
+                table.clone(),
+            )),
             jobs: Arc::new(crate::SqsQueue::new(
                 aws_sdk_sqs::Client::new(sdk),
                 resources.sync_queue_url.clone(),
             )),
             schedules: schedules.clone(),
+            connections: connections.clone(),
             log: Arc::new(crate::DynamoSweepLog::new(dynamodb.clone(), table.clone())),
             service: ScheduleService::new(
                 schedules,
@@ -350,7 +363,7 @@ pub fn sweeper(
                     aws_sdk_scheduler::Client::new(sdk),
                     resources,
                 )),
-                Arc::new(crate::DynamoConnectionStore::new(dynamodb, table)),
+                connections,
                 clock.clone(),
             ),
             repair: repair(sdk, resources, clock.clone()),

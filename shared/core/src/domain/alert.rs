@@ -31,6 +31,13 @@ pub const MAX_DELIVERY_ATTEMPTS: u32 = 6;
 pub const FIRST_RETRY: Duration = Duration::minutes(5);
 /// A schedule with this many failed runs in a row has a `failing_schedule` alert.
 pub const ALERT_AFTER_FAILURES: u32 = 3;
+/// A change a poll finds that was made longer ago than this should have come by webhook
+/// (deliveries are retried by the platforms within minutes, and coalesced for seconds).
+pub const WEBHOOK_GRACE: Duration = Duration::minutes(15);
+/// A `webhooks_silent` issue resolves once the stream's webhooks arrived after it was last
+/// raised and no poll has raised it for this long (webhooks of some topics arriving while
+/// another topic's stay silent would otherwise resolve and reopen it at every poll).
+pub const WEBHOOK_QUIET: Duration = Duration::hours(24);
 /// Longest error text kept on an issue.
 const MAX_ERROR_CHARS: usize = 1_000;
 
@@ -49,15 +56,25 @@ pub enum AlertKind {
     /// Records of a stream failed so often that they were set aside (quarantined); it
     /// stays open while the stream has any.
     RecordsQuarantined,
+    /// A platform refused a connection's credentials for good (QuickBooks' `invalid_grant`):
+    /// its runs fail until someone connects it again, which resolves it.
+    NeedsReauth,
+    /// A poll of a stream whose connection takes webhooks wrote changes that no webhook
+    /// announced (made more than [`WEBHOOK_GRACE`] before the poll): the platform's webhooks
+    /// are probably broken. It resolves once the stream's webhooks arrive again and no poll
+    /// raised it for [`WEBHOOK_QUIET`].
+    WebhooksSilent,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 5] = [
+    pub const ALL: [AlertKind; 7] = [
         AlertKind::RunFailed,
         AlertKind::FailingSchedule,
         AlertKind::MissedFire,
         AlertKind::AutoPaused,
         AlertKind::RecordsQuarantined,
+        AlertKind::NeedsReauth,
+        AlertKind::WebhooksSilent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +84,8 @@ impl AlertKind {
             AlertKind::MissedFire => "missed_fire",
             AlertKind::AutoPaused => "auto_paused",
             AlertKind::RecordsQuarantined => "records_quarantined",
+            AlertKind::NeedsReauth => "needs_reauth",
+            AlertKind::WebhooksSilent => "webhooks_silent",
         }
     }
 
@@ -78,6 +97,8 @@ impl AlertKind {
             AlertKind::MissedFire => "A fire time passed without a run and outside the catch-up window: run the schedule now if the sync is still wanted, and check that the service was running.",
             AlertKind::AutoPaused => "The schedule was paused after failing in a row: fix the cause, then resume it (PUT it with is_active true).",
             AlertKind::RecordsQuarantined => "Records kept failing and were set aside (they are tried again on their own, less often): read each one's error (GET /api/sync/failures?connection_id=...), fix the cause, then retry them (POST /api/sync/failures/retry). The alert resolves once none is left.",
+            AlertKind::NeedsReauth => "The platform refused the connection's credentials: connect the company again (POST /api/connections/quickbooks/connect, or PATCH the connection's secrets); its runs fail until then. The alert resolves once it is connected again.",
+            AlertKind::WebhooksSilent => "Changes reached us only by polling, none by webhook: check the platform's webhook settings (delivery URL, secret, whether the platform disabled them after failed deliveries) or register them again (POST /api/connections/{id}/webhooks). The alert resolves once webhooks of the stream arrive again and no poll has found an unannounced change for 24 hours.",
         }
     }
 }
@@ -96,17 +117,41 @@ impl std::str::FromStr for AlertKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| UnknownValue {
                 value: s.to_string(),
-                allowed:
-                    "run_failed, failing_schedule, missed_fire, auto_paused, records_quarantined",
+                allowed: "run_failed, failing_schedule, missed_fire, auto_paused, records_quarantined, needs_reauth, webhooks_silent",
             })
     }
 }
 
-/// What an issue is about: a stream or a schedule.
+/// What an issue is about: a stream, a schedule or a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlertSubject {
     Stream(ConnectionId, EntityType),
     Schedule(ScheduleId),
+    Connection(ConnectionId),
+}
+
+impl AlertSubject {
+    /// The subject an issue names (`stream:<c>/<e>`, `schedule:<id>`, `connection:<id>`).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (kind, rest) = text.split_once(':')?;
+        match kind {
+            "stream" => {
+                let (c, e) = rest.split_once('/')?;
+                Some(AlertSubject::Stream(c.parse().ok()?, e.parse().ok()?))
+            }
+            "schedule" => Some(AlertSubject::Schedule(rest.parse().ok()?)),
+            "connection" => Some(AlertSubject::Connection(rest.parse().ok()?)),
+            _ => None,
+        }
+    }
+
+    /// The connection it is about, if any (a stream's or a connection's).
+    pub fn connection(&self) -> Option<ConnectionId> {
+        match self {
+            AlertSubject::Stream(c, _) | AlertSubject::Connection(c) => Some(*c),
+            AlertSubject::Schedule(_) => None,
+        }
+    }
 }
 
 impl fmt::Display for AlertSubject {
@@ -114,6 +159,7 @@ impl fmt::Display for AlertSubject {
         match self {
             AlertSubject::Stream(c, e) => write!(f, "stream:{c}/{e}"),
             AlertSubject::Schedule(s) => write!(f, "schedule:{s}"),
+            AlertSubject::Connection(c) => write!(f, "connection:{c}"),
         }
     }
 }
@@ -190,6 +236,10 @@ pub struct AlertIssue {
     pub resolved_at: Option<DateTime<Utc>>,
     /// Times the condition was seen in this episode.
     pub count: u64,
+    /// When the condition was last seen (`updated_at` also moves with an acknowledgement
+    /// and each notice told).
+    #[serde(default)]
+    pub seen_at: Option<DateTime<Utc>>,
     pub first_error: String,
     pub last_error: String,
     /// The API path of what it is about (the run, or the schedule).
@@ -244,6 +294,7 @@ impl AlertIssue {
                 issue.count += 1;
                 issue.last_error = clip(raised.error);
                 issue.updated_at = now;
+                issue.seen_at = Some(now);
                 if raised.link.is_some() {
                     issue.link = raised.link.clone();
                 }
@@ -260,6 +311,7 @@ impl AlertIssue {
                     updated_at: now,
                     resolved_at: None,
                     count: 1,
+                    seen_at: Some(now),
                     first_error: clip(raised.error),
                     last_error: clip(raised.error),
                     link: raised.link.clone(),
@@ -706,6 +758,8 @@ impl Notice {
             AlertKind::MissedFire => "a schedule's fire time was missed",
             AlertKind::AutoPaused => "a schedule was paused after failing in a row",
             AlertKind::RecordsQuarantined => "records of a stream keep failing and are set aside",
+            AlertKind::NeedsReauth => "a platform refused a connection's credentials",
+            AlertKind::WebhooksSilent => "a stream's changes come by polling only, not by webhook",
         };
         let summary = match event {
             AlertStatus::Open => format!(

@@ -111,6 +111,12 @@ impl Connection {
         self.config.get(name).and_then(Value::as_str)
     }
 
+    /// Whether its platform delivers webhooks for it: on its own URL (enabled), or on the
+    /// deployment's app-wide one (QuickBooks companies connected through the app).
+    pub fn takes_webhooks(&self) -> bool {
+        self.webhooks_enabled || self.platform.module().route(self).is_some()
+    }
+
     /// Whether the webhook secret is among the stored secrets.
     pub fn has_webhook_secret(&self) -> bool {
         self.secret_hints

@@ -14,7 +14,7 @@ pub use crate::platforms::{Platform, PlatformSpec};
 pub use alert::{
     alert_id, check_destination_url, is_internal, AlertDestination, AlertIssue, AlertKind,
     AlertStatus, AlertSubject, DestinationKind, DestinationSecret, Hearing, Notice, Raised,
-    UrlRefused, ALERT_AFTER_FAILURES, MAX_DELIVERY_ATTEMPTS,
+    UrlRefused, ALERT_AFTER_FAILURES, MAX_DELIVERY_ATTEMPTS, WEBHOOK_GRACE, WEBHOOK_QUIET,
 };
 pub use connection::{
     Connection, ConnectionPatch, NewConnection, Sealed, Secret, Secrets, Unusable,

@@ -169,6 +169,10 @@ pub struct RunCounts {
     /// Records both sides had changed since they last agreed (`newest_wins`): the newer
     /// edit won, and the run keeps which (see [`Run::conflicts`]).
     pub conflicts: u64,
+    /// Of the writes of a poll whose connection takes webhooks, those of changes no
+    /// webhook had brought (made since the last poll's cursor and longer than
+    /// [`super::WEBHOOK_GRACE`] before this one): a sign that the webhooks are not coming.
+    pub unannounced: u64,
 }
 
 impl RunCounts {
@@ -179,6 +183,7 @@ impl RunCounts {
         self.echo_skipped += other.echo_skipped;
         self.failed += other.failed;
         self.conflicts += other.conflicts;
+        self.unannounced += other.unannounced;
     }
 }
 
@@ -346,6 +351,7 @@ impl Run {
         self.counts.written += counts.written;
         self.counts.unchanged += counts.unchanged;
         self.counts.echo_skipped += counts.echo_skipped;
+        self.counts.unannounced += counts.unannounced;
     }
 
     /// Records a decided conflict, keeping the first [`MAX_RUN_FAILURES`].

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use super::lock;
 use crate::domain::{ConnectionId, EventPage, EventRecord, EventStatus};
-use crate::ports::{Claim, EventClaims, EventLog, EventLogError};
+use crate::ports::{Claim, EventClaims, EventJobs, EventLog, EventLogError};
 
 /// One live claim: status, holder's token, when claimed, when it expires.
 type ClaimRow = (EventStatus, String, DateTime<Utc>, DateTime<Utc>);
@@ -137,7 +137,10 @@ impl EventLog for MemoryEventStore {
         };
         Ok(EventPage { events, next })
     }
+}
 
+#[async_trait]
+impl EventJobs for MemoryEventStore {
     async fn set_job(
         &self,
         connection: ConnectionId,

@@ -432,7 +432,14 @@ impl MemoryConnectors {
 
 #[async_trait]
 impl Connectors for MemoryConnectors {
+    /// As the platform connectors do, a connection marked `needs_reauth` does not open.
     async fn open(&self, connection: &Connection) -> Result<Arc<dyn Connector>, PlatformError> {
+        if let Some(reason) = &connection.needs_reauth {
+            return Err(PlatformError::Rejected(format!(
+                "{}: {reason}",
+                crate::service::tokens::NEEDS_REAUTH
+            )));
+        }
         lock(&self.platforms)
             .get(&connection.id)
             .cloned()

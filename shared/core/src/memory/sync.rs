@@ -15,7 +15,7 @@ use crate::ports::{
     Acquired, CursorSet, FailureList, FailureLog, FlowSource, FlowStore, Lease, PendingJob,
     RecordIndex, RecordState, RecordUpdate, RunHistory, RunListError, RunLog, RunSweep, StateError,
     StoreError, StreamCursors, StreamState, StreamWatch, SweepLog, SweepStatus, SyncKey,
-    SyncLeases,
+    SyncLeases, WebhookArrivals,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -30,6 +30,8 @@ struct LeaseRow {
     epoch: u64,
     /// When the cursor was last set by hand.
     cursor_set_at: Option<DateTime<Utc>>,
+    /// When webhooks of the stream last arrived.
+    webhook_at: Option<DateTime<Utc>>,
 }
 
 /// Leases, cursors and follow-ups in memory, with the DynamoDB adapter's rules.
@@ -114,8 +116,20 @@ impl StreamWatch for MemorySyncLeases {
                 busy: held_by_other(row, "", now),
                 lease_until: row.expires,
                 pending: row.pending.is_some(),
+                webhook_at: row.webhook_at,
             })
             .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl WebhookArrivals for MemorySyncLeases {
+    async fn arrived(&self, key: SyncKey, at: DateTime<Utc>) -> Result<(), StateError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        let row = rows.entry(key).or_default();
+        row.webhook_at = row.webhook_at.max(Some(at));
+        Ok(())
     }
 }
 
@@ -145,6 +159,7 @@ impl SyncLeases for MemorySyncLeases {
             cursor: row.cursor.clone(),
             epoch: row.epoch,
             cursor_set_at: row.cursor_set_at,
+            webhook_at: row.webhook_at,
         }))
     }
 

@@ -13,7 +13,7 @@ pub use sync::{
     Item, Lease, Origin, Page, PendingJob, PlatformError, RecordIndex, RecordState, RecordUpdate,
     RunHistory, RunListError, RunLog, RunSweep, Source, StateError, StreamCursors, StreamState,
     StreamWatch, Subscription, SubscriptionChange, SweepCounts, SweepLog, SweepStatus, SyncKey,
-    SyncLeases, Target, WebhookSubscriptions, Write, WriteOutcome,
+    SyncLeases, Target, WebhookArrivals, WebhookSubscriptions, Write, WriteOutcome,
 };
 pub use tokens::{StoredTokens, TokenVault};
 
@@ -236,6 +236,11 @@ pub trait EventLog: Send + Sync + 'static {
         next: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<EventPage, EventLogError>;
+}
+
+/// The event log, as the coalescer marks it.
+#[async_trait]
+pub trait EventJobs: Send + Sync + 'static {
     /// Records that the logged event (`log_key`) went into sync job `job_id`.
     async fn set_job(
         &self,

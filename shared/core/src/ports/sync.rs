@@ -231,6 +231,8 @@ pub struct Acquired {
     pub epoch: u64,
     /// When the cursor was last set by hand, if ever.
     pub cursor_set_at: Option<DateTime<Utc>>,
+    /// When webhooks of the stream last arrived, if ever (see [`WebhookArrivals`]).
+    pub webhook_at: Option<DateTime<Utc>>,
 }
 
 /// The outcome of asking for a stream's lease.
@@ -508,6 +510,17 @@ pub struct StreamState {
     pub lease_until: Option<DateTime<Utc>>,
     /// A follow-up job is kept for it.
     pub pending: bool,
+    /// When webhooks of the stream last arrived, if ever (see [`WebhookArrivals`]).
+    pub webhook_at: Option<DateTime<Utc>>,
+}
+
+/// Where the coalescer notes, on the stream, when its webhooks arrived: a poll measures
+/// what it finds against it (changes made after it that no webhook brought), and the
+/// sweeper sees webhooks arrive again.
+#[async_trait]
+pub trait WebhookArrivals: Send + Sync + 'static {
+    /// Notes that webhooks of the stream arrived at `at` (never moving the note back).
+    async fn arrived(&self, key: SyncKey, at: DateTime<Utc>) -> Result<(), StateError>;
 }
 
 /// Streams as the sweeper looks at them.

@@ -12,7 +12,8 @@ use crate::clock::Clock;
 use crate::crypto::{hmac_sha256_hex, random_bytes};
 use crate::domain::{
     alert_id, check_destination_url, AlertDestination, AlertIssue, AlertKind, AlertStatus,
-    AlertSubject, DestinationKind, DestinationSecret, Notice, Raised, Run, RunStatus, TenantId,
+    AlertSubject, Connection, DestinationKind, DestinationSecret, Notice, Raised, Run, RunStatus,
+    TenantId,
 };
 use crate::ports::{
     AlertDestinations, AlertIssues, AlertTopic, FailureLog, HttpClient, HttpRequest, Method,
@@ -31,6 +32,11 @@ pub const MAX_DUE_ISSUES: usize = 500;
 /// Tries of the write that records who heard what, when the table fails: one not written
 /// has its notices sent again once the claim runs out.
 const RECORD_TRIES: usize = 3;
+
+/// A time as notices show it (to the second).
+pub(crate) fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
 
 /// The encryption context of a destination's URL and secret: they open only for it.
 fn context<'a>(tenant: &'a str, destination: &'a str) -> [(&'static str, &'a str); 2] {
@@ -52,9 +58,23 @@ impl AlertRaiser {
 
     /// The condition was seen now: the issue is opened, reopened or updated.
     pub async fn raise(&self, raised: Raised<'_>) -> Result<(), StoreError> {
+        self.raise_seen(raised, None).await
+    }
+
+    /// As [`Self::raise`], for a condition that held as of `seen` (earlier than now: what
+    /// a poll found when it started).
+    async fn raise_seen(
+        &self,
+        raised: Raised<'_>,
+        seen: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
         let id = alert_id(raised.tenant, &raised.subject, raised.kind);
         self.change(raised.tenant, &id, |old| {
-            Some(AlertIssue::raise(old, &raised, self.clock.now()))
+            let mut issue = AlertIssue::raise(old, &raised, self.clock.now());
+            if seen.is_some() {
+                issue.seen_at = seen;
+            }
+            Some(issue)
         })
         .await
     }
@@ -153,6 +173,67 @@ impl AlertRaiser {
             self.resolve(&run.tenant_id, subject, kind).await?;
         }
         Ok(())
+    }
+
+    /// A connection the platform refused for good (marked `needs_reauth`): its issue is
+    /// raised (the sweeper resolves it once the connection is connected again, or gone).
+    pub async fn needs_reauth(&self, connection: &Connection) -> Result<(), StoreError> {
+        let Some(reason) = &connection.needs_reauth else {
+            return Ok(());
+        };
+        self.raise(Raised {
+            tenant: &connection.tenant_id,
+            subject: AlertSubject::Connection(connection.id),
+            kind: AlertKind::NeedsReauth,
+            error: &format!(
+                "{} connection {} ({}): {reason}",
+                connection.platform, connection.id, connection.display_name
+            ),
+            link: Some(format!("/api/connections/{}", connection.id)),
+        })
+        .await
+    }
+
+    /// A poll that wrote changes no webhook had brought (see
+    /// [`crate::domain::RunCounts::unannounced`]) raises its stream's `webhooks_silent`
+    /// issue (the sweeper resolves it once a webhook's job runs on the stream).
+    pub async fn unannounced(&self, run: &Run) -> Result<(), StoreError> {
+        if run.counts.unannounced == 0 {
+            return Ok(());
+        }
+        let since = run
+            .cursor_before
+            .as_ref()
+            .map_or_else(|| "the last poll".to_string(), |c| stamp(c.stamp));
+        // As of when the poll started: webhooks that arrive while it runs are news.
+        self.raise_seen(
+            Raised {
+                tenant: &run.tenant_id,
+                subject: AlertSubject::Stream(run.connection_id, run.entity_type),
+                kind: AlertKind::WebhooksSilent,
+                error: &format!(
+                    "run {} ({}) made {} write(s) of {} changed after its cursor ({since}) and after the stream's webhooks last arrived, more than {} minutes before it started, that no webhook had brought, though the connection takes webhooks",
+                    run.id,
+                    run.trigger.as_str(),
+                    run.counts.unannounced,
+                    run.entity_type,
+                    crate::domain::WEBHOOK_GRACE.num_minutes()
+                ),
+                link: Some(format!("/api/sync/runs/{}", run.id)),
+            },
+            Some(run.started_at),
+        )
+        .await
+    }
+
+    /// Resolves an issue as it was read (the sweeper's, from its listing), unless it was
+    /// written since (raised again: its condition was seen anew).
+    pub async fn resolve_listed(&self, listed: &AlertIssue) -> Result<(), StoreError> {
+        self.change(&listed.tenant_id, &listed.id, |old| {
+            old.filter(|o| o.version == listed.version)?
+                .resolve(self.clock.now())
+        })
+        .await
     }
 
     /// Resolves an issue already read (the sweeper's, from its listing), by id.

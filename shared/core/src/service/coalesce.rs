@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::domain::{
     ConnectionId, EntityType, Platform, QueuedEvent, SyncJob, SyncMode, TenantId, Trigger,
 };
-use crate::ports::{EventLog, JobQueue};
+use crate::ports::{EventJobs, JobQueue, SyncKey, WebhookArrivals};
 
 /// More ids than this and the job carries none: the worker then runs a plain incremental
 /// sync from its cursor, which covers them all, instead of a message near SQS's size limit.
@@ -33,7 +33,8 @@ pub struct CoalesceReport {
 
 pub struct Coalescer {
     jobs: Arc<dyn JobQueue>,
-    log: Arc<dyn EventLog>,
+    log: Arc<dyn EventJobs>,
+    arrivals: Arc<dyn WebhookArrivals>,
 }
 
 type Group = (ConnectionId, EntityType);
@@ -42,8 +43,16 @@ type Group = (ConnectionId, EntityType);
 type Owner = (TenantId, Platform);
 
 impl Coalescer {
-    pub fn new(jobs: Arc<dyn JobQueue>, log: Arc<dyn EventLog>) -> Self {
-        Self { jobs, log }
+    pub fn new(
+        jobs: Arc<dyn JobQueue>,
+        log: Arc<dyn EventJobs>,
+        arrivals: Arc<dyn WebhookArrivals>,
+    ) -> Self {
+        Self {
+            jobs,
+            log,
+            arrivals,
+        }
     }
 
     pub async fn run(&self, batch: Vec<Incoming>) -> CoalesceReport {
@@ -103,6 +112,14 @@ impl Coalescer {
                             tracing::warn!(error = %e, "event log not updated with its job");
                         }
                     }
+                    // So is this: a poll that finds a change made after it that no webhook
+                    // brought takes the stream's webhooks to be silent.
+                    let key = SyncKey { connection, entity };
+                    if self.arrivals.arrived(key, latest).await.is_err() {
+                        if let Err(e) = self.arrivals.arrived(key, latest).await {
+                            tracing::warn!(error = %e, "arrival of the stream's webhooks not noted");
+                        }
+                    }
                     tracing::info!(job_id = %job.job_id, events = events.len(), ids = job.ids.len(), "sync job queued");
                     report.jobs.push(job);
                 }
@@ -150,7 +167,11 @@ mod tests {
     #[tokio::test]
     async fn a_burst_for_one_connection_and_entity_is_one_job_with_every_id() {
         let queue = Arc::new(MemoryQueue::default());
-        let c = Coalescer::new(queue.clone(), Arc::new(MemoryEventStore::default()));
+        let c = Coalescer::new(
+            queue.clone(),
+            Arc::new(MemoryEventStore::default()),
+            Arc::new(crate::memory::MemorySyncLeases::default()),
+        );
         let a = ConnectionId::new_random();
         let b = ConnectionId::new_random();
         let mut bodies: Vec<String> = (0..50)
@@ -174,10 +195,75 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_queued_job_notes_on_its_stream_when_its_webhooks_arrived_and_a_refused_one_does_not()
+    {
+        use crate::ports::StreamWatch;
+        let queue = Arc::new(MemoryQueue::default());
+        let streams = Arc::new(crate::memory::MemorySyncLeases::default());
+        let c = Coalescer::new(
+            queue.clone(),
+            Arc::new(MemoryEventStore::default()),
+            streams.clone(),
+        );
+        let a = ConnectionId::new_random();
+        let key = |entity| SyncKey {
+            connection: a,
+            entity,
+        };
+        let arrived = chrono::DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default();
+        let seen = |entity| {
+            let streams = streams.clone();
+            async move {
+                let state = streams.state(key(entity), arrived).await;
+                state
+                    .map(|s| s.webhook_at)
+                    .unwrap_or_else(|e| panic!("{e}"))
+            }
+        };
+        queue.set_failing(true);
+        c.run(batch(vec![event(a, EntityType::Orders, "1")])).await;
+        assert_eq!(
+            seen(EntityType::Orders).await,
+            None,
+            "not queued: not noted"
+        );
+        queue.set_failing(false);
+        c.run(batch(vec![event(a, EntityType::Orders, "1")])).await;
+        assert_eq!(seen(EntityType::Orders).await, Some(arrived));
+        assert_eq!(seen(EntityType::Customers).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_note_of_arrival_that_fails_changes_nothing_of_what_is_queued_or_handed_back() {
+        let queue = Arc::new(MemoryQueue::default());
+        let streams = Arc::new(crate::memory::MemorySyncLeases::default());
+        streams.set_failing(true);
+        let c = Coalescer::new(
+            queue.clone(),
+            Arc::new(MemoryEventStore::default()),
+            streams,
+        );
+        let a = ConnectionId::new_random();
+        let report = c
+            .run(batch(vec![
+                event(a, EntityType::Orders, "1"),
+                event(a, EntityType::Orders, "2"),
+            ]))
+            .await;
+        assert_eq!(report.jobs.len(), 1);
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        assert_eq!(queue.jobs().len(), 1);
+    }
+
+    #[tokio::test]
     async fn a_job_that_cannot_be_queued_hands_its_messages_back() {
         let queue = Arc::new(MemoryQueue::default());
         queue.set_failing(true);
-        let c = Coalescer::new(queue.clone(), Arc::new(MemoryEventStore::default()));
+        let c = Coalescer::new(
+            queue.clone(),
+            Arc::new(MemoryEventStore::default()),
+            Arc::new(crate::memory::MemorySyncLeases::default()),
+        );
         let a = ConnectionId::new_random();
         let report = c
             .run(batch(vec![
@@ -192,7 +278,11 @@ mod tests {
     #[tokio::test]
     async fn too_many_ids_make_a_plain_incremental_job() {
         let queue = Arc::new(MemoryQueue::default());
-        let c = Coalescer::new(queue.clone(), Arc::new(MemoryEventStore::default()));
+        let c = Coalescer::new(
+            queue.clone(),
+            Arc::new(MemoryEventStore::default()),
+            Arc::new(crate::memory::MemorySyncLeases::default()),
+        );
         let a = ConnectionId::new_random();
         let bodies = (0..=MAX_IDS_PER_JOB)
             .map(|i| event(a, EntityType::Products, &i.to_string()))

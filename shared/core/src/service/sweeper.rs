@@ -32,6 +32,7 @@
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
+use super::alerts::stamp;
 use super::{
     AlertDelivery, AlertRaiser, DeliveryReport, Drift, ScheduleRepair, ScheduleService, Scope,
     ServiceError,
@@ -39,13 +40,18 @@ use super::{
 use crate::clock::Clock;
 use crate::crypto::sha256_hex;
 use crate::domain::{
-    AlertKind, AlertStatus, AlertSubject, Raised, Run, RunId, RunStatus, Schedule, ScheduleId,
-    SchedulePatch, SyncJob, Trigger, ALERT_AFTER_FAILURES,
+    AlertIssue, AlertKind, AlertStatus, AlertSubject, Connection, ConnectionId, Raised, Run, RunId,
+    RunStatus, Schedule, ScheduleId, SchedulePatch, SyncJob, Trigger, ALERT_AFTER_FAILURES,
+    WEBHOOK_QUIET,
 };
 use crate::ports::{
-    JobQueue, RunSweep, ScheduleStore, StreamWatch, SweepCounts, SweepLog, SweepStatus, SyncKey,
+    ConnectionStore, JobQueue, RunSweep, ScheduleStore, StreamWatch, SweepCounts, SweepLog,
+    SweepStatus, SyncKey,
 };
 
+/// A connection marked for deletion this long is taken for gone (a delete refused for what
+/// still uses the connection unmarks it at once).
+const DELETE_SETTLES: Duration = Duration::minutes(10);
 /// Most fire times of one schedule looked at in one sweep (a rate of one minute over a day).
 const MAX_FIRES_PER_SCHEDULE: usize = 1_500;
 /// The job id prefix of a run that redoes an abandoned one.
@@ -86,10 +92,6 @@ fn job_of(run: &Run) -> SyncJob {
     }
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 /// What the sweeper needs: exactly what its function's IAM policy allows.
 #[derive(Clone)]
 pub struct SweeperPorts {
@@ -97,6 +99,9 @@ pub struct SweeperPorts {
     pub streams: Arc<dyn StreamWatch>,
     pub jobs: Arc<dyn JobQueue>,
     pub schedules: Arc<dyn ScheduleStore>,
+    /// To see whether the connection an open alert is about was connected again, stopped
+    /// taking webhooks, or is gone.
+    pub connections: Arc<dyn ConnectionStore>,
     /// To pause a schedule (the store and EventBridge both).
     pub service: ScheduleService,
     pub log: Arc<dyn SweepLog>,
@@ -727,7 +732,8 @@ impl Sweeper {
 
     /// Alerts from what the sweep saw (the schedules as listed, the fire times it missed),
     /// each raised once while its condition holds and resolved once it clears (whether one
-    /// is open is read from the open issues of every tenant, as many as conditions hold).
+    /// is open is read from the open issues of every tenant, as many as conditions hold);
+    /// and the open issues about connections and streams whose condition cleared.
     async fn alert(&self, schedules: Option<&[Schedule]>, report: &mut SweepReport) {
         let live = match self.ports.delivery.issues.open().await {
             Ok(open) => open,
@@ -736,6 +742,7 @@ impl Sweeper {
                 return;
             }
         };
+        self.settle_connection_issues(&live, report).await;
         if let Some(schedules) = schedules {
             let open = |s: &Schedule, kind: AlertKind| {
                 let id = crate::domain::alert_id(&s.tenant_id, &AlertSubject::Schedule(s.id), kind);
@@ -831,11 +838,12 @@ impl Sweeper {
             }
             // A schedule deleted takes its open issues with it.
             for issue in live.iter().filter(|i| i.status == AlertStatus::Open) {
-                let gone = issue.subject.strip_prefix("schedule:").is_some_and(|id| {
-                    !schedules
+                let gone = match AlertSubject::parse(&issue.subject) {
+                    Some(AlertSubject::Schedule(id)) => !schedules
                         .iter()
-                        .any(|s| s.tenant_id == issue.tenant_id && s.id.to_string() == id)
-                });
+                        .any(|s| s.tenant_id == issue.tenant_id && s.id == id),
+                    _ => false,
+                };
                 if gone {
                     if let Err(e) = self
                         .ports
@@ -847,6 +855,79 @@ impl Sweeper {
                             .errors
                             .push(format!("alert {} not resolved: {e}", issue.id));
                     }
+                }
+            }
+        }
+    }
+
+    /// Resolves the open issues about a connection or its streams whose condition cleared:
+    /// the connection is gone (or its delete has gone on for [`DELETE_SETTLES`]); for
+    /// `needs_reauth`, it was connected again; for `webhooks_silent`, it no longer takes
+    /// webhooks, or the stream's webhooks arrived after the issue was last raised and no
+    /// poll has raised it for [`WEBHOOK_QUIET`].
+    async fn settle_connection_issues(&self, live: &[AlertIssue], report: &mut SweepReport) {
+        let now = self.ports.clock.now();
+        let mut connections: std::collections::HashMap<ConnectionId, Option<Connection>> =
+            std::collections::HashMap::new();
+        for issue in live.iter().filter(|i| i.status == AlertStatus::Open) {
+            let Some(subject) = AlertSubject::parse(&issue.subject) else {
+                continue;
+            };
+            let Some(id) = subject.connection() else {
+                continue;
+            };
+            let connection = match connections.get(&id) {
+                Some(found) => found.clone(),
+                None => match self.ports.connections.get(id).await {
+                    Ok(found) => {
+                        let found = found.filter(|c| c.tenant_id == issue.tenant_id);
+                        connections.insert(id, found.clone());
+                        found
+                    }
+                    Err(e) => {
+                        report.errors.push(format!(
+                            "connection {id} of alert {} not read: {e}",
+                            issue.id
+                        ));
+                        continue;
+                    }
+                },
+            };
+            // (A delete refused for what still uses the connection marks it for a moment.)
+            let gone = connection.as_ref().is_none_or(|c| {
+                c.deleting_since
+                    .is_some_and(|since| since < now - DELETE_SETTLES)
+            });
+            let cleared = match (&connection, issue.kind, subject) {
+                _ if gone => true,
+                (Some(c), AlertKind::NeedsReauth, _) => c.needs_reauth.is_none(),
+                (Some(c), AlertKind::WebhooksSilent, AlertSubject::Stream(connection, entity)) => {
+                    let seen = issue.seen_at.unwrap_or(issue.updated_at);
+                    if !c.takes_webhooks() {
+                        true
+                    } else if now - seen < WEBHOOK_QUIET {
+                        false
+                    } else {
+                        let key = SyncKey { connection, entity };
+                        match self.ports.streams.state(key, now).await {
+                            Ok(state) => state.webhook_at.is_some_and(|at| at > seen),
+                            Err(e) => {
+                                report
+                                    .errors
+                                    .push(format!("stream of alert {} not read: {e}", issue.id));
+                                false
+                            }
+                        }
+                    }
+                }
+                _ => false,
+            };
+            if cleared {
+                // (Only as listed: one raised again meanwhile was seen anew.)
+                if let Err(e) = self.ports.alerts.resolve_listed(issue).await {
+                    report
+                        .errors
+                        .push(format!("alert {} not resolved: {e}", issue.id));
                 }
             }
         }

@@ -71,6 +71,7 @@ impl World {
                 streams: self.mem.leases.clone(),
                 jobs: self.mem.queue.clone(),
                 schedules: self.mem.schedules.clone(),
+                connections: self.mem.connections.clone(),
                 service: self.schedules.clone(),
                 log: self.log.clone(),
                 repair,
@@ -1074,4 +1075,191 @@ async fn a_deleted_schedules_open_alerts_are_resolved_and_an_abandoned_run_alert
         failed[0].last_error
     );
     assert_eq!(failed[0].subject, format!("stream:{}/orders", w.connection));
+}
+
+impl World {
+    async fn connection(&self) -> crate::domain::Connection {
+        let id = self.connection;
+        let found = self.mem.connections.get(id).await.ok().flatten();
+        found.unwrap_or_else(|| panic!("connection {id} is seeded"))
+    }
+
+    fn raiser(&self) -> crate::service::AlertRaiser {
+        crate::service::AlertRaiser::new(self.mem.alerts.clone(), self.clock.clone())
+    }
+
+    /// A poll of the connection's orders that wrote `n` changes no webhook had brought.
+    fn unannounced_poll(&self, n: u64) -> Run {
+        let mut run = crate::fixtures::run(&self.tenant, self.connection, "poll", self.clock.now());
+        run.counts.written = n;
+        run.counts.unannounced = n;
+        run
+    }
+}
+
+#[tokio::test]
+async fn a_needs_reauth_alert_stays_open_until_the_connection_is_connected_again() {
+    let w = world();
+    let mut refused = w.connection().await;
+    refused.needs_reauth = Some("invalid_grant".into());
+    w.mem.connections.seed(refused.clone());
+    let raised = w.raiser().needs_reauth(&refused).await;
+    assert!(raised.is_ok(), "{raised:?}");
+    let issue = &w.issues(AlertKind::NeedsReauth)[0];
+    assert_eq!(issue.subject, format!("connection:{}", w.connection));
+    assert!(
+        issue.last_error.contains("invalid_grant"),
+        "{}",
+        issue.last_error
+    );
+    w.clock.set(at(9, 10));
+    w.sweeper().sweep().await;
+    assert_eq!(
+        w.issues(AlertKind::NeedsReauth)[0].status,
+        AlertStatus::Open
+    );
+    // Connected again: the mark is cleared, and the next sweep resolves the alert.
+    let mut renewed = refused;
+    renewed.needs_reauth = None;
+    w.mem.connections.seed(renewed);
+    w.clock.set(at(9, 15));
+    let report = w.sweeper().sweep().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        w.issues(AlertKind::NeedsReauth)[0].status,
+        AlertStatus::Resolved
+    );
+}
+
+#[tokio::test]
+async fn alerts_about_a_connection_deleted_or_being_deleted_for_minutes_are_resolved_by_the_sweep()
+{
+    let w = world();
+    let mut refused = w.connection().await;
+    refused.needs_reauth = Some("invalid_grant".into());
+    refused.webhooks_enabled = true;
+    w.mem.connections.seed(refused.clone());
+    let mut failed = crate::fixtures::run(&w.tenant, w.connection, "failed", w.clock.now());
+    failed.status = RunStatus::Failed;
+    for raised in [
+        w.raiser().needs_reauth(&refused).await,
+        w.raiser().run_ended(&failed).await,
+        w.raiser().unannounced(&w.unannounced_poll(1)).await,
+    ] {
+        assert!(raised.is_ok(), "{raised:?}");
+    }
+    let open = |w: &World| {
+        w.mem
+            .alerts
+            .all()
+            .into_iter()
+            .filter(|i| i.status == AlertStatus::Open)
+            .count()
+    };
+    assert_eq!(open(&w), 3);
+    // Marked for deletion a moment ago: perhaps a delete refused for the schedules that
+    // still use it (it is unmarked at once). Nothing resolves yet.
+    let mut deleting = refused.clone();
+    deleting.deleting_since = Some(at(9, 5));
+    w.mem.connections.seed(deleting);
+    w.clock.set(at(9, 10));
+    let report = w.sweeper().sweep().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(open(&w), 3);
+    // A delete that has gone on for minutes is as good as done.
+    w.clock.set(at(9, 20));
+    let report = w.sweeper().sweep().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(open(&w), 0, "{:#?}", w.mem.alerts.all());
+    // And one deleted outright.
+    let w = world();
+    let mut failed = crate::fixtures::run(&w.tenant, w.connection, "f", w.clock.now());
+    failed.status = RunStatus::Failed;
+    let raised = w.raiser().run_ended(&failed).await;
+    assert!(raised.is_ok(), "{raised:?}");
+    let version = w.connection().await.version;
+    let deleted = w.mem.connections.delete(w.connection, version).await;
+    assert!(deleted.is_ok(), "{deleted:?}");
+    w.sweeper().sweep().await;
+    assert_eq!(open(&w), 0, "{:#?}", w.mem.alerts.all());
+}
+
+#[tokio::test]
+async fn a_silent_webhooks_alert_resolves_once_the_streams_webhooks_arrive_and_no_poll_raised_it_for_a_day(
+) {
+    let w = world();
+    let mut takes_webhooks = w.connection().await;
+    takes_webhooks.webhooks_enabled = true;
+    w.mem.connections.seed(takes_webhooks);
+    let raised = w.raiser().unannounced(&w.unannounced_poll(3)).await;
+    assert!(raised.is_ok(), "{raised:?}");
+    let issue = &w.issues(AlertKind::WebhooksSilent)[0];
+    assert_eq!(issue.subject, format!("stream:{}/orders", w.connection));
+    assert!(
+        issue.last_error.contains("3 write(s)"),
+        "{}",
+        issue.last_error
+    );
+    let silent = |w: &World| w.issues(AlertKind::WebhooksSilent)[0].status;
+    let arrived = |at| {
+        let leases = w.mem.leases.clone();
+        let key = w.key();
+        async move {
+            let noted = crate::ports::WebhookArrivals::arrived(&*leases, key, at).await;
+            assert!(noted.is_ok(), "{noted:?}");
+        }
+    };
+    let day = Duration::days(1);
+    // Webhooks that arrived before the poll that raised it prove nothing, a day later too.
+    arrived(at(8, 0)).await;
+    w.clock.set(at(9, 10) + day);
+    w.sweeper().sweep().await;
+    assert_eq!(silent(&w), AlertStatus::Open);
+    // Webhooks arrive again; acknowledged after that (no sighting of the condition).
+    arrived(at(9, 12) + day).await;
+    w.clock.set(at(9, 13) + day);
+    let id = w.issues(AlertKind::WebhooksSilent)[0].id.clone();
+    let acked = crate::service::AlertConsole::new(
+        w.mem.alerts.clone(),
+        w.mem.alerts.clone(),
+        w.mem.sealer.clone(),
+        w.clock.clone(),
+        true,
+    )
+    .ack(&w.tenant, &id, "ops")
+    .await;
+    assert!(acked.is_ok(), "{acked:?}");
+    w.clock.set(at(9, 15) + day);
+    let report = w.sweeper().sweep().await;
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(silent(&w), AlertStatus::Resolved);
+
+    // Raised again; webhooks arrive (those of another topic, say) but the next poll raises
+    // it again within the day: it stays open, one episode.
+    w.clock.set(at(12, 0) + day);
+    let raised = w.raiser().unannounced(&w.unannounced_poll(1)).await;
+    assert!(raised.is_ok(), "{raised:?}");
+    arrived(at(12, 5) + day).await;
+    w.clock.set(at(13, 0) + day);
+    let raised = w.raiser().unannounced(&w.unannounced_poll(1)).await;
+    assert!(raised.is_ok(), "{raised:?}");
+    w.clock.set(at(13, 5) + day * 2);
+    w.sweeper().sweep().await;
+    assert_eq!(silent(&w), AlertStatus::Open, "nothing arrived since");
+    // Raised once more between a sweep's listing and its resolving: it stays open.
+    arrived(at(13, 10) + day * 2).await;
+    let listed = w.issues(AlertKind::WebhooksSilent)[0].clone();
+    w.clock.set(at(13, 15) + day * 2);
+    let raised = w.raiser().unannounced(&w.unannounced_poll(1)).await;
+    assert!(raised.is_ok(), "{raised:?}");
+    let resolved = w.raiser().resolve_listed(&listed).await;
+    assert!(resolved.is_ok(), "{resolved:?}");
+    assert_eq!(silent(&w), AlertStatus::Open);
+    // The connection stops taking webhooks: resolved at once.
+    let mut off = w.connection().await;
+    off.webhooks_enabled = false;
+    w.mem.connections.seed(off);
+    w.clock.set(at(13, 20) + day * 2);
+    w.sweeper().sweep().await;
+    assert_eq!(silent(&w), AlertStatus::Resolved);
 }

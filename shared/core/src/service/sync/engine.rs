@@ -34,7 +34,7 @@ use super::conflict::{self, Judgement, Known, Sides};
 use crate::clock::Clock;
 use crate::domain::{
     Checkpoint, Conflict, ConflictPolicy, ConnectionId, Cursor, EntityType, FailedRecord, Flow,
-    FlowRun, RecordFailure, Run, RunCounts, SyncJob, SyncMode, Winner,
+    FlowRun, RecordFailure, Run, RunCounts, SyncJob, SyncMode, Window, Winner,
 };
 use crate::ports::{
     Connector, FailureLog, Item, Origin, PlatformError, RecordIndex, RecordState, RecordUpdate,
@@ -79,6 +79,10 @@ pub struct RunContext<'a> {
     /// The lease's fencing token: the run's index writes are refused once a later holder
     /// of the stream has written the same entries.
     pub epoch: u64,
+    /// For a poll of a connection that takes webhooks: the span of modification times
+    /// whose changes a webhook should have brought already (see
+    /// [`RunCounts::unannounced`]).
+    pub unannounced: Option<Window>,
 }
 
 /// How a run ended.
@@ -840,6 +844,12 @@ impl Engine {
             match result {
                 WriteOutcome::Written { target_id } => {
                     outcome.counts.written += 1;
+                    if ctx
+                        .unannounced
+                        .is_some_and(|w| w.contains(write.record.modified_at))
+                    {
+                        outcome.counts.unannounced += 1;
+                    }
                     let (target_update, seal) = written(ctx, plan, write, &target_id);
                     target_updates.push(target_update);
                     link_source(

@@ -35,7 +35,8 @@ use std::sync::Arc;
 use super::FiredSchedule;
 use crate::clock::Clock;
 use crate::domain::{
-    ConflictPolicy, Connection, Cursor, OverlapPolicy, Run, RunId, RunStatus, SyncJob, Trigger,
+    ConflictPolicy, Connection, Cursor, OverlapPolicy, Run, RunId, RunStatus, SyncJob, SyncMode,
+    Trigger, Window, WEBHOOK_GRACE,
 };
 use crate::ports::{
     Acquired, ConnectionStore, Connectors, FlowSource, JobQueue, Lease, PendingJob, PlatformError,
@@ -544,6 +545,7 @@ impl SyncWorker {
             cursor,
             epoch,
             cursor_set_at,
+            webhook_at,
         } = held;
         let key = tenure.key;
         let run = match self.open_run(job, cursor.clone()).await {
@@ -594,6 +596,7 @@ impl SyncWorker {
             lease_lost: signals.lease_lost,
             cancelled: signals.cancelled,
             epoch,
+            unannounced: unannounced(connection, job, &run, webhook_at),
         };
         let end = self.engine.run(&ctx, job, cursor, &mut run).await;
         self.conclude(key, job, run, end, tenure.last_try).await
@@ -1058,6 +1061,34 @@ impl SyncWorker {
         }
     }
 
+    /// A run failed because a platform refused a connection's credentials: the issue of
+    /// each of its connections marked `needs_reauth` (the source's, or a target's, whose
+    /// token refresh was refused during the run) is raised.
+    async fn reauth_alerts(&self, run: &Run) {
+        let mut ids = vec![run.connection_id];
+        match self.ports.flows.flows_from(run.connection_id).await {
+            Ok(flows) => ids.extend(flows.iter().map(|f| f.target_connection_id)),
+            Err(e) => {
+                tracing::warn!(run_id = %run.id, error = %e, "flows not read for the alert of refused credentials")
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let marked = match self.ports.connections.get(id).await {
+                Ok(Some(c)) if c.tenant_id == run.tenant_id && c.needs_reauth.is_some() => c,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(connection_id = %id, error = %e, "connection not read for the alert of refused credentials");
+                    continue;
+                }
+            };
+            if let Err(e) = self.ports.alerts.needs_reauth(&marked).await {
+                tracing::warn!(connection_id = %id, error = %e, "alert of refused credentials not raised");
+            }
+        }
+    }
+
     /// Records how the run ended, on the run and on its schedule.
     async fn finish(&self, run: Run, status: RunStatus, message: Option<String>) -> JobOutcome {
         self.end(run, status, message, true).await
@@ -1092,6 +1123,15 @@ impl SyncWorker {
                 .await
             {
                 tracing::warn!(run_id = %run.id, error = %e, "alert of quarantined records not raised or resolved");
+            }
+            if let Err(e) = self.ports.alerts.unannounced(&run).await {
+                tracing::warn!(run_id = %run.id, error = %e, "alert of silent webhooks not raised");
+            }
+            let refused = format!("{}:", crate::service::tokens::NEEDS_REAUTH);
+            if status == RunStatus::Failed
+                && run.message.as_deref().is_some_and(|m| m.contains(&refused))
+            {
+                self.reauth_alerts(&run).await;
             }
         }
         // (A failure that is tried again is not yet one of the schedule's failures in a row.)
@@ -1258,6 +1298,39 @@ async fn keep_lease(
         }
     }
 }
+
+/// For a poll of a stream whose webhooks have arrived before (a run of what changed since
+/// the cursor, not a webhook's, not a resync, not standing for other jobs, which may have
+/// been webhooks'), the span of modification times whose changes a webhook should have
+/// brought already: after the cursor it started from; after the stream's webhooks last
+/// arrived, by [`CLOCK_SKEW`] (a change before that may have come by webhook and failed to
+/// land, and the platform's clock is not ours); after the connection last changed (its
+/// webhooks may have been off before); and [`WEBHOOK_GRACE`] before the poll started. None for a stream no webhook ever reached: whether the platform sends any for
+/// it (a table without a database webhook, a topic not registered) is not known.
+fn unannounced(
+    connection: &Connection,
+    job: &SyncJob,
+    run: &Run,
+    webhook_at: Option<DateTime<Utc>>,
+) -> Option<Window> {
+    let polls = connection.takes_webhooks()
+        && job.ids.is_empty()
+        && job.window.is_none()
+        && job.stands_for.is_empty()
+        && job.sync_mode == SyncMode::Incremental
+        && !matches!(job.trigger, Trigger::Webhook | Trigger::Retry);
+    let cursor = run.cursor_before.as_ref().filter(|_| polls)?.stamp;
+    // (Webhooks turned off and on again: what changed while they were off came by no
+    // webhook, rightly; the connection's last change is a bound below.)
+    let from = (webhook_at? + CLOCK_SKEW)
+        .max(cursor)
+        .max(connection.updated_at);
+    let to = run.started_at - WEBHOOK_GRACE;
+    (from < to).then_some(Window { from, to })
+}
+
+/// How far a platform's modification times may run ahead of our clock.
+const CLOCK_SKEW: Duration = Duration::minutes(5);
 
 #[cfg(test)]
 #[path = "tests.rs"]

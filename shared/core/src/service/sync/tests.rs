@@ -1989,3 +1989,232 @@ async fn two_deliveries_of_one_fire_kept_on_a_busy_stream_run_once_as_the_fires_
     assert_eq!(runs[0].id, kept.run_id());
     assert_eq!(runs[0].status, RunStatus::Succeeded);
 }
+
+#[tokio::test]
+async fn a_poll_that_writes_changes_no_webhook_brought_raises_the_streams_silent_webhooks_alert() {
+    let w = world();
+    seed(&w, &w.pa, 3);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.run_to_end(w.job(&w.a, SyncMode::Full, &[])).await;
+    let silent = |w: &World| {
+        w.mem
+            .alerts
+            .all()
+            .into_iter()
+            .filter(|i| i.kind == crate::domain::AlertKind::WebhooksSilent)
+            .collect::<Vec<_>>()
+    };
+    let poll_after = |minutes: i64| {
+        w.clock.advance(Duration::minutes(minutes));
+        w.run_to_end(w.job(&w.a, SyncMode::Incremental, &[]))
+    };
+    let counted = |w: &World| {
+        let run = w.last_run();
+        (run.counts.written, run.counts.unannounced)
+    };
+    // The coalescer notes the stream's webhooks as they arrive.
+    let arrive = || {
+        let (leases, key, now) = (w.leases.clone(), w.key(&w.a), w.clock.now());
+        async move {
+            let noted = crate::ports::WebhookArrivals::arrived(&*leases, key, now).await;
+            assert!(noted.is_ok(), "{noted:?}");
+        }
+    };
+    let webhooks = |on: bool| {
+        let mut c = w.a.clone();
+        c.webhooks_enabled = on;
+        c.updated_at = w.clock.now();
+        w.mem.connections.seed(c);
+    };
+    // Webhooks on, but none of the stream's ever arrived: whether the platform sends any
+    // for it is not known.
+    webhooks(true);
+    w.clock.advance(Duration::minutes(1));
+    w.pa.put(EntityType::Products, "2", product("SKU-2", "12"));
+    poll_after(30).await;
+    assert_eq!(counted(&w), (1, 0));
+    // Turned off (after some of the stream's had come): a poll is how its changes come.
+    arrive().await;
+    webhooks(false);
+    w.clock.advance(Duration::minutes(10));
+    w.pa.put(EntityType::Products, "1", product("SKU-1", "11"));
+    poll_after(30).await;
+    assert_eq!(counted(&w), (1, 0));
+    // On again: what changed while they were off came by no webhook, rightly.
+    w.pa.put(EntityType::Products, "3", product("SKU-3", "12"));
+    w.clock.advance(Duration::minutes(10));
+    webhooks(true);
+    poll_after(30).await;
+    assert_eq!(counted(&w), (1, 0));
+    // A change whose webhook's job ran: the poll finds it in place.
+    w.clock.advance(Duration::minutes(1));
+    w.pa.put(EntityType::Products, "2", product("SKU-2", "13"));
+    w.clock.advance(Duration::seconds(5));
+    arrive().await;
+    w.run_to_end(w.job(&w.a, SyncMode::Incremental, &["2"]))
+        .await;
+    poll_after(30).await;
+    assert_eq!(counted(&w), (0, 0));
+    // A change made moments ago: its webhook may still be on its way.
+    w.pa.put(EntityType::Products, "3", product("SKU-3", "13"));
+    poll_after(5).await;
+    assert_eq!(counted(&w), (1, 0));
+    // A change whose webhook came but whose job failed to write it (or waits, kept behind
+    // a busy stream, or was merged into this poll): it arrived after the change.
+    w.clock.advance(Duration::minutes(1));
+    w.pa.put(EntityType::Products, "1", product("SKU-1", "14"));
+    w.pb.fail_next(1);
+    w.clock.advance(Duration::seconds(5));
+    arrive().await;
+    let failed = w
+        .worker
+        .handle(w.job(&w.a, SyncMode::Incremental, &["1"]), w.deadline())
+        .await;
+    assert!(matches!(failed, JobOutcome::Retry(_)), "{failed:?}");
+    poll_after(30).await;
+    assert_eq!(counted(&w), (1, 0));
+    assert!(silent(&w).is_empty(), "{:#?}", silent(&w));
+    // A change made long before the poll, after the stream's webhooks last arrived, that
+    // no webhook brought: they are not coming.
+    w.clock.advance(Duration::minutes(1));
+    w.pa.put(EntityType::Products, "2", product("SKU-2", "15"));
+    poll_after(20).await;
+    let poll = w.last_run();
+    assert_eq!((poll.counts.written, poll.counts.unannounced), (1, 1));
+    let alerts = silent(&w);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].subject, format!("stream:{}/products", w.a.id));
+    assert!(
+        alerts[0].last_error.contains(poll.id.as_str()),
+        "{}",
+        alerts[0].last_error
+    );
+}
+
+#[tokio::test]
+async fn a_run_refused_for_credentials_raises_the_alert_of_the_connection_marked_needs_reauth() {
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let mut refused = w.b.clone();
+    refused.needs_reauth = Some("the platform refused the refresh token (invalid_grant)".into());
+    w.mem.connections.seed(refused);
+    let outcome = w
+        .worker
+        .handle(w.job(&w.a, SyncMode::Full, &[]), w.deadline())
+        .await;
+    assert_eq!(
+        outcome,
+        JobOutcome::Done,
+        "refused for good: not tried again"
+    );
+    assert_eq!(w.last_run().status, RunStatus::Failed);
+    let alerts = w.mem.alerts.all();
+    let reauth: Vec<_> = alerts
+        .iter()
+        .filter(|i| i.kind == crate::domain::AlertKind::NeedsReauth)
+        .collect();
+    assert_eq!(reauth.len(), 1, "{alerts:#?}");
+    assert_eq!(reauth[0].subject, format!("connection:{}", w.b.id));
+    assert!(reauth[0].last_error.contains("invalid_grant"));
+    // A run that fails otherwise raises none.
+    let w = world();
+    seed(&w, &w.pa, 2);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pb.set_rejecting(true);
+    w.worker
+        .handle(w.job(&w.a, SyncMode::Full, &[]), w.deadline())
+        .await;
+    assert_eq!(w.last_run().status, RunStatus::Failed);
+    assert!(w
+        .mem
+        .alerts
+        .all()
+        .iter()
+        .all(|i| i.kind != crate::domain::AlertKind::NeedsReauth));
+}
+
+#[test]
+fn only_a_poll_of_a_stream_whose_webhooks_arrived_measures_what_no_webhook_brought() {
+    let w = world();
+    let mut connection = w.a.clone();
+    connection.webhooks_enabled = true;
+    connection.updated_at = w.clock.now() - Duration::days(3);
+    let started = w.clock.now();
+    let cursor = started - Duration::hours(2);
+    let arrived = Some(started - Duration::hours(3));
+    let poll = w.job(&w.a, SyncMode::Incremental, &[]);
+    let run_of = |job: &SyncJob, cursor: Option<DateTime<Utc>>| {
+        Run::of_job(
+            job,
+            job.run_id(),
+            cursor.map(Cursor::at),
+            started,
+            RunStatus::Running,
+        )
+    };
+    let run = run_of(&poll, Some(cursor));
+    assert_eq!(
+        unannounced(&connection, &poll, &run, arrived),
+        Some(Window {
+            from: cursor,
+            to: started - crate::domain::WEBHOOK_GRACE
+        })
+    );
+    // Webhooks that arrived after the cursor: from then (and a little).
+    let later = Some(cursor + Duration::minutes(30));
+    assert_eq!(
+        unannounced(&connection, &poll, &run, later).map(|w| w.from),
+        Some(cursor + Duration::minutes(35))
+    );
+    let mut not_polls: Vec<(&str, SyncJob)> = Vec::new();
+    let mut webhook = w.job(&w.a, SyncMode::Incremental, &["1"]);
+    not_polls.push(("a webhook's job", webhook.clone()));
+    webhook.ids.clear();
+    not_polls.push(("a webhook's job of too many ids", webhook));
+    let mut retry = poll.clone();
+    retry.trigger = Trigger::Retry;
+    not_polls.push(("a retry", retry));
+    let mut resync = poll.clone();
+    resync.window = Some(Window {
+        from: cursor,
+        to: started,
+    });
+    not_polls.push(("a resync", resync));
+    not_polls.push(("a full run", w.job(&w.a, SyncMode::Full, &[])));
+    let mut merged = poll.clone();
+    merged.stands_for = vec![RunId::for_job(started, "another")];
+    not_polls.push(("a job standing for others", merged));
+    for (what, job) in not_polls {
+        let run = run_of(&job, Some(cursor));
+        assert_eq!(
+            unannounced(&connection, &job, &run, arrived),
+            None,
+            "{what}"
+        );
+    }
+    assert_eq!(
+        unannounced(&connection, &poll, &run, None),
+        None,
+        "no webhook of the stream ever arrived"
+    );
+    assert_eq!(
+        unannounced(&connection, &poll, &run_of(&poll, None), arrived),
+        None,
+        "a first run"
+    );
+    let mut off = connection.clone();
+    off.webhooks_enabled = false;
+    assert_eq!(
+        unannounced(&off, &poll, &run, arrived),
+        None,
+        "webhooks off"
+    );
+    let mut just_changed = connection;
+    just_changed.updated_at = started - Duration::minutes(10);
+    assert_eq!(
+        unannounced(&just_changed, &poll, &run, arrived),
+        None,
+        "the connection changed since: nothing it could have missed"
+    );
+}
