@@ -38,12 +38,10 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # The intake reads connections (one, or a company's through the route index) and writes
     # claims and the event log; it never lists event-log pages (the API does).
     # (The intake and the sweeper hold a KmsOpener, which can only decrypt.)
-    # The worker writes runs, leases, cursors and a schedule's last run; it never deletes a
-    # record nor creates a schedule (the connection check is part of that write only). It
-    # holds an EventBridgeAligner: it rewrites or removes a lagging trigger, never creates
-    # or reads one.
-    ("SyncWorkerFunction", "dynamodb:DeleteItem"): "unused: the worker deletes no record",
-    ("SyncWorkerFunction", "dynamodb:ConditionCheckItem"): "unused: schedules are created by the API",
+    # The worker reads connections and flows, writes runs, leases, cursors, a schedule's
+    # last run and alert issues; it deletes no record and creates no schedule. It holds an
+    # EventBridgeAligner: it rewrites or removes a lagging trigger, never creates or reads
+    # one.
     # Connection setup reads, lists and writes connections (a webhook secret; a company
     # connected through OAuth) and records used OAuth states; it never deletes connections.
     ("ConnectionSetupFunction", "dynamodb:DeleteItem"): "unused: deleting is the API's",

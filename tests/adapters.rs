@@ -13,7 +13,9 @@ use sync_core::domain::{
     ConnectionId, EntityType, NewSchedule, Platform, Schedule, ScheduleId, SchedulePatch, SyncMode,
     TenantId,
 };
-use sync_core::ports::{ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner, TriggerWrite};
+use sync_core::ports::{
+    ScheduleRuns, ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner, TriggerWrite,
+};
 use sync_core::service::ServiceError;
 use sync_core::time::ScheduleExpression;
 

@@ -665,7 +665,7 @@ impl Keepers {
         use std::sync::Arc;
         use sync_core::platforms::http::{Caller, RetryPolicy};
         use sync_core::platforms::quickbooks::oauth::{App, TokenEndpoint};
-        use sync_core::ports::ConnectionStore;
+        use sync_core::ports::ConnectionReader;
 
         let aws = &w.api.aws;
         let table = aws.resources.table_name.clone();

@@ -1,4 +1,5 @@
-//! Alert issues and destinations in DynamoDB (the one table, keyed as [`crate::table`] says).
+//! Alert issues in DynamoDB (the one table, keyed as [`crate::table`] says; the
+//! destinations are `alert_destinations.rs`'s).
 //!
 //! An issue is one item beside its tenant's records (`ALERT#<id>`), the issue as JSON with
 //! its `version` (every write is conditional on it); while it is open, `gsi1` keys in the
@@ -7,22 +8,19 @@
 //! that hold) and those due by now, earliest first. (Issues change when a condition starts,
 //! recurs or clears and when they are told, a few writes a day per tenant: one partition
 //! takes that.)
-//! A destination is one item (`ALERTDEST#<id>`), its URL and secret sealed, as binary.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use crate::sdk::describe;
 use crate::table::{
-    alert_destination_key, alert_due_keys, alert_key, alert_open_keys, corrupt, due_ms, get_s,
-    get_time, parsed, s, tenant_pk, time, write_failure, Item, Records, ALERT_DESTINATION_PREFIX,
-    ALERT_DUE, ALERT_OPEN, ALERT_PREFIX, SWEEP_INDEX, TENANT_INDEX,
+    alert_due_keys, alert_key, alert_open_keys, corrupt, due_ms, get_s, s, tenant_pk, time,
+    write_failure, Item, Records, ALERT_DUE, ALERT_OPEN, ALERT_PREFIX, SWEEP_INDEX, TENANT_INDEX,
 };
-use sync_core::domain::{AlertDestination, AlertIssue, AlertStatus, Sealed, TenantId};
-use sync_core::ports::{AlertDestinations, AlertIssues, StoreError};
+use sync_core::domain::{AlertIssue, AlertStatus, TenantId};
+use sync_core::ports::{AlertIssues, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct DynamoAlerts {
@@ -48,34 +46,6 @@ impl DynamoAlerts {
 
 fn issue_of(item: &Item) -> Result<AlertIssue, StoreError> {
     serde_json::from_str(get_s(item, "issue")?).map_err(|_| corrupt("issue"))
-}
-
-fn bytes(item: &Item, field: &str) -> Result<Vec<u8>, StoreError> {
-    item.get(field)
-        .and_then(|v| v.as_b().ok())
-        .map(|b| b.as_ref().to_vec())
-        .ok_or_else(|| corrupt(field))
-}
-
-fn destination_of(item: &Item) -> Result<AlertDestination, StoreError> {
-    let sealed = if item.contains_key("sealed_key") {
-        Some(Sealed {
-            encrypted_key: bytes(item, "sealed_key")?,
-            nonce: bytes(item, "sealed_nonce")?,
-            ciphertext: bytes(item, "sealed_text")?,
-        })
-    } else {
-        None
-    };
-    Ok(AlertDestination {
-        id: get_s(item, "id")?.to_string(),
-        tenant_id: parsed(item, "tenant_id")?,
-        kind: parsed(item, "destination_kind")?,
-        name: get_s(item, "name")?.to_string(),
-        url_host: item.get("url_host").and_then(|v| v.as_s().ok()).cloned(),
-        sealed,
-        created_at: get_time(item, "created_at")?,
-    })
 }
 
 #[async_trait]
@@ -215,63 +185,5 @@ impl DynamoAlerts {
             }
         }
         Ok(issues)
-    }
-}
-
-#[async_trait]
-impl AlertDestinations for DynamoAlerts {
-    async fn insert(&self, d: &AlertDestination) -> Result<(), StoreError> {
-        let mut item = alert_destination_key(&d.tenant_id, &d.id);
-        item.insert("kind".into(), s("alert-destination"));
-        item.insert("id".into(), s(d.id.clone()));
-        item.insert("tenant_id".into(), s(d.tenant_id.to_string()));
-        item.insert("destination_kind".into(), s(d.kind.as_str()));
-        item.insert("name".into(), s(d.name.clone()));
-        item.insert("created_at".into(), time(d.created_at));
-        if let Some(host) = &d.url_host {
-            item.insert("url_host".into(), s(host.clone()));
-        }
-        if let Some(sealed) = &d.sealed {
-            let b = |v: &Vec<u8>| AttributeValue::B(Blob::new(v.clone()));
-            item.insert("sealed_key".into(), b(&sealed.encrypted_key));
-            item.insert("sealed_nonce".into(), b(&sealed.nonce));
-            item.insert("sealed_text".into(), b(&sealed.ciphertext));
-        }
-        self.records().insert(item).await
-    }
-
-    async fn list(&self, tenant: &TenantId) -> Result<Vec<AlertDestination>, StoreError> {
-        let items = self
-            .records()
-            .query_prefix(
-                None,
-                ("pk", tenant_pk(tenant)),
-                ("sk", ALERT_DESTINATION_PREFIX),
-            )
-            .await?;
-        let mut found = items
-            .iter()
-            .map(destination_of)
-            .collect::<Result<Vec<_>, _>>()?;
-        found.sort_by_key(|d| d.created_at);
-        Ok(found)
-    }
-
-    async fn delete(&self, tenant: &TenantId, id: &str) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(alert_destination_key(tenant, id)))
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) => match write_failure(e, StoreError::Conflict) {
-                StoreError::Conflict => Ok(false),
-                other => Err(other),
-            },
-        }
     }
 }

@@ -16,20 +16,25 @@ use crate::table::{
     connection_key, connection_route_keys, connection_tenant_sk, get_s, get_time, parsed, route_pk,
     s, tenant_pk, time, Item, Records, CONNECTION_PREFIX, SWEEP_INDEX, TENANT_INDEX,
 };
+use crate::DynamoConnectionReader;
 use sync_core::domain::{Connection, ConnectionId, Sealed, TenantId};
-use sync_core::ports::{ConnectionStore, StoreError};
+use sync_core::ports::{ConnectionReader, ConnectionStore, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct DynamoConnectionStore {
     client: Client,
     table: String,
+    /// Reading one by id is the worker's and the intake's as well.
+    reader: DynamoConnectionReader,
 }
 
 impl DynamoConnectionStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         Self {
+            reader: DynamoConnectionReader::new(client.clone(), table.clone()),
             client,
-            table: table.into(),
+            table,
         }
     }
 
@@ -106,7 +111,7 @@ fn to_item(c: &Connection) -> Item {
     item
 }
 
-fn from_item(item: &Item) -> Result<Connection, StoreError> {
+pub(crate) fn from_item(item: &Item) -> Result<Connection, StoreError> {
     let config = match serde_json::from_str(get_s(item, "config")?) {
         Ok(serde_json::Value::Object(map)) => map,
         _ => return Err(corrupt("config")),
@@ -155,18 +160,16 @@ fn from_item(item: &Item) -> Result<Connection, StoreError> {
 }
 
 #[async_trait]
+impl ConnectionReader for DynamoConnectionStore {
+    async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
+        self.reader.get(id).await
+    }
+}
+
+#[async_trait]
 impl ConnectionStore for DynamoConnectionStore {
     async fn insert(&self, connection: &Connection) -> Result<(), StoreError> {
         self.records().insert(to_item(connection)).await
-    }
-
-    async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
-        self.records()
-            .get(connection_key(id))
-            .await?
-            .as_ref()
-            .map(from_item)
-            .transpose()
     }
 
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {

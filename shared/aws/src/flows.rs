@@ -2,7 +2,8 @@
 //! tenant's flows are one strongly consistent query; and on the tenant index's keys
 //! `gsi1pk = SOURCE#<source connection>`, `gsi1sk = FLOW#<id>`, so the worker finds the
 //! flows from a connection through the index (eventually consistent: a flow created or
-//! changed a moment ago may take that moment to reach the worker).
+//! changed a moment ago may take that moment to reach the worker; that look-up is
+//! `flow_source.rs`'s).
 //!
 //! A flow is written in one transaction with a condition check on each of its connections
 //! (there, the tenant's, not being deleted), as schedules are: no flow outlives a
@@ -13,9 +14,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use crate::table::{
-    flow_key, flow_source_keys, flow_source_pk, get_s, get_time, insert_beside, parsed, s,
-    tenant_pk, time, Item, Records, FLOW_PREFIX, TENANT_INDEX,
+    flow_key, flow_source_keys, get_s, get_time, insert_beside, parsed, s, tenant_pk, time, Item,
+    Records, FLOW_PREFIX,
 };
+use crate::DynamoFlowSource;
 use sync_core::domain::{ConnectionId, EntityType, Flow, FlowId, TenantId};
 use sync_core::ports::{FlowSource, FlowStore, StoreError};
 
@@ -23,13 +25,17 @@ use sync_core::ports::{FlowSource, FlowStore, StoreError};
 pub struct DynamoFlows {
     client: Client,
     table: String,
+    /// Finding the flows from a connection is the worker's as well.
+    source: DynamoFlowSource,
 }
 
 impl DynamoFlows {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         Self {
+            source: DynamoFlowSource::new(client.clone(), table.clone()),
             client,
-            table: table.into(),
+            table,
         }
     }
 
@@ -74,7 +80,7 @@ fn to_item(f: &Flow) -> Item {
     item
 }
 
-fn from_item(item: &Item) -> Result<Flow, StoreError> {
+pub(crate) fn from_item(item: &Item) -> Result<Flow, StoreError> {
     let entities = item
         .get("entities")
         .and_then(|v| v.as_l().ok())
@@ -168,16 +174,6 @@ impl FlowStore for DynamoFlows {
 #[async_trait]
 impl FlowSource for DynamoFlows {
     async fn flows_from(&self, connection: ConnectionId) -> Result<Vec<Flow>, StoreError> {
-        let items = self
-            .records()
-            .query_prefix(
-                Some(TENANT_INDEX),
-                ("gsi1pk", flow_source_pk(connection)),
-                ("gsi1sk", FLOW_PREFIX),
-            )
-            .await?;
-        let mut flows = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
-        flows.sort_by_key(|f| (f.created_at, f.id));
-        Ok(flows)
+        self.source.flows_from(connection).await
     }
 }

@@ -20,11 +20,14 @@
 //! - [`metrics`]: CloudWatch metrics as log lines (the embedded metric format).
 //! - [`wiring`]: each function's use cases over these adapters.
 
+pub mod alert_destinations;
 pub mod alerts;
+pub mod connection_reader;
 pub mod connections;
 pub mod event_jobs;
 pub mod events;
 pub mod failures;
+pub mod flow_source;
 pub mod flows;
 pub mod kms;
 pub mod kms_open;
@@ -32,6 +35,7 @@ pub mod metrics;
 pub mod oauth_states;
 pub mod runs;
 pub mod runs_sweep;
+pub mod schedule_runs;
 pub mod scheduler;
 pub mod scheduler_align;
 pub mod scheduler_inventory;
@@ -47,17 +51,21 @@ pub mod tokens;
 pub mod webhook_arrivals;
 pub mod wiring;
 
+pub use alert_destinations::DynamoAlertDestinations;
 pub use alerts::DynamoAlerts;
+pub use connection_reader::DynamoConnectionReader;
 pub use connections::DynamoConnectionStore;
 pub use event_jobs::DynamoEventJobs;
 pub use events::DynamoEventStore;
 pub use failures::DynamoFailures;
+pub use flow_source::DynamoFlowSource;
 pub use flows::DynamoFlows;
 pub use kms::KmsSealer;
 pub use kms_open::KmsOpener;
 pub use oauth_states::DynamoOAuthStates;
 pub use runs::DynamoRuns;
 pub use runs_sweep::DynamoRunSweep;
+pub use schedule_runs::DynamoScheduleRuns;
 pub use scheduler::EventBridgeTrigger;
 pub use scheduler_align::EventBridgeAligner;
 pub use scheduler_inventory::EventBridgeInventory;

@@ -16,13 +16,14 @@ use chrono::{DateTime, Utc};
 
 use crate::table::{
     corrupt, get_s, get_time, insert_beside, parsed, s, schedule_key, schedule_sweep_keys,
-    sweep_shard, tenant_pk, time, write_failure, Item, Records, SCHEDULE_PREFIX, SWEEP_INDEX,
+    sweep_shard, tenant_pk, time, Item, Records, SCHEDULE_PREFIX, SWEEP_INDEX,
 };
+use crate::DynamoScheduleRuns;
 use sync_core::domain::{
     OverlapPolicy, RunId, RunStatus, Schedule, ScheduleId, ScheduleOptions, TenantId,
     DEFAULT_AUTO_PAUSE_AFTER_FAILURES, DEFAULT_CATCH_UP_WINDOW_MINUTES,
 };
-use sync_core::ports::{ScheduleStore, StoreError};
+use sync_core::ports::{ScheduleRuns, ScheduleStore, StoreError};
 use sync_core::time::ScheduleExpression;
 
 /// Attributes of a schedule the worker keeps; a user's update never writes them.
@@ -35,13 +36,17 @@ const OPTIONAL_FIELDS: &[&str] = &["pause_note", "flexible_window_minutes"];
 pub struct DynamoScheduleStore {
     client: Client,
     table: String,
+    /// Reading one and noting its runs are the worker's as well.
+    runs: DynamoScheduleRuns,
 }
 
 impl DynamoScheduleStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         Self {
+            runs: DynamoScheduleRuns::new(client.clone(), table.clone()),
             client,
-            table: table.into(),
+            table,
         }
     }
 
@@ -117,7 +122,7 @@ fn number_or(item: &Item, field: &str, default: u32) -> Result<u32, StoreError> 
     }
 }
 
-fn from_item(item: &Item) -> Result<Schedule, StoreError> {
+pub(crate) fn from_item(item: &Item) -> Result<Schedule, StoreError> {
     Ok(Schedule {
         id: parsed(item, "id")?,
         tenant_id: TenantId::parse(get_s(item, "tenant_id")?).map_err(|_| corrupt("tenant_id"))?,
@@ -180,6 +185,24 @@ fn from_item(item: &Item) -> Result<Schedule, StoreError> {
 }
 
 #[async_trait]
+impl ScheduleRuns for DynamoScheduleStore {
+    async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError> {
+        self.runs.get(tenant, id).await
+    }
+
+    async fn record_run(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+        at: DateTime<Utc>,
+        status: RunStatus,
+        run: &RunId,
+    ) -> Result<(), StoreError> {
+        self.runs.record_run(tenant, id, at, status, run).await
+    }
+}
+
+#[async_trait]
 impl ScheduleStore for DynamoScheduleStore {
     async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
         insert_beside(
@@ -190,15 +213,6 @@ impl ScheduleStore for DynamoScheduleStore {
             to_item(schedule),
         )
         .await
-    }
-
-    async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError> {
-        self.records()
-            .get(schedule_key(tenant, id))
-            .await?
-            .as_ref()
-            .map(from_item)
-            .transpose()
     }
 
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError> {
@@ -260,66 +274,5 @@ impl ScheduleStore for DynamoScheduleStore {
         self.records()
             .delete(schedule_key(tenant, id), expected_version)
             .await
-    }
-
-    async fn record_run(
-        &self,
-        tenant: &TenantId,
-        id: ScheduleId,
-        at: DateTime<Utc>,
-        status: RunStatus,
-        run: &RunId,
-    ) -> Result<(), StoreError> {
-        // Only the worker's own attributes, and never the version: a user's concurrent
-        // edit is neither blocked nor overwritten.
-        let update = |expression: &str, condition: &str| {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(schedule_key(tenant, id)))
-                .update_expression(expression)
-                .condition_expression(condition)
-                .expression_attribute_values(":at", time(at))
-                .expression_attribute_values(":status", s(status.as_str()))
-        };
-        let plain = "SET last_run_at = :at, last_run_status = :status";
-        let exists = "attribute_exists(pk)";
-        let first = match status {
-            // A failed run counts once, however many times it is tried and fails; an older
-            // run failing again (its retry after a newer one failed) is not counted (run
-            // ids sort by time).
-            RunStatus::Failed => update(
-                "SET last_run_at = :at, last_run_status = :status, last_failed_run = :run, consecutive_failures = if_not_exists(consecutive_failures, :zero) + :one",
-                "attribute_exists(pk) AND (attribute_not_exists(last_failed_run) OR last_failed_run < :run)",
-            )
-            .expression_attribute_values(":run", s(run.as_str()))
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into())),
-            RunStatus::Succeeded | RunStatus::Partial => update(
-                "SET last_run_at = :at, last_run_status = :status, consecutive_failures = :zero",
-                exists,
-            )
-            .expression_attribute_values(":zero", AttributeValue::N("0".into())),
-            _ => update(plain, exists),
-        };
-        let result = match first.send().await {
-            // Counted already (or gone, which the plain update finds too).
-            Err(e)
-                if status == RunStatus::Failed
-                    && e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                update(plain, exists).send().await
-            }
-            other => other,
-        };
-        match result {
-            Ok(_) => Ok(()),
-            // The schedule was deleted meanwhile: it stays deleted.
-            Err(e) => match write_failure(e, StoreError::Conflict) {
-                StoreError::Conflict => Ok(()),
-                other => Err(other),
-            },
-        }
     }
 }

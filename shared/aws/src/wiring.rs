@@ -73,10 +73,9 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
     let cursors = Arc::new(crate::DynamoSyncState::new(dynamodb.clone(), table.clone()));
     // Only to read what the sweeper last did.
     let sweeps = Arc::new(crate::DynamoSweepLog::new(dynamodb.clone(), table.clone()));
-    let alert_store = Arc::new(crate::DynamoAlerts::new(dynamodb, table));
     let alerts = sync_core::service::AlertConsole::new(
-        alert_store.clone(),
-        alert_store,
+        Arc::new(crate::DynamoAlerts::new(dynamodb.clone(), table.clone())),
+        Arc::new(crate::DynamoAlertDestinations::new(dynamodb, table)),
         sealer,
         clock.clone(),
         false,
@@ -118,11 +117,11 @@ pub fn worker(
     let resources = &config.resources;
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let table = resources.table_name.clone();
-    let connections = Arc::new(crate::DynamoConnectionStore::new(
+    let connections = Arc::new(crate::DynamoConnectionReader::new(
         dynamodb.clone(),
         table.clone(),
     ));
-    let schedule_store = Arc::new(crate::DynamoScheduleStore::new(
+    let schedule_store = Arc::new(crate::DynamoScheduleRuns::new(
         dynamodb.clone(),
         table.clone(),
     ));
@@ -142,7 +141,10 @@ pub fn worker(
     SyncWorker::new(
         WorkerPorts {
             connections,
-            flows: Arc::new(crate::DynamoFlows::new(dynamodb.clone(), table.clone())),
+            flows: Arc::new(crate::DynamoFlowSource::new(
+                dynamodb.clone(),
+                table.clone(),
+            )),
             connectors: Arc::new(
                 PlatformConnectors::new(sealer, http, clock.clone(), config.retry())
                     .with_tokens(Arc::new(crate::DynamoTokens::new(
@@ -370,7 +372,10 @@ pub fn sweeper(
             alerts: sync_core::service::AlertRaiser::new(alerts.clone(), clock.clone()),
             delivery: sync_core::service::AlertDelivery {
                 issues: alerts.clone(),
-                destinations: alerts,
+                destinations: Arc::new(crate::DynamoAlertDestinations::new(
+                    dynamodb.clone(),
+                    table.clone(),
+                )),
                 // (It opens destinations' URLs and secrets; the API seals them.)
                 opener: Arc::new(crate::KmsOpener::new(
                     aws_sdk_kms::Client::new(sdk),

@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use super::lock;
 use crate::crypto;
 use crate::domain::{Connection, ConnectionId, Sealed, TenantId};
-use crate::ports::{ConnectionStore, SealError, SecretOpener, SecretSealer, StoreError};
+use crate::ports::{
+    ConnectionReader, ConnectionStore, SealError, SecretOpener, SecretSealer, StoreError,
+};
 
 /// A connection store in a hash map.
 #[derive(Default)]
@@ -62,6 +64,14 @@ impl MemoryConnectionStore {
 }
 
 #[async_trait]
+impl ConnectionReader for MemoryConnectionStore {
+    async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.rows).get(&id).cloned())
+    }
+}
+
+#[async_trait]
 impl ConnectionStore for MemoryConnectionStore {
     async fn insert(&self, connection: &Connection) -> Result<(), StoreError> {
         self.check()?;
@@ -71,11 +81,6 @@ impl ConnectionStore for MemoryConnectionStore {
         }
         rows.insert(connection.id, connection.clone());
         Ok(())
-    }
-
-    async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
-        self.check()?;
-        Ok(lock(&self.rows).get(&id).cloned())
     }
 
     async fn routed(&self, route: &str) -> Result<Vec<Connection>, StoreError> {

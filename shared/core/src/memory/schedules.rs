@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use super::lock;
 use crate::domain::{Connection, Schedule, ScheduleId, TenantId};
 use crate::ports::{
-    ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner, TriggerError, TriggerInventory,
-    TriggerState, TriggerWrite,
+    ScheduleRuns, ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner, TriggerError,
+    TriggerInventory, TriggerState, TriggerWrite,
 };
 
 use super::MemoryConnectionStore;
@@ -80,6 +80,42 @@ impl MemoryScheduleStore {
 }
 
 #[async_trait]
+impl ScheduleRuns for MemoryScheduleStore {
+    async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError> {
+        self.check()?;
+        Ok(lock(&self.rows).get(&(tenant.clone(), id)).cloned())
+    }
+
+    async fn record_run(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+        at: DateTime<Utc>,
+        status: crate::domain::RunStatus,
+        run: &crate::domain::RunId,
+    ) -> Result<(), StoreError> {
+        use crate::domain::RunStatus;
+        self.check()?;
+        let mut failed = lock(&self.last_failed);
+        if let Some(row) = lock(&self.rows).get_mut(&(tenant.clone(), id)) {
+            row.last_run_at = Some(at);
+            row.last_run_status = Some(status);
+            match status {
+                // (A failed run counts once, however many times it is tried; an older one
+                // failing again after a newer one did is not counted.)
+                RunStatus::Failed if failed.get(&id).is_none_or(|last| last < run) => {
+                    row.consecutive_failures += 1;
+                    failed.insert(id, run.clone());
+                }
+                RunStatus::Succeeded | RunStatus::Partial => row.consecutive_failures = 0,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl ScheduleStore for MemoryScheduleStore {
     async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
         self.check()?;
@@ -100,11 +136,6 @@ impl ScheduleStore for MemoryScheduleStore {
         }
         rows.insert(key, schedule.clone());
         Ok(())
-    }
-
-    async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError> {
-        self.check()?;
-        Ok(lock(&self.rows).get(&(tenant.clone(), id)).cloned())
     }
 
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError> {
@@ -156,34 +187,6 @@ impl ScheduleStore for MemoryScheduleStore {
             }
             _ => Err(StoreError::Conflict),
         }
-    }
-
-    async fn record_run(
-        &self,
-        tenant: &TenantId,
-        id: ScheduleId,
-        at: DateTime<Utc>,
-        status: crate::domain::RunStatus,
-        run: &crate::domain::RunId,
-    ) -> Result<(), StoreError> {
-        use crate::domain::RunStatus;
-        self.check()?;
-        let mut failed = lock(&self.last_failed);
-        if let Some(row) = lock(&self.rows).get_mut(&(tenant.clone(), id)) {
-            row.last_run_at = Some(at);
-            row.last_run_status = Some(status);
-            match status {
-                // (A failed run counts once, however many times it is tried; an older one
-                // failing again after a newer one did is not counted.)
-                RunStatus::Failed if failed.get(&id).is_none_or(|last| last < run) => {
-                    row.consecutive_failures += 1;
-                    failed.insert(id, run.clone());
-                }
-                RunStatus::Succeeded | RunStatus::Partial => row.consecutive_failures = 0,
-                _ => {}
-            }
-        }
-        Ok(())
     }
 }
 

@@ -42,14 +42,30 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// A schedule as the worker sees it: read, and its last run noted (nothing else).
+#[async_trait]
+pub trait ScheduleRuns: Send + Sync + 'static {
+    async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError>;
+    /// Notes a finished run on the schedule (when and how it ended, and its failures in a
+    /// row: one more for a failed run not counted yet, back to 0 for a succeeded or partial
+    /// one); a schedule that is gone is left gone.
+    async fn record_run(
+        &self,
+        tenant: &TenantId,
+        id: ScheduleId,
+        at: DateTime<Utc>,
+        status: crate::domain::RunStatus,
+        run: &crate::domain::RunId,
+    ) -> Result<(), StoreError>;
+}
+
 /// Durable storage of schedules, partitioned by tenant. The source of truth.
 #[async_trait]
-pub trait ScheduleStore: Send + Sync + 'static {
+pub trait ScheduleStore: ScheduleRuns {
     /// Stores a new schedule; `AlreadyExists` if its id is taken, `ReferenceGone` unless its
     /// connection exists, is the tenant's, on the schedule's platform and not being deleted
     /// (checked in the same atomic write, so a schedule can never outlive its connection).
     async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError>;
-    async fn get(&self, tenant: &TenantId, id: ScheduleId) -> Result<Option<Schedule>, StoreError>;
     /// Every schedule of the tenant, oldest first.
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError>;
     /// Every schedule of every tenant (through an index; for repair sweeps, never requests).
@@ -64,17 +80,6 @@ pub trait ScheduleStore: Send + Sync + 'static {
         tenant: &TenantId,
         id: ScheduleId,
         expected_version: u64,
-    ) -> Result<(), StoreError>;
-    /// Notes a finished run on the schedule (when and how it ended, and its failures in a
-    /// row: one more for a failed run not counted yet, back to 0 for a succeeded or partial
-    /// one); a schedule that is gone is left gone.
-    async fn record_run(
-        &self,
-        tenant: &TenantId,
-        id: ScheduleId,
-        at: DateTime<Utc>,
-        status: crate::domain::RunStatus,
-        run: &crate::domain::RunId,
     ) -> Result<(), StoreError>;
 }
 
@@ -133,12 +138,18 @@ pub trait TriggerInventory: Send + Sync + 'static {
     async fn get(&self, name: &str) -> Result<Option<TriggerState>, TriggerError>;
 }
 
-/// Durable storage of connections. Keyed by connection id alone, because a webhook names
-/// only the connection; every tenant-facing caller checks the tenant itself.
+/// A connection read by id (what the worker does with connections). Keyed by connection id
+/// alone, because a webhook names only the connection; every tenant-facing caller checks
+/// the tenant itself.
 #[async_trait]
-pub trait ConnectionStore: Send + Sync + 'static {
-    async fn insert(&self, connection: &Connection) -> Result<(), StoreError>;
+pub trait ConnectionReader: Send + Sync + 'static {
     async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError>;
+}
+
+/// Durable storage of connections.
+#[async_trait]
+pub trait ConnectionStore: ConnectionReader {
+    async fn insert(&self, connection: &Connection) -> Result<(), StoreError>;
     /// Every connection of the tenant, oldest first.
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError>;
     async fn replace(

@@ -4,6 +4,7 @@ use super::*;
 use crate::clock::FixedClock;
 use crate::domain::{EntityType, NewSchedule, SyncMode};
 use crate::memory::{MemoryConnectionStore, MemoryScheduleStore, MemorySealer, MemoryTrigger};
+use crate::ports::ConnectionReader;
 use crate::time::ScheduleExpression;
 use serde_json::json;
 

@@ -4,7 +4,7 @@ use super::*;
 use crate::clock::FixedClock;
 use crate::domain::{EntityType, NewSchedule, Platform, Schedule, SyncMode, TriggerDefinition};
 use crate::memory::{connection_fixture, MemoryWorld};
-use crate::ports::{TriggerAligner, TriggerState};
+use crate::ports::{ScheduleRuns, TriggerAligner, TriggerState};
 use crate::time::ScheduleExpression;
 
 struct World {

@@ -30,7 +30,8 @@ use crate::domain::{
     MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS, MIN_CATCH_UP_WINDOW_MINUTES,
 };
 use crate::ports::{
-    ConnectionStore, ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner, TriggerWrite,
+    ConnectionStore, ScheduleRuns, ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner,
+    TriggerWrite,
 };
 use crate::time::{ScheduleExpression, Zone};
 
@@ -397,12 +398,12 @@ impl ScheduleService {
 /// policy grants no `CreateSchedule`).
 #[derive(Clone)]
 pub struct FiredCheck {
-    store: Arc<dyn ScheduleStore>,
+    store: Arc<dyn ScheduleRuns>,
     trigger: Arc<dyn TriggerAligner>,
 }
 
 impl FiredCheck {
-    pub fn new(store: Arc<dyn ScheduleStore>, trigger: Arc<dyn TriggerAligner>) -> Self {
+    pub fn new(store: Arc<dyn ScheduleRuns>, trigger: Arc<dyn TriggerAligner>) -> Self {
         Self { store, trigger }
     }
 
@@ -438,7 +439,7 @@ impl FiredCheck {
 /// only by `creator`, when given), reading the store again after the write until it held
 /// still: the last trigger write is checked against the last store write.
 async fn align(
-    store: &dyn ScheduleStore,
+    store: &dyn ScheduleRuns,
     trigger: &dyn TriggerAligner,
     creator: Option<&dyn ScheduleTrigger>,
     tenant: &TenantId,

@@ -11,7 +11,9 @@ use crate::domain::{
     ConnectionId, EntityType, NewSchedule, Platform, ScheduleOptions, SyncMode, TenantId,
 };
 use crate::memory::{connection_fixture, MemorySweepLog, MemoryWorld};
-use crate::ports::{RunLog, ScheduleStore, StoreError, StreamWatch, SyncLeases, TriggerAligner};
+use crate::ports::{
+    ConnectionReader, RunLog, ScheduleRuns, StoreError, StreamWatch, SyncLeases, TriggerAligner,
+};
 use crate::service::ScheduleService;
 use crate::time::ScheduleExpression;
 

@@ -39,8 +39,8 @@ use crate::domain::{
     Trigger, Window, WEBHOOK_GRACE,
 };
 use crate::ports::{
-    Acquired, ConnectionStore, Connectors, FlowSource, JobQueue, Lease, PendingJob, PlatformError,
-    RunLog, ScheduleStore, StateError, SyncKey, SyncLeases,
+    Acquired, ConnectionReader, Connectors, FlowSource, JobQueue, Lease, PendingJob, PlatformError,
+    RunLog, ScheduleRuns, StateError, SyncKey, SyncLeases,
 };
 
 /// Tunables of the worker.
@@ -84,12 +84,14 @@ pub enum JobOutcome {
 
 /// The ports the worker uses.
 pub struct WorkerPorts {
-    pub connections: Arc<dyn ConnectionStore>,
+    /// It reads connections; changing them is the API's and connection setup's.
+    pub connections: Arc<dyn ConnectionReader>,
     pub flows: Arc<dyn FlowSource>,
     pub connectors: Arc<dyn Connectors>,
     /// The check of a fired job (it can correct a lagging trigger, never create one).
     pub schedules: crate::service::FiredCheck,
-    pub schedule_store: Arc<dyn ScheduleStore>,
+    /// Where a scheduled run's end is noted on its schedule.
+    pub schedule_store: Arc<dyn ScheduleRuns>,
     pub leases: Arc<dyn SyncLeases>,
     pub index: Arc<dyn crate::ports::RecordIndex>,
     /// Records that keep failing, kept per stream (quarantine).

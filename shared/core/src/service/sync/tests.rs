@@ -1209,7 +1209,7 @@ async fn a_scheduled_run_is_noted_on_its_schedule() {
         "the schedule's current definition"
     );
     assert_eq!(run.schedule_id, Some(s.id));
-    use crate::ports::ScheduleStore;
+    use crate::ports::ScheduleRuns;
     let stored = w
         .mem
         .schedules
