@@ -13,9 +13,11 @@ How a function's actions are found, from the source alone:
    as `batch_write` and `insert_beside`, counted for the files that call them); a DynamoDB transaction
    needs the item actions it is built from (`Put`, `Update`, `Delete`, `ConditionCheck`).
 
-An adapter is counted whole, so where a function uses only part of one, the part it never
-calls is listed in EXCEPTIONS below with the reason; an exception that no longer matches a
-difference is itself an error, so the list cannot go stale.
+An adapter is counted whole, so a function must hold only adapters whose every call it may
+make: where it would use only part of one, the adapter is split by capability (its own file),
+never excused. EXCEPTIONS lists only what AWS needs on a function's behalf, with the reason;
+an exception for a capability the code holds but never uses is refused, and one that no longer
+matches a difference is itself an error, so the list cannot go stale.
 
 Run by the test command; `--self-test` shows the check failing on a policy that lacks an action
 and on one that grants an extra action.
@@ -31,28 +33,15 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 AWS_SRC = ROOT / "shared" / "aws" / "src"
 
-# (function logical id, action): why the function's policy differs from its adapters.
-# "unused" = the adapter can call it but this function's code paths never do;
+# (function logical id, action): why the function's policy differs from its adapters:
 # "external" = needed by AWS on the function's behalf, not by an SDK call in our code.
 EXCEPTIONS: dict[tuple[str, str], str] = {
-    # The intake reads connections (one, or a company's through the route index) and writes
-    # claims and the event log; it never lists event-log pages (the API does).
-    # (The intake and the sweeper hold a KmsOpener, which can only decrypt.)
-    # The worker reads connections and flows, writes runs, leases, cursors, a schedule's
-    # last run and alert issues; it deletes no record and creates no schedule. It holds an
-    # EventBridgeAligner: it rewrites or removes a lagging trigger, never creates or reads
-    # one.
-    # Connection setup reads, lists and writes connections (a webhook secret; a company
-    # connected through OAuth) and records used OAuth states; it never deletes connections.
-    ("ConnectionSetupFunction", "dynamodb:DeleteItem"): "unused: deleting is the API's",
     # The API and worker reach EventBridge Scheduler with the scheduler's role, which they
     # hand over (iam:PassRole); reading schedules back is only the repair's (the sweeper,
     # and syncctl repair).
     ("ScheduleApiFunction", "iam:PassRole"): "external: Scheduler assumes the role we name",
     ("SyncWorkerFunction", "iam:PassRole"): "external: Scheduler assumes the role we name",
-    # The sweeper never creates a schedule (the repair recreates triggers); it hands
-    # EventBridge its role as the API does.
-    ("SweeperFunction", "dynamodb:ConditionCheckItem"): "unused: schedules are created by the API",
+    # The sweeper's repair recreates triggers: it hands EventBridge its role as the API does.
     ("SweeperFunction", "iam:PassRole"): "external: Scheduler assumes the role we name",
     # SQS event sources: Lambda's poller receives and deletes with the function's role.
     ("WebhookCoalescerFunction", "sqs:ReceiveMessage"): "external: the event source mapping",
@@ -289,7 +278,11 @@ def policy_actions(properties: dict) -> set[str]:
 def differences(template: dict) -> list[str]:
     wiring = wiring_functions()
     adapters = adapter_actions()
-    problems: list[str] = []
+    problems: list[str] = [
+        f"exception {key} is not AWS's ({why}): split the adapter instead"
+        for key, why in EXCEPTIONS.items()
+        if not why.startswith("external:")
+    ]
     used_exceptions: set[tuple[str, str]] = set()
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":

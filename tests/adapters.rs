@@ -14,7 +14,8 @@ use sync_core::domain::{
     TenantId,
 };
 use sync_core::ports::{
-    ScheduleRuns, ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner, TriggerWrite,
+    ScheduleCreate, ScheduleRuns, ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner,
+    TriggerWrite,
 };
 use sync_core::service::ServiceError;
 use sync_core::time::ScheduleExpression;
@@ -56,6 +57,11 @@ async fn schedule(aws: &Aws, tenant_name: &str, expr: &str, created: &str) -> Sc
     }
 }
 
+/// What creates schedules (the API's alone), over the stack's table.
+fn creator(aws: &Aws) -> sync_aws::DynamoScheduleCreate {
+    sync_aws::DynamoScheduleCreate::new(aws.dynamodb(), aws.resources.table_name.clone())
+}
+
 fn store(aws: &Aws) -> DynamoScheduleStore {
     DynamoScheduleStore::new(aws.dynamodb(), aws.resources.table_name.clone())
 }
@@ -88,7 +94,10 @@ async fn the_store_round_trips_every_field() {
         "2026-11-24T12:00:00.250Z",
     )
     .await;
-    store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    creator(&aws)
+        .insert(&s)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let got = store
         .get(&s.tenant_id, s.id)
         .await
@@ -101,10 +110,16 @@ async fn an_insert_over_an_existing_id_is_refused() {
     let aws = fresh_aws().await;
     let store = store(&aws);
     let s = schedule(&aws, "acme", "@daily", "2026-11-24T12:00:00Z").await;
-    store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    creator(&aws)
+        .insert(&s)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut again = s.clone();
     again.cron_expression = "@hourly".into();
-    assert_eq!(store.insert(&again).await, Err(StoreError::AlreadyExists));
+    assert_eq!(
+        creator(&aws).insert(&again).await,
+        Err(StoreError::AlreadyExists)
+    );
     let kept = store.get(&s.tenant_id, s.id).await.ok().flatten();
     assert_eq!(kept.map(|k| k.cron_expression), Some("@daily".to_string()));
 }
@@ -114,7 +129,10 @@ async fn a_stale_version_can_neither_replace_nor_delete() {
     let aws = fresh_aws().await;
     let store = store(&aws);
     let s = schedule(&aws, "acme", "@daily", "2026-11-24T12:00:00Z").await;
-    store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    creator(&aws)
+        .insert(&s)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let mut first = s.clone();
     first.version = 2;
     first.sync_mode = SyncMode::Incremental;
@@ -147,7 +165,10 @@ async fn a_tenant_lists_only_its_own_schedules_oldest_first() {
     let older = schedule(&aws, "acme", "@hourly", "2026-11-24T12:00:01Z").await;
     let other = schedule(&aws, "globex", "@daily", "2026-11-24T12:00:00Z").await;
     for s in [&newer, &older, &other] {
-        store.insert(s).await.unwrap_or_else(|e| panic!("{e}"));
+        creator(&aws)
+            .insert(s)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     let listed = store
         .list(&tenant("acme"))
@@ -275,7 +296,10 @@ async fn a_flexible_window_and_the_other_options_reach_eventbridge_and_the_table
     assert_eq!(state.definition, s.trigger_definition());
     // And the table keeps the options.
     let store = DynamoScheduleStore::new(aws.dynamodb(), aws.resources.table_name.clone());
-    store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    creator(&aws)
+        .insert(&s)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let stored = store
         .get(&s.tenant_id, s.id)
         .await
@@ -1078,7 +1102,10 @@ async fn a_schedules_failures_in_a_row_count_each_run_once_and_start_again_on_su
     let store = store(&aws);
     let mut s = schedule(&aws, "acme", "@daily", "2026-11-24T12:00:00Z").await;
     s.consecutive_failures = 0;
-    store.insert(&s).await.unwrap_or_else(|e| panic!("{e}"));
+    creator(&aws)
+        .insert(&s)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let now = at("2026-11-25T12:00:00Z");
     let first = RunId::for_job(now, "first");
     let second = RunId::for_job(now + chrono::Duration::minutes(1), "second");

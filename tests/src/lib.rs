@@ -104,12 +104,15 @@ impl Aws {
             self.dynamodb(),
             self.resources.table_name.clone(),
         );
+        let creator =
+            sync_aws::DynamoScheduleCreate::new(self.dynamodb(), self.resources.table_name.clone());
         sync_core::service::ScheduleService::new(
             Arc::new(store),
             Arc::new(trigger),
             Arc::new(connections),
             clock,
         )
+        .creating(Arc::new(creator))
     }
 }
 

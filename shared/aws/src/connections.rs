@@ -207,10 +207,4 @@ impl ConnectionStore for DynamoConnectionStore {
             .replace(to_item(connection), expected_version)
             .await
     }
-
-    async fn delete(&self, id: ConnectionId, expected_version: u64) -> Result<(), StoreError> {
-        self.records()
-            .delete(connection_key(id), expected_version)
-            .await
-    }
 }

@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use crate::table::{
-    corrupt, get_s, get_time, insert_beside, parsed, s, schedule_key, schedule_sweep_keys,
-    sweep_shard, tenant_pk, time, Item, Records, SCHEDULE_PREFIX, SWEEP_INDEX,
+    corrupt, get_s, get_time, parsed, s, schedule_key, schedule_sweep_keys, sweep_shard, tenant_pk,
+    time, Item, Records, SCHEDULE_PREFIX, SWEEP_INDEX,
 };
 use crate::DynamoScheduleRuns;
 use sync_core::domain::{
@@ -58,7 +58,7 @@ impl DynamoScheduleStore {
     }
 }
 
-fn to_item(x: &Schedule) -> Item {
+pub(crate) fn to_item(x: &Schedule) -> Item {
     let mut item = schedule_key(&x.tenant_id, x.id);
     item.extend(schedule_sweep_keys(&x.tenant_id, x.id));
     item.insert("kind".into(), s("schedule"));
@@ -204,17 +204,6 @@ impl ScheduleRuns for DynamoScheduleStore {
 
 #[async_trait]
 impl ScheduleStore for DynamoScheduleStore {
-    async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
-        insert_beside(
-            &self.client,
-            &self.table,
-            &schedule.tenant_id,
-            &[(schedule.credential_id, Some(schedule.platform))],
-            to_item(schedule),
-        )
-        .await
-    }
-
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError> {
         let items = self
             .records()

@@ -34,13 +34,21 @@ pub fn services(sdk: &SdkConfig, resources: &AwsResources, clock: Arc<dyn Clock>
         )),
         connection_store.clone(),
         clock.clone(),
-    );
+    )
+    .creating(Arc::new(crate::DynamoScheduleCreate::new(
+        dynamodb.clone(),
+        table.clone(),
+    )));
     let sealer = Arc::new(crate::KmsSealer::new(
         aws_sdk_kms::Client::new(sdk),
         resources.kms_key_id.clone(),
     ));
     let connections = ConnectionService::new(
         connection_store.clone(),
+        Arc::new(crate::DynamoConnectionRemoval::new(
+            dynamodb.clone(),
+            table.clone(),
+        )),
         sealer.clone(),
         schedules.clone(),
         flow_store.clone(),

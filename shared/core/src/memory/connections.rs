@@ -9,7 +9,8 @@ use super::lock;
 use crate::crypto;
 use crate::domain::{Connection, ConnectionId, Sealed, TenantId};
 use crate::ports::{
-    ConnectionReader, ConnectionStore, SealError, SecretOpener, SecretSealer, StoreError,
+    ConnectionReader, ConnectionRemoval, ConnectionStore, SealError, SecretOpener, SecretSealer,
+    StoreError,
 };
 
 /// A connection store in a hash map.
@@ -119,7 +120,10 @@ impl ConnectionStore for MemoryConnectionStore {
             _ => Err(StoreError::Conflict),
         }
     }
+}
 
+#[async_trait]
+impl ConnectionRemoval for MemoryConnectionStore {
     async fn delete(&self, id: ConnectionId, expected_version: u64) -> Result<(), StoreError> {
         self.check_conditional()?;
         let mut rows = lock(&self.rows);

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use super::lock;
 use crate::domain::{Connection, Schedule, ScheduleId, TenantId};
 use crate::ports::{
-    ScheduleRuns, ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner, TriggerError,
-    TriggerInventory, TriggerState, TriggerWrite,
+    ScheduleCreate, ScheduleRuns, ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner,
+    TriggerError, TriggerInventory, TriggerState, TriggerWrite,
 };
 
 use super::MemoryConnectionStore;
@@ -116,7 +116,7 @@ impl ScheduleRuns for MemoryScheduleStore {
 }
 
 #[async_trait]
-impl ScheduleStore for MemoryScheduleStore {
+impl ScheduleCreate for MemoryScheduleStore {
     async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError> {
         self.check()?;
         if let Some(connections) = &self.connections {
@@ -137,7 +137,10 @@ impl ScheduleStore for MemoryScheduleStore {
         rows.insert(key, schedule.clone());
         Ok(())
     }
+}
 
+#[async_trait]
+impl ScheduleStore for MemoryScheduleStore {
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError> {
         self.check()?;
         let mut all: Vec<Schedule> = lock(&self.rows)

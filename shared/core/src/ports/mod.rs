@@ -59,13 +59,18 @@ pub trait ScheduleRuns: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 }
 
-/// Durable storage of schedules, partitioned by tenant. The source of truth.
+/// Creating schedules (the API's alone).
 #[async_trait]
-pub trait ScheduleStore: ScheduleRuns {
+pub trait ScheduleCreate: Send + Sync + 'static {
     /// Stores a new schedule; `AlreadyExists` if its id is taken, `ReferenceGone` unless its
     /// connection exists, is the tenant's, on the schedule's platform and not being deleted
     /// (checked in the same atomic write, so a schedule can never outlive its connection).
     async fn insert(&self, schedule: &Schedule) -> Result<(), StoreError>;
+}
+
+/// Durable storage of schedules, partitioned by tenant. The source of truth.
+#[async_trait]
+pub trait ScheduleStore: ScheduleRuns {
     /// Every schedule of the tenant, oldest first.
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError>;
     /// Every schedule of every tenant (through an index; for repair sweeps, never requests).
@@ -146,6 +151,13 @@ pub trait ConnectionReader: Send + Sync + 'static {
     async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError>;
 }
 
+/// Removing a connection (the API's alone).
+#[async_trait]
+pub trait ConnectionRemoval: Send + Sync + 'static {
+    /// Removes the connection if it is at `expected_version`; `Conflict` otherwise.
+    async fn delete(&self, id: ConnectionId, expected_version: u64) -> Result<(), StoreError>;
+}
+
 /// Durable storage of connections.
 #[async_trait]
 pub trait ConnectionStore: ConnectionReader {
@@ -157,7 +169,6 @@ pub trait ConnectionStore: ConnectionReader {
         connection: &Connection,
         expected_version: u64,
     ) -> Result<(), StoreError>;
-    async fn delete(&self, id: ConnectionId, expected_version: u64) -> Result<(), StoreError>;
     /// Every connection (of any tenant) with this webhook route (see
     /// [`crate::platforms::PlatformModule::route`]), through an index.
     async fn routed(&self, route: &str) -> Result<Vec<Connection>, StoreError>;

@@ -35,6 +35,7 @@ async fn world(options: ScheduleOptions) -> World {
         mem.connections.clone(),
         clock.clone(),
     )
+    .creating(mem.schedules.clone())
     .create(
         &tenant,
         NewSchedule {
@@ -170,6 +171,7 @@ async fn a_paused_schedules_fire_times_since_are_paused_and_the_span_is_checked(
         w.mem.connections.clone(),
         w.clock.clone(),
     )
+    .creating(w.mem.schedules.clone())
     .update(
         &w.tenant,
         w.schedule.id,

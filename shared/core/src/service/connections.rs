@@ -13,7 +13,9 @@ use crate::domain::{
     Connection, ConnectionId, ConnectionPatch, NewConnection, Platform, Sealed, Secret, Secrets,
     TenantId,
 };
-use crate::ports::{ConnectionStore, FlowStore, SealError, SecretOpener, SecretSealer};
+use crate::ports::{
+    ConnectionRemoval, ConnectionStore, FlowStore, SealError, SecretOpener, SecretSealer,
+};
 
 /// Longest display name, secret value and URL we accept.
 const MAX_NAME: usize = 200;
@@ -23,6 +25,8 @@ const MAX_SECRET: usize = 4096;
 #[derive(Clone)]
 pub struct ConnectionService {
     store: Arc<dyn ConnectionStore>,
+    /// Removing one: the API's alone.
+    removal: Arc<dyn ConnectionRemoval>,
     sealer: Arc<dyn SecretSealer>,
     schedules: ScheduleService,
     flows: Arc<dyn FlowStore>,
@@ -43,6 +47,7 @@ fn context<'a>(tenant: &'a str, connection: &'a str) -> [(&'static str, &'a str)
 impl ConnectionService {
     pub fn new(
         store: Arc<dyn ConnectionStore>,
+        removal: Arc<dyn ConnectionRemoval>,
         sealer: Arc<dyn SecretSealer>,
         schedules: ScheduleService,
         flows: Arc<dyn FlowStore>,
@@ -50,6 +55,7 @@ impl ConnectionService {
     ) -> Self {
         Self {
             store,
+            removal,
             sealer,
             schedules,
             flows,
@@ -204,7 +210,7 @@ impl ConnectionService {
                 other => other?,
             }
         }
-        self.store
+        self.removal
             .delete(id, current.version)
             .await
             .map_err(write_error("connection"))?;

@@ -24,13 +24,16 @@ fn world() -> World {
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_default(),
     ));
+    let schedule_store = Arc::new(MemoryScheduleStore::checking(store.clone()));
     let schedules = ScheduleService::new(
-        Arc::new(MemoryScheduleStore::checking(store.clone())),
+        schedule_store.clone(),
         trigger.clone(),
         store.clone(),
         clock.clone(),
-    );
+    )
+    .creating(schedule_store);
     let connections = ConnectionService::new(
+        store.clone(),
         store.clone(),
         Arc::new(MemorySealer::default()),
         schedules.clone(),

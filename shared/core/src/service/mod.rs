@@ -69,8 +69,10 @@ impl Services {
             world.trigger.clone(),
             world.connections.clone(),
             clock.clone(),
-        );
+        )
+        .creating(world.schedules.clone());
         let connections = ConnectionService::new(
+            world.connections.clone(),
             world.connections.clone(),
             world.sealer.clone(),
             schedules.clone(),

@@ -29,7 +29,8 @@ fn world() -> World {
         mem.trigger.clone(),
         mem.connections.clone(),
         clock,
-    );
+    )
+    .creating(mem.schedules.clone());
     let repair = ScheduleRepair::new(
         mem.schedules.clone(),
         mem.trigger.clone(),

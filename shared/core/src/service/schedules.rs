@@ -30,8 +30,8 @@ use crate::domain::{
     MAX_FLEXIBLE_WINDOW_MINUTES, MAX_PAUSE_NOTE_CHARS, MIN_CATCH_UP_WINDOW_MINUTES,
 };
 use crate::ports::{
-    ConnectionStore, ScheduleRuns, ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner,
-    TriggerWrite,
+    ConnectionStore, ScheduleCreate, ScheduleRuns, ScheduleStore, ScheduleTrigger, StoreError,
+    TriggerAligner, TriggerWrite,
 };
 use crate::time::{ScheduleExpression, Zone};
 
@@ -114,6 +114,9 @@ pub struct Preview {
 #[derive(Clone)]
 pub struct ScheduleService {
     store: Arc<dyn ScheduleStore>,
+    /// Creating schedules (and putting back one whose trigger could not be removed): the
+    /// API's alone; a service without it (the sweeper's) creates none.
+    creator: Option<Arc<dyn ScheduleCreate>>,
     trigger: Arc<dyn ScheduleTrigger>,
     connections: Arc<dyn ConnectionStore>,
     clock: Arc<dyn Clock>,
@@ -128,10 +131,17 @@ impl ScheduleService {
     ) -> Self {
         Self {
             store,
+            creator: None,
             trigger,
             connections,
             clock,
         }
+    }
+
+    /// The service that may create schedules through `creator`.
+    pub fn creating(mut self, creator: Arc<dyn ScheduleCreate>) -> Self {
+        self.creator = Some(creator);
+        self
     }
 
     /// Now, at the precision records are stored with (milliseconds), so what a write
@@ -194,7 +204,12 @@ impl ScheduleService {
         };
         // The store re-checks the connection in the same write: a delete that began after
         // the read above makes this fail instead of leaving a schedule without a connection.
-        match self.store.insert(&schedule).await {
+        let Some(creator) = &self.creator else {
+            return Err(ServiceError::Unavailable(
+                "schedules are not created here".into(),
+            ));
+        };
+        match creator.insert(&schedule).await {
             Ok(()) => {}
             Err(StoreError::ReferenceGone) => return Err(no_connection()),
             Err(e) => return Err(e.into()),
@@ -302,7 +317,13 @@ impl ScheduleService {
         self.store.delete(tenant, id, current.version).await?;
         if let Err(e) = self.trigger.remove(&id.to_string()).await {
             tracing::error!(schedule_id = %id, error = %e, "trigger remove failed; putting the schedule back");
-            if let Err(undo) = self.store.insert(&current).await {
+            let put_back = match &self.creator {
+                Some(creator) => creator.insert(&current).await,
+                None => Err(StoreError::Unavailable(
+                    "schedules are not created here".into(),
+                )),
+            };
+            if let Err(undo) = put_back {
                 tracing::error!(schedule_id = %id, error = %undo, "put-back failed; the fired job or repair will remove the orphaned trigger");
             }
             return Err(ServiceError::Unavailable(e.to_string()));

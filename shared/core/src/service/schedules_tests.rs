@@ -71,7 +71,8 @@ fn world() -> World {
         trigger.clone(),
         connections.clone(),
         clock.clone(),
-    );
+    )
+    .creating(store.clone());
     let tenant = TenantId::parse("tenant-a").unwrap_or_else(|e| panic!("{e}"));
     let woo = connection_fixture(&tenant, Platform::WooCommerce);
     let woo_id = woo.id;
@@ -405,7 +406,8 @@ async fn an_update_racing_a_delete_never_brings_the_trigger_back() {
         Arc::new(interleaved),
         w.connections.clone(),
         w.clock.clone(),
-    );
+    )
+    .creating(w.store.clone());
     // WHEN the PUT goes ahead
     let patch = SchedulePatch {
         is_active: Some(false),
@@ -453,7 +455,8 @@ async fn a_trigger_written_from_an_older_version_is_corrected_by_the_writer_that
         }),
         w.connections.clone(),
         w.clock.clone(),
-    );
+    )
+    .creating(w.store.clone());
     let first = SchedulePatch {
         sync_mode: Some(SyncMode::Full),
         ..SchedulePatch::default()

@@ -42,7 +42,8 @@ fn world() -> World {
         mem.trigger.clone(),
         mem.connections.clone(),
         clock.clone(),
-    );
+    )
+    .creating(mem.schedules.clone());
     let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
     let c = connection_fixture(&tenant, Platform::WooCommerce);
     let connection = c.id;
@@ -1180,7 +1181,8 @@ async fn alerts_about_a_connection_deleted_or_being_deleted_for_minutes_are_reso
     let raised = w.raiser().run_ended(&failed).await;
     assert!(raised.is_ok(), "{raised:?}");
     let version = w.connection().await.version;
-    let deleted = w.mem.connections.delete(w.connection, version).await;
+    let deleted =
+        crate::ports::ConnectionRemoval::delete(&*w.mem.connections, w.connection, version).await;
     assert!(deleted.is_ok(), "{deleted:?}");
     w.sweeper().sweep().await;
     assert_eq!(open(&w), 0, "{:#?}", w.mem.alerts.all());

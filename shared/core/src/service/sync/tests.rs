@@ -1656,6 +1656,7 @@ async fn scheduled(
         w.mem.connections.clone(),
         w.clock.clone(),
     )
+    .creating(w.mem.schedules.clone())
     .create(
         &w.tenant,
         NewSchedule {
@@ -1883,6 +1884,7 @@ async fn a_catch_up_of_a_schedule_paused_or_deleted_since_is_skipped() {
         w.mem.connections.clone(),
         w.clock.clone(),
     )
+    .creating(w.mem.schedules.clone())
     .update(
         &w.tenant,
         schedule.id,
@@ -1931,6 +1933,7 @@ async fn a_catch_up_skipped_for_a_paused_schedule_leaves_the_fires_run_another_d
         w.mem.connections.clone(),
         w.clock.clone(),
     )
+    .creating(w.mem.schedules.clone())
     .update(
         &w.tenant,
         schedule.id,
