@@ -1,11 +1,12 @@
-//! A connection read by its id (`pk = CONNECTION#<id>`, see `connections.rs`), strongly
-//! consistent: all the worker does with connections.
+//! Connections read: one by its id (`pk = CONNECTION#<id>`, see `connections.rs`),
+//! strongly consistent, or every one with a webhook route (through `gsi2`): all the worker
+//! and the webhook intake do with connections.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 
 use crate::connections::from_item;
-use crate::table::{connection_key, Records};
+use crate::table::{connection_key, route_pk, Records, CONNECTION_PREFIX, SWEEP_INDEX};
 use sync_core::domain::{Connection, ConnectionId};
 use sync_core::ports::{ConnectionReader, StoreError};
 
@@ -40,5 +41,17 @@ impl ConnectionReader for DynamoConnectionReader {
             .as_ref()
             .map(from_item)
             .transpose()
+    }
+
+    async fn routed(&self, route: &str) -> Result<Vec<Connection>, StoreError> {
+        let items = self
+            .records()
+            .query_prefix(
+                Some(SWEEP_INDEX),
+                ("gsi2pk", route_pk(route)),
+                ("gsi2sk", CONNECTION_PREFIX),
+            )
+            .await?;
+        items.iter().map(from_item).collect()
     }
 }

@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::Client;
 use std::collections::BTreeMap;
 
 use crate::table::{
-    connection_key, connection_route_keys, connection_tenant_sk, get_s, get_time, parsed, route_pk,
-    s, tenant_pk, time, Item, Records, CONNECTION_PREFIX, SWEEP_INDEX, TENANT_INDEX,
+    connection_key, connection_route_keys, connection_tenant_sk, get_s, get_time, parsed, s,
+    tenant_pk, time, Item, Records, CONNECTION_PREFIX, TENANT_INDEX,
 };
 use crate::DynamoConnectionReader;
 use sync_core::domain::{Connection, ConnectionId, Sealed, TenantId};
@@ -24,7 +24,7 @@ use sync_core::ports::{ConnectionReader, ConnectionStore, StoreError};
 pub struct DynamoConnectionStore {
     client: Client,
     table: String,
-    /// Reading one by id is the worker's and the intake's as well.
+    /// Reading (by id, by route) is the worker's and the intake's as well.
     reader: DynamoConnectionReader,
 }
 
@@ -164,6 +164,10 @@ impl ConnectionReader for DynamoConnectionStore {
     async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError> {
         self.reader.get(id).await
     }
+
+    async fn routed(&self, route: &str) -> Result<Vec<Connection>, StoreError> {
+        self.reader.routed(route).await
+    }
 }
 
 #[async_trait]
@@ -184,18 +188,6 @@ impl ConnectionStore for DynamoConnectionStore {
         let mut all = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
         all.sort_by_key(|c| (c.created_at, c.id.to_string()));
         Ok(all)
-    }
-
-    async fn routed(&self, route: &str) -> Result<Vec<Connection>, StoreError> {
-        let items = self
-            .records()
-            .query_prefix(
-                Some(SWEEP_INDEX),
-                ("gsi2pk", route_pk(route)),
-                ("gsi2sk", CONNECTION_PREFIX),
-            )
-            .await?;
-        items.iter().map(from_item).collect()
     }
 
     async fn replace(

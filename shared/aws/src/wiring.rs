@@ -253,7 +253,7 @@ pub fn intake(
 ) -> sync_core::service::Intake {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     sync_core::service::Intake::new(
-        Arc::new(crate::DynamoConnectionStore::new(
+        Arc::new(crate::DynamoConnectionReader::new(
             dynamodb.clone(),
             config.table_name.clone(),
         )),

@@ -70,6 +70,17 @@ impl ConnectionReader for MemoryConnectionStore {
         self.check()?;
         Ok(lock(&self.rows).get(&id).cloned())
     }
+
+    async fn routed(&self, route: &str) -> Result<Vec<Connection>, StoreError> {
+        self.check()?;
+        let mut all: Vec<Connection> = lock(&self.rows)
+            .values()
+            .filter(|c| c.platform.module().route(c).as_deref() == Some(route))
+            .cloned()
+            .collect();
+        all.sort_by_key(|c| c.id.to_string());
+        Ok(all)
+    }
 }
 
 #[async_trait]
@@ -82,17 +93,6 @@ impl ConnectionStore for MemoryConnectionStore {
         }
         rows.insert(connection.id, connection.clone());
         Ok(())
-    }
-
-    async fn routed(&self, route: &str) -> Result<Vec<Connection>, StoreError> {
-        self.check()?;
-        let mut all: Vec<Connection> = lock(&self.rows)
-            .values()
-            .filter(|c| c.platform.module().route(c).as_deref() == Some(route))
-            .cloned()
-            .collect();
-        all.sort_by_key(|c| c.id.to_string());
-        Ok(all)
     }
 
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {

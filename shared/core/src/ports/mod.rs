@@ -143,12 +143,15 @@ pub trait TriggerInventory: Send + Sync + 'static {
     async fn get(&self, name: &str) -> Result<Option<TriggerState>, TriggerError>;
 }
 
-/// A connection read by id (what the worker does with connections). Keyed by connection id
-/// alone, because a webhook names only the connection; every tenant-facing caller checks
-/// the tenant itself.
+/// Connections read (all the worker and the webhook intake do with them): by id, keyed by
+/// connection id alone because a webhook names only the connection (every tenant-facing
+/// caller checks the tenant itself), or by webhook route.
 #[async_trait]
 pub trait ConnectionReader: Send + Sync + 'static {
     async fn get(&self, id: ConnectionId) -> Result<Option<Connection>, StoreError>;
+    /// Every connection (of any tenant) with this webhook route (see
+    /// [`crate::platforms::PlatformModule::route`]), through an index.
+    async fn routed(&self, route: &str) -> Result<Vec<Connection>, StoreError>;
 }
 
 /// Removing a connection (the API's alone).
@@ -169,9 +172,6 @@ pub trait ConnectionStore: ConnectionReader {
         connection: &Connection,
         expected_version: u64,
     ) -> Result<(), StoreError>;
-    /// Every connection (of any tenant) with this webhook route (see
-    /// [`crate::platforms::PlatformModule::route`]), through an index.
-    async fn routed(&self, route: &str) -> Result<Vec<Connection>, StoreError>;
 }
 
 /// One-time use of OAuth `state` nonces: a consent link works once.

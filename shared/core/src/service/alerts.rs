@@ -153,14 +153,14 @@ impl AlertRaiser {
             return Ok(());
         }
         let id = alert_id(&run.tenant_id, &subject, kind);
-        let open = self
+        let Some(open) = self
             .issues
             .get(&run.tenant_id, &id)
             .await?
-            .is_some_and(|i| i.status == AlertStatus::Open);
-        if !open {
+            .filter(|i| i.status == AlertStatus::Open)
+        else {
             return Ok(());
-        }
+        };
         let key = SyncKey {
             connection: run.connection_id,
             entity: run.entity_type,
@@ -170,7 +170,9 @@ impl AlertRaiser {
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         if left.is_empty() {
-            self.resolve(&run.tenant_id, subject, kind).await?;
+            // Only as read before the look: another run that quarantined a record since
+            // raised it again, and it stays open.
+            self.resolve_listed(&open).await?;
         }
         Ok(())
     }

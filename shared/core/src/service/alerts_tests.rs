@@ -667,3 +667,80 @@ async fn two_sns_destinations_asked_for_at_once_are_one() {
         Some(ServiceError::Conflict(_))
     ));
 }
+
+/// A failure log whose look for quarantined records lets another run quarantine one (and
+/// raise the stream's alert) first, as a run on another worker may.
+struct QuarantinedMeanwhile {
+    raiser: AlertRaiser,
+    run: Run,
+}
+
+#[async_trait::async_trait]
+impl FailureLog for QuarantinedMeanwhile {
+    async fn keep(
+        &self,
+        _: &[crate::domain::FailedRecord],
+    ) -> Result<(), crate::ports::StateError> {
+        Ok(())
+    }
+    async fn forget(&self, _: SyncKey, _: &[String]) -> Result<(), crate::ports::StateError> {
+        Ok(())
+    }
+    async fn due(
+        &self,
+        _: SyncKey,
+        _: DateTime<Utc>,
+        _: usize,
+    ) -> Result<Vec<crate::domain::FailedRecord>, crate::ports::StateError> {
+        let raised = self
+            .raiser
+            .quarantine_after(&self.run, &crate::memory::MemoryFailures::default())
+            .await;
+        assert_eq!(raised, Ok(()));
+        // (What this run saw: nothing left, before the other run's record was kept.)
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_finds_no_quarantined_record_left_does_not_resolve_one_quarantined_meanwhile() {
+    let w = world();
+    let connection = ConnectionId::new_random();
+    let mut quarantining = crate::fixtures::run(&w.tenant, connection, "other", t(0));
+    quarantining.entity_type = EntityType::Orders;
+    quarantining.status = RunStatus::Partial;
+    quarantining.failures = vec![crate::domain::RecordFailure {
+        record_id: "1042".into(),
+        flow_id: None,
+        error: "closed period".into(),
+        retryable: false,
+        attempts: 5,
+        quarantined: true,
+    }];
+    let opened = w
+        .raiser
+        .quarantine_after(&quarantining, &crate::memory::MemoryFailures::default())
+        .await;
+    assert_eq!(opened, Ok(()));
+    let mut clean = crate::fixtures::run(&w.tenant, connection, "clean", t(1));
+    clean.entity_type = EntityType::Orders;
+    clean.status = RunStatus::Succeeded;
+    w.clock.set(t(2));
+    let meanwhile = QuarantinedMeanwhile {
+        raiser: w.raiser.clone(),
+        run: quarantining,
+    };
+    let settled = w.raiser.quarantine_after(&clean, &meanwhile).await;
+    assert_eq!(settled, Ok(()));
+    let issues = w.alerts.all();
+    assert_eq!(issues.len(), 1, "{issues:#?}");
+    assert_eq!(issues[0].status, AlertStatus::Open, "{issues:#?}");
+    assert_eq!(issues[0].count, 2);
+    // With nothing quarantined meanwhile, the same run resolves it.
+    let resolved = w
+        .raiser
+        .quarantine_after(&clean, &crate::memory::MemoryFailures::default())
+        .await;
+    assert_eq!(resolved, Ok(()));
+    assert_eq!(w.alerts.all()[0].status, AlertStatus::Resolved);
+}

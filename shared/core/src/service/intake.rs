@@ -35,7 +35,7 @@ use crate::domain::{
     Connection, ConnectionId, EventRecord, EventStatus, Platform, QueuedEvent, Secret,
 };
 use crate::platforms::{Parsed, Received, Refusal, WebhookDelivery};
-use crate::ports::{Claim, ConnectionStore, EventClaims, EventQueue, SecretOpener};
+use crate::ports::{Claim, ConnectionReader, EventClaims, EventQueue, SecretOpener};
 
 /// Longest event key kept in the log (the claim uses its hash, whatever its length).
 const MAX_LOGGED_KEY: usize = 512;
@@ -125,7 +125,7 @@ struct CachedSecret {
 
 /// The intake use case.
 pub struct Intake {
-    connections: Arc<dyn ConnectionStore>,
+    connections: Arc<dyn ConnectionReader>,
     sealer: Arc<dyn SecretOpener>,
     claims: Arc<dyn EventClaims>,
     queue: Arc<dyn EventQueue>,
@@ -146,7 +146,7 @@ fn refuse(connection: &str, platform: &str, reason: &'static str) -> IntakeError
 
 impl Intake {
     pub fn new(
-        connections: Arc<dyn ConnectionStore>,
+        connections: Arc<dyn ConnectionReader>,
         sealer: Arc<dyn SecretOpener>,
         claims: Arc<dyn EventClaims>,
         queue: Arc<dyn EventQueue>,
