@@ -140,7 +140,13 @@ impl Postgres {
             );
             let child = Command::new("sh")
                 .arg("-c")
-                .arg(r#""$@" >"$LOG" 2>&1 & pid=$!; read _; kill -INT $pid; wait $pid"#)
+                // The guard ends with the server: a server that dies at once is seen as
+                // an exit (with its log), not waited on as if it were slow to start.
+                .arg(concat!(
+                    r#"exec 3<&0; "$@" >"$LOG" 2>&1 </dev/null & pid=$!; "#,
+                    r#"( read _ <&3; kill -INT $pid 2>/dev/null ) & guard=$!; "#,
+                    r#"wait $pid; status=$?; kill $guard 2>/dev/null; exit $status"#
+                ))
                 .arg("sh")
                 .args(&words)
                 .env("LOG", dir.join("server.log"))
@@ -154,7 +160,7 @@ impl Postgres {
                 dir: dir.clone(),
                 port,
             };
-            match server.wait_ready(Duration::from_secs(30)) {
+            match server.wait_ready(Duration::from_secs(45)) {
                 Ok(()) => return Ok(server),
                 Err(e) => {
                     server.stop();
@@ -216,7 +222,14 @@ impl Postgres {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("postgres did not answer within {timeout:?}: {}", self.log())
+        let log = self.log();
+        if log.is_empty() {
+            bail!(
+                "postgres did not answer within {timeout:?} and wrote nothing to its log \
+                 (is the machine's disk or CPU stalled?)"
+            )
+        }
+        bail!("postgres did not answer within {timeout:?}: {log}")
     }
 
     fn stop(&mut self) {
