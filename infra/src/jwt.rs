@@ -39,6 +39,11 @@ impl LocalJwt {
         }
     }
 
+    /// The signing secret (for tests that look for it where it must not be).
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC takes keys of any length; this cannot fail.
         <Hmac<Sha256> as Mac>::new_from_slice(self.secret.as_bytes())

@@ -76,6 +76,51 @@ impl Aws {
             .unwrap_or_else(|e| panic!("scan failed: {e}"))
     }
 
+    /// Every item of the table as text, one line per item with its attributes in name
+    /// order, the lines sorted: two snapshots are equal exactly when nothing was written.
+    pub async fn table_snapshot(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamodb()
+                .scan()
+                .table_name(&self.resources.table_name)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("scan failed: {e}"));
+            lines.extend(page.items().iter().map(canonical_item));
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        lines.sort();
+        lines
+    }
+
+    /// Messages a queue holds, visible or not.
+    pub async fn queue_depth(&self, url: &str) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let got = self
+            .sqs()
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("queue attributes: {e}"));
+        let count = |name: A| {
+            got.attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        count(A::ApproximateNumberOfMessages) + count(A::ApproximateNumberOfMessagesNotVisible)
+    }
+
     /// The resources with a schedule group that does not exist: every Scheduler call then
     /// fails (moto answers 500), which is how tests make the EventBridge side fail.
     pub fn with_broken_scheduler(&self) -> AwsResources {
@@ -417,4 +462,34 @@ pub async fn syncctl(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out).into_owned(),
         String::from_utf8_lossy(&err).into_owned(),
     )
+}
+
+type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// An item as text with its attributes (and those of nested maps) in name order.
+fn canonical_item(item: &Item) -> String {
+    let mut names: Vec<&String> = item.keys().collect();
+    names.sort();
+    let fields: Vec<String> = names
+        .into_iter()
+        .map(|n| format!("{n}={}", canonical_value(&item[n])))
+        .collect();
+    format!("{{{}}}", fields.join(", "))
+}
+
+fn canonical_value(v: &aws_sdk_dynamodb::types::AttributeValue) -> String {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    match v {
+        V::M(m) => canonical_item(m),
+        V::L(l) => format!(
+            "[{}]",
+            l.iter().map(canonical_value).collect::<Vec<_>>().join(", ")
+        ),
+        V::Ss(s) | V::Ns(s) => {
+            let mut s = s.clone();
+            s.sort();
+            format!("{s:?}")
+        }
+        other => format!("{other:?}"),
+    }
 }

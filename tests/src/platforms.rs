@@ -31,6 +31,8 @@ pub struct SyncWorld {
     pub woo_url: String,
     pub rest: Arc<PostgRest>,
     pub rest_url: String,
+    /// The project's service-role key.
+    pub service_key: String,
     /// The connections' ids.
     pub store: String,
     pub project: String,
@@ -105,6 +107,7 @@ pub async fn sync_world_with(seed: Seed, mut function_env: Vec<(String, String)>
         woo_url,
         rest,
         rest_url,
+        service_key,
         store,
         project,
         pg,

@@ -98,6 +98,9 @@ struct State {
     redirect_uris: Vec<String>,
     /// How many of the next refreshes are made but answered with a dropped connection.
     lose_refreshes: u32,
+    /// Every code and token handed out, live or not (for tests that look for them where
+    /// they must not be).
+    issued: Vec<String>,
 }
 
 pub struct QuickBooks {
@@ -199,6 +202,11 @@ impl QuickBooks {
             .to_string()
     }
 
+    /// Every authorization code, access token and refresh token handed out so far.
+    pub fn issued_credentials(&self) -> Vec<String> {
+        lock(&self.state).issued.clone()
+    }
+
     /// Whether `token` is a refresh token that still works.
     pub fn is_live_refresh_token(&self, token: &str) -> bool {
         lock(&self.state).refresh.contains_key(token)
@@ -266,13 +274,16 @@ impl QuickBooks {
             ));
         }
         let code = format!("AB1{}", random_text(40));
-        lock(&self.state).codes.insert(
+        let mut state_now = lock(&self.state);
+        state_now.issued.push(code.clone());
+        state_now.codes.insert(
             code.clone(),
             Code {
                 redirect_uri: redirect_uri.to_string(),
                 expires: Utc::now() + self.config.code_ttl,
             },
         );
+        drop(state_now);
         redirect(&with_query(
             redirect_uri,
             &[
@@ -306,6 +317,7 @@ impl QuickBooks {
         }
         let refresh = format!("RT1-{}", random_text(48));
         let access = format!("eyJ{}", random_text(120));
+        state.issued.extend([refresh.clone(), access.clone()]);
         state.refresh.insert(refresh.clone(), realm.clone());
         state.access.insert(
             access.clone(),

@@ -1297,6 +1297,26 @@ impl WooStore {
     }
 
     /// Sends every queued delivery now; returns how many were tried.
+    /// The secrets of the store's webhooks.
+    pub fn webhook_secrets(&self) -> Vec<String> {
+        lock(&self.state)
+            .webhooks
+            .hooks
+            .values()
+            .map(|h| h.secret.clone())
+            .collect()
+    }
+
+    /// The signatures of the deliveries made (the latest 2,000).
+    pub fn delivered_signatures(&self) -> Vec<String> {
+        lock(&self.state)
+            .webhooks
+            .log
+            .iter()
+            .map(|d| d.signature.clone())
+            .collect()
+    }
+
     pub async fn deliver_now(&self) -> usize {
         let pending = lock(&self.state).webhooks.take();
         let n = pending.len();
@@ -1331,6 +1351,7 @@ impl WooStore {
             return;
         };
         let at = Utc::now();
+        let signed = signature(&hook.secret, body.as_bytes());
         let result = self
             .http
             .post(&hook.delivery_url)
@@ -1340,10 +1361,7 @@ impl WooStore {
             .header("x-wc-webhook-topic", &hook.topic)
             .header("x-wc-webhook-resource", hook.resource())
             .header("x-wc-webhook-event", hook.event())
-            .header(
-                "x-wc-webhook-signature",
-                signature(&hook.secret, body.as_bytes()),
-            )
+            .header("x-wc-webhook-signature", &signed)
             .header("x-wc-webhook-id", hook.id.to_string())
             .header(
                 "x-wc-webhook-delivery-id",
@@ -1361,6 +1379,7 @@ impl WooStore {
             status,
             ok: (200..303).contains(&status),
             at: at.to_rfc3339(),
+            signature: signed,
         });
     }
 

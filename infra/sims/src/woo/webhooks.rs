@@ -91,6 +91,8 @@ pub struct Delivered {
     pub status: u16,
     pub ok: bool,
     pub at: String,
+    /// The `X-WC-Webhook-Signature` it carried.
+    pub signature: String,
 }
 
 /// Webhooks and their queue.
@@ -225,6 +227,7 @@ mod tests {
             status: if ok { 200 } else { 500 },
             ok,
             at: String::new(),
+            signature: String::new(),
         };
         for _ in 0..6 {
             w.settle(result(false));
