@@ -1363,3 +1363,258 @@ async fn alerts_are_listed_by_status_and_acknowledged_once_by_their_tenant() {
     let (status, body, _) = send(&w, request("POST", &path, None)).await;
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
 }
+
+// --- fuzzing -----------------------------------------------------------------------------
+
+mod fuzz {
+    //! Requests of every route with mutated bodies, odd ids and odd query strings: the API
+    //! never panics and never answers 5xx, and every refusal is a JSON error. The world
+    //! keeps what earlier cases of its round made, so later cases meet schedules, flows and runs.
+
+    use super::*;
+    use proptest::prelude::*;
+    use sync_api::routes::API_ROUTES;
+    use sync_core::fuzzing::{http_rounds, mutated, odd_text};
+
+    /// Ids of things that exist, to put in paths, queries and bodies.
+    #[derive(Clone, Debug)]
+    struct Known {
+        ids: Vec<String>,
+    }
+
+    fn id_of(body: &Value) -> String {
+        ["/id", "/connection/id", "/run_id"]
+            .iter()
+            .find_map(|p| body.pointer(p).and_then(Value::as_str))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn made(w: &World, method: &str, path: &str, body: Value) -> String {
+        let e = with_json(
+            with_path(with_method(event("schedules-create.json"), method), path),
+            body,
+        );
+        let (status, got, _) = send(w, e).await;
+        assert!(status.is_success(), "{path}: {status} {got}");
+        id_of(&got)
+    }
+
+    /// Things made through the API, so that each is as real as production's (the world's
+    /// seeded fixture connection has no sealed secrets, which no real one lacks).
+    async fn known(w: &World) -> Known {
+        let store = made(
+            w,
+            "POST",
+            "/api/connections",
+            sync_core::fixtures::connection_body(Platform::WooCommerce),
+        )
+        .await;
+        let project = made(
+            w,
+            "POST",
+            "/api/connections",
+            sync_core::fixtures::connection_body(Platform::Supabase),
+        )
+        .await;
+        let schedule = made(
+            w,
+            "POST",
+            "/api/sync/schedules",
+            json!({"credential_id": store,
+            "platform": "woocommerce", "entity_type": "orders", "cron_expression": "0 */15 * * * *",
+            "timezone": "America/Edmonton"}),
+        )
+        .await;
+        let flow = made(
+            w,
+            "POST",
+            "/api/flows",
+            json!({"source_connection_id": store,
+            "target_connection_id": project, "entities": ["orders", "customers"]}),
+        )
+        .await;
+        let run = made(
+            w,
+            "POST",
+            "/api/sync/trigger",
+            json!({"connection_id": store,
+            "entity_type": "orders"}),
+        )
+        .await;
+        let destination = made(
+            w,
+            "POST",
+            "/api/alerts/destinations",
+            json!({"kind": "webhook",
+            "url": "https://hooks.example.com/ops", "secret": "fuzz-destination-secret-0123"}),
+        )
+        .await;
+        Known {
+            ids: vec![store.clone(), project, schedule, flow, run, destination],
+        }
+    }
+
+    /// Bodies the API takes, to mutate.
+    fn bodies(known: &Known) -> Vec<Value> {
+        let id = |i: usize| known.ids.get(i).cloned().unwrap_or_default();
+        vec![
+            json!({"credential_id": id(0), "platform": "woocommerce", "entity_type": "orders",
+                   "cron_expression": "0 9 * * MON-FRI", "timezone": "Europe/London", "sync_mode": "full",
+                   "is_active": true, "overlap_policy": "skip", "catch_up_window": "PT2H",
+                   "flexible_window_minutes": 15, "auto_pause_after": 3, "pause_note": "x"}),
+            json!({"cron_expression": "30 2 * * *", "timezone": "America/Edmonton", "count": 3,
+                   "after": "2026-03-07T00:00:00Z"}),
+            sync_core::fixtures::connection_body(Platform::WooCommerce),
+            sync_core::fixtures::connection_body(Platform::QuickBooks),
+            json!({"display_name": "Shop", "config": {"base_url": "https://shop.example.com"},
+                   "secrets": {"consumer_secret": "cs_0123456789"}, "webhooks_enabled": true}),
+            json!({"source_connection_id": id(0), "target_connection_id": id(1),
+                   "entities": ["orders"], "conflict_policy": "source_wins", "enabled": true}),
+            json!({"connection_id": id(0), "entity_type": "orders", "sync_mode": "incremental",
+                   "ids": ["1", "2"]}),
+            json!({"connection_id": id(0), "entity_type": "orders",
+                   "modified_from": "2026-11-01T00:00:00Z", "modified_to": "2026-11-02T00:00:00Z"}),
+            json!({"connection_id": id(0), "entity_type": "orders", "cursor": "2026-11-01T00:00:00Z"}),
+            json!({"connection_id": id(0), "entity_type": "orders", "error_contains": "500",
+                   "failed_from": "2026-11-01T00:00:00Z", "failed_to": "2026-12-01T00:00:00Z",
+                   "not_quarantined_too": true}),
+            json!({"kind": "slack", "name": "ops", "url": "https://hooks.slack.com/services/T/B/x"}),
+        ]
+    }
+
+    fn encode(text: &str) -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+
+    const QUERY_KEYS: [&str; 14] = [
+        "limit",
+        "next",
+        "status",
+        "connection_id",
+        "entity_type",
+        "schedule_id",
+        "flow_id",
+        "from",
+        "to",
+        "cascade",
+        "count",
+        "after",
+        "trigger",
+        "sync_mode",
+    ];
+
+    /// One request, as API Gateway would hand it to the function.
+    fn request(known: Known) -> impl Strategy<Value = Value> {
+        let seeds = bodies(&known);
+        let n_seeds = seeds.len();
+        let body = prop_oneof![
+            1 => Just(None),
+            6 => (0..n_seeds).prop_flat_map(move |i| mutated(seeds[i].clone(), 4)).prop_map(|v| Some(v.to_string())),
+            1 => odd_text().prop_map(Some),
+            1 => proptest::collection::vec(any::<u8>(), 0..64).prop_map(|b| Some(String::from_utf8_lossy(&b).into_owned())),
+        ];
+        let ids = known.ids.clone();
+        let id = prop_oneof![
+            4 => proptest::sample::select(ids),
+            1 => Just(uuid::Uuid::new_v4().to_string()),
+            1 => odd_text(),
+        ];
+        let key = prop_oneof![
+            3 => proptest::sample::select(QUERY_KEYS.to_vec()).prop_map(str::to_string),
+            1 => "[a-z_]{1,10}",
+        ];
+        let value = prop_oneof![
+            2 => proptest::sample::select(known.ids.clone()),
+            3 => odd_text(),
+            1 => Just("true".to_string()),
+            1 => (0u32..2000).prop_map(|n| n.to_string()),
+        ];
+        let method = prop_oneof![
+            8 => Just(None),
+            1 => proptest::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]).prop_map(Some),
+        ];
+        let tail = prop_oneof![6 => Just(""), 1 => Just("/"), 1 => Just("/extra")];
+        (
+            0..API_ROUTES.len(),
+            method,
+            id,
+            proptest::collection::vec((key, value), 0..4),
+            body,
+            tail,
+            prop_oneof![9 => Just("tenant-demo"), 1 => Just("globex")],
+        )
+            .prop_map(|(route, method, id, query, body, tail, tenant)| {
+                let route = &API_ROUTES[route];
+                let path = format!("{}{tail}", route.path.replace("{id}", &encode(&id)));
+                let raw_query: Vec<String> = query
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                    .collect();
+                let parameters: serde_json::Map<String, Value> = query
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::from(v)))
+                    .collect();
+                let mut e = with_tenant(
+                    with_path(
+                        with_method(
+                            event("schedules-create.json"),
+                            method.unwrap_or(route.method),
+                        ),
+                        &path,
+                    ),
+                    tenant,
+                );
+                e["rawQueryString"] = json!(raw_query.join("&"));
+                e["queryStringParameters"] = Value::Object(parameters);
+                match body {
+                    Some(b) => e["body"] = json!(b),
+                    None => e["body"] = Value::Null,
+                }
+                e
+            })
+    }
+
+    #[test]
+    fn no_request_to_any_route_makes_the_api_panic_or_answer_5xx() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let world = || {
+            let w = world();
+            let known = rt.block_on(known(&w));
+            (w, request(known))
+        };
+        let answered = http_rounds(400, world, |w, e| {
+            // A path or query API Gateway would not hand over is not a case.
+            let Ok(req) = lambda_http::request::from_str(&e.to_string()) else {
+                return Ok(None);
+            };
+            let response = rt
+                .block_on(handle(&w.app, req))
+                .map_err(|err| TestCaseError::fail(format!("{err}")))?;
+            let status = response.status();
+            prop_assert!(!status.is_server_error(), "{status} for {e}");
+            if status.is_client_error() {
+                let body = match response.body() {
+                    Body::Text(t) => serde_json::from_str::<Value>(t).unwrap_or(Value::Null),
+                    _ => Value::Null,
+                };
+                prop_assert!(
+                    body["error"]["message"].is_string(),
+                    "{status} without a JSON error for {e}: {body}"
+                );
+            }
+            Ok(Some(status.as_u16()))
+        });
+        eprintln!("API fuzz: {answered:?} answers by hundreds");
+    }
+}

@@ -289,3 +289,160 @@ fn each_delivery_is_one_metrics_line_of_its_events_or_its_refusal() {
     let failed = line(StatusCode::SERVICE_UNAVAILABLE, "{}");
     assert_eq!(failed["WebhookDeliveriesFailed"], 1.0);
 }
+
+mod fuzz {
+    //! Deliveries of every platform with mutated bodies, odd signatures and headers, to
+    //! real, unknown and odd connection ids: the intake never panics and never answers 5xx,
+    //! and nothing is queued unless the delivery was signed with the connection's secret.
+
+    use super::*;
+    use proptest::prelude::*;
+    use sync_core::fuzzing::{http_rounds, mutated, odd_text};
+    use sync_core::platforms::SignOptions;
+
+    const SAMPLES: [(Platform, &str); 4] = [
+        (
+            Platform::WooCommerce,
+            "webhooks/woocommerce-order-updated.body.json",
+        ),
+        (
+            Platform::QuickBooks,
+            "webhooks/quickbooks-classic.body.json",
+        ),
+        (
+            Platform::QuickBooks,
+            "webhooks/quickbooks-cloudevents.body.json",
+        ),
+        (Platform::Supabase, "webhooks/supabase-update.body.json"),
+    ];
+
+    /// How a delivery is signed.
+    #[derive(Clone, Debug)]
+    enum Signing {
+        Right,
+        WrongSecret(String),
+        Odd(String),
+        None,
+    }
+
+    fn delivery(
+        ids: Vec<String>,
+    ) -> impl Strategy<Value = (Platform, String, Value, Signing, Vec<(String, String)>)> {
+        let body = (0..SAMPLES.len()).prop_flat_map(|i| {
+            let seed = event(SAMPLES[i].1);
+            (Just(SAMPLES[i].0), mutated(seed, 4))
+        });
+        let signing = prop_oneof![
+            4 => Just(Signing::Right),
+            1 => odd_text().prop_map(Signing::WrongSecret),
+            1 => odd_text().prop_map(Signing::Odd),
+            1 => Just(Signing::None),
+        ];
+        let target = prop_oneof![
+            6 => proptest::sample::select(ids),
+            1 => Just("0b7e4f7e-93f5-4a7c-9d2e-7a1c5e3f9b21".to_string()),
+            1 => odd_text().prop_map(|t| t.bytes().map(|b| format!("%{b:02X}")).collect()),
+        ];
+        let header = (
+            proptest::sample::select(vec![
+                "x-wc-webhook-topic",
+                "x-wc-webhook-signature",
+                "intuit-signature",
+                "content-type",
+                "x-webhook-secret",
+                "x-wc-webhook-id",
+                "x-wc-webhook-delivery-id",
+                "content-length",
+            ]),
+            "[ -~]{0,40}",
+        )
+            .prop_map(|(n, v)| (n.to_string(), v));
+        (
+            body,
+            signing,
+            target,
+            proptest::collection::vec(header, 0..3),
+        )
+            .prop_map(|((platform, body), signing, target, headers)| {
+                (platform, target, body, signing, headers)
+            })
+    }
+
+    #[test]
+    fn no_delivery_makes_the_intake_panic_or_answer_5xx_and_only_signed_ones_queue() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let world = || {
+            let w = world();
+            let connections: Vec<Connection> = rt.block_on(async {
+                let mut all = Vec::new();
+                for platform in [
+                    Platform::WooCommerce,
+                    Platform::QuickBooks,
+                    Platform::Supabase,
+                ] {
+                    all.push(connection(&w, platform).await);
+                }
+                all
+            });
+            let ids: Vec<String> = connections.iter().map(|c| c.id.to_string()).collect();
+            ((w, connections), delivery(ids))
+        };
+        let answered = http_rounds(
+            300,
+            world,
+            |(w, connections), (platform, target, body, signing, extra)| {
+                let bytes = body.to_string().into_bytes();
+                let secret = fixtures::webhook_secret(platform);
+                let options = SignOptions {
+                    topic: Some("order.updated".into()),
+                    header: None,
+                };
+                let signed: Vec<(String, String)> = match &signing {
+                    Signing::Right => platform.module().sign(secret, &bytes, &options),
+                    Signing::WrongSecret(s) => platform.module().sign(s, &bytes, &options),
+                    Signing::Odd(s) => platform
+                        .module()
+                        .sign(secret, &bytes, &options)
+                        .into_iter()
+                        .map(|(n, _)| (n, s.clone()))
+                        .collect(),
+                    Signing::None => Vec::new(),
+                };
+                let mut headers = serde_json::Map::new();
+                headers.insert("content-type".into(), json!("application/json"));
+                for (n, v) in signed.into_iter().chain(extra) {
+                    headers.insert(n, Value::from(v));
+                }
+                let mut e = event("webhook-woocommerce-order-updated.json");
+                let path = format!("/webhooks/{platform}/{target}");
+                e["rawPath"] = json!(path);
+                e["requestContext"]["http"]["path"] = json!(path);
+                e["headers"] = Value::Object(headers);
+                e["body"] = json!(String::from_utf8_lossy(&bytes));
+                let Ok(req) = lambda_http::request::from_str(&e.to_string()) else {
+                    return Ok(None);
+                };
+                let before = w.memory.queue.events().len();
+                let response = rt
+                    .block_on(handle(&w.app, req))
+                    .map_err(|err| TestCaseError::fail(format!("{err}")))?;
+                let status = response.status();
+                prop_assert!(!status.is_server_error(), "{status} for {e}");
+                let queued = w.memory.queue.events().len() > before;
+                let genuine = matches!(signing, Signing::Right)
+                    && connections
+                        .iter()
+                        .any(|c| c.id.to_string() == target && c.platform == platform);
+                prop_assert!(
+                    !queued || genuine,
+                    "queued a delivery signed {signing:?} to {target}"
+                );
+                Ok(Some(status.as_u16()))
+            },
+        );
+        eprintln!("intake fuzz: {answered:?} answers by hundreds");
+    }
+}

@@ -18,6 +18,8 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod fixtures;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod logtext;
 pub mod memory;
 pub mod platforms;

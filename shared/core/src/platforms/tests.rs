@@ -372,7 +372,7 @@ fn supabase_rows_map_to_entities_with_exact_ids() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(crate::fuzzing::config(512))]
 
     #[test]
     fn no_bytes_make_a_parser_panic(body in proptest::collection::vec(any::<u8>(), 0..400), topic in "[a-z._]{0,20}") {
@@ -405,5 +405,179 @@ proptest! {
         let _ = quickbooks::webhook::parse(REALM, ce.as_bytes());
         let _ = supabase::webhook::parse(&c, sb.as_bytes());
         let _ = woocommerce::webhook::parse(c.id, Some("order.updated"), format!(r#"{{"id":{id},"status":{id}}}"#).as_bytes());
+    }
+}
+
+/// A QuickBooks customer, item and invoice as its API returns them.
+fn quickbooks_entities() -> [serde_json::Value; 3] {
+    let meta = serde_json::json!({"CreateTime": "2026-11-20T09:00:00-08:00",
+                                  "LastUpdatedTime": "2026-11-24T10:00:00-08:00"});
+    [
+        serde_json::json!({"Id": "58", "SyncToken": "2", "DisplayName": "Ada Lovelace",
+            "GivenName": "Ada", "FamilyName": "Lovelace", "Active": true,
+            "PrimaryEmailAddr": {"Address": "ada@example.com"}, "PrimaryPhone": {"FreeFormNumber": "555-0100"},
+            "BillAddr": {"Line1": "1 Loop Rd", "City": "Calgary", "CountrySubDivisionCode": "AB",
+                         "PostalCode": "T2P 1J9", "Country": "CA"},
+            "MetaData": meta}),
+        serde_json::json!({"Id": "7", "SyncToken": "0", "Name": "Mug", "Sku": "MUG-1", "Type": "NonInventory",
+            "UnitPrice": 12.5, "Active": true, "Description": "A mug", "IncomeAccountRef": {"value": "79"},
+            "MetaData": meta}),
+        serde_json::json!({"Id": "1301", "SyncToken": "1", "DocNumber": "1042", "TxnDate": "2026-11-24",
+            "CustomerRef": {"value": "58", "name": "Ada Lovelace"}, "TotalAmt": 37.5, "Balance": 0,
+            "CurrencyRef": {"value": "CAD"}, "PrivateNote": "woo:1042",
+            "Line": [{"Id": "1", "LineNum": 1, "Amount": 25, "DetailType": "SalesItemLineDetail",
+                      "Description": "Mug",
+                      "SalesItemLineDetail": {"ItemRef": {"value": "7", "name": "Mug"}, "Qty": 2, "UnitPrice": 12.5,
+                                              "TaxCodeRef": {"value": "TAX"}}},
+                     {"Amount": 12.5, "DetailType": "DiscountLineDetail", "DiscountLineDetail": {"PercentBased": false}},
+                     {"Amount": 37.5, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}}],
+            "TxnTaxDetail": {"TotalTax": 0}, "MetaData": meta}),
+    ]
+}
+
+/// A row of each Supabase table, every column filled.
+fn supabase_rows() -> Vec<(EntityType, serde_json::Value)> {
+    let address = serde_json::json!({"first_name": "Renée", "address_1": "1 Loop Rd", "city": "Calgary", "country": "CA"});
+    let stamp = "2026-11-24T10:00:00+00:00";
+    vec![
+        (
+            EntityType::Orders,
+            serde_json::json!({"id": 1042, "updated_at": stamp, "deleted_at": null,
+            "number": "1042", "status": "processing", "currency": "CAD", "customer_email": "renee@example.com",
+            "billing": address, "shipping": address,
+            "lines": [{"sku": "MUG-1", "name": "Café mug", "quantity": "2", "subtotal": "38.00", "total": "38.00", "total_tax": "0.00"}],
+            "shipping_lines": [{"name": "Flat rate", "total": "5.00", "total_tax": "0.00"}], "fee_lines": [],
+            "discount_total": "0.00", "shipping_total": "5.00", "total_tax": "0.00", "total": "43.00",
+            "prices_include_tax": false, "placed_at": stamp, "paid_at": stamp}),
+        ),
+        (
+            EntityType::Customers,
+            serde_json::json!({"id": "7", "updated_at": stamp, "email": "renee@example.com",
+            "first_name": "Renée", "last_name": "Ng", "billing": address, "shipping": address}),
+        ),
+        (
+            EntityType::Products,
+            serde_json::json!({"id": 88, "updated_at": stamp, "sku": "MUG-1", "name": "Café mug",
+            "description": "A mug", "price": "19.00", "sale_price": null, "stock_quantity": 12, "status": "publish"}),
+        ),
+    ]
+}
+
+fn fixture_json(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A whole WooCommerce order (the delivery in `events/webhooks/` is trimmed), with a
+/// shipping line, a fee and a refund.
+fn woocommerce_order() -> serde_json::Value {
+    let mut order = fixture_json("woocommerce-order-updated.body.json");
+    let more = serde_json::json!({
+        "number": "1042", "discount_total": "0.00", "shipping_total": "5.00", "total_tax": "0.00",
+        "prices_include_tax": false, "date_paid_gmt": "2026-11-24T12:11:00",
+        "shipping": {"first_name": "Renée", "address_1": "1 Loop Rd", "city": "Calgary", "country": "CA"},
+        "line_items": [{"id": 311, "name": "Café mug", "product_id": 88, "quantity": 2, "subtotal": "38.00",
+                        "total": "38.00", "total_tax": "0.00", "sku": "MUG-1", "price": 19}],
+        "shipping_lines": [{"method_title": "Flat rate", "total": "5.00", "total_tax": "0.00"}],
+        "fee_lines": [{"name": "Gift wrap", "total": "1.00", "total_tax": "0.00"}],
+        "refunds": [{"id": 900, "total": "-1.50", "reason": "chipped", "date_created_gmt": "2026-11-25T09:00:00"}],
+    });
+    if let (Some(o), Some(extra)) = (order.as_object_mut(), more.as_object()) {
+        o.extend(extra.clone());
+    }
+    order
+}
+
+proptest! {
+    #![proptest_config(crate::fuzzing::config(300))]
+
+    #[test]
+    fn no_change_to_a_woocommerce_order_makes_a_reader_or_the_webhook_parser_panic(
+        order in crate::fuzzing::mutated(woocommerce_order(), 6),
+        topic in prop_oneof![Just("order.updated"), Just("order.deleted"), Just("customer.created"), Just("product.restored")],
+    ) {
+        let _ = woocommerce::mapping::order(&order);
+        let _ = woocommerce::mapping::customer(&order);
+        let _ = woocommerce::mapping::product(&order);
+        let body = order.to_string();
+        let _ = woocommerce::webhook::parse(supabase_connection().id, Some(topic), body.as_bytes());
+        let _ = woocommerce::webhook::verify(WOO_SECRET, body.as_bytes(), WOO_SIGNATURE);
+    }
+
+    #[test]
+    fn no_change_to_a_quickbooks_entity_makes_a_reader_panic(
+        which in 0usize..3,
+        changes in proptest::collection::vec((0usize..64, crate::fuzzing::odd_value()), 0..6),
+        remove in proptest::collection::vec(0usize..64, 0..3),
+    ) {
+        let mut v = quickbooks_entities()[which].clone();
+        let places = crate::fuzzing::pointers(&v);
+        for (at, value) in changes {
+            if let Some(slot) = places.get(at % places.len()).and_then(|p| v.pointer_mut(p)) {
+                *slot = value;
+            }
+        }
+        for at in remove {
+            if let Some((parent, key)) = places.get(at % places.len()).and_then(|p| p.rsplit_once('/')) {
+                if let Some(serde_json::Value::Object(m)) = v.pointer_mut(parent) {
+                    m.remove(key);
+                }
+            }
+        }
+        let items = |id: &str| (id == "7").then(|| ("Mug".to_string(), Some("MUG-1".to_string())));
+        let _ = quickbooks::mapping::customer(&v);
+        let _ = quickbooks::mapping::product(&v);
+        let _ = quickbooks::mapping::order(quickbooks::mapping::Document::Invoice, &v, &items);
+        let _ = quickbooks::mapping::order(quickbooks::mapping::Document::SalesReceipt, &v, &items);
+        let _ = quickbooks::mapping::updated_at(&v);
+        let _ = quickbooks::mapping::is_charge_item(&v);
+        let _ = quickbooks::mapping::exact_json(v.to_string().as_bytes());
+    }
+
+    #[test]
+    fn no_change_to_a_quickbooks_or_supabase_delivery_makes_its_parser_panic(
+        classic in crate::fuzzing::mutated(fixture_json("quickbooks-classic.body.json"), 5),
+        cloudevents in crate::fuzzing::mutated(fixture_json("quickbooks-cloudevents.body.json"), 5),
+        supabase_body in crate::fuzzing::mutated(fixture_json("supabase-update.body.json"), 5),
+        signature in crate::fuzzing::odd_text(),
+    ) {
+        let c = supabase_connection();
+        for body in [classic.to_string(), cloudevents.to_string()] {
+            let _ = quickbooks::webhook::parse(REALM, body.as_bytes());
+            let _ = quickbooks::webhook::verify(QBO_TOKEN, body.as_bytes(), &signature);
+        }
+        let _ = supabase::webhook::parse(&c, supabase_body.to_string().as_bytes());
+        let _ = supabase::webhook::verify("secret", "x-webhook-secret", Some(&signature));
+        let _ = woocommerce::webhook::verify(WOO_SECRET, supabase_body.to_string().as_bytes(), &signature);
+    }
+
+    #[test]
+    fn no_change_to_a_supabase_row_makes_its_reader_panic(
+        which in 0usize..3,
+        changes in proptest::collection::vec((0usize..64, crate::fuzzing::odd_value()), 0..6),
+    ) {
+        let (entity, mut row) = supabase_rows().swap_remove(which);
+        let places = crate::fuzzing::pointers(&row);
+        for (at, value) in changes {
+            if let Some(slot) = places.get(at % places.len()).and_then(|p| row.pointer_mut(p)) {
+                *slot = value;
+            }
+        }
+        let _ = supabase::mapping::record(entity, &row, "id", "updated_at");
+    }
+}
+
+#[test]
+fn the_samples_the_fuzzing_changes_are_read_as_they_are() {
+    let read = woocommerce::mapping::order(&woocommerce_order());
+    assert!(read.is_ok(), "{read:?}");
+    let [customer, item, invoice] = quickbooks_entities();
+    assert!(quickbooks::mapping::customer(&customer).is_ok());
+    assert!(quickbooks::mapping::product(&item).is_ok());
+    let items = |_: &str| Some(("Mug".to_string(), Some("MUG-1".to_string())));
+    let read = quickbooks::mapping::order(quickbooks::mapping::Document::Invoice, &invoice, &items);
+    assert!(read.is_ok(), "{read:?}");
+    for (entity, row) in supabase_rows() {
+        let read = supabase::mapping::record(entity, &row, "id", "updated_at");
+        assert!(read.is_ok(), "{entity}: {read:?}");
     }
 }

@@ -565,6 +565,11 @@ proptest! {
         prop_assert_eq!(got, expected, "{} in {}", text, z);
     }
 
+}
+
+proptest! {
+    #![proptest_config(crate::fuzzing::config(512))]
+
     #[test]
     fn no_text_makes_the_parser_panic(text in "\\PC{0,60}") {
         let _ = ScheduleExpression::parse(&text);
@@ -577,6 +582,29 @@ proptest! {
             prop_assert!(ScheduleExpression::parse(&e.to_eventbridge()).is_ok());
             let _ = e.next_after(zone("UTC"), utc("2026-01-01T00:00:00Z"), utc("2026-01-01T00:00:00Z"));
         }
+    }
+
+    #[test]
+    fn whatever_parses_translates_and_fires_in_every_zone_without_panicking(
+        text in "(cron\\(|rate\\()?([0-9*?/,#LW-]{1,6} ){4,6}[0-9A-Z*?/,#LW-]{1,8}\\)?",
+        zone_index in 0..ZONES.len(),
+        after in instant(),
+    ) {
+        if let Ok(e) = ScheduleExpression::parse(&text) {
+            let canonical = e.to_eventbridge();
+            prop_assert!(ScheduleExpression::parse(&canonical).is_ok(), "{} -> {}", text, canonical);
+            let z = zone(ZONES[zone_index]);
+            let mut previous = after;
+            for t in e.upcoming(z, after, after, 3) {
+                prop_assert!(t > previous, "{} in {}", text, z);
+                previous = t;
+            }
+        }
+    }
+
+    #[test]
+    fn no_text_makes_the_zone_parser_panic(text in "\\PC{0,40}") {
+        let _ = text.parse::<Zone>();
     }
 
     #[test]
