@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The benchmarks, side by side on this machine; each table goes to target/bench/ and
+# BENCHMARKS.md is rebuilt from them (infra/bench/report.py) with the machine described.
+#
+#   ./infra/bench.sh            everything (about 15 minutes after the builds)
+#   ./infra/bench.sh intake     our webhook intake against a Powertools handler
+#   ./infra/bench.sh functions  cold start, memory and size of every function
+#   ./infra/bench.sh sync       sync throughput, platform calls, memory (cargo bench)
+#   ./infra/bench.sh fuzz       the million-case fuzzing run (infra/fuzz.sh)
+#
+# Figures from a shared machine are orders of magnitude; the ratios, measured in one run,
+# are the result.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+what="${1:-all}"
+out="$root/target/bench"
+mkdir -p "$out"
+
+bash infra/setup.sh >&2
+.venv/bin/pip install -q -r infra/bench/requirements.txt >&2
+export SAM_CLI_TELEMETRY=0
+
+functions=(schedule-api webhook-intake webhook-coalescer sync-worker connection-setup sweeper)
+build_functions() {
+  echo "bench: building the functions (release) and syncctl..." >&2
+  local args=()
+  for f in "${functions[@]}"; do args+=(-p "$f"); done
+  cargo build --release --locked "${args[@]}" >&2
+  cargo build --locked -p infra --bin syncctl >&2
+}
+
+run() {
+  case "$1" in
+    intake)
+      .venv/bin/python infra/bench/lambda_bench.py intake --events 300 --out "$out/intake.md" ;;
+    functions)
+      .venv/bin/python infra/bench/lambda_bench.py functions --out "$out/functions.md" ;;
+    sync)
+      cargo bench --locked -p integration-tests --bench sync 2>/dev/null \
+        | grep -v '^{"Function"' | tee "$out/sync.txt" ;;
+    fuzz)
+      bash infra/fuzz.sh && cp target/fuzz-report.md "$out/fuzz.md" ;;
+    *) echo "unknown benchmark: $1" >&2; exit 2 ;;
+  esac
+}
+
+case "$what" in
+  all)
+    build_functions
+    for b in intake functions sync fuzz; do run "$b"; done ;;
+  intake|functions)
+    build_functions
+    run "$what" ;;
+  *) run "$what" ;;
+esac
+.venv/bin/python infra/bench/report.py "$out" > BENCHMARKS.md
+echo "bench: BENCHMARKS.md rebuilt from $out" >&2

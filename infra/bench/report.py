@@ -1,0 +1,257 @@
+"""BENCHMARKS.md from the tables `infra/bench.sh` leaves in target/bench/ (a missing one is
+said to be missing), the machine they were measured on, and the cost model computed from
+them. Usage: report.py TARGET_BENCH_DIR > BENCHMARKS.md
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+# List prices, us-east-1. Lambda's were checked on 2026-12-07 against public copies of
+# AWS's pricing page; the others are AWS's list prices as last known to us (DynamoDB's
+# on-demand prices are those of the November 2024 cut), not re-checked online. AWS's own
+# calculator is the authority.
+PRICES_DATE = "2026-12-07 (Lambda checked that day; the others as last known, not re-checked)"
+PRICES = {
+    "lambda_request": 0.20 / 1e6,            # per invocation
+    "lambda_gb_second_arm64": 0.0000133334,  # per GB-second
+    "api_gateway_http": 1.00 / 1e6,          # per request (first 300 million a month)
+    "dynamodb_write_unit": 0.625 / 1e6,      # on-demand, per write request unit
+    "dynamodb_read_unit": 0.125 / 1e6,       # on-demand, per read request unit
+    "sqs_request": 0.40 / 1e6,               # standard queue, per 64 KB request
+    "scheduler_invocation": 1.00 / 1e6,      # EventBridge Scheduler, past the free 14 million
+    "kms_request": 0.03 / 1e4,               # per request
+}
+
+# What DynamoDB bills per operation, items under 1 KB: a transaction twice a plain write
+# per item (our transactions write two items); a strongly consistent read one unit.
+WRITE_UNITS = {"PutItem": 1, "UpdateItem": 1, "DeleteItem": 1, "TransactWriteItems": 4,
+               "BatchWriteItem": 1}
+READ_UNITS = {"GetItem": 1, "Query": 1, "TransactGetItems": 2, "BatchGetItem": 1}
+
+
+def read(path):
+    return path.read_text() if path.exists() else None
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.0f} GB"
+    except (OSError, ValueError, IndexError):
+        pass
+    rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    return (f"{cpu}, {os.cpu_count()} cores, {mem} memory, {platform.system()} "
+            f"{platform.release()} ({platform.machine()}); {rustc}; Python {platform.python_version()}. "
+            "A shared virtual machine: absolute times are orders of magnitude, ratios measured "
+            "in one run are the result.")
+
+
+def dynamo_cost(ops):
+    """Dollars for one event's DynamoDB operations (`{"DynamoDB.PutItem": 1.0, ...}`)."""
+    dollars = 0.0
+    for key, n in ops.items():
+        service, op = key.split(".", 1)
+        if service == "DynamoDB":
+            dollars += n * WRITE_UNITS.get(op, 0) * PRICES["dynamodb_write_unit"]
+            dollars += n * READ_UNITS.get(op, 0) * PRICES["dynamodb_read_unit"]
+        elif service == "SQS":
+            dollars += n * PRICES["sqs_request"]
+        elif service == "KMS":
+            dollars += n * PRICES["kms_request"]
+    return dollars
+
+
+def lambda_cost(invocations, ms, memory_mb):
+    seconds = invocations * ms / 1000
+    return (invocations * PRICES["lambda_request"]
+            + seconds * memory_mb / 1024 * PRICES["lambda_gb_second_arm64"])
+
+
+def cost_model(intake, functions):
+    if not intake or not functions:
+        return "Not computed: run `./infra/bench.sh intake` and `./infra/bench.sh functions` first."
+    ours = intake["ours"]
+    per_webhook_ms = ours["new"]["p50_ms_at_5"]
+    # A webhook: API Gateway, the intake (256 MB), its AWS calls, then its share of the
+    # coalescer and a worker job. The coalescer and worker figures are measured at zero
+    # platform latency; a job's platform round trips are modelled at 4 × 150 ms.
+    coalescer_ms = (functions.get("webhook-coalescer") or {}).get("warm_p50_ms") or 5.0
+    job_ms = 4 * 150.0
+    poll_ms = 4 * 150.0
+    webhook = (PRICES["api_gateway_http"] + lambda_cost(1, per_webhook_ms, 256)
+               + dynamo_cost(ours["new"]["ops"]) + lambda_cost(1, coalescer_ms + 5 * 5, 256)
+               + 3 * PRICES["sqs_request"] + lambda_cost(1, job_ms, 512)
+               + 6 * WRITE_UNITS["UpdateItem"] * PRICES["dynamodb_write_unit"])
+    poll = (PRICES["scheduler_invocation"] + 2 * PRICES["sqs_request"]
+            + lambda_cost(1, poll_ms, 512) + 6 * PRICES["dynamodb_write_unit"]
+            + 2 * PRICES["dynamodb_read_unit"])
+    order_synced = lambda_cost(1, 12.0, 512) + 2 * PRICES["dynamodb_write_unit"]
+    shop_webhooks = 1000 * 3 * 30          # three deliveries an order (created, two updates)
+    shop_polls = 3 * 96 * 30               # three streams every 15 minutes
+    shop = shop_webhooks * webhook + shop_polls * poll + 1000 * 30 * order_synced
+    rows = [
+        "| what | per month or per unit | dollars |",
+        "|---|---|---|",
+        f"| a shop: 1,000 orders a day, 3 webhooks an order, 3 streams on 15-minute schedules | month | {shop:.2f} |",
+        f"| one million webhooks (intake, queue, coalescer, one job each) | per million | {webhook * 1e6:.2f} |",
+        f"| 100,000 orders synced (worker time and record index) | per 100,000 | {order_synced * 1e5:.2f} |",
+        f"| one scheduled poll (Scheduler, queue, worker) | per million | {poll * 1e6:.2f} |",
+    ]
+    prices = "\n".join(f"| `{k}` | {v:.10g} |" for k, v in PRICES.items())
+    return "\n".join(rows) + f"""
+
+How it is computed (`infra/bench/report.py`): Lambda at arm64 prices and the template's
+memory (256 MB, the worker 512 MB); the intake's duration is its measured p50 for a new
+event at 5 ms per AWS call ({per_webhook_ms:.2f} ms) and its DynamoDB, SQS and KMS charges
+are the calls it made per new event in the intake benchmark; a transaction is billed as
+two items at twice a write's units. A job's platform round trips, which no local benchmark
+can measure, are modelled at 4 × 150 ms; an order synced costs the worker 12 ms (about
+twice the sync benchmark's time per order at 50 ms per platform call) and two record-index
+writes. Free tiers are left out. Prices used (US East, list prices as of {PRICES_DATE}):
+
+| price | dollars |
+|---|---|
+{prices}
+"""
+
+
+def goals(intake, functions):
+    """The issue's goals against this run's figures: met, or missed by how much."""
+    rows = ["| goal | this run | |", "|---|---|---|"]
+    if intake:
+        o, t = intake["ours"], intake["powertools"]
+        for kind in ("new", "duplicate"):
+            r0 = t[kind]["p50_ms_at_0"] / o[kind]["p50_ms_at_0"]
+            rows.append(f"| intake: ≥ 20× less handler time per {kind} event (zero-latency stand-in) | "
+                        f"×{r0:.1f} ({o[kind]['p50_ms_at_0']:.2f} against {t[kind]['p50_ms_at_0']:.2f} ms) | "
+                        f"{'met' if r0 >= 20 else f'missed by ×{20 / r0:.0f}'} |")
+            r5 = t[kind]["p50_ms_at_5"] / o[kind]["p50_ms_at_5"]
+            rows.append(f"| intake: less time per {kind} event at 5 ms per AWS call | "
+                        f"×{r5:.2f} ({o[kind]['p50_ms_at_5']:.2f} against {t[kind]['p50_ms_at_5']:.2f} ms) | "
+                        f"{'met' if r5 > 1 else 'missed'} |")
+            ours_calls, their_calls = o[kind]["calls"], t[kind]["calls"]
+            verdict = "met" if ours_calls <= their_calls else f"missed by {ours_calls - their_calls:.2g}"
+            rows.append(f"| intake: no more AWS calls per {kind} event | {ours_calls:.2g} against "
+                        f"{their_calls:.2g} | {verdict} |")
+    if functions:
+        api = functions.get("schedule-api") or {}
+        if api:
+            size = api["binary_mb"]
+            rows.append(f"| the API function's binary under 10 MB | {size:.2f} MB | "
+                        f"{'met' if size < 10 else f'missed by {size - 10:.2f} MB'} |")
+        inits = [f["init_ms"] for f in functions.values()]
+        rows.append(f"| every function's init near Rust's published ~13 ms, far under Python's and Node's ~100 ms | "
+                    f"{min(inits):.1f}–{max(inits):.1f} ms | {'met' if max(inits) < 50 else 'missed'} |")
+    return "\n".join(rows)
+
+
+def main():
+    out = Path(sys.argv[1])
+
+    def section(name, what):
+        text = read(out / name)
+        return text.strip() if text else f"_Not measured in this run: `./infra/bench.sh {what}`._"
+
+    intake = json.loads(read(out / "intake.json") or "null")
+    functions = json.loads(read(out / "functions.json") or "null")
+    sync = read(out / "sync.txt")
+    if sync:
+        # The functions' metric lines (embedded metric format) are not the benchmark's.
+        sync = "\n".join(l for l in sync.splitlines() if not l.startswith('{"Function"'))
+    print(f"""# Benchmarks
+
+Every figure here is produced by `./infra/bench.sh` (or the part named with each table) on
+the machine below; the file is rebuilt from `target/bench/` by `infra/bench/report.py`.
+
+Machine: {machine()}
+
+## Goals
+
+{goals(intake, functions)}
+
+Where the intake misses, the reason is the number of sequential AWS calls: on loopback each
+call costs both handlers about the same (request signing, an HTTP round trip), so a handler
+that makes more of them cannot be many times faster however little else it does; in AWS,
+where a call is a network round trip of milliseconds, the count decides. Bringing a new
+event to two calls and a duplicate to one is issue 19.
+
+## Webhook intake against Powertools for AWS Lambda
+
+`./infra/bench.sh intake` (`infra/bench/lambda_bench.py intake`). The same job — check the
+signature, claim the event idempotently in DynamoDB, queue one SQS message, answer — done
+by our intake's release `bootstrap` and by a Python handler using Powertools' idempotency
+utility with its DynamoDB persistence layer and boto3 (`infra/bench/powertools_intake.py`,
+under a minimal Python runtime loop, `infra/bench/runtime.py`). Both run as processes
+under the same stand-in Lambda Runtime API, their AWS calls go through the same counting
+proxy to the same moto, and they get the same signed WooCommerce and QuickBooks deliveries.
+Ours also looks the connection up and opens its sealed secret; theirs reads its secrets
+from its environment and keeps no event log.
+
+{section("intake.md", "intake")}
+
+## Every function: cold start, memory, size
+
+`./infra/bench.sh functions`: each function's release build (x86_64 here; the template
+deploys arm64) under the stand-in Runtime API with the local stack's environment; init is
+process start to its first poll; first and warm invokes use the function's `events/` sample
+and go straight to moto, so they include moto's own time (the worker and the sweeper are
+only started: their work needs the platforms). For
+comparison, published figures for a hello-world function on Lambda: Rust about 13 ms of
+init on arm64; Python and Node.js about 100 ms.
+
+{section("functions.md", "functions")}
+
+## Sync throughput, platform calls, memory
+
+`cargo bench -p integration-tests --bench sync` (`./infra/bench.sh sync`); how each figure
+is measured and how the least number of calls is computed is in `tests/benches/sync.rs`.
+
+{"```" + chr(10) + sync.strip() + chr(10) + "```" if sync else "_Not measured in this run: `./infra/bench.sh sync`._"}
+
+## Cost model
+
+{cost_model(intake, functions)}
+
+## Reliability: what is proven, and what is not yet
+
+Proven by the test command (`./infra/test.sh`), each by making the failure happen:
+duplicates and races of webhook deliveries, a queue that fails while a delivery is taken,
+leases stolen and runs cut off mid-way, platform 429 and 5xx storms, a quarantined record
+(`tests/webhooks.rs`, `tests/races.rs`, `tests/sync.rs`, `tests/quickbooks.rs`); and, in
+`tests/security.rs`, that another tenant's id is 404 on every route that takes one and
+changes nothing, that no delivery without a valid signature or secret queues anything on
+any webhook route, and that no secret, token, code or signature reaches a log line at any
+level through consent, webhook registration, deliveries and syncs.
+
+Not yet built: the webhook storm through the local stack (thousands of deliveries, a third
+duplicates, some while the queue fails, with deliveries per second held), the end-to-end
+fault-injection run that kills the worker with `SIGKILL` at random points over several
+seeds, and the load simulation of `docs/scale.md` (10,000 schedules in one minute, a
+one-tenant burst, the shared QuickBooks limiter).
+
+## Fuzzing
+
+`./infra/fuzz.sh` (`./infra/bench.sh fuzz`): each property with a million cases, release
+build; the test command runs the same properties with a few hundred cases each. Inputs are
+mutations of real documents (platform payloads, the API's request bodies) and odd text, so
+that most cases get past the first check.
+
+{section("fuzz.md", "fuzz")}
+""")
+
+
+if __name__ == "__main__":
+    main()
