@@ -643,6 +643,7 @@ async fn no_delivery_without_a_valid_signature_or_secret_queues_anything_on_any_
     // The same deliveries, signed as the platform signs them, are taken: the refusals above
     // were for the signature alone.
     for (platform, url, _, _) in &targets {
+        let before = api.aws.queue_depth(events).await;
         let body = sample_body(*platform);
         let (status, got) = post(
             &api,
@@ -652,6 +653,10 @@ async fn no_delivery_without_a_valid_signature_or_secret_queues_anything_on_any_
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{platform}: {got}");
+        assert!(
+            api.aws.queue_depth(events).await > before,
+            "{platform}: a valid delivery was queued: {got}"
+        );
     }
     let (status, got) = post(
         &api,
@@ -661,7 +666,6 @@ async fn no_delivery_without_a_valid_signature_or_secret_queues_anything_on_any_
     )
     .await;
     assert_eq!(status, StatusCode::OK, "app route: {got}");
-    assert!(api.aws.queue_depth(events).await > 0);
 }
 
 /// Words that look like a bearer token (a JWT, or QuickBooks' access tokens, which are
@@ -701,8 +705,30 @@ async fn no_secret_token_code_or_signature_appears_in_any_log_line_at_any_level(
     let path = format!("/api/connections/{}/webhooks", w.store);
     let (status, got) = w.api.send(Method::POST, &path, Some("acme"), None).await;
     assert_eq!(status, StatusCode::OK, "{got}");
-    // Secrets rotated over the API; an alert destination with a secret.
+    // Secrets rotated over the API (a consumer secret on a connection of its own, so the
+    // store's keeps working); an alert destination with a secret.
     let rotated = "cs_rotated_never_logged_0123456789";
+    let (status, other) = w
+        .api
+        .send(
+            Method::POST,
+            "/api/connections",
+            Some("acme"),
+            Some(fixtures::connection_body(Platform::WooCommerce)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    let other = text(&other, &["/connection/id", "/id"]);
+    let (status, got) = w
+        .api
+        .send(
+            Method::PUT,
+            &format!("/api/connections/{other}"),
+            Some("acme"),
+            Some(json!({"secrets": {"consumer_secret": rotated}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
     let (status, got) = w
         .api
         .send(
@@ -789,6 +815,42 @@ async fn no_secret_token_code_or_signature_appears_in_any_log_line_at_any_level(
     ]);
     secrets.extend(w.qbo.issued_credentials());
     secrets.extend(forged.iter().map(|(_, v)| v.clone()));
+    // What the intake expected of the forged delivery: a log that says "expected X" leaks.
+    for secret in w.woo.webhook_secrets() {
+        secrets.extend(
+            signed(Platform::WooCommerce, &secret, &body)
+                .into_iter()
+                .map(|(_, v)| v),
+        );
+    }
+    // Credentials as they travel: HTTP Basic of the Intuit app and of the store's keys.
+    let basic = |user: &str, password: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    };
+    secrets.push(basic(
+        &w.qbo.config().client_id,
+        &w.qbo.config().client_secret,
+    ));
+    secrets.push(basic(&woo_config.consumer_key, &woo_config.consumer_secret));
+    // The other tests' secrets, as far as their logs have come by now (they run alongside).
+    for platform in Platform::ALL {
+        secrets.extend(
+            fixtures::connection_body(*platform)["secrets"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, v)| v.as_str().map(str::to_string)),
+        );
+        let field = platform.spec().webhook_secret;
+        secrets.push(format!("globex-{field}-0123456789abcdef"));
+    }
+    secrets.extend([
+        fixtures::webhook_secret(Platform::WooCommerce).replace("&amp;", "&"),
+        APP_VERIFIER.to_string(),
+        "destination-secret-0123456789".to_string(),
+        "not-the-secret-0123456789".to_string(),
+    ]);
     // The signatures the store sent.
     secrets.extend(w.woo.delivered_signatures());
     let logs =

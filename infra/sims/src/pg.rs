@@ -17,6 +17,8 @@ pub struct Postgres {
     child: Child,
     dir: PathBuf,
     port: u16,
+    /// A try that failed leaves the directory (its data and log) to the next try.
+    keep_dir: bool,
 }
 
 /// The directory with `initdb` and `postgres`: `PG_BIN` if set, else the newest
@@ -143,7 +145,7 @@ impl Postgres {
                 // The guard ends with the server: a server that dies at once is seen as
                 // an exit (with its log), not waited on as if it were slow to start.
                 .arg(concat!(
-                    r#"exec 3<&0; "$@" >"$LOG" 2>&1 </dev/null & pid=$!; "#,
+                    r#"exec 3<&0; "$@" >"$LOG" 2>&1 </dev/null 3<&- & pid=$!; "#,
                     r#"( read _ <&3; kill -INT $pid 2>/dev/null ) & guard=$!; "#,
                     r#"wait $pid; status=$?; kill $guard 2>/dev/null; exit $status"#
                 ))
@@ -159,11 +161,13 @@ impl Postgres {
                 child,
                 dir: dir.clone(),
                 port,
+                keep_dir: false,
             };
             match server.wait_ready(Duration::from_secs(45)) {
                 Ok(()) => return Ok(server),
                 Err(e) => {
                     server.stop();
+                    server.keep_dir = true;
                     last = Some(e);
                 }
             }
@@ -224,10 +228,7 @@ impl Postgres {
         }
         let log = self.log();
         if log.is_empty() {
-            bail!(
-                "postgres did not answer within {timeout:?} and wrote nothing to its log \
-                 (is the machine's disk or CPU stalled?)"
-            )
+            bail!("postgres did not answer within {timeout:?} and wrote nothing to its log")
         }
         bail!("postgres did not answer within {timeout:?}: {log}")
     }
@@ -241,7 +242,9 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         self.stop();
-        remove(&self.dir);
+        if !self.keep_dir {
+            remove(&self.dir);
+        }
     }
 }
 

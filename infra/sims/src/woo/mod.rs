@@ -1296,7 +1296,6 @@ impl WooStore {
         });
     }
 
-    /// Sends every queued delivery now; returns how many were tried.
     /// The secrets of the store's webhooks.
     pub fn webhook_secrets(&self) -> Vec<String> {
         lock(&self.state)
@@ -1317,6 +1316,7 @@ impl WooStore {
             .collect()
     }
 
+    /// Sends every queued delivery now; returns how many were tried.
     pub async fn deliver_now(&self) -> usize {
         let pending = lock(&self.state).webhooks.take();
         let n = pending.len();
