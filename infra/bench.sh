@@ -37,7 +37,7 @@ run() {
     functions)
       .venv/bin/python infra/bench/lambda_bench.py functions --out "$out/functions.md" ;;
     sync)
-      cargo bench --locked -p integration-tests --bench sync 2>/dev/null \
+      cargo bench --locked -p integration-tests --bench sync \
         | grep -v '^{"Function"' | tee "$out/sync.txt" ;;
     fuzz)
       bash infra/fuzz.sh && cp target/fuzz-report.md "$out/fuzz.md" ;;
@@ -54,5 +54,8 @@ case "$what" in
     run "$what" ;;
   *) run "$what" ;;
 esac
-.venv/bin/python infra/bench/report.py "$out" > BENCHMARKS.md
+# Written whole or not at all. Tables a run did not remake are those of an earlier run on
+# this machine (target/bench/): run everything (no argument) for one consistent set.
+.venv/bin/python infra/bench/report.py "$out" > "$out/BENCHMARKS.md.new"
+mv "$out/BENCHMARKS.md.new" BENCHMARKS.md
 echo "bench: BENCHMARKS.md rebuilt from $out" >&2

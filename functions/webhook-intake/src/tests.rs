@@ -413,9 +413,15 @@ mod fuzz {
                 };
                 let mut headers = serde_json::Map::new();
                 headers.insert("content-type".into(), json!("application/json"));
-                for (n, v) in signed.into_iter().chain(extra) {
-                    headers.insert(n, Value::from(v));
+                for (n, v) in signed.iter().cloned().chain(extra) {
+                    headers.insert(n.to_lowercase(), Value::from(v));
                 }
+                // Genuine: signed with the connection's secret, and no extra header replaced
+                // what the signing put there.
+                let intact = matches!(signing, Signing::Right)
+                    && signed.iter().all(|(n, v)| {
+                        headers.get(&n.to_lowercase()).and_then(Value::as_str) == Some(v.as_str())
+                    });
                 let mut e = event("webhook-woocommerce-order-updated.json");
                 let path = format!("/webhooks/{platform}/{target}");
                 e["rawPath"] = json!(path);
@@ -432,7 +438,7 @@ mod fuzz {
                 let status = response.status();
                 prop_assert!(!status.is_server_error(), "{status} for {e}");
                 let queued = w.memory.queue.events().len() > before;
-                let genuine = matches!(signing, Signing::Right)
+                let genuine = intact
                     && connections
                         .iter()
                         .any(|c| c.id.to_string() == target && c.platform == platform);

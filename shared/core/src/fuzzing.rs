@@ -17,8 +17,8 @@ pub fn cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
-/// A proptest configuration of [`cases`] cases that keeps no failure files (a failing case
-/// is printed with its seed instead).
+/// A proptest configuration of [`cases`] cases that keeps no failure files: a failing case
+/// is printed, shrunk to the smallest input that still fails, and can be made a test.
 pub fn config(default: u32) -> ProptestConfig {
     round(cases(default))
 }

@@ -567,6 +567,42 @@ proptest! {
 
 }
 
+/// A valid expression (Unix cron, or its EventBridge form), or a near miss: the same with one
+/// character changed or removed. The flag says whether it must parse.
+fn expression_text() -> impl Strategy<Value = (String, bool)> {
+    let alphabet = vec![
+        '*', '?', '/', ',', '#', 'L', 'W', '-', '0', '5', '9', ' ', 'A', 'Z', '(', ')',
+    ];
+    (
+        sets(),
+        any::<bool>(),
+        proptest::option::of((
+            any::<proptest::sample::Index>(),
+            proptest::sample::select(alphabet),
+            any::<bool>(),
+        )),
+    )
+        .prop_map(|(s, eventbridge, change)| {
+            let unix = s.unix();
+            let text = if eventbridge {
+                ScheduleExpression::parse(&unix).map_or(unix.clone(), |e| e.to_eventbridge())
+            } else {
+                unix
+            };
+            let Some((at, c, remove)) = change else {
+                return (text, true);
+            };
+            let mut chars: Vec<char> = text.chars().collect();
+            let i = at.index(chars.len());
+            if remove {
+                chars.remove(i);
+            } else {
+                chars[i] = c;
+            }
+            (chars.into_iter().collect(), false)
+        })
+}
+
 proptest! {
     #![proptest_config(crate::fuzzing::config(512))]
 
@@ -585,14 +621,18 @@ proptest! {
     }
 
     #[test]
-    fn whatever_parses_translates_and_fires_in_every_zone_without_panicking(
-        text in "(cron\\(|rate\\()?([0-9*?/,#LW-]{1,6} ){4,6}[0-9A-Z*?/,#LW-]{1,8}\\)?",
+    fn expressions_and_near_misses_read_back_from_their_canonical_form_and_fire_in_order_in_every_zone(
+        (text, valid) in expression_text(),
         zone_index in 0..ZONES.len(),
         after in instant(),
     ) {
-        if let Ok(e) = ScheduleExpression::parse(&text) {
+        let parsed = ScheduleExpression::parse(&text);
+        prop_assert!(parsed.is_ok() || !valid, "{} was refused: {:?}", text, parsed.err().map(|e| e.to_string()));
+        if let Ok(e) = parsed {
             let canonical = e.to_eventbridge();
-            prop_assert!(ScheduleExpression::parse(&canonical).is_ok(), "{} -> {}", text, canonical);
+            let again = ScheduleExpression::parse(&canonical).map_err(|err| TestCaseError::fail(format!("{text} -> {canonical}: {err}")))?;
+            prop_assert_eq!(&again, &e, "{} -> {}", text, canonical);
+            prop_assert_eq!(again.to_eventbridge(), canonical);
             let z = zone(ZONES[zone_index]);
             let mut previous = after;
             for t in e.upcoming(z, after, after, 3) {
