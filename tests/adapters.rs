@@ -581,6 +581,46 @@ async fn the_run_list_follows_next_to_its_last_run_while_runs_are_added() {
 }
 
 #[tokio::test]
+async fn a_run_is_taken_up_only_as_it_was_read_and_keeps_the_run_that_redoes_it() {
+    use chrono::SubsecRound;
+    use sync_core::domain::{RunId, RunStatus};
+    use sync_core::ports::RunLog;
+    let aws = fresh_aws().await;
+    let runs = dynamo_runs(&aws);
+    let acme = tenant("acme");
+    let now = chrono::Utc::now().trunc_subsecs(3);
+    let mut run = sync_core::fixtures::run(&acme, ConnectionId::new_random(), "job", now);
+    let save = |run: sync_core::domain::Run, seen: Option<chrono::DateTime<chrono::Utc>>| {
+        let runs = &runs;
+        async move {
+            runs.save_if_unchanged(&run, seen)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    // A new run: written only while there is none.
+    assert!(save(run.clone(), None).await);
+    assert!(!save(run.clone(), None).await);
+    // Then only over the run as last written.
+    let read = RunLog::get(&runs, &acme, &run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("the run was not stored"));
+    let seen = read.updated_at;
+    assert_eq!(seen, run.updated_at);
+    run.status = RunStatus::Failed;
+    run.redone_by = Some(RunId::for_job(now, "redo"));
+    run.updated_at = seen + chrono::Duration::seconds(5);
+    assert!(!save(run.clone(), Some(seen - chrono::Duration::seconds(1))).await);
+    assert!(save(run.clone(), Some(seen)).await);
+    assert!(!save(run.clone(), Some(seen)).await, "written since");
+    let stored = RunLog::get(&runs, &acme, &run.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored, Some(run));
+}
+
+#[tokio::test]
 async fn a_cancel_request_is_kept_apart_from_the_run_and_only_a_queued_run_is_replaced() {
     use chrono::SubsecRound;
     use sync_core::domain::RunStatus;

@@ -758,6 +758,7 @@ async fn runs_are_listed_newest_first_filtered_and_paged_and_read_only_by_their_
             continuations: 0,
             attempts: 1,
             window: None,
+            redone_by: None,
         };
         w.memory
             .runs

@@ -213,6 +213,7 @@ pub fn run(r: &Run) -> Value {
         "duration_ms": r.finished_at.map(|f| (f - r.started_at).num_milliseconds()),
         "continuations": r.continuations,
         "attempts": r.attempts,
+        "redone_by": r.redone_by.as_ref().map(|id| id.as_str()),
         "window": r.window.map(|w| json!({
             "modified_from": timestamp(w.from),
             "modified_to": timestamp(w.to),

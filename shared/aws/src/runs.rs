@@ -116,6 +116,9 @@ pub(crate) fn run_item(run: &Run, retention: chrono::Duration) -> Result<Item, S
     item.insert("updated_at".into(), time(run.updated_at));
     item.insert("continuations".into(), n(u64::from(run.continuations)));
     item.insert("attempts".into(), n(u64::from(run.attempts)));
+    if let Some(redo) = &run.redone_by {
+        item.insert("redone_by".into(), s(redo.as_str()));
+    }
     if let Some(window) = &run.window {
         item.insert("window".into(), json(window)?);
     }
@@ -266,6 +269,10 @@ pub(crate) fn from_item(item: &Item) -> Result<Run, StoreError> {
             Some(_) => Some(from_json(item, "window")?),
             None => None,
         },
+        redone_by: match item.get("redone_by") {
+            Some(_) => Some(parsed(item, "redone_by")?),
+            None => None,
+        },
     })
 }
 
@@ -287,6 +294,37 @@ impl RunLog for DynamoRuns {
         let mut items = vec![run_item(run, self.retention)?];
         items.extend(run_pointers(run, self.retention));
         self.batch_put(items).await
+    }
+
+    async fn save_if_unchanged(
+        &self,
+        run: &Run,
+        seen: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(run_item(run, self.retention)?));
+        let put = match seen {
+            Some(seen) => put
+                .condition_expression("updated_at = :seen OR attribute_not_exists(updated_at)")
+                .expression_attribute_values(":seen", time(seen)),
+            None => put.condition_expression("attribute_not_exists(pk)"),
+        };
+        match put.send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                return Ok(false)
+            }
+            Err(e) => return Err(unavailable(describe(&e))),
+        }
+        // (Its pointers name it by key and time: writing them again changes nothing.)
+        self.batch_put(run_pointers(run, self.retention)).await?;
+        Ok(true)
     }
 
     async fn replace_queued(&self, run: &Run) -> Result<bool, StoreError> {

@@ -98,6 +98,7 @@ pub fn run(tenant: &TenantId, connection: ConnectionId, job: &str, at: DateTime<
         continuations: 0,
         attempts: 1,
         window: None,
+        redone_by: None,
     }
 }
 

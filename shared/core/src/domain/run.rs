@@ -289,6 +289,9 @@ pub struct Run {
     pub attempts: u32,
     /// A resync's span of source modification times (see [`super::SyncJob::window`]).
     pub window: Option<Window>,
+    /// The run the sweeper queued to do this one's work when it found it abandoned: a
+    /// delivery of this run's job that still comes (its message was only late) is dropped.
+    pub redone_by: Option<RunId>,
 }
 
 impl Run {
@@ -328,6 +331,7 @@ impl Run {
             continuations: job.resume.as_ref().map_or(0, |cp| cp.continuation),
             attempts: u32::from(status != RunStatus::Queued),
             window: job.window.filter(|_| job.ids.is_empty()),
+            redone_by: None,
         }
     }
 

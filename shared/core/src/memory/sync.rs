@@ -422,6 +422,29 @@ impl RunLog for MemoryRuns {
         Ok(())
     }
 
+    async fn save_if_unchanged(
+        &self,
+        run: &Run,
+        seen: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        let mut rows = lock(&self.rows);
+        let key = (run.tenant_id.clone(), run.id.clone());
+        // As DynamoDB compares the stored text: to the millisecond; a run gone since is
+        // written again.
+        let millis = |t: DateTime<Utc>| t.timestamp_millis();
+        let unchanged = match (rows.get(&key), seen) {
+            (None, _) => true,
+            (Some(stored), Some(seen)) => millis(stored.updated_at) == millis(seen),
+            (Some(_), None) => false,
+        };
+        if !unchanged {
+            return Ok(false);
+        }
+        rows.insert(key, run.clone());
+        Ok(true)
+    }
+
     async fn replace_queued(&self, run: &Run) -> Result<bool, StoreError> {
         self.check()?;
         let mut rows = lock(&self.rows);

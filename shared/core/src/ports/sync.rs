@@ -430,6 +430,14 @@ pub trait RunLog: Send + Sync + 'static {
     async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError>;
     /// Stores the run as it is now (creating or replacing it).
     async fn save(&self, run: &Run) -> Result<(), StoreError>;
+    /// Stores the run only while the stored one was last written at `seen` (with `None`:
+    /// while there is none), so that a worker taking a run up never overwrites what the
+    /// sweeper or the API wrote after the worker read it; whether it did.
+    async fn save_if_unchanged(
+        &self,
+        run: &Run,
+        seen: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError>;
     /// Replaces the run with `run` only while the stored one is still `queued` (no worker
     /// has taken it up); whether it did.
     async fn replace_queued(&self, run: &Run) -> Result<bool, StoreError>;

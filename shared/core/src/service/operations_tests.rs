@@ -457,6 +457,13 @@ impl RunLog for TakenUpOnCancel {
     async fn save(&self, run: &Run) -> Result<(), crate::ports::StoreError> {
         self.0.save(run).await
     }
+    async fn save_if_unchanged(
+        &self,
+        run: &Run,
+        seen: Option<DateTime<Utc>>,
+    ) -> Result<bool, crate::ports::StoreError> {
+        self.0.save_if_unchanged(run, seen).await
+    }
     async fn replace_queued(&self, run: &Run) -> Result<bool, crate::ports::StoreError> {
         self.0.replace_queued(run).await
     }

@@ -412,8 +412,17 @@ impl Sweeper {
             stamp(run.updated_at),
             redo.id
         );
-        // (Not alerted: the redo does its work, and is alerted if it fails for good.)
-        if self.end(&run, RunStatus::Failed, why, now, false).await? == Settled::Left {
+        // (Not alerted: the redo does its work, and is alerted if it fails for good.) A late
+        // delivery of its job then finds it redone and is dropped.
+        let abandoned = Run {
+            redone_by: Some(redo.id.clone()),
+            ..run.clone()
+        };
+        if self
+            .end(&abandoned, RunStatus::Failed, why, now, false)
+            .await?
+            == Settled::Left
+        {
             // Changed since it was read: by a worker that took it up (the redo is not
             // needed), or by another sweep that ended it naming this same redo (which is).
             let stored = self
@@ -423,10 +432,7 @@ impl Sweeper {
                 .await
                 .map_err(|e| err(&e))?;
             let ended_for_redo = stored.is_some_and(|r| {
-                r.status == RunStatus::Failed
-                    && r.message
-                        .as_deref()
-                        .is_some_and(|m| m.contains(redo.id.as_str()))
+                r.status == RunStatus::Failed && r.redone_by.as_ref() == Some(&redo.id)
             });
             if !ended_for_redo {
                 self.skip_redo(&redo, &run, now).await?;

@@ -176,6 +176,7 @@ async fn a_running_run_nobody_has_touched_while_its_stream_is_free_is_abandoned_
     assert_eq!(report.counts.abandoned, 1);
     let ended = w.stored(&lost);
     assert_eq!(ended.status, RunStatus::Failed);
+    let redone_by = ended.redone_by.clone();
     let message = ended.message.unwrap_or_default();
     assert!(
         message.starts_with("abandoned: its worker stopped"),
@@ -195,6 +196,7 @@ async fn a_running_run_nobody_has_touched_while_its_stream_is_free_is_abandoned_
     ));
     assert_eq!(redo.status, RunStatus::Queued);
     assert!(message.contains(redo.id.as_str()), "{message}");
+    assert_eq!(redone_by, Some(redo.id.clone()));
     // A second sweep finds nothing more to do.
     w.clock.set(at(9, 5));
     let again = w.sweeper().sweep().await;
@@ -364,6 +366,7 @@ impl RunSweep for Interleaved {
             let mut taken = ended.clone();
             taken.status = RunStatus::Running;
             taken.message = None;
+            taken.redone_by = None;
             taken.finished_at = None;
             taken.updated_at = self.now;
             self.inner.seed(taken);

@@ -878,55 +878,39 @@ impl SyncWorker {
     async fn open_run(&self, job: &SyncJob, cursor: Option<Cursor>) -> Result<Option<Run>, String> {
         let now = self.ports.clock.now();
         let id = job.run_id();
-        let existing = self
-            .ports
-            .runs
-            .get(&job.tenant_id, &id)
-            .await
-            .map_err(|e| e.to_string())?;
-        let taken_up = existing.is_some();
-        let run = match existing {
-            Some(run) if run.status == RunStatus::Cancelled => {
-                tracing::info!(run_id = %run.id, "job of a cancelled run dropped");
-                self.cancel_merged(job, &run.id).await;
+        // Taken up only if nobody wrote the run between our read and our write (the sweeper
+        // ending it for a redo, the API queuing or cancelling it); else read again.
+        let mut tries = 0;
+        let (run, taken_up) = loop {
+            tries += 1;
+            let existing = self
+                .ports
+                .runs
+                .get(&job.tenant_id, &id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let seen = existing.as_ref().map(|r| r.updated_at);
+            let Some(run) = self.take_up(job, existing, cursor.clone(), now).await else {
                 return Ok(None);
+            };
+            if self
+                .ports
+                .runs
+                .save_if_unchanged(&run, seen)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                break (run, seen.is_some());
             }
-            // (A continuation too, delivered again after its run ended. One delivered again
-            // while its run goes on runs: whether the next one was ever queued cannot be
-            // told, and pages run twice are written once.)
-            Some(run) if run.status.is_final() && run.status != RunStatus::Failed => {
-                tracing::info!(run_id = %run.id, "job delivered again after its run finished; nothing to do");
-                return Ok(None);
+            if tries == 3 {
+                return Err(format!("run {} kept changing as it was taken up", run.id));
             }
-            Some(mut run) => {
-                if run.status == RunStatus::Queued {
-                    // Recorded by the API when it sent the job: it starts now.
-                    run.started_at = now;
-                    run.cursor_before = cursor;
-                }
-                if job.resume.is_none() {
-                    run.attempts += 1;
-                }
-                if run.ids.is_empty() {
-                    // (Recorded before runs kept their ids.)
-                    run.ids = job.ids.clone();
-                }
-                run.status = RunStatus::Running;
-                run.finished_at = None;
-                run.updated_at = now;
-                run
-            }
-            None => Run::of_job(job, id, cursor, now, RunStatus::Running),
+            tracing::info!(run_id = %run.id, "run changed as it was taken up; read again");
         };
-        self.ports
-            .runs
-            .save(&run)
-            .await
-            .map_err(|e| e.to_string())?;
         if taken_up {
             // Recorded before (queued by the API, or a continuation): asked to stop since?
-            // (Looked for after the save above, so a cancel that found the run still
-            // queued, and was overwritten by that save, is found here.)
+            // (A cancel that found the run queued either replaced it before our write,
+            // which then read it again, or failed to and left its request, found here.)
             let asked = self
                 .ports
                 .runs
@@ -952,6 +936,64 @@ impl SyncWorker {
             self.settle_merged(job, &run.id).await;
         }
         Ok(Some(run))
+    }
+
+    /// The job's run as a worker takes it up (`existing` as stored, if it is), or `None`
+    /// for a job that is not to run (its run was cancelled, finished, or redone).
+    async fn take_up(
+        &self,
+        job: &SyncJob,
+        existing: Option<Run>,
+        cursor: Option<Cursor>,
+        now: DateTime<Utc>,
+    ) -> Option<Run> {
+        Some(match existing {
+            // Found abandoned by the sweeper, which queued another run to do its work: this
+            // delivery of its job was only late (a message that waited long on the queue).
+            // The runs merged into the job are the redo's to do (it carries the job's ids).
+            Some(Run {
+                redone_by: Some(redo),
+                id,
+                ..
+            }) => {
+                tracing::info!(run_id = %id, redone_by = %redo, "job of a run whose work another run does dropped");
+                if job.resume.is_none() {
+                    self.settle_merged(job, &redo).await;
+                }
+                return None;
+            }
+            Some(run) if run.status == RunStatus::Cancelled => {
+                tracing::info!(run_id = %run.id, "job of a cancelled run dropped");
+                self.cancel_merged(job, &run.id).await;
+                return None;
+            }
+            // (A continuation too, delivered again after its run ended. One delivered again
+            // while its run goes on runs: whether the next one was ever queued cannot be
+            // told, and pages run twice are written once.)
+            Some(run) if run.status.is_final() && run.status != RunStatus::Failed => {
+                tracing::info!(run_id = %run.id, "job delivered again after its run finished; nothing to do");
+                return None;
+            }
+            Some(mut run) => {
+                if run.status == RunStatus::Queued {
+                    // Recorded by the API when it sent the job: it starts now.
+                    run.started_at = now;
+                    run.cursor_before = cursor;
+                }
+                if job.resume.is_none() {
+                    run.attempts += 1;
+                }
+                if run.ids.is_empty() {
+                    // (Recorded before runs kept their ids.)
+                    run.ids = job.ids.clone();
+                }
+                run.status = RunStatus::Running;
+                run.finished_at = None;
+                run.updated_at = now;
+                run
+            }
+            None => Run::of_job(job, job.run_id(), cursor, now, RunStatus::Running),
+        })
     }
 
     /// The runs someone asked for that were merged into this job while the stream was busy

@@ -10,6 +10,7 @@ use crate::memory::{
     connection_fixture, MemoryConnectors, MemoryFailures, MemoryFlows, MemoryPlatform,
     MemoryRecordIndex, MemoryRuns, MemorySyncLeases, MemoryWorld,
 };
+use crate::ports::StoreError;
 use crate::records::{decimal, Body, Product};
 use crate::service::ScheduleService;
 use crate::time::ScheduleExpression;
@@ -39,6 +40,15 @@ fn at(text: &str) -> DateTime<Utc> {
 }
 
 fn world_with(settings: WorkerSettings, page_size: usize) -> World {
+    world_wrapping_runs(settings, page_size, |runs| runs)
+}
+
+/// A world whose worker reaches its runs through `wrap` (a fake that interleaves).
+fn world_wrapping_runs(
+    settings: WorkerSettings,
+    page_size: usize,
+    wrap: impl FnOnce(Arc<MemoryRuns>) -> Arc<dyn RunLog>,
+) -> World {
     let clock = Arc::new(FixedClock::new(at("2026-11-24T12:00:00Z")));
     let mem = MemoryWorld::default();
     let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
@@ -67,7 +77,7 @@ fn world_with(settings: WorkerSettings, page_size: usize) -> World {
             leases: leases.clone(),
             index: index.clone(),
             failures: failures.clone(),
-            runs: runs.clone(),
+            runs: wrap(runs.clone()),
             jobs: mem.queue.clone(),
             alerts: crate::service::AlertRaiser::new(mem.alerts.clone(), clock.clone()),
             clock: clock.clone(),
@@ -2220,4 +2230,150 @@ fn only_a_poll_of_a_stream_whose_webhooks_arrived_measures_what_no_webhook_broug
         None,
         "the connection changed since: nothing it could have missed"
     );
+}
+
+#[tokio::test]
+async fn a_job_delivered_late_after_the_sweeper_handed_its_run_to_a_redo_is_dropped() {
+    // GIVEN a run the sweeper found abandoned and handed to another run to redo
+    let w = world();
+    seed(&w, &w.pa, 3);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let job = w.job(&w.a, SyncMode::Full, &[]);
+    let mut abandoned = left_an_hour_ago(&w, &job, RunStatus::Failed);
+    abandoned.message = Some("abandoned: its worker stopped without finishing it".into());
+    abandoned.redone_by = Some(RunId::for_job(w.clock.now(), "redo-of-it"));
+    w.runs.seed(abandoned.clone());
+    // WHEN its job's message, only late, is delivered after all
+    w.worker.handle(job, w.deadline()).await;
+    // THEN the redo alone does the work: nothing is written, the run stays as it was left
+    assert_eq!(w.pb.writes(), 0);
+    assert_eq!(w.last_run(), abandoned);
+}
+
+/// A run log in which the sweeper ends the run for a redo just after the worker first
+/// reads it, before the worker writes it: a late job and the sweeper, interleaved.
+struct RedoneAfterRead {
+    runs: Arc<MemoryRuns>,
+    redo: RunId,
+    done: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl RunLog for RedoneAfterRead {
+    async fn get(&self, tenant: &TenantId, id: &RunId) -> Result<Option<Run>, StoreError> {
+        let got = RunLog::get(self.runs.as_ref(), tenant, id).await?;
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            if let Some(mut ended) = got.clone() {
+                ended.status = RunStatus::Failed;
+                ended.redone_by = Some(self.redo.clone());
+                ended.updated_at += Duration::seconds(1);
+                self.runs.seed(ended);
+            }
+        }
+        Ok(got)
+    }
+    async fn save(&self, run: &Run) -> Result<(), StoreError> {
+        self.runs.save(run).await
+    }
+    async fn save_if_unchanged(
+        &self,
+        run: &Run,
+        seen: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        self.runs.save_if_unchanged(run, seen).await
+    }
+    async fn replace_queued(&self, run: &Run) -> Result<bool, StoreError> {
+        self.runs.replace_queued(run).await
+    }
+    async fn request_cancel(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.runs.request_cancel(tenant, id, at).await
+    }
+    async fn cancel_requested(
+        &self,
+        tenant: &TenantId,
+        id: &RunId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.runs.cancel_requested(tenant, id).await
+    }
+}
+
+#[tokio::test]
+async fn a_job_the_sweeper_hands_to_a_redo_while_a_worker_takes_it_up_is_left_to_the_redo() {
+    // GIVEN a run taken up and left an hour ago, whose job is delivered again
+    let redo = RunId::for_job(at("2026-11-24T12:00:00Z"), "redo-of-it");
+    let w = world_wrapping_runs(WorkerSettings::default(), 3, |runs| {
+        Arc::new(RedoneAfterRead {
+            runs,
+            redo: redo.clone(),
+            done: Default::default(),
+        })
+    });
+    seed(&w, &w.pa, 3);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let job = w.job(&w.a, SyncMode::Full, &[]);
+    let left = left_an_hour_ago(&w, &job, RunStatus::Running);
+    w.runs.seed(left);
+    // WHEN the sweeper ends it for a redo between the worker's read and its write
+    w.worker.handle(job, w.deadline()).await;
+    // THEN the worker does not take it back: the redo alone does its work
+    assert_eq!(w.pb.writes(), 0);
+    let stored = w.last_run();
+    assert_eq!(
+        (stored.status, stored.redone_by),
+        (RunStatus::Failed, Some(redo))
+    );
+}
+
+#[tokio::test]
+async fn runs_merged_into_a_job_whose_run_was_redone_say_the_redo_does_their_work() {
+    // GIVEN a run asked for through the API, merged into a job while the stream was busy,
+    // and that job's run then abandoned and handed to a redo
+    let w = world();
+    seed(&w, &w.pa, 3);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    let asked = w.job(&w.a, SyncMode::Full, &[]);
+    let mut queued = Run::of_job(
+        &asked,
+        RunId::for_job(w.clock.now(), "asked-for"),
+        None,
+        w.clock.now(),
+        RunStatus::Queued,
+    );
+    queued.job_id = "asked-for".into();
+    w.runs.seed(queued.clone());
+    let mut job = w.job(&w.a, SyncMode::Full, &[]);
+    job.stands_for = vec![queued.id.clone()];
+    let redo = RunId::for_job(w.clock.now(), "redo-of-it");
+    let mut abandoned = left_an_hour_ago(&w, &job, RunStatus::Failed);
+    abandoned.redone_by = Some(redo.clone());
+    w.runs.seed(abandoned);
+    // WHEN the job is delivered after all
+    w.worker.handle(job, w.deadline()).await;
+    // THEN it is dropped, and the run it stood for names the redo as doing its work
+    assert_eq!(w.pb.writes(), 0);
+    let settled = w
+        .runs
+        .all()
+        .into_iter()
+        .find(|r| r.id == queued.id)
+        .unwrap_or_else(|| panic!("the queued run is gone"));
+    assert_eq!(settled.status, RunStatus::Skipped);
+    let message = settled.message.unwrap_or_default();
+    assert!(message.contains(redo.as_str()), "{message}");
+}
+
+/// `job`'s run as a worker left it an hour ago, in `status`.
+fn left_an_hour_ago(w: &World, job: &SyncJob, status: RunStatus) -> Run {
+    Run::of_job(
+        job,
+        job.run_id(),
+        None,
+        w.clock.now() - Duration::hours(1),
+        status,
+    )
 }
