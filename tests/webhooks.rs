@@ -782,3 +782,303 @@ async fn an_event_merged_before_the_intake_confirms_it_still_shows_coalesced() {
         "{got:?}"
     );
 }
+
+// The storm: many signed deliveries at once over every platform and two tenants, a third of
+// them redeliveries, some while the webhook-events queue fails.
+
+/// Unique deliveries the storm sends: a few hundred in the test command, `STORM_DELIVERIES`
+/// otherwise (`./infra/bench.sh storm`); each is sent again once in two.
+fn storm_size() -> usize {
+    std::env::var("STORM_DELIVERIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(240)
+}
+
+/// How many deliveries are in flight at once.
+const STORM_CONCURRENCY: usize = 32;
+
+/// How long every enqueue fails once a third of the storm has started.
+const QUEUE_OUTAGE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// One delivery of the storm: where it goes, its body, the events it carries as
+/// (connection id, entity type, record id), and whether the platform sends it again once
+/// it is answered (a redelivery: every one of its events a duplicate).
+struct Shot {
+    url: String,
+    platform: &'static str,
+    secret: &'static str,
+    body: Vec<u8>,
+    events: Vec<(String, String, String)>,
+    again: bool,
+}
+
+/// The `i`th delivery of the storm, to `connection` (id, webhook URL, platform): a new
+/// record each time, two per QuickBooks delivery.
+fn storm_shot(i: usize, (id, url, platform): &(String, String, &'static str)) -> Shot {
+    let event = |entity: &str, record: String| (id.clone(), entity.to_string(), record);
+    let (body, secret, events) = match *platform {
+        "woocommerce" => {
+            let mut order: Value =
+                serde_json::from_slice(&fixture("woocommerce-order-updated.body.json"))
+                    .unwrap_or_else(|e| panic!("{e}"));
+            order["id"] = json!(100_000 + i);
+            let events = vec![event("orders", (100_000 + i).to_string())];
+            (order, WOO_SECRET, events)
+        }
+        "supabase" => {
+            let mut change: Value = serde_json::from_slice(&fixture("supabase-update.body.json"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            change["record"]["id"] = json!(i + 1);
+            change["old_record"]["id"] = json!(i + 1);
+            (
+                change,
+                SB_SECRET,
+                vec![event("customers", (i + 1).to_string())],
+            )
+        }
+        _ => {
+            let ids = [2 * i + 10, 2 * i + 11];
+            let entities: Vec<Value> = ids
+                .iter()
+                .map(|n| json!({"name": "Customer", "id": n.to_string(), "operation": "Update", "lastUpdated": "2026-11-24T12:00:00.000Z"}))
+                .collect();
+            let body = json!({"eventNotifications": [{"realmId": "9130350000000001", "dataChangeEvent": {"entities": entities}}]});
+            let events = ids
+                .iter()
+                .map(|n| event("customers", n.to_string()))
+                .collect();
+            (body, QBO_TOKEN, events)
+        }
+    };
+    Shot {
+        url: url.clone(),
+        platform,
+        secret,
+        body: body.to_string().into_bytes(),
+        events,
+        again: i % 2 == 0,
+    }
+}
+
+/// One HTTP attempt of a delivery: when it was sent and answered, and the status.
+type Attempt = (std::time::Instant, std::time::Instant, StatusCode);
+
+/// Sends `shot` as its platform would: again after every 5xx until it is answered 200, then
+/// once more if it is a redelivery. Its attempts, and the bodies of the 200 answers.
+async fn fire(api: &Api, shot: &Shot) -> (Vec<Attempt>, Vec<Value>) {
+    let mut attempts = Vec::new();
+    let mut answers = Vec::new();
+    for _ in 0..if shot.again { 2 } else { 1 } {
+        loop {
+            let sent = std::time::Instant::now();
+            let (status, body) =
+                deliver(api, &shot.url, shot.platform, &shot.body, shot.secret).await;
+            attempts.push((sent, std::time::Instant::now(), status));
+            if status == StatusCode::OK {
+                answers.push(body);
+                break;
+            }
+            assert!(attempts.len() < 100, "never accepted: {status} {body}");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    (attempts, answers)
+}
+
+/// Every event-log entry of the table: (connection id, entity id, job id if coalesced,
+/// status).
+async fn logged_events(api: &Api) -> Vec<(String, String, Option<String>, String)> {
+    let text = |item: &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &str| {
+        item.get(name).and_then(|v| v.as_s().ok()).cloned()
+    };
+    let mut out = Vec::new();
+    let mut start = None;
+    loop {
+        let page = api
+            .aws
+            .dynamodb()
+            .scan()
+            .table_name(&api.aws.resources.table_name)
+            .filter_expression("kind = :event")
+            .expression_attribute_values(
+                ":event",
+                aws_sdk_dynamodb::types::AttributeValue::S("event".into()),
+            )
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scan failed: {e}"));
+        out.extend(page.items().iter().map(|item| {
+            (
+                text(item, "connection_id").unwrap_or_default(),
+                text(item, "entity_id").unwrap_or_default(),
+                text(item, "job_id"),
+                text(item, "status").unwrap_or_default(),
+            )
+        }));
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return out;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_storm_of_deliveries_a_third_redelivered_some_while_the_queue_fails_queues_each_event_once(
+) {
+    use futures::stream::{self, StreamExt};
+    use platform_sims::aws_proxy::AwsProxy;
+    use platform_sims::server::{Fault, Handler};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    let (proxy, endpoint, _serving) = AwsProxy::start(&integration_tests::moto().endpoint())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let api = integration_tests::api_through(&endpoint, Vec::new()).await;
+    let mut connections = Vec::new();
+    for tenant in ["acme", "globex"] {
+        for platform in ["woocommerce", "quickbooks", "supabase"] {
+            let (id, url) = connect(&api, tenant, platform).await;
+            connections.push((id, url, platform));
+        }
+    }
+    let shots: Vec<Shot> = (0..storm_size())
+        .map(|i| storm_shot(i, &connections[i % connections.len()]))
+        .collect();
+
+    // A third of the way in, every enqueue fails for a while (a 500 from SQS, as in an
+    // outage); DynamoDB keeps working.
+    let started = AtomicUsize::new(0);
+    let outage: Arc<Mutex<(Option<Instant>, Option<Instant>)>> = Arc::default();
+    let begin = Instant::now();
+    let results: Vec<(Vec<Attempt>, Vec<Value>)> = stream::iter(&shots)
+        .map(|shot| {
+            if started.fetch_add(1, Ordering::SeqCst) == shots.len() / 3 {
+                proxy.faults().set(Fault {
+                    target: Some("AmazonSQS.SendMessage".into()),
+                    status: Some(500),
+                    count: -1,
+                    ..Fault::default()
+                });
+                outage.lock().unwrap_or_else(|p| p.into_inner()).0 = Some(Instant::now());
+                let (proxy, outage) = (proxy.clone(), outage.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(QUEUE_OUTAGE).await;
+                    proxy.faults().clear();
+                    outage.lock().unwrap_or_else(|p| p.into_inner()).1 = Some(Instant::now());
+                });
+            }
+            fire(&api, shot)
+        })
+        .buffered(STORM_CONCURRENCY)
+        .collect()
+        .await;
+    let elapsed = begin.elapsed();
+
+    // Zero 5xx but the injected ones: each is a 503 sent while the queue was failing.
+    let (on, off) = *outage.lock().unwrap_or_else(|p| p.into_inner());
+    let (on, off) = (
+        on.unwrap_or_else(|| panic!("the outage never began")),
+        off.unwrap_or_else(|| panic!("the outage never ended")),
+    );
+    let attempts: Vec<&Attempt> = results.iter().flat_map(|(a, _)| a).collect();
+    let refused: Vec<&&Attempt> = attempts
+        .iter()
+        .filter(|(_, _, status)| *status != StatusCode::OK)
+        .collect();
+    for (sent, answered, status) in &refused {
+        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            *sent <= off && *answered >= on,
+            "a {status} outside the queue's outage"
+        );
+    }
+    assert!(
+        proxy.faults().injected() > 0 && !refused.is_empty(),
+        "the outage failed no delivery: the storm proves nothing about it"
+    );
+
+    // Each delivery's events were queued by exactly one accepted attempt, and its
+    // redelivery found every one a duplicate.
+    for (shot, (_, answers)) in shots.iter().zip(&results) {
+        let n = shot.events.len();
+        assert_eq!(
+            (
+                answers[0]["queued"].clone(),
+                answers[0]["duplicates"].clone()
+            ),
+            (json!(n), json!(0)),
+            "{}",
+            answers[0]
+        );
+        if let Some(again) = answers.get(1) {
+            assert_eq!(
+                (again["queued"].clone(), again["duplicates"].clone()),
+                (json!(0), json!(n)),
+                "{again}"
+            );
+        }
+    }
+
+    // The coalescer's jobs hold every event exactly once, and nothing else.
+    loop {
+        if coalesce(&api).await.received == 0 {
+            break;
+        }
+    }
+    let mut in_jobs: HashMap<(String, String, String), usize> = HashMap::new();
+    for job in queue_bodies(&api, &api.aws.provisioned.sync_queue_url).await {
+        for id in job["ids"].as_array().into_iter().flatten() {
+            let key = (
+                job["connection_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                job["entity_type"].as_str().unwrap_or_default().to_string(),
+                id.as_str().unwrap_or_default().to_string(),
+            );
+            *in_jobs.entry(key).or_default() += 1;
+        }
+    }
+    let expected: std::collections::HashSet<(String, String, String)> =
+        shots.iter().flat_map(|s| s.events.clone()).collect();
+    let twice: Vec<_> = in_jobs.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "events in more than one job: {twice:?}");
+    let jobbed: std::collections::HashSet<_> = in_jobs.keys().cloned().collect();
+    let lost: Vec<_> = expected.difference(&jobbed).collect();
+    let extra: Vec<_> = jobbed.difference(&expected).collect();
+    assert!(lost.is_empty(), "{} events lost: {lost:?}", lost.len());
+    assert!(extra.is_empty(), "jobs for events never sent: {extra:?}");
+
+    // The event log agrees: each event coalesced once; every other entry is an attempt the
+    // outage failed.
+    let mut coalesced: HashMap<(String, String), usize> = HashMap::new();
+    for (connection, entity_id, job, status) in logged_events(&api).await {
+        match job {
+            Some(_) => *coalesced.entry((connection, entity_id)).or_default() += 1,
+            None => assert_eq!(status, "enqueue_failed", "{connection} {entity_id}"),
+        }
+    }
+    assert_eq!(coalesced.len(), expected.len());
+    assert!(coalesced.values().all(|n| *n == 1), "{coalesced:?}");
+
+    let deliveries = attempts.len();
+    let report = format!(
+        "| deliveries sent (redeliveries, answered 503 in the outage) | unique events | in flight | seconds | deliveries/s | unique events/s |\n\
+         |---|---|---|---|---|---|\n\
+         | {deliveries} ({}, {}) | {} | {STORM_CONCURRENCY} | {:.1} | {:.0} | {:.0} |\n",
+        results.iter().filter(|(_, a)| a.len() > 1).count(),
+        refused.len(),
+        expected.len(),
+        elapsed.as_secs_f64(),
+        deliveries as f64 / elapsed.as_secs_f64(),
+        expected.len() as f64 / elapsed.as_secs_f64(),
+    );
+    eprintln!("{report}");
+    if let Ok(path) = std::env::var("STORM_REPORT") {
+        std::fs::write(&path, report).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}

@@ -205,10 +205,16 @@ pub async fn api() -> Api {
 
 /// The local stack with the worker configured by `function_env` (its environment variables).
 pub async fn api_with(function_env: Vec<(String, String)>) -> Api {
+    api_through(&moto().endpoint(), function_env).await
+}
+
+/// The local stack whose functions reach AWS at `endpoint` (a fault-injecting stand-in in
+/// front of the binary's moto); the test's own clients go to moto directly.
+pub async fn api_through(endpoint: &str, function_env: Vec<(String, String)>) -> Api {
     let aws = fresh_aws().await;
     let stack = LocalStack::start(&LocalOptions {
         listen: "127.0.0.1:0".into(),
-        aws_endpoint: Some(moto().endpoint()),
+        aws_endpoint: Some(endpoint.to_string()),
         moto_port: None,
         tick: Duration::ZERO,
         names: aws.names.clone(),

@@ -10,6 +10,8 @@
 //!   HTTPS and OAuth 1.0a over HTTP), seeded with deterministic data, sending signed webhooks.
 //! - [`qbo`]: QuickBooks Online: Intuit's OAuth 2.0 service (authorize, token with
 //!   rotating refresh tokens, revoke, discovery) for one app and one company.
+//! - [`aws_proxy`]: a pass-through in front of moto that injects AWS faults into one
+//!   service's calls (a failing queue while the table keeps working).
 //! - [`receiver`]: receivers of alert notices (a Slack-compatible incoming webhook, and a
 //!   webhook that checks the service's signature).
 //! - [`pg`]: a throwaway PostgreSQL (Debian's package) on a free loopback port.
@@ -20,6 +22,7 @@
 // large; boxing every one would only add noise to code that is never in a function binary.
 #![allow(clippy::result_large_err)]
 
+pub mod aws_proxy;
 pub mod pg;
 pub mod postgrest;
 pub mod qbo;

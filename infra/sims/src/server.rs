@@ -4,6 +4,8 @@
 //! Faults are set with `POST /__admin/faults` and apply to the next `count` requests (or to
 //! every request with `count: -1`) that are not admin requests:
 //! `{"status": 503, "retry_after": "2", "latency_ms": 50, "drop": false, "count": 3}`.
+//! `"one_in": 7` makes a fault hit one matching request in seven (a steady rate), and
+//! `POST /__admin/faults/add` adds a fault to those in force instead of replacing them.
 //! `latency_ms` alone slows every call (a platform far away). `GET /__admin/calls` counts the
 //! calls made, by method and path; `POST /__admin/calls/reset` starts again.
 
@@ -162,10 +164,15 @@ pub struct Fault {
     pub drop: bool,
     /// How many requests this applies to; -1 for all.
     pub count: i64,
+    /// Only one matching request in this many (a steady rate of faults); 0 or 1: each.
+    pub one_in: u64,
     /// Only requests with this method (e.g. `POST`), when set.
     pub method: Option<String>,
     /// Only requests whose path ends with this (e.g. `/products/batch`), when set.
     pub path: Option<String>,
+    /// Only AWS requests whose `X-Amz-Target` starts with this (e.g.
+    /// `AmazonSQS.SendMessage`), when set: every AWS JSON call is `POST /`.
+    pub target: Option<String>,
 }
 
 impl Fault {
@@ -174,16 +181,23 @@ impl Fault {
             .as_deref()
             .is_none_or(|m| m.eq_ignore_ascii_case(req.method.as_str()))
             && self.path.as_deref().is_none_or(|p| req.path.ends_with(p))
+            && self.target.as_deref().is_none_or(|t| {
+                req.header("x-amz-target")
+                    .is_some_and(|target| target.starts_with(t))
+            })
     }
 }
 
 /// Faults and call counts of one simulator.
 #[derive(Default)]
 pub struct Faults {
-    pending: Mutex<Option<Fault>>,
+    /// Faults in force, each with how many matching requests it has seen.
+    pending: Mutex<Vec<(Fault, u64)>>,
     /// Latency on every call, independent of the one-off faults.
     latency_ms: Mutex<u64>,
     calls: Mutex<BTreeMap<String, u64>>,
+    /// Requests answered or dropped by a fault.
+    injected: std::sync::atomic::AtomicU64,
 }
 
 /// What a fault does to one request.
@@ -199,11 +213,17 @@ impl Faults {
             *lock(&self.latency_ms) = fault.latency_ms;
             return;
         }
-        *lock(&self.pending) = Some(fault);
+        *lock(&self.pending) = vec![(fault, 0)];
+    }
+
+    /// Adds `fault` to those in force (`set` replaces them); a request gets the first that
+    /// applies to it.
+    pub fn add(&self, fault: Fault) {
+        lock(&self.pending).push((fault, 0));
     }
 
     pub fn clear(&self) {
-        *lock(&self.pending) = None;
+        lock(&self.pending).clear();
         *lock(&self.latency_ms) = 0;
     }
 
@@ -215,6 +235,11 @@ impl Faults {
         lock(&self.calls).clear();
     }
 
+    /// How many requests a fault has answered or dropped so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Counts the call and decides its fault.
     pub async fn apply(&self, req: &Req) -> Injected {
         let path = req.path.clone();
@@ -224,32 +249,47 @@ impl Faults {
         let latency = *lock(&self.latency_ms);
         let fault = {
             let mut pending = lock(&self.pending);
-            match pending.as_mut() {
-                Some(f) if f.count != 0 && f.applies_to(req) => {
+            pending
+                .iter_mut()
+                .filter(|(f, _)| f.count != 0 && f.applies_to(req))
+                .find_map(|(f, seen)| {
+                    *seen += 1;
+                    if f.one_in > 1 && *seen % f.one_in != 0 {
+                        return None;
+                    }
                     if f.count > 0 {
                         f.count -= 1;
                     }
                     Some(f.clone())
-                }
-                _ => None,
-            }
+                })
         };
         let wait = latency + fault.as_ref().map_or(0, |f| f.latency_ms);
         if wait > 0 {
             tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
+        if fault.as_ref().is_some_and(|f| f.drop || f.status.is_some()) {
+            self.injected
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         match fault {
             Some(f) if f.drop => Injected::Drop,
             Some(Fault {
                 status: Some(status),
                 retry_after,
+                target,
                 ..
             }) => {
                 let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                let mut r = json_response(
-                    code,
-                    &json!({"code": "injected_fault", "message": "fault injected by the simulator"}),
-                );
+                // An AWS service names its error in `__type` (AWS JSON protocols).
+                let body = match target {
+                    Some(_) => {
+                        json!({"__type": "InternalFailure", "message": "fault injected by the stand-in"})
+                    }
+                    None => {
+                        json!({"code": "injected_fault", "message": "fault injected by the simulator"})
+                    }
+                };
+                let mut r = json_response(code, &body);
                 if let Some(after) = retry_after {
                     r = with_header(r, "retry-after", &after);
                 }
@@ -262,15 +302,21 @@ impl Faults {
     /// The admin routes every simulator has; `None` for other paths.
     pub fn admin(&self, req: &Req) -> Option<Resp> {
         match (req.method.as_str(), req.path.as_str()) {
-            ("POST", "/__admin/faults") => Some(match serde_json::from_slice::<Fault>(&req.body) {
-                Ok(f) => {
-                    self.set(f);
-                    json_response(StatusCode::OK, &json!({"ok": true}))
-                }
-                Err(e) => {
-                    json_response(StatusCode::BAD_REQUEST, &json!({"message": e.to_string()}))
-                }
-            }),
+            ("POST", "/__admin/faults" | "/__admin/faults/add") => {
+                Some(match serde_json::from_slice::<Fault>(&req.body) {
+                    Ok(f) if req.path.ends_with("/add") => {
+                        self.add(f);
+                        json_response(StatusCode::OK, &json!({"ok": true}))
+                    }
+                    Ok(f) => {
+                        self.set(f);
+                        json_response(StatusCode::OK, &json!({"ok": true}))
+                    }
+                    Err(e) => {
+                        json_response(StatusCode::BAD_REQUEST, &json!({"message": e.to_string()}))
+                    }
+                })
+            }
             ("DELETE", "/__admin/faults") => {
                 self.clear();
                 Some(json_response(StatusCode::OK, &json!({"ok": true})))
