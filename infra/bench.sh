@@ -7,6 +7,8 @@
 #   ./infra/bench.sh functions  cold start, memory and size of every function
 #   ./infra/bench.sh sync       sync throughput, platform calls, memory (cargo bench)
 #   ./infra/bench.sh fuzz       the million-case fuzzing run (infra/fuzz.sh)
+#   ./infra/bench.sh storm      3,000 webhook deliveries through the local stack, a queue outage
+#   ./infra/bench.sh faults     the worker killed with SIGKILL under faults, five seeds
 #
 # Figures from a shared machine are orders of magnitude; the ratios, measured in one run,
 # are the result.
@@ -41,6 +43,14 @@ run() {
         | grep -v '^{"Function"' | tee "$out/sync.txt" ;;
     fuzz)
       bash infra/fuzz.sh && cp target/fuzz-report.md "$out/fuzz.md" ;;
+    storm)
+      STORM_DELIVERIES=2000 STORM_REPORT="$out/storm.md" \
+        cargo test --locked -p integration-tests --test webhooks storm -- --nocapture \
+        | grep -v '^{"Function"' >&2 ;;
+    faults)
+      KILL_SEEDS=1,2,3,4,5 KILL_ORDERS=2000 KILL_REPORT="$out/faults.md" \
+        cargo test --locked -p integration-tests --test sync killed -- --nocapture \
+        | grep -v '^{' >&2 ;;
     *) echo "unknown benchmark: $1" >&2; exit 2 ;;
   esac
 }
@@ -48,7 +58,7 @@ run() {
 case "$what" in
   all)
     build_functions
-    for b in intake functions sync fuzz; do run "$b"; done ;;
+    for b in intake functions sync storm faults fuzz; do run "$b"; done ;;
   intake|functions)
     build_functions
     run "$what" ;;

@@ -1639,3 +1639,295 @@ async fn a_failure_that_persists_over_many_runs_is_alerted_once_and_its_recovery
         "{messages:?}"
     );
 }
+
+// Fault injection end to end: the worker, in a process of its own, killed with SIGKILL at
+// random points of a large backfill while the platforms and AWS fail at a steady rate.
+
+/// Seeds of the killed-worker runs: `KILL_SEEDS` (comma-separated) reruns chosen ones
+/// (`./infra/bench.sh faults` runs more, with more orders).
+fn kill_seeds() -> Vec<u64> {
+    std::env::var("KILL_SEEDS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![11, 23])
+}
+
+/// Orders in the store of each killed-worker run (`KILL_ORDERS`).
+fn kill_orders() -> usize {
+    std::env::var("KILL_ORDERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000)
+}
+
+/// A small deterministic generator (xorshift), so that a seed replays the same kills.
+struct Dice(u64);
+
+impl Dice {
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        low + self.0 % (high - low)
+    }
+}
+
+/// The worker's handler in a process of its own (`src/bin/worker_process.rs`), configured
+/// as the stack's worker is, reaching AWS at `endpoint`; its log goes to `log`.
+fn worker_process(w: &SyncWorld, endpoint: &str, log: &std::path::Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+    std::process::Command::new(env!("CARGO_BIN_EXE_worker-process"))
+        .envs(w.api.stack.environment())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("VISIBILITY_SECONDS", "3")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("worker process: {e}"))
+}
+
+/// Jobs on the sync queue, visible, in flight or delayed.
+async fn jobs_waiting(w: &SyncWorld) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let got = w
+        .api
+        .aws
+        .sqs()
+        .get_queue_attributes()
+        .queue_url(&w.api.aws.resources.sync_queue_url)
+        .attribute_names(A::All)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+        A::ApproximateNumberOfMessagesDelayed,
+    ]
+    .iter()
+    .map(|name| {
+        got.attributes()
+            .and_then(|a| a.get(name))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    })
+    .sum()
+}
+
+/// One killed-worker run; panics on the first thing that is not as it must be. What it
+/// did, as a row of the report's table.
+async fn sync_through_kills_and_faults(seed: u64) -> String {
+    use platform_sims::server::{Fault, Handler};
+    let mut dice = Dice(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let orders = kill_orders();
+    let w = sync_world_with(
+        Seed {
+            products: 5,
+            customers: 5,
+            orders,
+            seed,
+        },
+        vec![
+            ("LEASE_SECONDS".into(), "2".into()),
+            ("TIME_BUDGET_MS".into(), "2000".into()),
+            ("HTTP_ATTEMPTS".into(), "6".into()),
+            // The sweeper (run below as on its schedule) finds a run whose job the queue
+            // gave up on (a job killed or failed five times goes to the dead-letter queue).
+            ("STALE_AFTER_SECONDS".into(), "8".into()),
+            ("STREAM_QUIET_SECONDS".into(), "2".into()),
+        ],
+    )
+    .await;
+    let (proxy, endpoint, _serving) =
+        platform_sims::aws_proxy::AwsProxy::start(&integration_tests::moto().endpoint())
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+    // Steady faults: the store throttles, fails and resets connections; the project fails;
+    // DynamoDB and SQS answer 500 (after the SDK's own retries some reach the adapters).
+    let fault = |status: Option<u16>, one_in: u64| Fault {
+        status,
+        drop: status.is_none(),
+        retry_after: (status == Some(429)).then(|| "0".to_string()),
+        count: -1,
+        one_in,
+        ..Fault::default()
+    };
+    w.woo.faults().set(fault(Some(429), 11));
+    w.woo.faults().add(fault(Some(500), 13));
+    w.woo.faults().add(fault(None, 17));
+    w.rest.faults().set(fault(Some(503), 9));
+    w.rest.faults().add(fault(None, 19));
+    let aws_fault = |target: &str, one_in: u64, count: i64| Fault {
+        target: Some(target.into()),
+        count,
+        ..fault(Some(500), one_in)
+    };
+    proxy.faults().add(aws_fault("DynamoDB_20120810.", 50, -1));
+    proxy.faults().add(aws_fault("AmazonSQS.", 10, -1));
+    w.flow(&w.store, &w.project, &["orders"]).await;
+
+    let log = std::env::temp_dir().join(format!("worker-process-{seed}.log"));
+    let began = std::time::Instant::now();
+    // Each kill lands while orders are still to be written (a sync that ended stops them).
+    let mut kills = 0;
+    for _ in 0..dice.between(3, 6) {
+        let mut worker = worker_process(&w, &endpoint, &log);
+        tokio::time::sleep(std::time::Duration::from_millis(dice.between(200, 1_500))).await;
+        // Now and then a burst of DynamoDB failures outlasting the SDK's three tries: the
+        // adapters see them.
+        if dice.between(0, 2) == 0 {
+            proxy.faults().add(aws_fault(
+                "DynamoDB_20120810.",
+                1,
+                dice.between(3, 5) as i64,
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(dice.between(200, 1_500))).await;
+        let written = w.rows("orders").await.len();
+        // `kill` is SIGKILL: no destructor, no flush, no goodbye.
+        worker.kill().unwrap_or_else(|e| panic!("{e}"));
+        let _ = worker.wait();
+        if written == orders {
+            break;
+        }
+        kills += 1;
+    }
+    assert!(
+        kills > 0,
+        "the sync ended before the first kill: the kills proved nothing"
+    );
+    let killed_at = w.rows("orders").await.len();
+
+    // One last worker, left alone until nothing waits on the queue or runs.
+    let mut worker = worker_process(&w, &endpoint, &log);
+    let started = std::time::Instant::now();
+    let mut quiet = 0;
+    while quiet < 3 {
+        if started.elapsed() > std::time::Duration::from_secs(240) {
+            let runs = w.runs("limit=100").await;
+            panic!(
+                "the sync never settled: {} jobs wait, {} of {orders} orders written, runs {runs:#?} (log: {})",
+                jobs_waiting(&w).await,
+                w.rows("orders").await.len(),
+                log.display()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        w.api
+            .stack
+            .sweep_once()
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let open = w
+            .runs("limit=100")
+            .await
+            .iter()
+            .any(|r| r["status"] == "queued" || r["status"] == "running");
+        quiet = if jobs_waiting(&w).await == 0 && !open {
+            quiet + 1
+        } else {
+            0
+        };
+    }
+    worker.kill().unwrap_or_else(|e| panic!("{e}"));
+    let _ = worker.wait();
+    assert!(
+        proxy.faults().injected() > 0 && w.woo.faults().injected() > 0,
+        "no fault was injected"
+    );
+
+    // Every order once, as the store has it.
+    w.woo.faults().clear();
+    w.rest.faults().clear();
+    assert_orders_match(&w).await;
+    // Every run ended: it succeeded, or it was abandoned after its job went to the
+    // dead-letter queue and a run that succeeded did its work again. The runs show the
+    // retries the kills caused.
+    let runs = w.runs("limit=100").await;
+    for run in &runs {
+        if run["status"] != "succeeded" {
+            let message = run["message"].as_str().unwrap_or_default();
+            assert!(
+                run["status"] == "failed" && message.contains("abandoned"),
+                "{run:#}"
+            );
+            let redo = runs.iter().find(|r| {
+                r["id"]
+                    .as_str()
+                    .is_some_and(|id| message.contains(&format!("run {id} ")))
+            });
+            assert_eq!(
+                redo.map(|r| r["status"].clone()),
+                Some(json!("succeeded")),
+                "{run:#}"
+            );
+        }
+    }
+    let tries: u64 = runs
+        .iter()
+        .map(|r| r["attempts"].as_u64().unwrap_or(0) + r["continuations"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(tries > runs.len() as u64, "no retry shows: {runs:#?}");
+    // The cursor stands at the newest order.
+    let newest = w
+        .woo
+        .all(Kind::Orders)
+        .iter()
+        .filter_map(|o| o["date_modified_gmt"].as_str().map(str::to_string))
+        .max()
+        .unwrap_or_default();
+    let cursor = w.cursor(&w.store, "orders").await;
+    assert_eq!(
+        cursor.map(|c| c.stamp.format("%Y-%m-%dT%H:%M:%S").to_string()),
+        Some(newest),
+        "the stream's cursor"
+    );
+    let sum = |field: &str| -> u64 { runs.iter().map(|r| r[field].as_u64().unwrap_or(0)).sum() };
+    format!(
+        "| {seed} | {orders} | {kills} | {killed_at} | {} | {} | {} | {} | {} | {} | {:.0} |",
+        w.woo.faults().injected() + w.rest.faults().injected(),
+        proxy.faults().injected(),
+        runs.len(),
+        sum("attempts"),
+        sum("continuations"),
+        runs.iter().filter(|r| !r["redone_by"].is_null()).count(),
+        began.elapsed().as_secs_f64()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_at_random_points_under_platform_and_aws_faults_leaves_every_order_once() {
+    use futures::FutureExt;
+    let mut report = String::from(
+        "| seed | orders | kills | orders written before the last worker | platform faults | AWS faults | runs | attempts | continuations | runs abandoned and redone | seconds |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for seed in kill_seeds() {
+        let outcome = std::panic::AssertUnwindSafe(sync_through_kills_and_faults(seed))
+            .catch_unwind()
+            .await;
+        match outcome {
+            Ok(row) => {
+                report.push_str(&row);
+                report.push('\n');
+            }
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                panic!("seed {seed} failed (rerun it with KILL_SEEDS={seed}): {why}");
+            }
+        }
+    }
+    eprintln!("{report}");
+    if let Ok(path) = std::env::var("KILL_REPORT") {
+        std::fs::write(&path, report).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}

@@ -117,19 +117,12 @@ impl LocalStack {
         // Every function reads its environment as in Lambda, through its own `from_lookup`
         // (the same wiring its `main` does): the local resources, then the functions'
         // settings, then this process's environment.
+        let resource_env = resource_env(&provisioned);
         let env = |name: &str| -> Option<String> {
-            let resource = match name {
-                "TABLE_NAME" => Some(&resources.table_name),
-                "KMS_KEY_ID" => Some(&resources.kms_key_id),
-                "SCHEDULE_GROUP" => Some(&resources.schedule_group),
-                "SYNC_QUEUE_URL" => Some(&resources.sync_queue_url),
-                "SYNC_QUEUE_ARN" => Some(&resources.sync_queue_arn),
-                "SYNC_DLQ_ARN" => Some(&resources.sync_dlq_arn),
-                "SCHEDULER_ROLE_ARN" => Some(&resources.scheduler_role_arn),
-                "WEBHOOK_QUEUE_URL" => Some(&provisioned.events_queue_url),
-                "ALERT_TOPIC_ARN" => Some(&provisioned.alert_topic_arn),
-                _ => None,
-            };
+            let resource = resource_env
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v);
             resource.cloned().or_else(|| {
                 function_env
                     .iter()
@@ -251,6 +244,17 @@ impl LocalStack {
         })
     }
 
+    /// The environment the stack's functions are configured with: the resources' variables,
+    /// then its function settings; for a function run in a process of its own.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = resource_env(&self.provisioned)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        env.extend(self.function_env.iter().cloned());
+        env
+    }
+
     /// Hands what is on the webhook-events queue now to the coalescer's handler, once (as
     /// its event source does after each batching window).
     pub async fn coalesce_once(&self) -> Result<PollReport> {
@@ -285,4 +289,20 @@ impl LocalStack {
         }
         Ok(batches)
     }
+}
+
+/// The variables naming the local resources, as the template sets them for the functions.
+fn resource_env(provisioned: &crate::provision::Provisioned) -> Vec<(&'static str, String)> {
+    let r = &provisioned.resources;
+    vec![
+        ("TABLE_NAME", r.table_name.clone()),
+        ("KMS_KEY_ID", r.kms_key_id.clone()),
+        ("SCHEDULE_GROUP", r.schedule_group.clone()),
+        ("SYNC_QUEUE_URL", r.sync_queue_url.clone()),
+        ("SYNC_QUEUE_ARN", r.sync_queue_arn.clone()),
+        ("SYNC_DLQ_ARN", r.sync_dlq_arn.clone()),
+        ("SCHEDULER_ROLE_ARN", r.scheduler_role_arn.clone()),
+        ("WEBHOOK_QUEUE_URL", provisioned.events_queue_url.clone()),
+        ("ALERT_TOPIC_ARN", provisioned.alert_topic_arn.clone()),
+    ]
 }

@@ -61,28 +61,15 @@ pub async fn prepare(stack: &LocalStack, path: &Path) -> Result<()> {
 /// SAM's `--env-vars` file: one `Parameters` map, which SAM applies to every function for
 /// the variables the template declares for it (the others it ignores).
 pub fn env_vars(stack: &LocalStack) -> Value {
-    let r = &stack.resources;
     let mut vars = Map::new();
-    for (name, value) in [
-        ("AWS_ENDPOINT_URL", stack.aws_endpoint.as_str()),
-        ("TABLE_NAME", r.table_name.as_str()),
-        ("KMS_KEY_ID", r.kms_key_id.as_str()),
-        ("SCHEDULE_GROUP", r.schedule_group.as_str()),
-        ("SYNC_QUEUE_URL", r.sync_queue_url.as_str()),
-        ("SYNC_QUEUE_ARN", r.sync_queue_arn.as_str()),
-        ("SYNC_DLQ_ARN", r.sync_dlq_arn.as_str()),
-        ("SCHEDULER_ROLE_ARN", r.scheduler_role_arn.as_str()),
-        (
-            "WEBHOOK_QUEUE_URL",
-            stack.provisioned.events_queue_url.as_str(),
-        ),
-    ] {
-        vars.insert(name.into(), Value::from(value));
-    }
-    // Intuit's app as the stack's own functions have it (the simulator's), and its redirect
-    // back to this stack's callback.
-    for (name, value) in &stack.function_env {
-        vars.insert(name.clone(), Value::from(value.as_str()));
+    vars.insert(
+        "AWS_ENDPOINT_URL".into(),
+        Value::from(stack.aws_endpoint.as_str()),
+    );
+    // The resources, then Intuit's app as the stack's own functions have it (the
+    // simulator's), and its redirect back to this stack's callback.
+    for (name, value) in stack.environment() {
+        vars.insert(name, Value::from(value));
     }
     vars.entry("QBO_REDIRECT_URI")
         .or_insert_with(|| Value::from(format!("{}/oauth/quickbooks/callback", stack.api_url)));
