@@ -9,6 +9,7 @@
 #   ./infra/bench.sh fuzz       the million-case fuzzing run (infra/fuzz.sh)
 #   ./infra/bench.sh storm      3,000 webhook deliveries through the local stack, a queue outage
 #   ./infra/bench.sh faults     the worker killed with SIGKILL under faults, five seeds
+#   ./infra/bench.sh quota      four worker processes on one QuickBooks company, past a minute
 #
 # Figures from a shared machine are orders of magnitude; the ratios, measured in one run,
 # are the result.
@@ -51,6 +52,10 @@ run() {
       KILL_SEEDS=1,2,3,4,5 KILL_ORDERS=2000 KILL_REPORT="$out/faults.md" \
         cargo test --locked -p integration-tests --test sync killed -- --nocapture \
         | grep -v '^{' >&2 ;;
+    quota)
+      QUOTA_PROCESSES=4 QUOTA_CALLS=150 QUOTA_REPORT="$out/quota.md" \
+        cargo test --locked -p integration-tests --test quickbooks crowding -- --nocapture \
+        | grep -v '^{' >&2 ;;
     *) echo "unknown benchmark: $1" >&2; exit 2 ;;
   esac
 }
@@ -58,7 +63,7 @@ run() {
 case "$what" in
   all)
     build_functions
-    for b in intake functions sync storm faults fuzz; do run "$b"; done ;;
+    for b in intake functions sync storm faults quota fuzz; do run "$b"; done ;;
   intake|functions)
     build_functions
     run "$what" ;;

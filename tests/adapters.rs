@@ -1305,3 +1305,41 @@ async fn alert_issues_are_found_open_and_due_through_their_indexes_and_written_o
         "another tenant's issue is not found"
     );
 }
+
+#[tokio::test]
+async fn the_call_quota_keeps_each_windows_budget_and_each_seat_to_one_holder_at_a_time() {
+    use sync_core::ports::CallQuota;
+    let aws = fresh_aws().await;
+    let quota = sync_aws::DynamoCallQuota::new(aws.dynamodb(), aws.resources.table_name.clone());
+    let ok = |r: Result<bool, StoreError>| r.unwrap_or_else(|e| panic!("{e}"));
+    let key = "quickbooks/9130";
+    // A window's budget: grants while they fit, then none; the next window is fresh.
+    assert!(ok(quota.take(key, 10_000, 5, 7).await));
+    assert!(!ok(quota.take(key, 10_000, 5, 7).await));
+    assert!(ok(quota.take(key, 10_000, 2, 7).await));
+    assert!(!ok(quota.take(key, 10_000, 1, 7).await));
+    assert!(ok(quota.take(key, 20_000, 7, 7).await));
+    assert!(!ok(quota.take(key, 30_000, 8, 7).await));
+    // Another account's budget is its own.
+    assert!(ok(quota.take("quickbooks/1", 10_000, 7, 7).await));
+    // A seat: one holder until it leaves or its time is up.
+    assert!(ok(quota.sit(key, 0, "a:1", 1_000, 5_000).await));
+    assert!(!ok(quota.sit(key, 0, "b:1", 2_000, 6_000).await));
+    assert!(ok(quota.sit(key, 1, "b:1", 2_000, 6_000).await));
+    // Leaving a seat another holds now leaves it with them.
+    quota
+        .leave(key, 1, "a:1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!ok(quota.sit(key, 1, "c:1", 3_000, 7_000).await));
+    quota
+        .leave(key, 0, "a:1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ok(quota.sit(key, 0, "c:1", 3_000, 7_000).await));
+    // Seat 1's holder is killed: its seat is free once its time is up.
+    assert!(!ok(quota.sit(key, 1, "d:1", 6_000, 9_000).await));
+    assert!(ok(quota.sit(key, 1, "d:1", 6_001, 9_000).await));
+    // A limit smaller than the grant asked for takes nothing.
+    assert!(!ok(quota.take(key, 40_000, 8, 7).await));
+}

@@ -678,6 +678,43 @@ async fn the_sweeper_catches_a_missed_fire_time_up_once_counts_those_outside_the
     assert_eq!(queued["status"], "queued", "{queued}");
     assert_eq!(queued["trigger"], "catch_up", "{queued}");
     assert_eq!(queued["schedule_id"], caught.id.to_string(), "{queued}");
+    // Fire times missed outside the window are alerted, one issue per schedule: all of the
+    // windowless schedule's, and all but the last (caught up) of the other's.
+    let (_, alerts) = api
+        .send(
+            reqwest::Method::GET,
+            "/api/alerts?status=open",
+            Some("acme"),
+            None,
+        )
+        .await;
+    let missed_of = |id: &str| -> Vec<u64> {
+        alerts["alerts"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter(|a| {
+                        a["kind"] == "missed_fire" && a["subject"] == format!("schedule:{id}")
+                    })
+                    .map(|a| {
+                        let text = a["last_error"].as_str().unwrap_or_default();
+                        text.split(' ')
+                            .next()
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (never_missed, caught_missed) = (
+        missed_of(&never.id.to_string()),
+        missed_of(&caught.id.to_string()),
+    );
+    assert_eq!(never_missed.len(), 1, "{alerts}");
+    assert_eq!(caught_missed.len(), 1, "{alerts}");
+    assert!(never_missed[0] >= 17, "{alerts}");
+    assert_eq!(caught_missed[0] + 1, never_missed[0], "{alerts}");
     // The next sweep queues nothing more (nor counts the same fire times again).
     let second = api
         .stack
@@ -746,4 +783,43 @@ async fn the_sweeper_catches_a_missed_fire_time_up_once_counts_those_outside_the
         .eventbridge_state(&caught.id.to_string())
         .await
         .is_some());
+    // One changed behind our back (another expression, disabled) is put back as stored.
+    let scheduler = aws.scheduler();
+    let group = aws.resources.schedule_group.clone();
+    let read = |name: String| {
+        let (scheduler, group) = (scheduler.clone(), group.clone());
+        async move {
+            scheduler
+                .get_schedule()
+                .name(name)
+                .group_name(group)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+    let existing = read(never.id.to_string()).await;
+    scheduler
+        .update_schedule()
+        .name(never.id.to_string())
+        .group_name(&group)
+        .schedule_expression("rate(1 minute)")
+        .state(aws_sdk_scheduler::types::ScheduleState::Disabled)
+        .set_flexible_time_window(existing.flexible_time_window().cloned())
+        .set_target(existing.target().cloned())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fourth = api
+        .stack
+        .sweep_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(fourth["counts"]["repairs"], 1, "{fourth}");
+    let repaired = read(never.id.to_string()).await;
+    assert_eq!(
+        repaired.schedule_expression(),
+        existing.schedule_expression()
+    );
+    assert_eq!(repaired.state(), existing.state());
 }

@@ -665,15 +665,10 @@ impl Keepers {
         use std::sync::Arc;
         use sync_core::platforms::http::{Caller, RetryPolicy};
         use sync_core::platforms::quickbooks::oauth::{App, TokenEndpoint};
-        use sync_core::ports::ConnectionReader;
 
         let aws = &w.api.aws;
         let table = aws.resources.table_name.clone();
-        let connection = sync_aws::DynamoConnectionStore::new(aws.dynamodb(), table.clone())
-            .get(books.parse().unwrap_or_else(|e| panic!("{e}")))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|| panic!("no connection"));
+        let connection = w.stored_connection(books).await;
         let sealer = Arc::new(sync_aws::KmsSealer::new(
             aws_sdk_kms::Client::new(&aws.sdk),
             aws.resources.kms_key_id.clone(),
@@ -1749,4 +1744,160 @@ async fn quarantined_orders_are_retried_in_bulk_once_quickbooks_answers_again() 
         (status, none["records"].clone()),
         (reqwest::StatusCode::OK, json!(0))
     );
+}
+
+/// How several worker processes calling one company at once fared.
+#[derive(Debug)]
+struct Crowd {
+    calls: usize,
+    failed: usize,
+    seconds: f64,
+    stats: Value,
+}
+
+/// `processes` worker processes, each with its own connectors (its own limits, as a Lambda
+/// container has) and, if `shared`, the quota in the table, each reading the company's
+/// customers `calls` times, as many at once as one process allows.
+async fn crowd(w: &SyncWorld, books: &str, processes: usize, calls: usize, shared: bool) -> Crowd {
+    use std::sync::Arc;
+    use sync_core::domain::{EntityType, Platform};
+    use sync_core::platforms::http::RetryPolicy;
+    use sync_core::ports::Connectors;
+    use sync_core::service::PlatformConnectors;
+
+    let aws = &w.api.aws;
+    let table = aws.resources.table_name.clone();
+    let connection = w.stored_connection(books).await;
+    let app = w.qbo.config().clone();
+    let app = sync_core::config::QuickBooksApp {
+        client_id: Some(app.client_id.clone()),
+        client_secret: Some(app.client_secret.clone()),
+        token_url: Some(format!("{}/oauth2/v1/tokens/bearer", w.qbo_url)),
+        api_url: Some(w.qbo_url.clone()),
+    };
+    w.qbo_admin(Method::POST, "stats/reset", Value::Null).await;
+    w.qbo_admin(
+        Method::POST,
+        "limits",
+        json!({"concurrent": 10, "per_minute": 500, "latency_ms": 40}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..processes {
+        let mut connectors = PlatformConnectors::new(
+            Arc::new(sync_aws::KmsSealer::new(
+                aws_sdk_kms::Client::new(&aws.sdk),
+                aws.resources.kms_key_id.clone(),
+            )),
+            Arc::new(sync_http::ReqwestClient::new().unwrap_or_else(|e| panic!("{e}"))),
+            Arc::new(sync_core::clock::SystemClock),
+            RetryPolicy {
+                throttle_wait: Some(std::time::Duration::from_millis(250)),
+                ..RetryPolicy::default()
+            },
+        )
+        .with_tokens(Arc::new(sync_aws::DynamoTokens::new(
+            aws.dynamodb(),
+            table.clone(),
+        )))
+        .with_app(Platform::QuickBooks, app.secrets());
+        if shared {
+            connectors = connectors.with_call_quota(Arc::new(sync_aws::DynamoCallQuota::new(
+                aws.dynamodb(),
+                table.clone(),
+            )));
+        }
+        let connector = connectors
+            .open(&connection)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let at_once = sync_core::platforms::quickbooks::connector::LIMITS.in_flight_here;
+        for lane in 0..at_once {
+            let connector = connector.clone();
+            let reads = calls / at_once + usize::from(lane < calls % at_once);
+            tasks.push(tokio::spawn(async move {
+                let mut failed = 0;
+                for _ in 0..reads {
+                    let source = connector.source().unwrap_or_else(|| panic!("no source"));
+                    if source
+                        .changes(EntityType::Customers, None, None)
+                        .await
+                        .is_err()
+                    {
+                        failed += 1;
+                    }
+                }
+                (reads, failed)
+            }));
+        }
+    }
+    let (mut total, mut failed) = (0, 0);
+    for task in tasks {
+        let (reads, fails) = task.await.unwrap_or_else(|e| panic!("{e}"));
+        total += reads;
+        failed += fails;
+    }
+    Crowd {
+        calls: total,
+        failed,
+        seconds: started.elapsed().as_secs_f64(),
+        stats: w.qbo_admin(Method::GET, "stats", Value::Null).await,
+    }
+}
+
+/// Worker processes crowding one company keep to its 10 calls at once and 500 a minute
+/// together through the shared quota; each process alone keeps only its own share, and
+/// together they are throttled. `QUOTA_PROCESSES` and `QUOTA_CALLS` (per process) size it
+/// (`./infra/bench.sh quota` runs it past a minute's budget); `QUOTA_REPORT` names a file
+/// for the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_processes_crowding_one_company_stay_within_its_limits_together_through_the_shared_quota(
+) {
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let processes = env("QUOTA_PROCESSES", 4);
+    let calls = env("QUOTA_CALLS", 24);
+    let (w, books) = world().await;
+    let together = crowd(&w, &books, processes, calls, true).await;
+    let alone = crowd(&w, &books, processes, calls, false).await;
+    let figure = |c: &Crowd, field: &str| c.stats[field].as_u64().unwrap_or(u64::MAX);
+    if let Ok(path) = std::env::var("QUOTA_REPORT") {
+        let mut report = format!(
+            "{processes} worker processes, {calls} reads each, one company (10 at once, 500 a \
+             minute; 40 ms a call):\n\n\
+             | limits held | reads | failed | seconds | reads/s | 429s | most at once (tried) | \
+             most in a minute |\n|---|---|---|---|---|---|---|---|\n"
+        );
+        for (name, c) in [
+            ("together (shared quota)", &together),
+            ("per process", &alone),
+        ] {
+            report.push_str(&format!(
+                "| {name} | {} | {} | {:.1} | {:.1} | {} | {} ({}) | {} |\n",
+                c.calls,
+                c.failed,
+                c.seconds,
+                c.calls as f64 / c.seconds.max(0.001),
+                figure(c, "throttled"),
+                figure(c, "max_in_flight"),
+                figure(c, "max_attempted"),
+                figure(c, "max_per_minute"),
+            ));
+        }
+        std::fs::write(&path, report).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+    assert_eq!(together.failed, 0, "{together:?}");
+    assert_eq!(figure(&together, "throttled"), 0, "{together:?}");
+    assert!(figure(&together, "max_attempted") <= 10, "{together:?}");
+    assert!(figure(&together, "max_per_minute") <= 490, "{together:?}");
+    // The processes did call together (more than one process's four at once).
+    assert!(figure(&together, "max_in_flight") > 4, "{together:?}");
+    // Alone, each process keeps its own four: together they go past ten and are refused.
+    assert!(figure(&alone, "max_attempted") > 10, "{alone:?}");
+    assert!(figure(&alone, "throttled") > 0, "{alone:?}");
 }

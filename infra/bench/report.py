@@ -273,8 +273,25 @@ printed and rerun with `KILL_SEEDS`.
 
 {section("faults.md", "faults")}
 
+### Several workers on one QuickBooks company
+
+`./infra/bench.sh quota` (the test
+`worker_processes_crowding_one_company_stay_within_its_limits_together_through_the_shared_quota`
+in `tests/quickbooks.rs`, four processes of 150 reads; the test command runs four of 24).
+Each process has its own connectors, as a Lambda container has, and keeps its own share of
+the company's limits (4 at once, 450 a minute); with the shared quota in DynamoDB (moto)
+they also hold to the company's limits together: seats for the 10 calls at once, and a
+budget of 70 calls per 10-second window, so that any 60 seconds hold at most 490
+(`shared/core/src/platforms/limits.rs`). The QuickBooks simulator throttles as Intuit does
+(429 past 10 at once or 500 in a minute) and counts. Without the shared quota the same
+processes are refused and wait out 429s. Alone they read faster only by giving up: reads
+that met a 429 five times failed (the run would fail and its job wait out the queue's
+visibility timeout), and the company was held at its limit for every other stream.
+
+{section("quota.md", "quota")}
+
 Not yet built: the load simulation of `docs/scale.md` (10,000 schedules in one minute, a
-one-tenant burst) and the shared QuickBooks limiter.
+one-tenant burst).
 
 ## Fuzzing
 

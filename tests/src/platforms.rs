@@ -263,6 +263,17 @@ impl SyncWorld {
         id
     }
 
+    /// A connection as the table holds it (its secrets sealed), as a worker reads it.
+    pub async fn stored_connection(&self, id: &str) -> sync_core::domain::Connection {
+        use sync_core::ports::ConnectionReader;
+        let aws = &self.api.aws;
+        sync_aws::DynamoConnectionStore::new(aws.dynamodb(), aws.resources.table_name.clone())
+            .get(id.parse().unwrap_or_else(|e| panic!("{e}")))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no connection {id}"))
+    }
+
     /// A connection of tenant `acme` as the API shows it.
     pub async fn connection(&self, id: &str) -> Value {
         let (status, got) = self

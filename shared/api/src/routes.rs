@@ -320,6 +320,37 @@ pub fn api_route(method: &str, path: &str) -> Result<(&'static ApiRoute, Params)
 mod tests {
     use super::*;
 
+    #[test]
+    fn every_route_an_alerts_hint_names_is_a_route_of_the_api() {
+        use sync_core::domain::AlertKind;
+        let methods = ["GET", "POST", "PUT", "DELETE", "PATCH"];
+        let mut named = 0;
+        for kind in AlertKind::ALL {
+            let words: Vec<&str> = kind.hint().split_whitespace().collect();
+            for pair in words.windows(2) {
+                if !methods.contains(&pair[0].trim_start_matches('(')) || !pair[1].starts_with('/')
+                {
+                    continue;
+                }
+                let method = pair[0].trim_start_matches('(');
+                let path = pair[1]
+                    .trim_end_matches([')', ',', '.', ';'])
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .replace("{id}", "0f8fad5b-d9cb-469f-a165-70867728950e");
+                named += 1;
+                // The API function's, or a route of another function (connection setup).
+                let found = api_route(method, &path).is_ok()
+                    || gateway_route(method, &path).is_some_and(|(r, _)| {
+                        (r.method == method || r.method == "ANY") && !r.path.contains('+')
+                    });
+                assert!(found, "{kind}: {method} {path} is not a route");
+            }
+        }
+        assert!(named >= 7, "{named}");
+    }
+
     fn gateway(method: &str, path: &str) -> Option<(String, Vec<(&'static str, String)>)> {
         gateway_route(method, path)
             .map(|(r, p)| (r.key(), p.iter().map(|(n, v)| (n, v.to_string())).collect()))

@@ -14,7 +14,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -23,7 +23,7 @@ use futures::stream::{self, StreamExt};
 
 use crate::sdk::describe;
 use crate::table::{
-    event_claim_key, event_log_key, event_log_pk, get_s, get_time, parsed, s, time, Item,
+    event_claim_key, event_log_key, event_log_pk, get_s, get_time, n, parsed, s, time, Item,
     EVENT_PREFIX,
 };
 use sync_core::domain::{ConnectionId, EventPage, EventRecord, EventStatus, TenantId};
@@ -137,10 +137,6 @@ impl DynamoEventStore {
             .map(|_| ())
             .map_err(|e| unavailable(describe(&e)))
     }
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 fn unavailable(e: impl std::fmt::Display) -> EventLogError {

@@ -22,6 +22,7 @@
 
 pub mod alert_destinations;
 pub mod alerts;
+pub mod call_quota;
 pub mod connection_reader;
 pub mod connection_removal;
 pub mod connections;
@@ -55,6 +56,7 @@ pub mod wiring;
 
 pub use alert_destinations::DynamoAlertDestinations;
 pub use alerts::DynamoAlerts;
+pub use call_quota::DynamoCallQuota;
 pub use connection_reader::DynamoConnectionReader;
 pub use connection_removal::DynamoConnectionRemoval;
 pub use connections::DynamoConnectionStore;

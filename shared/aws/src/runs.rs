@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use crate::sdk::describe;
 use crate::table::{
-    batch_write, get_s, get_time, key, open_run_sweep_keys, parsed, run_key, run_pointer_pk, s,
+    batch_write, get_s, get_time, key, n, open_run_sweep_keys, parsed, run_key, run_pointer_pk, s,
     tenant_pk, time, Item, RunsBy, RUN_CANCEL_PREFIX, RUN_PREFIX,
 };
 use crate::DynamoRunSweep;
@@ -55,10 +55,6 @@ pub(crate) fn unavailable(e: impl std::fmt::Display) -> StoreError {
 
 fn corrupt(field: &str) -> StoreError {
     StoreError::Unavailable(format!("stored run has a bad or missing '{field}'"))
-}
-
-fn n(v: u64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<AttributeValue, StoreError> {

@@ -342,6 +342,10 @@ pub(crate) fn oauth_state_key(nonce: &str) -> Item {
     key(format!("OAUTHSTATE#{nonce}"), "state")
 }
 
+pub(crate) fn n(v: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }

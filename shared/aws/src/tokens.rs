@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use crate::sdk::describe;
-use crate::table::{connection_key, s, time, tokens_key, write_failure, Item};
+use crate::table::{connection_key, n, s, time, tokens_key, write_failure, Item};
 use sync_core::domain::{Connection, ConnectionId, Sealed};
 use sync_core::ports::{StateError, StoreError, StoredTokens, TokenVault};
 
@@ -31,10 +31,6 @@ impl DynamoTokens {
             table: table.into(),
         }
     }
-}
-
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
 }
 
 fn number(item: &Item, field: &str) -> Option<i64> {

@@ -162,7 +162,11 @@ pub fn worker(
                     .with_app(
                         sync_core::domain::Platform::QuickBooks,
                         config.quickbooks_app.secrets(),
-                    ),
+                    )
+                    .with_call_quota(Arc::new(crate::DynamoCallQuota::new(
+                        dynamodb.clone(),
+                        table.clone(),
+                    ))),
             ),
             schedules,
             schedule_store,

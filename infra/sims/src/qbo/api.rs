@@ -10,8 +10,8 @@
 //! - `?requestid=` (≤ 50 characters, ≤ 36 on batch): the same id again answers the first
 //!   answer and does nothing.
 //! - Throttling per realm: `429` when more than `concurrent` (10) requests are in flight or
-//!   `per_minute` (500) were admitted in the last minute; the highest concurrency seen is kept
-//!   for tests to check.
+//!   `per_minute` (500) were admitted in the last minute; the highest concurrency and the most
+//!   calls admitted in a minute are kept for tests to check (new `limits` start a new minute).
 //! - Webhooks: each change is sent, signed with the registered verifier token, to every
 //!   registered URL, classic or CloudEvents; a delivery that fails is retried, in order,
 //!   before anything newer (Intuit's head-of-line rule).
@@ -76,6 +76,8 @@ struct Stats {
     max_in_flight: usize,
     /// The most calls at once, those refused with 429 included.
     max_attempted: usize,
+    /// The most calls admitted in any 60 seconds.
+    max_per_minute: usize,
     throttled: u64,
     replays: u64,
     calls: HashMap<String, u64>,
@@ -196,6 +198,7 @@ impl Books {
             admitted.push_back(now);
             let mut stats = lock(&self.stats);
             stats.max_in_flight = stats.max_in_flight.max(running);
+            stats.max_per_minute = stats.max_per_minute.max(admitted.len());
         }
         Ok(InFlight(&self.in_flight))
     }
@@ -574,6 +577,7 @@ impl QuickBooks {
                     &json!({
                         "max_in_flight": s.max_in_flight,
                         "max_attempted": s.max_attempted,
+                        "max_per_minute": s.max_per_minute,
                         "throttled": s.throttled,
                         "replays": s.replays,
                         "calls": s.calls,
@@ -589,7 +593,9 @@ impl QuickBooks {
             }
             (Method::POST, "limits") => match serde_json::from_slice::<Limits>(&req.body) {
                 Ok(l) => {
+                    // New limits start a fresh minute.
                     *lock(&books.limits) = l;
+                    lock(&books.admitted).clear();
                     ok()
                 }
                 Err(e) => {

@@ -95,9 +95,9 @@ impl AlertKind {
             AlertKind::RunFailed => "Open the run for its error; once the cause is fixed, retry it (POST /api/sync/runs/{id}/retry) or wait for the next run, which resolves this alert.",
             AlertKind::FailingSchedule => "The schedule's runs keep failing: check the connection's credentials and the platform, then run the schedule now (POST /api/sync/schedules/{id}/run).",
             AlertKind::MissedFire => "A fire time passed without a run and outside the catch-up window: run the schedule now if the sync is still wanted, and check that the service was running.",
-            AlertKind::AutoPaused => "The schedule was paused after failing in a row: fix the cause, then resume it (PUT it with is_active true).",
+            AlertKind::AutoPaused => "The schedule was paused after failing in a row: fix the cause, then resume it (PUT /api/sync/schedules/{id} with is_active true).",
             AlertKind::RecordsQuarantined => "Records kept failing and were set aside (they are tried again on their own, less often): read each one's error (GET /api/sync/failures?connection_id=...), fix the cause, then retry them (POST /api/sync/failures/retry). The alert resolves once none is left.",
-            AlertKind::NeedsReauth => "The platform refused the connection's credentials: connect the company again (POST /api/connections/quickbooks/connect, or PATCH the connection's secrets); its runs fail until then. The alert resolves once it is connected again.",
+            AlertKind::NeedsReauth => "The platform refused the connection's credentials: connect the company again (POST /api/connections/quickbooks/authorize for QuickBooks, or PUT /api/connections/{id} with new secrets); its runs fail until then. The alert resolves once it is connected again.",
             AlertKind::WebhooksSilent => "Changes reached us only by polling, none by webhook: check the platform's webhook settings (delivery URL, secret, whether the platform disabled them after failed deliveries) or register them again (POST /api/connections/{id}/webhooks). The alert resolves once webhooks of the stream arrive again and no poll has found an unannounced change for 24 hours.",
         }
     }

@@ -6,6 +6,7 @@ mod connections;
 mod events;
 mod platform;
 mod queue;
+mod quota;
 mod schedules;
 mod sync;
 mod tokens;
@@ -15,6 +16,7 @@ pub use connections::{connection_fixture, MemoryConnectionStore, MemorySealer};
 pub use events::MemoryEventStore;
 pub use platform::{MemoryConnectors, MemoryPlatform};
 pub use queue::MemoryQueue;
+pub use quota::MemoryCallQuota;
 pub use schedules::{MemoryScheduleStore, MemoryTrigger};
 pub use sync::{
     MemoryFailures, MemoryFlows, MemoryRecordIndex, MemoryRuns, MemorySweepLog, MemorySyncLeases,

@@ -8,6 +8,7 @@
 
 pub(crate) mod fields;
 pub mod http;
+pub mod limits;
 
 use serde_json::Value;
 use std::collections::HashMap;
@@ -186,6 +187,9 @@ pub struct ConnectorContext<'a> {
     /// The deployment's own app credentials for the platform (QuickBooks' client id and
     /// secret), for connections made through the deployment's app.
     pub app: Option<&'a Secrets>,
+    /// This process's limits of platform accounts (shared with other processes where the
+    /// function holds the call quota).
+    pub limits: Arc<limits::CallLimits>,
 }
 
 impl ConnectorContext<'_> {

@@ -3,11 +3,13 @@
 
 mod alerts;
 mod http;
+mod quota;
 mod sync;
 mod tokens;
 
 pub use alerts::{AlertDestinations, AlertIssues, AlertTopic};
 pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
+pub use quota::CallQuota;
 pub use sync::{
     Acquired, Connector, Connectors, CursorSet, FailureList, FailureLog, FlowSource, FlowStore,
     Item, Lease, Origin, Page, PendingJob, PlatformError, RecordIndex, RecordState, RecordUpdate,

@@ -9,8 +9,11 @@ use crate::clock::Clock;
 use crate::domain::Connection;
 use crate::domain::{Platform, Secrets};
 use crate::platforms::http::RetryPolicy;
+use crate::platforms::limits::CallLimits;
 use crate::platforms::{ConnectorContext, TokenServices};
-use crate::ports::{Connector, Connectors, HttpClient, PlatformError, SecretSealer, TokenVault};
+use crate::ports::{
+    CallQuota, Connector, Connectors, HttpClient, PlatformError, SecretSealer, TokenVault,
+};
 use std::collections::BTreeMap;
 
 /// Connectors for every registered platform.
@@ -21,6 +24,7 @@ pub struct PlatformConnectors {
     retry: RetryPolicy,
     tokens: Option<Arc<dyn TokenVault>>,
     apps: BTreeMap<Platform, Secrets>,
+    limits: Arc<CallLimits>,
 }
 
 impl PlatformConnectors {
@@ -37,7 +41,15 @@ impl PlatformConnectors {
             retry,
             tokens: None,
             apps: BTreeMap::new(),
+            limits: Arc::new(CallLimits::here()),
         }
+    }
+
+    /// With platform limits held with every other process through `quota` (else each
+    /// process keeps its own share alone).
+    pub fn with_call_quota(mut self, quota: Arc<dyn CallQuota>) -> Self {
+        self.limits = Arc::new(CallLimits::shared(quota));
+        self
     }
 
     /// With token storage, for platforms whose refresh tokens rotate.
@@ -78,6 +90,7 @@ impl Connectors for PlatformConnectors {
                 sealer: self.sealer.clone(),
             }),
             app: self.apps.get(&connection.platform),
+            limits: self.limits.clone(),
         })
     }
 }

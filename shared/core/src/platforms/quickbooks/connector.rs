@@ -1,30 +1,41 @@
 //! The QuickBooks connector's way of calling the accounting API (`platforms.md` §2): a
 //! bearer token from the [`TokenKeeper`] (a 401 gets one fresh token and one more try),
 //! `minorversion=75` on every call, a deterministic `requestid` on every write, faults read
-//! from the body whatever the HTTP status (QuickBooks sends some inside a 200), and at most
-//! [`CALLS_IN_FLIGHT`] calls at once and [`CALLS_PER_MINUTE`] a minute per company from this
-//! process. A 429 waits as Intuit asks (60 s) before the retry.
+//! from the body whatever the HTTP status (QuickBooks sends some inside a 200), and every call
+//! within the company's [`LIMITS`]: 10 at once and 500 a minute from every worker together
+//! where the function holds the shared call quota, and this process's share of them in any
+//! case (see [`crate::platforms::limits`]). A 429 waits as Intuit asks (60 s) before the retry.
 //!
 //! Reading is in [`super::source`], writing in [`super::target`].
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::mapping::Document;
 use crate::clock::Clock;
 use crate::platforms::fields::{read, Text};
 use crate::platforms::http::{encode, unexpected, Caller, Replay};
+use crate::platforms::limits::{Limiter, Limits};
 use crate::ports::{Connector, HttpRequest, Method, PlatformError, Source, Target};
 use crate::service::tokens::TokenKeeper;
 
-/// Calls in flight per company from one process (Intuit throttles beyond 10 per app and
-/// company; the rest is headroom for other processes and streams).
-pub const CALLS_IN_FLIGHT: usize = 4;
-/// Calls a minute per company from one process (Intuit allows 500).
-pub const CALLS_PER_MINUTE: usize = 450;
+/// A company's limits (Intuit throttles beyond 10 calls at once and 500 a minute per app and
+/// company): every process together holds to 10 at once and 490 in any minute (seven
+/// 10-second windows of 70), one process to 4 at once (room for the others) and 450 a minute.
+pub const LIMITS: Limits = Limits {
+    platform: "QuickBooks",
+    in_flight_here: 4,
+    per_minute_here: 450,
+    seats: 10,
+    window: Duration::from_secs(10),
+    per_window: 70,
+    grant: 5,
+    // A call keeps its seat through its tries: Intuit's 60 s after a 429 and a 30 s try.
+    seat_lease: Duration::from_secs(180),
+};
 /// The most items in one batch request (Intuit's limits page recommends at most 30).
 pub const BATCH: usize = 30;
 /// The minor version every call asks for (lower ones are served as 75 since 2025-08-01).
@@ -155,62 +166,6 @@ impl Fault {
     }
 }
 
-/// The limits of one company from this process.
-struct Throttle {
-    permits: tokio::sync::Semaphore,
-    recent: Mutex<VecDeque<Instant>>,
-}
-
-fn throttle(realm: &str) -> Arc<Throttle> {
-    static ALL: OnceLock<Mutex<HashMap<String, Arc<Throttle>>>> = OnceLock::new();
-    let all = ALL.get_or_init(Default::default);
-    let mut map = all.lock().unwrap_or_else(|p| p.into_inner());
-    map.entry(realm.to_string())
-        .or_insert_with(|| {
-            Arc::new(Throttle {
-                permits: tokio::sync::Semaphore::new(CALLS_IN_FLIGHT),
-                recent: Mutex::new(VecDeque::new()),
-            })
-        })
-        .clone()
-}
-
-impl Throttle {
-    /// Waits until one more call fits the per-minute budget.
-    async fn pace(&self) -> Result<(), PlatformError> {
-        loop {
-            let wait = {
-                let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
-                while recent
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-                {
-                    recent.pop_front();
-                }
-                if recent.len() < CALLS_PER_MINUTE {
-                    recent.push_back(now);
-                    None
-                } else {
-                    recent
-                        .front()
-                        .map(|t| Duration::from_secs(60).saturating_sub(now.duration_since(*t)))
-                }
-            };
-            match wait {
-                None => return Ok(()),
-                Some(d) if crate::platforms::http::time_left().is_some_and(|left| d >= left) => {
-                    return Err(PlatformError::OutOfTime(format!(
-                        "QuickBooks' 500 calls a minute: no time left to wait {} s",
-                        d.as_secs()
-                    )))
-                }
-                Some(d) => tokio::time::sleep(d).await,
-            }
-        }
-    }
-}
-
 /// The body of a call.
 pub(super) enum Body {
     None,
@@ -225,7 +180,7 @@ pub struct QboConnector {
     api: String,
     pub(super) realm: String,
     keeper: TokenKeeper,
-    throttle: Arc<Throttle>,
+    limiter: Arc<Limiter>,
     pub(super) books: Books,
     pub(super) clock: Arc<dyn Clock>,
 }
@@ -258,6 +213,7 @@ impl QboConnector {
         api_base: &str,
         realm: &str,
         keeper: TokenKeeper,
+        limiter: Arc<Limiter>,
         books: Books,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -266,7 +222,7 @@ impl QboConnector {
             api: format!("{}/v3/company/{realm}", api_base.trim_end_matches('/')),
             realm: realm.to_string(),
             keeper,
-            throttle: throttle(realm),
+            limiter,
             books,
             clock,
         }
@@ -327,23 +283,19 @@ impl QboConnector {
         query: &[(&str, String)],
         body: &Body,
     ) -> Result<Result<Value, Fault>, PlatformError> {
-        let _permit = self
-            .throttle
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| PlatformError::Unavailable(e.to_string()))?;
         let mut token = self.keeper.access_token().await?;
         let mut refreshed = false;
         loop {
-            self.throttle.pace().await?;
+            let admission = self.limiter.admit().await?;
             let response = self
                 .caller
                 .send(
                     self.request(method, path, query, body, &token),
                     Replay::Safe,
                 )
-                .await?;
+                .await;
+            admission.done().await;
+            let response = response?;
             if response.status == 401 {
                 if refreshed {
                     return Err(PlatformError::Rejected(

@@ -39,7 +39,7 @@ use crate::platforms::http::Caller;
 use crate::ports::{Connector, PlatformError};
 use crate::records::{CUSTOMER_FIELDS, ORDER_FIELDS_WITH_REFUNDS};
 use crate::service::tokens::{KeeperSettings, TokenKeeper};
-use connector::{Books, OrdersAs, QboConnector, TaxRule};
+use connector::{Books, OrdersAs, QboConnector, TaxRule, LIMITS};
 use mapping::Document;
 use std::sync::Arc;
 
@@ -350,6 +350,8 @@ impl PlatformModule for QuickBooks {
             &api,
             realm,
             keeper,
+            ctx.limits
+                .limiter(&format!("quickbooks/{realm}"), LIMITS, ctx.clock.clone()),
             books(connection),
             ctx.clock.clone(),
         )))
