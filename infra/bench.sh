@@ -10,6 +10,7 @@
 #   ./infra/bench.sh storm      3,000 webhook deliveries through the local stack, a queue outage
 #   ./infra/bench.sh faults     the worker killed with SIGKILL under faults, five seeds
 #   ./infra/bench.sh quota      four worker processes on one QuickBooks company, past a minute
+#   ./infra/bench.sh load       2,000 schedules of 20 tenants firing in one minute (moto-bound: 10,000 would take about an hour)
 #
 # Figures from a shared machine are orders of magnitude; the ratios, measured in one run,
 # are the result.
@@ -56,6 +57,10 @@ run() {
       QUOTA_PROCESSES=4 QUOTA_CALLS=150 QUOTA_REPORT="$out/quota.md" \
         cargo test --locked -p integration-tests --test quickbooks crowding -- --nocapture \
         | grep -v '^{' >&2 ;;
+    load)
+      LOAD_SCHEDULES=2000 LOAD_TENANTS=20 LOAD_REPORT="$out/load.md" \
+        cargo test --locked -p integration-tests --test local_stack same_minute -- --nocapture \
+        | grep -v '^{' >&2 ;;
     *) echo "unknown benchmark: $1" >&2; exit 2 ;;
   esac
 }
@@ -63,7 +68,7 @@ run() {
 case "$what" in
   all)
     build_functions
-    for b in intake functions sync storm faults quota fuzz; do run "$b"; done ;;
+    for b in intake functions sync storm faults quota load fuzz; do run "$b"; done ;;
   intake|functions)
     build_functions
     run "$what" ;;

@@ -1325,6 +1325,8 @@ async fn the_call_quota_keeps_each_windows_budget_and_each_seat_to_one_holder_at
     // A seat: one holder until it leaves or its time is up.
     assert!(ok(quota.sit(key, 0, "a:1", 1_000, 5_000).await));
     assert!(!ok(quota.sit(key, 0, "b:1", 2_000, 6_000).await));
+    // The same sitting written again (the SDK's retry of a lost answer) is still seated.
+    assert!(ok(quota.sit(key, 0, "a:1", 1_000, 5_000).await));
     assert!(ok(quota.sit(key, 1, "b:1", 2_000, 6_000).await));
     // Leaving a seat another holds now leaves it with them.
     quota

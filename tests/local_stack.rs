@@ -823,3 +823,147 @@ async fn the_sweeper_catches_a_missed_fire_time_up_once_counts_those_outside_the
     );
     assert_eq!(repaired.state(), existing.state());
 }
+
+/// A minute in which many schedules of many tenants fire at once (the midnight of
+/// `docs/scale.md`): EventBridge's deliveries of that minute go to the sync queue as the
+/// firer sends them, and the worker's own handler drains the queue. Every fire is one run of
+/// its own schedule, and none is left open. `LOAD_SCHEDULES` and `LOAD_TENANTS` size it
+/// (`./infra/bench.sh load` runs 2,000); `LOAD_REPORT` names a file for the figures. The
+/// stores have no flows, so each run ends `skipped` once planned: what is measured is the
+/// path from a fire to a settled run (lease, run ledger, the fire's identity), not a sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_firing_in_the_same_minute_each_make_one_run_and_none_is_left_open() {
+    use futures::StreamExt;
+    use std::collections::HashMap;
+    let env = integration_tests::env_size;
+    let schedules = env("LOAD_SCHEDULES", 60);
+    let tenants = env("LOAD_TENANTS", 6).max(1);
+    let api = integration_tests::api().await;
+    let aws = &api.aws;
+    let names: Vec<String> = (0..tenants).map(|i| format!("load{i:04}")).collect();
+    let mut connections = Vec::new();
+    for name in &names {
+        connections.push(aws.connection(name, Platform::WooCommerce).await);
+    }
+    let services = services(
+        &aws.sdk,
+        &aws.resources,
+        std::sync::Arc::new(sync_core::clock::SystemClock),
+    );
+    let started = std::time::Instant::now();
+    let made: Vec<(String, String)> = futures::stream::iter(0..schedules)
+        .map(|i| {
+            let (services, names, connections) = (&services, &names, &connections);
+            async move {
+                let t = i % names.len();
+                let tenant = TenantId::parse(&names[t]).unwrap_or_else(|e| panic!("{e}"));
+                let made = services
+                    .schedules
+                    .create(&tenant, new_schedule(connections[t], "* * * * *", true))
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                (names[t].clone(), made.id.to_string())
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let creating = started.elapsed().as_secs_f64();
+    // The next whole minute: every schedule fires at it.
+    let minute = chrono::DurationRound::duration_trunc(
+        Utc::now() + Duration::minutes(1),
+        Duration::minutes(1),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    let firer = LocalScheduler::new(&aws.sdk, aws.resources.schedule_group.clone());
+    let fired = firer
+        .fire_due(minute - Duration::seconds(1), minute)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let firing = started.elapsed().as_secs_f64();
+    assert_eq!(fired.len(), schedules, "every schedule fires once");
+    // Drained until no run is open (a follow-up kept on a busy stream is woken when the
+    // stream is released).
+    let started = std::time::Instant::now();
+    let mut batches = 0;
+    let runs = loop {
+        batches += api
+            .stack
+            .work_until_idle(usize::MAX)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let mut runs: Vec<(String, Value)> = Vec::new();
+        for name in &names {
+            let mut next: Option<String> = None;
+            loop {
+                let path = match &next {
+                    Some(n) => format!("/api/sync/runs?limit=100&next={n}"),
+                    None => "/api/sync/runs?limit=100".to_string(),
+                };
+                let (status, page) = api
+                    .send(reqwest::Method::GET, &path, Some(name), None)
+                    .await;
+                assert_eq!(status, reqwest::StatusCode::OK, "{page}");
+                for run in page["runs"].as_array().cloned().unwrap_or_default() {
+                    runs.push((name.clone(), run));
+                }
+                next = page["next"].as_str().map(str::to_string);
+                if next.is_none() {
+                    break;
+                }
+            }
+        }
+        let open = runs
+            .iter()
+            .filter(|(_, r)| r["status"] == "queued" || r["status"] == "running")
+            .count();
+        if open == 0 {
+            break runs;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1800),
+            "{open} runs still open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    let draining = started.elapsed().as_secs_f64();
+    // One run per schedule for that minute, of that tenant, and no other run.
+    let mut per_schedule: HashMap<(String, String), usize> = HashMap::new();
+    let mut by_status: HashMap<String, usize> = HashMap::new();
+    for (tenant, run) in &runs {
+        assert_eq!(
+            at(run["triggered_at"].as_str().unwrap_or_default()),
+            minute,
+            "{run}"
+        );
+        assert_eq!(run["trigger"], "schedule", "{run}");
+        let schedule = run["schedule_id"].as_str().unwrap_or_default().to_string();
+        *per_schedule.entry((tenant.clone(), schedule)).or_default() += 1;
+        *by_status
+            .entry(run["status"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(runs.len(), schedules, "{by_status:?}");
+    for made in &made {
+        assert_eq!(per_schedule.get(made), Some(&1), "{made:?}");
+    }
+    if let Ok(path) = std::env::var("LOAD_REPORT") {
+        let statuses: Vec<String> = {
+            let mut all: Vec<_> = by_status.iter().collect();
+            all.sort();
+            all.iter().map(|(s, n)| format!("{n} {s}")).collect()
+        };
+        let report = format!(
+            "| schedules | tenants (one stream each) | created in | fired in | drained in | \
+             runs | worker batches | runs by status |\n|---|---|---|---|---|---|---|---|\n\
+             | {schedules} | {tenants} | {creating:.1} s | {firing:.1} s ({:.0}/s) | \
+             {draining:.1} s ({:.0} runs/s) | {} | {batches} | {} |\n",
+            schedules as f64 / firing.max(0.001),
+            schedules as f64 / draining.max(0.001),
+            runs.len(),
+            statuses.join(", "),
+        );
+        std::fs::write(&path, report).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+}

@@ -1854,12 +1854,7 @@ async fn crowd(w: &SyncWorld, books: &str, processes: usize, calls: usize, share
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_processes_crowding_one_company_stay_within_its_limits_together_through_the_shared_quota(
 ) {
-    let env = |name: &str, default: usize| {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
+    let env = integration_tests::env_size;
     let processes = env("QUOTA_PROCESSES", 4);
     let calls = env("QUOTA_CALLS", 24);
     let (w, books) = world().await;

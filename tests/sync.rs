@@ -1654,10 +1654,7 @@ fn kill_seeds() -> Vec<u64> {
 
 /// Orders in the store of each killed-worker run (`KILL_ORDERS`).
 fn kill_orders() -> usize {
-    std::env::var("KILL_ORDERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000)
+    integration_tests::env_size("KILL_ORDERS", 1_000)
 }
 
 /// A small deterministic generator (xorshift), so that a seed replays the same kills.

@@ -789,10 +789,7 @@ async fn an_event_merged_before_the_intake_confirms_it_still_shows_coalesced() {
 /// Unique deliveries the storm sends: a few hundred in the test command, `STORM_DELIVERIES`
 /// otherwise (`./infra/bench.sh storm`); each is sent again once in two.
 fn storm_size() -> usize {
-    std::env::var("STORM_DELIVERIES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(240)
+    integration_tests::env_size("STORM_DELIVERIES", 240)
 }
 
 /// How many deliveries are in flight at once.

@@ -235,6 +235,14 @@ pub fn create_body() -> Value {
     create_body_for("8d2f5b7a-1c3e-4f60-9a8b-2e4d6f8a0b1c")
 }
 
+/// A size a test takes from its environment (a benchmark runs it bigger), else `default`.
+pub fn env_size(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn token(tenant: &str) -> String {
     LocalJwt::from_env().token("tenant_id", tenant, chrono::Utc::now().timestamp(), 600)
 }

@@ -44,7 +44,7 @@ fn seat_sk(seat: u32) -> String {
     format!("SEAT#{seat}")
 }
 
-/// A conditional write's outcome: done, or refused by its condition.
+/// A conditional write's outcome: done, or not (refused by its condition, or throttled).
 fn written<T, E, R>(result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -52,9 +52,18 @@ where
 {
     match result {
         Ok(_) => Ok(true),
+        // Throttled (the account's partition is busy): no seat or budget this time either;
+        // the caller waits and tries again rather than going on without the quota.
         Err(e)
-            if e.as_service_error().and_then(|e| e.code())
-                == Some("ConditionalCheckFailedException") =>
+            if matches!(
+                e.as_service_error().and_then(|e| e.code()),
+                Some(
+                    "ConditionalCheckFailedException"
+                        | "ProvisionedThroughputExceededException"
+                        | "ThrottlingException"
+                        | "RequestLimitExceeded"
+                )
+            ) =>
         {
             Ok(false)
         }
@@ -106,9 +115,11 @@ impl CallQuota for DynamoCallQuota {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR #until < :now")
+            // Our own holder too: the SDK's retry of a write whose answer was lost.
+            .condition_expression("attribute_not_exists(pk) OR #until < :now OR holder = :holder")
             .expression_attribute_names("#until", "until")
             .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":holder", s(holder))
             .send()
             .await;
         written(result)
@@ -127,7 +138,17 @@ impl CallQuota for DynamoCallQuota {
             .expression_attribute_values(":holder", s(holder))
             .send()
             .await;
-        // Refused: taken by another since its lease ended, theirs now.
-        written(result).map(|_| ())
+        match result {
+            Ok(_) => Ok(()),
+            // Taken by another since its lease ended: theirs now.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            // Throttled or failed: the seat frees when its lease ends (the caller logs it).
+            Err(e) => Err(StoreError::Unavailable(describe(&e))),
+        }
     }
 }

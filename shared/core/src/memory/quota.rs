@@ -91,7 +91,10 @@ impl CallQuota for MemoryCallQuota {
         self.sits.fetch_add(1, Ordering::SeqCst);
         let mut seats = lock(&self.seats);
         let at = (key.to_string(), seat);
-        if seats.get(&at).is_some_and(|(_, until)| *until >= now_ms) {
+        if seats
+            .get(&at)
+            .is_some_and(|(held_by, until)| *until >= now_ms && held_by != holder)
+        {
             return Ok(false);
         }
         seats.insert(at, (holder.to_string(), until_ms));

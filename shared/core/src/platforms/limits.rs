@@ -3,15 +3,19 @@
 //! [`CallQuota`], every process holds to the account's limits together:
 //!
 //! - **Calls at once**: a call sits in one of the account's `seats` for as long as it is in
-//!   flight (retries and a throttled call's wait included). When it is done, a seat with
-//!   most of its lease left goes to the next call of the same process if one is waiting (no
-//!   write), else it is left. A process killed mid-call frees its seats when their leases
-//!   end.
+//!   flight (retries and a throttled call's wait included). A seat's lease lasts as long as
+//!   the call can: to the deadline of the work it is part of (a run's checkpoint time, see
+//!   [`super::http::until`]) and a little more, or `seat_lease` outside any deadline. When a
+//!   call is done, its seat goes to the next call of the same process if one is waiting and
+//!   the lease covers that call too (no write), else it is left. A process killed mid-call
+//!   frees its seats when their leases end: no later than its invocation would have.
 //! - **Calls a minute**: the budget is counted in windows aligned to the epoch, `per_window`
 //!   calls in each; any 60 seconds touch at most `⌈60 / window⌉ + 1` windows, which bounds
-//!   the calls of any minute whatever the processes' clocks agree on within a window. A
-//!   process takes `grant` calls at a time (one write per grant, not per call); what it does
-//!   not use lapses with its window.
+//!   the calls of any minute (processes whose clocks differ by δ can add the calls of δ at a
+//!   window's edge). A process takes `grant` calls at a time (one write per grant, not per
+//!   call); what it does not use lapses with its window. The budget counts calls let
+//!   through: a call's own retries (a timeout, a 5xx, a 429 waited out) are not counted
+//!   again.
 //!
 //! A seat is taken before the budget, so a call that waits for the next window waits in its
 //! seat and is counted in the window it goes in. If the quota cannot be reached, a call goes
@@ -27,6 +31,10 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::ports::{CallQuota, PlatformError};
+
+/// What a seat's lease adds to the deadline of the call in it (the call's own end is at the
+/// deadline; the rest is the time to leave the seat).
+const SEAT_MARGIN: Duration = Duration::from_secs(5);
 
 /// A platform's limits per account, and one process's share of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +53,8 @@ pub struct Limits {
     pub per_window: u32,
     /// Calls a process takes from a window's budget at once.
     pub grant: u32,
-    /// How long a call may keep its seat: a holder killed mid-call frees it after this.
+    /// How long a call outside any deadline keeps its seat at most (a call within a
+    /// deadline keeps it until then): a holder killed mid-call frees it after this.
     pub seat_lease: Duration,
 }
 
@@ -177,17 +186,28 @@ impl Admission {
         let (Some(seat), Some(shared)) = (self.seat.take(), self.limiter.shared.as_ref()) else {
             return;
         };
-        let lease = i64::try_from(self.limiter.limits.seat_lease.as_millis()).unwrap_or(0);
-        let fresh = seat.until_ms - shared.now_ms() > lease / 2;
-        if fresh && shared.wanting.load(Ordering::SeqCst) > 0 {
-            lock(&shared.kept).push(seat);
-            return;
+        {
+            // Checked and kept under the lock the last waiter takes to leave what is kept.
+            let mut kept = lock(&shared.kept);
+            if shared.wanting.load(Ordering::SeqCst) > 0 {
+                kept.push(seat);
+                return;
+            }
         }
         let mut leaving = vec![seat];
         if shared.wanting.load(Ordering::SeqCst) == 0 {
             leaving.append(&mut lock(&shared.kept));
         }
         for seat in leaving {
+            seat.leave().await;
+        }
+    }
+}
+
+impl Admission {
+    /// Leaves the seat at once (never handed on): the call will not be made.
+    async fn give_up(mut self) {
+        if let Some(seat) = self.seat.take() {
             seat.leave().await;
         }
     }
@@ -212,22 +232,39 @@ async fn wait(d: Duration, why: impl FnOnce() -> String) -> Result<(), PlatformE
     Ok(())
 }
 
-/// A call counted as waiting while it is in [`Limiter::admit`].
-struct Wanting<'a>(Option<&'a AtomicUsize>);
+/// A call counted as waiting while it is in [`Limiter::admit`]. The last to stop waiting
+/// leaves any seat kept for a waiting call that took none (it was seated elsewhere, or gave
+/// up).
+struct Wanting<'a>(Option<&'a Shared>);
 
 impl<'a> Wanting<'a> {
-    fn start(count: Option<&'a AtomicUsize>) -> Self {
-        if let Some(count) = count {
-            count.fetch_add(1, Ordering::SeqCst);
+    fn start(shared: Option<&'a Shared>) -> Self {
+        if let Some(shared) = shared {
+            shared.wanting.fetch_add(1, Ordering::SeqCst);
         }
-        Self(count)
+        Self(shared)
     }
 }
 
 impl Drop for Wanting<'_> {
     fn drop(&mut self) {
-        if let Some(count) = self.0 {
-            count.fetch_sub(1, Ordering::SeqCst);
+        let Some(shared) = self.0 else { return };
+        let stranded: Vec<Seat> = {
+            let mut kept = lock(&shared.kept);
+            if shared.wanting.fetch_sub(1, Ordering::SeqCst) != 1 {
+                return;
+            }
+            std::mem::take(&mut *kept)
+        };
+        if stranded.is_empty() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for seat in stranded {
+                    seat.leave().await;
+                }
+            });
         }
     }
 }
@@ -235,7 +272,7 @@ impl Drop for Wanting<'_> {
 impl Limiter {
     /// Waits until one more call fits every limit, and lets it through.
     pub async fn admit(self: &Arc<Self>) -> Result<Admission, PlatformError> {
-        let _wanting = Wanting::start(self.shared.as_ref().map(|s| &s.wanting));
+        let _wanting = Wanting::start(self.shared.as_ref());
         let permit = self
             .permits
             .clone()
@@ -243,19 +280,27 @@ impl Limiter {
             .await
             .map_err(|e| PlatformError::Unavailable(e.to_string()))?;
         self.pace().await?;
-        let seat = match &self.shared {
-            Some(shared) => {
-                let seat = shared.sit(&self.key, &self.limits).await?;
-                shared.spend(&self.key, &self.limits).await?;
-                seat
-            }
-            None => None,
+        let Some(shared) = &self.shared else {
+            return Ok(Admission {
+                _permit: permit,
+                seat: None,
+                limiter: self.clone(),
+            });
         };
-        Ok(Admission {
+        // Admitted as soon as it is seated, so that a seat is never kept by a call that
+        // gave up (or was dropped) waiting for the budget.
+        let admission = Admission {
             _permit: permit,
-            seat,
+            seat: shared.sit(&self.key, &self.limits).await?,
             limiter: self.clone(),
-        })
+        };
+        match shared.spend(&self.key, &self.limits).await {
+            Ok(()) => Ok(admission),
+            Err(e) => {
+                admission.give_up().await;
+                Err(e)
+            }
+        }
     }
 
     /// Waits until one more call fits this process's calls a minute.
@@ -310,13 +355,20 @@ impl Shared {
         let seats = limits.seats.max(1);
         // Calls of one process start at different seats, so they do not all try the same.
         let first = (call % u64::from(seats)) as u32;
-        let lease = i64::try_from(limits.seat_lease.as_millis()).unwrap_or(i64::MAX);
-        let mut pause = Duration::from_millis(25);
+        let mut pause = Duration::from_millis(50);
         loop {
+            // The call may last until the work's deadline: a new seat's lease runs a margin
+            // past it, and a kept one must outlast it by half that. Outside any deadline the
+            // lease is `seat_lease`, and a kept seat must have half of it left.
+            let (lease, needed) = match super::http::time_left() {
+                Some(left) => (left + SEAT_MARGIN, left + SEAT_MARGIN / 2),
+                None => (limits.seat_lease, limits.seat_lease / 2),
+            };
+            let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            let (lease, needed) = (ms(lease), ms(needed));
             let kept = lock(&self.kept).pop();
             if let Some(seat) = kept {
-                // Only with most of its lease left, so that it outlasts the call.
-                if seat.until_ms - self.now_ms() > lease / 2 {
+                if seat.until_ms - self.now_ms() >= needed {
                     return Ok(Some(seat));
                 }
                 seat.leave().await;
@@ -353,7 +405,11 @@ impl Shared {
                 )
             })
             .await?;
-            pause = (pause * 2).min(Duration::from_millis(200));
+            // Jittered, so that waiters do not try together.
+            let jitter = crate::crypto::random_bytes(1)
+                .map(|b| Duration::from_millis(u64::from(b.first().copied().unwrap_or(0) % 50)))
+                .unwrap_or_default();
+            pause = (pause * 2).min(Duration::from_secs(1)) + jitter;
         }
     }
 

@@ -29,6 +29,11 @@ fn clock() -> Arc<dyn Clock> {
 
 const KEY: &str = "quickbooks/9130";
 
+/// A quota in memory, and the clock the processes share.
+fn shared() -> (Arc<MemoryCallQuota>, Arc<dyn Clock>) {
+    (Arc::new(MemoryCallQuota::default()), clock())
+}
+
 fn limits() -> Limits {
     Limits {
         platform: "QuickBooks",
@@ -99,8 +104,7 @@ fn quickbooks_limits_keep_every_process_together_within_what_intuit_allows_a_com
 
 #[tokio::test(start_paused = true)]
 async fn calls_of_several_processes_never_hold_more_seats_than_the_account_has() {
-    let quota = Arc::new(MemoryCallQuota::default());
-    let clock = clock();
+    let (quota, clock) = shared();
     let limiters = processes(&quota, limits(), 3, &clock);
     let (most, _) = calls(&limiters, 36, Duration::from_millis(300), &clock).await;
     // Three processes of four each would make twelve; the account has five seats.
@@ -110,8 +114,7 @@ async fn calls_of_several_processes_never_hold_more_seats_than_the_account_has()
 
 #[tokio::test(start_paused = true)]
 async fn no_window_holds_more_calls_than_its_budget_and_a_spent_window_waits_for_the_next() {
-    let quota = Arc::new(MemoryCallQuota::default());
-    let clock = clock();
+    let (quota, clock) = shared();
     let limits = Limits {
         per_window: 7,
         seats: 100,
@@ -141,8 +144,7 @@ async fn no_window_holds_more_calls_than_its_budget_and_a_spent_window_waits_for
 
 #[tokio::test(start_paused = true)]
 async fn a_seat_whose_holder_was_killed_frees_when_its_lease_ends() {
-    let quota = Arc::new(MemoryCallQuota::default());
-    let clock = clock();
+    let (quota, clock) = shared();
     let limits = Limits {
         seats: 1,
         ..limits()
@@ -165,8 +167,7 @@ async fn a_seat_whose_holder_was_killed_frees_when_its_lease_ends() {
 
 #[tokio::test(start_paused = true)]
 async fn a_call_that_cannot_have_a_seat_before_its_deadline_is_out_of_time() {
-    let quota = Arc::new(MemoryCallQuota::default());
-    let clock = clock();
+    let (quota, clock) = shared();
     let limits = Limits {
         seats: 1,
         ..limits()
@@ -202,8 +203,7 @@ async fn a_quota_that_cannot_be_reached_leaves_calls_under_this_processes_limits
 #[tokio::test(start_paused = true)]
 async fn a_seat_goes_to_the_next_call_of_the_same_process_without_a_write_and_is_left_when_none_waits(
 ) {
-    let quota = Arc::new(MemoryCallQuota::default());
-    let clock = clock();
+    let (quota, clock) = shared();
     let limits = Limits {
         in_flight_here: 1,
         ..limits()
@@ -230,8 +230,7 @@ async fn a_seat_goes_to_the_next_call_of_the_same_process_without_a_write_and_is
 
 #[tokio::test(start_paused = true)]
 async fn a_kept_seat_whose_lease_is_half_gone_is_left_and_another_taken() {
-    let quota = Arc::new(MemoryCallQuota::default());
-    let clock = clock();
+    let (quota, clock) = shared();
     let limits = Limits {
         in_flight_here: 1,
         seats: 2,
@@ -252,4 +251,114 @@ async fn a_kept_seat_whose_lease_is_half_gone_is_left_and_another_taken() {
     assert!(next.is_ok());
     assert_eq!(quota.sits(), 2);
     assert_eq!(quota.held(KEY, clock.now().timestamp_millis()), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_keeps_its_seat_until_its_deadline_however_long_it_takes() {
+    let (quota, clock) = shared();
+    let limits = Limits {
+        seats: 1,
+        ..limits()
+    };
+    let limiters = processes(&quota, limits, 2, &clock);
+    let first = limiters[0].clone();
+    // A call within a run whose deadline is a minute away, slow far past `seat_lease`.
+    let slow = tokio::spawn(crate::platforms::http::until(
+        Instant::now() + Duration::from_secs(60),
+        async move {
+            let admission = first.admit().await.map_err(|e| e.to_string())?;
+            tokio::time::sleep(Duration::from_secs(50)).await;
+            let ended = Instant::now();
+            admission.done().await;
+            Ok::<_, String>(ended)
+        },
+    ));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let other = limiters[1].admit().await;
+    let admitted = Instant::now();
+    assert!(other.is_ok());
+    let ended = slow.await.map_err(|e| e.to_string());
+    assert!(
+        matches!(ended, Ok(Ok(ended)) if admitted >= ended),
+        "the other process was seated while the slow call was in flight"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_gives_up_waiting_for_the_budget_leaves_its_seat() {
+    let (quota, clock) = shared();
+    let limits = Limits {
+        seats: 2,
+        per_window: 1,
+        grant: 1,
+        ..limits()
+    };
+    let limiter = processes(&quota, limits, 1, &clock).remove(0);
+    if let Ok(first) = limiter.admit().await {
+        first.done().await;
+    }
+    // The window is spent and the next is 7 s away: more than the call has.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let waited = crate::platforms::http::until(deadline, limiter.admit()).await;
+    assert!(matches!(waited, Err(PlatformError::OutOfTime(_))));
+    assert_eq!(quota.held(KEY, clock.now().timestamp_millis()), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn within_a_runs_deadline_a_seat_goes_from_call_to_call_of_the_run_without_a_write() {
+    let (quota, clock) = shared();
+    let limits = Limits {
+        in_flight_here: 1,
+        ..limits()
+    };
+    let limiter = processes(&quota, limits, 1, &clock).remove(0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        let limiter = limiter.clone();
+        // Each call of the run under the run's deadline (spawned tasks do not inherit it).
+        calls.push(tokio::spawn(crate::platforms::http::until(
+            deadline,
+            async move {
+                assert!(crate::platforms::http::time_left().is_some());
+                let admission = limiter.admit().await.map_err(|e| e.to_string())?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                admission.done().await;
+                Ok::<_, String>(())
+            },
+        )));
+    }
+    for call in calls {
+        assert_eq!(call.await.map_err(|e| e.to_string()), Ok(Ok(())));
+    }
+    assert_eq!(quota.sits(), 1);
+    assert_eq!(quota.held(KEY, clock.now().timestamp_millis()), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_seat_kept_for_a_call_that_is_then_dropped_is_left() {
+    let (quota, clock) = shared();
+    let limits = Limits {
+        seats: 2,
+        per_window: 1,
+        grant: 1,
+        ..limits()
+    };
+    let limiter = processes(&quota, limits, 1, &clock).remove(0);
+    let first = limiter.admit().await.map_err(|e| e.to_string());
+    // A second call sits and waits for the next window's budget.
+    let waiting = {
+        let limiter = limiter.clone();
+        tokio::spawn(async move { limiter.admit().await.map(|_| ()) })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The first is done while the second waits: its seat is kept for it...
+    if let Ok(first) = first {
+        first.done().await;
+    }
+    // ...and the second is dropped (its run stopped) before it takes it.
+    waiting.abort();
+    let _ = waiting.await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(quota.held(KEY, clock.now().timestamp_millis()), 0);
 }

@@ -33,8 +33,9 @@ pub const LIMITS: Limits = Limits {
     window: Duration::from_secs(10),
     per_window: 70,
     grant: 5,
-    // A call keeps its seat through its tries: Intuit's 60 s after a 429 and a 30 s try.
-    seat_lease: Duration::from_secs(180),
+    // A call within a run keeps its seat until the run's deadline; outside any, for as long
+    // as an invocation can last.
+    seat_lease: Duration::from_secs(900),
 };
 /// The most items in one batch request (Intuit's limits page recommends at most 30).
 pub const BATCH: usize = 30;
