@@ -872,6 +872,44 @@ async fn no_secret_token_code_or_signature_appears_in_any_log_line_at_any_level(
     ] {
         assert!(logs.contains(needle), "no {needle:?} in the logs");
     }
+    // The lines of a sync job name the job, its tenant and its stream; those of an API
+    // request its tenant; those of a webhook delivery the connection it was sent to.
+    let within = |span: &str, fields: &[&str]| {
+        let lines: Vec<&str> = logs.lines().filter(|l| l.contains(span)).collect();
+        assert!(!lines.is_empty(), "no line logged within {span}");
+        for line in &lines {
+            for field in fields {
+                assert!(line.contains(field), "{field} missing from {line}");
+            }
+        }
+        lines.len()
+    };
+    within(
+        " job{",
+        &["job_id=", "tenant_id=", "connection_id=", "entity="],
+    );
+    within(" request{", &["request_id="]);
+    within(" delivery{", &["request_id="]);
+    let worker_lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("sync_core::service::sync:"))
+        .filter(|l| !l.contains(" job{"))
+        .collect();
+    assert!(
+        worker_lines.is_empty(),
+        "lines of the sync worker outside a job: {:?}",
+        &worker_lines[..worker_lines.len().min(3)]
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(" request{") && l.contains("tenant_id=acme")),
+        "no API line names its tenant"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(" delivery{") && l.contains("connection_id=")),
+        "no delivery line names its connection"
+    );
     let found: Vec<&String> = secrets
         .iter()
         .filter(|s| s.len() >= 8 && logs.contains(s.as_str()))

@@ -23,6 +23,7 @@ use sync_core::domain::ConnectionId;
 use sync_core::service::{
     Callback, ConnectError, QuickBooksConnect, Registration, ServiceError, WebhookSetup,
 };
+use tracing::Instrument;
 
 /// What a request needs, built once per cold start.
 pub struct App {
@@ -57,11 +58,14 @@ impl App {
 pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(25);
 
 /// Answers one request; never fails (every failure is a JSON answer).
+/// Every line logged while answering carries the request's id and its tenant.
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
-    let response = match answer(app, &req).await {
+    let span = sync_api::request::span(&req, &app.settings.tenant_claim);
+    let response = match answer(app, &req).instrument(span.clone()).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
+    let _in = span.enter();
     tracing::info!(
         method = %req.method(),
         path = %sync_core::logtext::clip(req.uri().path()),

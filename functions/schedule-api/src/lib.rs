@@ -23,6 +23,7 @@ use sync_aws::{wiring::services, SdkConfig};
 use sync_core::clock::SystemClock;
 use sync_core::config::{ApiSettings, AwsResources, ConfigError};
 use sync_core::service::Services;
+use tracing::Instrument;
 
 pub use sync_api::ApiError;
 
@@ -63,15 +64,21 @@ impl App {
 }
 
 /// Answers one request. Never returns `Err`: every failure becomes a JSON error response.
+/// Every line logged while answering carries the request's id and its tenant.
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let response = match routes::dispatch(app, &req).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
-    };
-    tracing::info!(%method, path = %sync_core::logtext::clip(&path), status = response.status().as_u16(), "request");
-    Ok(response)
+    let span = request::span(&req, &app.settings.tenant_claim);
+    async {
+        let response = match routes::dispatch(app, &req).await {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
+        };
+        tracing::info!(%method, path = %sync_core::logtext::clip(&path), status = response.status().as_u16(), "request");
+        Ok(response)
+    }
+    .instrument(span)
+    .await
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use lambda_runtime::{Context, Error, LambdaEvent};
 use sync_aws::metrics::Metric;
 use sync_core::domain::SyncJob;
 use sync_core::service::sync::{JobOutcome, RunTallyCounts, SyncWorker};
+use tracing::Instrument;
 
 /// Jobs of one batch run at once.
 const JOBS_IN_PARALLEL: usize = 4;
@@ -83,7 +84,24 @@ pub async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchR
         stream::iter(jobs.into_iter().map(|(id, job, receive)| async move {
             match job {
                 Ok(job) => {
-                    let outcome = app.worker.handle_delivery(job, deadline, receive).await;
+                    // Every line logged for the job names it, its tenant and stream.
+                    let span = tracing::info_span!(
+                        "job",
+                        message_id = %id,
+                        job_id = %job.job_id,
+                        tenant_id = %job.tenant_id,
+                        connection_id = %job.connection_id,
+                        entity = %job.entity_type,
+                        schedule_id = tracing::field::Empty,
+                    );
+                    if let Some(schedule) = job.trigger.schedule_id() {
+                        span.record("schedule_id", tracing::field::display(schedule));
+                    }
+                    let outcome = app
+                        .worker
+                        .handle_delivery(job, deadline, receive)
+                        .instrument(span)
+                        .await;
                     (id, outcome)
                 }
                 Err(e) => {

@@ -12,9 +12,11 @@
 //! platform, so it answers well inside QuickBooks' 3 seconds.
 
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Error, Request, Response};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use tracing::Instrument;
 
 use std::sync::Arc;
 use sync_aws::metrics::Metric;
@@ -67,7 +69,25 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
 /// Answers one delivery. Never returns `Err`.
 pub async fn handle(app: &App, req: Request) -> Result<Response<Body>, Error> {
     let path = req.uri().path().to_string();
-    let response = answer(app, &req, &path).await;
+    // Every line logged for the delivery carries the request's id and the connection the
+    // URL names (only an id that reads as one: the path is the sender's).
+    let span = tracing::info_span!(
+        "delivery",
+        request_id = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone().unwrap_or_default(),
+            _ => String::new(),
+        },
+        connection_id = tracing::field::Empty,
+    );
+    if let Some(id) = path
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse::<sync_core::domain::ConnectionId>().ok())
+    {
+        span.record("connection_id", tracing::field::display(id));
+    }
+    let response = answer(app, &req, &path).instrument(span.clone()).await;
+    let _in = span.enter();
     tracing::info!(path = %sync_core::logtext::clip(&path), status = response.status().as_u16(), "webhook");
     println!(
         "{}",

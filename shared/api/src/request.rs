@@ -25,6 +25,24 @@ pub fn tenant(req: &Request, claim: &str) -> Result<TenantId, ApiError> {
         .ok_or_else(ApiError::unauthorized)
 }
 
+/// The span a request is answered in: every line logged meanwhile carries API Gateway's
+/// id of the request and the tenant its token names (if it names one).
+pub fn span(req: &Request, claim: &str) -> tracing::Span {
+    let request_id = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    let span = tracing::info_span!(
+        "request",
+        request_id = request_id.unwrap_or_default(),
+        tenant_id = tracing::field::Empty,
+    );
+    if let Ok(tenant) = tenant(req, claim) {
+        span.record("tenant_id", tracing::field::display(tenant));
+    }
+    span
+}
+
 /// Who made the request, as the JWT authorizer's `sub` claim names them (at most 200
 /// characters); `None` without one.
 pub fn subject(req: &Request) -> Option<String> {

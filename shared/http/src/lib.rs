@@ -126,3 +126,48 @@ impl HttpClient for ReqwestClient {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// A listener on loopback that counts the connections made to it (and closes each).
+    async fn loopback() -> (u16, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let port = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        (port, connections)
+    }
+
+    fn notice(port: u16) -> HttpRequest {
+        HttpRequest::new(Method::Post, format!("http://localhost:{port}/hook"))
+    }
+
+    #[tokio::test]
+    async fn an_alert_notice_to_a_name_that_resolves_to_loopback_is_refused_before_connecting() {
+        let (port, connections) = loopback().await;
+        let client = ReqwestClient::for_alerts(false).unwrap_or_else(|e| panic!("{e}"));
+        let refused = client.send(notice(port)).await;
+        let text = format!("{refused:?}");
+        assert!(refused.is_err(), "{text}");
+        assert_eq!(connections.load(Ordering::SeqCst), 0, "{text}");
+        // The local stack's client may reach it: the refusal is the resolver's.
+        let local = ReqwestClient::for_alerts(true).unwrap_or_else(|e| panic!("{e}"));
+        let _ = local.send(notice(port)).await;
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+    }
+}
