@@ -132,7 +132,8 @@ pub async fn handle(app: &App, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchR
 }
 
 /// What the batch's runs came to, as one metrics log line (CloudWatch's embedded metric
-/// format; dimension `Function=SyncWorker`): runs by how they ended, and their records.
+/// format; dimension `Function=SyncWorker`): runs by how they ended, their records, and
+/// the alert issues they raised.
 /// A run's records are counted when it ends (all its parts together).
 pub fn metrics(namespace: &str, c: &RunTallyCounts, at: DateTime<Utc>) -> String {
     sync_aws::metrics::emf(
@@ -149,6 +150,7 @@ pub fn metrics(namespace: &str, c: &RunTallyCounts, at: DateTime<Utc>) -> String
             Metric::count("RecordsWritten", c.records_written),
             Metric::count("RecordsFailed", c.records_failed),
             Metric::count("RecordsQuarantined", c.records_quarantined),
+            Metric::count("AlertsRaised", c.alerts_raised),
         ],
         at,
     )

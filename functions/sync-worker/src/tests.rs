@@ -201,3 +201,35 @@ async fn the_runs_of_a_batch_are_counted_for_its_metrics_line() {
         "SyncService/test"
     );
 }
+
+#[tokio::test]
+async fn the_alerts_a_batchs_runs_raise_are_counted_for_its_metrics_line() {
+    let w = world();
+    w.woo.fail_next(usize::MAX);
+    let mut failing = 0;
+    for job in sample().payload.records {
+        let job = serde_json::from_str(job.body.as_deref().unwrap_or_default());
+        if let Ok(job) = job {
+            failing += 1;
+            w.app
+                .worker
+                .handle_delivery(
+                    job,
+                    chrono::Utc::now() + chrono::Duration::minutes(5),
+                    sync_core::ports::MAX_RECEIVES,
+                )
+                .await;
+        }
+    }
+    let counts = w.app.worker.take_counts();
+    assert_eq!(counts.failed, failing);
+    assert_eq!(counts.alerts_raised, failing, "{counts:?}");
+    assert_eq!(w.app.worker.take_counts().alerts_raised, 0, "taken");
+    let line: serde_json::Value = serde_json::from_str(&crate::metrics(
+        "SyncService/test",
+        &counts,
+        chrono::Utc::now(),
+    ))
+    .unwrap_or_default();
+    assert_eq!(line["AlertsRaised"], failing as f64);
+}

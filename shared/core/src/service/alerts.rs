@@ -49,11 +49,22 @@ fn context<'a>(tenant: &'a str, destination: &'a str) -> [(&'static str, &'a str
 pub struct AlertRaiser {
     issues: Arc<dyn AlertIssues>,
     clock: Arc<dyn Clock>,
+    /// Issues raised (opened, reopened or updated) since the count was last taken.
+    raised: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AlertRaiser {
     pub fn new(issues: Arc<dyn AlertIssues>, clock: Arc<dyn Clock>) -> Self {
-        Self { issues, clock }
+        Self {
+            issues,
+            clock,
+            raised: Default::default(),
+        }
+    }
+
+    /// Issues raised since the last time this was asked (for a metrics line), cleared.
+    pub fn take_raised(&self) -> u64 {
+        self.raised.swap(0, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The condition was seen now: the issue is opened, reopened or updated.
@@ -76,7 +87,10 @@ impl AlertRaiser {
             }
             Some(issue)
         })
-        .await
+        .await?;
+        self.raised
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// The condition cleared: an open issue is resolved (none open, nothing happens).

@@ -136,7 +136,10 @@ impl SyncWorker {
     /// softer: checked between pages.)
     /// What the runs ended since the last call came to (for the function's metrics).
     pub fn take_counts(&self) -> RunTallyCounts {
-        self.tally.take()
+        RunTallyCounts {
+            alerts_raised: self.ports.alerts.take_raised(),
+            ..self.tally.take()
+        }
     }
 
     pub async fn handle(&self, job: SyncJob, deadline: DateTime<Utc>) -> JobOutcome {

@@ -21,6 +21,8 @@ pub struct RunCounts {
     pub records_failed: u64,
     /// Records this run set aside after they failed in a row.
     pub records_quarantined: u64,
+    /// Alert issues the runs raised (opened, reopened or updated).
+    pub alerts_raised: u64,
 }
 
 /// The count, shared by the worker's runs.
