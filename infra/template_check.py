@@ -6,7 +6,9 @@
 - each queue-fed function's `BatchSize` and `Timeout` are its crate's `BATCH_SIZE` and
   `TIMEOUT` (which the local stack's event sources use too), its queue's visibility
   timeout is six times the timeout (AWS's advice for SQS event sources), and its queue's
-  `maxReceiveCount` is the code's `MAX_RECEIVES` (a run alerts on its last receive).
+  `maxReceiveCount` is the code's `MAX_RECEIVES` (a run alerts on its last receive);
+- every alarm on the service's own metrics names a metric its function's metrics line
+  carries (by the `Function` dimension), and the sweeper's schedule is the code's `RATE`.
 
 What the code says is read from `syncctl routes` (its JSON): the same table the API function
 dispatches by and the local gateway routes by.
@@ -67,6 +69,37 @@ def queue_differences(template: dict, facts: dict) -> list[str]:
     return problems
 
 
+def alarm_differences(template: dict, facts: dict) -> list[str]:
+    """Every alarm on the service's own metrics names a metric its function prints, and the
+    sweeper runs at the code's rate."""
+    problems = []
+    for name, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
+        props = resource["Properties"]
+        if "SyncService" not in str(props.get("Namespace", "")):
+            continue
+        function = next((d.get("Value") for d in props.get("Dimensions", []) if d.get("Name") == "Function"), None)
+        printed = facts["metrics"].get(function)
+        if printed is None:
+            problems.append(f"{name}: no function prints metrics as Function={function}")
+        elif props.get("MetricName") not in printed:
+            problems.append(f"{name}: {function} prints no metric {props.get('MetricName')} (it prints {', '.join(printed)})")
+    sweeper = facts["sweeper"]
+    events = template["Resources"][sweeper["function"]]["Properties"].get("Events") or {}
+    rates = [e["Properties"].get("ScheduleExpression", "") for e in events.values() if e.get("Type") == "ScheduleV2"]
+    want = sweeper["rate_seconds"]
+    seconds = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600}
+    for rate in rates:
+        parts = rate.removeprefix("rate(").removesuffix(")").split()
+        got = int(parts[0]) * seconds.get(parts[1], 0) if len(parts) == 2 and parts[0].isdigit() else None
+        if got != want:
+            problems.append(f"{sweeper['function']}: {rate} is not the code's rate of {want} s")
+    if len(rates) != 1:
+        problems.append(f"{sweeper['function']}: {len(rates)} schedules, the code has one")
+    return problems
+
+
 def template_routes(template: dict) -> list[tuple[str, str, str, bool]]:
     api = template["Resources"]["HttpApi"]["Properties"]
     default_jwt = bool(api.get("Auth", {}).get("DefaultAuthorizer"))
@@ -90,12 +123,13 @@ def differences(template: dict, facts: dict) -> list[str]:
     found = template_routes(template)
     problems = [f"template.yaml lacks the route {r}" for r in expected if r not in found]
     problems += [f"template.yaml has a route the table does not: {r}" for r in found if r not in expected]
-    return problems + queue_differences(template, facts)
+    return problems + queue_differences(template, facts) + alarm_differences(template, facts)
 
 
 def self_test(expected: dict) -> int:
-    """The check must fail when the template drops, adds, moves or unguards a route, or
-    changes a batch size."""
+    """The check must fail when the template drops, adds, moves or unguards a route,
+    changes a batch size or receive count, names a metric no function prints, or changes the
+    sweeper's rate."""
     template = load_template()
     caught = []
     intake = template["Resources"]["WebhookIntakeFunction"]["Properties"]["Events"]
@@ -132,6 +166,15 @@ def self_test(expected: dict) -> int:
     receives["Resources"]["SyncQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"] = 3
     caught.append(("receive count", bool(differences(receives, expected))))
 
+    alarm = copy.deepcopy(template)
+    alarm["Resources"]["FailedRunsAlarm"]["Properties"]["MetricName"] = "RunsFailedForGood"
+    caught.append(("alarm metric", bool(differences(alarm, expected))))
+
+    rate = copy.deepcopy(template)
+    sweep = rate["Resources"]["SweeperFunction"]["Properties"]["Events"]
+    next(e for e in sweep.values() if e.get("Type") == "ScheduleV2")["Properties"]["ScheduleExpression"] = "rate(10 minutes)"
+    caught.append(("sweeper rate", bool(differences(rate, expected))))
+
     print("template self-test: " + ", ".join(f"{what} {'caught' if ok else 'NOT caught'}" for what, ok in caught))
     return 0 if all(ok for _, ok in caught) else 1
 
@@ -149,7 +192,8 @@ def main() -> int:
     if problems:
         return 1
     print(f"template: the route table's {len(expected['gateway'])} gateway routes and no others; "
-          f"{len(expected['queues'])} queue-fed functions' batch sizes and timeouts as the code says")
+          f"{len(expected['queues'])} queue-fed functions' batch sizes and timeouts as the code says; "
+          f"alarms on metrics the functions print; the sweeper at the code's rate")
     return 0
 
 

@@ -594,7 +594,31 @@ fn routes(out: &mut dyn Write) -> Result<i32> {
             "max_receives": sync_core::ports::MAX_RECEIVES,
         },
     ]);
-    let all = serde_json::json!({"gateway": gateway, "api": api, "queues": queues});
+    // The metric names each function's own metrics line carries, by its `Function` dimension
+    // (the template's alarms must name one of them), and the sweeper's rate.
+    let now = chrono::Utc::now();
+    let names = |line: String| -> Vec<String> {
+        let line: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter_map(|m| m["Name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let metrics = serde_json::json!({
+        "Sweeper": names(sweeper::metrics("-", &Default::default(), now)),
+        "SyncWorker": names(sync_worker::metrics("-", &Default::default(), now)),
+    });
+    let all = serde_json::json!({
+        "gateway": gateway,
+        "api": api,
+        "queues": queues,
+        "metrics": metrics,
+        "sweeper": {"function": "SweeperFunction", "rate_seconds": sweeper::RATE.as_secs()},
+    });
     writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
     Ok(0)
 }
