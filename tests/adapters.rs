@@ -1115,12 +1115,22 @@ async fn the_sweepers_stream_watch_and_status_read_what_the_table_holds() {
     let status = SweepStatus {
         last_sweep_at: now,
         checked_until: now - chrono::Duration::minutes(10),
+        pass: Some(sync_core::ports::SweepPass {
+            from: now - chrono::Duration::minutes(10),
+            until: now - chrono::Duration::minutes(5),
+            shard: 7,
+            after: Some("SCHEDULE#acme#7".into()),
+            started_at: now,
+        }),
+        triggers_after: Some("token".into()),
         last: SweepCounts {
             abandoned: 1,
             caught_up: 2,
             missed: 3,
             repairs: 4,
             paused: 5,
+            schedules: 6,
+            triggers: 7,
         },
         totals: SweepCounts {
             abandoned: 10,
@@ -1128,6 +1138,8 @@ async fn the_sweepers_stream_watch_and_status_read_what_the_table_holds() {
             missed: 30,
             repairs: 40,
             paused: 50,
+            schedules: 60,
+            triggers: 70,
         },
         errors: vec!["schedules not read".into()],
     };
@@ -1344,4 +1356,93 @@ async fn the_call_quota_keeps_each_windows_budget_and_each_seat_to_one_holder_at
     assert!(ok(quota.sit(key, 1, "d:1", 6_001, 9_000).await));
     // A limit smaller than the grant asked for takes nothing.
     assert!(!ok(quota.take(key, 40_000, 8, 7).await));
+}
+
+#[tokio::test]
+async fn the_sweeper_walks_every_schedule_and_every_trigger_once_a_page_at_a_time() {
+    use std::collections::HashSet;
+    use sync_core::ports::{sweep_shard, TriggerInventory, SWEEP_SHARDS};
+    let aws = fresh_aws().await;
+    let store = store(&aws);
+    let mut made = HashSet::new();
+    // Three in one shard (more than a page of two there), two of another tenant elsewhere.
+    let mut in_shard = 0;
+    while in_shard < 3 || made.len() < 5 {
+        let mut s = schedule(
+            &aws,
+            if made.len() % 2 == 0 {
+                "acme"
+            } else {
+                "globex"
+            },
+            "@daily",
+            "2026-11-24T12:00:00Z",
+        )
+        .await;
+        if in_shard < 3 {
+            while sweep_shard(s.id) != 10 {
+                s.id = ScheduleId::new_random();
+            }
+            in_shard += 1;
+        }
+        creator(&aws)
+            .insert(&s)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        trigger(&aws)
+            .create(&s)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        made.insert(s.id.to_string());
+    }
+    let mut walked = Vec::new();
+    let mut pages_of_shard_ten = 0;
+    for shard in 0..SWEEP_SHARDS {
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .page(shard, after.as_deref(), 2)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(page.schedules.len() <= 2, "a page holds at most its limit");
+            if shard == 10 {
+                pages_of_shard_ten += 1;
+            }
+            for s in &page.schedules {
+                assert_eq!(sweep_shard(s.id), shard, "each in its own shard");
+                walked.push(s.id.to_string());
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    assert!(
+        pages_of_shard_ten >= 2,
+        "the shard of three took two pages or more"
+    );
+    assert_eq!(walked.len(), made.len(), "each schedule once: {walked:?}");
+    assert_eq!(walked.into_iter().collect::<HashSet<_>>(), made);
+
+    let inventory = sync_aws::EventBridgeInventory::new(aws.scheduler(), &aws.resources);
+    let mut names = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = inventory
+            .names_page(after.as_deref(), 2)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        pages += 1;
+        assert!(page.names.len() <= 2);
+        names.extend(page.names);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert!(pages >= 3, "five triggers, two a page");
+    assert_eq!(names.len(), made.len(), "each trigger once: {names:?}");
+    assert_eq!(names.into_iter().collect::<HashSet<_>>(), made);
 }

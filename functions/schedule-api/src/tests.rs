@@ -1234,8 +1234,17 @@ async fn the_sweeper_status_says_when_it_last_swept_and_counts_its_errors_withou
         .record(&SweepStatus {
             last_sweep_at: at,
             checked_until: at - chrono::Duration::minutes(10),
+            pass: Some(sync_core::ports::SweepPass {
+                from: at - chrono::Duration::minutes(10),
+                until: at - chrono::Duration::minutes(5),
+                shard: 3,
+                after: Some("SCHEDULE#another-tenant#3f00".into()),
+                started_at: at - chrono::Duration::minutes(5),
+            }),
+            triggers_after: None,
             last: SweepCounts {
                 caught_up: 1,
+                schedules: 250,
                 ..SweepCounts::default()
             },
             totals: SweepCounts {
@@ -1253,7 +1262,11 @@ async fn the_sweeper_status_says_when_it_last_swept_and_counts_its_errors_withou
     assert_eq!(got["last"]["caught_up"], 1);
     assert_eq!(got["totals"]["repairs"], 2);
     assert_eq!(got["errors"], 1);
-    assert!(!got.to_string().contains("another tenant"), "{got}");
+    assert_eq!(got["last"]["schedules"], 250);
+    assert_eq!(got["pass"]["shard"], 3);
+    assert_eq!(got["pass"]["shards"], 16);
+    assert_eq!(got["pass"]["fire_times_until"], "2026-11-24T11:55:00Z");
+    assert!(!got.to_string().contains("another"), "{got}");
 }
 
 #[tokio::test]

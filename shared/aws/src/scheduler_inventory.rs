@@ -10,7 +10,7 @@ use crate::scheduler_align::unavailable;
 use crate::sdk::describe;
 use sync_core::config::AwsResources;
 use sync_core::domain::TriggerDefinition;
-use sync_core::ports::{TriggerError, TriggerInventory, TriggerState};
+use sync_core::ports::{NamesPage, TriggerError, TriggerInventory, TriggerState};
 
 #[derive(Clone, Debug)]
 pub struct EventBridgeInventory {
@@ -57,6 +57,33 @@ pub async fn schedule_names(client: &Client, group: &str) -> Result<Vec<String>,
 impl TriggerInventory for EventBridgeInventory {
     async fn names(&self) -> Result<Vec<String>, TriggerError> {
         schedule_names(&self.client, &self.group).await
+    }
+
+    async fn names_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<NamesPage, TriggerError> {
+        let page = self
+            .client
+            .list_schedules()
+            .group_name(&self.group)
+            .max_results(i32::try_from(limit.clamp(1, 100)).unwrap_or(100))
+            .set_next_token(after.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| unavailable(describe(&e)))?;
+        Ok(NamesPage {
+            names: page
+                .schedules()
+                .iter()
+                .filter_map(|s| s.name().map(str::to_string))
+                .collect(),
+            next: page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
+        })
     }
 
     async fn get(&self, name: &str) -> Result<Option<TriggerState>, TriggerError> {

@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
+use crate::sdk::describe;
 use crate::table::{
     corrupt, get_s, get_time, parsed, s, schedule_key, schedule_sweep_keys, sweep_shard, tenant_pk,
     time, Item, Records, SCHEDULE_PREFIX, SWEEP_INDEX,
@@ -23,7 +24,7 @@ use sync_core::domain::{
     OverlapPolicy, RunId, RunStatus, Schedule, ScheduleId, ScheduleOptions, TenantId,
     DEFAULT_AUTO_PAUSE_AFTER_FAILURES, DEFAULT_CATCH_UP_WINDOW_MINUTES,
 };
-use sync_core::ports::{ScheduleRuns, ScheduleStore, StoreError};
+use sync_core::ports::{SchedulePage, ScheduleRuns, ScheduleStore, StoreError};
 use sync_core::time::ScheduleExpression;
 
 /// Attributes of a schedule the worker keeps; a user's update never writes them.
@@ -231,6 +232,44 @@ impl ScheduleStore for DynamoScheduleStore {
         }
         schedules.sort_by_key(|x| (x.created_at, x.id.to_string()));
         Ok(schedules)
+    }
+
+    async fn page(
+        &self,
+        shard: u8,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SchedulePage, StoreError> {
+        let digit = char::from_digit(u32::from(shard), 16)
+            .ok_or_else(|| StoreError::Unavailable(format!("there is no sweep shard {shard}")))?;
+        // (Every item of a `SCHEDULES#` partition is a schedule: its sort keys all begin
+        // with `SCHEDULE#`, which sorts before each of them.)
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(SWEEP_INDEX)
+            .key_condition_expression("gsi2pk = :pk AND gsi2sk > :after")
+            .expression_attribute_values(":pk", s(sweep_shard(digit)))
+            .expression_attribute_values(":after", s(after.unwrap_or(SCHEDULE_PREFIX)))
+            .limit(i32::try_from(limit.clamp(1, 1_000)).unwrap_or(1_000))
+            .send()
+            .await
+            .map_err(|e| StoreError::Unavailable(describe(&e)))?;
+        let mut schedules = Vec::new();
+        for item in out.items() {
+            // (One that does not read is reported, and passed: it cannot stop the walk.)
+            match from_item(item) {
+                Ok(schedule) => schedules.push(schedule),
+                Err(e) => tracing::warn!(error = %e, "schedule not readable; passed over"),
+            }
+        }
+        let more = out.last_evaluated_key().is_some_and(|k| !k.is_empty());
+        let next = match out.items().last() {
+            Some(last) if more => Some(get_s(last, "gsi2sk")?.to_string()),
+            _ => None,
+        };
+        Ok(SchedulePage { schedules, next })
     }
 
     async fn replace(&self, schedule: &Schedule, expected_version: u64) -> Result<(), StoreError> {

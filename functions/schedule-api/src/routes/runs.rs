@@ -224,7 +224,8 @@ pub(super) async fn list(
 }
 
 /// `GET /api/sync/sweeper`: when the sweeper last swept, and what it did then and in all.
-/// Its errors are counted, not shown: they name other tenants' runs and schedules.
+/// Its errors are counted, not shown: they name other tenants' runs and schedules. A pass
+/// over the schedules under way says which shard it has reached.
 pub(super) async fn sweeper(app: &App) -> Result<Response<Body>, ApiError> {
     let status = app
         .services
@@ -239,6 +240,18 @@ pub(super) async fn sweeper(app: &App) -> Result<Response<Body>, ApiError> {
             "missed": c.missed,
             "repairs": c.repairs,
             "paused": c.paused,
+            "schedules": c.schedules,
+            "triggers": c.triggers,
+        })
+    };
+    // (Where in a shard the pass stands is not shown: it names a tenant.)
+    let pass = |p: &sync_core::ports::SweepPass| {
+        json!({
+            "started_at": view::timestamp(p.started_at),
+            "fire_times_from": view::timestamp(p.from),
+            "fire_times_until": view::timestamp(p.until),
+            "shard": p.shard,
+            "shards": sync_core::ports::SWEEP_SHARDS,
         })
     };
     let body = match status {
@@ -246,6 +259,7 @@ pub(super) async fn sweeper(app: &App) -> Result<Response<Body>, ApiError> {
         Some(s) => json!({
             "last_sweep_at": view::timestamp(s.last_sweep_at),
             "fire_times_checked_until": view::timestamp(s.checked_until),
+            "pass": s.pass.as_ref().map(pass),
             "last": counts(&s.last),
             "totals": counts(&s.totals),
             "errors": s.errors.len(),

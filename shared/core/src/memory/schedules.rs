@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use super::lock;
 use crate::domain::{Connection, Schedule, ScheduleId, TenantId};
 use crate::ports::{
-    ScheduleCreate, ScheduleRuns, ScheduleStore, ScheduleTrigger, StoreError, TriggerAligner,
-    TriggerError, TriggerInventory, TriggerState, TriggerWrite,
+    sweep_shard, NamesPage, ScheduleCreate, SchedulePage, ScheduleRuns, ScheduleStore,
+    ScheduleTrigger, StoreError, TriggerAligner, TriggerError, TriggerInventory, TriggerState,
+    TriggerWrite,
 };
 
 use super::MemoryConnectionStore;
@@ -159,6 +160,29 @@ impl ScheduleStore for MemoryScheduleStore {
         Ok(all)
     }
 
+    async fn page(
+        &self,
+        shard: u8,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SchedulePage, StoreError> {
+        self.check()?;
+        // (In the index's order: tenant, then id.)
+        let mut keyed: Vec<(String, Schedule)> = lock(&self.rows)
+            .values()
+            .filter(|s| sweep_shard(s.id) == shard)
+            .map(|s| (format!("{}#{}", s.tenant_id, s.id), s.clone()))
+            .filter(|(key, _)| after.is_none_or(|a| key.as_str() > a))
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let more = keyed.len() > limit;
+        keyed.truncate(limit);
+        Ok(SchedulePage {
+            next: keyed.last().filter(|_| more).map(|(key, _)| key.clone()),
+            schedules: keyed.into_iter().map(|(_, s)| s).collect(),
+        })
+    }
+
     async fn replace(&self, schedule: &Schedule, expected_version: u64) -> Result<(), StoreError> {
         self.check_conditional()?;
         let mut rows = lock(&self.rows);
@@ -284,6 +308,26 @@ impl TriggerInventory for MemoryTrigger {
     async fn names(&self) -> Result<Vec<String>, TriggerError> {
         self.check()?;
         Ok(lock(&self.triggers).keys().cloned().collect())
+    }
+
+    async fn names_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<NamesPage, TriggerError> {
+        self.check()?;
+        let mut names: Vec<String> = lock(&self.triggers)
+            .keys()
+            .filter(|n| after.is_none_or(|a| n.as_str() > a))
+            .cloned()
+            .collect();
+        names.sort();
+        let more = names.len() > limit;
+        names.truncate(limit);
+        Ok(NamesPage {
+            next: names.last().filter(|_| more).cloned(),
+            names,
+        })
     }
 
     async fn get(&self, name: &str) -> Result<Option<TriggerState>, TriggerError> {

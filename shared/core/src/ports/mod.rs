@@ -14,8 +14,8 @@ pub use sync::{
     Acquired, Connector, Connectors, CursorSet, FailureList, FailureLog, FlowSource, FlowStore,
     Item, Lease, Origin, Page, PendingJob, PlatformError, RecordIndex, RecordState, RecordUpdate,
     RunHistory, RunListError, RunLog, RunSweep, Source, StateError, StreamCursors, StreamState,
-    StreamWatch, Subscription, SubscriptionChange, SweepCounts, SweepLog, SweepStatus, SyncKey,
-    SyncLeases, Target, WebhookArrivals, WebhookSubscriptions, Write, WriteOutcome,
+    StreamWatch, Subscription, SubscriptionChange, SweepCounts, SweepLog, SweepPass, SweepStatus,
+    SyncKey, SyncLeases, Target, WebhookArrivals, WebhookSubscriptions, Write, WriteOutcome,
 };
 pub use tokens::{StoredTokens, TokenVault};
 
@@ -75,8 +75,18 @@ pub trait ScheduleCreate: Send + Sync + 'static {
 pub trait ScheduleStore: ScheduleRuns {
     /// Every schedule of the tenant, oldest first.
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Schedule>, StoreError>;
-    /// Every schedule of every tenant (through an index; for repair sweeps, never requests).
+    /// Every schedule of every tenant (through an index; for an operator's repair, never
+    /// requests nor the sweeper, which walks [`ScheduleStore::page`]s).
     async fn list_all(&self) -> Result<Vec<Schedule>, StoreError>;
+    /// At most `limit` schedules of sweep shard `shard` (see [`sweep_shard`]), in the
+    /// shard's order, from after `after` (a [`SchedulePage::next`] of an earlier page; from
+    /// the start when `None`). Through an index: a moment behind the table.
+    async fn page(
+        &self,
+        shard: u8,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SchedulePage, StoreError>;
     /// Writes `schedule`'s user-editable fields over the stored one if, and only if, the
     /// stored one is at `expected_version`; `Conflict` otherwise (including when it is gone).
     /// What the worker keeps on a schedule (its last run) is left as it is.
@@ -88,6 +98,34 @@ pub trait ScheduleStore: ScheduleRuns {
         id: ScheduleId,
         expected_version: u64,
     ) -> Result<(), StoreError>;
+}
+
+/// How many shards the sweep index splits schedules into (by their id's first hex digit).
+pub const SWEEP_SHARDS: u8 = 16;
+
+/// The sweep shard of a schedule: its id's first hex digit.
+pub fn sweep_shard(id: ScheduleId) -> u8 {
+    id.to_string()
+        .chars()
+        .next()
+        .and_then(|c| c.to_digit(16))
+        .map_or(0, |d| d as u8)
+}
+
+/// One page of a sweep shard.
+#[derive(Debug, Clone, Default)]
+pub struct SchedulePage {
+    pub schedules: Vec<Schedule>,
+    /// Where the next page starts; `None` once the shard is done.
+    pub next: Option<String>,
+}
+
+/// One page of the trigger side's names.
+#[derive(Debug, Clone, Default)]
+pub struct NamesPage {
+    pub names: Vec<String>,
+    /// Where the next page starts; `None` once every name was listed.
+    pub next: Option<String>,
 }
 
 /// Why the trigger side (EventBridge Scheduler) refused or failed a call.
@@ -141,6 +179,13 @@ pub struct TriggerState {
 pub trait TriggerInventory: Send + Sync + 'static {
     /// The names of every trigger in our group.
     async fn names(&self) -> Result<Vec<String>, TriggerError>;
+    /// At most `limit` names, from `after` (a [`NamesPage::next`] of an earlier page; from
+    /// the start when `None`). A `next` too old to go on from is an error: start again.
+    async fn names_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<NamesPage, TriggerError>;
     /// One trigger in full; `None` if there is none by that name.
     async fn get(&self, name: &str) -> Result<Option<TriggerState>, TriggerError>;
 }

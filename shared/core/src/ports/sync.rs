@@ -584,6 +584,12 @@ pub struct SweepCounts {
     /// Schedules paused after failing in a row.
     #[serde(default)]
     pub paused: u64,
+    /// Schedules looked at (their fire times, their triggers, their alerts).
+    #[serde(default)]
+    pub schedules: u64,
+    /// Triggers looked at for a schedule that is gone.
+    #[serde(default)]
+    pub triggers: u64,
 }
 
 impl SweepCounts {
@@ -593,7 +599,24 @@ impl SweepCounts {
         self.missed += other.missed;
         self.repairs += other.repairs;
         self.paused += other.paused;
+        self.schedules += other.schedules;
+        self.triggers += other.triggers;
     }
+}
+
+/// Where the sweeper's walk over every schedule stands: a pass checks the fire times in
+/// `(from, until]` of every schedule, shard by shard, page by page, over as many sweeps as
+/// it takes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SweepPass {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// The shard being walked (`0..SWEEP_SHARDS`).
+    pub shard: u8,
+    /// Where in it the next page starts (`None`: at its start).
+    pub after: Option<String>,
+    /// When the pass began.
+    pub started_at: DateTime<Utc>,
 }
 
 /// The sweeper's record of itself: when it last swept, up to when schedules' fire times
@@ -601,8 +624,14 @@ impl SweepCounts {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SweepStatus {
     pub last_sweep_at: DateTime<Utc>,
-    /// Fire times up to here have been checked against the runs.
+    /// Fire times up to here have been checked against the runs (by the last whole pass).
     pub checked_until: DateTime<Utc>,
+    /// The pass under way, if one is: the next sweep goes on from it.
+    #[serde(default)]
+    pub pass: Option<SweepPass>,
+    /// Where the next sweep goes on listing triggers (`None`: from the first).
+    #[serde(default)]
+    pub triggers_after: Option<String>,
     pub last: SweepCounts,
     pub totals: SweepCounts,
     /// What the last sweep could not do (it is tried again by the next).

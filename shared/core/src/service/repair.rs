@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::{ScheduleService, ServiceError};
-use crate::domain::{ConnectionId, ScheduleId, TenantId};
+use crate::domain::{ConnectionId, Schedule, ScheduleId, TenantId};
 use crate::ports::{ConnectionStore, ScheduleStore, ScheduleTrigger, TriggerInventory};
 
 /// Which schedules a repair looks at.
@@ -123,7 +123,9 @@ impl ScheduleRepair {
         }
     }
 
-    /// Compares, and with `apply` fixes. A dry run changes nothing.
+    /// Compares, and with `apply` fixes. A dry run changes nothing. Reads every schedule
+    /// and every trigger: an operator's repair; the sweeper goes in slices
+    /// ([`ScheduleRepair::check`], [`ScheduleRepair::orphans`]).
     pub async fn run(&self, scope: &Scope, apply: bool) -> Result<RepairReport, ServiceError> {
         let unavailable = |e: crate::ports::TriggerError| ServiceError::Unavailable(e.to_string());
         let everything = self.store.list_all().await?;
@@ -137,21 +139,30 @@ impl ScheduleRepair {
             .chain(stored.iter())
             .map(|s| s.id.to_string())
             .collect();
-        let names: HashSet<String> = self
-            .inventory
-            .names()
-            .await
-            .map_err(unavailable)?
-            .into_iter()
-            .collect();
+        let mut names: Vec<String> = self.inventory.names().await.map_err(unavailable)?;
+        names.sort();
         let mut report = RepairReport {
             schedules: stored.len(),
             triggers: names.len(),
             ..RepairReport::default()
         };
+        report.drifts = self.check(&stored).await?;
+        report
+            .drifts
+            .extend(self.orphans(&names, &known, scope).await?);
+        if apply {
+            self.apply(&mut report).await;
+        }
+        Ok(report)
+    }
 
+    /// How each of `stored` differs from its trigger (one read of the trigger each), or
+    /// whether its connection is gone.
+    pub async fn check(&self, stored: &[Schedule]) -> Result<Vec<Drift>, ServiceError> {
+        let unavailable = |e: crate::ports::TriggerError| ServiceError::Unavailable(e.to_string());
+        let mut drifts = Vec::new();
         let mut alive: std::collections::HashMap<ConnectionId, bool> = Default::default();
-        for s in &stored {
+        for s in stored {
             let connection_alive = match alive.get(&s.credential_id) {
                 Some(known) => *known,
                 None => {
@@ -162,21 +173,20 @@ impl ScheduleRepair {
                 }
             };
             if !connection_alive {
-                report.drifts.push(Drift::OrphanSchedule {
+                drifts.push(Drift::OrphanSchedule {
                     tenant: s.tenant_id.clone(),
                     schedule: s.id,
                     connection: s.credential_id,
                 });
                 continue;
             }
-            let name = s.id.to_string();
-            let state = if names.contains(&name) {
-                self.inventory.get(&name).await.map_err(unavailable)?
-            } else {
-                None
-            };
+            let state = self
+                .inventory
+                .get(&s.id.to_string())
+                .await
+                .map_err(unavailable)?;
             match state {
-                None => report.drifts.push(Drift::MissingTrigger {
+                None => drifts.push(Drift::MissingTrigger {
                     tenant: s.tenant_id.clone(),
                     schedule: s.id,
                 }),
@@ -203,7 +213,7 @@ impl ScheduleRepair {
                         fields.push("target");
                     }
                     if !fields.is_empty() {
-                        report.drifts.push(Drift::Mismatch {
+                        drifts.push(Drift::Mismatch {
                             tenant: s.tenant_id.clone(),
                             schedule: s.id,
                             fields,
@@ -212,10 +222,22 @@ impl ScheduleRepair {
                 }
             }
         }
+        Ok(drifts)
+    }
 
-        let mut orphans: Vec<&String> = names.iter().filter(|n| !known.contains(*n)).collect();
-        orphans.sort();
-        for name in orphans {
+    /// Which of the triggers `names` fire for no stored schedule. A name in `known` was
+    /// seen stored; any other is read, and its schedule looked for (consistently) under
+    /// the tenant its job names, so neither a lagging index nor a schedule outside the
+    /// slice `known` came from makes a live trigger an orphan.
+    pub async fn orphans(
+        &self,
+        names: &[String],
+        known: &HashSet<String>,
+        scope: &Scope,
+    ) -> Result<Vec<Drift>, ServiceError> {
+        let unavailable = |e: crate::ports::TriggerError| ServiceError::Unavailable(e.to_string());
+        let mut drifts = Vec::new();
+        for name in names.iter().filter(|n| !known.contains(*n)) {
             let Some(state) = self.inventory.get(name).await.map_err(unavailable)? else {
                 continue; // removed since it was listed
             };
@@ -228,21 +250,39 @@ impl ScheduleRepair {
                     continue;
                 }
             }
-            report.drifts.push(Drift::OrphanTrigger {
+            if let (Some(tenant), Ok(id)) = (&tenant, name.parse::<ScheduleId>()) {
+                if self.store.get(tenant, id).await?.is_some() {
+                    continue;
+                }
+            }
+            drifts.push(Drift::OrphanTrigger {
                 name: name.clone(),
                 tenant,
             });
         }
+        Ok(drifts)
+    }
 
-        if apply {
-            for drift in report.drifts.clone() {
-                match self.fix(&drift).await {
-                    Ok(()) => report.fixed += 1,
-                    Err(e) => report.failures.push(format!("{drift}: {e}")),
-                }
+    /// A page of the triggers' names (see [`TriggerInventory::names_page`]).
+    pub async fn triggers(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<crate::ports::NamesPage, ServiceError> {
+        self.inventory
+            .names_page(after, limit)
+            .await
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))
+    }
+
+    /// Fixes each of the report's drifts, counting those fixed and noting those not.
+    pub async fn apply(&self, report: &mut RepairReport) {
+        for drift in report.drifts.clone() {
+            match self.fix(&drift).await {
+                Ok(()) => report.fixed += 1,
+                Err(e) => report.failures.push(format!("{drift}: {e}")),
             }
         }
-        Ok(report)
     }
 
     async fn fix(&self, drift: &Drift) -> Result<(), ServiceError> {

@@ -10,32 +10,49 @@
 //!    sent again (as it was, ids included); a run taken up and left is ended `failed`
 //!    (abandoned) and its work queued as a new run (its ids, sync mode and span), once: a
 //!    redo that is itself abandoned is ended without another.
-//! 2. **Missed fire times.** Each active schedule's fire times since the last sweep (each
-//!    judged [`SweeperSettings::grace`] after it, plus its flexible window) are checked
-//!    against the runs it had. A fire time with no run at or after it is missed; if the last
-//!    missed one is within the schedule's catch-up window, one `catch_up` run is queued for
-//!    it (one per schedule, not one per missed tick, its start spread over a few minutes so
-//!    that an outage does not end in every tenant's catch-up at once). The catch-up has the
-//!    fire's own identity, so a fire that turns up after all is the same run. One outside
-//!    the window is counted and logged, not run.
-//! 3. **Drift.** The repair use case brings every EventBridge schedule in step with its
-//!    stored schedule and removes orphans.
+//! 2. **Schedules, a slice at a time.** The sweeper walks every schedule through the sweep
+//!    index (16 shards, a page of 100 at a time), from where the last sweep stopped, until
+//!    [`SweeperSettings::max_schedules`] were looked at or [`WALK_TIME`] is spent; where it
+//!    stopped is kept in its status, and the next sweep goes on from there. A *pass* over
+//!    every schedule checks the fire times in `(checked_until, until]`, both fixed when the
+//!    pass began; `checked_until` moves on only when the pass ends. For each schedule on a
+//!    page:
+//!    - **auto-pause**: one whose runs failed in a row as often as it allows is paused;
+//!    - **missed fire times**: its fire times in the pass (each judged
+//!      [`SweeperSettings::grace`] after it, plus its flexible window) are checked against
+//!      the runs it had. A fire time with no run at or after it is missed; if the last
+//!      missed one is within the schedule's catch-up window, one `catch_up` run is queued
+//!      for it (one per schedule, not one per missed tick, its start spread over a few
+//!      minutes so that an outage does not end in every tenant's catch-up at once). The
+//!      catch-up has the fire's own identity, so a fire that turns up after all is the
+//!      same run. One outside the window is counted and alerted, not run;
+//!    - **drift**: its EventBridge schedule is read and brought in step with it (the
+//!      repair use case, which re-reads the store before it writes).
+//!
+//!    A page that could not be read, or not wholly checked, is the next sweep's first.
+//! 3. **Triggers whose schedule is gone**, a slice at a time as well: a page of the
+//!    EventBridge group's names after another, from where the last sweep stopped, at most
+//!    [`SweeperSettings::max_triggers`]; one not among the schedules just walked is read
+//!    and its schedule looked up (consistently) under the tenant its job names; an orphan
+//!    is removed.
+//! 4. **Alerts** of the schedules walked, and of the open issues (about connections and
+//!    streams, and about schedules deleted), raised or resolved; then told.
 //!
 //! Every write is idempotent, so two sweeps at once (EventBridge delivers at least once)
 //! or a sweep that dies half-way change nothing twice: a run is changed only while it is as
 //! it was read, and the runs the sweeper queues have ids derived from what they stand for.
 //! Reads are bounded: open runs through an index, least recently written first, at most
-//! [`SweeperSettings::max_runs`] a sweep; a schedule's runs by key-range queries (a binary
-//! search over its fire times), made only for a schedule that had a fire time since the
-//! last sweep.
+//! [`SweeperSettings::max_runs`] a sweep; schedules and triggers a page at a time, as many
+//! as a sweep may; a schedule's runs by key-range queries (a binary search over its fire
+//! times), made only for a schedule that had a fire time in the pass.
 
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
 use super::alerts::stamp;
 use super::{
-    AlertDelivery, AlertRaiser, DeliveryReport, Drift, ScheduleRepair, ScheduleService, Scope,
-    ServiceError,
+    AlertDelivery, AlertRaiser, DeliveryReport, Drift, RepairReport, ScheduleRepair,
+    ScheduleService, Scope, ServiceError,
 };
 use crate::clock::Clock;
 use crate::crypto::sha256_hex;
@@ -46,7 +63,7 @@ use crate::domain::{
 };
 use crate::ports::{
     ConnectionStore, JobQueue, RunSweep, ScheduleStore, StreamWatch, SweepCounts, SweepLog,
-    SweepStatus, SyncKey,
+    SweepPass, SweepStatus, SyncKey, SWEEP_SHARDS,
 };
 
 /// A connection marked for deletion this long is taken for gone (a delete refused for what
@@ -59,6 +76,13 @@ const REDO_PREFIX: &str = "redo-";
 /// How long a sweep may take, telling alerts included: the sweeper function's timeout in
 /// `template.yaml` (120 s) less a margin.
 const SWEEP_TIME: std::time::Duration = std::time::Duration::from_secs(100);
+/// How long a sweep walks schedules; the triggers' walk has until [`TRIGGERS_TIME`], and
+/// telling alerts the rest of [`SWEEP_TIME`].
+const WALK_TIME: std::time::Duration = std::time::Duration::from_secs(60);
+const TRIGGERS_TIME: std::time::Duration = std::time::Duration::from_secs(75);
+/// Schedules read a page at a time, and triggers (EventBridge lists at most 100 a call).
+const SCHEDULE_PAGE: usize = 100;
+const TRIGGER_PAGE: usize = 100;
 /// How the note of a schedule the sweeper paused begins.
 const AUTO_PAUSE_NOTE: &str = "paused by the sweeper after";
 
@@ -126,6 +150,10 @@ pub struct SweeperSettings {
     pub give_up_after: Duration,
     /// Most open runs looked at in one sweep (the next sweep goes on).
     pub max_runs: usize,
+    /// Most schedules looked at in one sweep (the next goes on where it stopped).
+    pub max_schedules: usize,
+    /// Most triggers listed in one sweep, looking for those whose schedule is gone.
+    pub max_triggers: usize,
     /// A fire time is judged only this long after it: its job may still be on its way.
     pub grace: Duration,
     /// Catch-up runs start within this long of the sweep, each schedule at its own offset.
@@ -142,6 +170,8 @@ impl Default for SweeperSettings {
             quiet: Duration::minutes(5),
             give_up_after: Duration::hours(24),
             max_runs: 200,
+            max_schedules: 5_000,
+            max_triggers: 1_000,
             grace: Duration::minutes(10),
             spread: Duration::minutes(5),
             lookback: Duration::hours(24),
@@ -157,6 +187,16 @@ pub struct MissedFire {
     pub fire_time: DateTime<Utc>,
     /// The `catch_up` run queued for it; `None` when it was outside the catch-up window.
     pub catch_up: Option<RunId>,
+}
+
+/// What a sweep's walk over the schedules did.
+struct Walk {
+    /// Up to where every schedule's fire times are now checked.
+    checked_until: DateTime<Utc>,
+    /// The pass to go on with, unless it was finished.
+    pass: Option<SweepPass>,
+    /// The schedules looked at.
+    schedules: Vec<Schedule>,
 }
 
 /// What one sweep found and did.
@@ -206,23 +246,25 @@ impl Sweeper {
             }
         };
         self.abandoned_runs(now, &mut report).await;
-        let schedules = match self.ports.schedules.list_all().await {
-            Ok(s) => Some(s),
-            Err(e) => {
-                report.errors.push(format!("schedules not read: {e}"));
-                None
-            }
-        };
-        let checked_until = self
-            .missed_fires(now, previous.as_ref(), schedules.as_deref(), &mut report)
+        let walk = self
+            .walk(now, previous.as_ref(), started, &mut report)
             .await;
-        self.drift(&mut report).await;
-        self.alert(schedules.as_deref(), &mut report).await;
+        let triggers_after = self
+            .orphaned_triggers(
+                previous.as_ref().and_then(|p| p.triggers_after.clone()),
+                &walk.schedules,
+                started,
+                &mut report,
+            )
+            .await;
+        self.alert(&walk.schedules, &mut report).await;
         let mut totals = previous.map(|p| p.totals).unwrap_or_default();
         totals.add(&report.counts);
         let status = SweepStatus {
             last_sweep_at: now,
-            checked_until,
+            checked_until: walk.checked_until,
+            pass: walk.pass,
+            triggers_after,
             last: report.counts,
             totals,
             errors: report.errors.clone(),
@@ -530,24 +572,86 @@ impl Sweeper {
         Ok(Settled::Abandoned(None))
     }
 
-    /// Checks the fire times in `(checked_until of the last sweep, now - grace]`; answers up
-    /// to where it checked (the start again when schedules could not be read, so the next
-    /// sweep looks at the same times).
-    async fn missed_fires(
+    /// Walks the schedules from where the last sweep left off, a page at a time, until the
+    /// pass is done (the next sweep begins another), [`SweeperSettings::max_schedules`] were
+    /// looked at, or [`WALK_TIME`] is spent. A pass checks the fire times in `(checked_until
+    /// of the pass before, now - grace]` of every schedule (as of when it began), then moves
+    /// `checked_until` on. A page that could not be read, or not wholly checked, is the next
+    /// sweep's first again (everything done to it is idempotent).
+    async fn walk(
         &self,
         now: DateTime<Utc>,
         previous: Option<&SweepStatus>,
-        schedules: Option<&[Schedule]>,
+        started: std::time::Instant,
         report: &mut SweepReport,
-    ) -> DateTime<Utc> {
+    ) -> Walk {
         let until = now - self.settings.grace;
-        let from = previous
-            .map_or(until - self.settings.lookback, |p| p.checked_until)
-            .max(now - self.settings.lookback)
-            .min(until);
-        let Some(schedules) = schedules else {
-            return from;
+        let checked_until = previous.map_or(until - self.settings.lookback, |p| p.checked_until);
+        let mut pass = previous.and_then(|p| p.pass.clone()).unwrap_or(SweepPass {
+            from: checked_until.max(now - self.settings.lookback).min(until),
+            until,
+            shard: 0,
+            after: None,
+            started_at: now,
+        });
+        let mut walk = Walk {
+            checked_until,
+            pass: None,
+            schedules: Vec::new(),
         };
+        loop {
+            let left = self
+                .settings
+                .max_schedules
+                .saturating_sub(walk.schedules.len());
+            if left == 0 || started.elapsed() >= WALK_TIME {
+                break;
+            }
+            let page = match self
+                .ports
+                .schedules
+                .page(pass.shard, pass.after.as_deref(), left.min(SCHEDULE_PAGE))
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("schedules of shard {} not read: {e}", pass.shard));
+                    break;
+                }
+            };
+            let checked = self.sweep_page(&page.schedules, &pass, now, report).await;
+            report.counts.schedules += page.schedules.len() as u64;
+            walk.schedules.extend(page.schedules);
+            if !checked {
+                break;
+            }
+            match page.next {
+                Some(next) => pass.after = Some(next),
+                None if pass.shard + 1 < SWEEP_SHARDS => {
+                    pass.shard += 1;
+                    pass.after = None;
+                }
+                None => {
+                    walk.checked_until = pass.until;
+                    return walk;
+                }
+            }
+        }
+        walk.pass = Some(pass);
+        walk
+    }
+
+    /// One page of schedules: those due are paused, the others' fire times checked, and
+    /// their triggers compared and repaired. Answers whether every fire time was checked.
+    async fn sweep_page(
+        &self,
+        schedules: &[Schedule],
+        pass: &SweepPass,
+        now: DateTime<Utc>,
+        report: &mut SweepReport,
+    ) -> bool {
         self.auto_pause(schedules, report).await;
         let mut complete = true;
         // (Not those just paused: their missed fire times are not to be run.)
@@ -557,7 +661,7 @@ impl Sweeper {
             .filter(|s| s.is_active && !paused.contains(&s.id))
         {
             if let Err(e) = self
-                .check_schedule(schedule, from, until, now, report)
+                .check_schedule(schedule, pass.from, pass.until, now, report)
                 .await
             {
                 complete = false;
@@ -566,11 +670,77 @@ impl Sweeper {
                     .push(format!("schedule {} not checked: {e}", schedule.id));
             }
         }
-        if complete {
-            until
-        } else {
-            from
+        match self.ports.repair.check(schedules).await {
+            Ok(drifts) => self.repair(drifts, report).await,
+            Err(e) => report.errors.push(format!("drift not looked for: {e}")),
         }
+        complete
+    }
+
+    /// Fixes `drifts`, and counts and logs them.
+    async fn repair(&self, drifts: Vec<Drift>, report: &mut SweepReport) {
+        if drifts.is_empty() {
+            return;
+        }
+        let mut repair = RepairReport {
+            drifts,
+            ..RepairReport::default()
+        };
+        self.ports.repair.apply(&mut repair).await;
+        for drift in &repair.drifts {
+            tracing::warn!(drift = %drift, "schedule drift");
+        }
+        report.counts.repairs += repair.fixed as u64;
+        report.drifts.extend(repair.drifts);
+        report.errors.extend(repair.failures);
+    }
+
+    /// Lists the triggers from where the last sweep left off, until every one was listed,
+    /// [`SweeperSettings::max_triggers`] were, or [`TRIGGERS_TIME`] is spent; removes those
+    /// whose schedule is gone. Answers where the next sweep goes on (`None`: from the
+    /// first; also after a listing that failed, as its place may have expired).
+    async fn orphaned_triggers(
+        &self,
+        mut after: Option<String>,
+        walked: &[Schedule],
+        started: std::time::Instant,
+        report: &mut SweepReport,
+    ) -> Option<String> {
+        let known: std::collections::HashSet<String> =
+            walked.iter().map(|s| s.id.to_string()).collect();
+        let mut looked = 0;
+        while looked < self.settings.max_triggers && started.elapsed() < TRIGGERS_TIME {
+            let limit = (self.settings.max_triggers - looked).min(TRIGGER_PAGE);
+            let page = match self.ports.repair.triggers(after.as_deref(), limit).await {
+                Ok(page) => page,
+                Err(e) => {
+                    report.errors.push(format!("triggers not listed: {e}"));
+                    return None;
+                }
+            };
+            match self
+                .ports
+                .repair
+                .orphans(&page.names, &known, &Scope::All)
+                .await
+            {
+                Ok(drifts) => self.repair(drifts, report).await,
+                Err(e) => {
+                    // (This page again next time.)
+                    report
+                        .errors
+                        .push(format!("orphaned triggers not looked for: {e}"));
+                    return after;
+                }
+            }
+            looked += page.names.len();
+            report.counts.triggers += page.names.len() as u64;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return None,
+            }
+        }
+        after
     }
 
     /// Pauses each active schedule whose runs failed in a row as often as it allows, with a
@@ -740,7 +910,7 @@ impl Sweeper {
     /// each raised once while its condition holds and resolved once it clears (whether one
     /// is open is read from the open issues of every tenant, as many as conditions hold);
     /// and the open issues about connections and streams whose condition cleared.
-    async fn alert(&self, schedules: Option<&[Schedule]>, report: &mut SweepReport) {
+    async fn alert(&self, schedules: &[Schedule], report: &mut SweepReport) {
         let live = match self.ports.delivery.issues.open().await {
             Ok(open) => open,
             Err(e) => {
@@ -749,7 +919,7 @@ impl Sweeper {
             }
         };
         self.settle_connection_issues(&live, report).await;
-        if let Some(schedules) = schedules {
+        {
             let open = |s: &Schedule, kind: AlertKind| {
                 let id = crate::domain::alert_id(&s.tenant_id, &AlertSubject::Schedule(s.id), kind);
                 live.iter()
@@ -842,13 +1012,26 @@ impl Sweeper {
                         .push(format!("alert of schedule {} not changed: {e}", s.id));
                 }
             }
-            // A schedule deleted takes its open issues with it.
+            // A schedule deleted takes its open issues with it (one not walked this sweep is
+            // read: open issues are few).
             for issue in live.iter().filter(|i| i.status == AlertStatus::Open) {
-                let gone = match AlertSubject::parse(&issue.subject) {
-                    Some(AlertSubject::Schedule(id)) => !schedules
-                        .iter()
-                        .any(|s| s.tenant_id == issue.tenant_id && s.id == id),
-                    _ => false,
+                let Some(AlertSubject::Schedule(id)) = AlertSubject::parse(&issue.subject) else {
+                    continue;
+                };
+                if schedules
+                    .iter()
+                    .any(|s| s.tenant_id == issue.tenant_id && s.id == id)
+                {
+                    continue;
+                }
+                let gone = match self.ports.schedules.get(&issue.tenant_id, id).await {
+                    Ok(found) => found.is_none(),
+                    Err(e) => {
+                        report
+                            .errors
+                            .push(format!("schedule of alert {} not read: {e}", issue.id));
+                        false
+                    }
                 };
                 if gone {
                     if let Err(e) = self
@@ -936,20 +1119,6 @@ impl Sweeper {
                         .push(format!("alert {} not resolved: {e}", issue.id));
                 }
             }
-        }
-    }
-
-    async fn drift(&self, report: &mut SweepReport) {
-        match self.ports.repair.run(&Scope::All, true).await {
-            Ok(repair) => {
-                for drift in &repair.drifts {
-                    tracing::warn!(drift = %drift, "schedule drift");
-                }
-                report.counts.repairs += repair.fixed as u64;
-                report.drifts = repair.drifts;
-                report.errors.extend(repair.failures);
-            }
-            Err(e) => report.errors.push(format!("drift not repaired: {e}")),
         }
     }
 }

@@ -104,6 +104,24 @@ impl World {
         self.sweeper_with(self.mem.runs.clone())
     }
 
+    /// A sweeper that looks at no more than `schedules` schedules and `triggers` triggers
+    /// a sweep.
+    fn slicing_sweeper(&self, schedules: usize, triggers: usize) -> Sweeper {
+        let mut sweeper = self.sweeper();
+        sweeper.settings.max_schedules = schedules;
+        sweeper.settings.max_triggers = triggers;
+        sweeper
+    }
+
+    async fn status(&self) -> SweepStatus {
+        self.log
+            .last()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no status"))
+    }
+
     /// A run of the connection's orders, in `status`, last written at `written`.
     fn open_run(&self, job: &str, status: RunStatus, written: DateTime<Utc>) -> Run {
         let mut run = crate::fixtures::run(&self.tenant, self.connection, job, written);
@@ -1269,4 +1287,145 @@ async fn a_silent_webhooks_alert_resolves_once_the_streams_webhooks_arrive_and_n
     w.clock.set(at(13, 20) + day * 2);
     w.sweeper().sweep().await;
     assert_eq!(silent(&w), AlertStatus::Resolved);
+}
+
+#[tokio::test]
+async fn a_sweep_looks_at_as_many_schedules_as_it_may_the_next_goes_on_and_each_missed_fire_is_caught_up_once(
+) {
+    let w = world();
+    let mut made = Vec::new();
+    for _ in 0..7 {
+        let s = w.schedule("@hourly", ScheduleOptions::default()).await;
+        w.fired(&s, at(10, 0));
+        made.push(s.id);
+    }
+    // The worker is down from 10:30; sweeps look at three schedules each.
+    w.clock.set(at(12, 20));
+    let first = w.slicing_sweeper(3, 100).sweep().await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!((first.counts.schedules, first.counts.caught_up), (3, 3));
+    let status = w.status().await;
+    let pass = status
+        .pass
+        .clone()
+        .unwrap_or_else(|| panic!("the pass goes on"));
+    assert_eq!(
+        (pass.from, pass.until),
+        (at(12, 20) - Duration::hours(24), at(12, 10)),
+        "a first pass looks back a day"
+    );
+    assert!(
+        status.checked_until < at(12, 10),
+        "not checked until every schedule was"
+    );
+    w.clock.set(at(12, 25));
+    let second = w.slicing_sweeper(3, 100).sweep().await;
+    assert_eq!((second.counts.schedules, second.counts.caught_up), (3, 3));
+    // The last one is looked at; the rest of the shards are empty: the pass ends.
+    w.clock.set(at(12, 30));
+    let third = w.slicing_sweeper(3, 100).sweep().await;
+    assert_eq!((third.counts.schedules, third.counts.caught_up), (1, 1));
+    let status = w.status().await;
+    assert_eq!(status.pass, None);
+    assert_eq!(
+        status.checked_until,
+        at(12, 10),
+        "as of when the pass began"
+    );
+    assert_eq!(status.totals.caught_up, 7);
+    let mut caught: Vec<ScheduleId> = w
+        .mem
+        .queue
+        .delayed_jobs()
+        .iter()
+        .filter_map(|(job, _)| match job.trigger {
+            Trigger::CatchUp { schedule_id } => Some(schedule_id),
+            _ => None,
+        })
+        .collect();
+    caught.sort();
+    made.sort();
+    assert_eq!(caught, made, "each schedule caught up once");
+    // A new pass checks only the fire times since: nothing more.
+    w.clock.set(at(12, 35));
+    let fourth = w.slicing_sweeper(3, 100).sweep().await;
+    assert_eq!(fourth.counts.caught_up, 0);
+    assert_eq!(w.mem.queue.delayed_jobs().len(), 7);
+}
+
+#[tokio::test]
+async fn a_page_of_schedules_that_cannot_be_read_is_the_next_sweeps_first_and_nothing_is_checked_twice(
+) {
+    let w = world();
+    for _ in 0..4 {
+        let s = w.schedule("@hourly", ScheduleOptions::default()).await;
+        w.fired(&s, at(10, 0));
+    }
+    w.clock.set(at(12, 20));
+    let first = w.slicing_sweeper(2, 100).sweep().await;
+    assert_eq!(first.counts.caught_up, 2);
+    let before = w.status().await.pass;
+    w.mem.schedules.set_failing(true);
+    w.clock.set(at(12, 25));
+    let failed = w.slicing_sweeper(2, 100).sweep().await;
+    assert_eq!(failed.counts.schedules, 0);
+    assert!(
+        failed.errors.iter().any(|e| e.contains("not read")),
+        "{:?}",
+        failed.errors
+    );
+    assert_eq!(w.status().await.pass, before, "the walk stays where it was");
+    w.mem.schedules.set_failing(false);
+    w.clock.set(at(12, 30));
+    let resumed = w.slicing_sweeper(2, 100).sweep().await;
+    assert_eq!(resumed.counts.caught_up, 2);
+    // (It may have stopped at its two before the last, empty, shards: one more ends it.)
+    w.clock.set(at(12, 35));
+    let last = w.slicing_sweeper(2, 100).sweep().await;
+    assert_eq!(last.counts.caught_up, 0);
+    assert!(
+        w.status().await.checked_until >= at(12, 10),
+        "the pass ended"
+    );
+    assert_eq!(w.mem.queue.delayed_jobs().len(), 4);
+}
+
+#[tokio::test]
+async fn a_trigger_whose_schedule_is_gone_is_found_by_a_later_sweeps_slice_of_triggers_and_live_ones_are_kept(
+) {
+    let w = world();
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        live.push(w.schedule("@daily", ScheduleOptions::default()).await);
+    }
+    // Deleted from the store, its trigger left behind.
+    let gone = w.schedule("@daily", ScheduleOptions::default()).await;
+    w.mem
+        .schedules
+        .delete(&w.tenant, gone.id, gone.version)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(w.mem.trigger.len(), 4);
+    // One schedule and one trigger a sweep: the triggers seen are mostly of schedules
+    // not walked in the same sweep, and must be looked up, not taken for orphans.
+    let mut repairs = 0;
+    let mut triggers = 0;
+    for minute in 0..4 {
+        w.clock.set(at(9, 5 + minute * 5));
+        let report = w.slicing_sweeper(1, 1).sweep().await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        repairs += report.counts.repairs;
+        triggers += report.counts.triggers;
+    }
+    assert_eq!(triggers, 4, "each trigger looked at once");
+    assert_eq!(repairs, 1);
+    assert!(w.mem.trigger.get(gone.id).is_none(), "the orphan removed");
+    for s in &live {
+        assert!(w.mem.trigger.get(s.id).is_some(), "a live trigger kept");
+    }
+    assert_eq!(
+        w.status().await.triggers_after,
+        None,
+        "every trigger listed: from the first again"
+    );
 }
