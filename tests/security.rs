@@ -87,9 +87,11 @@ fn owned_by_path(endpoint: Endpoint) -> Option<Owned> {
             Some(Owned::Schedule)
         }
         E::ScheduleAudit => Some(Owned::Schedule),
-        E::ConnectionGet | E::ConnectionUpdate | E::ConnectionDelete | E::ConnectionEvents => {
-            Some(Owned::Connection)
-        }
+        E::ConnectionGet
+        | E::ConnectionUpdate
+        | E::ConnectionDelete
+        | E::ConnectionEvents
+        | E::ConnectionStreams => Some(Owned::Connection),
         E::FlowGet | E::FlowUpdate | E::FlowDelete => Some(Owned::Flow),
         E::RunGet | E::RunRetry | E::RunCancel => Some(Owned::Run),
         E::AlertAck => Some(Owned::Alert),

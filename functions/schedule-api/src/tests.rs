@@ -1097,6 +1097,44 @@ async fn a_resync_is_202_with_its_span_or_200_setting_the_cursor_and_a_mixed_req
 }
 
 #[tokio::test]
+async fn a_connections_streams_show_the_cursor_who_set_it_by_hand_and_when_and_whether_a_run_works_on_it(
+) {
+    let w = world_with_an_orders_flow().await;
+    let path = format!("/api/connections/{FIXTURE_CONNECTION}/streams");
+    let (status, got, _) = send(&w, request("GET", &path, None)).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    // The stream a flow reads, never run: no cursor yet.
+    assert_eq!(got["streams"].as_array().map(Vec::len), Some(1), "{got}");
+    let orders = &got["streams"][0];
+    assert_eq!(orders["entity_type"], "orders");
+    assert_eq!(orders["cursor"], Value::Null);
+    assert_eq!(orders["running"], false);
+    let set = json!({"connection_id": FIXTURE_CONNECTION, "entity_type": "orders", "cursor": "2026-11-01T00:00:00Z"});
+    let (status, changed, _) = send(&w, request("POST", "/api/sync/resync", Some(set))).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    let (status, got, _) = send(&w, request("GET", &path, None)).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    let orders = &got["streams"][0];
+    assert_eq!(orders["cursor"]["modified_at"], "2026-11-01T00:00:00Z");
+    assert_eq!(orders["cursor_set_by"], changed["cursor_set_by"]);
+    assert_eq!(orders["cursor_set_at"], changed["cursor_set_at"]);
+    assert_eq!(
+        (&orders["running"], &orders["follow_up_waiting"]),
+        (&json!(false), &json!(false)),
+        "the setting holds no lease: {orders}"
+    );
+    // Another tenant's connection, or none, is not found.
+    let (status, got, _) = send(&w, with_tenant(request("GET", &path, None), "someone-else")).await;
+    assert_error(status, &got, StatusCode::NOT_FOUND, "not_found");
+    let (status, got, _) = send(
+        &w,
+        request("GET", "/api/connections/not-an-id/streams", None),
+    )
+    .await;
+    assert_error(status, &got, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
 async fn a_schedules_overlap_policy_pause_note_and_flexible_window_are_set_shown_and_checked() {
     let w = world();
     let created = create(&w).await;

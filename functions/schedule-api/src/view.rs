@@ -168,6 +168,20 @@ pub fn cursor_change(c: &sync_core::service::CursorChange) -> Value {
     })
 }
 
+/// A connection's stream of one entity as it stands.
+pub fn stream(entity: sync_core::domain::EntityType, s: &sync_core::ports::StreamView) -> Value {
+    json!({
+        "entity_type": entity.as_str(),
+        "cursor": cursor(&s.cursor),
+        "cursor_set_by": s.cursor_set_by,
+        "cursor_set_at": s.cursor_set_at.map(timestamp),
+        "running": s.running,
+        "lease_until": s.lease_until.filter(|_| s.running).map(timestamp),
+        "follow_up_waiting": s.follow_up_waiting,
+        "webhooks_last_at": s.webhook_at.map(timestamp),
+    })
+}
+
 pub fn run(r: &Run) -> Value {
     json!({
         "id": r.id.to_string(),

@@ -120,6 +120,7 @@ pub enum Endpoint {
     ConnectionUpdate,
     ConnectionDelete,
     ConnectionEvents,
+    ConnectionStreams,
     FlowList,
     FlowCreate,
     FlowGet,
@@ -176,6 +177,7 @@ api_routes! {
     "PUT" "/api/connections/{id}" => ConnectionUpdate, "change a connection";
     "DELETE" "/api/connections/{id}" => ConnectionDelete, "delete a connection (`?cascade=true` with its schedules and flows)";
     "GET" "/api/connections/{id}/events" => ConnectionEvents, "the connection's webhook event log, newest first";
+    "GET" "/api/connections/{id}/streams" => ConnectionStreams, "the connection's streams: each one's cursor (and who set it by hand), whether a run works on it or a follow-up waits, its last webhooks";
     "GET" "/api/flows" => FlowList, "list the tenant's flows";
     "POST" "/api/flows" => FlowCreate, "create a flow";
     "GET" "/api/flows/{id}" => FlowGet, "read a flow";

@@ -34,7 +34,7 @@ use crate::table::{record_index_key, record_index_pk, s, write_failure, Item};
 use sync_core::domain::{ConnectionId, Cursor, EntityType, SyncJob};
 use sync_core::ports::{
     Acquired, CursorSet, Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, StateError,
-    StoreError, StreamCursors, SyncKey, SyncLeases,
+    StoreError, StreamCursors, StreamView, SyncKey, SyncLeases,
 };
 use sync_core::records::Fingerprint;
 
@@ -373,6 +373,36 @@ impl StreamCursors for DynamoSyncState {
                 other => Err(other),
             },
         }
+    }
+
+    async fn view(&self, key: SyncKey, now: DateTime<Utc>) -> Result<StreamView, StateError> {
+        let item = self.stream_item(key).await?;
+        if item.is_empty() {
+            return Ok(StreamView::default());
+        }
+        let millis = |name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .and_then(DateTime::from_timestamp_millis)
+        };
+        let lease_until = millis("lease_until");
+        Ok(StreamView {
+            cursor: cursor_of(&item),
+            cursor_set_by: item
+                .get("cursor_set_by")
+                .and_then(|v| v.as_s().ok())
+                .cloned(),
+            cursor_set_at: item
+                .get("cursor_set_at")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            running: item.contains_key("owner") && lease_until.is_some_and(|u| u >= now),
+            lease_until,
+            follow_up_waiting: item.contains_key("pending"),
+            webhook_at: millis("webhook_at"),
+        })
     }
 }
 

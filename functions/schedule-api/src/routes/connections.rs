@@ -148,6 +148,26 @@ pub(super) async fn delete(
     ))
 }
 
+/// `GET /api/connections/{id}/streams`: each stream of the connection, its cursor (and who
+/// set it by hand), whether a run works on it, a follow-up waits, and its last webhooks.
+pub(super) async fn streams(
+    app: &App,
+    tenant: &TenantId,
+    id: ConnectionId,
+) -> Result<Response<Body>, ApiError> {
+    let streams = app.services.operations.streams(tenant, id).await?;
+    Ok(view::json_response(
+        StatusCode::OK,
+        &json!({
+            "connection_id": id.to_string(),
+            "streams": streams
+                .iter()
+                .map(|(entity, s)| view::stream(*entity, s))
+                .collect::<Vec<_>>(),
+        }),
+    ))
+}
+
 pub(super) async fn events(
     app: &App,
     tenant: &TenantId,

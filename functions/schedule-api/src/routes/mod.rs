@@ -61,6 +61,7 @@ pub async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, ApiErr
         Endpoint::ConnectionEvents => {
             connections::events(app, t, id(raw, "connection")?, req).await
         }
+        Endpoint::ConnectionStreams => connections::streams(app, t, id(raw, "connection")?).await,
         Endpoint::FlowList => flows::list(app, t).await,
         Endpoint::FlowCreate => flows::create(app, t, req).await,
         Endpoint::FlowGet => flows::get(app, t, id(raw, "flow")?).await,

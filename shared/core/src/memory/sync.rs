@@ -14,8 +14,8 @@ use crate::domain::{
 use crate::ports::{
     Acquired, CursorSet, FailureList, FailureLog, FlowSource, FlowStore, Lease, PendingJob,
     RecordIndex, RecordState, RecordUpdate, RunHistory, RunListError, RunLog, RunSweep, StateError,
-    StoreError, StreamCursors, StreamState, StreamWatch, SweepLog, SweepStatus, SyncKey,
-    SyncLeases, WebhookArrivals,
+    StoreError, StreamCursors, StreamState, StreamView, StreamWatch, SweepLog, SweepStatus,
+    SyncKey, SyncLeases, WebhookArrivals,
 };
 
 #[derive(Clone, Debug, Default)]
@@ -28,8 +28,9 @@ struct LeaseRow {
     pending_version: u64,
     /// The fencing token, bumped by every acquisition.
     epoch: u64,
-    /// When the cursor was last set by hand.
+    /// When the cursor was last set by hand, and by whom.
     cursor_set_at: Option<DateTime<Utc>>,
+    cursor_set_by: Option<String>,
     /// When webhooks of the stream last arrived.
     webhook_at: Option<DateTime<Utc>>,
 }
@@ -101,8 +102,25 @@ impl StreamCursors for MemorySyncLeases {
         row.expires = Some(now);
         row.epoch += 1;
         row.cursor_set_at = Some(now);
+        row.cursor_set_by = Some(by.to_string());
         let previous = row.cursor.replace(cursor.clone());
         Ok(CursorSet::Set { previous })
+    }
+
+    async fn view(&self, key: SyncKey, now: DateTime<Utc>) -> Result<StreamView, StateError> {
+        self.check()?;
+        Ok(lock(&self.rows)
+            .get(&key)
+            .map(|row| StreamView {
+                cursor: row.cursor.clone(),
+                cursor_set_by: row.cursor_set_by.clone(),
+                cursor_set_at: row.cursor_set_at,
+                running: held_by_other(row, "", now),
+                lease_until: row.expires,
+                follow_up_waiting: row.pending.is_some(),
+                webhook_at: row.webhook_at,
+            })
+            .unwrap_or_default())
     }
 }
 

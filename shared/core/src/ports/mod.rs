@@ -14,8 +14,9 @@ pub use sync::{
     Acquired, Connector, Connectors, CursorSet, FailureList, FailureLog, FlowSource, FlowStore,
     Item, Lease, Origin, Page, PendingJob, PlatformError, RecordIndex, RecordState, RecordUpdate,
     RunHistory, RunListError, RunLog, RunSweep, Source, StateError, StreamCursors, StreamState,
-    StreamWatch, Subscription, SubscriptionChange, SweepCounts, SweepLog, SweepPass, SweepStatus,
-    SyncKey, SyncLeases, Target, WebhookArrivals, WebhookSubscriptions, Write, WriteOutcome,
+    StreamView, StreamWatch, Subscription, SubscriptionChange, SweepCounts, SweepLog, SweepPass,
+    SweepStatus, SyncKey, SyncLeases, Target, WebhookArrivals, WebhookSubscriptions, Write,
+    WriteOutcome,
 };
 pub use tokens::{StoredTokens, TokenVault};
 

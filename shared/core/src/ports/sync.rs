@@ -321,6 +321,26 @@ pub trait StreamCursors: Send + Sync + 'static {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<CursorSet, StateError>;
+    /// The stream as a person looks at it (a consistent read); the default for a stream
+    /// never run.
+    async fn view(&self, key: SyncKey, now: DateTime<Utc>) -> Result<StreamView, StateError>;
+}
+
+/// A stream as `GET /api/connections/{id}/streams` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamView {
+    /// Up to where its incremental runs have read the source.
+    pub cursor: Option<Cursor>,
+    /// Who set the cursor by hand last, and when (`POST /api/sync/resync` with `cursor`).
+    pub cursor_set_by: Option<String>,
+    pub cursor_set_at: Option<DateTime<Utc>>,
+    /// A run holds its lease now, until `lease_until`.
+    pub running: bool,
+    pub lease_until: Option<DateTime<Utc>>,
+    /// A follow-up run waits for the one working on it.
+    pub follow_up_waiting: bool,
+    /// When its webhooks last arrived, if ever.
+    pub webhook_at: Option<DateTime<Utc>>,
 }
 
 /// What the index knows of one record on one platform.

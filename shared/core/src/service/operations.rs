@@ -20,7 +20,7 @@ use crate::domain::{
 };
 use crate::ports::{
     ConnectionStore, CursorSet, FailureList, FlowSource, JobQueue, RunListError, RunLog,
-    ScheduleStore, StreamCursors, SyncKey,
+    ScheduleStore, StreamCursors, StreamView, SyncKey,
 };
 
 /// Longest record id a person may name (the platforms' ids are numbers or UUIDs).
@@ -436,6 +436,40 @@ impl Operations {
             }
         }
         Ok(Cancelled::Requested(run, asked))
+    }
+
+    /// The connection's streams (one per entity a flow reads from it, or that has run):
+    /// where each one's cursor stands and who last set it by hand, whether a run works on
+    /// it now and a follow-up waits, when its webhooks last arrived.
+    pub async fn streams(
+        &self,
+        tenant: &TenantId,
+        connection_id: ConnectionId,
+    ) -> Result<Vec<(EntityType, StreamView)>, ServiceError> {
+        let source = self
+            .source(tenant, connection_id, || {
+                ServiceError::NotFound("connection")
+            })
+            .await?;
+        let flows = self.ports.flows.flows_from(source.id).await?;
+        let now = self.ports.clock.now();
+        let mut streams = Vec::new();
+        for &entity in EntityType::ALL {
+            let key = SyncKey {
+                connection: source.id,
+                entity,
+            };
+            let view = self
+                .ports
+                .cursors
+                .view(key, now)
+                .await
+                .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+            if view != StreamView::default() || flows.iter().any(|f| f.runs_for(entity)) {
+                streams.push((entity, view));
+            }
+        }
+        Ok(streams)
     }
 
     /// Tries kept failures again in bulk, by filter: one run per stream (and per
