@@ -331,7 +331,7 @@ async fn another_tenants_id_is_not_found_on_every_route_that_takes_one_and_chang
             );
         }
     }
-    assert_eq!(tried.len(), 17, "{tried:?}");
+    assert_eq!(tried.len(), 18, "{tried:?}");
     // Where an id is given in a body or a query, the answer names nothing of Acme's and
     // queues nothing.
     let woo = &owner.woo;
