@@ -1140,8 +1140,12 @@ async fn the_sweepers_stream_watch_and_status_read_what_the_table_holds() {
             shard: 7,
             after: Some("SCHEDULE#acme#7".into()),
             started_at: now,
+            failed_tries: 2,
         }),
-        triggers_after: Some("token".into()),
+        triggers_at: Some(sync_core::ports::TriggerWalk {
+            prefix: 11,
+            token: Some("token".into()),
+        }),
         last: SweepCounts {
             abandoned: 1,
             caught_up: 2,
@@ -1446,22 +1450,27 @@ async fn the_sweeper_walks_every_schedule_and_every_trigger_once_a_page_at_a_tim
 
     let inventory = sync_aws::EventBridgeInventory::new(aws.scheduler(), &aws.resources);
     let mut names = Vec::new();
-    let mut after: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let page = inventory
-            .names_page(after.as_deref(), 2)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        pages += 1;
-        assert!(page.names.len() <= 2);
-        names.extend(page.names);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
+    let mut pages_of_a = 0;
+    for prefix in "0123456789abcdef".chars() {
+        let mut token: Option<String> = None;
+        loop {
+            let page = inventory
+                .names_page(&prefix.to_string(), token.as_deref(), 2)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(page.names.len() <= 2);
+            assert!(page.names.iter().all(|n| n.starts_with(prefix)), "{page:?}");
+            if prefix == 'a' {
+                pages_of_a += 1;
+            }
+            names.extend(page.names);
+            match page.next {
+                Some(next) => token = Some(next),
+                None => break,
+            }
         }
     }
-    assert!(pages >= 3, "five triggers, two a page");
+    assert!(pages_of_a >= 2, "three of prefix a, two a page");
     assert_eq!(names.len(), made.len(), "each trigger once: {names:?}");
     assert_eq!(names.into_iter().collect::<HashSet<_>>(), made);
 }

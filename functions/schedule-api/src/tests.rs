@@ -1278,8 +1278,9 @@ async fn the_sweeper_status_says_when_it_last_swept_and_counts_its_errors_withou
                 shard: 3,
                 after: Some("SCHEDULE#another-tenant#3f00".into()),
                 started_at: at - chrono::Duration::minutes(5),
+                failed_tries: 0,
             }),
-            triggers_after: None,
+            triggers_at: None,
             last: SweepCounts {
                 caught_up: 1,
                 schedules: 250,

@@ -61,15 +61,17 @@ impl TriggerInventory for EventBridgeInventory {
 
     async fn names_page(
         &self,
-        after: Option<&str>,
+        prefix: &str,
+        token: Option<&str>,
         limit: usize,
     ) -> Result<NamesPage, TriggerError> {
         let page = self
             .client
             .list_schedules()
             .group_name(&self.group)
+            .name_prefix(prefix)
             .max_results(i32::try_from(limit.clamp(1, 100)).unwrap_or(100))
-            .set_next_token(after.map(str::to_string))
+            .set_next_token(token.map(str::to_string))
             .send()
             .await
             .map_err(|e| unavailable(describe(&e)))?;

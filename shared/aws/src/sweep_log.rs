@@ -38,9 +38,15 @@ impl SweepLog for DynamoSweepLog {
         let Some(item) = out.item() else {
             return Ok(None);
         };
-        serde_json::from_str(get_s(item, "status")?)
-            .map(Some)
-            .map_err(|_| StoreError::Unavailable("stored sweep status does not read".into()))
+        // A status that does not read is replaced by the next sweep's (its totals start
+        // again), rather than keep every sweep from going on where the last stopped.
+        match serde_json::from_str(get_s(item, "status")?) {
+            Ok(status) => Ok(Some(status)),
+            Err(e) => {
+                tracing::error!(error = %e, "stored sweep status does not read; a new one replaces it");
+                Ok(None)
+            }
+        }
     }
 
     async fn record(&self, status: &SweepStatus) -> Result<(), StoreError> {

@@ -312,13 +312,15 @@ impl TriggerInventory for MemoryTrigger {
 
     async fn names_page(
         &self,
-        after: Option<&str>,
+        prefix: &str,
+        token: Option<&str>,
         limit: usize,
     ) -> Result<NamesPage, TriggerError> {
         self.check()?;
         let mut names: Vec<String> = lock(&self.triggers)
             .keys()
-            .filter(|n| after.is_none_or(|a| n.as_str() > a))
+            .filter(|n| n.starts_with(prefix))
+            .filter(|n| token.is_none_or(|a| n.as_str() > a))
             .cloned()
             .collect();
         names.sort();

@@ -15,8 +15,8 @@ pub use sync::{
     Item, Lease, Origin, Page, PendingJob, PlatformError, RecordIndex, RecordState, RecordUpdate,
     RunHistory, RunListError, RunLog, RunSweep, Source, StateError, StreamCursors, StreamState,
     StreamView, StreamWatch, Subscription, SubscriptionChange, SweepCounts, SweepLog, SweepPass,
-    SweepStatus, SyncKey, SyncLeases, Target, WebhookArrivals, WebhookSubscriptions, Write,
-    WriteOutcome,
+    SweepStatus, SyncKey, SyncLeases, Target, TriggerWalk, WebhookArrivals, WebhookSubscriptions,
+    Write, WriteOutcome,
 };
 pub use tokens::{StoredTokens, TokenVault};
 
@@ -180,11 +180,13 @@ pub struct TriggerState {
 pub trait TriggerInventory: Send + Sync + 'static {
     /// The names of every trigger in our group.
     async fn names(&self) -> Result<Vec<String>, TriggerError>;
-    /// At most `limit` names, from `after` (a [`NamesPage::next`] of an earlier page; from
-    /// the start when `None`). A `next` too old to go on from is an error: start again.
+    /// At most `limit` of the names that begin with `prefix`, from `token` (a
+    /// [`NamesPage::next`] of an earlier page; from the first when `None`). A token too old
+    /// to go on from is an error: start the prefix again.
     async fn names_page(
         &self,
-        after: Option<&str>,
+        prefix: &str,
+        token: Option<&str>,
         limit: usize,
     ) -> Result<NamesPage, TriggerError>;
     /// One trigger in full; `None` if there is none by that name.

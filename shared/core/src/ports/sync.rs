@@ -637,6 +637,20 @@ pub struct SweepPass {
     pub after: Option<String>,
     /// When the pass began.
     pub started_at: DateTime<Utc>,
+    /// Sweeps in a row that could not wholly check the page at `after`.
+    #[serde(default)]
+    pub failed_tries: u32,
+}
+
+/// Where the sweeper's listing of triggers stands: names are listed by their first hex
+/// digit (schedule ids are UUIDs), so a listing token that expires costs one prefix's
+/// progress, not the whole listing's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TriggerWalk {
+    /// The prefix being listed (`0..16`, a hex digit).
+    pub prefix: u8,
+    /// EventBridge's token for the next page of it (`None`: its first).
+    pub token: Option<String>,
 }
 
 /// The sweeper's record of itself: when it last swept, up to when schedules' fire times
@@ -651,7 +665,7 @@ pub struct SweepStatus {
     pub pass: Option<SweepPass>,
     /// Where the next sweep goes on listing triggers (`None`: from the first).
     #[serde(default)]
-    pub triggers_after: Option<String>,
+    pub triggers_at: Option<TriggerWalk>,
     pub last: SweepCounts,
     pub totals: SweepCounts,
     /// What the last sweep could not do (it is tried again by the next).

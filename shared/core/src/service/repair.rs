@@ -146,10 +146,14 @@ impl ScheduleRepair {
             triggers: names.len(),
             ..RepairReport::default()
         };
-        report.drifts = self.check(&stored).await?;
+        let (drifts, failures) = self.check(&stored).await;
+        if let Some(first) = failures.into_iter().next() {
+            return Err(ServiceError::Unavailable(first));
+        }
+        report.drifts = drifts;
         report
             .drifts
-            .extend(self.orphans(&names, &known, scope).await?);
+            .extend(self.orphans(&names, &known, scope, true).await?);
         if apply {
             self.apply(&mut report).await;
         }
@@ -157,20 +161,26 @@ impl ScheduleRepair {
     }
 
     /// How each of `stored` differs from its trigger (one read of the trigger each), or
-    /// whether its connection is gone.
-    pub async fn check(&self, stored: &[Schedule]) -> Result<Vec<Drift>, ServiceError> {
-        let unavailable = |e: crate::ports::TriggerError| ServiceError::Unavailable(e.to_string());
+    /// whether its connection is gone; and the schedules that could not be looked at, with
+    /// why (the others are looked at all the same).
+    pub async fn check(&self, stored: &[Schedule]) -> (Vec<Drift>, Vec<String>) {
         let mut drifts = Vec::new();
+        let mut failures = Vec::new();
         let mut alive: std::collections::HashMap<ConnectionId, bool> = Default::default();
         for s in stored {
             let connection_alive = match alive.get(&s.credential_id) {
                 Some(known) => *known,
-                None => {
-                    let found = self.connections.get(s.credential_id).await?;
-                    let ok = found.is_some_and(|c| c.tenant_id == s.tenant_id);
-                    alive.insert(s.credential_id, ok);
-                    ok
-                }
+                None => match self.connections.get(s.credential_id).await {
+                    Ok(found) => {
+                        let ok = found.is_some_and(|c| c.tenant_id == s.tenant_id);
+                        alive.insert(s.credential_id, ok);
+                        ok
+                    }
+                    Err(e) => {
+                        failures.push(format!("schedule {}'s connection not read: {e}", s.id));
+                        continue;
+                    }
+                },
             };
             if !connection_alive {
                 drifts.push(Drift::OrphanSchedule {
@@ -180,11 +190,13 @@ impl ScheduleRepair {
                 });
                 continue;
             }
-            let state = self
-                .inventory
-                .get(&s.id.to_string())
-                .await
-                .map_err(unavailable)?;
+            let state = match self.inventory.get(&s.id.to_string()).await {
+                Ok(state) => state,
+                Err(e) => {
+                    failures.push(format!("schedule {}'s trigger not read: {e}", s.id));
+                    continue;
+                }
+            };
             match state {
                 None => drifts.push(Drift::MissingTrigger {
                     tenant: s.tenant_id.clone(),
@@ -222,18 +234,21 @@ impl ScheduleRepair {
                 }
             }
         }
-        Ok(drifts)
+        (drifts, failures)
     }
 
     /// Which of the triggers `names` fire for no stored schedule. A name in `known` was
     /// seen stored; any other is read, and its schedule looked for (consistently) under
     /// the tenant its job names, so neither a lagging index nor a schedule outside the
-    /// slice `known` came from makes a live trigger an orphan.
+    /// slice `known` came from makes a live trigger an orphan. Unless `known` is `complete`
+    /// (every stored schedule's id), a trigger named like a schedule whose job names no
+    /// tenant is left alone: its schedule cannot be looked for, and may be there.
     pub async fn orphans(
         &self,
         names: &[String],
         known: &HashSet<String>,
         scope: &Scope,
+        complete: bool,
     ) -> Result<Vec<Drift>, ServiceError> {
         let unavailable = |e: crate::ports::TriggerError| ServiceError::Unavailable(e.to_string());
         let mut drifts = Vec::new();
@@ -250,10 +265,16 @@ impl ScheduleRepair {
                     continue;
                 }
             }
-            if let (Some(tenant), Ok(id)) = (&tenant, name.parse::<ScheduleId>()) {
-                if self.store.get(tenant, id).await?.is_some() {
-                    continue;
+            let kept = match (&tenant, name.parse::<ScheduleId>()) {
+                (Some(tenant), Ok(id)) => self.store.get(tenant, id).await?.is_some(),
+                (None, Ok(_)) if !complete => {
+                    tracing::warn!(trigger = %name, "trigger whose job names no tenant left alone; `syncctl repair` decides");
+                    true
                 }
+                _ => false,
+            };
+            if kept {
+                continue;
             }
             drifts.push(Drift::OrphanTrigger {
                 name: name.clone(),
@@ -266,11 +287,12 @@ impl ScheduleRepair {
     /// A page of the triggers' names (see [`TriggerInventory::names_page`]).
     pub async fn triggers(
         &self,
-        after: Option<&str>,
+        prefix: &str,
+        token: Option<&str>,
         limit: usize,
     ) -> Result<crate::ports::NamesPage, ServiceError> {
         self.inventory
-            .names_page(after, limit)
+            .names_page(prefix, token, limit)
             .await
             .map_err(|e| ServiceError::Unavailable(e.to_string()))
     }

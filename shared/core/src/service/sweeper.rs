@@ -13,10 +13,14 @@
 //! 2. **Schedules, a slice at a time.** The sweeper walks every schedule through the sweep
 //!    index (16 shards, a page of 100 at a time), from where the last sweep stopped, until
 //!    [`SweeperSettings::max_schedules`] were looked at or [`WALK_TIME`] is spent; where it
-//!    stopped is kept in its status, and the next sweep goes on from there. A *pass* over
-//!    every schedule checks the fire times in `(checked_until, until]`, both fixed when the
-//!    pass began; `checked_until` moves on only when the pass ends. For each schedule on a
-//!    page:
+//!    stopped is kept in its status (recorded before alerts are looked at, so a sweep cut
+//!    short after it does not make the next walk the same slice), and the next sweep goes
+//!    on from there. A *pass* over every schedule checks fire times from where the last
+//!    pass ended; each page is checked up to the sweep's own time (less the grace), so a
+//!    pass that takes many sweeps still finds a miss while it can be caught up, and
+//!    `checked_until` moves, when the pass ends, to where the pass began (what lies after
+//!    is checked again by the next pass; a miss outside the window is counted by the pass
+//!    whose span holds it, so once). For each schedule on a page:
 //!    - **auto-pause**: one whose runs failed in a row as often as it allows is paused;
 //!    - **missed fire times**: its fire times in the pass (each judged
 //!      [`SweeperSettings::grace`] after it, plus its flexible window) are checked against
@@ -29,12 +33,16 @@
 //!    - **drift**: its EventBridge schedule is read and brought in step with it (the
 //!      repair use case, which re-reads the store before it writes).
 //!
-//!    A page that could not be read, or not wholly checked, is the next sweep's first.
-//! 3. **Triggers whose schedule is gone**, a slice at a time as well: a page of the
-//!    EventBridge group's names after another, from where the last sweep stopped, at most
-//!    [`SweeperSettings::max_triggers`]; one not among the schedules just walked is read
-//!    and its schedule looked up (consistently) under the tenant its job names; an orphan
-//!    is removed.
+//!    A page that could not be read, or not wholly checked, is the next sweep's first; one
+//!    not wholly checked [`MAX_PAGE_TRIES`] sweeps in a row is passed over for this pass
+//!    (one schedule that cannot be checked does not hold every other up).
+//! 3. **Triggers whose schedule is gone**, a slice at a time as well: the EventBridge
+//!    group's names a page after another, by their first hex digit (a listing token that
+//!    expires costs that prefix's progress only), from where the last sweep stopped, at
+//!    most [`SweeperSettings::max_triggers`]; one not among the schedules just walked is
+//!    read and its schedule looked up (consistently) under the tenant its job names; an
+//!    orphan is removed. One named like a schedule whose job names no tenant is left to
+//!    `syncctl repair`, which sees every schedule.
 //! 4. **Alerts** of the schedules walked, and of the open issues (about connections and
 //!    streams, and about schedules deleted), raised or resolved; then told.
 //!
@@ -63,7 +71,7 @@ use crate::domain::{
 };
 use crate::ports::{
     ConnectionStore, JobQueue, RunSweep, ScheduleStore, StreamWatch, SweepCounts, SweepLog,
-    SweepPass, SweepStatus, SyncKey, SWEEP_SHARDS,
+    SweepPass, SweepStatus, SyncKey, TriggerWalk, SWEEP_SHARDS,
 };
 
 /// A connection marked for deletion this long is taken for gone (a delete refused for what
@@ -80,6 +88,10 @@ const SWEEP_TIME: std::time::Duration = std::time::Duration::from_secs(100);
 /// telling alerts the rest of [`SWEEP_TIME`].
 const WALK_TIME: std::time::Duration = std::time::Duration::from_secs(60);
 const TRIGGERS_TIME: std::time::Duration = std::time::Duration::from_secs(75);
+/// Sweeps in a row a page may fail to be checked before the pass goes on without it.
+const MAX_PAGE_TRIES: u32 = 3;
+/// Most open alerts about schedules not walked whose schedule is looked up in one sweep.
+const MAX_GONE_CHECKS: usize = 100;
 /// Schedules read a page at a time, and triggers (EventBridge lists at most 100 a call).
 const SCHEDULE_PAGE: usize = 100;
 const TRIGGER_PAGE: usize = 100;
@@ -249,33 +261,39 @@ impl Sweeper {
         let walk = self
             .walk(now, previous.as_ref(), started, &mut report)
             .await;
-        let triggers_after = self
+        let triggers_at = self
             .orphaned_triggers(
-                previous.as_ref().and_then(|p| p.triggers_after.clone()),
+                previous.as_ref().and_then(|p| p.triggers_at.clone()),
                 &walk.schedules,
                 started,
                 &mut report,
             )
             .await;
-        self.alert(&walk.schedules, &mut report).await;
-        let mut totals = previous.map(|p| p.totals).unwrap_or_default();
-        totals.add(&report.counts);
-        let status = SweepStatus {
+        let totals_before = previous.map(|p| p.totals).unwrap_or_default();
+        let mut status = SweepStatus {
             last_sweep_at: now,
             checked_until: walk.checked_until,
             pass: walk.pass,
-            triggers_after,
+            triggers_at,
             last: report.counts,
-            totals,
+            totals: totals_before,
             errors: report.errors.clone(),
         };
+        status.totals.add(&report.counts);
+        // Where the walks stopped is recorded before anything else can run long (alerts
+        // read and write per open issue): a sweep cut short by its timeout after this
+        // leaves the next to go on, not to walk the same slice again.
         // (Not over a status that could not be read: its totals would be lost.)
         if known {
-            if let Err(e) = self.ports.log.record(&status).await {
-                report
-                    .errors
-                    .push(format!("sweep status not recorded: {e}"));
-            }
+            self.record(&status, &mut report).await;
+        }
+        self.alert(&walk.schedules, &mut report).await;
+        status.last = report.counts;
+        status.totals = totals_before;
+        status.totals.add(&report.counts);
+        status.errors = report.errors.clone();
+        if known {
+            self.record(&status, &mut report).await;
         }
         tracing::info!(
             abandoned = report.counts.abandoned,
@@ -293,6 +311,14 @@ impl Sweeper {
         report.errors.append(&mut told.errors);
         report.alerts = told;
         report
+    }
+
+    async fn record(&self, status: &SweepStatus, report: &mut SweepReport) {
+        if let Err(e) = self.ports.log.record(status).await {
+            report
+                .errors
+                .push(format!("sweep status not recorded: {e}"));
+        }
     }
 
     async fn abandoned_runs(&self, now: DateTime<Utc>, report: &mut SweepReport) {
@@ -593,6 +619,7 @@ impl Sweeper {
             shard: 0,
             after: None,
             started_at: now,
+            failed_tries: 0,
         });
         let mut walk = Walk {
             checked_until,
@@ -621,12 +648,25 @@ impl Sweeper {
                     break;
                 }
             };
-            let checked = self.sweep_page(&page.schedules, &pass, now, report).await;
+            // Each page is checked up to now (less the grace), not only to the pass's end:
+            // a pass that takes several sweeps finds a miss while it can still be caught up.
+            let window = (pass.from, until, pass.until);
+            let checked = self.sweep_page(&page.schedules, window, now, report).await;
             report.counts.schedules += page.schedules.len() as u64;
             walk.schedules.extend(page.schedules);
             if !checked {
-                break;
+                pass.failed_tries += 1;
+                if pass.failed_tries < MAX_PAGE_TRIES {
+                    // (The same page again next sweep.)
+                    break;
+                }
+                // One schedule that cannot be checked does not hold every other up.
+                report.errors.push(format!(
+                    "a page of shard {} failed {MAX_PAGE_TRIES} sweeps in a row; passed over in this pass",
+                    pass.shard
+                ));
             }
+            pass.failed_tries = 0;
             match page.next {
                 Some(next) => pass.after = Some(next),
                 None if pass.shard + 1 < SWEEP_SHARDS => {
@@ -648,32 +688,34 @@ impl Sweeper {
     async fn sweep_page(
         &self,
         schedules: &[Schedule],
-        pass: &SweepPass,
+        window: (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>),
         now: DateTime<Utc>,
         report: &mut SweepReport,
     ) -> bool {
         self.auto_pause(schedules, report).await;
         let mut complete = true;
-        // (Not those just paused: their missed fire times are not to be run.)
+        // (Not those just paused: their missed fire times are not to be run, and their
+        // triggers were just written.)
         let paused = report.paused.clone();
         for schedule in schedules
             .iter()
             .filter(|s| s.is_active && !paused.contains(&s.id))
         {
-            if let Err(e) = self
-                .check_schedule(schedule, pass.from, pass.until, now, report)
-                .await
-            {
+            if let Err(e) = self.check_schedule(schedule, window, now, report).await {
                 complete = false;
                 report
                     .errors
                     .push(format!("schedule {} not checked: {e}", schedule.id));
             }
         }
-        match self.ports.repair.check(schedules).await {
-            Ok(drifts) => self.repair(drifts, report).await,
-            Err(e) => report.errors.push(format!("drift not looked for: {e}")),
-        }
+        let unpaused: Vec<Schedule> = schedules
+            .iter()
+            .filter(|s| !paused.contains(&s.id))
+            .cloned()
+            .collect();
+        let (drifts, failures) = self.ports.repair.check(&unpaused).await;
+        report.errors.extend(failures);
+        self.repair(drifts, report).await;
         complete
     }
 
@@ -695,33 +737,44 @@ impl Sweeper {
         report.errors.extend(repair.failures);
     }
 
-    /// Lists the triggers from where the last sweep left off, until every one was listed,
-    /// [`SweeperSettings::max_triggers`] were, or [`TRIGGERS_TIME`] is spent; removes those
-    /// whose schedule is gone. Answers where the next sweep goes on (`None`: from the
-    /// first; also after a listing that failed, as its place may have expired).
+    /// Lists the triggers from where the last sweep left off, prefix by prefix (a hex digit
+    /// each), until every one was listed, [`SweeperSettings::max_triggers`] were, or
+    /// [`TRIGGERS_TIME`] is spent; removes those whose schedule is gone. Answers where the
+    /// next sweep goes on (`None`: from the first). A listing that fails starts its prefix
+    /// again next time (its token may have expired).
     async fn orphaned_triggers(
         &self,
-        mut after: Option<String>,
+        at: Option<TriggerWalk>,
         walked: &[Schedule],
         started: std::time::Instant,
         report: &mut SweepReport,
-    ) -> Option<String> {
+    ) -> Option<TriggerWalk> {
         let known: std::collections::HashSet<String> =
             walked.iter().map(|s| s.id.to_string()).collect();
+        let mut at = at.unwrap_or_default();
         let mut looked = 0;
         while looked < self.settings.max_triggers && started.elapsed() < TRIGGERS_TIME {
             let limit = (self.settings.max_triggers - looked).min(TRIGGER_PAGE);
-            let page = match self.ports.repair.triggers(after.as_deref(), limit).await {
+            let prefix = char::from_digit(u32::from(at.prefix % 16), 16)
+                .unwrap_or('0')
+                .to_string();
+            let page = match self
+                .ports
+                .repair
+                .triggers(&prefix, at.token.as_deref(), limit)
+                .await
+            {
                 Ok(page) => page,
                 Err(e) => {
                     report.errors.push(format!("triggers not listed: {e}"));
-                    return None;
+                    at.token = None;
+                    return Some(at);
                 }
             };
             match self
                 .ports
                 .repair
-                .orphans(&page.names, &known, &Scope::All)
+                .orphans(&page.names, &known, &Scope::All, false)
                 .await
             {
                 Ok(drifts) => self.repair(drifts, report).await,
@@ -730,17 +783,21 @@ impl Sweeper {
                     report
                         .errors
                         .push(format!("orphaned triggers not looked for: {e}"));
-                    return after;
+                    return Some(at);
                 }
             }
             looked += page.names.len();
             report.counts.triggers += page.names.len() as u64;
             match page.next {
-                Some(next) => after = Some(next),
+                Some(next) => at.token = Some(next),
+                None if at.prefix + 1 < 16 => {
+                    at.prefix += 1;
+                    at.token = None;
+                }
                 None => return None,
             }
         }
-        after
+        Some(at)
     }
 
     /// Pauses each active schedule whose runs failed in a row as often as it allows, with a
@@ -785,11 +842,13 @@ impl Sweeper {
         }
     }
 
+    /// Checks the schedule's fire times in `(from, until]`; a miss outside the catch-up
+    /// window after `counted_until` (the pass's end, which the next pass checks again) is
+    /// left for the next pass to count, so none is counted twice.
     async fn check_schedule(
         &self,
         schedule: &Schedule,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
+        (from, until, counted_until): (DateTime<Utc>, DateTime<Utc>, DateTime<Utc>),
         now: DateTime<Utc>,
         report: &mut SweepReport,
     ) -> Result<(), String> {
@@ -850,6 +909,9 @@ impl Sweeper {
             // (The catch-up run, for the last, covers every fire time before it: one run.)
             let caught = catch_up.clone().filter(|_| *fire == last);
             if catch_up.is_none() {
+                if *fire > counted_until - late {
+                    continue;
+                }
                 report.counts.missed += 1;
             }
             report.missed.push(MissedFire {
@@ -1012,18 +1074,32 @@ impl Sweeper {
                         .push(format!("alert of schedule {} not changed: {e}", s.id));
                 }
             }
-            // A schedule deleted takes its open issues with it (one not walked this sweep is
-            // read: open issues are few).
-            for issue in live.iter().filter(|i| i.status == AlertStatus::Open) {
-                let Some(AlertSubject::Schedule(id)) = AlertSubject::parse(&issue.subject) else {
-                    continue;
-                };
-                if schedules
-                    .iter()
-                    .any(|s| s.tenant_id == issue.tenant_id && s.id == id)
-                {
-                    continue;
-                }
+            // A schedule deleted takes its open issues with it: one not walked this sweep is
+            // read, at most MAX_GONE_CHECKS a sweep, starting at a place of their own each
+            // minute so that every one is read in turn.
+            let unwalked: Vec<(&AlertIssue, ScheduleId)> = live
+                .iter()
+                .filter(|i| i.status == AlertStatus::Open)
+                .filter_map(|i| match AlertSubject::parse(&i.subject) {
+                    Some(AlertSubject::Schedule(id)) => Some((i, id)),
+                    _ => None,
+                })
+                .filter(|(i, id)| {
+                    !schedules
+                        .iter()
+                        .any(|s| s.tenant_id == i.tenant_id && s.id == *id)
+                })
+                .collect();
+            let start = match unwalked.len() {
+                0 => 0,
+                n => (self.ports.clock.now().timestamp() / 60).unsigned_abs() as usize % n,
+            };
+            let looked_at = unwalked
+                .iter()
+                .cycle()
+                .skip(start)
+                .take(unwalked.len().min(MAX_GONE_CHECKS));
+            for &(issue, id) in looked_at {
                 let gone = match self.ports.schedules.get(&issue.tenant_id, id).await {
                     Ok(found) => found.is_none(),
                     Err(e) => {

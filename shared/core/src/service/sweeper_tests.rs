@@ -163,8 +163,12 @@ impl World {
 
     /// A run of `schedule` fired at `fire`.
     fn fired(&self, schedule: &Schedule, fire: DateTime<Utc>) {
-        let mut run =
-            crate::fixtures::run(&self.tenant, self.connection, &format!("fire-{fire}"), fire);
+        let mut run = crate::fixtures::run(
+            &self.tenant,
+            self.connection,
+            &format!("fire-{}-{fire}", schedule.id),
+            fire,
+        );
         run.schedule_id = Some(schedule.id);
         run.trigger = Trigger::Schedule {
             schedule_id: schedule.id,
@@ -364,6 +368,8 @@ struct Interleaved {
     sweep_dies: AtomicBool,
     /// Another sweep ends the run first, naming the same redo.
     other_sweep_ends: AtomicBool,
+    /// Whether runs of this schedule were had is never answered (throttled, always).
+    unanswered: Option<ScheduleId>,
     now: DateTime<Utc>,
 }
 
@@ -417,6 +423,9 @@ impl RunSweep for Interleaved {
         schedule: ScheduleId,
         since: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        if self.unanswered == Some(schedule) {
+            return Err(StoreError::Unavailable("throttled".into()));
+        }
         self.inner.ran_since(tenant, schedule, since).await
     }
 }
@@ -430,6 +439,7 @@ async fn a_worker_that_takes_the_run_up_while_the_sweeper_decides_keeps_it_and_n
         worker_writes: AtomicBool::new(true),
         sweep_dies: AtomicBool::new(false),
         other_sweep_ends: AtomicBool::new(false),
+        unanswered: None,
         now: at(9, 0),
     });
     let report = w.sweeper_with(runs).sweep().await;
@@ -461,6 +471,7 @@ async fn a_sweep_that_dies_before_ending_the_run_leaves_the_next_to_end_it_with_
         worker_writes: AtomicBool::new(false),
         sweep_dies: AtomicBool::new(true),
         other_sweep_ends: AtomicBool::new(false),
+        unanswered: None,
         now: at(9, 0),
     });
     let first = w.sweeper_with(runs.clone()).sweep().await;
@@ -764,6 +775,7 @@ async fn when_another_sweep_ends_the_run_first_the_redo_it_names_is_still_sent_o
         worker_writes: AtomicBool::new(false),
         sweep_dies: AtomicBool::new(false),
         other_sweep_ends: AtomicBool::new(true),
+        unanswered: None,
         now: at(9, 0),
     });
     let report = w.sweeper_with(runs).sweep().await;
@@ -1405,27 +1417,179 @@ async fn a_trigger_whose_schedule_is_gone_is_found_by_a_later_sweeps_slice_of_tr
         .delete(&w.tenant, gone.id, gone.version)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(w.mem.trigger.len(), 4);
+    // And one named like a schedule whose job names no tenant: its schedule cannot be
+    // looked for, so a sweep that has not seen every schedule leaves it alone.
+    let unnamed = ScheduleId::new_random().to_string();
+    w.mem.trigger.put_raw(crate::ports::TriggerState {
+        name: unnamed.clone(),
+        definition: crate::domain::TriggerDefinition {
+            expression: "cron(0 0 * * ? *)".into(),
+            timezone: "UTC".into(),
+            enabled: true,
+            input: "{}".into(),
+            flexible_window_minutes: None,
+        },
+        target_current: true,
+    });
+    assert_eq!(w.mem.trigger.len(), 5);
     // One schedule and one trigger a sweep: the triggers seen are mostly of schedules
     // not walked in the same sweep, and must be looked up, not taken for orphans.
     let mut repairs = 0;
     let mut triggers = 0;
-    for minute in 0..4 {
+    // (Sweeps see a trigger each, until every prefix was listed once.)
+    for minute in 0..10 {
         w.clock.set(at(9, 5 + minute * 5));
         let report = w.slicing_sweeper(1, 1).sweep().await;
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         repairs += report.counts.repairs;
         triggers += report.counts.triggers;
+        if triggers >= 5 && w.status().await.triggers_at.is_none() {
+            break;
+        }
     }
-    assert_eq!(triggers, 4, "each trigger looked at once");
+    assert_eq!(triggers, 5, "each trigger looked at once");
+    assert!(w.mem.trigger.state(&unnamed).is_some(), "left alone");
     assert_eq!(repairs, 1);
     assert!(w.mem.trigger.get(gone.id).is_none(), "the orphan removed");
     for s in &live {
         assert!(w.mem.trigger.get(s.id).is_some(), "a live trigger kept");
     }
     assert_eq!(
-        w.status().await.triggers_after,
+        w.status().await.triggers_at,
         None,
         "every trigger listed: from the first again"
+    );
+}
+
+#[tokio::test]
+async fn a_pass_that_takes_many_sweeps_still_catches_each_miss_up_inside_its_window_and_counts_each_miss_outside_once(
+) {
+    let w = world();
+    let mut windowed = Vec::new();
+    for _ in 0..8 {
+        windowed.push(w.schedule("@hourly", ScheduleOptions::default()).await);
+    }
+    let never = w
+        .schedule(
+            "@hourly",
+            ScheduleOptions {
+                catch_up_window_minutes: 0,
+                ..ScheduleOptions::default()
+            },
+        )
+        .await;
+    for s in windowed.iter().chain([&never]) {
+        for h in [10, 11, 12] {
+            w.fired(s, at(h, 0));
+        }
+    }
+    // The worker stops before 13:00. One schedule a sweep, every five minutes: a pass
+    // takes 45 minutes, so a miss waits up to one pass (not two) to be found.
+    let mut outside = Vec::new();
+    let mut minute = 20;
+    // (After 13:55, whole passes a sweep: the pass under way ends and another begins.)
+    while minute <= 125 {
+        w.clock.set(at(12, 0) + Duration::minutes(minute));
+        let per_sweep = if minute <= 115 { 1 } else { 100 };
+        let report = w.slicing_sweeper(per_sweep, 100).sweep().await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        outside.extend(
+            report
+                .missed
+                .iter()
+                .filter(|m| m.catch_up.is_none())
+                .map(|m| (m.schedule, m.fire_time)),
+        );
+        // (13:55: before the 14:00 fire is judged.)
+        if at(12, 0) + Duration::minutes(minute) == at(13, 55) {
+            let caught: std::collections::HashSet<ScheduleId> = w
+                .mem
+                .queue
+                .delayed_jobs()
+                .iter()
+                .filter(|(job, _)| job.triggered_at == at(13, 0))
+                .filter_map(|(job, _)| match job.trigger {
+                    Trigger::CatchUp { schedule_id } => Some(schedule_id),
+                    _ => None,
+                })
+                .collect();
+            for s in &windowed {
+                assert!(
+                    caught.contains(&s.id),
+                    "each schedule's 13:00 caught up within its hour"
+                );
+            }
+            assert_eq!(caught.len(), 8, "and only theirs");
+        }
+        minute += 5;
+    }
+    let mut once = outside.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(
+        once.len(),
+        outside.len(),
+        "no miss counted twice: {outside:?}"
+    );
+    assert!(
+        outside.contains(&(never.id, at(13, 0))),
+        "the miss outside the window counted: {outside:?}"
+    );
+    assert!(outside.iter().all(|(s, _)| *s == never.id));
+}
+
+#[tokio::test]
+async fn a_schedule_that_cannot_be_checked_holds_its_page_back_three_sweeps_then_the_pass_goes_on_without_it(
+) {
+    let w = world();
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        let s = w.schedule("@hourly", ScheduleOptions::default()).await;
+        w.fired(&s, at(10, 0));
+        all.push(s);
+    }
+    let runs = Arc::new(Interleaved {
+        inner: w.mem.runs.clone(),
+        worker_writes: AtomicBool::new(false),
+        sweep_dies: AtomicBool::new(false),
+        other_sweep_ends: AtomicBool::new(false),
+        unanswered: Some(all[0].id),
+        now: at(12, 0),
+    });
+    let sweeper = |w: &World| {
+        let mut s = w.sweeper_with(runs.clone());
+        s.settings.max_schedules = 1;
+        s
+    };
+    let mut minute = 20;
+    let mut errors = Vec::new();
+    // Enough sweeps for three tries of the broken page and a page each of the others.
+    while minute <= 20 + 5 * 8 {
+        w.clock.set(at(12, 0) + Duration::minutes(minute));
+        errors.extend(sweeper(&w).sweep().await.errors);
+        minute += 5;
+    }
+    assert!(
+        errors.iter().any(|e| e.contains("passed over")),
+        "{errors:?}"
+    );
+    let caught: std::collections::HashSet<ScheduleId> = w
+        .mem
+        .queue
+        .delayed_jobs()
+        .iter()
+        .filter_map(|(job, _)| match job.trigger {
+            Trigger::CatchUp { schedule_id } => Some(schedule_id),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        caught.contains(&all[1].id) && caught.contains(&all[2].id),
+        "the others checked: {caught:?}"
+    );
+    assert!(!caught.contains(&all[0].id));
+    assert!(
+        w.status().await.checked_until > at(11, 0),
+        "the pass ended all the same"
     );
 }
