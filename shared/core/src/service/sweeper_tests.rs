@@ -113,6 +113,19 @@ impl World {
         sweeper
     }
 
+    /// The schedules and fire times of the catch-up runs queued, in the order queued.
+    fn caught_up(&self) -> Vec<(ScheduleId, DateTime<Utc>)> {
+        self.mem
+            .queue
+            .delayed_jobs()
+            .iter()
+            .filter_map(|(job, _)| match job.trigger {
+                Trigger::CatchUp { schedule_id } => Some((schedule_id, job.triggered_at)),
+                _ => None,
+            })
+            .collect()
+    }
+
     async fn status(&self) -> SweepStatus {
         self.log
             .last()
@@ -1345,16 +1358,7 @@ async fn a_sweep_looks_at_as_many_schedules_as_it_may_the_next_goes_on_and_each_
         "as of when the pass began"
     );
     assert_eq!(status.totals.caught_up, 7);
-    let mut caught: Vec<ScheduleId> = w
-        .mem
-        .queue
-        .delayed_jobs()
-        .iter()
-        .filter_map(|(job, _)| match job.trigger {
-            Trigger::CatchUp { schedule_id } => Some(schedule_id),
-            _ => None,
-        })
-        .collect();
+    let mut caught: Vec<ScheduleId> = w.caught_up().into_iter().map(|(s, _)| s).collect();
     caught.sort();
     made.sort();
     assert_eq!(caught, made, "each schedule caught up once");
@@ -1503,15 +1507,10 @@ async fn a_pass_that_takes_many_sweeps_still_catches_each_miss_up_inside_its_win
         // (13:55: before the 14:00 fire is judged.)
         if at(12, 0) + Duration::minutes(minute) == at(13, 55) {
             let caught: std::collections::HashSet<ScheduleId> = w
-                .mem
-                .queue
-                .delayed_jobs()
-                .iter()
-                .filter(|(job, _)| job.triggered_at == at(13, 0))
-                .filter_map(|(job, _)| match job.trigger {
-                    Trigger::CatchUp { schedule_id } => Some(schedule_id),
-                    _ => None,
-                })
+                .caught_up()
+                .into_iter()
+                .filter(|(_, fire)| *fire == at(13, 0))
+                .map(|(s, _)| s)
                 .collect();
             for s in &windowed {
                 assert!(
@@ -1573,16 +1572,8 @@ async fn a_schedule_that_cannot_be_checked_holds_its_page_back_three_sweeps_then
         errors.iter().any(|e| e.contains("passed over")),
         "{errors:?}"
     );
-    let caught: std::collections::HashSet<ScheduleId> = w
-        .mem
-        .queue
-        .delayed_jobs()
-        .iter()
-        .filter_map(|(job, _)| match job.trigger {
-            Trigger::CatchUp { schedule_id } => Some(schedule_id),
-            _ => None,
-        })
-        .collect();
+    let caught: std::collections::HashSet<ScheduleId> =
+        w.caught_up().into_iter().map(|(s, _)| s).collect();
     assert!(
         caught.contains(&all[1].id) && caught.contains(&all[2].id),
         "the others checked: {caught:?}"
