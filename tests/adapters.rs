@@ -700,6 +700,7 @@ async fn the_failure_list_follows_next_to_its_last_record_while_failures_are_kep
         record_id: id,
         flow_id: None,
         error: "a product needs a SKU".into(),
+        error_code: "quickbooks_6000".into(),
         attempts: 5,
         first_failed_at: now,
         last_failed_at: now,
@@ -731,6 +732,15 @@ async fn the_failure_list_follows_next_to_its_last_record_while_failures_are_kep
     }
     assert_eq!(seen, ids);
     assert_eq!(pages, 4);
+    let listed = store
+        .list(connection, None, 1, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        listed.failures.first().map(|f| f.error_code.as_str()),
+        Some("quickbooks_6000"),
+        "the code kept with the failure"
+    );
     // Due ones are found, forgotten ones are gone.
     let key = SyncKey {
         connection,

@@ -193,6 +193,7 @@ async fn a_poisoned_record_fails_alone_and_the_run_is_partial() {
     assert_eq!(run["status"], "partial", "{run:#?}");
     assert_eq!(run["counts"]["failed"], 1, "{run:#?}");
     assert_eq!(run["failures"][0]["record_id"], json!(bad), "{run:#?}");
+    assert_eq!(run["failures"][0]["error_code"], "unreadable", "{run:#?}");
     let rows = w.rows("orders").await;
     assert_eq!(rows.len(), orders.len() - 1);
     assert!(rows.iter().all(|r| r["source_id"] != json!(bad)));
@@ -773,6 +774,7 @@ async fn a_record_that_always_fails_is_quarantined_shown_and_leaves_once_fixed_a
         .as_str()
         .unwrap_or_default()
         .contains("SKU"));
+    assert_eq!(listed[0]["error_code"], "missing_key", "{page:#}");
     assert!(listed[0]["next_try_at"].is_string());
     // Only the connection's tenant sees it; a bad request changes nothing and says why.
     let (status, _) = failures(&w, "other", &format!("connection_id={}", w.project)).await;

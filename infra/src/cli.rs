@@ -162,6 +162,9 @@ enum Command {
         /// Only failures whose last error contains this text.
         #[arg(long)]
         error: Option<String>,
+        /// Only failures whose last error has this code (quickbooks_6240, http_400, …).
+        #[arg(long)]
+        code: Option<String>,
         /// Only failures last failed at or after this time (RFC 3339).
         #[arg(long)]
         from: Option<String>,
@@ -381,6 +384,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
             connection_id,
             entity,
             error,
+            code,
             from,
             to,
             not_quarantined_too,
@@ -391,6 +395,7 @@ pub async fn run(args: Vec<String>, out: &mut dyn Write, err: &mut dyn Write) ->
                 ("connection_id", connection_id),
                 ("entity_type", entity),
                 ("error_contains", error),
+                ("error_code", code),
                 ("failed_from", from),
                 ("failed_to", to),
             ] {

@@ -1530,6 +1530,7 @@ mod fuzz {
                    "modified_from": "2026-11-01T00:00:00Z", "modified_to": "2026-11-02T00:00:00Z"}),
             json!({"connection_id": id(0), "entity_type": "orders", "cursor": "2026-11-01T00:00:00Z"}),
             json!({"connection_id": id(0), "entity_type": "orders", "error_contains": "500",
+                   "error_code": "http_500",
                    "failed_from": "2026-11-01T00:00:00Z", "failed_to": "2026-12-01T00:00:00Z",
                    "not_quarantined_too": true}),
             json!({"kind": "slack", "name": "ops", "url": "https://hooks.slack.com/services/T/B/x"}),

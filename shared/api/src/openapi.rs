@@ -149,6 +149,7 @@ fn request_body(endpoint: Endpoint) -> Option<Value> {
                 "connection_id": uuid(),
                 "entity_type": entity(),
                 "error_contains": string(),
+                "error_code": string(),
                 "failed_from": time(),
                 "failed_to": time(),
                 "not_quarantined_too": { "type": "boolean" },

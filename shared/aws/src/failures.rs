@@ -56,6 +56,12 @@ fn from_item(item: &Item) -> Result<FailedRecord, StoreError> {
             Some(_) => Some(parsed(item, "flow_id")?),
         },
         error: get_s(item, "error")?.to_string(),
+        // (Kept before codes were: none.)
+        error_code: item
+            .get("error_code")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default(),
         attempts: item
             .get("attempts")
             .and_then(|v| v.as_n().ok())
@@ -80,6 +86,7 @@ impl DynamoFailures {
             "entity_type = :entity",
             "record_id = :record",
             "#error = :error",
+            "error_code = :code",
             "attempts = :attempts",
             "last_failed_at = :now",
             "run_id = :run",
@@ -102,6 +109,7 @@ impl DynamoFailures {
             .expression_attribute_values(":entity", s(f.entity_type.as_str()))
             .expression_attribute_values(":record", s(&f.record_id))
             .expression_attribute_values(":error", s(&f.error))
+            .expression_attribute_values(":code", s(&f.error_code))
             .expression_attribute_values(":attempts", AttributeValue::N(f.attempts.to_string()))
             .expression_attribute_values(":now", time(f.last_failed_at))
             .expression_attribute_values(":run", s(f.run_id.as_str()));

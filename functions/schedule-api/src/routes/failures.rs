@@ -18,6 +18,7 @@ const RETRY_FIELDS: &[&str] = &[
     "connection_id",
     "entity_type",
     "error_contains",
+    "error_code",
     "failed_from",
     "failed_to",
     "not_quarantined_too",
@@ -36,6 +37,10 @@ pub(super) async fn retry(
         entity_type: fields.parsed("entity_type", true)?,
         error_contains: fields
             .string("error_contains", true)?
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        error_code: fields
+            .string("error_code", true)?
             .filter(|t| !t.is_empty())
             .map(str::to_string),
         failed_from: fields.time("failed_from")?,

@@ -29,6 +29,8 @@ pub struct FailedRecord {
     pub flow_id: Option<FlowId>,
     /// The last failure's error.
     pub error: String,
+    /// Its code (see `RecordFailure::error_code`); empty for one kept before codes were.
+    pub error_code: String,
     /// Failed tries in a row.
     pub attempts: u32,
     pub first_failed_at: DateTime<Utc>,

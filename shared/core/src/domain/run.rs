@@ -202,6 +202,11 @@ pub struct RecordFailure {
     /// The flow whose write failed; none when the record could not even be read.
     pub flow_id: Option<FlowId>,
     pub error: String,
+    /// What kind of failure, to filter and retry by (see `RecordError`): the platform's
+    /// own code where it gave one; `unreadable` for a record that does not map; empty in
+    /// runs recorded before codes were kept.
+    #[serde(default)]
+    pub error_code: String,
     /// Whether trying again later may help (the platform was down or throttling for it).
     #[serde(default)]
     pub retryable: bool,

@@ -303,7 +303,7 @@ impl Target for MemoryPlatform {
                 continue;
             }
             if refuse.contains(&w.record.id) {
-                out.push(WriteOutcome::Failed(format!(
+                out.push(WriteOutcome::refused(format!(
                     "record {} refused: a required field is missing",
                     w.record.id
                 )));

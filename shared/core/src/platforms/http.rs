@@ -236,7 +236,10 @@ pub fn failed_write(status: u16, why: String) -> crate::ports::WriteOutcome {
     if status == 429 || status >= 500 {
         crate::ports::WriteOutcome::Unavailable(why)
     } else {
-        crate::ports::WriteOutcome::Failed(why)
+        crate::ports::WriteOutcome::Failed(crate::ports::RecordError::new(
+            format!("http_{status}"),
+            why,
+        ))
     }
 }
 

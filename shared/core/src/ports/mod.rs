@@ -12,11 +12,11 @@ pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 pub use quota::CallQuota;
 pub use sync::{
     Acquired, Connector, Connectors, CursorSet, FailureList, FailureLog, FlowSource, FlowStore,
-    Item, Lease, Origin, Page, PendingJob, PlatformError, RecordIndex, RecordState, RecordUpdate,
-    RunHistory, RunListError, RunLog, RunSweep, Source, StateError, StreamCursors, StreamState,
-    StreamView, StreamWatch, Subscription, SubscriptionChange, SweepCounts, SweepLog, SweepPass,
-    SweepStatus, SyncKey, SyncLeases, Target, TriggerWalk, WebhookArrivals, WebhookSubscriptions,
-    Write, WriteOutcome,
+    Item, Lease, Origin, Page, PendingJob, PlatformError, RecordError, RecordIndex, RecordState,
+    RecordUpdate, RunHistory, RunListError, RunLog, RunSweep, Source, StateError, StreamCursors,
+    StreamState, StreamView, StreamWatch, Subscription, SubscriptionChange, SweepCounts, SweepLog,
+    SweepPass, SweepStatus, SyncKey, SyncLeases, Target, TriggerWalk, WebhookArrivals,
+    WebhookSubscriptions, Write, WriteOutcome, MISSING_KEY, REFUSED, UNAVAILABLE, UNREADABLE,
 };
 pub use tokens::{StoredTokens, TokenVault};
 

@@ -127,10 +127,54 @@ pub enum WriteOutcome {
     /// A deletion of a record the target never had: nothing to do.
     Skipped,
     /// This record failed (bad data, refused by the platform); the others are unaffected.
-    Failed(String),
+    Failed(RecordError),
     /// This record's write failed in a way that trying again later may help (the platform
     /// answered 5xx or 429 for it, or a transient fault); the others are unaffected.
     Unavailable(String),
+}
+
+impl WriteOutcome {
+    /// A refusal without a code of the platform's own (see [`RecordError`]).
+    pub fn refused(message: String) -> Self {
+        WriteOutcome::Failed(RecordError::new(REFUSED, message))
+    }
+}
+
+/// The code of a record's failure that names no code of the platform's.
+pub const REFUSED: &str = "refused";
+/// The code of a record a target will not create without the key that finds it again (a
+/// product's SKU, a customer's email): a retry could not tell it was made, and would make
+/// it twice.
+pub const MISSING_KEY: &str = "missing_key";
+/// The code of a record that could not be read or mapped (bad data at the source).
+pub const UNREADABLE: &str = "unreadable";
+/// The code of a record's write that may pass later (the platform answered 429 or 5xx for
+/// it, or a transient fault).
+pub const UNAVAILABLE: &str = "unavailable";
+
+/// Why a platform refused a record: a code to filter and retry by (the platform's own where
+/// it gave one, prefixed with the platform: `quickbooks_6240`, `woocommerce_rest_invalid_sku`,
+/// `supabase_23505`; else `http_<status>` or what kind of failure, such as `refused`), and
+/// the message a person reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub code: String,
+    pub message: String,
+}
+
+impl RecordError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// A platform as the destination of records.

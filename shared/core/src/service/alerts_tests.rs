@@ -713,6 +713,7 @@ async fn a_run_that_finds_no_quarantined_record_left_does_not_resolve_one_quaran
         record_id: "1042".into(),
         flow_id: None,
         error: "closed period".into(),
+        error_code: "quickbooks_6210".into(),
         retryable: false,
         attempts: 5,
         quarantined: true,

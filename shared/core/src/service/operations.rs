@@ -39,6 +39,9 @@ pub struct FailureFilter {
     pub entity_type: Option<EntityType>,
     /// Only failures whose last error contains this text (case-insensitive).
     pub error_contains: Option<String>,
+    /// Only failures whose last error has this code (`quickbooks_6240`, `http_400`,
+    /// `unreadable`…; case-insensitive).
+    pub error_code: Option<String>,
     /// Only failures last failed at or after this time.
     pub failed_from: Option<DateTime<Utc>>,
     /// Only failures last failed before this time.
@@ -57,6 +60,10 @@ impl FailureFilter {
                 .error_contains
                 .as_ref()
                 .is_none_or(|text| f.error.to_lowercase().contains(&text.to_lowercase()))
+            && self
+                .error_code
+                .as_ref()
+                .is_none_or(|code| f.error_code.eq_ignore_ascii_case(code))
     }
 }
 

@@ -207,6 +207,7 @@ fn failed(w: &World, id: &str, entity: EntityType, error: &str, quarantined: boo
         record_id: id.into(),
         flow_id: None,
         error: error.into(),
+        error_code: crate::ports::REFUSED.into(),
         attempts: if quarantined { 5 } else { 1 },
         first_failed_at: at - chrono::Duration::hours(2),
         last_failed_at: at - chrono::Duration::hours(1),
@@ -248,6 +249,7 @@ fn finished(w: &World, status: RunStatus, failed_ids: &[&str]) -> Run {
             record_id: id.to_string(),
             flow_id: None,
             error: "refused".into(),
+            error_code: crate::ports::REFUSED.into(),
             retryable: false,
             attempts: 1,
             quarantined: false,
@@ -314,6 +316,46 @@ async fn a_run_still_going_or_with_nothing_failed_is_a_conflict_and_a_failed_one
         ops.retry_run(&other, &failed_run.id).await,
         Err(ServiceError::NotFound("run"))
     ));
+}
+
+#[tokio::test]
+async fn a_bulk_retry_by_error_code_queues_exactly_the_records_with_that_code() {
+    let w = world().await;
+    let coded = |id: &str, code: &str| FailedRecord {
+        error_code: code.into(),
+        ..failed(
+            &w,
+            id,
+            EntityType::Orders,
+            "QuickBooks fault 6210 (Account Period Closed)",
+            true,
+        )
+    };
+    keep(
+        &w,
+        &[
+            coded("1", "quickbooks_6210"),
+            coded("2", "quickbooks_6210"),
+            // The same words in its message, another code; and one kept before codes were.
+            coded("3", "quickbooks_6240"),
+            coded("4", ""),
+        ],
+    )
+    .await;
+    let retried = w
+        .services
+        .operations
+        .retry_failures(
+            &w.tenant,
+            FailureFilter {
+                error_code: Some("QuickBooks_6210".into()),
+                ..FailureFilter::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(retried.records, 2);
+    assert_eq!(w.mem.queue.drain_jobs()[0].ids, ["1", "2"]);
 }
 
 #[tokio::test]

@@ -158,6 +158,12 @@ impl Fault {
         self.kind == "SystemFault" || self.code == "10000"
     }
 
+    /// The record's failure this fault stands for, with `message`: coded by the fault's
+    /// code (`quickbooks_6240`).
+    pub fn record_error(&self, message: String) -> crate::ports::RecordError {
+        crate::ports::RecordError::new(format!("quickbooks_{}", self.code), message)
+    }
+
     pub fn text(&self) -> String {
         let detail = crate::logtext::clip(&self.detail);
         format!(

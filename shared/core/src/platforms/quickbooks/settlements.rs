@@ -35,7 +35,7 @@ use super::mapping::{self, plus, Document, FEE_ITEM, REFUND_ITEM, SHIPPING_ITEM,
 use super::target::{
     lower, marked_order_number, numbered_order_number, update, voids, Op, OrderRefs, Plan,
 };
-use crate::ports::{Origin, PlatformError, Write, WriteOutcome};
+use crate::ports::{Origin, PlatformError, RecordError, Write, WriteOutcome};
 use crate::records::{Decimal, Order, Refund};
 
 /// The account a refund receipt pays back from when the connection names none.
@@ -289,9 +289,10 @@ impl QboConnector {
             );
             if failed && matches!(outcomes[i], WriteOutcome::Written { .. }) {
                 outcomes[i] = match outcome {
-                    WriteOutcome::Failed(e) => {
-                        WriteOutcome::Failed(format!("its refund or payment: {e}"))
-                    }
+                    WriteOutcome::Failed(e) => WriteOutcome::Failed(RecordError::new(
+                        e.code,
+                        format!("its refund or payment: {}", e.message),
+                    )),
                     WriteOutcome::Unavailable(e) => {
                         WriteOutcome::Unavailable(format!("its refund or payment: {e}"))
                     }
@@ -366,7 +367,7 @@ impl QboConnector {
                 Ok(doc_number) => {
                     asks.push((*i, *w, order.number, refund_numbers_start(&doc_number)))
                 }
-                Err(e) => plans.push((*i, Plan::Done(WriteOutcome::Failed(e)))),
+                Err(e) => plans.push((*i, Plan::Done(WriteOutcome::refused(e)))),
             }
         }
         let failed = |e: String| format!("its refund documents could not be looked up: {e}");
@@ -391,9 +392,11 @@ impl QboConnector {
                             found.push((entity, docs));
                             continue;
                         }
-                        Err(e) => WriteOutcome::Failed(failed(e.to_string())),
+                        Err(e) => WriteOutcome::refused(failed(e.to_string())),
                     },
-                    Some(Err(f)) if f.is_refusal() => WriteOutcome::Failed(failed(f.text())),
+                    Some(Err(f)) if f.is_refusal() => {
+                        WriteOutcome::Failed(f.record_error(failed(f.text())))
+                    }
                     Some(Err(f)) => WriteOutcome::Unavailable(failed(f.text())),
                     None => WriteOutcome::Unavailable(failed("an answer is missing".into())),
                 };
@@ -454,7 +457,7 @@ impl QboConnector {
         let ours = match self.refund_body(write, order, refund, entity, document, refs) {
             Ok(Some(ours)) => ours,
             Ok(None) => return Plan::Done(WriteOutcome::Skipped),
-            Err(e) => return Plan::Done(WriteOutcome::Failed(e)),
+            Err(e) => return Plan::Done(WriteOutcome::refused(e)),
         };
         let origin = format!("{}|refund:{}", write.origin.key(), refund.id);
         match self.existing_refund(write, order, refund, refs) {
@@ -572,7 +575,7 @@ impl QboConnector {
     /// A payment of what the invoice still owes (see [`owes`]).
     fn payment_plan(&self, write: &Write, order: &Order, invoice: &Held) -> Plan {
         let (Some(owed), Some(customer)) = (invoice.balance, &invoice.customer) else {
-            return Plan::Done(WriteOutcome::Failed(
+            return Plan::Done(WriteOutcome::refused(
                 "the invoice QuickBooks answered has no Balance or no CustomerRef to pay".into(),
             ));
         };

@@ -185,7 +185,7 @@ impl QboConnector {
                     // Written, but its answer does not read: the record fails, and its
                     // next run finds what was made by its natural key.
                     Ok(Err(e)) => (
-                        WriteOutcome::Failed(format!(
+                        WriteOutcome::refused(format!(
                             "QuickBooks answered the write with what we cannot read: {e}"
                         )),
                         None,
@@ -202,7 +202,10 @@ impl QboConnector {
                     Err(fault) if fault.is_transient() => {
                         (WriteOutcome::Unavailable(fault.text()), None)
                     }
-                    Err(fault) => (WriteOutcome::Failed(fault.text()), None),
+                    Err(fault) => (
+                        WriteOutcome::Failed(fault.record_error(fault.text())),
+                        None,
+                    ),
                 });
             }
         }
@@ -484,9 +487,10 @@ impl QboConnector {
                 continue;
             };
             let Some(sku) = p.sku.as_ref().filter(|s| !s.is_empty()) else {
-                plans.push(Plan::Done(WriteOutcome::Failed(
-                    "a product without a SKU cannot be matched in QuickBooks, so it is not created (a retry could duplicate it)".into(),
-                )));
+                plans.push(Plan::Done(WriteOutcome::Failed(crate::ports::RecordError::new(
+                    crate::ports::MISSING_KEY,
+                    "a product without a SKU cannot be matched in QuickBooks, so it is not created (a retry could duplicate it)",
+                ))));
                 continue;
             };
             let alternative = format!("{} ({sku})", p.name.chars().take(80).collect::<String>());
@@ -514,7 +518,7 @@ impl QboConnector {
                         .rematched_by("Sku", sku)
                         .renamed("Name", alternative),
                     ),
-                    Err(e) => Plan::Done(WriteOutcome::Failed(e)),
+                    Err(e) => Plan::Done(WriteOutcome::refused(e)),
                 },
             };
             plans.push(plan);
@@ -892,7 +896,7 @@ impl QboConnector {
         };
         let body = match self.document_body(o, kind, refs, w) {
             Ok(b) => b,
-            Err(e) => return Plan::Done(WriteOutcome::Failed(e)),
+            Err(e) => return Plan::Done(WriteOutcome::refused(e)),
         };
         Plan::Op(match existing {
             Some((_, e)) => {

@@ -28,7 +28,7 @@ use crate::domain::{Connection, Cursor, EntityType};
 use crate::platforms::http::{unexpected, Caller, Replay};
 use crate::platforms::woocommerce::connector::encode;
 use crate::ports::{
-    Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, Source, Target, Write,
+    Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, RecordError, Source, Target, Write,
     WriteOutcome,
 };
 use crate::records::{Body, Record};
@@ -245,24 +245,40 @@ struct PostgrestError {
     message: crate::platforms::fields::Text,
 }
 
-/// The reason in a PostgREST error body (its start, when it is not one).
-fn reason(response: &HttpResponse) -> String {
+/// The record's failure a PostgREST error body gives: coded by PostgreSQL's or PostgREST's
+/// code (`supabase_23505`), or by the status when the body is not one (its start is shown).
+fn refusal(response: &HttpResponse) -> WriteOutcome {
     let error = response
         .json()
         .and_then(|v| crate::platforms::fields::read::<PostgrestError>(&v, "the error"));
-    match error {
-        Ok(e) => format!(
-            "Supabase refused it ({} {}): {}",
-            response.status,
-            e.code.as_str(),
-            e.message.as_str()
+    let (code, message) = match error {
+        Ok(e) if !e.code.as_str().is_empty() => (
+            format!("supabase_{}", e.code.as_str()),
+            format!(
+                "Supabase refused it ({} {}): {}",
+                response.status,
+                e.code.as_str(),
+                e.message.as_str()
+            ),
         ),
-        Err(_) => format!(
-            "Supabase refused it ({}): {}",
-            response.status,
-            response.snippet()
+        Ok(e) => (
+            format!("http_{}", response.status),
+            format!(
+                "Supabase refused it ({}): {}",
+                response.status,
+                e.message.as_str()
+            ),
         ),
-    }
+        Err(_) => (
+            format!("http_{}", response.status),
+            format!(
+                "Supabase refused it ({}): {}",
+                response.status,
+                response.snippet()
+            ),
+        ),
+    };
+    WriteOutcome::Failed(RecordError::new(code, message))
 }
 
 #[async_trait]
@@ -360,7 +376,7 @@ impl Target for SupabaseConnector {
                         target_id: id.clone(),
                     }
                 } else {
-                    WriteOutcome::Failed(reason(&response))
+                    refusal(&response)
                 };
             }
         }
@@ -380,7 +396,7 @@ impl Target for SupabaseConnector {
         for (i, w) in writes.iter().enumerate() {
             let Some(body) = &w.record.body else { continue };
             if matches!(body, Body::Order(_)) != (entity == EntityType::Orders) {
-                out[i] = WriteOutcome::Failed("the record is not of this table's entity".into());
+                out[i] = WriteOutcome::refused("the record is not of this table's entity".into());
                 continue;
             }
             let id = w
@@ -425,7 +441,7 @@ impl Target for SupabaseConnector {
                         target_id: id.clone(),
                     }
                 } else {
-                    WriteOutcome::Failed(reason(&single))
+                    refusal(&single)
                 };
             }
         }
@@ -457,5 +473,27 @@ mod tests {
             stamp(DateTime::from_timestamp(1_795_521_600, 123_456_000).unwrap_or_default()),
             "2026-11-24T12:00:00.123456Z"
         );
+    }
+
+    #[test]
+    fn a_refused_row_is_coded_by_postgrests_code_or_else_by_the_status() {
+        let answer = |status: u16, body: &str| HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        };
+        let coded = |o: WriteOutcome| match o {
+            WriteOutcome::Failed(e) => (e.code, e.message),
+            other => panic!("not a refusal: {other:?}"),
+        };
+        let (code, message) = coded(refusal(&answer(
+            409,
+            r#"{"code":"23505","message":"duplicate key value violates unique constraint"}"#,
+        )));
+        assert_eq!(code, "supabase_23505");
+        assert!(message.contains("duplicate key"), "{message}");
+        let (code, message) = coded(refusal(&answer(400, "<html>bad gateway</html>")));
+        assert_eq!(code, "http_400");
+        assert!(message.contains("bad gateway"), "{message}");
     }
 }

@@ -40,7 +40,8 @@ use crate::domain::{Cursor, EntityType};
 use crate::platforms::fields::{read, resume_point, Gmt, Id, Text};
 use crate::platforms::http::{failed_write, unexpected, Caller, Replay};
 use crate::ports::{
-    Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, Source, Target, Write,
+    Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, RecordError, Source,
+    MISSING_KEY, Target, Write,
     WriteOutcome,
 };
 use crate::records::{Body, Record};
@@ -687,7 +688,7 @@ impl WooConnector {
                 ),
             ),
             Err(e) if e.is_retryable() => WriteOutcome::Unavailable(e.to_string()),
-            Err(e) => WriteOutcome::Failed(e.to_string()),
+            Err(e) => WriteOutcome::refused(e.to_string()),
         }
     }
 
@@ -744,8 +745,8 @@ impl WooConnector {
                 (None, Some(_)) => creates.push((i, Value::Object(fields))),
                 (None, None) => {
                     out[i] = WriteOutcome::Failed(match entity {
-                        EntityType::Products => "the product has no SKU (field `sku`): WooCommerce needs one to create it, since without it a retry could not find it and would create it twice".into(),
-                        _ => "the customer has no email (field `email`): WooCommerce needs one to create it".into(),
+                        EntityType::Products => RecordError::new(MISSING_KEY, "the product has no SKU (field `sku`): WooCommerce needs one to create it, since without it a retry could not find it and would create it twice"),
+                        _ => RecordError::new(MISSING_KEY, "the customer has no email (field `email`): WooCommerce needs one to create it"),
                     });
                 }
             }
@@ -829,20 +830,27 @@ impl WooConnector {
                     gone.push(*i);
                 }
                 out[*i] = match (results.get(n), error) {
-                    (Some(_), Some(e)) => WriteOutcome::Failed(format!(
-                        "WooCommerce refused it: {}",
-                        e.message
+                    (Some(_), Some(e)) => WriteOutcome::Failed(RecordError::new(
+                        // (WooCommerce's codes name it already: `woocommerce_rest_…`.)
+                        e.code
                             .non_empty()
                             .as_deref()
-                            .unwrap_or("no reason given")
+                            .unwrap_or("woocommerce_refused"),
+                        format!(
+                            "WooCommerce refused it: {}",
+                            e.message
+                                .non_empty()
+                                .as_deref()
+                                .unwrap_or("no reason given")
+                        ),
                     )),
                     (Some(r), None) => {
                         match crate::platforms::id_text(Some(&r.id)).filter(|id| id != "0") {
                             Some(id) => WriteOutcome::Written { target_id: id },
-                            None => WriteOutcome::Failed("WooCommerce returned no id".into()),
+                            None => WriteOutcome::refused("WooCommerce returned no id".into()),
                         }
                     }
-                    (None, _) => WriteOutcome::Failed("WooCommerce did not answer for it".into()),
+                    (None, _) => WriteOutcome::refused("WooCommerce did not answer for it".into()),
                 };
             }
         }
@@ -912,7 +920,7 @@ impl Target for WooConnector {
         let mut out = vec![WriteOutcome::Skipped; writes.len()];
         if entity == EntityType::Orders {
             for o in out.iter_mut() {
-                *o = WriteOutcome::Failed("WooCommerce does not take orders from a sync".into());
+                *o = WriteOutcome::refused("WooCommerce does not take orders from a sync".into());
             }
             return Ok(out);
         }

@@ -37,8 +37,9 @@ use crate::domain::{
     FlowRun, RecordFailure, Run, RunCounts, SyncJob, SyncMode, Window, Winner,
 };
 use crate::ports::{
-    Connector, FailureLog, Item, Origin, PlatformError, RecordIndex, RecordState, RecordUpdate,
-    Source, StateError, SyncKey, SyncLeases, Write, WriteOutcome,
+    Connector, FailureLog, Item, Origin, PlatformError, RecordError, RecordIndex, RecordState,
+    RecordUpdate, Source, StateError, SyncKey, SyncLeases, Write, WriteOutcome, UNAVAILABLE,
+    UNREADABLE,
 };
 use crate::records::{Fingerprint, Record};
 
@@ -642,6 +643,7 @@ impl Engine {
                     record_id: id,
                     flow_id: None,
                     error,
+                    error_code: UNREADABLE.into(),
                     retryable: false,
                     attempts: 0,
                     quarantined: false,
@@ -714,6 +716,7 @@ impl Engine {
                     record_id: id.clone(),
                     flow_id: failure.flow_id,
                     error: failure.error.clone(),
+                    error_code: failure.error_code.clone(),
                     attempts,
                     first_failed_at: now,
                     last_failed_at: now,
@@ -791,6 +794,7 @@ impl Engine {
                 record_id: r.id.clone(),
                 flow_id: Some(plan.flow.id),
                 error,
+                error_code: UNREADABLE.into(),
                 retryable: false,
                 attempts: 0,
                 quarantined: false,
@@ -832,11 +836,12 @@ impl Engine {
             let result = results
                 .get(i)
                 .cloned()
-                .unwrap_or_else(|| WriteOutcome::Failed("the target gave no answer".into()));
-            let failure = |error: String, retryable: bool| RecordFailure {
+                .unwrap_or_else(|| WriteOutcome::refused("the target gave no answer".into()));
+            let failure = |error: RecordError, retryable: bool| RecordFailure {
                 record_id: write.record.id.clone(),
                 flow_id: Some(plan.flow.id),
-                error,
+                error: error.message,
+                error_code: error.code,
                 retryable,
                 attempts: 0,
                 quarantined: false,
@@ -861,7 +866,9 @@ impl Engine {
                 }
                 WriteOutcome::Skipped => outcome.counts.unchanged += 1,
                 WriteOutcome::Failed(error) => outcome.failures.push(failure(error, false)),
-                WriteOutcome::Unavailable(error) => outcome.failures.push(failure(error, true)),
+                WriteOutcome::Unavailable(error) => outcome
+                    .failures
+                    .push(failure(RecordError::new(UNAVAILABLE, error), true)),
             }
         }
         self.record(ctx, target_updates).await?;
