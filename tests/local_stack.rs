@@ -948,6 +948,37 @@ async fn schedules_firing_in_the_same_minute_each_make_one_run_and_none_is_left_
     for made in &made {
         assert_eq!(per_schedule.get(made), Some(&1), "{made:?}");
     }
+    // The sweeper's pass over them all: every schedule looked at once, every trigger found
+    // as it should be.
+    let started = std::time::Instant::now();
+    let (mut sweeps, mut walked, mut listed) = (0u64, 0u64, 0u64);
+    loop {
+        let swept = api
+            .stack
+            .sweep_once()
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(swept["errors"], serde_json::json!([]), "{swept}");
+        assert_eq!(swept["counts"]["repairs"], 0, "{swept}");
+        sweeps += 1;
+        walked += swept["counts"]["schedules"].as_u64().unwrap_or_default();
+        listed += swept["counts"]["triggers"].as_u64().unwrap_or_default();
+        let (status, sweeper) = api
+            .send(
+                reqwest::Method::GET,
+                "/api/sync/sweeper",
+                Some(&names[0]),
+                None,
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{sweeper}");
+        if sweeper["pass"].is_null() {
+            break;
+        }
+        assert!(sweeps < 100, "the pass never ends: {sweeper}");
+    }
+    let sweeping = started.elapsed().as_secs_f64();
+    assert_eq!(walked, schedules as u64, "each schedule once in the pass");
     if let Ok(path) = std::env::var("LOAD_REPORT") {
         let statuses: Vec<String> = {
             let mut all: Vec<_> = by_status.iter().collect();
@@ -956,13 +987,16 @@ async fn schedules_firing_in_the_same_minute_each_make_one_run_and_none_is_left_
         };
         let report = format!(
             "| schedules | tenants (one stream each) | created in | fired in | drained in | \
-             runs | worker batches | runs by status |\n|---|---|---|---|---|---|---|---|\n\
+             runs | worker batches | runs by status | sweeper pass |\n\
+             |---|---|---|---|---|---|---|---|---|\n\
              | {schedules} | {tenants} | {creating:.1} s | {firing:.1} s ({:.0}/s) | \
-             {draining:.1} s ({:.0} runs/s) | {} | {batches} | {} |\n",
+             {draining:.1} s ({:.0} runs/s) | {} | {batches} | {} | \
+             {sweeping:.1} s in {sweeps} sweep(s), {:.1} ms a schedule ({listed} triggers listed) |\n",
             schedules as f64 / firing.max(0.001),
             schedules as f64 / draining.max(0.001),
             runs.len(),
             statuses.join(", "),
+            sweeping * 1000.0 / walked.max(1) as f64,
         );
         std::fs::write(&path, report).unwrap_or_else(|e| panic!("{path}: {e}"));
     }

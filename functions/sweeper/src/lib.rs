@@ -63,6 +63,7 @@ pub fn metrics(namespace: &str, report: &SweepReport, at: chrono::DateTime<chron
             Metric::count("MissedFires", c.missed),
             Metric::count("DriftRepairs", c.repairs),
             Metric::count("AutoPaused", c.paused),
+            Metric::count("SchedulesSwept", c.schedules),
             Metric::count("AlertsRaised", report.alerts_raised),
             Metric::count("AlertNoticesSent", report.alerts.sent),
             Metric::count("AlertNoticesFailed", report.alerts.failed),
@@ -94,6 +95,8 @@ pub fn summary(report: &SweepReport) -> Value {
             "missed": report.counts.missed,
             "repairs": report.counts.repairs,
             "paused": report.counts.paused,
+            "schedules": report.counts.schedules,
+            "triggers": report.counts.triggers,
         },
         "alerts": {
             "raised": report.alerts_raised,
