@@ -1123,7 +1123,7 @@ async fn the_sweepers_stream_watch_and_status_read_what_the_table_holds() {
     // As a person sees the stream: held, a follow-up waiting; then its cursor set by hand.
     use sync_core::ports::StreamCursors;
     let view = state.view(key, now).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(view.running && view.follow_up_waiting, "{view:?}");
+    assert!(view.running && view.follow_up_kept, "{view:?}");
     assert_eq!(view.lease_until, Some(now + ttl));
     let after = now + ttl + chrono::Duration::seconds(1);
     let cursor = sync_core::domain::Cursor::at(now - chrono::Duration::days(3));
@@ -1138,7 +1138,7 @@ async fn the_sweepers_stream_watch_and_status_read_what_the_table_holds() {
     assert_eq!(view.cursor, Some(cursor));
     assert_eq!(view.cursor_set_by.as_deref(), Some("ops@acme"));
     assert_eq!(view.cursor_set_at, Some(after));
-    assert!(!view.running && view.follow_up_waiting, "{view:?}");
+    assert!(!view.running && view.follow_up_kept, "{view:?}");
     let log = sync_aws::DynamoSweepLog::new(aws.dynamodb(), aws.resources.table_name.clone());
     assert_eq!(log.last().await.ok(), Some(None));
     let status = SweepStatus {

@@ -1119,7 +1119,7 @@ async fn a_connections_streams_show_the_cursor_who_set_it_by_hand_and_when_and_w
     assert_eq!(orders["cursor_set_by"], changed["cursor_set_by"]);
     assert_eq!(orders["cursor_set_at"], changed["cursor_set_at"]);
     assert_eq!(
-        (&orders["running"], &orders["follow_up_waiting"]),
+        (&orders["running"], &orders["follow_up_kept"]),
         (&json!(false), &json!(false)),
         "the setting holds no lease: {orders}"
     );

@@ -129,7 +129,7 @@ pub fn failure(f: &FailedRecord) -> Value {
         "record_id": f.record_id,
         "flow_id": f.flow_id.map(|id| id.to_string()),
         "error": f.error,
-        "error_code": f.error_code,
+        "error_code": Some(&f.error_code).filter(|c| !c.is_empty()),
         "attempts": f.attempts,
         "first_failed_at": timestamp(f.first_failed_at),
         "last_failed_at": timestamp(f.last_failed_at),
@@ -178,7 +178,7 @@ pub fn stream(entity: sync_core::domain::EntityType, s: &sync_core::ports::Strea
         "cursor_set_at": s.cursor_set_at.map(timestamp),
         "running": s.running,
         "lease_until": s.lease_until.filter(|_| s.running).map(timestamp),
-        "follow_up_waiting": s.follow_up_waiting,
+        "follow_up_kept": s.follow_up_kept,
         "webhooks_last_at": s.webhook_at.map(timestamp),
     })
 }
@@ -205,7 +205,7 @@ pub fn run(r: &Run) -> Value {
             "record_id": f.record_id,
             "flow_id": f.flow_id.map(|id| id.to_string()),
             "error": f.error,
-            "error_code": f.error_code,
+            "error_code": Some(&f.error_code).filter(|c| !c.is_empty()),
             "retryable": f.retryable,
             "attempts": f.attempts,
             "quarantined": f.quarantined,

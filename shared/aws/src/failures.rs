@@ -56,12 +56,11 @@ fn from_item(item: &Item) -> Result<FailedRecord, StoreError> {
             Some(_) => Some(parsed(item, "flow_id")?),
         },
         error: get_s(item, "error")?.to_string(),
-        // (Kept before codes were: none.)
-        error_code: item
-            .get("error_code")
-            .and_then(|v| v.as_s().ok())
-            .cloned()
-            .unwrap_or_default(),
+        // (Kept before codes were: worked out from the message, as it was then written.)
+        error_code: match item.get("error_code").and_then(|v| v.as_s().ok()) {
+            Some(code) => code.clone(),
+            None => legacy_code(get_s(item, "error")?),
+        },
         attempts: item
             .get("attempts")
             .and_then(|v| v.as_n().ok())
@@ -272,5 +271,70 @@ impl FailureList for DynamoFailures {
             failures: failures.into_iter().map(|(_, f)| f).collect(),
             next,
         })
+    }
+}
+
+/// The code of a failure kept before failures kept their codes, from its message as the
+/// platform modules wrote it then: `refused` when it says nothing more.
+fn legacy_code(message: &str) -> String {
+    let digits = |after: &str| -> Option<String> {
+        let rest = &message[message.find(after)? + after.len()..];
+        let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        (!n.is_empty()).then_some(n)
+    };
+    if let Some(code) = digits("QuickBooks fault ") {
+        return format!("quickbooks_{code}");
+    }
+    if let Some(start) = message.find("Supabase refused it (") {
+        let inside = &message[start + "Supabase refused it (".len()..];
+        let inside = &inside[..inside.find(')').unwrap_or(inside.len())];
+        return match inside.split_once(' ') {
+            Some((_, code)) if !code.is_empty() => format!("supabase_{code}"),
+            _ => format!("http_{inside}"),
+        };
+    }
+    if let Some(status) = digits("WooCommerce answered ") {
+        return format!("http_{status}");
+    }
+    if ["has no SKU", "has no email", "without a SKU"]
+        .iter()
+        .any(|k| message.contains(k))
+    {
+        return sync_core::ports::MISSING_KEY.into();
+    }
+    sync_core::ports::REFUSED.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::legacy_code;
+
+    #[test]
+    fn a_failure_kept_before_codes_gets_the_code_its_message_names() {
+        for (message, code) in [
+            (
+                "QuickBooks fault 6210 (Account Period Closed): the books are closed",
+                "quickbooks_6210",
+            ),
+            (
+                "Supabase refused it (409 23505): duplicate key",
+                "supabase_23505",
+            ),
+            ("Supabase refused it (400): <html>", "http_400"),
+            (
+                "WooCommerce answered 400 to DELETE products/7: bad",
+                "http_400",
+            ),
+            (
+                "the product has no SKU (field `sku`): WooCommerce needs one",
+                "missing_key",
+            ),
+            (
+                "WooCommerce refused it: Invalid or duplicated SKU.",
+                "refused",
+            ),
+        ] {
+            assert_eq!(legacy_code(message), code, "{message}");
+        }
     }
 }

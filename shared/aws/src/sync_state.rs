@@ -321,6 +321,10 @@ impl SyncLeases for DynamoSyncState {
     }
 }
 
+/// How the lease's owner begins when a person set the cursor (the lease passes to the
+/// setting, already run out).
+const CURSOR_SETTER: &str = "cursor set by ";
+
 #[async_trait]
 impl StreamCursors for DynamoSyncState {
     async fn set_cursor(
@@ -356,7 +360,7 @@ impl StreamCursors for DynamoSyncState {
                 ":at",
                 s(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             )
-            .expression_attribute_values(":setter", s(format!("cursor set by {by}")))
+            .expression_attribute_values(":setter", s(format!("{CURSOR_SETTER}{by}")))
             .expression_attribute_values(":now", n(now.timestamp_millis()))
             .expression_attribute_values(":ran_out", n(now.timestamp_millis() - 1))
             .expression_attribute_values(":zero", n(0))
@@ -398,9 +402,14 @@ impl StreamCursors for DynamoSyncState {
                 .and_then(|v| v.as_s().ok())
                 .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
                 .map(|t| t.with_timezone(&Utc)),
-            running: item.contains_key("owner") && lease_until.is_some_and(|u| u >= now),
+            // (A cursor set by hand takes the lease, already run out: never running.)
+            running: item
+                .get("owner")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|o| !o.starts_with(CURSOR_SETTER))
+                && lease_until.is_some_and(|u| u >= now),
             lease_until,
-            follow_up_waiting: item.contains_key("pending"),
+            follow_up_kept: item.contains_key("pending"),
             webhook_at: millis("webhook_at"),
         })
     }

@@ -117,7 +117,7 @@ impl StreamCursors for MemorySyncLeases {
                 cursor_set_at: row.cursor_set_at,
                 running: held_by_other(row, "", now),
                 lease_until: row.expires,
-                follow_up_waiting: row.pending.is_some(),
+                follow_up_kept: row.pending.is_some(),
                 webhook_at: row.webhook_at,
             })
             .unwrap_or_default())

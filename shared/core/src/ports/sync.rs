@@ -381,8 +381,9 @@ pub struct StreamView {
     /// A run holds its lease now, until `lease_until`.
     pub running: bool,
     pub lease_until: Option<DateTime<Utc>>,
-    /// A follow-up run waits for the one working on it.
-    pub follow_up_waiting: bool,
+    /// A follow-up is kept for it: waiting for the run that holds it, or that run itself
+    /// (kept until it ends).
+    pub follow_up_kept: bool,
     /// When its webhooks last arrived, if ever.
     pub webhook_at: Option<DateTime<Utc>>,
 }

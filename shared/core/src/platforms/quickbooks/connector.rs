@@ -160,8 +160,13 @@ impl Fault {
 
     /// The record's failure this fault stands for, with `message`: coded by the fault's
     /// code (`quickbooks_6240`).
+    /// A fault without a code (an answer that did not read) is `refused`.
     pub fn record_error(&self, message: String) -> crate::ports::RecordError {
-        crate::ports::RecordError::new(format!("quickbooks_{}", self.code), message)
+        let code = match self.code.trim() {
+            "" => crate::ports::REFUSED.to_string(),
+            code => format!("quickbooks_{}", crate::logtext::clip(code)),
+        };
+        crate::ports::RecordError::new(code, message)
     }
 
     pub fn text(&self) -> String {

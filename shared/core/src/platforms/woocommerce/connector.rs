@@ -831,11 +831,7 @@ impl WooConnector {
                 }
                 out[*i] = match (results.get(n), error) {
                     (Some(_), Some(e)) => WriteOutcome::Failed(RecordError::new(
-                        // (WooCommerce's codes name it already: `woocommerce_rest_…`.)
-                        e.code
-                            .non_empty()
-                            .as_deref()
-                            .unwrap_or("woocommerce_refused"),
+                        woo_code(e.code.non_empty().as_deref()),
                         format!(
                             "WooCommerce refused it: {}",
                             e.message
@@ -949,9 +945,34 @@ impl Connector for WooConnector {
     }
 }
 
+/// A refused record's code from WooCommerce's (or WordPress's) error code: prefixed with
+/// `woocommerce_` when it is not already, clipped.
+fn woo_code(code: Option<&str>) -> String {
+    let code: String = code.unwrap_or("refused").chars().take(80).collect();
+    if code.starts_with("woocommerce_") {
+        code
+    } else {
+        format!("woocommerce_{code}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_records_code_is_woocommerces_own_named_as_its_and_clipped() {
+        assert_eq!(
+            woo_code(Some("woocommerce_rest_product_invalid_sku")),
+            "woocommerce_rest_product_invalid_sku"
+        );
+        assert_eq!(
+            woo_code(Some("rest_invalid_param")),
+            "woocommerce_rest_invalid_param"
+        );
+        assert_eq!(woo_code(None), "woocommerce_refused");
+        assert!(woo_code(Some(&"x".repeat(500))).len() <= 100);
+    }
 
     #[test]
     fn encoding_is_php_rawurlencode() {
