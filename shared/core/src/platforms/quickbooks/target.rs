@@ -202,10 +202,7 @@ impl QboConnector {
                     Err(fault) if fault.is_transient() => {
                         (WriteOutcome::Unavailable(fault.text()), None)
                     }
-                    Err(fault) => (
-                        WriteOutcome::Failed(fault.record_error(fault.text())),
-                        None,
-                    ),
+                    Err(fault) => (WriteOutcome::Failed(fault.record_error(fault.text())), None),
                 });
             }
         }

@@ -28,8 +28,8 @@ use crate::domain::{Connection, Cursor, EntityType};
 use crate::platforms::http::{unexpected, Caller, Replay};
 use crate::platforms::woocommerce::connector::encode;
 use crate::ports::{
-    Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, RecordError, Source, Target, Write,
-    WriteOutcome,
+    Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, RecordError, Source,
+    Target, Write, WriteOutcome,
 };
 use crate::records::{Body, Record};
 

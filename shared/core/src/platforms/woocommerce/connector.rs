@@ -41,8 +41,7 @@ use crate::platforms::fields::{read, resume_point, Gmt, Id, Text};
 use crate::platforms::http::{failed_write, unexpected, Caller, Replay};
 use crate::ports::{
     Connector, HttpRequest, HttpResponse, Item, Method, Page, PlatformError, RecordError, Source,
-    MISSING_KEY, Target, Write,
-    WriteOutcome,
+    Target, Write, WriteOutcome, MISSING_KEY,
 };
 use crate::records::{Body, Record};
 
