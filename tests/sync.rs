@@ -775,6 +775,38 @@ async fn a_record_that_always_fails_is_quarantined_shown_and_leaves_once_fixed_a
         .unwrap_or_default()
         .contains("SKU"));
     assert_eq!(listed[0]["error_code"], "missing_key", "{page:#}");
+    // And the stream's records_quarantined alert is open, once, naming the record.
+    let subject = format!("stream:{}/products", w.project);
+    let quarantine_alert = |status: &'static str| {
+        let (w, subject) = (&w, subject.clone());
+        async move {
+            let (code, got) = w
+                .api
+                .send(
+                    Method::GET,
+                    &format!("/api/alerts?status={status}"),
+                    Some("acme"),
+                    None,
+                )
+                .await;
+            assert_eq!(code, reqwest::StatusCode::OK, "{got}");
+            got["alerts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| a["kind"] == "records_quarantined" && a["subject"] == subject.as_str())
+                .collect::<Vec<Value>>()
+        }
+    };
+    let open = quarantine_alert("open").await;
+    assert_eq!(open.len(), 1, "{open:#?}");
+    assert!(
+        open[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("p-nosku")),
+        "{open:#?}"
+    );
     assert!(listed[0]["next_try_at"].is_string());
     // Only the connection's tenant sees it; a bad request changes nothing and says why.
     let (status, _) = failures(&w, "other", &format!("connection_id={}", w.project)).await;
@@ -800,6 +832,9 @@ async fn a_record_that_always_fails_is_quarantined_shown_and_leaves_once_fixed_a
     assert!(w.store_product(&json!("SB-FIXED-1")).is_some());
     let (_, page) = failures(&w, "acme", &format!("connection_id={}", w.project)).await;
     assert_eq!(page["failures"], json!([]), "{page:#}");
+    // Its alert resolved with it.
+    assert!(quarantine_alert("open").await.is_empty());
+    assert_eq!(quarantine_alert("resolved").await.len(), 1);
 }
 
 #[tokio::test]
