@@ -617,7 +617,45 @@ async fn a_run_is_taken_up_only_as_it_was_read_and_keeps_the_run_that_redoes_it(
     let stored = RunLog::get(&runs, &acme, &run.id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(stored, Some(run));
+    assert_eq!(stored, Some(run.clone()));
+    // Whether its ids are a platform's is kept; a run written before runs said so is
+    // taken to carry them if its kind could.
+    run.reported = true;
+    runs.save(&run).await.unwrap_or_else(|e| panic!("{e}"));
+    let reported = |runs: &sync_aws::DynamoRuns, id: sync_core::domain::RunId| {
+        let (runs, acme) = (runs.clone(), acme.clone());
+        async move {
+            RunLog::get(&runs, &acme, &id)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .map(|r| r.reported)
+        }
+    };
+    assert_eq!(reported(&runs, run.id.clone()).await, Some(true));
+    for (trigger, taken_to) in [
+        (sync_core::domain::Trigger::Manual, false),
+        (sync_core::domain::Trigger::Webhook, true),
+        (sync_core::domain::Trigger::Retry, true),
+    ] {
+        run.trigger = trigger;
+        runs.save(&run).await.unwrap_or_else(|e| panic!("{e}"));
+        aws.dynamodb()
+            .update_item()
+            .table_name(&aws.resources.table_name)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("TENANT#acme".into()),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("RUN#{}", run.id)),
+            )
+            .update_expression("REMOVE reported")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(reported(&runs, run.id.clone()).await, Some(taken_to));
+    }
 }
 
 #[tokio::test]

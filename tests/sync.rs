@@ -780,20 +780,8 @@ async fn a_record_that_always_fails_is_quarantined_shown_and_leaves_once_fixed_a
     let quarantine_alert = |status: &'static str| {
         let (w, subject) = (&w, subject.clone());
         async move {
-            let (code, got) = w
-                .api
-                .send(
-                    Method::GET,
-                    &format!("/api/alerts?status={status}"),
-                    Some("acme"),
-                    None,
-                )
-                .await;
-            assert_eq!(code, reqwest::StatusCode::OK, "{got}");
-            got["alerts"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
+            alerts(w, status)
+                .await
                 .into_iter()
                 .filter(|a| a["kind"] == "records_quarantined" && a["subject"] == subject.as_str())
                 .collect::<Vec<Value>>()
@@ -1188,24 +1176,36 @@ async fn runs_asked_for_through_the_api_run_under_the_ids_answered_and_wait_thei
     assert!(w.kept(&w.store, "orders").await.is_none());
 }
 
-#[tokio::test]
-async fn a_paused_schedule_run_now_syncs_and_counts_as_the_schedules_last_run() {
-    let w = sync_world(seed(8)).await;
-    w.flow(&w.store, &w.project, &["orders"]).await;
-    w.work().await;
+/// A schedule of the store's orders in Paris, with `fields` besides; its id.
+async fn orders_schedule(w: &SyncWorld, fields: Value) -> String {
+    let mut body = json!({"credential_id": w.store, "platform": "woocommerce",
+                          "entity_type": "orders", "timezone": "Europe/Paris"});
+    if let (Some(body), Some(fields)) = (body.as_object_mut(), fields.as_object()) {
+        body.extend(fields.clone());
+    }
     let (status, created) = w
         .api
         .send(
             Method::POST,
             "/api/sync/schedules",
             Some("acme"),
-            Some(json!({"credential_id": w.store, "platform": "woocommerce",
-                        "entity_type": "orders", "cron_expression": "0 9 * * *",
-                        "sync_mode": "full", "timezone": "Europe/Paris", "is_active": false})),
+            Some(body),
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
-    let schedule = created["id"].as_str().unwrap_or_default().to_string();
+    created["id"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_paused_schedule_run_now_syncs_and_counts_as_the_schedules_last_run() {
+    let w = sync_world(seed(8)).await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    w.work().await;
+    let schedule = orders_schedule(
+        &w,
+        json!({"cron_expression": "0 9 * * *", "sync_mode": "full", "is_active": false}),
+    )
+    .await;
     let path = format!("/api/sync/schedules/{schedule}");
     // Asked for with `syncctl`, which calls the API.
     let url = w.api.stack.api_url.clone();
@@ -1518,8 +1518,39 @@ async fn receiver(
     (receiver, url)
 }
 
+/// The tenant's alerts of `status` (`open` or `resolved`).
+async fn alerts(w: &SyncWorld, status: &str) -> Vec<Value> {
+    let (code, got) = w
+        .api
+        .send(
+            Method::GET,
+            &format!("/api/alerts?status={status}"),
+            Some("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(code, reqwest::StatusCode::OK, "{got}");
+    got["alerts"].as_array().cloned().unwrap_or_default()
+}
+
+/// The same as `(kind, count)`, sorted.
+async fn alert_kinds(w: &SyncWorld, status: &str) -> Vec<(String, u64)> {
+    let mut kinds: Vec<(String, u64)> = alerts(w, status)
+        .await
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap_or_default().to_string(),
+                a["count"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    kinds.sort();
+    kinds
+}
+
 #[tokio::test]
-async fn a_failure_that_persists_over_many_runs_is_alerted_once_and_its_recovery_once_on_slack_a_signed_webhook_and_sns(
+async fn a_schedule_that_keeps_failing_is_alerted_once_per_condition_paused_and_each_recovery_told_once_on_slack_a_signed_webhook_and_sns(
 ) {
     // (A resolution is told once the condition has stayed clear for the flap period: none
     // here, so the sweep after the recovery tells it.)
@@ -1586,12 +1617,22 @@ async fn a_failure_that_persists_over_many_runs_is_alerted_once_and_its_recovery
         }
     }
     hook.set_secret(&secret);
-    // The store refuses the credentials from now on: every run of its orders fails.
+    // A schedule (of a fire time not due in the test) that pauses itself after 4 failed
+    // runs in a row, run now again and again while the store refuses the credentials.
+    let schedule = orders_schedule(
+        &w,
+        json!({"cron_expression": "0 9 1 1 *", "auto_pause_after_failures": 4}),
+    )
+    .await;
+    let path = format!("/api/sync/schedules/{schedule}");
     w.store_admin(Method::POST, "faults", json!({"status": 401, "count": -1}))
         .await;
-    for _ in 0..4 {
-        w.enqueue(&w.job(&w.store, "orders", SyncMode::Incremental, &[]))
+    let run_now = || async {
+        let (status, queued) = w
+            .api
+            .send(Method::POST, &format!("{path}/run"), Some("acme"), None)
             .await;
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{queued}");
         w.work().await;
         let swept = w
             .api
@@ -1600,16 +1641,29 @@ async fn a_failure_that_persists_over_many_runs_is_alerted_once_and_its_recovery
             .await
             .unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(swept["errors"], json!([]), "{swept}");
+    };
+    for _ in 0..4 {
+        run_now().await;
     }
-    let (_, open) = w
-        .api
-        .send(Method::GET, "/api/alerts?status=open", Some("acme"), None)
-        .await;
-    let alerts = open["alerts"].as_array().cloned().unwrap_or_default();
-    assert_eq!(alerts.len(), 1, "{open}");
-    assert_eq!(alerts[0]["kind"], "run_failed");
-    assert_eq!(alerts[0]["count"], 4, "{open}");
-    assert_eq!(slack.taken().len(), 1);
+    // One issue per condition, each counting what it saw, each told once.
+    assert_eq!(
+        alert_kinds(&w, "open").await,
+        [
+            ("auto_paused".to_string(), 1),
+            ("failing_schedule".to_string(), 1),
+            ("run_failed".to_string(), 4)
+        ]
+    );
+    let (_, paused) = w.api.send(Method::GET, &path, Some("acme"), None).await;
+    assert_eq!(paused["is_active"], false, "{paused}");
+    assert_eq!(paused["consecutive_failures"], 4, "{paused}");
+    assert!(
+        paused["pause_note"]
+            .as_str()
+            .is_some_and(|n| n.contains("4 failed runs")),
+        "{paused}"
+    );
+    assert_eq!(slack.taken().len(), 3);
     assert!(
         slack.taken()[0].body["text"]
             .as_str()
@@ -1619,45 +1673,43 @@ async fn a_failure_that_persists_over_many_runs_is_alerted_once_and_its_recovery
         slack.taken()
     );
     let told = hook.taken();
-    assert_eq!(told.len(), 1);
-    assert_eq!(told[0].verified, Some(true));
-    assert_eq!(told[0].body["event"], "open");
-    assert!(told[0].body["link"]
+    assert_eq!(told.len(), 3);
+    assert!(told
+        .iter()
+        .all(|t| t.verified == Some(true) && t.body["event"] == "open"));
+    let first = &told[0];
+    assert!(first.body["link"]
         .as_str()
         .unwrap_or_default()
         .starts_with(&w.api.url("/api/sync/runs/")));
-    // The store takes the credentials again: the next run succeeds and resolves it.
+    // The store takes the credentials again and a person resumes the schedule: its next
+    // run succeeds and every condition clears, each told once more.
     w.store_admin(Method::POST, "faults", json!({"status": null, "count": 0}))
         .await;
-    w.enqueue(&w.job(&w.store, "orders", SyncMode::Incremental, &[]))
-        .await;
-    w.work().await;
-    for _ in 0..2 {
-        w.api
-            .stack
-            .sweep_once()
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
-    }
-    let (_, resolved) = w
+    let (status, resumed) = w
         .api
         .send(
-            Method::GET,
-            "/api/alerts?status=resolved",
+            Method::PUT,
+            &path,
             Some("acme"),
-            None,
+            Some(json!({"is_active": true})),
         )
         .await;
-    assert_eq!(
-        resolved["alerts"].as_array().map(Vec::len),
-        Some(1),
-        "{resolved}"
-    );
-    assert_eq!(slack.taken().len(), 2);
+    assert_eq!(status, reqwest::StatusCode::OK, "{resumed}");
+    run_now().await;
+    w.api
+        .stack
+        .sweep_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(alert_kinds(&w, "open").await, []);
+    assert_eq!(alert_kinds(&w, "resolved").await.len(), 3);
+    assert_eq!(slack.taken().len(), 6);
     let told = hook.taken();
-    assert_eq!(told.len(), 2);
-    assert_eq!(told[1].body["event"], "resolved");
-    assert_eq!(told[1].verified, Some(true));
+    assert_eq!(told.len(), 6);
+    assert!(told[3..]
+        .iter()
+        .all(|t| t.verified == Some(true) && t.body["event"] == "resolved"));
     let published = sqs
         .receive_message()
         .queue_url(&watch_url)
@@ -1670,7 +1722,7 @@ async fn a_failure_that_persists_over_many_runs_is_alerted_once_and_its_recovery
         .iter()
         .filter_map(|m| serde_json::from_str(m.body().unwrap_or_default()).ok())
         .collect();
-    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages.len(), 6, "{messages:?}");
     assert_eq!(
         messages[0]["MessageAttributes"]["tenant_id"]["Value"], "acme",
         "{messages:?}"

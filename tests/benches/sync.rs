@@ -261,6 +261,7 @@ impl Stubbed {
             attempt: 0,
             stands_for: Vec::new(),
             window: None,
+            reported: Some(false),
         };
         let started = Instant::now();
         let outcome = self

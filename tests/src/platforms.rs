@@ -333,6 +333,7 @@ impl SyncWorld {
             attempt: 0,
             stands_for: Vec::new(),
             window: None,
+            reported: Some(!ids.is_empty()),
         }
     }
 

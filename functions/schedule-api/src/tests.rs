@@ -759,6 +759,7 @@ async fn runs_are_listed_newest_first_filtered_and_paged_and_read_only_by_their_
             attempts: 1,
             window: None,
             redone_by: None,
+            reported: false,
         };
         w.memory
             .runs

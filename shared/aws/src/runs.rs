@@ -112,6 +112,7 @@ pub(crate) fn run_item(run: &Run, retention: chrono::Duration) -> Result<Item, S
     item.insert("updated_at".into(), time(run.updated_at));
     item.insert("continuations".into(), n(u64::from(run.continuations)));
     item.insert("attempts".into(), n(u64::from(run.attempts)));
+    item.insert("reported".into(), AttributeValue::Bool(run.reported));
     if let Some(redo) = &run.redone_by {
         item.insert("redone_by".into(), s(redo.as_str()));
     }
@@ -226,11 +227,21 @@ pub(crate) fn from_item(item: &Item) -> Result<Run, StoreError> {
         }
     };
     let started_at = get_time(item, "started_at")?;
+    let trigger = from_json::<Trigger>(item, "trigger")?;
+    let reported = match item.get("reported") {
+        Some(v) => *v.as_bool().map_err(|_| corrupt("reported"))?,
+        // Recorded before runs said so: whatever kind of run could carry a platform's
+        // changes is taken to.
+        None => matches!(
+            trigger,
+            Trigger::Webhook | Trigger::Retry | Trigger::FollowUp
+        ),
+    };
     Ok(Run {
         id: parsed(item, "id")?,
         tenant_id: TenantId::parse(get_s(item, "tenant_id")?).map_err(|_| corrupt("tenant_id"))?,
         job_id: get_s(item, "job_id")?.to_string(),
-        trigger: from_json::<Trigger>(item, "trigger")?,
+        trigger,
         schedule_id: match item.get("schedule_id") {
             Some(_) => Some(parsed(item, "schedule_id")?),
             None => None,
@@ -269,6 +280,7 @@ pub(crate) fn from_item(item: &Item) -> Result<Run, StoreError> {
             Some(_) => Some(parsed(item, "redone_by")?),
             None => None,
         },
+        reported,
     })
 }
 

@@ -99,6 +99,7 @@ pub fn run(tenant: &TenantId, connection: ConnectionId, job: &str, at: DateTime<
         attempts: 1,
         window: None,
         redone_by: None,
+        reported: false,
     }
 }
 
@@ -122,5 +123,6 @@ pub fn job(
         attempt: 0,
         stands_for: Vec::new(),
         window: None,
+        reported: Some(false),
     }
 }

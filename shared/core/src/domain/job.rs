@@ -99,6 +99,13 @@ pub struct SyncJob {
     /// neither used nor moved. Ignored by a job of named records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Window>,
+    /// It syncs changes no other run would: records a platform reported changed (named, or
+    /// read since the cursor when there were too many or it was merged into such a run),
+    /// or records whose writes failed in a way that may pass. Its run is never cancelled
+    /// (it runs to its end), and whatever job it is merged into carries them on. `None`:
+    /// sent before jobs said so (see [`SyncJob::is_reported`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<bool>,
 }
 
 /// A span of the source's modification times: `from` included, `to` excluded.
@@ -160,6 +167,15 @@ impl SyncJob {
         }
     }
 
+    /// Whether it syncs changes no other run would (see [`SyncJob::reported`]); a job sent
+    /// before jobs said so is taken to if its kind could.
+    pub fn is_reported(&self) -> bool {
+        self.reported.unwrap_or(matches!(
+            self.trigger,
+            Trigger::Webhook | Trigger::Retry | Trigger::FollowUp
+        ))
+    }
+
     /// Whether the API (or the sweeper, for a catch-up) recorded this job's run as `queued`
     /// when it sent it, so a job standing for it must settle that record. A merged job (one
     /// that stands for others) has an identity of its own that nobody recorded.
@@ -187,6 +203,7 @@ impl SyncJob {
             same.stands_for.extend(newer.stands_for.iter().cloned());
             same.stands_for.sort();
             same.stands_for.dedup();
+            same.reported = Some(self.is_reported() || newer.is_reported());
             return same;
         }
         let mut merged = newer.clone();
@@ -209,6 +226,7 @@ impl SyncJob {
             merged.ids.clear();
         }
         merged.triggered_at = self.triggered_at.max(newer.triggered_at);
+        merged.reported = Some(self.is_reported() || newer.is_reported());
         merged.resume = None;
         // Tries are bounded: a retry merged with new work keeps its count.
         merged.attempt = self.attempt.max(newer.attempt);
@@ -257,6 +275,8 @@ impl SyncJob {
             attempt: 0,
             stands_for: Vec::new(),
             window: None,
+            // (EventBridge's input, as every schedule was given it; a fire names no record.)
+            reported: None,
         };
         let mut value = serde_json::to_value(&job).unwrap_or(Value::Null);
         if let Value::Object(map) = &mut value {
@@ -299,6 +319,35 @@ mod tests {
     }
 
     #[test]
+    fn a_job_sent_before_jobs_said_whether_they_carry_reported_changes_is_judged_by_its_kind() {
+        let s = schedule();
+        assert!(!SyncJob::scheduled_input(&s).contains("reported"));
+        for (trigger, reported) in [("webhook", true), ("retry", true), ("manual", false)] {
+            let mut job =
+                serde_json::to_value(webhook_job(&["1"])).unwrap_or_else(|e| panic!("{e}"));
+            job["trigger"] = serde_json::json!({"kind": trigger});
+            let had = job["reported"].take();
+            assert_eq!(had, true);
+            if let Some(o) = job.as_object_mut() {
+                o.remove("reported");
+            }
+            let old: SyncJob = serde_json::from_value(job).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(old.reported, None);
+            assert_eq!(old.is_reported(), reported, "{trigger}");
+        }
+        // Said either way, it is as said, and a merge keeps it.
+        let mut asked = webhook_job(&["2"]);
+        asked.trigger = Trigger::Retry;
+        asked.reported = Some(false);
+        assert!(!asked.is_reported());
+        let text = serde_json::to_string(&asked).unwrap_or_else(|e| panic!("{e}"));
+        let back: SyncJob = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.reported, Some(false));
+        assert!(asked.merged_with(&webhook_job(&["3"])).is_reported());
+        assert!(webhook_job(&["3"]).merged_with(&asked).is_reported());
+    }
+
+    #[test]
     fn the_scheduled_input_becomes_a_job_once_eventbridge_fills_it_in() {
         let s = schedule();
         let input = SyncJob::scheduled_input(&s);
@@ -337,6 +386,7 @@ mod tests {
             attempt: 0,
             stands_for: Vec::new(),
             window: None,
+            reported: Some(true),
         }
     }
 

@@ -297,6 +297,9 @@ pub struct Run {
     /// The run the sweeper queued to do this one's work when it found it abandoned: a
     /// delivery of this run's job that still comes (its message was only late) is dropped.
     pub redone_by: Option<RunId>,
+    /// Its ids name changes no other run would sync (see [`super::SyncJob::reported`]):
+    /// it is never cancelled, and a redo of it carries them on.
+    pub reported: bool,
 }
 
 impl Run {
@@ -337,6 +340,7 @@ impl Run {
             attempts: u32::from(status != RunStatus::Queued),
             window: job.window.filter(|_| job.ids.is_empty()),
             redone_by: None,
+            reported: job.is_reported(),
         }
     }
 

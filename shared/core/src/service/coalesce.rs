@@ -99,6 +99,7 @@ impl Coalescer {
                 attempt: 0,
                 stands_for: Vec::new(),
                 window: None,
+                reported: Some(true),
             };
             match self.jobs.send_job(&job).await {
                 Ok(_) => {

@@ -359,6 +359,7 @@ impl FlowService {
                 attempt: 0,
                 stands_for: Vec::new(),
                 window: None,
+                reported: Some(false),
             };
             if let Err(e) = self.jobs.send_job(&job).await {
                 tracing::warn!(flow_id = %flow.id, entity = %entity, error = %e, "backfill not queued");

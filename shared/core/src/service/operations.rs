@@ -396,19 +396,13 @@ impl Operations {
             )));
         }
         // Records a platform reported changed, or being tried again after a write that may
-        // pass, are in no other run: stopped, they would never be synced. (A person's retry
-        // still queued can be dropped: its records stay kept with their failures. A retry
-        // of no record in particular, such as the redo of an abandoned run, reads what
-        // changed since the cursor, as the stream's next run would.)
-        if run.status == RunStatus::Running
-            && run.ids_requested > 0
-            && matches!(
-                run.trigger,
-                Trigger::Webhook | Trigger::Retry | Trigger::FollowUp
-            )
-        {
+        // pass, are in no other run, whatever run they were merged into or redone by:
+        // dropped or stopped, they might never be synced (a stream with no schedule has no
+        // poll to find them). A person's run can be cancelled, and a person's retry too:
+        // its records stay kept with their failures.
+        if run.reported {
             return Err(ServiceError::Conflict(format!(
-                "a {} run carries records no other run would sync; it runs to its end",
+                "this {} run carries changes a platform reported, or records being tried again, that no other run would sync; it runs to its end",
                 run.trigger.as_str()
             )));
         }
@@ -665,6 +659,7 @@ impl Operations {
             attempt: 0,
             stands_for: Vec::new(),
             window: None,
+            reported: Some(false),
         }
     }
 

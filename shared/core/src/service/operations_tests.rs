@@ -242,6 +242,7 @@ fn finished(w: &World, status: RunStatus, failed_ids: &[&str]) -> Run {
         attempt: 0,
         stands_for: Vec::new(),
         window: None,
+        reported: Some(true),
     };
     let mut run = Run::of_job(&job, job.run_id(), None, job.triggered_at, status);
     for id in failed_ids {
@@ -562,6 +563,63 @@ async fn a_queued_run_cancelled_is_cancelled_at_once_and_its_request_kept_for_th
 }
 
 #[tokio::test]
+async fn a_run_carrying_a_platforms_changes_is_not_cancelled_queued_or_merged_into_a_persons_run() {
+    let w = world().await;
+    // A webhook's job parked on a busy stream, then a person's run merged into it (as a
+    // job of no record in particular: one naming records waits unmerged): the merged run
+    // is the person's, reads what changed since the cursor, and carries the webhook's.
+    let mut webhook = crate::fixtures::job(&w.tenant, w.woo.id, w.clock.now());
+    webhook.trigger = Trigger::Webhook;
+    webhook.ids = vec!["1042".into()];
+    webhook.reported = Some(true);
+    let mut asked = webhook.clone();
+    asked.job_id = "asked".into();
+    asked.trigger = Trigger::Manual;
+    asked.ids = Vec::new();
+    asked.reported = Some(false);
+    let merged = webhook.merged_with(&asked);
+    assert_eq!(
+        (
+            merged.trigger.clone(),
+            merged.ids.len(),
+            merged.is_reported()
+        ),
+        (Trigger::Manual, 0, true)
+    );
+    let now = w.clock.now();
+    let running = Run::of_job(&merged, merged.run_id(), None, now, RunStatus::Running);
+    // The redo of an abandoned webhook run, still queued.
+    let mut redo_job = webhook.clone();
+    redo_job.job_id = "redo-of-a-webhook-run".into();
+    redo_job.trigger = Trigger::Retry;
+    let queued = Run::of_job(&redo_job, redo_job.run_id(), None, now, RunStatus::Queued);
+    for run in [running, queued] {
+        w.mem.runs.seed(run.clone());
+        let refused = w.services.operations.cancel_run(&w.tenant, &run.id).await;
+        assert!(
+            matches!(&refused, Err(ServiceError::Conflict(m)) if m.contains("runs to its end")),
+            "{refused:?}"
+        );
+        let kept = RunHistory::get(w.mem.runs.as_ref(), &w.tenant, &run.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(kept.map(|r| r.status), Some(run.status));
+        assert_eq!(
+            w.mem.runs.cancel_requested(&w.tenant, &run.id).await.ok(),
+            Some(None),
+            "no request a worker would find"
+        );
+    }
+    // The same person's run alone can be cancelled.
+    let alone = Run::of_job(&asked, asked.run_id(), None, now, RunStatus::Running);
+    w.mem.runs.seed(alone.clone());
+    assert!(matches!(
+        w.services.operations.cancel_run(&w.tenant, &alone.id).await,
+        Ok(Cancelled::Requested(..))
+    ));
+}
+
+#[tokio::test]
 async fn a_running_run_is_asked_to_stop_and_an_ended_or_unknown_one_is_refused() {
     let w = world().await;
     let mut run = queued_run(&w).await;
@@ -589,10 +647,22 @@ async fn a_running_run_is_asked_to_stop_and_an_ended_or_unknown_one_is_refused()
     webhook.trigger = Trigger::Webhook;
     webhook.ids = vec!["1042".into()];
     webhook.ids_requested = 1;
+    webhook.reported = true;
     w.mem.runs.seed(webhook.clone());
     assert!(matches!(
         w.services.operations.cancel_run(&w.tenant, &webhook.id).await,
         Err(ServiceError::Conflict(m)) if m.contains("runs to its end")
+    ));
+    // A person's retry of kept records can be stopped: they stay kept.
+    let mut retry = run.clone();
+    retry.id = RunId::for_job(w.clock.now(), "retry of kept records");
+    retry.trigger = Trigger::Retry;
+    retry.ids = vec!["1042".into()];
+    retry.ids_requested = 1;
+    w.mem.runs.seed(retry.clone());
+    assert!(matches!(
+        w.services.operations.cancel_run(&w.tenant, &retry.id).await,
+        Ok(Cancelled::Requested(..))
     ));
     // A retry of no record in particular (the redo of an abandoned run) can be stopped.
     let mut redo = run.clone();

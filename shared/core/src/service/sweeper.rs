@@ -125,6 +125,7 @@ fn job_of(run: &Run) -> SyncJob {
         attempt: 0,
         stands_for: Vec::new(),
         window: run.window,
+        reported: Some(run.reported),
     }
 }
 
@@ -944,6 +945,7 @@ impl Sweeper {
             attempt: 0,
             stands_for: Vec::new(),
             window: None,
+            reported: Some(false),
         };
         let run = Run::of_job(
             &job,

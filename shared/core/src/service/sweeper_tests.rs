@@ -246,11 +246,14 @@ async fn the_records_a_lost_run_named_are_named_by_its_redo_and_a_redo_left_in_t
     let mut named = w.open_run("webhook", RunStatus::Running, at(8, 0));
     named.ids = vec!["7".into(), "9".into()];
     named.ids_requested = 2;
+    named.reported = true;
     w.mem.runs.seed(named.clone());
     w.sweeper().sweep().await;
     let jobs = w.mem.queue.drain_jobs();
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0].ids, ["7", "9"]);
+    // They were a platform's: the redo, queued, carries them on (nobody may drop it).
+    assert!(jobs[0].is_reported());
     // The redo is taken up and left too: ended, and not redone again.
     let redo_id = jobs[0].run_id();
     let mut redo = w.stored(&Run::of_job(
@@ -260,6 +263,10 @@ async fn the_records_a_lost_run_named_are_named_by_its_redo_and_a_redo_left_in_t
         at(9, 0),
         RunStatus::Queued,
     ));
+    assert!(
+        redo.reported && redo.status == RunStatus::Queued,
+        "{redo:?}"
+    );
     redo.status = RunStatus::Running;
     redo.attempts = 1;
     redo.updated_at = at(9, 1);

@@ -104,8 +104,9 @@ pub enum RunEnd {
     /// new holder's, so they are to be synced again after it).
     LeaseLost { in_flight: Vec<String> },
     /// Stopped on request, between pages: what was written stays, the cursor where the
-    /// last committed page left it.
-    Cancelled,
+    /// last committed page left it. `retry`: records named by the job whose writes failed
+    /// in a way that may pass (see [`RunEnd::Completed`]).
+    Cancelled { retry: Vec<String> },
 }
 
 impl RunEnd {
@@ -127,6 +128,20 @@ impl RunEnd {
 struct IdsResume {
     ids_from: usize,
     retry: Vec<String>,
+}
+
+/// The ids a job of named records carried on to be tried again, from where an earlier part
+/// of its run stopped (none for any other job, or a place that does not read).
+pub(super) fn carried_retries(job: &SyncJob) -> Vec<String> {
+    if job.ids.is_empty() {
+        return Vec::new();
+    }
+    job.resume
+        .as_ref()
+        .and_then(|cp| cp.resume.clone())
+        .and_then(|v| serde_json::from_value::<IdsResume>(v).ok())
+        .map(|r| r.retry)
+        .unwrap_or_default()
 }
 
 impl From<PlatformError> for RunEnd {
@@ -308,7 +323,7 @@ impl Engine {
                 };
             }
             if ctx.cancelled.load(Ordering::SeqCst) {
-                return RunEnd::Cancelled;
+                return RunEnd::Cancelled { retry: Vec::new() };
             }
             let page = match ctx
                 .source
@@ -512,7 +527,7 @@ impl Engine {
                 };
             }
             if ctx.cancelled.load(Ordering::SeqCst) {
-                return RunEnd::Cancelled;
+                return RunEnd::Cancelled { retry };
             }
             let end = match ctx.source.fetch(ctx.key.entity, chunk).await {
                 Ok(items) => match self.process(ctx, items, run).await {

@@ -755,11 +755,18 @@ impl SyncWorker {
             }
             RunEnd::Failed { error, retryable } => self.fail(run, error, retryable, last_try).await,
             RunEnd::TimeUp(error) => self.fail(run, error, true, last_try).await,
-            RunEnd::Cancelled => {
-                let why = format!(
+            RunEnd::Cancelled { retry } => {
+                let mut why = format!(
                     "cancelled on request after reading {} record(s) and writing {}; what was written stays, and the stream's cursor stays at the last page every target has",
                     run.counts.read, run.counts.written
                 );
+                // Records it named whose writes failed in a way that may pass are tried
+                // again all the same: a cancel stops the run, not its retries.
+                match self.retry_records(job, retry).await {
+                    Ok(Some(note)) => why = format!("{why}; {note}"),
+                    Ok(None) => {}
+                    Err(e) => return JobOutcome::Retry(e),
+                }
                 self.end_cancelled(job, run, why).await
             }
             RunEnd::LeaseLost { in_flight } => {
@@ -815,6 +822,8 @@ impl SyncWorker {
                 attempt: 0,
                 stands_for: Vec::new(),
                 window: None,
+                // (Written or not, no other run would write them again.)
+                reported: Some(true),
                 ..job.clone()
             };
             if let Err(e) = self
@@ -862,6 +871,7 @@ impl SyncWorker {
             attempt,
             stands_for: Vec::new(),
             window: None,
+            reported: Some(true),
             ..job.clone()
         };
         self.ports
@@ -921,7 +931,7 @@ impl SyncWorker {
                 .await
                 .map_err(|e| e.to_string())?;
             if asked.is_some() {
-                let why = format!(
+                let mut why = format!(
                     "cancelled on request before it {}; what earlier parts wrote stays",
                     if job.resume.is_some() {
                         "went on"
@@ -929,6 +939,13 @@ impl SyncWorker {
                         "started"
                     }
                 );
+                // (As when it stops between pages: earlier parts' retries still happen.)
+                if let Some(note) = self
+                    .retry_records(job, engine::carried_retries(job))
+                    .await?
+                {
+                    why = format!("{why}; {note}");
+                }
                 return match self.end_cancelled(job, run, why).await {
                     JobOutcome::Done => Ok(None),
                     JobOutcome::Retry(why) => Err(why),
@@ -990,6 +1007,7 @@ impl SyncWorker {
                     // (Recorded before runs kept their ids.)
                     run.ids = job.ids.clone();
                 }
+                run.reported |= job.is_reported();
                 run.status = RunStatus::Running;
                 run.finished_at = None;
                 run.updated_at = now;

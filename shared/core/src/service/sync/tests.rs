@@ -143,6 +143,7 @@ impl World {
             attempt: 0,
             stands_for: Vec::new(),
             window: None,
+            reported: Some(!ids.is_empty()),
         }
     }
 
@@ -185,6 +186,16 @@ impl World {
             queue.extend(self.mem.queue.drain_jobs());
         }
         invocations
+    }
+
+    /// `job`'s run as stored.
+    fn run_of(&self, job: &SyncJob) -> Run {
+        let id = job.run_id();
+        self.runs
+            .all()
+            .into_iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("no run {id}"))
     }
 
     fn last_run(&self) -> Run {
@@ -694,12 +705,7 @@ async fn a_persons_run_of_named_records_on_a_busy_stream_waits_unmerged_and_then
     w.leases
         .hold(key, "other", w.clock.now() - Duration::seconds(1));
     w.run_to_end(later[0].clone()).await;
-    let ran = w
-        .runs
-        .all()
-        .into_iter()
-        .find(|r| r.id == named.run_id())
-        .unwrap_or_else(|| panic!("no run"));
+    let ran = w.run_of(&named);
     assert_eq!(ran.status, RunStatus::Succeeded);
     assert_eq!(ran.counts.read, 1);
 }
@@ -1415,6 +1421,69 @@ async fn a_cancel_a_worker_wrote_over_is_found_as_the_run_opens() {
     assert!(by_sku(&w.pb).is_empty());
 }
 
+#[tokio::test]
+async fn a_persons_run_of_named_records_cancelled_between_parts_still_tries_again_what_failed_for_now(
+) {
+    // GIVEN 150 products, product 2 turned away for now by the target, and a person's run
+    // of all of them (two chunks of ids) that stops near its time limit after the first
+    let w = world();
+    seed(&w, &w.pa, 150);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pb.turn_away("2");
+    let ids: Vec<String> = (1..=150).map(|i| i.to_string()).collect();
+    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
+    job.ids = ids;
+    job.reported = Some(false);
+    let job = w.asked_for(job);
+    let soon = w.clock.now() + WorkerSettings::default().safety_margin;
+    assert_eq!(w.worker.handle(job.clone(), soon).await, JobOutcome::Done);
+    let continuation = w.mem.queue.drain_jobs();
+    assert_eq!(continuation.len(), 1, "{continuation:#?}");
+    assert!(w.mem.queue.delayed_jobs().is_empty(), "not yet");
+    // WHEN the person cancels it before its continuation runs
+    w.ask_to_stop(&job).await;
+    let outcome = w.worker.handle(continuation[0].clone(), w.deadline()).await;
+    // THEN it ends cancelled, the second chunk unread, and product 2 is still tried again
+    assert_eq!(outcome, JobOutcome::Done);
+    let run = w.run_of(&job);
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+    assert_eq!(by_sku(&w.pb).len(), 99);
+    let retries = w.mem.queue.delayed_jobs();
+    assert_eq!(retries.len(), 1, "{retries:#?}");
+    assert_eq!(retries[0].0.ids, ["2"]);
+    assert!(retries[0].0.is_reported(), "nobody may cancel the retry");
+    let message = run.message.unwrap_or_default();
+    assert!(message.contains("tried again"), "{message}");
+}
+
+#[tokio::test]
+async fn a_persons_run_of_named_records_stopped_between_chunks_still_tries_again_what_failed_for_now(
+) {
+    // GIVEN a person's run of products 1 to 500 (five chunks of ids), read and written
+    // slowly, whose first chunk has product 2 turned away for now
+    let w = watchful_world_of_sixty();
+    seed(&w, &w.pa, 500);
+    w.pb.turn_away("2");
+    slow(&w, 40);
+    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
+    job.ids = (1..=500).map(|i| i.to_string()).collect();
+    job.reported = Some(false);
+    // WHEN someone asks it to stop as it starts (its watch finds the request within a
+    // chunk or two)
+    w.ask_to_stop(&job).await;
+    let outcome = w.worker.handle(job, w.deadline()).await;
+    // THEN it stops between chunks, and product 2 is still tried again
+    assert_eq!(outcome, JobOutcome::Done);
+    let run = w.last_run();
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+    let written = by_sku(&w.pb).len();
+    assert!(written < 499 && written % 100 == 99, "{written}");
+    let retries = w.mem.queue.delayed_jobs();
+    assert_eq!(retries.len(), 1, "{retries:#?}");
+    assert_eq!(retries[0].0.ids, ["2"]);
+    assert!(run.message.unwrap_or_default().contains("tried again"));
+}
+
 /// Sixty products flowing from A to B, with a lease renewed (and cancel requests looked
 /// for) every 50 ms.
 fn watchful_world_of_sixty() -> World {
@@ -1545,12 +1614,7 @@ async fn a_resync_rewrites_exactly_what_the_source_changed_in_its_span_and_leave
     });
     w.run_to_end(job.clone()).await;
     // THEN exactly those three are written again (5 repaired), the others left as they are
-    let run = w
-        .runs
-        .all()
-        .into_iter()
-        .find(|r| r.id == job.run_id())
-        .unwrap_or_else(|| panic!("no resync run"));
+    let run = w.run_of(&job);
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
     assert_eq!((run.counts.read, run.counts.written), (3, 3), "{run:#?}");
     assert_eq!(run.window, job.window);
@@ -1838,12 +1902,7 @@ async fn a_full_run_between_invocations_goes_on_after_another_run_moved_the_curs
     // WHEN the full run's continuation arrives
     w.run_to_end(next[0].clone()).await;
     // THEN it runs to its end
-    let run = w
-        .runs
-        .all()
-        .into_iter()
-        .find(|r| r.id == full.run_id())
-        .unwrap_or_else(|| panic!("no run"));
+    let run = w.run_of(&full);
     assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
 }
 
