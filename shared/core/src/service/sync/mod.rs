@@ -567,7 +567,25 @@ impl SyncWorker {
             && cursor_set_at.is_some_and(|at| at >= run.started_at)
         {
             tracing::info!(run_id = %run.id, "stream cursor set by hand between invocations; run stops");
-            let why = "stopped between invocations: the stream's cursor was set by hand meanwhile; what was written stays, and the next run reads on from the cursor as set".to_string();
+            let mut why = "stopped between invocations: the stream's cursor was set by hand meanwhile; what was written stays, and the next run reads on from the cursor as set".to_string();
+            if run.reported {
+                // Its changes are in no other run, and the stream may have no poll to read
+                // them: a new run of the same job reads on from the cursor as set.
+                let again = SyncJob {
+                    job_id: format!("{}+from-cursor", job.job_id),
+                    resume: None,
+                    reported: Some(true),
+                    stands_for: Vec::new(),
+                    ..job.clone()
+                };
+                if let Err(e) = self.ports.jobs.send_job(&again).await {
+                    return JobOutcome::Retry(format!("job not sent again from the cursor: {e}"));
+                }
+                why = format!(
+                    "{why}: it carried changes a platform reported, so run {} reads on from there now",
+                    again.run_id()
+                );
+            }
             return self.end_cancelled(job, run, why).await;
         }
         let Planned {
@@ -762,10 +780,8 @@ impl SyncWorker {
                 );
                 // Records it named whose writes failed in a way that may pass are tried
                 // again all the same: a cancel stops the run, not its retries.
-                match self.retry_records(job, retry).await {
-                    Ok(Some(note)) => why = format!("{why}; {note}"),
-                    Ok(None) => {}
-                    Err(e) => return JobOutcome::Retry(e),
+                if let Some(note) = self.retry_after_cancel(job, retry, &run.id).await {
+                    why = format!("{why}; {note}");
                 }
                 self.end_cancelled(job, run, why).await
             }
@@ -836,6 +852,28 @@ impl SyncWorker {
             }
         }
         JobOutcome::Done
+    }
+
+    /// [`Self::retry_records`] for a run that ends cancelled: what its message says. A retry
+    /// that cannot be queued does not hold the cancel up (the job, delivered again, would
+    /// find the request and stop before it): the records are among the run's failures, and
+    /// the message says how to try them again.
+    async fn retry_after_cancel(
+        &self,
+        job: &SyncJob,
+        ids: Vec<String>,
+        run: &RunId,
+    ) -> Option<String> {
+        let count = ids.len();
+        match self.retry_records(job, ids).await {
+            Ok(note) => note,
+            Err(e) => {
+                tracing::warn!(run_id = %run, error = %e, "retry of a cancelled run's records not queued");
+                Some(format!(
+                    "{count} record(s) that failed in a way that may pass were not queued to be tried again ({e}): retry them with POST /api/sync/runs/{run}/retry"
+                ))
+            }
+        }
     }
 
     /// Queues a later try of a webhook job's records whose writes failed in a way that may
@@ -940,10 +978,8 @@ impl SyncWorker {
                     }
                 );
                 // (As when it stops between pages: earlier parts' retries still happen.)
-                if let Some(note) = self
-                    .retry_records(job, engine::carried_retries(job))
-                    .await?
-                {
+                let carried = engine::carried_retries(job);
+                if let Some(note) = self.retry_after_cancel(job, carried, &run.id).await {
                     why = format!("{why}; {note}");
                 }
                 return match self.end_cancelled(job, run, why).await {

@@ -1457,6 +1457,41 @@ async fn a_persons_run_of_named_records_cancelled_between_parts_still_tries_agai
 }
 
 #[tokio::test]
+async fn a_cancelled_run_whose_retry_cannot_be_queued_ends_saying_how_to_retry_its_records() {
+    // GIVEN a person's run of products 1 to 150 stopped after its first chunk, product 2
+    // turned away for now, then asked to stop
+    let w = world();
+    seed(&w, &w.pa, 150);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pb.turn_away("2");
+    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
+    job.ids = (1..=150).map(|i| i.to_string()).collect();
+    job.reported = Some(false);
+    let job = w.asked_for(job);
+    let soon = w.clock.now() + WorkerSettings::default().safety_margin;
+    w.worker.handle(job.clone(), soon).await;
+    let continuation = w.mem.queue.drain_jobs();
+    w.ask_to_stop(&job).await;
+    // WHEN its continuation arrives while the queue refuses every message
+    w.mem.queue.set_failing(true);
+    let outcome = w.worker.handle(continuation[0].clone(), w.deadline()).await;
+    // THEN the run ends cancelled all the same, keeps product 2 among its failures, and
+    // says how to try it again
+    assert_eq!(outcome, JobOutcome::Done);
+    let run = w.run_of(&job);
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+    assert!(run
+        .failures
+        .iter()
+        .any(|f| f.record_id == "2" && f.retryable));
+    let message = run.message.unwrap_or_default();
+    assert!(
+        message.contains(&format!("POST /api/sync/runs/{}/retry", run.id)),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn a_persons_run_of_named_records_stopped_between_chunks_still_tries_again_what_failed_for_now(
 ) {
     // GIVEN a person's run of products 1 to 500 (five chunks of ids), read and written
@@ -1851,6 +1886,49 @@ async fn a_continuation_that_finds_the_cursor_set_by_hand_stops_and_leaves_it() 
         .unwrap_or_default()
         .contains("cursor was set by hand"));
     assert_eq!(w.leases.cursor(key), Some(set));
+}
+
+#[tokio::test]
+async fn a_continuation_carrying_reported_changes_that_finds_the_cursor_set_by_hand_hands_them_to_a_run_from_there(
+) {
+    // GIVEN a run of changes a platform reported (a burst too large to name them), between
+    // invocations, and its stream's cursor set by hand before all of them
+    let w = hurried_world_of_nine();
+    let mut burst = w.job(&w.a, SyncMode::Incremental, &[]);
+    burst.trigger = Trigger::Webhook;
+    burst.reported = Some(true);
+    w.worker.handle(burst, w.deadline()).await;
+    let next = w.mem.queue.drain_jobs();
+    assert_eq!(next.len(), 1);
+    let stopped = next[0].run_id();
+    let key = w.key(&w.a);
+    let set = Cursor::at(w.clock.now() - Duration::days(3));
+    let done =
+        crate::ports::StreamCursors::set_cursor(w.leases.as_ref(), key, &set, "ops", w.clock.now())
+            .await;
+    assert!(matches!(done, Ok(crate::ports::CursorSet::Set { .. })));
+    w.clock.advance(Duration::seconds(1));
+    // WHEN its continuation arrives (the queue refusing the hand-over at first)
+    w.mem.queue.set_failing(true);
+    let outcome = w.worker.handle(next[0].clone(), w.deadline()).await;
+    assert!(matches!(outcome, JobOutcome::Retry(_)), "{outcome:?}");
+    w.mem.queue.set_failing(false);
+    w.run_to_end(next[0].clone()).await;
+    // THEN that run stops, and a run from the cursor as set carries the changes to the end
+    let run = w
+        .runs
+        .all()
+        .into_iter()
+        .find(|r| r.id == stopped)
+        .unwrap_or_else(|| panic!("no run"));
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:#?}");
+    let message = run.message.unwrap_or_default();
+    assert!(message.contains("reads on from there now"), "{message}");
+    let after = w.last_run();
+    assert!(after.reported, "{after:#?}");
+    assert_eq!(after.status, RunStatus::Succeeded, "{after:#?}");
+    assert!(message.contains(after.id.as_str()), "{message}");
+    assert_eq!(by_sku(&w.pb).len(), 9);
 }
 
 #[tokio::test]
