@@ -24,7 +24,7 @@ use sync_core::domain::{
     OverlapPolicy, RunId, RunStatus, Schedule, ScheduleId, ScheduleOptions, TenantId,
     DEFAULT_AUTO_PAUSE_AFTER_FAILURES, DEFAULT_CATCH_UP_WINDOW_MINUTES,
 };
-use sync_core::ports::{SchedulePage, ScheduleRuns, ScheduleStore, StoreError};
+use sync_core::ports::{SchedulePage, ScheduleRuns, ScheduleStore, StoreError, SWEEP_SHARDS};
 use sync_core::time::ScheduleExpression;
 
 /// Attributes of a schedule the worker keeps; a user's update never writes them.
@@ -217,12 +217,12 @@ impl ScheduleStore for DynamoScheduleStore {
 
     async fn list_all(&self) -> Result<Vec<Schedule>, StoreError> {
         let mut schedules = Vec::new();
-        for digit in "0123456789abcdef".chars() {
+        for shard in 0..SWEEP_SHARDS {
             let items = self
                 .records()
                 .query_prefix(
                     Some(SWEEP_INDEX),
-                    ("gsi2pk", sweep_shard(digit)),
+                    ("gsi2pk", sweep_shard(shard)),
                     ("gsi2sk", SCHEDULE_PREFIX),
                 )
                 .await?;
@@ -240,8 +240,11 @@ impl ScheduleStore for DynamoScheduleStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<SchedulePage, StoreError> {
-        let digit = char::from_digit(u32::from(shard), 16)
-            .ok_or_else(|| StoreError::Unavailable(format!("there is no sweep shard {shard}")))?;
+        if shard >= SWEEP_SHARDS {
+            return Err(StoreError::Unavailable(format!(
+                "there is no sweep shard {shard}"
+            )));
+        }
         // (Every item of a `SCHEDULES#` partition is a schedule: its sort keys all begin
         // with `SCHEDULE#`, which sorts before each of them.)
         let out = self
@@ -250,7 +253,7 @@ impl ScheduleStore for DynamoScheduleStore {
             .table_name(&self.table)
             .index_name(SWEEP_INDEX)
             .key_condition_expression("gsi2pk = :pk AND gsi2sk > :after")
-            .expression_attribute_values(":pk", s(sweep_shard(digit)))
+            .expression_attribute_values(":pk", s(sweep_shard(shard)))
             .expression_attribute_values(":after", s(after.unwrap_or(SCHEDULE_PREFIX)))
             .limit(i32::try_from(limit.clamp(1, 1_000)).unwrap_or(1_000))
             .send()

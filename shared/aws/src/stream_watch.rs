@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use crate::sdk::describe;
-use crate::table::stream_key;
+use crate::table::{millis_at, stream_key};
 use sync_core::ports::{StateError, StreamState, StreamWatch, SyncKey};
 
 #[derive(Clone, Debug)]
@@ -41,20 +41,12 @@ impl StreamWatch for DynamoStreamWatch {
         let Some(item) = out.item() else {
             return Ok(StreamState::default());
         };
-        let lease_until = item
-            .get("lease_until")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-            .and_then(DateTime::from_timestamp_millis);
+        let lease_until = millis_at(item, "lease_until");
         Ok(StreamState {
             busy: item.contains_key("owner") && lease_until.is_some_and(|u| u >= now),
             lease_until,
             pending: item.contains_key("pending"),
-            webhook_at: item
-                .get("webhook_at")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse::<i64>().ok())
-                .and_then(DateTime::from_timestamp_millis),
+            webhook_at: millis_at(item, "webhook_at"),
         })
     }
 }

@@ -30,7 +30,9 @@ use futures::stream::{self, StreamExt};
 use std::collections::{BTreeMap, HashMap};
 
 use crate::sdk::describe;
-use crate::table::{record_index_key, record_index_pk, s, write_failure, Item};
+use crate::table::{
+    millis_at, record_index_key, record_index_pk, rfc3339_at, s, write_failure, Item,
+};
 use sync_core::domain::{ConnectionId, Cursor, EntityType, SyncJob};
 use sync_core::ports::{
     Acquired, CursorSet, Lease, PendingJob, RecordIndex, RecordState, RecordUpdate, StateError,
@@ -146,16 +148,8 @@ impl SyncLeases for DynamoSyncState {
                     .unwrap_or(0),
                 cursor_set_at: out
                     .attributes()
-                    .and_then(|a| a.get("cursor_set_at"))
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.with_timezone(&Utc)),
-                webhook_at: out
-                    .attributes()
-                    .and_then(|a| a.get("webhook_at"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse().ok())
-                    .and_then(DateTime::<Utc>::from_timestamp_millis),
+                    .and_then(|a| rfc3339_at(a, "cursor_set_at")),
+                webhook_at: out.attributes().and_then(|a| millis_at(a, "webhook_at")),
             })),
             Err(e) => match lease_failure(e) {
                 StateError::LeaseLost => Ok(Lease::Held),
@@ -384,24 +378,14 @@ impl StreamCursors for DynamoSyncState {
         if item.is_empty() {
             return Ok(StreamView::default());
         }
-        let millis = |name: &str| {
-            item.get(name)
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse::<i64>().ok())
-                .and_then(DateTime::from_timestamp_millis)
-        };
-        let lease_until = millis("lease_until");
+        let lease_until = millis_at(&item, "lease_until");
         Ok(StreamView {
             cursor: cursor_of(&item),
             cursor_set_by: item
                 .get("cursor_set_by")
                 .and_then(|v| v.as_s().ok())
                 .cloned(),
-            cursor_set_at: item
-                .get("cursor_set_at")
-                .and_then(|v| v.as_s().ok())
-                .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-                .map(|t| t.with_timezone(&Utc)),
+            cursor_set_at: rfc3339_at(&item, "cursor_set_at"),
             // (A cursor set by hand takes the lease, already run out: never running.)
             running: item
                 .get("owner")
@@ -410,7 +394,7 @@ impl StreamCursors for DynamoSyncState {
                 && lease_until.is_some_and(|u| u >= now),
             lease_until,
             follow_up_kept: item.contains_key("pending"),
-            webhook_at: millis("webhook_at"),
+            webhook_at: millis_at(&item, "webhook_at"),
         })
     }
 }

@@ -78,11 +78,13 @@ pub(crate) fn schedule_key(tenant: &TenantId, id: ScheduleId) -> Item {
     key(tenant_pk(tenant), format!("{SCHEDULE_PREFIX}{id}"))
 }
 
-/// A schedule's sweep index keys: the partition is its id's first hex digit.
+/// A schedule's sweep index keys: the partition is its shard (its id's first hex digit).
 pub(crate) fn schedule_sweep_keys(tenant: &TenantId, id: ScheduleId) -> Item {
-    let digit = id.to_string().chars().next().unwrap_or('0');
     Item::from([
-        ("gsi2pk".to_string(), s(sweep_shard(digit))),
+        (
+            "gsi2pk".to_string(),
+            s(sweep_shard(sync_core::ports::sweep_shard(id))),
+        ),
         (
             "gsi2sk".to_string(),
             s(format!("{SCHEDULE_PREFIX}{tenant}#{id}")),
@@ -157,9 +159,10 @@ pub(crate) fn sweeper_key() -> Item {
     key("SWEEPER", "STATUS")
 }
 
-/// The sweep index partition of the schedules whose ids start with `digit`.
-pub(crate) fn sweep_shard(digit: char) -> String {
-    format!("SCHEDULES#{digit}")
+/// The sweep index partition of the schedules of `shard` (see
+/// [`sync_core::ports::sweep_shard`]): the shard as one hex digit.
+pub(crate) fn sweep_shard(shard: u8) -> String {
+    format!("SCHEDULES#{shard:x}")
 }
 
 fn connection_pk(id: ConnectionId) -> String {
@@ -368,6 +371,23 @@ pub(crate) fn get_s<'a>(item: &'a Item, field: &str) -> Result<&'a str, StoreErr
 
 pub(crate) fn parsed<T: std::str::FromStr>(item: &Item, field: &str) -> Result<T, StoreError> {
     get_s(item, field)?.parse().map_err(|_| corrupt(field))
+}
+
+/// A time stored as epoch milliseconds (leases, webhook arrivals); `None` when absent or
+/// not a number.
+pub(crate) fn millis_at(item: &Item, field: &str) -> Option<DateTime<Utc>> {
+    item.get(field)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_millis)
+}
+
+/// A time stored as RFC 3339 text, where a missing or unreadable one is as good as none.
+pub(crate) fn rfc3339_at(item: &Item, field: &str) -> Option<DateTime<Utc>> {
+    item.get(field)
+        .and_then(|v| v.as_s().ok())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
 }
 
 pub(crate) fn get_time(item: &Item, field: &str) -> Result<DateTime<Utc>, StoreError> {

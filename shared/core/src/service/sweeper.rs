@@ -756,9 +756,7 @@ impl Sweeper {
         let mut looked = 0;
         while looked < self.settings.max_triggers && started.elapsed() < TRIGGERS_TIME {
             let limit = (self.settings.max_triggers - looked).min(TRIGGER_PAGE);
-            let prefix = char::from_digit(u32::from(at.prefix % 16), 16)
-                .unwrap_or('0')
-                .to_string();
+            let prefix = format!("{:x}", at.prefix % 16);
             let page = match self
                 .ports
                 .repair
@@ -983,145 +981,143 @@ impl Sweeper {
             }
         };
         self.settle_connection_issues(&live, report).await;
-        {
-            let open = |s: &Schedule, kind: AlertKind| {
-                let id = crate::domain::alert_id(&s.tenant_id, &AlertSubject::Schedule(s.id), kind);
-                live.iter()
-                    .any(|i| i.id == id && i.status == AlertStatus::Open)
-            };
-            let mut conditions: Vec<(&Schedule, AlertKind, bool, String)> = Vec::new();
-            for s in schedules {
-                let failing = s.consecutive_failures >= ALERT_AFTER_FAILURES;
-                conditions.push((
-                    s,
-                    AlertKind::FailingSchedule,
-                    failing,
-                    format!(
-                        "{} failed runs in a row (the last at {}, {})",
-                        s.consecutive_failures,
-                        s.last_run_at
-                            .map_or_else(|| "an unknown time".into(), stamp),
-                        s.last_run_status.map_or("", |st| st.as_str())
+        let open = |s: &Schedule, kind: AlertKind| {
+            let id = crate::domain::alert_id(&s.tenant_id, &AlertSubject::Schedule(s.id), kind);
+            live.iter()
+                .any(|i| i.id == id && i.status == AlertStatus::Open)
+        };
+        let mut conditions: Vec<(&Schedule, AlertKind, bool, String)> = Vec::new();
+        for s in schedules {
+            let failing = s.consecutive_failures >= ALERT_AFTER_FAILURES;
+            conditions.push((
+                s,
+                AlertKind::FailingSchedule,
+                failing,
+                format!(
+                    "{} failed runs in a row (the last at {}, {})",
+                    s.consecutive_failures,
+                    s.last_run_at
+                        .map_or_else(|| "an unknown time".into(), stamp),
+                    s.last_run_status.map_or("", |st| st.as_str())
+                ),
+            ));
+            let auto_paused = report.paused.contains(&s.id)
+                || (!s.is_active
+                    && s.options
+                        .pause_note
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with(AUTO_PAUSE_NOTE)));
+            conditions.push((
+                s,
+                AlertKind::AutoPaused,
+                auto_paused,
+                format!(
+                    "paused after {} failed runs in a row",
+                    s.consecutive_failures
+                ),
+            ));
+            let missed: Vec<&MissedFire> = report
+                .missed
+                .iter()
+                .filter(|m| m.schedule == s.id && m.catch_up.is_none())
+                .collect();
+            if let Some(last) = missed.last() {
+                // A new miss: raised again (counted), open or not.
+                let raised = Raised {
+                    tenant: &s.tenant_id,
+                    subject: AlertSubject::Schedule(s.id),
+                    kind: AlertKind::MissedFire,
+                    error: &format!(
+                        "{} fire time(s) passed without a run and outside the {}-minute catch-up window, the last at {}",
+                        missed.len(),
+                        s.options.catch_up_window_minutes,
+                        stamp(last.fire_time)
                     ),
-                ));
-                let auto_paused = report.paused.contains(&s.id)
-                    || (!s.is_active
-                        && s.options
-                            .pause_note
-                            .as_deref()
-                            .is_some_and(|n| n.starts_with(AUTO_PAUSE_NOTE)));
-                conditions.push((
-                    s,
-                    AlertKind::AutoPaused,
-                    auto_paused,
-                    format!(
-                        "paused after {} failed runs in a row",
-                        s.consecutive_failures
-                    ),
-                ));
-                let missed: Vec<&MissedFire> = report
-                    .missed
-                    .iter()
-                    .filter(|m| m.schedule == s.id && m.catch_up.is_none())
-                    .collect();
-                if let Some(last) = missed.last() {
-                    // A new miss: raised again (counted), open or not.
-                    let raised = Raised {
-                        tenant: &s.tenant_id,
-                        subject: AlertSubject::Schedule(s.id),
-                        kind: AlertKind::MissedFire,
-                        error: &format!(
-                            "{} fire time(s) passed without a run and outside the {}-minute catch-up window, the last at {}",
-                            missed.len(),
-                            s.options.catch_up_window_minutes,
-                            stamp(last.fire_time)
-                        ),
-                        link: Some(format!("/api/sync/schedules/{}/audit", s.id)),
-                    };
-                    match self.ports.alerts.raise(raised).await {
-                        Ok(()) => report.alerts_raised += 1,
-                        Err(e) => report
-                            .errors
-                            .push(format!("alert of schedule {} not raised: {e}", s.id)),
-                    }
-                } else if (report.on_time.contains(&s.id) || !s.is_active)
-                    && open(s, AlertKind::MissedFire)
-                {
-                    // (A paused schedule misses nothing: its alert resolves.)
-                    conditions.push((s, AlertKind::MissedFire, false, String::new()));
-                }
-            }
-            for (s, kind, holds, error) in conditions {
-                let subject = AlertSubject::Schedule(s.id);
-                let outcome = match (holds, open(s, kind)) {
-                    (true, false) => {
-                        report.alerts_raised += 1;
-                        self.ports
-                            .alerts
-                            .raise(Raised {
-                                tenant: &s.tenant_id,
-                                subject,
-                                kind,
-                                error: &error,
-                                link: Some(format!("/api/sync/schedules/{}", s.id)),
-                            })
-                            .await
-                    }
-                    (false, true) => self.ports.alerts.resolve(&s.tenant_id, subject, kind).await,
-                    _ => continue,
+                    link: Some(format!("/api/sync/schedules/{}/audit", s.id)),
                 };
-                if let Err(e) = outcome {
+                match self.ports.alerts.raise(raised).await {
+                    Ok(()) => report.alerts_raised += 1,
+                    Err(e) => report
+                        .errors
+                        .push(format!("alert of schedule {} not raised: {e}", s.id)),
+                }
+            } else if (report.on_time.contains(&s.id) || !s.is_active)
+                && open(s, AlertKind::MissedFire)
+            {
+                // (A paused schedule misses nothing: its alert resolves.)
+                conditions.push((s, AlertKind::MissedFire, false, String::new()));
+            }
+        }
+        for (s, kind, holds, error) in conditions {
+            let subject = AlertSubject::Schedule(s.id);
+            let outcome = match (holds, open(s, kind)) {
+                (true, false) => {
+                    report.alerts_raised += 1;
+                    self.ports
+                        .alerts
+                        .raise(Raised {
+                            tenant: &s.tenant_id,
+                            subject,
+                            kind,
+                            error: &error,
+                            link: Some(format!("/api/sync/schedules/{}", s.id)),
+                        })
+                        .await
+                }
+                (false, true) => self.ports.alerts.resolve(&s.tenant_id, subject, kind).await,
+                _ => continue,
+            };
+            if let Err(e) = outcome {
+                report
+                    .errors
+                    .push(format!("alert of schedule {} not changed: {e}", s.id));
+            }
+        }
+        // A schedule deleted takes its open issues with it: one not walked this sweep is
+        // read, at most MAX_GONE_CHECKS a sweep, starting at a place of their own each
+        // minute so that every one is read in turn.
+        let unwalked: Vec<(&AlertIssue, ScheduleId)> = live
+            .iter()
+            .filter(|i| i.status == AlertStatus::Open)
+            .filter_map(|i| match AlertSubject::parse(&i.subject) {
+                Some(AlertSubject::Schedule(id)) => Some((i, id)),
+                _ => None,
+            })
+            .filter(|(i, id)| {
+                !schedules
+                    .iter()
+                    .any(|s| s.tenant_id == i.tenant_id && s.id == *id)
+            })
+            .collect();
+        let start = match unwalked.len() {
+            0 => 0,
+            n => (self.ports.clock.now().timestamp() / 60).unsigned_abs() as usize % n,
+        };
+        let looked_at = unwalked
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(unwalked.len().min(MAX_GONE_CHECKS));
+        for &(issue, id) in looked_at {
+            let gone = match self.ports.schedules.get(&issue.tenant_id, id).await {
+                Ok(found) => found.is_none(),
+                Err(e) => {
                     report
                         .errors
-                        .push(format!("alert of schedule {} not changed: {e}", s.id));
+                        .push(format!("schedule of alert {} not read: {e}", issue.id));
+                    false
                 }
-            }
-            // A schedule deleted takes its open issues with it: one not walked this sweep is
-            // read, at most MAX_GONE_CHECKS a sweep, starting at a place of their own each
-            // minute so that every one is read in turn.
-            let unwalked: Vec<(&AlertIssue, ScheduleId)> = live
-                .iter()
-                .filter(|i| i.status == AlertStatus::Open)
-                .filter_map(|i| match AlertSubject::parse(&i.subject) {
-                    Some(AlertSubject::Schedule(id)) => Some((i, id)),
-                    _ => None,
-                })
-                .filter(|(i, id)| {
-                    !schedules
-                        .iter()
-                        .any(|s| s.tenant_id == i.tenant_id && s.id == *id)
-                })
-                .collect();
-            let start = match unwalked.len() {
-                0 => 0,
-                n => (self.ports.clock.now().timestamp() / 60).unsigned_abs() as usize % n,
             };
-            let looked_at = unwalked
-                .iter()
-                .cycle()
-                .skip(start)
-                .take(unwalked.len().min(MAX_GONE_CHECKS));
-            for &(issue, id) in looked_at {
-                let gone = match self.ports.schedules.get(&issue.tenant_id, id).await {
-                    Ok(found) => found.is_none(),
-                    Err(e) => {
-                        report
-                            .errors
-                            .push(format!("schedule of alert {} not read: {e}", issue.id));
-                        false
-                    }
-                };
-                if gone {
-                    if let Err(e) = self
-                        .ports
-                        .alerts
-                        .resolve_id(&issue.tenant_id, &issue.id)
-                        .await
-                    {
-                        report
-                            .errors
-                            .push(format!("alert {} not resolved: {e}", issue.id));
-                    }
+            if gone {
+                if let Err(e) = self
+                    .ports
+                    .alerts
+                    .resolve_id(&issue.tenant_id, &issue.id)
+                    .await
+                {
+                    report
+                        .errors
+                        .push(format!("alert {} not resolved: {e}", issue.id));
                 }
             }
         }
