@@ -1436,9 +1436,9 @@ async fn the_sweeper_walks_every_schedule_and_every_trigger_once_a_page_at_a_tim
     let aws = fresh_aws().await;
     let store = store(&aws);
     let mut made = HashSet::new();
-    // Three in one shard (more than a page of two there), two of another tenant elsewhere.
+    // Seven in one shard (four pages of two there), some of another tenant elsewhere.
     let mut in_shard = 0;
-    while in_shard < 3 || made.len() < 5 {
+    while in_shard < 7 || made.len() < 9 {
         let mut s = schedule(
             &aws,
             if made.len() % 2 == 0 {
@@ -1450,7 +1450,7 @@ async fn the_sweeper_walks_every_schedule_and_every_trigger_once_a_page_at_a_tim
             "2026-11-24T12:00:00Z",
         )
         .await;
-        if in_shard < 3 {
+        if in_shard < 7 {
             while sweep_shard(s.id) != 10 {
                 s.id = ScheduleId::new_random();
             }
@@ -1490,8 +1490,8 @@ async fn the_sweeper_walks_every_schedule_and_every_trigger_once_a_page_at_a_tim
         }
     }
     assert!(
-        pages_of_shard_ten >= 2,
-        "the shard of three took two pages or more"
+        pages_of_shard_ten >= 4,
+        "the shard of seven took four pages or more"
     );
     assert_eq!(walked.len(), made.len(), "each schedule once: {walked:?}");
     assert_eq!(walked.into_iter().collect::<HashSet<_>>(), made);
@@ -1518,7 +1518,7 @@ async fn the_sweeper_walks_every_schedule_and_every_trigger_once_a_page_at_a_tim
             }
         }
     }
-    assert!(pages_of_a >= 2, "three of prefix a, two a page");
+    assert!(pages_of_a >= 4, "seven of prefix a, two a page");
     assert_eq!(names.len(), made.len(), "each trigger once: {names:?}");
     assert_eq!(names.into_iter().collect::<HashSet<_>>(), made);
 }
