@@ -9,6 +9,7 @@
 #   ./infra/bench.sh fuzz       the million-case fuzzing run (infra/fuzz.sh)
 #   ./infra/bench.sh storm      3,000 webhook deliveries through the local stack, a queue outage
 #   ./infra/bench.sh faults     the worker killed with SIGKILL under faults, five seeds
+#   ./infra/bench.sh continuations  5,000 orders synced in invocations of 1.5 s each
 #   ./infra/bench.sh quota      four worker processes on one QuickBooks company, past a minute
 #   ./infra/bench.sh load       2,000 schedules of 20 tenants firing in one minute (moto-bound: 10,000 would take about an hour)
 #
@@ -52,6 +53,10 @@ run() {
     faults)
       KILL_SEEDS=1,2,3,4,5 KILL_ORDERS=2000 KILL_REPORT="$out/faults.md" \
         cargo test --locked -p integration-tests --test sync killed -- --nocapture \
+        | grep -v '^{' >&2 ;;
+    continuations)
+      CONTINUATION_ORDERS=5000 \
+        cargo test --locked -p integration-tests --test sync tiny_time_budget -- --nocapture \
         | grep -v '^{' >&2 ;;
     quota)
       QUOTA_PROCESSES=4 QUOTA_CALLS=150 QUOTA_REPORT="$out/quota.md" \
