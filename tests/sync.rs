@@ -1521,6 +1521,18 @@ async fn receiver(
     (receiver, url)
 }
 
+/// Works the queues empty, then sweeps once, which must go without an error.
+async fn work_and_sweep(w: &SyncWorld) {
+    w.work().await;
+    let swept = w
+        .api
+        .stack
+        .sweep_once()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(swept["errors"], json!([]), "{swept}");
+}
+
 /// The tenant's alerts of `status` (`open` or `resolved`).
 async fn alerts(w: &SyncWorld, status: &str) -> Vec<Value> {
     let (code, got) = w
@@ -1636,14 +1648,7 @@ async fn a_schedule_that_keeps_failing_is_alerted_once_per_condition_paused_and_
             .send(Method::POST, &format!("{path}/run"), Some("acme"), None)
             .await;
         assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{queued}");
-        w.work().await;
-        let swept = w
-            .api
-            .stack
-            .sweep_once()
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
-        assert_eq!(swept["errors"], json!([]), "{swept}");
+        work_and_sweep(&w).await;
     };
     for _ in 0..4 {
         run_now().await;
@@ -1730,6 +1735,116 @@ async fn a_schedule_that_keeps_failing_is_alerted_once_per_condition_paused_and_
         messages[0]["MessageAttributes"]["tenant_id"]["Value"], "acme",
         "{messages:?}"
     );
+}
+
+#[tokio::test]
+async fn polls_that_find_changes_no_webhook_brought_open_one_webhooks_silent_alert_told_once() {
+    use chrono::{Duration, SecondsFormat, Utc};
+    use sync_core::ports::WebhookArrivals;
+    let w = sync_world(seed(5)).await;
+    w.flow(&w.store, &w.project, &["orders"]).await;
+    w.work().await;
+    let (hook, hook_url) =
+        receiver(platform_sims::receiver::Kind::Webhook(Default::default())).await;
+    let (status, made) = w
+        .api
+        .send(
+            Method::POST,
+            "/api/alerts/destinations",
+            Some("acme"),
+            Some(json!({"kind": "webhook", "name": "pager", "url": format!("{hook_url}/alerts")})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{made}");
+    hook.set_secret(made["secret"].as_str().unwrap_or_default());
+    // The store's connection takes webhooks (since three hours ago), and its orders' last
+    // webhook arrived two hours ago: since then the store has sent none.
+    let (status, got) = w
+        .api
+        .send(
+            Method::PUT,
+            &format!("/api/connections/{}", w.store),
+            Some("acme"),
+            Some(json!({"webhooks_enabled": true})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{got}");
+    let now = Utc::now();
+    let aws = &w.api.aws;
+    aws.dynamodb()
+        .update_item()
+        .table_name(&aws.resources.table_name)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CONNECTION#{}", w.store)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("CONNECTION".into()),
+        )
+        .update_expression("SET updated_at = :then")
+        .expression_attribute_values(
+            ":then",
+            aws_sdk_dynamodb::types::AttributeValue::S(
+                (now - Duration::hours(3)).to_rfc3339_opts(SecondsFormat::Millis, true),
+            ),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let key = sync_core::ports::SyncKey {
+        connection: w.store.parse().unwrap_or_else(|e| panic!("{e}")),
+        entity: sync_core::domain::EntityType::Orders,
+    };
+    sync_aws::DynamoWebhookArrivals::new(aws.dynamodb(), aws.resources.table_name.clone())
+        .arrived(key, now - Duration::hours(2))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A plugin's batch job changed every order half an hour ago, and later again, with no
+    // webhook; the stream's cursor is set back an hour so that its polls read them.
+    let (status, set) = w
+        .api
+        .send(
+            Method::POST,
+            "/api/sync/resync",
+            Some("acme"),
+            Some(json!({"connection_id": w.store, "entity_type": "orders",
+                        "cursor": (now - Duration::hours(1)).to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{set}");
+    for (minutes_ago, currency) in [(30, "EUR"), (20, "GBP")] {
+        w.store_admin(
+            Method::POST,
+            "touch/orders",
+            json!({"set": {"currency": currency},
+                   "at": (now - Duration::minutes(minutes_ago)).to_rfc3339()}),
+        )
+        .await;
+        // WHEN a poll runs
+        w.enqueue(&w.job(&w.store, "orders", SyncMode::Incremental, &[]))
+            .await;
+        work_and_sweep(&w).await;
+    }
+    // THEN the stream's webhooks_silent alert is open, raised by both polls, told once
+    let silent: Vec<Value> = alerts(&w, "open")
+        .await
+        .into_iter()
+        .filter(|a| a["kind"] == "webhooks_silent")
+        .collect();
+    assert_eq!(silent.len(), 1, "{silent:#?}");
+    assert_eq!(silent[0]["subject"], format!("stream:{}/orders", w.store));
+    assert_eq!(silent[0]["count"], 2, "{silent:#?}");
+    assert!(
+        silent[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no webhook had brought")),
+        "{silent:#?}"
+    );
+    let told = hook.taken();
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert_eq!(told[0].verified, Some(true));
+    assert_eq!(told[0].body["event"], "open");
 }
 
 // Fault injection end to end: the worker, in a process of its own, killed with SIGKILL at

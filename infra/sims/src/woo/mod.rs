@@ -21,7 +21,8 @@
 //!
 //! Admin routes (no authentication, no faults): `POST /__admin/zone` (`{"zone":
 //! "Pacific/Kiritimati"}`: the site's time zone), `POST /__admin/touch/{kind}`
-//! (`{"set": {…}}`: a bulk edit, every record of the kind modified in one second),
+//! (`{"set": {…}, "at": "<RFC 3339>"}`: a bulk edit, every record of the kind modified in
+//! one second, now or at `at`),
 //! `POST /__admin/ties`
 //! (`{"newest_id_first": true}`: lists by modification give records of one second in
 //! descending id order, as a store may), `POST /__admin/seed` (`{"products": 20,
@@ -1419,11 +1420,15 @@ impl WooStore {
                 let Some(kind) = Kind::from_path(&r["touch/".len()..]) else {
                     return no_route().response();
                 };
-                let set = serde_json::from_slice::<Value>(&req.body)
-                    .ok()
-                    .and_then(|v| v["set"].as_object().cloned())
-                    .unwrap_or_default();
-                let touched = lock(&self.state).records.touch_all(kind, &set, now());
+                let body = serde_json::from_slice::<Value>(&req.body).unwrap_or_default();
+                let set = body["set"].as_object().cloned().unwrap_or_default();
+                // (`at`: when the shop says they changed, as when a plugin's batch job
+                // wrote them a while ago; now if not given.)
+                let at = body["at"]
+                    .as_str()
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map_or_else(now, |t| t.with_timezone(&Utc));
+                let touched = lock(&self.state).records.touch_all(kind, &set, at);
                 ok(json!({ "touched": touched }))
             }
             ("POST", "zone") => {
