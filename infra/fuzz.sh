@@ -27,12 +27,13 @@ properties=(
   "sync-core platforms::tests::no_change_to_a_supabase_row_makes_its_reader_panic"
   "webhook-intake tests::fuzz::no_delivery_makes_the_intake_panic_or_answer_5xx_and_only_signed_ones_queue"
   "schedule-api tests::fuzz::no_request_to_any_route_makes_the_api_panic_or_answer_5xx"
+  "connection-setup tests::fuzz::no_request_to_a_connection_setup_route_makes_it_panic_or_answer_5xx"
 )
 
 echo "fuzz: building (release)..." >&2
-# The three crates are always built together: sync-core's `fuzzing` feature (which the other
-# two turn on for their tests) then stays on, and nothing is built twice.
-crates=(-p sync-core -p webhook-intake -p schedule-api)
+# The four crates are always built together: sync-core's `fuzzing` feature (which the other
+# three turn on for their tests) then stays on, and nothing is built twice.
+crates=(-p sync-core -p webhook-intake -p schedule-api -p connection-setup)
 cargo test --release --locked -q "${crates[@]}" --lib --no-run >&2
 
 report="$root/target/fuzz-report.md"

@@ -324,3 +324,174 @@ async fn the_sample_callback_state_is_refused_with_a_page_that_escapes_what_it_s
     assert!(text.contains("&lt;script&gt;access_denied"), "{text}");
     assert!(!text.contains("<script>"));
 }
+
+mod fuzz {
+    //! Requests of every connection-setup route with odd ids, methods, tenants and bodies,
+    //! and consent callbacks with odd, forged, replayed and real states, codes and company
+    //! ids: the function never panics and never answers 5xx; every JSON refusal says why,
+    //! and every page of the callback is a page.
+
+    use super::*;
+    use proptest::prelude::*;
+    use sync_core::fuzzing::{http_rounds, mutated, odd_text};
+
+    /// What exists in a round: the connection's id and the states of consents begun.
+    #[derive(Clone, Debug)]
+    struct Known {
+        connection: String,
+        states: Vec<String>,
+    }
+
+    async fn known(w: &World) -> Known {
+        let mut states = Vec::new();
+        for _ in 0..3 {
+            let (status, body) = send(w, sample("connections-quickbooks-authorize.json")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let url = body["authorize_url"].as_str().unwrap_or_default();
+            if let Some(state) = url.split('&').find_map(|p| p.strip_prefix("state=")) {
+                states.push(state.to_string());
+            }
+        }
+        // Intuit takes this code once; others it refuses.
+        w.intuit.grant("code-fuzz");
+        Known {
+            connection: w.connection.id.to_string(),
+            states,
+        }
+    }
+
+    /// One request as API Gateway would hand it over: to the webhooks route, to the
+    /// consent route, or a callback.
+    fn request(known: Known) -> impl Strategy<Value = Value> {
+        let id = prop_oneof![
+            4 => Just(known.connection.clone()),
+            1 => Just(uuid_like()),
+            1 => odd_text(),
+        ];
+        let method = prop_oneof![
+            6 => proptest::sample::select(vec!["POST", "DELETE"]),
+            1 => proptest::sample::select(vec!["GET", "PUT", "PATCH", "OPTIONS", "HEAD"]),
+        ];
+        let body = prop_oneof![
+            2 => Just(None),
+            2 => mutated(json!({"webhook_url": "https://api.example.com/webhooks/woocommerce"}), 3)
+                .prop_map(|v| Some(v.to_string())),
+            1 => odd_text().prop_map(Some),
+        ];
+        let tenant = prop_oneof![8 => Just("tenant-demo"), 1 => Just("globex"), 1 => Just("")];
+        let setup =
+            (0..2usize, id, method, body, tenant).prop_map(|(route, id, method, body, tenant)| {
+                let mut e = if route == 0 {
+                    raw_event("connections-webhooks-register.json")
+                } else {
+                    raw_event("connections-quickbooks-authorize.json")
+                };
+                if route == 0 {
+                    let path = format!("/api/connections/{}/webhooks", encode(&id));
+                    e["rawPath"] = json!(path);
+                    e["requestContext"]["http"]["path"] = json!(path);
+                    e["pathParameters"]["id"] = json!(id);
+                }
+                e["requestContext"]["http"]["method"] = json!(method);
+                e["body"] = body.map_or(Value::Null, Value::from);
+                if tenant.is_empty() {
+                    e["requestContext"]["authorizer"] = Value::Null;
+                } else {
+                    e["requestContext"]["authorizer"]["jwt"]["claims"]["tenant_id"] = json!(tenant);
+                }
+                e
+            });
+        let state = prop_oneof![
+            3 => proptest::sample::select(known.states.clone()),
+            1 => odd_text(),
+            1 => proptest::sample::select(known.states).prop_map(|s| format!("{s}x")),
+        ];
+        let code = prop_oneof![2 => Just("code-fuzz".to_string()), 1 => odd_text()];
+        let realm = prop_oneof![2 => Just("9341453050263456".to_string()), 1 => odd_text()];
+        let param = |v: BoxedStrategy<String>| prop_oneof![5 => v.prop_map(Some), 1 => Just(None)];
+        let callback = (
+            param(code.boxed()),
+            param(state.boxed()),
+            param(realm.boxed()),
+            prop_oneof![6 => Just(None), 1 => odd_text().prop_map(Some)],
+        )
+            .prop_map(|(code, state, realm, error)| {
+                let params: Vec<(&str, String)> = [
+                    ("code", code),
+                    ("state", state),
+                    ("realmId", realm),
+                    ("error", error),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect();
+                let mut e = raw_event("oauth-quickbooks-callback.json");
+                let query: Vec<String> = params
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", encode(v)))
+                    .collect();
+                e["rawQueryString"] = json!(query.join("&"));
+                e["queryStringParameters"] = json!(params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), json!(v)))
+                    .collect::<serde_json::Map<String, Value>>());
+                e
+            });
+        prop_oneof![2 => setup, 1 => callback]
+    }
+
+    fn uuid_like() -> String {
+        "7d5c2f1e-9a3b-4c8d-8e2f-0a1b2c3d4e5f".to_string()
+    }
+
+    fn raw_event(name: &str) -> Value {
+        let bytes = fixtures::event_file(name).unwrap_or_else(|e| panic!("{e}"));
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn encode(text: &str) -> String {
+        sync_core::platforms::http::encode(text)
+    }
+
+    #[test]
+    fn no_request_to_a_connection_setup_route_makes_it_panic_or_answer_5xx() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let world = || {
+            let w = rt.block_on(world());
+            let known = rt.block_on(known(&w));
+            (w, request(known))
+        };
+        let answered = http_rounds(400, world, |w, e| {
+            let Ok(req) = lambda_http::request::from_str(&e.to_string()) else {
+                return Ok(None);
+            };
+            let callback = req.uri().path().starts_with("/oauth/");
+            let response = rt
+                .block_on(handle(&w.app, req))
+                .map_err(|err| TestCaseError::fail(format!("{err}")))?;
+            let status = response.status();
+            prop_assert!(!status.is_server_error(), "{status} for {e}");
+            let text = match response.body() {
+                Body::Text(t) => t.clone(),
+                _ => String::new(),
+            };
+            if callback {
+                prop_assert!(
+                    text.contains("</html>"),
+                    "{status}: not a page for {e}: {text}"
+                );
+            } else if status.is_client_error() {
+                let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null);
+                prop_assert!(
+                    body["error"]["message"].is_string(),
+                    "{status} without a JSON error for {e}: {body}"
+                );
+            }
+            Ok(Some(status.as_u16()))
+        });
+        eprintln!("connection-setup fuzz: {answered:?} answers by hundreds");
+    }
+}
