@@ -394,14 +394,16 @@ impl Sweeper {
         {
             return Ok(Settled::Left);
         }
-        // Asked to stop, and nobody is left to: it stops here, with nothing redone.
-        if self
-            .ports
-            .runs
-            .cancel_requested(&run.tenant_id, &run.id)
-            .await
-            .map_err(|e| err(&e))?
-            .is_some()
+        // Asked to stop, and nobody is left to: it stops here, with nothing redone (unless
+        // it carries a platform's changes, which no request stops).
+        if !run.reported
+            && self
+                .ports
+                .runs
+                .cancel_requested(&run.tenant_id, &run.id)
+                .await
+                .map_err(|e| err(&e))?
+                .is_some()
         {
             let why = "cancelled on request; its worker had stopped before it could stop it, and what it wrote stays".to_string();
             return self.end(&run, RunStatus::Cancelled, why, now, true).await;

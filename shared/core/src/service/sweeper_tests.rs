@@ -858,6 +858,23 @@ async fn a_left_run_someone_asked_to_stop_is_ended_cancelled_and_not_redone() {
     let ended = w.stored(&run);
     assert_eq!(ended.status, RunStatus::Cancelled);
     assert!(w.mem.queue.jobs().is_empty(), "nothing redone");
+    // One carrying a platform's changes, asked to stop before runs said so: redone.
+    let mut webhook = w.open_run("webhook", RunStatus::Running, at(8, 0));
+    webhook.ids = vec!["7".into()];
+    webhook.ids_requested = 1;
+    webhook.reported = true;
+    w.mem.runs.seed(webhook.clone());
+    let asked = w
+        .mem
+        .runs
+        .request_cancel(&w.tenant, &webhook.id, at(8, 1))
+        .await;
+    assert!(asked.is_ok());
+    w.sweeper().sweep().await;
+    assert_eq!(w.stored(&webhook).status, RunStatus::Failed);
+    let jobs = w.mem.queue.jobs();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].ids, ["7"]);
 }
 
 #[tokio::test]

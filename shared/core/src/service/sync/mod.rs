@@ -521,13 +521,17 @@ impl SyncWorker {
             lost.clone(),
         )));
         let cancelled = Arc::new(AtomicBool::new(false));
-        let _watcher = AbortOnDrop(tokio::spawn(watch_for_cancel(
-            self.ports.runs.clone(),
-            job.tenant_id.clone(),
-            job.run_id(),
-            self.settings.lease_ttl,
-            cancelled.clone(),
-        )));
+        // A run carrying a platform's changes is never stopped: the API refuses to ask, and
+        // a request left from before runs said so is not heeded.
+        let _watcher = (!job.is_reported()).then(|| {
+            AbortOnDrop(tokio::spawn(watch_for_cancel(
+                self.ports.runs.clone(),
+                job.tenant_id.clone(),
+                job.run_id(),
+                self.settings.lease_ttl,
+                cancelled.clone(),
+            )))
+        });
         let signals = Signals {
             lease_lost: &lost,
             cancelled: &cancelled,
@@ -958,7 +962,7 @@ impl SyncWorker {
             }
             tracing::info!(run_id = %run.id, "run changed as it was taken up; read again");
         };
-        if taken_up {
+        if taken_up && !run.reported {
             // Recorded before (queued by the API, or a continuation): asked to stop since?
             // (A cancel that found the run queued either replaced it before our write,
             // which then read it again, or failed to and left its request, found here.)

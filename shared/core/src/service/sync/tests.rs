@@ -1519,6 +1519,40 @@ async fn a_persons_run_of_named_records_stopped_between_chunks_still_tries_again
     assert!(run.message.unwrap_or_default().contains("tried again"));
 }
 
+#[tokio::test]
+async fn a_run_of_a_platforms_changes_asked_to_stop_anyway_runs_to_its_end() {
+    // GIVEN a webhook job's run, queued by a person's retry before runs said whether they
+    // carry a platform's changes, and asked to stop then (as the API no longer does)
+    let w = watchful_world_of_sixty();
+    slow(&w, 5);
+    let ids: Vec<String> = (1..=60).map(|i| i.to_string()).collect();
+    let names: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let job = w.asked_for(w.job(&w.a, SyncMode::Incremental, &names));
+    w.ask_to_stop(&job).await;
+    // WHEN it runs
+    let outcome = w.worker.handle(job.clone(), w.deadline()).await;
+    // THEN it was not stopped, before it started or on the way
+    assert_eq!(outcome, JobOutcome::Done);
+    let run = w.run_of(&job);
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:#?}");
+    assert_eq!(by_sku(&w.pb).len(), 60);
+    // AND one of 300 changes read slowly, asked to stop as it starts, is not stopped on
+    // the way either (its watch would have found the request within a chunk or two)
+    let w = watchful_world_of_sixty();
+    seed(&w, &w.pa, 300);
+    slow(&w, 40);
+    let ids: Vec<String> = (1..=300).map(|i| i.to_string()).collect();
+    let names: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let job = w.job(&w.a, SyncMode::Incremental, &names);
+    w.ask_to_stop(&job).await;
+    assert_eq!(
+        w.worker.handle(job.clone(), w.deadline()).await,
+        JobOutcome::Done
+    );
+    assert_eq!(w.run_of(&job).status, RunStatus::Succeeded);
+    assert_eq!(by_sku(&w.pb).len(), 300);
+}
+
 /// Sixty products flowing from A to B, with a lease renewed (and cancel requests looked
 /// for) every 50 ms.
 fn watchful_world_of_sixty() -> World {
