@@ -230,12 +230,8 @@ pub(crate) fn from_item(item: &Item) -> Result<Run, StoreError> {
     let trigger = from_json::<Trigger>(item, "trigger")?;
     let reported = match item.get("reported") {
         Some(v) => *v.as_bool().map_err(|_| corrupt("reported"))?,
-        // Recorded before runs said so: whatever kind of run could carry a platform's
-        // changes is taken to.
-        None => matches!(
-            trigger,
-            Trigger::Webhook | Trigger::Retry | Trigger::FollowUp
-        ),
+        // Recorded before runs said so: judged by its kind.
+        None => trigger.may_carry_reported(),
     };
     Ok(Run {
         id: parsed(item, "id")?,

@@ -85,10 +85,7 @@ where
 }
 
 fn cursor_of(item: &Item) -> Option<Cursor> {
-    let stamp = item.get("cursor_stamp")?.as_s().ok()?;
-    let stamp = DateTime::parse_from_rfc3339(stamp)
-        .ok()?
-        .with_timezone(&Utc);
+    let stamp = rfc3339_at(item, "cursor_stamp")?;
     let id = item
         .get("cursor_id")
         .and_then(|v| v.as_s().ok())

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use crate::sdk::describe;
-use crate::table::{connection_key, n, s, time, tokens_key, write_failure, Item};
+use crate::table::{connection_key, millis_at, n, s, time, tokens_key, write_failure, Item};
 use sync_core::domain::{Connection, ConnectionId, Sealed};
 use sync_core::ports::{StateError, StoreError, StoredTokens, TokenVault};
 
@@ -91,7 +91,7 @@ impl TokenVault for DynamoTokens {
                 .cloned()
                 .unwrap_or_default(),
             lease_owner: item.get("lease_owner").and_then(|v| v.as_s().ok()).cloned(),
-            lease_until: number(&item, "lease_until").and_then(DateTime::from_timestamp_millis),
+            lease_until: millis_at(&item, "lease_until"),
         }))
     }
 

@@ -55,6 +55,12 @@ impl Trigger {
         }
     }
 
+    /// Whether a job or run of this kind, sent or recorded before they said whether they
+    /// carry a platform's changes (see [`SyncJob::reported`]), is taken to.
+    pub fn may_carry_reported(&self) -> bool {
+        matches!(self, Trigger::Webhook | Trigger::Retry | Trigger::FollowUp)
+    }
+
     pub fn schedule_id(&self) -> Option<ScheduleId> {
         match self {
             Trigger::Schedule { schedule_id, .. }
@@ -170,10 +176,8 @@ impl SyncJob {
     /// Whether it syncs changes no other run would (see [`SyncJob::reported`]); a job sent
     /// before jobs said so is taken to if its kind could.
     pub fn is_reported(&self) -> bool {
-        self.reported.unwrap_or(matches!(
-            self.trigger,
-            Trigger::Webhook | Trigger::Retry | Trigger::FollowUp
-        ))
+        self.reported
+            .unwrap_or_else(|| self.trigger.may_carry_reported())
     }
 
     /// Whether the API (or the sweeper, for a catch-up) recorded this job's run as `queued`
