@@ -1090,17 +1090,7 @@ async fn trigger(w: &SyncWorld, body: Value) -> (reqwest::StatusCode, Value) {
 
 /// A run of the tenant's, as `GET /api/sync/runs/{id}` answers it.
 async fn run(w: &SyncWorld, id: &str) -> Value {
-    let (status, got) = w
-        .api
-        .send(
-            Method::GET,
-            &format!("/api/sync/runs/{id}"),
-            Some("acme"),
-            None,
-        )
-        .await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{got}");
-    got
+    w.get(&format!("/api/sync/runs/{id}")).await
 }
 
 #[tokio::test]
@@ -1535,16 +1525,7 @@ async fn work_and_sweep(w: &SyncWorld) {
 
 /// The tenant's alerts of `status` (`open` or `resolved`).
 async fn alerts(w: &SyncWorld, status: &str) -> Vec<Value> {
-    let (code, got) = w
-        .api
-        .send(
-            Method::GET,
-            &format!("/api/alerts?status={status}"),
-            Some("acme"),
-            None,
-        )
-        .await;
-    assert_eq!(code, reqwest::StatusCode::OK, "{got}");
+    let got = w.get(&format!("/api/alerts?status={status}")).await;
     got["alerts"].as_array().cloned().unwrap_or_default()
 }
 

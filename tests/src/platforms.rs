@@ -213,17 +213,18 @@ impl SyncWorld {
 
     /// Runs recorded for the tenant, newest first (first page).
     pub async fn runs(&self, query: &str) -> Vec<Value> {
+        let got = self.get(&format!("/api/sync/runs?{query}")).await;
+        got["runs"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The API's answer to `GET path` for the tenant, which must be 200.
+    pub async fn get(&self, path: &str) -> Value {
         let (status, got) = self
             .api
-            .send(
-                reqwest::Method::GET,
-                &format!("/api/sync/runs?{query}"),
-                Some("acme"),
-                None,
-            )
+            .send(reqwest::Method::GET, path, Some("acme"), None)
             .await;
-        assert_eq!(status, StatusCode::OK, "{got}");
-        got["runs"].as_array().cloned().unwrap_or_default()
+        assert_eq!(status, StatusCode::OK, "GET {path}: {got}");
+        got
     }
 
     /// Connects the simulator's company the way a user does, through the deployment app's
@@ -276,17 +277,7 @@ impl SyncWorld {
 
     /// A connection of tenant `acme` as the API shows it.
     pub async fn connection(&self, id: &str) -> Value {
-        let (status, got) = self
-            .api
-            .send(
-                reqwest::Method::GET,
-                &format!("/api/connections/{id}"),
-                Some("acme"),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{got}");
-        got
+        self.get(&format!("/api/connections/{id}")).await
     }
 
     /// Every entity of a kind in the simulated company, deleted ones included.

@@ -75,10 +75,15 @@ async fn world() -> World {
     }
 }
 
+/// A sample event as JSON, to change before it is made a request.
+fn event_json(name: &str) -> Value {
+    let bytes = fixtures::event_file(name).unwrap_or_else(|e| panic!("{e}"));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The sample event for `connection` (and, if given, another method).
 fn event(name: &str, connection: &Connection, method: Option<&str>) -> Request {
-    let bytes = fixtures::event_file(name).unwrap_or_else(|e| panic!("{e}"));
-    let mut e: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let mut e = event_json(name);
     let path = format!("/api/connections/{}/webhooks", connection.id);
     e["rawPath"] = json!(path);
     e["requestContext"]["http"]["path"] = json!(path);
@@ -98,9 +103,13 @@ fn sample(name: &str) -> Request {
 
 /// The callback sample with these query parameters.
 fn callback_event(params: &[(&str, &str)]) -> Request {
-    let bytes =
-        fixtures::event_file("oauth-quickbooks-callback.json").unwrap_or_else(|e| panic!("{e}"));
-    let mut e: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    lambda_http::request::from_str(&callback_json(params).to_string())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The same, as JSON.
+fn callback_json(params: &[(&str, &str)]) -> Value {
+    let mut e = event_json("oauth-quickbooks-callback.json");
     let query: Vec<String> = params
         .iter()
         .map(|(k, v)| format!("{k}={}", sync_core::platforms::http::encode(v)))
@@ -110,7 +119,7 @@ fn callback_event(params: &[(&str, &str)]) -> Request {
         .iter()
         .map(|(k, v)| (k.to_string(), json!(v)))
         .collect::<serde_json::Map<String, Value>>());
-    lambda_http::request::from_str(&e.to_string()).unwrap_or_else(|e| panic!("{e}"))
+    e
 }
 
 /// The status, and the page's text, of an HTML answer.
@@ -382,12 +391,15 @@ mod fuzz {
         let setup =
             (0..2usize, id, method, body, tenant).prop_map(|(route, id, method, body, tenant)| {
                 let mut e = if route == 0 {
-                    raw_event("connections-webhooks-register.json")
+                    event_json("connections-webhooks-register.json")
                 } else {
-                    raw_event("connections-quickbooks-authorize.json")
+                    event_json("connections-quickbooks-authorize.json")
                 };
                 if route == 0 {
-                    let path = format!("/api/connections/{}/webhooks", encode(&id));
+                    let path = format!(
+                        "/api/connections/{}/webhooks",
+                        sync_core::platforms::http::encode(&id)
+                    );
                     e["rawPath"] = json!(path);
                     e["requestContext"]["http"]["path"] = json!(path);
                     e["pathParameters"]["id"] = json!(id);
@@ -425,32 +437,15 @@ mod fuzz {
                 .into_iter()
                 .filter_map(|(k, v)| v.map(|v| (k, v)))
                 .collect();
-                let mut e = raw_event("oauth-quickbooks-callback.json");
-                let query: Vec<String> = params
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", encode(v)))
-                    .collect();
-                e["rawQueryString"] = json!(query.join("&"));
-                e["queryStringParameters"] = json!(params
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), json!(v)))
-                    .collect::<serde_json::Map<String, Value>>());
-                e
+                let params: Vec<(&str, &str)> =
+                    params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                callback_json(&params)
             });
         prop_oneof![2 => setup, 1 => callback]
     }
 
     fn uuid_like() -> String {
         "7d5c2f1e-9a3b-4c8d-8e2f-0a1b2c3d4e5f".to_string()
-    }
-
-    fn raw_event(name: &str) -> Value {
-        let bytes = fixtures::event_file(name).unwrap_or_else(|e| panic!("{e}"));
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn encode(text: &str) -> String {
-        sync_core::platforms::http::encode(text)
     }
 
     #[test]

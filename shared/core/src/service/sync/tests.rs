@@ -147,6 +147,15 @@ impl World {
         }
     }
 
+    /// A person's run of A's products 1 to `n` by id (as `POST /api/sync/trigger` with
+    /// `ids` makes, not yet sent).
+    fn persons_run_of(&self, n: usize) -> SyncJob {
+        let mut job = self.job(&self.a, SyncMode::Incremental, &[]);
+        job.ids = (1..=n).map(|i| i.to_string()).collect();
+        job.reported = Some(false);
+        job
+    }
+
     /// `job` as the API sends it for a person: its run recorded `queued` first.
     fn asked_for(&self, job: SyncJob) -> SyncJob {
         let queued = Run::of_job(
@@ -1421,28 +1430,32 @@ async fn a_cancel_a_worker_wrote_over_is_found_as_the_run_opens() {
     assert!(by_sku(&w.pb).is_empty());
 }
 
+/// 150 products, product 2 turned away for now by the target, and a person's run of all
+/// of them (two chunks of ids), asked for, that stopped near its time limit after the
+/// first: the job, and its continuation (queued, not yet run).
+async fn first_chunk_of_a_persons_run_turned_2_away(w: &World) -> (SyncJob, SyncJob) {
+    seed(w, &w.pa, 150);
+    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
+    w.pb.turn_away("2");
+    let job = w.asked_for(w.persons_run_of(150));
+    let soon = w.clock.now() + WorkerSettings::default().safety_margin;
+    assert_eq!(w.worker.handle(job.clone(), soon).await, JobOutcome::Done);
+    let mut continuation = w.mem.queue.drain_jobs();
+    assert_eq!(continuation.len(), 1, "{continuation:#?}");
+    assert!(w.mem.queue.delayed_jobs().is_empty(), "not yet");
+    (job, continuation.remove(0))
+}
+
 #[tokio::test]
 async fn a_persons_run_of_named_records_cancelled_between_parts_still_tries_again_what_failed_for_now(
 ) {
     // GIVEN 150 products, product 2 turned away for now by the target, and a person's run
     // of all of them (two chunks of ids) that stops near its time limit after the first
     let w = world();
-    seed(&w, &w.pa, 150);
-    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
-    w.pb.turn_away("2");
-    let ids: Vec<String> = (1..=150).map(|i| i.to_string()).collect();
-    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
-    job.ids = ids;
-    job.reported = Some(false);
-    let job = w.asked_for(job);
-    let soon = w.clock.now() + WorkerSettings::default().safety_margin;
-    assert_eq!(w.worker.handle(job.clone(), soon).await, JobOutcome::Done);
-    let continuation = w.mem.queue.drain_jobs();
-    assert_eq!(continuation.len(), 1, "{continuation:#?}");
-    assert!(w.mem.queue.delayed_jobs().is_empty(), "not yet");
+    let (job, continuation) = first_chunk_of_a_persons_run_turned_2_away(&w).await;
     // WHEN the person cancels it before its continuation runs
     w.ask_to_stop(&job).await;
-    let outcome = w.worker.handle(continuation[0].clone(), w.deadline()).await;
+    let outcome = w.worker.handle(continuation, w.deadline()).await;
     // THEN it ends cancelled, the second chunk unread, and product 2 is still tried again
     assert_eq!(outcome, JobOutcome::Done);
     let run = w.run_of(&job);
@@ -1461,20 +1474,11 @@ async fn a_cancelled_run_whose_retry_cannot_be_queued_ends_saying_how_to_retry_i
     // GIVEN a person's run of products 1 to 150 stopped after its first chunk, product 2
     // turned away for now, then asked to stop
     let w = world();
-    seed(&w, &w.pa, 150);
-    w.flow(&w.a, &w.b, ConflictPolicy::SourceWins);
-    w.pb.turn_away("2");
-    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
-    job.ids = (1..=150).map(|i| i.to_string()).collect();
-    job.reported = Some(false);
-    let job = w.asked_for(job);
-    let soon = w.clock.now() + WorkerSettings::default().safety_margin;
-    w.worker.handle(job.clone(), soon).await;
-    let continuation = w.mem.queue.drain_jobs();
+    let (job, continuation) = first_chunk_of_a_persons_run_turned_2_away(&w).await;
     w.ask_to_stop(&job).await;
     // WHEN its continuation arrives while the queue refuses every message
     w.mem.queue.set_failing(true);
-    let outcome = w.worker.handle(continuation[0].clone(), w.deadline()).await;
+    let outcome = w.worker.handle(continuation, w.deadline()).await;
     // THEN the run ends cancelled all the same, keeps product 2 among its failures, and
     // says how to try it again
     assert_eq!(outcome, JobOutcome::Done);
@@ -1500,9 +1504,7 @@ async fn a_persons_run_of_named_records_stopped_between_chunks_still_tries_again
     seed(&w, &w.pa, 500);
     w.pb.turn_away("2");
     slow(&w, 40);
-    let mut job = w.job(&w.a, SyncMode::Incremental, &[]);
-    job.ids = (1..=500).map(|i| i.to_string()).collect();
-    job.reported = Some(false);
+    let job = w.persons_run_of(500);
     // WHEN someone asks it to stop as it starts (its watch finds the request within a
     // chunk or two)
     w.ask_to_stop(&job).await;
