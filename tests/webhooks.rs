@@ -376,7 +376,8 @@ async fn a_queue_failure_releases_the_claim_and_the_retry_is_queued_once() {
                 .collect()
         })
         .unwrap_or_default();
-    assert_eq!(statuses, ["coalesced", "enqueue_failed"], "{log}");
+    // The event's one entry (its claim) was `enqueue_failed` until the retry claimed it.
+    assert_eq!(statuses, ["coalesced"], "{log}");
 }
 
 #[tokio::test]
@@ -730,57 +731,248 @@ async fn a_two_hundred_event_quickbooks_delivery_is_queued_exactly_once_against_
     assert_eq!((queued.len(), ids.len()), (200, 200));
 }
 
-#[tokio::test]
-async fn an_event_merged_before_the_intake_confirms_it_still_shows_coalesced() {
+/// A WooCommerce order event of `id`, as `QueuedEvent`s and the log know it.
+fn event_record(
+    key_hash: &str,
+    token: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> sync_core::domain::EventRecord {
     use sync_core::domain::{EntityType, EventRecord, EventStatus, TenantId};
-    use sync_core::ports::{Claim, EventClaims, EventJobs, EventLog};
-    let aws = integration_tests::fresh_aws().await;
-    let store = sync_aws::DynamoEventStore::new(aws.dynamodb(), aws.resources.table_name.clone());
-    let now = chrono::Utc::now();
-    let record = EventRecord {
-        connection_id: sync_core::domain::ConnectionId::new_random(),
+    EventRecord {
+        connection_id: "6b1c1a52-3f0e-4d8e-9a57-0c4a2f1e9d30"
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}")),
         tenant_id: TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}")),
         platform: Platform::WooCommerce,
-        event_key: "woocommerce:order:7:updated:1".into(),
-        key_hash: "0f".repeat(32),
+        event_key: format!("woocommerce:order:7:updated:{key_hash}"),
+        key_hash: key_hash.into(),
         event_type: "order.updated".into(),
         entity_type: EntityType::Orders,
         entity_id: "7".into(),
-        received_at: now,
+        received_at: at,
         status: EventStatus::Claimed,
         message_id: None,
         job_id: None,
-        claim_token: "token-1".into(),
+        claim_token: token.into(),
+    }
+}
+
+#[tokio::test]
+async fn against_moto_a_claim_is_one_write_taken_over_after_its_lease_given_back_on_release_and_marked_only_by_its_own_message(
+) {
+    use sync_core::domain::{EventStatus, QueuedEvent};
+    use sync_core::ports::{Claim, ClaimHolder, EventClaims, EventJobs, EventLog};
+    let aws = integration_tests::fresh_aws().await;
+    let store = sync_aws::DynamoEventStore::new(aws.dynamodb(), aws.resources.table_name.clone());
+    let jobs = sync_aws::DynamoEventJobs::new(aws.dynamodb(), aws.resources.table_name.clone());
+    let (ttl, lease) = (chrono::Duration::hours(72), chrono::Duration::seconds(30));
+    let t0 = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis())
+        .unwrap_or_default();
+    let claim = |r: sync_core::domain::EventRecord, at| {
+        let store = store.clone();
+        async move {
+            store
+                .claim(&r, at, ttl, lease)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
     };
-    let claim = store
-        .claim(
-            &record,
-            now,
-            chrono::Duration::hours(1),
-            chrono::Duration::seconds(30),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(claim, Claim::Claimed);
-    // The coalescer merges the event into a job before the intake's confirm lands.
-    sync_aws::DynamoEventJobs::new(aws.dynamodb(), aws.resources.table_name.clone())
-        .set_job(record.connection_id, &record.log_key(), "job-1")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let first = event_record(&"0f".repeat(32), "token-1", t0);
+    assert_eq!(
+        claim(first.clone(), t0).await,
+        Claim::Claimed { took_over: None }
+    );
+    let within = t0 + chrono::Duration::seconds(29);
+    assert_eq!(
+        claim(event_record(&first.key_hash, "token-2", within), within).await,
+        Claim::Duplicate
+    );
+    // Unmarked after the lease: a redelivery takes it over and learns whose it was.
+    let after = t0 + chrono::Duration::seconds(31);
+    let second = event_record(&first.key_hash, "token-2", after);
+    let took_over = Some(ClaimHolder {
+        token: "token-1".into(),
+        claimed_at: t0,
+    });
+    assert_eq!(
+        claim(second.clone(), after).await,
+        Claim::Claimed {
+            took_over: took_over.clone()
+        }
+    );
+    let first_message = QueuedEvent::from_record(&first);
+    assert_eq!(jobs.set_job(&first_message, "job-1").await, Ok(false));
+    // The redelivery could not queue: the key goes back to the first claim, whose message
+    // then makes its job.
     store
-        .confirm(&[(record.clone(), "message-1".into())])
+        .release(&second, took_over.as_ref())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        jobs.set_job(&QueuedEvent::from_record(&second), "job-2")
+            .await,
+        Ok(false)
+    );
+    assert_eq!(jobs.set_job(&first_message, "job-1").await, Ok(true));
+    let later = t0 + chrono::Duration::minutes(5);
+    assert_eq!(
+        claim(event_record(&first.key_hash, "token-3", later), later).await,
+        Claim::Duplicate,
+        "a marked claim is taken over only past its window"
+    );
+    let past = t0 + chrono::Duration::hours(73);
+    assert!(matches!(
+        claim(event_record(&first.key_hash, "token-4", past), past).await,
+        Claim::Claimed { took_over: None }
+    ));
+
+    // A release with nothing taken over leaves the key to the platform's retry.
+    let other = event_record(&"1e".repeat(32), "token-5", t0);
+    assert_eq!(
+        claim(other.clone(), t0).await,
+        Claim::Claimed { took_over: None }
+    );
+    store
+        .release(&other, None)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let page = store
-        .list(record.connection_id, 10, None, now)
+        .list(other.connection_id, 10, None, t0)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let got = page.events.first().cloned();
+    let statuses: Vec<_> = page
+        .events
+        .iter()
+        .map(|e| (e.claim_token.as_str(), e.status))
+        .collect();
     assert_eq!(
-        got.as_ref().map(|e| (e.status, e.job_id.as_deref())),
-        Some((EventStatus::Coalesced, Some("job-1"))),
-        "{got:?}"
+        statuses,
+        [
+            ("token-4", EventStatus::Claimed),
+            ("token-5", EventStatus::EnqueueFailed)
+        ]
     );
+    assert!(matches!(
+        claim(event_record(&other.key_hash, "token-6", t0), t0).await,
+        Claim::Claimed { took_over: None }
+    ));
+}
+
+#[tokio::test]
+async fn the_event_log_lists_claims_and_entries_logged_apart_from_them_newest_first_across_pages() {
+    use sync_core::ports::{EventClaims, EventLog};
+    let aws = integration_tests::fresh_aws().await;
+    let store = sync_aws::DynamoEventStore::new(aws.dynamodb(), aws.resources.table_name.clone());
+    let t0 = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis())
+        .unwrap_or_default();
+    let (ttl, lease) = (chrono::Duration::hours(72), chrono::Duration::seconds(30));
+    // Entries an earlier intake logged beside the connection, between the claims' times.
+    let mut expected = Vec::new();
+    for i in 0..6i64 {
+        let at = t0 + chrono::Duration::milliseconds(i * 10);
+        let record = event_record(&format!("{i:064}"), &format!("token-{i}"), at);
+        if i % 2 == 0 {
+            store
+                .claim(&record, at, ttl, lease)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        } else {
+            let item = [
+                ("pk", format!("CONNECTION#{}", record.connection_id)),
+                ("sk", format!("EVENT#{}", record.log_key())),
+                ("kind", "event".into()),
+                ("connection_id", record.connection_id.to_string()),
+                ("tenant_id", "acme".into()),
+                ("platform", "woocommerce".into()),
+                ("event_key", record.event_key.clone()),
+                ("key_hash", record.key_hash.clone()),
+                ("event_type", "order.updated".into()),
+                ("entity_type", "orders".into()),
+                ("entity_id", "7".into()),
+                (
+                    "received_at",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ),
+                ("status", "queued".into()),
+                ("claim_token", record.claim_token.clone()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), aws_sdk_dynamodb::types::AttributeValue::S(v)))
+            .chain([(
+                "expires_at".to_string(),
+                aws_sdk_dynamodb::types::AttributeValue::N((at.timestamp() + 86_400).to_string()),
+            )])
+            .collect();
+            aws.dynamodb()
+                .put_item()
+                .table_name(&aws.resources.table_name)
+                .set_item(Some(item))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        expected.push(record.claim_token);
+    }
+    expected.reverse();
+    let connection = event_record("", "", t0).connection_id;
+    let mut seen = Vec::new();
+    let mut next = None;
+    loop {
+        let page = store
+            .list(connection, 4, next.as_deref(), t0)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        seen.extend(page.events.into_iter().map(|e| e.claim_token));
+        match page.next {
+            Some(cursor) => next = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn a_warm_intake_takes_two_aws_calls_for_a_new_event_and_one_for_a_duplicate() {
+    use platform_sims::aws_proxy::AwsProxy;
+    let (proxy, endpoint, _serving) = AwsProxy::start(&integration_tests::moto().endpoint())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let api = integration_tests::api_through(&endpoint, Vec::new()).await;
+    let (_, url) = connect(&api, "acme", "supabase").await;
+    let insert = |n: u32| {
+        format!(
+            r#"{{"type":"INSERT","table":"shop_orders","schema":"public","record":{{"id":{n},"updated_at":"2026-11-24T12:00:00Z"}},"old_record":null}}"#
+        )
+    };
+    // Cold: the connection is read and its secret opened once.
+    proxy.take_calls();
+    let (status, got) = deliver(&api, &url, "supabase", insert(1).as_bytes(), SB_SECRET).await;
+    assert_eq!(
+        (status, got["queued"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{got}"
+    );
+    let cold = proxy.take_calls();
+    assert_eq!(
+        cold,
+        [
+            "DynamoDB_20120810.GetItem",
+            "TrentService.Decrypt",
+            "DynamoDB_20120810.PutItem",
+            "AmazonSQS.SendMessageBatch"
+        ]
+    );
+    // Warm: the claim, which is the log entry, then the enqueue.
+    let (_, got) = deliver(&api, &url, "supabase", insert(2).as_bytes(), SB_SECRET).await;
+    assert_eq!(got["queued"], json!(1), "{got}");
+    assert_eq!(
+        proxy.take_calls(),
+        ["DynamoDB_20120810.PutItem", "AmazonSQS.SendMessageBatch"]
+    );
+    // A duplicate: the claim's refusal says so.
+    let (_, got) = deliver(&api, &url, "supabase", insert(2).as_bytes(), SB_SECRET).await;
+    assert_eq!(got["duplicates"], json!(1), "{got}");
+    assert_eq!(proxy.take_calls(), ["DynamoDB_20120810.PutItem"]);
 }
 
 // The storm: many signed deliveries at once over every platform and two tenants, a third of

@@ -95,6 +95,17 @@ mod tests {
         }
     }
 
+    /// The event log with the claims of the batch's events, as the intake left them.
+    fn holding(batch: &SqsEvent) -> Arc<MemoryEventStore> {
+        let store = Arc::new(MemoryEventStore::default());
+        for body in batch.records.iter().filter_map(|m| m.body.as_deref()) {
+            if let Ok(event) = serde_json::from_str(body) {
+                store.hold(&event);
+            }
+        }
+        store
+    }
+
     fn sqs_event(bodies: &[&str]) -> SqsEvent {
         let records: Vec<_> = bodies
             .iter()
@@ -106,21 +117,19 @@ mod tests {
 
     #[tokio::test]
     async fn failed_jobs_are_reported_per_message() {
-        let queue = Arc::new(MemoryQueue::default());
-        queue.set_failing(true);
-        let coalescer = app(Coalescer::new(
-            queue,
-            Arc::new(MemoryEventStore::default()),
-            Arc::new(sync_core::memory::MemorySyncLeases::default()),
-        ));
         let body = format!(
             r#"{{"tenant_id":"t","connection_id":"{}","platform":"woocommerce","entity_type":"orders","entity_id":"1","event_type":"order.updated","key_hash":"h","log_key":"k","received_at":"2026-11-24T12:00:00Z"}}"#,
             sync_core::domain::ConnectionId::new_random()
         );
-        let event = LambdaEvent::new(
-            sqs_event(&[&body, "garbage"]),
-            lambda_runtime::Context::default(),
-        );
+        let batch = sqs_event(&[&body, "garbage"]);
+        let queue = Arc::new(MemoryQueue::default());
+        queue.set_failing(true);
+        let coalescer = app(Coalescer::new(
+            queue,
+            holding(&batch),
+            Arc::new(sync_core::memory::MemorySyncLeases::default()),
+        ));
+        let event = LambdaEvent::new(batch, lambda_runtime::Context::default());
         let response = handle(&coalescer, event).await.unwrap_or_default();
         let failed: Vec<_> = response
             .batch_item_failures
@@ -143,7 +152,7 @@ mod tests {
         let queue = Arc::new(MemoryQueue::default());
         let coalescer = app(Coalescer::new(
             queue.clone(),
-            Arc::new(MemoryEventStore::default()),
+            holding(&sample_batch().payload),
             Arc::new(sync_core::memory::MemorySyncLeases::default()),
         ));
         let response = handle(&coalescer, sample_batch()).await.unwrap_or_default();
@@ -160,7 +169,7 @@ mod tests {
         queue.set_failing(true);
         let coalescer = app(Coalescer::new(
             queue,
-            Arc::new(MemoryEventStore::default()),
+            holding(&sample_batch().payload),
             Arc::new(sync_core::memory::MemorySyncLeases::default()),
         ));
         let response = handle(&coalescer, sample_batch()).await.unwrap_or_default();

@@ -21,6 +21,9 @@ pub struct AwsProxy {
     upstream: String,
     http: reqwest::Client,
     faults: Faults,
+    /// The operation of every call passed through (its `X-Amz-Target`, e.g.
+    /// `DynamoDB_20120810.PutItem`), in order.
+    calls: std::sync::Mutex<Vec<String>>,
 }
 
 impl AwsProxy {
@@ -31,12 +34,23 @@ impl AwsProxy {
             upstream: upstream.trim_end_matches('/').to_string(),
             http: reqwest::Client::builder().no_proxy().build()?,
             faults: Faults::default(),
+            calls: std::sync::Mutex::default(),
         });
         let (url, task) = crate::server::start(0, proxy.clone()).await?;
         Ok((proxy, url, task))
     }
 
+    /// The operations called since the last time they were taken, in order.
+    pub fn take_calls(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     async fn forward(&self, req: Req) -> Resp {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).push(
+            req.header("x-amz-target")
+                .unwrap_or("(no target)")
+                .to_string(),
+        );
         let query = match req.raw_query.is_empty() {
             true => String::new(),
             false => format!("?{}", req.raw_query),

@@ -1,39 +1,36 @@
 //! Webhook deduplication claims and the event log in DynamoDB (same table).
 //!
-//! - Claim: `pk = EVENTKEY#<platform>#<sha256 of the event key>`, `sk = CLAIM`, with the
-//!   claim's status, token, time and TTL (`expires_at`). Claiming is a conditional write:
-//!   it succeeds only when no live claim exists (see [`EventClaims::claim`]).
-//! - Log entry: `pk = CONNECTION#<id>`, `sk = EVENT#<received ms>#<claim token>`, beside
-//!   the connection itself, so a connection's log is one query, newest first.
+//! An event's claim is its log entry: `pk = EVENTKEY#<platform>#<sha256 of the event
+//! key>`, `sk = CLAIM`, with the event's fields, the claim's status, token and time, until
+//! when it deduplicates (`dedup_until`), and when the entry goes (`expires_at`, DynamoDB's
+//! TTL, 30 days). Claiming is one conditional `PutItem`, so a new event costs one write
+//! and a duplicate learns it is one from that write's refusal, with nothing read first.
+//! The entry is in a connection's log through the index: `gsi1pk = EVENTS#<connection>`,
+//! `gsi1sk = EVENT#<received ms>#<claim token>`, so a connection's log is one query,
+//! newest first.
 //!
-//! The coalescer's mark of an entry with its job is `event_jobs.rs`'s.
-//!
-//! The claim and the log entry are written in one transaction, so there is never a claim
-//! without its log entry or the other way round. Expired entries are treated as gone on
-//! read (DynamoDB's TTL deletion can lag by a day or two).
+//! The coalescer's mark of an entry with its job is `event_jobs.rs`'s. Entries logged by
+//! intakes before the claim became the log entry (`pk = CONNECTION#<id>`,
+//! `sk = EVENT#…`) are listed with the rest until their 30 days are over. Expired entries
+//! are treated as gone on read (DynamoDB's TTL deletion can lag by a day or two).
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use futures::stream::{self, StreamExt};
 
 use crate::sdk::describe;
 use crate::table::{
-    event_claim_key, event_log_key, event_log_pk, get_s, get_time, n, parsed, s, time, Item,
-    EVENT_PREFIX,
+    event_claim_key, event_log_pk, get_s, get_time, n, parsed, s, time, Item, EVENT_PREFIX,
+    TENANT_INDEX,
 };
 use sync_core::domain::{ConnectionId, EventPage, EventRecord, EventStatus, TenantId};
-use sync_core::ports::{Claim, EventClaims, EventLog, EventLogError};
+use sync_core::ports::{Claim, ClaimHolder, EventClaims, EventLog, EventLogError};
 
 /// How long log entries are kept.
 const LOG_TTL_DAYS: i64 = 30;
-
-/// Events confirmed per transaction (two writes each; a transaction takes 100).
-const CONFIRM_CHUNK: usize = 50;
 
 #[derive(Clone, Debug)]
 pub struct DynamoEventStore {
@@ -49,106 +46,93 @@ impl DynamoEventStore {
         }
     }
 
-    /// Sets the log entry's status (and the queue's message id, once there is one).
-    fn log_status(
+    /// Up to `want` live entries of one of the log's two homes, newest first, older than
+    /// the cursor's entry: the index (`gsi1`, entries that are claims) or the connection's
+    /// own partition (entries logged apart from their claims).
+    async fn older_than(
         &self,
-        record: &EventRecord,
-        status: EventStatus,
-        message_id: Option<&str>,
-    ) -> Result<TransactWriteItem, EventLogError> {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(event_log_key(record.connection_id, &record.log_key())))
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":status", s(status.as_str()));
-        update = match message_id {
-            Some(id) => update
-                .update_expression("SET #status = :status, message_id = :message")
-                .expression_attribute_values(":message", s(id)),
-            None => update.update_expression("SET #status = :status"),
+        home: LogHome,
+        connection: ConnectionId,
+        before: Option<&str>,
+        want: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EventRecord>, EventLogError> {
+        let (index, pk_name, sk_name, pk) = match home {
+            LogHome::Index => (
+                Some(TENANT_INDEX),
+                "gsi1pk",
+                "gsi1sk",
+                event_index_pk(connection),
+            ),
+            LogHome::Partition => (None, "pk", "sk", event_log_pk(connection)),
         };
-        Ok(TransactWriteItem::builder()
-            .update(update.build().map_err(unavailable)?)
-            .build())
-    }
-
-    /// The two writes that confirm one queued event: the claim (still ours) becomes
-    /// `queued`, and its log entry records the message id.
-    fn confirmation(
-        &self,
-        record: &EventRecord,
-        message_id: &str,
-    ) -> Result<(TransactWriteItem, TransactWriteItem), EventLogError> {
-        let claim = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(claim_key(record)))
-            .update_expression("SET #status = :queued")
-            .condition_expression("claim_token = :token")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":queued", s(EventStatus::Queued.as_str()))
-            .expression_attribute_values(":token", s(&record.claim_token))
-            .build()
-            .map_err(unavailable)?;
-        let log = self.log_status(record, EventStatus::Queued, Some(message_id))?;
-        Ok((TransactWriteItem::builder().update(claim).build(), log))
-    }
-
-    /// Confirms up to [`CONFIRM_CHUNK`] events in one transaction, or one by one if that
-    /// transaction is cancelled.
-    async fn confirm_chunk(&self, chunk: &[(EventRecord, String)]) -> Result<(), EventLogError> {
-        let mut items = Vec::with_capacity(chunk.len() * 2);
-        for (record, message_id) in chunk {
-            let (claim, log) = self.confirmation(record, message_id)?;
-            items.push(claim);
-            items.push(log);
+        // `BETWEEN` is inclusive: the cursor's own entry is skipped below. Every sort key
+        // under `EVENT#` is below `EVENT$`.
+        let upper = before.map_or_else(|| "EVENT$".to_string(), |b| format!("{EVENT_PREFIX}{b}"));
+        let mut events = Vec::new();
+        let mut start = None;
+        // Expired entries are filtered out after the read, so a page may need more than
+        // one query to fill.
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_string))
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lower AND :upper")
+                .filter_expression("expires_at > :now")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":lower", s(EVENT_PREFIX))
+                .expression_attribute_values(":upper", s(&upper))
+                .expression_attribute_values(":now", n(now.timestamp()))
+                .scan_index_forward(false)
+                .limit(i32::try_from(want + 1 - events.len().min(want)).unwrap_or(101))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(describe(&e)))?;
+            for item in out.items() {
+                let record = from_log_item(item)?;
+                if before != Some(record.log_key().as_str()) {
+                    events.push(record);
+                }
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() && events.len() < want => start = Some(k.clone()),
+                _ => break,
+            }
         }
-        let bulk = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        if bulk.is_ok() {
-            return Ok(());
-        }
-        let singles: Vec<_> = chunk
-            .iter()
-            .map(|(record, message_id)| async move {
-                let (claim, log) = self.confirmation(record, message_id)?;
-                self.transact(claim, log).await
-            })
-            .collect();
-        let results: Vec<_> = stream::iter(singles).buffer_unordered(8).collect().await;
-        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+        events.truncate(want);
+        Ok(events)
     }
+}
 
-    /// Writes the claim change and the log change together, or neither.
-    async fn transact(
-        &self,
-        claim: TransactWriteItem,
-        log: TransactWriteItem,
-    ) -> Result<(), EventLogError> {
-        self.client
-            .transact_write_items()
-            .transact_items(claim)
-            .transact_items(log)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| unavailable(describe(&e)))
-    }
+/// Where a log entry is kept: see the module's notes.
+#[derive(Clone, Copy)]
+enum LogHome {
+    Index,
+    Partition,
+}
+
+/// The index partition of a connection's log.
+fn event_index_pk(connection: ConnectionId) -> String {
+    format!("EVENTS#{connection}")
 }
 
 fn unavailable(e: impl std::fmt::Display) -> EventLogError {
     EventLogError::Unavailable(e.to_string())
 }
 
-fn claim_key(r: &EventRecord) -> Item {
-    event_claim_key(r.platform, &r.key_hash)
-}
-
-fn to_log_item(r: &EventRecord) -> Item {
-    let mut item: Item = event_log_key(r.connection_id, &r.log_key());
+/// The claim of an event, which is its log entry.
+fn to_claim_item(r: &EventRecord, now: DateTime<Utc>, ttl: chrono::Duration) -> Item {
+    let mut item: Item = event_claim_key(r.platform, &r.key_hash);
+    item.insert("gsi1pk".into(), s(event_index_pk(r.connection_id)));
+    item.insert("gsi1sk".into(), s(format!("{EVENT_PREFIX}{}", r.log_key())));
+    item.insert("claimed_at".into(), n(now.timestamp_millis()));
+    item.insert("dedup_until".into(), n((now + ttl).timestamp()));
+    item.insert("log_key".into(), s(r.log_key()));
     item.insert("kind".into(), s("event"));
     item.insert("connection_id".into(), s(r.connection_id.to_string()));
     item.insert("tenant_id".into(), s(r.tenant_id.as_str()));
@@ -194,21 +178,6 @@ fn from_log_item(item: &Item) -> Result<EventRecord, EventLogError> {
     })
 }
 
-/// True when the claim transaction was cancelled because the claim's condition failed,
-/// i.e. a live claim exists. A cancellation for any other reason (a concurrent transaction
-/// on the same key, throttling) is not a duplicate: the caller answers 5xx and the
-/// platform's retry settles it.
-fn claim_condition_failed(e: &TransactWriteItemsError) -> bool {
-    match e {
-        TransactWriteItemsError::TransactionCanceledException(cancel) => cancel
-            .cancellation_reasons()
-            .first()
-            .and_then(|r| r.code())
-            .is_some_and(|code| code == "ConditionalCheckFailed"),
-        _ => false,
-    }
-}
-
 #[async_trait]
 impl EventClaims for DynamoEventStore {
     async fn claim(
@@ -218,71 +187,113 @@ impl EventClaims for DynamoEventStore {
         ttl: chrono::Duration,
         lease: chrono::Duration,
     ) -> Result<Claim, EventLogError> {
-        let mut claim: Item = claim_key(record);
-        claim.insert("status".into(), s(EventStatus::Claimed.as_str()));
-        claim.insert("claim_token".into(), s(&record.claim_token));
-        claim.insert("claimed_at".into(), n(now.timestamp_millis()));
-        claim.insert("expires_at".into(), n((now + ttl).timestamp()));
-        claim.insert("connection_id".into(), s(record.connection_id.to_string()));
-        claim.insert("log_key".into(), s(record.log_key()));
-        let put_claim = Put::builder()
+        // Claimable: never claimed; past its deduplication window (a claim written before
+        // `dedup_until` existed kept it in `expires_at`); released; or still unmarked by
+        // the coalescer after the lease.
+        let result = self
+            .client
+            .put_item()
             .table_name(&self.table)
-            .set_item(Some(claim))
+            .set_item(Some(to_claim_item(record, now, ttl)))
             .condition_expression(
-                "attribute_not_exists(pk) OR expires_at < :now OR (#status = :claimed AND claimed_at < :stale)",
+                "attribute_not_exists(pk) OR dedup_until < :now \
+                 OR (attribute_not_exists(dedup_until) AND expires_at < :now) \
+                 OR #status = :failed OR (#status = :claimed AND claimed_at < :stale)",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":now", n(now.timestamp()))
+            .expression_attribute_values(":failed", s(EventStatus::EnqueueFailed.as_str()))
             .expression_attribute_values(":claimed", s(EventStatus::Claimed.as_str()))
             .expression_attribute_values(":stale", n((now - lease).timestamp_millis()))
-            .build()
-            .map_err(unavailable)?;
-        let put_log = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_log_item(record)))
-            .build()
-            .map_err(unavailable)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put_claim).build())
-            .transact_items(TransactWriteItem::builder().put(put_log).build())
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Claim::Claimed),
+            Ok(out) => Ok(Claim::Claimed {
+                took_over: out.attributes().and_then(held_claim),
+            }),
             Err(e) => match e.as_service_error() {
-                Some(se) if claim_condition_failed(se) => Ok(Claim::Duplicate),
+                Some(se) if se.is_conditional_check_failed_exception() => {
+                    let status = match se {
+                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
+                            c.item().and_then(|i| get_s(i, "status").ok()).unwrap_or("").to_string()
+                        }
+                        _ => String::new(),
+                    };
+                    tracing::debug!(status = %status, "event key already claimed");
+                    Ok(Claim::Duplicate)
+                }
                 _ => Err(unavailable(describe(&e))),
             },
         }
     }
 
-    async fn confirm(&self, queued: &[(EventRecord, String)]) -> Result<(), EventLogError> {
-        // A transaction takes up to 100 writes: 50 events, two writes each, a few
-        // transactions in flight at once. If one event's condition fails (its lease ran out
-        // and a retry took the claim over), its whole transaction is cancelled; that chunk's
-        // events are then confirmed one by one, so only the taken-over one stays unconfirmed.
-        let chunks: Vec<_> = queued
-            .chunks(CONFIRM_CHUNK)
-            .map(|chunk| self.confirm_chunk(chunk))
-            .collect();
-        let results: Vec<_> = stream::iter(chunks).buffer_unordered(4).collect().await;
-        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
-    }
-
-    async fn release(&self, record: &EventRecord) -> Result<(), EventLogError> {
-        let claim = Delete::builder()
+    async fn release(
+        &self,
+        record: &EventRecord,
+        took_over: Option<&ClaimHolder>,
+    ) -> Result<(), EventLogError> {
+        let update = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .set_key(Some(claim_key(record)))
-            .condition_expression("claim_token = :token")
-            .expression_attribute_values(":token", s(&record.claim_token))
-            .build()
-            .map_err(unavailable)?;
-        let log = self.log_status(record, EventStatus::EnqueueFailed, None)?;
-        self.transact(TransactWriteItem::builder().delete(claim).build(), log)
-            .await
+            .set_key(Some(event_claim_key(record.platform, &record.key_hash)))
+            .condition_expression("claim_token = :ours")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":ours", s(&record.claim_token));
+        // The claim taken over gets the key back: its event may be on the queue, and the
+        // coalescer turns it into a job only while the claim is its own.
+        let update = match took_over {
+            Some(held) => {
+                let restored = EventRecord {
+                    received_at: held.claimed_at,
+                    claim_token: held.token.clone(),
+                    ..record.clone()
+                };
+                update
+                    .update_expression(
+                        "SET #status = :claimed, claim_token = :token, claimed_at = :at, \
+                         received_at = :received, gsi1sk = :sk, log_key = :log",
+                    )
+                    .expression_attribute_values(":claimed", s(EventStatus::Claimed.as_str()))
+                    .expression_attribute_values(":token", s(&held.token))
+                    .expression_attribute_values(":at", n(held.claimed_at.timestamp_millis()))
+                    .expression_attribute_values(":received", time(held.claimed_at))
+                    .expression_attribute_values(
+                        ":sk",
+                        s(format!("{EVENT_PREFIX}{}", restored.log_key())),
+                    )
+                    .expression_attribute_values(":log", s(restored.log_key()))
+            }
+            None => update
+                .update_expression("SET #status = :failed")
+                .expression_attribute_values(":failed", s(EventStatus::EnqueueFailed.as_str())),
+        };
+        match update.send().await {
+            Ok(_) => Ok(()),
+            // Another delivery holds the key now: nothing of ours to give back.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(describe(&e))),
+        }
     }
+}
+
+/// The claim an overwritten item held, if it was one still waiting for the coalescer.
+fn held_claim(old: &Item) -> Option<ClaimHolder> {
+    if get_s(old, "status").ok()? != EventStatus::Claimed.as_str() {
+        return None;
+    }
+    let millis = old.get("claimed_at")?.as_n().ok()?.parse::<i64>().ok()?;
+    Some(ClaimHolder {
+        token: get_s(old, "claim_token").ok()?.to_string(),
+        claimed_at: DateTime::from_timestamp_millis(millis)?,
+    })
 }
 
 #[async_trait]
@@ -294,7 +305,7 @@ impl EventLog for DynamoEventStore {
         next: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<EventPage, EventLogError> {
-        let start = match next {
+        let before = match next {
             None => None,
             Some(cursor) => {
                 let bytes = URL_SAFE_NO_PAD
@@ -304,37 +315,29 @@ impl EventLog for DynamoEventStore {
                 let Some(log_key) = sk.strip_prefix(EVENT_PREFIX) else {
                     return Err(EventLogError::BadCursor);
                 };
-                Some(event_log_key(connection, log_key))
+                Some(log_key.to_string())
             }
         };
-        let mut events = Vec::new();
-        let mut start = start;
-        // Expired entries are filtered out after the read, so a page may need more than
-        // one query to fill; the cursor is always the last entry returned.
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .filter_expression("expires_at > :now")
-                .expression_attribute_values(":pk", s(event_log_pk(connection)))
-                .expression_attribute_values(":prefix", s(EVENT_PREFIX))
-                .expression_attribute_values(":now", n(now.timestamp()))
-                .scan_index_forward(false)
-                .limit(i32::try_from(limit + 1 - events.len()).unwrap_or(101))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(describe(&e)))?;
-            for item in out.items() {
-                events.push(from_log_item(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() && events.len() <= limit => start = Some(k.clone()),
-                _ => break,
-            }
-        }
+        // The two homes of the log, each read as far as a page could need, merged newest
+        // first; one more than the page tells whether another follows.
+        let (claims, apart) = futures::try_join!(
+            self.older_than(
+                LogHome::Index,
+                connection,
+                before.as_deref(),
+                limit + 1,
+                now
+            ),
+            self.older_than(
+                LogHome::Partition,
+                connection,
+                before.as_deref(),
+                limit + 1,
+                now
+            ),
+        )?;
+        let mut events: Vec<EventRecord> = claims.into_iter().chain(apart).collect();
+        events.sort_by_key(|r| std::cmp::Reverse(r.log_key()));
         let has_more = events.len() > limit;
         events.truncate(limit);
         let next = if has_more {

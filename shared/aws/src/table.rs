@@ -261,13 +261,10 @@ pub(crate) fn route_pk(route: &str) -> String {
     format!("ROUTE#{route}")
 }
 
-/// The partition of a connection's event log (its own item's partition).
+/// The partition of the event log entries written apart from their claims (see
+/// `events.rs`): the connection's own item's partition.
 pub(crate) fn event_log_pk(connection: ConnectionId) -> String {
     connection_pk(connection)
-}
-
-pub(crate) fn event_log_key(connection: ConnectionId, log_key: &str) -> Item {
-    key(event_log_pk(connection), format!("{EVENT_PREFIX}{log_key}"))
 }
 
 pub(crate) fn event_claim_key(platform: Platform, key_hash: &str) -> Item {

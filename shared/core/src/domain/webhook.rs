@@ -24,9 +24,11 @@ pub struct WebhookEvent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventStatus {
-    /// Claimed, not yet on the queue.
+    /// Accepted: on the webhook-events queue, or about to be (the claim is the log entry,
+    /// and the next write to it is the coalescer's).
     Claimed,
-    /// On the webhook-events queue.
+    /// On the webhook-events queue (entries logged by intakes before the claim became the
+    /// log entry).
     Queued,
     /// Merged into a sync job (see `job_id`).
     Coalesced,
@@ -122,6 +124,14 @@ pub struct QueuedEvent {
 }
 
 impl QueuedEvent {
+    /// The token of the claim that queued the event (the log key is the receipt time and
+    /// the token): only while the claim still holds it may the event become a job.
+    pub fn claim_token(&self) -> &str {
+        self.log_key
+            .split_once('#')
+            .map_or(self.log_key.as_str(), |(_, token)| token)
+    }
+
     pub fn from_record(r: &EventRecord) -> Self {
         Self {
             tenant_id: r.tenant_id.clone(),

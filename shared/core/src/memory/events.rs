@@ -3,22 +3,23 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::lock;
-use crate::domain::{ConnectionId, EventPage, EventRecord, EventStatus};
-use crate::ports::{Claim, EventClaims, EventJobs, EventLog, EventLogError};
+use crate::domain::{ConnectionId, EventPage, EventRecord, EventStatus, QueuedEvent};
+use crate::ports::{Claim, ClaimHolder, EventClaims, EventJobs, EventLog, EventLogError};
 
-/// One live claim: status, holder's token, when claimed, when it expires.
-type ClaimRow = (EventStatus, String, DateTime<Utc>, DateTime<Utc>);
+/// One claim, which is also the event's log entry: the record and until when it keeps its
+/// key from redeliveries.
+type ClaimRow = (EventRecord, DateTime<Utc>);
 
 /// Claims and the event log in memory, with the same rules as the DynamoDB adapter.
 #[derive(Default)]
 pub struct MemoryEventStore {
     claims: Mutex<HashMap<String, ClaimRow>>,
-    log: Mutex<std::collections::BTreeMap<(ConnectionId, String), EventRecord>>,
     failing: AtomicBool,
+    writes: AtomicUsize,
 }
 
 impl MemoryEventStore {
@@ -28,7 +29,47 @@ impl MemoryEventStore {
 
     /// Every logged record, oldest first.
     pub fn records(&self) -> Vec<EventRecord> {
-        lock(&self.log).values().cloned().collect()
+        let mut records: Vec<EventRecord> = lock(&self.claims)
+            .values()
+            .map(|(r, _)| r.clone())
+            .collect();
+        records.sort_by_key(EventRecord::log_key);
+        records
+    }
+
+    /// Holds the claim of a queued event as the intake left it (for tests of the coalescer).
+    pub fn hold(&self, event: &QueuedEvent) {
+        let record = EventRecord {
+            connection_id: event.connection_id,
+            tenant_id: event.tenant_id.clone(),
+            platform: event.platform,
+            event_key: event.key_hash.clone(),
+            key_hash: event.key_hash.clone(),
+            event_type: event.event_type.clone(),
+            entity_type: event.entity_type,
+            entity_id: event.entity_id.clone(),
+            received_at: event.received_at,
+            status: EventStatus::Claimed,
+            message_id: None,
+            job_id: None,
+            claim_token: event.claim_token().to_string(),
+        };
+        lock(&self.claims).insert(
+            event.key_hash.clone(),
+            (record, event.received_at + chrono::Duration::hours(72)),
+        );
+    }
+
+    /// How many writes (claims, releases, marks) were asked of the store, refused ones
+    /// included: each is one call in DynamoDB.
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    /// One write asked of the store.
+    fn write(&self) -> Result<(), EventLogError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.check()
     }
 
     fn check(&self) -> Result<(), EventLogError> {
@@ -51,61 +92,43 @@ impl EventClaims for MemoryEventStore {
         ttl: chrono::Duration,
         lease: chrono::Duration,
     ) -> Result<Claim, EventLogError> {
-        self.check()?;
+        self.write()?;
         let mut claims = lock(&self.claims);
-        let free = match claims.get(&record.key_hash) {
-            None => true,
-            Some((status, _, claimed_at, expires_at)) => {
-                *expires_at < now || (*status == EventStatus::Claimed && *claimed_at < now - lease)
+        let took_over = match claims.get(&record.key_hash) {
+            None => None,
+            Some((held, dedup_until)) => {
+                let abandoned =
+                    held.status == EventStatus::Claimed && held.received_at < now - lease;
+                if !(*dedup_until < now || held.status == EventStatus::EnqueueFailed || abandoned) {
+                    return Ok(Claim::Duplicate);
+                }
+                abandoned.then(|| ClaimHolder {
+                    token: held.claim_token.clone(),
+                    claimed_at: held.received_at,
+                })
             }
         };
-        if !free {
-            return Ok(Claim::Duplicate);
-        }
-        claims.insert(
-            record.key_hash.clone(),
-            (
-                EventStatus::Claimed,
-                record.claim_token.clone(),
-                now,
-                now + ttl,
-            ),
-        );
-        lock(&self.log).insert((record.connection_id, record.log_key()), record.clone());
-        Ok(Claim::Claimed)
+        claims.insert(record.key_hash.clone(), (record.clone(), now + ttl));
+        Ok(Claim::Claimed { took_over })
     }
 
-    async fn confirm(&self, queued: &[(EventRecord, String)]) -> Result<(), EventLogError> {
-        self.check()?;
-        for (record, message_id) in queued {
-            if let Some(claim) = lock(&self.claims).get_mut(&record.key_hash) {
-                if claim.1 == record.claim_token {
-                    claim.0 = EventStatus::Queued;
-                }
-            }
-            if let Some(entry) = lock(&self.log).get_mut(&(record.connection_id, record.log_key()))
-            {
-                // A coalescer that got there first keeps its status (as the table does).
-                if entry.job_id.is_none() {
-                    entry.status = EventStatus::Queued;
-                }
-                entry.message_id = Some(message_id.clone());
-            }
-        }
-        Ok(())
-    }
-
-    async fn release(&self, record: &EventRecord) -> Result<(), EventLogError> {
-        self.check()?;
-        let mut claims = lock(&self.claims);
-        if claims
-            .get(&record.key_hash)
-            .is_some_and(|c| c.1 == record.claim_token)
+    async fn release(
+        &self,
+        record: &EventRecord,
+        took_over: Option<&ClaimHolder>,
+    ) -> Result<(), EventLogError> {
+        self.write()?;
+        if let Some((held, _)) = lock(&self.claims)
+            .get_mut(&record.key_hash)
+            .filter(|(held, _)| held.claim_token == record.claim_token)
         {
-            claims.remove(&record.key_hash);
-        }
-        if let Some(entry) = lock(&self.log).get_mut(&(record.connection_id, record.log_key())) {
-            entry.status = EventStatus::EnqueueFailed;
+            match took_over {
+                Some(previous) => {
+                    held.claim_token = previous.token.clone();
+                    held.received_at = previous.claimed_at;
+                }
+                None => held.status = EventStatus::EnqueueFailed,
+            }
         }
         Ok(())
     }
@@ -121,13 +144,14 @@ impl EventLog for MemoryEventStore {
         _now: DateTime<Utc>,
     ) -> Result<EventPage, EventLogError> {
         self.check()?;
-        let log = lock(&self.log);
-        let mut entries: Vec<&EventRecord> = log
-            .iter()
-            .filter(|((c, key), _)| *c == connection && next.is_none_or(|n| key.as_str() < n))
-            .map(|(_, r)| r)
+        let claims = lock(&self.claims);
+        let mut entries: Vec<&EventRecord> = claims
+            .values()
+            .map(|(r, _)| r)
+            .filter(|r| r.connection_id == connection)
+            .filter(|r| next.is_none_or(|n| r.log_key().as_str() < n))
             .collect();
-        entries.reverse();
+        entries.sort_by_key(|r| std::cmp::Reverse(r.log_key()));
         let has_more = entries.len() > limit;
         let events: Vec<EventRecord> = entries.into_iter().take(limit).cloned().collect();
         let next = if has_more {
@@ -141,17 +165,17 @@ impl EventLog for MemoryEventStore {
 
 #[async_trait]
 impl EventJobs for MemoryEventStore {
-    async fn set_job(
-        &self,
-        connection: ConnectionId,
-        log_key: &str,
-        job_id: &str,
-    ) -> Result<(), EventLogError> {
-        self.check()?;
-        if let Some(entry) = lock(&self.log).get_mut(&(connection, log_key.to_string())) {
-            entry.status = EventStatus::Coalesced;
-            entry.job_id = Some(job_id.to_string());
-        }
-        Ok(())
+    async fn set_job(&self, event: &QueuedEvent, job_id: &str) -> Result<bool, EventLogError> {
+        self.write()?;
+        let mut claims = lock(&self.claims);
+        let Some((held, _)) = claims
+            .get_mut(&event.key_hash)
+            .filter(|(held, _)| held.claim_token == event.claim_token())
+        else {
+            return Ok(false);
+        };
+        held.status = EventStatus::Coalesced;
+        held.job_id = Some(job_id.to_string());
+        Ok(true)
     }
 }

@@ -269,20 +269,32 @@ pub enum EventLogError {
 }
 
 /// The outcome of claiming an event key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// Ours: queue it, then confirm or release.
-    Claimed,
+    /// Ours: queue it, or release it if it cannot be queued. `took_over` is the claim
+    /// this one replaced because its holder had not been heard of within the lease; its
+    /// event may still be on the queue, so a release gives the key back to it.
+    Claimed { took_over: Option<ClaimHolder> },
     /// Seen already (and not expired, released, or abandoned): drop it.
     Duplicate,
 }
 
-/// Deduplication claims and the event log, as the intake uses them.
+/// Who held a claim, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimHolder {
+    pub token: String,
+    pub claimed_at: DateTime<Utc>,
+}
+
+/// Deduplication claims and the event log, as the intake uses them. The claim of an event
+/// is its log entry: one conditional write claims the key and logs the event, and a
+/// duplicate learns it is one from that write's refusal.
 #[async_trait]
 pub trait EventClaims: Send + Sync + 'static {
-    /// Claims `record.key_hash` and logs the record, in one step. A key is claimable when no
-    /// claim exists, the old one has expired (`now` past its TTL), or it is still `claimed`
-    /// after `lease` (its holder died before queueing).
+    /// Claims `record.key_hash` and logs the record, in one write. A key is claimable when
+    /// no claim exists, the old one is past the deduplication window `ttl`, it was
+    /// released, or it is still unmarked by the coalescer after `lease` (its holder may
+    /// have died before queueing).
     async fn claim(
         &self,
         record: &EventRecord,
@@ -290,11 +302,13 @@ pub trait EventClaims: Send + Sync + 'static {
         ttl: chrono::Duration,
         lease: chrono::Duration,
     ) -> Result<Claim, EventLogError>;
-    /// The events are on the queue, each as its message id: confirmed together, in as few
-    /// calls as the store allows.
-    async fn confirm(&self, queued: &[(EventRecord, String)]) -> Result<(), EventLogError>;
-    /// Queueing failed: drop the claim (so a retry passes) and mark the log entry.
-    async fn release(&self, record: &EventRecord) -> Result<(), EventLogError>;
+    /// Queueing failed: give the key back (to the claim this one took over, if any, whose
+    /// event may be queued; otherwise to the platform's retry) and mark the log entry.
+    async fn release(
+        &self,
+        record: &EventRecord,
+        took_over: Option<&ClaimHolder>,
+    ) -> Result<(), EventLogError>;
 }
 
 /// The event log, as the API reads it.
@@ -313,13 +327,10 @@ pub trait EventLog: Send + Sync + 'static {
 /// The event log, as the coalescer marks it.
 #[async_trait]
 pub trait EventJobs: Send + Sync + 'static {
-    /// Records that the logged event (`log_key`) went into sync job `job_id`.
-    async fn set_job(
-        &self,
-        connection: ConnectionId,
-        log_key: &str,
-        job_id: &str,
-    ) -> Result<(), EventLogError>;
+    /// Records that the queued event went into sync job `job_id`, if its claim is still
+    /// the one that queued it. `Ok(false)`: a redelivery took the claim over after the
+    /// lease, and its own message carries the event; this one must not make a job.
+    async fn set_job(&self, event: &QueuedEvent, job_id: &str) -> Result<bool, EventLogError>;
 }
 
 /// Why a queue refused a message.

@@ -3,6 +3,7 @@
 //! source gathers within its batching window, so a burst of webhooks for one store's
 //! orders costs one sync, not hundreds.
 
+use futures::stream::{self, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -14,6 +15,9 @@ use crate::ports::{EventJobs, JobQueue, SyncKey, WebhookArrivals};
 /// More ids than this and the job carries none: the worker then runs a plain incremental
 /// sync from its cursor, which covers them all, instead of a message near SQS's size limit.
 pub use crate::domain::MAX_JOB_IDS as MAX_IDS_PER_JOB;
+
+/// How many events' claims are marked at once.
+const MARK_CONCURRENCY: usize = 16;
 
 /// One message of the batch.
 pub struct Incoming {
@@ -75,6 +79,11 @@ impl Coalescer {
             }
         }
         for ((connection, entity), ((tenant, platform), events)) in groups {
+            let job_id = uuid::Uuid::new_v4().to_string();
+            let events = self.marked(events, &job_id).await;
+            if events.is_empty() {
+                continue;
+            }
             let ids: BTreeSet<&str> = events.iter().map(|(_, e)| e.entity_id.as_str()).collect();
             let latest = events
                 .iter()
@@ -82,7 +91,7 @@ impl Coalescer {
                 .max()
                 .unwrap_or_default();
             let job = SyncJob {
-                job_id: uuid::Uuid::new_v4().to_string(),
+                job_id,
                 tenant_id: tenant,
                 connection_id: connection,
                 platform,
@@ -103,18 +112,9 @@ impl Coalescer {
             };
             match self.jobs.send_job(&job).await {
                 Ok(_) => {
-                    for (_, event) in &events {
-                        // The log entry is bookkeeping: the job is already queued.
-                        if let Err(e) = self
-                            .log
-                            .set_job(connection, &event.log_key, &job.job_id)
-                            .await
-                        {
-                            tracing::warn!(error = %e, "event log not updated with its job");
-                        }
-                    }
-                    // So is this: a poll that finds a change made after it that no webhook
-                    // brought takes the stream's webhooks to be silent.
+                    // Bookkeeping once the job is queued: a poll that finds a change made
+                    // after it that no webhook brought takes the stream's webhooks to be
+                    // silent.
                     let key = SyncKey { connection, entity };
                     if self.arrivals.arrived(key, latest).await.is_err() {
                         if let Err(e) = self.arrivals.arrived(key, latest).await {
@@ -131,6 +131,41 @@ impl Coalescer {
             }
         }
         report
+    }
+
+    /// Marks each event's claim with the job about to carry it, a bounded number at a time,
+    /// and keeps the events still theirs to carry. An event whose claim a redelivery took
+    /// over is dropped: the redelivery's own message carries it. One that cannot be marked
+    /// is carried all the same (a second job for the same records is idempotent; a lost
+    /// event is not).
+    async fn marked(
+        &self,
+        events: Vec<(String, QueuedEvent)>,
+        job_id: &str,
+    ) -> Vec<(String, QueuedEvent)> {
+        let marks: Vec<_> = events
+            .iter()
+            .map(|(_, event)| self.log.set_job(event, job_id))
+            .collect();
+        let marks: Vec<_> = stream::iter(marks)
+            .buffered(MARK_CONCURRENCY)
+            .collect()
+            .await;
+        events
+            .into_iter()
+            .zip(marks)
+            .filter_map(|((message_id, event), mark)| match mark {
+                Ok(true) => Some((message_id, event)),
+                Ok(false) => {
+                    tracing::info!(message_id = %message_id, entity_id = %event.entity_id, "event's claim taken over by a redelivery; its message carries it");
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(message_id = %message_id, error = %e, "event not marked with its job; carried all the same");
+                    Some((message_id, event))
+                }
+            })
+            .collect()
     }
 }
 
@@ -154,7 +189,14 @@ mod tests {
         .unwrap_or_default()
     }
 
-    fn batch(bodies: Vec<String>) -> Vec<Incoming> {
+    /// The batch of messages, each event's claim held in `store` as the intake left it.
+    fn batch(store: &MemoryEventStore, bodies: Vec<String>) -> Vec<Incoming> {
+        for event in bodies
+            .iter()
+            .filter_map(|b| serde_json::from_str::<QueuedEvent>(b).ok())
+        {
+            store.hold(&event);
+        }
         bodies
             .into_iter()
             .enumerate()
@@ -165,14 +207,21 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn a_burst_for_one_connection_and_entity_is_one_job_with_every_id() {
+    /// A coalescer with in-memory claims and queue.
+    fn parts() -> (Arc<MemoryEventStore>, Arc<MemoryQueue>, Coalescer) {
+        let store = Arc::new(MemoryEventStore::default());
         let queue = Arc::new(MemoryQueue::default());
         let c = Coalescer::new(
             queue.clone(),
-            Arc::new(MemoryEventStore::default()),
+            store.clone(),
             Arc::new(crate::memory::MemorySyncLeases::default()),
         );
+        (store, queue, c)
+    }
+
+    #[tokio::test]
+    async fn a_burst_for_one_connection_and_entity_is_one_job_with_every_id() {
+        let (store, queue, c) = parts();
         let a = ConnectionId::new_random();
         let b = ConnectionId::new_random();
         let mut bodies: Vec<String> = (0..50)
@@ -181,7 +230,7 @@ mod tests {
         bodies.push(event(a, EntityType::Customers, "7"));
         bodies.push(event(b, EntityType::Orders, "1"));
         bodies.push("not json".into());
-        let report = c.run(batch(bodies)).await;
+        let report = c.run(batch(&store, bodies)).await;
         assert_eq!(report.jobs.len(), 3);
         assert_eq!(report.malformed, 1);
         assert!(report.failed.is_empty());
@@ -199,13 +248,10 @@ mod tests {
     async fn a_queued_job_notes_on_its_stream_when_its_webhooks_arrived_and_a_refused_one_does_not()
     {
         use crate::ports::StreamWatch;
+        let store = Arc::new(MemoryEventStore::default());
         let queue = Arc::new(MemoryQueue::default());
         let streams = Arc::new(crate::memory::MemorySyncLeases::default());
-        let c = Coalescer::new(
-            queue.clone(),
-            Arc::new(MemoryEventStore::default()),
-            streams.clone(),
-        );
+        let c = Coalescer::new(queue.clone(), store.clone(), streams.clone());
         let a = ConnectionId::new_random();
         let key = |entity| SyncKey {
             connection: a,
@@ -222,34 +268,36 @@ mod tests {
             }
         };
         queue.set_failing(true);
-        c.run(batch(vec![event(a, EntityType::Orders, "1")])).await;
+        c.run(batch(&store, vec![event(a, EntityType::Orders, "1")]))
+            .await;
         assert_eq!(
             seen(EntityType::Orders).await,
             None,
             "not queued: not noted"
         );
         queue.set_failing(false);
-        c.run(batch(vec![event(a, EntityType::Orders, "1")])).await;
+        c.run(batch(&store, vec![event(a, EntityType::Orders, "1")]))
+            .await;
         assert_eq!(seen(EntityType::Orders).await, Some(arrived));
         assert_eq!(seen(EntityType::Customers).await, None);
     }
 
     #[tokio::test]
     async fn a_note_of_arrival_that_fails_changes_nothing_of_what_is_queued_or_handed_back() {
+        let store = Arc::new(MemoryEventStore::default());
         let queue = Arc::new(MemoryQueue::default());
         let streams = Arc::new(crate::memory::MemorySyncLeases::default());
         streams.set_failing(true);
-        let c = Coalescer::new(
-            queue.clone(),
-            Arc::new(MemoryEventStore::default()),
-            streams,
-        );
+        let c = Coalescer::new(queue.clone(), store.clone(), streams);
         let a = ConnectionId::new_random();
         let report = c
-            .run(batch(vec![
-                event(a, EntityType::Orders, "1"),
-                event(a, EntityType::Orders, "2"),
-            ]))
+            .run(batch(
+                &store,
+                vec![
+                    event(a, EntityType::Orders, "1"),
+                    event(a, EntityType::Orders, "2"),
+                ],
+            ))
             .await;
         assert_eq!(report.jobs.len(), 1);
         assert!(report.failed.is_empty(), "{:?}", report.failed);
@@ -258,19 +306,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_that_cannot_be_queued_hands_its_messages_back() {
-        let queue = Arc::new(MemoryQueue::default());
+        let (store, queue, c) = parts();
         queue.set_failing(true);
-        let c = Coalescer::new(
-            queue.clone(),
-            Arc::new(MemoryEventStore::default()),
-            Arc::new(crate::memory::MemorySyncLeases::default()),
-        );
         let a = ConnectionId::new_random();
         let report = c
-            .run(batch(vec![
-                event(a, EntityType::Orders, "1"),
-                event(a, EntityType::Orders, "2"),
-            ]))
+            .run(batch(
+                &store,
+                vec![
+                    event(a, EntityType::Orders, "1"),
+                    event(a, EntityType::Orders, "2"),
+                ],
+            ))
             .await;
         assert_eq!(report.failed, ["m0", "m1"]);
         assert!(report.jobs.is_empty());
@@ -278,18 +324,51 @@ mod tests {
 
     #[tokio::test]
     async fn too_many_ids_make_a_plain_incremental_job() {
-        let queue = Arc::new(MemoryQueue::default());
-        let c = Coalescer::new(
-            queue.clone(),
-            Arc::new(MemoryEventStore::default()),
-            Arc::new(crate::memory::MemorySyncLeases::default()),
-        );
+        let (store, _, c) = parts();
         let a = ConnectionId::new_random();
         let bodies = (0..=MAX_IDS_PER_JOB)
             .map(|i| event(a, EntityType::Products, &i.to_string()))
             .collect();
-        let report = c.run(batch(bodies)).await;
+        let report = c.run(batch(&store, bodies)).await;
         assert_eq!(report.jobs.len(), 1);
         assert!(report.jobs[0].ids.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_event_whose_claim_a_redelivery_took_over_makes_no_job_and_is_acknowledged() {
+        let (store, queue, c) = parts();
+        let a = ConnectionId::new_random();
+        let mut messages = batch(&store, vec![event(a, EntityType::Orders, "1")]);
+        // The redelivery's claim holds the key now (another token), and its own message
+        // carries the event.
+        let successor = event(a, EntityType::Orders, "1").replace("k-1", "k-1#successor");
+        messages.extend(batch(&store, vec![successor]));
+        messages[1].message_id = "m1".into();
+        let report = c.run(messages).await;
+        assert!(report.failed.is_empty(), "{report:?}");
+        assert_eq!(report.jobs.len(), 1);
+        assert_eq!(queue.jobs().len(), 1);
+        let alone = c
+            .run(vec![Incoming {
+                message_id: "m2".into(),
+                body: event(a, EntityType::Orders, "1"),
+            }])
+            .await;
+        assert_eq!(
+            alone,
+            CoalesceReport::default(),
+            "the taken-over message made a job"
+        );
+    }
+
+    #[tokio::test]
+    async fn events_whose_claims_cannot_be_marked_are_carried_all_the_same() {
+        let (store, _, c) = parts();
+        let a = ConnectionId::new_random();
+        let messages = batch(&store, vec![event(a, EntityType::Orders, "1")]);
+        store.set_failing(true);
+        let report = c.run(messages).await;
+        assert_eq!(report.jobs.len(), 1);
+        assert_eq!(report.jobs[0].ids, ["1"]);
     }
 }

@@ -7,12 +7,20 @@
 //!    secret) over the raw body bytes, in constant time, then the media type, then parses
 //!    the body into events.
 //!
-//! Each event is then claimed (a conditional write on its key, so a redelivery is a
-//! duplicate), put on the webhook-events queue, and confirmed. If queueing fails the claim
-//! is released and the delivery answered 5xx, so the platform's retry gets through; if the
-//! process dies between claim and queue, the claim's lease runs out and a retry gets
-//! through too. Nothing is stranded as "seen" but never queued. The intake never calls a
-//! platform.
+//! The connection and its opened secret are kept in the warm container for
+//! [`IntakeSettings::connection_cache`] (a minute): a signature the kept secret refuses
+//! re-reads the connection once before the 401, so a rotated secret works at once, and a
+//! deleted or disabled connection is refused within that minute.
+//!
+//! Each event is then claimed with one conditional write that is also its log entry (a
+//! redelivery is a duplicate, told so by that write's refusal), and put on the
+//! webhook-events queue: two sequential calls for a new event, one for a duplicate. If
+//! queueing fails the claim is released and the delivery answered 5xx, so the platform's
+//! retry gets through. If the process dies between claim and queue, the claim stays
+//! unmarked; once its lease has run out a redelivery takes it over. The coalescer marks
+//! each event's claim with its job, only while the claim is still the one that queued it,
+//! so of a taken-over claim's message and its successor's exactly one becomes a job.
+//! Nothing is stranded as "seen" but never queued. The intake never calls a platform.
 //!
 //! The claim key is the connection plus the event's own key: the same delivery sent to two
 //! connections (two tenants with the same QuickBooks company, each with its own app) is two
@@ -20,13 +28,12 @@
 //!
 //! A delivery can carry hundreds of events (QuickBooks batches them) and must be answered
 //! within QuickBooks' 3 seconds, so the events of one delivery are claimed concurrently (a
-//! bounded number at a time), queued in batches of ten, and confirmed in bulk.
+//! bounded number at a time) and queued in batches of ten.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use futures::stream::{self, StreamExt};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use super::open_secrets;
 use crate::clock::Clock;
@@ -49,10 +56,13 @@ const CLAIM_CONCURRENCY: usize = 32;
 pub struct IntakeSettings {
     /// How long an event key stays claimed: redeliveries within it are duplicates.
     pub dedup_ttl: Duration,
-    /// How long a claim may stay unconfirmed before a retry may take it over.
+    /// How long a claim may stay unmarked by the coalescer before a redelivery may take it
+    /// over (its holder may have died between the claim and the queue).
     pub claim_lease: Duration,
-    /// How long an opened webhook secret is kept in memory.
-    pub secret_cache: std::time::Duration,
+    /// How long a warm intake keeps a connection and its opened webhook secret: a deleted or
+    /// disabled connection is refused within this long; a rotated secret works at once (a
+    /// signature the cached secret refuses re-reads the connection before answering 401).
+    pub connection_cache: std::time::Duration,
     /// The deployment's own apps' webhook secrets (QuickBooks: the app's verifier token),
     /// for deliveries to `POST /webhooks/{platform}`.
     pub app_secrets: HashMap<Platform, Secret>,
@@ -63,7 +73,7 @@ impl std::fmt::Debug for IntakeSettings {
         f.debug_struct("IntakeSettings")
             .field("dedup_ttl", &self.dedup_ttl)
             .field("claim_lease", &self.claim_lease)
-            .field("secret_cache", &self.secret_cache)
+            .field("connection_cache", &self.connection_cache)
             .field("app_secrets", &self.app_secrets.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -74,7 +84,7 @@ impl Default for IntakeSettings {
         Self {
             dedup_ttl: Duration::hours(72),
             claim_lease: Duration::seconds(30),
-            secret_cache: std::time::Duration::from_secs(300),
+            connection_cache: std::time::Duration::from_secs(60),
             app_secrets: HashMap::new(),
         }
     }
@@ -117,10 +127,15 @@ pub enum IntakeError {
     Unavailable(String),
 }
 
-struct CachedSecret {
-    version: u64,
+/// The connections of a webhook route, as read and when.
+type Routed = (Arc<Vec<Connection>>, DateTime<Utc>);
+
+/// A connection as read, with its opened webhook secret.
+#[derive(Clone)]
+struct Known {
+    connection: Arc<Connection>,
     secret: Option<Secret>,
-    at: Instant,
+    at: DateTime<Utc>,
 }
 
 /// The intake use case.
@@ -131,7 +146,8 @@ pub struct Intake {
     queue: Arc<dyn EventQueue>,
     clock: Arc<dyn Clock>,
     settings: IntakeSettings,
-    secrets: Mutex<HashMap<ConnectionId, CachedSecret>>,
+    known: Mutex<HashMap<ConnectionId, Known>>,
+    routes: Mutex<HashMap<String, Routed>>,
 }
 
 fn refuse(connection: &str, platform: &str, reason: &'static str) -> IntakeError {
@@ -160,7 +176,8 @@ impl Intake {
             queue,
             clock,
             settings,
-            secrets: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
+            routes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -174,43 +191,69 @@ impl Intake {
             .connection_id
             .parse()
             .map_err(|_| refused("malformed connection id"))?;
-        let connection = self
-            .connections
-            .get(id)
-            .await
-            .map_err(|e| IntakeError::Unavailable(e.to_string()))?
-            .ok_or_else(|| refused("unknown connection"))?;
+        // A connection kept from an earlier delivery that refuses this one is read again
+        // once: its secret may have been rotated, or webhooks turned back on, since.
+        let mut known = self.known(id, false).await?;
+        let mut verdict = Self::receive(platform, &known, d);
+        if matches!(verdict, Err(IntakeError::Unauthorized(_)))
+            && known.as_ref().is_some_and(|k| k.1)
+        {
+            known = self.known(id, true).await?;
+            verdict = Self::receive(platform, &known, d);
+        }
+        match verdict {
+            Ok(Received::Ping) => {
+                tracing::info!(connection_id = %id, platform = %platform, "webhook ping acknowledged");
+                Ok(Outcome::Ping)
+            }
+            Ok(Received::Events(parsed)) => match known {
+                Some((k, _)) => self.enqueue(&k.connection, parsed).await,
+                None => Err(refused("unknown connection")),
+            },
+            Err(IntakeError::Unauthorized(reason)) => Err(refused(reason)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks one delivery against the connection it names, as known: the platform, that
+    /// webhooks are on, then the platform module's signature check and parse.
+    fn receive(
+        platform: Platform,
+        known: &Option<(Known, bool)>,
+        d: &Delivery<'_>,
+    ) -> Result<Received, IntakeError> {
+        let Some((known, _)) = known else {
+            return Err(IntakeError::Unauthorized("unknown connection"));
+        };
+        let connection = known.connection.as_ref();
         if connection.platform != platform {
-            return Err(refused("connection is on another platform"));
+            return Err(IntakeError::Unauthorized(
+                "connection is on another platform",
+            ));
         }
         if !connection.webhooks_enabled {
-            return Err(refused("webhooks are disabled for the connection"));
+            return Err(IntakeError::Unauthorized(
+                "webhooks are disabled for the connection",
+            ));
         }
         if connection.is_deleting() {
-            return Err(refused("the connection is being deleted"));
+            return Err(IntakeError::Unauthorized("the connection is being deleted"));
         }
-        let secret = self
-            .webhook_secret(&connection)
-            .await?
-            .ok_or_else(|| refused("the connection has no webhook secret"))?;
+        let secret = known.secret.as_ref().ok_or(IntakeError::Unauthorized(
+            "the connection has no webhook secret",
+        ))?;
         let delivery = WebhookDelivery {
             headers: d.headers,
             body: d.body,
         };
-        let parsed = match platform
+        platform
             .module()
-            .receive(&connection, secret.expose(), &delivery)
-        {
-            Ok(Received::Ping) => {
-                tracing::info!(connection_id = %id, platform = %platform, "webhook ping acknowledged");
-                return Ok(Outcome::Ping);
-            }
-            Ok(Received::Events(parsed)) => parsed,
-            Err(Refusal::Unauthorized(reason)) => return Err(refused(reason)),
-            Err(Refusal::UnsupportedMediaType) => return Err(IntakeError::UnsupportedMediaType),
-            Err(Refusal::BadPayload(why)) => return Err(IntakeError::BadPayload(why)),
-        };
-        self.enqueue(&connection, parsed).await
+            .receive(connection, secret.expose(), &delivery)
+            .map_err(|refusal| match refusal {
+                Refusal::Unauthorized(reason) => IntakeError::Unauthorized(reason),
+                Refusal::UnsupportedMediaType => IntakeError::UnsupportedMediaType,
+                Refusal::BadPayload(why) => IntakeError::BadPayload(why),
+            })
     }
 
     /// A delivery to the deployment's app-wide URL (`POST /webhooks/{platform}`): verified
@@ -238,11 +281,7 @@ impl Intake {
         };
         let (mut queued, mut duplicates, mut ignored) = (0, 0, 0);
         for (route, parsed) in routed {
-            let connections = self
-                .connections
-                .routed(&route)
-                .await
-                .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
+            let connections = self.routed(&route).await?;
             if connections.is_empty() {
                 tracing::info!(route = %crate::logtext::clip(&route), events = parsed.events.len(), "app webhook events for no connection dropped");
                 ignored += parsed.events.len();
@@ -317,7 +356,7 @@ impl Intake {
         let mut claim_error = None;
         for (record, outcome) in records.into_iter().zip(outcomes) {
             match outcome {
-                Ok(Claim::Claimed) => claimed.push(record),
+                Ok(Claim::Claimed { took_over }) => claimed.push((record, took_over)),
                 Ok(Claim::Duplicate) => {
                     tracing::info!(connection_id = %connection.id, key = %record.event_key, "duplicate delivery dropped");
                     duplicates += 1;
@@ -326,35 +365,34 @@ impl Intake {
             }
         }
 
-        // What was claimed is queued (and confirmed) even when other claims failed: the
-        // platform's retry then finds those as duplicates and claims only the rest.
-        let messages: Vec<QueuedEvent> = claimed.iter().map(QueuedEvent::from_record).collect();
+        // What was claimed is queued even when other claims failed: the platform's retry
+        // then finds those as duplicates and claims only the rest. Once queued, the claim
+        // needs no further write: the coalescer marks it with its job.
+        let messages: Vec<QueuedEvent> = claimed
+            .iter()
+            .map(|(r, _)| QueuedEvent::from_record(r))
+            .collect();
         let mut sent = self.queue.send_events(&messages).await.into_iter();
-        let mut queued = Vec::new();
+        let mut queued = 0;
         let mut unqueued = Vec::new();
         let mut queue_error = None;
-        for record in claimed {
+        for claim in claimed {
             match sent.next() {
-                Some(Ok(message_id)) => queued.push((record, message_id)),
+                Some(Ok(_)) => queued += 1,
                 Some(Err(e)) => {
                     queue_error = Some(e.to_string());
-                    unqueued.push(record);
+                    unqueued.push(claim);
                 }
                 None => {
                     queue_error = Some("the queue answered for fewer events than sent".into());
-                    unqueued.push(record);
+                    unqueued.push(claim);
                 }
             }
         }
-        // Queued is what matters; a failed confirmation only leaves the claims to expire by
-        // their lease (a later redelivery may then queue one again, which the idempotent
-        // sync absorbs).
-        if !queued.is_empty() {
-            if let Err(e) = self.claims.confirm(&queued).await {
-                tracing::warn!(connection_id = %connection.id, error = %e, events = queued.len(), "queued events not confirmed");
-            }
-        }
-        let releases: Vec<_> = unqueued.iter().map(|r| self.claims.release(r)).collect();
+        let releases: Vec<_> = unqueued
+            .iter()
+            .map(|(r, took_over)| self.claims.release(r, took_over.as_ref()))
+            .collect();
         let released: Vec<_> = stream::iter(releases)
             .buffer_unordered(CLAIM_CONCURRENCY)
             .collect()
@@ -369,41 +407,102 @@ impl Intake {
             return Err(IntakeError::Unavailable(e.to_string()));
         }
         Ok(Outcome::Accepted {
-            queued: queued.len(),
+            queued,
             duplicates,
             ignored: parsed.ignored.len(),
         })
     }
 
-    /// The connection's webhook secret, opened at most once per connection version per
-    /// cache period (each opening is a KMS call).
-    async fn webhook_secret(&self, connection: &Connection) -> Result<Option<Secret>, IntakeError> {
-        {
-            let cache = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(hit) = cache.get(&connection.id) {
-                if hit.version == connection.version
-                    && hit.at.elapsed() < self.settings.secret_cache
-                {
-                    return Ok(hit.secret.clone());
-                }
+    /// The connection and its opened webhook secret, from this container's memory if read
+    /// within [`IntakeSettings::connection_cache`] (and `fresh` is not asked), with whether
+    /// it came from there. A secret is opened (a KMS call) only when the connection's
+    /// version changed. `None`: no such connection (not remembered, so that one created a
+    /// moment later is found).
+    async fn known(
+        &self,
+        id: ConnectionId,
+        fresh: bool,
+    ) -> Result<Option<(Known, bool)>, IntakeError> {
+        let kept = self
+            .known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned();
+        if let Some(kept) = &kept {
+            if !fresh && self.fresh_since(kept.at) {
+                return Ok(Some((kept.clone(), true)));
             }
         }
+        let Some(connection) = self
+            .connections
+            .get(id)
+            .await
+            .map_err(|e| IntakeError::Unavailable(e.to_string()))?
+        else {
+            self.known
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            return Ok(None);
+        };
+        let secret = match kept.filter(|k| k.connection.version == connection.version) {
+            Some(kept) => kept.secret,
+            None => self.webhook_secret(&connection).await?,
+        };
+        let known = Known {
+            connection: Arc::new(connection),
+            secret,
+            at: self.clock.now(),
+        };
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, known.clone());
+        Ok(Some((known, false)))
+    }
+
+    /// The connections routed to `route` (an index query), kept like [`Self::known`]'s; an
+    /// empty answer is not kept, so a company connected a moment ago is found at once.
+    async fn routed(&self, route: &str) -> Result<Arc<Vec<Connection>>, IntakeError> {
+        if let Some((connections, at)) = self
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(route)
+        {
+            if self.fresh_since(*at) {
+                return Ok(connections.clone());
+            }
+        }
+        let connections = Arc::new(
+            self.connections
+                .routed(route)
+                .await
+                .map_err(|e| IntakeError::Unavailable(e.to_string()))?,
+        );
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        if connections.is_empty() {
+            routes.remove(route);
+        } else {
+            routes.insert(route.to_string(), (connections.clone(), self.clock.now()));
+        }
+        Ok(connections)
+    }
+
+    /// Whether something read at `at` is still within the cache period.
+    fn fresh_since(&self, at: DateTime<Utc>) -> bool {
+        (self.clock.now() - at)
+            .to_std()
+            .is_ok_and(|age| age < self.settings.connection_cache)
+    }
+
+    /// The connection's webhook secret, opened (a KMS call).
+    async fn webhook_secret(&self, connection: &Connection) -> Result<Option<Secret>, IntakeError> {
         let mut secrets = open_secrets(self.sealer.as_ref(), connection)
             .await
             .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
-        let secret = secrets.remove(connection.platform.spec().webhook_secret);
-        self.secrets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                connection.id,
-                CachedSecret {
-                    version: connection.version,
-                    secret: secret.clone(),
-                    at: Instant::now(),
-                },
-            );
-        Ok(secret)
+        Ok(secrets.remove(connection.platform.spec().webhook_secret))
     }
 }
 

@@ -125,8 +125,8 @@ async fn a_signed_woocommerce_delivery_is_queued_once_and_logged() {
     assert_eq!(events[0].tenant_id.as_str(), "acme");
     let log = w.memory.events.records();
     assert_eq!(log.len(), 1);
-    assert_eq!(log[0].status, EventStatus::Queued);
-    assert_eq!(log[0].message_id.as_deref(), Some("event-1"));
+    assert_eq!(log[0].status, EventStatus::Claimed);
+    assert_eq!(log[0].entity_id, "1042");
 }
 
 #[tokio::test]
@@ -205,6 +205,8 @@ async fn unknown_mismatched_and_disabled_connections_are_401() {
         .update(&tenant, c.id, patch)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    // The connection read a moment ago is kept for a minute.
+    w.clock.advance(chrono::Duration::seconds(61));
     assert_eq!(
         deliver(&w, &disabled, &h, &body).await,
         Err(IntakeError::Unauthorized(
@@ -212,6 +214,59 @@ async fn unknown_mismatched_and_disabled_connections_are_401() {
         ))
     );
     assert!(w.memory.queue.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_rotated_secret_works_at_once_and_a_deleted_connection_is_refused_once_its_minute_is_over(
+) {
+    let w = world();
+    let c = connection(&w, "acme", Platform::WooCommerce, WOO_SECRET).await;
+    let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+    let body = fixture("woocommerce-order-updated.body.json");
+    assert_eq!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(1, 0, 0)
+    );
+    // The secret is rotated while the intake keeps the connection: a delivery signed with
+    // the new one is accepted at once (a duplicate of the first, so nothing new is
+    // queued), one signed with the old one no longer.
+    let rotated = "whsec_rotated-0123456789abcdef";
+    let mut patch = crate::domain::ConnectionPatch::default();
+    patch
+        .secrets
+        .insert("webhook_secret".into(), Secret::new(rotated));
+    w.services
+        .connections
+        .update(&tenant, c.id, patch)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut signed = woo_headers();
+    signed.insert(
+        "x-wc-webhook-signature".into(),
+        crate::crypto::hmac_sha256_base64(rotated.as_bytes(), &body),
+    );
+    assert_eq!(deliver(&w, &c, &signed, &body).await, queued(0, 1, 0));
+    assert!(matches!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        Err(IntakeError::Unauthorized(_))
+    ));
+    // Deleted: a warm intake that read it within the minute still accepts its deliveries
+    // (the documented bound); after the minute, it is refused.
+    w.services
+        .connections
+        .delete(&tenant, c.id, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.clock.advance(chrono::Duration::seconds(59));
+    assert!(matches!(
+        deliver(&w, &c, &signed, &body).await,
+        Ok(Outcome::Accepted { .. })
+    ));
+    w.clock.advance(chrono::Duration::seconds(2));
+    assert!(matches!(
+        deliver(&w, &c, &signed, &body).await,
+        Err(IntakeError::Unauthorized(_))
+    ));
 }
 
 #[tokio::test]
@@ -346,40 +401,60 @@ async fn when_queueing_fails_the_claim_is_released_and_the_retry_queues_once() {
     assert_eq!(w.memory.queue.events().len(), 1);
 }
 
+/// Turns every queued event so far into jobs, as the coalescer does with a batch; answers
+/// the jobs made.
+async fn coalesce(w: &World) -> Vec<crate::domain::SyncJob> {
+    use crate::service::coalesce::{Coalescer, Incoming};
+    let coalescer = Coalescer::new(
+        w.memory.queue.clone(),
+        w.memory.events.clone(),
+        Arc::new(crate::memory::MemorySyncLeases::default()),
+    );
+    let batch = w
+        .memory
+        .queue
+        .events()
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Incoming {
+            message_id: format!("m{i}"),
+            body: serde_json::to_string(e).unwrap_or_else(|e| panic!("{e}")),
+        })
+        .collect();
+    coalescer.run(batch).await.jobs
+}
+
 #[tokio::test]
-async fn a_claim_abandoned_before_queueing_is_taken_over_after_its_lease() {
+async fn a_claim_the_coalescer_has_not_marked_within_its_lease_is_taken_over_and_only_one_message_makes_a_job(
+) {
     let w = world();
     let c = connection(&w, "acme", Platform::WooCommerce, WOO_SECRET).await;
     let body = fixture("woocommerce-order-updated.body.json");
-    // A first attempt claimed the key and died: simulate with a claim and nothing else.
     assert_eq!(
         deliver(&w, &c, &woo_headers(), &body).await,
         queued(1, 0, 0)
     );
-    let mut abandoned = w.memory.events.records()[0].clone();
-    abandoned.claim_token = "dead".into();
-    abandoned.key_hash = "abandoned".into();
-    let now = w.clock.now();
-    let lease = chrono::Duration::seconds(30);
-    let ttl = chrono::Duration::hours(72);
+    // Within the lease a redelivery is a duplicate; after it, with the first message not
+    // yet coalesced (its holder may have died before queueing), it is taken over.
+    w.clock.advance(chrono::Duration::seconds(29));
     assert_eq!(
-        w.memory.events.claim(&abandoned, now, ttl, lease).await,
-        Ok(Claim::Claimed)
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(0, 1, 0)
     );
+    w.clock.advance(chrono::Duration::seconds(2));
     assert_eq!(
-        w.memory.events.claim(&abandoned, now, ttl, lease).await,
-        Ok(Claim::Duplicate)
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(1, 0, 0)
     );
-    w.clock.advance(chrono::Duration::seconds(31));
-    abandoned.claim_token = "retry".into();
-    assert_eq!(
-        w.memory
-            .events
-            .claim(&abandoned, w.clock.now(), ttl, lease)
-            .await,
-        Ok(Claim::Claimed)
-    );
-    // A confirmed (queued) claim is never taken over by the lease, only by its TTL.
+    // Both messages reach the coalescer: the taken-over one is dropped.
+    assert_eq!(w.memory.queue.events().len(), 2);
+    let jobs = coalesce(&w).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let logged = w.memory.events.records();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].job_id.as_deref(), Some(jobs[0].job_id.as_str()));
+    // A claim marked with its job is never taken over by the lease, only past its
+    // deduplication window.
     w.clock.advance(chrono::Duration::hours(1));
     assert_eq!(
         deliver(&w, &c, &woo_headers(), &body).await,
@@ -389,6 +464,33 @@ async fn a_claim_abandoned_before_queueing_is_taken_over_after_its_lease() {
     assert_eq!(
         deliver(&w, &c, &woo_headers(), &body).await,
         queued(1, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_redelivery_that_took_a_claim_over_and_cannot_queue_gives_the_key_back_to_the_queued_message(
+) {
+    let w = world();
+    let c = connection(&w, "acme", Platform::WooCommerce, WOO_SECRET).await;
+    let body = fixture("woocommerce-order-updated.body.json");
+    assert_eq!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(1, 0, 0)
+    );
+    w.clock.advance(chrono::Duration::seconds(31));
+    w.memory.queue.set_failing(true);
+    assert!(matches!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        Err(IntakeError::Unavailable(_))
+    ));
+    w.memory.queue.set_failing(false);
+    // The first message still makes its job: the claim is its own again.
+    let jobs = coalesce(&w).await;
+    assert_eq!(jobs.len(), 1, "the queued event was lost: {jobs:?}");
+    assert_eq!(w.memory.events.records()[0].status, EventStatus::Coalesced);
+    assert_eq!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(0, 1, 0)
     );
 }
 
@@ -462,21 +564,26 @@ async fn the_same_quickbooks_delivery_to_two_tenants_connections_is_queued_for_e
 }
 
 #[tokio::test]
-async fn a_two_hundred_event_delivery_is_queued_in_batches_and_confirmed() {
+async fn a_two_hundred_event_delivery_is_claimed_one_write_each_and_queued_in_batches() {
     let w = world();
     let c = connection(&w, "acme", Platform::QuickBooks, QBO_TOKEN).await;
     let (body, h) = qbo_delivery("9130350000000001", 200, QBO_TOKEN);
     assert_eq!(deliver(&w, &c, &h, &body).await, queued(200, 0, 0));
     assert_eq!(w.memory.queue.events().len(), 200);
     assert_eq!(w.memory.queue.calls(), 20, "ten events per queue call");
-    assert!(w
-        .memory
-        .events
-        .records()
-        .iter()
-        .all(|r| r.status == EventStatus::Queued && r.message_id.is_some()));
-    // The retry Intuit sends when it did not see our answer is all duplicates.
+    let log = w.memory.events.records();
+    assert_eq!(log.len(), 200);
+    assert!(log.iter().all(|r| r.status == EventStatus::Claimed));
+    assert_eq!(
+        w.memory.events.writes(),
+        200,
+        "one write per event, nothing more"
+    );
+    // The retry Intuit sends when it did not see our answer is all duplicates, each told
+    // so by its one refused write.
     assert_eq!(deliver(&w, &c, &h, &body).await, queued(0, 200, 0));
+    assert_eq!(w.memory.events.writes(), 400);
+    assert_eq!(w.memory.queue.calls(), 20);
 }
 
 #[tokio::test]
