@@ -90,6 +90,30 @@ async fn deliver(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// The intake's configuration on the test's resources, queueing to `queue`.
+fn intake_config(api: &Api, queue: &str) -> IntakeConfig {
+    IntakeConfig {
+        table_name: api.aws.resources.table_name.clone(),
+        kms_key_id: api.aws.resources.kms_key_id.clone(),
+        webhook_queue_url: queue.to_string(),
+        dedup_ttl_hours: 72,
+        claim_lease_seconds: 30,
+        max_body_bytes: 1 << 20,
+        quickbooks_verifier: None,
+    }
+}
+
+/// A Supabase Database Webhook's headers, with the sample connection's shared secret.
+fn supabase_headers() -> HashMap<String, String> {
+    [
+        ("content-type", "application/json"),
+        ("x-webhook-secret", SB_SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 async fn queue_bodies(api: &Api, url: &str) -> Vec<Value> {
     let sqs = api.aws.sqs();
     let mut out = Vec::new();
@@ -302,15 +326,7 @@ async fn identical_deliveries_in_parallel_make_exactly_one_event_and_one_job() {
 async fn a_queue_failure_releases_the_claim_and_the_retry_is_queued_once() {
     let api = api().await;
     let (id, _) = connect(&api, "acme", "supabase").await;
-    let config = |queue: &str| IntakeConfig {
-        table_name: api.aws.resources.table_name.clone(),
-        kms_key_id: api.aws.resources.kms_key_id.clone(),
-        webhook_queue_url: queue.to_string(),
-        dedup_ttl_hours: 72,
-        claim_lease_seconds: 30,
-        max_body_bytes: 1 << 20,
-        quickbooks_verifier: None,
-    };
+    let config = |queue: &str| intake_config(&api, queue);
     let missing_queue = format!("{}-missing", api.aws.provisioned.events_queue_url);
     let broken = aws::intake(
         &api.aws.sdk,
@@ -323,13 +339,7 @@ async fn a_queue_failure_releases_the_claim_and_the_retry_is_queued_once() {
         clock("2026-11-24T12:00:05Z"),
     );
     let body = fixture("supabase-update.body.json");
-    let headers: HashMap<String, String> = [
-        ("content-type", "application/json"),
-        ("x-webhook-secret", SB_SECRET),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let headers = supabase_headers();
     let delivery = Delivery {
         platform: "supabase",
         connection_id: &id,
@@ -758,10 +768,10 @@ fn event_record(
 }
 
 #[tokio::test]
-async fn against_moto_a_claim_is_one_write_taken_over_after_its_lease_given_back_on_release_and_marked_only_by_its_own_message(
+async fn against_moto_a_claim_is_one_write_taken_over_after_its_lease_and_the_first_message_marked_carries_the_event(
 ) {
     use sync_core::domain::{EventStatus, QueuedEvent};
-    use sync_core::ports::{Claim, ClaimHolder, EventClaims, EventJobs, EventLog};
+    use sync_core::ports::{Claim, EventClaims, EventJobs, EventLog};
     let aws = integration_tests::fresh_aws().await;
     let store = sync_aws::DynamoEventStore::new(aws.dynamodb(), aws.resources.table_name.clone());
     let jobs = sync_aws::DynamoEventJobs::new(aws.dynamodb(), aws.resources.table_name.clone());
@@ -777,63 +787,53 @@ async fn against_moto_a_claim_is_one_write_taken_over_after_its_lease_given_back
                 .unwrap_or_else(|e| panic!("{e}"))
         }
     };
+    let at = |seconds| t0 + chrono::Duration::seconds(seconds);
     let first = event_record(&"0f".repeat(32), "token-1", t0);
+    assert_eq!(claim(first.clone(), t0).await, Claim::Claimed);
+    // The same write again (the SDK retrying it after a lost answer) finds its own claim.
+    assert_eq!(claim(first.clone(), at(1)).await, Claim::Claimed);
     assert_eq!(
-        claim(first.clone(), t0).await,
-        Claim::Claimed { took_over: None }
-    );
-    let within = t0 + chrono::Duration::seconds(29);
-    assert_eq!(
-        claim(event_record(&first.key_hash, "token-2", within), within).await,
+        claim(event_record(&first.key_hash, "token-2", at(29)), at(29)).await,
         Claim::Duplicate
     );
-    // Unmarked after the lease: a redelivery takes it over and learns whose it was.
-    let after = t0 + chrono::Duration::seconds(31);
-    let second = event_record(&first.key_hash, "token-2", after);
-    let took_over = Some(ClaimHolder {
-        token: "token-1".into(),
-        claimed_at: t0,
-    });
-    assert_eq!(
-        claim(second.clone(), after).await,
-        Claim::Claimed {
-            took_over: took_over.clone()
-        }
-    );
+    // Unmarked after the lease: a redelivery takes it over and queues its own message.
+    let second = event_record(&first.key_hash, "token-2", at(31));
+    assert_eq!(claim(second.clone(), at(31)).await, Claim::Claimed);
+    // The first message marked carries the event; the other is refused; the first again
+    // (SQS delivering it twice) is marked again.
     let first_message = QueuedEvent::from_record(&first);
-    assert_eq!(jobs.set_job(&first_message, "job-1").await, Ok(false));
-    // The redelivery could not queue: the key goes back to the first claim, whose message
-    // then makes its job.
-    store
-        .release(&second, took_over.as_ref())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(jobs.set_job(&first_message, "job-1").await, Ok(true));
     assert_eq!(
         jobs.set_job(&QueuedEvent::from_record(&second), "job-2")
             .await,
         Ok(false)
     );
     assert_eq!(jobs.set_job(&first_message, "job-1").await, Ok(true));
-    let later = t0 + chrono::Duration::minutes(5);
+    // A release after the mark (the queue took the event, only its answer was lost)
+    // changes nothing.
+    store
+        .release(&second)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        claim(event_record(&first.key_hash, "token-3", later), later).await,
+        claim(event_record(&first.key_hash, "token-3", at(300)), at(300)).await,
         Claim::Duplicate,
         "a marked claim is taken over only past its window"
     );
-    let past = t0 + chrono::Duration::hours(73);
-    assert!(matches!(
-        claim(event_record(&first.key_hash, "token-4", past), past).await,
-        Claim::Claimed { took_over: None }
-    ));
-
-    // A release with nothing taken over leaves the key to the platform's retry.
-    let other = event_record(&"1e".repeat(32), "token-5", t0);
     assert_eq!(
-        claim(other.clone(), t0).await,
-        Claim::Claimed { took_over: None }
+        claim(
+            event_record(&first.key_hash, "token-4", at(73 * 3600)),
+            at(73 * 3600)
+        )
+        .await,
+        Claim::Claimed
     );
+
+    // A release before any mark leaves the key to the platform's retry.
+    let other = event_record(&"1e".repeat(32), "token-5", t0);
+    assert_eq!(claim(other.clone(), t0).await, Claim::Claimed);
     store
-        .release(&other, None)
+        .release(&other)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let page = store
@@ -852,10 +852,17 @@ async fn against_moto_a_claim_is_one_write_taken_over_after_its_lease_given_back
             ("token-5", EventStatus::EnqueueFailed)
         ]
     );
-    assert!(matches!(
+    assert_eq!(
         claim(event_record(&other.key_hash, "token-6", t0), t0).await,
-        Claim::Claimed { took_over: None }
-    ));
+        Claim::Claimed
+    );
+    // A message whose claim is gone is carried.
+    let gone = event_record(&"2d".repeat(32), "token-7", t0);
+    assert_eq!(
+        jobs.set_job(&QueuedEvent::from_record(&gone), "job-3")
+            .await,
+        Ok(true)
+    );
 }
 
 #[tokio::test]
@@ -932,7 +939,8 @@ async fn the_event_log_lists_claims_and_entries_logged_apart_from_them_newest_fi
 }
 
 #[tokio::test]
-async fn a_warm_intake_takes_two_aws_calls_for_a_new_event_and_one_for_a_duplicate() {
+async fn a_warm_intake_takes_two_aws_calls_for_a_new_event_none_for_a_duplicate_it_queued_and_one_for_another(
+) {
     use platform_sims::aws_proxy::AwsProxy;
     let (proxy, endpoint, _serving) = AwsProxy::start(&integration_tests::moto().endpoint())
         .await
@@ -969,10 +977,49 @@ async fn a_warm_intake_takes_two_aws_calls_for_a_new_event_and_one_for_a_duplica
         proxy.take_calls(),
         ["DynamoDB_20120810.PutItem", "AmazonSQS.SendMessageBatch"]
     );
-    // A duplicate: the claim's refusal says so.
+    // A duplicate: the container that queued it knows without a call.
     let (_, got) = deliver(&api, &url, "supabase", insert(2).as_bytes(), SB_SECRET).await;
     assert_eq!(got["duplicates"], json!(1), "{got}");
-    assert_eq!(proxy.take_calls(), ["DynamoDB_20120810.PutItem"]);
+    assert_eq!(proxy.take_calls(), Vec::<String>::new());
+    // Another container (Lambda scaled out) learns it from the claim's refusal: once warm,
+    // one call.
+    let other = aws::intake(
+        &sync_aws::sdk::local(&endpoint).await,
+        &intake_config(&api, &api.aws.provisioned.events_queue_url),
+        Arc::new(sync_core::clock::SystemClock),
+    );
+    let headers = supabase_headers();
+    let connection = url.rsplit('/').next().unwrap_or_default();
+    for (n, calls) in [
+        (
+            2,
+            &[
+                "DynamoDB_20120810.GetItem",
+                "TrentService.Decrypt",
+                "DynamoDB_20120810.PutItem",
+            ][..],
+        ),
+        (1, &["DynamoDB_20120810.PutItem"][..]),
+    ] {
+        let body = insert(n);
+        let outcome = other
+            .handle(&Delivery {
+                platform: "supabase",
+                connection_id: connection,
+                headers: &headers,
+                body: body.as_bytes(),
+            })
+            .await;
+        assert_eq!(
+            outcome,
+            Ok(Outcome::Accepted {
+                queued: 0,
+                duplicates: 1,
+                ignored: 0
+            })
+        );
+        assert_eq!(proxy.take_calls(), calls);
+    }
 }
 
 // The storm: many signed deliveries at once over every platform and two tenants, a third of

@@ -15,7 +15,8 @@
 //! are treated as gone on read (DynamoDB's TTL deletion can lag by a day or two).
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -27,7 +28,7 @@ use crate::table::{
     TENANT_INDEX,
 };
 use sync_core::domain::{ConnectionId, EventPage, EventRecord, EventStatus, TenantId};
-use sync_core::ports::{Claim, ClaimHolder, EventClaims, EventLog, EventLogError};
+use sync_core::ports::{Claim, EventClaims, EventLog, EventLogError};
 
 /// How long log entries are kept.
 const LOG_TTL_DAYS: i64 = 30;
@@ -145,10 +146,9 @@ fn to_claim_item(r: &EventRecord, now: DateTime<Utc>, ttl: chrono::Duration) -> 
     item.insert("received_at".into(), time(r.received_at));
     item.insert("status".into(), s(r.status.as_str()));
     item.insert("claim_token".into(), s(&r.claim_token));
-    item.insert(
-        "expires_at".into(),
-        n((r.received_at + chrono::Duration::days(LOG_TTL_DAYS)).timestamp()),
-    );
+    // The entry stays for the log's 30 days, or the deduplication window if longer.
+    let kept = (r.received_at + chrono::Duration::days(LOG_TTL_DAYS)).max(now + ttl);
+    item.insert("expires_at".into(), n(kept.timestamp()));
     item
 }
 
@@ -205,74 +205,45 @@ impl EventClaims for DynamoEventStore {
             .expression_attribute_values(":failed", s(EventStatus::EnqueueFailed.as_str()))
             .expression_attribute_values(":claimed", s(EventStatus::Claimed.as_str()))
             .expression_attribute_values(":stale", n((now - lease).timestamp_millis()))
-            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(Claim::Claimed {
-                took_over: out.attributes().and_then(held_claim),
-            }),
-            Err(e) => match e.as_service_error() {
-                Some(se) if se.is_conditional_check_failed_exception() => {
-                    let status = match se {
-                        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c) => {
-                            c.item().and_then(|i| get_s(i, "status").ok()).unwrap_or("").to_string()
-                        }
-                        _ => String::new(),
-                    };
-                    tracing::debug!(status = %status, "event key already claimed");
-                    Ok(Claim::Duplicate)
+        let e = match result {
+            Ok(_) => return Ok(Claim::Claimed),
+            Err(e) => e,
+        };
+        match e.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(refused)) => {
+                // The SDK retries a write whose answer was lost: the claim it then finds
+                // may be the one this very write made.
+                let held = refused.item().and_then(|i| get_s(i, "claim_token").ok());
+                if held == Some(record.claim_token.as_str()) {
+                    return Ok(Claim::Claimed);
                 }
-                _ => Err(unavailable(describe(&e))),
-            },
+                Ok(Claim::Duplicate)
+            }
+            _ => Err(unavailable(describe(&e))),
         }
     }
 
-    async fn release(
-        &self,
-        record: &EventRecord,
-        took_over: Option<&ClaimHolder>,
-    ) -> Result<(), EventLogError> {
-        let update = self
+    async fn release(&self, record: &EventRecord) -> Result<(), EventLogError> {
+        let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(event_claim_key(record.platform, &record.key_hash)))
-            .condition_expression("claim_token = :ours")
+            .update_expression("SET #status = :failed")
+            .condition_expression("claim_token = :ours AND #status = :claimed")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":ours", s(&record.claim_token));
-        // The claim taken over gets the key back: its event may be on the queue, and the
-        // coalescer turns it into a job only while the claim is its own.
-        let update = match took_over {
-            Some(held) => {
-                let restored = EventRecord {
-                    received_at: held.claimed_at,
-                    claim_token: held.token.clone(),
-                    ..record.clone()
-                };
-                update
-                    .update_expression(
-                        "SET #status = :claimed, claim_token = :token, claimed_at = :at, \
-                         received_at = :received, gsi1sk = :sk, log_key = :log",
-                    )
-                    .expression_attribute_values(":claimed", s(EventStatus::Claimed.as_str()))
-                    .expression_attribute_values(":token", s(&held.token))
-                    .expression_attribute_values(":at", n(held.claimed_at.timestamp_millis()))
-                    .expression_attribute_values(":received", time(held.claimed_at))
-                    .expression_attribute_values(
-                        ":sk",
-                        s(format!("{EVENT_PREFIX}{}", restored.log_key())),
-                    )
-                    .expression_attribute_values(":log", s(restored.log_key()))
-            }
-            None => update
-                .update_expression("SET #status = :failed")
-                .expression_attribute_values(":failed", s(EventStatus::EnqueueFailed.as_str())),
-        };
-        match update.send().await {
+            .expression_attribute_values(":ours", s(&record.claim_token))
+            .expression_attribute_values(":claimed", s(EventStatus::Claimed.as_str()))
+            .expression_attribute_values(":failed", s(EventStatus::EnqueueFailed.as_str()))
+            .send()
+            .await;
+        match result {
             Ok(_) => Ok(()),
-            // Another delivery holds the key now: nothing of ours to give back.
+            // Another delivery holds the key now, or the coalescer marked it (the queue took
+            // the event after all): nothing to release.
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
@@ -282,18 +253,6 @@ impl EventClaims for DynamoEventStore {
             Err(e) => Err(unavailable(describe(&e))),
         }
     }
-}
-
-/// The claim an overwritten item held, if it was one still waiting for the coalescer.
-fn held_claim(old: &Item) -> Option<ClaimHolder> {
-    if get_s(old, "status").ok()? != EventStatus::Claimed.as_str() {
-        return None;
-    }
-    let millis = old.get("claimed_at")?.as_n().ok()?.parse::<i64>().ok()?;
-    Some(ClaimHolder {
-        token: get_s(old, "claim_token").ok()?.to_string(),
-        claimed_at: DateTime::from_timestamp_millis(millis)?,
-    })
 }
 
 #[async_trait]

@@ -8,11 +8,25 @@ use std::sync::Mutex;
 
 use super::lock;
 use crate::domain::{ConnectionId, EventPage, EventRecord, EventStatus, QueuedEvent};
-use crate::ports::{Claim, ClaimHolder, EventClaims, EventJobs, EventLog, EventLogError};
+use crate::ports::{Claim, EventClaims, EventJobs, EventLog, EventLogError};
 
-/// One claim, which is also the event's log entry: the record and until when it keeps its
-/// key from redeliveries.
-type ClaimRow = (EventRecord, DateTime<Utc>);
+/// One claim, which is also the event's log entry: the record, until when it keeps its key
+/// from redeliveries, and the token of the message the coalescer marked it by.
+struct ClaimRow {
+    record: EventRecord,
+    dedup_until: DateTime<Utc>,
+    marked_by: Option<String>,
+}
+
+impl ClaimRow {
+    fn new(record: EventRecord, dedup_until: DateTime<Utc>) -> Self {
+        Self {
+            record,
+            dedup_until,
+            marked_by: None,
+        }
+    }
+}
 
 /// Claims and the event log in memory, with the same rules as the DynamoDB adapter.
 #[derive(Default)]
@@ -31,7 +45,7 @@ impl MemoryEventStore {
     pub fn records(&self) -> Vec<EventRecord> {
         let mut records: Vec<EventRecord> = lock(&self.claims)
             .values()
-            .map(|(r, _)| r.clone())
+            .map(|c| c.record.clone())
             .collect();
         records.sort_by_key(EventRecord::log_key);
         records
@@ -56,7 +70,7 @@ impl MemoryEventStore {
         };
         lock(&self.claims).insert(
             event.key_hash.clone(),
-            (record, event.received_at + chrono::Duration::hours(72)),
+            ClaimRow::new(record, event.received_at + chrono::Duration::hours(72)),
         );
     }
 
@@ -94,41 +108,32 @@ impl EventClaims for MemoryEventStore {
     ) -> Result<Claim, EventLogError> {
         self.write()?;
         let mut claims = lock(&self.claims);
-        let took_over = match claims.get(&record.key_hash) {
-            None => None,
-            Some((held, dedup_until)) => {
-                let abandoned =
-                    held.status == EventStatus::Claimed && held.received_at < now - lease;
-                if !(*dedup_until < now || held.status == EventStatus::EnqueueFailed || abandoned) {
-                    return Ok(Claim::Duplicate);
-                }
-                abandoned.then(|| ClaimHolder {
-                    token: held.claim_token.clone(),
-                    claimed_at: held.received_at,
-                })
+        if let Some(row) = claims.get(&record.key_hash) {
+            let held = &row.record;
+            let abandoned = held.status == EventStatus::Claimed && held.received_at < now - lease;
+            let claimable =
+                row.dedup_until < now || held.status == EventStatus::EnqueueFailed || abandoned;
+            if held.claim_token == record.claim_token {
+                return Ok(Claim::Claimed);
             }
-        };
-        claims.insert(record.key_hash.clone(), (record.clone(), now + ttl));
-        Ok(Claim::Claimed { took_over })
+            if !claimable {
+                return Ok(Claim::Duplicate);
+            }
+        }
+        claims.insert(
+            record.key_hash.clone(),
+            ClaimRow::new(record.clone(), now + ttl),
+        );
+        Ok(Claim::Claimed)
     }
 
-    async fn release(
-        &self,
-        record: &EventRecord,
-        took_over: Option<&ClaimHolder>,
-    ) -> Result<(), EventLogError> {
+    async fn release(&self, record: &EventRecord) -> Result<(), EventLogError> {
         self.write()?;
-        if let Some((held, _)) = lock(&self.claims)
-            .get_mut(&record.key_hash)
-            .filter(|(held, _)| held.claim_token == record.claim_token)
-        {
-            match took_over {
-                Some(previous) => {
-                    held.claim_token = previous.token.clone();
-                    held.received_at = previous.claimed_at;
-                }
-                None => held.status = EventStatus::EnqueueFailed,
-            }
+        if let Some(row) = lock(&self.claims).get_mut(&record.key_hash).filter(|row| {
+            row.record.claim_token == record.claim_token
+                && row.record.status == EventStatus::Claimed
+        }) {
+            row.record.status = EventStatus::EnqueueFailed;
         }
         Ok(())
     }
@@ -147,7 +152,7 @@ impl EventLog for MemoryEventStore {
         let claims = lock(&self.claims);
         let mut entries: Vec<&EventRecord> = claims
             .values()
-            .map(|(r, _)| r)
+            .map(|c| &c.record)
             .filter(|r| r.connection_id == connection)
             .filter(|r| next.is_none_or(|n| r.log_key().as_str() < n))
             .collect();
@@ -168,14 +173,16 @@ impl EventJobs for MemoryEventStore {
     async fn set_job(&self, event: &QueuedEvent, job_id: &str) -> Result<bool, EventLogError> {
         self.write()?;
         let mut claims = lock(&self.claims);
-        let Some((held, _)) = claims
-            .get_mut(&event.key_hash)
-            .filter(|(held, _)| held.claim_token == event.claim_token())
-        else {
-            return Ok(false);
+        let Some(row) = claims.get_mut(&event.key_hash) else {
+            return Ok(true);
         };
-        held.status = EventStatus::Coalesced;
-        held.job_id = Some(job_id.to_string());
+        let token = event.claim_token();
+        if row.record.job_id.is_some() && row.marked_by.as_deref() != Some(token) {
+            return Ok(false);
+        }
+        row.record.status = EventStatus::Coalesced;
+        row.record.job_id = Some(job_id.to_string());
+        row.marked_by = Some(token.to_string());
         Ok(true)
     }
 }

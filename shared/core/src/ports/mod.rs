@@ -269,21 +269,12 @@ pub enum EventLogError {
 }
 
 /// The outcome of claiming an event key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// Ours: queue it, or release it if it cannot be queued. `took_over` is the claim
-    /// this one replaced because its holder had not been heard of within the lease; its
-    /// event may still be on the queue, so a release gives the key back to it.
-    Claimed { took_over: Option<ClaimHolder> },
+    /// Ours: queue it, or release it if it cannot be queued.
+    Claimed,
     /// Seen already (and not expired, released, or abandoned): drop it.
     Duplicate,
-}
-
-/// Who held a claim, and since when.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimHolder {
-    pub token: String,
-    pub claimed_at: DateTime<Utc>,
 }
 
 /// Deduplication claims and the event log, as the intake uses them. The claim of an event
@@ -294,7 +285,8 @@ pub trait EventClaims: Send + Sync + 'static {
     /// Claims `record.key_hash` and logs the record, in one write. A key is claimable when
     /// no claim exists, the old one is past the deduplication window `ttl`, it was
     /// released, or it is still unmarked by the coalescer after `lease` (its holder may
-    /// have died before queueing).
+    /// have died before queueing). A claim already holding `record`'s own token (the write
+    /// was retried after its answer was lost) is ours.
     async fn claim(
         &self,
         record: &EventRecord,
@@ -302,13 +294,10 @@ pub trait EventClaims: Send + Sync + 'static {
         ttl: chrono::Duration,
         lease: chrono::Duration,
     ) -> Result<Claim, EventLogError>;
-    /// Queueing failed: give the key back (to the claim this one took over, if any, whose
-    /// event may be queued; otherwise to the platform's retry) and mark the log entry.
-    async fn release(
-        &self,
-        record: &EventRecord,
-        took_over: Option<&ClaimHolder>,
-    ) -> Result<(), EventLogError>;
+    /// Queueing failed: mark the claim released, so the platform's retry passes, unless it
+    /// is no longer ours or the coalescer has marked it already (the queue took the event
+    /// after all and only its answer was lost).
+    async fn release(&self, record: &EventRecord) -> Result<(), EventLogError>;
 }
 
 /// The event log, as the API reads it.
@@ -327,9 +316,11 @@ pub trait EventLog: Send + Sync + 'static {
 /// The event log, as the coalescer marks it.
 #[async_trait]
 pub trait EventJobs: Send + Sync + 'static {
-    /// Records that the queued event went into sync job `job_id`, if its claim is still
-    /// the one that queued it. `Ok(false)`: a redelivery took the claim over after the
-    /// lease, and its own message carries the event; this one must not make a job.
+    /// Records that the queued event went into sync job `job_id`, unless another message of
+    /// the same event was marked first (the first to be marked carries the event; a message
+    /// marked before, delivered again, is marked again). `Ok(false)`: another message
+    /// carries it, so this one must not make a job. A message whose claim is gone (past its
+    /// window) is carried, unmarked.
     async fn set_job(&self, event: &QueuedEvent, job_id: &str) -> Result<bool, EventLogError>;
 }
 

@@ -335,30 +335,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_event_whose_claim_a_redelivery_took_over_makes_no_job_and_is_acknowledged() {
+    async fn of_two_messages_of_one_event_the_first_marked_carries_it_and_the_other_is_acknowledged(
+    ) {
         let (store, queue, c) = parts();
         let a = ConnectionId::new_random();
-        let mut messages = batch(&store, vec![event(a, EntityType::Orders, "1")]);
-        // The redelivery's claim holds the key now (another token), and its own message
-        // carries the event.
-        let successor = event(a, EntityType::Orders, "1").replace("k-1", "k-1#successor");
-        messages.extend(batch(&store, vec![successor]));
-        messages[1].message_id = "m1".into();
-        let report = c.run(messages).await;
-        assert!(report.failed.is_empty(), "{report:?}");
+        let first = batch(&store, vec![event(a, EntityType::Orders, "1")]);
+        let report = c.run(first).await;
         assert_eq!(report.jobs.len(), 1);
-        assert_eq!(queue.jobs().len(), 1);
-        let alone = c
+        // A redelivery that took the claim over before the mark queued its own message (another
+        // token): acknowledged, no job.
+        let successor = event(a, EntityType::Orders, "1").replace("k-1", "k-1#successor");
+        let report = c
             .run(vec![Incoming {
-                message_id: "m2".into(),
-                body: event(a, EntityType::Orders, "1"),
+                message_id: "m9".into(),
+                body: successor,
             }])
             .await;
         assert_eq!(
-            alone,
+            report,
             CoalesceReport::default(),
-            "the taken-over message made a job"
+            "the second message made a job"
         );
+        // SQS delivering the first message again makes its job again (the sync is idempotent).
+        let again = c
+            .run(vec![Incoming {
+                message_id: "m0".into(),
+                body: event(a, EntityType::Orders, "1"),
+            }])
+            .await;
+        assert_eq!(again.jobs.len(), 1);
+        assert_eq!(queue.jobs().len(), 2);
+        // A message whose claim is gone (past its window) is carried.
+        let gone = c
+            .run(vec![Incoming {
+                message_id: "m7".into(),
+                body: event(a, EntityType::Orders, "2"),
+            }])
+            .await;
+        assert_eq!(gone.jobs.len(), 1);
     }
 
     #[tokio::test]

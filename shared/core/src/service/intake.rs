@@ -9,8 +9,9 @@
 //!
 //! The connection and its opened secret are kept in the warm container for
 //! [`IntakeSettings::connection_cache`] (a minute): a signature the kept secret refuses
-//! re-reads the connection once before the 401, so a rotated secret works at once, and a
-//! deleted or disabled connection is refused within that minute.
+//! re-reads the connection once before the 401, so a rotated secret works at once; a
+//! deleted or disabled connection is refused, and a secret rotated away stops working,
+//! within that minute.
 //!
 //! Each event is then claimed with one conditional write that is also its log entry (a
 //! redelivery is a duplicate, told so by that write's refusal), and put on the
@@ -18,9 +19,10 @@
 //! queueing fails the claim is released and the delivery answered 5xx, so the platform's
 //! retry gets through. If the process dies between claim and queue, the claim stays
 //! unmarked; once its lease has run out a redelivery takes it over. The coalescer marks
-//! each event's claim with its job, only while the claim is still the one that queued it,
-//! so of a taken-over claim's message and its successor's exactly one becomes a job.
-//! Nothing is stranded as "seen" but never queued. The intake never calls a platform.
+//! each event's claim with its job before queueing the job, and the first message marked
+//! carries the event: of a taken-over claim's message and its successor's, exactly one
+//! becomes a job, whichever order they come in. Nothing is stranded as "seen" but never
+//! queued. The intake never calls a platform.
 //!
 //! The claim key is the connection plus the event's own key: the same delivery sent to two
 //! connections (two tenants with the same QuickBooks company, each with its own app) is two
@@ -32,7 +34,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use futures::stream::{self, StreamExt};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use super::open_secrets;
@@ -127,9 +129,6 @@ pub enum IntakeError {
     Unavailable(String),
 }
 
-/// The connections of a webhook route, as read and when.
-type Routed = (Arc<Vec<Connection>>, DateTime<Utc>);
-
 /// A connection as read, with its opened webhook secret.
 #[derive(Clone)]
 struct Known {
@@ -147,7 +146,7 @@ pub struct Intake {
     clock: Arc<dyn Clock>,
     settings: IntakeSettings,
     known: Mutex<HashMap<ConnectionId, Known>>,
-    routes: Mutex<HashMap<String, Routed>>,
+    recent: RecentKeys,
 }
 
 fn refuse(connection: &str, platform: &str, reason: &'static str) -> IntakeError {
@@ -175,9 +174,9 @@ impl Intake {
             claims,
             queue,
             clock,
+            recent: RecentKeys::new(settings.dedup_ttl),
             settings,
             known: Mutex::new(HashMap::new()),
-            routes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -281,7 +280,11 @@ impl Intake {
         };
         let (mut queued, mut duplicates, mut ignored) = (0, 0, 0);
         for (route, parsed) in routed {
-            let connections = self.routed(&route).await?;
+            let connections = self
+                .connections
+                .routed(&route)
+                .await
+                .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
             if connections.is_empty() {
                 tracing::info!(route = %crate::logtext::clip(&route), events = parsed.events.len(), "app webhook events for no connection dropped");
                 ignored += parsed.events.len();
@@ -321,8 +324,9 @@ impl Intake {
         let mut records = Vec::new();
         for event in parsed.events {
             let key_hash = claim_key(connection, &event.key);
-            // The same event twice in one delivery is one event.
-            if !seen.insert(key_hash.clone()) {
+            // The same event twice in one delivery is one event; one this container queued
+            // a moment ago is a duplicate without asking the table.
+            if !seen.insert(key_hash.clone()) || self.recent.seen(&key_hash, now) {
                 duplicates += 1;
                 continue;
             }
@@ -356,7 +360,7 @@ impl Intake {
         let mut claim_error = None;
         for (record, outcome) in records.into_iter().zip(outcomes) {
             match outcome {
-                Ok(Claim::Claimed { took_over }) => claimed.push((record, took_over)),
+                Ok(Claim::Claimed) => claimed.push(record),
                 Ok(Claim::Duplicate) => {
                     tracing::info!(connection_id = %connection.id, key = %record.event_key, "duplicate delivery dropped");
                     duplicates += 1;
@@ -368,31 +372,28 @@ impl Intake {
         // What was claimed is queued even when other claims failed: the platform's retry
         // then finds those as duplicates and claims only the rest. Once queued, the claim
         // needs no further write: the coalescer marks it with its job.
-        let messages: Vec<QueuedEvent> = claimed
-            .iter()
-            .map(|(r, _)| QueuedEvent::from_record(r))
-            .collect();
+        let messages: Vec<QueuedEvent> = claimed.iter().map(QueuedEvent::from_record).collect();
         let mut sent = self.queue.send_events(&messages).await.into_iter();
         let mut queued = 0;
         let mut unqueued = Vec::new();
         let mut queue_error = None;
-        for claim in claimed {
+        for record in claimed {
             match sent.next() {
-                Some(Ok(_)) => queued += 1,
+                Some(Ok(_)) => {
+                    self.recent.remember(&record.key_hash, now);
+                    queued += 1;
+                }
                 Some(Err(e)) => {
                     queue_error = Some(e.to_string());
-                    unqueued.push(claim);
+                    unqueued.push(record);
                 }
                 None => {
                     queue_error = Some("the queue answered for fewer events than sent".into());
-                    unqueued.push(claim);
+                    unqueued.push(record);
                 }
             }
         }
-        let releases: Vec<_> = unqueued
-            .iter()
-            .map(|(r, took_over)| self.claims.release(r, took_over.as_ref()))
-            .collect();
+        let releases: Vec<_> = unqueued.iter().map(|r| self.claims.release(r)).collect();
         let released: Vec<_> = stream::iter(releases)
             .buffer_unordered(CLAIM_CONCURRENCY)
             .collect()
@@ -462,34 +463,6 @@ impl Intake {
         Ok(Some((known, false)))
     }
 
-    /// The connections routed to `route` (an index query), kept like [`Self::known`]'s; an
-    /// empty answer is not kept, so a company connected a moment ago is found at once.
-    async fn routed(&self, route: &str) -> Result<Arc<Vec<Connection>>, IntakeError> {
-        if let Some((connections, at)) = self
-            .routes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(route)
-        {
-            if self.fresh_since(*at) {
-                return Ok(connections.clone());
-            }
-        }
-        let connections = Arc::new(
-            self.connections
-                .routed(route)
-                .await
-                .map_err(|e| IntakeError::Unavailable(e.to_string()))?,
-        );
-        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        if connections.is_empty() {
-            routes.remove(route);
-        } else {
-            routes.insert(route.to_string(), (connections.clone(), self.clock.now()));
-        }
-        Ok(connections)
-    }
-
     /// Whether something read at `at` is still within the cache period.
     fn fresh_since(&self, at: DateTime<Utc>) -> bool {
         (self.clock.now() - at)
@@ -503,6 +476,50 @@ impl Intake {
             .await
             .map_err(|e| IntakeError::Unavailable(e.to_string()))?;
         Ok(secrets.remove(connection.platform.spec().webhook_secret))
+    }
+}
+
+/// Event keys this container claimed and queued in the last few minutes: a redelivery of
+/// one (a platform retrying a delivery whose answer it missed usually reaches the same warm
+/// container) is a duplicate without a call. Only keys whose event is on the queue are
+/// kept, and for less than the deduplication window, so the table would refuse each of
+/// them too: a key is claimable again only once released (never kept), abandoned by a
+/// holder that died before queueing (never kept), or past its window.
+struct RecentKeys {
+    keys: Mutex<KeysByAge>,
+    kept_for: Duration,
+}
+
+/// Each key with when it was queued, and the keys oldest first.
+type KeysByAge = (HashMap<String, DateTime<Utc>>, VecDeque<String>);
+
+/// How many keys a container keeps, oldest dropped first (about 100 bytes each).
+const RECENT_KEYS: usize = 10_000;
+
+impl RecentKeys {
+    fn new(dedup_ttl: Duration) -> Self {
+        Self {
+            keys: Mutex::default(),
+            kept_for: dedup_ttl.min(Duration::minutes(10)),
+        }
+    }
+
+    fn seen(&self, key: &str, now: DateTime<Utc>) -> bool {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.0.get(key).is_some_and(|at| now - *at < self.kept_for)
+    }
+
+    fn remember(&self, key: &str, now: DateTime<Utc>) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let (by_key, order) = &mut *keys;
+        if by_key.insert(key.to_string(), now).is_none() {
+            order.push_back(key.to_string());
+        }
+        while order.len() > RECENT_KEYS {
+            if let Some(oldest) = order.pop_front() {
+                by_key.remove(&oldest);
+            }
+        }
     }
 }
 
