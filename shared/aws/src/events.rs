@@ -216,9 +216,12 @@ impl EventClaims for DynamoEventStore {
             Some(PutItemError::ConditionalCheckFailedException(refused)) => {
                 // The SDK retries a write whose answer was lost: the claim it then finds
                 // may be the one this very write made.
-                let held = refused.item().and_then(|i| get_s(i, "claim_token").ok());
-                if held == Some(record.claim_token.as_str()) {
+                let held = |field| refused.item().and_then(|i| get_s(i, field).ok());
+                if held("claim_token") == Some(record.claim_token.as_str()) {
                     return Ok(Claim::Claimed);
+                }
+                if held("status") == Some(EventStatus::Claimed.as_str()) {
+                    return Ok(Claim::Unmarked);
                 }
                 Ok(Claim::Duplicate)
             }

@@ -117,7 +117,10 @@ impl EventClaims for MemoryEventStore {
                 return Ok(Claim::Claimed);
             }
             if !claimable {
-                return Ok(Claim::Duplicate);
+                return Ok(match held.status {
+                    EventStatus::Claimed => Claim::Unmarked,
+                    _ => Claim::Duplicate,
+                });
             }
         }
         claims.insert(

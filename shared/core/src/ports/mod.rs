@@ -273,7 +273,11 @@ pub enum EventLogError {
 pub enum Claim {
     /// Ours: queue it, or release it if it cannot be queued.
     Claimed,
-    /// Seen already (and not expired, released, or abandoned): drop it.
+    /// Another delivery holds the key and its event is in no job yet: that holder may have
+    /// died before queueing it, so queue this one too (nothing to release). The coalescer
+    /// lets the first of the two messages it marks through.
+    Unmarked,
+    /// Seen already and in a job (or queued by an earlier version): drop it.
     Duplicate,
 }
 

@@ -358,38 +358,54 @@ impl Intake {
             .await;
         let mut claimed = Vec::new();
         let mut claim_error = None;
+        // A claim whose write failed may still have been written (its answer lost): it is
+        // given back like an unqueued one, which changes nothing if it was not.
+        let mut unqueued = Vec::new();
         for (record, outcome) in records.into_iter().zip(outcomes) {
             match outcome {
-                Ok(Claim::Claimed) => claimed.push(record),
+                Ok(Claim::Claimed) => claimed.push((record, true)),
+                Ok(Claim::Unmarked) => {
+                    tracing::info!(connection_id = %connection.id, key = %record.event_key, "duplicate of an event in no job yet: queued as well, in case its first delivery never was");
+                    claimed.push((record, false));
+                }
                 Ok(Claim::Duplicate) => {
                     tracing::info!(connection_id = %connection.id, key = %record.event_key, "duplicate delivery dropped");
                     duplicates += 1;
                 }
-                Err(e) => claim_error = Some(e),
+                Err(e) => {
+                    claim_error = Some(e);
+                    unqueued.push(record);
+                }
             }
         }
 
         // What was claimed is queued even when other claims failed: the platform's retry
         // then finds those as duplicates and claims only the rest. Once queued, the claim
         // needs no further write: the coalescer marks it with its job.
-        let messages: Vec<QueuedEvent> = claimed.iter().map(QueuedEvent::from_record).collect();
+        let messages: Vec<QueuedEvent> = claimed
+            .iter()
+            .map(|(r, _)| QueuedEvent::from_record(r))
+            .collect();
         let mut sent = self.queue.send_events(&messages).await.into_iter();
         let mut queued = 0;
-        let mut unqueued = Vec::new();
         let mut queue_error = None;
-        for record in claimed {
+        for (record, ours) in claimed {
             match sent.next() {
                 Some(Ok(_)) => {
                     self.recent.remember(&record.key_hash, now);
-                    queued += 1;
+                    match ours {
+                        true => queued += 1,
+                        false => duplicates += 1,
+                    }
                 }
-                Some(Err(e)) => {
-                    queue_error = Some(e.to_string());
-                    unqueued.push(record);
-                }
-                None => {
-                    queue_error = Some("the queue answered for fewer events than sent".into());
-                    unqueued.push(record);
+                failed => {
+                    queue_error = Some(match failed {
+                        Some(Err(e)) => e.to_string(),
+                        _ => "the queue answered for fewer events than sent".into(),
+                    });
+                    if ours {
+                        unqueued.push(record);
+                    }
                 }
             }
         }
@@ -479,12 +495,12 @@ impl Intake {
     }
 }
 
-/// Event keys this container claimed and queued in the last few minutes: a redelivery of
-/// one (a platform retrying a delivery whose answer it missed usually reaches the same warm
+/// Event keys this container queued in the last few minutes: a redelivery of one (a
+/// platform retrying a delivery whose answer it missed usually reaches the same warm
 /// container) is a duplicate without a call. Only keys whose event is on the queue are
-/// kept, and for less than the deduplication window, so the table would refuse each of
-/// them too: a key is claimable again only once released (never kept), abandoned by a
-/// holder that died before queueing (never kept), or past its window.
+/// kept, and for less than the deduplication window: the table would at most let a
+/// redelivery queue a second message of the event, which the coalescer drops (a queued
+/// message that never becomes a job ends in the dead-letter queue, which is alarmed).
 struct RecentKeys {
     keys: Mutex<KeysByAge>,
     kept_for: Duration,

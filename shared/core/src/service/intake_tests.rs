@@ -446,20 +446,21 @@ async fn a_claim_the_coalescer_has_not_marked_within_its_lease_is_taken_over_and
         queued(1, 0, 0)
     );
     move_to_another_container(&mut w);
-    // Within the lease a redelivery is a duplicate; after it, with the first message not
-    // yet coalesced (its holder may have died before queueing), it is taken over.
+    // Within the lease a redelivery is a duplicate (queued as well, as its event is in no
+    // job yet); after it, the claim is taken over.
     w.clock.advance(chrono::Duration::seconds(29));
     assert_eq!(
         deliver(&w, &c, &woo_headers(), &body).await,
         queued(0, 1, 0)
     );
+    move_to_another_container(&mut w);
     w.clock.advance(chrono::Duration::seconds(2));
     assert_eq!(
         deliver(&w, &c, &woo_headers(), &body).await,
         queued(1, 0, 0)
     );
-    // Both messages reach the coalescer: the taken-over one is dropped.
-    assert_eq!(w.memory.queue.events().len(), 2);
+    // All three messages reach the coalescer: one carries the event.
+    assert_eq!(w.memory.queue.events().len(), 3);
     let jobs = coalesce(&w).await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     let logged = w.memory.events.records();
@@ -511,6 +512,60 @@ async fn a_redelivery_that_took_a_claim_over_and_could_not_queue_leaves_one_job_
         deliver(&w, &c, &woo_headers(), &body).await,
         queued(0, 1, 0)
     );
+}
+
+#[tokio::test]
+async fn a_redelivery_while_the_first_claim_is_in_no_job_is_queued_as_well_and_one_job_results() {
+    let w = world();
+    let c = connection(&w, "acme", Platform::WooCommerce, WOO_SECRET).await;
+    let body = fixture("woocommerce-order-updated.body.json");
+    // Another container claimed the event and died before queueing it.
+    let delivery = WebhookDelivery {
+        headers: &woo_headers(),
+        body: &body,
+    };
+    let Ok(Received::Events(parsed)) = Platform::WooCommerce
+        .module()
+        .receive(&c, WOO_SECRET, &delivery)
+    else {
+        panic!("the sample delivery does not parse");
+    };
+    let event = &parsed.events[0];
+    let now = w.clock.now();
+    let abandoned = EventRecord {
+        connection_id: c.id,
+        tenant_id: c.tenant_id.clone(),
+        platform: c.platform,
+        event_key: event.key.clone(),
+        key_hash: claim_key(&c, &event.key),
+        event_type: event.event_type.clone(),
+        entity_type: event.entity_type,
+        entity_id: event.entity_id.clone(),
+        received_at: now,
+        status: EventStatus::Claimed,
+        message_id: None,
+        job_id: None,
+        claim_token: "died-before-queueing".into(),
+    };
+    let settings = IntakeSettings::default();
+    assert_eq!(
+        w.memory
+            .events
+            .claim(&abandoned, now, settings.dedup_ttl, settings.claim_lease)
+            .await,
+        Ok(Claim::Claimed)
+    );
+    // The platform's retry within the lease is a duplicate to the platform, but its event
+    // is queued all the same.
+    w.clock.advance(chrono::Duration::seconds(5));
+    assert_eq!(
+        deliver(&w, &c, &woo_headers(), &body).await,
+        queued(0, 1, 0)
+    );
+    assert_eq!(w.memory.queue.events().len(), 1);
+    let jobs = coalesce(&w).await;
+    assert_eq!(jobs.len(), 1, "the event was lost: {jobs:?}");
+    assert_eq!(jobs[0].ids, std::slice::from_ref(&event.entity_id));
 }
 
 #[tokio::test]
@@ -603,10 +658,20 @@ async fn a_two_hundred_event_delivery_is_claimed_one_write_each_and_queued_in_ba
     // write.
     assert_eq!(deliver(&w, &c, &h, &body).await, queued(0, 200, 0));
     assert_eq!(w.memory.events.writes(), 200);
+    assert_eq!(coalesce(&w).await.len(), 1);
+    assert_eq!(
+        w.memory.events.writes(),
+        400,
+        "the coalescer marks each claim"
+    );
     move_to_another_container(&mut w);
     assert_eq!(deliver(&w, &c, &h, &body).await, queued(0, 200, 0));
-    assert_eq!(w.memory.events.writes(), 400);
-    assert_eq!(w.memory.queue.calls(), 20);
+    assert_eq!(w.memory.events.writes(), 600);
+    assert_eq!(
+        w.memory.queue.calls(),
+        21,
+        "no queue call but the coalescer's one job"
+    );
 }
 
 #[tokio::test]
