@@ -22,7 +22,12 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
-config = IdempotencyConfig(expires_after_seconds=7 * 24 * 3600)
+# Its in-memory cache of records it saw, as large as ours (our intake remembers the 10,000
+# keys it queued last): a duplicate reaching the warm container that queued it costs either
+# handler no call.
+config = IdempotencyConfig(
+    expires_after_seconds=7 * 24 * 3600, use_local_cache=True, local_cache_max_items=10_000
+)
 sqs = boto3.client("sqs")
 QUEUE_URL = os.environ["QUEUE_URL"]
 WOO_SECRET = html.unescape(os.environ["WOO_WEBHOOK_SECRET"]).encode()

@@ -133,15 +133,17 @@ def goals(intake, functions):
     rows = ["| goal | this run | |", "|---|---|---|"]
     if intake:
         o, t = intake["ours"], intake["powertools"]
-        for kind in ("new", "duplicate"):
+        for kind in ("new", "duplicate", "duplicate elsewhere"):
+            if kind not in o or kind not in t:
+                continue
             r0 = t[kind]["p50_ms_at_0"] / o[kind]["p50_ms_at_0"]
             rows.append(f"| intake: ≥ 20× less handler time per {kind} event (zero-latency stand-in) | "
                         f"×{r0:.1f} ({o[kind]['p50_ms_at_0']:.2f} against {t[kind]['p50_ms_at_0']:.2f} ms) | "
                         f"{'met' if r0 >= 20 else f'missed by ×{20 / r0:.0f}'} |")
             r5 = t[kind]["p50_ms_at_5"] / o[kind]["p50_ms_at_5"]
-            rows.append(f"| intake: less time per {kind} event at 5 ms per AWS call | "
+            rows.append(f"| intake: ≥ 1.5× less time per {kind} event at 5 ms per AWS call | "
                         f"×{r5:.2f} ({o[kind]['p50_ms_at_5']:.2f} against {t[kind]['p50_ms_at_5']:.2f} ms) | "
-                        f"{'met' if r5 > 1 else 'missed'} |")
+                        f"{'met' if r5 >= 1.5 else f'missed by ×{1.5 / r5:.2f}'} |")
             ours_calls, their_calls = o[kind]["calls"], t[kind]["calls"]
             verdict = "met" if ours_calls <= their_calls else f"missed by {ours_calls - their_calls:.2g}"
             rows.append(f"| intake: no more AWS calls per {kind} event | {ours_calls:.2g} against "
@@ -182,11 +184,14 @@ Machine: {machine()}
 
 {goals(intake, functions)}
 
-Where the intake misses, the reason is the number of sequential AWS calls: on loopback each
-call costs both handlers about the same (request signing, an HTTP round trip), so a handler
-that makes more of them cannot be many times faster however little else it does; in AWS,
-where a call is a network round trip of milliseconds, the count decides. Bringing a new
-event to two calls and a duplicate to one is issue 19.
+A new event costs our intake two sequential AWS calls once warm (the claim, which is also
+its log entry, then the enqueue) and a duplicate one (the claim's refusal), none when the
+same warm container queued it; the duplicates below are that case for both handlers (each
+keeps the keys it handled in memory), and `tests/webhooks.rs` checks the one-call case of
+another container. Where a zero-latency ratio misses, the reason is what every call costs
+both handlers on loopback (request signing, an HTTP round trip): a handler that makes as
+many calls cannot be many times faster however little else it does; in AWS, where a call is
+a network round trip of milliseconds, the count decides.
 
 ## Webhook intake against Powertools for AWS Lambda
 
@@ -206,13 +211,19 @@ from its environment and keeps no event log.
 
 `./infra/bench.sh functions`: each function's release build (x86_64 here; the template
 deploys arm64) under the stand-in Runtime API with the local stack's environment; init is
-process start to its first poll; first and warm invokes use the function's `events/` sample
+process start to its first poll, ten cold starts each; first and warm invokes use the function's `events/` sample
 and go straight to moto, so they include moto's own time (the worker and the sweeper are
 only started: their work needs the platforms). For
 comparison, published figures for a hello-world function on Lambda: Rust about 13 ms of
 init on arm64; Python and Node.js about 100 ms.
 
 {section("functions.md", "functions")}
+
+Invoke times include moto's own answer time: the API's sample creates a schedule (a
+DynamoDB write and an EventBridge CreateSchedule on moto), which likely accounts for its
+wide first-invoke spread and warm p99; not measured apart here. Binary sizes are of the
+release profile (`opt-level = "z"`, fat LTO, one codegen unit, stripped, `panic = "abort"`)
+with the AWS SDK's legacy HTTPS client and SSO providers left out.
 
 ## Sync throughput, platform calls, memory
 
