@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::Client;
 
-use crate::sdk::describe;
+use crate::sdk::{condition_failed, describe};
 use crate::table::{key, n, s};
 use sync_core::ports::{CallQuota, StoreError};
 
@@ -141,12 +141,7 @@ impl CallQuota for DynamoCallQuota {
         match result {
             Ok(_) => Ok(()),
             // Taken by another since its lease ended: theirs now.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(e) if condition_failed(&e) => Ok(()),
             // Throttled or failed: the seat frees when its lease ends (the caller logs it).
             Err(e) => Err(StoreError::Unavailable(describe(&e))),
         }

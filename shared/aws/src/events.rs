@@ -22,7 +22,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 
-use crate::sdk::describe;
+use crate::sdk::{condition_failed, describe};
 use crate::table::{
     event_claim_key, event_log_pk, get_s, get_time, n, parsed, s, time, Item, EVENT_PREFIX,
     TENANT_INDEX,
@@ -247,12 +247,7 @@ impl EventClaims for DynamoEventStore {
             Ok(_) => Ok(()),
             // Another delivery holds the key now, or the coalescer marked it (the queue took
             // the event after all): nothing to release.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(unavailable(describe(&e))),
         }
     }

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
-use crate::sdk::describe;
+use crate::sdk::{condition_failed, describe};
 use crate::table::{
     batch_write, get_s, get_time, key, n, open_run_sweep_keys, parsed, run_key, run_pointer_pk, s,
     tenant_pk, time, Item, RunsBy, RUN_CANCEL_PREFIX, RUN_PREFIX,
@@ -318,12 +318,7 @@ impl RunLog for DynamoRuns {
         };
         match put.send().await {
             Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                return Ok(false)
-            }
+            Err(e) if condition_failed(&e) => return Ok(false),
             Err(e) => return Err(unavailable(describe(&e))),
         }
         // (Its pointers name it by key and time: writing them again changes nothing.)
@@ -345,12 +340,7 @@ impl RunLog for DynamoRuns {
             .await;
         match put {
             Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(unavailable(describe(&e))),
         }
     }
@@ -379,12 +369,7 @@ impl RunLog for DynamoRuns {
         match put {
             Ok(_) => Ok(()),
             // Asked before: the first request stands.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(unavailable(describe(&e))),
         }
     }

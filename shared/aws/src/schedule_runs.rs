@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use crate::schedules::from_item;
+use crate::sdk::condition_failed;
 use crate::table::{s, schedule_key, time, write_failure, Records};
 use sync_core::domain::{RunId, RunStatus, Schedule, ScheduleId, TenantId};
 use sync_core::ports::{ScheduleRuns, StoreError};
@@ -87,11 +88,7 @@ impl ScheduleRuns for DynamoScheduleRuns {
         };
         let result = match first.send().await {
             // Counted already (or gone, which the plain update finds too).
-            Err(e)
-                if status == RunStatus::Failed
-                    && e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if status == RunStatus::Failed && condition_failed(&e) => {
                 update(plain, exists).send().await
             }
             other => other,

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
-use crate::sdk::describe;
+use crate::sdk::{condition_failed, describe};
 use sync_core::ports::{StateError, SyncKey, WebhookArrivals};
 
 #[derive(Clone, Debug)]
@@ -45,12 +45,7 @@ impl WebhookArrivals for DynamoWebhookArrivals {
         match result {
             Ok(_) => Ok(()),
             // A later arrival is noted already.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(StateError::Unavailable(describe(&e))),
         }
     }
